@@ -1,0 +1,43 @@
+# The two commands: `make run` (stack + service) and `make test` (stack + the whole test suite).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test venv lint unit stack-up stack-down stack-status clean
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is needed (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(INSTALLED)
+
+run: venv
+	$(BIN)/saga stack up
+	$(BIN)/saga serve
+
+test: venv lint
+	$(BIN)/saga stack up
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(BIN)/pytest -m 'not integration' $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+
+stack-up: venv
+	$(BIN)/saga stack up
+
+stack-down: venv
+	$(BIN)/saga stack down
+
+stack-status: venv
+	$(BIN)/saga stack status
+
+clean: stack-down
+	rm -rf .stack $(VENV)

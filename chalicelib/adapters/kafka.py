@@ -1,0 +1,76 @@
+"""Kafka producer and consumer factories.
+
+Event metadata travels inside the JSON value, not in record headers: a 0.9 broker (the local
+stack's) has no headers, and the same code must run against a current Kafka or MSK.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.serializer import Deserializer, Serializer
+
+from chalicelib.config import KafkaSettings
+from chalicelib.saga.durations import parse_duration_ms
+
+Headers = list[tuple[str, bytes]] | None
+
+
+class JsonSerializer(Serializer):
+    def serialize(self, topic: str, headers: Headers, data: Any) -> bytes:
+        return json.dumps(data, separators=(",", ":"), default=str).encode()
+
+
+class JsonDeserializer(Deserializer):
+    def deserialize(self, topic: str, headers: Headers, data: bytes) -> Any:
+        return json.loads(data.decode())
+
+
+class KeySerializer(Serializer):
+    def serialize(self, topic: str, headers: Headers, data: str | bytes | None) -> bytes | None:
+        return data.encode() if isinstance(data, str) else data
+
+
+class KeyDeserializer(Deserializer):
+    def deserialize(self, topic: str, headers: Headers, data: bytes | None) -> str | None:
+        return data.decode() if data is not None else None
+
+
+def producer(settings: KafkaSettings) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=settings.brokers,
+        api_version=settings.api_version_tuple(),
+        acks="all",
+        retries=5,
+        # One request in flight keeps a key's records in order across retries.
+        max_in_flight_requests_per_connection=1,
+        linger_ms=5,
+        key_serializer=KeySerializer(),
+        value_serializer=JsonSerializer(),
+        request_timeout_ms=parse_duration_ms(settings.producer_timeout),
+    )
+
+
+def consumer(
+    settings: KafkaSettings,
+    topics: Iterable[str] | None = None,
+    *,
+    group_id: str | None = None,
+    auto_offset_reset: str = "earliest",
+) -> KafkaConsumer:
+    return KafkaConsumer(
+        *(topics if topics is not None else [settings.topic]),
+        bootstrap_servers=settings.brokers,
+        api_version=settings.api_version_tuple(),
+        group_id=group_id or settings.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset=auto_offset_reset,
+        consumer_timeout_ms=parse_duration_ms(settings.consumer_timeout),
+        value_deserializer=JsonDeserializer(),
+        key_deserializer=KeyDeserializer(),
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=3_000,
+    )

@@ -1,0 +1,72 @@
+"""MySQL/MariaDB connections for the write model.
+
+One connection per process, kept across warm Lambda invocations and re-opened when the server
+dropped it; every multi-row change goes through `transaction()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pymysql
+from pymysql.cursors import DictCursor
+
+from chalicelib.config import MySQLSettings
+
+
+def connect(settings: MySQLSettings, *, database: str | None = None) -> pymysql.Connection:
+    return pymysql.connect(
+        host=settings.host,
+        port=settings.port,
+        user=settings.username,
+        password=settings.password,
+        database=database if database is not None else settings.database,
+        charset="utf8mb4",
+        cursorclass=DictCursor,
+        autocommit=False,
+        connect_timeout=5,
+        read_timeout=30,
+        write_timeout=30,
+    )
+
+
+class MySQLConnector:
+    """Hands out a live connection, reconnecting lazily after the server went away."""
+
+    def __init__(self, settings: MySQLSettings, *, database: str | None = None) -> None:
+        self._settings = settings
+        self._database = database
+        self._conn: pymysql.Connection | None = None
+
+    def connection(self) -> pymysql.Connection:
+        if self._conn is None or not self._conn.open:
+            self._conn = connect(self._settings, database=self._database)
+        return self._conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[DictCursor]:
+        """A cursor inside one transaction: committed on success, rolled back on any error."""
+        conn = self.connection()
+        try:
+            conn.ping()
+        except pymysql.MySQLError:
+            # The server dropped us (restart, idle timeout): start over with a fresh connection.
+            self.close()
+            conn = self.connection()
+        cursor = conn.cursor()
+        try:
+            yield cursor
+            conn.commit()
+        except BaseException:
+            with contextlib.suppress(pymysql.MySQLError):
+                conn.rollback()
+            raise
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        if self._conn is not None and self._conn.open:
+            with contextlib.suppress(pymysql.MySQLError):
+                self._conn.close()
+        self._conn = None

@@ -1,0 +1,158 @@
+"""Settings: configs/config.yaml, overridden by the environment.
+
+Precedence, lowest first: the YAML file (SAGA_CONFIG_FILE or configs/config.yaml), the classic
+variables (DB_HOST, MONGODB_URI, KAFKA_BROKERS, ...), then SAGA__SECTION__KEY variables.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+_DEFAULT_FILE = Path(__file__).resolve().parent.parent / "configs" / "config.yaml"
+
+# Environment variables the seed's compose file uses, mapped to config paths.
+_CLASSIC_VARIABLES: dict[str, tuple[str, ...]] = {
+    "DB_HOST": ("database", "mysql", "host"),
+    "DB_PORT": ("database", "mysql", "port"),
+    "DB_USER": ("database", "mysql", "username"),
+    "DB_PASSWORD": ("database", "mysql", "password"),
+    "DB_NAME": ("database", "mysql", "database"),
+    "MONGODB_URI": ("database", "mongodb", "uri"),
+    "MONGODB_DB": ("database", "mongodb", "database"),
+    "KAFKA_BROKERS": ("kafka", "brokers"),
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    port: str = ":8000"
+    read_timeout: str = "30s"
+    write_timeout: str = "30s"
+    idle_timeout: str = "120s"
+
+
+class MySQLSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 3306
+    username: str = "saga"
+    password: str = ""
+    database: str = "saga_db"
+    max_idle_conns: int = 10
+    max_open_conns: int = 100
+    conn_max_lifetime: int = 3600
+
+
+class MongoSettings(_Section):
+    uri: str = "mongodb://127.0.0.1:27017"
+    database: str = "saga_db"
+    max_pool_size: int = 100
+    min_pool_size: int = 10
+    max_idle_time: str = "30s"
+
+
+class DatabaseSettings(_Section):
+    mysql: MySQLSettings = MySQLSettings()
+    mongodb: MongoSettings = MongoSettings()
+
+
+class KafkaSettings(_Section):
+    brokers: list[str] = ["127.0.0.1:9092"]
+    group_id: str = "saga-group"
+    topic: str = "saga-events"
+    consumer_timeout: str = "10s"
+    producer_timeout: str = "10s"
+    api_version: str = "auto"
+    partitions: int = 3
+    zookeeper: str = "127.0.0.1:2181"
+
+    def api_version_tuple(self) -> tuple[int, ...] | None:
+        """kafka-python's api_version argument: None lets it probe the broker."""
+        if self.api_version == "auto":
+            return None
+        return tuple(int(part) for part in self.api_version.split("."))
+
+
+class AwsSettings(_Section):
+    region: str = "us-east-1"
+    endpoint_url: str = ""
+
+
+class SagaSettings(_Section):
+    name: str = "Saga Service"
+    version: str = "1.0.0"
+    description: str = ""
+    max_sagas: int = 1000
+    max_steps: int = 10000
+    cleanup_interval: str = "1h"
+    validation_enabled: bool = True
+    caching_enabled: bool = True
+    monitoring_enabled: bool = True
+    auditing_enabled: bool = True
+    retry_enabled: bool = True
+    compensation_enabled: bool = True
+    supported_saga_types: list[str] = Field(default_factory=list)
+    supported_step_types: list[str] = Field(default_factory=list)
+    validation_rules: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class Settings(_Section):
+    stage: Literal["local", "dev", "prod", "test"] = "local"
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    aws: AwsSettings = AwsSettings()
+    saga: SagaSettings = SagaSettings()
+
+
+def _set_path(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = tree
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+
+
+def _parse_value(raw: str, path: tuple[str, ...]) -> Any:
+    if path == ("kafka", "brokers"):
+        return [broker.strip() for broker in raw.split(",") if broker.strip()]
+    # YAML scalars: "3307" -> 3307, "true" -> True, "[a, b]" -> list; anything else stays text.
+    if raw.strip() == "":
+        return ""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def load_settings(
+    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    environ = os.environ if environ is None else environ
+    path = config_file or Path(environ.get("SAGA_CONFIG_FILE", _DEFAULT_FILE))
+    tree: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+    for variable, config_path in _CLASSIC_VARIABLES.items():
+        if variable in environ:
+            _set_path(tree, config_path, _parse_value(environ[variable], config_path))
+    for variable, raw in environ.items():
+        if variable.startswith("SAGA__"):
+            config_path = tuple(part.lower() for part in variable[len("SAGA__"):].split("__"))
+            _set_path(tree, config_path, _parse_value(raw, config_path))
+    if "SAGA_STAGE" in environ:
+        tree["stage"] = environ["SAGA_STAGE"]
+    return Settings.model_validate(tree)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once (Lambda containers reuse them across invocations)."""
+    return load_settings()

@@ -1,0 +1,78 @@
+"""Health of every component the service depends on, each with its latency."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kafka.errors import KafkaError
+
+from chalicelib.adapters import aws, kafka, mongo, mysql
+from chalicelib.config import Settings
+
+Check = Callable[[Settings], str]
+
+
+def _mysql(settings: Settings) -> str:
+    conn = mysql.connect(settings.database.mysql)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT VERSION() AS version")
+            return str(cur.fetchone()["version"])
+    finally:
+        conn.close()
+
+
+def _mongodb(settings: Settings) -> str:
+    with mongo.mongo_client(settings.database.mongodb) as client:
+        info = client.admin.command("buildInfo")
+        return str(info["version"])
+
+
+def _kafka(settings: Settings) -> str:
+    consumer = kafka.consumer(settings.kafka, topics=[], group_id=None)
+    try:
+        topics = consumer.topics()
+    finally:
+        consumer.close()
+    if settings.kafka.topic not in topics:
+        raise KafkaError(f"topic {settings.kafka.topic!r} does not exist")
+    return f"topic {settings.kafka.topic} present"
+
+
+def _stepfunctions(settings: Settings) -> str:
+    sfn = aws.client("stepfunctions", settings.aws)
+    machines = sfn.list_state_machines(maxResults=1)
+    return f"reachable ({len(machines.get('stateMachines', []))}+ state machines)"
+
+
+CHECKS: dict[str, Check] = {
+    "mysql": _mysql,
+    "mongodb": _mongodb,
+    "kafka": _kafka,
+    "stepfunctions": _stepfunctions,
+}
+
+
+def _timed(check: Check, settings: Settings) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        detail = check(settings)
+        status = "up"
+    except Exception as error:  # a health check reports every failure, whatever its kind
+        detail = f"{type(error).__name__}: {error}"
+        status = "down"
+    return {"status": status, "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            "detail": detail}
+
+
+def check_health(settings: Settings, checks: dict[str, Check] | None = None) -> dict[str, Any]:
+    """Run every check in parallel; overall status is "up" only when every component is."""
+    checks = checks or CHECKS
+    with ThreadPoolExecutor(max_workers=len(checks)) as pool:
+        futures = {name: pool.submit(_timed, check, settings) for name, check in checks.items()}
+        components = {name: future.result() for name, future in futures.items()}
+    overall = "up" if all(c["status"] == "up" for c in components.values()) else "down"
+    return {"status": overall, "components": components}

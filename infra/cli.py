@@ -1,0 +1,89 @@
+"""`saga`: the command line for the local stack and the service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from chalicelib.config import get_settings
+from infra.stack.paths import PROJECT_ROOT
+from infra.stack.process import StackError
+from infra.stack.supervisor import Supervisor
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNHEALTHY = 0, 1, 2, 3
+
+
+def _stack(args: argparse.Namespace) -> int:
+    supervisor = Supervisor(get_settings())
+    if args.action == "up":
+        supervisor.up(args.servers)
+        return EXIT_OK
+    if args.action == "down":
+        if not supervisor.down(args.servers):
+            print("nothing was running")
+        return EXIT_OK
+    if args.action == "status":
+        statuses = supervisor.status(args.servers)
+        if args.json:
+            print(json.dumps([status.__dict__ for status in statuses], indent=2))
+        else:
+            for status in statuses:
+                print(status.line())
+        return EXIT_OK if all(s.state == "healthy" for s in statuses) else EXIT_UNHEALTHY
+    if args.action == "logs":
+        names = args.servers or [server.name for server in supervisor.servers]
+        if args.follow:
+            logs = [str(supervisor.paths.log(name)) for name in names]
+            os.execvp("tail", ["tail", "-n", str(args.lines), "-F", *logs])
+        for name in names:
+            print(f"==> {name} <==\n{supervisor.tail(name, args.lines)}")
+        return EXIT_OK
+    raise AssertionError(args.action)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # chalice local serves the same routes API Gateway would, on 127.0.0.1 only.
+    os.chdir(PROJECT_ROOT)
+    chalice = str(Path(sys.executable).with_name("chalice"))
+    print(f"serving the API on http://127.0.0.1:{args.port} (stage {args.stage})", flush=True)
+    os.execv(chalice, [chalice, "local", "--host", "127.0.0.1", "--port", str(args.port),
+                       "--stage", args.stage, "--no-autoreload"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="saga", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    stack = commands.add_parser("stack", help="the local servers: MariaDB, MongoDB, Kafka, "
+                                "ZooKeeper, LocalStack")
+    stack.add_argument("action", choices=["up", "down", "status", "logs"])
+    stack.add_argument("servers", nargs="*", help="only these servers (default: all)")
+    stack.add_argument("--json", action="store_true", help="status as JSON")
+    stack.add_argument("-n", "--lines", type=int, default=50, help="log lines to show")
+    stack.add_argument("-f", "--follow", action="store_true", help="follow the logs")
+    stack.set_defaults(handler=_stack)
+
+    serve = commands.add_parser("serve", help="serve the API on 127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--stage", default="local")
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except StackError as error:
+        print(f"saga: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

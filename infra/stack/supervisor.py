@@ -1,0 +1,175 @@
+"""Bring the local stack up, report on it, and take it down: only ever the processes it started."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from chalicelib.config import Settings
+from infra.stack import process
+from infra.stack.paths import StackPaths
+from infra.stack.process import StackError
+from infra.stack.server import Server
+from infra.stack.servers.kafka import Kafka, ZooKeeper
+from infra.stack.servers.localstack import LocalStack
+from infra.stack.servers.mariadb import MariaDB
+from infra.stack.servers.mongodb import MongoDB
+
+# A server named here is brought up with, and before, the one that needs it.
+_NEEDS = {"kafka": ("zookeeper",)}
+
+Say = Callable[[str], None]
+
+
+def build_servers(settings: Settings, paths: StackPaths) -> list[Server]:
+    """Every server of the stack, in start order."""
+    return [
+        MariaDB(paths, settings.database.mysql),
+        MongoDB(paths, settings.database.mongodb),
+        ZooKeeper(paths, settings.kafka),
+        Kafka(paths, settings.kafka),
+        LocalStack(paths, settings.aws),
+    ]
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    name: str
+    address: str
+    state: str  # "healthy", "unhealthy" or "down"
+    pid: int | None
+    rss_mb: float | None
+
+    def line(self) -> str:
+        pid = f"pid {self.pid}" if self.pid else "-"
+        rss = f"{self.rss_mb:.0f} MB" if self.rss_mb is not None else ""
+        return f"{self.name:<11} {self.state:<10} {self.address:<16} {pid:<10} {rss}".rstrip()
+
+
+def _rss_mb(pid: int) -> float | None:
+    # Resident memory of the server and its children (LocalStack's Lambda processes).
+    total_kb = 0
+    for each in (pid, *_descendants(pid)):
+        try:
+            status = Path(f"/proc/{each}/status").read_text()
+        except OSError:
+            continue
+        total_kb += sum(int(line.split()[1]) for line in status.splitlines()
+                        if line.startswith("VmRSS:"))
+    return total_kb / 1024 if total_kb else None
+
+
+def _descendants(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    found = [int(child) for child in children]
+    for child in list(found):
+        found += _descendants(child)
+    return found
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, paths: StackPaths | None = None,
+                 say: Say = print) -> None:
+        self.paths = paths or StackPaths.default()
+        self.servers = build_servers(settings, self.paths)
+        self.say = say
+
+    def select(self, names: Iterable[str] = ()) -> list[Server]:
+        wanted = set(names)
+        known = {server.name for server in self.servers}
+        if unknown := wanted - known:
+            raise StackError(f"unknown server(s) {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(s.name for s in self.servers)}")
+        if not wanted:
+            return list(self.servers)
+        for name in list(wanted):
+            wanted.update(_NEEDS.get(name, ()))
+        return [server for server in self.servers if server.name in wanted]
+
+    # -- up -------------------------------------------------------------------------------
+
+    def up(self, names: Iterable[str] = ()) -> list[ServerStatus]:
+        self.paths.ensure()
+        statuses = []
+        for server in self.select(names):
+            started = time.monotonic()
+            if not server.is_installed():
+                self.say(f"{server.name:<11} installing ...")
+                server.install()
+                self.say(f"{server.name:<11} installed in {time.monotonic() - started:.1f}s")
+            how = self._ensure_running(server)
+            server.bootstrap()
+            status = self.status_of(server)
+            statuses.append(status)
+            self.say(f"{status.line()}  ({how} in {time.monotonic() - started:.1f}s)")
+        return statuses
+
+    def _ensure_running(self, server: Server) -> str:
+        pid = process.owned_pid(self.paths.pid(server.name), server.marker)
+        if pid is not None:
+            if self._wait_healthy(server, pid, timeout=server.start_timeout):
+                return "already running"
+            self.say(f"{server.name:<11} pid {pid} is not healthy; restarting it")
+            process.stop(pid, grace_seconds=server.stop_grace)
+        if process.port_open(server.host, server.port):
+            raise StackError(f"{server.name}: {server.address} is already taken by a process this "
+                             "stack did not start; stop it or change the port in the config")
+        server.prepare()
+        pid = process.spawn(server.command(), env=server.environment(),
+                            log_file=self.paths.log(server.name),
+                            pid_file=self.paths.pid(server.name), cwd=server.data_dir)
+        if not self._wait_healthy(server, pid, timeout=server.start_timeout):
+            raise StackError(f"{server.name} did not become healthy within "
+                             f"{server.start_timeout:.0f}s; last lines of "
+                             f"{self.paths.log(server.name)}:\n{self.tail(server.name, 15)}")
+        return "started"
+
+    def _wait_healthy(self, server: Server, pid: int, *, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.owned_pid(self.paths.pid(server.name), server.marker) != pid:
+                return False  # it exited
+            if server.is_healthy():
+                return True
+            time.sleep(0.2)
+        return False
+
+    # -- status / down / logs ---------------------------------------------------------------
+
+    def status_of(self, server: Server) -> ServerStatus:
+        pid = process.owned_pid(self.paths.pid(server.name), server.marker)
+        state = "down" if pid is None else "healthy" if server.is_healthy() else "unhealthy"
+        return ServerStatus(server.name, server.address, state, pid,
+                            _rss_mb(pid) if pid else None)
+
+    def status(self, names: Iterable[str] = ()) -> list[ServerStatus]:
+        return [self.status_of(server) for server in self.select(names)]
+
+    def down(self, names: Iterable[str] = ()) -> list[str]:
+        """Stop the selected servers, dependants first. Returns what was stopped."""
+        stopped = []
+        selected = self.select(names) if names else list(self.servers)
+        for server in reversed(selected):
+            pid_file = self.paths.pid(server.name)
+            pid = process.owned_pid(pid_file, server.marker)
+            if pid is not None:
+                killed = process.stop(pid, grace_seconds=server.stop_grace)
+                stopped.append(server.name)
+                self.say(f"{server.name:<11} stopped (pid {pid}{', killed' if killed else ''})")
+            pid_file.unlink(missing_ok=True)
+        return stopped
+
+    def tail(self, name: str, lines: int = 50) -> str:
+        log = self.paths.log(name)
+        if not log.exists():
+            return f"(no log yet at {log})"
+        with open(log, "rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - 256 * 1024))
+            text = handle.read().decode(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])

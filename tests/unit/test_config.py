@@ -1,0 +1,67 @@
+"""Settings: the YAML file carries the service's config keys; the environment overrides them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from chalicelib.config import load_settings
+
+
+def test_the_shipped_config_loads_with_every_contract_key() -> None:
+    settings = load_settings(environ={})
+    assert settings.database.mysql.database == "saga_db"
+    assert settings.kafka.topic == "saga-events"
+    assert settings.kafka.group_id == "saga-group"
+    assert settings.saga.max_sagas == 1000 and settings.saga.max_steps == 10000
+    assert "PaymentSaga" in settings.saga.supported_saga_types
+    assert "PaymentStep" in settings.saga.supported_step_types
+    rules = settings.saga.validation_rules
+    assert rules["saga"]["version"] == {"required": True, "format": "semver"}
+    assert rules["step"]["max_retries"] == {"required": True, "min": 0, "max": 10}
+    assert rules["step"]["timeout"] == {"required": True, "min": "1s", "max": "1h"}
+
+
+def test_nested_environment_overrides_are_typed() -> None:
+    settings = load_settings(environ={
+        "SAGA__DATABASE__MYSQL__PORT": "3307",
+        "SAGA__SAGA__AUDITING_ENABLED": "false",
+        "SAGA__AWS__ENDPOINT_URL": "",
+        "SAGA_STAGE": "prod",
+    })
+    assert settings.database.mysql.port == 3307
+    assert settings.saga.auditing_enabled is False
+    assert settings.aws.endpoint_url == ""
+    assert settings.stage == "prod"
+
+
+def test_classic_variables_override_the_file_and_lose_to_saga_variables() -> None:
+    settings = load_settings(environ={
+        "DB_HOST": "db.internal",
+        "KAFKA_BROKERS": "k1:9092, k2:9092",
+        "MONGODB_URI": "mongodb://m:27017",
+        "SAGA__DATABASE__MYSQL__HOST": "wins.internal",
+    })
+    assert settings.database.mysql.host == "wins.internal"
+    assert settings.kafka.brokers == ["k1:9092", "k2:9092"]
+    assert settings.database.mongodb.uri == "mongodb://m:27017"
+
+
+def test_kafka_api_version_is_a_setting() -> None:
+    assert load_settings(environ={}).kafka.api_version_tuple() == (0, 9)
+    auto = load_settings(environ={"SAGA__KAFKA__API_VERSION": "auto"})
+    assert auto.kafka.api_version_tuple() is None
+
+
+def test_a_typo_in_the_config_is_an_error_not_a_silent_default(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("database:\n  mysql:\n    prot: 3306\n")
+    with pytest.raises(ValidationError, match="prot"):
+        load_settings(config, environ={})
+
+
+def test_bad_types_are_refused() -> None:
+    with pytest.raises(ValidationError, match="port"):
+        load_settings(environ={"SAGA__DATABASE__MYSQL__PORT": "not-a-port"})
