@@ -93,6 +93,8 @@ class SagaSettings(_Section):
     description: str = ""
     max_sagas: int = 1000
     max_steps: int = 10000
+    # One saga's steps; each is a Task (and a compensation Task) in one state machine.
+    max_steps_per_saga: int = 100
     cleanup_interval: str = "1h"
     validation_enabled: bool = True
     caching_enabled: bool = True

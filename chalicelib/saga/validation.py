@@ -1,0 +1,239 @@
+"""Validation of saga definitions: the configured rules plus the invariants the service relies on.
+
+Every violation is collected, never just the first, so a client can fix a request in one go.
+The configured rules (saga.validation_rules) can be switched off with validation_enabled; the
+invariants (safe ids, unique steps, a compensation per step, ...) cannot, because the state
+machine compiler and the store depend on them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from chalicelib.saga.durations import format_duration_ms, parse_duration_ms
+from chalicelib.saga.models import SagaDefinition, StepDefinition
+
+# Ids end up in state machine names, Lambda payloads, URLs and Kafka keys.
+SAFE_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+# semver.org's grammar: MAJOR.MINOR.PATCH[-prerelease][+build]
+SEMVER = re.compile(
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
+    r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
+)
+DURATION_FIELDS = frozenset({"timeout"})
+
+
+@dataclass(frozen=True)
+class Violation:
+    field: str
+    rule: str
+    message: str
+    value: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "rule": self.rule, "message": self.message,
+                "value": self.value}
+
+
+@dataclass(frozen=True)
+class ValidationPolicy:
+    """What validation needs from the configuration, as plain data."""
+
+    rules: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    enabled: bool = True
+    saga_types: frozenset[str] = frozenset()
+    step_types: frozenset[str] = frozenset()
+    max_steps_per_saga: int = 100
+
+    @classmethod
+    def from_settings(cls, saga_settings: Any) -> ValidationPolicy:
+        return cls(
+            rules=saga_settings.validation_rules,
+            enabled=saga_settings.validation_enabled,
+            saga_types=frozenset(saga_settings.supported_saga_types),
+            step_types=frozenset(saga_settings.supported_step_types),
+            max_steps_per_saga=saga_settings.max_steps_per_saga,
+        )
+
+
+class DefinitionInvalid(ValueError):
+    def __init__(self, violations: list[Violation]) -> None:
+        super().__init__(f"{len(violations)} validation error(s)")
+        self.violations = violations
+
+
+def parse_definition(payload: Any) -> SagaDefinition:
+    """The request body as a SagaDefinition, or DefinitionInvalid listing every shape error."""
+    if not isinstance(payload, dict):
+        raise DefinitionInvalid([Violation("", "type", "the body must be a JSON object",
+                                           type(payload).__name__)])
+    try:
+        return SagaDefinition.model_validate(payload)
+    except ValidationError as error:
+        raise DefinitionInvalid([_from_pydantic(e) for e in error.errors()]) from None
+
+
+def _from_pydantic(error: Mapping[str, Any]) -> Violation:
+    path = ""
+    for part in error["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    rule = {"extra_forbidden": "unknown_field", "missing": "required"}.get(error["type"], "type")
+    value = error.get("input")
+    message = "unknown field" if rule == "unknown_field" else error["msg"]
+    return Violation(path, rule, message, value if _is_scalar(value) else None)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def validate_definition(saga: SagaDefinition, policy: ValidationPolicy) -> list[Violation]:
+    violations: list[Violation] = []
+    if policy.enabled:
+        violations += _field_rules("", saga, policy.rules.get("saga", {}))
+        for index, step in enumerate(saga.steps):
+            violations += _field_rules(f"steps[{index}].", step, policy.rules.get("step", {}))
+    violations += _invariants(saga, policy)
+    return violations
+
+
+def check_definition(payload: Any, policy: ValidationPolicy) -> SagaDefinition:
+    """Parse and validate in one go; DefinitionInvalid carries every violation."""
+    saga = parse_definition(payload)
+    if violations := validate_definition(saga, policy):
+        raise DefinitionInvalid(violations)
+    return saga
+
+
+# -- configured rules ----------------------------------------------------------------------
+
+def _field_rules(prefix: str, model: SagaDefinition | StepDefinition,
+                 rules: Mapping[str, Mapping[str, Any]]) -> list[Violation]:
+    found = []
+    for name, rule_set in rules.items():
+        value = getattr(model, name, None)
+        path = f"{prefix}{name}"
+        if value is None or value == "":
+            if rule_set.get("required"):
+                found.append(Violation(path, "required", "is required", value))
+            continue
+        found += _value_rules(path, name, value, rule_set)
+    return found
+
+
+def _value_rules(path: str, name: str, value: Any, rule_set: Mapping[str, Any]) -> list[Violation]:
+    found = []
+    if isinstance(value, str) and name not in DURATION_FIELDS:
+        if (low := rule_set.get("min_length")) is not None and len(value) < low:
+            found.append(Violation(path, "min_length",
+                                   f"must be at least {low} characters long", value))
+        if (high := rule_set.get("max_length")) is not None and len(value) > high:
+            found.append(Violation(path, "max_length",
+                                   f"must be at most {high} characters long", value))
+        if rule_set.get("format") == "semver" and not SEMVER.fullmatch(value):
+            found.append(Violation(path, "format",
+                                   "must be a semantic version such as 1.0.0", value))
+    elif name in DURATION_FIELDS:
+        found += _duration_rules(path, value, rule_set)
+    elif isinstance(value, int):
+        if (low := rule_set.get("min")) is not None and value < low:
+            found.append(Violation(path, "min", f"must be at least {low}", value))
+        if (high := rule_set.get("max")) is not None and value > high:
+            found.append(Violation(path, "max", f"must be at most {high}", value))
+    return found
+
+
+def _duration_rules(path: str, value: Any, rule_set: Mapping[str, Any]) -> list[Violation]:
+    try:
+        ms = parse_duration_ms(value)
+    except ValueError:
+        return []  # a malformed duration is reported by the invariants, enabled or not
+    found = []
+    if (low := rule_set.get("min")) is not None and ms < parse_duration_ms(low):
+        found.append(Violation(path, "min", f"must be at least {low}", value))
+    if (high := rule_set.get("max")) is not None and ms > parse_duration_ms(high):
+        found.append(Violation(path, "max", f"must be at most {high}", value))
+    return found
+
+
+# -- invariants ------------------------------------------------------------------------------
+
+def _invariants(saga: SagaDefinition, policy: ValidationPolicy) -> list[Violation]:
+    found = []
+    if saga.id and not SAFE_ID.fullmatch(saga.id):
+        found.append(Violation("id", "charset", _charset_message(), saga.id))
+    if saga.type is not None and policy.saga_types and saga.type not in policy.saga_types:
+        found.append(Violation("type", "supported",
+                               f"must be one of {', '.join(sorted(policy.saga_types))}",
+                               saga.type))
+    if not saga.steps:
+        found.append(Violation("steps", "min_items", "a saga needs at least one step", 0))
+    elif not any(step.active for step in saga.steps):
+        found.append(Violation("steps", "active", "at least one step must be active", None))
+    if len(saga.steps) > policy.max_steps_per_saga:
+        found.append(Violation("steps", "max_items",
+                               f"a saga has at most {policy.max_steps_per_saga} steps",
+                               len(saga.steps)))
+    for index, step in enumerate(saga.steps):
+        found += _step_invariants(f"steps[{index}].", step, policy)
+    found += _duplicates("id", [step.id for step in saga.steps])
+    found += _duplicates("order", [step.order for step in saga.steps])
+    return found
+
+
+def _step_invariants(prefix: str, step: StepDefinition,
+                     policy: ValidationPolicy) -> list[Violation]:
+    found = []
+    if step.id and not SAFE_ID.fullmatch(step.id):
+        found.append(Violation(f"{prefix}id", "charset", _charset_message(), step.id))
+    if not step.compensation:
+        found.append(Violation(f"{prefix}compensation", "required",
+                               "every step needs a compensation", step.compensation))
+    if step.order is None:
+        found.append(Violation(f"{prefix}order", "required", "is required", None))
+    elif step.order < 1:
+        found.append(Violation(f"{prefix}order", "min", "must be at least 1", step.order))
+    if step.max_retries is not None and step.max_retries < 0:
+        found.append(Violation(f"{prefix}max_retries", "min", "must not be negative",
+                               step.max_retries))
+    if step.timeout is not None and not _is_duration(step.timeout):
+        found.append(Violation(f"{prefix}timeout", "format",
+                               "must be a duration such as 500ms, 30s, 2m or 1h", step.timeout))
+    if step.type is not None and policy.step_types and step.type not in policy.step_types:
+        found.append(Violation(f"{prefix}type", "supported",
+                               f"must be one of {', '.join(sorted(policy.step_types))}",
+                               step.type))
+    return found
+
+
+def _duplicates(name: str, values: Iterable[Any]) -> list[Violation]:
+    values = list(values)
+    counts = Counter(v for v in values if v is not None)
+    return [Violation(f"steps[{index}].{name}", "unique",
+                      f"{name} {value!r} is used by more than one step", value)
+            for index, value in enumerate(values)
+            if value is not None and counts[value] > 1 and values.index(value) != index]
+
+
+def _is_duration(value: str) -> bool:
+    try:
+        parse_duration_ms(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _charset_message() -> str:
+    return ("may contain only letters, digits, '.', '_' and '-', "
+            "and must start and end with a letter or digit")
+
+
+__all__ = ["DefinitionInvalid", "ValidationPolicy", "Violation", "check_definition",
+           "format_duration_ms", "parse_definition", "validate_definition"]

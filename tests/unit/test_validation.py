@@ -1,0 +1,162 @@
+"""Every configured rule and every invariant, each with a passing and a failing case."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.config import load_settings
+from chalicelib.saga.validation import (
+    DefinitionInvalid,
+    ValidationPolicy,
+    check_definition,
+)
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+SEED_EXAMPLE = json.loads((FIXTURES / "payment-saga.json").read_text())
+POLICY = ValidationPolicy.from_settings(load_settings(environ={}).saga)
+
+
+def _violations(payload: Any, policy: ValidationPolicy = POLICY) -> list[tuple[str, str]]:
+    try:
+        check_definition(payload, policy)
+    except DefinitionInvalid as invalid:
+        return [(v.field, v.rule) for v in invalid.violations]
+    return []
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    """The seed example with one field set (value ... deletes it)."""
+    payload = copy.deepcopy(SEED_EXAMPLE)
+    node: Any = payload
+    *parents, last = path.replace("[", ".").replace("]", "").split(".")
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    if value is ...:
+        del node[last]
+    else:
+        node[last] = value
+    return payload
+
+
+def test_the_seed_example_is_accepted_unchanged() -> None:
+    saga = check_definition(copy.deepcopy(SEED_EXAMPLE), POLICY)
+    assert saga.id == "payment-saga"
+    assert [s.id for s in saga.steps] == ["validate-payment", "process-payment",
+                                          "send-notification"]
+    assert saga.steps[2].timeout == "10s" and saga.steps[2].max_retries == 2
+
+
+@pytest.mark.parametrize(("path", "good", "bad", "rule"), [
+    ("id", "ab", "a", "min_length"),
+    ("id", "x" * 100, "x" * 101, "max_length"),
+    ("id", "payment-saga", ..., "required"),
+    ("name", "Pa", "P", "min_length"),
+    ("name", "N" * 100, "N" * 101, "max_length"),
+    ("name", "Payments", "", "required"),
+    ("description", "ten chars!", "too short", "min_length"),
+    ("description", "d" * 500, "d" * 501, "max_length"),
+    ("description", "Saga for payments", ..., "required"),
+    ("version", "1.0.0", "1.0", "format"),
+    ("version", "2.1.0-rc.1+build.5", "v1.0.0", "format"),
+    ("version", "1.0.0", ..., "required"),
+    ("steps[0].id", "vp", "v", "min_length"),
+    ("steps[0].id", "s" * 100, "s" * 101, "max_length"),
+    ("steps[0].id", "validate-payment", ..., "required"),
+    ("steps[0].name", "Va", "V", "min_length"),
+    ("steps[0].name", "n" * 100, "n" * 101, "max_length"),
+    ("steps[0].name", "Validate", ..., "required"),
+    ("steps[0].description", "0123456789", "012345678", "min_length"),
+    ("steps[0].description", "d" * 500, "d" * 501, "max_length"),
+    ("steps[0].description", "Validate payment details", ..., "required"),
+    ("steps[0].action", "va", "v", "min_length"),
+    ("steps[0].action", "a" * 100, "a" * 101, "max_length"),
+    ("steps[0].action", "validate_payment", ..., "required"),
+    ("steps[0].compensation", "cp", "c", "min_length"),
+    ("steps[0].compensation", "c" * 100, "c" * 101, "max_length"),
+    ("steps[0].compensation", "cancel_payment", ..., "required"),
+    ("steps[0].max_retries", 0, -1, "min"),
+    ("steps[0].max_retries", 10, 11, "max"),
+    ("steps[0].max_retries", 3, ..., "required"),
+    ("steps[0].timeout", "1s", "999ms", "min"),
+    ("steps[0].timeout", "1h", "61m", "max"),
+    ("steps[0].timeout", "2m", "30", "format"),
+    ("steps[0].timeout", "30s", ..., "required"),
+])
+def test_configured_rule(path: str, good: Any, bad: Any, rule: str) -> None:
+    assert _violations(_with(path, good)) == []
+    assert (path, rule) in _violations(_with(path, bad))
+
+
+def test_a_timeout_below_one_second_passes_when_the_configured_minimum_allows_it() -> None:
+    rules = copy.deepcopy(dict(POLICY.rules))
+    rules["step"]["timeout"]["min"] = "100ms"
+    policy = ValidationPolicy(rules=rules, saga_types=POLICY.saga_types,
+                              step_types=POLICY.step_types)
+    assert _violations(_with("steps[0].timeout", "500ms"), policy) == []
+
+
+@pytest.mark.parametrize(("path", "good", "bad", "rule"), [
+    ("id", "payment.saga_v2", "payment saga", "charset"),
+    ("id", "a1", "-leading", "charset"),
+    ("steps[1].id", "process_payment.2", "process/payment", "charset"),
+    ("type", "PaymentSaga", "BankSaga", "supported"),
+    ("steps[0].type", "PaymentStep", "BankStep", "supported"),
+    ("steps[1].order", 5, 0, "min"),
+    ("steps[1].order", 2, ..., "required"),
+])
+def test_invariant(path: str, good: Any, bad: Any, rule: str) -> None:
+    assert _violations(_with(path, good)) == []
+    assert (path, rule) in _violations(_with(path, bad))
+
+
+def test_step_ids_and_orders_must_be_unique() -> None:
+    payload = _with("steps[2].id", "validate-payment")
+    payload["steps"][1]["order"] = 1
+    assert set(_violations(payload)) == {("steps[2].id", "unique"), ("steps[1].order", "unique")}
+
+
+def test_a_saga_needs_an_active_step() -> None:
+    payload = copy.deepcopy(SEED_EXAMPLE)
+    for step in payload["steps"]:
+        step["active"] = False
+    assert ("steps", "active") in _violations(payload)
+    assert ("steps", "min_items") in _violations(_with("steps", []))
+
+
+def test_the_number_of_steps_is_limited() -> None:
+    policy = ValidationPolicy(rules=POLICY.rules, max_steps_per_saga=2)
+    assert ("steps", "max_items") in _violations(copy.deepcopy(SEED_EXAMPLE), policy)
+
+
+def test_every_step_needs_a_compensation_even_with_validation_disabled() -> None:
+    policy = ValidationPolicy(rules=POLICY.rules, enabled=False)
+    assert _violations(_with("description", "short"), policy) == []
+    assert ("steps[0].compensation", "required") in _violations(
+        _with("steps[0].compensation", ...), policy)
+
+
+def test_wrong_types_and_unknown_fields_are_reported_with_their_paths() -> None:
+    payload = _with("steps[0].max_retries", "three")
+    payload["steps"][1]["colour"] = "blue"
+    payload["active"] = "maybe"
+    found = _violations(payload)
+    assert ("steps[0].max_retries", "type") in found
+    assert ("steps[1].colour", "unknown_field") in found
+    assert ("active", "type") in found
+
+
+def test_every_violation_is_reported_at_once() -> None:
+    payload = _with("id", "x")
+    payload["version"] = "one"
+    payload["steps"][0]["timeout"] = "2h"
+    assert len(_violations(payload)) == 3
+
+
+@pytest.mark.parametrize("body", [[], "saga", 3, None])
+def test_a_body_that_is_not_an_object_is_refused(body: Any) -> None:
+    assert _violations(body) == [("", "type")]
