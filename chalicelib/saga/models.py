@@ -58,6 +58,7 @@ class StoredSaga(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
+    version_created_at: datetime
 
     def active_steps(self) -> list[StepDefinition]:
         return sorted((s for s in self.steps if s.active), key=lambda s: s.order or 0)
