@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from chalicelib.config import get_settings
-from infra.stack.paths import PROJECT_ROOT
 from infra.stack.process import StackError
 from infra.stack.supervisor import Supervisor
 
@@ -46,12 +45,20 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # chalice local serves the same routes API Gateway would, on 127.0.0.1 only.
-    os.chdir(PROJECT_ROOT)
-    chalice = str(Path(sys.executable).with_name("chalice"))
-    print(f"serving the API on http://127.0.0.1:{args.port} (stage {args.stage})", flush=True)
-    os.execv(chalice, [chalice, "local", "--host", "127.0.0.1", "--port", str(args.port),
-                       "--stage", args.stage, "--no-autoreload"])
+    from infra.local_api import create_server
+
+    server = create_server("127.0.0.1", args.port, args.stage)
+    # SIGTERM (e.g. from a supervisor) stops the server as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    print(f"serving the API on http://127.0.0.1:{args.port} (stage {args.stage}); "
+          "Ctrl-C stops it", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server.server_close()
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,62 @@
+"""The API served over real HTTP on 127.0.0.1, as `saga serve` (and `make run`) serves it."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from infra.local_api import create_server
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    port = _free_port()
+    server = create_server("127.0.0.1", port, "local")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+    server.server.server_close()
+    thread.join(timeout=10)
+
+
+def _call(url: str, method: str = "GET") -> tuple[int, Any]:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def test_health_answers_from_every_component(base_url: str) -> None:
+    status, body = _call(f"{base_url}/health")
+    assert status == 200, body
+    assert set(body["components"]) == {"mysql", "mongodb", "kafka", "stepfunctions"}
+    assert all(c["status"] == "up" and c["latency_ms"] >= 0 for c in body["components"].values())
+    assert body["stage"] == "local"
+
+
+def test_unknown_routes_get_a_404_that_names_the_route(base_url: str) -> None:
+    status, body = _call(f"{base_url}/api/v1/saga/nothing/here")
+    assert status == 404
+    assert body["error"] == {"code": "route_not_found",
+                             "message": "no route for GET /api/v1/saga/nothing/here"}
+
+
+def test_wrong_method_gets_405(base_url: str) -> None:
+    status, _ = _call(f"{base_url}/api/v1/saga/sagas", method="PATCH")
+    assert status == 405
