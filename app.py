@@ -9,7 +9,7 @@ from chalice import Chalice, Response
 from chalicelib.api import JSON, actor, handles_errors, json_body
 from chalicelib.config import get_settings
 from chalicelib.health import check_health
-from chalicelib.runtime import definition_service
+from chalicelib.runtime import definition_service, openapi_document
 
 app = Chalice(app_name="saga-orchestrator")
 API = "/api/v1/saga"
@@ -41,6 +41,11 @@ def health() -> Response:
 @app.route(f"{API}/health", methods=["GET"])
 def detailed_health() -> Response:
     return _health_response()
+
+
+@app.route(f"{API}/openapi.json", methods=["GET"])
+def openapi() -> dict[str, Any]:
+    return openapi_document()
 
 
 # -- saga definitions -------------------------------------------------------------------------

@@ -7,6 +7,9 @@ live here for the life of the process.
 from __future__ import annotations
 
 import functools
+import json
+from pathlib import Path
+from typing import Any
 
 from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
@@ -27,3 +30,12 @@ def build_definition_service(settings: Settings, connector: MySQLConnector) -> D
 def definition_service() -> DefinitionService:
     settings = get_settings()
     return build_definition_service(settings, MySQLConnector(settings.database.mysql))
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The committed document (what clients were promised), read once."""
+    return json.loads(OPENAPI_FILE.read_text())
+
+
+OPENAPI_FILE = Path(__file__).with_name("openapi.json")

@@ -61,6 +61,34 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _openapi(args: argparse.Namespace) -> int:
+    from chalicelib.openapi import build_document
+    from chalicelib.runtime import OPENAPI_FILE
+
+    text = json.dumps(build_document(get_settings().saga), indent=2) + "\n"
+    if args.check:
+        if OPENAPI_FILE.read_text() != text:
+            print(f"{OPENAPI_FILE.name} is stale: run `saga openapi`", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK
+    OPENAPI_FILE.write_text(text)
+    print(f"wrote {OPENAPI_FILE}")
+    return EXIT_OK
+
+
+def _db(args: argparse.Namespace) -> int:
+    from chalicelib.adapters.mysql import connect
+    from chalicelib.adapters.mysql_migrations import migrate
+
+    conn = connect(get_settings().database.mysql)
+    try:
+        names = migrate(conn)
+    finally:
+        conn.close()
+    print("applied: " + ", ".join(names) if names else "the schema is up to date")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="saga", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--stage", default="local")
     serve.set_defaults(handler=_serve)
+
+    openapi = commands.add_parser("openapi", help="write chalicelib/openapi.json")
+    openapi.add_argument("--check", action="store_true", help="fail if it is stale")
+    openapi.set_defaults(handler=_openapi)
+
+    db = commands.add_parser("db", help="the MySQL write model")
+    db.add_argument("action", choices=["migrate"])
+    db.set_defaults(handler=_db)
     return parser
 
 

@@ -316,3 +316,11 @@ def test_migrations_apply_once(settings: Settings, test_db: str) -> None:
         assert applied(conn) == [1]
     finally:
         conn.close()
+
+
+def test_the_service_serves_its_openapi_document(client: Client) -> None:
+    from chalicelib.runtime import OPENAPI_FILE
+
+    response = client.http.get(f"{API}/openapi.json")
+    assert response.status_code == 200
+    assert _json(response) == json.loads(OPENAPI_FILE.read_text())

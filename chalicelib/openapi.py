@@ -1,0 +1,230 @@
+"""The OpenAPI 3 document of the API, built from the configured validation rules.
+
+`saga openapi` writes it to chalicelib/openapi.json (committed, and served at
+/api/v1/saga/openapi.json); a test checks that it matches both this builder and the app's routes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.config import SagaSettings
+from chalicelib.saga.validation import SAFE_ID
+
+API = "/api/v1/saga"
+_ID_PATTERN = f"^{SAFE_ID.pattern}$"
+_DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h))+$"
+_SEMVER_PATTERN = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
+
+
+def _string(rule: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", **extra}
+    if "min_length" in rule:
+        schema["minLength"] = rule["min_length"]
+    if "max_length" in rule:
+        schema["maxLength"] = rule["max_length"]
+    return schema
+
+
+def _step_schema(rules: dict[str, Any], step_types: list[str]) -> dict[str, Any]:
+    retries = rules.get("max_retries", {})
+    timeout = rules.get("timeout", {})
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [name for name, rule in rules.items() if rule.get("required")] + ["order"],
+        "properties": {
+            "id": _string(rules.get("id", {}), pattern=_ID_PATTERN),
+            "name": _string(rules.get("name", {})),
+            "description": _string(rules.get("description", {})),
+            "order": {"type": "integer", "minimum": 1},
+            "action": _string(rules.get("action", {})),
+            "compensation": _string(rules.get("compensation", {})),
+            "max_retries": {"type": "integer", "minimum": retries.get("min", 0),
+                            "maximum": retries.get("max", 10)},
+            "timeout": {"type": "string", "pattern": _DURATION_PATTERN,
+                        "description": "a duration such as 500ms, 30s, 2m or 1h, from "
+                        f"{timeout.get('min')} to {timeout.get('max')}"},
+            "active": {"type": "boolean", "default": True},
+            "type": {"type": "string", "enum": step_types},
+            "config": {"type": "object", "description": "settings for the action"},
+        },
+    }
+
+
+def _saga_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [name for name, rule in rules.items() if rule.get("required")] + ["steps"],
+        "properties": {
+            "id": _string(rules.get("id", {}), pattern=_ID_PATTERN),
+            "name": _string(rules.get("name", {})),
+            "description": _string(rules.get("description", {})),
+            "version": {"type": "string", "pattern": _SEMVER_PATTERN},
+            "steps": {"type": "array", "minItems": 1, "maxItems": saga.max_steps_per_saga,
+                      "items": {"$ref": "#/components/schemas/StepDefinition"}},
+            "active": {"type": "boolean", "default": True},
+            "type": {"type": "string", "enum": saga.supported_saga_types},
+            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    }
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json_response(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description}
+    if schema is not None:
+        response["content"] = {"application/json": {"schema": schema}}
+    return response
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {400: "invalid request", 404: "not found", 409: "conflict",
+            415: "unsupported media type", 422: "a service limit is reached"}
+    return {str(s): {"$ref": f"#/components/responses/Error{s}"} for s in statuses
+            if s in text}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+_SAGA_ID = {"name": "saga_id", "in": "path", "required": True,
+            "schema": {"type": "string", "maxLength": 100}}
+_STEP_ID = {"name": "step_id", "in": "path", "required": True,
+            "schema": {"type": "string", "maxLength": 100}}
+
+
+def _paths() -> dict[str, Any]:
+    saga = _json_response("the saga (latest version unless ?version= is given)", _ref("Saga"))
+    return {
+        "/health": {"get": {"operationId": "health", "summary": "Service health",
+                            "responses": {"200": _json_response("every component is up",
+                                                                _ref("Health")),
+                                          "503": _json_response("a component is down",
+                                                                _ref("Health"))}}},
+        f"{API}/health": {"get": {"operationId": "detailedHealth",
+                                  "summary": "Health with one check per component",
+                                  "responses": {"200": _json_response("up", _ref("Health")),
+                                                "503": _json_response("down", _ref("Health"))}}},
+        f"{API}/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
+                                        "responses": {"200": _json_response("OpenAPI 3",
+                                                                            {"type": "object"})}}},
+        f"{API}/stats": {"get": {"operationId": "serviceStats", "summary": "Service statistics",
+                                 "responses": {"200": _json_response("statistics",
+                                                                     {"type": "object"})}}},
+        f"{API}/sagas": {
+            "post": {"operationId": "createSaga",
+                     "summary": "Create a saga, or a new version of one (higher semver)",
+                     "requestBody": _body(_ref("SagaDefinition")),
+                     "responses": {"201": _json_response("stored", _ref("Saga")),
+                                   **_errors(400, 409, 415, 422)}},
+            "get": {"operationId": "listSagas", "summary": "List sagas (latest versions)",
+                    "parameters": [
+                        {"name": "limit", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                        {"name": "active", "in": "query",
+                         "schema": {"type": "string", "enum": ["true", "false"]}},
+                        {"name": "type", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {"200": _json_response("a page", _ref("SagaPage")),
+                                  **_errors(400)}},
+        },
+        f"{API}/sagas/stats": {"get": {"operationId": "allSagaStats",
+                                       "summary": "Statistics over all sagas",
+                                       "responses": {"200": _json_response(
+                                           "statistics", {"type": "object"})}}},
+        f"{API}/sagas/{{saga_id}}": {
+            "parameters": [_SAGA_ID],
+            "get": {"operationId": "getSaga", "summary": "Get a saga",
+                    "parameters": [{"name": "version", "in": "query",
+                                    "schema": {"type": "string"}}],
+                    "responses": {"200": saga, **_errors(404)}},
+            "delete": {"operationId": "destroySaga", "summary": "Destroy a saga",
+                       "responses": {"204": {"description": "destroyed"},
+                                     **_errors(404, 409)}},
+        },
+        f"{API}/sagas/{{saga_id}}/versions": {
+            "parameters": [_SAGA_ID],
+            "get": {"operationId": "sagaVersions", "summary": "Every stored version",
+                    "responses": {"200": _json_response("versions", {"type": "object"}),
+                                  **_errors(404)}}},
+        f"{API}/sagas/{{saga_id}}/stats": {
+            "parameters": [_SAGA_ID],
+            "get": {"operationId": "sagaStats", "summary": "Statistics of one saga",
+                    "responses": {"200": _json_response("statistics", {"type": "object"}),
+                                  **_errors(404)}}},
+        f"{API}/sagas/{{saga_id}}/active": {
+            "parameters": [_SAGA_ID],
+            "put": {"operationId": "setSagaActive", "summary": "Activate or deactivate a saga",
+                    "requestBody": _body({"type": "object", "additionalProperties": False,
+                                          "required": ["active"],
+                                          "properties": {"active": {"type": "boolean"}}}),
+                    "responses": {"200": saga, **_errors(400, 404, 415)}}},
+        f"{API}/sagas/{{saga_id}}/steps": {
+            "parameters": [_SAGA_ID],
+            "post": {"operationId": "addSagaStep",
+                     "summary": "Add a step (stores a new version, patch bumped)",
+                     "requestBody": _body(_ref("StepDefinition")),
+                     "responses": {"201": _json_response("the new version", _ref("Saga")),
+                                   **_errors(400, 404, 409, 415, 422)}}},
+        f"{API}/sagas/{{saga_id}}/steps/{{step_id}}": {
+            "parameters": [_SAGA_ID, _STEP_ID],
+            "delete": {"operationId": "removeSagaStep",
+                       "summary": "Remove a step (stores a new version, patch bumped)",
+                       "responses": {"200": _json_response("the new version", _ref("Saga")),
+                                     **_errors(400, 404, 409)}}},
+    }
+
+
+def build_document(saga: SagaSettings) -> dict[str, Any]:
+    rules = saga.validation_rules
+    error = {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                       "violations": {"type": "array", "items": {
+                           "type": "object", "required": ["field", "rule", "message"],
+                           "properties": {"field": {"type": "string"},
+                                          "rule": {"type": "string"},
+                                          "message": {"type": "string"},
+                                          "value": {}}}}}}}}
+    stored = _saga_schema(rules.get("saga", {}), saga)
+    stored = {**stored, "additionalProperties": True,
+              "required": [*stored["required"], "revision", "created_at", "updated_at"]}
+    stored["properties"] = {**stored["properties"], "revision": {"type": "integer"},
+                            "created_at": {"type": "string", "format": "date-time"},
+                            "updated_at": {"type": "string", "format": "date-time"},
+                            "version_created_at": {"type": "string", "format": "date-time"}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": saga.name, "version": saga.version,
+                 "description": "Register, version and run sagas: distributed transactions "
+                 "whose completed steps are compensated in reverse order on failure."},
+        "paths": _paths(),
+        "components": {
+            "schemas": {
+                "StepDefinition": _step_schema(rules.get("step", {}),
+                                               saga.supported_step_types),
+                "SagaDefinition": _saga_schema(rules.get("saga", {}), saga),
+                "Saga": stored,
+                "SagaPage": {"type": "object", "required": ["items", "next_cursor"],
+                             "properties": {"items": {"type": "array", "items": _ref("Saga")},
+                                            "next_cursor": {"type": "string",
+                                                            "nullable": True}}},
+                "Health": {"type": "object", "required": ["status", "components"],
+                           "properties": {"status": {"type": "string", "enum": ["up", "down"]},
+                                          "components": {"type": "object"}}},
+                "Error": error,
+            },
+            "responses": {
+                f"Error{status}": _json_response(text, _ref("Error"))
+                for status, text in [(400, "invalid request"), (404, "not found"),
+                                     (409, "conflict"), (415, "unsupported media type"),
+                                     (422, "a service limit is reached")]
+            },
+        },
+    }
