@@ -116,7 +116,7 @@ class Supervisor:
                 return "already running"
             self.say(f"{server.name:<11} pid {pid} is not healthy; restarting it")
             process.stop(pid, grace_seconds=server.stop_grace)
-        if process.port_open(server.host, server.port):
+        if self._port_held(server):
             raise StackError(f"{server.name}: {server.address} is already taken by a process this "
                              "stack did not start; stop it or change the port in the config")
         server.prepare()
@@ -128,6 +128,17 @@ class Supervisor:
                              f"{server.start_timeout:.0f}s; last lines of "
                              f"{self.paths.log(server.name)}:\n{self.tail(server.name, 15)}")
         return "started"
+
+    @staticmethod
+    def _port_held(server: Server, grace_seconds: float = 5.0) -> bool:
+        # A process that was just killed can hold its port a moment longer than /proc shows
+        # it alive (its other threads are still exiting), so give it a few seconds.
+        deadline = time.monotonic() + grace_seconds
+        while process.port_open(server.host, server.port):
+            if time.monotonic() > deadline:
+                return True
+            time.sleep(0.1)
+        return False
 
     def _wait_healthy(self, server: Server, pid: int, *, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -123,6 +123,8 @@ class LocalStack(Server):
             "SKIP_SSL_CERT_DOWNLOAD": "1",
             "FILESYSTEM_ROOT": str(self.data_dir / "fs"),
             "TMPDIR": str(tmp),
+            # plux caches plugin entry points; keep that cache with the stack, not in ~.
+            "XDG_CACHE_HOME": str(self.data_dir / "cache"),
             "SERVICES": ",".join(SERVICES),
             "EAGER_SERVICE_LOADING": "0",
             "LAMBDA_RUNTIME_EXECUTOR": EXECUTOR_PLUGIN,
