@@ -55,7 +55,7 @@ def spawn(
     log_file: Path,
     pid_file: Path,
     cwd: Path | None = None,
-) -> int:
+) -> subprocess.Popen[bytes]:
     """Start argv detached in its own session, output appended to log_file; record its PID."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
@@ -70,7 +70,7 @@ def spawn(
         )
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{proc.pid}\n")
-    return proc.pid
+    return proc
 
 
 def _alive(pid: int) -> bool:

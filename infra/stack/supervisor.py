@@ -112,7 +112,7 @@ class Supervisor:
     def _ensure_running(self, server: Server) -> str:
         pid = process.owned_pid(self.paths.pid(server.name), server.marker)
         if pid is not None:
-            if self._wait_healthy(server, pid, timeout=server.start_timeout):
+            if self._wait_healthy(server, pid, timeout=server.start_timeout) == "healthy":
                 return "already running"
             self.say(f"{server.name:<11} pid {pid} is not healthy; restarting it")
             process.stop(pid, grace_seconds=server.stop_grace)
@@ -120,14 +120,29 @@ class Supervisor:
             raise StackError(f"{server.name}: {server.address} is already taken by a process this "
                              "stack did not start; stop it or change the port in the config")
         server.prepare()
-        pid = process.spawn(server.command(), env=server.environment(),
-                            log_file=self.paths.log(server.name),
-                            pid_file=self.paths.pid(server.name), cwd=server.data_dir)
-        if not self._wait_healthy(server, pid, timeout=server.start_timeout):
-            raise StackError(f"{server.name} did not become healthy within "
-                             f"{server.start_timeout:.0f}s; last lines of "
-                             f"{self.paths.log(server.name)}:\n{self.tail(server.name, 15)}")
+        log = self.paths.log(server.name)
+        log_offset = log.stat().st_size if log.exists() else 0
+        proc = process.spawn(server.command(), env=server.environment(), log_file=log,
+                             pid_file=self.paths.pid(server.name), cwd=server.data_dir)
+        outcome = self._wait_healthy(server, proc.pid, timeout=server.start_timeout)
+        if outcome != "healthy":
+            if outcome == "exited" and proc.poll() is not None:
+                outcome = f"exited with status {proc.returncode}"
+            else:
+                process.stop(proc.pid, grace_seconds=server.stop_grace)
+            raise StackError(f"{server.name} did not start ({outcome}); what it wrote to {log}:\n"
+                             f"{self._log_since(log, log_offset, 20)}")
         return "started"
+
+    @staticmethod
+    def _log_since(log: Path, offset: int, lines: int) -> str:
+        try:
+            with open(log, "rb") as handle:
+                handle.seek(offset)
+                text = handle.read().decode(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:]) or "(nothing)"
 
     @staticmethod
     def _port_held(server: Server, grace_seconds: float = 5.0) -> bool:
@@ -140,15 +155,16 @@ class Supervisor:
             time.sleep(0.1)
         return False
 
-    def _wait_healthy(self, server: Server, pid: int, *, timeout: float) -> bool:
+    def _wait_healthy(self, server: Server, pid: int, *, timeout: float) -> str:
+        """ "healthy", "exited" or "not healthy after N s"."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.owned_pid(self.paths.pid(server.name), server.marker) != pid:
-                return False  # it exited
+                return "exited"
             if server.is_healthy():
-                return True
+                return "healthy"
             time.sleep(0.2)
-        return False
+        return f"not healthy after {timeout:.0f}s"
 
     # -- status / down / logs ---------------------------------------------------------------
 

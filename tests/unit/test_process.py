@@ -14,7 +14,7 @@ _STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);
 
 def _spawn_sleeper(tmp_path: Path, code: str = "import time; time.sleep(60)") -> int:
     return process.spawn([sys.executable, "-c", code, str(tmp_path)], env={},
-                         log_file=tmp_path / "log", pid_file=tmp_path / "pid")
+                         log_file=tmp_path / "log", pid_file=tmp_path / "pid").pid
 
 
 def test_spawned_process_is_owned_only_while_alive_and_marked(tmp_path: Path) -> None:

@@ -1,0 +1,200 @@
+"""Saga definition version -> Amazon States Language. Pure: no I/O, no AWS client.
+
+Forward machine, for active steps s1..sn in `order`:
+
+    s1 -> s2 -> ... -> sn -> (end)          every Task's ResultPath is null, so the small
+                                            input {execution_id, ...} flows through unchanged
+    si fails for good (Catch)   -> undo s(i-1) -> ... -> undo s1 -> Compensated
+    si times out (Catch)        -> undo si -> undo s(i-1) -> ...     (its outcome is unknown)
+    s1 fails, nothing done      -> Failed
+    an undo fails for good      -> CompensationFailed
+
+The happy path has no state between steps: n Task states and nothing else. Step Lambdas record
+their own outcome (and the last one the saga's), so no extra "record" state is needed there.
+The compensation-only machine (to undo a COMPLETED execution) is the undo chain alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.saga.durations import parse_duration_ms
+from chalicelib.saga.models import StepDefinition
+
+# Errors a step raises to say "retrying will not help": no retry, straight to compensation.
+PERMANENT_ERRORS = ("Saga.PermanentError",)
+TIMEOUT = "States.Timeout"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    interval_seconds: int = 1
+    backoff_rate: float = 2.0
+    max_delay_seconds: int = 30
+    jitter: bool = True
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    action_retry: RetryPolicy = RetryPolicy()
+    compensation_attempts: int = 3
+    compensation_retry: RetryPolicy = RetryPolicy(interval_seconds=1, backoff_rate=2.0)
+    # Compensations get at least this long, whatever the step's own timeout.
+    min_compensation_timeout_s: int = 10
+
+
+@dataclass(frozen=True)
+class MachineTargets:
+    """Where each Task goes: the step's action/compensation Lambda, and the recorder Lambda."""
+
+    function_for: Callable[[StepDefinition, str], str]  # (step, phase) -> function ARN
+    recorder: str  # ARN of the Lambda that records Failed / CompensationFailed outcomes
+
+
+def _state_name(prefix: str, step: StepDefinition) -> str:
+    # Names are unique per machine (step ids are unique) and at most 80 characters.
+    return f"{prefix}{step.id}"[:80]
+
+
+def _timeout_seconds(step: StepDefinition) -> int:
+    # ASL takes whole seconds; a sub-second timeout rounds up to 1 s.
+    return max(1, -(-parse_duration_ms(step.timeout or "30s") // 1000))
+
+
+def _retriers(attempts: int, policy: RetryPolicy) -> list[dict[str, Any]]:
+    retriers: list[dict[str, Any]] = [{"ErrorEquals": list(PERMANENT_ERRORS), "MaxAttempts": 0}]
+    if attempts > 0:
+        retrier: dict[str, Any] = {
+            "ErrorEquals": ["States.ALL"],
+            "IntervalSeconds": policy.interval_seconds,
+            "MaxAttempts": attempts,
+            "BackoffRate": policy.backoff_rate,
+            "MaxDelaySeconds": policy.max_delay_seconds,
+        }
+        if policy.jitter:
+            retrier["JitterStrategy"] = "FULL"
+        retriers.append(retrier)
+    return retriers
+
+
+def _task(function_arn: str, step: StepDefinition, phase: str, *, timeout_s: int,
+          retriers: list[dict[str, Any]], last: bool) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": function_arn,
+        "Parameters": {
+            "execution_id.$": "$.execution_id",
+            "step_id": step.id,
+            "phase": phase,
+            "last": last,
+            "attempt.$": "$$.State.RetryCount",
+            "error.$": "$.error",
+        },
+        "ResultPath": None,
+        "TimeoutSeconds": timeout_s,
+        "Retry": retriers,
+    }
+
+
+def _recorder(arn: str, outcome: str) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": arn,
+        "Parameters": {"execution_id.$": "$.execution_id", "outcome": outcome,
+                       "error.$": "$.error"},
+        "ResultPath": None,
+        "TimeoutSeconds": 30,
+        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 5,
+                   "BackoffRate": 2.0}],
+    }
+
+
+def _active_in_order(steps: Sequence[StepDefinition]) -> list[StepDefinition]:
+    active = sorted((s for s in steps if s.active), key=lambda s: s.order or 0)
+    if not active:
+        raise ValueError("a saga needs at least one active step to compile")
+    return active
+
+
+def _undo_chain(steps: Sequence[StepDefinition], targets: MachineTargets,
+                options: CompileOptions) -> dict[str, dict[str, Any]]:
+    """undo(sn) -> ... -> undo(s1) -> Compensated; any of them failing -> CompensationFailed."""
+    states: dict[str, dict[str, Any]] = {}
+    ordered = list(reversed(steps))
+    for index, step in enumerate(ordered):
+        is_last = index == len(ordered) - 1
+        state = _task(
+            targets.function_for(step, "compensation"), step, "compensation",
+            timeout_s=max(_timeout_seconds(step), options.min_compensation_timeout_s),
+            retriers=_retriers(options.compensation_attempts, options.compensation_retry),
+            last=is_last)
+        state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                           "Next": "RecordCompensationFailed"}]
+        if is_last:
+            state["Next"] = "Compensated"
+        else:
+            state["Next"] = _state_name("undo:", ordered[index + 1])
+        states[_state_name("undo:", step)] = state
+    states["Compensated"] = {"Type": "Fail", "Error": "Saga.Compensated",
+                             "Cause": "a step failed; the completed steps were compensated"}
+    states["RecordCompensationFailed"] = {**_recorder(targets.recorder, "COMPENSATION_FAILED"),
+                                          "Next": "CompensationFailed"}
+    states["CompensationFailed"] = {"Type": "Fail", "Error": "Saga.CompensationFailed",
+                                    "Cause": "a compensation failed after its retries"}
+    return states
+
+
+def compile_forward(steps: Sequence[StepDefinition], targets: MachineTargets,
+                    options: CompileOptions = CompileOptions(), *,
+                    comment: str = "") -> dict[str, Any]:
+    active = _active_in_order(steps)
+    states: dict[str, dict[str, Any]] = {}
+    for index, step in enumerate(active):
+        is_last = index == len(active) - 1
+        state = _task(targets.function_for(step, "action"), step, "action",
+                      timeout_s=_timeout_seconds(step),
+                      retriers=_retriers(step.max_retries or 0, options.action_retry),
+                      last=is_last)
+        # A timed-out step may have done its work: undo it too. Any other failure means the
+        # step did nothing (actions are atomic), so undo starts at the step before.
+        previous = active[index - 1] if index else None
+        after_other = _state_name("undo:", previous) if previous else "RecordFailed"
+        state["Catch"] = [
+            {"ErrorEquals": [TIMEOUT], "ResultPath": "$.error",
+             "Next": _state_name("undo:", step)},
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": after_other},
+        ]
+        if is_last:
+            state["End"] = True
+        else:
+            state["Next"] = _state_name("step:", active[index + 1])
+        states[_state_name("step:", step)] = state
+    states.update(_undo_chain(active, targets, options))
+    states["RecordFailed"] = {**_recorder(targets.recorder, "FAILED"), "Next": "Failed"}
+    states["Failed"] = {"Type": "Fail", "Error": "Saga.Failed",
+                        "Cause": "the first step failed; there was nothing to compensate"}
+    return {"Comment": comment or "saga", "StartAt": _state_name("step:", active[0]),
+            "States": states}
+
+
+def compile_compensation(steps: Sequence[StepDefinition], targets: MachineTargets,
+                         options: CompileOptions = CompileOptions(), *,
+                         comment: str = "") -> dict[str, Any]:
+    active = _active_in_order(steps)
+    states = _undo_chain(active, targets, options)
+    return {"Comment": comment or "saga compensation",
+            "StartAt": _state_name("undo:", active[-1]), "States": states}
+
+
+def execution_input(execution_id: str) -> dict[str, Any]:
+    """The whole input of an execution: ids only (payloads are capped at 256 KB).
+
+    "error" is there from the start because every Task's Parameters read "$.error"."""
+    return {"execution_id": execution_id, "error": None}
+
+
+def to_json(machine: dict[str, Any]) -> str:
+    return json.dumps(machine, separators=(",", ":"), sort_keys=False)

@@ -1,0 +1,206 @@
+"""The ASL compiler: structure, compensation order for a failure anywhere, and asl-validator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chalicelib.saga.compiler import (
+    MachineTargets,
+    compile_compensation,
+    compile_forward,
+    execution_input,
+)
+from chalicelib.saga.models import StepDefinition
+from tests.support.asl_validator import AslValidator
+
+SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
+STEPS = [StepDefinition.model_validate(step) for step in SEED["steps"]]
+ARN = "arn:aws:lambda:us-east-1:000000000000:function:saga-{}"
+TARGETS = MachineTargets(
+    function_for=lambda step, phase: ARN.format(
+        step.action if phase == "action" else step.compensation),
+    recorder=ARN.format("recorder"),
+)
+
+
+def walk(machine: dict[str, Any], outcomes: dict[str, str]) -> list[str]:
+    """Follow a machine as Step Functions would, given each Task's final outcome
+    ("ok" by default, "error" or "timeout"). Returns the states entered."""
+    visited = []
+    name = machine["StartAt"]
+    for _ in range(1000):
+        visited.append(name)
+        state = machine["States"][name]
+        if state["Type"] in ("Fail", "Succeed"):
+            return visited
+        outcome = outcomes.get(name, "ok")
+        if outcome == "ok":
+            if state.get("End"):
+                return visited
+            name = state["Next"]
+            continue
+        error = "States.Timeout" if outcome == "timeout" else "Step.Failed"
+        catch = next(c for c in state["Catch"]
+                     if error in c["ErrorEquals"] or "States.ALL" in c["ErrorEquals"])
+        name = catch["Next"]
+    raise AssertionError("the machine loops")
+
+
+def test_happy_path_is_one_state_per_step_and_nothing_else() -> None:
+    machine = compile_forward(STEPS, TARGETS)
+    assert walk(machine, {}) == ["step:validate-payment", "step:process-payment",
+                                 "step:send-notification"]
+
+
+def test_each_task_carries_the_step_timeout_and_retries() -> None:
+    machine = compile_forward(STEPS, TARGETS)
+    task = machine["States"]["step:process-payment"]
+    assert task["Resource"] == ARN.format("process_payment")
+    assert task["TimeoutSeconds"] == 60
+    assert task["ResultPath"] is None
+    permanent, retryable = task["Retry"]
+    assert permanent == {"ErrorEquals": ["Saga.PermanentError"], "MaxAttempts": 0}
+    assert retryable["ErrorEquals"] == ["States.ALL"] and retryable["MaxAttempts"] == 3
+    assert retryable["BackoffRate"] == 2.0
+    assert task["Parameters"]["phase"] == "action" and task["Parameters"]["last"] is False
+    assert machine["States"]["step:send-notification"]["Parameters"]["last"] is True
+
+
+@pytest.mark.parametrize(("failing", "expected_undo"), [
+    (0, []),
+    (1, ["undo:validate-payment"]),
+    (2, ["undo:process-payment", "undo:validate-payment"]),
+])
+def test_a_failed_step_compensates_the_completed_ones_in_reverse(
+    failing: int, expected_undo: list[str]
+) -> None:
+    machine = compile_forward(STEPS, TARGETS)
+    failing_state = f"step:{STEPS[failing].id}"
+    visited = walk(machine, {failing_state: "error"})
+    forward = [f"step:{s.id}" for s in STEPS[: failing + 1]]
+    end = ["Compensated"] if expected_undo else ["RecordFailed", "Failed"]
+    assert visited == forward + expected_undo + end
+
+
+@pytest.mark.parametrize("failing", [0, 1, 2])
+def test_a_timed_out_step_is_compensated_too(failing: int) -> None:
+    machine = compile_forward(STEPS, TARGETS)
+    visited = walk(machine, {f"step:{STEPS[failing].id}": "timeout"})
+    undo = [f"undo:{s.id}" for s in reversed(STEPS[: failing + 1])]
+    assert visited == [f"step:{s.id}" for s in STEPS[: failing + 1]] + undo + ["Compensated"]
+
+
+def test_a_failing_compensation_ends_in_compensation_failed() -> None:
+    machine = compile_forward(STEPS, TARGETS)
+    visited = walk(machine, {"step:send-notification": "error",
+                             "undo:process-payment": "error"})
+    assert visited[-3:] == ["undo:process-payment", "RecordCompensationFailed",
+                            "CompensationFailed"]
+    undo = machine["States"]["undo:process-payment"]
+    assert undo["Resource"] == ARN.format("refund_payment")
+    assert undo["Retry"][1]["MaxAttempts"] == 3
+    assert undo["TimeoutSeconds"] >= 10
+
+
+def test_inactive_steps_are_left_out_and_order_decides() -> None:
+    steps = [s.model_copy(update={"order": 10 - i}) for i, s in enumerate(STEPS)]
+    steps[1] = steps[1].model_copy(update={"active": False})
+    machine = compile_forward(steps, TARGETS)
+    assert walk(machine, {}) == ["step:send-notification", "step:validate-payment"]
+    assert "step:process-payment" not in machine["States"]
+
+
+def test_compensation_machine_undoes_every_step_in_reverse() -> None:
+    machine = compile_compensation(STEPS, TARGETS)
+    assert walk(machine, {}) == ["undo:send-notification", "undo:process-payment",
+                                 "undo:validate-payment", "Compensated"]
+
+
+def test_sub_second_timeouts_round_up_and_input_is_small() -> None:
+    fast = [STEPS[0].model_copy(update={"timeout": "500ms"})]
+    assert compile_forward(fast, TARGETS)["States"]["step:validate-payment"]["TimeoutSeconds"] == 1
+    assert execution_input("e-1") == {"execution_id": "e-1", "error": None}
+
+
+def test_a_saga_without_active_steps_does_not_compile() -> None:
+    with pytest.raises(ValueError, match="active step"):
+        compile_forward([STEPS[0].model_copy(update={"active": False})], TARGETS)
+
+
+# -- asl-validator and properties ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def asl() -> AslValidator:
+    return AslValidator.installed()
+
+
+def test_the_seed_machines_pass_asl_validator(asl: AslValidator) -> None:
+    assert asl.validate([compile_forward(STEPS, TARGETS),
+                         compile_compensation(STEPS, TARGETS)]) == ["", ""]
+
+
+def test_asl_validator_does_reject_a_broken_machine(asl: AslValidator) -> None:
+    broken = compile_forward(STEPS, TARGETS)
+    broken["States"]["step:validate-payment"]["Next"] = "NoSuchState"
+    assert asl.validate([broken])[0] != ""
+
+
+_step = st.builds(
+    dict,
+    retries=st.integers(0, 10),
+    timeout=st.sampled_from(["1s", "500ms", "30s", "2m", "1h", "1h30m"]),
+    active=st.booleans(),
+)
+_saga = st.lists(_step, min_size=1, max_size=50).filter(lambda s: any(x["active"] for x in s))
+
+
+def _steps(spec: list[dict[str, Any]]) -> list[StepDefinition]:
+    return [StepDefinition(id=f"s{i}", name=f"step {i}", description="generated step",
+                           order=i + 1, action=f"act{i}", compensation=f"undo{i}",
+                           max_retries=s["retries"], timeout=s["timeout"], active=s["active"])
+            for i, s in enumerate(spec)]
+
+
+def test_the_smallest_and_largest_sagas_pass_asl_validator(asl: AslValidator) -> None:
+    machines = []
+    for size in (1, 50):
+        spec = [{"retries": 10, "timeout": "1h", "active": True}] * size
+        machines += [compile_forward(_steps(spec), TARGETS),
+                     compile_compensation(_steps(spec), TARGETS)]
+    assert asl.validate(machines) == [""] * 4
+
+
+# asl-validator takes ~0.1 s for a 50-step machine, so the examples are validated in batches.
+@settings(max_examples=2, deadline=None)
+@given(st.lists(_saga, min_size=12, max_size=12))
+def test_generated_sagas_of_1_to_50_steps_pass_asl_validator(
+    asl: AslValidator, sagas: list[list[dict[str, Any]]]
+) -> None:
+    machines = []
+    for spec in sagas:
+        machines += [compile_forward(_steps(spec), TARGETS),
+                     compile_compensation(_steps(spec), TARGETS)]
+    assert asl.validate(machines) == [""] * len(machines)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_saga, st.data())
+def test_any_failure_compensates_exactly_the_completed_steps(
+    spec: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    steps = _steps(spec)
+    active = [s for s in steps if s.active]
+    failing = data.draw(st.integers(0, len(active) - 1))
+    kind = data.draw(st.sampled_from(["error", "timeout"]))
+    visited = walk(compile_forward(steps, TARGETS), {f"step:{active[failing].id}": kind})
+    done = active[: failing + 1] if kind == "timeout" else active[:failing]
+    assert [v for v in visited if v.startswith("undo:")] == [
+        f"undo:{s.id}" for s in reversed(done)]
+    machine_states = len(compile_forward(steps, TARGETS)["States"])
+    assert machine_states == 2 * len(active) + 5
