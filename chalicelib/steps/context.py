@@ -1,0 +1,55 @@
+"""What an action or compensation gets to work with. Data plus the open transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class Cursor(Protocol):
+    """A PyMySQL DictCursor inside the step's one transaction."""
+
+    rowcount: int
+    lastrowid: int
+
+    def execute(self, query: str, args: Any = None) -> int: ...
+
+    def fetchone(self) -> dict[str, Any] | None: ...
+
+    def fetchall(self) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """One attempt of one phase ("action" or "compensation") of one step of one execution.
+
+    cursor: the transaction the runtime commits together with the step's status, its attempt
+    record and its events, so an action's effect and its record are one atomic change.
+    saga_input: the execution's input (the body's "input" at execute time).
+    config: the step definition's "config" object.
+    """
+
+    execution_id: str
+    saga_id: str
+    step_id: str
+    phase: str
+    attempt: int
+    saga_input: Mapping[str, Any]
+    config: Mapping[str, Any]
+    cursor: Cursor
+    # Results of earlier steps of this execution, by step id (e.g. an order id to ship).
+    results: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+ActionFn = Callable[[StepContext], dict[str, Any]]
+
+
+class PermanentError(Exception):
+    """Retrying cannot help (declined card, unknown SKU): the saga compensates at once.
+
+    Step Functions sees the error name "PermanentError" (see the compiler's Retry)."""
+
+
+class RetryableError(Exception):
+    """A passing fault (lock timeout, participant busy): Step Functions retries the step."""
