@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chalice import Chalice, Response
@@ -9,7 +10,8 @@ from chalice import Chalice, Response
 from chalicelib.api import JSON, actor, handles_errors, json_body
 from chalicelib.config import get_settings
 from chalicelib.health import check_health
-from chalicelib.runtime import definition_service, openapi_document
+from chalicelib.runtime import definition_service, execution_service, openapi_document
+from chalicelib.steps.handler import handle_outcome, handle_step
 
 app = Chalice(app_name="saga-orchestrator")
 API = "/api/v1/saga"
@@ -127,3 +129,89 @@ def service_stats() -> dict[str, Any]:
     settings = get_settings()
     return {"service": settings.saga.name, "version": settings.saga.version,
             "stage": settings.stage, "definitions": definition_service().all_stats()}
+
+
+# -- executions -------------------------------------------------------------------------------
+
+def _execution(execution: Any) -> dict[str, Any]:
+    return execution.model_dump(mode="json")
+
+
+@app.route(f"{API}/sagas/{{saga_id}}/execute", methods=["POST"])
+@handles_errors
+def execute_saga(saga_id: str) -> Response:
+    execution, created = execution_service().execute(
+        saga_id, json_body(app.current_request, required=False), actor(app.current_request))
+    return Response(body=_execution(execution), status_code=202 if created else 200,
+                    headers={**JSON, "Location": f"{API}/executions/{execution.id}"})
+
+
+@app.route(f"{API}/sagas/{{saga_id}}/compensate", methods=["POST"])
+@handles_errors
+def compensate_saga(saga_id: str) -> Response:
+    execution = execution_service().compensate(
+        saga_id, json_body(app.current_request, required=False) or {},
+        actor(app.current_request))
+    return Response(body=_execution(execution), status_code=202, headers=JSON)
+
+
+@app.route(f"{API}/sagas/{{saga_id}}/status", methods=["GET"])
+@handles_errors
+def saga_status(saga_id: str) -> dict[str, Any]:
+    return execution_service().status(saga_id)
+
+
+@app.route(f"{API}/executions", methods=["GET"])
+@handles_errors
+def list_executions() -> dict[str, Any]:
+    page = execution_service().list(saga_id=_query("saga_id"), status=_query("status"),
+                                    limit=_query("limit"), cursor=_query("cursor"))
+    return {"items": [e.model_dump(mode="json", exclude={"steps"}) for e in page.items],
+            "next_cursor": page.next_cursor}
+
+
+@app.route(f"{API}/executions/{{execution_id}}", methods=["GET"])
+@handles_errors
+def get_execution(execution_id: str) -> dict[str, Any]:
+    return _execution(execution_service().get(execution_id))
+
+
+@app.route(f"{API}/executions/{{execution_id}}/retry-compensation", methods=["POST"])
+@handles_errors
+def retry_compensation(execution_id: str) -> Response:
+    execution = execution_service().retry_compensation(execution_id, actor(app.current_request))
+    return Response(body=_execution(execution), status_code=202, headers=JSON)
+
+
+@app.route(f"{API}/executions/{{execution_id}}/resolve", methods=["POST"])
+@handles_errors
+def resolve_execution(execution_id: str) -> dict[str, Any]:
+    return _execution(execution_service().resolve(
+        execution_id, json_body(app.current_request), actor(app.current_request)))
+
+
+# -- step Lambdas: one per action family, invoked by the state machines ---------------------------
+
+def _step_lambda(family: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return handle_step(event, context, family=family)
+
+    # Chalice deploys the handler as "app.<__name__>": each must be a module attribute.
+    handler.__name__ = handler.__qualname__ = f"step_{family}"
+    return app.lambda_function(name=f"step_{family}")(handler)
+
+
+step_payment = _step_lambda("payment")
+step_order = _step_lambda("order")
+step_inventory = _step_lambda("inventory")
+step_shipping = _step_lambda("shipping")
+step_notification = _step_lambda("notification")
+step_user = _step_lambda("user")
+step_lambda = _step_lambda("lambda")  # actions "lambda:NAME": a participant's own Lambda
+step_http = _step_lambda("http")  # actions "http(s)://...": a participant's HTTP endpoint
+
+
+@app.lambda_function(name="saga_recorder")
+def saga_recorder(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Records the ends no step reports: FAILED (nothing to undo), COMPENSATION_FAILED."""
+    return handle_outcome(event, context)

@@ -85,6 +85,12 @@ class KafkaSettings(_Section):
 class AwsSettings(_Section):
     region: str = "us-east-1"
     endpoint_url: str = ""
+    # Empty: asked of STS at first use. LocalStack's account is 000000000000.
+    account_id: str = ""
+    # The role Step Functions assumes to invoke the step Lambdas (created by infra/).
+    state_machine_role_arn: str = ""
+    # Deployed Lambdas are named {app_name}-{stage}-{function}, as Chalice names them.
+    app_name: str = "saga-orchestrator"
 
 
 class SagaSettings(_Section):
@@ -102,6 +108,8 @@ class SagaSettings(_Section):
     auditing_enabled: bool = True
     retry_enabled: bool = True
     compensation_enabled: bool = True
+    # Lets the execute body carry "faults" to inject; never on in prod.
+    fault_injection_enabled: bool = False
     supported_saga_types: list[str] = Field(default_factory=list)
     supported_step_types: list[str] = Field(default_factory=list)
     validation_rules: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)

@@ -97,6 +97,73 @@ _SAGA_ID = {"name": "saga_id", "in": "path", "required": True,
             "schema": {"type": "string", "maxLength": 100}}
 _STEP_ID = {"name": "step_id", "in": "path", "required": True,
             "schema": {"type": "string", "maxLength": 100}}
+_EXECUTION_ID = {"name": "execution_id", "in": "path", "required": True,
+                 "schema": {"type": "string", "maxLength": 100}}
+
+
+def _execution_paths() -> dict[str, Any]:
+    execution = _json_response("the execution with its steps and attempts", _ref("Execution"))
+    return {
+        f"{API}/sagas/{{saga_id}}/execute": {
+            "parameters": [_SAGA_ID],
+            "post": {"operationId": "executeSaga",
+                     "summary": "Start an execution of the saga's latest version",
+                     "requestBody": {"required": False, "content": {"application/json": {
+                         "schema": _ref("ExecuteRequest")}}},
+                     "responses": {"202": _json_response("started", _ref("Execution")),
+                                   "200": _json_response("this execution id was started "
+                                                         "before", _ref("Execution")),
+                                   **_errors(400, 404, 409, 415),
+                                   "503": _json_response("Step Functions is unavailable",
+                                                         _ref("Error"))}}},
+        f"{API}/sagas/{{saga_id}}/compensate": {
+            "parameters": [_SAGA_ID],
+            "post": {"operationId": "compensateSaga",
+                     "summary": "Undo a completed execution (the latest, or execution_id)",
+                     "requestBody": {"required": False, "content": {"application/json": {
+                         "schema": {"type": "object", "additionalProperties": False,
+                                    "properties": {"execution_id": {"type": "string"}}}}}},
+                     "responses": {"202": _json_response("compensating", _ref("Execution")),
+                                   **_errors(400, 404, 409, 415)}}},
+        f"{API}/sagas/{{saga_id}}/status": {
+            "parameters": [_SAGA_ID],
+            "get": {"operationId": "sagaStatus", "summary": "The saga's latest execution",
+                    "responses": {"200": _json_response("status", {"type": "object"}),
+                                  **_errors(404)}}},
+        f"{API}/executions": {
+            "get": {"operationId": "listExecutions", "summary": "List executions, newest first",
+                    "parameters": [
+                        {"name": "saga_id", "in": "query", "schema": {"type": "string"}},
+                        {"name": "status", "in": "query", "schema": {
+                            "type": "string", "enum": ["RUNNING", "COMPLETED", "COMPENSATING",
+                                                       "COMPENSATED", "COMPENSATION_FAILED",
+                                                       "FAILED", "TIMED_OUT"]}},
+                        {"name": "limit", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {"200": _json_response("a page", {"type": "object"}),
+                                  **_errors(400)}}},
+        f"{API}/executions/{{execution_id}}": {
+            "parameters": [_EXECUTION_ID],
+            "get": {"operationId": "getExecution",
+                    "summary": "An execution: status and a timeline of steps and attempts",
+                    "responses": {"200": execution, **_errors(404)}}},
+        f"{API}/executions/{{execution_id}}/retry-compensation": {
+            "parameters": [_EXECUTION_ID],
+            "post": {"operationId": "retryCompensation",
+                     "summary": "Run the compensation of a COMPENSATION_FAILED execution again",
+                     "responses": {"202": _json_response("compensating", _ref("Execution")),
+                                   **_errors(404, 409)}}},
+        f"{API}/executions/{{execution_id}}/resolve": {
+            "parameters": [_EXECUTION_ID],
+            "post": {"operationId": "resolveExecution",
+                     "summary": "Mark a failed execution resolved, with a reason",
+                     "requestBody": _body({"type": "object", "required": ["reason"],
+                                           "additionalProperties": False, "properties": {
+                                               "reason": {"type": "string", "minLength": 3,
+                                                          "maxLength": 500}}}),
+                     "responses": {"200": execution, **_errors(400, 404, 409, 415)}}},
+    }
 
 
 def _paths() -> dict[str, Any]:
@@ -204,7 +271,7 @@ def build_document(saga: SagaSettings) -> dict[str, Any]:
         "info": {"title": saga.name, "version": saga.version,
                  "description": "Register, version and run sagas: distributed transactions "
                  "whose completed steps are compensated in reverse order on failure."},
-        "paths": _paths(),
+        "paths": {**_paths(), **_execution_paths()},
         "components": {
             "schemas": {
                 "StepDefinition": _step_schema(rules.get("step", {}),
@@ -219,6 +286,32 @@ def build_document(saga: SagaSettings) -> dict[str, Any]:
                            "properties": {"status": {"type": "string", "enum": ["up", "down"]},
                                           "components": {"type": "object"}}},
                 "Error": error,
+                "ExecuteRequest": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {
+                        "input": {"type": "object",
+                                  "description": "the saga's input, at most 256 KB of JSON"},
+                        "execution_id": {"type": "string", "maxLength": 64,
+                                         "pattern": _ID_PATTERN},
+                        "faults": {"type": "array", "maxItems": 50,
+                                   "items": _ref("Fault")}}},
+                "Fault": {
+                    "type": "object", "additionalProperties": False, "required": ["step_id"],
+                    "properties": {
+                        "step_id": {"type": "string", "minLength": 1, "maxLength": 100},
+                        "phase": {"type": "string", "enum": ["action", "compensation"]},
+                        "error": {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9_.]{0,99}$"},
+                        "times": {"type": "integer", "minimum": 0, "maximum": 100},
+                        "delay": {"type": "string", "pattern": _DURATION_PATTERN},
+                        "permanent": {"type": "boolean"}}},
+                "Execution": {
+                    "type": "object", "required": ["id", "saga_id", "status", "steps"],
+                    "properties": {
+                        "id": {"type": "string"}, "saga_id": {"type": "string"},
+                        "revision": {"type": "integer"}, "version": {"type": "string"},
+                        "status": {"type": "string"}, "input": {"type": "object"},
+                        "error": {"type": "object", "nullable": True},
+                        "steps": {"type": "array", "items": {"type": "object"}}}},
             },
             "responses": {
                 f"Error{status}": _json_response(text, _ref("Error"))

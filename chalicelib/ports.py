@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from chalicelib.saga.executions import Execution, ExecutionStatus
 from chalicelib.saga.models import SagaDefinition, StoredSaga
 
 
@@ -48,14 +49,88 @@ class DefinitionStore(Protocol):
 
     def get(self, saga_id: str, version: str | None = None) -> StoredSaga | None: ...
 
+    def get_revision(self, saga_id: str, revision: int) -> StoredSaga | None: ...
+
     def list(self, limit: int, cursor: str | None, filters: SagaFilter) -> Page: ...
 
     def versions(self, saga_id: str) -> list[dict[str, Any]]: ...
 
     def set_active(self, saga_id: str, active: bool, actor: Actor) -> StoredSaga | None: ...
 
-    def delete(self, saga_id: str, actor: Actor) -> bool: ...
+    def delete(self, saga_id: str, actor: Actor, keep_revisions: list[int]) -> bool:
+        """Remove the saga and its versions but those executions pinned."""
+        ...
 
     def totals(self) -> Totals: ...
 
     def audit_entries(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class Machines:
+    forward_arn: str
+    compensation_arn: str
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What Step Functions says of one of its executions."""
+
+    status: str  # RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED | MISSING
+    error: str | None = None
+    cause: str | None = None
+
+
+class Orchestrator(Protocol):
+    """Step Functions, seen from the service."""
+
+    def ensure_machines(self, saga: StoredSaga) -> Machines: ...
+
+    def delete_machines(self, saga_id: str, revisions: list[int]) -> None: ...
+
+    def start(self, machine_arn: str, name: str, execution_input: dict[str, Any]) -> str:
+        """Start (idempotently: the same name twice starts one) and return the run's ARN."""
+        ...
+
+    def describe(self, run_arn: str) -> RunState: ...
+
+    def run_arn(self, machine_arn: str, name: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class ExecutionPage:
+    items: list[Execution]
+    next_cursor: str | None
+
+
+class ExecutionStore(Protocol):
+    """The write model of executions. Each change writes its event in the same transaction."""
+
+    def create(self, execution: Execution, step_ids: list[str]) -> tuple[Execution, bool]:
+        """Insert with its steps and a started event; (existing, False) if the id is taken."""
+        ...
+
+    def get(self, execution_id: str) -> Execution | None: ...
+
+    def list(self, *, saga_id: str | None, status: str | None, limit: int,
+             cursor: str | None) -> ExecutionPage: ...
+
+    def latest(self, saga_id: str, status: ExecutionStatus | None = None) -> Execution | None: ...
+
+    def mark_started(self, execution_id: str, machine_arn: str, run_arn: str) -> None: ...
+
+    def transition(self, execution_id: str, allowed_from: set[ExecutionStatus],
+                   to: ExecutionStatus, event_type: str, data: dict[str, Any],
+                   error: dict[str, Any] | None = None) -> Execution | None:
+        """Move to `to` if the status is one of allowed_from; None if it was not."""
+        ...
+
+    def resolve(self, execution_id: str, by: str, reason: str) -> Execution | None: ...
+
+    def count_active(self, saga_id: str) -> int: ...
+
+    def pinned_revisions(self, saga_id: str) -> list[int]: ...
+
+    def unsettled(self, older_than_seconds: float, limit: int) -> list[Execution]:
+        """RUNNING or COMPENSATING for longer than that: the reconciler's work list."""
+        ...

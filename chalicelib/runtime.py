@@ -1,7 +1,7 @@
-"""The composition root: real adapters wired to the service, built once per process.
+"""The composition root: real adapters wired to the services, built once per process.
 
-Lambda containers are reused across invocations, so connections and the applied-migrations check
-live here for the life of the process.
+Lambda containers are reused across invocations, so connections, clients and the
+applied-migrations check live here for the life of the process.
 """
 
 from __future__ import annotations
@@ -11,25 +11,105 @@ import json
 from pathlib import Path
 from typing import Any
 
+from chalicelib.adapters import aws
 from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
+from chalicelib.adapters.mysql_executions import MySQLExecutionStore
 from chalicelib.adapters.mysql_migrations import migrate
+from chalicelib.adapters.stepfunctions import FunctionNames, StepFunctionsOrchestrator
 from chalicelib.config import Settings, get_settings
+from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
+from chalicelib.saga.models import StepDefinition
 from chalicelib.saga.service import DefinitionService, Limits
 from chalicelib.saga.validation import ValidationPolicy
+from chalicelib.steps.actions import BUILTIN_ACTIONS, FAMILY_OF
+from chalicelib.steps.registry import ActionRegistry, family_of, function_name
+from chalicelib.steps.runtime import OutcomeRecorder, StepRuntime
+
+OPENAPI_FILE = Path(__file__).with_name("openapi.json")
+RECORDER_FUNCTION = "saga_recorder"
+
+
+def faults_enabled(settings: Settings) -> bool:
+    # Never in prod, whatever the configuration says.
+    return settings.saga.fault_injection_enabled and settings.stage != "prod"
+
+
+def account_id(settings: Settings) -> str:
+    if settings.aws.account_id:
+        return settings.aws.account_id
+    return str(aws.client("sts", settings.aws).get_caller_identity()["Account"])
+
+
+def function_names(settings: Settings) -> FunctionNames:
+    return FunctionNames(app=settings.aws.app_name, stage=settings.stage,
+                         region=settings.aws.region, account=account_id(settings))
+
+
+def build_orchestrator(settings: Settings) -> StepFunctionsOrchestrator:
+    names = function_names(settings)
+
+    def function_for(step: StepDefinition, phase: str) -> str:
+        action = step.action if phase == "action" else step.compensation
+        return names.arn(function_name(family_of(action or "", FAMILY_OF)))
+
+    return StepFunctionsOrchestrator(
+        aws.client("stepfunctions", settings.aws), role_arn=settings.aws.state_machine_role_arn,
+        region=settings.aws.region, account=names.account, function_for=function_for,
+        recorder_arn=names.arn(RECORDER_FUNCTION))
+
+
+def validation_policy(settings: Settings) -> ValidationPolicy:
+    return ValidationPolicy.from_settings(settings.saga, actions=frozenset(BUILTIN_ACTIONS))
 
 
 def build_definition_service(settings: Settings, connector: MySQLConnector) -> DefinitionService:
     migrate(connector.connection())
     store = MySQLDefinitionStore(connector, auditing=settings.saga.auditing_enabled)
-    return DefinitionService(store, ValidationPolicy.from_settings(settings.saga),
-                             Limits(settings.saga.max_sagas, settings.saga.max_steps))
+    return DefinitionService(store, validation_policy(settings),
+                             Limits(settings.saga.max_sagas, settings.saga.max_steps),
+                             executions=MySQLExecutionStore(connector),
+                             orchestrator=build_orchestrator(settings))
+
+
+def build_execution_service(settings: Settings, connector: MySQLConnector) -> ExecutionService:
+    migrate(connector.connection())
+    return ExecutionService(
+        MySQLDefinitionStore(connector, auditing=settings.saga.auditing_enabled),
+        MySQLExecutionStore(connector), build_orchestrator(settings),
+        ExecutionPolicy(faults_enabled=faults_enabled(settings)))
+
+
+def build_step_runtime(settings: Settings, connector: MySQLConnector) -> StepRuntime:
+    registry = ActionRegistry(BUILTIN_ACTIONS,
+                              lambda_client=lambda: aws.client("lambda", settings.aws))
+    return StepRuntime(connector, MySQLDefinitionStore(connector), registry.resolve,
+                       faults_enabled=faults_enabled(settings))
+
+
+@functools.cache
+def connector() -> MySQLConnector:
+    return MySQLConnector(get_settings().database.mysql)
 
 
 @functools.cache
 def definition_service() -> DefinitionService:
-    settings = get_settings()
-    return build_definition_service(settings, MySQLConnector(settings.database.mysql))
+    return build_definition_service(get_settings(), connector())
+
+
+@functools.cache
+def execution_service() -> ExecutionService:
+    return build_execution_service(get_settings(), connector())
+
+
+@functools.cache
+def step_runtime() -> StepRuntime:
+    return build_step_runtime(get_settings(), connector())
+
+
+@functools.cache
+def outcome_recorder() -> OutcomeRecorder:
+    return OutcomeRecorder(connector())
 
 
 @functools.cache
@@ -38,4 +118,9 @@ def openapi_document() -> dict[str, Any]:
     return json.loads(OPENAPI_FILE.read_text())
 
 
-OPENAPI_FILE = Path(__file__).with_name("openapi.json")
+def reset() -> None:
+    """Forget every built component (tests that switch settings between modules)."""
+    get_settings.cache_clear()
+    for cached in (connector, definition_service, execution_service, step_runtime,
+                   outcome_recorder):
+        cached.cache_clear()

@@ -89,6 +89,21 @@ def _db(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _deploy(args: argparse.Namespace) -> int:
+    if args.stage != "local":
+        print("saga: deploying to AWS (dev, prod) is not available yet; "
+              "`saga deploy --stage local` deploys into the local LocalStack", file=sys.stderr)
+        return EXIT_USAGE
+    from chalicelib import runtime
+    from infra.deploy.local import deploy_functions, load_app, refresh_machines
+
+    app = load_app()
+    settings = get_settings()
+    deploy_functions(settings, app)
+    refresh_machines(runtime.definition_service(), runtime.build_orchestrator(settings), print)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="saga", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     openapi = commands.add_parser("openapi", help="write chalicelib/openapi.json")
     openapi.add_argument("--check", action="store_true", help="fail if it is stale")
     openapi.set_defaults(handler=_openapi)
+
+    deploy = commands.add_parser("deploy", help="deploy the Lambdas and state machines")
+    deploy.add_argument("--stage", default="local", choices=["local", "dev", "prod"])
+    deploy.set_defaults(handler=_deploy)
 
     db = commands.add_parser("db", help="the MySQL write model")
     db.add_argument("action", choices=["migrate"])

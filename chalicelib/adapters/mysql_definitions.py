@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pymysql
 
+from chalicelib.adapters.cursors import decode_cursor, encode_cursor
 from chalicelib.adapters.mysql import MySQLConnector
+from chalicelib.adapters.mysql_executions import append_definition_event
 from chalicelib.ports import Actor, Page, SagaFilter, Totals
+from chalicelib.saga import events
 from chalicelib.saga.errors import Conflict, NotFound
 from chalicelib.saga.models import SagaDefinition, StoredSaga
 
@@ -42,26 +44,16 @@ def _row_to_saga(row: dict[str, Any]) -> StoredSaga:
     )
 
 
+def _summary_dict(saga: StoredSaga | None) -> dict[str, Any]:
+    if saga is None:
+        return {}
+    return {"saga_id": saga.id, "version": saga.version, "revision": saga.revision,
+            "active": saga.active, "steps": [s.id for s in saga.steps]}
+
+
 def _summary(saga: StoredSaga | None) -> str | None:
     """What the audit log keeps of a saga: enough to see what changed, not the whole body."""
-    if saga is None:
-        return None
-    return json.dumps({"version": saga.version, "revision": saga.revision,
-                       "active": saga.active, "steps": [s.id for s in saga.steps]})
-
-
-def encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": last_id}).encode()).decode()
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        after = json.loads(base64.urlsafe_b64decode(cursor.encode()))["after"]
-    except (ValueError, KeyError, TypeError):
-        raise ValueError("cursor is not one this API returned") from None
-    if not isinstance(after, str):
-        raise ValueError("cursor is not one this API returned")
-    return after
+    return json.dumps(_summary_dict(saga)) if saga is not None else None
 
 
 class MySQLDefinitionStore:
@@ -119,6 +111,9 @@ class MySQLDefinitionStore:
             stored = self._get(cur, saga.id, None)
             assert stored is not None
             self._audit(cur, actor, action, "saga", saga.id, before, stored, now)
+            append_definition_event(
+                cur, events.DEFINITION_CREATED if before is None else events.DEFINITION_UPDATED,
+                saga_id=saga.id, data={**_summary_dict(stored), "action": action}, at=now)
         return stored
 
     def set_active(self, saga_id: str, active: bool, actor: Actor) -> StoredSaga | None:
@@ -134,17 +129,26 @@ class MySQLDefinitionStore:
             after = self._get(cur, saga_id, None)
             self._audit(cur, actor, "activate" if active else "deactivate", "saga", saga_id,
                         before, after, now)
+            append_definition_event(cur, events.DEFINITION_UPDATED, saga_id=saga_id,
+                                    data={**_summary_dict(after), "action": "set_active"},
+                                    at=now)
         return after
 
-    def delete(self, saga_id: str, actor: Actor) -> bool:
+    def delete(self, saga_id: str, actor: Actor, keep_revisions: list[int]) -> bool:
         now = _now()
         with self._db.transaction() as cur:
             before = self._get(cur, saga_id, None, lock=True)
             if before is None:
                 return False
-            cur.execute("DELETE FROM saga_versions WHERE saga_id = %s", (saga_id,))
+            keep = keep_revisions or [0]
+            placeholders = ", ".join(["%s"] * len(keep))
+            cur.execute(f"DELETE FROM saga_versions WHERE saga_id = %s "
+                        f"AND revision NOT IN ({placeholders})", (saga_id, *keep))
             cur.execute("DELETE FROM sagas WHERE id = %s", (saga_id,))
             self._audit(cur, actor, "delete", "saga", saga_id, before, None, now)
+            append_definition_event(cur, events.DEFINITION_DELETED, saga_id=saga_id,
+                                    data={"saga_id": saga_id, "version": before.version},
+                                    at=now)
         return True
 
     def _audit(self, cur: Any, actor: Actor, action: str, entity_type: str, entity_id: str,
@@ -172,6 +176,20 @@ class MySQLDefinitionStore:
     def get(self, saga_id: str, version: str | None = None) -> StoredSaga | None:
         with self._db.transaction() as cur:
             return self._get(cur, saga_id, version)
+
+    def get_revision(self, saga_id: str, revision: int) -> StoredSaga | None:
+        """A version by revision, even after its saga was destroyed (executions pin it)."""
+        with self._db.transaction() as cur:
+            cur.execute(
+                "SELECT v.saga_id AS id, COALESCE(s.active, FALSE) AS active, "
+                "COALESCE(s.created_at, v.created_at) AS created_at, "
+                "COALESCE(s.updated_at, v.created_at) AS updated_at, v.revision, v.version, "
+                "v.name, v.description, v.type, v.definition, "
+                "v.created_at AS version_created_at "
+                "FROM saga_versions v LEFT JOIN sagas s ON s.id = v.saga_id "
+                "WHERE v.saga_id = %s AND v.revision = %s", (saga_id, revision))
+            row = cur.fetchone()
+        return _row_to_saga(row) if row else None
 
     def list(self, limit: int, cursor: str | None, filters: SagaFilter) -> Page:
         where = ["v.revision = s.latest_revision"]

@@ -24,8 +24,9 @@ from typing import Any
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.models import StepDefinition
 
-# Errors a step raises to say "retrying will not help": no retry, straight to compensation.
-PERMANENT_ERRORS = ("Saga.PermanentError",)
+# The error a step raises to say "retrying will not help" (chalicelib.steps.context.
+# PermanentError; Lambda reports errors by class name): no retry, straight to compensation.
+PERMANENT_ERRORS = ("PermanentError",)
 TIMEOUT = "States.Timeout"
 
 
@@ -59,9 +60,14 @@ def _state_name(prefix: str, step: StepDefinition) -> str:
     return f"{prefix}{step.id}"[:80]
 
 
+# A Lambda runs 15 minutes at most, so a step's Task can wait no longer than that.
+LAMBDA_MAX_TIMEOUT_S = 900
+
+
 def _timeout_seconds(step: StepDefinition) -> int:
     # ASL takes whole seconds; a sub-second timeout rounds up to 1 s.
-    return max(1, -(-parse_duration_ms(step.timeout or "30s") // 1000))
+    seconds = max(1, -(-parse_duration_ms(step.timeout or "30s") // 1000))
+    return min(seconds, LAMBDA_MAX_TIMEOUT_S)
 
 
 def _retriers(attempts: int, policy: RetryPolicy) -> list[dict[str, Any]]:
@@ -81,18 +87,22 @@ def _retriers(attempts: int, policy: RetryPolicy) -> list[dict[str, Any]]:
 
 
 def _task(function_arn: str, step: StepDefinition, phase: str, *, timeout_s: int,
-          retriers: list[dict[str, Any]], last: bool) -> dict[str, Any]:
+          retriers: list[dict[str, Any]], last: bool,
+          skip_undone: bool = False) -> dict[str, Any]:
+    parameters: dict[str, Any] = {
+        "execution_id.$": "$.execution_id",
+        "step_id": step.id,
+        "phase": phase,
+        "last": last,
+        "attempt.$": "$$.State.RetryCount",
+        "error.$": "$.error",
+    }
+    if skip_undone:
+        parameters["skip_undone"] = True
     return {
         "Type": "Task",
         "Resource": function_arn,
-        "Parameters": {
-            "execution_id.$": "$.execution_id",
-            "step_id": step.id,
-            "phase": phase,
-            "last": last,
-            "attempt.$": "$$.State.RetryCount",
-            "error.$": "$.error",
-        },
+        "Parameters": parameters,
         "ResultPath": None,
         "TimeoutSeconds": timeout_s,
         "Retry": retriers,
@@ -120,8 +130,12 @@ def _active_in_order(steps: Sequence[StepDefinition]) -> list[StepDefinition]:
 
 
 def _undo_chain(steps: Sequence[StepDefinition], targets: MachineTargets,
-                options: CompileOptions) -> dict[str, dict[str, Any]]:
-    """undo(sn) -> ... -> undo(s1) -> Compensated; any of them failing -> CompensationFailed."""
+                options: CompileOptions, *, skip_undone: bool) -> dict[str, dict[str, Any]]:
+    """undo(sn) -> ... -> undo(s1) -> Compensated; any of them failing -> CompensationFailed.
+
+    skip_undone (the compensation-only machine): steps that never did anything (FAILED, or
+    never started) are left as they are. In the forward machine's chain a not-yet-finished
+    step may be a timed-out one still at work, so it is always compensated."""
     states: dict[str, dict[str, Any]] = {}
     ordered = list(reversed(steps))
     for index, step in enumerate(ordered):
@@ -130,7 +144,7 @@ def _undo_chain(steps: Sequence[StepDefinition], targets: MachineTargets,
             targets.function_for(step, "compensation"), step, "compensation",
             timeout_s=max(_timeout_seconds(step), options.min_compensation_timeout_s),
             retriers=_retriers(options.compensation_attempts, options.compensation_retry),
-            last=is_last)
+            last=is_last, skip_undone=skip_undone)
         state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
                            "Next": "RecordCompensationFailed"}]
         if is_last:
@@ -172,7 +186,7 @@ def compile_forward(steps: Sequence[StepDefinition], targets: MachineTargets,
         else:
             state["Next"] = _state_name("step:", active[index + 1])
         states[_state_name("step:", step)] = state
-    states.update(_undo_chain(active, targets, options))
+    states.update(_undo_chain(active, targets, options, skip_undone=False))
     states["RecordFailed"] = {**_recorder(targets.recorder, "FAILED"), "Next": "Failed"}
     states["Failed"] = {"Type": "Fail", "Error": "Saga.Failed",
                         "Cause": "the first step failed; there was nothing to compensate"}
@@ -184,7 +198,7 @@ def compile_compensation(steps: Sequence[StepDefinition], targets: MachineTarget
                          options: CompileOptions = CompileOptions(), *,
                          comment: str = "") -> dict[str, Any]:
     active = _active_in_order(steps)
-    states = _undo_chain(active, targets, options)
+    states = _undo_chain(active, targets, options, skip_undone=True)
     return {"Comment": comment or "saga compensation",
             "StartAt": _state_name("undo:", active[-1]), "States": states}
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.ports import Actor, DefinitionStore, Page, SagaFilter
+from chalicelib.ports import Actor, DefinitionStore, ExecutionStore, Orchestrator, Page, SagaFilter
 from chalicelib.saga import semver
 from chalicelib.saga.errors import BadRequest, Conflict, LimitReached, NotFound
 from chalicelib.saga.models import SagaDefinition, StoredSaga
 from chalicelib.saga.validation import ValidationPolicy, check_definition
 
+logger = logging.getLogger(__name__)
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
 
@@ -22,10 +24,13 @@ class Limits:
 
 
 class DefinitionService:
-    def __init__(self, store: DefinitionStore, policy: ValidationPolicy, limits: Limits) -> None:
+    def __init__(self, store: DefinitionStore, policy: ValidationPolicy, limits: Limits, *,
+                 executions: ExecutionStore, orchestrator: Orchestrator) -> None:
         self.store = store
         self.policy = policy
         self.limits = limits
+        self.executions = executions
+        self.orchestrator = orchestrator
 
     # -- create and change ----------------------------------------------------------------
 
@@ -36,8 +41,8 @@ class DefinitionService:
         existing = self.store.get(saga.id)
         if existing is None:
             self._check_limits(new_sagas=1, added_steps=len(saga.steps))
-            return self.store.insert_version(saga, expected_revision=None, actor=actor,
-                                             action="create")
+            return self._with_machines(self.store.insert_version(
+                saga, expected_revision=None, actor=actor, action="create"))
         if not semver.is_newer(saga.version, existing.version):
             raise Conflict(
                 f"saga {saga.id!r} already exists at version {existing.version}; to store a new "
@@ -75,14 +80,36 @@ class DefinitionService:
         return saga
 
     def destroy(self, saga_id: str, actor: Actor) -> None:
-        if not self.store.delete(saga_id, actor):
+        self.get(saga_id)
+        running = self.executions.count_active(saga_id)
+        if running:
+            raise Conflict(f"saga {saga_id!r} has {running} running execution(s); wait for them "
+                           "to end before destroying it", saga_id=saga_id, running=running)
+        revisions = [v["revision"] for v in self.store.versions(saga_id)]
+        # Versions that executions ran stay readable (and their machines, for compensations).
+        pinned = self.executions.pinned_revisions(saga_id)
+        if not self.store.delete(saga_id, actor, keep_revisions=pinned):
             raise NotFound(f"saga {saga_id!r} does not exist", saga_id=saga_id)
+        try:
+            self.orchestrator.delete_machines(saga_id, [r for r in revisions if r not in pinned])
+        except Exception:  # the saga is gone; leftover machines are harmless and logged
+            logger.exception("could not delete the state machines of saga %s", saga_id)
 
     def _store_new_version(self, existing: StoredSaga, saga: SagaDefinition, actor: Actor,
                            action: str) -> StoredSaga:
         self._check_limits(added_steps=len(saga.steps) - len(existing.steps))
-        return self.store.insert_version(saga, expected_revision=existing.revision, actor=actor,
-                                         action=action)
+        return self._with_machines(self.store.insert_version(
+            saga, expected_revision=existing.revision, actor=actor, action=action))
+
+    def _with_machines(self, saga: StoredSaga) -> StoredSaga:
+        # Machines are made when a version is stored; should Step Functions be down now,
+        # execute makes them later, so storing the version does not depend on it.
+        try:
+            self.orchestrator.ensure_machines(saga)
+        except Exception:
+            logger.exception("could not create the state machines of %s r%s", saga.id,
+                             saga.revision)
+        return saga
 
     @staticmethod
     def _as_payload(existing: StoredSaga, steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -113,7 +140,7 @@ class DefinitionService:
              active: str | None = None, saga_type: str | None = None) -> Page:
         filters = SagaFilter(active=_boolean("active", active), type=saga_type or None)
         try:
-            return self.store.list(_page_size(limit), cursor or None, filters)
+            return self.store.list(page_size(limit), cursor or None, filters)
         except ValueError as bad_cursor:
             raise BadRequest(str(bad_cursor), value=cursor) from None
 
@@ -136,7 +163,7 @@ class DefinitionService:
                            "max_steps": self.limits.max_steps}}
 
 
-def _page_size(raw: str | None) -> int:
+def page_size(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_PAGE
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:

@@ -51,10 +51,15 @@ class ValidationPolicy:
     saga_types: frozenset[str] = frozenset()
     step_types: frozenset[str] = frozenset()
     max_steps_per_saga: int = 100
+    # Built-in action names; None accepts any name. Participant references ("lambda:NAME",
+    # "http(s)://...") are always accepted.
+    actions: frozenset[str] | None = None
 
     @classmethod
-    def from_settings(cls, saga_settings: Any) -> ValidationPolicy:
+    def from_settings(cls, saga_settings: Any,
+                      actions: frozenset[str] | None = None) -> ValidationPolicy:
         return cls(
+            actions=actions,
             rules=saga_settings.validation_rules,
             enabled=saga_settings.validation_enabled,
             saga_types=frozenset(saga_settings.supported_saga_types),
@@ -206,6 +211,13 @@ def _step_invariants(prefix: str, step: StepDefinition,
     if step.timeout is not None and not _is_duration(step.timeout):
         found.append(Violation(f"{prefix}timeout", "format",
                                "must be a duration such as 500ms, 30s, 2m or 1h", step.timeout))
+    for name in ("action", "compensation"):
+        value = getattr(step, name)
+        if value and policy.actions is not None and not _is_known_action(value, policy.actions):
+            found.append(Violation(
+                f"{prefix}{name}", "known_action",
+                "must be a built-in action, lambda:<function name or ARN>, or an http(s) URL",
+                value))
     if step.type is not None and policy.step_types and step.type not in policy.step_types:
         found.append(Violation(f"{prefix}type", "supported",
                                f"must be one of {', '.join(sorted(policy.step_types))}",
@@ -220,6 +232,14 @@ def _duplicates(name: str, values: Iterable[Any]) -> list[Violation]:
                       f"{name} {value!r} is used by more than one step", value)
             for index, value in enumerate(values)
             if value is not None and counts[value] > 1 and values.index(value) != index]
+
+
+def _is_known_action(value: str, actions: frozenset[str]) -> bool:
+    if value.startswith("lambda:") and len(value) > len("lambda:"):
+        return True
+    if value.startswith(("http://", "https://")):
+        return True
+    return value in actions
 
 
 def _is_duration(value: str) -> bool:

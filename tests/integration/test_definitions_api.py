@@ -15,8 +15,12 @@ from app import app
 from chalicelib import runtime
 from chalicelib.adapters import mysql
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
-from chalicelib.adapters.mysql_migrations import applied, migrate
-from chalicelib.config import Settings, get_settings, load_settings
+from chalicelib.adapters.mysql_migrations import (
+    applied,
+    load_migrations,
+    migrate,
+)
+from chalicelib.config import Settings, load_settings
 from chalicelib.ports import Actor
 from chalicelib.saga.errors import LimitReached
 
@@ -46,11 +50,9 @@ def test_db(settings: Settings) -> Iterator[str]:
     _fresh_database(settings, name)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SAGA__DATABASE__MYSQL__DATABASE", name)
-        get_settings.cache_clear()
-        runtime.definition_service.cache_clear()
+        runtime.reset()
         yield name
-    get_settings.cache_clear()
-    runtime.definition_service.cache_clear()
+    runtime.reset()
     _drop_database(settings, name)
 
 
@@ -177,7 +179,7 @@ def test_versions_are_immutable_and_pinned(client: Client, settings: Settings,
     assert first["revision"] == 1 and first["steps"][0]["max_retries"] == 3
 
     step = {"id": "ship-order", "name": "Ship Order", "description": "Hand the parcel over",
-            "action": "ship_order", "compensation": "cancel_shipment", "max_retries": 1,
+            "action": "create_shipment", "compensation": "cancel_shipment", "max_retries": 1,
             "timeout": "5s"}
     added = _post(client, f"{API}/sagas/versioned/steps", step)
     assert added.status_code == 201
@@ -298,7 +300,8 @@ def test_limits_and_auditing_switch(settings: Settings) -> None:
         with pytest.raises(LimitReached, match="at most 2 sagas"):
             service.create(_saga("three"), actor)
         step = {"id": "extra", "name": "Extra", "description": "one step too many",
-                "action": "noop", "compensation": "noop", "max_retries": 0, "timeout": "1s"}
+                "action": "create_order", "compensation": "cancel_order", "max_retries": 0,
+                "timeout": "1s"}
         service.add_step("one", step, actor)  # 7 steps in all: at the limit
         with pytest.raises(LimitReached, match="at most 7 steps"):
             service.add_step("two", {**step, "id": "extra-2"}, actor)
@@ -313,7 +316,7 @@ def test_migrations_apply_once(settings: Settings, test_db: str) -> None:
     conn = mysql.connect(settings.database.mysql, database=test_db)
     try:
         assert migrate(conn) == []  # the service already applied them
-        assert applied(conn) == [1]
+        assert applied(conn) == [m.number for m in load_migrations()]
     finally:
         conn.close()
 

@@ -65,7 +65,7 @@ def test_each_task_carries_the_step_timeout_and_retries() -> None:
     assert task["TimeoutSeconds"] == 60
     assert task["ResultPath"] is None
     permanent, retryable = task["Retry"]
-    assert permanent == {"ErrorEquals": ["Saga.PermanentError"], "MaxAttempts": 0}
+    assert permanent == {"ErrorEquals": ["PermanentError"], "MaxAttempts": 0}
     assert retryable["ErrorEquals"] == ["States.ALL"] and retryable["MaxAttempts"] == 3
     assert retryable["BackoffRate"] == 2.0
     assert task["Parameters"]["phase"] == "action" and task["Parameters"]["last"] is False

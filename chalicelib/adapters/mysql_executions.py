@@ -1,0 +1,316 @@
+"""Executions, step runs, attempts and outbox events in MySQL.
+
+Functions take a cursor so that callers compose them into one transaction: an action's effect,
+its step status, its attempt and its events commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pymysql
+
+from chalicelib.adapters.cursors import decode_cursor, encode_cursor
+from chalicelib.ports import ExecutionPage
+from chalicelib.saga import events
+from chalicelib.saga.executions import Attempt, Execution, ExecutionStatus, StepRun, StepStatus
+from chalicelib.steps.context import Cursor
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str)
+
+
+def _load(value: Any) -> Any:
+    return None if value is None else json.loads(value)
+
+
+# -- events ----------------------------------------------------------------------
+
+def append_event(cur: Cursor, event_type: str, *, execution_id: str, data: dict[str, Any],
+                 at: datetime) -> dict[str, Any]:
+    """Outbox row for an execution event; the sequence comes from the (locked) execution row."""
+    cur.execute("UPDATE executions SET last_sequence = last_sequence + 1 WHERE id = %s",
+                (execution_id,))
+    cur.execute("SELECT last_sequence FROM executions WHERE id = %s", (execution_id,))
+    row = cur.fetchone()
+    assert row is not None, f"no execution {execution_id}"
+    return _insert_event(cur, event_type, key=execution_id, subject=f"execution/{execution_id}",
+                         sequence=row["last_sequence"], data=data, at=at)
+
+
+def append_definition_event(cur: Cursor, event_type: str, *, saga_id: str,
+                            data: dict[str, Any], at: datetime) -> dict[str, Any]:
+    # Callers hold the saga's header row lock, so MAX + 1 cannot race. (An execution may
+    # have been given the same id as a saga: definition events count on their own.)
+    cur.execute("SELECT COALESCE(MAX(sequence), 0) + 1 AS next FROM outbox "
+                "WHERE partition_key = %s AND type LIKE 'saga.definition.%%'", (saga_id,))
+    sequence = cur.fetchone()["next"]  # type: ignore[index]
+    return _insert_event(cur, event_type, key=saga_id, subject=f"saga/{saga_id}",
+                         sequence=sequence, data=data, at=at)
+
+
+def _insert_event(cur: Cursor, event_type: str, *, key: str, subject: str, sequence: int,
+                  data: dict[str, Any], at: datetime) -> dict[str, Any]:
+    event = events.envelope(event_type, key=key, subject=subject, sequence=sequence, data=data,
+                            time=at.replace(tzinfo=UTC))
+    cur.execute("INSERT INTO outbox (event_id, partition_key, sequence, type, envelope, "
+                "created_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                (event["id"], key, sequence, event_type, json.dumps(event), at))
+    return event
+
+
+# -- executions ----------------------------------------------------------------------
+
+def insert_execution(cur: Cursor, execution: Execution, step_ids: list[str]) -> None:
+    cur.execute(
+        "INSERT INTO executions (id, saga_id, revision, version, status, input, faults, "
+        "state_machine_arn, started_at, updated_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (execution.id, execution.saga_id, execution.revision, execution.version,
+         execution.status.value, json.dumps(execution.input),
+         _json([f.model_dump() for f in execution.faults]), execution.state_machine_arn,
+         execution.started_at, execution.updated_at))
+    for position, step_id in enumerate(step_ids, start=1):
+        cur.execute("INSERT INTO step_runs (execution_id, step_id, position, status) "
+                    "VALUES (%s, %s, %s, %s)",
+                    (execution.id, step_id, position, StepStatus.PENDING.value))
+
+
+def lock_execution(cur: Cursor, execution_id: str) -> dict[str, Any] | None:
+    cur.execute("SELECT * FROM executions WHERE id = %s FOR UPDATE", (execution_id,))
+    return cur.fetchone()
+
+
+def set_execution_status(cur: Cursor, execution_id: str, status: ExecutionStatus, *,
+                         at: datetime, error: dict[str, Any] | None = None) -> None:
+    ended = at if status.is_final else None
+    cur.execute("UPDATE executions SET status = %s, updated_at = %s, ended_at = %s, "
+                "error = COALESCE(%s, error) WHERE id = %s",
+                (status.value, at, ended, _json(error), execution_id))
+
+
+def set_sfn_execution(cur: Cursor, execution_id: str, state_machine_arn: str,
+                      sfn_execution_arn: str, at: datetime) -> None:
+    cur.execute("UPDATE executions SET state_machine_arn = %s, sfn_execution_arn = %s, "
+                "updated_at = %s WHERE id = %s",
+                (state_machine_arn, sfn_execution_arn, at, execution_id))
+
+
+def resolve_execution(cur: Cursor, execution_id: str, *, by: str, reason: str,
+                      at: datetime) -> None:
+    cur.execute("UPDATE executions SET resolved_by = %s, resolution = %s, updated_at = %s "
+                "WHERE id = %s", (by, reason, at, execution_id))
+
+
+# -- step runs and attempts ----------------------------------------------------------------------
+
+def lock_step_run(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any] | None:
+    cur.execute("SELECT * FROM step_runs WHERE execution_id = %s AND step_id = %s FOR UPDATE",
+                (execution_id, step_id))
+    return cur.fetchone()
+
+
+def update_step_run(cur: Cursor, execution_id: str, step_id: str, *, status: StepStatus,
+                    phase: str, at: datetime, result: dict[str, Any] | None = None,
+                    error: dict[str, Any] | None = None, count_attempt: bool = True) -> None:
+    counter = "action_attempts" if phase == "action" else "compensation_attempts"
+    increment = 1 if count_attempt else 0
+    ended = at if status in (StepStatus.SUCCEEDED, StepStatus.FAILED) else None
+    compensated = at if status is StepStatus.COMPENSATED else None
+    cur.execute(
+        f"UPDATE step_runs SET status = %s, {counter} = {counter} + %s, "
+        "result = COALESCE(%s, result), error = %s, "
+        "started_at = COALESCE(started_at, %s), ended_at = COALESCE(%s, ended_at), "
+        "compensated_at = COALESCE(%s, compensated_at) "
+        "WHERE execution_id = %s AND step_id = %s",
+        (status.value, increment, _json(result), _json(error), at, ended, compensated,
+         execution_id, step_id))
+
+
+def insert_attempt(cur: Cursor, execution_id: str, step_id: str, *, phase: str, attempt: int,
+                   outcome: str, started: datetime, ended: datetime,
+                   error_type: str | None = None, error_message: str | None = None) -> None:
+    cur.execute(
+        "INSERT INTO step_attempts (execution_id, step_id, phase, attempt, outcome, error_type, "
+        "error_message, started_at, ended_at, duration_ms) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (execution_id, step_id, phase, attempt, outcome, error_type,
+         (error_message or "")[:2000] or None, started, ended,
+         int((ended - started).total_seconds() * 1000)))
+
+
+def step_results(cur: Cursor, execution_id: str) -> dict[str, dict[str, Any]]:
+    # In step order: an action may look for "the latest earlier result carrying X".
+    cur.execute("SELECT step_id, result FROM step_runs WHERE execution_id = %s AND status = %s "
+                "ORDER BY position", (execution_id, StepStatus.SUCCEEDED.value))
+    return {row["step_id"]: _load(row["result"]) or {} for row in cur.fetchall()}
+
+
+# -- reads ----------------------------------------------------------------------
+
+def row_to_execution(row: dict[str, Any]) -> Execution:
+    return Execution(
+        id=row["id"], saga_id=row["saga_id"], revision=row["revision"], version=row["version"],
+        status=ExecutionStatus(row["status"]), input=_load(row["input"]) or {},
+        faults=_load(row["faults"]) or [], error=_load(row["error"]),
+        state_machine_arn=row["state_machine_arn"], sfn_execution_arn=row["sfn_execution_arn"],
+        started_at=_utc(row["started_at"]), updated_at=_utc(row["updated_at"]),
+        ended_at=_utc(row["ended_at"]), resolved_by=row["resolved_by"],
+        resolution=row["resolution"])
+
+
+def load_execution(cur: Cursor, execution_id: str, *,
+                   with_steps: bool = True) -> Execution | None:
+    cur.execute("SELECT * FROM executions WHERE id = %s", (execution_id,))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    execution = row_to_execution(row)
+    if not with_steps:
+        return execution
+    cur.execute("SELECT * FROM step_attempts WHERE execution_id = %s ORDER BY id",
+                (execution_id,))
+    attempts: dict[str, list[Attempt]] = {}
+    for a in cur.fetchall():
+        attempts.setdefault(a["step_id"], []).append(Attempt(
+            phase=a["phase"], attempt=a["attempt"], outcome=a["outcome"],
+            error_type=a["error_type"], error_message=a["error_message"],
+            started_at=_utc(a["started_at"]), ended_at=_utc(a["ended_at"]),
+            duration_ms=a["duration_ms"]))
+    cur.execute("SELECT * FROM step_runs WHERE execution_id = %s ORDER BY position",
+                (execution_id,))
+    execution.steps = [StepRun(
+        step_id=s["step_id"], position=s["position"], status=StepStatus(s["status"]),
+        result=_load(s["result"]), error=_load(s["error"]),
+        action_attempts=s["action_attempts"], compensation_attempts=s["compensation_attempts"],
+        started_at=_utc(s["started_at"]), ended_at=_utc(s["ended_at"]),
+        compensated_at=_utc(s["compensated_at"]), attempts=attempts.get(s["step_id"], []))
+        for s in cur.fetchall()]
+    return execution
+
+
+# -- the store ----------------------------------------------------------------------
+
+class MySQLExecutionStore:
+    def __init__(self, connector: Any) -> None:
+        self._db = connector
+
+    def create(self, execution: Execution, step_ids: list[str]) -> tuple[Execution, bool]:
+        try:
+            with self._db.transaction() as cur:
+                insert_execution(cur, execution, step_ids)
+                append_event(cur, events.EXECUTION_STARTED, execution_id=execution.id,
+                             data={"saga_id": execution.saga_id, "version": execution.version,
+                                   "revision": execution.revision, "steps": step_ids},
+                             at=execution.started_at.replace(tzinfo=None))
+        except pymysql.IntegrityError:
+            existing = self.get(execution.id)
+            assert existing is not None
+            return existing, False
+        created = self.get(execution.id)
+        assert created is not None
+        return created, True
+
+    def get(self, execution_id: str) -> Execution | None:
+        with self._db.transaction() as cur:
+            return load_execution(cur, execution_id)
+
+    def list(self, *, saga_id: str | None, status: str | None, limit: int,
+             cursor: str | None) -> ExecutionPage:
+        where, args = ["1 = 1"], []
+        if saga_id:
+            where.append("saga_id = %s")
+            args.append(saga_id)
+        if status:
+            where.append("status = %s")
+            args.append(status)
+        if cursor:
+            # Newest first; the cursor holds "started_at|id" of the last item seen.
+            started, _, last_id = decode_cursor(cursor).partition("|")
+            where.append("(started_at, id) < (%s, %s)")
+            args += [started, last_id]
+        with self._db.transaction() as cur:
+            cur.execute(f"SELECT * FROM executions WHERE {' AND '.join(where)} "
+                        "ORDER BY started_at DESC, id DESC LIMIT %s", (*args, limit + 1))
+            rows = cur.fetchall()
+        items = [row_to_execution(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and items:
+            last = rows[limit - 1]
+            next_cursor = encode_cursor(f"{last['started_at'].isoformat()}|{last['id']}")
+        return ExecutionPage(items, next_cursor)
+
+    def latest(self, saga_id: str, status: ExecutionStatus | None = None) -> Execution | None:
+        with self._db.transaction() as cur:
+            if status is None:
+                cur.execute("SELECT id FROM executions WHERE saga_id = %s "
+                            "ORDER BY started_at DESC, id DESC LIMIT 1", (saga_id,))
+            else:
+                cur.execute("SELECT id FROM executions WHERE saga_id = %s AND status = %s "
+                            "ORDER BY started_at DESC, id DESC LIMIT 1",
+                            (saga_id, status.value))
+            row = cur.fetchone()
+            return load_execution(cur, row["id"]) if row else None
+
+    def mark_started(self, execution_id: str, machine_arn: str, run_arn: str) -> None:
+        with self._db.transaction() as cur:
+            set_sfn_execution(cur, execution_id, machine_arn, run_arn, now())
+
+    def transition(self, execution_id: str, allowed_from: set[ExecutionStatus],
+                   to: ExecutionStatus, event_type: str, data: dict[str, Any],
+                   error: dict[str, Any] | None = None) -> Execution | None:
+        with self._db.transaction() as cur:
+            row = lock_execution(cur, execution_id)
+            if row is None or ExecutionStatus(row["status"]) not in allowed_from:
+                return None
+            at = now()
+            set_execution_status(cur, execution_id, to, at=at, error=error)
+            if to is ExecutionStatus.COMPENSATING:
+                # A new compensation run: its failure is counted afresh.
+                cur.execute("UPDATE executions SET ended_at = NULL WHERE id = %s",
+                            (execution_id,))
+            append_event(cur, event_type, execution_id=execution_id,
+                         data={"saga_id": row["saga_id"], **data}, at=at)
+            return load_execution(cur, execution_id)
+
+    def resolve(self, execution_id: str, by: str, reason: str) -> Execution | None:
+        with self._db.transaction() as cur:
+            row = lock_execution(cur, execution_id)
+            if row is None:
+                return None
+            at = now()
+            resolve_execution(cur, execution_id, by=by, reason=reason, at=at)
+            append_event(cur, events.SAGA_RESOLVED, execution_id=execution_id,
+                         data={"saga_id": row["saga_id"], "by": by, "reason": reason}, at=at)
+            return load_execution(cur, execution_id)
+
+    def count_active(self, saga_id: str) -> int:
+        with self._db.transaction() as cur:
+            cur.execute("SELECT COUNT(*) AS n FROM executions WHERE saga_id = %s "
+                        "AND status IN ('RUNNING', 'COMPENSATING')", (saga_id,))
+            return int(cur.fetchone()["n"])
+
+    def pinned_revisions(self, saga_id: str) -> list[int]:
+        with self._db.transaction() as cur:
+            cur.execute("SELECT DISTINCT revision FROM executions WHERE saga_id = %s "
+                        "ORDER BY revision", (saga_id,))
+            return [row["revision"] for row in cur.fetchall()]
+
+    def unsettled(self, older_than_seconds: float, limit: int) -> list[Execution]:
+        with self._db.transaction() as cur:
+            cur.execute("SELECT * FROM executions WHERE status IN ('RUNNING', 'COMPENSATING') "
+                        "AND updated_at < UTC_TIMESTAMP(6) - INTERVAL %s MICROSECOND "
+                        "ORDER BY updated_at LIMIT %s",
+                        (int(older_than_seconds * 1_000_000), limit))
+            return [row_to_execution(row) for row in cur.fetchall()]

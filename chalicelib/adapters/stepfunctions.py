@@ -1,0 +1,119 @@
+"""Step Functions: one pair of state machines per saga revision, runs named by execution id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.ports import Machines, RunState
+from chalicelib.saga.compiler import (
+    CompileOptions,
+    MachineTargets,
+    compile_compensation,
+    compile_forward,
+)
+from chalicelib.saga.models import StepDefinition, StoredSaga
+
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def machine_name(saga_id: str, revision: int, kind: str) -> str:
+    """A name of at most 80 characters, unique per (saga, revision, kind)."""
+    suffix = f"-r{revision}" + ("-undo" if kind == "compensation" else "")
+    base = _NAME_CHARS.sub("-", f"saga-{saga_id}")
+    if len(base) + len(suffix) > 80:
+        digest = hashlib.sha256(saga_id.encode()).hexdigest()[:10]
+        base = f"{base[:80 - len(suffix) - 11]}-{digest}"
+    return base + suffix
+
+
+@dataclass(frozen=True)
+class FunctionNames:
+    """Deployed Lambda names, as Chalice names them: {app}-{stage}-{function}."""
+
+    app: str
+    stage: str
+    region: str
+    account: str
+
+    def arn(self, function: str) -> str:
+        return (f"arn:aws:lambda:{self.region}:{self.account}:function:"
+                f"{self.app}-{self.stage}-{function}")
+
+
+class StepFunctionsOrchestrator:
+    def __init__(self, client: Any, *, role_arn: str, region: str, account: str,
+                 function_for: Callable[[StepDefinition, str], str], recorder_arn: str,
+                 options: CompileOptions | None = None) -> None:
+        self._sfn = client
+        self._role_arn = role_arn
+        self._prefix = f"arn:aws:states:{region}:{account}"
+        self._targets = MachineTargets(function_for=function_for, recorder=recorder_arn)
+        self._options = options or CompileOptions()
+
+    def machine_arn(self, name: str) -> str:
+        return f"{self._prefix}:stateMachine:{name}"
+
+    def run_arn(self, machine_arn: str, name: str) -> str:
+        machine = machine_arn.rsplit(":", 1)[-1]
+        return f"{self._prefix}:execution:{machine}:{name}"
+
+    def ensure_machines(self, saga: StoredSaga) -> Machines:
+        comment = f"saga {saga.id} version {saga.version} (revision {saga.revision})"
+        forward = compile_forward(saga.steps, self._targets, self._options, comment=comment)
+        undo = compile_compensation(saga.steps, self._targets, self._options,
+                                    comment=f"compensation of {comment}")
+        return Machines(
+            forward_arn=self._ensure(machine_name(saga.id, saga.revision, "forward"), forward),
+            compensation_arn=self._ensure(machine_name(saga.id, saga.revision, "compensation"),
+                                          undo))
+
+    def _ensure(self, name: str, definition: dict[str, Any]) -> str:
+        text = json.dumps(definition)
+        arn = self.machine_arn(name)
+        try:
+            self._sfn.create_state_machine(name=name, definition=text, roleArn=self._role_arn,
+                                           type="STANDARD")
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "StateMachineAlreadyExists":
+                raise
+            # Same revision, same definition, unless the compiler changed: keep it current.
+            current = self._sfn.describe_state_machine(stateMachineArn=arn)["definition"]
+            if json.loads(current) != definition:
+                self._sfn.update_state_machine(stateMachineArn=arn, definition=text)
+        return arn
+
+    def delete_machines(self, saga_id: str, revisions: list[int]) -> None:
+        for revision in revisions:
+            for kind in ("forward", "compensation"):
+                arn = self.machine_arn(machine_name(saga_id, revision, kind))
+                try:
+                    self._sfn.delete_state_machine(stateMachineArn=arn)
+                except ClientError as error:
+                    if error.response["Error"]["Code"] != "StateMachineDoesNotExist":
+                        raise
+
+    def start(self, machine_arn: str, name: str, execution_input: dict[str, Any]) -> str:
+        try:
+            return self._sfn.start_execution(stateMachineArn=machine_arn, name=name,
+                                             input=json.dumps(execution_input))["executionArn"]
+        except ClientError as error:
+            # A repeated start with the same name and input is the same run.
+            if error.response["Error"]["Code"] == "ExecutionAlreadyExists":
+                return self.run_arn(machine_arn, name)
+            raise
+
+    def describe(self, run_arn: str) -> RunState:
+        try:
+            run = self._sfn.describe_execution(executionArn=run_arn)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ExecutionDoesNotExist":
+                return RunState("MISSING")
+            raise
+        return RunState(run["status"], run.get("error"), run.get("cause"))

@@ -1,0 +1,236 @@
+"""Use cases for running sagas: execute, compensate, inspect, and the operator's actions.
+
+Talks to the ports only. The write model is the source of truth; Step Functions runs each
+execution under the execution's own id, so a repeated start is the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from chalicelib.ports import (
+    Actor,
+    DefinitionStore,
+    ExecutionPage,
+    ExecutionStore,
+    Orchestrator,
+)
+from chalicelib.saga import events
+from chalicelib.saga.compiler import execution_input
+from chalicelib.saga.errors import BadRequest, Conflict, NotFound, SagaError
+from chalicelib.saga.executions import Execution, ExecutionStatus, Fault
+from chalicelib.saga.service import page_size
+from chalicelib.saga.validation import SAFE_ID
+
+# Step Functions run names are at most 80 characters; compensation runs add "-c<n>".
+MAX_EXECUTION_ID = 64
+_STATUSES = {status.value for status in ExecutionStatus}
+
+
+class OrchestratorUnavailable(SagaError):
+    status = 503
+    code = "orchestrator_unavailable"
+
+
+@dataclass(frozen=True)
+class ExecutionPolicy:
+    faults_enabled: bool
+    max_input_bytes: int = 256 * 1024
+
+
+class ExecutionService:
+    def __init__(self, definitions: DefinitionStore, executions: ExecutionStore,
+                 orchestrator: Orchestrator, policy: ExecutionPolicy) -> None:
+        self.definitions = definitions
+        self.executions = executions
+        self.orchestrator = orchestrator
+        self.policy = policy
+
+    # -- execute --------------------------------------------------------------------------
+
+    def execute(self, saga_id: str, body: Any, actor: Actor) -> tuple[Execution, bool]:
+        """Start an execution of the saga's latest version; (execution, created)."""
+        request = self._parse_execute(body)
+        saga = self.definitions.get(saga_id)
+        if saga is None:
+            raise NotFound(f"saga {saga_id!r} does not exist", saga_id=saga_id)
+        execution_id = request["execution_id"] or str(uuid.uuid4())
+        existing = self.executions.get(execution_id)
+        if existing is not None:
+            return self._same_request(existing, saga_id), False
+        if not saga.active:
+            raise Conflict(f"saga {saga_id!r} is not active; activate it to execute it",
+                           saga_id=saga_id)
+        machines = self._machines(saga)
+        now = datetime.now(UTC)
+        execution, created = self.executions.create(Execution(
+            id=execution_id, saga_id=saga.id, revision=saga.revision, version=saga.version,
+            status=ExecutionStatus.RUNNING, input=request["input"], faults=request["faults"],
+            state_machine_arn=machines.forward_arn, started_at=now, updated_at=now,
+        ), [step.id or "" for step in saga.active_steps()])
+        if not created:  # a concurrent request with the same id won the race
+            return self._same_request(execution, saga_id), False
+        self._start(execution, machines.forward_arn, execution.id)
+        return self.executions.get(execution.id) or execution, True
+
+    def _parse_execute(self, body: Any) -> dict[str, Any]:
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object: {\"input\": {...}}")
+        unknown = set(body) - {"input", "execution_id", "faults"}
+        if unknown:
+            raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
+        saga_input = body.get("input", {})
+        if not isinstance(saga_input, dict):
+            raise BadRequest("input must be a JSON object")
+        size = len(json.dumps(saga_input).encode())
+        if size > self.policy.max_input_bytes:
+            raise BadRequest(f"input is {size} bytes; the limit is {self.policy.max_input_bytes}")
+        execution_id = body.get("execution_id")
+        if execution_id is not None and (
+                not isinstance(execution_id, str) or len(execution_id) > MAX_EXECUTION_ID
+                or not SAFE_ID.fullmatch(execution_id)):
+            raise BadRequest(f"execution_id must be 1 to {MAX_EXECUTION_ID} letters, digits, "
+                             "'.', '_' or '-', starting and ending with a letter or digit",
+                             value=execution_id if isinstance(execution_id, str) else None)
+        faults = self._parse_faults(body.get("faults"))
+        return {"input": saga_input, "execution_id": execution_id, "faults": faults}
+
+    def _parse_faults(self, raw: Any) -> list[Fault]:
+        if raw is None or raw == []:
+            return []
+        if not self.policy.faults_enabled:
+            raise BadRequest("fault injection is disabled in this stage")
+        if not isinstance(raw, list) or len(raw) > 50:
+            raise BadRequest("faults must be a list of at most 50 objects")
+        try:
+            return [Fault.model_validate(item) for item in raw]
+        except ValidationError as error:
+            first = error.errors()[0]
+            raise BadRequest(f"invalid fault: {'.'.join(map(str, first['loc']))}: "
+                             f"{first['msg']}") from None
+
+    @staticmethod
+    def _same_request(existing: Execution, saga_id: str) -> Execution:
+        if existing.saga_id != saga_id:
+            raise Conflict(f"execution id {existing.id!r} is taken by saga {existing.saga_id!r}",
+                           execution_id=existing.id)
+        return existing
+
+    def _machines(self, saga: Any) -> Any:
+        try:
+            return self.orchestrator.ensure_machines(saga)
+        except Exception as error:
+            raise OrchestratorUnavailable(
+                f"Step Functions is unavailable: {type(error).__name__}") from error
+
+    def _start(self, execution: Execution, machine_arn: str, run_name: str) -> None:
+        try:
+            run_arn = self.orchestrator.start(machine_arn, run_name,
+                                              execution_input(execution.id))
+        except Exception as error:
+            # Nothing ran: the execution is FAILED, with the reason, and the caller hears 503.
+            self.executions.transition(
+                execution.id, {ExecutionStatus.RUNNING, ExecutionStatus.COMPENSATING},
+                ExecutionStatus.FAILED, events.SAGA_FAILED,
+                {"reason": "the state machine could not be started"},
+                error={"type": type(error).__name__, "message": str(error)[:500]})
+            raise OrchestratorUnavailable(
+                f"the execution could not be started: {type(error).__name__}",
+                execution_id=execution.id) from error
+        self.executions.mark_started(execution.id, machine_arn, run_arn)
+
+    # -- compensate, retry, resolve ----------------------------------------------------------
+
+    def compensate(self, saga_id: str, body: Any, actor: Actor) -> Execution:
+        """Undo a COMPLETED execution: the given one, or the saga's latest completed one."""
+        execution_id = body.get("execution_id") if isinstance(body, dict) else None
+        if execution_id is not None:
+            execution = self.get(str(execution_id))
+            if execution.saga_id != saga_id:
+                raise NotFound(f"saga {saga_id!r} has no execution {execution_id!r}")
+        else:
+            found = self.executions.latest(saga_id, ExecutionStatus.COMPLETED)
+            if found is None:
+                raise Conflict(f"saga {saga_id!r} has no completed execution to compensate",
+                               saga_id=saga_id)
+            execution = found
+        if execution.status is not ExecutionStatus.COMPLETED:
+            raise Conflict(f"execution {execution.id!r} is {execution.status.value}; only a "
+                           "COMPLETED execution can be compensated", execution_id=execution.id)
+        return self._run_compensation(execution, {ExecutionStatus.COMPLETED}, actor,
+                                      "compensation requested")
+
+    def retry_compensation(self, execution_id: str, actor: Actor) -> Execution:
+        execution = self.get(execution_id)
+        if execution.status is not ExecutionStatus.COMPENSATION_FAILED:
+            raise Conflict(f"execution {execution_id!r} is {execution.status.value}; only a "
+                           "COMPENSATION_FAILED execution can retry its compensation",
+                           execution_id=execution_id)
+        return self._run_compensation(execution, {ExecutionStatus.COMPENSATION_FAILED}, actor,
+                                      "compensation retried")
+
+    def _run_compensation(self, execution: Execution, allowed: set[ExecutionStatus],
+                          actor: Actor, reason: str) -> Execution:
+        saga = self.definitions.get_revision(execution.saga_id, execution.revision)
+        if saga is None:
+            raise Conflict(f"the version execution {execution.id!r} ran is gone")
+        machines = self._machines(saga)
+        moved = self.executions.transition(execution.id, allowed, ExecutionStatus.COMPENSATING,
+                                           events.COMPENSATION_STARTED,
+                                           {"reason": reason, "by": actor.name})
+        if moved is None:
+            raise Conflict(f"execution {execution.id!r} changed meanwhile; read it again")
+        run_name = f"{execution.id}-c{uuid.uuid4().hex[:8]}"
+        self._start(moved, machines.compensation_arn, run_name)
+        return self.get(execution.id)
+
+    def resolve(self, execution_id: str, body: Any, actor: Actor) -> Execution:
+        reason = body.get("reason") if isinstance(body, dict) else None
+        if not isinstance(reason, str) or not 3 <= len(reason.strip()) <= 500:
+            raise BadRequest('the body must be {"reason": "..."} with 3 to 500 characters')
+        execution = self.get(execution_id)
+        if execution.status not in (ExecutionStatus.COMPENSATION_FAILED,
+                                    ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT):
+            raise Conflict(f"execution {execution_id!r} is {execution.status.value}; only a "
+                           "failed execution can be marked resolved", execution_id=execution_id)
+        resolved = self.executions.resolve(execution_id, actor.name, reason.strip())
+        assert resolved is not None
+        return resolved
+
+    # -- read ---------------------------------------------------------------------------------
+
+    def get(self, execution_id: str) -> Execution:
+        execution = self.executions.get(execution_id)
+        if execution is None:
+            raise NotFound(f"execution {execution_id!r} does not exist",
+                           execution_id=execution_id)
+        return execution
+
+    def status(self, saga_id: str) -> dict[str, Any]:
+        saga = self.definitions.get(saga_id)
+        if saga is None:
+            raise NotFound(f"saga {saga_id!r} does not exist", saga_id=saga_id)
+        latest = self.executions.latest(saga_id)
+        return {"saga_id": saga_id, "active": saga.active, "version": saga.version,
+                "running": self.executions.count_active(saga_id),
+                "latest_execution": latest.model_dump(mode="json", exclude={"steps"})
+                if latest else None}
+
+    def list(self, *, saga_id: str | None, status: str | None, limit: str | None,
+             cursor: str | None) -> ExecutionPage:
+        if status and status not in _STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(sorted(_STATUSES))}",
+                             value=status)
+        try:
+            return self.executions.list(saga_id=saga_id or None, status=status or None,
+                                        limit=page_size(limit), cursor=cursor or None)
+        except ValueError as bad_cursor:
+            raise BadRequest(str(bad_cursor), value=cursor) from None

@@ -1,0 +1,93 @@
+"""Executions as the service records and reports them. Data only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    COMPENSATING = "COMPENSATING"
+    COMPENSATED = "COMPENSATED"
+    COMPENSATION_FAILED = "COMPENSATION_FAILED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (ExecutionStatus.RUNNING, ExecutionStatus.COMPENSATING)
+
+
+class StepStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    COMPENSATING = "COMPENSATING"
+    COMPENSATED = "COMPENSATED"
+    COMPENSATION_FAILED = "COMPENSATION_FAILED"
+
+
+class Fault(BaseModel):
+    """A failure to inject into one step (only where config enables fault injection)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step_id: str = Field(min_length=1, max_length=100)
+    phase: str = Field(default="action", pattern="^(action|compensation)$")
+    error: str = Field(default="InjectedFault", pattern=r"^[A-Za-z][A-Za-z0-9_.]{0,99}$")
+    # Fail this many attempts, then let the step run (0 with a delay: delay only).
+    times: int = Field(default=1, ge=0, le=100)
+    # Sleep this long before working: longer than the step's timeout makes it time out.
+    delay: str | None = None
+    # Raise the error as permanent (no retries).
+    permanent: bool = False
+
+
+class Attempt(BaseModel):
+    phase: str
+    attempt: int
+    outcome: str
+    error_type: str | None = None
+    error_message: str | None = None
+    started_at: datetime
+    ended_at: datetime
+    duration_ms: int
+
+
+class StepRun(BaseModel):
+    step_id: str
+    position: int
+    status: StepStatus
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    action_attempts: int = 0
+    compensation_attempts: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    compensated_at: datetime | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+
+
+class Execution(BaseModel):
+    id: str
+    saga_id: str
+    revision: int
+    version: str
+    status: ExecutionStatus
+    input: dict[str, Any]
+    faults: list[Fault] = Field(default_factory=list)
+    error: dict[str, Any] | None = None
+    state_machine_arn: str | None = None
+    sfn_execution_arn: str | None = None
+    started_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None = None
+    resolved_by: str | None = None
+    resolution: str | None = None
+    steps: list[StepRun] = Field(default_factory=list)

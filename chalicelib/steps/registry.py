@@ -1,0 +1,45 @@
+"""Which function runs an action, and which Lambda (family) hosts it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from chalicelib.steps.context import ActionFn, PermanentError
+from chalicelib.steps.participants import http_participant, lambda_participant, participant_kind
+
+# Participants' actions run in these Lambdas; built-in ones in step_<family>.
+PARTICIPANT_FAMILIES = ("lambda", "http")
+
+
+def family_of(action: str, builtin_families: Mapping[str, str]) -> str:
+    kind = participant_kind(action)
+    if kind is not None:
+        return kind
+    try:
+        return builtin_families[action]
+    except KeyError:
+        raise PermanentError(f"unknown action {action!r}") from None
+
+
+def function_name(family: str) -> str:
+    """The Chalice function name of a family's step Lambda."""
+    return f"step_{family}"
+
+
+class ActionRegistry:
+    def __init__(self, builtins: Mapping[str, ActionFn],
+                 lambda_client: Callable[[], Any]) -> None:
+        self._builtins = builtins
+        self._lambda_client = lambda_client
+
+    def resolve(self, action: str) -> ActionFn:
+        kind = participant_kind(action)
+        if kind == "lambda":
+            return lambda_participant(action.removeprefix("lambda:"), self._lambda_client)
+        if kind == "http":
+            return http_participant(action)
+        try:
+            return self._builtins[action]
+        except KeyError:
+            raise PermanentError(f"unknown action {action!r}") from None

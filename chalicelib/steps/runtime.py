@@ -1,0 +1,247 @@
+"""What runs inside a step Lambda: one attempt of one phase of one step of one execution.
+
+The effect, the step's new status, the attempt record and the events are one transaction, so a
+step either happened (and everybody can see it did) or did not. The step run's row lock orders
+a late action (its Task timed out) against the compensation that undoes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.adapters import mysql_executions as records
+from chalicelib.adapters.mysql import MySQLConnector
+from chalicelib.ports import DefinitionStore
+from chalicelib.saga import events
+from chalicelib.saga.durations import parse_duration_ms
+from chalicelib.saga.executions import ExecutionStatus, Fault, StepStatus
+from chalicelib.saga.models import StepDefinition
+from chalicelib.steps.context import ActionFn, PermanentError, StepContext
+
+logger = logging.getLogger(__name__)
+
+# Must match the compiler: compensations are retried this many times after the first try.
+COMPENSATION_RETRIES = 3
+
+
+class StepRequest(BaseModel):
+    """The Task's Parameters (see the compiler)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    execution_id: str = Field(min_length=1)
+    step_id: str = Field(min_length=1)
+    phase: str = Field(pattern="^(action|compensation)$")
+    last: bool = False
+    # Compensation-only runs: leave steps that never did anything as they are.
+    skip_undone: bool = False
+    attempt: int = 0
+    error: dict[str, Any] | None = None
+
+
+class StepAborted(PermanentError):
+    """The step must not run: its execution moved on (compensated, resolved) meanwhile."""
+
+
+def injected_error(name: str, message: str) -> Exception:
+    # Lambda reports errors by class name, so an injected fault gets a class of its name.
+    return type(name, (Exception,), {})(message)
+
+
+@dataclass
+class StepRuntime:
+    connector: MySQLConnector
+    definitions: DefinitionStore
+    resolve_action: Callable[[str], ActionFn]
+    faults_enabled: bool = False
+    sleep: Callable[[float], None] = time.sleep
+
+    def handle(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        request = StepRequest.model_validate(payload)
+        with self.connector.transaction() as cur:
+            execution = records.load_execution(cur, request.execution_id, with_steps=False)
+        if execution is None:
+            raise PermanentError(f"no execution {request.execution_id!r}")
+        saga = self.definitions.get_revision(execution.saga_id, execution.revision)
+        if saga is None:
+            raise PermanentError(f"saga {execution.saga_id!r} revision {execution.revision} "
+                                 "is gone")
+        step = next((s for s in saga.steps if s.id == request.step_id), None)
+        if step is None:
+            raise PermanentError(f"saga {saga.id!r} has no step {request.step_id!r}")
+        fault = self._fault_for(execution.faults, request)
+        if fault is not None and fault.delay:
+            # A slow participant: work starts late (after its Task may have timed out).
+            self.sleep(parse_duration_ms(fault.delay) / 1000)
+        started = records.now()
+        try:
+            return self._run(request, step, execution.saga_id, fault, started)
+        except Exception as error:
+            self._record_failure(request, step, error, started)
+            raise
+
+    @staticmethod
+    def _fault_for(faults: list[Fault], request: StepRequest) -> Fault | None:
+        return next((f for f in faults
+                     if f.step_id == request.step_id and f.phase == request.phase), None)
+
+    def _run(self, request: StepRequest, step: StepDefinition, saga_id: str,
+             fault: Fault | None, started: datetime) -> dict[str, Any]:
+        with self.connector.transaction() as cur:
+            execution = records.lock_execution(cur, request.execution_id)
+            run = records.lock_step_run(cur, request.execution_id, request.step_id)
+            if execution is None or run is None:
+                raise PermanentError(f"execution {request.execution_id!r} has no step "
+                                     f"{request.step_id!r}")
+            status = StepStatus(run["status"])
+            if request.phase == "action" and status is StepStatus.SUCCEEDED:
+                return {"status": status.value, "duplicate": True}
+            if request.phase == "action" and status in _UNDOING:
+                raise StepAborted(f"step {step.id} was compensated before it could run")
+            if request.phase == "compensation" and (
+                    status is StepStatus.COMPENSATED
+                    or (request.skip_undone and status in _NEVER_DONE)):
+                if request.last:
+                    self._finish_compensation(cur, request.execution_id, execution)
+                return {"status": status.value, "skipped": True}
+            attempts_so_far = run[f"{request.phase}_attempts"]
+            if self.faults_enabled and fault is not None and attempts_so_far < fault.times:
+                message = f"injected {fault.error} on attempt {attempts_so_far + 1}"
+                if fault.permanent:
+                    raise PermanentError(f"{fault.error}: {message}")
+                raise injected_error(fault.error, message)
+            context = StepContext(
+                execution_id=request.execution_id, saga_id=saga_id, step_id=step.id or "",
+                phase=request.phase, attempt=attempts_so_far + 1,
+                saga_input=records.row_to_execution(execution).input, config=step.config,
+                cursor=cur, results=records.step_results(cur, request.execution_id))
+            name = step.action if request.phase == "action" else step.compensation
+            result = self.resolve_action(name or "")(context)
+            self._record_success(cur, request, step, execution, result, started,
+                                 attempt=attempts_so_far + 1, first=attempts_so_far == 0)
+        return {"status": "ok", "result": result}
+
+    def _record_success(self, cur: Any, request: StepRequest, step: StepDefinition,
+                        execution: dict[str, Any], result: dict[str, Any], started: datetime,
+                        *, attempt: int, first: bool) -> None:
+        at = records.now()
+        execution_id = request.execution_id
+        records.insert_attempt(cur, execution_id, step.id or "", phase=request.phase,
+                               attempt=attempt, outcome="succeeded", started=started, ended=at)
+        data = {"saga_id": execution["saga_id"], "step_id": step.id, "attempt": attempt}
+        if request.phase == "action":
+            records.update_step_run(cur, execution_id, step.id or "",
+                                    status=StepStatus.SUCCEEDED, phase="action", at=at,
+                                    result=result)
+            if first:
+                records.append_event(cur, events.STEP_STARTED, execution_id=execution_id,
+                                     data=data, at=started)
+            records.append_event(cur, events.STEP_SUCCEEDED, execution_id=execution_id,
+                                 data={**data, "result": result}, at=at)
+            if request.last:
+                records.set_execution_status(cur, execution_id, ExecutionStatus.COMPLETED,
+                                             at=at)
+                records.append_event(cur, events.SAGA_COMPLETED, execution_id=execution_id,
+                                     data={"saga_id": execution["saga_id"]}, at=at)
+            return
+        if ExecutionStatus(execution["status"]) in (ExecutionStatus.RUNNING,
+                                                    ExecutionStatus.COMPLETED):
+            records.set_execution_status(cur, execution_id, ExecutionStatus.COMPENSATING, at=at)
+            records.append_event(cur, events.COMPENSATION_STARTED, execution_id=execution_id,
+                                 data={"saga_id": execution["saga_id"],
+                                       "cause": request.error}, at=started)
+        records.update_step_run(cur, execution_id, step.id or "", status=StepStatus.COMPENSATED,
+                                phase="compensation", at=at, error=None)
+        records.append_event(cur, events.STEP_COMPENSATED, execution_id=execution_id,
+                             data={**data, "result": result}, at=at)
+        if request.last:
+            self._finish_compensation(cur, execution_id, execution)
+
+    @staticmethod
+    def _finish_compensation(cur: Any, execution_id: str, execution: dict[str, Any]) -> None:
+        if ExecutionStatus(execution["status"]) is ExecutionStatus.COMPENSATED:
+            return
+        at = records.now()
+        records.set_execution_status(cur, execution_id, ExecutionStatus.COMPENSATED, at=at)
+        records.append_event(cur, events.SAGA_COMPENSATED, execution_id=execution_id,
+                             data={"saga_id": execution["saga_id"]}, at=at)
+
+    def _record_failure(self, request: StepRequest, step: StepDefinition, error: Exception,
+                        started: datetime) -> None:
+        """Its own transaction: the attempt's work was rolled back, its failure is kept."""
+        error_info = {"type": type(error).__name__, "message": str(error)[:1000]}
+        try:
+            with self.connector.transaction() as cur:
+                execution = records.lock_execution(cur, request.execution_id)
+                run = records.lock_step_run(cur, request.execution_id, request.step_id)
+                if execution is None or run is None:
+                    return
+                at = records.now()
+                attempt = run[f"{request.phase}_attempts"] + 1
+                records.insert_attempt(cur, request.execution_id, request.step_id,
+                                       phase=request.phase, attempt=attempt, outcome="failed",
+                                       started=started, ended=at,
+                                       error_type=error_info["type"],
+                                       error_message=error_info["message"])
+                data = {"saga_id": execution["saga_id"], "step_id": request.step_id,
+                        "attempt": attempt, "error": error_info}
+                permanent = isinstance(error, PermanentError)
+                if request.phase == "action":
+                    if isinstance(error, StepAborted):
+                        return  # the attempt is kept; the step stays as its compensation left it
+                    final = permanent or attempt > (step.max_retries or 0)
+                    status = StepStatus.FAILED if final else StepStatus.RUNNING
+                    kind = events.STEP_FAILED if final else events.STEP_RETRIED
+                else:
+                    final = attempt > COMPENSATION_RETRIES
+                    status = (StepStatus.COMPENSATION_FAILED if final
+                              else StepStatus.COMPENSATING)
+                    kind = (events.STEP_COMPENSATION_FAILED if final
+                            else events.STEP_RETRIED)
+                records.update_step_run(cur, request.execution_id, request.step_id,
+                                        status=status, phase=request.phase, at=at,
+                                        error=error_info)
+                records.append_event(cur, kind, execution_id=request.execution_id,
+                                     data={**data, "phase": request.phase}, at=at)
+        except Exception:  # recording must not hide the step's own error
+            logger.exception("could not record the failure of %s/%s", request.execution_id,
+                             request.step_id)
+
+
+# A step being undone, undone, or whose undoing failed: its action must not run any more.
+_UNDOING = (StepStatus.COMPENSATING, StepStatus.COMPENSATED, StepStatus.COMPENSATION_FAILED)
+# Steps with nothing to undo: their action failed (rolled back) or never started.
+_NEVER_DONE = (StepStatus.PENDING, StepStatus.FAILED)
+
+
+@dataclass
+class OutcomeRecorder:
+    """The recorder Lambda: executions that end without a step to say so (see the compiler)."""
+
+    connector: MySQLConnector
+
+    def handle(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        execution_id = str(payload["execution_id"])
+        outcome = ExecutionStatus(str(payload["outcome"]))
+        kind = {ExecutionStatus.FAILED: events.SAGA_FAILED,
+                ExecutionStatus.COMPENSATION_FAILED: events.COMPENSATION_FAILED}[outcome]
+        with self.connector.transaction() as cur:
+            execution = records.lock_execution(cur, execution_id)
+            if execution is None:
+                raise PermanentError(f"no execution {execution_id!r}")
+            if execution["status"] == outcome.value:
+                return {"status": outcome.value, "duplicate": True}
+            at = records.now()
+            records.set_execution_status(cur, execution_id, outcome, at=at,
+                                         error=payload.get("error"))
+            records.append_event(cur, kind, execution_id=execution_id,
+                                 data={"saga_id": execution["saga_id"],
+                                       "error": payload.get("error")}, at=at)
+        return {"status": outcome.value}

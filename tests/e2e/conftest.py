@@ -1,0 +1,116 @@
+"""End-to-end: the API in-process, the step Lambdas and state machines in the local LocalStack,
+the real MariaDB. Deployed once per session (unchanged code is not redeployed)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from chalice.test import Client
+
+from chalicelib import runtime
+from chalicelib.adapters import aws
+from chalicelib.config import Settings, get_settings
+from chalicelib.steps.actions import demo_data
+from infra.deploy.local import deploy_functions, load_app
+from infra.stack.supervisor import Supervisor
+
+API = "/api/v1/saga"
+JSON = {"Content-Type": "application/json"}
+FINAL = {"COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "FAILED", "TIMED_OUT"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def deployed(local_stack: Supervisor) -> None:
+    runtime.reset()
+    deploy_functions(get_settings(), load_app(), say=lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def client(deployed: None) -> Iterator[Client]:
+    with Client(load_app(), stage_name="local") as test_client:
+        yield test_client
+
+
+class Api:
+    """The REST API as a user calls it, plus polling for an execution to settle."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        raw = b"" if body is None else json.dumps(body).encode()
+        response = self.client.http.request(method, f"{API}{path}", body=raw, headers=JSON)
+        return response.status_code, json.loads(response.body) if response.body else None
+
+    def create_saga(self, definition: dict[str, Any]) -> dict[str, Any]:
+        status, body = self.call("POST", "/sagas", definition)
+        assert status == 201, body
+        return body
+
+    def execute(self, saga_id: str, **body: Any) -> dict[str, Any]:
+        status, execution = self.call("POST", f"/sagas/{saga_id}/execute", body)
+        assert status in (200, 202), execution
+        return execution
+
+    def wait(self, execution_id: str, timeout_s: float = 60,
+             until: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+        done = until or (lambda e: e["status"] in FINAL)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status, execution = self.call("GET", f"/executions/{execution_id}")
+            assert status == 200, execution
+            if done(execution) or time.monotonic() > deadline:
+                return execution
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def api(client: Client) -> Api:
+    return Api(client)
+
+
+@pytest.fixture(scope="session")
+def settings_e2e(deployed: None) -> Settings:
+    return get_settings()
+
+
+@pytest.fixture
+def demo(deployed: None) -> Callable[[], dict[str, Any]]:
+    """Seeds a customer and the merchant; returns a snapshot function of the demo tables."""
+    with runtime.connector().transaction() as cur:
+        demo_data.seed_account(cur, "merchant", "0.00")
+
+    def snapshot() -> dict[str, Any]:
+        with runtime.connector().transaction() as cur:
+            return demo_data.snapshot(cur)
+
+    return snapshot
+
+
+def seed_customer(account_id: str, balance: str = "100.00") -> None:
+    with runtime.connector().transaction() as cur:
+        demo_data.seed_account(cur, account_id, balance)
+
+
+def sfn_history(settings: Settings, run_arn: str) -> list[dict[str, Any]]:
+    sfn = aws.client("stepfunctions", settings.aws)
+    events: list[dict[str, Any]] = []
+    token = None
+    for _ in range(100):
+        page = sfn.get_execution_history(executionArn=run_arn, maxResults=1000,
+                                         **({"nextToken": token} if token else {}))
+        events += page["events"]
+        token = page.get("nextToken")
+        if not token:
+            return events
+    return events

@@ -1,0 +1,265 @@
+"""Sagas executed for real: Step Functions on LocalStack, one Lambda per step, MariaDB."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib import runtime
+from chalicelib.adapters import aws
+from chalicelib.config import Settings
+from chalicelib.steps.actions import demo_data
+from tests.e2e.conftest import Api, seed_customer, sfn_history
+
+SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
+STEP_IDS = [step["id"] for step in SEED["steps"]]
+
+
+def _saga(api: Api, **step_changes: dict[str, Any]) -> str:
+    """A copy of the documented example under a fresh id, with some steps changed."""
+    definition = copy.deepcopy(SEED)
+    definition["id"] = f"pay-{uuid.uuid4().hex[:10]}"
+    for step in definition["steps"]:
+        step.update(step_changes.get(step["id"], {}))
+    api.create_saga(definition)
+    return definition["id"]
+
+
+def _input(customer: str, amount: str = "25.00") -> dict[str, Any]:
+    return {"customer_id": customer, "amount": amount, "currency": "EUR",
+            "email": f"{customer}@example.com"}
+
+
+def _customer(balance: str = "100.00") -> str:
+    customer = f"cust-{uuid.uuid4().hex[:10]}"
+    seed_customer(customer, balance)
+    return customer
+
+
+def _events(execution_id: str) -> list[dict[str, Any]]:
+    with runtime.connector().transaction() as cur:
+        cur.execute("SELECT envelope FROM outbox WHERE partition_key = %s ORDER BY sequence",
+                    (execution_id,))
+        return [json.loads(row["envelope"]) for row in cur.fetchall()]
+
+
+def _compensation_order(execution_id: str) -> list[str]:
+    return [e["data"]["step_id"] for e in _events(execution_id)
+            if e["type"] == "saga.step.compensated"]
+
+
+def _balance(snapshot: dict[str, Any], account: str) -> str:
+    return str(snapshot["accounts"][account]["balance"])
+
+
+def _left_behind(execution_id: str) -> dict[str, Any]:
+    with runtime.connector().transaction() as cur:
+        return demo_data.left_behind(cur, execution_id)
+
+
+NOTHING_LEFT = {"ledger_net": {}, "reservations": [], "orders": [], "shipments": [],
+                "users": [], "unretracted_notifications": []}
+
+
+def _steps(execution: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {step["step_id"]: step for step in execution["steps"]}
+
+
+def test_the_documented_saga_completes(api: Api, demo: Callable[[], dict[str, Any]]) -> None:
+    saga_id = _saga(api)
+    customer = _customer("100.00")
+    execution = api.wait(api.execute(saga_id, input=_input(customer))["id"])
+    assert execution["status"] == "COMPLETED", execution
+    assert [s["status"] for s in execution["steps"]] == ["SUCCEEDED"] * 3
+    assert all(len(s["attempts"]) == 1 for s in execution["steps"])
+    assert _balance(demo(), customer) == "75.00"
+    assert _balance(demo(), "merchant") != "0.00"
+    types = [e["type"] for e in _events(execution["id"])]
+    assert types[0] == "saga.execution.started" and types[-1] == "saga.completed"
+    assert [e["sequence"] for e in _events(execution["id"])] == list(range(1, len(types) + 1))
+
+    status, summary = api.call("GET", f"/sagas/{saga_id}/status")
+    assert status == 200 and summary["latest_execution"]["id"] == execution["id"]
+
+
+def test_a_step_recovers_after_retries_and_every_attempt_is_visible(api: Api) -> None:
+    saga_id = _saga(api)
+    execution = api.wait(api.execute(saga_id, input=_input(_customer()), faults=[
+        {"step_id": "send-notification", "error": "SmtpDown", "times": 2}])["id"])
+    assert execution["status"] == "COMPLETED", execution
+    notification = _steps(execution)["send-notification"]
+    assert notification["action_attempts"] == 3
+    assert [(a["outcome"], a["error_type"]) for a in notification["attempts"]] == [
+        ("failed", "SmtpDown"), ("failed", "SmtpDown"), ("succeeded", None)]
+
+
+@pytest.mark.parametrize("failing", [0, 1, 2])
+def test_a_failure_at_each_position_compensates_the_completed_steps_in_reverse(
+    api: Api, demo: Callable[[], dict[str, Any]], failing: int
+) -> None:
+    saga_id = _saga(api)
+    customer = _customer("100.00")
+    before = demo()
+    execution = api.wait(api.execute(saga_id, input=_input(customer), faults=[
+        {"step_id": STEP_IDS[failing], "error": "Boom", "permanent": True}])["id"])
+    completed = STEP_IDS[:failing]
+    assert execution["status"] == ("COMPENSATED" if completed else "FAILED"), execution
+    assert _compensation_order(execution["id"]) == list(reversed(completed))
+    steps = _steps(execution)
+    assert steps[STEP_IDS[failing]]["status"] == "FAILED"
+    assert all(steps[s]["status"] == "COMPENSATED" for s in completed)
+    assert all(steps[s]["status"] == "PENDING" for s in STEP_IDS[failing + 1:])
+    after = demo()
+    assert _balance(after, customer) == "100.00"
+    assert after == before
+    assert _left_behind(execution["id"]) == NOTHING_LEFT
+
+
+def test_a_step_that_times_out_is_compensated_too(api: Api,
+                                                  demo: Callable[[], dict[str, Any]]) -> None:
+    # No retries: the timeout is final (a retry would find the late attempt done).
+    saga_id = _saga(api, **{"process-payment": {"timeout": "2s", "max_retries": 0}})
+    customer = _customer("100.00")
+    before = demo()
+    execution = api.wait(api.execute(saga_id, input=_input(customer), faults=[
+        {"step_id": "process-payment", "times": 0, "delay": "4s"}])["id"])
+    assert execution["status"] == "COMPENSATED", execution
+    assert _compensation_order(execution["id"]) == ["process-payment", "validate-payment"]
+    # The late action wakes after its compensation ran, sees it, and does nothing.
+    late = api.wait(execution["id"], timeout_s=15, until=lambda e: any(
+        a["error_type"] == "StepAborted" for a in _steps(e)["process-payment"]["attempts"]))
+    assert _steps(late)["process-payment"]["status"] == "COMPENSATED"
+    assert demo() == before
+    assert _left_behind(execution["id"]) == NOTHING_LEFT
+
+
+def test_a_failed_compensation_is_listed_and_its_retry_completes_it(
+    api: Api, demo: Callable[[], dict[str, Any]]
+) -> None:
+    saga_id = _saga(api)
+    customer = _customer("100.00")
+    execution = api.wait(api.execute(saga_id, input=_input(customer), faults=[
+        {"step_id": "send-notification", "error": "Boom", "permanent": True},
+        {"step_id": "process-payment", "phase": "compensation", "error": "LedgerLocked",
+         "times": 4}])["id"])
+    assert execution["status"] == "COMPENSATION_FAILED", execution
+    assert _steps(execution)["process-payment"]["status"] == "COMPENSATION_FAILED"
+    assert _balance(demo(), customer) == "75.00"  # the refund has not happened yet
+    status, listed = api.call("GET", "/executions?status=COMPENSATION_FAILED&limit=100")
+    assert status == 200 and execution["id"] in [e["id"] for e in listed["items"]]
+    assert "saga.compensation.failed" in [e["type"] for e in _events(execution["id"])]
+
+    status, retried = api.call("POST", f"/executions/{execution['id']}/retry-compensation")
+    assert status == 202 and retried["status"] == "COMPENSATING"
+    final = api.wait(execution["id"])
+    assert final["status"] == "COMPENSATED", final
+    assert _balance(demo(), customer) == "100.00"
+    assert _compensation_order(execution["id"]) == ["process-payment", "validate-payment"]
+    assert _left_behind(execution["id"]) == NOTHING_LEFT
+
+
+def test_resolve_marks_a_failed_execution_with_the_reason(api: Api) -> None:
+    saga_id = _saga(api)
+    execution = api.wait(api.execute(saga_id, input=_input(_customer()), faults=[
+        {"step_id": "validate-payment", "error": "Nope", "permanent": True}])["id"])
+    assert execution["status"] == "FAILED"
+    status, _ = api.call("POST", f"/executions/{execution['id']}/resolve", {"reason": "x"})
+    assert status == 400
+    status, resolved = api.call("POST", f"/executions/{execution['id']}/resolve",
+                                {"reason": "customer refunded by hand"})
+    assert status == 200 and resolved["resolution"] == "customer refunded by hand"
+    assert resolved["resolved_by"].startswith("anonymous@")
+
+
+def test_duplicate_delivery_of_a_step_has_one_effect(
+    api: Api, demo: Callable[[], dict[str, Any]], settings_e2e: Settings
+) -> None:
+    saga_id = _saga(api)
+    customer = _customer("100.00")
+    execution = api.wait(api.execute(saga_id, input=_input(customer))["id"])
+    assert execution["status"] == "COMPLETED"
+    before = demo()
+    lam = aws.client("lambda", settings_e2e.aws)
+    payload = {"execution_id": execution["id"], "step_id": "process-payment",
+               "phase": "action", "last": False, "attempt": 0, "error": None}
+    for _ in range(2):
+        response = lam.invoke(FunctionName="saga-orchestrator-local-step_payment",
+                              Payload=json.dumps(payload).encode())
+        assert "FunctionError" not in response
+        json.loads(response["Payload"].read())
+    assert demo() == before
+    again = api.wait(execution["id"])
+    assert _steps(again)["process-payment"]["action_attempts"] == 1
+
+
+def test_a_completed_execution_can_be_compensated_on_request(
+    api: Api, demo: Callable[[], dict[str, Any]]
+) -> None:
+    saga_id = _saga(api)
+    customer = _customer("100.00")
+    execution = api.wait(api.execute(saga_id, input=_input(customer))["id"])
+    assert execution["status"] == "COMPLETED"
+    assert _balance(demo(), customer) == "75.00"
+    status, body = api.call("POST", f"/sagas/{saga_id}/compensate", {})
+    assert status == 202 and body["id"] == execution["id"], body
+    final = api.wait(execution["id"])
+    assert final["status"] == "COMPENSATED", final
+    assert _compensation_order(execution["id"]) == list(reversed(STEP_IDS))
+    assert _balance(demo(), customer) == "100.00"
+    assert _left_behind(execution["id"]) == NOTHING_LEFT
+    status, body = api.call("POST", f"/sagas/{saga_id}/compensate", {})
+    assert status == 409  # nothing completed is left to compensate
+
+
+def test_a_repeated_execute_with_the_same_id_starts_one_execution(
+    api: Api, settings_e2e: Settings
+) -> None:
+    saga_id = _saga(api)
+    execution_id = f"order-{uuid.uuid4().hex[:12]}"
+    body = {"input": _input(_customer()), "execution_id": execution_id}
+    first_status, first = api.call("POST", f"/sagas/{saga_id}/execute", body)
+    second_status, second = api.call("POST", f"/sagas/{saga_id}/execute", body)
+    assert (first_status, second_status) == (202, 200)
+    assert first["id"] == second["id"] == execution_id
+    assert api.wait(execution_id)["status"] == "COMPLETED"
+    sfn = aws.client("stepfunctions", settings_e2e.aws)
+    runs = sfn.list_executions(stateMachineArn=first["state_machine_arn"])["executions"]
+    assert [run["name"] for run in runs] == [execution_id]
+    history = sfn_history(settings_e2e, first["sfn_execution_arn"])
+    assert history[-1]["type"] == "ExecutionSucceeded"
+    status, _ = api.call("POST", f"/sagas/{saga_id}/execute",
+                         {"execution_id": execution_id, "input": {}} | {"faults": "x"})
+    assert status == 400
+
+
+def test_destroying_a_saga_with_a_running_execution_is_refused(api: Api) -> None:
+    saga_id = _saga(api, **{"process-payment": {"timeout": "5s"}})
+    execution = api.execute(saga_id, input=_input(_customer()), faults=[
+        {"step_id": "process-payment", "times": 0, "delay": "2s"}])
+    status, body = api.call("DELETE", f"/sagas/{saga_id}")
+    assert status == 409 and body["error"]["running"] == 1
+    assert api.wait(execution["id"])["status"] == "COMPLETED"
+    assert api.call("DELETE", f"/sagas/{saga_id}")[0] == 204
+    # The version it ran stays readable through the execution.
+    assert api.call("GET", f"/executions/{execution['id']}")[0] == 200
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    ({"input": []}, "input must be a JSON object"),
+    ({"input": {}, "execution_id": "bad id!"}, "execution_id"),
+    ({"input": {}, "surprise": 1}, "unknown field"),
+    ({"input": {}, "faults": [{"step_id": "x", "times": -1}]}, "invalid fault"),
+])
+def test_bad_execute_requests_get_400_and_start_nothing(api: Api, body: dict[str, Any],
+                                                       fragment: str) -> None:
+    saga_id = _saga(api)
+    status, error = api.call("POST", f"/sagas/{saga_id}/execute", body)
+    assert status == 400 and fragment in error["error"]["message"]
+    status, listed = api.call("GET", f"/executions?saga_id={saga_id}")
+    assert listed["items"] == []
