@@ -18,6 +18,7 @@ venv: $(INSTALLED)
 
 run: venv
 	$(BIN)/saga stack up
+	$(BIN)/saga deploy --stage local
 	$(BIN)/saga serve
 
 test: venv lint

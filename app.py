@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
 from chalicelib.api import JSON, actor, handles_errors, json_body
 from chalicelib.config import get_settings
 from chalicelib.health import check_health
-from chalicelib.runtime import definition_service, execution_service, openapi_document
+from chalicelib.runtime import (
+    build_reconciler,
+    connector,
+    definition_service,
+    execution_service,
+    openapi_document,
+)
 from chalicelib.steps.handler import handle_outcome, handle_step
 
 app = Chalice(app_name="saga-orchestrator")
@@ -215,3 +221,10 @@ step_http = _step_lambda("http")  # actions "http(s)://...": a participant's HTT
 def saga_recorder(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Records the ends no step reports: FAILED (nothing to undo), COMPENSATION_FAILED."""
     return handle_outcome(event, context)
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="reconciler")
+def reconciler(event: Any) -> dict[str, Any]:
+    """Repairs executions left RUNNING while their state machine run has ended."""
+    repairs = build_reconciler(get_settings(), connector()).run()
+    return {"repaired": [repair.__dict__ for repair in repairs]}

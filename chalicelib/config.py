@@ -110,6 +110,8 @@ class SagaSettings(_Section):
     compensation_enabled: bool = True
     # Lets the execute body carry "faults" to inject; never on in prod.
     fault_injection_enabled: bool = False
+    # The reconciler looks at executions unchanged for this long.
+    reconcile_after: str = "1m"
     supported_saga_types: list[str] = Field(default_factory=list)
     supported_step_types: list[str] = Field(default_factory=list)
     validation_rules: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)

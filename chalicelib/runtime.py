@@ -18,8 +18,10 @@ from chalicelib.adapters.mysql_executions import MySQLExecutionStore
 from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.adapters.stepfunctions import FunctionNames, StepFunctionsOrchestrator
 from chalicelib.config import Settings, get_settings
+from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
 from chalicelib.saga.models import StepDefinition
+from chalicelib.saga.reconciler import Reconciler
 from chalicelib.saga.service import DefinitionService, Limits
 from chalicelib.saga.validation import ValidationPolicy
 from chalicelib.steps.actions import BUILTIN_ACTIONS, FAMILY_OF
@@ -54,7 +56,8 @@ def build_orchestrator(settings: Settings) -> StepFunctionsOrchestrator:
         return names.arn(function_name(family_of(action or "", FAMILY_OF)))
 
     return StepFunctionsOrchestrator(
-        aws.client("stepfunctions", settings.aws), role_arn=settings.aws.state_machine_role_arn,
+        aws.client("stepfunctions", settings.aws), stage=settings.stage,
+        role_arn=settings.aws.state_machine_role_arn,
         region=settings.aws.region, account=names.account, function_for=function_for,
         recorder_arn=names.arn(RECORDER_FUNCTION))
 
@@ -85,6 +88,14 @@ def build_step_runtime(settings: Settings, connector: MySQLConnector) -> StepRun
                               lambda_client=lambda: aws.client("lambda", settings.aws))
     return StepRuntime(connector, MySQLDefinitionStore(connector), registry.resolve,
                        faults_enabled=faults_enabled(settings))
+
+
+def build_reconciler(settings: Settings, connector: MySQLConnector,
+                     grace_seconds: float | None = None) -> Reconciler:
+    migrate(connector.connection())
+    grace = parse_duration_ms(settings.saga.reconcile_after) / 1000
+    return Reconciler(MySQLExecutionStore(connector), build_orchestrator(settings),
+                      grace_seconds=grace if grace_seconds is None else grace_seconds)
 
 
 @functools.cache

@@ -76,6 +76,22 @@ def _openapi(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _reconcile(args: argparse.Namespace) -> int:
+    from chalicelib import runtime
+
+    settings = get_settings()
+    repairs = runtime.build_reconciler(settings, runtime.connector(),
+                                       grace_seconds=args.older_than).run(limit=args.limit)
+    if args.json:
+        print(json.dumps([{**r.__dict__, "was": r.was.value, "now": r.now.value}
+                          for r in repairs], indent=2))
+    else:
+        for r in repairs:
+            print(f"{r.execution_id}: {r.was.value} -> {r.now.value} ({r.reason})")
+        print(f"{len(repairs)} execution(s) repaired")
+    return EXIT_OK
+
+
 def _db(args: argparse.Namespace) -> int:
     from chalicelib.adapters.mysql import connect
     from chalicelib.adapters.mysql_migrations import migrate
@@ -95,12 +111,13 @@ def _deploy(args: argparse.Namespace) -> int:
               "`saga deploy --stage local` deploys into the local LocalStack", file=sys.stderr)
         return EXIT_USAGE
     from chalicelib import runtime
-    from infra.deploy.local import deploy_functions, load_app, refresh_machines
+    from infra.deploy.local import deploy_functions, load_app, refresh_machines, seed_demo_data
 
     app = load_app()
     settings = get_settings()
     deploy_functions(settings, app)
     refresh_machines(runtime.definition_service(), runtime.build_orchestrator(settings), print)
+    seed_demo_data(runtime.connector())
     return EXIT_OK
 
 
@@ -129,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = commands.add_parser("deploy", help="deploy the Lambdas and state machines")
     deploy.add_argument("--stage", default="local", choices=["local", "dev", "prod"])
     deploy.set_defaults(handler=_deploy)
+
+    reconcile = commands.add_parser(
+        "reconcile", help="repair executions left RUNNING whose state machine run ended")
+    reconcile.add_argument("--older-than", type=float, default=None, metavar="SECONDS",
+                           help="look at executions unchanged this long (default: config)")
+    reconcile.add_argument("--limit", type=int, default=500)
+    reconcile.add_argument("--json", action="store_true")
+    reconcile.set_defaults(handler=_reconcile)
 
     db = commands.add_parser("db", help="the MySQL write model")
     db.add_argument("action", choices=["migrate"])

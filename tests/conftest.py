@@ -1,4 +1,9 @@
-"""Session-wide fixtures: settings for the test stage and one running local stack."""
+"""Session-wide fixtures: the `test` stage, its own database, and one running local stack.
+
+Tests run as stage `test`: their own MySQL database and their own Lambdas and state machines
+in LocalStack, so they neither see nor litter what `make run` (stage `local`) holds, and can
+run while it is up.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,12 @@ from collections.abc import Iterator
 
 import pytest
 
+# Before anything reads the settings (they are cached per process).
+os.environ["SAGA_STAGE"] = "test"
+os.environ.setdefault("SAGA__DATABASE__MYSQL__DATABASE", "saga_db_test")
+
+# Imported after the stage is set (ruff allows it: os.environ calls are not statements it flags).
+from chalicelib.adapters import mysql
 from chalicelib.config import Settings, load_settings
 from infra.stack.paths import StackPaths
 from infra.stack.supervisor import Supervisor
@@ -15,17 +26,31 @@ from infra.stack.supervisor import Supervisor
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return load_settings(environ={**os.environ, "SAGA_STAGE": "local"})
+    return load_settings()
 
 
 @pytest.fixture(scope="session")
 def local_stack(settings: Settings) -> Iterator[Supervisor]:
-    """The real servers, started once per session (a no-op when `make test` already did)."""
+    """The real servers, started once per session (a no-op when `make test` already did),
+    and a fresh test database."""
     supervisor = Supervisor(settings, StackPaths.default(), say=lambda line: None)
     # SAGA_TEST_SERVERS=mariadb,kafka brings up only those, for a partial run.
     only = [name for name in os.environ.get("SAGA_TEST_SERVERS", "").split(",") if name]
     supervisor.up(only)
+    if not only or "mariadb" in only:
+        _fresh_database(settings)
     yield supervisor
+
+
+def _fresh_database(settings: Settings) -> None:
+    name = settings.database.mysql.database
+    conn = mysql.connect(settings.database.mysql, database="")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur.execute(f"CREATE DATABASE `{name}`")
+    finally:
+        conn.close()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -23,10 +24,11 @@ from chalicelib.saga.models import StepDefinition, StoredSaga
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 
 
-def machine_name(saga_id: str, revision: int, kind: str) -> str:
-    """A name of at most 80 characters, unique per (saga, revision, kind)."""
+def machine_name(stage: str, saga_id: str, revision: int, kind: str) -> str:
+    """A name of at most 80 characters, unique per (stage, saga, revision, kind): stages may
+    share one account (locally, `local` and `test` share LocalStack)."""
     suffix = f"-r{revision}" + ("-undo" if kind == "compensation" else "")
-    base = _NAME_CHARS.sub("-", f"saga-{saga_id}")
+    base = _NAME_CHARS.sub("-", f"{stage}-{saga_id}")
     if len(base) + len(suffix) > 80:
         digest = hashlib.sha256(saga_id.encode()).hexdigest()[:10]
         base = f"{base[:80 - len(suffix) - 11]}-{digest}"
@@ -48,10 +50,11 @@ class FunctionNames:
 
 
 class StepFunctionsOrchestrator:
-    def __init__(self, client: Any, *, role_arn: str, region: str, account: str,
+    def __init__(self, client: Any, *, stage: str, role_arn: str, region: str, account: str,
                  function_for: Callable[[StepDefinition, str], str], recorder_arn: str,
                  options: CompileOptions | None = None) -> None:
         self._sfn = client
+        self._stage = stage
         self._role_arn = role_arn
         self._prefix = f"arn:aws:states:{region}:{account}"
         self._targets = MachineTargets(function_for=function_for, recorder=recorder_arn)
@@ -69,10 +72,9 @@ class StepFunctionsOrchestrator:
         forward = compile_forward(saga.steps, self._targets, self._options, comment=comment)
         undo = compile_compensation(saga.steps, self._targets, self._options,
                                     comment=f"compensation of {comment}")
-        return Machines(
-            forward_arn=self._ensure(machine_name(saga.id, saga.revision, "forward"), forward),
-            compensation_arn=self._ensure(machine_name(saga.id, saga.revision, "compensation"),
-                                          undo))
+        name = functools.partial(machine_name, self._stage, saga.id, saga.revision)
+        return Machines(forward_arn=self._ensure(name("forward"), forward),
+                        compensation_arn=self._ensure(name("compensation"), undo))
 
     def _ensure(self, name: str, definition: dict[str, Any]) -> str:
         text = json.dumps(definition)
@@ -92,7 +94,7 @@ class StepFunctionsOrchestrator:
     def delete_machines(self, saga_id: str, revisions: list[int]) -> None:
         for revision in revisions:
             for kind in ("forward", "compensation"):
-                arn = self.machine_arn(machine_name(saga_id, revision, kind))
+                arn = self.machine_arn(machine_name(self._stage, saga_id, revision, kind))
                 try:
                     self._sfn.delete_state_machine(stateMachineArn=arn)
                 except ClientError as error:

@@ -148,3 +148,19 @@ def refresh_machines(definitions: Any, orchestrator: Any, say: Callable[[str], N
             break
     say(f"state machines current for {count} saga(s)")
     return count
+
+
+DEMO_ACCOUNTS = {"demo-customer": "1000.00", "merchant": "0.00"}
+DEMO_STOCK = {"sku-1": 100}
+
+
+def seed_demo_data(connector: Any, say: Callable[[str], None] = print) -> None:
+    """Accounts and stock the documented examples use; existing balances are left alone."""
+    with connector.transaction() as cur:
+        for account, balance in DEMO_ACCOUNTS.items():
+            cur.execute("INSERT IGNORE INTO demo_accounts (account_id, balance, currency) "
+                        "VALUES (%s, %s, 'EUR')", (account, balance))
+        for sku, available in DEMO_STOCK.items():
+            cur.execute("INSERT IGNORE INTO demo_stock (sku, available) VALUES (%s, %s)",
+                        (sku, available))
+    say(f"demo data present: accounts {', '.join(DEMO_ACCOUNTS)}; stock {', '.join(DEMO_STOCK)}")

@@ -13,6 +13,7 @@ from chalice.test import Client
 
 from chalicelib import runtime
 from chalicelib.adapters import aws
+from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.config import Settings, get_settings
 from chalicelib.steps.actions import demo_data
 from infra.deploy.local import deploy_functions, load_app
@@ -33,11 +34,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def deployed(local_stack: Supervisor) -> None:
     runtime.reset()
     deploy_functions(get_settings(), load_app(), say=lambda line: None)
+    migrate(runtime.connector().connection())
 
 
 @pytest.fixture(scope="session")
 def client(deployed: None) -> Iterator[Client]:
-    with Client(load_app(), stage_name="local") as test_client:
+    with Client(load_app(), stage_name="test") as test_client:
         yield test_client
 
 

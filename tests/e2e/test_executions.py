@@ -189,7 +189,8 @@ def test_duplicate_delivery_of_a_step_has_one_effect(
     payload = {"execution_id": execution["id"], "step_id": "process-payment",
                "phase": "action", "last": False, "attempt": 0, "error": None}
     for _ in range(2):
-        response = lam.invoke(FunctionName="saga-orchestrator-local-step_payment",
+        function = f"{settings_e2e.aws.app_name}-{settings_e2e.stage}-step_payment"
+        response = lam.invoke(FunctionName=function,
                               Payload=json.dumps(payload).encode())
         assert "FunctionError" not in response
         json.loads(response["Payload"].read())

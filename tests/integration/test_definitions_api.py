@@ -58,7 +58,7 @@ def test_db(settings: Settings) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def client(test_db: str) -> Iterator[Client]:
-    with Client(app, stage_name="local") as test_client:
+    with Client(app, stage_name="test") as test_client:
         yield test_client
 
 

@@ -24,7 +24,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
     port = _free_port()
-    server = create_server("127.0.0.1", port, "local")
+    server = create_server("127.0.0.1", port, "test")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}"
@@ -47,7 +47,7 @@ def test_health_answers_from_every_component(base_url: str) -> None:
     assert status == 200, body
     assert set(body["components"]) == {"mysql", "mongodb", "kafka", "stepfunctions"}
     assert all(c["status"] == "up" and c["latency_ms"] >= 0 for c in body["components"].values())
-    assert body["stage"] == "local"
+    assert body["stage"] == "test"
 
 
 def test_unknown_routes_get_a_404_that_names_the_route(base_url: str) -> None:

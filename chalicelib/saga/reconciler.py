@@ -1,0 +1,87 @@
+"""Finds executions the write model believes are running while Step Functions says they ended
+(or never started), and records how they really ended, so nothing stays RUNNING forever.
+
+Runs as a scheduled Lambda on AWS and as `saga reconcile` locally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.ports import ExecutionStore, Orchestrator, RunState
+from chalicelib.saga import events
+from chalicelib.saga.executions import Execution, ExecutionStatus, StepStatus
+
+_UNSETTLED = {ExecutionStatus.RUNNING, ExecutionStatus.COMPENSATING}
+# How each of the machines' own ends is named (see the compiler's Fail states).
+_BY_ERROR = {
+    "Saga.Compensated": (ExecutionStatus.COMPENSATED, events.SAGA_COMPENSATED),
+    "Saga.CompensationFailed": (ExecutionStatus.COMPENSATION_FAILED,
+                                events.COMPENSATION_FAILED),
+    "Saga.Failed": (ExecutionStatus.FAILED, events.SAGA_FAILED),
+}
+
+
+@dataclass(frozen=True)
+class Repair:
+    execution_id: str
+    was: ExecutionStatus
+    now: ExecutionStatus
+    reason: str
+
+
+def verdict(execution: Execution, run: RunState) -> tuple[ExecutionStatus, str, str] | None:
+    """(status, event type, reason) the execution really has, or None if it is still going."""
+    if run.status == "RUNNING":
+        return None
+    if run.status == "MISSING":
+        return ExecutionStatus.FAILED, events.SAGA_FAILED, "its state machine run never started"
+    if run.status == "SUCCEEDED":
+        return (ExecutionStatus.COMPLETED, events.SAGA_COMPLETED,
+                "the run succeeded but its completion was not recorded")
+    if run.status == "TIMED_OUT":
+        return ExecutionStatus.TIMED_OUT, events.SAGA_FAILED, "the run timed out"
+    if run.status == "FAILED" and run.error in _BY_ERROR:
+        status, event_type = _BY_ERROR[run.error]
+        return status, event_type, f"the run ended {run.error} but that was not recorded"
+    # The orchestration itself broke (or was aborted). Where steps took effect a person must
+    # look: COMPENSATION_FAILED can be retried or resolved; with nothing done it simply failed.
+    done = any(step.status in (StepStatus.SUCCEEDED, StepStatus.COMPENSATION_FAILED)
+               for step in execution.steps)
+    reason = f"the run ended {run.status} ({run.error or 'no error name'})"
+    if done:
+        return ExecutionStatus.COMPENSATION_FAILED, events.COMPENSATION_FAILED, reason
+    return ExecutionStatus.FAILED, events.SAGA_FAILED, reason
+
+
+class Reconciler:
+    def __init__(self, executions: ExecutionStore, orchestrator: Orchestrator, *,
+                 grace_seconds: float) -> None:
+        self.executions = executions
+        self.orchestrator = orchestrator
+        self.grace_seconds = grace_seconds
+
+    def run(self, limit: int = 500) -> list[Repair]:
+        repairs = []
+        for stale in self.executions.unsettled(self.grace_seconds, limit):
+            execution = self.executions.get(stale.id) or stale
+            if execution.sfn_execution_arn:
+                run = self.orchestrator.describe(execution.sfn_execution_arn)
+            elif execution.state_machine_arn:
+                # Started but not recorded as started: look it up by its deterministic name.
+                run = self.orchestrator.describe(
+                    self.orchestrator.run_arn(execution.state_machine_arn, execution.id))
+            else:
+                run = RunState("MISSING")
+            found = verdict(execution, run)
+            if found is None:
+                continue
+            status, event_type, reason = found
+            moved = self.executions.transition(
+                execution.id, _UNSETTLED, status, event_type,
+                {"reconciled": True, "reason": reason},
+                error={"type": "Reconciled", "message": reason,
+                       "run_error": run.error, "run_cause": (run.cause or "")[:500]})
+            if moved is not None:
+                repairs.append(Repair(execution.id, execution.status, status, reason))
+        return repairs

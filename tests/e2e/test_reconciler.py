@@ -1,0 +1,54 @@
+"""The reconciler repairs what the write model got wrong, against real Step Functions runs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from chalicelib import runtime
+from chalicelib.adapters.mysql_executions import MySQLExecutionStore
+from chalicelib.config import Settings
+from chalicelib.saga.executions import Execution, ExecutionStatus
+from tests.e2e.conftest import Api, seed_customer
+
+SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
+
+
+def _reconcile(settings: Settings) -> dict[str, ExecutionStatus]:
+    repairs = runtime.build_reconciler(settings, runtime.connector(), grace_seconds=0).run()
+    return {repair.execution_id: repair.now for repair in repairs}
+
+
+def test_a_lost_completion_and_a_run_that_never_started_are_repaired(
+    api: Api, settings_e2e: Settings
+) -> None:
+    definition = copy.deepcopy(SEED) | {"id": f"rec-{uuid.uuid4().hex[:10]}"}
+    api.create_saga(definition)
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    seed_customer(customer)
+    done = api.wait(api.execute(definition["id"], input={
+        "customer_id": customer, "amount": "5.00", "currency": "EUR"})["id"])
+    assert done["status"] == "COMPLETED"
+    # As if the last step's record had been lost: the write model still says RUNNING.
+    with runtime.connector().transaction() as cur:
+        cur.execute("UPDATE executions SET status = 'RUNNING', ended_at = NULL WHERE id = %s",
+                    (done["id"],))
+    # And an execution recorded but never started (a crash between the two).
+    now = datetime.now(UTC)
+    orphan, _ = MySQLExecutionStore(runtime.connector()).create(Execution(
+        id=f"orphan-{uuid.uuid4().hex[:8]}", saga_id=definition["id"], revision=1,
+        version="1.0.0", status=ExecutionStatus.RUNNING, input={},
+        state_machine_arn=done["state_machine_arn"], started_at=now, updated_at=now),
+        ["validate-payment"])
+
+    repaired = _reconcile(settings_e2e)
+    assert repaired[done["id"]] is ExecutionStatus.COMPLETED
+    assert repaired[orphan.id] is ExecutionStatus.FAILED
+    assert api.wait(done["id"])["status"] == "COMPLETED"
+    failed = api.wait(orphan.id)
+    assert failed["status"] == "FAILED" and "never started" in failed["error"]["message"]
+    # A second pass finds nothing left to repair.
+    assert done["id"] not in _reconcile(settings_e2e)

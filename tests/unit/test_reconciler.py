@@ -1,0 +1,45 @@
+"""What the reconciler concludes from Step Functions' view of a run."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from chalicelib.ports import RunState
+from chalicelib.saga.executions import Execution, ExecutionStatus, StepRun, StepStatus
+from chalicelib.saga.reconciler import verdict
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _execution(*step_statuses: StepStatus) -> Execution:
+    return Execution(id="e", saga_id="s", revision=1, version="1.0.0",
+                     status=ExecutionStatus.RUNNING, input={}, started_at=NOW, updated_at=NOW,
+                     steps=[StepRun(step_id=f"s{i}", position=i, status=status)
+                            for i, status in enumerate(step_statuses)])
+
+
+@pytest.mark.parametrize(("run", "expected"), [
+    (RunState("SUCCEEDED"), ExecutionStatus.COMPLETED),
+    (RunState("MISSING"), ExecutionStatus.FAILED),
+    (RunState("TIMED_OUT"), ExecutionStatus.TIMED_OUT),
+    (RunState("FAILED", "Saga.Compensated"), ExecutionStatus.COMPENSATED),
+    (RunState("FAILED", "Saga.CompensationFailed"), ExecutionStatus.COMPENSATION_FAILED),
+    (RunState("FAILED", "Saga.Failed"), ExecutionStatus.FAILED),
+])
+def test_each_end_of_a_run_maps_to_a_status(run: RunState, expected: ExecutionStatus) -> None:
+    found = verdict(_execution(StepStatus.SUCCEEDED), run)
+    assert found is not None and found[0] is expected
+
+
+def test_a_run_still_going_is_left_alone() -> None:
+    assert verdict(_execution(StepStatus.SUCCEEDED), RunState("RUNNING")) is None
+
+
+def test_a_broken_run_with_effects_needs_a_person_and_one_without_simply_failed() -> None:
+    broken = RunState("FAILED", "States.Runtime", "bad path")
+    with_effects = verdict(_execution(StepStatus.SUCCEEDED, StepStatus.PENDING), broken)
+    assert with_effects is not None and with_effects[0] is ExecutionStatus.COMPENSATION_FAILED
+    without = verdict(_execution(StepStatus.FAILED, StepStatus.PENDING), RunState("ABORTED"))
+    assert without is not None and without[0] is ExecutionStatus.FAILED
