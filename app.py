@@ -12,6 +12,7 @@ from chalicelib.config import get_settings
 from chalicelib.health import check_health
 from chalicelib.runtime import (
     build_reconciler,
+    cleanup,
     connector,
     definition_service,
     execution_service,
@@ -135,6 +136,12 @@ def service_stats() -> dict[str, Any]:
     settings = get_settings()
     return {"service": settings.saga.name, "version": settings.saga.version,
             "stage": settings.stage, "definitions": definition_service().all_stats()}
+
+
+@app.route(f"{API}/cleanup", methods=["POST"])
+@handles_errors
+def perform_cleanup() -> dict[str, Any]:
+    return cleanup(get_settings(), connector(), actor(app.current_request))
 
 
 # -- executions -------------------------------------------------------------------------------

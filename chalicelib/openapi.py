@@ -181,6 +181,11 @@ def _paths() -> dict[str, Any]:
         f"{API}/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
                                         "responses": {"200": _json_response("OpenAPI 3",
                                                                             {"type": "object"})}}},
+        f"{API}/cleanup": {"post": {
+            "operationId": "cleanup",
+            "summary": "Remove expired idempotency records, published events past retention, "
+                       "and versions of destroyed sagas no execution ran",
+            "responses": {"200": _json_response("what was removed", {"type": "object"})}}},
         f"{API}/stats": {"get": {"operationId": "serviceStats", "summary": "Service statistics",
                                  "responses": {"200": _json_response("statistics",
                                                                      {"type": "object"})}}},

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import functools
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.mysql import MySQLConnector
+from chalicelib.adapters.mysql_cleanup import MySQLCleanup
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
 from chalicelib.adapters.mysql_executions import MySQLExecutionStore
 from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.adapters.stepfunctions import FunctionNames, StepFunctionsOrchestrator
 from chalicelib.config import Settings, get_settings
+from chalicelib.ports import Actor
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
 from chalicelib.saga.models import StepDefinition
@@ -96,6 +99,22 @@ def build_reconciler(settings: Settings, connector: MySQLConnector,
     grace = parse_duration_ms(settings.saga.reconcile_after) / 1000
     return Reconciler(MySQLExecutionStore(connector), build_orchestrator(settings),
                       grace_seconds=grace if grace_seconds is None else grace_seconds)
+
+
+def cleanup(settings: Settings, connector: MySQLConnector, actor: Actor) -> dict[str, Any]:
+    """Remove what nothing needs any more; the machines of removed versions go too."""
+    migrate(connector.connection())
+    report = MySQLCleanup(connector, event_retention=timedelta(days=7)).run(actor)
+    orchestrator = build_orchestrator(settings)
+    by_saga: dict[str, list[int]] = {}
+    for saga_id, revision in report.orphan_versions:
+        by_saga.setdefault(saga_id, []).append(revision)
+    for saga_id, revisions in by_saga.items():
+        orchestrator.delete_machines(saga_id, revisions)
+    return {"removed": {"idempotency_records": report.idempotency_records,
+                        "published_events": report.published_events,
+                        "orphan_versions": [{"saga_id": s, "revision": r}
+                                            for s, r in report.orphan_versions]}}
 
 
 @functools.cache

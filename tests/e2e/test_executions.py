@@ -264,3 +264,30 @@ def test_bad_execute_requests_get_400_and_start_nothing(api: Api, body: dict[str
     assert status == 400 and fragment in error["error"]["message"]
     status, listed = api.call("GET", f"/executions?saga_id={saga_id}")
     assert listed["items"] == []
+
+
+def test_cleanup_removes_only_what_nothing_needs(api: Api) -> None:
+    ran = _saga(api)
+    execution = api.wait(api.execute(ran, input=_input(_customer()))["id"])
+    assert api.call("DELETE", f"/sagas/{ran}")[0] == 204  # its version stays: it is pinned
+    # A destroyed saga's version whose executions are gone (as retention would remove them).
+    gone = f"gone-{uuid.uuid4().hex[:8]}"
+    with runtime.connector().transaction() as cur:
+        cur.execute("INSERT INTO saga_versions (saga_id, revision, version, name, description, "
+                    "definition, created_at, created_by) SELECT %s, revision, version, name, "
+                    "description, definition, created_at, created_by FROM saga_versions "
+                    "WHERE saga_id = %s", (gone, ran))
+        cur.execute("INSERT INTO idempotency_records (id, status, expiry_timestamp) "
+                    "VALUES (%s, 'COMPLETED', 1)", (f"expired-{uuid.uuid4().hex}",))
+    status, report = api.call("POST", "/cleanup")
+    assert status == 200, report
+    removed = report["removed"]
+    assert removed["idempotency_records"] >= 1
+    assert {"saga_id": gone, "revision": 1} in removed["orphan_versions"]
+    assert all(v["saga_id"] != ran for v in removed["orphan_versions"])
+    # The pinned version still serves its execution (a step can still be compensated).
+    with runtime.connector().transaction() as cur:
+        cur.execute("SELECT COUNT(*) AS n FROM saga_versions WHERE saga_id = %s", (ran,))
+        assert cur.fetchone()["n"] == 1
+    assert api.call("GET", f"/executions/{execution['id']}")[0] == 200
+    assert api.call("POST", "/cleanup")[1]["removed"]["orphan_versions"] == []
