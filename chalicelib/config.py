@@ -119,7 +119,7 @@ class SagaSettings(_Section):
 
 
 class Settings(_Section):
-    stage: Literal["local", "dev", "prod", "test"] = "local"
+    stage: Literal["local", "test", "bench", "dev", "prod"] = "local"
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     kafka: KafkaSettings = KafkaSettings()

@@ -1,0 +1,120 @@
+"""Shared set-up for the benchmarks: their own stage (`bench`) and database on the local stack.
+
+Importing this module sets the stage, so import it before anything reads the settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ["SAGA_STAGE"] = "bench"
+os.environ["SAGA__DATABASE__MYSQL__DATABASE"] = "saga_db_bench"
+
+from chalice.test import Client
+
+from chalicelib import runtime
+from chalicelib.adapters import aws, mysql
+from chalicelib.adapters.mysql_migrations import migrate
+from chalicelib.config import get_settings
+from chalicelib.steps.actions import demo_data
+from infra.deploy.local import deploy_functions, load_app
+from infra.stack.supervisor import Supervisor
+
+RESULTS = Path(__file__).parent / "results"
+API = "/api/v1/saga"
+FINAL = {"COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "FAILED", "TIMED_OUT"}
+
+
+def prepare() -> Client:
+    """Stack up, fresh bench database, Lambdas deployed for stage `bench`; the API client."""
+    settings = get_settings()
+    Supervisor(settings, say=lambda line: None).up()
+    conn = mysql.connect(settings.database.mysql, database="")
+    with conn.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS saga_db_bench")
+        cur.execute("CREATE DATABASE saga_db_bench")
+    conn.close()
+    runtime.reset()
+    migrate(runtime.connector().connection())
+    deploy_functions(settings, load_app(), say=lambda line: None)
+    return Client(load_app(), stage_name="bench")
+
+
+def seed_account(account: str, balance: str) -> None:
+    with runtime.connector().transaction() as cur:
+        demo_data.seed_account(cur, account, balance)
+
+
+def call(client: Client, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    raw = b"" if body is None else json.dumps(body).encode()
+    response = client.http.request(method, f"{API}{path}", body=raw,
+                                   headers={"Content-Type": "application/json"})
+    return response.status_code, json.loads(response.body) if response.body else None
+
+
+def wait(client: Client, execution_id: str, timeout_s: float = 120,
+         poll_s: float = 0.02) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        _, execution = call(client, "GET", f"/executions/{execution_id}")
+        if execution["status"] in FINAL or time.monotonic() > deadline:
+            return execution
+        time.sleep(poll_s)
+
+
+def history(run_arn: str) -> list[dict[str, Any]]:
+    sfn = aws.client("stepfunctions", get_settings().aws)
+    events: list[dict[str, Any]] = []
+    token = None
+    for _ in range(100):
+        page = sfn.get_execution_history(executionArn=run_arn, maxResults=1000,
+                                         **({"nextToken": token} if token else {}))
+        events += page["events"]
+        token = page.get("nextToken")
+        if not token:
+            break
+    return events
+
+
+def transitions(run_arn: str) -> int:
+    """State transitions as Step Functions bills them: one per state entered."""
+    return sum(1 for event in history(run_arn) if event["type"].endswith("StateEntered"))
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"n": len(values), "p50": percentile(values, 50), "p95": percentile(values, 95),
+            "p99": percentile(values, 99), "mean": statistics.fmean(values),
+            "min": min(values), "max": max(values)}
+
+
+def table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [header, *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def save(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return path
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started

@@ -1,0 +1,113 @@
+"""State transitions per saga (read from real Step Functions histories on LocalStack) and the
+end-to-end latency of the documented 3-step saga.
+
+    .venv/bin/python -m bench.transitions [--runs 30]
+
+Prints tables and writes bench/results/transitions.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench import harness
+
+SEED = json.loads((Path(__file__).parents[1] / "tests" / "fixtures" /
+                   "payment-saga.json").read_text())
+# Step Functions Standard: USD 0.025 per 1,000 state transitions (us-east-1, list price).
+PRICE_PER_TRANSITION = 0.025 / 1000
+
+
+def saga_of(size: int) -> dict[str, Any]:
+    """The documented saga for 3 steps; for more, notification steps appended after it."""
+    definition = copy.deepcopy(SEED)
+    definition["id"] = f"bench-{size}-{uuid.uuid4().hex[:6]}"
+    for n in range(len(definition["steps"]), size):
+        definition["steps"].append({
+            "id": f"notify-{n}", "name": f"Notify {n}", "description": "one more notification",
+            "order": n + 1, "action": "send_notification", "compensation": "cancel_notification",
+            "max_retries": 0, "timeout": "10s"})
+    return definition
+
+
+def run(client: Any, saga_id: str, customer: str, faults: list[dict[str, Any]]) -> dict[str, Any]:
+    _, started = harness.call(client, "POST", f"/sagas/{saga_id}/execute", {
+        "input": {"customer_id": customer, "amount": "1.00", "currency": "EUR"},
+        "faults": faults})
+    return harness.wait(client, started["id"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=30, help="latency samples (sequential)")
+    args = parser.parse_args()
+    client = harness.prepare()
+    customer = "bench-customer"
+    harness.seed_account(customer, "100000.00")
+    harness.seed_account("merchant", "0.00")
+
+    rows, results = [], []
+    for size in (3, 10):
+        definition = saga_of(size)
+        status, _ = harness.call(client, "POST", "/sagas", definition)
+        assert status == 201
+        ids = [step["id"] for step in definition["steps"]]
+        cases = [("happy path", [])] + [
+            (f"fails at step {i + 1}", [{"step_id": ids[i], "permanent": True}])
+            for i in range(size)]
+        for label, faults in cases:
+            execution = run(client, definition["id"], customer, faults)
+            count = harness.transitions(execution["sfn_execution_arn"])
+            rows.append([size, label, execution["status"], count, size])
+            results.append({"steps": size, "case": label, "status": execution["status"],
+                            "transitions": count, "floor": size})
+        done = run(client, definition["id"], customer, [])
+        harness.call(client, "POST", f"/sagas/{definition['id']}/compensate",
+                     {"execution_id": done["id"]})
+        undone = harness.wait(client, done["id"])
+        count = harness.transitions(undone["sfn_execution_arn"])
+        rows.append([size, "compensate after complete", undone["status"], count, size])
+        results.append({"steps": size, "case": "compensate after complete",
+                        "status": undone["status"], "transitions": count, "floor": size})
+    print(harness.table(rows, ["steps", "case", "status", "transitions", "floor (1/step)"]))
+
+    seed = saga_of(3)
+    harness.call(client, "POST", "/sagas", seed)
+    run(client, seed["id"], customer, [])  # warm the Lambdas
+    latencies, sfn_durations = [], []
+    for _ in range(args.runs):
+        started = time.perf_counter()
+        execution = run(client, seed["id"], customer, [])
+        latencies.append((time.perf_counter() - started) * 1000)
+        assert execution["status"] == "COMPLETED", execution
+        described = harness.aws.client("stepfunctions", harness.get_settings().aws) \
+            .describe_execution(executionArn=execution["sfn_execution_arn"])
+        sfn_durations.append(
+            (described["stopDate"] - described["startDate"]).total_seconds() * 1000)
+    latency = harness.summary(latencies)
+    sfn = harness.summary(sfn_durations)
+    print()
+    print(harness.table(
+        [["execute -> COMPLETED seen by the API (ms)", *(f"{latency[k]:.0f}" for k in
+                                                        ("p50", "p95", "p99", "max"))],
+         ["Step Functions run, start to stop (ms)", *(f"{sfn[k]:.0f}" for k in
+                                                     ("p50", "p95", "p99", "max"))]],
+        ["documented 3-step saga, sequential runs", "p50", "p95", "p99", "max"]))
+    happy3 = next(r["transitions"] for r in results if r["steps"] == 3
+                  and r["case"] == "happy path")
+    per_million = happy3 * PRICE_PER_TRANSITION * 1_000_000
+    print(f"\nStep Functions cost of the 3-step happy path: {happy3} transitions -> "
+          f"USD {per_million:.2f} per million sagas (Standard, list price)")
+    path = harness.save("transitions", {"transitions": results, "latency_ms": latency,
+                                        "sfn_duration_ms": sfn, "runs": args.runs})
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
