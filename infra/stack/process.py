@@ -43,9 +43,16 @@ def is_zombie(pid: int) -> bool:
 def owned_pid(pid_file: Path, marker: str) -> int | None:
     """The PID from pid_file if that process is alive and still ours, else None."""
     pid = read_pid(pid_file)
-    if pid is None or is_zombie(pid) or marker not in cmdline(pid):
+    if pid is None or is_zombie(pid):
         return None
-    return pid
+    # A process in the middle of exec (the servers' scripts exec bash, then java) shows an
+    # empty command line for a moment: look again before calling it someone else's.
+    for _ in range(20):
+        line = cmdline(pid)
+        if line or not alive(pid):
+            break
+        time.sleep(0.05)
+    return pid if marker in line else None
 
 
 def spawn(
@@ -73,7 +80,7 @@ def spawn(
     return proc
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -95,13 +102,13 @@ def stop(pid: int, *, grace_seconds: float = 15.0) -> bool:
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             _reap(pid)
             return False
         time.sleep(0.1)
     _signal_group(pid, signal.SIGKILL)
     for _ in range(50):
-        if not _alive(pid):
+        if not alive(pid):
             break
         time.sleep(0.1)
     _reap(pid)

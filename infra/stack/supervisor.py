@@ -112,7 +112,10 @@ class Supervisor:
     def _ensure_running(self, server: Server) -> str:
         pid = process.owned_pid(self.paths.pid(server.name), server.marker)
         if pid is not None:
-            if self._wait_healthy(server, pid, timeout=server.start_timeout) == "healthy":
+            running = pid
+            outcome = self._wait_healthy(server, lambda: process.alive(running),
+                                         timeout=server.start_timeout)
+            if outcome == "healthy":
                 return "already running"
             self.say(f"{server.name:<11} pid {pid} is not healthy; restarting it")
             process.stop(pid, grace_seconds=server.stop_grace)
@@ -124,7 +127,8 @@ class Supervisor:
         log_offset = log.stat().st_size if log.exists() else 0
         proc = process.spawn(server.command(), env=server.environment(), log_file=log,
                              pid_file=self.paths.pid(server.name), cwd=server.data_dir)
-        outcome = self._wait_healthy(server, proc.pid, timeout=server.start_timeout)
+        outcome = self._wait_healthy(server, lambda: proc.poll() is None,
+                                     timeout=server.start_timeout)
         if outcome != "healthy":
             if outcome == "exited" and proc.poll() is not None:
                 outcome = f"exited with status {proc.returncode}"
@@ -155,11 +159,12 @@ class Supervisor:
             time.sleep(0.1)
         return False
 
-    def _wait_healthy(self, server: Server, pid: int, *, timeout: float) -> str:
+    @staticmethod
+    def _wait_healthy(server: Server, running: Callable[[], bool], *, timeout: float) -> str:
         """ "healthy", "exited" or "not healthy after N s"."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if process.owned_pid(self.paths.pid(server.name), server.marker) != pid:
+            if not running():
                 return "exited"
             if server.is_healthy():
                 return "healthy"

@@ -52,3 +52,14 @@ def test_a_lost_completion_and_a_run_that_never_started_are_repaired(
     assert failed["status"] == "FAILED" and "never started" in failed["error"]["message"]
     # A second pass finds nothing left to repair.
     assert done["id"] not in _reconcile(settings_e2e)
+
+
+def test_the_scheduled_reconciler_lambda_runs(api: Api) -> None:
+    from chalice.test import Client
+
+    from infra.deploy.local import load_app
+
+    with Client(load_app(), stage_name="test") as client:
+        response = client.lambda_.invoke("reconciler", client.events.generate_cw_event(
+            source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
+    assert isinstance(response.payload["repaired"], list)

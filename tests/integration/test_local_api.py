@@ -42,8 +42,9 @@ def _call(url: str, method: str = "GET") -> tuple[int, Any]:
         return error.code, json.loads(error.read() or b"null")
 
 
-def test_health_answers_from_every_component(base_url: str) -> None:
-    status, body = _call(f"{base_url}/health")
+@pytest.mark.parametrize("path", ["/health", "/api/v1/saga/health"])
+def test_health_answers_from_every_component(base_url: str, path: str) -> None:
+    status, body = _call(f"{base_url}{path}")
     assert status == 200, body
     assert set(body["components"]) == {"mysql", "mongodb", "kafka", "stepfunctions"}
     assert all(c["status"] == "up" and c["latency_ms"] >= 0 for c in body["components"].values())

@@ -49,3 +49,18 @@ def test_run_reports_the_failing_command_and_its_output(tmp_path: Path) -> None:
         assert "boom" in str(error)
     else:
         raise AssertionError("run() accepted a failing command")
+
+
+def test_a_process_in_the_middle_of_exec_is_still_ours(tmp_path: Path) -> None:
+    # The servers' start scripts exec bash, then java; /proc shows an empty command line for
+    # a moment during each exec. Checked right after the start, many times over.
+    final = f"exec {sys.executable} -c 'import time; time.sleep(30)' {tmp_path}"
+    chain = f"exec bash -c \"exec bash -c \\\"{final}\\\"\""
+    for _ in range(30):
+        pid = process.spawn(["bash", "-c", chain], env={"PATH": "/usr/bin:/bin"},
+                            log_file=tmp_path / "log", pid_file=tmp_path / "pid").pid
+        try:
+            owned = [process.owned_pid(tmp_path / "pid", str(tmp_path)) for _ in range(5)]
+        finally:
+            process.stop(pid, grace_seconds=2)
+        assert owned == [pid] * 5

@@ -160,3 +160,17 @@ def test_every_violation_is_reported_at_once() -> None:
 @pytest.mark.parametrize("body", [[], "saga", 3, None])
 def test_a_body_that_is_not_an_object_is_refused(body: Any) -> None:
     assert _violations(body) == [("", "type")]
+
+
+def test_actions_must_exist_when_the_policy_knows_them() -> None:
+    policy = ValidationPolicy(rules=POLICY.rules, actions=frozenset(
+        {"validate_payment", "cancel_payment", "process_payment", "refund_payment",
+         "send_notification", "cancel_notification"}))
+    assert _violations(copy.deepcopy(SEED_EXAMPLE), policy) == []
+    for known in ("lambda:my-function", "lambda:arn:aws:lambda:us-east-1:1:function:f",
+                  "https://payments.example.com/charge", "http://127.0.0.1:9000/x"):
+        assert _violations(_with("steps[0].action", known), policy) == []
+    assert ("steps[0].action", "known_action") in _violations(
+        _with("steps[0].action", "teleport_goods"), policy)
+    assert ("steps[1].compensation", "known_action") in _violations(
+        _with("steps[1].compensation", "lambda:"), policy)
