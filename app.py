@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -9,13 +11,17 @@ from chalice import Chalice, Rate, Response
 
 from chalicelib.api import JSON, actor, handles_errors, json_body
 from chalicelib.config import get_settings
+from chalicelib.events.consumer import apply_all, msk_events
 from chalicelib.health import check_health
 from chalicelib.runtime import (
+    build_projector,
     build_reconciler,
+    build_relay,
     cleanup,
     connector,
     definition_service,
     execution_service,
+    mongo,
     openapi_document,
 )
 from chalicelib.steps.handler import handle_outcome, handle_step
@@ -235,3 +241,20 @@ def reconciler(event: Any) -> dict[str, Any]:
     """Repairs executions left RUNNING while their state machine run has ended."""
     repairs = build_reconciler(get_settings(), connector()).run()
     return {"repaired": [repair.__dict__ for repair in repairs]}
+
+
+# -- events: outbox -> Kafka -> read model ------------------------------------------------------
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="outbox_relay")
+def outbox_relay(event: Any) -> dict[str, Any]:
+    """Publishes the outbox to Kafka for up to 50 s of each minute."""
+    relay = build_relay(get_settings(), connector())
+    relay.run(threading.Event(), deadline=time.monotonic() + 50)
+    return {"published": relay.stats.published, "failures": relay.stats.failures}
+
+
+@app.lambda_function(name="projector")
+def projector(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Applies a batch from the Kafka (MSK) event source to the MongoDB read model."""
+    applied = apply_all(build_projector(get_settings(), mongo()), msk_events(event))
+    return {"applied": applied}

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from kafka import KafkaConsumer
+from pymongo import MongoClient
+
 from chalicelib.adapters import aws
+from chalicelib.adapters.kafka import KafkaPublisher
+from chalicelib.adapters.kafka import consumer as kafka_consumer
+from chalicelib.adapters.mongo import mongo_client, read_model
 from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.adapters.mysql_cleanup import MySQLCleanup
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
@@ -20,6 +27,8 @@ from chalicelib.adapters.mysql_executions import MySQLExecutionStore
 from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.adapters.stepfunctions import FunctionNames, StepFunctionsOrchestrator
 from chalicelib.config import Settings, get_settings
+from chalicelib.events.projector import Projector, ensure_indexes
+from chalicelib.events.relay import OutboxRelay
 from chalicelib.ports import Actor
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
@@ -117,6 +126,28 @@ def cleanup(settings: Settings, connector: MySQLConnector, actor: Actor) -> dict
                                             for s, r in report.orphan_versions]}}
 
 
+def build_relay(settings: Settings, connector: MySQLConnector) -> OutboxRelay:
+    migrate(connector.connection())
+    return OutboxRelay(connector, KafkaPublisher(settings.kafka), settings.kafka.topic)
+
+
+@functools.cache
+def mongo() -> MongoClient:
+    return mongo_client(get_settings().database.mongodb)
+
+
+def build_projector(settings: Settings, client: MongoClient,
+                    on_applied: Callable[[Mapping[str, Any]], None] | None = None) -> Projector:
+    database = read_model(client, settings.database.mongodb)
+    ensure_indexes(database)
+    return Projector(client, database, on_applied)
+
+
+def projector_consumer(settings: Settings) -> Callable[[], KafkaConsumer]:
+    return lambda: kafka_consumer(settings.kafka, [settings.kafka.topic],
+                                  group_id=f"{settings.kafka.group_id}-projector")
+
+
 @functools.cache
 def connector() -> MySQLConnector:
     return MySQLConnector(get_settings().database.mysql)
@@ -151,6 +182,6 @@ def openapi_document() -> dict[str, Any]:
 def reset() -> None:
     """Forget every built component (tests that switch settings between modules)."""
     get_settings.cache_clear()
-    for cached in (connector, definition_service, execution_service, step_runtime,
+    for cached in (connector, mongo, definition_service, execution_service, step_runtime,
                    outcome_recorder):
         cached.cache_clear()

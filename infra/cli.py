@@ -46,18 +46,37 @@ def _stack(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from infra.local_api import create_server
+    from infra.local_events import EventWorkers
 
     server = create_server("127.0.0.1", args.port, args.stage)
+    workers = EventWorkers.start(get_settings()) if not args.no_events else None
     # SIGTERM (e.g. from a supervisor) stops the server as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     print(f"serving the API on http://127.0.0.1:{args.port} (stage {args.stage}); "
-          "Ctrl-C stops it", flush=True)
+          + ("relay and projector running; " if workers else "") + "Ctrl-C stops it",
+          flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server.server_close()
+        if workers is not None:
+            workers.stop()
+    return EXIT_OK
+
+
+def _events(args: argparse.Namespace) -> int:
+    from chalicelib import runtime
+    from infra.local_events import rebuild_read_model
+
+    settings = get_settings()
+    if args.action == "relay":
+        published = runtime.build_relay(settings, runtime.connector()).drain()
+        print(f"published {published} event(s)")
+    else:
+        applied = rebuild_read_model(settings)
+        print(f"read model rebuilt from the outbox: {applied} event(s) applied")
     return EXIT_OK
 
 
@@ -137,7 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the API on 127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--stage", default="local")
+    serve.add_argument("--no-events", action="store_true",
+                       help="do not run the outbox relay and the projector in this process")
     serve.set_defaults(handler=_serve)
+
+    events = commands.add_parser("events", help="the event pipeline")
+    events.add_argument("action", choices=["relay", "rebuild"],
+                        help="relay: publish what the outbox holds now; rebuild: the MongoDB "
+                        "read model from scratch, from the outbox history")
+    events.set_defaults(handler=_events)
 
     openapi = commands.add_parser("openapi", help="write chalicelib/openapi.json")
     openapi.add_argument("--check", action="store_true", help="fail if it is stale")

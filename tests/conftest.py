@@ -16,9 +16,12 @@ import pytest
 # Before anything reads the settings (they are cached per process).
 os.environ["SAGA_STAGE"] = "test"
 os.environ.setdefault("SAGA__DATABASE__MYSQL__DATABASE", "saga_db_test")
+os.environ.setdefault("SAGA__DATABASE__MONGODB__DATABASE", "saga_db_test")
+os.environ.setdefault("SAGA__KAFKA__TOPIC", "saga-events-test")
 
 # Imported after the stage is set (ruff allows it: os.environ calls are not statements it flags).
 from chalicelib.adapters import mysql
+from chalicelib.adapters.mongo import mongo_client
 from chalicelib.config import Settings, load_settings
 from infra.stack.paths import StackPaths
 from infra.stack.supervisor import Supervisor
@@ -39,6 +42,9 @@ def local_stack(settings: Settings) -> Iterator[Supervisor]:
     supervisor.up(only)
     if not only or "mariadb" in only:
         _fresh_database(settings)
+    if not only or "mongodb" in only:
+        with mongo_client(settings.database.mongodb) as client:
+            client.drop_database(settings.database.mongodb.database)
     yield supervisor
 
 

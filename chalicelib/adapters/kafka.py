@@ -74,3 +74,47 @@ def consumer(
         session_timeout_ms=10_000,
         heartbeat_interval_ms=3_000,
     )
+
+
+class KafkaPublisher:
+    """Publishes already-serialised events, waiting for the broker's acknowledgement of all."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._settings = settings
+        self._producer: KafkaProducer | None = None
+
+    def _connected(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = KafkaProducer(
+                bootstrap_servers=self._settings.brokers,
+                api_version=self._settings.api_version_tuple(),
+                acks="all",
+                retries=3,
+                max_in_flight_requests_per_connection=1,  # order per partition across retries
+                linger_ms=2,
+                batch_size=256 * 1024,
+                request_timeout_ms=parse_duration_ms(self._settings.producer_timeout),
+                max_block_ms=parse_duration_ms(self._settings.producer_timeout),
+                key_serializer=KeySerializer(),
+            )
+        return self._producer
+
+    def publish(self, topic: str, records: list[tuple[str, bytes]]) -> None:
+        """Send (key, value) records; return only when every one is acknowledged, else raise."""
+        producer = self._connected()
+        try:
+            futures = [producer.send(topic, key=key, value=value) for key, value in records]
+            producer.flush(timeout=parse_duration_ms(self._settings.producer_timeout) / 1000)
+            for future in futures:
+                future.get(timeout=0)
+        except Exception:
+            # Start over with a fresh producer: the broker may have gone and come back.
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=2)
+            finally:
+                self._producer = None

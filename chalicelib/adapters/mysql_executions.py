@@ -212,7 +212,8 @@ class MySQLExecutionStore:
                 insert_execution(cur, execution, step_ids)
                 append_event(cur, events.EXECUTION_STARTED, execution_id=execution.id,
                              data={"saga_id": execution.saga_id, "version": execution.version,
-                                   "revision": execution.revision, "steps": step_ids},
+                                   "revision": execution.revision, "steps": step_ids,
+                                   "input": execution.input},
                              at=execution.started_at.replace(tzinfo=None))
         except pymysql.IntegrityError:
             existing = self.get(execution.id)
@@ -281,7 +282,8 @@ class MySQLExecutionStore:
                 cur.execute("UPDATE executions SET ended_at = NULL WHERE id = %s",
                             (execution_id,))
             append_event(cur, event_type, execution_id=execution_id,
-                         data={"saga_id": row["saga_id"], **data}, at=at)
+                         data={"saga_id": row["saga_id"], "status": to.value, **data,
+                               **({"error": error} if error else {})}, at=at)
             return load_execution(cur, execution_id)
 
     def resolve(self, execution_id: str, by: str, reason: str) -> Execution | None:

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -135,7 +135,9 @@ class StepRuntime:
         execution_id = request.execution_id
         records.insert_attempt(cur, execution_id, step.id or "", phase=request.phase,
                                attempt=attempt, outcome="succeeded", started=started, ended=at)
-        data = {"saga_id": execution["saga_id"], "step_id": step.id, "attempt": attempt}
+        data = {"saga_id": execution["saga_id"], "step_id": step.id, "attempt": attempt,
+                "phase": request.phase, "started_at": _iso(started),
+                "duration_ms": int((at - started).total_seconds() * 1000)}
         if request.phase == "action":
             records.update_step_run(cur, execution_id, step.id or "",
                                     status=StepStatus.SUCCEEDED, phase="action", at=at,
@@ -149,14 +151,16 @@ class StepRuntime:
                 records.set_execution_status(cur, execution_id, ExecutionStatus.COMPLETED,
                                              at=at)
                 records.append_event(cur, events.SAGA_COMPLETED, execution_id=execution_id,
-                                     data={"saga_id": execution["saga_id"]}, at=at)
+                                     data={"saga_id": execution["saga_id"],
+                                           "status": ExecutionStatus.COMPLETED.value}, at=at)
             return
         if ExecutionStatus(execution["status"]) in (ExecutionStatus.RUNNING,
                                                     ExecutionStatus.COMPLETED):
             records.set_execution_status(cur, execution_id, ExecutionStatus.COMPENSATING, at=at)
             records.append_event(cur, events.COMPENSATION_STARTED, execution_id=execution_id,
-                                 data={"saga_id": execution["saga_id"],
-                                       "cause": request.error}, at=started)
+                                 data={"saga_id": execution["saga_id"], "cause": request.error,
+                                       "status": ExecutionStatus.COMPENSATING.value},
+                                 at=started)
         records.update_step_run(cur, execution_id, step.id or "", status=StepStatus.COMPENSATED,
                                 phase="compensation", at=at, error=None)
         records.append_event(cur, events.STEP_COMPENSATED, execution_id=execution_id,
@@ -171,7 +175,8 @@ class StepRuntime:
         at = records.now()
         records.set_execution_status(cur, execution_id, ExecutionStatus.COMPENSATED, at=at)
         records.append_event(cur, events.SAGA_COMPENSATED, execution_id=execution_id,
-                             data={"saga_id": execution["saga_id"]}, at=at)
+                             data={"saga_id": execution["saga_id"],
+                                   "status": ExecutionStatus.COMPENSATED.value}, at=at)
 
     def _record_failure(self, request: StepRequest, step: StepDefinition, error: Exception,
                         started: datetime) -> None:
@@ -191,7 +196,8 @@ class StepRuntime:
                                        error_type=error_info["type"],
                                        error_message=error_info["message"])
                 data = {"saga_id": execution["saga_id"], "step_id": request.step_id,
-                        "attempt": attempt, "error": error_info}
+                        "attempt": attempt, "error": error_info, "started_at": _iso(started),
+                        "duration_ms": int((at - started).total_seconds() * 1000)}
                 permanent = isinstance(error, PermanentError)
                 if request.phase == "action":
                     if isinstance(error, StepAborted):
@@ -213,6 +219,10 @@ class StepRuntime:
         except Exception:  # recording must not hide the step's own error
             logger.exception("could not record the failure of %s/%s", request.execution_id,
                              request.step_id)
+
+
+def _iso(naive_utc: datetime) -> str:
+    return naive_utc.replace(tzinfo=UTC).isoformat()
 
 
 # A step being undone, undone, or whose undoing failed: its action must not run any more.
@@ -242,6 +252,6 @@ class OutcomeRecorder:
             records.set_execution_status(cur, execution_id, outcome, at=at,
                                          error=payload.get("error"))
             records.append_event(cur, kind, execution_id=execution_id,
-                                 data={"saga_id": execution["saga_id"],
+                                 data={"saga_id": execution["saga_id"], "status": outcome.value,
                                        "error": payload.get("error")}, at=at)
         return {"status": outcome.value}

@@ -17,6 +17,7 @@ from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.config import Settings, get_settings
 from chalicelib.steps.actions import demo_data
 from infra.deploy.local import deploy_functions, load_app
+from infra.local_events import EventWorkers
 from infra.stack.supervisor import Supervisor
 
 API = "/api/v1/saga"
@@ -35,6 +36,14 @@ def deployed(local_stack: Supervisor) -> None:
     runtime.reset()
     deploy_functions(get_settings(), load_app(), say=lambda line: None)
     migrate(runtime.connector().connection())
+
+
+@pytest.fixture(scope="session")
+def event_workers(deployed: None) -> Iterator[EventWorkers]:
+    """The outbox relay and the projector, as `saga serve` runs them."""
+    workers = EventWorkers.start(get_settings())
+    yield workers
+    workers.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,154 @@
+"""The projector: applies events to the MongoDB read model.
+
+Idempotent: an execution's document remembers the last sequence applied, and an event at or
+below it changes nothing, so redelivery is harmless. Events of one execution arrive in order
+(one key, one partition); events of different executions may interleave freely. An execution's
+document and its saga's counters change in one MongoDB transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+
+from chalicelib.saga import events
+
+EXECUTIONS = "executions"
+SUMMARIES = "saga_summaries"
+
+# Execution-level events and the status they bring.
+_EXECUTION_STATUS = {
+    events.SAGA_COMPLETED: "COMPLETED",
+    events.SAGA_COMPENSATED: "COMPENSATED",
+    events.SAGA_FAILED: "FAILED",
+    events.COMPENSATION_FAILED: "COMPENSATION_FAILED",
+    events.COMPENSATION_STARTED: "COMPENSATING",
+}
+# Step-level events: (step status, attempt outcome).
+_STEP_STATUS = {
+    events.STEP_SUCCEEDED: ("SUCCEEDED", "succeeded"),
+    events.STEP_FAILED: ("FAILED", "failed"),
+    events.STEP_COMPENSATED: ("COMPENSATED", "succeeded"),
+    events.STEP_COMPENSATION_FAILED: ("COMPENSATION_FAILED", "failed"),
+}
+FINAL = {"COMPLETED", "COMPENSATED", "FAILED", "COMPENSATION_FAILED", "TIMED_OUT"}
+
+
+def ensure_indexes(db: Database) -> None:
+    """One index per query the API makes of the read model."""
+    db[EXECUTIONS].create_index([("saga_id", ASCENDING), ("started_at", DESCENDING),
+                                 ("_id", DESCENDING)])
+    db[EXECUTIONS].create_index([("status", ASCENDING), ("started_at", DESCENDING),
+                                 ("_id", DESCENDING)])
+    db[EXECUTIONS].create_index([("started_at", DESCENDING), ("_id", DESCENDING)])
+
+
+def _time(event: Mapping[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["time"])
+
+
+class Projector:
+    def __init__(self, client: MongoClient, db: Database,
+                 on_applied: Callable[[Mapping[str, Any]], None] | None = None) -> None:
+        self.client = client
+        self.db = db
+        self.on_applied = on_applied
+
+    def apply(self, event: Mapping[str, Any]) -> bool:
+        """Apply one event; False when it was already applied (or is not for the read model)."""
+        if not event.get("type", "").startswith(("saga.execution", "saga.step", "saga.comp",
+                                                 "saga.completed", "saga.failed",
+                                                 "saga.resolved")):
+            return False
+        with self.client.start_session() as session:
+            applied = session.with_transaction(lambda s: self._apply(s, event))
+        if applied and self.on_applied is not None:
+            self.on_applied(event)
+        return applied
+
+    def _apply(self, session: ClientSession, event: Mapping[str, Any]) -> bool:
+        executions = self.db[EXECUTIONS]
+        execution_id, sequence = event["key"], event["sequence"]
+        data = event["data"]
+        now = datetime.now(UTC)
+        if event["type"] == events.EXECUTION_STARTED:
+            doc = {
+                "_id": execution_id, "saga_id": data["saga_id"], "version": data.get("version"),
+                "revision": data.get("revision"), "status": "RUNNING",
+                "input": data.get("input", {}), "error": None,
+                "steps": [{"step_id": step_id, "position": i + 1, "status": "PENDING",
+                           "action_attempts": 0, "compensation_attempts": 0, "attempts": []}
+                          for i, step_id in enumerate(data.get("steps", []))],
+                "started_at": _time(event), "updated_at": _time(event), "ended_at": None,
+                "sequence": sequence, "projected_at": now,
+            }
+            # Look first: a duplicate-key error would abort the whole transaction.
+            if executions.find_one({"_id": execution_id}, {"_id": 1}, session=session):
+                return False
+            executions.insert_one(doc, session=session)
+            self._count(session, data["saga_id"], None, "RUNNING", _time(event))
+            return True
+        current = executions.find_one({"_id": execution_id}, {"status": 1, "sequence": 1,
+                                                             "saga_id": 1}, session=session)
+        if current is None or current["sequence"] >= sequence:
+            return False  # seen already, or its start is not projected yet (rebuild fixes it)
+        update: dict[str, Any] = {"$set": {"sequence": sequence, "projected_at": now,
+                                           "updated_at": _time(event)}}
+        new_status = data.get("status") or _EXECUTION_STATUS.get(event["type"])
+        if new_status:
+            update["$set"]["status"] = new_status
+            if new_status in FINAL:
+                update["$set"]["ended_at"] = _time(event)
+            if data.get("error"):
+                update["$set"]["error"] = data["error"]
+        if event["type"] == events.SAGA_RESOLVED:
+            update["$set"].update(resolved_by=data.get("by"), resolution=data.get("reason"))
+        step_id = data.get("step_id")
+        if step_id and event["type"] != events.STEP_STARTED:
+            self._step_update(update, event, data)
+        filters = [{"s.step_id": step_id}] if "$push" in update or any(
+            "steps.$[s]" in key for key in update["$set"]) else None
+        executions.update_one({"_id": execution_id, "sequence": {"$lt": sequence}}, update,
+                              array_filters=filters, session=session)
+        if new_status and new_status != current["status"]:
+            self._count(session, current["saga_id"], current["status"], new_status,
+                        _time(event))
+        return True
+
+    @staticmethod
+    def _step_update(update: dict[str, Any], event: Mapping[str, Any],
+                     data: Mapping[str, Any]) -> None:
+        phase = data.get("phase") or ("compensation" if "compensat" in event["type"]
+                                      else "action")
+        if event["type"] == events.STEP_RETRIED:
+            status, outcome = ("RUNNING" if phase == "action" else "COMPENSATING"), "failed"
+        else:
+            status, outcome = _STEP_STATUS[event["type"]]
+        error = data.get("error") or {}
+        attempt = {"phase": phase, "attempt": data.get("attempt"), "outcome": outcome,
+                   "error_type": error.get("type"), "error_message": error.get("message"),
+                   "started_at": data.get("started_at"), "ended_at": event["time"],
+                   "duration_ms": data.get("duration_ms")}
+        update["$set"]["steps.$[s].status"] = status
+        update["$set"][f"steps.$[s].{phase}_attempts"] = data.get("attempt")
+        if "result" in data:
+            update["$set"]["steps.$[s].result"] = data["result"]
+        if outcome == "failed":
+            update["$set"]["steps.$[s].error"] = error
+        update["$push"] = {"steps.$[s].attempts": attempt}
+
+    def _count(self, session: ClientSession, saga_id: str, old: str | None, new: str,
+               at: datetime) -> None:
+        inc: dict[str, int] = {f"by_status.{new}": 1}
+        if old is None:
+            inc["executions"] = 1
+        else:
+            inc[f"by_status.{old}"] = -1
+        self.db[SUMMARIES].update_one(
+            {"_id": saga_id}, {"$inc": inc, "$max": {"last_execution_at": at}},
+            upsert=True, session=session)
