@@ -1,0 +1,141 @@
+"""The event pipeline: lag from a state change to the read model over real sagas, and events
+per second through the outbox relay.
+
+    .venv/bin/python -m bench.events [--sagas 200] [--concurrency 8] [--relay-events 20000]
+
+The lag of an event is the time from its commit in MySQL (the event's time, taken inside the
+committing transaction) to its application in MongoDB, measured by the projector itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import harness
+from chalicelib import runtime
+from chalicelib.adapters.kafka import KafkaPublisher
+from chalicelib.adapters.mysql import MySQLConnector
+from chalicelib.events.consumer import run_projector
+from chalicelib.events.relay import OutboxRelay
+from chalicelib.ports import Actor
+
+SEED = json.loads((Path(__file__).parents[1] / "tests" / "fixtures" /
+                   "payment-saga.json").read_text())
+
+
+def relay_throughput(settings: Any, events: int) -> dict[str, float]:
+    """Synthetic outbox rows (in their own database) drained to their own topic."""
+    connector = MySQLConnector(settings.database.mysql, database="saga_db_bench")
+    topic = f"bench-relay-{uuid.uuid4().hex[:8]}"
+    with connector.transaction() as cur:
+        cur.execute("UPDATE outbox SET published_at = UTC_TIMESTAMP(6) "
+                    "WHERE published_at IS NULL")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        rows = []
+        for n in range(events):
+            key = f"bench-{n % 500}"
+            envelope = json.dumps({"id": str(uuid.uuid4()), "type": "bench", "key": key,
+                                   "sequence": n, "data": {"n": n, "pad": "x" * 200}})
+            rows.append((str(uuid.uuid4()), key, n, "bench", envelope, now))
+        cur.executemany("INSERT INTO outbox (event_id, partition_key, sequence, type, "
+                        "envelope, created_at) VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    relay = OutboxRelay(connector, KafkaPublisher(settings.kafka), topic, batch_size=1000)
+    started = time.perf_counter()
+    published = relay.drain()
+    seconds = time.perf_counter() - started
+    return {"events": published, "seconds": seconds, "events_per_s": published / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sagas", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--relay-events", type=int, default=20000)
+    args = parser.parse_args()
+    harness.prepare()
+    settings = harness.get_settings()
+    harness.seed_account("bench-customer", "1000000.00")
+    harness.seed_account("merchant", "0.00")
+    definition = copy.deepcopy(SEED) | {"id": f"events-{uuid.uuid4().hex[:6]}"}
+    runtime.definition_service().create(definition, Actor("bench"))
+
+    lags: list[float] = []
+    lock = threading.Lock()
+
+    def measured(event: dict[str, Any]) -> None:
+        lag = (datetime.now(UTC) - datetime.fromisoformat(event["time"])).total_seconds()
+        with lock:
+            lags.append(lag * 1000)
+
+    stop = threading.Event()
+    relay = runtime.build_relay(settings, MySQLConnector(settings.database.mysql))
+    projector = runtime.build_projector(settings, runtime.mongo(), on_applied=measured)
+    threads = [threading.Thread(target=relay.run, args=(stop,), daemon=True),
+               threading.Thread(target=run_projector, args=(
+                   runtime.projector_consumer(settings), projector, stop), daemon=True)]
+    for thread in threads:
+        thread.start()
+    time.sleep(3)  # let the consumer join its group before the first event
+
+    local = threading.local()
+
+    def execute(_: int) -> str:
+        if not hasattr(local, "service"):
+            local.service = runtime.build_execution_service(
+                settings, MySQLConnector(settings.database.mysql))
+        execution, _created = local.service.execute(definition["id"], {"input": {
+            "customer_id": "bench-customer", "amount": "1.00", "currency": "EUR"}},
+            Actor("bench"))
+        return execution.id
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(args.concurrency) as pool:
+        ids = list(pool.map(execute, range(args.sagas)))
+    deadline = time.monotonic() + 600
+    expected = 0
+    while time.monotonic() < deadline:
+        with runtime.connector().transaction() as cur:
+            cur.execute("SELECT COUNT(*) AS n FROM executions WHERE status IN "
+                        "('RUNNING', 'COMPENSATING')")
+            running = cur.fetchone()["n"]
+            cur.execute("SELECT COUNT(*) AS n FROM outbox WHERE type LIKE 'saga.%%' "
+                        "AND type NOT LIKE 'saga.definition.%%'")
+            expected = cur.fetchone()["n"]
+        with lock:
+            applied = len(lags)
+        if running == 0 and applied >= expected:
+            break
+        time.sleep(0.2)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    lag = harness.summary(lags)
+    relay_figures = relay_throughput(settings, args.relay_events)
+    print(harness.table([
+        ["state change -> read model (ms)", f"{lag['p50']:.0f}", f"{lag['p95']:.0f}",
+         f"{lag['p99']:.0f}", f"{lag['max']:.0f}", lag["n"]]],
+        ["lag over real sagas", "p50", "p95", "p99", "max", "events"]))
+    print(f"\n{args.sagas} sagas at concurrency {args.concurrency}: {expected} events, all in "
+          f"the read model after {elapsed:.1f}s ({args.sagas / elapsed:.1f} sagas/s)")
+    print(f"relay: {relay_figures['events']} events in {relay_figures['seconds']:.2f}s = "
+          f"{relay_figures['events_per_s']:.0f} events/s (batches of 1000, acks=all)")
+    path = harness.save("events", {"lag_ms": lag, "sagas": args.sagas,
+                                   "concurrency": args.concurrency, "events": expected,
+                                   "seconds": elapsed, "relay": relay_figures,
+                                   "executions": len(ids)})
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
