@@ -85,7 +85,7 @@ def list_sagas() -> dict[str, Any]:
 @app.route(f"{API}/sagas/stats", methods=["GET"])
 @handles_errors
 def all_saga_stats() -> dict[str, Any]:
-    return definition_service().all_stats()
+    return {**definition_service().all_stats(), "executions": execution_service().totals()}
 
 
 @app.route(f"{API}/sagas/{{saga_id}}", methods=["GET"])
@@ -112,7 +112,8 @@ def saga_versions(saga_id: str) -> dict[str, Any]:
 @app.route(f"{API}/sagas/{{saga_id}}/stats", methods=["GET"])
 @handles_errors
 def saga_stats(saga_id: str) -> dict[str, Any]:
-    return definition_service().saga_stats(saga_id)
+    stats = definition_service().saga_stats(saga_id)
+    return {**stats, "executions": execution_service().saga_summary(saga_id)}
 
 
 @app.route(f"{API}/sagas/{{saga_id}}/active", methods=["PUT"])
@@ -141,7 +142,8 @@ def remove_saga_step(saga_id: str, step_id: str) -> dict[str, Any]:
 def service_stats() -> dict[str, Any]:
     settings = get_settings()
     return {"service": settings.saga.name, "version": settings.saga.version,
-            "stage": settings.stage, "definitions": definition_service().all_stats()}
+            "stage": settings.stage, "definitions": definition_service().all_stats(),
+            "executions": execution_service().totals()}
 
 
 @app.route(f"{API}/cleanup", methods=["POST"])

@@ -134,3 +134,23 @@ class ExecutionStore(Protocol):
     def unsettled(self, older_than_seconds: float, limit: int) -> list[Execution]:
         """RUNNING or COMPENSATING for longer than that: the reconciler's work list."""
         ...
+
+
+class ReadModelUnavailable(Exception):
+    """The read model cannot be reached; reads fall back to the write model."""
+
+
+class ExecutionReadModel(Protocol):
+    """Executions as projected from the events (eventually consistent with the write model).
+    Every method raises ReadModelUnavailable when the store cannot be reached."""
+
+    def get(self, execution_id: str) -> Execution | None: ...
+
+    def list(self, *, saga_id: str | None, status: str | None, limit: int,
+             cursor: str | None) -> ExecutionPage: ...
+
+    def latest(self, saga_id: str) -> Execution | None: ...
+
+    def summary(self, saga_id: str) -> dict[str, Any]: ...
+
+    def totals(self) -> dict[str, Any]: ...

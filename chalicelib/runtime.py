@@ -20,6 +20,7 @@ from chalicelib.adapters import aws
 from chalicelib.adapters.kafka import KafkaPublisher
 from chalicelib.adapters.kafka import consumer as kafka_consumer
 from chalicelib.adapters.mongo import mongo_client, read_model
+from chalicelib.adapters.mongo_read_model import MongoExecutionReadModel
 from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.adapters.mysql_cleanup import MySQLCleanup
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
@@ -92,7 +93,8 @@ def build_execution_service(settings: Settings, connector: MySQLConnector) -> Ex
     return ExecutionService(
         MySQLDefinitionStore(connector, auditing=settings.saga.auditing_enabled),
         MySQLExecutionStore(connector), build_orchestrator(settings),
-        ExecutionPolicy(faults_enabled=faults_enabled(settings)))
+        ExecutionPolicy(faults_enabled=faults_enabled(settings)),
+        MongoExecutionReadModel(read_model(mongo(), settings.database.mongodb)))
 
 
 def build_step_runtime(settings: Settings, connector: MySQLConnector) -> StepRuntime:

@@ -167,7 +167,8 @@ def row_to_execution(row: dict[str, Any]) -> Execution:
         state_machine_arn=row["state_machine_arn"], sfn_execution_arn=row["sfn_execution_arn"],
         started_at=_utc(row["started_at"]), updated_at=_utc(row["updated_at"]),
         ended_at=_utc(row["ended_at"]), resolved_by=row["resolved_by"],
-        resolution=row["resolution"])
+        resolution=row["resolution"],
+        consistency={"source": "write_model", "sequence": row["last_sequence"]})
 
 
 def load_execution(cur: Cursor, execution_id: str, *,
@@ -213,7 +214,9 @@ class MySQLExecutionStore:
                 append_event(cur, events.EXECUTION_STARTED, execution_id=execution.id,
                              data={"saga_id": execution.saga_id, "version": execution.version,
                                    "revision": execution.revision, "steps": step_ids,
-                                   "input": execution.input},
+                                   "input": execution.input,
+                                   "faults": [f.model_dump() for f in execution.faults],
+                                   "state_machine_arn": execution.state_machine_arn},
                              at=execution.started_at.replace(tzinfo=None))
         except pymysql.IntegrityError:
             existing = self.get(execution.id)
@@ -266,7 +269,12 @@ class MySQLExecutionStore:
 
     def mark_started(self, execution_id: str, machine_arn: str, run_arn: str) -> None:
         with self._db.transaction() as cur:
-            set_sfn_execution(cur, execution_id, machine_arn, run_arn, now())
+            row = lock_execution(cur, execution_id)
+            at = now()
+            set_sfn_execution(cur, execution_id, machine_arn, run_arn, at)
+            append_event(cur, events.RUN_STARTED, execution_id=execution_id,
+                         data={"saga_id": row["saga_id"] if row else None,
+                               "state_machine_arn": machine_arn, "run_arn": run_arn}, at=at)
 
     def transition(self, execution_id: str, allowed_from: set[ExecutionStatus],
                    to: ExecutionStatus, event_type: str, data: dict[str, Any],

@@ -80,7 +80,10 @@ class Projector:
             doc = {
                 "_id": execution_id, "saga_id": data["saga_id"], "version": data.get("version"),
                 "revision": data.get("revision"), "status": "RUNNING",
-                "input": data.get("input", {}), "error": None,
+                "input": data.get("input", {}), "faults": data.get("faults", []),
+                "state_machine_arn": data.get("state_machine_arn"),
+                "sfn_execution_arn": None, "resolved_by": None, "resolution": None,
+                "error": None,
                 "steps": [{"step_id": step_id, "position": i + 1, "status": "PENDING",
                            "action_attempts": 0, "compensation_attempts": 0, "attempts": []}
                           for i, step_id in enumerate(data.get("steps", []))],
@@ -108,6 +111,9 @@ class Projector:
                 update["$set"]["error"] = data["error"]
         if event["type"] == events.SAGA_RESOLVED:
             update["$set"].update(resolved_by=data.get("by"), resolution=data.get("reason"))
+        if event["type"] == events.RUN_STARTED:
+            update["$set"].update(state_machine_arn=data.get("state_machine_arn"),
+                                  sfn_execution_arn=data.get("run_arn"))
         step_id = data.get("step_id")
         if step_id and event["type"] != events.STEP_STARTED:
             self._step_update(update, event, data)
@@ -125,7 +131,9 @@ class Projector:
                      data: Mapping[str, Any]) -> None:
         phase = data.get("phase") or ("compensation" if "compensat" in event["type"]
                                       else "action")
-        if event["type"] == events.STEP_RETRIED:
+        if event["type"] == events.STEP_ABORTED:
+            status, outcome = None, "failed"  # the step keeps the status its undo gave it
+        elif event["type"] == events.STEP_RETRIED:
             status, outcome = ("RUNNING" if phase == "action" else "COMPENSATING"), "failed"
         else:
             status, outcome = _STEP_STATUS[event["type"]]
@@ -134,12 +142,13 @@ class Projector:
                    "error_type": error.get("type"), "error_message": error.get("message"),
                    "started_at": data.get("started_at"), "ended_at": event["time"],
                    "duration_ms": data.get("duration_ms")}
-        update["$set"]["steps.$[s].status"] = status
-        update["$set"][f"steps.$[s].{phase}_attempts"] = data.get("attempt")
-        if "result" in data:
-            update["$set"]["steps.$[s].result"] = data["result"]
-        if outcome == "failed":
-            update["$set"]["steps.$[s].error"] = error
+        if status is not None:  # an aborted attempt is not counted, as in the write model
+            update["$set"]["steps.$[s].status"] = status
+            update["$set"][f"steps.$[s].{phase}_attempts"] = data.get("attempt")
+            if outcome == "failed":
+                update["$set"]["steps.$[s].error"] = error
+        if event["type"] == events.STEP_SUCCEEDED:  # a step's result is its action's
+            update["$set"]["steps.$[s].result"] = data.get("result")
         update["$push"] = {"steps.$[s].attempts": attempt}
 
     def _count(self, session: ClientSession, saga_id: str, old: str | None, new: str,

@@ -18,8 +18,10 @@ from chalicelib.ports import (
     Actor,
     DefinitionStore,
     ExecutionPage,
+    ExecutionReadModel,
     ExecutionStore,
     Orchestrator,
+    ReadModelUnavailable,
 )
 from chalicelib.saga import events
 from chalicelib.saga.compiler import execution_input
@@ -46,9 +48,11 @@ class ExecutionPolicy:
 
 class ExecutionService:
     def __init__(self, definitions: DefinitionStore, executions: ExecutionStore,
-                 orchestrator: Orchestrator, policy: ExecutionPolicy) -> None:
+                 orchestrator: Orchestrator, policy: ExecutionPolicy,
+                 reads: ExecutionReadModel) -> None:
         self.definitions = definitions
         self.executions = executions
+        self.reads = reads
         self.orchestrator = orchestrator
         self.policy = policy
 
@@ -153,7 +157,7 @@ class ExecutionService:
         """Undo a COMPLETED execution: the given one, or the saga's latest completed one."""
         execution_id = body.get("execution_id") if isinstance(body, dict) else None
         if execution_id is not None:
-            execution = self.get(str(execution_id))
+            execution = self._current(str(execution_id))
             if execution.saga_id != saga_id:
                 raise NotFound(f"saga {saga_id!r} has no execution {execution_id!r}")
         else:
@@ -169,7 +173,7 @@ class ExecutionService:
                                       "compensation requested")
 
     def retry_compensation(self, execution_id: str, actor: Actor) -> Execution:
-        execution = self.get(execution_id)
+        execution = self._current(execution_id)
         if execution.status is not ExecutionStatus.COMPENSATION_FAILED:
             raise Conflict(f"execution {execution_id!r} is {execution.status.value}; only a "
                            "COMPENSATION_FAILED execution can retry its compensation",
@@ -190,13 +194,13 @@ class ExecutionService:
             raise Conflict(f"execution {execution.id!r} changed meanwhile; read it again")
         run_name = f"{execution.id}-c{uuid.uuid4().hex[:8]}"
         self._start(moved, machines.compensation_arn, run_name)
-        return self.get(execution.id)
+        return self._current(execution.id)
 
     def resolve(self, execution_id: str, body: Any, actor: Actor) -> Execution:
         reason = body.get("reason") if isinstance(body, dict) else None
         if not isinstance(reason, str) or not 3 <= len(reason.strip()) <= 500:
             raise BadRequest('the body must be {"reason": "..."} with 3 to 500 characters')
-        execution = self.get(execution_id)
+        execution = self._current(execution_id)
         if execution.status not in (ExecutionStatus.COMPENSATION_FAILED,
                                     ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT):
             raise Conflict(f"execution {execution_id!r} is {execution.status.value}; only a "
@@ -207,30 +211,63 @@ class ExecutionService:
 
     # -- read ---------------------------------------------------------------------------------
 
-    def get(self, execution_id: str) -> Execution:
+    def _current(self, execution_id: str) -> Execution:
+        """The write model's view: what the operator actions decide on."""
         execution = self.executions.get(execution_id)
         if execution is None:
             raise NotFound(f"execution {execution_id!r} does not exist",
                            execution_id=execution_id)
         return execution
 
+    def get(self, execution_id: str) -> Execution:
+        """The read model's view; the write model's until the first event is projected, or
+        while the read model is unreachable (consistency.source says which)."""
+        try:
+            projected = self.reads.get(execution_id)
+        except ReadModelUnavailable:
+            projected = None
+        return projected or self._current(execution_id)
+
     def status(self, saga_id: str) -> dict[str, Any]:
         saga = self.definitions.get(saga_id)
         if saga is None:
             raise NotFound(f"saga {saga_id!r} does not exist", saga_id=saga_id)
-        latest = self.executions.latest(saga_id)
+        try:
+            latest = self.reads.latest(saga_id) or self.executions.latest(saga_id)
+            summary = self.reads.summary(saga_id)
+        except ReadModelUnavailable:
+            latest = self.executions.latest(saga_id)
+            summary = {"running": self.executions.count_active(saga_id),
+                       "unavailable": "the read model cannot be reached"}
         return {"saga_id": saga_id, "active": saga.active, "version": saga.version,
-                "running": self.executions.count_active(saga_id),
+                "running": summary["running"], "executions": summary,
                 "latest_execution": latest.model_dump(mode="json", exclude={"steps"})
                 if latest else None}
+
+    def saga_summary(self, saga_id: str) -> dict[str, Any]:
+        try:
+            return self.reads.summary(saga_id)
+        except ReadModelUnavailable:
+            return {"unavailable": "the read model cannot be reached"}
+
+    def totals(self) -> dict[str, Any]:
+        try:
+            return self.reads.totals()
+        except ReadModelUnavailable:
+            return {"unavailable": "the read model cannot be reached"}
 
     def list(self, *, saga_id: str | None, status: str | None, limit: str | None,
              cursor: str | None) -> ExecutionPage:
         if status and status not in _STATUSES:
             raise BadRequest(f"status must be one of {', '.join(sorted(_STATUSES))}",
                              value=status)
+        query = {"saga_id": saga_id or None, "status": status or None,
+                 "limit": page_size(limit), "cursor": cursor or None}
         try:
-            return self.executions.list(saga_id=saga_id or None, status=status or None,
-                                        limit=page_size(limit), cursor=cursor or None)
+            try:
+                return self.reads.list(**query)
+            except ReadModelUnavailable:
+                # Same order and cursor format, from the write model.
+                return self.executions.list(**query)
         except ValueError as bad_cursor:
             raise BadRequest(str(bad_cursor), value=cursor) from None

@@ -91,3 +91,8 @@ class Execution(BaseModel):
     resolved_by: str | None = None
     resolution: str | None = None
     steps: list[StepRun] = Field(default_factory=list)
+    # Where this view comes from and how fresh it is: {"source": "read_model", "sequence": n,
+    # "projected_at": t}, n the execution's last event applied; or {"source": "write_model",
+    # "sequence": n} (before the first projection, or while the read model is unreachable).
+    # To read your own write, wait until the read model's sequence reaches the one it returned.
+    consistency: dict[str, Any] | None = None

@@ -199,9 +199,13 @@ class StepRuntime:
                         "attempt": attempt, "error": error_info, "started_at": _iso(started),
                         "duration_ms": int((at - started).total_seconds() * 1000)}
                 permanent = isinstance(error, PermanentError)
+                if request.phase == "action" and isinstance(error, StepAborted):
+                    # The step stays as its compensation left it; the attempt is told.
+                    records.append_event(cur, events.STEP_ABORTED,
+                                         execution_id=request.execution_id,
+                                         data={**data, "phase": "action"}, at=at)
+                    return
                 if request.phase == "action":
-                    if isinstance(error, StepAborted):
-                        return  # the attempt is kept; the step stays as its compensation left it
                     final = permanent or attempt > (step.max_retries or 0)
                     status = StepStatus.FAILED if final else StepStatus.RUNNING
                     kind = events.STEP_FAILED if final else events.STEP_RETRIED

@@ -47,7 +47,7 @@ def event_workers(deployed: None) -> Iterator[EventWorkers]:
 
 
 @pytest.fixture(scope="session")
-def client(deployed: None) -> Iterator[Client]:
+def client(deployed: None, event_workers: EventWorkers) -> Iterator[Client]:
     with Client(load_app(), stage_name="test") as test_client:
         yield test_client
 
@@ -74,8 +74,13 @@ class Api:
         return execution
 
     def wait(self, execution_id: str, timeout_s: float = 60,
-             until: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
-        done = until or (lambda e: e["status"] in FINAL)
+             until: Callable[[dict[str, Any]], bool] | None = None,
+             after: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Poll until the execution is final (or `until`), and no older than the view
+        `after` (a response to one's own write), as a client reading its writes would."""
+        floor = after["consistency"]["sequence"] if after else 0
+        done = until or (lambda e: e["status"] in FINAL
+                         and e["consistency"]["sequence"] >= floor)
         deadline = time.monotonic() + timeout_s
         while True:
             status, execution = self.call("GET", f"/executions/{execution_id}")

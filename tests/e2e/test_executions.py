@@ -157,7 +157,7 @@ def test_a_failed_compensation_is_listed_and_its_retry_completes_it(
 
     status, retried = api.call("POST", f"/executions/{execution['id']}/retry-compensation")
     assert status == 202 and retried["status"] == "COMPENSATING"
-    final = api.wait(execution["id"])
+    final = api.wait(execution["id"], after=retried)
     assert final["status"] == "COMPENSATED", final
     assert _balance(demo(), customer) == "100.00"
     assert _compensation_order(execution["id"]) == ["process-payment", "validate-payment"]
@@ -209,7 +209,7 @@ def test_a_completed_execution_can_be_compensated_on_request(
     assert _balance(demo(), customer) == "75.00"
     status, body = api.call("POST", f"/sagas/{saga_id}/compensate", {})
     assert status == 202 and body["id"] == execution["id"], body
-    final = api.wait(execution["id"])
+    final = api.wait(execution["id"], after=body)
     assert final["status"] == "COMPENSATED", final
     assert _compensation_order(execution["id"]) == list(reversed(STEP_IDS))
     assert _balance(demo(), customer) == "100.00"

@@ -109,6 +109,11 @@ def test_nothing_is_lost_while_mongodb_is_down(
         ids = _run_mix(api, saga_id, customer, 10)
         for execution_id in ids:  # the write model carries on without MongoDB
             api.wait(execution_id)
+        # Reads still answer, from the write model, and say so.
+        status, execution = api.call("GET", f"/executions/{ids[0]}")
+        assert status == 200 and execution["consistency"]["source"] == "write_model"
+        status, page = api.call("GET", f"/executions?saga_id={saga_id}&limit=100")
+        assert status == 200 and {e["id"] for e in page["items"]} == set(ids)
     finally:
         local_stack.up(["mongodb"])
     started = time.monotonic()

@@ -1,0 +1,116 @@
+"""Executions as the read model (MongoDB) holds them, for the API's reads."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+
+from pymongo import DESCENDING
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from chalicelib.adapters.cursors import decode_cursor, encode_cursor
+from chalicelib.events.projector import EXECUTIONS, SUMMARIES
+from chalicelib.ports import ExecutionPage, ReadModelUnavailable
+from chalicelib.saga.executions import Execution
+
+_ACTIVE = ("RUNNING", "COMPENSATING")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _utc(value: Any) -> Any:
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None \
+        else value
+
+
+def to_execution(doc: dict[str, Any]) -> Execution:
+    steps = [{**step, "attempts": [
+        {**attempt, "started_at": attempt.get("started_at") or attempt["ended_at"],
+         "duration_ms": attempt.get("duration_ms") or 0} for attempt in step["attempts"]]}
+        for step in doc["steps"]]
+    return Execution.model_validate({
+        **{key: _utc(value) for key, value in doc.items() if key not in ("_id", "steps")},
+        "id": doc["_id"], "steps": steps,
+        "consistency": {"source": "read_model", "sequence": doc["sequence"],
+                        "projected_at": _utc(doc["projected_at"])}})
+
+
+def _unavailable_on_failure(method: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except PyMongoError as error:
+            raise ReadModelUnavailable(f"{type(error).__name__}: {error}") from error
+
+    return wrapper
+
+
+class MongoExecutionReadModel:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @_unavailable_on_failure
+    def get(self, execution_id: str) -> Execution | None:
+        doc = self._db[EXECUTIONS].find_one({"_id": execution_id})
+        return to_execution(doc) if doc else None
+
+    @_unavailable_on_failure
+    def list(self, *, saga_id: str | None, status: str | None, limit: int,
+             cursor: str | None) -> ExecutionPage:
+        query: dict[str, Any] = {}
+        if saga_id:
+            query["saga_id"] = saga_id
+        if status:
+            query["status"] = status
+        if cursor:
+            # Newest first; the cursor holds "started_at|id" of the last item seen.
+            started, _, last_id = decode_cursor(cursor).partition("|")
+            at = datetime.fromisoformat(started)
+            query["$or"] = [{"started_at": {"$lt": at}},
+                            {"started_at": at, "_id": {"$lt": last_id}}]
+        docs = list(self._db[EXECUTIONS].find(query, {"steps": 0, "input": 0})
+                    .sort([("started_at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1))
+        items = [to_execution({**doc, "steps": [], "input": {}}) for doc in docs[:limit]]
+        next_cursor = None
+        if len(docs) > limit and items:
+            last = docs[limit - 1]
+            next_cursor = encode_cursor(f"{_utc(last['started_at']).isoformat()}|{last['_id']}")
+        return ExecutionPage(items, next_cursor)
+
+    @_unavailable_on_failure
+    def latest(self, saga_id: str) -> Execution | None:
+        doc = self._db[EXECUTIONS].find_one({"saga_id": saga_id},
+                                           sort=[("started_at", DESCENDING), ("_id", DESCENDING)])
+        return to_execution(doc) if doc else None
+
+    @_unavailable_on_failure
+    def summary(self, saga_id: str) -> dict[str, Any]:
+        return _summary(self._db[SUMMARIES].find_one({"_id": saga_id}) or {})
+
+    @_unavailable_on_failure
+    def totals(self) -> dict[str, Any]:
+        by_status: dict[str, int] = {}
+        executions = 0
+        for doc in self._db[SUMMARIES].find({}, {"by_status": 1, "executions": 1}):
+            executions += doc.get("executions", 0)
+            for status, count in doc.get("by_status", {}).items():
+                by_status[status] = by_status.get(status, 0) + count
+        return _summary({"executions": executions, "by_status": by_status})
+
+
+def _summary(doc: dict[str, Any]) -> dict[str, Any]:
+    by_status = {status: n for status, n in doc.get("by_status", {}).items() if n}
+    finished = sum(n for status, n in by_status.items() if status not in _ACTIVE)
+    return {"executions": doc.get("executions", 0), "by_status": by_status,
+            "running": sum(by_status.get(status, 0) for status in _ACTIVE),
+            "success_rate": round(by_status.get("COMPLETED", 0) / finished, 4)
+            if finished else None,
+            "last_execution_at": _iso(doc.get("last_execution_at"))}
+
+
+def _iso(value: Any) -> str | None:
+    return _utc(value).isoformat() if isinstance(value, datetime) else None
