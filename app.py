@@ -7,12 +7,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 from chalice import Chalice, Rate, Response
+from chalice.app import WebsocketEvent
 
 from chalicelib.api import JSON, actor, handles_errors, json_body
 from chalicelib.config import get_settings
 from chalicelib.events.consumer import apply_all, msk_events
 from chalicelib.health import check_health
+from chalicelib.push.messages import handle_message
+from chalicelib.push.subscriptions import ALL, topics_from
 from chalicelib.runtime import (
     build_projector,
     build_reconciler,
@@ -23,10 +27,15 @@ from chalicelib.runtime import (
     execution_service,
     mongo,
     openapi_document,
+    pusher,
+    subscriptions,
 )
 from chalicelib.steps.handler import handle_outcome, handle_step
 
 app = Chalice(app_name="saga-orchestrator")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+# Chalice's WebSocket handlers look up the region (for their own endpoint) from this session.
+app.websocket_api.session = boto3.session.Session(region_name=get_settings().aws.region)
 API = "/api/v1/saga"
 
 
@@ -257,6 +266,28 @@ def outbox_relay(event: Any) -> dict[str, Any]:
 
 @app.lambda_function(name="projector")
 def projector(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Applies a batch from the Kafka (MSK) event source to the MongoDB read model."""
-    applied = apply_all(build_projector(get_settings(), mongo()), msk_events(event))
-    return {"applied": applied}
+    """Applies a batch from the Kafka (MSK) event source to the MongoDB read model, and pushes
+    each applied event to its WebSocket subscribers."""
+    read_model = build_projector(get_settings(), mongo(), on_applied=pusher().push_event)
+    return {"applied": apply_all(read_model, msk_events(event))}
+
+
+# -- WebSocket API: live updates ---------------------------------------------------------------
+
+@app.on_ws_connect()
+def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
+    """Subscribes to ?saga_id= / ?execution_id= if given, else to everything."""
+    query = event.to_dict().get("queryStringParameters") or {}
+    subscriptions().connect(event.connection_id, topics_from(query) or [ALL],
+                            principal="anonymous")
+    return {"statusCode": 200}
+
+
+@app.on_ws_message()
+def ws_message(event: WebsocketEvent) -> None:
+    handle_message(event.connection_id, event.body, subscriptions(), pusher())
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event: WebsocketEvent) -> None:
+    subscriptions().disconnect(event.connection_id)

@@ -93,6 +93,14 @@ class AwsSettings(_Section):
     app_name: str = "saga-orchestrator"
 
 
+class WebsocketSettings(_Section):
+    # Where the push code reaches the API Gateway management API (@connections). Locally the
+    # gateway of infra/ws_gateway.py; on AWS https://{api-id}.execute-api.{region}.amazonaws.com/{stage}.
+    management_endpoint: str = "http://127.0.0.1:8002"
+    # The local gateway's WebSocket port (ws://127.0.0.1:8001/ws).
+    port: int = 8001
+
+
 class SagaSettings(_Section):
     name: str = "Saga Service"
     version: str = "1.0.0"
@@ -124,6 +132,7 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     kafka: KafkaSettings = KafkaSettings()
     aws: AwsSettings = AwsSettings()
+    websocket: WebsocketSettings = WebsocketSettings()
     saga: SagaSettings = SagaSettings()
 
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 from kafka import KafkaConsumer
 from pymongo import MongoClient
 
@@ -31,6 +32,8 @@ from chalicelib.config import Settings, get_settings
 from chalicelib.events.projector import Projector, ensure_indexes
 from chalicelib.events.relay import OutboxRelay
 from chalicelib.ports import Actor
+from chalicelib.push.pusher import Pusher
+from chalicelib.push.subscriptions import Subscriptions
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
 from chalicelib.saga.models import StepDefinition
@@ -150,6 +153,27 @@ def projector_consumer(settings: Settings) -> Callable[[], KafkaConsumer]:
                                   group_id=f"{settings.kafka.group_id}-projector")
 
 
+def management_client(settings: Settings) -> Any:
+    """The API Gateway management API at the configured endpoint (the local gateway here)."""
+    endpoint = settings.websocket.management_endpoint
+    local = endpoint.startswith("http://")
+    return boto3.session.Session(region_name=settings.aws.region).client(
+        "apigatewaymanagementapi", endpoint_url=endpoint,
+        aws_access_key_id="test" if local else None,
+        aws_secret_access_key="test" if local else None)
+
+
+@functools.cache
+def subscriptions() -> Subscriptions:
+    settings = get_settings()
+    return Subscriptions(read_model(mongo(), settings.database.mongodb))
+
+
+@functools.cache
+def pusher() -> Pusher:
+    return Pusher(management_client(get_settings()), subscriptions())
+
+
 @functools.cache
 def connector() -> MySQLConnector:
     return MySQLConnector(get_settings().database.mysql)
@@ -185,5 +209,5 @@ def reset() -> None:
     """Forget every built component (tests that switch settings between modules)."""
     get_settings.cache_clear()
     for cached in (connector, mongo, definition_service, execution_service, step_runtime,
-                   outcome_recorder):
+                   outcome_recorder, subscriptions, pusher):
         cached.cache_clear()

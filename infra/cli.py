@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from chalicelib.config import get_settings
 from infra.stack.process import StackError
@@ -45,14 +46,21 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from infra.deploy.local import load_app
     from infra.local_api import create_server
     from infra.local_events import EventWorkers
+    from infra.ws_gateway import LocalWebsocketGateway
 
+    settings = get_settings()
     server = create_server("127.0.0.1", args.port, args.stage)
-    workers = EventWorkers.start(get_settings()) if not args.no_events else None
+    workers = EventWorkers.start(settings) if not args.no_events else None
+    gateway = LocalWebsocketGateway(
+        load_app(), stage=args.stage, ws_port=settings.websocket.port,
+        management_port=urlsplit(settings.websocket.management_endpoint).port or 8002).start()
     # SIGTERM (e.g. from a supervisor) stops the server as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    print(f"serving the API on http://127.0.0.1:{args.port} (stage {args.stage}); "
+    print(f"serving the API on http://127.0.0.1:{args.port} (stage {args.stage}), WebSockets "
+          f"on ws://127.0.0.1:{gateway.ws_port}/ws; "
           + ("relay and projector running; " if workers else "") + "Ctrl-C stops it",
           flush=True)
     try:
@@ -61,6 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server.server_close()
+        gateway.stop()
         if workers is not None:
             workers.stop()
     return EXIT_OK

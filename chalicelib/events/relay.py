@@ -18,7 +18,7 @@ from typing import Protocol
 from chalicelib.adapters.mysql import MySQLConnector
 
 logger = logging.getLogger(__name__)
-LOCK = "saga_outbox_relay"
+LOCK = "saga_outbox_relay:"
 
 
 class Publisher(Protocol):
@@ -45,7 +45,8 @@ class OutboxRelay:
         """Publish one batch; the number of events published (0: none waiting, or another
         relay is active)."""
         with self.connector.transaction() as cur:
-            cur.execute("SELECT GET_LOCK(%s, 0) AS got", (LOCK,))
+            # One relay per outbox: the lock is named after the database.
+            cur.execute("SELECT GET_LOCK(CONCAT(%s, DATABASE()), 0) AS got", (LOCK,))
             if cur.fetchone()["got"] != 1:
                 return 0
             try:
@@ -62,7 +63,7 @@ class OutboxRelay:
                 cur.execute(f"UPDATE outbox SET published_at = %s WHERE id IN ({placeholders})",
                             (datetime.now(UTC).replace(tzinfo=None), *ids))
             finally:
-                cur.execute("SELECT RELEASE_LOCK(%s)", (LOCK,))
+                cur.execute("SELECT RELEASE_LOCK(CONCAT(%s, DATABASE()))", (LOCK,))
         self.stats.published += len(rows)
         self.stats.batches += 1
         return len(rows)

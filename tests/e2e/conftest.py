@@ -19,6 +19,7 @@ from chalicelib.steps.actions import demo_data
 from infra.deploy.local import deploy_functions, load_app
 from infra.local_events import EventWorkers
 from infra.stack.supervisor import Supervisor
+from infra.ws_gateway import LocalWebsocketGateway
 
 API = "/api/v1/saga"
 JSON = {"Content-Type": "application/json"}
@@ -47,7 +48,18 @@ def event_workers(deployed: None) -> Iterator[EventWorkers]:
 
 
 @pytest.fixture(scope="session")
-def client(deployed: None, event_workers: EventWorkers) -> Iterator[Client]:
+def ws_gateway(deployed: None) -> Iterator[LocalWebsocketGateway]:
+    settings = get_settings()
+    gateway = LocalWebsocketGateway(
+        load_app(), stage="test", ws_port=settings.websocket.port,
+        management_port=int(settings.websocket.management_endpoint.rsplit(":", 1)[1])).start()
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def client(deployed: None, event_workers: EventWorkers,
+           ws_gateway: LocalWebsocketGateway) -> Iterator[Client]:
     with Client(load_app(), stage_name="test") as test_client:
         yield test_client
 

@@ -1,0 +1,178 @@
+"""Live updates over a real WebSocket, through the local gateway, as a browser would get them."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from websockets.sync.client import ClientConnection, connect
+
+from infra.ws_gateway import LocalWebsocketGateway
+from tests.e2e.conftest import Api, seed_customer
+
+SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
+FINAL_TYPES = {"saga.completed", "saga.compensated", "saga.failed", "saga.compensation.failed"}
+
+
+def _events_until_final(ws: ClientConnection, execution_id: str,
+                        timeout_s: float = 60) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        message = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        if message["type"] != "event" or message["event"]["key"] != execution_id:
+            continue
+        got.append(message["event"])
+        if message["event"]["type"] in FINAL_TYPES:
+            return got
+    raise AssertionError(f"no final event for {execution_id}: {[e['type'] for e in got]}")
+
+
+def _saga(api: Api) -> str:
+    definition = copy.deepcopy(SEED) | {"id": f"ws-{uuid.uuid4().hex[:10]}"}
+    api.create_saga(definition)
+    return definition["id"]
+
+
+def test_a_subscriber_sees_every_event_of_an_execution_in_order(
+    api: Api, ws_gateway: LocalWebsocketGateway, demo: Callable[[], dict[str, Any]]
+) -> None:
+    saga_id = _saga(api)
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    seed_customer(customer)
+    with connect(f"ws://127.0.0.1:{ws_gateway.ws_port}/ws?saga_id={saga_id}") as ws:
+        ws.send(json.dumps({"action": "ping"}))
+        assert json.loads(ws.recv(timeout=10)) == {"type": "pong"}
+        done = api.execute(saga_id, input={"customer_id": customer, "amount": "2.00",
+                                           "currency": "EUR"})
+        completed = _events_until_final(ws, done["id"])
+        undone = api.execute(saga_id, input={"customer_id": customer, "amount": "2.00",
+                                             "currency": "EUR"},
+                             faults=[{"step_id": "send-notification", "permanent": True}])
+        compensated = _events_until_final(ws, undone["id"])
+    for events in (completed, compensated):
+        assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
+        assert events[0]["type"] == "saga.execution.started"
+    assert completed[-1]["type"] == "saga.completed"
+    assert [e["data"]["step_id"] for e in completed if e["type"] == "saga.step.succeeded"] == \
+        [step["id"] for step in SEED["steps"]]
+    assert compensated[-1]["type"] == "saga.compensated"
+    assert [e["data"]["step_id"] for e in compensated if e["type"] == "saga.step.compensated"] \
+        == ["process-payment", "validate-payment"]
+
+
+def test_subscriptions_narrow_what_a_client_receives(
+    api: Api, ws_gateway: LocalWebsocketGateway, demo: Callable[[], dict[str, Any]]
+) -> None:
+    watched, other = _saga(api), _saga(api)
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    seed_customer(customer)
+    body = {"customer_id": customer, "amount": "1.00", "currency": "EUR"}
+    with connect(f"ws://127.0.0.1:{ws_gateway.ws_port}/ws?saga_id={watched}") as ws:
+        ws.send(json.dumps({"action": "subscribe"}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "error"
+        ws.send("not json")
+        assert json.loads(ws.recv(timeout=10))["type"] == "error"
+        ignored = api.execute(other, input=body)
+        seen = api.execute(watched, input=body)
+        events = _events_until_final(ws, seen["id"])
+        assert all(e["data"]["saga_id"] == watched for e in events)
+        api.wait(ignored["id"])
+        ws.send(json.dumps({"action": "unsubscribe", "saga_id": watched}))
+        assert json.loads(ws.recv(timeout=10)) == {"type": "unsubscribed", "topics": []}
+        # One execution of the other saga: choose its id, subscribe, then start it, so that
+        # not even its first event can slip by.
+        third_id = f"watched-{uuid.uuid4().hex[:8]}"
+        ws.send(json.dumps({"action": "subscribe", "execution_id": third_id}))
+        reply = json.loads(ws.recv(timeout=10))
+        assert reply == {"type": "subscribed", "topics": [f"execution:{third_id}"]}
+        api.execute(other, input=body, execution_id=third_id)
+        third = _events_until_final(ws, third_id)
+        assert [e["sequence"] for e in third] == list(range(1, len(third) + 1))
+        assert third[-1]["type"] == "saga.completed"
+
+
+def test_a_client_that_left_is_dropped_from_the_registry(
+    api: Api, ws_gateway: LocalWebsocketGateway
+) -> None:
+    from chalicelib import runtime
+
+    ws = connect(f"ws://127.0.0.1:{ws_gateway.ws_port}/ws")
+    ws.send(json.dumps({"action": "ping"}))
+    ws.recv(timeout=10)
+    connection_ids = list(ws_gateway.clients)
+    assert runtime.subscriptions().listeners(["all"])
+    ws.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and set(connection_ids) & set(
+            runtime.subscriptions().listeners(["all"])):
+        time.sleep(0.1)
+    assert not set(connection_ids) & set(runtime.subscriptions().listeners(["all"]))
+    # A push to a connection that vanished without saying goodbye forgets it (410 Gone).
+    runtime.subscriptions().connect("ghost-connection", ["all"], principal="test")
+    assert runtime.pusher().send("ghost-connection", {"type": "ping"}) is False
+    assert "ghost-connection" not in runtime.subscriptions().listeners(["all"])
+
+
+SEED_CLIENT = """
+const ws = new WebSocket("ws://localhost:PORT/ws");
+
+ws.onopen = function (event) {
+  console.log("Connected to WebSocket");
+};
+
+ws.onmessage = function (event) {
+  const data = JSON.parse(event.data);
+  console.log("Received:", data);
+};
+
+ws.onclose = function (event) {
+  console.log("WebSocket connection closed");
+};
+"""
+# Added around the documented client: a raw copy of each message for the test, and an exit.
+HARNESS = """
+ws.addEventListener("message", (e) => {
+  process.stdout.write("RAW " + e.data + "\\n");
+  if (JSON.parse(e.data).event?.type === "saga.completed") ws.close();
+});
+ws.addEventListener("close", () => setTimeout(() => process.exit(0), 10));
+setTimeout(() => process.exit(3), 30000);
+"""
+
+
+def test_the_documented_javascript_client_receives_the_events(
+    api: Api, ws_gateway: LocalWebsocketGateway, demo: Callable[[], dict[str, Any]]
+) -> None:
+    import subprocess
+
+    saga_id = _saga(api)
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    seed_customer(customer)
+    script = SEED_CLIENT.replace("PORT", str(ws_gateway.ws_port)) + HARNESS
+    # Node 20 has the browser WebSocket behind this flag (22 has it by default).
+    client = subprocess.Popen(["node", "--experimental-websocket", "--no-warnings", "-e", script],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while len(ws_gateway.clients) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        execution = api.execute(saga_id, input={"customer_id": customer, "amount": "1.00",
+                                                "currency": "EUR"})
+        output, _ = client.communicate(timeout=40)
+    finally:
+        client.kill()
+    assert client.returncode == 0, output
+    assert "Connected to WebSocket" in output
+    assert "Received:" in output and "WebSocket connection closed" in output
+    events = [json.loads(line[4:])["event"] for line in output.splitlines()
+              if line.startswith("RAW ")]
+    mine = [e for e in events if e["key"] == execution["id"]]
+    assert mine[0]["type"] == "saga.execution.started"
+    assert mine[-1]["type"] == "saga.completed"
+    assert [e["sequence"] for e in mine] == list(range(1, len(mine) + 1))
