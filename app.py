@@ -258,9 +258,12 @@ def reconciler(event: Any) -> dict[str, Any]:
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="outbox_relay")
 def outbox_relay(event: Any) -> dict[str, Any]:
-    """Publishes the outbox to Kafka for up to 50 s of each minute."""
+    """Publishes the outbox to Kafka for 50 s of each minute (the event's detail may say
+    "run_seconds" to run shorter)."""
+    detail = event.to_dict().get("detail") or {}
+    seconds = min(50.0, float(detail.get("run_seconds", 50)))
     relay = build_relay(get_settings(), connector())
-    relay.run(threading.Event(), deadline=time.monotonic() + 50)
+    relay.run(threading.Event(), deadline=time.monotonic() + seconds)
     return {"published": relay.stats.published, "failures": relay.stats.failures}
 
 

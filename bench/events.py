@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import threading
 import time
 import uuid
@@ -20,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from websockets.sync.client import connect
+
 from bench import harness
 from chalicelib import runtime
 from chalicelib.adapters.kafka import KafkaPublisher
@@ -27,6 +30,8 @@ from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.events.consumer import run_projector
 from chalicelib.events.relay import OutboxRelay
 from chalicelib.ports import Actor
+from infra.deploy.local import load_app
+from infra.ws_gateway import LocalWebsocketGateway
 
 SEED = json.loads((Path(__file__).parents[1] / "tests" / "fixtures" /
                    "payment-saga.json").read_text())
@@ -55,6 +60,21 @@ def relay_throughput(settings: Any, events: int) -> dict[str, float]:
     return {"events": published, "seconds": seconds, "events_per_s": published / seconds}
 
 
+def listen(port: int, lags: list[float], lock: threading.Lock) -> None:
+    """A WebSocket client subscribed to everything; the lag of each event it receives."""
+    with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+        for _ in range(1_000_000):  # bounded; the connection closes when the gateway stops
+            try:
+                message = json.loads(ws.recv(timeout=120))
+            except Exception:
+                return
+            if message.get("type") != "event":
+                continue
+            sent = datetime.fromisoformat(message["event"]["time"])
+            with lock:
+                lags.append((datetime.now(UTC) - sent).total_seconds() * 1000)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sagas", type=int, default=200)
@@ -76,9 +96,26 @@ def main() -> None:
         with lock:
             lags.append(lag * 1000)
 
+    ws_lags: list[float] = []
+    gateway = LocalWebsocketGateway(load_app(), stage="bench", ws_port=0,
+                                    management_port=0).start()
+    os.environ["SAGA__WEBSOCKET__MANAGEMENT_ENDPOINT"] = \
+        f"http://127.0.0.1:{gateway.management_port}"
+    runtime.reset()
+    settings = harness.get_settings()
+    listener = threading.Thread(target=listen, args=(gateway.ws_port, ws_lags, lock),
+                                daemon=True)
+    listener.start()
+    pusher = runtime.pusher()
+
+    def measured_and_pushed(event: dict[str, Any]) -> None:
+        measured(event)
+        pusher.push_event(event)
+
     stop = threading.Event()
     relay = runtime.build_relay(settings, MySQLConnector(settings.database.mysql))
-    projector = runtime.build_projector(settings, runtime.mongo(), on_applied=measured)
+    projector = runtime.build_projector(settings, runtime.mongo(),
+                                        on_applied=measured_and_pushed)
     threads = [threading.Thread(target=relay.run, args=(stop,), daemon=True),
                threading.Thread(target=run_projector, args=(
                    runtime.projector_consumer(settings), projector, stop), daemon=True)]
@@ -116,21 +153,31 @@ def main() -> None:
             break
         time.sleep(0.2)
     elapsed = time.perf_counter() - started
+    for _ in range(100):  # the last pushes may still be on their way
+        with lock:
+            if len(ws_lags) >= len(lags):
+                break
+        time.sleep(0.05)
     stop.set()
     for thread in threads:
         thread.join(timeout=10)
+    gateway.stop()
 
     lag = harness.summary(lags)
+    ws_lag = harness.summary(ws_lags)
     relay_figures = relay_throughput(settings, args.relay_events)
     print(harness.table([
         ["state change -> read model (ms)", f"{lag['p50']:.0f}", f"{lag['p95']:.0f}",
-         f"{lag['p99']:.0f}", f"{lag['max']:.0f}", lag["n"]]],
+         f"{lag['p99']:.0f}", f"{lag['max']:.0f}", lag["n"]],
+        ["state change -> WebSocket client (ms)", f"{ws_lag['p50']:.0f}",
+         f"{ws_lag['p95']:.0f}", f"{ws_lag['p99']:.0f}", f"{ws_lag['max']:.0f}",
+         ws_lag["n"]]],
         ["lag over real sagas", "p50", "p95", "p99", "max", "events"]))
     print(f"\n{args.sagas} sagas at concurrency {args.concurrency}: {expected} events, all in "
           f"the read model after {elapsed:.1f}s ({args.sagas / elapsed:.1f} sagas/s)")
     print(f"relay: {relay_figures['events']} events in {relay_figures['seconds']:.2f}s = "
           f"{relay_figures['events_per_s']:.0f} events/s (batches of 1000, acks=all)")
-    path = harness.save("events", {"lag_ms": lag, "sagas": args.sagas,
+    path = harness.save("events", {"lag_ms": lag, "ws_lag_ms": ws_lag, "sagas": args.sagas,
                                    "concurrency": args.concurrency, "events": expected,
                                    "seconds": elapsed, "relay": relay_figures,
                                    "executions": len(ids)})
