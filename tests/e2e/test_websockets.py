@@ -102,12 +102,11 @@ def test_a_client_that_left_is_dropped_from_the_registry(
 ) -> None:
     from chalicelib import runtime
 
-    ws = connect(f"ws://127.0.0.1:{ws_gateway.ws_port}/ws")
-    ws.send(json.dumps({"action": "ping"}))
-    ws.recv(timeout=10)
-    connection_ids = list(ws_gateway.clients)
-    assert runtime.subscriptions().listeners(["all"])
-    ws.close()
+    with connect(f"ws://127.0.0.1:{ws_gateway.ws_port}/ws") as ws:
+        ws.send(json.dumps({"action": "ping"}))
+        ws.recv(timeout=10)
+        connection_ids = list(ws_gateway.clients)
+        assert set(connection_ids) <= set(runtime.subscriptions().listeners(["all"]))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and set(connection_ids) & set(
             runtime.subscriptions().listeners(["all"])):
