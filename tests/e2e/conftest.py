@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -128,6 +129,13 @@ def demo(deployed: None) -> Callable[[], dict[str, Any]]:
 def seed_customer(account_id: str, balance: str = "100.00") -> None:
     with runtime.connector().transaction() as cur:
         demo_data.seed_account(cur, account_id, balance)
+
+
+def new_customer(balance: str = "1000.00") -> str:
+    """A fresh funded account, so a test's money never mixes with another's."""
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    seed_customer(customer, balance)
+    return customer
 
 
 def sfn_history(settings: Settings, run_arn: str) -> list[dict[str, Any]]:

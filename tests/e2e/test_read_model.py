@@ -15,7 +15,7 @@ from chalicelib.config import Settings
 from chalicelib.events.projector import EXECUTIONS, SUMMARIES
 from infra.local_events import EventWorkers
 from infra.stack.supervisor import Supervisor
-from tests.e2e.conftest import Api, seed_customer
+from tests.e2e.conftest import Api, new_customer
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
 IDS = [step["id"] for step in SEED["steps"]]
@@ -83,8 +83,7 @@ def test_the_read_model_matches_the_write_model(
     api: Api, settings_e2e: Settings, event_workers: EventWorkers
 ) -> None:
     saga_id = _saga(api)
-    customer = f"cust-{uuid.uuid4().hex[:8]}"
-    seed_customer(customer, "1000.00")
+    customer = new_customer()
     ids = _run_mix(api, saga_id, customer, 10)
     _settle(api, settings_e2e, ids)
     statuses = [_write_model(i)["status"] for i in ids]
@@ -102,8 +101,7 @@ def test_nothing_is_lost_while_mongodb_is_down(
     api: Api, settings_e2e: Settings, event_workers: EventWorkers, local_stack: Supervisor
 ) -> None:
     saga_id = _saga(api)
-    customer = f"cust-{uuid.uuid4().hex[:8]}"
-    seed_customer(customer, "1000.00")
+    customer = new_customer()
     local_stack.down(["mongodb"])
     try:
         ids = _run_mix(api, saga_id, customer, 10)
@@ -128,8 +126,7 @@ def test_nothing_is_lost_while_kafka_is_down(
     api: Api, settings_e2e: Settings, event_workers: EventWorkers, local_stack: Supervisor
 ) -> None:
     saga_id = _saga(api)
-    customer = f"cust-{uuid.uuid4().hex[:8]}"
-    seed_customer(customer, "1000.00")
+    customer = new_customer()
     applied: dict[str, int] = {}
     counting = runtime.build_projector(settings_e2e, runtime.mongo())
     local_stack.down(["kafka"])
@@ -165,8 +162,7 @@ def test_the_read_model_can_be_rebuilt_from_the_outbox(
     from infra.local_events import rebuild_read_model
 
     saga_id = _saga(api)
-    customer = f"cust-{uuid.uuid4().hex[:8]}"
-    seed_customer(customer, "1000.00")
+    customer = new_customer()
     ids = _run_mix(api, saga_id, customer, 5)
     _settle(api, settings_e2e, ids)
     before = {i: _read_model(settings_e2e, i) for i in ids}

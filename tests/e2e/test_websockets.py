@@ -13,7 +13,7 @@ from typing import Any
 from websockets.sync.client import ClientConnection, connect
 
 from infra.ws_gateway import LocalWebsocketGateway
-from tests.e2e.conftest import Api, seed_customer
+from tests.e2e.conftest import Api, new_customer
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
 FINAL_TYPES = {"saga.completed", "saga.compensated", "saga.failed", "saga.compensation.failed"}
@@ -43,8 +43,7 @@ def test_a_subscriber_sees_every_event_of_an_execution_in_order(
     api: Api, ws_gateway: LocalWebsocketGateway, demo: Callable[[], dict[str, Any]]
 ) -> None:
     saga_id = _saga(api)
-    customer = f"cust-{uuid.uuid4().hex[:8]}"
-    seed_customer(customer)
+    customer = new_customer()
     with connect(f"ws://127.0.0.1:{ws_gateway.ws_port}/ws?saga_id={saga_id}") as ws:
         ws.send(json.dumps({"action": "ping"}))
         assert json.loads(ws.recv(timeout=10)) == {"type": "pong"}
@@ -70,8 +69,7 @@ def test_subscriptions_narrow_what_a_client_receives(
     api: Api, ws_gateway: LocalWebsocketGateway, demo: Callable[[], dict[str, Any]]
 ) -> None:
     watched, other = _saga(api), _saga(api)
-    customer = f"cust-{uuid.uuid4().hex[:8]}"
-    seed_customer(customer)
+    customer = new_customer()
     body = {"customer_id": customer, "amount": "1.00", "currency": "EUR"}
     with connect(f"ws://127.0.0.1:{ws_gateway.ws_port}/ws?saga_id={watched}") as ws:
         ws.send(json.dumps({"action": "subscribe"}))
@@ -151,8 +149,7 @@ def test_the_documented_javascript_client_receives_the_events(
     import subprocess
 
     saga_id = _saga(api)
-    customer = f"cust-{uuid.uuid4().hex[:8]}"
-    seed_customer(customer)
+    customer = new_customer()
     script = SEED_CLIENT.replace("PORT", str(ws_gateway.ws_port)) + HARNESS
     # Node 20 has the browser WebSocket behind this flag (22 has it by default).
     client = subprocess.Popen(["node", "--experimental-websocket", "--no-warnings", "-e", script],
