@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from chalicelib.config import get_settings
+from infra.cli_service import add_commands as add_service_commands
 from infra.stack.process import StackError
 from infra.stack.supervisor import Supervisor
 
@@ -135,7 +136,14 @@ def _db(args: argparse.Namespace) -> int:
 
 def _deploy(args: argparse.Namespace) -> int:
     if args.stage != "local":
-        print("saga: deploying to AWS (dev, prod) is not available yet; "
+        import boto3
+
+        if boto3.session.Session().get_credentials() is None:
+            print(f"saga: no AWS credentials found for stage {args.stage}: set AWS_PROFILE, or "
+                  "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on a machine with a "
+                  "role; `saga deploy --stage local` needs none", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"saga: deploying stage {args.stage} to AWS is not available yet; "
               "`saga deploy --stage local` deploys into the local LocalStack", file=sys.stderr)
         return EXIT_USAGE
     from chalicelib import runtime
@@ -190,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--limit", type=int, default=500)
     reconcile.add_argument("--json", action="store_true")
     reconcile.set_defaults(handler=_reconcile)
+
+    add_service_commands(commands)
 
     db = commands.add_parser("db", help="the MySQL write model")
     db.add_argument("action", choices=["migrate"])

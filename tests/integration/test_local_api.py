@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,25 +10,13 @@ from typing import Any
 
 import pytest
 
-from infra.local_api import create_server
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from infra.local_api import running
 
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    port = _free_port()
-    server = create_server("127.0.0.1", port, "test")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    server.shutdown()
-    server.server.server_close()
-    thread.join(timeout=10)
+    with running("test") as url:
+        yield url
 
 
 def _call(url: str, method: str = "GET") -> tuple[int, Any]:

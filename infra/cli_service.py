@@ -1,0 +1,281 @@
+"""`saga sagas|run|executions|stats`: driving the service from a terminal.
+
+Exit codes: 0 done (for `run`: the saga COMPLETED), 1 the saga did not complete, 2 the request
+was refused (4xx) or the command was misused, 3 the service could not be reached or failed,
+4 `--follow` timed out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.api_client import ApiClient, ApiError
+
+OK, NOT_COMPLETED, REFUSED, UNAVAILABLE, TIMED_OUT = 0, 1, 2, 3, 4
+FINAL = {"saga.completed": "COMPLETED", "saga.compensated": "COMPENSATED",
+         "saga.failed": "FAILED", "saga.compensation.failed": "COMPENSATION_FAILED"}
+
+
+def _emit(args: argparse.Namespace, body: Any, human: str) -> None:
+    print(json.dumps(body, indent=2) if args.json else human)
+
+
+def _load(path: str) -> Any:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    return yaml.safe_load(text) if path.endswith((".yaml", ".yml")) else json.loads(text)
+
+
+# -- sagas ----------------------------------------------------------------------
+
+def sagas(args: argparse.Namespace, api: ApiClient) -> int:
+    if args.action == "create":
+        if not args.file:
+            raise ApiError(-2, "sagas create needs -f FILE (JSON or YAML; - for stdin)")
+        saga = api.call("POST", "/sagas", _load(args.file))
+        _emit(args, saga, f"stored {saga['id']} {saga['version']} (revision {saga['revision']},"
+                          f" {len(saga['steps'])} steps)")
+    elif args.action == "list":
+        query = "&".join(f"{k}={v}" for k, v in (("active", args.active), ("type", args.type),
+                                                   ("limit", args.limit)) if v)
+        page = api.call("GET", f"/sagas?{query}")
+        rows = [[s["id"], s["version"], "yes" if s["active"] else "no", len(s["steps"]),
+                 s.get("type") or "-"] for s in page["items"]]
+        _emit(args, page, _table(rows, ["SAGA", "VERSION", "ACTIVE", "STEPS", "TYPE"]))
+    elif args.action == "show":
+        saga = api.call("GET", f"/sagas/{_id(args)}"
+                        + (f"?version={args.version}" if args.version else ""))
+        steps = [[s["order"], s["id"], s["action"], s["compensation"], s["max_retries"],
+                  s["timeout"], "yes" if s["active"] else "no"] for s in saga["steps"]]
+        _emit(args, saga, f"{saga['id']} {saga['version']} (revision {saga['revision']}, "
+                          f"{'active' if saga['active'] else 'inactive'})\n{saga['description']}\n"
+              + _table(steps, ["#", "STEP", "ACTION", "COMPENSATION", "RETRIES", "TIMEOUT",
+                               "ACTIVE"]))
+    elif args.action == "delete":
+        api.call("DELETE", f"/sagas/{_id(args)}")
+        _emit(args, {"deleted": args.id}, f"deleted {args.id}")
+    else:  # activate / deactivate
+        saga = api.call("PUT", f"/sagas/{_id(args)}/active",
+                        {"active": args.action == "activate"})
+        _emit(args, saga, f"{saga['id']} is {'active' if saga['active'] else 'inactive'}")
+    return OK
+
+
+def _id(args: argparse.Namespace) -> str:
+    if not args.id:
+        raise ApiError(-2, f"sagas {args.action} needs a saga id")
+    return str(args.id)
+
+
+# -- run ----------------------------------------------------------------------
+
+def run(args: argparse.Namespace, api: ApiClient) -> int:
+    body: dict[str, Any] = {"input": _load(args.input) if args.input else {},
+                            "execution_id": args.execution_id or str(uuid.uuid4())}
+    if args.faults:
+        body["faults"] = _load(args.faults)
+    if not args.follow:
+        execution = api.call("POST", f"/sagas/{args.saga_id}/execute", body)
+        _emit(args, execution, f"{execution['id']} {execution['status']}")
+        return OK
+    return _follow(args, api, lambda: api.call("POST", f"/sagas/{args.saga_id}/execute", body),
+                   body["execution_id"])
+
+
+def _follow(args: argparse.Namespace, api: ApiClient, start: Any, execution_id: str) -> int:
+    started = time.monotonic()
+    events = api.events(execution_id=execution_id, timeout_s=args.timeout)
+    next(events)  # subscribed: from here on nothing of this execution can be missed
+    start()
+    if not args.json:
+        print(f"execution {execution_id}")
+    for event in events:
+        if args.json:
+            print(json.dumps(event), flush=True)
+        else:
+            line = describe(event)
+            if line:
+                print(line, flush=True)
+        if event["type"] in FINAL:
+            status = FINAL[event["type"]]
+            if not args.json:
+                print(f"{status} in {time.monotonic() - started:.1f}s")
+            return OK if status == "COMPLETED" else NOT_COMPLETED
+    print(f"saga: no end of {execution_id} within {args.timeout:.0f}s; see "
+          f"`saga executions show {execution_id}`", file=sys.stderr)
+    return TIMED_OUT
+
+
+def describe(event: dict[str, Any]) -> str | None:
+    """One line a person reads for an event (None for the ones not worth a line)."""
+    data = event.get("data", {})
+    step = data.get("step_id")
+    attempt = f"attempt {data.get('attempt')}"
+    error = data.get("error") or {}
+    why = f"{error.get('type')}: {error.get('message')}" if error else ""
+    took = f", {data['duration_ms']} ms" if data.get("duration_ms") is not None else ""
+    lines = {
+        "saga.execution.started": f"▶ {data.get('saga_id')} {data.get('version')}: "
+                                  f"{len(data.get('steps', []))} steps",
+        "saga.step.succeeded": f"  ✓ {step} succeeded ({attempt}{took})",
+        "saga.step.retried": (f"  ↻ {step} failed ({attempt}): {why}; retrying"
+                              if data.get("phase", "action") == "action"
+                              else f"  ↻ undo of {step} failed ({attempt}): {why}; retrying"),
+        "saga.step.failed": f"  ✗ {step} failed for good ({attempt}): {why}",
+        "saga.compensation.started": "  ↩ compensating the completed steps",
+        "saga.step.compensated": f"  ↩ {step} compensated ({attempt}{took})",
+        "saga.step.compensation_failed": f"  ✗ undo of {step} failed for good: {why}",
+        "saga.step.aborted": f"  · a late attempt of {step} was stopped",
+        "saga.resolved": f"  resolved by {data.get('by')}: {data.get('reason')}",
+    }
+    return lines.get(event["type"])
+
+
+# -- executions, stats ----------------------------------------------------------------------
+
+def executions(args: argparse.Namespace, api: ApiClient) -> int:
+    if args.action == "list":
+        query = "&".join(f"{k}={v}" for k, v in (("saga_id", args.saga), ("status", args.status),
+                                                   ("limit", args.limit)) if v)
+        page = api.call("GET", f"/executions?{query}")
+        rows = [[e["id"], e["saga_id"], e["version"], e["status"], e["started_at"][:19]]
+                for e in page["items"]]
+        _emit(args, page, _table(rows, ["EXECUTION", "SAGA", "VERSION", "STATUS", "STARTED"]))
+        return OK
+    if not args.id:
+        raise ApiError(-2, f"executions {args.action} needs an execution id")
+    if args.action == "show":
+        execution = api.call("GET", f"/executions/{args.id}")
+        _emit(args, execution, _timeline(execution))
+        return OK
+    if args.action == "retry-compensation":
+        if args.follow:
+            return _follow(args, api, lambda: api.call(
+                "POST", f"/executions/{args.id}/retry-compensation"), args.id)
+        execution = api.call("POST", f"/executions/{args.id}/retry-compensation")
+        _emit(args, execution, f"{execution['id']} {execution['status']}")
+        return OK
+    if not args.reason:
+        raise ApiError(-2, "executions resolve needs --reason")
+    execution = api.call("POST", f"/executions/{args.id}/resolve", {"reason": args.reason})
+    _emit(args, execution, f"{execution['id']} resolved: {execution['resolution']}")
+    return OK
+
+
+def _timeline(execution: dict[str, Any]) -> str:
+    lines = [f"{execution['id']}  {execution['saga_id']} {execution['version']}  "
+             f"{execution['status']}"]
+    if execution.get("error"):
+        lines.append(f"  error: {execution['error']}")
+    if execution.get("resolution"):
+        lines.append(f"  resolved by {execution['resolved_by']}: {execution['resolution']}")
+    for step in execution["steps"]:
+        lines.append(f"  {step['position']}. {step['step_id']:<24} {step['status']}")
+        for a in step["attempts"]:
+            outcome = a["outcome"] + (f" {a['error_type']}: {a['error_message']}"
+                                      if a.get("error_type") else "")
+            lines.append(f"       {a['phase']:<12} #{a['attempt']}  {outcome}  "
+                         f"({a.get('duration_ms', 0)} ms)")
+    return "\n".join(lines)
+
+
+def stats(args: argparse.Namespace, api: ApiClient) -> int:
+    if args.saga_id:
+        body = api.call("GET", f"/sagas/{args.saga_id}/stats")
+        runs = body.get("executions", {})
+        human = (f"{body['saga_id']} {body['version']}: {body['steps']} steps, "
+                 f"{body['versions']} version(s), {runs.get('executions', 0)} executions "
+                 f"{runs.get('by_status', {})}, success rate {runs.get('success_rate')}")
+    else:
+        body = api.call("GET", "/stats")
+        runs, defs = body.get("executions", {}), body["definitions"]
+        human = (f"{defs['sagas']} sagas ({defs['active_sagas']} active, {defs['steps']} "
+                 f"steps); {runs.get('executions', 0)} executions {runs.get('by_status', {})}, "
+                 f"{runs.get('running', 0)} running, success rate {runs.get('success_rate')}")
+    _emit(args, body, human)
+    return OK
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [header, *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in cells)
+
+
+# -- wiring ----------------------------------------------------------------------
+
+def add_commands(commands: Any) -> None:
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--json", action="store_true", help="JSON output, for scripts")
+        parser.add_argument("--api", help="API base URL (default $SAGA_API_URL or "
+                            "http://127.0.0.1:8000)")
+        parser.add_argument("--ws", help="WebSocket URL (default $SAGA_WS_URL or "
+                            "ws://127.0.0.1:8001/ws)")
+
+    parser = commands.add_parser("sagas", help="create, list, show, delete, (de)activate sagas")
+    parser.add_argument("action", choices=["create", "list", "show", "delete", "activate",
+                                           "deactivate"])
+    parser.add_argument("id", nargs="?")
+    parser.add_argument("-f", "--file", help="the definition (JSON or YAML; - for stdin)")
+    parser.add_argument("--version", help="show: this version instead of the latest")
+    parser.add_argument("--active", choices=["true", "false"])
+    parser.add_argument("--type")
+    parser.add_argument("--limit", type=int, default=100)
+    common(parser)
+    parser.set_defaults(handler=_with_api(sagas))
+
+    parser = commands.add_parser("run", help="execute a saga (--follow: watch it live)")
+    parser.add_argument("saga_id")
+    parser.add_argument("--input", help="the execution's input (JSON or YAML file; - stdin)")
+    parser.add_argument("--faults", help="faults to inject (JSON or YAML list; local stages)")
+    parser.add_argument("--execution-id")
+    parser.add_argument("--follow", action="store_true",
+                        help="show each step as it happens; exit 1 unless it COMPLETED")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="--follow: give up after this many seconds without an event")
+    common(parser)
+    parser.set_defaults(handler=_with_api(run))
+
+    parser = commands.add_parser("executions", help="list, show, retry-compensation, resolve")
+    parser.add_argument("action", choices=["list", "show", "retry-compensation", "resolve"])
+    parser.add_argument("id", nargs="?")
+    parser.add_argument("--saga")
+    parser.add_argument("--status")
+    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--reason", help="resolve: why it is resolved")
+    parser.add_argument("--follow", action="store_true", help="retry-compensation: watch it")
+    parser.add_argument("--timeout", type=float, default=300.0)
+    common(parser)
+    parser.set_defaults(handler=_with_api(executions))
+
+    parser = commands.add_parser("stats", help="service statistics, or one saga's")
+    parser.add_argument("saga_id", nargs="?")
+    common(parser)
+    parser.set_defaults(handler=_with_api(stats))
+
+
+def _with_api(command: Any) -> Any:
+    def handler(args: argparse.Namespace) -> int:
+        try:
+            return int(command(args, ApiClient.from_env(args.api, args.ws)))
+        except ApiError as error:
+            print(f"saga: {error.message}", file=sys.stderr)
+            violations = (error.body or {}).get("error", {}).get("violations", [])
+            for v in violations:
+                print(f"  {v['field']}: {v['message']} (got {v['value']!r})", file=sys.stderr)
+            if error.status == -2 or 400 <= error.status < 500:
+                return REFUSED
+            return UNAVAILABLE
+        except (OSError, ValueError) as error:
+            print(f"saga: {error}", file=sys.stderr)
+            return REFUSED
+
+    return handler

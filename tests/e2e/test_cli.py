@@ -1,0 +1,127 @@
+"""The `saga` command as a user runs it: a separate process, over real HTTP and WebSocket."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.local_api import running
+from infra.ws_gateway import LocalWebsocketGateway
+from tests.e2e.conftest import Api, new_customer
+
+SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def api_url(client: Any) -> Iterator[str]:
+    with running("test") as url:
+        yield url
+
+
+@pytest.fixture
+def saga(api_url: str, ws_gateway: LocalWebsocketGateway,
+         tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    env = {**os.environ, "SAGA_API_URL": api_url,
+           "SAGA_WS_URL": f"ws://127.0.0.1:{ws_gateway.ws_port}/ws"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "infra.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    return run
+
+
+def _files(tmp_path: Path, customer: str) -> tuple[str, str, str]:
+    definition = dict(SEED, id=f"cli-{uuid.uuid4().hex[:8]}")
+    saga_file = tmp_path / "saga.json"
+    saga_file.write_text(json.dumps(definition))
+    input_file = tmp_path / "input.yaml"
+    input_file.write_text(f"customer_id: {customer}\namount: '3.00'\ncurrency: EUR\n")
+    return definition["id"], str(saga_file), str(input_file)
+
+
+def test_create_run_follow_and_inspect(saga: Any, tmp_path: Path, api: Api,
+                                       demo: Callable[[], dict[str, Any]]) -> None:
+    saga_id, saga_file, input_file = _files(tmp_path, new_customer())
+    created = saga("sagas", "create", "-f", saga_file)
+    assert created.returncode == 0, created.stderr
+    assert f"stored {saga_id} 1.0.0 (revision 1, 3 steps)" in created.stdout
+    again = saga("sagas", "create", "-f", saga_file)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+    listed = saga("sagas", "list", "--json")
+    assert saga_id in [s["id"] for s in json.loads(listed.stdout)["items"]]
+    shown = saga("sagas", "show", saga_id)
+    assert "process_payment" in shown.stdout and "refund_payment" in shown.stdout
+
+    completed = saga("run", saga_id, "--input", input_file, "--follow")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    lines = completed.stdout.splitlines()
+    assert [line.split()[1] for line in lines if "succeeded" in line] == [
+        "validate-payment", "process-payment", "send-notification"]
+    assert lines[-1].startswith("COMPLETED in ")
+    execution_id = lines[0].split()[-1]
+
+    shown = saga("executions", "show", execution_id)
+    assert shown.returncode == 0 and "COMPLETED" in shown.stdout.splitlines()[0]
+    listed = saga("executions", "list", "--saga", saga_id, "--json")
+    assert [e["id"] for e in json.loads(listed.stdout)["items"]] == [execution_id]
+    stats = saga("stats", saga_id)
+    assert stats.returncode == 0 and "1 executions" in stats.stdout
+
+
+def test_a_failing_run_shows_the_compensation_and_exits_non_zero(
+    saga: Any, tmp_path: Path, demo: Callable[[], dict[str, Any]]
+) -> None:
+    saga_id, saga_file, input_file = _files(tmp_path, new_customer())
+    assert saga("sagas", "create", "-f", saga_file).returncode == 0
+    faults = tmp_path / "faults.json"
+    faults.write_text(json.dumps([{"step_id": "send-notification", "error": "SmtpDown",
+                                   "times": 9}]))
+    failed = saga("run", saga_id, "--input", input_file, "--faults", str(faults), "--follow")
+    assert failed.returncode == 1
+    out = failed.stdout
+    assert "↻ send-notification failed (attempt 1): SmtpDown" in out
+    assert "✗ send-notification failed for good (attempt 3)" in out
+    assert out.index("↩ process-payment compensated") < out.index(
+        "↩ validate-payment compensated")
+    assert out.splitlines()[-1].startswith("COMPENSATED in ")
+
+    as_json = saga("run", saga_id, "--input", input_file, "--faults", str(faults), "--follow",
+                   "--json")
+    assert as_json.returncode == 1
+    events = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert events[-1]["type"] == "saga.compensated"
+
+
+def test_clear_errors_and_exit_codes(saga: Any, tmp_path: Path) -> None:
+    missing = saga("sagas", "show", "no-such-saga")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(dict(SEED, id="x", version="one")))
+    invalid = saga("sagas", "create", "-f", str(bad))
+    assert invalid.returncode == 2
+    assert "version: must be a semantic version" in invalid.stderr
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "sagas", "list", "--api", "http://127.0.0.1:9"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert unreachable.returncode == 3 and "cannot reach the API" in unreachable.stderr
+
+
+def test_deploy_to_prod_without_credentials_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=str(tmp_path), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true")
+    result = subprocess.run([sys.executable, "-m", "infra.cli", "deploy", "--stage", "prod"],
+                            env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "no AWS credentials found for stage prod" in result.stderr
