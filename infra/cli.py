@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from chalicelib.config import get_settings
@@ -105,6 +106,15 @@ def _openapi(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _package(args: argparse.Namespace) -> int:
+    from infra.deploy.aws import package
+
+    template = package(args.stage, Path(args.out).resolve(), region=get_settings().aws.region,
+                       with_dependencies=not args.no_dependencies)
+    print(f"wrote {template} and its deployment package beside it")
+    return EXIT_OK
+
+
 def _reconcile(args: argparse.Namespace) -> int:
     from chalicelib import runtime
 
@@ -190,6 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = commands.add_parser("deploy", help="deploy the Lambdas and state machines")
     deploy.add_argument("--stage", default="local", choices=["local", "dev", "prod"])
     deploy.set_defaults(handler=_deploy)
+
+    package = commands.add_parser(
+        "package", help="the SAM template and deployment package of an AWS stage")
+    package.add_argument("--stage", default="prod", choices=["dev", "prod"])
+    package.add_argument("--out", default=".stack/build/aws", help="output folder")
+    package.add_argument("--no-dependencies", action="store_true",
+                         help="leave the dependencies out (to check the template only)")
+    package.set_defaults(handler=_package)
 
     reconcile = commands.add_parser(
         "reconcile", help="repair executions left RUNNING whose state machine run ended")

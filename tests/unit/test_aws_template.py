@@ -1,0 +1,69 @@
+"""The AWS template: packaged offline, passes cfn-lint, and holds what the service needs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.deploy.aws import package, runtime_requirements
+
+
+@pytest.fixture(scope="module")
+def template_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return package("prod", tmp_path_factory.mktemp("aws"), with_dependencies=False)
+
+
+@pytest.fixture(scope="module")
+def template(template_path: Path) -> dict[str, Any]:
+    return json.loads(template_path.read_text())
+
+
+def test_the_prod_template_passes_cfn_lint(template_path: Path) -> None:
+    lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run([str(lint), str(template_path)], capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_it_creates_every_function_the_app_declares(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    for name in ("APIHandler", "StepPayment", "StepNotification", "StepLambda", "StepHttp",
+                 "SagaRecorder", "OutboxRelay", "Projector", "Reconciler", "WebsocketConnect",
+                 "WebsocketMessage", "WebsocketDisconnect"):
+        assert resources[name]["Type"] == "AWS::Serverless::Function", name
+    assert resources["StepPayment"]["Properties"]["Timeout"] == 900
+    assert resources["RestAPI"] and resources["WebsocketAPI"]
+    assert resources["OutboxRelay"]["Properties"]["Events"]["OutboxRelayEvent"]["Type"] == \
+        "Schedule"
+
+
+def test_it_adds_what_chalice_cannot(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    role = resources["StateMachineRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "states.amazonaws.com"}
+    assert resources["ProjectorKafkaSource"]["Properties"]["FunctionName"] == {
+        "Ref": "Projector"}
+    assert resources["UnknownRouteIsNotFound"]["Properties"]["StatusCode"] == "404"
+    assert template["Parameters"]["Stage"]["Default"] == "prod"
+
+
+def test_no_secret_is_in_the_template(template: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert "resolve:secretsmanager" in json.dumps(variables["DB_PASSWORD"])
+    text = json.dumps(template)
+    assert "saga-local" not in text  # the local password
+    prod = template["Resources"]["StepPayment"]["Properties"]["Environment"]["Variables"]
+    assert prod["SAGA_STAGE"] == "prod"
+    assert prod["SAGA__SAGA__FAULT_INJECTION_ENABLED"] == "false"
+
+
+def test_the_packaged_requirements_are_the_runtime_ones() -> None:
+    names = {r.split(">")[0].split("<")[0].split("=")[0] for r in runtime_requirements()}
+    assert {"chalice", "boto3", "pymysql", "pymongo", "kafka-python"} <= names
+    assert not names & {"pytest", "moto", "ruff", "cfn-lint"}
