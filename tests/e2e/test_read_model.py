@@ -79,13 +79,18 @@ def _summary(settings: Settings, saga_id: str) -> dict[str, int]:
     return {status: n for status, n in doc.get("by_status", {}).items() if n}
 
 
+def _settled_mix(api: Api, settings: Settings, count: int) -> tuple[str, list[str]]:
+    """A fresh saga run `count` times, every way it can end, all in the read model."""
+    saga_id = _saga(api)
+    ids = _run_mix(api, saga_id, new_customer(), count)
+    _settle(api, settings, ids)
+    return saga_id, ids
+
+
 def test_the_read_model_matches_the_write_model(
     api: Api, settings_e2e: Settings, event_workers: EventWorkers
 ) -> None:
-    saga_id = _saga(api)
-    customer = new_customer()
-    ids = _run_mix(api, saga_id, customer, 10)
-    _settle(api, settings_e2e, ids)
+    saga_id, ids = _settled_mix(api, settings_e2e, 10)
     statuses = [_write_model(i)["status"] for i in ids]
     assert _summary(settings_e2e, saga_id) == {s: statuses.count(s) for s in set(statuses)}
     # Redelivery changes nothing: the same events applied again are refused.
@@ -161,10 +166,7 @@ def test_the_read_model_can_be_rebuilt_from_the_outbox(
 ) -> None:
     from infra.local_events import rebuild_read_model
 
-    saga_id = _saga(api)
-    customer = new_customer()
-    ids = _run_mix(api, saga_id, customer, 5)
-    _settle(api, settings_e2e, ids)
+    saga_id, ids = _settled_mix(api, settings_e2e, 5)
     before = {i: _read_model(settings_e2e, i) for i in ids}
     summary = _summary(settings_e2e, saga_id)
     assert rebuild_read_model(settings_e2e) > 0
