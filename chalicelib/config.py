@@ -120,6 +120,9 @@ class SagaSettings(_Section):
     fault_injection_enabled: bool = False
     # The reconciler looks at executions unchanged for this long.
     reconcile_after: str = "1m"
+    # Inputs the built-in (demo) actions fall back on when an execution gives none, so the
+    # documented examples run as written locally. Never used in prod.
+    demo_input_defaults: dict[str, Any] = Field(default_factory=dict)
     supported_saga_types: list[str] = Field(default_factory=list)
     supported_step_types: list[str] = Field(default_factory=list)
     validation_rules: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)

@@ -103,8 +103,10 @@ def build_execution_service(settings: Settings, connector: MySQLConnector) -> Ex
 def build_step_runtime(settings: Settings, connector: MySQLConnector) -> StepRuntime:
     registry = ActionRegistry(BUILTIN_ACTIONS,
                               lambda_client=lambda: aws.client("lambda", settings.aws))
+    # Demo defaults are a local convenience: prod never fills in a missing input.
+    defaults = settings.saga.demo_input_defaults if settings.stage != "prod" else {}
     return StepRuntime(connector, MySQLDefinitionStore(connector), registry.resolve,
-                       faults_enabled=faults_enabled(settings))
+                       faults_enabled=faults_enabled(settings), input_defaults=defaults)
 
 
 def build_reconciler(settings: Settings, connector: MySQLConnector,

@@ -40,6 +40,9 @@ class StepContext:
     cursor: Cursor
     # Results of earlier steps of this execution, by step id (e.g. an order id to ship).
     results: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Built-in actions' last resort for a missing input (config saga.demo_input_defaults:
+    # set for the local stages so the documented examples run as written; empty in prod).
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 ActionFn = Callable[[StepContext], dict[str, Any]]

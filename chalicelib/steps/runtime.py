@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,6 +62,7 @@ class StepRuntime:
     resolve_action: Callable[[str], ActionFn]
     faults_enabled: bool = False
     sleep: Callable[[float], None] = time.sleep
+    input_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def handle(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         request = StepRequest.model_validate(payload)
@@ -121,7 +122,8 @@ class StepRuntime:
                 execution_id=request.execution_id, saga_id=saga_id, step_id=step.id or "",
                 phase=request.phase, attempt=attempts_so_far + 1,
                 saga_input=records.row_to_execution(execution).input, config=step.config,
-                cursor=cur, results=records.step_results(cur, request.execution_id))
+                cursor=cur, results=records.step_results(cur, request.execution_id),
+                defaults=self.input_defaults)
             name = step.action if request.phase == "action" else step.compensation
             result = self.resolve_action(name or "")(context)
             self._record_success(cur, request, step, execution, result, started,

@@ -15,7 +15,7 @@ import pytest
 
 from infra.local_api import running
 from infra.ws_gateway import LocalWebsocketGateway
-from tests.e2e.conftest import Api, new_customer
+from tests.e2e.conftest import Api, new_customer, seed_customer
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
 
@@ -125,3 +125,13 @@ def test_deploy_to_prod_without_credentials_says_so(tmp_path: Path) -> None:
                             env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert "no AWS credentials found for stage prod" in result.stderr
+
+
+def test_run_follow_without_input_completes_locally(saga: Any, tmp_path: Path,
+                                                    demo: Callable[[], dict[str, Any]]) -> None:
+    seed_customer("demo-customer", "1000.00")
+    saga_id, saga_file, _ = _files(tmp_path, new_customer())
+    assert saga("sagas", "create", "-f", saga_file).returncode == 0
+    result = saga("run", saga_id, "--follow")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1].startswith("COMPLETED in ")

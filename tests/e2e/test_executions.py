@@ -291,3 +291,16 @@ def test_cleanup_removes_only_what_nothing_needs(api: Api) -> None:
         assert cur.fetchone()["n"] == 1
     assert api.call("GET", f"/executions/{execution['id']}")[0] == 200
     assert api.call("POST", "/cleanup")[1]["removed"]["orphan_versions"] == []
+
+
+def test_the_documented_execute_without_a_body_completes_with_the_demo_defaults(
+    api: Api, demo: Callable[[], dict[str, Any]]
+) -> None:
+    seed_customer("demo-customer", "1000.00")
+    saga_id = _saga(api)
+    status, started = api.call("POST", f"/sagas/{saga_id}/execute")
+    assert status == 202, started
+    execution = api.wait(started["id"])
+    assert execution["status"] == "COMPLETED", execution
+    assert execution["input"] == {}
+    assert _balance(demo(), "demo-customer") == "990.00"  # the default amount, 10.00

@@ -65,3 +65,14 @@ def test_a_typo_in_the_config_is_an_error_not_a_silent_default(tmp_path: Path) -
 def test_bad_types_are_refused() -> None:
     with pytest.raises(ValidationError, match="port"):
         load_settings(environ={"SAGA__DATABASE__MYSQL__PORT": "not-a-port"})
+
+
+def test_demo_input_defaults_never_reach_prod() -> None:
+    from chalicelib.adapters.mysql import MySQLConnector
+    from chalicelib.runtime import build_step_runtime
+
+    local = load_settings(environ={"SAGA_STAGE": "local"})
+    prod = load_settings(environ={"SAGA_STAGE": "prod"})
+    assert local.saga.demo_input_defaults["customer_id"] == "demo-customer"
+    assert build_step_runtime(local, MySQLConnector(local.database.mysql)).input_defaults
+    assert build_step_runtime(prod, MySQLConnector(prod.database.mysql)).input_defaults == {}

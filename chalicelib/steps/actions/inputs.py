@@ -22,9 +22,13 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def raw(ctx: StepContext, key: str) -> Any:
-    """config[key] if set, else saga_input[key]; None when neither has it."""
-    value = ctx.config.get(key)
-    return value if value is not None else ctx.saga_input.get(key)
+    """config[key] if set, else saga_input[key], else the stage's demo default (local stages
+    only: see saga.demo_input_defaults); None when none has it."""
+    for source in (ctx.config, ctx.saga_input, ctx.defaults):
+        value = source.get(key)
+        if value is not None:
+            return value
+    return None
 
 
 def text(ctx: StepContext, key: str, *, default: str | None = None,
