@@ -44,22 +44,11 @@ def local_stack(settings: Settings) -> Iterator[Supervisor]:
     only = [name for name in os.environ.get("SAGA_TEST_SERVERS", "").split(",") if name]
     supervisor.up(only)
     if not only or "mariadb" in only:
-        _fresh_database(settings)
+        mysql.recreate_database(settings.database.mysql, settings.database.mysql.database)
     if not only or "mongodb" in only:
         with mongo_client(settings.database.mongodb) as client:
             client.drop_database(settings.database.mongodb.database)
     yield supervisor
-
-
-def _fresh_database(settings: Settings) -> None:
-    name = settings.database.mysql.database
-    conn = mysql.connect(settings.database.mysql, database="")
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            cur.execute(f"CREATE DATABASE `{name}`")
-    finally:
-        conn.close()
 
 
 @pytest.fixture

@@ -70,3 +70,22 @@ class MySQLConnector:
             with contextlib.suppress(pymysql.MySQLError):
                 self._conn.close()
         self._conn = None
+
+
+def _administer(settings: MySQLSettings, *statements: str) -> None:
+    conn = connect(settings, database="")
+    try:
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def recreate_database(settings: MySQLSettings, name: str) -> None:
+    """Drop the database if it exists and create it empty (tests and benchmarks)."""
+    _administer(settings, f"DROP DATABASE IF EXISTS `{name}`", f"CREATE DATABASE `{name}`")
+
+
+def drop_database(settings: MySQLSettings, name: str) -> None:
+    _administer(settings, f"DROP DATABASE IF EXISTS `{name}`")

@@ -29,31 +29,16 @@ SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json")
 HEADERS = {"Content-Type": "application/json"}
 
 
-def _fresh_database(settings: Settings, name: str) -> None:
-    conn = mysql.connect(settings.database.mysql, database="")
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        cur.execute(f"CREATE DATABASE `{name}`")
-    conn.close()
-
-
-def _drop_database(settings: Settings, name: str) -> None:
-    conn = mysql.connect(settings.database.mysql, database="")
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    conn.close()
-
-
 @pytest.fixture(scope="module")
 def test_db(settings: Settings) -> Iterator[str]:
     name = f"{settings.database.mysql.database}_test_api"
-    _fresh_database(settings, name)
+    mysql.recreate_database(settings.database.mysql, name)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SAGA__DATABASE__MYSQL__DATABASE", name)
         runtime.reset()
         yield name
     runtime.reset()
-    _drop_database(settings, name)
+    mysql.drop_database(settings.database.mysql, name)
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +271,7 @@ def test_stats(client: Client) -> None:
 
 def test_limits_and_auditing_switch(settings: Settings) -> None:
     name = f"{settings.database.mysql.database}_test_limits"
-    _fresh_database(settings, name)
+    mysql.recreate_database(settings.database.mysql, name)
     try:
         limited = load_settings(environ={"SAGA__DATABASE__MYSQL__DATABASE": name,
                                          "SAGA__SAGA__MAX_SAGAS": "2",
@@ -309,7 +294,7 @@ def test_limits_and_auditing_switch(settings: Settings) -> None:
         assert store.audit_entries("saga", "one") == []
         connector.close()
     finally:
-        _drop_database(settings, name)
+        mysql.drop_database(settings.database.mysql, name)
 
 
 def test_migrations_apply_once(settings: Settings, test_db: str) -> None:

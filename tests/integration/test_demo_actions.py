@@ -36,27 +36,17 @@ class Boom(Exception):
 
 # -- database and helpers ------------------------------------------------------------------------
 
-def _admin(settings: Settings, statement: str) -> None:
-    conn = mysql.connect(settings.database.mysql, database="")
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def db_name(settings: Settings) -> Iterator[str]:
     name = f"{settings.database.mysql.database}_test_actions"
-    _admin(settings, f"DROP DATABASE IF EXISTS `{name}`")
-    _admin(settings, f"CREATE DATABASE `{name}`")
+    mysql.recreate_database(settings.database.mysql, name)
     conn = mysql.connect(settings.database.mysql, database=name)
     try:
         assert "0003_demo_domain" in migrate(conn)
     finally:
         conn.close()
     yield name
-    _admin(settings, f"DROP DATABASE IF EXISTS `{name}`")
+    mysql.drop_database(settings.database.mysql, name)
 
 
 @pytest.fixture(scope="module")

@@ -23,15 +23,12 @@ DB = "saga_db_test_relay"
 
 @pytest.fixture(scope="module")
 def connector(settings: Settings) -> Iterator[mysql.MySQLConnector]:
-    conn = mysql.connect(settings.database.mysql, database="")
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {DB}")
-        cur.execute(f"CREATE DATABASE {DB}")
-    conn.close()
+    mysql.recreate_database(settings.database.mysql, DB)
     connector = mysql.MySQLConnector(settings.database.mysql, database=DB)
     migrate(connector.connection())
     yield connector
     connector.close()
+    mysql.drop_database(settings.database.mysql, DB)
 
 
 def _executions_with_events(connector: mysql.MySQLConnector, executions: int,
