@@ -21,10 +21,12 @@ from chalice.test import Client
 from chalicelib import runtime
 from chalicelib.adapters import aws, mysql
 from chalicelib.adapters.mysql_migrations import migrate
+from chalicelib.adapters.stepfunctions import run_history
 from chalicelib.config import get_settings
 from chalicelib.steps.actions import demo_data
 from infra.deploy.local import deploy_functions, load_app
 from infra.stack.supervisor import Supervisor
+from infra.text_table import format_table
 
 RESULTS = Path(__file__).parent / "results"
 API = "/api/v1/saga"
@@ -35,11 +37,7 @@ def prepare() -> Client:
     """Stack up, fresh bench database, Lambdas deployed for stage `bench`; the API client."""
     settings = get_settings()
     Supervisor(settings, say=lambda line: None).up()
-    conn = mysql.connect(settings.database.mysql, database="")
-    with conn.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS saga_db_bench")
-        cur.execute("CREATE DATABASE saga_db_bench")
-    conn.close()
+    mysql.recreate_database(settings.database.mysql, settings.database.mysql.database)
     runtime.reset()
     migrate(runtime.connector().connection())
     deploy_functions(settings, load_app(), say=lambda line: None)
@@ -69,17 +67,7 @@ def wait(client: Client, execution_id: str, timeout_s: float = 120,
 
 
 def history(run_arn: str) -> list[dict[str, Any]]:
-    sfn = aws.client("stepfunctions", get_settings().aws)
-    events: list[dict[str, Any]] = []
-    token = None
-    for _ in range(100):
-        page = sfn.get_execution_history(executionArn=run_arn, maxResults=1000,
-                                         **({"nextToken": token} if token else {}))
-        events += page["events"]
-        token = page.get("nextToken")
-        if not token:
-            break
-    return events
+    return run_history(aws.client("stepfunctions", get_settings().aws), run_arn)
 
 
 def transitions(run_arn: str) -> int:
@@ -100,11 +88,7 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def table(rows: list[list[Any]], header: list[str]) -> str:
-    cells = [header, *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return format_table(rows, header, rule=True)
 
 
 def save(name: str, data: dict[str, Any]) -> Path:

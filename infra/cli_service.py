@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from infra.api_client import ApiClient, ApiError
+from infra.text_table import format_table
 
 OK, NOT_COMPLETED, REFUSED, UNAVAILABLE, TIMED_OUT = 0, 1, 2, 3, 4
 FINAL = {"saga.completed": "COMPLETED", "saga.compensated": "COMPENSATED",
@@ -48,7 +49,7 @@ def sagas(args: argparse.Namespace, api: ApiClient) -> int:
         page = api.call("GET", f"/sagas?{query}")
         rows = [[s["id"], s["version"], "yes" if s["active"] else "no", len(s["steps"]),
                  s.get("type") or "-"] for s in page["items"]]
-        _emit(args, page, _table(rows, ["SAGA", "VERSION", "ACTIVE", "STEPS", "TYPE"]))
+        _emit(args, page, format_table(rows, ["SAGA", "VERSION", "ACTIVE", "STEPS", "TYPE"]))
     elif args.action == "show":
         saga = api.call("GET", f"/sagas/{_id(args)}"
                         + (f"?version={args.version}" if args.version else ""))
@@ -56,7 +57,7 @@ def sagas(args: argparse.Namespace, api: ApiClient) -> int:
                   s["timeout"], "yes" if s["active"] else "no"] for s in saga["steps"]]
         _emit(args, saga, f"{saga['id']} {saga['version']} (revision {saga['revision']}, "
                           f"{'active' if saga['active'] else 'inactive'})\n{saga['description']}\n"
-              + _table(steps, ["#", "STEP", "ACTION", "COMPENSATION", "RETRIES", "TIMEOUT",
+              + format_table(steps, ["#", "STEP", "ACTION", "COMPENSATION", "RETRIES", "TIMEOUT",
                                "ACTIVE"]))
     elif args.action == "delete":
         api.call("DELETE", f"/sagas/{_id(args)}")
@@ -147,7 +148,7 @@ def executions(args: argparse.Namespace, api: ApiClient) -> int:
         page = api.call("GET", f"/executions?{query}")
         rows = [[e["id"], e["saga_id"], e["version"], e["status"], e["started_at"][:19]]
                 for e in page["items"]]
-        _emit(args, page, _table(rows, ["EXECUTION", "SAGA", "VERSION", "STATUS", "STARTED"]))
+        _emit(args, page, format_table(rows, ["EXECUTION", "SAGA", "VERSION", "STATUS", "STARTED"]))
         return OK
     if not args.id:
         raise ApiError(-2, f"executions {args.action} needs an execution id")
@@ -201,13 +202,6 @@ def stats(args: argparse.Namespace, api: ApiClient) -> int:
                  f"{runs.get('running', 0)} running, success rate {runs.get('success_rate')}")
     _emit(args, body, human)
     return OK
-
-
-def _table(rows: list[list[Any]], header: list[str]) -> str:
-    cells = [header, *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in cells)
 
 
 # -- wiring ----------------------------------------------------------------------

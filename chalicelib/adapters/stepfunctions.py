@@ -119,3 +119,9 @@ class StepFunctionsOrchestrator:
                 return RunState("MISSING")
             raise
         return RunState(run["status"], run.get("error"), run.get("cause"))
+
+
+def run_history(client: Any, run_arn: str) -> list[dict[str, Any]]:
+    """Every event of a state machine run, in order."""
+    pages = client.get_paginator("get_execution_history").paginate(executionArn=run_arn)
+    return [event for page in pages for event in page["events"]]

@@ -15,6 +15,7 @@ from chalice.test import Client
 from chalicelib import runtime
 from chalicelib.adapters import aws
 from chalicelib.adapters.mysql_migrations import migrate
+from chalicelib.adapters.stepfunctions import run_history
 from chalicelib.config import Settings, get_settings
 from chalicelib.steps.actions import demo_data
 from infra.deploy.local import deploy_functions, load_app
@@ -139,14 +140,4 @@ def new_customer(balance: str = "1000.00") -> str:
 
 
 def sfn_history(settings: Settings, run_arn: str) -> list[dict[str, Any]]:
-    sfn = aws.client("stepfunctions", settings.aws)
-    events: list[dict[str, Any]] = []
-    token = None
-    for _ in range(100):
-        page = sfn.get_execution_history(executionArn=run_arn, maxResults=1000,
-                                         **({"nextToken": token} if token else {}))
-        events += page["events"]
-        token = page.get("nextToken")
-        if not token:
-            return events
-    return events
+    return run_history(aws.client("stepfunctions", settings.aws), run_arn)
