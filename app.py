@@ -18,16 +18,15 @@ from chalicelib.health import check_health
 from chalicelib.push.messages import handle_message
 from chalicelib.push.subscriptions import ALL, topics_from
 from chalicelib.runtime import (
-    build_projector,
     build_reconciler,
     build_relay,
     cleanup,
     connector,
     definition_service,
     execution_service,
-    mongo,
     openapi_document,
     pusher,
+    pushing_projector,
     subscriptions,
 )
 from chalicelib.steps.handler import handle_outcome, handle_step
@@ -271,8 +270,7 @@ def outbox_relay(event: Any) -> dict[str, Any]:
 def projector(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Applies a batch from the Kafka (MSK) event source to the MongoDB read model, and pushes
     each applied event to its WebSocket subscribers."""
-    read_model = build_projector(get_settings(), mongo(), on_applied=pusher().push_event)
-    return {"applied": apply_all(read_model, msk_events(event))}
+    return {"applied": apply_all(pushing_projector(), msk_events(event))}
 
 
 # -- WebSocket API: live updates ---------------------------------------------------------------

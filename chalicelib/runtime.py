@@ -177,6 +177,12 @@ def pusher() -> Pusher:
 
 
 @functools.cache
+def pushing_projector() -> Projector:
+    """The projector Lambda's, built (indexes ensured) once per container, not per batch."""
+    return build_projector(get_settings(), mongo(), on_applied=pusher().push_event)
+
+
+@functools.cache
 def connector() -> MySQLConnector:
     return MySQLConnector(get_settings().database.mysql)
 
@@ -211,5 +217,5 @@ def reset() -> None:
     """Forget every built component (tests that switch settings between modules)."""
     get_settings.cache_clear()
     for cached in (connector, mongo, definition_service, execution_service, step_runtime,
-                   outcome_recorder, subscriptions, pusher):
+                   outcome_recorder, subscriptions, pusher, pushing_projector):
         cached.cache_clear()
