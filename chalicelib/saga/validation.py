@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from chalicelib.saga.action_refs import participant_kind
 from chalicelib.saga.durations import format_duration_ms, parse_duration_ms
 from chalicelib.saga.models import SagaDefinition, StepDefinition
 
@@ -235,11 +236,7 @@ def _duplicates(name: str, values: Iterable[Any]) -> list[Violation]:
 
 
 def _is_known_action(value: str, actions: frozenset[str]) -> bool:
-    if value.startswith("lambda:") and len(value) > len("lambda:"):
-        return True
-    if value.startswith(("http://", "https://")):
-        return True
-    return value in actions
+    return participant_kind(value) is not None or value in actions
 
 
 def _is_duration(value: str) -> bool:

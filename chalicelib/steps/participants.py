@@ -15,9 +15,6 @@ from typing import Any
 
 from chalicelib.steps.context import ActionFn, PermanentError, RetryableError, StepContext
 
-LAMBDA_PREFIX = "lambda:"
-HTTP_PREFIXES = ("http://", "https://")
-
 
 def idempotency_key(ctx: StepContext) -> str:
     return f"{ctx.execution_id}:{ctx.step_id}:{ctx.phase}"
@@ -73,12 +70,3 @@ def http_participant(url: str, timeout_s: float = 30.0) -> ActionFn:
         return result if isinstance(result, dict) else {"result": result}
 
     return run
-
-
-def participant_kind(action: str) -> str | None:
-    """"lambda" or "http" for a participant reference, None for a built-in action name."""
-    if action.startswith(LAMBDA_PREFIX) and len(action) > len(LAMBDA_PREFIX):
-        return "lambda"
-    if action.startswith(HTTP_PREFIXES):
-        return "http"
-    return None

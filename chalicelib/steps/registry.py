@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from chalicelib.saga.action_refs import LAMBDA_PREFIX, participant_kind
 from chalicelib.steps.context import ActionFn, PermanentError
-from chalicelib.steps.participants import http_participant, lambda_participant, participant_kind
+from chalicelib.steps.participants import http_participant, lambda_participant
 
 # Participants' actions run in these Lambdas; built-in ones in step_<family>.
 PARTICIPANT_FAMILIES = ("lambda", "http")
@@ -36,7 +37,7 @@ class ActionRegistry:
     def resolve(self, action: str) -> ActionFn:
         kind = participant_kind(action)
         if kind == "lambda":
-            return lambda_participant(action.removeprefix("lambda:"), self._lambda_client)
+            return lambda_participant(action.removeprefix(LAMBDA_PREFIX), self._lambda_client)
         if kind == "http":
             return http_participant(action)
         try:
