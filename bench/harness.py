@@ -24,7 +24,7 @@ from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.adapters.stepfunctions import run_history
 from chalicelib.config import get_settings
 from chalicelib.steps.actions import demo_data
-from infra.deploy.local import deploy_functions, load_app
+from infra.deploy.local import deploy_local, load_app
 from infra.stack.supervisor import Supervisor
 from infra.text_table import format_table
 
@@ -40,7 +40,7 @@ def prepare() -> Client:
     mysql.recreate_database(settings.database.mysql, settings.database.mysql.database)
     runtime.reset()
     migrate(runtime.connector().connection())
-    deploy_functions(settings, load_app(), say=lambda line: None)
+    deploy_local(settings, say=lambda line: None)
     return Client(load_app(), stage_name="bench")
 
 

@@ -15,7 +15,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-_DEFAULT_FILE = Path(__file__).resolve().parent.parent / "configs" / "config.yaml"
+# In a checkout the file is configs/config.yaml; a Lambda package carries only app.py and
+# chalicelib/, so packaging bundles a copy at chalicelib/configs/config.yaml.
+_CHECKOUT_FILE = Path(__file__).resolve().parent.parent / "configs" / "config.yaml"
+_BUNDLED_FILE = Path(__file__).resolve().parent / "configs" / "config.yaml"
+
+
+def default_config_file() -> Path:
+    return _BUNDLED_FILE if _BUNDLED_FILE.is_file() else _CHECKOUT_FILE
 
 # Environment variables the seed's compose file uses, mapped to config paths.
 _CLASSIC_VARIABLES: dict[str, tuple[str, ...]] = {
@@ -146,12 +153,25 @@ def _set_path(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
+def _is_text_setting(path: tuple[str, ...]) -> bool:
+    model: Any = Settings
+    for index, name in enumerate(path):
+        field = model.model_fields.get(name) if isinstance(model, type) else None
+        if field is None:
+            return False
+        if index == len(path) - 1:
+            return field.annotation is str
+        model = field.annotation
+    return False
+
+
 def _parse_value(raw: str, path: tuple[str, ...]) -> Any:
     if path == ("kafka", "brokers"):
         return [broker.strip() for broker in raw.split(",") if broker.strip()]
     # YAML scalars: "3307" -> 3307, "true" -> True, "[a, b]" -> list; anything else stays text.
-    if raw.strip() == "":
-        return ""
+    # A str setting takes the text as it is: "0.10" is a version, not the float 0.1.
+    if raw.strip() == "" or _is_text_setting(path):
+        return raw
     try:
         return yaml.safe_load(raw)
     except yaml.YAMLError:
@@ -162,7 +182,7 @@ def load_settings(
     config_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     environ = os.environ if environ is None else environ
-    path = config_file or Path(environ.get("SAGA_CONFIG_FILE", _DEFAULT_FILE))
+    path = config_file or Path(environ.get("SAGA_CONFIG_FILE") or default_config_file())
     tree: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
     for variable, config_path in _CLASSIC_VARIABLES.items():
         if variable in environ:

@@ -64,6 +64,12 @@ def function_names(settings: Settings) -> FunctionNames:
                          region=settings.aws.region, account=account_id(settings))
 
 
+def state_machine_role(settings: Settings, account: str) -> str:
+    # Unset means the role the stack template creates for the stage.
+    return (settings.aws.state_machine_role_arn
+            or f"arn:aws:iam::{account}:role/{settings.aws.app_name}-{settings.stage}-states")
+
+
 def build_orchestrator(settings: Settings) -> StepFunctionsOrchestrator:
     names = function_names(settings)
 
@@ -73,7 +79,7 @@ def build_orchestrator(settings: Settings) -> StepFunctionsOrchestrator:
 
     return StepFunctionsOrchestrator(
         aws.client("stepfunctions", settings.aws), stage=settings.stage,
-        role_arn=settings.aws.state_machine_role_arn,
+        role_arn=state_machine_role(settings, names.account),
         region=settings.aws.region, account=names.account, function_for=function_for,
         recorder_arn=names.arn(RECORDER_FUNCTION))
 

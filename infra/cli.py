@@ -145,23 +145,51 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    if args.stage != "local":
-        import boto3
+    from infra.deploy.cloudformation import DeployError
 
-        if boto3.session.Session().get_credentials() is None:
-            print(f"saga: no AWS credentials found for stage {args.stage}: set AWS_PROFILE, or "
-                  "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on a machine with a "
-                  "role; `saga deploy --stage local` needs none", file=sys.stderr)
-            return EXIT_USAGE
-        print(f"saga: deploying stage {args.stage} to AWS is not available yet; "
-              "`saga deploy --stage local` deploys into the local LocalStack", file=sys.stderr)
+    try:
+        if args.stage in ("dev", "prod"):
+            return _deploy_to_aws(args)
+        return _deploy_locally()
+    except DeployError as error:
+        print(f"saga: deploy failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _deploy_to_aws(args: argparse.Namespace) -> int:
+    import boto3
+
+    from infra.deploy.aws import REQUIRED_PARAMETERS, deploy_aws, read_parameters
+
+    if boto3.session.Session().get_credentials() is None:
+        print(f"saga: no AWS credentials found for stage {args.stage}: set AWS_PROFILE, or "
+              "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on a machine with a "
+              "role; `saga deploy --stage local` needs none", file=sys.stderr)
         return EXIT_USAGE
-    from chalicelib import runtime
-    from infra.deploy.local import deploy_functions, load_app, refresh_machines, seed_demo_data
+    if args.parameters is None:
+        print(f"saga: stage {args.stage} needs --parameters FILE, a JSON object with "
+              f"{', '.join(REQUIRED_PARAMETERS)} (see README)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        parameters = read_parameters(args.parameters)
+    except ValueError as error:
+        print(f"saga: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    region = args.region or boto3.session.Session().region_name or "us-east-1"
+    result = deploy_aws(args.stage, parameters, region=region,
+                        say=lambda line: print(line, flush=True))
+    for key in ("RestApiUrl", "WebsocketUrl"):
+        print(f"{key}: {result.outputs.get(key, '-')}")
+    return EXIT_OK
 
-    app = load_app()
+
+def _deploy_locally() -> int:
+    from chalicelib import runtime
+    from infra.deploy.local import deploy_local, gateway_url, refresh_machines, seed_demo_data
+
     settings = get_settings()
-    deploy_functions(settings, app)
+    result = deploy_local(settings, say=lambda line: print(line, flush=True))
+    print(f"REST API through LocalStack's API Gateway: {gateway_url(settings, result.outputs)}")
     refresh_machines(runtime.definition_service(), runtime.build_orchestrator(settings), print)
     seed_demo_data(runtime.connector())
     return EXIT_OK
@@ -197,8 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     openapi.add_argument("--check", action="store_true", help="fail if it is stale")
     openapi.set_defaults(handler=_openapi)
 
-    deploy = commands.add_parser("deploy", help="deploy the Lambdas and state machines")
+    deploy = commands.add_parser("deploy", help="create or update a stage's stack")
     deploy.add_argument("--stage", default="local", choices=["local", "dev", "prod"])
+    deploy.add_argument("--parameters", type=Path, default=None,
+                        help="dev/prod: JSON file of the stack's parameters (secrets, brokers)")
+    deploy.add_argument("--region", default=None, help="dev/prod: AWS region (default: "
+                        "the configured one, else us-east-1)")
     deploy.set_defaults(handler=_deploy)
 
     package = commands.add_parser(

@@ -82,10 +82,27 @@ def _administer(settings: MySQLSettings, *statements: str) -> None:
         conn.close()
 
 
+def _disconnect_users(settings: MySQLSettings, name: str) -> None:
+    """End other sessions on the database (warm Lambdas of an earlier run), whose open
+    transactions would make DROP DATABASE wait for their metadata locks."""
+    conn = connect(settings, database="")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM information_schema.processlist "
+                        "WHERE db = %s AND id <> CONNECTION_ID()", (name,))
+            for row in cur.fetchall():
+                with contextlib.suppress(pymysql.MySQLError):  # it may have just left
+                    cur.execute(f"KILL {int(row['id'])}")
+    finally:
+        conn.close()
+
+
 def recreate_database(settings: MySQLSettings, name: str) -> None:
     """Drop the database if it exists and create it empty (tests and benchmarks)."""
+    _disconnect_users(settings, name)
     _administer(settings, f"DROP DATABASE IF EXISTS `{name}`", f"CREATE DATABASE `{name}`")
 
 
 def drop_database(settings: MySQLSettings, name: str) -> None:
+    _disconnect_users(settings, name)
     _administer(settings, f"DROP DATABASE IF EXISTS `{name}`")

@@ -85,3 +85,6 @@ def migrate(conn: pymysql.Connection, migrations: list[Migration] | None = None)
     finally:
         with conn.cursor() as cur:
             cur.execute("SELECT RELEASE_LOCK(%s)", (_LOCK,))
+        # End the read transaction: left open, it would pin a snapshot from cold start and a
+        # metadata lock on schema_migrations for as long as a warm Lambda lives.
+        conn.commit()

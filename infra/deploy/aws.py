@@ -14,12 +14,16 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
+from infra.deploy.cloudformation import StackRequest, StackResult, deploy_stack
+from infra.deploy.template import with_function_names
 from infra.stack.paths import PROJECT_ROOT
 
 MERGE_TEMPLATE = PROJECT_ROOT / "infra" / "aws" / "resources.json"
-_SOURCES = ("app.py", "chalicelib", "configs", ".chalice")
+_SOURCES = ("app.py", "chalicelib", ".chalice")
+CONFIG_FILE = PROJECT_ROOT / "configs" / "config.yaml"
 
 
 def runtime_requirements() -> list[str]:
@@ -41,6 +45,9 @@ def package(stage: str, out_dir: Path, *, region: str = "us-east-1",
                             ignore=shutil.ignore_patterns("__pycache__", "deployments"))
         else:
             shutil.copy2(source, build / name)
+    # Chalice packages only app.py and chalicelib/: the settings file travels inside the latter.
+    (build / "chalicelib" / "configs").mkdir()
+    shutil.copy2(CONFIG_FILE, build / "chalicelib" / "configs" / "config.yaml")
     if with_dependencies:
         # Chalice bundles what requirements.txt names, as Linux wheels for Lambda.
         (build / "requirements.txt").write_text("\n".join(runtime_requirements()) + "\n")
@@ -53,7 +60,45 @@ def package(stage: str, out_dir: Path, *, region: str = "us-east-1",
     if result.returncode != 0:
         raise RuntimeError(f"chalice package failed:\n{result.stdout}{result.stderr}")
     template_path = out_dir / "package" / "sam.json"
-    template = json.loads(template_path.read_text())
+    chalice_config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
+    template = with_function_names(json.loads(template_path.read_text()),
+                                   chalice_config["app_name"], stage)
     template["Parameters"]["Stage"]["Default"] = stage
     template_path.write_text(json.dumps(template, indent=2) + "\n")
     return template_path
+
+
+REQUIRED_PARAMETERS = ("MySQLSecret", "MongoSecret", "KafkaBrokers", "MskClusterArn")
+
+
+def read_parameters(path: Path) -> dict[str, str]:
+    """A stage's stack parameters: a JSON object of strings, with every required one present."""
+    try:
+        parameters = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read the parameters file {path}: {error}") from None
+    if not isinstance(parameters, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in parameters.items()):
+        raise ValueError(f"{path}: expected a JSON object of string values")
+    missing = [name for name in REQUIRED_PARAMETERS if not parameters.get(name)]
+    if missing:
+        raise ValueError(f"{path}: missing parameter(s) {', '.join(missing)}")
+    return parameters
+
+
+def deploy_aws(stage: str, parameters: dict[str, str], *, region: str,
+               say: Callable[[str], None] = print) -> StackResult:
+    """Package the stage with its dependencies and create or update its stack on AWS."""
+    import boto3
+
+    session = boto3.session.Session(region_name=region)
+    account = session.client("sts").get_caller_identity()["Account"]
+    template_path = package(stage, PROJECT_ROOT / "build" / "deploy" / stage, region=region)
+    app_name = json.loads(template_path.read_text())["Resources"]["APIHandler"][
+        "Properties"]["FunctionName"]
+    request = StackRequest(name=app_name, template=json.loads(template_path.read_text()),
+                           package=template_path.with_name("deployment.zip"),
+                           parameters={"Stage": stage, **parameters},
+                           bucket=f"{app_name}-artefacts-{account}-{region}")
+    return deploy_stack(session.client("cloudformation"), session.client("s3"), request,
+                        region=region, say=say)

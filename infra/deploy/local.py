@@ -1,22 +1,19 @@
-"""Deploy the app's Lambdas into the local LocalStack (stage `local`).
+"""Deploy a local stage (local, test, bench) into the local LocalStack.
 
-The same functions Chalice deploys on AWS, named {app}-{stage}-{function}, from a zip of app.py,
-chalicelib/ and configs/. Their dependencies come from the project's virtual environment, which
-the LocalStack executor plugin runs them with (on AWS, `chalice package` bundles them).
+The same artefacts as on AWS: `chalice package`'s template and deployment package, created by
+CloudFormation. The differences are configuration only: the secrets CloudFormation resolves are
+made here from the settings, the package omits the dependencies (the LocalStack executor runs
+functions with the project's environment), and LocalStack's free edition lacks the WebSocket
+API and MSK, whose stand-ins (the local gateway, the event workers) `saga serve` runs.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import importlib
-import io
 import json
 import os
 import sys
-import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +21,12 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws
 from chalicelib.config import Settings
+from infra.deploy.aws import package
+from infra.deploy.cloudformation import StackRequest, StackResult, deploy_stack
+from infra.deploy.template import for_localstack, functions
 from infra.stack.paths import PROJECT_ROOT
 
-LAMBDA_ROLE = "saga-orchestrator-lambda"
-STEP_TIMEOUT_S = 900  # steps are bounded by their Task's TimeoutSeconds, not by this
-OTHER_TIMEOUT_S = 60
-_TRUST = {"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Action": "sts:AssumeRole",
-    "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]}}]}
+BUILD_ROOT = PROJECT_ROOT / "build" / "deploy"
 
 
 def load_app() -> Any:
@@ -41,98 +36,70 @@ def load_app() -> Any:
     return importlib.import_module("app").app
 
 
-def build_zip(root: Path = PROJECT_ROOT) -> bytes:
-    """The deployment package: deterministic (fixed times, sorted), so unchanged code keeps
-    its hash and is not redeployed."""
-    files = [root / "app.py"]
-    for folder in ("chalicelib", "configs"):
-        files += [p for p in sorted((root / folder).rglob("*"))
-                  if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in files:
-            info = zipfile.ZipInfo(str(path.relative_to(root)), date_time=(2020, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, path.read_bytes())
-    return buffer.getvalue()
+def stack_name(settings: Settings) -> str:
+    return f"{settings.aws.app_name}-{settings.stage}"
 
 
-def code_sha256(package: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(package).digest()).decode()
+def local_environment(settings: Settings) -> dict[str, str]:
+    # The deployer's own SAGA__* overrides travel with the functions, so they reach the same
+    # databases, topic and gateway as the API that started the execution.
+    passed = {k: v for k, v in os.environ.items() if k.startswith("SAGA__")}
+    return {**passed,
+            "SAGA__WEBSOCKET__MANAGEMENT_ENDPOINT": settings.websocket.management_endpoint}
 
 
-@dataclass(frozen=True)
-class FunctionSpec:
-    name: str
-    handler: str
-    timeout: int
-
-
-def function_specs(app: Any, settings: Settings) -> list[FunctionSpec]:
-    return [FunctionSpec(name=f"{settings.aws.app_name}-{settings.stage}-{fn.name}",
-                         handler=fn.handler_string,
-                         timeout=STEP_TIMEOUT_S if fn.name.startswith("step_") else OTHER_TIMEOUT_S)
-            for fn in app.pure_lambda_functions]
-
-
-def lambda_environment(settings: Settings) -> dict[str, str]:
-    # The deployer's own overrides (SAGA__*, classic DB_* ...) travel with the functions, so
-    # they reach the same databases as the API that started the execution.
-    passed = {k: v for k, v in os.environ.items()
-              if k.startswith("SAGA__") or k in ("DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD",
-                                                 "DB_NAME", "MONGODB_URI", "MONGODB_DB",
-                                                 "KAFKA_BROKERS")}
-    return {**passed, "SAGA_STAGE": settings.stage, "POWERTOOLS_SERVICE_NAME": "saga-steps",
-            "POWERTOOLS_METRICS_NAMESPACE": "SagaOrchestrator"}
-
-
-def ensure_role(iam: Any, name: str) -> str:
+def put_secret(secrets: Any, name: str, value: dict[str, Any]) -> None:
     try:
-        return iam.get_role(RoleName=name)["Role"]["Arn"]
+        secrets.create_secret(Name=name, SecretString=json.dumps(value))
     except ClientError as error:
-        if error.response["Error"]["Code"] != "NoSuchEntity":
+        if error.response["Error"]["Code"] != "ResourceExistsException":
             raise
-    return iam.create_role(RoleName=name,
-                           AssumeRolePolicyDocument=json.dumps(_TRUST))["Role"]["Arn"]
+        secrets.put_secret_value(SecretId=name, SecretString=json.dumps(value))
 
 
-def deploy_functions(settings: Settings, app: Any, say: Callable[[str], None] = print) -> None:
+def local_parameters(settings: Settings) -> dict[str, str]:
+    """The stack's parameters; the two secrets are written to LocalStack from the settings."""
+    secrets = aws.client("secretsmanager", settings.aws)
+    prefix = stack_name(settings)
+    mysql, mongo = settings.database.mysql, settings.database.mongodb
+    put_secret(secrets, f"{prefix}/mysql", {
+        "host": mysql.host, "port": str(mysql.port), "username": mysql.username,
+        "password": mysql.password, "dbname": mysql.database})
+    put_secret(secrets, f"{prefix}/mongodb", {"uri": mongo.uri, "database": mongo.database})
+    return {"Stage": settings.stage, "MySQLSecret": f"{prefix}/mysql",
+            "MongoSecret": f"{prefix}/mongodb",
+            "KafkaBrokers": ",".join(settings.kafka.brokers),
+            "KafkaApiVersion": settings.kafka.api_version, "KafkaTopic": settings.kafka.topic}
+
+
+def gateway_url(settings: Settings, outputs: dict[str, str]) -> str:
+    """The REST API as LocalStack's API Gateway serves it (its EndpointURL output is not
+    resolvable offline)."""
+    return (f"{settings.aws.endpoint_url}/_aws/execute-api/{outputs['RestAPIId']}/api"
+            if "RestAPIId" in outputs else "-")
+
+
+def deploy_local(settings: Settings, say: Callable[[str], None] = print) -> StackResult:
+    out_dir: Path = BUILD_ROOT / settings.stage
+    template_path = package(settings.stage, out_dir, region=settings.aws.region,
+                            with_dependencies=False)
+    template = for_localstack(json.loads(template_path.read_text()),
+                              local_environment(settings))
+    request = StackRequest(name=stack_name(settings), template=template,
+                           package=template_path.with_name("deployment.zip"),
+                           parameters=local_parameters(settings),
+                           bucket=f"{stack_name(settings)}-artefacts")
+    result = deploy_stack(aws.client("cloudformation", settings.aws),
+                          aws.client("s3", settings.aws), request,
+                          region=settings.aws.region, say=say, timeout_s=600)
+    # A function's update finishes after CloudFormation says so; invoke only settled ones.
     lam = aws.client("lambda", settings.aws)
-    iam = aws.client("iam", settings.aws)
-    role = ensure_role(iam, LAMBDA_ROLE)
-    ensure_role(iam, settings.aws.state_machine_role_arn.rsplit("/", 1)[-1])
-    package = build_zip()
-    digest = code_sha256(package)
-    env = {"Variables": lambda_environment(settings)}
-    for spec in function_specs(app, settings):
-        try:
-            current = lam.get_function(FunctionName=spec.name)["Configuration"]
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
-            lam.create_function(FunctionName=spec.name, Runtime="python3.11", Role=role,
-                                Handler=spec.handler, Code={"ZipFile": package},
-                                Timeout=spec.timeout, MemorySize=512, Environment=env)
-            say(f"created  {spec.name}")
-            continue
-        changed = False
-        if current.get("CodeSha256") != digest:
-            lam.get_waiter("function_updated_v2").wait(FunctionName=spec.name)
-            lam.update_function_code(FunctionName=spec.name, ZipFile=package)
-            changed = True
-        if (current.get("Environment", {}).get("Variables") != env["Variables"]
-                or current.get("Handler") != spec.handler
-                or current.get("Timeout") != spec.timeout):
-            lam.get_waiter("function_updated_v2").wait(FunctionName=spec.name)
-            lam.update_function_configuration(FunctionName=spec.name, Handler=spec.handler,
-                                              Timeout=spec.timeout, Environment=env)
-            changed = True
-        say(f"{'updated ' if changed else 'current '} {spec.name}")
-    for spec in function_specs(app, settings):
-        lam.get_waiter("function_active_v2").wait(FunctionName=spec.name,
-                                                  WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        lam.get_waiter("function_updated_v2").wait(FunctionName=spec.name,
-                                                   WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    for _, resource in functions(template):
+        name = resource["Properties"]["FunctionName"]
+        for waiter in ("function_active_v2", "function_updated_v2"):
+            lam.get_waiter(waiter).wait(FunctionName=name,
+                                        WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    return result
 
 
 def refresh_machines(definitions: Any, orchestrator: Any, say: Callable[[str], None]) -> int:

@@ -18,7 +18,7 @@ from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.adapters.stepfunctions import run_history
 from chalicelib.config import Settings, get_settings
 from chalicelib.steps.actions import demo_data
-from infra.deploy.local import deploy_functions, load_app
+from infra.deploy.local import deploy_local, load_app
 from infra.local_events import EventWorkers
 from infra.stack.supervisor import Supervisor
 from infra.ws_gateway import LocalWebsocketGateway
@@ -37,7 +37,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True, scope="session")
 def deployed(local_stack: Supervisor) -> None:
     runtime.reset()
-    deploy_functions(get_settings(), load_app(), say=lambda line: None)
+    deploy_local(get_settings(), say=lambda line: None)
     migrate(runtime.connector().connection())
 
 

@@ -53,6 +53,18 @@ def test_kafka_api_version_is_a_setting() -> None:
     assert load_settings(environ={}).kafka.api_version_tuple() == (0, 9)
     auto = load_settings(environ={"SAGA__KAFKA__API_VERSION": "auto"})
     assert auto.kafka.api_version_tuple() is None
+    # A number-like value in the environment is still the text a str setting expects.
+    pinned = load_settings(environ={"SAGA__KAFKA__API_VERSION": "0.10"})
+    assert pinned.kafka.api_version == "0.10" and pinned.kafka.api_version_tuple() == (0, 10)
+
+
+def test_a_package_reads_the_settings_file_bundled_beside_the_code(tmp_path: Path) -> None:
+    from chalicelib import config
+
+    bundled = Path(config.__file__).parent / "configs" / "config.yaml"
+    assert not bundled.exists()  # in a checkout, the file is configs/config.yaml
+    assert config.default_config_file().parts[-2:] == ("configs", "config.yaml")
+    assert config.default_config_file().parent.parent == Path(config.__file__).parent.parent
 
 
 def test_a_typo_in_the_config_is_an_error_not_a_silent_default(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ CONSTRAINTS = Path(__file__).resolve().parents[1] / "localstack-constraints.txt"
 EXECUTOR_PACKAGE = PROJECT_ROOT / "infra" / "lambda_executor"
 EXECUTOR_PLUGIN = "local-process"
 SERVICES = ("stepfunctions", "lambda", "iam", "logs", "sts", "apigateway", "s3", "sqs",
-            "cloudformation", "events")
+            "cloudformation", "events", "secretsmanager", "ssm")
 
 
 def find_python_312_plus() -> str:

@@ -1,0 +1,90 @@
+"""The stage deployed as one CloudFormation stack from the packaged template, in LocalStack.
+
+The `deployed` fixture already ran `deploy_local` for stage `test`; these tests look at what it
+made: the stack, its functions' configuration, and the REST API served by LocalStack's API
+Gateway in front of the API Lambda."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+import pytest
+
+from chalicelib.adapters import aws
+from chalicelib.config import Settings
+from infra.deploy.local import deploy_local, gateway_url, stack_name
+
+
+def _request(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+@pytest.fixture(scope="module")
+def stack(settings_e2e: Settings) -> dict[str, Any]:
+    cfn = aws.client("cloudformation", settings_e2e.aws)
+    described: dict[str, Any] = cfn.describe_stacks(
+        StackName=stack_name(settings_e2e))["Stacks"][0]
+    described["resources"] = {
+        r["LogicalResourceId"]: r for r in
+        cfn.list_stack_resources(StackName=stack_name(settings_e2e))["StackResourceSummaries"]}
+    return described
+
+
+def test_the_stage_is_one_stack_holding_every_function(stack: dict[str, Any]) -> None:
+    assert stack["StackStatus"] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+    for logical in ("APIHandler", "RestAPI", "StepPayment", "StepInventory", "SagaRecorder",
+                    "OutboxRelay", "Projector", "Reconciler", "StateMachineRole"):
+        assert stack["resources"][logical]["ResourceStatus"].endswith("COMPLETE"), logical
+    assert "WebsocketAPI" not in stack["resources"]  # the local gateway stands in
+
+
+def test_functions_take_their_configuration_from_secrets(settings_e2e: Settings) -> None:
+    lam = aws.client("lambda", settings_e2e.aws)
+    config = lam.get_function_configuration(FunctionName="saga-orchestrator-test-step_payment")
+    variables = config["Environment"]["Variables"]
+    assert variables["DB_NAME"] == settings_e2e.database.mysql.database == "saga_db_test"
+    assert variables["MONGODB_DB"] == settings_e2e.database.mongodb.database
+    assert variables["SAGA_STAGE"] == "test"
+    assert not any("resolve:" in value for value in variables.values())
+    assert config["Handler"] == "app.step_payment" and config["Timeout"] == 900
+
+
+def test_the_rest_api_answers_through_localstacks_api_gateway(
+        settings_e2e: Settings, stack: dict[str, Any]) -> None:
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    base = gateway_url(settings_e2e, outputs)
+    status, health = _request(f"{base}/health")
+    assert status == 200 and health["stage"] == "test", health
+    status, refused = _request(f"{base}/api/v1/saga/sagas", "POST", {"name": "no id"})
+    assert status == 400 and refused["error"]["code"] == "validation_failed", refused
+    saga_id = f"gw-{uuid.uuid4().hex[:8]}"
+    step = {"id": "charge", "name": "Charge", "description": "Charge the customer",
+            "order": 1, "action": "process_payment", "compensation": "refund_payment",
+            "max_retries": 1, "timeout": "30s"}
+    definition = {"id": saga_id, "name": "Through the gateway", "version": "1.0.0",
+                  "description": "A one-step saga through API Gateway", "steps": [step]}
+    status, created = _request(f"{base}/api/v1/saga/sagas", "POST", definition)
+    assert status == 201, created
+    status, fetched = _request(f"{base}/api/v1/saga/sagas/{saga_id}")
+    assert status == 200 and fetched["steps"][0]["id"] == "charge"
+
+
+def test_deploying_again_keeps_the_stack_and_its_code(settings_e2e: Settings) -> None:
+    lam = aws.client("lambda", settings_e2e.aws)
+    before = lam.get_function(FunctionName="saga-orchestrator-test-step_order")
+    result = deploy_local(settings_e2e, say=lambda line: None)
+    after = lam.get_function(FunctionName="saga-orchestrator-test-step_order")
+    assert result.status in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+    assert after["Configuration"]["CodeSha256"] == before["Configuration"]["CodeSha256"]
+    assert after["Configuration"]["State"] == "Active"

@@ -1,0 +1,100 @@
+"""Template edits: function names the runtime can find, and LocalStack's variant of the stack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import app as app_module
+from chalicelib.adapters.stepfunctions import FunctionNames
+from infra.deploy.aws import package, read_parameters
+from infra.deploy.template import (
+    chalice_function_name,
+    for_localstack,
+    functions,
+    references,
+    with_code_location,
+)
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    path = package("dev", tmp_path_factory.mktemp("dev"), with_dependencies=False)
+    return dict(json.loads(path.read_text()))
+
+
+def test_logical_ids_map_back_to_chalice_function_names() -> None:
+    for fn in app_module.app.pure_lambda_functions:
+        logical = "".join(part.capitalize() for part in fn.name.split("_"))
+        assert chalice_function_name(logical) == fn.name
+
+
+def test_step_lambdas_get_the_names_generated_machines_call(packaged: dict[str, Any]) -> None:
+    names = FunctionNames(app="saga-orchestrator", stage="dev", region="r", account="1")
+    deployed = {resource["Properties"]["FunctionName"] for _, resource in functions(packaged)}
+    for fn in app_module.app.pure_lambda_functions:
+        assert names.arn(fn.name).rsplit(":", 1)[1] in deployed
+    assert "saga-orchestrator-dev" in deployed  # the API handler, as Chalice names it
+
+
+def test_references_finds_ref_getatt_and_sub() -> None:
+    fragment = {"a": {"Ref": "One"}, "b": [{"Fn::GetAtt": ["Two", "Arn"]}],
+                "c": {"Fn::Sub": "x-${Three}-${AWS::Region}-${Four.Arn}"}, "d": "Five",
+                "e": {"Fn::Sub": ["${Local}-${Six}", {"Local": {"Ref": "Seven"}}]}}
+    assert references(fragment) == {"One", "Two", "Three", "Four", "Six", "Seven"}
+
+
+def test_the_localstack_variant_drops_what_the_free_edition_lacks(
+        packaged: dict[str, Any]) -> None:
+    local = for_localstack(packaged, {"SAGA__KAFKA__TOPIC": "t"})
+    kinds = {resource["Type"] for resource in local["Resources"].values()}
+    assert not any(kind.startswith("AWS::ApiGatewayV2") for kind in kinds)
+    assert "ProjectorKafkaSource" not in local["Resources"]
+    assert "MskClusterArn" not in local["Parameters"]  # nothing refers to it any more
+    remaining = set(local["Resources"]) | set(local["Parameters"])
+    dangling = {name for name in references(local) - remaining if not name.startswith("AWS::")}
+    assert not dangling
+    assert not any("Websocket" in name and "Url" in name for name in local["Outputs"])
+    # The WebSocket handlers themselves stay: the local gateway invokes them.
+    assert {"WebsocketConnect", "RestAPI", "APIHandler", "StepPayment"} <= remaining
+    variables = local["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["SAGA__KAFKA__TOPIC"] == "t"
+    event = local["Resources"]["OutboxRelay"]["Properties"]["Events"]["OutboxRelayEvent"]
+    assert event["Properties"]["Enabled"] is False
+    # The original is untouched: AWS stages deploy it as it is.
+    assert "WebsocketAPI" in packaged["Resources"]
+
+
+def test_code_location_points_every_function_at_the_uploaded_package(
+        packaged: dict[str, Any]) -> None:
+    located = with_code_location(packaged, "bucket", "key.zip")
+    assert {json.dumps(r["Properties"]["CodeUri"]) for _, r in functions(located)} == {
+        json.dumps({"Bucket": "bucket", "Key": "key.zip"})}
+
+
+def test_the_package_carries_the_settings_file(tmp_path: Path) -> None:
+    import zipfile
+
+    template = package("dev", tmp_path, with_dependencies=False)
+    names = zipfile.ZipFile(template.with_name("deployment.zip")).namelist()
+    assert "chalicelib/configs/config.yaml" in names and "app.py" in names
+
+
+def test_stack_parameters_are_checked_before_anything_is_deployed(tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"MySQLSecret": "s1", "MongoSecret": "s2",
+                                "KafkaBrokers": "b:9092", "MskClusterArn": "arn:msk"}))
+    assert read_parameters(good)["KafkaBrokers"] == "b:9092"
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({"MySQLSecret": "s1"}))
+    with pytest.raises(ValueError, match=r"missing parameter.*MongoSecret"):
+        read_parameters(partial)
+    typed = tmp_path / "typed.json"
+    typed.write_text(json.dumps({"MySQLSecret": 1}))
+    with pytest.raises(ValueError, match="JSON object of string values"):
+        read_parameters(typed)
+    with pytest.raises(ValueError, match="cannot read"):
+        read_parameters(tmp_path / "absent.json")
