@@ -8,10 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
-from chalice import Chalice, Rate, Response
-from chalice.app import WebsocketEvent
+from chalice import AuthResponse, Chalice, CORSConfig, Rate, Response
+from chalice.app import AuthRequest, WebsocketEvent
 
-from chalicelib.api import JSON, actor, handles_errors, json_body
+from chalicelib.api import JSON, actor, guarded, json_body, websocket_caller
+from chalicelib.auth import Forbidden, Role, TokenRejected, Unauthenticated
 from chalicelib.config import get_settings
 from chalicelib.events.consumer import apply_all, msk_events
 from chalicelib.health import check_health
@@ -27,15 +28,55 @@ from chalicelib.runtime import (
     openapi_document,
     pusher,
     pushing_projector,
+    rate_limiter,
     subscriptions,
+    token_verifier,
 )
 from chalicelib.steps.handler import handle_outcome, handle_step
 
+SETTINGS = get_settings()
 app = Chalice(app_name="saga-orchestrator")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 # Chalice's WebSocket handlers look up the region (for their own endpoint) from this session.
-app.websocket_api.session = boto3.session.Session(region_name=get_settings().aws.region)
+app.websocket_api.session = boto3.session.Session(region_name=SETTINGS.aws.region)
 API = "/api/v1/saga"
+
+
+# -- who may call what ----------------------------------------------------------------------
+
+@app.authorizer(ttl_seconds=300)
+def jwt_auth(auth_request: AuthRequest) -> AuthResponse:
+    """Checks the bearer token; the role it grants travels to the views in the context."""
+    try:
+        caller = token_verifier().verify(auth_request.token)
+    except Unauthenticated as refused:
+        raise TokenRejected(refused.message) from None
+    return AuthResponse(routes=["*"], principal_id=caller.subject,
+                        context={"role": caller.role.name.lower()})
+
+
+# Bearer tokens on every route but /health when auth is on (decided when the API is deployed).
+AUTHORIZER = jwt_auth if SETTINGS.auth.enabled else None
+CORS = (CORSConfig(allow_origin=SETTINGS.limits.cors.allow_origin,
+                   allow_headers=SETTINGS.limits.cors.allow_headers,
+                   max_age=SETTINGS.limits.cors.max_age)
+        if SETTINGS.limits.cors.allow_origin else None)
+
+
+# (path, method) -> the least role it needs. Built by a call: Chalice's policy analyzer cannot
+# read an annotated assignment at module level.
+ROUTE_ROLES = dict[tuple[str, str], Role]()
+
+
+def route(path: str, method: str, role: Role) -> Callable[[Callable[..., Any]], Any]:
+    """A REST route answering callers with `role` or above, within their rate limit."""
+
+    def decorate(view: Callable[..., Any]) -> Any:
+        ROUTE_ROLES[(path, method)] = role
+        guard = guarded(role, lambda: app.current_request, rate_limiter)
+        return app.route(path, methods=[method], authorizer=AUTHORIZER, cors=CORS)(guard(view))
+
+    return decorate
 
 
 def _saga(saga: Any) -> dict[str, Any]:
@@ -61,20 +102,19 @@ def health() -> Response:
     return _health_response()
 
 
-@app.route(f"{API}/health", methods=["GET"])
+@route(f"{API}/health", "GET", Role.READER)
 def detailed_health() -> Response:
     return _health_response()
 
 
-@app.route(f"{API}/openapi.json", methods=["GET"])
+@route(f"{API}/openapi.json", "GET", Role.READER)
 def openapi() -> dict[str, Any]:
     return openapi_document()
 
 
 # -- saga definitions -------------------------------------------------------------------------
 
-@app.route(f"{API}/sagas", methods=["POST"])
-@handles_errors
+@route(f"{API}/sagas", "POST", Role.ADMIN)
 def create_saga() -> Response:
     saga = definition_service().create(json_body(app.current_request),
                                                actor(app.current_request))
@@ -82,71 +122,61 @@ def create_saga() -> Response:
                     headers={**JSON, "Location": f"{API}/sagas/{saga.id}?version={saga.version}"})
 
 
-@app.route(f"{API}/sagas", methods=["GET"])
-@handles_errors
+@route(f"{API}/sagas", "GET", Role.READER)
 def list_sagas() -> dict[str, Any]:
     page = definition_service().list(limit=_query("limit"), cursor=_query("cursor"),
                                      active=_query("active"), saga_type=_query("type"))
     return {"items": [_saga(s) for s in page.items], "next_cursor": page.next_cursor}
 
 
-@app.route(f"{API}/sagas/stats", methods=["GET"])
-@handles_errors
+@route(f"{API}/sagas/stats", "GET", Role.READER)
 def all_saga_stats() -> dict[str, Any]:
     return {**definition_service().all_stats(), "executions": execution_service().totals()}
 
 
-@app.route(f"{API}/sagas/{{saga_id}}", methods=["GET"])
-@handles_errors
+@route(f"{API}/sagas/{{saga_id}}", "GET", Role.READER)
 def get_saga(saga_id: str) -> dict[str, Any]:
     return _saga(definition_service().get(saga_id, _query("version")))
 
 
-@app.route(f"{API}/sagas/{{saga_id}}", methods=["DELETE"])
-@handles_errors
+@route(f"{API}/sagas/{{saga_id}}", "DELETE", Role.ADMIN)
 def destroy_saga(saga_id: str) -> Response:
     definition_service().destroy(saga_id, actor(app.current_request))
     return Response(body="", status_code=204)
 
 
-@app.route(f"{API}/sagas/{{saga_id}}/versions", methods=["GET"])
-@handles_errors
+@route(f"{API}/sagas/{{saga_id}}/versions", "GET", Role.READER)
 def saga_versions(saga_id: str) -> dict[str, Any]:
     versions = definition_service().versions(saga_id)
     return {"saga_id": saga_id,
             "versions": [{**v, "created_at": v["created_at"].isoformat()} for v in versions]}
 
 
-@app.route(f"{API}/sagas/{{saga_id}}/stats", methods=["GET"])
-@handles_errors
+@route(f"{API}/sagas/{{saga_id}}/stats", "GET", Role.READER)
 def saga_stats(saga_id: str) -> dict[str, Any]:
     stats = definition_service().saga_stats(saga_id)
     return {**stats, "executions": execution_service().saga_summary(saga_id)}
 
 
-@app.route(f"{API}/sagas/{{saga_id}}/active", methods=["PUT"])
-@handles_errors
+@route(f"{API}/sagas/{{saga_id}}/active", "PUT", Role.ADMIN)
 def set_saga_active(saga_id: str) -> dict[str, Any]:
     return _saga(definition_service().set_active(saga_id, json_body(app.current_request),
                                                  actor(app.current_request)))
 
 
-@app.route(f"{API}/sagas/{{saga_id}}/steps", methods=["POST"])
-@handles_errors
+@route(f"{API}/sagas/{{saga_id}}/steps", "POST", Role.ADMIN)
 def add_saga_step(saga_id: str) -> Response:
     saga = definition_service().add_step(saga_id, json_body(app.current_request),
                                          actor(app.current_request))
     return Response(body=_saga(saga), status_code=201, headers=JSON)
 
 
-@app.route(f"{API}/sagas/{{saga_id}}/steps/{{step_id}}", methods=["DELETE"])
-@handles_errors
+@route(f"{API}/sagas/{{saga_id}}/steps/{{step_id}}", "DELETE", Role.ADMIN)
 def remove_saga_step(saga_id: str, step_id: str) -> dict[str, Any]:
     return _saga(definition_service().remove_step(saga_id, step_id, actor(app.current_request)))
 
 
-@app.route(f"{API}/stats", methods=["GET"])
-@handles_errors
+@route(f"{API}/stats", "GET", Role.READER)
 def service_stats() -> dict[str, Any]:
     settings = get_settings()
     return {"service": settings.saga.name, "version": settings.saga.version,
@@ -154,8 +184,7 @@ def service_stats() -> dict[str, Any]:
             "executions": execution_service().totals()}
 
 
-@app.route(f"{API}/cleanup", methods=["POST"])
-@handles_errors
+@route(f"{API}/cleanup", "POST", Role.ADMIN)
 def perform_cleanup() -> dict[str, Any]:
     return cleanup(get_settings(), connector(), actor(app.current_request))
 
@@ -166,8 +195,7 @@ def _execution(execution: Any) -> dict[str, Any]:
     return execution.model_dump(mode="json")
 
 
-@app.route(f"{API}/sagas/{{saga_id}}/execute", methods=["POST"])
-@handles_errors
+@route(f"{API}/sagas/{{saga_id}}/execute", "POST", Role.OPERATOR)
 def execute_saga(saga_id: str) -> Response:
     execution, created = execution_service().execute(
         saga_id, json_body(app.current_request, required=False), actor(app.current_request))
@@ -175,8 +203,7 @@ def execute_saga(saga_id: str) -> Response:
                     headers={**JSON, "Location": f"{API}/executions/{execution.id}"})
 
 
-@app.route(f"{API}/sagas/{{saga_id}}/compensate", methods=["POST"])
-@handles_errors
+@route(f"{API}/sagas/{{saga_id}}/compensate", "POST", Role.OPERATOR)
 def compensate_saga(saga_id: str) -> Response:
     execution = execution_service().compensate(
         saga_id, json_body(app.current_request, required=False) or {},
@@ -184,14 +211,12 @@ def compensate_saga(saga_id: str) -> Response:
     return Response(body=_execution(execution), status_code=202, headers=JSON)
 
 
-@app.route(f"{API}/sagas/{{saga_id}}/status", methods=["GET"])
-@handles_errors
+@route(f"{API}/sagas/{{saga_id}}/status", "GET", Role.READER)
 def saga_status(saga_id: str) -> dict[str, Any]:
     return execution_service().status(saga_id)
 
 
-@app.route(f"{API}/executions", methods=["GET"])
-@handles_errors
+@route(f"{API}/executions", "GET", Role.READER)
 def list_executions() -> dict[str, Any]:
     page = execution_service().list(saga_id=_query("saga_id"), status=_query("status"),
                                     limit=_query("limit"), cursor=_query("cursor"))
@@ -199,21 +224,18 @@ def list_executions() -> dict[str, Any]:
             "next_cursor": page.next_cursor}
 
 
-@app.route(f"{API}/executions/{{execution_id}}", methods=["GET"])
-@handles_errors
+@route(f"{API}/executions/{{execution_id}}", "GET", Role.READER)
 def get_execution(execution_id: str) -> dict[str, Any]:
     return _execution(execution_service().get(execution_id))
 
 
-@app.route(f"{API}/executions/{{execution_id}}/retry-compensation", methods=["POST"])
-@handles_errors
+@route(f"{API}/executions/{{execution_id}}/retry-compensation", "POST", Role.OPERATOR)
 def retry_compensation(execution_id: str) -> Response:
     execution = execution_service().retry_compensation(execution_id, actor(app.current_request))
     return Response(body=_execution(execution), status_code=202, headers=JSON)
 
 
-@app.route(f"{API}/executions/{{execution_id}}/resolve", methods=["POST"])
-@handles_errors
+@route(f"{API}/executions/{{execution_id}}/resolve", "POST", Role.OPERATOR)
 def resolve_execution(execution_id: str) -> dict[str, Any]:
     return _execution(execution_service().resolve(
         execution_id, json_body(app.current_request), actor(app.current_request)))
@@ -278,9 +300,14 @@ def projector(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @app.on_ws_connect()
 def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
     """Subscribes to ?saga_id= / ?execution_id= if given, else to everything."""
-    query = event.to_dict().get("queryStringParameters") or {}
+    raw = event.to_dict()
+    try:
+        caller = websocket_caller(raw, lambda header: token_verifier().verify(header))
+    except (Unauthenticated, Forbidden) as refused:  # the connection is refused, not opened
+        return {"statusCode": refused.status, "body": refused.message}
+    query = raw.get("queryStringParameters") or {}
     subscriptions().connect(event.connection_id, topics_from(query) or [ALL],
-                            principal="anonymous")
+                            principal=caller.subject)
     return {"statusCode": 200}
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 os.environ["SAGA_STAGE"] = "bench"
 os.environ["SAGA__DATABASE__MYSQL__DATABASE"] = "saga_db_bench"
+# One benchmark process is one caller: the per-caller limit would throttle it.
+os.environ.setdefault("SAGA__LIMITS__RATE_LIMIT_REQUESTS", "0")
 
 from chalice.test import Client
 

@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by the routes: body parsing, the caller, and one error format.
+"""HTTP plumbing shared by the routes: the caller and their role, rate limits, body parsing,
+and one error format.
 
 Every error answers {"error": {"code", "message", ...details}}; validation errors add
 "violations": [{"field", "rule", "message", "value"}].
@@ -15,6 +16,16 @@ from typing import Any
 from chalice import Response
 from chalice.app import Request
 
+from chalicelib.adapters.mysql_rate_limit import RateLimited
+from chalicelib.auth import (
+    ANONYMOUS_ADMIN,
+    MISSING_TOKEN,
+    Principal,
+    Role,
+    Unauthenticated,
+    role_named,
+)
+from chalicelib.config import get_settings
 from chalicelib.ports import Actor
 from chalicelib.saga.errors import SagaError
 from chalicelib.saga.validation import DefinitionInvalid
@@ -29,16 +40,42 @@ def error_response(status: int, code: str, message: str, **details: Any) -> Resp
 
 
 def json_body(request: Request, *, required: bool = True) -> Any:
-    """The parsed JSON body; SagaError-style 400s for a missing or malformed one."""
+    """The parsed JSON body; 400 for a missing, malformed or too deeply nested one, 413 for
+    one over the size limit."""
+    limits = get_settings().limits
     raw = request.raw_body
     if not raw:
         if required:
             raise _BodyError("the request needs a JSON body")
         return None
+    if len(raw) > limits.max_body_bytes:
+        raise _TooLarge(f"the body is {len(raw)} bytes; the limit is {limits.max_body_bytes}")
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise _BodyError(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise _BodyError(f"the body nests deeper than {limits.max_json_depth} levels") from None
+    if nesting_depth(body, limits.max_json_depth) > limits.max_json_depth:
+        raise _BodyError(f"the body nests deeper than {limits.max_json_depth} levels")
+    return body
+
+
+def nesting_depth(value: Any, stop_above: int) -> int:
+    """How deeply objects and arrays nest (a scalar is 0), counting no further than one past
+    stop_above."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node \
+            if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > stop_above:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 class _BodyError(SagaError):
@@ -46,11 +83,67 @@ class _BodyError(SagaError):
     code = "malformed_body"
 
 
+class _TooLarge(SagaError):
+    status = 413
+    code = "payload_too_large"
+
+
+def principal(request: Request) -> Principal:
+    """The caller as the authorizer established them; with auth off, everyone is an admin."""
+    if not get_settings().auth.enabled:
+        return ANONYMOUS_ADMIN
+    authorizer = (request.context or {}).get("authorizer") or {}
+    subject = authorizer.get("principalId")
+    if not subject:  # a route deployed without the authorizer: refuse rather than trust
+        raise Unauthenticated(MISSING_TOKEN)
+    return Principal(str(subject), role_named(authorizer.get("role")))
+
+
+def websocket_caller(event: dict[str, Any], verify: Callable[[str | None], Principal]) -> Principal:
+    """The caller of a WebSocket $connect: a bearer token in the Authorization header or, as
+    browsers cannot set headers on a WebSocket, in ?token=. Readers and above may connect."""
+    if not get_settings().auth.enabled:
+        return ANONYMOUS_ADMIN
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    token = (event.get("queryStringParameters") or {}).get("token")
+    caller = verify(headers.get("authorization") or (f"Bearer {token}" if token else None))
+    caller.require(Role.READER, "subscribing to updates")
+    return caller
+
+
+def _source(request: Request) -> str:
+    identity = (request.context or {}).get("identity") or {}
+    return str(identity.get("sourceIp") or "unknown")
+
+
 def actor(request: Request) -> Actor:
-    context = request.context or {}
-    identity = context.get("identity") or {}
-    source = identity.get("sourceIp") or "unknown"
-    return Actor(name=f"anonymous@{source}", request_id=context.get("requestId"))
+    """Who asked, for the audit log: the token's subject, else the caller's address."""
+    caller = principal(request)
+    name = f"anonymous@{_source(request)}" if caller is ANONYMOUS_ADMIN else caller.subject
+    return Actor(name=name, request_id=(request.context or {}).get("requestId"))
+
+
+def guarded(role: Role, current_request: Callable[[], Request],
+            limiter: Callable[[], Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A view that answers only callers with `role` (403 otherwise) within their rate limit
+    (429 with Retry-After), with every error in the one format."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        @handles_errors
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            request = current_request()
+            caller = principal(request)
+            path = (request.context or {}).get("resourcePath") or request.path
+            caller.require(role, f"{request.method} {path}")
+            key = (f"ip:{_source(request)}" if caller is ANONYMOUS_ADMIN
+                   else f"sub:{caller.subject}")
+            limiter().check(key)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,6 +157,11 @@ def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             return error_response(400, "validation_failed",
                                   f"the saga definition has {len(invalid.violations)} error(s)",
                                   violations=[v.as_dict() for v in invalid.violations])
+        except RateLimited as limited:
+            response = error_response(limited.status, limited.code, limited.message,
+                                      **limited.details)
+            response.headers["Retry-After"] = str(limited.retry_after)
+            return response
         except SagaError as error:
             return error_response(error.status, error.code, error.message, **error.details)
         except Exception:

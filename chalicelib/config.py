@@ -24,6 +24,11 @@ _BUNDLED_FILE = Path(__file__).resolve().parent / "configs" / "config.yaml"
 def default_config_file() -> Path:
     return _BUNDLED_FILE if _BUNDLED_FILE.is_file() else _CHECKOUT_FILE
 
+
+def config_dir() -> Path:
+    """Where files the settings name by relative path (a JWKS file) are looked up."""
+    return Path(os.environ.get("SAGA_CONFIG_FILE") or default_config_file()).parent
+
 # Environment variables the seed's compose file uses, mapped to config paths.
 _CLASSIC_VARIABLES: dict[str, tuple[str, ...]] = {
     "DB_HOST": ("database", "mysql", "host"),
@@ -136,6 +141,37 @@ class SagaSettings(_Section):
     metadata: dict[str, str] = Field(default_factory=dict)
 
 
+class AuthSettings(_Section):
+    # Bearer tokens on every REST route but /health, and on WebSocket $connect.
+    enabled: bool = False
+    # HS256: the shared secret (from a secret store in deployed stages, never the repository).
+    hs256_secret: str = ""
+    # RS256: a JWKS file of public keys, relative to the config file's folder or absolute.
+    jwks_file: str = ""
+    issuer: str = ""  # checked when set
+    audience: str = ""  # checked when set
+    roles_claim: str = "roles"
+    leeway_seconds: int = 30
+
+
+class CorsSettings(_Section):
+    allow_origin: str = ""  # empty: no CORS headers; "*" or one origin
+    allow_headers: list[str] = Field(default_factory=lambda: ["Authorization", "Content-Type"])
+    max_age: int = 600
+
+
+class LimitSettings(_Section):
+    max_body_bytes: int = 1024 * 1024
+    max_json_depth: int = 32
+    # Step Functions caps a payload at 256 KB: inputs are kept in MySQL and machines get the
+    # execution id only; this is the cap on what an execution may carry at all.
+    max_input_bytes: int = 512 * 1024
+    # Requests per caller (token subject, else source address) per window; 0 turns it off.
+    rate_limit_requests: int = 600
+    rate_limit_window_seconds: int = 60
+    cors: CorsSettings = CorsSettings()
+
+
 class Settings(_Section):
     stage: Literal["local", "test", "bench", "dev", "prod"] = "local"
     server: ServerSettings = ServerSettings()
@@ -144,6 +180,8 @@ class Settings(_Section):
     aws: AwsSettings = AwsSettings()
     websocket: WebsocketSettings = WebsocketSettings()
     saga: SagaSettings = SagaSettings()
+    auth: AuthSettings = AuthSettings()
+    limits: LimitSettings = LimitSettings()
 
 
 def _set_path(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

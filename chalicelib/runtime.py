@@ -27,8 +27,10 @@ from chalicelib.adapters.mysql_cleanup import MySQLCleanup
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
 from chalicelib.adapters.mysql_executions import MySQLExecutionStore
 from chalicelib.adapters.mysql_migrations import migrate
+from chalicelib.adapters.mysql_rate_limit import MySQLRateLimiter
 from chalicelib.adapters.stepfunctions import FunctionNames, StepFunctionsOrchestrator
-from chalicelib.config import Settings, get_settings
+from chalicelib.auth import TokenVerifier, verifier
+from chalicelib.config import Settings, config_dir, get_settings
 from chalicelib.events.projector import Projector, ensure_indexes
 from chalicelib.events.relay import OutboxRelay
 from chalicelib.ports import Actor
@@ -102,7 +104,8 @@ def build_execution_service(settings: Settings, connector: MySQLConnector) -> Ex
     return ExecutionService(
         MySQLDefinitionStore(connector, auditing=settings.saga.auditing_enabled),
         MySQLExecutionStore(connector), build_orchestrator(settings),
-        ExecutionPolicy(faults_enabled=faults_enabled(settings)),
+        ExecutionPolicy(faults_enabled=faults_enabled(settings),
+                        max_input_bytes=settings.limits.max_input_bytes),
         MongoExecutionReadModel(read_model(mongo(), settings.database.mongodb)))
 
 
@@ -214,6 +217,19 @@ def outcome_recorder() -> OutcomeRecorder:
 
 
 @functools.cache
+def rate_limiter() -> MySQLRateLimiter:
+    limits = get_settings().limits
+    connection = connector()
+    migrate(connection.connection())
+    return MySQLRateLimiter(connection, requests=limits.rate_limit_requests,
+                            window_seconds=limits.rate_limit_window_seconds)
+
+
+def token_verifier() -> TokenVerifier:
+    return verifier(get_settings().auth, config_dir())
+
+
+@functools.cache
 def openapi_document() -> dict[str, Any]:
     """The committed document (what clients were promised), read once."""
     return json.loads(OPENAPI_FILE.read_text())
@@ -223,5 +239,5 @@ def reset() -> None:
     """Forget every built component (tests that switch settings between modules)."""
     get_settings.cache_clear()
     for cached in (connector, mongo, definition_service, execution_service, step_runtime,
-                   outcome_recorder, subscriptions, pusher, pushing_projector):
+                   outcome_recorder, subscriptions, pusher, pushing_projector, rate_limiter):
         cached.cache_clear()

@@ -15,16 +15,37 @@ from typing import Any
 from chalice import local
 from chalice.cli.factory import CLIFactory
 
+from chalicelib.auth import MISSING_TOKEN, TokenRejected
 from infra.stack.paths import PROJECT_ROOT
 
 
+def _error(code: str, message: str) -> str:
+    return json.dumps({"error": {"code": code, "message": message}})
+
+
 class _RequestHandler(local.ChaliceRequestHandler):
+    def _generic_handle(self) -> None:
+        # The authorizer refuses a token by raising (API Gateway's contract for a 401);
+        # Chalice's local gateway would let that escape, so it is answered here.
+        try:
+            super()._generic_handle()
+        except TokenRejected as rejected:
+            self._send_http_response(401, {"Content-Type": "application/json"},
+                                     _error("unauthenticated", rejected.reason))
+
+    # The base class binds each verb to its own _generic_handle at class creation.
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
     def _send_error_response(self, error: local.LocalGatewayException) -> None:
-        if error.CODE == 403 and b"Missing Authentication Token" in (error.body or b""):
+        body = error.body or b""
+        if error.CODE == 403 and b"Missing Authentication Token" in body:
             path = self.path.split("?", 1)[0]
-            body = json.dumps({"error": {"code": "route_not_found",
-                                         "message": f"no route for {self.command} {path}"}})
-            self._send_http_response(404, {"Content-Type": "application/json"}, body)
+            self._send_http_response(404, {"Content-Type": "application/json"}, _error(
+                "route_not_found", f"no route for {self.command} {path}"))
+            return
+        if error.CODE == 401:  # no Authorization header at all
+            self._send_http_response(401, {"Content-Type": "application/json"}, _error(
+                "unauthenticated", MISSING_TOKEN))
             return
         super()._send_error_response(error)
 

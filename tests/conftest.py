@@ -21,6 +21,8 @@ os.environ.setdefault("SAGA__KAFKA__TOPIC", "saga-events-test")
 # The test session's WebSocket gateway takes these ports (make run's uses 8001/8002).
 os.environ.setdefault("SAGA__WEBSOCKET__PORT", "8011")
 os.environ.setdefault("SAGA__WEBSOCKET__MANAGEMENT_ENDPOINT", "http://127.0.0.1:8012")
+# Tests poll executions far faster than a person would: the per-caller limit has its own tests.
+os.environ.setdefault("SAGA__LIMITS__RATE_LIMIT_REQUESTS", "0")
 
 # Imported after the stage is set (ruff allows it: os.environ calls are not statements it flags).
 from chalicelib.adapters import mysql

@@ -45,14 +45,18 @@ def package(stage: str, out_dir: Path, *, region: str = "us-east-1",
                             ignore=shutil.ignore_patterns("__pycache__", "deployments"))
         else:
             shutil.copy2(source, build / name)
-    # Chalice packages only app.py and chalicelib/: the settings file travels inside the latter.
-    (build / "chalicelib" / "configs").mkdir()
-    shutil.copy2(CONFIG_FILE, build / "chalicelib" / "configs" / "config.yaml")
+    # Chalice packages only app.py and chalicelib/: the settings (and a JWKS file beside them)
+    # travel inside the latter.
+    shutil.copytree(CONFIG_FILE.parent, build / "chalicelib" / "configs")
     if with_dependencies:
         # Chalice bundles what requirements.txt names, as Linux wheels for Lambda.
         (build / "requirements.txt").write_text("\n".join(runtime_requirements()) + "\n")
     chalice = str(Path(sys.executable).with_name("chalice"))
-    env = {**os.environ, "AWS_DEFAULT_REGION": region}
+    # Chalice imports app.py to read its routes, and whether they carry the authorizer is a
+    # stage setting: the import sees the stage's environment, as its Lambdas will.
+    stage_env = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())[
+        "stages"][stage]["environment_variables"]
+    env = {**os.environ, **stage_env, "AWS_DEFAULT_REGION": region}
     result = subprocess.run([chalice, "package", "--stage", stage, "--merge-template",
                              str(MERGE_TEMPLATE), str(out_dir / "package")],
                             cwd=build, env=env, capture_output=True, text=True, check=False,
@@ -68,7 +72,8 @@ def package(stage: str, out_dir: Path, *, region: str = "us-east-1",
     return template_path
 
 
-REQUIRED_PARAMETERS = ("MySQLSecret", "MongoSecret", "KafkaBrokers", "MskClusterArn")
+REQUIRED_PARAMETERS = ("MySQLSecret", "MongoSecret", "AuthSecret", "KafkaBrokers",
+                       "MskClusterArn")
 
 
 def read_parameters(path: Path) -> dict[str, str]:

@@ -45,7 +45,8 @@ def local_environment(settings: Settings) -> dict[str, str]:
     # databases, topic and gateway as the API that started the execution.
     passed = {k: v for k, v in os.environ.items() if k.startswith("SAGA__")}
     return {**passed,
-            "SAGA__WEBSOCKET__MANAGEMENT_ENDPOINT": settings.websocket.management_endpoint}
+            "SAGA__WEBSOCKET__MANAGEMENT_ENDPOINT": settings.websocket.management_endpoint,
+            "SAGA__AUTH__HS256_SECRET": settings.auth.hs256_secret}
 
 
 def put_secret(secrets: Any, name: str, value: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ import pytest
 from chalicelib.adapters import aws
 from chalicelib.config import Settings
 from infra.deploy.local import deploy_local, gateway_url, stack_name
+from tests.support.sagas import one_step_saga
 
 
 def _request(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
@@ -69,12 +70,7 @@ def test_the_rest_api_answers_through_localstacks_api_gateway(
     status, refused = _request(f"{base}/api/v1/saga/sagas", "POST", {"name": "no id"})
     assert status == 400 and refused["error"]["code"] == "validation_failed", refused
     saga_id = f"gw-{uuid.uuid4().hex[:8]}"
-    step = {"id": "charge", "name": "Charge", "description": "Charge the customer",
-            "order": 1, "action": "process_payment", "compensation": "refund_payment",
-            "max_retries": 1, "timeout": "30s"}
-    definition = {"id": saga_id, "name": "Through the gateway", "version": "1.0.0",
-                  "description": "A one-step saga through API Gateway", "steps": [step]}
-    status, created = _request(f"{base}/api/v1/saga/sagas", "POST", definition)
+    status, created = _request(f"{base}/api/v1/saga/sagas", "POST", one_step_saga(saga_id))
     assert status == 201, created
     status, fetched = _request(f"{base}/api/v1/saga/sagas/{saga_id}")
     assert status == 200 and fetched["steps"][0]["id"] == "charge"

@@ -51,6 +51,23 @@ def test_it_adds_what_chalice_cannot(template: dict[str, Any]) -> None:
         "Ref": "Projector"}
     assert resources["UnknownRouteIsNotFound"]["Properties"]["StatusCode"] == "404"
     assert template["Parameters"]["Stage"]["Default"] == "prod"
+    responses = {r["Properties"]["ResponseType"]: r["Properties"]["StatusCode"]
+                 for r in resources.values() if r["Type"] == "AWS::ApiGateway::GatewayResponse"}
+    assert responses == {"MISSING_AUTHENTICATION_TOKEN": "404", "UNAUTHORIZED": "401",
+                         "THROTTLED": "429"}
+
+
+def test_prod_routes_carry_the_token_authorizer_and_health_does_not(
+        template: dict[str, Any]) -> None:
+    paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    for path, methods in paths.items():
+        for method, operation in methods.items():
+            if method == "options":
+                continue
+            secured = [name for entry in operation.get("security", []) for name in entry]
+            assert secured == ([] if path == "/health" else ["jwt_auth"]), (path, method)
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert "resolve:secretsmanager" in json.dumps(variables["SAGA__AUTH__HS256_SECRET"])
 
 
 def test_no_secret_is_in_the_template(template: dict[str, Any]) -> None:

@@ -85,7 +85,7 @@ def test_the_package_carries_the_settings_file(tmp_path: Path) -> None:
 
 def test_stack_parameters_are_checked_before_anything_is_deployed(tmp_path: Path) -> None:
     good = tmp_path / "good.json"
-    good.write_text(json.dumps({"MySQLSecret": "s1", "MongoSecret": "s2",
+    good.write_text(json.dumps({"MySQLSecret": "s1", "MongoSecret": "s2", "AuthSecret": "s3",
                                 "KafkaBrokers": "b:9092", "MskClusterArn": "arn:msk"}))
     assert read_parameters(good)["KafkaBrokers"] == "b:9092"
     partial = tmp_path / "partial.json"

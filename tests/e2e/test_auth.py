@@ -1,0 +1,184 @@
+"""With auth on: every route but /health refuses a missing, expired, wrongly signed and
+under-privileged token, WebSocket $connect refuses a missing one, and the audit log records
+the caller. The API runs as `saga serve` does, in its own process with auth configured."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from chalicelib import runtime
+from chalicelib.auth import Role
+from infra.deploy.local import load_app
+from infra.stack.paths import PROJECT_ROOT
+from tests.support.sagas import one_step_saga
+
+SECRET = "e2e-auth-secret-of-at-least-32-bytes"
+RATE_LIMIT = 40
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def token(subject: str, roles: list[str], *, expires_in: int = 300,
+          secret: str = SECRET) -> str:
+    return jwt.encode({"sub": subject, "roles": roles, "exp": int(time.time()) + expires_in},
+                      secret, "HS256")
+
+
+def call(base: str, method: str, path: str, bearer: str | None = None,
+         body: Any = None) -> tuple[int, dict[str, Any], dict[str, str]]:
+    headers = {"Content-Type": "application/json"}
+    if bearer is not None:
+        headers["Authorization"] = f"Bearer {bearer}"
+    data = None if body is None and method in ("GET", "DELETE") else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw, status, got = response.read(), response.status, dict(response.headers)
+    except urllib.error.HTTPError as error:
+        raw, status, got = error.read(), error.code, dict(error.headers)
+    return status, json.loads(raw) if raw else {}, got
+
+
+@pytest.fixture(scope="module")
+def secured(deployed: None) -> Iterator[dict[str, str]]:
+    port, ws_port, management_port = _free_port(), _free_port(), _free_port()
+    env = {**os.environ, "SAGA__AUTH__ENABLED": "true", "SAGA__AUTH__HS256_SECRET": SECRET,
+           "SAGA__LIMITS__RATE_LIMIT_REQUESTS": str(RATE_LIMIT),
+           "SAGA__WEBSOCKET__PORT": str(ws_port),
+           "SAGA__WEBSOCKET__MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{management_port}",
+           "SAGA_ACCESS_LOG": "0"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "serve", "--port", str(port), "--stage", "test",
+         "--no-events"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if call(base, "GET", "/health")[0] in (200, 503):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the secured API did not start")
+        yield {"base": base, "ws": f"ws://127.0.0.1:{ws_port}/ws"}
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def _routes() -> list[tuple[str, str, Role]]:
+    load_app()
+    app_module = sys.modules["app"]
+    return [(path, method, role) for (path, method), role in app_module.ROUTE_ROLES.items()]
+
+
+def _concrete(path: str) -> str:
+    return (path.replace("{saga_id}", "no-such-saga").replace("{step_id}", "no-such-step")
+            .replace("{execution_id}", "no-such-execution"))
+
+
+def test_the_roles_follow_the_contract() -> None:
+    roles = {(path.removeprefix("/api/v1/saga"), method): role
+             for path, method, role in _routes()}
+    assert roles[("/sagas", "GET")] is Role.READER
+    assert roles[("/executions/{execution_id}", "GET")] is Role.READER
+    assert roles[("/sagas/{saga_id}/execute", "POST")] is Role.OPERATOR
+    assert roles[("/sagas/{saga_id}/compensate", "POST")] is Role.OPERATOR
+    assert roles[("/executions/{execution_id}/retry-compensation", "POST")] is Role.OPERATOR
+    assert roles[("/executions/{execution_id}/resolve", "POST")] is Role.OPERATOR
+    assert roles[("/sagas", "POST")] is Role.ADMIN
+    assert roles[("/sagas/{saga_id}", "DELETE")] is Role.ADMIN
+    assert roles[("/cleanup", "POST")] is Role.ADMIN
+    assert len(roles) == 21  # every route but /health
+
+
+def test_every_route_refuses_bad_tokens_and_too_small_roles(secured: dict[str, str]) -> None:
+    base = secured["base"]
+    names = {Role.NONE: [], Role.READER: ["reader"], Role.OPERATOR: ["operator"],
+             Role.ADMIN: ["admin"]}
+    expired = token("eve", ["admin"], expires_in=-120)
+    forged = token("eve", ["admin"], secret="not-the-secret-but-just-as-long-as-it")
+    for path, method, role in _routes():
+        url = _concrete(path)
+        body = None if method in ("GET", "DELETE") else {}
+        where = f"{method} {path}"
+        status, answer, _ = call(base, method, url, None, body)
+        assert status == 401 and answer["error"]["code"] == "unauthenticated", where
+        assert "bearer token is required" in answer["error"]["message"], where
+        status, answer, _ = call(base, method, url, expired, body)
+        assert status == 401 and "expired" in answer["error"]["message"], where
+        status, answer, _ = call(base, method, url, forged, body)
+        assert status == 401 and "signature" in answer["error"]["message"], where
+        too_small = token(f"small-{uuid.uuid4().hex[:6]}", names[Role(role - 1)])
+        status, answer, _ = call(base, method, url, too_small, body)
+        assert status == 403 and answer["error"]["code"] == "forbidden", where
+        assert f"needs the {role.name.lower()} role" in answer["error"]["message"], where
+        enough = token(f"ok-{uuid.uuid4().hex[:6]}", names[role])
+        status, answer, _ = call(base, method, url, enough, body)
+        assert status not in (401, 403, 429) and status < 500, (where, status, answer)
+    assert call(base, "GET", "/health")[0] == 200  # no token needed
+
+
+def test_the_audit_log_records_the_caller(secured: dict[str, str]) -> None:
+    saga_id = f"audited-{uuid.uuid4().hex[:8]}"
+    status, answer, _ = call(secured["base"], "POST", "/api/v1/saga/sagas",
+                             token("alice", ["admin"]), one_step_saga(saga_id))
+    assert status == 201, answer
+    with runtime.connector().transaction() as cur:
+        cur.execute("SELECT actor, action FROM audit_log WHERE entity_id = %s", (saga_id,))
+        rows = cur.fetchall()
+    assert [(row["actor"], row["action"]) for row in rows] == [("alice", "create")]
+
+
+def test_websocket_connect_needs_a_token(secured: dict[str, str]) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        connect(secured["ws"], open_timeout=10).close()
+    assert refused.value.response.status_code == 401
+    with pytest.raises(InvalidStatus) as expired:
+        connect(f"{secured['ws']}?token={token('x', ['reader'], expires_in=-120)}",
+                open_timeout=10).close()
+    assert expired.value.response.status_code == 401
+    with pytest.raises(InvalidStatus) as no_role:
+        connect(f"{secured['ws']}?token={token('x', ['guest'])}", open_timeout=10).close()
+    assert no_role.value.response.status_code == 403
+    with connect(f"{secured['ws']}?token={token('watcher', ['reader'])}",
+                 open_timeout=10) as websocket:
+        websocket.send(json.dumps({"action": "ping"}))
+        assert json.loads(websocket.recv(timeout=10))["type"] == "pong"
+
+
+def test_a_caller_over_the_rate_limit_is_told_when_to_retry(secured: dict[str, str]) -> None:
+    hasty = token(f"hasty-{uuid.uuid4().hex[:6]}", ["reader"])
+    statuses = [call(secured["base"], "GET", "/api/v1/saga/sagas?limit=1", hasty)
+                for _ in range(RATE_LIMIT + 2)]
+    codes = [status for status, _, _ in statuses]
+    # The window may roll over once mid-run, which resets the count; at most one such reset.
+    assert codes[:RATE_LIMIT // 2].count(200) == RATE_LIMIT // 2
+    assert 429 in codes, codes
+    _, answer, headers = next(s for s in statuses if s[0] == 429)
+    assert answer["error"]["code"] == "rate_limited"
+    assert 1 <= int(headers["Retry-After"]) <= 60
+    # Another caller is not held back by this one.
+    other = token(f"calm-{uuid.uuid4().hex[:6]}", ["reader"])
+    assert call(secured["base"], "GET", "/api/v1/saga/sagas?limit=1", other)[0] == 200
