@@ -11,7 +11,15 @@ import boto3
 from chalice import AuthResponse, Chalice, CORSConfig, Rate, Response
 from chalice.app import AuthRequest, WebsocketEvent
 
-from chalicelib.api import JSON, actor, guarded, json_body, websocket_caller
+from chalicelib.api import (
+    JSON,
+    actor,
+    guarded,
+    in_error_format,
+    json_body,
+    no_body,
+    websocket_caller,
+)
 from chalicelib.auth import Forbidden, Role, TokenRejected, Unauthenticated
 from chalicelib.config import get_settings
 from chalicelib.events.consumer import apply_all, msk_events
@@ -53,6 +61,11 @@ def jwt_auth(auth_request: AuthRequest) -> AuthResponse:
         raise TokenRejected(refused.message) from None
     return AuthResponse(routes=["*"], principal_id=caller.subject,
                         context={"role": caller.role.name.lower()})
+
+
+@app.middleware("http")
+def one_error_format(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    return in_error_format(get_response(event))
 
 
 # Bearer tokens on every route but /health when auth is on (decided when the API is deployed).
@@ -186,6 +199,7 @@ def service_stats() -> dict[str, Any]:
 
 @route(f"{API}/cleanup", "POST", Role.ADMIN)
 def perform_cleanup() -> dict[str, Any]:
+    no_body(app.current_request)
     return cleanup(get_settings(), connector(), actor(app.current_request))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,18 @@ def error_response(status: int, code: str, message: str, **details: Any) -> Resp
                     status_code=status, headers=JSON)
 
 
+def in_error_format(response: Response) -> Response:
+    """Chalice's own refusals (405, 415, ...) say {"Code", "Message"}; give them ours."""
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and set(body) == {
+            "Code", "Message"}:
+        code = re.sub(r"(?<!^)(?=[A-Z])", "_", str(body["Code"])).lower()
+        code = code.removesuffix("_error")
+        response.body = {"error": {"code": code, "message": str(body["Message"])}}
+        response.headers = {**(response.headers or {}), **JSON}
+    return response
+
+
 def json_body(request: Request, *, required: bool = True) -> Any:
     """The parsed JSON body; 400 for a missing, malformed or too deeply nested one, 413 for
     one over the size limit."""
@@ -59,6 +72,13 @@ def json_body(request: Request, *, required: bool = True) -> Any:
     if nesting_depth(body, limits.max_json_depth) > limits.max_json_depth:
         raise _BodyError(f"the body nests deeper than {limits.max_json_depth} levels")
     return body
+
+
+def no_body(request: Request) -> None:
+    """For operations that take no parameters: a body asking for something is refused, not
+    silently ignored."""
+    if json_body(request, required=False) not in (None, {}):
+        raise _BodyError("this operation takes no body (or an empty object)")
 
 
 def nesting_depth(value: Any, stop_above: int) -> int:

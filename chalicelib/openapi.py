@@ -253,6 +253,28 @@ def _paths() -> dict[str, Any]:
     }
 
 
+_COMMON_ERRORS = [(401, "no valid bearer token (auth on)"),
+                  (403, "the token's role does not allow this"),
+                  (413, "the body is over the size limit"),
+                  (429, "over the caller's rate limit; see Retry-After")]
+
+
+def _with_common_errors(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every route but /health can answer 401, 403 and 429; one with a body also 413."""
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if method == "parameters":  # shared by the path's operations
+                continue
+            if path == "/health":
+                operation["security"] = []
+                continue
+            statuses = [401, 403, 429] + ([413] if "requestBody" in operation else [])
+            for status in statuses:
+                operation["responses"].setdefault(
+                    str(status), {"$ref": f"#/components/responses/Error{status}"})
+    return paths
+
+
 def build_document(saga: SagaSettings) -> dict[str, Any]:
     rules = saga.validation_rules
     error = {"type": "object", "required": ["error"], "properties": {"error": {
@@ -271,13 +293,18 @@ def build_document(saga: SagaSettings) -> dict[str, Any]:
                             "created_at": {"type": "string", "format": "date-time"},
                             "updated_at": {"type": "string", "format": "date-time"},
                             "version_created_at": {"type": "string", "format": "date-time"}}
+    paths = _with_common_errors({**_paths(), **_execution_paths()})
     return {
         "openapi": "3.0.3",
         "info": {"title": saga.name, "version": saga.version,
                  "description": "Register, version and run sagas: distributed transactions "
                  "whose completed steps are compensated in reverse order on failure."},
-        "paths": {**_paths(), **_execution_paths()},
+        "paths": paths,
+        # Bearer tokens are checked when auth is on (the dev and prod stages).
+        "security": [{"bearerAuth": []}],
         "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                               "bearerFormat": "JWT"}},
             "schemas": {
                 "StepDefinition": _step_schema(rules.get("step", {}),
                                                saga.supported_step_types),
@@ -295,7 +322,9 @@ def build_document(saga: SagaSettings) -> dict[str, Any]:
                     "type": "object", "additionalProperties": False,
                     "properties": {
                         "input": {"type": "object",
-                                  "description": "the saga's input, at most 256 KB of JSON"},
+                                  "description": "the saga's input: a JSON object of at most "
+                                  "limits.max_input_bytes (512 KB), kept by the service and "
+                                  "passed to steps by reference"},
                         "execution_id": {"type": "string", "maxLength": 64,
                                          "pattern": _ID_PATTERN},
                         "faults": {"type": "array", "maxItems": 50,
@@ -322,7 +351,7 @@ def build_document(saga: SagaSettings) -> dict[str, Any]:
                 f"Error{status}": _json_response(text, _ref("Error"))
                 for status, text in [(400, "invalid request"), (404, "not found"),
                                      (409, "conflict"), (415, "unsupported media type"),
-                                     (422, "a service limit is reached")]
+                                     (422, "a service limit is reached"), *_COMMON_ERRORS]
             },
         },
     }

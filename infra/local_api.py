@@ -33,6 +33,14 @@ class _RequestHandler(local.ChaliceRequestHandler):
             self._send_http_response(401, {"Content-Type": "application/json"},
                                      _error("unauthenticated", rejected.reason))
 
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        if code == 501:  # a method no route has (TRACE, ...): API Gateway refuses it too
+            self._send_http_response(405, {"Content-Type": "application/json"}, _error(
+                "method_not_allowed", f"method {self.command} is not allowed"))
+            return
+        super().send_error(code, message, explain)
+
     # The base class binds each verb to its own _generic_handle at class creation.
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 

@@ -5,9 +5,6 @@ the caller. The API runs as `saga serve` does, in its own process with auth conf
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -24,17 +21,11 @@ from websockets.sync.client import connect
 from chalicelib import runtime
 from chalicelib.auth import Role
 from infra.deploy.local import load_app
-from infra.stack.paths import PROJECT_ROOT
 from tests.support.sagas import one_step_saga
+from tests.support.served import Served, served
 
 SECRET = "e2e-auth-secret-of-at-least-32-bytes"
 RATE_LIMIT = 40
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def token(subject: str, roles: list[str], *, expires_in: int = 300,
@@ -59,32 +50,10 @@ def call(base: str, method: str, path: str, bearer: str | None = None,
 
 
 @pytest.fixture(scope="module")
-def secured(deployed: None) -> Iterator[dict[str, str]]:
-    port, ws_port, management_port = _free_port(), _free_port(), _free_port()
-    env = {**os.environ, "SAGA__AUTH__ENABLED": "true", "SAGA__AUTH__HS256_SECRET": SECRET,
-           "SAGA__LIMITS__RATE_LIMIT_REQUESTS": str(RATE_LIMIT),
-           "SAGA__WEBSOCKET__PORT": str(ws_port),
-           "SAGA__WEBSOCKET__MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{management_port}",
-           "SAGA_ACCESS_LOG": "0"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", "--port", str(port), "--stage", "test",
-         "--no-events"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if call(base, "GET", "/health")[0] in (200, 503):
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the secured API did not start")
-        yield {"base": base, "ws": f"ws://127.0.0.1:{ws_port}/ws"}
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+def secured(deployed: None) -> Iterator[Served]:
+    with served({"SAGA__AUTH__ENABLED": "true", "SAGA__AUTH__HS256_SECRET": SECRET,
+                 "SAGA__LIMITS__RATE_LIMIT_REQUESTS": str(RATE_LIMIT)}) as api:
+        yield api
 
 
 def _routes() -> list[tuple[str, str, Role]]:
@@ -113,8 +82,8 @@ def test_the_roles_follow_the_contract() -> None:
     assert len(roles) == 21  # every route but /health
 
 
-def test_every_route_refuses_bad_tokens_and_too_small_roles(secured: dict[str, str]) -> None:
-    base = secured["base"]
+def test_every_route_refuses_bad_tokens_and_too_small_roles(secured: Served) -> None:
+    base = secured.base
     names = {Role.NONE: [], Role.READER: ["reader"], Role.OPERATOR: ["operator"],
              Role.ADMIN: ["admin"]}
     expired = token("eve", ["admin"], expires_in=-120)
@@ -140,9 +109,9 @@ def test_every_route_refuses_bad_tokens_and_too_small_roles(secured: dict[str, s
     assert call(base, "GET", "/health")[0] == 200  # no token needed
 
 
-def test_the_audit_log_records_the_caller(secured: dict[str, str]) -> None:
+def test_the_audit_log_records_the_caller(secured: Served) -> None:
     saga_id = f"audited-{uuid.uuid4().hex[:8]}"
-    status, answer, _ = call(secured["base"], "POST", "/api/v1/saga/sagas",
+    status, answer, _ = call(secured.base, "POST", "/api/v1/saga/sagas",
                              token("alice", ["admin"]), one_step_saga(saga_id))
     assert status == 201, answer
     with runtime.connector().transaction() as cur:
@@ -151,26 +120,26 @@ def test_the_audit_log_records_the_caller(secured: dict[str, str]) -> None:
     assert [(row["actor"], row["action"]) for row in rows] == [("alice", "create")]
 
 
-def test_websocket_connect_needs_a_token(secured: dict[str, str]) -> None:
+def test_websocket_connect_needs_a_token(secured: Served) -> None:
     with pytest.raises(InvalidStatus) as refused:
-        connect(secured["ws"], open_timeout=10).close()
+        connect(secured.ws, open_timeout=10).close()
     assert refused.value.response.status_code == 401
     with pytest.raises(InvalidStatus) as expired:
-        connect(f"{secured['ws']}?token={token('x', ['reader'], expires_in=-120)}",
+        connect(f"{secured.ws}?token={token('x', ['reader'], expires_in=-120)}",
                 open_timeout=10).close()
     assert expired.value.response.status_code == 401
     with pytest.raises(InvalidStatus) as no_role:
-        connect(f"{secured['ws']}?token={token('x', ['guest'])}", open_timeout=10).close()
+        connect(f"{secured.ws}?token={token('x', ['guest'])}", open_timeout=10).close()
     assert no_role.value.response.status_code == 403
-    with connect(f"{secured['ws']}?token={token('watcher', ['reader'])}",
+    with connect(f"{secured.ws}?token={token('watcher', ['reader'])}",
                  open_timeout=10) as websocket:
         websocket.send(json.dumps({"action": "ping"}))
         assert json.loads(websocket.recv(timeout=10))["type"] == "pong"
 
 
-def test_a_caller_over_the_rate_limit_is_told_when_to_retry(secured: dict[str, str]) -> None:
+def test_a_caller_over_the_rate_limit_is_told_when_to_retry(secured: Served) -> None:
     hasty = token(f"hasty-{uuid.uuid4().hex[:6]}", ["reader"])
-    statuses = [call(secured["base"], "GET", "/api/v1/saga/sagas?limit=1", hasty)
+    statuses = [call(secured.base, "GET", "/api/v1/saga/sagas?limit=1", hasty)
                 for _ in range(RATE_LIMIT + 2)]
     codes = [status for status, _, _ in statuses]
     # The window may roll over once mid-run, which resets the count; at most one such reset.
@@ -181,4 +150,4 @@ def test_a_caller_over_the_rate_limit_is_told_when_to_retry(secured: dict[str, s
     assert 1 <= int(headers["Retry-After"]) <= 60
     # Another caller is not held back by this one.
     other = token(f"calm-{uuid.uuid4().hex[:6]}", ["reader"])
-    assert call(secured["base"], "GET", "/api/v1/saga/sagas?limit=1", other)[0] == 200
+    assert call(secured.base, "GET", "/api/v1/saga/sagas?limit=1", other)[0] == 200
