@@ -13,6 +13,20 @@ from botocore.exceptions import ClientError
 from chalicelib.push.subscriptions import Subscriptions, topics_of
 
 logger = logging.getLogger(__name__)
+# API Gateway WebSocket frames carry at most 128 KB; an event bigger than this (a large saga
+# input) is pushed without its input, which the REST API still serves.
+MAX_PUSH_BYTES = 120 * 1024
+
+
+def within_frame_limit(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    data = event.get("data")
+    if not isinstance(data, Mapping) or "input" not in data:
+        return event
+    size = len(json.dumps(event, default=str).encode())
+    if size <= MAX_PUSH_BYTES:
+        return event
+    trimmed = {k: v for k, v in data.items() if k != "input"}
+    return {**event, "data": {**trimmed, "input_omitted_bytes": size}}
 
 
 class Pusher:
@@ -36,9 +50,11 @@ class Pusher:
         """Send an event to every connection subscribed to one of its topics; how many got it.
         A failure is logged, never raised: the read model must not wait on a client."""
         sent = 0
+        message = None
         for connection_id in self._subscriptions.listeners(topics_of(event)):
+            message = message or {"type": "event", "event": within_frame_limit(event)}
             try:
-                sent += self.send(connection_id, {"type": "event", "event": event})
+                sent += self.send(connection_id, message)
             except Exception:
                 logger.exception("push to %s failed", connection_id)
         return sent
