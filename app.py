@@ -40,7 +40,7 @@ from chalicelib.runtime import (
     subscriptions,
     token_verifier,
 )
-from chalicelib.steps.handler import handle_outcome, handle_step
+from chalicelib.steps import entry
 
 SETTINGS = get_settings()
 app = Chalice(app_name="saga-orchestrator")
@@ -257,29 +257,17 @@ def resolve_execution(execution_id: str) -> dict[str, Any]:
 
 # -- step Lambdas: one per action family, invoked by the state machines ---------------------------
 
-def _step_lambda(family: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return handle_step(event, context, family=family)
-
-    # Chalice deploys the handler as "app.<__name__>": each must be a module attribute.
-    handler.__name__ = handler.__qualname__ = f"step_{family}"
-    return app.lambda_function(name=f"step_{family}")(handler)
-
-
-step_payment = _step_lambda("payment")
-step_order = _step_lambda("order")
-step_inventory = _step_lambda("inventory")
-step_shipping = _step_lambda("shipping")
-step_notification = _step_lambda("notification")
-step_user = _step_lambda("user")
-step_lambda = _step_lambda("lambda")  # actions "lambda:NAME": a participant's own Lambda
-step_http = _step_lambda("http")  # actions "http(s)://...": a participant's HTTP endpoint
-
-
-@app.lambda_function(name="saga_recorder")
-def saga_recorder(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Records the ends no step reports: FAILED (nothing to undo), COMPENSATION_FAILED."""
-    return handle_outcome(event, context)
+# Deployed with the handlers of chalicelib.steps.entry (see that module): declared here so
+# Chalice packages them, with the same code behind both names.
+step_payment = app.lambda_function(name="step_payment")(entry.step_payment)
+step_order = app.lambda_function(name="step_order")(entry.step_order)
+step_inventory = app.lambda_function(name="step_inventory")(entry.step_inventory)
+step_shipping = app.lambda_function(name="step_shipping")(entry.step_shipping)
+step_notification = app.lambda_function(name="step_notification")(entry.step_notification)
+step_user = app.lambda_function(name="step_user")(entry.step_user)
+step_lambda = app.lambda_function(name="step_lambda")(entry.step_lambda)
+step_http = app.lambda_function(name="step_http")(entry.step_http)
+saga_recorder = app.lambda_function(name="saga_recorder")(entry.saga_recorder)
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="reconciler")

@@ -24,6 +24,7 @@ from typing import Any
 from websockets.sync.client import connect
 
 from bench import harness
+from bench.results_io import save, table
 from chalicelib import runtime
 from chalicelib.adapters.kafka import KafkaPublisher
 from chalicelib.adapters.mysql import MySQLConnector
@@ -166,7 +167,7 @@ def main() -> None:
     lag = harness.summary(lags)
     ws_lag = harness.summary(ws_lags)
     relay_figures = relay_throughput(settings, args.relay_events)
-    print(harness.table([
+    print(table([
         ["state change -> read model (ms)", f"{lag['p50']:.0f}", f"{lag['p95']:.0f}",
          f"{lag['p99']:.0f}", f"{lag['max']:.0f}", lag["n"]],
         ["state change -> WebSocket client (ms)", f"{ws_lag['p50']:.0f}",
@@ -177,7 +178,7 @@ def main() -> None:
           f"the read model after {elapsed:.1f}s ({args.sagas / elapsed:.1f} sagas/s)")
     print(f"relay: {relay_figures['events']} events in {relay_figures['seconds']:.2f}s = "
           f"{relay_figures['events_per_s']:.0f} events/s (batches of 1000, acks=all)")
-    path = harness.save("events", {"lag_ms": lag, "ws_lag_ms": ws_lag, "sagas": args.sagas,
+    path = save("events", {"lag_ms": lag, "ws_lag_ms": ws_lag, "sagas": args.sagas,
                                    "concurrency": args.concurrency, "events": expected,
                                    "seconds": elapsed, "relay": relay_figures,
                                    "executions": len(ids)})

@@ -5,10 +5,12 @@ Importing this module sets the stage, so import it before anything reads the set
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import statistics
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,9 +30,7 @@ from chalicelib.config import get_settings
 from chalicelib.steps.actions import demo_data
 from infra.deploy.local import deploy_local, load_app
 from infra.stack.supervisor import Supervisor
-from infra.text_table import format_table
 
-RESULTS = Path(__file__).parent / "results"
 API = "/api/v1/saga"
 FINAL = {"COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "FAILED", "TIMED_OUT"}
 
@@ -44,6 +44,17 @@ def prepare() -> Client:
     migrate(runtime.connector().connection())
     deploy_local(settings, say=lambda line: None)
     return Client(load_app(), stage_name="bench")
+
+
+SEED = json.loads((Path(__file__).parents[1] / "tests" / "fixtures" /
+                   "payment-saga.json").read_text())
+
+
+def seed_saga() -> dict[str, Any]:
+    """The documented example under a fresh id."""
+    definition = copy.deepcopy(SEED)
+    definition["id"] = f"bench-seed-{uuid.uuid4().hex[:6]}"
+    return definition
 
 
 def seed_account(account: str, balance: str) -> None:
@@ -89,15 +100,6 @@ def summary(values: list[float]) -> dict[str, float]:
             "min": min(values), "max": max(values)}
 
 
-def table(rows: list[list[Any]], header: list[str]) -> str:
-    return format_table(rows, header, rule=True)
-
-
-def save(name: str, data: dict[str, Any]) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    return path
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import harness
+from bench.results_io import save, table
 
 SEED = json.loads((Path(__file__).parents[1] / "tests" / "fixtures" /
                    "payment-saga.json").read_text())
@@ -36,6 +37,13 @@ def saga_of(size: int) -> dict[str, Any]:
     return definition
 
 
+def failure_positions(size: int) -> list[int]:
+    """Every position up to 10 steps; for longer sagas the first, every tenth and the last."""
+    if size <= 10:
+        return list(range(size))
+    return sorted({0, *range(9, size, 10), size - 1})
+
+
 def run(client: Any, saga_id: str, customer: str, faults: list[dict[str, Any]]) -> dict[str, Any]:
     _, started = harness.call(client, "POST", f"/sagas/{saga_id}/execute", {
         "input": {"customer_id": customer, "amount": "1.00", "currency": "EUR"},
@@ -46,6 +54,7 @@ def run(client: Any, saga_id: str, customer: str, faults: list[dict[str, Any]]) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=30, help="latency samples (sequential)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[3, 10, 50])
     args = parser.parse_args()
     client = harness.prepare()
     customer = "bench-customer"
@@ -53,29 +62,34 @@ def main() -> None:
     harness.seed_account("merchant", "0.00")
 
     rows, results = [], []
-    for size in (3, 10):
+    for size in args.sizes:
         definition = saga_of(size)
         status, _ = harness.call(client, "POST", "/sagas", definition)
         assert status == 201
         ids = [step["id"] for step in definition["steps"]]
         cases = [("happy path", [])] + [
             (f"fails at step {i + 1}", [{"step_id": ids[i], "permanent": True}])
-            for i in range(size)]
+            for i in failure_positions(size)]
         for label, faults in cases:
             execution = run(client, definition["id"], customer, faults)
             count = harness.transitions(execution["sfn_execution_arn"])
-            rows.append([size, label, execution["status"], count, size])
+            rows.append([size, label, execution["status"], count, size,
+                         f"{count * PRICE_PER_TRANSITION * 1e6:,.0f}"])
             results.append({"steps": size, "case": label, "status": execution["status"],
-                            "transitions": count, "floor": size})
+                            "transitions": count, "floor": size,
+                            "usd_per_million_sagas": round(count * PRICE_PER_TRANSITION * 1e6,
+                                                           2)})
         done = run(client, definition["id"], customer, [])
         harness.call(client, "POST", f"/sagas/{definition['id']}/compensate",
                      {"execution_id": done["id"]})
         undone = harness.wait(client, done["id"])
         count = harness.transitions(undone["sfn_execution_arn"])
-        rows.append([size, "compensate after complete", undone["status"], count, size])
+        rows.append([size, "compensate after complete", undone["status"], count, size,
+                     f"{count * PRICE_PER_TRANSITION * 1e6:,.0f}"])
         results.append({"steps": size, "case": "compensate after complete",
                         "status": undone["status"], "transitions": count, "floor": size})
-    print(harness.table(rows, ["steps", "case", "status", "transitions", "floor (1/step)"]))
+    print(table(rows, ["steps", "case", "status", "transitions", "floor (1/step)",
+                       "USD per million sagas"]))
 
     seed = saga_of(3)
     harness.call(client, "POST", "/sagas", seed)
@@ -93,7 +107,7 @@ def main() -> None:
     latency = harness.summary(latencies)
     sfn = harness.summary(sfn_durations)
     print()
-    print(harness.table(
+    print(table(
         [["execute -> COMPLETED seen by the API (ms)", *(f"{latency[k]:.0f}" for k in
                                                         ("p50", "p95", "p99", "max"))],
          ["Step Functions run, start to stop (ms)", *(f"{sfn[k]:.0f}" for k in
@@ -104,7 +118,7 @@ def main() -> None:
     per_million = happy3 * PRICE_PER_TRANSITION * 1_000_000
     print(f"\nStep Functions cost of the 3-step happy path: {happy3} transitions -> "
           f"USD {per_million:.2f} per million sagas (Standard, list price)")
-    path = harness.save("transitions", {"transitions": results, "latency_ms": latency,
+    path = save("transitions", {"transitions": results, "latency_ms": latency,
                                         "sfn_duration_ms": sfn, "runs": args.runs})
     print(f"written to {path}")
 

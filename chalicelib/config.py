@@ -7,18 +7,18 @@ variables (DB_HOST, MONGODB_URI, KAFKA_BROKERS, ...), then SAGA__SECTION__KEY va
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 # In a checkout the file is configs/config.yaml; a Lambda package carries only app.py and
-# chalicelib/, so packaging bundles a copy at chalicelib/configs/config.yaml.
+# chalicelib/, so packaging bundles it, as JSON, at chalicelib/configs/config.json.
 _CHECKOUT_FILE = Path(__file__).resolve().parent.parent / "configs" / "config.yaml"
-_BUNDLED_FILE = Path(__file__).resolve().parent / "configs" / "config.yaml"
+_BUNDLED_FILE = Path(__file__).resolve().parent / "configs" / "config.json"
 
 
 def default_config_file() -> Path:
@@ -206,14 +206,23 @@ def _is_text_setting(path: tuple[str, ...]) -> bool:
 def _parse_value(raw: str, path: tuple[str, ...]) -> Any:
     if path == ("kafka", "brokers"):
         return [broker.strip() for broker in raw.split(",") if broker.strip()]
-    # YAML scalars: "3307" -> 3307, "true" -> True, "[a, b]" -> list; anything else stays text.
-    # A str setting takes the text as it is: "0.10" is a version, not the float 0.1.
-    if raw.strip() == "" or _is_text_setting(path):
-        return raw
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
+    # Scalars stay text and the field's type converts them ("3307" -> 3307, "false" -> False),
+    # so a str setting keeps "0.10" as written; lists and objects are given as JSON.
+    if raw.lstrip().startswith(("[", "{")) and not _is_text_setting(path):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _read_tree(path: Path) -> dict[str, Any]:
+    # A Lambda package carries the settings as JSON: its cold start needs no YAML parser.
+    if path.suffix == ".json":
+        return dict(json.loads(path.read_text()))
+    import yaml  # a checkout's YAML file: development and tests
+
+    return dict(yaml.safe_load(path.read_text()) or {})
 
 
 def load_settings(
@@ -221,7 +230,7 @@ def load_settings(
 ) -> Settings:
     environ = os.environ if environ is None else environ
     path = config_file or Path(environ.get("SAGA_CONFIG_FILE") or default_config_file())
-    tree: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+    tree = _read_tree(path)
     for variable, config_path in _CLASSIC_VARIABLES.items():
         if variable in environ:
             _set_path(tree, config_path, _parse_value(environ[variable], config_path))

@@ -42,17 +42,16 @@ from chalicelib.saga.models import StepDefinition
 from chalicelib.saga.reconciler import Reconciler
 from chalicelib.saga.service import DefinitionService, Limits
 from chalicelib.saga.validation import ValidationPolicy
+from chalicelib.steps import wiring
 from chalicelib.steps.actions import BUILTIN_ACTIONS, FAMILY_OF
-from chalicelib.steps.registry import ActionRegistry, family_of, function_name
-from chalicelib.steps.runtime import OutcomeRecorder, StepRuntime
+from chalicelib.steps.registry import family_of, function_name
+from chalicelib.steps.wiring import (  # one connection per process, shared with the steps'
+    connector,
+    faults_enabled,
+)
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 RECORDER_FUNCTION = "saga_recorder"
-
-
-def faults_enabled(settings: Settings) -> bool:
-    # Never in prod, whatever the configuration says.
-    return settings.saga.fault_injection_enabled and settings.stage != "prod"
 
 
 def account_id(settings: Settings) -> str:
@@ -107,15 +106,6 @@ def build_execution_service(settings: Settings, connector: MySQLConnector) -> Ex
         ExecutionPolicy(faults_enabled=faults_enabled(settings),
                         max_input_bytes=settings.limits.max_input_bytes),
         MongoExecutionReadModel(read_model(mongo(), settings.database.mongodb)))
-
-
-def build_step_runtime(settings: Settings, connector: MySQLConnector) -> StepRuntime:
-    registry = ActionRegistry(BUILTIN_ACTIONS,
-                              lambda_client=lambda: aws.client("lambda", settings.aws))
-    # Demo defaults are a local convenience: prod never fills in a missing input.
-    defaults = settings.saga.demo_input_defaults if settings.stage != "prod" else {}
-    return StepRuntime(connector, MySQLDefinitionStore(connector), registry.resolve,
-                       faults_enabled=faults_enabled(settings), input_defaults=defaults)
 
 
 def build_reconciler(settings: Settings, connector: MySQLConnector,
@@ -192,11 +182,6 @@ def pushing_projector() -> Projector:
 
 
 @functools.cache
-def connector() -> MySQLConnector:
-    return MySQLConnector(get_settings().database.mysql)
-
-
-@functools.cache
 def definition_service() -> DefinitionService:
     return build_definition_service(get_settings(), connector())
 
@@ -204,16 +189,6 @@ def definition_service() -> DefinitionService:
 @functools.cache
 def execution_service() -> ExecutionService:
     return build_execution_service(get_settings(), connector())
-
-
-@functools.cache
-def step_runtime() -> StepRuntime:
-    return build_step_runtime(get_settings(), connector())
-
-
-@functools.cache
-def outcome_recorder() -> OutcomeRecorder:
-    return OutcomeRecorder(connector())
 
 
 @functools.cache
@@ -238,6 +213,7 @@ def openapi_document() -> dict[str, Any]:
 def reset() -> None:
     """Forget every built component (tests that switch settings between modules)."""
     get_settings.cache_clear()
-    for cached in (connector, mongo, definition_service, execution_service, step_runtime,
-                   outcome_recorder, subscriptions, pusher, pushing_projector, rate_limiter):
+    wiring.reset()
+    for cached in (mongo, definition_service, execution_service, subscriptions, pusher,
+                   pushing_projector, rate_limiter):
         cached.cache_clear()

@@ -32,6 +32,11 @@ from infra.stack.paths import StackPaths
 from infra.stack.supervisor import Supervisor
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The fault suite stops and restarts servers: it runs after everything else.
+    items.sort(key=lambda item: item.get_closest_marker("fault") is not None)
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return load_settings()

@@ -38,6 +38,7 @@ class MySQLConnector:
         self._settings = settings
         self._database = database
         self._conn: pymysql.Connection | None = None
+        self._depth = 0  # open transaction() blocks: 0 none, 1 outermost, more joined
 
     def connection(self) -> pymysql.Connection:
         if self._conn is None or not self._conn.open:
@@ -46,7 +47,21 @@ class MySQLConnector:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[DictCursor]:
-        """A cursor inside one transaction: committed on success, rolled back on any error."""
+        """A cursor inside one transaction: committed on success, rolled back on any error.
+
+        Opened inside another, it joins it: the outermost one commits or rolls back, so code
+        that opens its own transaction can be made part of a larger one (one commit per step).
+        """
+        if self._depth:
+            assert self._conn is not None
+            cursor = self._conn.cursor()
+            self._depth += 1
+            try:
+                yield cursor
+            finally:
+                self._depth -= 1
+                cursor.close()
+            return
         conn = self.connection()
         try:
             conn.ping()
@@ -55,6 +70,7 @@ class MySQLConnector:
             self.close()
             conn = self.connection()
         cursor = conn.cursor()
+        self._depth = 1
         try:
             yield cursor
             conn.commit()
@@ -63,6 +79,7 @@ class MySQLConnector:
                 conn.rollback()
             raise
         finally:
+            self._depth = 0
             cursor.close()
 
     def close(self) -> None:

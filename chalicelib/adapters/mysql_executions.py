@@ -49,6 +49,28 @@ def append_event(cur: Cursor, event_type: str, *, execution_id: str, data: dict[
                          sequence=row["last_sequence"], data=data, at=at)
 
 
+def append_events(cur: Cursor, execution: dict[str, Any],
+                  batch: list[tuple[str, dict[str, Any], datetime]]) -> None:
+    """Several events of one execution in two statements. The caller holds the execution's
+    row lock, so its last_sequence (read under that lock) is the one to continue from."""
+    if not batch:
+        return
+    execution_id = execution["id"]
+    first = int(execution["last_sequence"]) + 1
+    rows = []
+    for offset, (event_type, data, at) in enumerate(batch):
+        event = events.envelope(event_type, key=execution_id,
+                                subject=f"execution/{execution_id}", sequence=first + offset,
+                                data=data, time=at.replace(tzinfo=UTC))
+        rows.append((event["id"], execution_id, first + offset, event_type, json.dumps(event),
+                     at))
+    cur.executemany("INSERT INTO outbox (event_id, partition_key, sequence, type, envelope, "
+                    "created_at) VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    last = first + len(batch) - 1
+    cur.execute("UPDATE executions SET last_sequence = %s WHERE id = %s", (last, execution_id))
+    execution["last_sequence"] = last
+
+
 def append_definition_event(cur: Cursor, event_type: str, *, saga_id: str,
                             data: dict[str, Any], at: datetime) -> dict[str, Any]:
     # Callers hold the saga's header row lock, so MAX + 1 cannot race. (An execution may

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +22,7 @@ from chalicelib.ports import DefinitionStore
 from chalicelib.saga import events
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.executions import ExecutionStatus, Fault, StepStatus
-from chalicelib.saga.models import StepDefinition
+from chalicelib.saga.models import StepDefinition, StoredSaga
 from chalicelib.steps.context import ActionFn, PermanentError, StepContext
 
 logger = logging.getLogger(__name__)
@@ -64,70 +64,108 @@ class StepRuntime:
     sleep: Callable[[float], None] = time.sleep
     input_defaults: Mapping[str, Any] = field(default_factory=dict)
 
+    _revisions: dict[tuple[str, int], StoredSaga] = field(default_factory=dict)
+
     def handle(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        request = StepRequest.model_validate(payload)
-        with self.connector.transaction() as cur:
-            execution = records.load_execution(cur, request.execution_id, with_steps=False)
-        if execution is None:
-            raise PermanentError(f"no execution {request.execution_id!r}")
-        saga = self.definitions.get_revision(execution.saga_id, execution.revision)
-        if saga is None:
-            raise PermanentError(f"saga {execution.saga_id!r} revision {execution.revision} "
-                                 "is gone")
-        step = next((s for s in saga.steps if s.id == request.step_id), None)
-        if step is None:
-            raise PermanentError(f"saga {saga.id!r} has no step {request.step_id!r}")
-        fault = self._fault_for(execution.faults, request)
-        if fault is not None and fault.delay:
-            # A slow participant: work starts late (after its Task may have timed out).
-            self.sleep(parse_duration_ms(fault.delay) / 1000)
+        """One attempt, and its failure recorded if it fails."""
         started = records.now()
         try:
-            return self._run(request, step, execution.saga_id, fault, started)
+            return self.attempt(payload, started)
         except Exception as error:
-            self._record_failure(request, step, error, started)
+            self.record_failure(payload, error, started)
             raise
+
+    def attempt(self, payload: Mapping[str, Any],
+                started: datetime | None = None) -> dict[str, Any]:
+        """One attempt in one transaction (or in the caller's, which it then joins). Raises
+        without recording: the caller records the failure once that transaction is undone."""
+        request = StepRequest.model_validate(payload)
+        if self.faults_enabled:
+            self._injected_delay(request)
+        started = started or records.now()
+        with self.connector.transaction() as cur:
+            execution = records.lock_execution(cur, request.execution_id)
+            if execution is None:
+                raise PermanentError(f"no execution {request.execution_id!r}")
+            step = self._step(execution["saga_id"], execution["revision"], request.step_id)
+            fault = self._fault_for(records.row_to_execution(execution).faults, request) \
+                if self.faults_enabled else None
+            return self._run(cur, request, step, execution, fault, started)
+
+    def _injected_delay(self, request: StepRequest) -> None:
+        # A slow participant: work starts late (after its Task may have timed out), before
+        # any lock is taken. Fault injection only: never in prod, so never on its hot path.
+        with self.connector.transaction() as cur:
+            execution = records.load_execution(cur, request.execution_id, with_steps=False)
+        fault = self._fault_for(execution.faults, request) if execution else None
+        if fault is not None and fault.delay:
+            self.sleep(parse_duration_ms(fault.delay) / 1000)
+
+    def _step(self, saga_id: str, revision: int, step_id: str) -> StepDefinition:
+        # A stored revision never changes, so a warm Lambda keeps the ones it has read.
+        key = (saga_id, revision)
+        saga = self._revisions.get(key)
+        if saga is None:
+            saga = self.definitions.get_revision(saga_id, revision)
+            if saga is None:
+                raise PermanentError(f"saga {saga_id!r} revision {revision} is gone")
+            if len(self._revisions) >= 256:
+                self._revisions.clear()
+            self._revisions[key] = saga
+        step = next((s for s in saga.steps if s.id == step_id), None)
+        if step is None:
+            raise PermanentError(f"saga {saga_id!r} has no step {step_id!r}")
+        return step
 
     @staticmethod
     def _fault_for(faults: list[Fault], request: StepRequest) -> Fault | None:
         return next((f for f in faults
                      if f.step_id == request.step_id and f.phase == request.phase), None)
 
-    def _run(self, request: StepRequest, step: StepDefinition, saga_id: str,
-             fault: Fault | None, started: datetime) -> dict[str, Any]:
-        with self.connector.transaction() as cur:
-            execution = records.lock_execution(cur, request.execution_id)
-            run = records.lock_step_run(cur, request.execution_id, request.step_id)
-            if execution is None or run is None:
-                raise PermanentError(f"execution {request.execution_id!r} has no step "
-                                     f"{request.step_id!r}")
-            status = StepStatus(run["status"])
-            if request.phase == "action" and status is StepStatus.SUCCEEDED:
-                return {"status": status.value, "duplicate": True}
-            if request.phase == "action" and status in _UNDOING:
-                raise StepAborted(f"step {step.id} was compensated before it could run")
-            if request.phase == "compensation" and (
-                    status is StepStatus.COMPENSATED
-                    or (request.skip_undone and status in _NEVER_DONE)):
-                if request.last:
-                    self._finish_compensation(cur, request.execution_id, execution)
-                return {"status": status.value, "skipped": True}
-            attempts_so_far = run[f"{request.phase}_attempts"]
-            if self.faults_enabled and fault is not None and attempts_so_far < fault.times:
-                message = f"injected {fault.error} on attempt {attempts_so_far + 1}"
-                if fault.permanent:
-                    raise PermanentError(f"{fault.error}: {message}")
-                raise injected_error(fault.error, message)
-            context = StepContext(
-                execution_id=request.execution_id, saga_id=saga_id, step_id=step.id or "",
-                phase=request.phase, attempt=attempts_so_far + 1,
-                saga_input=records.row_to_execution(execution).input, config=step.config,
-                cursor=cur, results=records.step_results(cur, request.execution_id),
-                defaults=self.input_defaults)
-            name = step.action if request.phase == "action" else step.compensation
-            result = self.resolve_action(name or "")(context)
-            self._record_success(cur, request, step, execution, result, started,
-                                 attempt=attempts_so_far + 1, first=attempts_so_far == 0)
+    def _run(self, cur: Any, request: StepRequest, step: StepDefinition,
+             execution: dict[str, Any], fault: Fault | None,
+             started: datetime) -> dict[str, Any]:
+        saga_id = execution["saga_id"]
+        run = records.lock_step_run(cur, request.execution_id, request.step_id)
+        if run is None:
+            raise PermanentError(f"execution {request.execution_id!r} has no step "
+                                 f"{request.step_id!r}")
+        status = StepStatus(run["status"])
+        if request.phase == "action" and status is StepStatus.SUCCEEDED:
+            return {"status": status.value, "duplicate": True}
+        if request.phase == "action" and status in _UNDOING:
+            raise StepAborted(f"step {step.id} was compensated before it could run")
+        if request.phase == "action" and (
+                status is StepStatus.FAILED
+                or execution["status"] != ExecutionStatus.RUNNING.value):
+            # A late or repeated delivery: the step failed for good, or the execution
+            # moved on (it is being undone, or ended), so running it now could never be
+            # compensated.
+            raise StepAborted(f"step {step.id} cannot run: it is {status.value.lower()} "
+                              f"and the execution is {execution['status'].lower()}")
+        if request.phase == "compensation" and (
+                status is StepStatus.COMPENSATED
+                or (request.skip_undone and status in _NEVER_DONE)):
+            if request.last:
+                self._finish_compensation(cur, request.execution_id, execution)
+            return {"status": status.value, "skipped": True}
+        attempts_so_far = run[f"{request.phase}_attempts"]
+        if self.faults_enabled and fault is not None and attempts_so_far < fault.times:
+            message = f"injected {fault.error} on attempt {attempts_so_far + 1}"
+            if fault.permanent:
+                raise PermanentError(f"{fault.error}: {message}")
+            raise injected_error(fault.error, message)
+        context = StepContext(
+            execution_id=request.execution_id, saga_id=saga_id, step_id=step.id or "",
+            phase=request.phase, attempt=attempts_so_far + 1,
+            saga_input=records.row_to_execution(execution).input, config=step.config,
+            cursor=cur, results=LazyResults(
+                lambda: records.step_results(cur, request.execution_id)),
+            defaults=self.input_defaults)
+        name = step.action if request.phase == "action" else step.compensation
+        result = self.resolve_action(name or "")(context)
+        self._record_success(cur, request, step, execution, result, started,
+                             attempt=attempts_so_far + 1, first=attempts_so_far == 0)
         return {"status": "ok", "result": result}
 
     def _record_success(self, cur: Any, request: StepRequest, step: StepDefinition,
@@ -144,17 +182,16 @@ class StepRuntime:
             records.update_step_run(cur, execution_id, step.id or "",
                                     status=StepStatus.SUCCEEDED, phase="action", at=at,
                                     result=result)
-            if first:
-                records.append_event(cur, events.STEP_STARTED, execution_id=execution_id,
-                                     data=data, at=started)
-            records.append_event(cur, events.STEP_SUCCEEDED, execution_id=execution_id,
-                                 data={**data, "result": result}, at=at)
+            # The happy path's events go in one multi-row insert (fewer round trips).
+            batch = [(events.STEP_STARTED, data, started)] if first else []
+            batch.append((events.STEP_SUCCEEDED, {**data, "result": result}, at))
             if request.last:
                 records.set_execution_status(cur, execution_id, ExecutionStatus.COMPLETED,
                                              at=at)
-                records.append_event(cur, events.SAGA_COMPLETED, execution_id=execution_id,
-                                     data={"saga_id": execution["saga_id"],
-                                           "status": ExecutionStatus.COMPLETED.value}, at=at)
+                batch.append((events.SAGA_COMPLETED,
+                              {"saga_id": execution["saga_id"],
+                               "status": ExecutionStatus.COMPLETED.value}, at))
+            records.append_events(cur, execution, batch)
             return
         if ExecutionStatus(execution["status"]) in (ExecutionStatus.RUNNING,
                                                     ExecutionStatus.COMPLETED):
@@ -180,11 +217,12 @@ class StepRuntime:
                              data={"saga_id": execution["saga_id"],
                                    "status": ExecutionStatus.COMPENSATED.value}, at=at)
 
-    def _record_failure(self, request: StepRequest, step: StepDefinition, error: Exception,
-                        started: datetime) -> None:
+    def record_failure(self, payload: Mapping[str, Any], error: Exception,
+                       started: datetime) -> None:
         """Its own transaction: the attempt's work was rolled back, its failure is kept."""
         error_info = {"type": type(error).__name__, "message": str(error)[:1000]}
         try:
+            request = StepRequest.model_validate(payload)
             with self.connector.transaction() as cur:
                 execution = records.lock_execution(cur, request.execution_id)
                 run = records.lock_step_run(cur, request.execution_id, request.step_id)
@@ -208,6 +246,8 @@ class StepRuntime:
                                          data={**data, "phase": "action"}, at=at)
                     return
                 if request.phase == "action":
+                    step = self._step(execution["saga_id"], execution["revision"],
+                                      request.step_id)
                     final = permanent or attempt > (step.max_retries or 0)
                     status = StepStatus.FAILED if final else StepStatus.RUNNING
                     kind = events.STEP_FAILED if final else events.STEP_RETRIED
@@ -223,8 +263,30 @@ class StepRuntime:
                 records.append_event(cur, kind, execution_id=request.execution_id,
                                      data={**data, "phase": request.phase}, at=at)
         except Exception:  # recording must not hide the step's own error
-            logger.exception("could not record the failure of %s/%s", request.execution_id,
-                             request.step_id)
+            logger.exception("could not record the failure of %s/%s",
+                             payload.get("execution_id"), payload.get("step_id"))
+
+
+class LazyResults(Mapping[str, dict[str, Any]]):
+    """Earlier steps' results, read on first use: most actions never look at them."""
+
+    def __init__(self, load: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        self._load = load
+        self._data: dict[str, dict[str, Any]] | None = None
+
+    def _results(self) -> dict[str, dict[str, Any]]:
+        if self._data is None:
+            self._data = self._load()
+        return self._data
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        return self._results()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._results())
+
+    def __len__(self) -> int:
+        return len(self._results())
 
 
 def _iso(naive_utc: datetime) -> str:

@@ -17,8 +17,11 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
+from chalicelib.steps import entry
 from infra.deploy.cloudformation import StackRequest, StackResult, deploy_stack
-from infra.deploy.template import with_function_names
+from infra.deploy.template import with_function_names, with_handlers
 from infra.stack.paths import PROJECT_ROOT
 
 MERGE_TEMPLATE = PROJECT_ROOT / "infra" / "aws" / "resources.json"
@@ -46,8 +49,10 @@ def package(stage: str, out_dir: Path, *, region: str = "us-east-1",
         else:
             shutil.copy2(source, build / name)
     # Chalice packages only app.py and chalicelib/: the settings (and a JWKS file beside them)
-    # travel inside the latter.
-    shutil.copytree(CONFIG_FILE.parent, build / "chalicelib" / "configs")
+    # travel inside the latter, the settings as JSON (a cold start then needs no YAML parser).
+    bundled = build / "chalicelib" / "configs"
+    shutil.copytree(CONFIG_FILE.parent, bundled, ignore=shutil.ignore_patterns("*.yaml"))
+    (bundled / "config.json").write_text(json.dumps(yaml.safe_load(CONFIG_FILE.read_text())))
     if with_dependencies:
         # Chalice bundles what requirements.txt names, as Linux wheels for Lambda.
         (build / "requirements.txt").write_text("\n".join(runtime_requirements()) + "\n")
@@ -67,6 +72,9 @@ def package(stage: str, out_dir: Path, *, region: str = "us-east-1",
     chalice_config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
     template = with_function_names(json.loads(template_path.read_text()),
                                    chalice_config["app_name"], stage)
+    # Step Lambdas import the step runtime alone, not the whole API (see steps/entry.py).
+    template = with_handlers(template, {name: f"{entry.__name__}.{name}"
+                                        for name in entry.HANDLERS})
     template["Parameters"]["Stage"]["Default"] = stage
     template_path.write_text(json.dumps(template, indent=2) + "\n")
     return template_path

@@ -44,6 +44,16 @@ def with_function_names(template: Template, app: str, stage: str) -> Template:
     return result
 
 
+def with_handlers(template: Template, handlers: Mapping[str, str]) -> Template:
+    """Point functions (by Chalice name) at other handlers than Chalice's `app.<name>`."""
+    result = copy.deepcopy(template)
+    for logical_id, resource in functions(result):
+        handler = handlers.get(chalice_function_name(logical_id))
+        if handler is not None:
+            resource["Properties"]["Handler"] = handler
+    return result
+
+
 def with_code_location(template: Template, bucket: str, key: str) -> Template:
     result = copy.deepcopy(template)
     for _, resource in functions(result):

@@ -58,7 +58,8 @@ def test_functions_take_their_configuration_from_secrets(settings_e2e: Settings)
     assert variables["MONGODB_DB"] == settings_e2e.database.mongodb.database
     assert variables["SAGA_STAGE"] == "test"
     assert not any("resolve:" in value for value in variables.values())
-    assert config["Handler"] == "app.step_payment" and config["Timeout"] == 900
+    assert config["Handler"] == "chalicelib.steps.entry.step_payment"
+    assert config["Timeout"] == 900
 
 
 def test_the_rest_api_answers_through_localstacks_api_gateway(

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,19 +14,14 @@ from chalicelib.adapters import aws
 from chalicelib.config import Settings
 from chalicelib.steps.actions import demo_data
 from tests.e2e.conftest import Api, seed_customer, sfn_history
+from tests.support.sagas import SEED, seed_copy
 
-SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
 STEP_IDS = [step["id"] for step in SEED["steps"]]
 
 
 def _saga(api: Api, **step_changes: dict[str, Any]) -> str:
     """A copy of the documented example under a fresh id, with some steps changed."""
-    definition = copy.deepcopy(SEED)
-    definition["id"] = f"pay-{uuid.uuid4().hex[:10]}"
-    for step in definition["steps"]:
-        step.update(step_changes.get(step["id"], {}))
-    api.create_saga(definition)
-    return definition["id"]
+    return str(api.create_saga(seed_copy("pay", **step_changes))["id"])
 
 
 def _input(customer: str, amount: str = "25.00") -> dict[str, Any]:
@@ -197,6 +190,29 @@ def test_duplicate_delivery_of_a_step_has_one_effect(
     assert demo() == before
     again = api.wait(execution["id"])
     assert _steps(again)["process-payment"]["action_attempts"] == 1
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_late_delivery_of_a_failed_or_unreached_step_does_nothing(
+    api: Api, demo: Callable[[], dict[str, Any]], settings_e2e: Settings, failing: int
+) -> None:
+    """Found by the fault suite: a repeated delivery of process-payment after the saga had
+    failed and been compensated charged the customer, and nothing would ever refund it."""
+    saga_id = _saga(api)
+    customer = _customer("100.00")
+    execution = api.wait(api.execute(saga_id, input=_input(customer), faults=[
+        {"step_id": STEP_IDS[failing], "error": "Boom", "permanent": True}])["id"])
+    assert execution["status"] in ("COMPENSATED", "FAILED")
+    before = demo()
+    lam = aws.client("lambda", settings_e2e.aws)
+    payload = {"execution_id": execution["id"], "step_id": "process-payment",
+               "phase": "action", "last": False, "attempt": 0, "error": None}
+    response = lam.invoke(FunctionName=f"{settings_e2e.aws.app_name}-{settings_e2e.stage}"
+                          "-step_payment", Payload=json.dumps(payload).encode())
+    assert json.loads(response["Payload"].read())["errorType"] == "StepAborted"
+    assert demo() == before
+    assert _balance(before, customer) == "100.00"
+    assert _left_behind(execution["id"]) == NOTHING_LEFT
 
 
 def test_a_completed_execution_can_be_compensated_on_request(

@@ -58,10 +58,30 @@ def test_kafka_api_version_is_a_setting() -> None:
     assert pinned.kafka.api_version == "0.10" and pinned.kafka.api_version_tuple() == (0, 10)
 
 
+def test_a_bundled_json_settings_file_reads_as_the_yaml_one(tmp_path: Path) -> None:
+    import json
+
+    import yaml
+
+    from chalicelib.config import default_config_file
+
+    bundled = tmp_path / "config.json"
+    bundled.write_text(json.dumps(yaml.safe_load(default_config_file().read_text())))
+    assert load_settings(bundled, environ={}) == load_settings(environ={})
+
+
+def test_list_and_object_settings_come_from_json_in_the_environment() -> None:
+    settings = load_settings(environ={
+        "SAGA__SAGA__SUPPORTED_SAGA_TYPES": '["A", "B"]',
+        "SAGA__SAGA__METADATA": '{"team": "payments"}'})
+    assert settings.saga.supported_saga_types == ["A", "B"]
+    assert settings.saga.metadata == {"team": "payments"}
+
+
 def test_a_package_reads_the_settings_file_bundled_beside_the_code(tmp_path: Path) -> None:
     from chalicelib import config
 
-    bundled = Path(config.__file__).parent / "configs" / "config.yaml"
+    bundled = Path(config.__file__).parent / "configs" / "config.json"
     assert not bundled.exists()  # in a checkout, the file is configs/config.yaml
     assert config.default_config_file().parts[-2:] == ("configs", "config.yaml")
     assert config.default_config_file().parent.parent == Path(config.__file__).parent.parent
@@ -81,7 +101,7 @@ def test_bad_types_are_refused() -> None:
 
 def test_demo_input_defaults_never_reach_prod() -> None:
     from chalicelib.adapters.mysql import MySQLConnector
-    from chalicelib.runtime import build_step_runtime
+    from chalicelib.steps.wiring import build_step_runtime
 
     local = load_settings(environ={"SAGA_STAGE": "local"})
     prod = load_settings(environ={"SAGA_STAGE": "prod"})

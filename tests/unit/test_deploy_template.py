@@ -40,6 +40,19 @@ def test_step_lambdas_get_the_names_generated_machines_call(packaged: dict[str, 
     assert "saga-orchestrator-dev" in deployed  # the API handler, as Chalice names it
 
 
+def test_step_lambdas_are_deployed_with_the_light_entry_handlers(
+        packaged: dict[str, Any]) -> None:
+    from chalicelib.steps import entry
+
+    handlers = {chalice_function_name(logical): resource["Properties"]["Handler"]
+                for logical, resource in functions(packaged)}
+    for name in entry.HANDLERS:
+        module, attribute = handlers[name].rsplit(".", 1)
+        assert module == "chalicelib.steps.entry" and getattr(entry, attribute).__name__ == name
+    assert packaged["Resources"]["APIHandler"]["Properties"]["Handler"] == "app.app"
+    assert handlers["projector"] == "app.projector"  # the rest stay Chalice's
+
+
 def test_references_finds_ref_getatt_and_sub() -> None:
     fragment = {"a": {"Ref": "One"}, "b": [{"Fn::GetAtt": ["Two", "Arn"]}],
                 "c": {"Fn::Sub": "x-${Three}-${AWS::Region}-${Four.Arn}"}, "d": "Five",
@@ -80,7 +93,8 @@ def test_the_package_carries_the_settings_file(tmp_path: Path) -> None:
 
     template = package("dev", tmp_path, with_dependencies=False)
     names = zipfile.ZipFile(template.with_name("deployment.zip")).namelist()
-    assert "chalicelib/configs/config.yaml" in names and "app.py" in names
+    assert "chalicelib/configs/config.json" in names and "app.py" in names
+    assert "chalicelib/configs/config.yaml" not in names
 
 
 def test_stack_parameters_are_checked_before_anything_is_deployed(tmp_path: Path) -> None:

@@ -1,0 +1,153 @@
+"""Step overhead: what the step runtime costs per invocation on the real MariaDB, against a
+bare handler that runs the same action alone in one transaction.
+
+    .venv/bin/python -m bench.step_overhead [--steps 400]
+
+Both run in this process (one core), on executions created directly in MySQL, so only the
+step's own work is measured: no Lambda, no Step Functions. SQL round trips and commits are
+read from MariaDB's session counters of the connection the runtime uses. Prints a table and
+writes bench/results/step_overhead.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+os.environ["SAGA_STAGE"] = "bench"
+os.environ["SAGA__DATABASE__MYSQL__DATABASE"] = "saga_db_bench"
+# Faults are a test feature, never on in prod: measure the path prod takes.
+os.environ["SAGA__SAGA__FAULT_INJECTION_ENABLED"] = "false"
+
+from bench.results_io import save, table
+from chalicelib import runtime
+from chalicelib.adapters import mysql
+from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
+from chalicelib.adapters.mysql_executions import insert_execution
+from chalicelib.adapters.mysql_migrations import migrate
+from chalicelib.config import get_settings
+from chalicelib.ports import Actor
+from chalicelib.saga.executions import Execution, ExecutionStatus
+from chalicelib.saga.models import SagaDefinition
+from chalicelib.steps.actions import BUILTIN_ACTIONS, demo_data
+from chalicelib.steps.context import StepContext
+from chalicelib.steps.handler import handle_step
+from infra.stack.supervisor import Supervisor
+
+SEED = json.loads((Path(__file__).parents[1] / "tests" / "fixtures" /
+                   "payment-saga.json").read_text())
+STEPS = ("validate-payment", "process-payment")
+
+
+def prepare(count: int) -> tuple[SagaDefinition, list[Execution]]:
+    settings = get_settings()
+    Supervisor(settings, say=lambda line: None).up(["mariadb"])
+    mysql.recreate_database(settings.database.mysql, settings.database.mysql.database)
+    connector = runtime.connector()
+    migrate(connector.connection())
+    definition = copy.deepcopy(SEED)
+    definition["id"] = f"overhead-{uuid.uuid4().hex[:6]}"
+    saga = SagaDefinition.model_validate(definition)
+    stored = MySQLDefinitionStore(connector).insert_version(
+        saga, expected_revision=None, actor=Actor("bench"), action="create")
+    executions = []
+    now = datetime.now(UTC)
+    with connector.transaction() as cur:
+        demo_data.seed_account(cur, "merchant", "0.00")
+        for _ in range(count):
+            customer = f"oc-{uuid.uuid4().hex[:10]}"
+            demo_data.seed_account(cur, customer, "100.00")
+            execution = Execution(
+                id=str(uuid.uuid4()), saga_id=stored.id, revision=stored.revision,
+                version=stored.version, status=ExecutionStatus.RUNNING,
+                input={"customer_id": customer, "amount": "1.00", "currency": "EUR"},
+                started_at=now, updated_at=now)
+            insert_execution(cur, execution, [s.id or "" for s in stored.steps])
+            executions.append(execution)
+    return stored, executions
+
+
+def counters() -> tuple[int, int]:
+    """(statements, commits) of the runtime's connection so far, less this query itself."""
+    with runtime.connector().connection().cursor() as cur:
+        cur.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Questions', 'Com_commit')")
+        values = {row["Variable_name"]: int(row["Value"]) for row in cur.fetchall()}
+    return values["Questions"], values["Com_commit"]
+
+
+def measure(run_one: Any, executions: list[Execution]) -> dict[str, Any]:
+    latencies = []
+    before = counters()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for execution in executions:
+        for step_id in STEPS:
+            started = time.perf_counter()
+            run_one(execution, step_id)
+            latencies.append((time.perf_counter() - started) * 1000)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    after = counters()
+    steps = len(latencies)
+    # Each counters() call is one statement on the same connection: leave ours out.
+    statements = after[0] - before[0] - 1
+    return {"steps": steps, "statements_per_step": round(statements / steps, 2),
+            "commits_per_step": round((after[1] - before[1]) / steps, 2),
+            "p50_ms": round(statistics.median(latencies), 2),
+            "p99_ms": round(sorted(latencies)[int(0.99 * (steps - 1))], 2),
+            "steps_per_s": round(steps / wall, 1),
+            "cpu_ms_per_step": round(cpu * 1000 / steps, 2)}
+
+
+def runtime_step(execution: Execution, step_id: str) -> None:
+    event = {"execution_id": execution.id, "step_id": step_id, "phase": "action",
+             "last": False, "attempt": 0, "error": None}
+    result = handle_step(event, None, family="payment")
+    assert result.get("status") == "ok", result
+
+
+def bare_step(stored: Any) -> Any:
+    steps = {step.id: step for step in stored.steps}
+
+    def run(execution: Execution, step_id: str) -> None:
+        step = steps[step_id]
+        with runtime.connector().transaction() as cur:
+            BUILTIN_ACTIONS[step.action](StepContext(
+                execution_id=execution.id, saga_id=execution.saga_id, step_id=step_id,
+                phase="action", attempt=1, saga_input=execution.input, config=step.config,
+                cursor=cur, results={}, defaults={}))
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=400, help="step attempts per variant")
+    args = parser.parse_args()
+    count = max(1, args.steps // len(STEPS))
+    stored, executions = prepare(2 * count)
+    bare = measure(bare_step(stored), executions[:count])
+    full = measure(runtime_step, executions[count:])
+    rows = [[label, r["statements_per_step"], r["commits_per_step"], r["p50_ms"], r["p99_ms"],
+             r["steps_per_s"], r["cpu_ms_per_step"]]
+            for label, r in (("bare action (floor)", bare), ("step runtime", full))]
+    rows.append(["ratio", round(full["statements_per_step"] / bare["statements_per_step"], 2),
+                 round(full["commits_per_step"] / bare["commits_per_step"], 2),
+                 round(full["p50_ms"] / bare["p50_ms"], 2),
+                 round(full["p99_ms"] / bare["p99_ms"], 2),
+                 round(full["steps_per_s"] / bare["steps_per_s"], 2),
+                 round(full["cpu_ms_per_step"] / bare["cpu_ms_per_step"], 2)])
+    print(table(rows, ["variant", "SQL/step", "commits/step", "p50 ms", "p99 ms", "steps/s",
+                       "CPU ms/step"]))
+    path = save("step_overhead", {"bare": bare, "runtime": full})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""The fault suite: 100+ concurrent sagas of the documented example, with a mix of injected
+failures, while a part of the system fails under them. After each fault every execution has
+ended (COMPLETED, COMPENSATED, or COMPENSATION_FAILED only where that was injected), money is
+conserved and nothing is left behind, every outbox event reached Kafka, and the read model
+equals the write model. Each case prints its figures (sagas, endings, events per store, time
+to recover); `pytest -m fault -s` shows them.
+
+The reconciler is scheduled every 5 minutes on AWS; here the suite runs it every few seconds
+while it waits, as the schedule would (with no grace period, so the wait stays short).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from chalicelib import runtime
+from chalicelib.adapters import aws
+from chalicelib.adapters.mongo import read_model
+from chalicelib.adapters.mongo_read_model import MongoExecutionReadModel
+from chalicelib.adapters.mysql_executions import MySQLExecutionStore
+from chalicelib.config import Settings
+from chalicelib.steps.actions import demo_data
+from infra.stack.supervisor import Supervisor
+from tests.e2e.conftest import Api
+from tests.support.sagas import SEED, seed_copy
+
+pytestmark = pytest.mark.fault
+
+STEPS = [step["id"] for step in SEED["steps"]]
+SAGAS_PER_CASE = int(os.environ.get("SAGA_FAULT_SAGAS", "100"))
+ENDED = {"COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "FAILED"}
+NOTHING_LEFT = {"ledger_net": {}, "reservations": [], "orders": [], "shipments": [],
+                "users": [], "unretracted_notifications": []}
+
+
+@dataclass
+class Run:
+    customer: str
+    faults: list[dict[str, Any]]
+    may_fail_compensation: bool = False
+    execution_id: str = ""
+
+
+@dataclass
+class Batch:
+    saga_id: str
+    runs: list[Run] = field(default_factory=list)
+    money_before: dict[str, str] = field(default_factory=dict)
+    launched_at: float = 0.0
+
+    @property
+    def ids(self) -> list[str]:
+        return [run.execution_id for run in self.runs]
+
+
+def mixed_faults(index: int) -> tuple[list[dict[str, Any]], bool]:
+    """Most sagas run clean; some fail for good at a step (compensated), some fail once and
+    recover by retrying, a few have a compensation that fails for good."""
+    kind = index % 10
+    if kind == 7:
+        return [{"step_id": STEPS[index % len(STEPS)], "error": "Boom", "permanent": True}], False
+    if kind == 8:
+        return [{"step_id": STEPS[index % len(STEPS)], "error": "Flaky", "times": 1}], False
+    if kind == 9 and index % 20 == 9:
+        return [{"step_id": STEPS[-1], "error": "Boom", "permanent": True},
+                {"step_id": STEPS[1], "phase": "compensation", "error": "LedgerGone",
+                 "permanent": True}], True
+    return [], False
+
+
+def _money() -> dict[str, str]:
+    with runtime.connector().transaction() as cur:
+        return dict(demo_data.snapshot(cur)["money"])
+
+
+def prepare(api: Api, count: int = SAGAS_PER_CASE,
+            faults: Callable[[int], tuple[list[dict[str, Any]], bool]] = mixed_faults,
+            **step_changes: dict[str, Any]) -> Batch:
+    batch = Batch(saga_id=api.create_saga(seed_copy("fault", **step_changes))["id"])
+    with runtime.connector().transaction() as cur:
+        for index in range(count):
+            customer = f"fc-{uuid.uuid4().hex[:10]}"
+            demo_data.seed_account(cur, customer, "100.00")
+            injected, may_fail = faults(index)
+            batch.runs.append(Run(customer, injected, may_fail))
+    batch.money_before = _money()
+    return batch
+
+
+def launch(api: Api, batch: Batch) -> None:
+    """Start every execution (one after another: the in-process API is not thread-safe);
+    they run concurrently in Step Functions."""
+    batch.launched_at = time.monotonic()
+    for run in batch.runs:
+        started = api.execute(batch.saga_id, input={
+            "customer_id": run.customer, "amount": "25.00", "currency": "EUR",
+            "email": f"{run.customer}@example.com"}, faults=run.faults)
+        run.execution_id = started["id"]
+
+
+def _write_model(ids: list[str]) -> dict[str, Any]:
+    store = MySQLExecutionStore(runtime.connector())
+    return {execution_id: store.get(execution_id) for execution_id in ids}
+
+
+def _outbox(ids: list[str]) -> dict[str, set[str]]:
+    """Event ids per execution, as committed to the outbox."""
+    found: dict[str, set[str]] = {execution_id: set() for execution_id in ids}
+    with runtime.connector().transaction() as cur:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            cur.execute("SELECT partition_key, envelope FROM outbox WHERE partition_key IN ("
+                        + ",".join(["%s"] * len(chunk)) + ")", chunk)
+            for row in cur.fetchall():
+                found[row["partition_key"]].add(json.loads(row["envelope"])["id"])
+    return found
+
+
+def _kafka_event_ids(settings: Settings, ids: set[str]) -> tuple[set[str], int]:
+    """Distinct event ids of these executions in the topic, and how many messages held them
+    (the relay publishes at least once)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.brokers,
+                             api_version=settings.kafka.api_version_tuple(),
+                             enable_auto_commit=False, consumer_timeout_ms=3000)
+    try:
+        partitions = [TopicPartition(settings.kafka.topic, p)
+                      for p in consumer.partitions_for_topic(settings.kafka.topic) or []]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        seen: set[str] = set()
+        messages = 0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and any(
+                consumer.position(p) < end[p] for p in partitions):
+            for records in consumer.poll(timeout_ms=1000, max_records=5000).values():
+                for record in records:
+                    if record.key is not None and record.key.decode() in ids:
+                        seen.add(json.loads(record.value)["id"])
+                        messages += 1
+        return seen, messages
+    finally:
+        consumer.close()
+
+
+def _read_model(settings: Settings, ids: list[str]) -> dict[str, Any]:
+    reads = MongoExecutionReadModel(read_model(runtime.mongo(), settings.database.mongodb))
+    return {execution_id: reads.get(execution_id) for execution_id in ids}
+
+
+def _same(write: Any, read: Any) -> bool:
+    if write is None or read is None:
+        return False
+    return (write.status == read.status
+            and [(s.step_id, s.status, len(s.attempts)) for s in write.steps]
+            == [(s.step_id, s.status, len(s.attempts)) for s in read.steps])
+
+
+def settle(batch: Batch, settings: Settings, timeout_s: float = 420) -> float:
+    """Wait until every execution ended and the read model matches; seconds it took. Runs
+    the reconciler as its schedule would."""
+    started = time.monotonic()
+    reconciler = runtime.build_reconciler(settings, runtime.connector(), grace_seconds=0)
+    next_reconcile = started + 20
+    while True:
+        writes = _write_model(batch.ids)
+        ended = all(e is not None and e.status.value in ENDED for e in writes.values())
+        if ended:
+            try:
+                reads = _read_model(settings, batch.ids)
+                if all(_same(writes[i], reads[i]) for i in batch.ids):
+                    return time.monotonic() - started
+            except Exception:  # the read model is still coming back
+                pass
+        if time.monotonic() > started + timeout_s:
+            stuck = Counter(e.status.value if e else "missing" for e in writes.values())
+            raise AssertionError(f"not settled after {timeout_s}s: {dict(stuck)}")
+        if time.monotonic() > next_reconcile:
+            reconciler.run()
+            next_reconcile = time.monotonic() + 10
+        time.sleep(1)
+
+
+def verify(batch: Batch, settings: Settings, fault: str, recovered_s: float) -> dict[str, Any]:
+    """Check every promise after a case; the case's figures."""
+    writes = _write_model(batch.ids)
+    endings = Counter(e.status.value for e in writes.values())
+    assert set(endings) <= {"COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "FAILED"}
+    for run in batch.runs:
+        execution = writes[run.execution_id]
+        if execution.status.value == "COMPENSATION_FAILED":
+            assert run.may_fail_compensation, (run.execution_id, run.faults)
+    with runtime.connector().transaction() as cur:
+        cur.execute("SELECT account_id, balance FROM demo_accounts WHERE account_id IN ("
+                    + ",".join(["%s"] * len(batch.runs)) + ")", [r.customer for r in batch.runs])
+        balances = {r["account_id"]: Decimal(r["balance"]) for r in cur.fetchall()}
+        for run in batch.runs:
+            status = writes[run.execution_id].status.value
+            expected = {"COMPLETED": Decimal("75.00"), "COMPENSATION_FAILED": Decimal("75.00")
+                        }.get(status, Decimal("100.00"))
+            assert balances[run.customer] == expected, (run.execution_id, status)
+            if status in ("COMPENSATED", "FAILED"):
+                assert demo_data.left_behind(cur, run.execution_id) == NOTHING_LEFT
+    assert _money() == batch.money_before  # what customers paid, the merchant holds
+    outbox = _outbox(batch.ids)
+    committed = set().union(*outbox.values())
+    in_kafka, kafka_messages = _kafka_event_ids(settings, set(batch.ids))
+    assert committed <= in_kafka, f"{len(committed - in_kafka)} events never reached Kafka"
+    reads = _read_model(settings, batch.ids)
+    applied = sum((r.consistency or {}).get("sequence", 0) for r in reads.values() if r)
+    assert applied == len(committed)
+    figures = {"fault": fault, "sagas": len(batch.runs), "endings": dict(endings),
+               "compensation_failed_listed": sorted(
+                   i for i, e in writes.items() if e.status.value == "COMPENSATION_FAILED"),
+               "events_mysql": len(committed), "events_kafka_distinct": len(in_kafka),
+               "kafka_messages": kafka_messages, "events_mongodb": applied,
+               "recovered_s": round(recovered_s, 1),
+               "batch_s": round(time.monotonic() - batch.launched_at, 1)}
+    print("\nFAULT " + json.dumps(figures))
+    return figures
+
+
+@pytest.fixture
+def supervisor(local_stack: Supervisor) -> Iterator[Supervisor]:
+    yield local_stack
+    local_stack.up()  # whatever a case stopped is running again for what follows
+
+
+def _outage(supervisor: Supervisor, server: str, seconds: float) -> None:
+    supervisor.down([server])
+    time.sleep(seconds)
+    supervisor.up([server])
+
+
+@pytest.mark.parametrize("server", ["kafka", "mongodb"])
+def test_a_server_stops_and_restarts(api: Api, settings_e2e: Settings, demo: Any,
+                                     supervisor: Supervisor, server: str) -> None:
+    batch = prepare(api)
+    launch(api, batch)
+    _outage(supervisor, server, 8)
+    verify(batch, settings_e2e, f"{server} stop/start", settle(batch, settings_e2e))
+
+
+def test_mariadb_restarts(api: Api, settings_e2e: Settings, demo: Any,
+                          supervisor: Supervisor) -> None:
+    # Steps retry for longer than the restart takes.
+    retrying = {"max_retries": 6}
+    batch = prepare(api, **{step: retrying for step in STEPS})
+    launch(api, batch)
+    time.sleep(1)
+    _outage(supervisor, "mariadb", 1)
+    runtime.connector().close()  # the test's own connection; the service's reconnect alone
+    verify(batch, settings_e2e, "mariadb restart", settle(batch, settings_e2e))
+
+
+def _step_processes(function: str) -> list[int]:
+    """PIDs of the LocalStack executor processes running a function's code."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if b"bootstrap.py" in cmdline and function in cwd:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_step_lambda_process_is_killed_mid_invocation(
+        api: Api, settings_e2e: Settings, demo: Any) -> None:
+    # Every payment waits 1.5s inside the action, so kills land mid-invocation.
+    def slow_payments(index: int) -> tuple[list[dict[str, Any]], bool]:
+        injected, may_fail = mixed_faults(index)
+        if not any(f["step_id"] == "process-payment" for f in injected):
+            injected = [*injected, {"step_id": "process-payment", "times": 0,
+                                    "delay": "1500ms"}]
+        return injected, may_fail
+
+    batch = prepare(api, faults=slow_payments)
+    function = f"{settings_e2e.aws.app_name}-{settings_e2e.stage}-step_payment"
+    kills = 0
+    stop = threading.Event()
+
+    def killer() -> None:
+        nonlocal kills
+        for _ in range(12):  # bounded: a kill every 2 s for 24 s
+            if stop.wait(2):
+                return
+            for pid in _step_processes(function)[:2]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    kills += 1
+                except ProcessLookupError:
+                    pass
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    launch(api, batch)
+    thread.join(timeout=40)
+    stop.set()
+    assert kills > 0, "no step process was running to kill"
+    figures = verify(batch, settings_e2e, "step lambda killed", settle(batch, settings_e2e))
+    print(f"killed {kills} step processes; {figures['endings']}")
+
+
+def test_steps_are_delivered_twice(api: Api, settings_e2e: Settings, demo: Any) -> None:
+    batch = prepare(api)
+    launch(api, batch)
+    lam = aws.client("lambda", settings_e2e.aws)
+    function = f"{settings_e2e.aws.app_name}-{settings_e2e.stage}-step_payment"
+
+    def redeliver(execution_id: str) -> None:
+        payload = {"execution_id": execution_id, "step_id": "process-payment",
+                   "phase": "action", "last": False, "attempt": 0, "error": None}
+        lam.invoke(FunctionName=function, Payload=json.dumps(payload).encode())
+
+    # Second deliveries race the machines' own, while the batch runs.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(redeliver, batch.ids))
+    verify(batch, settings_e2e, "step delivered twice", settle(batch, settings_e2e))
+
+
+def test_compensations_fail_then_recover(api: Api, settings_e2e: Settings, demo: Any) -> None:
+    def failing_compensations(index: int) -> tuple[list[dict[str, Any]], bool]:
+        if index % 4 == 0:  # fails twice, then the compensation's own retries succeed
+            return [{"step_id": STEPS[-1], "error": "Boom", "permanent": True},
+                    {"step_id": STEPS[1], "phase": "compensation", "error": "LedgerLocked",
+                     "times": 2}], False
+        if index % 4 == 1:  # fails past its retries: COMPENSATION_FAILED, then retried
+            return [{"step_id": STEPS[-1], "error": "Boom", "permanent": True},
+                    {"step_id": STEPS[1], "phase": "compensation", "error": "LedgerLocked",
+                     "times": 4}], True
+        return mixed_faults(index)
+
+    batch = prepare(api, faults=failing_compensations)
+    launch(api, batch)
+    settle(batch, settings_e2e)
+    failed = [i for i, e in _write_model(batch.ids).items()
+              if e.status.value == "COMPENSATION_FAILED"]
+    assert failed, "some compensations were made to fail past their retries"
+    listed = api.call("GET", f"/executions?saga_id={batch.saga_id}"
+                             "&status=COMPENSATION_FAILED&limit=100")[1]["items"]
+    assert set(failed) == {e["id"] for e in listed}
+    for execution_id in failed:  # the participant is back: retry what failed
+        status, _ = api.call("POST", f"/executions/{execution_id}/retry-compensation")
+        assert status == 202
+    figures = verify(batch, settings_e2e, "compensations fail then recover",
+                     settle(batch, settings_e2e))
+    assert figures["endings"].get("COMPENSATION_FAILED", 0) <= sum(
+        1 for run in batch.runs if run.may_fail_compensation)
