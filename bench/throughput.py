@@ -26,6 +26,7 @@ from bench.results_io import save, table
 from chalicelib import runtime
 from chalicelib.adapters import aws
 from chalicelib.config import get_settings
+from chalicelib.saga.compiler import execution_input
 
 NOOP = "saga-orchestrator-bench-noop"
 NOOP_CODE = "def handler(event, context):\n    return {\"status\": \"ok\"}\n"
@@ -88,9 +89,10 @@ def drive(count: int, concurrency: int, start: Callable[[int], Any],
 
 def service_run(client: Any, saga_id: str, customers: list[str]) -> dict[str, Any]:
     def start(index: int) -> str:
-        _, execution = harness.call(client, "POST", f"/sagas/{saga_id}/execute", {
+        status, execution = harness.call(client, "POST", f"/sagas/{saga_id}/execute", {
             "input": {"customer_id": customers[index], "amount": "1.00", "currency": "EUR",
                       "email": "bench@example.com"}})
+        assert status == 202, (status, execution)
         return str(execution["id"])
 
     def finished(ids: list[str]) -> dict[str, float]:
@@ -111,9 +113,9 @@ def floor_run(machine_arn: str) -> dict[str, Any]:
     sfn = aws.client("stepfunctions", get_settings().aws)
 
     def start(index: int) -> str:
-        return str(sfn.start_execution(stateMachineArn=machine_arn,
-                                       input=json.dumps({"execution_id": f"floor-{index}"}))[
-            "executionArn"])
+        return str(sfn.start_execution(
+            stateMachineArn=machine_arn,
+            input=json.dumps(execution_input(f"floor-{index}")))["executionArn"])
 
     def finished(arns: list[str]) -> dict[str, float]:
         done = {}
