@@ -49,8 +49,8 @@ class MySQLConnector:
     def transaction(self) -> Iterator[DictCursor]:
         """A cursor inside one transaction: committed on success, rolled back on any error.
 
-        Opened inside another, it joins it: the outermost one commits or rolls back, so code
-        that opens its own transaction can be made part of a larger one (one commit per step).
+        Opened inside another on the same connector, it joins it rather than committing the
+        outer one's work halfway: the outermost one commits or rolls back.
         """
         if self._depth:
             assert self._conn is not None

@@ -37,6 +37,18 @@ def _load(value: Any) -> Any:
 
 # -- events ----------------------------------------------------------------------
 
+_INSERT_OUTBOX = ("INSERT INTO outbox (event_id, partition_key, sequence, type, envelope, "
+                  "created_at) VALUES (%s, %s, %s, %s, %s, %s)")
+
+
+def _outbox_row(event_type: str, *, key: str, subject: str, sequence: int,
+                data: dict[str, Any], at: datetime) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """An event's envelope, and its outbox row."""
+    event = events.envelope(event_type, key=key, subject=subject, sequence=sequence, data=data,
+                            time=at.replace(tzinfo=UTC))
+    return event, (event["id"], key, sequence, event_type, json.dumps(event), at)
+
+
 def append_event(cur: Cursor, event_type: str, *, execution_id: str, data: dict[str, Any],
                  at: datetime) -> dict[str, Any]:
     """Outbox row for an execution event; the sequence comes from the (locked) execution row."""
@@ -57,15 +69,10 @@ def append_events(cur: Cursor, execution: dict[str, Any],
         return
     execution_id = execution["id"]
     first = int(execution["last_sequence"]) + 1
-    rows = []
-    for offset, (event_type, data, at) in enumerate(batch):
-        event = events.envelope(event_type, key=execution_id,
-                                subject=f"execution/{execution_id}", sequence=first + offset,
-                                data=data, time=at.replace(tzinfo=UTC))
-        rows.append((event["id"], execution_id, first + offset, event_type, json.dumps(event),
-                     at))
-    cur.executemany("INSERT INTO outbox (event_id, partition_key, sequence, type, envelope, "
-                    "created_at) VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    rows = [_outbox_row(event_type, key=execution_id, subject=f"execution/{execution_id}",
+                        sequence=first + offset, data=data, at=at)[1]
+            for offset, (event_type, data, at) in enumerate(batch)]
+    cur.executemany(_INSERT_OUTBOX, rows)
     last = first + len(batch) - 1
     cur.execute("UPDATE executions SET last_sequence = %s WHERE id = %s", (last, execution_id))
     execution["last_sequence"] = last
@@ -84,11 +91,9 @@ def append_definition_event(cur: Cursor, event_type: str, *, saga_id: str,
 
 def _insert_event(cur: Cursor, event_type: str, *, key: str, subject: str, sequence: int,
                   data: dict[str, Any], at: datetime) -> dict[str, Any]:
-    event = events.envelope(event_type, key=key, subject=subject, sequence=sequence, data=data,
-                            time=at.replace(tzinfo=UTC))
-    cur.execute("INSERT INTO outbox (event_id, partition_key, sequence, type, envelope, "
-                "created_at) VALUES (%s, %s, %s, %s, %s, %s)",
-                (event["id"], key, sequence, event_type, json.dumps(event), at))
+    event, row = _outbox_row(event_type, key=key, subject=subject, sequence=sequence,
+                             data=data, at=at)
+    cur.execute(_INSERT_OUTBOX, row)
     return event
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.steps.actions import FAMILIES as BUILTIN_FAMILIES
 from chalicelib.steps.handler import handle_outcome, handle_step
+from chalicelib.steps.registry import PARTICIPANT_FAMILIES
 
 StepHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
-FAMILIES = ("payment", "order", "inventory", "shipping", "notification", "user", "lambda",
-            "http")
+FAMILIES = (*BUILTIN_FAMILIES, *PARTICIPANT_FAMILIES)
 
 
 def _for_family(family: str) -> StepHandler:

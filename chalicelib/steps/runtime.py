@@ -67,30 +67,22 @@ class StepRuntime:
     _revisions: dict[tuple[str, int], StoredSaga] = field(default_factory=dict)
 
     def handle(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """One attempt, and its failure recorded if it fails."""
-        started = records.now()
-        try:
-            return self.attempt(payload, started)
-        except Exception as error:
-            self.record_failure(payload, error, started)
-            raise
-
-    def attempt(self, payload: Mapping[str, Any],
-                started: datetime | None = None) -> dict[str, Any]:
-        """One attempt in one transaction (or in the caller's, which it then joins). Raises
-        without recording: the caller records the failure once that transaction is undone."""
+        """One attempt in one transaction; a failed one is rolled back and then recorded."""
         request = StepRequest.model_validate(payload)
         if self.faults_enabled:
             self._injected_delay(request)
-        started = started or records.now()
-        with self.connector.transaction() as cur:
-            execution = records.lock_execution(cur, request.execution_id)
-            if execution is None:
-                raise PermanentError(f"no execution {request.execution_id!r}")
-            step = self._step(execution["saga_id"], execution["revision"], request.step_id)
-            fault = self._fault_for(records.row_to_execution(execution).faults, request) \
-                if self.faults_enabled else None
-            return self._run(cur, request, step, execution, fault, started)
+        started = records.now()
+        try:
+            with self.connector.transaction() as cur:
+                execution = records.lock_execution(cur, request.execution_id)
+                if execution is None:
+                    raise PermanentError(f"no execution {request.execution_id!r}")
+                step = self._step(execution["saga_id"], execution["revision"],
+                                  request.step_id)
+                return self._run(cur, request, step, execution, started)
+        except Exception as error:
+            self._record_failure(request, error, started)
+            raise
 
     def _injected_delay(self, request: StepRequest) -> None:
         # A slow participant: work starts late (after its Task may have timed out), before
@@ -123,8 +115,7 @@ class StepRuntime:
                      if f.step_id == request.step_id and f.phase == request.phase), None)
 
     def _run(self, cur: Any, request: StepRequest, step: StepDefinition,
-             execution: dict[str, Any], fault: Fault | None,
-             started: datetime) -> dict[str, Any]:
+             execution: dict[str, Any], started: datetime) -> dict[str, Any]:
         saga_id = execution["saga_id"]
         run = records.lock_step_run(cur, request.execution_id, request.step_id)
         if run is None:
@@ -150,7 +141,9 @@ class StepRuntime:
                 self._finish_compensation(cur, request.execution_id, execution)
             return {"status": status.value, "skipped": True}
         attempts_so_far = run[f"{request.phase}_attempts"]
-        if self.faults_enabled and fault is not None and attempts_so_far < fault.times:
+        parsed = records.row_to_execution(execution)  # only now: the input may be large
+        fault = self._fault_for(parsed.faults, request) if self.faults_enabled else None
+        if fault is not None and attempts_so_far < fault.times:
             message = f"injected {fault.error} on attempt {attempts_so_far + 1}"
             if fault.permanent:
                 raise PermanentError(f"{fault.error}: {message}")
@@ -158,7 +151,7 @@ class StepRuntime:
         context = StepContext(
             execution_id=request.execution_id, saga_id=saga_id, step_id=step.id or "",
             phase=request.phase, attempt=attempts_so_far + 1,
-            saga_input=records.row_to_execution(execution).input, config=step.config,
+            saga_input=parsed.input, config=step.config,
             cursor=cur, results=LazyResults(
                 lambda: records.step_results(cur, request.execution_id)),
             defaults=self.input_defaults)
@@ -217,12 +210,11 @@ class StepRuntime:
                              data={"saga_id": execution["saga_id"],
                                    "status": ExecutionStatus.COMPENSATED.value}, at=at)
 
-    def record_failure(self, payload: Mapping[str, Any], error: Exception,
-                       started: datetime) -> None:
+    def _record_failure(self, request: StepRequest, error: Exception,
+                        started: datetime) -> None:
         """Its own transaction: the attempt's work was rolled back, its failure is kept."""
         error_info = {"type": type(error).__name__, "message": str(error)[:1000]}
         try:
-            request = StepRequest.model_validate(payload)
             with self.connector.transaction() as cur:
                 execution = records.lock_execution(cur, request.execution_id)
                 run = records.lock_step_run(cur, request.execution_id, request.step_id)
@@ -263,8 +255,8 @@ class StepRuntime:
                 records.append_event(cur, kind, execution_id=request.execution_id,
                                      data={**data, "phase": request.phase}, at=at)
         except Exception:  # recording must not hide the step's own error
-            logger.exception("could not record the failure of %s/%s",
-                             payload.get("execution_id"), payload.get("step_id"))
+            logger.exception("could not record the failure of %s/%s", request.execution_id,
+                             request.step_id)
 
 
 class LazyResults(Mapping[str, dict[str, Any]]):

@@ -16,6 +16,7 @@ import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -27,6 +28,16 @@ from infra.stack.paths import PROJECT_ROOT
 MERGE_TEMPLATE = PROJECT_ROOT / "infra" / "aws" / "resources.json"
 _SOURCES = ("app.py", "chalicelib", ".chalice")
 CONFIG_FILE = PROJECT_ROOT / "configs" / "config.yaml"
+CHALICE_CONFIG = PROJECT_ROOT / ".chalice" / "config.json"
+
+
+def chalice_config() -> dict[str, Any]:
+    return dict(json.loads(CHALICE_CONFIG.read_text()))
+
+
+def stack_name(app: str, stage: str) -> str:
+    """A stage's stack, named as Chalice names the stage's API handler."""
+    return f"{app}-{stage}"
 
 
 def runtime_requirements() -> list[str]:
@@ -57,10 +68,10 @@ def package(stage: str, out_dir: Path, *, region: str = "us-east-1",
         # Chalice bundles what requirements.txt names, as Linux wheels for Lambda.
         (build / "requirements.txt").write_text("\n".join(runtime_requirements()) + "\n")
     chalice = str(Path(sys.executable).with_name("chalice"))
+    config = chalice_config()
     # Chalice imports app.py to read its routes, and whether they carry the authorizer is a
     # stage setting: the import sees the stage's environment, as its Lambdas will.
-    stage_env = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())[
-        "stages"][stage]["environment_variables"]
+    stage_env = config["stages"][stage]["environment_variables"]
     env = {**os.environ, **stage_env, "AWS_DEFAULT_REGION": region}
     result = subprocess.run([chalice, "package", "--stage", stage, "--merge-template",
                              str(MERGE_TEMPLATE), str(out_dir / "package")],
@@ -69,9 +80,8 @@ def package(stage: str, out_dir: Path, *, region: str = "us-east-1",
     if result.returncode != 0:
         raise RuntimeError(f"chalice package failed:\n{result.stdout}{result.stderr}")
     template_path = out_dir / "package" / "sam.json"
-    chalice_config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
     template = with_function_names(json.loads(template_path.read_text()),
-                                   chalice_config["app_name"], stage)
+                                   config["app_name"], stage)
     # Step Lambdas import the step runtime alone, not the whole API (see steps/entry.py).
     template = with_handlers(template, {name: f"{entry.__name__}.{name}"
                                         for name in entry.HANDLERS})
@@ -107,11 +117,10 @@ def deploy_aws(stage: str, parameters: dict[str, str], *, region: str,
     session = boto3.session.Session(region_name=region)
     account = session.client("sts").get_caller_identity()["Account"]
     template_path = package(stage, PROJECT_ROOT / "build" / "deploy" / stage, region=region)
-    app_name = json.loads(template_path.read_text())["Resources"]["APIHandler"][
-        "Properties"]["FunctionName"]
-    request = StackRequest(name=app_name, template=json.loads(template_path.read_text()),
+    name = stack_name(chalice_config()["app_name"], stage)
+    request = StackRequest(name=name, template=json.loads(template_path.read_text()),
                            package=template_path.with_name("deployment.zip"),
                            parameters={"Stage": stage, **parameters},
-                           bucket=f"{app_name}-artefacts-{account}-{region}")
+                           bucket=f"{name}-artefacts-{account}-{region}")
     return deploy_stack(session.client("cloudformation"), session.client("s3"), request,
                         region=region, say=say)

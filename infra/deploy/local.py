@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws
 from chalicelib.config import Settings
-from infra.deploy.aws import package
+from infra.deploy.aws import package, stack_name
 from infra.deploy.cloudformation import StackRequest, StackResult, deploy_stack
 from infra.deploy.template import for_localstack, functions
 from infra.stack.paths import PROJECT_ROOT
@@ -36,8 +36,8 @@ def load_app() -> Any:
     return importlib.import_module("app").app
 
 
-def stack_name(settings: Settings) -> str:
-    return f"{settings.aws.app_name}-{settings.stage}"
+def local_stack_name(settings: Settings) -> str:
+    return stack_name(settings.aws.app_name, settings.stage)
 
 
 def local_environment(settings: Settings) -> dict[str, str]:
@@ -61,7 +61,7 @@ def put_secret(secrets: Any, name: str, value: dict[str, Any]) -> None:
 def local_parameters(settings: Settings) -> dict[str, str]:
     """The stack's parameters; the two secrets are written to LocalStack from the settings."""
     secrets = aws.client("secretsmanager", settings.aws)
-    prefix = stack_name(settings)
+    prefix = local_stack_name(settings)
     mysql, mongo = settings.database.mysql, settings.database.mongodb
     put_secret(secrets, f"{prefix}/mysql", {
         "host": mysql.host, "port": str(mysql.port), "username": mysql.username,
@@ -86,10 +86,11 @@ def deploy_local(settings: Settings, say: Callable[[str], None] = print) -> Stac
                             with_dependencies=False)
     template = for_localstack(json.loads(template_path.read_text()),
                               local_environment(settings))
-    request = StackRequest(name=stack_name(settings), template=template,
+    name = local_stack_name(settings)
+    request = StackRequest(name=name, template=template,
                            package=template_path.with_name("deployment.zip"),
                            parameters=local_parameters(settings),
-                           bucket=f"{stack_name(settings)}-artefacts")
+                           bucket=f"{name}-artefacts")
     result = deploy_stack(aws.client("cloudformation", settings.aws),
                           aws.client("s3", settings.aws), request,
                           region=settings.aws.region, say=say, timeout_s=600)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +20,7 @@ from chalicelib import runtime
 from chalicelib.auth import Role
 from infra.deploy.local import load_app
 from tests.support.sagas import one_step_saga
-from tests.support.served import Served, served
+from tests.support.served import Served, http, served
 
 SECRET = "e2e-auth-secret-of-at-least-32-bytes"
 RATE_LIMIT = 40
@@ -36,17 +34,11 @@ def token(subject: str, roles: list[str], *, expires_in: int = 300,
 
 def call(base: str, method: str, path: str, bearer: str | None = None,
          body: Any = None) -> tuple[int, dict[str, Any], dict[str, str]]:
-    headers = {"Content-Type": "application/json"}
-    if bearer is not None:
-        headers["Authorization"] = f"Bearer {bearer}"
     data = None if body is None and method in ("GET", "DELETE") else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            raw, status, got = response.read(), response.status, dict(response.headers)
-    except urllib.error.HTTPError as error:
-        raw, status, got = error.read(), error.code, dict(error.headers)
-    return status, json.loads(raw) if raw else {}, got
+    answer = http(method, base + path, data,
+                  {"Authorization": f"Bearer {bearer}"} if bearer is not None else None,
+                  timeout_s=30)
+    return answer.status, answer.json() or {}, answer.headers
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ Gateway in front of the API Lambda."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 import uuid
 from typing import Any
 
@@ -16,29 +14,24 @@ import pytest
 
 from chalicelib.adapters import aws
 from chalicelib.config import Settings
-from infra.deploy.local import deploy_local, gateway_url, stack_name
+from infra.deploy.local import deploy_local, gateway_url, local_stack_name
 from tests.support.sagas import one_step_saga
+from tests.support.served import http
 
 
 def _request(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+    answer = http(method, url, None if body is None else json.dumps(body).encode())
+    return answer.status, answer.json()
 
 
 @pytest.fixture(scope="module")
 def stack(settings_e2e: Settings) -> dict[str, Any]:
     cfn = aws.client("cloudformation", settings_e2e.aws)
     described: dict[str, Any] = cfn.describe_stacks(
-        StackName=stack_name(settings_e2e))["Stacks"][0]
+        StackName=local_stack_name(settings_e2e))["Stacks"][0]
     described["resources"] = {
         r["LogicalResourceId"]: r for r in
-        cfn.list_stack_resources(StackName=stack_name(settings_e2e))["StackResourceSummaries"]}
+        cfn.list_stack_resources(StackName=local_stack_name(settings_e2e))["StackResourceSummaries"]}
     return described
 
 

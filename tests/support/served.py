@@ -4,6 +4,7 @@ tests that need an app configured differently from the test session's."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from infra.stack.paths import PROJECT_ROOT
 
@@ -21,6 +23,28 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    raw: bytes
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.raw) if self.raw else None
+
+
+def http(method: str, url: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None, timeout_s: float = 60) -> Answer:
+    """One request as a client sends it; an error status is an answer, not an exception."""
+    request = urllib.request.Request(url, data=body, method=method, headers={
+        "Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return Answer(response.status, response.read(), dict(response.headers))
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, error.read(), dict(error.headers))
 
 
 @dataclass(frozen=True)
