@@ -344,7 +344,19 @@ def build_document(saga: SagaSettings) -> dict[str, Any]:
                         "id": {"type": "string"}, "saga_id": {"type": "string"},
                         "revision": {"type": "integer"}, "version": {"type": "string"},
                         "status": {"type": "string"}, "input": {"type": "object"},
-                        "error": {"type": "object", "nullable": True},
+                        "error": {
+                            "type": "object", "nullable": True,
+                            "description": "why the execution did not complete; null while "
+                                           "running or once completed",
+                            "required": ["step_id", "phase", "type", "message"],
+                            "properties": {
+                                "step_id": {"type": "string", "nullable": True},
+                                "phase": {"type": "string", "nullable": True,
+                                          "description": "action or compensation"},
+                                "type": {"type": "string"},
+                                "message": {"type": "string",
+                                            "description": "first line only: no traceback, "
+                                                           "no file paths"}}},
                         "steps": {"type": "array", "items": {"type": "object"}}}},
             },
             "responses": {

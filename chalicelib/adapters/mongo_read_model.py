@@ -32,7 +32,11 @@ def to_execution(doc: dict[str, Any]) -> Execution:
          "duration_ms": attempt.get("duration_ms") or 0} for attempt in step["attempts"]]}
         for step in doc["steps"]]
     return Execution.model_validate({
-        **{key: _utc(value) for key, value in doc.items() if key not in ("_id", "steps")},
+        **{key: _utc(value) for key, value in doc.items()
+           if key not in ("_id", "steps", "times")},
+        # Microseconds, as the write model has them (BSON dates stop at milliseconds).
+        **{key: value for key, value in (doc.get("times") or {}).items()
+           if key in doc and (value is not None or doc[key] is None)},
         "id": doc["_id"], "steps": steps,
         "consistency": {"source": "read_model", "sequence": doc["sequence"],
                         "projected_at": _utc(doc["projected_at"])}})

@@ -150,10 +150,13 @@ def lock_step_run(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any
 
 def update_step_run(cur: Cursor, execution_id: str, step_id: str, *, status: StepStatus,
                     phase: str, at: datetime, result: dict[str, Any] | None = None,
-                    error: dict[str, Any] | None = None, count_attempt: bool = True) -> None:
+                    error: dict[str, Any] | None = None, count_attempt: bool = True,
+                    started: datetime | None = None) -> None:
+    """started: when this attempt started (a step starts with its first attempt); an action
+    attempt's end is the step's end, a successful compensation's its compensated_at."""
     counter = "action_attempts" if phase == "action" else "compensation_attempts"
     increment = 1 if count_attempt else 0
-    ended = at if status in (StepStatus.SUCCEEDED, StepStatus.FAILED) else None
+    ended = at if phase == "action" else None
     compensated = at if status is StepStatus.COMPENSATED else None
     cur.execute(
         f"UPDATE step_runs SET status = %s, {counter} = {counter} + %s, "
@@ -161,8 +164,29 @@ def update_step_run(cur: Cursor, execution_id: str, step_id: str, *, status: Ste
         "started_at = COALESCE(started_at, %s), ended_at = COALESCE(%s, ended_at), "
         "compensated_at = COALESCE(%s, compensated_at) "
         "WHERE execution_id = %s AND step_id = %s",
-        (status.value, increment, _json(result), _json(error), at, ended, compensated,
-         execution_id, step_id))
+        (status.value, increment, _json(result), _json(error), started or at, ended,
+         compensated, execution_id, step_id))
+
+
+def step_record(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any]:
+    """A step's recorded state as events carry it, so the read model copies it exactly."""
+    cur.execute("SELECT status, error, action_attempts, compensation_attempts, started_at, "
+                "ended_at, compensated_at FROM step_runs "
+                "WHERE execution_id = %s AND step_id = %s", (execution_id, step_id))
+    row = cur.fetchone() or {}
+    return {**{key: row.get(key) for key in ("status", "action_attempts",
+                                             "compensation_attempts")},
+            "error": _load(row.get("error")),
+            **{key: _iso(row.get(key)) for key in ("started_at", "ended_at",
+                                                    "compensated_at")}}
+
+
+def set_execution_error(cur: Cursor, execution_id: str, error: dict[str, Any]) -> None:
+    cur.execute("UPDATE executions SET error = %s WHERE id = %s", (_json(error), execution_id))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.replace(tzinfo=UTC).isoformat() if value is not None else None
 
 
 def insert_attempt(cur: Cursor, execution_id: str, step_id: str, *, phase: str, attempt: int,
@@ -318,7 +342,7 @@ class MySQLExecutionStore:
                             (execution_id,))
             append_event(cur, event_type, execution_id=execution_id,
                          data={"saga_id": row["saga_id"], "status": to.value, **data,
-                               **({"error": error} if error else {})}, at=at)
+                               **({"execution_error": error} if error else {})}, at=at)
             return load_execution(cur, execution_id)
 
     def resolve(self, execution_id: str, by: str, reason: str) -> Execution | None:

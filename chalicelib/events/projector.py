@@ -36,6 +36,7 @@ _STEP_STATUS = {
     events.STEP_COMPENSATED: ("COMPENSATED", "succeeded"),
     events.STEP_COMPENSATION_FAILED: ("COMPENSATION_FAILED", "failed"),
 }
+_TOUCHES_EXECUTION = {events.SAGA_RESOLVED, events.RUN_STARTED}
 FINAL = {"COMPLETED", "COMPENSATED", "FAILED", "COMPENSATION_FAILED", "TIMED_OUT"}
 
 
@@ -85,9 +86,15 @@ class Projector:
                 "sfn_execution_arn": None, "resolved_by": None, "resolution": None,
                 "error": None,
                 "steps": [{"step_id": step_id, "position": i + 1, "status": "PENDING",
-                           "action_attempts": 0, "compensation_attempts": 0, "attempts": []}
+                           "result": None, "error": None,
+                           "action_attempts": 0, "compensation_attempts": 0,
+                           "started_at": None, "ended_at": None, "compensated_at": None,
+                           "attempts": []}
                           for i, step_id in enumerate(data.get("steps", []))],
                 "started_at": _time(event), "updated_at": _time(event), "ended_at": None,
+                # BSON dates keep milliseconds: the exact times ride along for the API.
+                "times": {"started_at": event["time"], "updated_at": event["time"],
+                          "ended_at": None},
                 "sequence": sequence, "projected_at": now,
             }
             # Look first: a duplicate-key error would abort the whole transaction.
@@ -100,15 +107,18 @@ class Projector:
                                                              "saga_id": 1}, session=session)
         if current is None or current["sequence"] >= sequence:
             return False  # seen already, or its start is not projected yet (rebuild fixes it)
-        update: dict[str, Any] = {"$set": {"sequence": sequence, "projected_at": now,
-                                           "updated_at": _time(event)}}
+        update: dict[str, Any] = {"$set": {"sequence": sequence, "projected_at": now}}
         new_status = data.get("status") or _EXECUTION_STATUS.get(event["type"])
+        if new_status or event["type"] in _TOUCHES_EXECUTION:
+            # As the write model: only a change of the execution's own row moves updated_at.
+            update["$set"].update({"updated_at": _time(event), "times.updated_at": event["time"]})
         if new_status:
             update["$set"]["status"] = new_status
-            if new_status in FINAL:
-                update["$set"]["ended_at"] = _time(event)
-            if data.get("error"):
-                update["$set"]["error"] = data["error"]
+            ended = event["time"] if new_status in FINAL else None
+            update["$set"].update({"ended_at": _time(event) if ended else None,
+                                   "times.ended_at": ended})
+        if "execution_error" in data:
+            update["$set"]["error"] = data["execution_error"]
         if event["type"] == events.SAGA_RESOLVED:
             update["$set"].update(resolved_by=data.get("by"), resolution=data.get("reason"))
         if event["type"] == events.RUN_STARTED:
@@ -142,11 +152,14 @@ class Projector:
                    "error_type": error.get("type"), "error_message": error.get("message"),
                    "started_at": data.get("started_at"), "ended_at": event["time"],
                    "duration_ms": data.get("duration_ms")}
-        if status is not None:  # an aborted attempt is not counted, as in the write model
+        record = data.get("step")
+        if status is not None and isinstance(record, Mapping):
+            # The step as the write model recorded it with this event: copied, not re-derived.
+            update["$set"].update({f"steps.$[s].{key}": value for key, value in record.items()})
+        elif status is not None:  # an aborted attempt is not counted, as in the write model
             update["$set"]["steps.$[s].status"] = status
             update["$set"][f"steps.$[s].{phase}_attempts"] = data.get("attempt")
-            if outcome == "failed":
-                update["$set"]["steps.$[s].error"] = error
+            update["$set"]["steps.$[s].error"] = error if outcome == "failed" else None
         if event["type"] == events.STEP_SUCCEEDED:  # a step's result is its action's
             update["$set"]["steps.$[s].result"] = data.get("result")
         update["$push"] = {"steps.$[s].attempts": attempt}

@@ -26,7 +26,13 @@ from chalicelib.ports import (
 from chalicelib.saga import events
 from chalicelib.saga.compiler import execution_input
 from chalicelib.saga.errors import BadRequest, Conflict, NotFound, SagaError
-from chalicelib.saga.executions import Execution, ExecutionStatus, Fault
+from chalicelib.saga.executions import (
+    Execution,
+    ExecutionStatus,
+    Fault,
+    execution_error,
+    failure_cause,
+)
 from chalicelib.saga.service import page_size
 from chalicelib.saga.validation import SAFE_ID
 
@@ -145,7 +151,7 @@ class ExecutionService:
                 execution.id, {ExecutionStatus.RUNNING, ExecutionStatus.COMPENSATING},
                 ExecutionStatus.FAILED, events.SAGA_FAILED,
                 {"reason": "the state machine could not be started"},
-                error={"type": type(error).__name__, "message": str(error)[:500]})
+                error=execution_error(None, None, type(error).__name__, str(error)))
             raise OrchestratorUnavailable(
                 f"the execution could not be started: {type(error).__name__}",
                 execution_id=execution.id) from error
@@ -169,8 +175,10 @@ class ExecutionService:
         if execution.status is not ExecutionStatus.COMPLETED:
             raise Conflict(f"execution {execution.id!r} is {execution.status.value}; only a "
                            "COMPLETED execution can be compensated", execution_id=execution.id)
-        return self._run_compensation(execution, {ExecutionStatus.COMPLETED}, actor,
-                                      "compensation requested")
+        return self._run_compensation(
+            execution, {ExecutionStatus.COMPLETED}, actor, "compensation requested",
+            execution_error(None, "compensation", "CompensationRequested",
+                            f"compensation requested by {actor.name}"))
 
     def retry_compensation(self, execution_id: str, actor: Actor) -> Execution:
         execution = self._current(execution_id)
@@ -178,18 +186,23 @@ class ExecutionService:
             raise Conflict(f"execution {execution_id!r} is {execution.status.value}; only a "
                            "COMPENSATION_FAILED execution can retry its compensation",
                            execution_id=execution_id)
+        # The compensation failure is being dealt with: the error says again why the
+        # execution is undone (a failed step's, or the operator's request).
+        cause = failure_cause(execution.steps) or execution_error(
+            None, "compensation", "CompensationRequested",
+            f"compensation retried by {actor.name}")
         return self._run_compensation(execution, {ExecutionStatus.COMPENSATION_FAILED}, actor,
-                                      "compensation retried")
+                                      "compensation retried", cause)
 
     def _run_compensation(self, execution: Execution, allowed: set[ExecutionStatus],
-                          actor: Actor, reason: str) -> Execution:
+                          actor: Actor, reason: str, cause: dict[str, Any]) -> Execution:
         saga = self.definitions.get_revision(execution.saga_id, execution.revision)
         if saga is None:
             raise Conflict(f"the version execution {execution.id!r} ran is gone")
         machines = self._machines(saga)
         moved = self.executions.transition(execution.id, allowed, ExecutionStatus.COMPENSATING,
                                            events.COMPENSATION_STARTED,
-                                           {"reason": reason, "by": actor.name})
+                                           {"reason": reason, "by": actor.name}, error=cause)
         if moved is None:
             raise Conflict(f"execution {execution.id!r} changed meanwhile; read it again")
         run_name = f"{execution.id}-c{uuid.uuid4().hex[:8]}"

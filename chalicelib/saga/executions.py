@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ExecutionStatus(StrEnum):
@@ -21,6 +23,15 @@ class ExecutionStatus(StrEnum):
     @property
     def is_final(self) -> bool:
         return self not in (ExecutionStatus.RUNNING, ExecutionStatus.COMPENSATING)
+
+
+def failure_cause(steps: list[StepRun]) -> dict[str, Any] | None:
+    """The action failure that made an execution give up, as its steps recorded it."""
+    for step in sorted(steps, key=lambda s: s.position):
+        if step.status is StepStatus.FAILED and step.error:
+            return execution_error(step.step_id, "action", step.error.get("type"),
+                                   step.error.get("message"))
+    return None
 
 
 class StepStatus(StrEnum):
@@ -47,6 +58,57 @@ class Fault(BaseModel):
     delay: str | None = None
     # Raise the error as permanent (no retries).
     permanent: bool = False
+
+
+class ExecutionError(BaseModel):
+    """Why an execution did not complete: which step, in which phase, failed how."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    step_id: str | None = None
+    phase: str | None = None
+    type: str
+    message: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_shapes(cls, value: Any) -> Any:
+        # Rows written before errors had this shape (a machine's raw {"Error", "Cause"}, or
+        # an unsanitized message) are served in it, cleaned.
+        if isinstance(value, dict):
+            kind = value.get("type") or value.get("Error")
+            message = value.get("message", value.get("Cause"))
+            return {**value, **clean_error(kind, message)}
+        return value
+
+
+# Anything that looks like a file path (/var/task/x.py, C:\\x\\y.py, ./a/b): callers never see one.
+_PATH = re.compile(r'(?:[A-Za-z]:\\|\.{0,2}/)?(?:[\w.\-]+[/\\])+[\w.\-]+')
+MAX_ERROR_MESSAGE = 500
+
+
+def clean_error(error_type: str | None, message: str | None) -> dict[str, str]:
+    """An error as stored and served: its type and the first line of its message, with no
+    traceback and no file paths (the full text belongs in the logs only)."""
+    text = str(message or "")
+    if text.lstrip().startswith("{"):  # Step Functions' Cause for a Lambda error is JSON
+        try:
+            cause = json.loads(text)
+            if isinstance(cause, dict):
+                error_type = error_type or cause.get("errorType")
+                text = str(cause.get("errorMessage") or "")
+        except ValueError:
+            pass
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.strip().startswith(("Traceback", 'File "'))]
+    first = _PATH.sub("<path>", lines[0] if lines else "")[:MAX_ERROR_MESSAGE]
+    kind = _PATH.sub("<path>", str(error_type or "Error"))[:100]
+    return {"type": kind, "message": first}
+
+
+def execution_error(step_id: str | None, phase: str | None, error_type: str | None,
+                    message: str | None) -> dict[str, Any]:
+    return {"step_id": step_id, "phase": phase, **clean_error(error_type, message)}
 
 
 class Attempt(BaseModel):
@@ -82,7 +144,8 @@ class Execution(BaseModel):
     status: ExecutionStatus
     input: dict[str, Any]
     faults: list[Fault] = Field(default_factory=list)
-    error: dict[str, Any] | None = None
+    # Set whenever the status is not RUNNING or COMPLETED: why it did not complete.
+    error: ExecutionError | None = None
     state_machine_arn: str | None = None
     sfn_execution_arn: str | None = None
     started_at: datetime

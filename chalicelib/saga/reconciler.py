@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from chalicelib.ports import ExecutionStore, Orchestrator, RunState
 from chalicelib.saga import events
-from chalicelib.saga.executions import Execution, ExecutionStatus, StepStatus
+from chalicelib.saga.executions import Execution, ExecutionStatus, StepStatus, execution_error
 
 _UNSETTLED = {ExecutionStatus.RUNNING, ExecutionStatus.COMPENSATING}
 # How each of the machines' own ends is named (see the compiler's Fail states).
@@ -80,8 +80,8 @@ class Reconciler:
             moved = self.executions.transition(
                 execution.id, _UNSETTLED, status, event_type,
                 {"reconciled": True, "reason": reason},
-                error={"type": "Reconciled", "message": reason,
-                       "run_error": run.error, "run_cause": (run.cause or "")[:500]})
+                error=execution.error.model_dump() if execution.error else
+                execution_error(None, None, run.error or "Reconciled", reason))
             if moved is not None:
                 repairs.append(Repair(execution.id, execution.status, status, reason))
         return repairs

@@ -7,6 +7,7 @@ a late action (its Task timed out) against the compensation that undoes it.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -21,7 +22,13 @@ from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.ports import DefinitionStore
 from chalicelib.saga import events
 from chalicelib.saga.durations import parse_duration_ms
-from chalicelib.saga.executions import ExecutionStatus, Fault, StepStatus
+from chalicelib.saga.executions import (
+    ExecutionStatus,
+    Fault,
+    StepStatus,
+    clean_error,
+    execution_error,
+)
 from chalicelib.saga.models import StepDefinition, StoredSaga
 from chalicelib.steps.context import ActionFn, PermanentError, StepContext
 
@@ -69,9 +76,9 @@ class StepRuntime:
     def handle(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """One attempt in one transaction; a failed one is rolled back and then recorded."""
         request = StepRequest.model_validate(payload)
+        started = records.now()  # the attempt starts when it is delivered, slow or not
         if self.faults_enabled:
             self._injected_delay(request)
-        started = records.now()
         try:
             with self.connector.transaction() as cur:
                 execution = records.lock_execution(cur, request.execution_id)
@@ -174,10 +181,13 @@ class StepRuntime:
         if request.phase == "action":
             records.update_step_run(cur, execution_id, step.id or "",
                                     status=StepStatus.SUCCEEDED, phase="action", at=at,
-                                    result=result)
+                                    result=result, started=started)
             # The happy path's events go in one multi-row insert (fewer round trips).
             batch = [(events.STEP_STARTED, data, started)] if first else []
-            batch.append((events.STEP_SUCCEEDED, {**data, "result": result}, at))
+            batch.append((events.STEP_SUCCEEDED,
+                          {**data, "result": result,
+                           "step": records.step_record(cur, execution_id, step.id or "")},
+                          at))
             if request.last:
                 records.set_execution_status(cur, execution_id, ExecutionStatus.COMPLETED,
                                              at=at)
@@ -188,17 +198,38 @@ class StepRuntime:
             return
         if ExecutionStatus(execution["status"]) in (ExecutionStatus.RUNNING,
                                                     ExecutionStatus.COMPLETED):
-            records.set_execution_status(cur, execution_id, ExecutionStatus.COMPENSATING, at=at)
+            # The forward machine undoes: say why, unless the failing step already did.
+            cause = _load_error(execution) or self._cause(cur, request)
+            records.set_execution_status(cur, execution_id, ExecutionStatus.COMPENSATING,
+                                         at=started, error=cause)
             records.append_event(cur, events.COMPENSATION_STARTED, execution_id=execution_id,
-                                 data={"saga_id": execution["saga_id"], "cause": request.error,
+                                 data={"saga_id": execution["saga_id"], "cause": cause,
+                                       "execution_error": cause,
                                        "status": ExecutionStatus.COMPENSATING.value},
                                  at=started)
         records.update_step_run(cur, execution_id, step.id or "", status=StepStatus.COMPENSATED,
-                                phase="compensation", at=at, error=None)
+                                phase="compensation", at=at, error=None, started=started)
         records.append_event(cur, events.STEP_COMPENSATED, execution_id=execution_id,
-                             data={**data, "result": result}, at=at)
+                             data={**data, "result": result,
+                                   "step": records.step_record(cur, execution_id,
+                                                               step.id or "")}, at=at)
         if request.last:
             self._finish_compensation(cur, execution_id, execution)
+
+    @staticmethod
+    def _cause(cur: Any, request: StepRequest) -> dict[str, Any]:
+        """The Catch's error when no step recorded one: a timed-out step is undone first; any
+        other error came from the step after the one now undone (a Lambda that crashed)."""
+        raw = request.error or {}
+        step_id = request.step_id
+        if raw.get("Error") != "States.Timeout":
+            cur.execute("SELECT step_id FROM step_runs WHERE execution_id = %s AND position > "
+                        "(SELECT position FROM step_runs WHERE execution_id = %s AND "
+                        "step_id = %s) ORDER BY position LIMIT 1",
+                        (request.execution_id, request.execution_id, request.step_id))
+            row = cur.fetchone()
+            step_id = row["step_id"] if row else step_id
+        return execution_error(step_id, "action", raw.get("Error") or "Error", raw.get("Cause"))
 
     @staticmethod
     def _finish_compensation(cur: Any, execution_id: str, execution: dict[str, Any]) -> None:
@@ -213,7 +244,8 @@ class StepRuntime:
     def _record_failure(self, request: StepRequest, error: Exception,
                         started: datetime) -> None:
         """Its own transaction: the attempt's work was rolled back, its failure is kept."""
-        error_info = {"type": type(error).__name__, "message": str(error)[:1000]}
+        # Callers see the type and first line only; the handler logs the whole error.
+        error_info = clean_error(type(error).__name__, str(error))
         try:
             with self.connector.transaction() as cur:
                 execution = records.lock_execution(cur, request.execution_id)
@@ -251,9 +283,19 @@ class StepRuntime:
                             else events.STEP_RETRIED)
                 records.update_step_run(cur, request.execution_id, request.step_id,
                                         status=status, phase=request.phase, at=at,
-                                        error=error_info)
+                                        error=error_info, started=started)
+                extra: dict[str, Any] = {}
+                if final:  # the execution will not complete, and this is why
+                    extra["execution_error"] = execution_error(
+                        request.step_id, request.phase, error_info["type"],
+                        error_info["message"])
+                    records.set_execution_error(cur, request.execution_id,
+                                                extra["execution_error"])
                 records.append_event(cur, kind, execution_id=request.execution_id,
-                                     data={**data, "phase": request.phase}, at=at)
+                                     data={**data, "phase": request.phase, **extra,
+                                           "step": records.step_record(
+                                               cur, request.execution_id, request.step_id)},
+                                     at=at)
         except Exception:  # recording must not hide the step's own error
             logger.exception("could not record the failure of %s/%s", request.execution_id,
                              request.step_id)
@@ -279,6 +321,11 @@ class LazyResults(Mapping[str, dict[str, Any]]):
 
     def __len__(self) -> int:
         return len(self._results())
+
+
+def _load_error(execution: Mapping[str, Any]) -> dict[str, Any] | None:
+    raw = execution.get("error")
+    return json.loads(raw) if isinstance(raw, str | bytes) else raw
 
 
 def _iso(naive_utc: datetime) -> str:
@@ -309,9 +356,13 @@ class OutcomeRecorder:
             if execution["status"] == outcome.value:
                 return {"status": outcome.value, "duplicate": True}
             at = records.now()
-            records.set_execution_status(cur, execution_id, outcome, at=at,
-                                         error=payload.get("error"))
+            # The failing step recorded why; else the machine's error, without its trace.
+            raw = payload.get("error") or {}
+            error = _load_error(execution) or execution_error(
+                None, "compensation" if outcome is ExecutionStatus.COMPENSATION_FAILED
+                else "action", raw.get("Error") or "Error", raw.get("Cause"))
+            records.set_execution_status(cur, execution_id, outcome, at=at, error=error)
             records.append_event(cur, kind, execution_id=execution_id,
                                  data={"saga_id": execution["saga_id"], "status": outcome.value,
-                                       "error": payload.get("error")}, at=at)
+                                       "execution_error": error}, at=at)
         return {"status": outcome.value}

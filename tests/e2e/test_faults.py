@@ -37,6 +37,7 @@ from chalicelib.config import Settings
 from chalicelib.steps.actions import demo_data
 from infra.stack.supervisor import Supervisor
 from tests.e2e.conftest import Api
+from tests.support.records import differences, same
 from tests.support.sagas import SEED, seed_copy
 
 pytestmark = pytest.mark.fault
@@ -164,11 +165,8 @@ def _read_model(settings: Settings, ids: list[str]) -> dict[str, Any]:
 
 
 def _same(write: Any, read: Any) -> bool:
-    if write is None or read is None:
-        return False
-    return (write.status == read.status
-            and [(s.step_id, s.status, len(s.attempts)) for s in write.steps]
-            == [(s.step_id, s.status, len(s.attempts)) for s in read.steps])
+    # Every field of executions, steps and attempts (the models' own field lists).
+    return same(write, read)
 
 
 def settle(batch: Batch, settings: Settings, timeout_s: float = 420) -> float:
@@ -189,7 +187,11 @@ def settle(batch: Batch, settings: Settings, timeout_s: float = 420) -> float:
                 pass
         if time.monotonic() > started + timeout_s:
             stuck = Counter(e.status.value if e else "missing" for e in writes.values())
-            raise AssertionError(f"not settled after {timeout_s}s: {dict(stuck)}")
+            reads = _read_model(settings, batch.ids)
+            unlike = {i: differences(writes[i], reads[i])[:5] for i in batch.ids
+                      if not same(writes[i], reads[i])}
+            raise AssertionError(f"not settled after {timeout_s}s: {dict(stuck)}; read model "
+                                 f"differs: {dict(list(unlike.items())[:3])}")
         if time.monotonic() > next_reconcile:
             reconciler.run()
             next_reconcile = time.monotonic() + 10

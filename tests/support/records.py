@@ -1,0 +1,49 @@
+"""Field-by-field comparison of two views of one execution (write model, read model)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from chalicelib.saga.executions import Attempt, Execution, StepRun
+
+# Where each view comes from: different by design.
+NOT_COMPARED = {"consistency"}
+
+
+def _fields(model: type[BaseModel]) -> list[str]:
+    return [name for name in model.model_fields if name not in NOT_COMPARED]
+
+
+def differences(write: Execution | None, read: Execution | None) -> list[str]:
+    """Every field of the execution, its steps and their attempts that differs ("" if none).
+    The field lists come from the models, so a field added later is compared too."""
+    if write is None or read is None:
+        return [f"missing: write={write is not None} read={read is not None}"]
+    found = [f"{name}: {getattr(write, name)!r} != {getattr(read, name)!r}"
+             for name in _fields(Execution) if name != "steps"
+             and getattr(write, name) != getattr(read, name)]
+    if len(write.steps) != len(read.steps):
+        return [*found, f"steps: {len(write.steps)} != {len(read.steps)}"]
+    for mine, theirs in zip(write.steps, read.steps, strict=True):
+        found += _step_differences(mine, theirs)
+    return found
+
+
+def _step_differences(write: StepRun, read: StepRun) -> list[str]:
+    where = f"steps[{write.step_id}]"
+    found = [f"{where}.{name}: {getattr(write, name)!r} != {getattr(read, name)!r}"
+             for name in _fields(StepRun) if name != "attempts"
+             and getattr(write, name) != getattr(read, name)]
+    if len(write.attempts) != len(read.attempts):
+        return [*found, f"{where}.attempts: {len(write.attempts)} != {len(read.attempts)}"]
+    for n, (mine, theirs) in enumerate(zip(write.attempts, read.attempts, strict=True)):
+        found += [f"{where}.attempts[{n}].{name}: {getattr(mine, name)!r} != "
+                  f"{getattr(theirs, name)!r}" for name in _fields(Attempt)
+                  if getattr(mine, name) != getattr(theirs, name)]
+    return found
+
+
+def same(write: Any, read: Any) -> bool:
+    return not differences(write, read)
