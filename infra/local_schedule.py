@@ -23,7 +23,8 @@ class PeriodicTask:
         self.name = name
         self.interval_s = interval_s
         self.task = task
-        self.runs = 0
+        self.runs = 0  # runs that ended without an error
+        self.failures = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
@@ -36,8 +37,10 @@ class PeriodicTask:
             try:
                 self.task()
             except Exception:  # a schedule outlives one failed run, as EventBridge's does
+                self.failures += 1
                 logger.exception("%s failed; next run in %ss", self.name, self.interval_s)
-            self.runs += 1
+            else:
+                self.runs += 1
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()

@@ -56,6 +56,7 @@ def test_a_failing_run_does_not_end_the_timer() -> None:
         assert runs.wait(5)
     finally:
         timer.stop()
+    assert timer.failures >= 2 and timer.runs == 0
 
 
 def test_the_interval_and_its_schedule_come_from_the_key() -> None:
