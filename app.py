@@ -24,12 +24,14 @@ from chalicelib.auth import Forbidden, Role, TokenRejected, Unauthenticated
 from chalicelib.config import get_settings
 from chalicelib.events.consumer import apply_all, msk_events
 from chalicelib.health import check_health
+from chalicelib.ports import Actor
 from chalicelib.push.messages import handle_message
 from chalicelib.push.subscriptions import ALL, topics_from
 from chalicelib.runtime import (
     build_reconciler,
     build_relay,
     cleanup,
+    cleanup_schedule_minutes,
     connector,
     definition_service,
     execution_service,
@@ -275,6 +277,12 @@ def reconciler(event: Any) -> dict[str, Any]:
     """Repairs executions left RUNNING while their state machine run has ended."""
     repairs = build_reconciler(get_settings(), connector()).run()
     return {"repaired": [repair.__dict__ for repair in repairs]}
+
+
+@app.schedule(Rate(cleanup_schedule_minutes(SETTINGS), unit=Rate.MINUTES), name="cleanup")
+def scheduled_cleanup(event: Any) -> dict[str, Any]:
+    """POST /cleanup's work every saga.cleanup_interval (`saga serve` runs it on a timer)."""
+    return cleanup(get_settings(), connector(), Actor(name="schedule"))
 
 
 # -- events: outbox -> Kafka -> read model ------------------------------------------------------

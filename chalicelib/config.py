@@ -128,7 +128,8 @@ class SagaSettings(_Section):
     auditing_enabled: bool = True
     retry_enabled: bool = True
     compensation_enabled: bool = True
-    # Lets the execute body carry "faults" to inject; never on in prod.
+    # Lets the execute body carry "faults" to inject; off unless a stage turns it on, never
+    # in prod.
     fault_injection_enabled: bool = False
     # The reconciler looks at executions unchanged for this long.
     reconcile_after: str = "1m"
@@ -225,12 +226,32 @@ def _read_tree(path: Path) -> dict[str, Any]:
     return dict(yaml.safe_load(path.read_text()) or {})
 
 
+def _merge(tree: dict[str, Any], overlay: Mapping[str, Any]) -> None:
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(tree.get(key), dict):
+            _merge(tree[key], value)
+        else:
+            tree[key] = value
+
+
+def _apply_stage_overlay(tree: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """The file's `stages.<stage>` section over its top level: what only some stages turn on
+    (fault injection, demo inputs) is off everywhere else, AWS's dev stage included."""
+    overlays = tree.pop("stages", None) or {}
+    stages = Settings.model_fields["stage"].annotation.__args__  # type: ignore[union-attr]
+    if not isinstance(overlays, Mapping) or set(overlays) - set(stages):
+        raise ValueError(f"config key stages: sections must be named after a stage {stages}")
+    stage = environ.get("SAGA_STAGE") or tree.get("stage") or "local"
+    _merge(tree, overlays.get(stage) or {})
+
+
 def load_settings(
     config_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     environ = os.environ if environ is None else environ
     path = config_file or Path(environ.get("SAGA_CONFIG_FILE") or default_config_file())
     tree = _read_tree(path)
+    _apply_stage_overlay(tree, environ)
     for variable, config_path in _CLASSIC_VARIABLES.items():
         if variable in environ:
             _set_path(tree, config_path, _parse_value(environ[variable], config_path))

@@ -116,6 +116,19 @@ def build_reconciler(settings: Settings, connector: MySQLConnector,
                       grace_seconds=grace if grace_seconds is None else grace_seconds)
 
 
+def cleanup_interval_seconds(settings: Settings) -> float:
+    """How often cleanup runs on its own (config saga.cleanup_interval)."""
+    seconds = parse_duration_ms(settings.saga.cleanup_interval) / 1000
+    if seconds <= 0:
+        raise ValueError("config key saga.cleanup_interval must be longer than 0s")
+    return seconds
+
+
+def cleanup_schedule_minutes(settings: Settings) -> int:
+    """The interval as an EventBridge rate, whose finest unit is a minute (rounded up)."""
+    return max(1, int(-(-cleanup_interval_seconds(settings) // 60)))
+
+
 def cleanup(settings: Settings, connector: MySQLConnector, actor: Actor) -> dict[str, Any]:
     """Remove what nothing needs any more; the machines of removed versions go too."""
     migrate(connector.connection())

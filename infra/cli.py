@@ -51,11 +51,13 @@ def _serve(args: argparse.Namespace) -> int:
     from infra.deploy.local import load_app
     from infra.local_api import create_server
     from infra.local_events import EventWorkers
+    from infra.local_schedule import cleanup_timer
     from infra.ws_gateway import LocalWebsocketGateway
 
     settings = get_settings()
     server = create_server("127.0.0.1", args.port, args.stage)
     workers = EventWorkers.start(settings) if not args.no_events else None
+    cleaner = cleanup_timer(settings).start()
     gateway = LocalWebsocketGateway(
         load_app(), stage=args.stage, ws_port=settings.websocket.port,
         management_port=urlsplit(settings.websocket.management_endpoint).port or 8002).start()
@@ -72,6 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         server.server.server_close()
         gateway.stop()
+        cleaner.stop()
         if workers is not None:
             workers.stop()
     return EXIT_OK

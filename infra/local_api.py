@@ -1,11 +1,14 @@
 """The API on 127.0.0.1, as API Gateway would serve it: Chalice's local gateway with the stage's
 environment, and a 404 for unknown routes (API Gateway's default is a 403 "Missing Authentication
 Token"; the deployed API maps it to 404 with a gateway response, and so does this server).
+Responses from the stage's `minimum_compression_size` bytes up are gzipped for clients that
+accept it, as API Gateway does with its MinimumCompressionSize.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import threading
@@ -23,7 +26,38 @@ def _error(code: str, message: str) -> str:
     return json.dumps({"error": {"code": code, "message": message}})
 
 
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an Accept-Encoding header admits gzip (named or `*`, with a q above 0)."""
+    for item in (accept_encoding or "").split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip().lower() not in ("gzip", "*"):
+            continue
+        quality = params.strip().lower()
+        if quality.startswith("q="):
+            try:
+                return float(quality[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
+
+
 class _RequestHandler(local.ChaliceRequestHandler):
+    # None: no compression (the stage sets no minimum_compression_size).
+    minimum_compression_size: int | None = None
+
+    def _send_http_response_with_body(self, code: int, headers: Any,
+                                      body: str | bytes) -> None:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        threshold = self.minimum_compression_size
+        if threshold is not None and len(data) >= threshold:
+            headers = {**headers, "Vary": "Accept-Encoding"}
+            if (accepts_gzip(self.headers.get("Accept-Encoding"))
+                    and "Content-Encoding" not in headers):
+                data = gzip.compress(data, compresslevel=5)
+                headers["Content-Encoding"] = "gzip"
+        super()._send_http_response_with_body(code, headers, data)
+
     def _generic_handle(self) -> None:
         # The authorizer refuses a token by raising (API Gateway's contract for a 401);
         # Chalice's local gateway would let that escape, so it is answered here.
@@ -72,7 +106,10 @@ def create_server(host: str = "127.0.0.1", port: int = 8000,
     if not isinstance(app, local.CustomLocalChalice):
         local.CustomLocalChalice.__bases__ = (local.LocalChalice, app.__class__)
         app.__class__ = local.CustomLocalChalice
-    return local.LocalDevServer(app, config, host, port, handler_cls=_RequestHandler)
+    size = config.minimum_compression_size
+    handler = type("RequestHandler", (_RequestHandler,), {
+        "minimum_compression_size": int(size) if size not in (None, "") else None})
+    return local.LocalDevServer(app, config, host, port, handler_cls=handler)
 
 
 @contextlib.contextmanager

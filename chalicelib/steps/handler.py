@@ -14,6 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib.config import get_settings
 from chalicelib.steps import wiring
 
 logger = Logger(service="saga-steps")
@@ -28,12 +29,10 @@ def handle_step(event: dict[str, Any], context: Any, *, family: str) -> dict[str
     except Exception as error:
         logger.warning("step attempt failed", extra={"error_type": type(error).__name__,
                                                        "error": str(error)[:500]})
-        metrics.add_metric(name="StepFailed", unit=MetricUnit.Count, value=1)
-        _flush()
+        _count("StepFailed")
         raise
     logger.info("step attempt succeeded", extra={"duplicate": bool(result.get("duplicate"))})
-    metrics.add_metric(name="StepSucceeded", unit=MetricUnit.Count, value=1)
-    _flush()
+    _count("StepSucceeded")
     return result
 
 
@@ -44,7 +43,9 @@ def handle_outcome(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return result
 
 
-def _flush() -> None:
-    # One EMF record per invocation; Metrics raises on an empty flush, hence the guard.
-    if metrics.metric_set:
-        metrics.flush_metrics()
+def _count(name: str) -> None:
+    """One EMF record per invocation, when config saga.monitoring_enabled is on."""
+    if not get_settings().saga.monitoring_enabled:
+        return
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()

@@ -70,6 +70,8 @@ class StepRuntime:
     faults_enabled: bool = False
     sleep: Callable[[float], None] = time.sleep
     input_defaults: Mapping[str, Any] = field(default_factory=dict)
+    # config saga.caching_enabled: keep the revisions read (off: one read per attempt).
+    cache_definitions: bool = True
 
     _revisions: dict[tuple[str, int], StoredSaga] = field(default_factory=dict)
 
@@ -103,14 +105,20 @@ class StepRuntime:
     def _step(self, saga_id: str, revision: int, step_id: str) -> StepDefinition:
         # A stored revision never changes, so a warm Lambda keeps the ones it has read.
         key = (saga_id, revision)
-        saga = self._revisions.get(key)
+        saga = self._revisions.get(key) if self.cache_definitions else None
         if saga is None:
             saga = self.definitions.get_revision(saga_id, revision)
             if saga is None:
                 raise PermanentError(f"saga {saga_id!r} revision {revision} is gone")
+            if not self.cache_definitions:
+                return self._find_step(saga, saga_id, step_id)
             if len(self._revisions) >= 256:
                 self._revisions.clear()
             self._revisions[key] = saga
+        return self._find_step(saga, saga_id, step_id)
+
+    @staticmethod
+    def _find_step(saga: StoredSaga, saga_id: str, step_id: str) -> StepDefinition:
         step = next((s for s in saga.steps if s.id == step_id), None)
         if step is None:
             raise PermanentError(f"saga {saga_id!r} has no step {step_id!r}")

@@ -34,7 +34,8 @@ def build_step_runtime(settings: Settings, connector: MySQLConnector) -> StepRun
     # Demo defaults are a local convenience: prod never fills in a missing input.
     defaults = settings.saga.demo_input_defaults if settings.stage != "prod" else {}
     return StepRuntime(connector, MySQLDefinitionStore(connector), registry.resolve,
-                       faults_enabled=faults_enabled(settings), input_defaults=defaults)
+                       faults_enabled=faults_enabled(settings), input_defaults=defaults,
+                       cache_definitions=settings.saga.caching_enabled)
 
 
 @functools.cache

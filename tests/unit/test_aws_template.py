@@ -84,3 +84,20 @@ def test_the_packaged_requirements_are_the_runtime_ones() -> None:
     names = {r.split(">")[0].split("<")[0].split("=")[0] for r in runtime_requirements()}
     assert {"chalice", "boto3", "pymysql", "pymongo", "kafka-python"} <= names
     assert not names & {"pytest", "moto", "ruff", "cfn-lint"}
+
+
+def test_cleanup_runs_on_a_schedule_at_the_configured_interval(
+        template: dict[str, Any]) -> None:
+    from chalicelib.config import get_settings
+    from chalicelib.runtime import cleanup_schedule_minutes
+
+    events = template["Resources"]["Cleanup"]["Properties"]["Events"]
+    [schedule] = [event["Properties"]["Schedule"] for event in events.values()
+                  if event["Type"] == "Schedule"]
+    assert schedule == f"rate({cleanup_schedule_minutes(get_settings())} minutes)"
+    assert get_settings().saga.cleanup_interval == "1h" and schedule == "rate(60 minutes)"
+
+
+def test_api_gateway_compresses_responses_from_the_configured_size(
+        template: dict[str, Any]) -> None:
+    assert template["Resources"]["RestAPI"]["Properties"]["MinimumCompressionSize"] == 1024

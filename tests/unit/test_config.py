@@ -108,3 +108,41 @@ def test_demo_input_defaults_never_reach_prod() -> None:
     assert local.saga.demo_input_defaults["customer_id"] == "demo-customer"
     assert build_step_runtime(local, MySQLConnector(local.database.mysql)).input_defaults
     assert build_step_runtime(prod, MySQLConnector(prod.database.mysql)).input_defaults == {}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_fault_injection_and_demo_inputs_are_off_unless_a_stage_turns_them_on(stage: str) -> None:
+    from chalicelib.adapters.mysql import MySQLConnector
+    from chalicelib.saga.errors import BadRequest
+    from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
+    from chalicelib.steps.wiring import build_step_runtime, faults_enabled
+
+    settings = load_settings(environ={"SAGA_STAGE": stage})
+    assert faults_enabled(settings) is False
+    assert settings.saga.demo_input_defaults == {}
+    runtime = build_step_runtime(settings, MySQLConnector(settings.database.mysql))
+    assert runtime.input_defaults == {}
+    policy = ExecutionPolicy(faults_enabled=faults_enabled(settings))
+    service = ExecutionService(None, None, None, policy, None)  # type: ignore[arg-type]
+    with pytest.raises(BadRequest, match="fault injection is disabled"):
+        service._parse_execute({"faults": [{"step_id": "a", "fail": True}]})
+
+
+@pytest.mark.parametrize("stage", ["local", "test", "bench"])
+def test_the_local_stages_turn_fault_injection_and_demo_inputs_on(stage: str) -> None:
+    from chalicelib.steps.wiring import faults_enabled
+
+    settings = load_settings(environ={"SAGA_STAGE": stage})
+    assert faults_enabled(settings) is True
+    assert settings.saga.demo_input_defaults["amount"] == "10.00"
+    # The environment still wins over a stage's section.
+    off = load_settings(environ={"SAGA_STAGE": stage,
+                                 "SAGA__SAGA__FAULT_INJECTION_ENABLED": "false"})
+    assert faults_enabled(off) is False
+
+
+def test_a_stage_section_for_no_known_stage_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("stages:\n  staging:\n    saga:\n      fault_injection_enabled: true\n")
+    with pytest.raises(ValueError, match="stages"):
+        load_settings(config, environ={})

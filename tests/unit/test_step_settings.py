@@ -1,0 +1,81 @@
+"""saga.caching_enabled and saga.monitoring_enabled change what a step Lambda does."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from chalicelib.adapters.mysql import MySQLConnector
+from chalicelib.config import Settings, load_settings
+from chalicelib.saga.models import StoredSaga
+from chalicelib.steps import handler
+from chalicelib.steps.wiring import build_step_runtime
+from tests.support.sagas import one_step_saga
+
+
+class CountingDefinitions:
+    """A definition store that counts the reads a step makes (MySQL's stand-in)."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def get_revision(self, saga_id: str, revision: int) -> StoredSaga:
+        self.reads += 1
+        now = datetime.now(UTC)
+        return StoredSaga.model_validate({**one_step_saga(saga_id), "revision": revision,
+                                          "active": True, "created_at": now,
+                                          "updated_at": now, "version_created_at": now})
+
+
+def _settings(**saga: str) -> Settings:
+    return load_settings(environ={f"SAGA__SAGA__{key.upper()}": value
+                                  for key, value in saga.items()})
+
+
+@pytest.mark.parametrize(("caching", "reads"), [("true", 1), ("false", 3)])
+def test_caching_enabled_decides_whether_a_warm_step_rereads_its_definition(
+        caching: str, reads: int) -> None:
+    settings = _settings(caching_enabled=caching)
+    definitions = CountingDefinitions()
+    runtime = dataclasses.replace(
+        build_step_runtime(settings, MySQLConnector(settings.database.mysql)),
+        definitions=definitions)
+    for _ in range(3):
+        assert runtime._step("s-1", 1, "charge").id == "charge"
+    assert definitions.reads == reads
+
+
+class FakeStepRuntime:
+    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("fail"):
+            raise RuntimeError("declined")
+        return {"ok": True}
+
+
+def _emf_records(text: str) -> list[dict[str, Any]]:
+    records = []
+    for line in text.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            records.append(json.loads(line))
+    return records
+
+
+@pytest.mark.parametrize("monitoring", ["true", "false"])
+def test_monitoring_enabled_decides_whether_steps_emit_metrics(
+        monitoring: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(handler, "get_settings", lambda: _settings(monitoring_enabled=monitoring))
+    monkeypatch.setattr(handler.wiring, "step_runtime", FakeStepRuntime)
+    handler.handle_step({"execution_id": "e", "step_id": "charge"}, None, family="payment")
+    with pytest.raises(RuntimeError):
+        handler.handle_step({"execution_id": "e", "fail": True}, None, family="payment")
+    records = _emf_records(capsys.readouterr().out)
+    if monitoring == "true":
+        assert [name for record in records for name in ("StepSucceeded", "StepFailed")
+                if name in record] == ["StepSucceeded", "StepFailed"]
+    else:
+        assert records == []
