@@ -27,6 +27,7 @@ from chalicelib.health import check_health
 from chalicelib.push.messages import handle_message
 from chalicelib.push.subscriptions import ALL, topics_from
 from chalicelib.runtime import (
+    build_dead_letters,
     build_reconciler,
     build_relay,
     cleanup,
@@ -294,7 +295,8 @@ def outbox_relay(event: Any) -> dict[str, Any]:
 def projector(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Applies a batch from the Kafka (MSK) event source to the MongoDB read model, and pushes
     each applied event to its WebSocket subscribers."""
-    return {"applied": apply_all(pushing_projector(), msk_events(event))}
+    return {"applied": apply_all(pushing_projector(), msk_events(event),
+                                 build_dead_letters(connector()))}
 
 
 # -- WebSocket API: live updates ---------------------------------------------------------------

@@ -24,6 +24,7 @@ from chalicelib.adapters.mongo import mongo_client, read_model
 from chalicelib.adapters.mongo_read_model import MongoExecutionReadModel
 from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.adapters.mysql_cleanup import MySQLCleanup
+from chalicelib.adapters.mysql_dead_letters import MySQLDeadLetters
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
 from chalicelib.adapters.mysql_executions import MySQLExecutionStore
 from chalicelib.adapters.mysql_migrations import migrate
@@ -104,7 +105,8 @@ def build_execution_service(settings: Settings, connector: MySQLConnector) -> Ex
         MySQLDefinitionStore(connector, auditing=settings.saga.auditing_enabled),
         MySQLExecutionStore(connector), build_orchestrator(settings),
         ExecutionPolicy(faults_enabled=faults_enabled(settings),
-                        max_input_bytes=settings.limits.max_input_bytes),
+                        max_input_bytes=settings.limits.max_input_bytes,
+                        max_event_bytes=settings.kafka.max_request_size),
         MongoExecutionReadModel(read_model(mongo(), settings.database.mongodb)))
 
 
@@ -147,6 +149,11 @@ def build_projector(settings: Settings, client: MongoClient,
     database = read_model(client, settings.database.mongodb)
     ensure_indexes(database)
     return Projector(client, database, on_applied)
+
+
+def build_dead_letters(connector: MySQLConnector) -> MySQLDeadLetters:
+    migrate(connector.connection())
+    return MySQLDeadLetters(connector)
 
 
 def projector_consumer(settings: Settings) -> Callable[[], KafkaConsumer]:

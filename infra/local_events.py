@@ -34,6 +34,8 @@ class EventWorkers:
                              daemon=True),
             threading.Thread(target=run_projector,
                              args=(runtime.projector_consumer(settings), projector, stop),
+                             kwargs={"sink": runtime.build_dead_letters(
+                                 MySQLConnector(settings.database.mysql))},
                              name="projector", daemon=True),
         ])
         for thread in workers.threads:

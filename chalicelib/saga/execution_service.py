@@ -28,6 +28,7 @@ from chalicelib.saga.compiler import execution_input
 from chalicelib.saga.errors import BadRequest, Conflict, NotFound, SagaError
 from chalicelib.saga.executions import Execution, ExecutionStatus, Fault
 from chalicelib.saga.service import page_size
+from chalicelib.saga.storable import KAFKA_MAX_REQUEST_BYTES, check_storable
 from chalicelib.saga.validation import SAFE_ID
 
 # Step Functions run names are at most 80 characters; compensation runs add "-c<n>".
@@ -44,6 +45,7 @@ class OrchestratorUnavailable(SagaError):
 class ExecutionPolicy:
     faults_enabled: bool
     max_input_bytes: int = 256 * 1024
+    max_event_bytes: int = KAFKA_MAX_REQUEST_BYTES
 
 
 class ExecutionService:
@@ -105,6 +107,8 @@ class ExecutionService:
                              "'.', '_' or '-', starting and ending with a letter or digit",
                              value=execution_id if isinstance(execution_id, str) else None)
         faults = self._parse_faults(body.get("faults"))
+        check_storable({"input": saga_input, "faults": body.get("faults") or []},
+                       max_event_bytes=self.policy.max_event_bytes)
         return {"input": saga_input, "execution_id": execution_id, "faults": faults}
 
     def _parse_faults(self, raw: Any) -> list[Fault]:
