@@ -37,6 +37,7 @@ from chalicelib.runtime import (
     openapi_document,
     pusher,
     pushing_projector,
+    queued_pusher,
     rate_limiter,
     subscriptions,
     token_verifier,
@@ -295,8 +296,9 @@ def outbox_relay(event: Any) -> dict[str, Any]:
 def projector(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Applies a batch from the Kafka (MSK) event source to the MongoDB read model, and pushes
     each applied event to its WebSocket subscribers."""
-    return {"applied": apply_all(pushing_projector(), msk_events(event),
-                                 build_dead_letters(connector()))}
+    applied = apply_all(pushing_projector(), msk_events(event), build_dead_letters(connector()))
+    queued_pusher().drain()  # a frozen Lambda would hold its pushes until the next batch
+    return {"applied": applied}
 
 
 # -- WebSocket API: live updates ---------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config as BotoConfig
 from kafka import KafkaConsumer
 from pymongo import MongoClient
 
@@ -36,6 +37,7 @@ from chalicelib.events.projector import Projector, ensure_indexes
 from chalicelib.events.relay import OutboxRelay
 from chalicelib.ports import Actor
 from chalicelib.push.pusher import Pusher
+from chalicelib.push.queued import QueuedPusher
 from chalicelib.push.subscriptions import Subscriptions
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
@@ -165,8 +167,10 @@ def management_client(settings: Settings) -> Any:
     """The API Gateway management API at the configured endpoint (the local gateway here)."""
     endpoint = settings.websocket.management_endpoint
     local = endpoint.startswith("http://")
+    # A client that can't take a message within seconds is dropped, not waited on (or retried).
+    bounded = BotoConfig(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 1})
     return boto3.session.Session(region_name=settings.aws.region).client(
-        "apigatewaymanagementapi", endpoint_url=endpoint,
+        "apigatewaymanagementapi", endpoint_url=endpoint, config=bounded,
         aws_access_key_id="test" if local else None,
         aws_secret_access_key="test" if local else None)
 
@@ -183,9 +187,15 @@ def pusher() -> Pusher:
 
 
 @functools.cache
+def queued_pusher() -> QueuedPusher:
+    """What the projector pushes through: it enqueues, per-connection senders deliver."""
+    return QueuedPusher(pusher())
+
+
+@functools.cache
 def pushing_projector() -> Projector:
     """The projector Lambda's, built (indexes ensured) once per container, not per batch."""
-    return build_projector(get_settings(), mongo(), on_applied=pusher().push_event)
+    return build_projector(get_settings(), mongo(), on_applied=queued_pusher().push_event)
 
 
 @functools.cache
@@ -222,5 +232,6 @@ def reset() -> None:
     get_settings.cache_clear()
     wiring.reset()
     for cached in (mongo, definition_service, execution_service, subscriptions, pusher,
+                   queued_pusher,
                    pushing_projector, rate_limiter):
         cached.cache_clear()
