@@ -28,6 +28,7 @@ from chalicelib.ports import Actor
 from chalicelib.push.messages import handle_message
 from chalicelib.push.subscriptions import ALL, topics_from
 from chalicelib.runtime import (
+    build_dead_letters,
     build_reconciler,
     build_relay,
     cleanup,
@@ -38,6 +39,7 @@ from chalicelib.runtime import (
     openapi_document,
     pusher,
     pushing_projector,
+    queued_pusher,
     rate_limiter,
     subscriptions,
     token_verifier,
@@ -302,7 +304,9 @@ def outbox_relay(event: Any) -> dict[str, Any]:
 def projector(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Applies a batch from the Kafka (MSK) event source to the MongoDB read model, and pushes
     each applied event to its WebSocket subscribers."""
-    return {"applied": apply_all(pushing_projector(), msk_events(event))}
+    applied = apply_all(pushing_projector(), msk_events(event), build_dead_letters(connector()))
+    queued_pusher().drain()  # a frozen Lambda would hold its pushes until the next batch
+    return {"applied": applied}
 
 
 # -- WebSocket API: live updates ---------------------------------------------------------------

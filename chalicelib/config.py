@@ -83,6 +83,8 @@ class KafkaSettings(_Section):
     topic: str = "saga-events"
     consumer_timeout: str = "10s"
     producer_timeout: str = "10s"
+    # The producer's cap on one request; the API refuses input whose event would exceed it.
+    max_request_size: int = 1024 * 1024
     api_version: str = "auto"
     partitions: int = 3
     zookeeper: str = "127.0.0.1:2181"

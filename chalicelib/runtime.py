@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config as BotoConfig
 from kafka import KafkaConsumer
 from pymongo import MongoClient
 
@@ -24,6 +25,7 @@ from chalicelib.adapters.mongo import mongo_client, read_model
 from chalicelib.adapters.mongo_read_model import MongoExecutionReadModel
 from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.adapters.mysql_cleanup import MySQLCleanup
+from chalicelib.adapters.mysql_dead_letters import MySQLDeadLetters
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
 from chalicelib.adapters.mysql_executions import MySQLExecutionStore
 from chalicelib.adapters.mysql_migrations import migrate
@@ -35,6 +37,7 @@ from chalicelib.events.projector import Projector, ensure_indexes
 from chalicelib.events.relay import OutboxRelay
 from chalicelib.ports import Actor
 from chalicelib.push.pusher import Pusher
+from chalicelib.push.queued import QueuedPusher
 from chalicelib.push.subscriptions import Subscriptions
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
@@ -104,7 +107,8 @@ def build_execution_service(settings: Settings, connector: MySQLConnector) -> Ex
         MySQLDefinitionStore(connector, auditing=settings.saga.auditing_enabled),
         MySQLExecutionStore(connector), build_orchestrator(settings),
         ExecutionPolicy(faults_enabled=faults_enabled(settings),
-                        max_input_bytes=settings.limits.max_input_bytes),
+                        max_input_bytes=settings.limits.max_input_bytes,
+                        max_event_bytes=settings.kafka.max_request_size),
         MongoExecutionReadModel(read_model(mongo(), settings.database.mongodb)))
 
 
@@ -162,6 +166,11 @@ def build_projector(settings: Settings, client: MongoClient,
     return Projector(client, database, on_applied)
 
 
+def build_dead_letters(connector: MySQLConnector) -> MySQLDeadLetters:
+    migrate(connector.connection())
+    return MySQLDeadLetters(connector)
+
+
 def projector_consumer(settings: Settings) -> Callable[[], KafkaConsumer]:
     return lambda: kafka_consumer(settings.kafka, [settings.kafka.topic],
                                   group_id=f"{settings.kafka.group_id}-projector")
@@ -171,8 +180,10 @@ def management_client(settings: Settings) -> Any:
     """The API Gateway management API at the configured endpoint (the local gateway here)."""
     endpoint = settings.websocket.management_endpoint
     local = endpoint.startswith("http://")
+    # A client that can't take a message within seconds is dropped, not waited on (or retried).
+    bounded = BotoConfig(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 1})
     return boto3.session.Session(region_name=settings.aws.region).client(
-        "apigatewaymanagementapi", endpoint_url=endpoint,
+        "apigatewaymanagementapi", endpoint_url=endpoint, config=bounded,
         aws_access_key_id="test" if local else None,
         aws_secret_access_key="test" if local else None)
 
@@ -189,9 +200,15 @@ def pusher() -> Pusher:
 
 
 @functools.cache
+def queued_pusher() -> QueuedPusher:
+    """What the projector pushes through: it enqueues, per-connection senders deliver."""
+    return QueuedPusher(pusher())
+
+
+@functools.cache
 def pushing_projector() -> Projector:
     """The projector Lambda's, built (indexes ensured) once per container, not per batch."""
-    return build_projector(get_settings(), mongo(), on_applied=pusher().push_event)
+    return build_projector(get_settings(), mongo(), on_applied=queued_pusher().push_event)
 
 
 @functools.cache
@@ -228,5 +245,6 @@ def reset() -> None:
     get_settings.cache_clear()
     wiring.reset()
     for cached in (mongo, definition_service, execution_service, subscriptions, pusher,
+                   queued_pusher,
                    pushing_projector, rate_limiter):
         cached.cache_clear()

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.config import get_settings
@@ -88,9 +89,46 @@ def _events(args: argparse.Namespace) -> int:
     if args.action == "relay":
         published = runtime.build_relay(settings, runtime.connector()).drain()
         print(f"published {published} event(s)")
+    elif args.action == "dead-letters":
+        return _dead_letters(settings, args.replay)
     else:
         applied = rebuild_read_model(settings)
         print(f"read model rebuilt from the outbox: {applied} event(s) applied")
+    return EXIT_OK
+
+
+def _dead_letters(settings: Any, replay: int | None) -> int:
+    from chalicelib import runtime
+    from chalicelib.adapters.mysql_dead_letters import RELAY
+
+    letters = runtime.build_dead_letters(runtime.connector())
+    if replay is None:
+        rows = letters.list()
+        print(f"{'id':>6}  {'when (UTC)':<26}  {'stage':<9}  {'event key':<40}  reason")
+        for letter in rows:
+            print(f"{letter.id:>6}  {letter.created_at.isoformat():<26}  {letter.stage:<9}  "
+                  f"{(letter.event_key or '-'):<40}  {letter.reason[:200]}")
+        print(f"{len(rows)} dead letter(s) waiting")
+        return EXIT_OK
+    letter = letters.get(replay)
+    if letter is None or letter.replayed_at is not None:
+        print(f"no dead letter {replay} waiting for a replay", file=sys.stderr)
+        return EXIT_FAILED
+    if letter.stage == RELAY:
+        letters.requeue_to_outbox(letter)
+        print(f"dead letter {replay}: event back in the outbox; the relay publishes it next")
+        return EXIT_OK
+    event = letter.event()
+    try:
+        if event is None:
+            raise ValueError("the stored envelope is not a JSON object")
+        runtime.build_projector(settings, runtime.mongo()).apply(event)
+    except Exception as error:  # the operator sees why, the letter stays for another try
+        print(f"dead letter {replay}: replay failed: {type(error).__name__}: {error}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    letters.mark_replayed(letter.id)
+    print(f"dead letter {replay}: event re-projected")
     return EXIT_OK
 
 
@@ -219,9 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     events = commands.add_parser("events", help="the event pipeline")
-    events.add_argument("action", choices=["relay", "rebuild"],
+    events.add_argument("action", choices=["relay", "rebuild", "dead-letters"],
                         help="relay: publish what the outbox holds now; rebuild: the MongoDB "
-                        "read model from scratch, from the outbox history")
+                        "read model from scratch, from the outbox history; dead-letters: "
+                        "list the events the pipeline gave up on")
+    events.add_argument("--replay", type=int, metavar="ID",
+                        help="with dead-letters: replay one (back to the outbox, or "
+                        "re-projected)")
     events.set_defaults(handler=_events)
 
     openapi = commands.add_parser("openapi", help="write chalicelib/openapi.json")

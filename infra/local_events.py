@@ -27,13 +27,15 @@ class EventWorkers:
         stop = threading.Event()
         # Its own connection: one PyMySQL connection must not be shared between threads.
         relay = runtime.build_relay(settings, MySQLConnector(settings.database.mysql))
-        projector = runtime.build_projector(settings, runtime.mongo(),
-                                            on_applied=runtime.pusher().push_event)
+        pushes = runtime.queued_pusher().push_event
+        projector = runtime.build_projector(settings, runtime.mongo(), on_applied=pushes)
         workers = cls(stop, [
             threading.Thread(target=relay.run, args=(stop,), name="outbox-relay",
                              daemon=True),
             threading.Thread(target=run_projector,
                              args=(runtime.projector_consumer(settings), projector, stop),
+                             kwargs={"sink": runtime.build_dead_letters(
+                                 MySQLConnector(settings.database.mysql))},
                              name="projector", daemon=True),
         ])
         for thread in workers.threads:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
 from kafka.serializer import Deserializer, Serializer
 
 from chalicelib.config import KafkaSettings
@@ -37,6 +38,11 @@ class KeySerializer(Serializer):
 class KeyDeserializer(Deserializer):
     def deserialize(self, topic: str, headers: Headers, data: bytes | None) -> str | None:
         return data.decode() if data is not None else None
+
+
+def _retriable(error: KafkaError) -> bool:
+    """An outage or a transient broker state (retry the batch), not a record's own fault."""
+    return bool(getattr(error, "retriable", False))
 
 
 def producer(settings: KafkaSettings) -> KafkaProducer:
@@ -96,21 +102,38 @@ class KafkaPublisher:
                 request_timeout_ms=parse_duration_ms(self._settings.producer_timeout),
                 max_block_ms=parse_duration_ms(self._settings.producer_timeout),
                 key_serializer=KeySerializer(),
+                max_request_size=self._settings.max_request_size,
             )
         return self._producer
 
-    def publish(self, topic: str, records: list[tuple[str, bytes]]) -> None:
-        """Send (key, value) records; return only when every one is acknowledged, else raise."""
+    def publish(self, topic: str, records: list[tuple[str, bytes]]) -> dict[int, str]:
+        """Send (key, value) records; return once every one is acknowledged or refused for
+        good: the refused ones by index, with the reason (too large, invalid). Raises when the
+        broker can't be reached or a retriable error persists, so the batch is tried again."""
         producer = self._connected()
+        refused: dict[int, str] = {}
         try:
-            futures = [producer.send(topic, key=key, value=value) for key, value in records]
+            futures = {}
+            for index, (key, value) in enumerate(records):
+                try:
+                    futures[index] = producer.send(topic, key=key, value=value)
+                except KafkaError as error:
+                    if _retriable(error):
+                        raise
+                    refused[index] = f"{type(error).__name__}: {error}"
             producer.flush(timeout=parse_duration_ms(self._settings.producer_timeout) / 1000)
-            for future in futures:
-                future.get(timeout=0)
+            for index, future in futures.items():
+                try:
+                    future.get(timeout=0)
+                except KafkaError as error:
+                    if _retriable(error):
+                        raise
+                    refused[index] = f"{type(error).__name__}: {error}"
         except Exception:
             # Start over with a fresh producer: the broker may have gone and come back.
             self.close()
             raise
+        return refused
 
     def close(self) -> None:
         if self._producer is not None:

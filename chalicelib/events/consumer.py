@@ -1,6 +1,10 @@
 """Feeds the projector from Kafka: a consumer group that commits offsets only after the
 events of a batch are in the read model, and starts over from the committed offsets after any
-failure (Kafka or MongoDB down), so an outage delays the read model and loses nothing."""
+failure (Kafka or MongoDB down), so an outage delays the read model and loses nothing.
+
+An event that fails for a reason of its own (a document MongoDB refuses, a malformed
+envelope) is tried MAX_ATTEMPTS times, then becomes a dead letter and the projector moves on.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +14,67 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from kafka import KafkaConsumer
+from pymongo.errors import ConnectionFailure
 
+from chalicelib.events import dead_letters
 from chalicelib.events.projector import Projector
 
 logger = logging.getLogger(__name__)
 
 
-def apply_all(projector: Projector, events: Iterable[Mapping[str, Any]]) -> int:
-    return sum(1 for event in events if projector.apply(event))
+class DeadLetterSink(Protocol):
+    def add(self, stage: str, envelope: str | bytes, reason: str, attempts: int) -> int: ...
+
+
+def apply_all(projector: Projector, events: Iterable[Mapping[str, Any]],
+              sink: DeadLetterSink | None = None, *,
+              max_attempts: int = dead_letters.MAX_ATTEMPTS, pause_s: float = 0.05) -> int:
+    """Apply events in order; one that keeps failing goes to `sink` (when given) instead of
+    stopping the rest. MongoDB being unreachable is no event's fault: that raises."""
+    applied = 0
+    for event in events:
+        for attempt in range(1, max_attempts + 1):
+            try:
+                applied += bool(projector.apply(event))
+                break
+            except ConnectionFailure:
+                raise
+            except Exception as error:
+                if sink is None:
+                    raise
+                reason = f"{type(error).__name__}: {error}"
+                if attempt < max_attempts:
+                    logger.warning("projector: event %s failed (attempt %d of %d): %s",
+                                   _field(event, "id"), attempt, max_attempts, reason)
+                    time.sleep(pause_s * attempt)
+                    continue
+                letter_id = sink.add(PROJECTOR_STAGE, _envelope(event), reason, attempt)
+                dead_letters.report(PROJECTOR_STAGE, letter_id,
+                                    event if isinstance(event, Mapping) else None, reason,
+                                    attempt)
+    return applied
+
+
+PROJECTOR_STAGE = "projector"
+
+
+def _field(event: Any, name: str) -> Any:
+    return event.get(name) if isinstance(event, Mapping) else None
+
+
+def _envelope(event: Any) -> str:
+    try:
+        return json.dumps(event, default=str)
+    except (TypeError, ValueError):
+        return json.dumps(repr(event))
 
 
 def run_projector(make_consumer: Callable[[], KafkaConsumer], projector: Projector,
                   stop: threading.Event, *, deadline: float | None = None,
-                  max_backoff_s: float = 5.0) -> None:
+                  max_backoff_s: float = 5.0, sink: DeadLetterSink | None = None) -> None:
     backoff = 0.2
     consumer: KafkaConsumer | None = None
     while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
@@ -34,7 +83,7 @@ def run_projector(make_consumer: Callable[[], KafkaConsumer], projector: Project
                 consumer = make_consumer()
             batches = consumer.poll(timeout_ms=200, max_records=500)
             for records in batches.values():
-                apply_all(projector, (record.value for record in records))
+                apply_all(projector, (record.value for record in records), sink)
             if batches:
                 consumer.commit()
             backoff = 0.2

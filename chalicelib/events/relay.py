@@ -4,25 +4,34 @@ the broker acknowledged them, so a Kafka outage delays events but loses none.
 One relay is active at a time (a MySQL named lock), which keeps each key's events in order;
 a crash between the acknowledgement and the mark publishes a batch twice, and consumers are
 idempotent on event id and sequence.
+
+An event the broker refuses for good (too large, invalid) is tried MAX_ATTEMPTS times, then
+moved to the dead letters and marked done, so one event never stops the outbox. An outage
+(the broker unreachable, a retriable error) is not the event's fault and is retried forever.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from chalicelib.adapters.mysql import MySQLConnector
+from chalicelib.adapters.mysql_dead_letters import RELAY, MySQLDeadLetters
+from chalicelib.events import dead_letters
 
 logger = logging.getLogger(__name__)
 LOCK = "saga_outbox_relay:"
 
 
 class Publisher(Protocol):
-    def publish(self, topic: str, records: list[tuple[str, bytes]]) -> None: ...
+    def publish(self, topic: str, records: list[tuple[str, bytes]]) -> dict[int, str]:
+        """Refused records by index, with the reason; raises when the whole batch failed."""
+        ...
 
 
 @dataclass
@@ -30,12 +39,17 @@ class RelayStats:
     published: int = 0
     batches: int = 0
     failures: int = 0
+    dead_letters: int = 0
 
 
 class OutboxRelay:
     def __init__(self, connector: MySQLConnector, publisher: Publisher, topic: str, *,
-                 batch_size: int = 500) -> None:
+                 batch_size: int = 500, max_attempts: int = dead_letters.MAX_ATTEMPTS) -> None:
         self.connector = connector
+        self.dead_letters = MySQLDeadLetters(connector)
+        self.max_attempts = max_attempts
+        # Refusals per outbox row id; in memory, so a restart grants a few more attempts.
+        self._refusals: dict[int, int] = {}
         self.publisher = publisher
         self.topic = topic
         self.batch_size = batch_size
@@ -56,17 +70,45 @@ class OutboxRelay:
                 rows = cur.fetchall()
                 if not rows:
                     return 0
-                self.publisher.publish(self.topic, [
+                refused = self.publisher.publish(self.topic, [
                     (row["partition_key"], _bytes(row["envelope"])) for row in rows])
-                ids = [row["id"] for row in rows]
-                placeholders = ", ".join(["%s"] * len(ids))
-                cur.execute(f"UPDATE outbox SET published_at = %s WHERE id IN ({placeholders})",
-                            (datetime.now(UTC).replace(tzinfo=None), *ids))
+                given_up = self._give_up(cur, rows, refused)
+                ids = [row["id"] for index, row in enumerate(rows)
+                       if index not in refused or index in given_up]
+                if ids:
+                    placeholders = ", ".join(["%s"] * len(ids))
+                    cur.execute(
+                        f"UPDATE outbox SET published_at = %s WHERE id IN ({placeholders})",
+                        (datetime.now(UTC).replace(tzinfo=None), *ids))
             finally:
                 cur.execute("SELECT RELEASE_LOCK(CONCAT(%s, DATABASE()))", (LOCK,))
-        self.stats.published += len(rows)
+        for letter_id, row, reason in given_up.values():
+            dead_letters.report(RELAY, letter_id, _event(row["envelope"]), reason,
+                                self.max_attempts)
+        published = len(rows) - len(refused)
+        self.stats.published += published
         self.stats.batches += 1
-        return len(rows)
+        self.stats.failures += len(refused) - len(given_up)
+        self.stats.dead_letters += len(given_up)
+        return published + len(given_up)
+
+    def _give_up(self, cur: Any, rows: list[dict[str, Any]],
+                 refused: dict[int, str]) -> dict[int, tuple[int, dict[str, Any], str]]:
+        """Dead-letter the refused rows out of attempts (in the batch's transaction)."""
+        given_up = {}
+        for index, reason in refused.items():
+            row = rows[index]
+            attempts = self._refusals.get(row["id"], 0) + 1
+            self._refusals[row["id"]] = attempts
+            if attempts < self.max_attempts:
+                logger.warning("relay: outbox row %s refused (attempt %d of %d): %s",
+                               row["id"], attempts, self.max_attempts, reason)
+                continue
+            letter_id = self.dead_letters.add(RELAY, row["envelope"], reason, attempts,
+                                              outbox_id=row["id"], cur=cur)
+            self._refusals.pop(row["id"], None)
+            given_up[index] = (letter_id, row, reason)
+        return given_up
 
     def drain(self, *, max_batches: int = 10_000) -> int:
         """Publish until nothing is waiting (or max_batches); the number published."""
@@ -95,6 +137,14 @@ class OutboxRelay:
                                backoff)
                 backoff = min(max_backoff_s, backoff * 2 if backoff > idle_s else 0.5)
             stop.wait(backoff)
+
+
+def _event(envelope: str | bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(envelope)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _bytes(envelope: str | bytes) -> bytes:

@@ -34,6 +34,7 @@ from chalicelib.saga.executions import (
     failure_cause,
 )
 from chalicelib.saga.service import page_size
+from chalicelib.saga.storable import KAFKA_MAX_REQUEST_BYTES, check_storable
 from chalicelib.saga.validation import SAFE_ID
 
 # Step Functions run names are at most 80 characters; compensation runs add "-c<n>".
@@ -50,6 +51,7 @@ class OrchestratorUnavailable(SagaError):
 class ExecutionPolicy:
     faults_enabled: bool
     max_input_bytes: int = 256 * 1024
+    max_event_bytes: int = KAFKA_MAX_REQUEST_BYTES
 
 
 class ExecutionService:
@@ -111,6 +113,8 @@ class ExecutionService:
                              "'.', '_' or '-', starting and ending with a letter or digit",
                              value=execution_id if isinstance(execution_id, str) else None)
         faults = self._parse_faults(body.get("faults"))
+        check_storable({"input": saga_input, "faults": body.get("faults") or []},
+                       max_event_bytes=self.policy.max_event_bytes)
         return {"input": saga_input, "execution_id": execution_id, "faults": faults}
 
     def _parse_faults(self, raw: Any) -> list[Fault]:

@@ -103,3 +103,12 @@ def test_cors_headers_come_from_the_config(deployed: None) -> None:
     with served({"SAGA__LIMITS__RATE_LIMIT_REQUESTS": "0"}) as api, urllib.request.urlopen(
             f"{api.base}/api/v1/saga/sagas?limit=1", timeout=30) as response:
         assert response.headers.get("Access-Control-Allow-Origin") is None
+
+
+def test_input_no_store_could_hold_is_refused_and_starts_nothing(api: Api) -> None:
+    saga_id = _saga(api)
+    for bad in ({"a\u0000b": 1}, {"$set": {"x": 1}}, {"a.b": 1}):
+        status, error = api.call("POST", f"/sagas/{saga_id}/execute", {"input": bad})
+        assert status == 400 and error["error"]["code"] == "not_storable", error
+        assert "key" in error["error"]["message"]
+    assert api.call("GET", f"/executions?saga_id={saga_id}")[1]["items"] == []

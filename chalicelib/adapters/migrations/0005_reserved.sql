@@ -1,0 +1,1 @@
+-- Number kept for a parallel change; when that migration lands, it replaces this file.

@@ -1,0 +1,88 @@
+"""What the API accepts must be storable everywhere it goes: the MySQL write model, the outbox
+(whose envelopes Kafka carries) and the MongoDB read model. One request that one of them
+refuses would otherwise stall the event pipeline for everyone, so the door checks it. Pure.
+
+- keys: BSON refuses a NUL byte in a key, and a key starting with '$' or holding '.' is an
+  operator or a path to MongoDB's update language;
+- strings: every one must encode to UTF-8 (JSON allows lone surrogates, MySQL and Kafka do not);
+- sizes: measured as the outbox encodes an event (JSON with non-ASCII escaped, so one 2-byte
+  character can take 6 or 12 bytes), plus the envelope around it, against the Kafka
+  producer's max_request_size.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from chalicelib.saga.errors import BadRequest, SagaError
+
+# kafka-python's default max_request_size; the relay's producer uses the same figure.
+KAFKA_MAX_REQUEST_BYTES = 1024 * 1024
+# Room for the envelope (id, type, time, subject, key, sequence), the step list and the
+# record batch's own framing around the data an execution carries.
+ENVELOPE_OVERHEAD_BYTES = 16 * 1024
+_MAX_REPORTED_PATH = 120
+
+
+class NotStorable(BadRequest):
+    code = "not_storable"
+
+
+class TooLarge(SagaError):
+    status = 413
+    code = "too_large"
+
+
+def event_bytes(value: Any) -> int:
+    """The bytes `value` takes inside an outbox envelope."""
+    return len(json.dumps(value).encode())
+
+
+def check_keys_and_strings(value: Any, where: str) -> None:
+    """NotStorable naming the first key or string no store would take."""
+    stack: list[tuple[str, Any]] = [(where, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, Mapping):
+            for key, child in item.items():
+                key = str(key)
+                shown = f"{path}.{key!r}"[:_MAX_REPORTED_PATH]
+                if "\x00" in key:
+                    raise NotStorable(f"{shown}: a key must not contain a NUL character")
+                if key.startswith("$") or "." in key:
+                    raise NotStorable(f"{shown}: a key must not start with '$' or contain '.'")
+                _check_string(key, shown)
+                stack.append((f"{path}.{key}", child))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
+        elif isinstance(item, str):
+            _check_string(item, path[:_MAX_REPORTED_PATH])
+
+
+def _check_string(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise NotStorable(f"{path}: text must be valid Unicode (no lone surrogates)") from None
+
+
+def check_event_size(parts: Mapping[str, Any], *,
+                     max_event_bytes: int = KAFKA_MAX_REQUEST_BYTES) -> None:
+    """TooLarge when what an event will carry does not fit in one Kafka request."""
+    size = sum(event_bytes(value) for value in parts.values())
+    limit = max_event_bytes - ENVELOPE_OVERHEAD_BYTES
+    if size > limit:
+        names = " and ".join(parts)
+        raise TooLarge(f"{names} take {size} bytes once encoded as an event (non-ASCII text "
+                       f"counts up to 12 bytes a character); the limit is {limit}",
+                       size=size, limit=limit)
+
+
+def check_storable(parts: Mapping[str, Any], *,
+                   max_event_bytes: int = KAFKA_MAX_REQUEST_BYTES) -> None:
+    """Every check, for the named parts of one request (e.g. input and faults)."""
+    for name, value in parts.items():
+        check_keys_and_strings(value, name)
+    check_event_size(parts, max_event_bytes=max_event_bytes)

@@ -1,0 +1,94 @@
+"""What the API accepts can be stored everywhere, and a poison event never stops the projector."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from bson.errors import InvalidDocument
+from pymongo.errors import AutoReconnect
+
+from chalicelib.events.consumer import apply_all
+from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
+from chalicelib.saga.storable import (
+    ENVELOPE_OVERHEAD_BYTES,
+    NotStorable,
+    TooLarge,
+    check_storable,
+)
+
+
+def _service(**policy: Any) -> ExecutionService:
+    return ExecutionService(None, None, None, ExecutionPolicy(faults_enabled=True, **policy),
+                            None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("saga_input", [
+    {"a\x00b": 1}, {"nested": {"x": [{"\x00": 1}]}}, {"$where": 1}, {"a.b": 1},
+    {"text": "\ud800"},
+])
+def test_keys_and_strings_no_store_takes_are_refused_at_the_door(saga_input: dict) -> None:
+    with pytest.raises(NotStorable) as refused:
+        _service()._parse_execute({"input": saga_input})
+    assert refused.value.status == 400 and "input" in refused.value.message
+
+
+def test_size_counts_the_encoded_event_not_the_characters() -> None:
+    # 0.5 M two-byte characters: 1 MB as UTF-8, 3 MB once the outbox escapes them.
+    body = {"input": {"text": "é" * 500_000}}
+    with pytest.raises(TooLarge) as refused:
+        _service(max_input_bytes=10 * 1024 * 1024)._parse_execute(body)
+    assert refused.value.status == 413 and "the limit is" in refused.value.message
+
+
+def test_what_fits_in_one_kafka_request_passes() -> None:
+    limit = 64 * 1024
+    check_storable({"input": {"t": "x" * (limit - ENVELOPE_OVERHEAD_BYTES - 20)}},
+                   max_event_bytes=limit)
+    with pytest.raises(TooLarge):
+        check_storable({"input": {"t": "x" * (limit - ENVELOPE_OVERHEAD_BYTES)}},
+                       max_event_bytes=limit)
+
+
+class FakeProjector:
+    def __init__(self, fails: dict[str, BaseException]) -> None:
+        self.fails = fails
+        self.tries: dict[str, int] = {}
+        self.applied: list[str] = []
+
+    def apply(self, event: Mapping[str, Any]) -> bool:
+        self.tries[event["id"]] = self.tries.get(event["id"], 0) + 1
+        if event["id"] in self.fails:
+            raise self.fails[event["id"]]
+        self.applied.append(event["id"])
+        return True
+
+
+class FakeSink:
+    def __init__(self) -> None:
+        self.letters: list[tuple[str, str, str, int]] = []
+
+    def add(self, stage: str, envelope: str | bytes, reason: str, attempts: int) -> int:
+        self.letters.append((stage, str(envelope), reason, attempts))
+        return len(self.letters)
+
+
+def test_a_poison_event_is_dead_lettered_after_three_attempts_and_the_next_applied() -> None:
+    projector = FakeProjector({"e2": InvalidDocument("key 'a\\x00' must not contain NUL")})
+    sink = FakeSink()
+    applied = apply_all(projector, [{"id": "e1"}, {"id": "e2"}, {"id": "e3"}],  # type: ignore[arg-type]
+                        sink, pause_s=0)
+    assert applied == 2 and projector.applied == ["e1", "e3"]
+    assert projector.tries["e2"] == 3
+    [(stage, envelope, reason, attempts)] = sink.letters
+    assert (stage, attempts) == ("projector", 3)
+    assert "InvalidDocument" in reason and '"e2"' in envelope
+
+
+def test_mongodb_being_down_is_no_event_s_fault() -> None:
+    projector = FakeProjector({"e1": AutoReconnect("connection refused")})
+    sink = FakeSink()
+    with pytest.raises(AutoReconnect):
+        apply_all(projector, [{"id": "e1"}], sink, pause_s=0)  # type: ignore[arg-type]
+    assert sink.letters == [] and projector.tries["e1"] == 1
