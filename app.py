@@ -85,12 +85,14 @@ CORS = (CORSConfig(allow_origin=SETTINGS.limits.cors.allow_origin,
 ROUTE_ROLES = dict[tuple[str, str], Role]()
 
 
-def route(path: str, method: str, role: Role) -> Callable[[Callable[..., Any]], Any]:
-    """A REST route answering callers with `role` or above, within their rate limit."""
+def route(path: str, method: str, role: Role,
+          params: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Any]:
+    """A REST route answering callers with `role` or above, within their rate limit, taking
+    the query parameters `params` and no others."""
 
     def decorate(view: Callable[..., Any]) -> Any:
         ROUTE_ROLES[(path, method)] = role
-        guard = guarded(role, lambda: app.current_request, rate_limiter)
+        guard = guarded(role, lambda: app.current_request, rate_limiter, frozenset(params))
         return app.route(path, methods=[method], authorizer=AUTHORIZER, cors=CORS)(guard(view))
 
     return decorate
@@ -139,7 +141,7 @@ def create_saga() -> Response:
                     headers={**JSON, "Location": f"{API}/sagas/{saga.id}?version={saga.version}"})
 
 
-@route(f"{API}/sagas", "GET", Role.READER)
+@route(f"{API}/sagas", "GET", Role.READER, params=("limit", "cursor", "active", "type"))
 def list_sagas() -> dict[str, Any]:
     page = definition_service().list(limit=_query("limit"), cursor=_query("cursor"),
                                      active=_query("active"), saga_type=_query("type"))
@@ -151,7 +153,7 @@ def all_saga_stats() -> dict[str, Any]:
     return {**definition_service().all_stats(), "executions": execution_service().totals()}
 
 
-@route(f"{API}/sagas/{{saga_id}}", "GET", Role.READER)
+@route(f"{API}/sagas/{{saga_id}}", "GET", Role.READER, params=("version",))
 def get_saga(saga_id: str) -> dict[str, Any]:
     return _saga(definition_service().get(saga_id, _query("version")))
 
@@ -234,7 +236,8 @@ def saga_status(saga_id: str) -> dict[str, Any]:
     return execution_service().status(saga_id)
 
 
-@route(f"{API}/executions", "GET", Role.READER)
+@route(f"{API}/executions", "GET", Role.READER,
+       params=("saga_id", "status", "limit", "cursor"))
 def list_executions() -> dict[str, Any]:
     page = execution_service().list(saga_id=_query("saga_id"), status=_query("status"),
                                     limit=_query("limit"), cursor=_query("cursor"))

@@ -28,7 +28,7 @@ from chalicelib.auth import (
 )
 from chalicelib.config import get_settings
 from chalicelib.ports import Actor
-from chalicelib.saga.errors import SagaError
+from chalicelib.saga.errors import BadRequest, SagaError
 from chalicelib.saga.validation import DefinitionInvalid
 
 logger = logging.getLogger(__name__)
@@ -64,14 +64,43 @@ def json_body(request: Request, *, required: bool = True) -> Any:
     if len(raw) > limits.max_body_bytes:
         raise _TooLarge(f"the body is {len(raw)} bytes; the limit is {limits.max_body_bytes}")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, object_pairs_hook=_unique_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise _BodyError(f"the body is not valid JSON: {error}") from None
+    except _DuplicateKey as duplicate:
+        raise _BodyError(f"the body names {duplicate.key!r} more than once in one object",
+                         field=duplicate.key) from None
     except RecursionError:
         raise _BodyError(f"the body nests deeper than {limits.max_json_depth} levels") from None
     if nesting_depth(body, limits.max_json_depth) > limits.max_json_depth:
         raise _BodyError(f"the body nests deeper than {limits.max_json_depth} levels")
     return body
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads keeps the last of repeated keys; which one a client meant is unknowable."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def query_params(request: Request, allowed: frozenset[str]) -> dict[str, str]:
+    """The query string; 400 for a parameter the route does not take (as for body fields)."""
+    params = dict(request.query_params or {})
+    if unknown := sorted(set(params) - allowed):
+        accepted = ", ".join(sorted(allowed)) or "none"
+        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)} "
+                         f"(accepted: {accepted})", parameters=unknown)
+    return params
 
 
 def no_body(request: Request) -> None:
@@ -143,10 +172,12 @@ def actor(request: Request) -> Actor:
     return Actor(name=name, request_id=(request.context or {}).get("requestId"))
 
 
-def guarded(role: Role, current_request: Callable[[], Request],
-            limiter: Callable[[], Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def guarded(role: Role, current_request: Callable[[], Request], limiter: Callable[[], Any],
+            params: frozenset[str] = frozenset()) -> Callable[[Callable[..., Any]],
+                                                              Callable[..., Any]]:
     """A view that answers only callers with `role` (403 otherwise) within their rate limit
-    (429 with Retry-After), with every error in the one format."""
+    (429 with Retry-After), taking only the query parameters `params` (400 otherwise), with
+    every error in the one format."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
@@ -159,6 +190,7 @@ def guarded(role: Role, current_request: Callable[[], Request],
             key = (f"ip:{_source(request)}" if caller is ANONYMOUS_ADMIN
                    else f"sub:{caller.subject}")
             limiter().check(key)
+            query_params(request, params)
             return view(*args, **kwargs)
 
         return wrapper

@@ -119,7 +119,8 @@ def _execution_paths() -> dict[str, Any]:
         f"{API}/sagas/{{saga_id}}/compensate": {
             "parameters": [_SAGA_ID],
             "post": {"operationId": "compensateSaga",
-                     "summary": "Undo a completed execution (the latest, or execution_id)",
+                     "summary": "Undo a completed execution: execution_id, or the latest for "
+                                "an empty body",
                      "requestBody": {"required": False, "content": {"application/json": {
                          "schema": {"type": "object", "additionalProperties": False,
                                     "properties": {"execution_id": {"type": "string"}}}}}},

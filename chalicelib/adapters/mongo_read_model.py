@@ -11,7 +11,7 @@ from pymongo import DESCENDING
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from chalicelib.adapters.cursors import decode_cursor, encode_cursor
+from chalicelib.adapters.cursors import decode_time_cursor, encode_cursor
 from chalicelib.events.projector import EXECUTIONS, SUMMARIES
 from chalicelib.ports import ExecutionPage, ReadModelUnavailable
 from chalicelib.saga.executions import Execution
@@ -72,8 +72,7 @@ class MongoExecutionReadModel:
             query["status"] = status
         if cursor:
             # Newest first; the cursor holds "started_at|id" of the last item seen.
-            started, _, last_id = decode_cursor(cursor).partition("|")
-            at = datetime.fromisoformat(started)
+            at, last_id = decode_time_cursor(cursor)
             query["$or"] = [{"started_at": {"$lt": at}},
                             {"started_at": at, "_id": {"$lt": last_id}}]
         docs = list(self._db[EXECUTIONS].find(query, {"steps": 0, "input": 0})

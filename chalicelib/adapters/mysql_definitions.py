@@ -74,6 +74,13 @@ class MySQLDefinitionStore:
             if expected_revision is None:
                 if header is not None:
                     raise Conflict(f"saga {saga.id!r} already exists", saga_id=saga.id)
+                # A destroyed saga may be created again at any version: versions its
+                # executions still pin stay readable by revision, under a renamed version so
+                # the new incarnation can use the number.
+                cur.execute(
+                    "UPDATE saga_versions SET version = CONCAT(LEFT(version, 60), "
+                    "'+destroyed.r', revision) WHERE saga_id = %s AND version = %s",
+                    (saga.id, saga.version))
             elif header is None:
                 raise NotFound(f"saga {saga.id!r} does not exist", saga_id=saga.id)
             elif header["latest_revision"] != expected_revision:
@@ -169,7 +176,9 @@ class MySQLDefinitionStore:
             cur.execute(_SELECT + " WHERE s.id = %s AND v.revision = s.latest_revision"
                         + (" FOR UPDATE" if lock else ""), (saga_id,))
         else:
-            cur.execute(_SELECT + " WHERE s.id = %s AND v.version = %s", (saga_id, version))
+            # Versions from before a destroy are not this saga's (created_at: the re-creation).
+            cur.execute(_SELECT + " WHERE s.id = %s AND v.version = %s "
+                        "AND v.created_at >= s.created_at", (saga_id, version))
         row = cur.fetchone()
         return _row_to_saga(row) if row else None
 
@@ -213,8 +222,10 @@ class MySQLDefinitionStore:
 
     def versions(self, saga_id: str) -> list[dict[str, Any]]:
         with self._db.transaction() as cur:
-            cur.execute("SELECT revision, version, created_at, created_by FROM saga_versions "
-                        "WHERE saga_id = %s ORDER BY revision", (saga_id,))
+            cur.execute("SELECT v.revision, v.version, v.created_at, v.created_by "
+                        "FROM saga_versions v JOIN sagas s ON s.id = v.saga_id "
+                        "WHERE v.saga_id = %s AND v.created_at >= s.created_at "
+                        "ORDER BY v.revision", (saga_id,))
             rows = cur.fetchall()
         return [{**row, "created_at": _utc(row["created_at"])} for row in rows]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pymysql
 
-from chalicelib.adapters.cursors import decode_cursor, encode_cursor
+from chalicelib.adapters.cursors import decode_time_cursor, encode_cursor
 from chalicelib.ports import ExecutionPage
 from chalicelib.saga import events
 from chalicelib.saga.executions import Attempt, Execution, ExecutionStatus, StepRun, StepStatus
@@ -292,9 +292,9 @@ class MySQLExecutionStore:
             args.append(status)
         if cursor:
             # Newest first; the cursor holds "started_at|id" of the last item seen.
-            started, _, last_id = decode_cursor(cursor).partition("|")
+            started, last_id = decode_time_cursor(cursor)
             where.append("(started_at, id) < (%s, %s)")
-            args += [started, last_id]
+            args += [started.replace(tzinfo=None), last_id]
         with self._db.transaction() as cur:
             cur.execute(f"SELECT * FROM executions WHERE {' AND '.join(where)} "
                         "ORDER BY started_at DESC, id DESC LIMIT %s", (*args, limit + 1))

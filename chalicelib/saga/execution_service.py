@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from chalicelib.ports import (
     Actor,
     DefinitionStore,
@@ -32,6 +30,13 @@ from chalicelib.saga.executions import (
     Fault,
     execution_error,
     failure_cause,
+)
+from chalicelib.saga.models import StoredSaga
+from chalicelib.saga.requests import (
+    CompensateRequest,
+    ExecuteRequest,
+    ResolveRequest,
+    parse_request,
 )
 from chalicelib.saga.service import page_size
 from chalicelib.saga.storable import KAFKA_MAX_REQUEST_BYTES, check_storable
@@ -72,7 +77,8 @@ class ExecutionService:
         saga = self.definitions.get(saga_id)
         if saga is None:
             raise NotFound(f"saga {saga_id!r} does not exist", saga_id=saga_id)
-        execution_id = request["execution_id"] or str(uuid.uuid4())
+        self._check_fault_steps(request.faults, saga)
+        execution_id = request.execution_id or str(uuid.uuid4())
         existing = self.executions.get(execution_id)
         if existing is not None:
             return self._same_request(existing, saga_id), False
@@ -83,7 +89,7 @@ class ExecutionService:
         now = datetime.now(UTC)
         execution, created = self.executions.create(Execution(
             id=execution_id, saga_id=saga.id, revision=saga.revision, version=saga.version,
-            status=ExecutionStatus.RUNNING, input=request["input"], faults=request["faults"],
+            status=ExecutionStatus.RUNNING, input=request.input, faults=request.faults,
             state_machine_arn=machines.forward_arn, started_at=now, updated_at=now,
         ), [step.id or "" for step in saga.active_steps()])
         if not created:  # a concurrent request with the same id won the race
@@ -91,45 +97,38 @@ class ExecutionService:
         self._start(execution, machines.forward_arn, execution.id)
         return self.executions.get(execution.id) or execution, True
 
-    def _parse_execute(self, body: Any) -> dict[str, Any]:
+    def _parse_execute(self, body: Any) -> ExecuteRequest:
         if body is None:
             body = {}
-        if not isinstance(body, dict):
-            raise BadRequest("the body must be a JSON object: {\"input\": {...}}")
-        unknown = set(body) - {"input", "execution_id", "faults"}
-        if unknown:
-            raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
-        saga_input = body.get("input", {})
-        if not isinstance(saga_input, dict):
-            raise BadRequest("input must be a JSON object")
-        size = len(json.dumps(saga_input).encode())
+        if isinstance(body, dict) and body.get("faults") not in (None, []) \
+                and not self.policy.faults_enabled:
+            raise BadRequest("fault injection is disabled in this stage")
+        request = parse_request(ExecuteRequest, body, '{"input": {...}}')
+        # Faults are stored and sent with the input, so they count towards its limit.
+        size = len(json.dumps(request.input).encode()) + len(json.dumps(
+            [fault.model_dump() for fault in request.faults]).encode())
         if size > self.policy.max_input_bytes:
-            raise BadRequest(f"input is {size} bytes; the limit is {self.policy.max_input_bytes}")
-        execution_id = body.get("execution_id")
+            raise BadRequest(f"input and faults are {size} bytes; the limit is "
+                             f"{self.policy.max_input_bytes}")
+        execution_id = request.execution_id
         if execution_id is not None and (
-                not isinstance(execution_id, str) or len(execution_id) > MAX_EXECUTION_ID
-                or not SAFE_ID.fullmatch(execution_id)):
+                len(execution_id) > MAX_EXECUTION_ID or not SAFE_ID.fullmatch(execution_id)):
             raise BadRequest(f"execution_id must be 1 to {MAX_EXECUTION_ID} letters, digits, "
                              "'.', '_' or '-', starting and ending with a letter or digit",
-                             value=execution_id if isinstance(execution_id, str) else None)
-        faults = self._parse_faults(body.get("faults"))
-        check_storable({"input": saga_input, "faults": body.get("faults") or []},
+                             value=execution_id)
+        check_storable({"input": request.input,
+                        "faults": [fault.model_dump() for fault in request.faults]},
                        max_event_bytes=self.policy.max_event_bytes)
-        return {"input": saga_input, "execution_id": execution_id, "faults": faults}
+        return request
 
-    def _parse_faults(self, raw: Any) -> list[Fault]:
-        if raw is None or raw == []:
-            return []
-        if not self.policy.faults_enabled:
-            raise BadRequest("fault injection is disabled in this stage")
-        if not isinstance(raw, list) or len(raw) > 50:
-            raise BadRequest("faults must be a list of at most 50 objects")
-        try:
-            return [Fault.model_validate(item) for item in raw]
-        except ValidationError as error:
-            first = error.errors()[0]
-            raise BadRequest(f"invalid fault: {'.'.join(map(str, first['loc']))}: "
-                             f"{first['msg']}") from None
+    @staticmethod
+    def _check_fault_steps(faults: list[Fault], saga: StoredSaga) -> None:
+        """A fault aimed at no step of the version that runs would silently do nothing."""
+        step_ids = {step.id for step in saga.active_steps()}
+        for index, fault in enumerate(faults):
+            if fault.step_id not in step_ids:
+                raise BadRequest(f"faults.{index}.step_id: saga {saga.id!r} has no active step "
+                                 f"{fault.step_id!r}", value=fault.step_id)
 
     @staticmethod
     def _same_request(existing: Execution, saga_id: str) -> Execution:
@@ -164,10 +163,20 @@ class ExecutionService:
     # -- compensate, retry, resolve ----------------------------------------------------------
 
     def compensate(self, saga_id: str, body: Any, actor: Actor) -> Execution:
-        """Undo a COMPLETED execution: the given one, or the saga's latest completed one."""
-        execution_id = body.get("execution_id") if isinstance(body, dict) else None
+        """Undo a COMPLETED execution: the given one, or, for an empty body, the saga's latest
+        completed one. Any other body must name the execution: a typo never falls back to
+        "latest" and undoes the wrong one."""
+        if body is None or body == {}:
+            execution_id = None
+        else:
+            execution_id = parse_request(CompensateRequest, body,
+                                         '{"execution_id": "..."}').execution_id
+        if self.definitions.get(saga_id) is None and (
+                execution_id is None or self.definitions.get_revision(
+                    saga_id, self._current(execution_id).revision) is None):
+            raise NotFound(f"saga {saga_id!r} does not exist", saga_id=saga_id)
         if execution_id is not None:
-            execution = self._current(str(execution_id))
+            execution = self._current(execution_id)
             if execution.saga_id != saga_id:
                 raise NotFound(f"saga {saga_id!r} has no execution {execution_id!r}")
         else:
@@ -214,9 +223,9 @@ class ExecutionService:
         return self._current(execution.id)
 
     def resolve(self, execution_id: str, body: Any, actor: Actor) -> Execution:
-        reason = body.get("reason") if isinstance(body, dict) else None
-        if not isinstance(reason, str) or not 3 <= len(reason.strip()) <= 500:
-            raise BadRequest('the body must be {"reason": "..."} with 3 to 500 characters')
+        reason = parse_request(ResolveRequest, body, '{"reason": "..."}').reason
+        if not 3 <= len(reason.strip()) <= 500:
+            raise BadRequest('the reason must have 3 to 500 characters')
         execution = self._current(execution_id)
         if execution.status not in (ExecutionStatus.COMPENSATION_FAILED,
                                     ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT):

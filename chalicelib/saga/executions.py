@@ -8,7 +8,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from chalicelib.saga.durations import parse_duration_ms
 
 
 class ExecutionStatus(StrEnum):
@@ -47,7 +49,7 @@ class StepStatus(StrEnum):
 class Fault(BaseModel):
     """A failure to inject into one step (only where config enables fault injection)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     step_id: str = Field(min_length=1, max_length=100)
     phase: str = Field(default="action", pattern="^(action|compensation)$")
@@ -58,6 +60,13 @@ class Fault(BaseModel):
     delay: str | None = None
     # Raise the error as permanent (no retries).
     permanent: bool = False
+
+    @field_validator("delay")
+    @classmethod
+    def _a_duration(cls, delay: str | None) -> str | None:
+        if delay is not None:
+            parse_duration_ms(delay)  # ValueError says what a duration looks like
+        return delay
 
 
 class ExecutionError(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,11 +11,13 @@ from chalicelib.ports import Actor, DefinitionStore, ExecutionStore, Orchestrato
 from chalicelib.saga import semver
 from chalicelib.saga.errors import BadRequest, Conflict, LimitReached, NotFound
 from chalicelib.saga.models import SagaDefinition, StoredSaga
+from chalicelib.saga.requests import ActiveRequest, parse_request
 from chalicelib.saga.validation import ValidationPolicy, check_definition
 
 logger = logging.getLogger(__name__)
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
+_DIGITS = re.compile(r"[0-9]{1,4}")
 
 
 @dataclass(frozen=True)
@@ -71,10 +74,9 @@ class DefinitionService:
                                        action="remove_step")
 
     def set_active(self, saga_id: str, payload: Any, actor: Actor) -> StoredSaga:
-        if not isinstance(payload, dict) or not isinstance(payload.get("active"), bool) \
-                or set(payload) != {"active"}:
-            raise BadRequest('the body must be {"active": true} or {"active": false}')
-        saga = self.store.set_active(saga_id, payload["active"], actor)
+        active = parse_request(ActiveRequest, payload,
+                               '{"active": true} or {"active": false}').active
+        saga = self.store.set_active(saga_id, active, actor)
         if saga is None:
             raise NotFound(f"saga {saga_id!r} does not exist", saga_id=saga_id)
         return saga
@@ -166,7 +168,8 @@ class DefinitionService:
 def page_size(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_PAGE:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}", value=raw)
     return int(raw)
 

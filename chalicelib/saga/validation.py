@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from chalicelib.saga.action_refs import participant_kind
+from chalicelib.saga.action_refs import participant_kind, reference_problem
 from chalicelib.saga.durations import format_duration_ms, parse_duration_ms
 from chalicelib.saga.models import SagaDefinition, StepDefinition
 
@@ -219,6 +219,8 @@ def _step_invariants(prefix: str, step: StepDefinition,
                 f"{prefix}{name}", "known_action",
                 "must be a built-in action, lambda:<function name or ARN>, or an http(s) URL",
                 value))
+        elif value and (problem := reference_problem(value)):
+            found.append(Violation(f"{prefix}{name}", "participant", problem, value))
     if step.type is not None and policy.step_types and step.type not in policy.step_types:
         found.append(Violation(f"{prefix}type", "supported",
                                f"must be one of {', '.join(sorted(policy.step_types))}",

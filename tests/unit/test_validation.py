@@ -167,7 +167,7 @@ def test_actions_must_exist_when_the_policy_knows_them() -> None:
         {"validate_payment", "cancel_payment", "process_payment", "refund_payment",
          "send_notification", "cancel_notification"}))
     assert _violations(copy.deepcopy(SEED_EXAMPLE), policy) == []
-    for known in ("lambda:my-function", "lambda:arn:aws:lambda:us-east-1:1:function:f",
+    for known in ("lambda:my-function", "lambda:arn:aws:lambda:us-east-1:123456789012:function:f",
                   "https://payments.example.com/charge", "http://127.0.0.1:9000/x"):
         assert _violations(_with("steps[0].action", known), policy) == []
     assert ("steps[0].action", "known_action") in _violations(
