@@ -62,6 +62,13 @@ class _RequestHandler(local.ChaliceRequestHandler):
             super().log_message(format, *args)
 
 
+class _Server(local.ThreadedHTTPServer):
+    # socketserver's default backlog of 5 resets connections when dozens of callers connect
+    # at once.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def create_server(host: str = "127.0.0.1", port: int = 8000,
                   stage: str = "local") -> local.LocalDevServer:
     factory = CLIFactory(project_dir=str(PROJECT_ROOT), environ=os.environ)
@@ -72,7 +79,8 @@ def create_server(host: str = "127.0.0.1", port: int = 8000,
     if not isinstance(app, local.CustomLocalChalice):
         local.CustomLocalChalice.__bases__ = (local.LocalChalice, app.__class__)
         app.__class__ = local.CustomLocalChalice
-    return local.LocalDevServer(app, config, host, port, handler_cls=_RequestHandler)
+    return local.LocalDevServer(app, config, host, port, handler_cls=_RequestHandler,
+                                server_cls=_Server)
 
 
 @contextlib.contextmanager
