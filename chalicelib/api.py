@@ -17,6 +17,7 @@ from typing import Any
 from chalice import Response
 from chalice.app import Request
 
+from chalicelib.adapters.mysql import unavailable
 from chalicelib.adapters.mysql_rate_limit import RateLimited
 from chalicelib.auth import (
     ANONYMOUS_ADMIN,
@@ -216,7 +217,11 @@ def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             return response
         except SagaError as error:
             return error_response(error.status, error.code, error.message, **error.details)
-        except Exception:
+        except Exception as error:
+            if unavailable(error):  # the connection was dropped; the next request gets a new one
+                logger.warning("database error in %s: %r", view.__name__, error)
+                return error_response(503, "database_unavailable",
+                                      "the database is unavailable; try again")
             logger.exception("unhandled error in %s", view.__name__)
             return error_response(500, "internal_error",
                                   "the service failed; the error has been logged")

@@ -9,20 +9,18 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
-from chalicelib.adapters import aws, kafka, mongo, mysql
+from chalicelib.adapters import aws, kafka, mongo
 from chalicelib.config import Settings
+from chalicelib.steps.wiring import connector
 
 Check = Callable[[Settings], str]
 
 
 def _mysql(settings: Settings) -> str:
-    conn = mysql.connect(settings.database.mysql)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT VERSION() AS version")
-            return str(cur.fetchone()["version"])
-    finally:
-        conn.close()
+    # Through the pool the requests use, so a pool that cannot serve them is not "up".
+    with connector().transaction() as cur:
+        cur.execute("SELECT VERSION() AS version")
+        return str(cur.fetchone()["version"])
 
 
 def _mongodb(settings: Settings) -> str:

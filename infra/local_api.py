@@ -96,6 +96,13 @@ class _RequestHandler(local.ChaliceRequestHandler):
             super().log_message(format, *args)
 
 
+class _Server(local.ThreadedHTTPServer):
+    # socketserver's default backlog of 5 resets connections when dozens of callers connect
+    # at once.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def create_server(host: str = "127.0.0.1", port: int = 8000,
                   stage: str = "local") -> local.LocalDevServer:
     factory = CLIFactory(project_dir=str(PROJECT_ROOT), environ=os.environ)
@@ -109,7 +116,8 @@ def create_server(host: str = "127.0.0.1", port: int = 8000,
     size = config.minimum_compression_size
     handler = type("RequestHandler", (_RequestHandler,), {
         "minimum_compression_size": int(size) if size not in (None, "") else None})
-    return local.LocalDevServer(app, config, host, port, handler_cls=handler)
+    return local.LocalDevServer(app, config, host, port, handler_cls=handler,
+                                server_cls=_Server)
 
 
 @contextlib.contextmanager

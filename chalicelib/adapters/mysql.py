@@ -1,18 +1,24 @@
 """MySQL/MariaDB connections for the write model.
 
-One connection per process, kept across warm Lambda invocations and re-opened when the server
-dropped it; every multi-row change goes through `transaction()`.
+A small pool per process, shared by the threads of `saga serve` and kept across warm Lambda
+invocations: every transaction holds one connection of its own for its whole length, so no
+connection or transaction is ever used by two threads at once. A connection that broke
+(server gone, killed, protocol out of sync) is discarded, never handed out again.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import pymysql
 from pymysql.cursors import DictCursor
 
 from chalicelib.config import MySQLSettings
+from chalicelib.saga.errors import SagaError
 
 
 def connect(settings: MySQLSettings, *, database: str | None = None) -> pymysql.Connection:
@@ -31,62 +37,202 @@ def connect(settings: MySQLSettings, *, database: str | None = None) -> pymysql.
     )
 
 
-class MySQLConnector:
-    """Hands out a live connection, reconnecting lazily after the server went away."""
+class DatabaseUnavailable(SagaError):
+    """The write model could not be reached (or the pool stayed full): the request failed,
+    the next one gets a fresh connection."""
 
-    def __init__(self, settings: MySQLSettings, *, database: str | None = None) -> None:
+    status = 503
+    code = "database_unavailable"
+
+
+# Errors after which a connection's state is unknown: it is closed, never reused.
+_KEEPABLE = (pymysql.err.IntegrityError, pymysql.err.DataError, pymysql.err.ProgrammingError,
+             pymysql.err.NotSupportedError)
+
+
+def breaks_connection(error: BaseException) -> bool:
+    """Whether `error` leaves the connection unusable (or in an unknown protocol state)."""
+    if isinstance(error, (pymysql.err.OperationalError, pymysql.err.InterfaceError,
+                          pymysql.err.InternalError, OSError)):
+        return True
+    return type(error).__module__.startswith("pymysql") and not isinstance(error, _KEEPABLE)
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether a request failed because the database could not serve it (a 503, not a 500)."""
+    return isinstance(error, (pymysql.err.OperationalError, pymysql.err.InterfaceError,
+                              pymysql.err.InternalError))
+
+
+@dataclass
+class _Pooled:
+    conn: pymysql.Connection
+    opened: float
+    released: float = 0.0
+    broken: bool = False
+
+
+@dataclass
+class _Held(threading.local):
+    pooled: _Pooled | None = None
+    depth: int = 0  # open transaction() blocks: 0 none, 1 outermost, more joined
+    admin: pymysql.Connection | None = field(default=None)
+
+
+Connect = Callable[[], pymysql.Connection]
+
+
+class MySQLConnector:
+    """Connections from a pool of at most `max_open_conns`, keeping up to `max_idle_conns`
+    idle ones, each closed once older than `conn_max_lifetime` seconds."""
+
+    # An idle connection unused for longer than this is pinged before it is handed out.
+    PING_AFTER_IDLE_S = 1.0
+    # How long a transaction waits for a free connection before the request fails with 503.
+    ACQUIRE_TIMEOUT_S = 10.0
+
+    def __init__(self, settings: MySQLSettings, *, database: str | None = None,
+                 connect_fn: Connect | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
         self._database = database
-        self._conn: pymysql.Connection | None = None
-        self._depth = 0  # open transaction() blocks: 0 none, 1 outermost, more joined
+        self._connect = connect_fn or (lambda: connect(settings, database=database))
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._idle: list[_Pooled] = []  # most recently released last: reused first
+        self._slots = threading.BoundedSemaphore(max(1, settings.max_open_conns))
+        self._open = 0
+        self._held = _Held()
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
+
+    @property
+    def idle_connections(self) -> int:
+        return len(self._idle)
 
     def connection(self) -> pymysql.Connection:
-        if self._conn is None or not self._conn.open:
-            self._conn = connect(self._settings, database=self._database)
-        return self._conn
+        """A connection of this thread's own outside the pool, for schema migrations and
+        administration: inside a transaction, that transaction's connection."""
+        held = self._held
+        if held.depth and held.pooled is not None:
+            return held.pooled.conn
+        if held.admin is None or not held.admin.open:
+            held.admin = self._connect()
+        return held.admin
+
+    def _expired(self, pooled: _Pooled, now: float) -> bool:
+        lifetime = self._settings.conn_max_lifetime
+        return lifetime > 0 and now - pooled.opened >= lifetime
+
+    def _discard(self, pooled: _Pooled) -> None:
+        with self._lock:
+            self._open -= 1
+        with contextlib.suppress(Exception):
+            pooled.conn.close()
+
+    def _acquire(self) -> _Pooled:
+        if not self._slots.acquire(timeout=self.ACQUIRE_TIMEOUT_S):
+            raise DatabaseUnavailable(
+                f"all {self._settings.max_open_conns} database connections are busy")
+        try:
+            while True:
+                with self._lock:
+                    pooled = self._idle.pop() if self._idle else None
+                if pooled is None:
+                    break
+                now = self._clock()
+                if self._expired(pooled, now) or not pooled.conn.open:
+                    self._discard(pooled)
+                    continue
+                if now - pooled.released >= self.PING_AFTER_IDLE_S:
+                    try:
+                        pooled.conn.ping(reconnect=False)
+                    except Exception:  # the server dropped it (restart, KILL, timeout)
+                        self._discard(pooled)
+                        continue
+                return pooled
+            with self._lock:
+                self._open += 1
+            try:
+                return _Pooled(self._connect(), opened=self._clock())
+            except BaseException:
+                with self._lock:
+                    self._open -= 1
+                raise
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _release(self, pooled: _Pooled) -> None:
+        try:
+            now = self._clock()
+            keep = (not pooled.broken and pooled.conn.open and not self._expired(pooled, now))
+            if keep:
+                with self._lock:
+                    keep = len(self._idle) < self._settings.max_idle_conns
+                    if keep:
+                        pooled.released = now
+                        self._idle.append(pooled)
+            if not keep:
+                self._discard(pooled)
+        finally:
+            self._slots.release()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[DictCursor]:
         """A cursor inside one transaction: committed on success, rolled back on any error.
 
-        Opened inside another on the same connector, it joins it rather than committing the
-        outer one's work halfway: the outermost one commits or rolls back.
+        Opened inside another on the same connector and thread, it joins it rather than
+        committing the outer one's work halfway: the outermost one commits or rolls back.
         """
-        if self._depth:
-            assert self._conn is not None
-            cursor = self._conn.cursor()
-            self._depth += 1
+        held = self._held
+        if held.depth:
+            assert held.pooled is not None
+            cursor = held.pooled.conn.cursor()
+            held.depth += 1
             try:
                 yield cursor
             finally:
-                self._depth -= 1
+                held.depth -= 1
                 cursor.close()
             return
-        conn = self.connection()
         try:
-            conn.ping()
-        except pymysql.MySQLError:
-            # The server dropped us (restart, idle timeout): start over with a fresh connection.
-            self.close()
-            conn = self.connection()
-        cursor = conn.cursor()
-        self._depth = 1
+            pooled = self._acquire()
+        except pymysql.MySQLError as error:
+            raise DatabaseUnavailable(f"the database is unreachable: {error.args[-1]}") from None
+        held.pooled, held.depth = pooled, 1
         try:
-            yield cursor
-            conn.commit()
-        except BaseException:
-            with contextlib.suppress(pymysql.MySQLError):
-                conn.rollback()
+            cursor = pooled.conn.cursor()
+            try:
+                yield cursor
+                pooled.conn.commit()
+            finally:
+                cursor.close()
+        except BaseException as error:
+            if breaks_connection(error):
+                pooled.broken = True
+            else:
+                try:
+                    pooled.conn.rollback()
+                except Exception:
+                    pooled.broken = True
             raise
         finally:
-            self._depth = 0
-            cursor.close()
+            held.pooled, held.depth = None, 0
+            self._release(pooled)
 
     def close(self) -> None:
-        if self._conn is not None and self._conn.open:
-            with contextlib.suppress(pymysql.MySQLError):
-                self._conn.close()
-        self._conn = None
+        """Close the idle connections and this thread's administration connection."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for pooled in idle:
+            self._discard(pooled)
+        admin, self._held.admin = self._held.admin, None
+        if admin is not None and admin.open:
+            with contextlib.suppress(Exception):
+                admin.close()
 
 
 def _administer(settings: MySQLSettings, *statements: str) -> None:

@@ -40,7 +40,7 @@ def build_step_runtime(settings: Settings, connector: MySQLConnector) -> StepRun
 
 @functools.cache
 def connector() -> MySQLConnector:
-    """One connection per process, kept across warm invocations."""
+    """One connection pool per process, kept across warm invocations."""
     return MySQLConnector(get_settings().database.mysql)
 
 
