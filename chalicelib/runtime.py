@@ -36,6 +36,7 @@ from chalicelib.events.relay import OutboxRelay
 from chalicelib.ports import Actor
 from chalicelib.push.pusher import Pusher
 from chalicelib.push.subscriptions import Subscriptions
+from chalicelib.saga.compiler import CompileOptions
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
 from chalicelib.saga.models import StepDefinition
@@ -82,7 +83,9 @@ def build_orchestrator(settings: Settings) -> StepFunctionsOrchestrator:
         aws.client("stepfunctions", settings.aws), stage=settings.stage,
         role_arn=state_machine_role(settings, names.account),
         region=settings.aws.region, account=names.account, function_for=function_for,
-        recorder_arn=names.arn(RECORDER_FUNCTION))
+        recorder_arn=names.arn(RECORDER_FUNCTION),
+        options=CompileOptions(retry_enabled=settings.saga.retry_enabled,
+                               compensation_enabled=settings.saga.compensation_enabled))
 
 
 def validation_policy(settings: Settings) -> ValidationPolicy:

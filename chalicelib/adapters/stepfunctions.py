@@ -26,13 +26,16 @@ _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 
 def machine_name(stage: str, saga_id: str, revision: int, kind: str) -> str:
     """A name of at most 80 characters, unique per (stage, saga, revision, kind): stages may
-    share one account (locally, `local` and `test` share LocalStack)."""
+    share one account (locally, `local` and `test` share LocalStack).
+
+    The readable part maps '.' to '-' (Step Functions allows neither '.' nor long names), so
+    on its own it is not injective (`a.b` and `a-b`); a hash of the exact, case-sensitive
+    stage and id makes it so, and keeps the name derivable from the id alone."""
     suffix = f"-r{revision}" + ("-undo" if kind == "compensation" else "")
-    base = _NAME_CHARS.sub("-", f"{stage}-{saga_id}")
-    if len(base) + len(suffix) > 80:
-        digest = hashlib.sha256(saga_id.encode()).hexdigest()[:10]
-        base = f"{base[:80 - len(suffix) - 11]}-{digest}"
-    return base + suffix
+    digest = hashlib.sha256(f"{stage}\0{saga_id}".encode()).hexdigest()[:16]
+    readable = _NAME_CHARS.sub("-", f"{stage}-{saga_id}")
+    room = 80 - len(suffix) - len(digest) - 1
+    return f"{readable[:room]}-{digest}{suffix}"
 
 
 @dataclass(frozen=True)
