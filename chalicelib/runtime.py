@@ -116,7 +116,8 @@ def build_reconciler(settings: Settings, connector: MySQLConnector,
     migrate(connector.connection())
     grace = parse_duration_ms(settings.saga.reconcile_after) / 1000
     return Reconciler(MySQLExecutionStore(connector), build_orchestrator(settings),
-                      grace_seconds=grace if grace_seconds is None else grace_seconds)
+                      grace_seconds=grace if grace_seconds is None else grace_seconds,
+                      describe_budget=settings.saga.reconcile_describe_budget)
 
 
 def cleanup(settings: Settings, connector: MySQLConnector, actor: Actor) -> dict[str, Any]:

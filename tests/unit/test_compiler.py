@@ -265,7 +265,7 @@ def test_compensation_disabled_ends_failed_with_nothing_undone(failing: int,
     machine = compile_forward(STEPS, TARGETS, CompileOptions(compensation_enabled=False))
     names = ["step:validate-payment", "step:process-payment", "step:send-notification"]
     visited = walk(machine, {names[failing]: outcome})
-    assert visited == names[:failing + 1] + ["RecordFailed", "Failed"]
+    assert visited == [*names[:failing + 1], "RecordFailed", "Failed"]
     assert not any(name.startswith("undo:") for name in machine["States"])
     assert "compensation is disabled" in machine["States"]["Failed"]["Cause"]
 
