@@ -70,7 +70,15 @@ class StepFunctionsOrchestrator:
         machine = machine_arn.rsplit(":", 1)[-1]
         return f"{self._prefix}:execution:{machine}:{name}"
 
+    def machines_for(self, saga: StoredSaga) -> Machines:
+        """The machines' ARNs, derived from their names: no call to Step Functions, so the
+        request paths stay clear of its control-plane quotas (CreateStateMachine: 1/s)."""
+        name = functools.partial(machine_name, self._stage, saga.id, saga.revision)
+        return Machines(forward_arn=self.machine_arn(name("forward")),
+                        compensation_arn=self.machine_arn(name("compensation")))
+
     def ensure_machines(self, saga: StoredSaga) -> Machines:
+        """Create (or bring up to date) the machines: when a version is stored, and at deploy."""
         comment = f"saga {saga.id} version {saga.version} (revision {saga.revision})"
         forward = compile_forward(saga.steps, self._targets, self._options, comment=comment)
         undo = compile_compensation(saga.steps, self._targets, self._options,
@@ -104,7 +112,19 @@ class StepFunctionsOrchestrator:
                     if error.response["Error"]["Code"] != "StateMachineDoesNotExist":
                         raise
 
-    def start(self, machine_arn: str, name: str, execution_input: dict[str, Any]) -> str:
+    def start(self, machine_arn: str, name: str, execution_input: dict[str, Any],
+              saga: StoredSaga | None = None) -> str:
+        try:
+            return self._start(machine_arn, name, execution_input)
+        except ClientError as error:
+            # The machine was never made (Step Functions was down when the version was
+            # stored) or was removed: make the saga's machines once and start once more.
+            if saga is None or error.response["Error"]["Code"] != "StateMachineDoesNotExist":
+                raise
+        self.ensure_machines(saga)
+        return self._start(machine_arn, name, execution_input)
+
+    def _start(self, machine_arn: str, name: str, execution_input: dict[str, Any]) -> str:
         try:
             return self._sfn.start_execution(stateMachineArn=machine_arn, name=name,
                                              input=json.dumps(execution_input))["executionArn"]
