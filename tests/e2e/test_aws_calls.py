@@ -70,7 +70,8 @@ def test_execute_compensate_and_retry_make_no_control_plane_call(
     assert per_operation["create saga"]["stepfunctions.CreateStateMachine"] == 2
 
     execution = measure("execute", lambda: api.execute(saga_id, input=_input(_customer())))
-    assert api.wait(execution["id"])["status"] == "COMPLETED"
+    done = api.wait(execution["id"])
+    assert done["status"] == "COMPLETED", done
     status, body = measure("compensate",
                            lambda: api.call("POST", f"/sagas/{saga_id}/compensate", {}))
     assert status == 202, body
