@@ -105,6 +105,10 @@ class AwsSettings(_Section):
     state_machine_role_arn: str = ""
     # Deployed Lambdas are named {app_name}-{stage}-{function}, as Chalice names them.
     app_name: str = "saga-orchestrator"
+    # Every AWS client retries throttling and transient errors with jittered backoff.
+    retry_mode: Literal["standard", "adaptive"] = "standard"
+    # Attempts in all, the first included.
+    max_attempts: int = Field(default=5, ge=1, le=20)
 
 
 class WebsocketSettings(_Section):
@@ -135,6 +139,8 @@ class SagaSettings(_Section):
     fault_injection_enabled: bool = False
     # The reconciler looks at executions unchanged for this long.
     reconcile_after: str = "1m"
+    # DescribeExecution calls one reconciler run may spend (AWS: a bucket of 300, 15/s).
+    reconcile_describe_budget: int = Field(default=100, ge=1, le=300)
     # Inputs the built-in (demo) actions fall back on when an execution gives none, so the
     # documented examples run as written locally. Never used in prod.
     demo_input_defaults: dict[str, Any] = Field(default_factory=dict)

@@ -49,17 +49,13 @@ def _stepfunctions(settings: Settings) -> str:
 def _dead_letters(settings: Settings) -> str:
     """Events the pipeline gave up on and nobody replayed yet: up either way (the pipeline
     goes on), but an operator should look when the count is not 0."""
-    conn = mysql.connect(settings.database.mysql)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT COUNT(*) AS n FROM information_schema.tables "
-                        "WHERE table_schema = DATABASE() AND table_name = 'dead_letters'")
-            if not cur.fetchone()["n"]:
-                return "0 dead letters"
-            cur.execute("SELECT COUNT(*) AS n FROM dead_letters WHERE replayed_at IS NULL")
-            count = int(cur.fetchone()["n"])
-    finally:
-        conn.close()
+    with connector().transaction() as cur:
+        cur.execute("SELECT COUNT(*) AS n FROM information_schema.tables "
+                    "WHERE table_schema = DATABASE() AND table_name = 'dead_letters'")
+        if not cur.fetchone()["n"]:
+            return "0 dead letters"
+        cur.execute("SELECT COUNT(*) AS n FROM dead_letters WHERE replayed_at IS NULL")
+        count = int(cur.fetchone()["n"])
     return f"{count} dead letter{'' if count == 1 else 's'} (saga events dead-letters)"
 
 

@@ -86,10 +86,16 @@ class Orchestrator(Protocol):
 
     def ensure_machines(self, saga: StoredSaga) -> Machines: ...
 
+    def machines_for(self, saga: StoredSaga) -> Machines:
+        """The ARNs only (derived, no call): what execute and compensate use."""
+        ...
+
     def delete_machines(self, saga_id: str, revisions: list[int]) -> None: ...
 
-    def start(self, machine_arn: str, name: str, execution_input: dict[str, Any]) -> str:
-        """Start (idempotently: the same name twice starts one) and return the run's ARN."""
+    def start(self, machine_arn: str, name: str, execution_input: dict[str, Any],
+              saga: StoredSaga | None = None) -> str:
+        """Start (idempotently: the same name twice starts one) and return the run's ARN; a
+        missing machine of `saga` is made once and the start tried once more."""
         ...
 
     def describe(self, run_arn: str) -> RunState: ...

@@ -39,6 +39,7 @@ from chalicelib.ports import Actor
 from chalicelib.push.pusher import Pusher
 from chalicelib.push.queued import QueuedPusher
 from chalicelib.push.subscriptions import Subscriptions
+from chalicelib.saga.compiler import CompileOptions
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
 from chalicelib.saga.models import StepDefinition
@@ -85,7 +86,9 @@ def build_orchestrator(settings: Settings) -> StepFunctionsOrchestrator:
         aws.client("stepfunctions", settings.aws), stage=settings.stage,
         role_arn=state_machine_role(settings, names.account),
         region=settings.aws.region, account=names.account, function_for=function_for,
-        recorder_arn=names.arn(RECORDER_FUNCTION))
+        recorder_arn=names.arn(RECORDER_FUNCTION),
+        options=CompileOptions(retry_enabled=settings.saga.retry_enabled,
+                               compensation_enabled=settings.saga.compensation_enabled))
 
 
 def validation_policy(settings: Settings) -> ValidationPolicy:
@@ -117,7 +120,8 @@ def build_reconciler(settings: Settings, connector: MySQLConnector,
     migrate(connector.connection())
     grace = parse_duration_ms(settings.saga.reconcile_after) / 1000
     return Reconciler(MySQLExecutionStore(connector), build_orchestrator(settings),
-                      grace_seconds=grace if grace_seconds is None else grace_seconds)
+                      grace_seconds=grace if grace_seconds is None else grace_seconds,
+                      describe_budget=settings.saga.reconcile_describe_budget)
 
 
 def cleanup_interval_seconds(settings: Settings) -> float:

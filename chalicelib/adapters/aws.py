@@ -10,8 +10,16 @@ from botocore.config import Config
 
 from chalicelib.config import AwsSettings
 
-_CLIENT_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5,
-                        read_timeout=30)
+
+@functools.cache
+def _client_config(mode: str, max_attempts: int) -> Config:
+    # botocore's standard/adaptive modes retry throttling (and transient 5xx) with full-jitter
+    # exponential backoff. Retrying loses or doubles nothing here: a throttled call was
+    # refused before it took effect, and the calls with effects are idempotent by design
+    # (StartExecution carries the execution id as its name, so a repeat of one that did land
+    # answers with the same run or ExecutionAlreadyExists, never a second run).
+    return Config(retries={"total_max_attempts": max_attempts, "mode": mode}, connect_timeout=5,
+                  read_timeout=30)
 
 
 @functools.cache
@@ -20,7 +28,8 @@ def _session(region: str) -> boto3.session.Session:
 
 
 def client(service: str, settings: AwsSettings) -> Any:
-    kwargs: dict[str, Any] = {"config": _CLIENT_CONFIG}
+    kwargs: dict[str, Any] = {"config": _client_config(settings.retry_mode,
+                                                       settings.max_attempts)}
     if settings.endpoint_url:
         kwargs["endpoint_url"] = settings.endpoint_url
         # LocalStack accepts any credentials; real AWS takes them from the usual chain.

@@ -26,13 +26,16 @@ _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 
 def machine_name(stage: str, saga_id: str, revision: int, kind: str) -> str:
     """A name of at most 80 characters, unique per (stage, saga, revision, kind): stages may
-    share one account (locally, `local` and `test` share LocalStack)."""
+    share one account (locally, `local` and `test` share LocalStack).
+
+    The readable part maps '.' to '-' (Step Functions allows neither '.' nor long names), so
+    on its own it is not injective (`a.b` and `a-b`); a hash of the exact, case-sensitive
+    stage and id makes it so, and keeps the name derivable from the id alone."""
     suffix = f"-r{revision}" + ("-undo" if kind == "compensation" else "")
-    base = _NAME_CHARS.sub("-", f"{stage}-{saga_id}")
-    if len(base) + len(suffix) > 80:
-        digest = hashlib.sha256(saga_id.encode()).hexdigest()[:10]
-        base = f"{base[:80 - len(suffix) - 11]}-{digest}"
-    return base + suffix
+    digest = hashlib.sha256(f"{stage}\0{saga_id}".encode()).hexdigest()[:16]
+    readable = _NAME_CHARS.sub("-", f"{stage}-{saga_id}")
+    room = 80 - len(suffix) - len(digest) - 1
+    return f"{readable[:room]}-{digest}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,15 @@ class StepFunctionsOrchestrator:
         machine = machine_arn.rsplit(":", 1)[-1]
         return f"{self._prefix}:execution:{machine}:{name}"
 
+    def machines_for(self, saga: StoredSaga) -> Machines:
+        """The machines' ARNs, derived from their names: no call to Step Functions, so the
+        request paths stay clear of its control-plane quotas (CreateStateMachine: 1/s)."""
+        name = functools.partial(machine_name, self._stage, saga.id, saga.revision)
+        return Machines(forward_arn=self.machine_arn(name("forward")),
+                        compensation_arn=self.machine_arn(name("compensation")))
+
     def ensure_machines(self, saga: StoredSaga) -> Machines:
+        """Create (or bring up to date) the machines: when a version is stored, and at deploy."""
         comment = f"saga {saga.id} version {saga.version} (revision {saga.revision})"
         forward = compile_forward(saga.steps, self._targets, self._options, comment=comment)
         undo = compile_compensation(saga.steps, self._targets, self._options,
@@ -101,7 +112,19 @@ class StepFunctionsOrchestrator:
                     if error.response["Error"]["Code"] != "StateMachineDoesNotExist":
                         raise
 
-    def start(self, machine_arn: str, name: str, execution_input: dict[str, Any]) -> str:
+    def start(self, machine_arn: str, name: str, execution_input: dict[str, Any],
+              saga: StoredSaga | None = None) -> str:
+        try:
+            return self._start(machine_arn, name, execution_input)
+        except ClientError as error:
+            # The machine was never made (Step Functions was down when the version was
+            # stored) or was removed: make the saga's machines once and start once more.
+            if saga is None or error.response["Error"]["Code"] != "StateMachineDoesNotExist":
+                raise
+        self.ensure_machines(saga)
+        return self._start(machine_arn, name, execution_input)
+
+    def _start(self, machine_arn: str, name: str, execution_input: dict[str, Any]) -> str:
         try:
             return self._sfn.start_execution(stateMachineArn=machine_arn, name=name,
                                              input=json.dumps(execution_input))["executionArn"]

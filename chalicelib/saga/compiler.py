@@ -24,10 +24,15 @@ from typing import Any
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.models import StepDefinition
 
-# The error a step raises to say "retrying will not help" (chalicelib.steps.context.
-# PermanentError; Lambda reports errors by class name): no retry, straight to compensation.
-PERMANENT_ERRORS = ("PermanentError",)
+# The errors a step raises to say "retrying will not help" (chalicelib.steps.context.
+# PermanentError and its subclasses; Lambda reports errors by the exact class name, so each
+# subclass is named): no retry, straight to compensation.
+PERMANENT_ERRORS = ("PermanentError", "StepAborted")
 TIMEOUT = "States.Timeout"
+# Lambda's own throttling and service errors: the step never ran (or its outcome is recorded
+# idempotently), so they get a Retry of their own that never spends the step's max_retries.
+LAMBDA_SERVICE_ERRORS = ("Lambda.TooManyRequestsException", "Lambda.ServiceException",
+                         "Lambda.AWSLambdaException", "Lambda.SdkClientException")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,13 @@ class CompileOptions:
     compensation_retry: RetryPolicy = RetryPolicy(interval_seconds=1, backoff_rate=2.0)
     # Compensations get at least this long, whatever the step's own timeout.
     min_compensation_timeout_s: int = 10
+    # False: Tasks get no step Retry (max_retries is ignored); Lambda throttling still retries.
+    retry_enabled: bool = True
+    # False: a failed step ends the saga FAILED with nothing undone (no compensation Catch).
+    compensation_enabled: bool = True
+    lambda_retry_attempts: int = 6
+    lambda_retry: RetryPolicy = RetryPolicy(interval_seconds=2, backoff_rate=2.0,
+                                            max_delay_seconds=60)
 
 
 @dataclass(frozen=True)
@@ -70,19 +82,29 @@ def _timeout_seconds(step: StepDefinition) -> int:
     return min(seconds, LAMBDA_MAX_TIMEOUT_S)
 
 
-def _retriers(attempts: int, policy: RetryPolicy) -> list[dict[str, Any]]:
-    retriers: list[dict[str, Any]] = [{"ErrorEquals": list(PERMANENT_ERRORS), "MaxAttempts": 0}]
-    if attempts > 0:
-        retrier: dict[str, Any] = {
-            "ErrorEquals": ["States.ALL"],
-            "IntervalSeconds": policy.interval_seconds,
-            "MaxAttempts": attempts,
-            "BackoffRate": policy.backoff_rate,
-            "MaxDelaySeconds": policy.max_delay_seconds,
-        }
-        if policy.jitter:
-            retrier["JitterStrategy"] = "FULL"
-        retriers.append(retrier)
+def _retrier(errors: Sequence[str], attempts: int, policy: RetryPolicy) -> dict[str, Any]:
+    retrier: dict[str, Any] = {
+        "ErrorEquals": list(errors),
+        "IntervalSeconds": policy.interval_seconds,
+        "MaxAttempts": attempts,
+        "BackoffRate": policy.backoff_rate,
+        "MaxDelaySeconds": policy.max_delay_seconds,
+    }
+    if policy.jitter:
+        retrier["JitterStrategy"] = "FULL"
+    return retrier
+
+
+def _retriers(attempts: int, policy: RetryPolicy,
+              options: CompileOptions) -> list[dict[str, Any]]:
+    # Step Functions picks the first retrier whose ErrorEquals matches, and each retrier
+    # counts its own attempts: a Lambda throttle uses the first one and never the step's.
+    retriers: list[dict[str, Any]] = [
+        _retrier(LAMBDA_SERVICE_ERRORS, options.lambda_retry_attempts, options.lambda_retry),
+        {"ErrorEquals": list(PERMANENT_ERRORS), "MaxAttempts": 0},
+    ]
+    if attempts > 0 and options.retry_enabled:
+        retriers.append(_retrier(["States.ALL"], attempts, policy))
     return retriers
 
 
@@ -143,7 +165,8 @@ def _undo_chain(steps: Sequence[StepDefinition], targets: MachineTargets,
         state = _task(
             targets.function_for(step, "compensation"), step, "compensation",
             timeout_s=max(_timeout_seconds(step), options.min_compensation_timeout_s),
-            retriers=_retriers(options.compensation_attempts, options.compensation_retry),
+            retriers=_retriers(options.compensation_attempts, options.compensation_retry,
+                               options),
             last=is_last, skip_undone=skip_undone)
         state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
                            "Next": "RecordCompensationFailed"}]
@@ -170,26 +193,34 @@ def compile_forward(steps: Sequence[StepDefinition], targets: MachineTargets,
         is_last = index == len(active) - 1
         state = _task(targets.function_for(step, "action"), step, "action",
                       timeout_s=_timeout_seconds(step),
-                      retriers=_retriers(step.max_retries or 0, options.action_retry),
+                      retriers=_retriers(step.max_retries or 0, options.action_retry,
+                                         options),
                       last=is_last)
-        # A timed-out step may have done its work: undo it too. Any other failure means the
-        # step did nothing (actions are atomic), so undo starts at the step before.
-        previous = active[index - 1] if index else None
-        after_other = _state_name("undo:", previous) if previous else "RecordFailed"
-        state["Catch"] = [
-            {"ErrorEquals": [TIMEOUT], "ResultPath": "$.error",
-             "Next": _state_name("undo:", step)},
-            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": after_other},
-        ]
+        if options.compensation_enabled:
+            # A timed-out step may have done its work: undo it too. Any other failure means
+            # the step did nothing (actions are atomic), so undo starts at the step before.
+            previous = active[index - 1] if index else None
+            after_other = _state_name("undo:", previous) if previous else "RecordFailed"
+            state["Catch"] = [
+                {"ErrorEquals": [TIMEOUT], "ResultPath": "$.error",
+                 "Next": _state_name("undo:", step)},
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": after_other},
+            ]
+        else:
+            state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                               "Next": "RecordFailed"}]
         if is_last:
             state["End"] = True
         else:
             state["Next"] = _state_name("step:", active[index + 1])
         states[_state_name("step:", step)] = state
-    states.update(_undo_chain(active, targets, options, skip_undone=False))
+    if options.compensation_enabled:
+        states.update(_undo_chain(active, targets, options, skip_undone=False))
+        cause = "the first step failed; there was nothing to compensate"
+    else:
+        cause = "a step failed; compensation is disabled, so nothing was undone"
     states["RecordFailed"] = {**_recorder(targets.recorder, "FAILED"), "Next": "Failed"}
-    states["Failed"] = {"Type": "Fail", "Error": "Saga.Failed",
-                        "Cause": "the first step failed; there was nothing to compensate"}
+    states["Failed"] = {"Type": "Fail", "Error": "Saga.Failed", "Cause": cause}
     return {"Comment": comment or "saga", "StartAt": _state_name("step:", active[0]),
             "States": states}
 

@@ -94,7 +94,7 @@ class ExecutionService:
         ), [step.id or "" for step in saga.active_steps()])
         if not created:  # a concurrent request with the same id won the race
             return self._same_request(execution, saga_id), False
-        self._start(execution, machines.forward_arn, execution.id)
+        self._start(execution, machines.forward_arn, execution.id, saga)
         return self.executions.get(execution.id) or execution, True
 
     def _parse_execute(self, body: Any) -> ExecuteRequest:
@@ -138,16 +138,14 @@ class ExecutionService:
         return existing
 
     def _machines(self, saga: Any) -> Any:
-        try:
-            return self.orchestrator.ensure_machines(saga)
-        except Exception as error:
-            raise OrchestratorUnavailable(
-                f"Step Functions is unavailable: {type(error).__name__}") from error
+        # Derived from names: the machines were made when the version was stored.
+        return self.orchestrator.machines_for(saga)
 
-    def _start(self, execution: Execution, machine_arn: str, run_name: str) -> None:
+    def _start(self, execution: Execution, machine_arn: str, run_name: str,
+               saga: Any = None) -> None:
         try:
             run_arn = self.orchestrator.start(machine_arn, run_name,
-                                              execution_input(execution.id))
+                                              execution_input(execution.id), saga=saga)
         except Exception as error:
             # Nothing ran: the execution is FAILED, with the reason, and the caller hears 503.
             self.executions.transition(
@@ -219,7 +217,7 @@ class ExecutionService:
         if moved is None:
             raise Conflict(f"execution {execution.id!r} changed meanwhile; read it again")
         run_name = f"{execution.id}-c{uuid.uuid4().hex[:8]}"
-        self._start(moved, machines.compensation_arn, run_name)
+        self._start(moved, machines.compensation_arn, run_name, saga)
         return self._current(execution.id)
 
     def resolve(self, execution_id: str, body: Any, actor: Actor) -> Execution:

@@ -56,15 +56,32 @@ def verdict(execution: Execution, run: RunState) -> tuple[ExecutionStatus, str, 
 
 class Reconciler:
     def __init__(self, executions: ExecutionStore, orchestrator: Orchestrator, *,
-                 grace_seconds: float) -> None:
+                 grace_seconds: float, describe_budget: int = 100) -> None:
         self.executions = executions
         self.orchestrator = orchestrator
         self.grace_seconds = grace_seconds
+        # DescribeExecution refills at 15/s from a bucket of 300 per account, shared with
+        # every other caller: one run spends at most this many.
+        self.describe_budget = describe_budget
+        # Ids looked at in this round: executions still running stay the oldest, so the next
+        # run goes on after them instead of asking about the same ones again.
+        self._seen: set[str] = set()
 
     def run(self, limit: int = 500) -> list[Repair]:
         repairs = []
-        for stale in self.executions.unsettled(self.grace_seconds, limit):
+        listed = self.executions.unsettled(self.grace_seconds, limit)
+        fresh = [stale for stale in listed if stale.id not in self._seen]
+        if not fresh:  # every one was looked at: a new round from the oldest
+            self._seen.clear()
+            fresh = listed
+        spent = 0
+        for stale in fresh:
             execution = self.executions.get(stale.id) or stale
+            if execution.sfn_execution_arn or execution.state_machine_arn:
+                if spent >= self.describe_budget:
+                    break
+                spent += 1
+            self._seen.add(stale.id)
             if execution.sfn_execution_arn:
                 run = self.orchestrator.describe(execution.sfn_execution_arn)
             elif execution.state_machine_arn:

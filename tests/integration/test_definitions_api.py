@@ -312,3 +312,17 @@ def test_the_service_serves_its_openapi_document(client: Client) -> None:
     response = client.http.get(f"{API}/openapi.json")
     assert response.status_code == 200
     assert _json(response) == json.loads(OPENAPI_FILE.read_text())
+
+
+def test_ids_differing_only_in_case_are_two_sagas(client: Client) -> None:
+    upper = _post(client, f"{API}/sagas", _saga("X-CaseX"))
+    assert upper.status_code == 201, upper.body
+    lower = _post(client, f"{API}/sagas",
+                  _saga("x-casex", version="2.0.0", steps=SEED["steps"][:1]))
+    assert lower.status_code == 201, lower.body
+    assert _json(lower)["revision"] == 1
+    kept = _json(client.http.get(f"{API}/sagas/X-CaseX"))
+    assert kept["version"] == "1.0.0" and len(kept["steps"]) == len(SEED["steps"])
+    assert len(_json(client.http.get(f"{API}/sagas/x-casex"))["steps"]) == 1
+    for saga_id in ("X-CaseX", "x-casex"):
+        assert client.http.delete(f"{API}/sagas/{saga_id}").status_code == 204

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.saga.compiler import (
+    CompileOptions,
     MachineTargets,
     compile_compensation,
     compile_forward,
@@ -64,8 +66,9 @@ def test_each_task_carries_the_step_timeout_and_retries() -> None:
     assert task["Resource"] == ARN.format("process_payment")
     assert task["TimeoutSeconds"] == 60
     assert task["ResultPath"] is None
-    permanent, retryable = task["Retry"]
-    assert permanent == {"ErrorEquals": ["PermanentError"], "MaxAttempts": 0}
+    throttle, permanent, retryable = task["Retry"]
+    assert throttle["ErrorEquals"][0] == "Lambda.TooManyRequestsException"
+    assert permanent == {"ErrorEquals": ["PermanentError", "StepAborted"], "MaxAttempts": 0}
     assert retryable["ErrorEquals"] == ["States.ALL"] and retryable["MaxAttempts"] == 3
     assert retryable["BackoffRate"] == 2.0
     assert task["Parameters"]["phase"] == "action" and task["Parameters"]["last"] is False
@@ -104,7 +107,7 @@ def test_a_failing_compensation_ends_in_compensation_failed() -> None:
                             "CompensationFailed"]
     undo = machine["States"]["undo:process-payment"]
     assert undo["Resource"] == ARN.format("refund_payment")
-    assert undo["Retry"][1]["MaxAttempts"] == 3
+    assert undo["Retry"][2]["MaxAttempts"] == 3
     assert undo["TimeoutSeconds"] >= 10
 
 
@@ -204,3 +207,91 @@ def test_any_failure_compensates_exactly_the_completed_steps(
         f"undo:{s.id}" for s in reversed(done)]
     machine_states = len(compile_forward(steps, TARGETS)["States"])
     assert machine_states == 2 * len(active) + 5
+
+
+LAMBDA_ERRORS = {"Lambda.TooManyRequestsException", "Lambda.ServiceException",
+                 "Lambda.AWSLambdaException", "Lambda.SdkClientException"}
+
+
+def _tasks(machine: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in machine["States"].values()
+            if s["Type"] == "Task" and s["Parameters"].get("step_id")]
+
+
+def _first_retrier_for(task: dict[str, Any], error: str) -> dict[str, Any]:
+    # Step Functions uses the first retrier whose ErrorEquals names the error (or States.ALL).
+    return next(r for r in task["Retry"]
+                if error in r["ErrorEquals"] or "States.ALL" in r["ErrorEquals"])
+
+
+def test_step_aborted_is_never_retried() -> None:
+    for machine in (compile_forward(STEPS, TARGETS), compile_compensation(STEPS, TARGETS)):
+        for task in _tasks(machine):
+            for error in ("StepAborted", "PermanentError"):
+                assert _first_retrier_for(task, error)["MaxAttempts"] == 0
+
+
+def test_lambda_throttling_has_its_own_retry_apart_from_max_retries() -> None:
+    steps = [step.model_copy(update={"max_retries": 0}) for step in STEPS]
+    for machine in (compile_forward(STEPS, TARGETS), compile_forward(steps, TARGETS),
+                    compile_compensation(STEPS, TARGETS)):
+        for task in _tasks(machine):
+            first = task["Retry"][0]
+            assert set(first["ErrorEquals"]) == LAMBDA_ERRORS
+            assert first["MaxAttempts"] == 6 and first["IntervalSeconds"] == 2
+            assert first["JitterStrategy"] == "FULL"
+            for error in LAMBDA_ERRORS:
+                assert _first_retrier_for(task, error) is first
+    # max_retries 0: a step error is not retried, but a throttle still is.
+    task = compile_forward(steps, TARGETS)["States"]["step:process-payment"]
+    assert [r["ErrorEquals"] for r in task["Retry"]][1:] == [["PermanentError", "StepAborted"]]
+
+
+def test_retry_disabled_compiles_no_step_retry() -> None:
+    options = CompileOptions(retry_enabled=False)
+    for machine in (compile_forward(STEPS, TARGETS, options),
+                    compile_compensation(STEPS, TARGETS, options)):
+        for task in _tasks(machine):
+            assert all("States.ALL" not in r["ErrorEquals"] for r in task["Retry"])
+            assert set(task["Retry"][0]["ErrorEquals"]) == LAMBDA_ERRORS
+    assert any("States.ALL" in r["ErrorEquals"]
+               for t in _tasks(compile_forward(STEPS, TARGETS)) for r in t["Retry"])
+
+
+@pytest.mark.parametrize("failing", [0, 1, 2])
+@pytest.mark.parametrize("outcome", ["error", "timeout"])
+def test_compensation_disabled_ends_failed_with_nothing_undone(failing: int,
+                                                               outcome: str) -> None:
+    machine = compile_forward(STEPS, TARGETS, CompileOptions(compensation_enabled=False))
+    names = ["step:validate-payment", "step:process-payment", "step:send-notification"]
+    visited = walk(machine, {names[failing]: outcome})
+    assert visited == [*names[:failing + 1], "RecordFailed", "Failed"]
+    assert not any(name.startswith("undo:") for name in machine["States"])
+    assert "compensation is disabled" in machine["States"]["Failed"]["Cause"]
+
+
+def test_option_machines_pass_asl_validator(asl: AslValidator) -> None:
+    steps = [step.model_copy(update={"max_retries": 0}) for step in STEPS]
+    machines = [machine
+                for options in (CompileOptions(retry_enabled=False),
+                                CompileOptions(compensation_enabled=False))
+                for machine in (compile_forward(steps, TARGETS, options),
+                                compile_forward(STEPS, TARGETS, options),
+                                compile_compensation(STEPS, TARGETS, options))]
+    assert asl.validate(machines) == [""] * len(machines)
+
+
+def test_machine_names_are_injective_over_saga_ids() -> None:
+    from chalicelib.adapters.stepfunctions import machine_name
+
+    ids = ["adv.coll", "adv-coll", "adv_coll", "Adv-coll", "a" * 100, "a" * 99 + "b"]
+    names = {machine_name("local", saga_id, 1, kind)
+             for saga_id in ids for kind in ("forward", "compensation")}
+    assert len(names) == 2 * len(ids)
+    assert all(len(name) <= 80 for name in names)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+", name) for name in names)
+    # Deterministic, so ARNs can be derived from the id.
+    assert machine_name("local", "adv.coll", 3, "forward") == machine_name(
+        "local", "adv.coll", 3, "forward")
+    assert machine_name("local", "adv.coll", 1, "forward") != machine_name(
+        "test", "adv.coll", 1, "forward")

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.ports import RunState
 from chalicelib.saga.executions import Execution, ExecutionStatus, StepRun, StepStatus
-from chalicelib.saga.reconciler import verdict
+from chalicelib.saga.reconciler import Reconciler, verdict
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -43,3 +43,43 @@ def test_a_broken_run_with_effects_needs_a_person_and_one_without_simply_failed(
     assert with_effects is not None and with_effects[0] is ExecutionStatus.COMPENSATION_FAILED
     without = verdict(_execution(StepStatus.FAILED, StepStatus.PENDING), RunState("ABORTED"))
     assert without is not None and without[0] is ExecutionStatus.FAILED
+
+
+class _Store:
+    def __init__(self, executions: list[Execution]) -> None:
+        self.rows = executions
+
+    def unsettled(self, older_than_seconds: float, limit: int) -> list[Execution]:
+        return [e for e in self.rows if e.status is ExecutionStatus.RUNNING][:limit]
+
+    def get(self, execution_id: str) -> Execution | None:
+        return next(e for e in self.rows if e.id == execution_id)
+
+    def transition(self, execution_id: str, *args: object, **kwargs: object) -> object:
+        return None
+
+
+class _Orchestrator:
+    def __init__(self) -> None:
+        self.described: list[str] = []
+
+    def describe(self, run_arn: str) -> RunState:
+        self.described.append(run_arn)
+        return RunState("RUNNING")
+
+
+def test_a_run_spends_at_most_its_describe_budget_oldest_first_and_goes_on_next_run() -> None:
+    rows = [Execution(id=f"e{i:02}", saga_id="s", revision=1, version="1.0.0",
+                      status=ExecutionStatus.RUNNING, input={}, started_at=NOW,
+                      updated_at=NOW, sfn_execution_arn=f"arn:e{i:02}", steps=[])
+            for i in range(25)]
+    orchestrator = _Orchestrator()
+    reconciler = Reconciler(_Store(rows), orchestrator, grace_seconds=0,  # type: ignore[arg-type]
+                            describe_budget=10)
+    reconciler.run()
+    assert orchestrator.described == [f"arn:e{i:02}" for i in range(10)]
+    reconciler.run()
+    reconciler.run()
+    assert orchestrator.described[10:] == [f"arn:e{i:02}" for i in range(10, 25)]
+    reconciler.run()  # all looked at: a new round from the oldest
+    assert orchestrator.described[25:] == [f"arn:e{i:02}" for i in range(10)]

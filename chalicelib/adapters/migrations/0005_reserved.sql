@@ -1,1 +1,0 @@
--- Number kept for a parallel change; when that migration lands, it replaces this file.
