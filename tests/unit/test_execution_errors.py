@@ -113,15 +113,21 @@ class _Executions:
 
 
 class _Definitions:
+    def get(self, saga_id: str) -> object:
+        return object()
+
     def get_revision(self, saga_id: str, revision: int) -> object:
         return object()
 
 
 class _Orchestrator:
     def ensure_machines(self, saga: Any) -> Machines:
+        return self.machines_for(saga)
+
+    def machines_for(self, saga: Any) -> Machines:
         return Machines(forward_arn="arn:f", compensation_arn="arn:c")
 
-    def start(self, machine_arn: str, run_name: str, payload: Any) -> str:
+    def start(self, machine_arn: str, run_name: str, payload: Any, saga: Any = None) -> str:
         return f"{machine_arn}:{run_name}"
 
 
