@@ -127,8 +127,10 @@ class ExecutionStore(Protocol):
 
     def transition(self, execution_id: str, allowed_from: set[ExecutionStatus],
                    to: ExecutionStatus, event_type: str, data: dict[str, Any],
-                   error: dict[str, Any] | None = None) -> Execution | None:
-        """Move to `to` if the status is one of allowed_from; None if it was not."""
+                   error: dict[str, Any] | None = None, *,
+                   by_operator: bool = False) -> Execution | None:
+        """Move to `to` if the status is one of allowed_from and the domain's transition
+        table allows it (an operator's action may move a final execution); None if not."""
         ...
 
     def resolve(self, execution_id: str, by: str, reason: str) -> Execution | None: ...

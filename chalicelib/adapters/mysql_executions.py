@@ -15,7 +15,16 @@ import pymysql
 from chalicelib.adapters.cursors import decode_time_cursor, encode_cursor
 from chalicelib.ports import ExecutionPage
 from chalicelib.saga import events
-from chalicelib.saga.executions import Attempt, Execution, ExecutionStatus, StepRun, StepStatus
+from chalicelib.saga.executions import (
+    Attempt,
+    Execution,
+    ExecutionStatus,
+    StepRun,
+    StepStatus,
+)
+from chalicelib.saga.executions import (
+    allowed_from as sources_of,
+)
 from chalicelib.steps.context import Cursor
 
 
@@ -120,11 +129,19 @@ def lock_execution(cur: Cursor, execution_id: str) -> dict[str, Any] | None:
 
 
 def set_execution_status(cur: Cursor, execution_id: str, status: ExecutionStatus, *,
-                         at: datetime, error: dict[str, Any] | None = None) -> None:
+                         at: datetime, error: dict[str, Any] | None = None,
+                         by_operator: bool = False) -> bool:
+    """Move to `status` if the domain's transition table allows it from the current one;
+    False (nothing written) if not, so a late writer loses without a trace."""
+    sources = sorted(s.value for s in sources_of(status, by_operator=by_operator))
+    if not sources:
+        return False
     ended = at if status.is_final else None
+    marks = ", ".join(["%s"] * len(sources))
     cur.execute("UPDATE executions SET status = %s, updated_at = %s, ended_at = %s, "
-                "error = COALESCE(%s, error) WHERE id = %s",
-                (status.value, at, ended, _json(error), execution_id))
+                f"error = COALESCE(%s, error) WHERE id = %s AND status IN ({marks})",
+                (status.value, at, ended, _json(error), execution_id, *sources))
+    return bool(cur.rowcount)
 
 
 def set_sfn_execution(cur: Cursor, execution_id: str, state_machine_arn: str,
@@ -329,13 +346,16 @@ class MySQLExecutionStore:
 
     def transition(self, execution_id: str, allowed_from: set[ExecutionStatus],
                    to: ExecutionStatus, event_type: str, data: dict[str, Any],
-                   error: dict[str, Any] | None = None) -> Execution | None:
+                   error: dict[str, Any] | None = None, *,
+                   by_operator: bool = False) -> Execution | None:
         with self._db.transaction() as cur:
             row = lock_execution(cur, execution_id)
             if row is None or ExecutionStatus(row["status"]) not in allowed_from:
                 return None
             at = now()
-            set_execution_status(cur, execution_id, to, at=at, error=error)
+            if not set_execution_status(cur, execution_id, to, at=at, error=error,
+                                        by_operator=by_operator):
+                return None
             if to is ExecutionStatus.COMPENSATING:
                 # A new compensation run: its failure is counted afresh.
                 cur.execute("UPDATE executions SET ended_at = NULL WHERE id = %s",

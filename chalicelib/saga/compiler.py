@@ -2,15 +2,17 @@
 
 Forward machine, for active steps s1..sn in `order`:
 
-    s1 -> s2 -> ... -> sn -> (end)          every Task's ResultPath is null, so the small
+    s1 -> s2 -> ... -> sn -> RecordCompleted -> Completed
+                                            every Task's ResultPath is null, so the small
                                             input {execution_id, ...} flows through unchanged
     si fails for good (Catch)   -> undo s(i-1) -> ... -> undo s1 -> Compensated
     si times out (Catch)        -> undo si -> undo s(i-1) -> ...     (its outcome is unknown)
     s1 fails, nothing done      -> Failed
     an undo fails for good      -> CompensationFailed
 
-The happy path has no state between steps: n Task states and nothing else. Step Lambdas record
-their own outcome (and the last one the saga's), so no extra "record" state is needed there.
+The happy path has no state between steps: n Task states, then the recorder. Step Lambdas record
+their own outcome; the saga's completion is recorded only once every Task has succeeded (a late
+action of a timed-out step must never make the saga look COMPLETED).
 The compensation-only machine (to undo a COMPLETED execution) is the undo chain alone.
 """
 
@@ -210,7 +212,7 @@ def compile_forward(steps: Sequence[StepDefinition], targets: MachineTargets,
             state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
                                "Next": "RecordFailed"}]
         if is_last:
-            state["End"] = True
+            state["Next"] = "RecordCompleted"
         else:
             state["Next"] = _state_name("step:", active[index + 1])
         states[_state_name("step:", step)] = state
@@ -219,6 +221,9 @@ def compile_forward(steps: Sequence[StepDefinition], targets: MachineTargets,
         cause = "the first step failed; there was nothing to compensate"
     else:
         cause = "a step failed; compensation is disabled, so nothing was undone"
+    states["RecordCompleted"] = {**_recorder(targets.recorder, "COMPLETED"),
+                                 "Next": "Completed"}
+    states["Completed"] = {"Type": "Succeed"}
     states["RecordFailed"] = {**_recorder(targets.recorder, "FAILED"), "Next": "Failed"}
     states["Failed"] = {"Type": "Fail", "Error": "Saga.Failed", "Cause": cause}
     return {"Comment": comment or "saga", "StartAt": _state_name("step:", active[0]),

@@ -213,7 +213,8 @@ class ExecutionService:
         machines = self._machines(saga)
         moved = self.executions.transition(execution.id, allowed, ExecutionStatus.COMPENSATING,
                                            events.COMPENSATION_STARTED,
-                                           {"reason": reason, "by": actor.name}, error=cause)
+                                           {"reason": reason, "by": actor.name}, error=cause,
+                                           by_operator=True)
         if moved is None:
             raise Conflict(f"execution {execution.id!r} changed meanwhile; read it again")
         run_name = f"{execution.id}-c{uuid.uuid4().hex[:8]}"

@@ -36,6 +36,36 @@ def failure_cause(steps: list[StepRun]) -> dict[str, Any] | None:
     return None
 
 
+# Who may move an execution from one status to another. The orchestration (step Lambdas, the
+# recorder, the reconciler, a failed start) only moves executions that are still going; once
+# final, only an operator's action moves one (compensate a COMPLETED one, retry a failed
+# compensation; resolving records a decision without changing the status). A late writer (a
+# step whose Task timed out) is thereby refused instead of rewriting the outcome.
+_S = ExecutionStatus
+SYSTEM_TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
+    _S.RUNNING: frozenset({_S.COMPLETED, _S.COMPENSATING, _S.FAILED, _S.TIMED_OUT,
+                           _S.COMPENSATION_FAILED}),
+    _S.COMPENSATING: frozenset({_S.COMPENSATED, _S.COMPENSATION_FAILED, _S.FAILED,
+                                _S.TIMED_OUT}),
+}
+OPERATOR_TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
+    _S.COMPLETED: frozenset({_S.COMPENSATING}),
+    _S.COMPENSATION_FAILED: frozenset({_S.COMPENSATING}),
+}
+
+
+def can_transition(current: ExecutionStatus, to: ExecutionStatus, *,
+                   by_operator: bool = False) -> bool:
+    table = OPERATOR_TRANSITIONS if by_operator else SYSTEM_TRANSITIONS
+    return to in table.get(current, frozenset())
+
+
+def allowed_from(to: ExecutionStatus, *, by_operator: bool = False) -> frozenset[ExecutionStatus]:
+    """The statuses from which `to` may be reached (what the SQL guard puts in its IN list)."""
+    return frozenset(s for s in ExecutionStatus if can_transition(s, to,
+                                                                  by_operator=by_operator))
+
+
 class StepStatus(StrEnum):
     PENDING = "PENDING"
     RUNNING = "RUNNING"

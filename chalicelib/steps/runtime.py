@@ -2,7 +2,10 @@
 
 The effect, the step's new status, the attempt record and the events are one transaction, so a
 step either happened (and everybody can see it did) or did not. The step run's row lock orders
-a late action (its Task timed out) against the compensation that undoes it.
+a late action (its Task timed out) against the compensation that undoes it, and an action that
+outlives its step's timeout is rolled back rather than recorded. No step decides the saga's
+completion: the machine's own success path does (the recorder's COMPLETED), so a step whose
+Task timed out can never make the saga look COMPLETED.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ class StepRuntime:
         """One attempt in one transaction; a failed one is rolled back and then recorded."""
         request = StepRequest.model_validate(payload)
         started = records.now()  # the attempt starts when it is delivered, slow or not
+        received = time.monotonic()
         if self.faults_enabled:
             self._injected_delay(request)
         try:
@@ -88,7 +92,7 @@ class StepRuntime:
                     raise PermanentError(f"no execution {request.execution_id!r}")
                 step = self._step(execution["saga_id"], execution["revision"],
                                   request.step_id)
-                return self._run(cur, request, step, execution, started)
+                return self._run(cur, request, step, execution, started, received)
         except Exception as error:
             self._record_failure(request, error, started)
             raise
@@ -130,7 +134,8 @@ class StepRuntime:
                      if f.step_id == request.step_id and f.phase == request.phase), None)
 
     def _run(self, cur: Any, request: StepRequest, step: StepDefinition,
-             execution: dict[str, Any], started: datetime) -> dict[str, Any]:
+             execution: dict[str, Any], started: datetime,
+             received: float) -> dict[str, Any]:
         saga_id = execution["saga_id"]
         run = records.lock_step_run(cur, request.execution_id, request.step_id)
         if run is None:
@@ -172,6 +177,11 @@ class StepRuntime:
             defaults=self.input_defaults)
         name = step.action if request.phase == "action" else step.compensation
         result = self.resolve_action(name or "")(context)
+        if request.phase == "action" and _past_timeout(step, received):
+            # Its Task has timed out (the invocation started after the Task did), so Step
+            # Functions is compensating it: roll the effect back instead of recording it.
+            raise StepAborted(f"step {step.id} outlived its timeout of {step.timeout}; its "
+                              "effect was rolled back")
         self._record_success(cur, request, step, execution, result, started,
                              attempt=attempts_so_far + 1, first=attempts_so_far == 0)
         return {"status": "ok", "result": result}
@@ -196,20 +206,16 @@ class StepRuntime:
                           {**data, "result": result,
                            "step": records.step_record(cur, execution_id, step.id or "")},
                           at))
-            if request.last:
-                records.set_execution_status(cur, execution_id, ExecutionStatus.COMPLETED,
-                                             at=at)
-                batch.append((events.SAGA_COMPLETED,
-                              {"saga_id": execution["saga_id"],
-                               "status": ExecutionStatus.COMPLETED.value}, at))
             records.append_events(cur, execution, batch)
             return
-        if ExecutionStatus(execution["status"]) in (ExecutionStatus.RUNNING,
-                                                    ExecutionStatus.COMPLETED):
-            # The forward machine undoes: say why, unless the failing step already did.
-            cause = _load_error(execution) or self._cause(cur, request)
-            records.set_execution_status(cur, execution_id, ExecutionStatus.COMPENSATING,
-                                         at=started, error=cause)
+        # An operator's compensation moved the execution to COMPENSATING before starting the
+        # machine; here only a forward run that is being undone starts compensating, saying
+        # why (unless the failing step already did).
+        running = ExecutionStatus(execution["status"]) is ExecutionStatus.RUNNING
+        cause = (_load_error(execution) or self._cause(cur, request)) if running else None
+        if running and records.set_execution_status(cur, execution_id,
+                                                    ExecutionStatus.COMPENSATING,
+                                                    at=started, error=cause):
             records.append_event(cur, events.COMPENSATION_STARTED, execution_id=execution_id,
                                  data={"saga_id": execution["saga_id"], "cause": cause,
                                        "execution_error": cause,
@@ -244,7 +250,9 @@ class StepRuntime:
         if ExecutionStatus(execution["status"]) is ExecutionStatus.COMPENSATED:
             return
         at = records.now()
-        records.set_execution_status(cur, execution_id, ExecutionStatus.COMPENSATED, at=at)
+        if not records.set_execution_status(cur, execution_id, ExecutionStatus.COMPENSATED,
+                                            at=at):
+            return
         records.append_event(cur, events.SAGA_COMPENSATED, execution_id=execution_id,
                              data={"saga_id": execution["saga_id"],
                                    "status": ExecutionStatus.COMPENSATED.value}, at=at)
@@ -336,6 +344,10 @@ def _load_error(execution: Mapping[str, Any]) -> dict[str, Any] | None:
     return json.loads(raw) if isinstance(raw, str | bytes) else raw
 
 
+def _past_timeout(step: StepDefinition, received: float) -> bool:
+    return time.monotonic() - received > parse_duration_ms(step.timeout or "30s") / 1000
+
+
 def _iso(naive_utc: datetime) -> str:
     return naive_utc.replace(tzinfo=UTC).isoformat()
 
@@ -348,14 +360,16 @@ _NEVER_DONE = (StepStatus.PENDING, StepStatus.FAILED)
 
 @dataclass
 class OutcomeRecorder:
-    """The recorder Lambda: executions that end without a step to say so (see the compiler)."""
+    """The recorder Lambda: how an execution ended, recorded from the machine's own path
+    (COMPLETED after every Task succeeded; FAILED, COMPENSATION_FAILED; see the compiler)."""
 
     connector: MySQLConnector
 
     def handle(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         execution_id = str(payload["execution_id"])
         outcome = ExecutionStatus(str(payload["outcome"]))
-        kind = {ExecutionStatus.FAILED: events.SAGA_FAILED,
+        kind = {ExecutionStatus.COMPLETED: events.SAGA_COMPLETED,
+                ExecutionStatus.FAILED: events.SAGA_FAILED,
                 ExecutionStatus.COMPENSATION_FAILED: events.COMPENSATION_FAILED}[outcome]
         with self.connector.transaction() as cur:
             execution = records.lock_execution(cur, execution_id)
@@ -366,10 +380,13 @@ class OutcomeRecorder:
             at = records.now()
             # The failing step recorded why; else the machine's error, without its trace.
             raw = payload.get("error") or {}
-            error = _load_error(execution) or execution_error(
-                None, "compensation" if outcome is ExecutionStatus.COMPENSATION_FAILED
-                else "action", raw.get("Error") or "Error", raw.get("Cause"))
-            records.set_execution_status(cur, execution_id, outcome, at=at, error=error)
+            error = None if outcome is ExecutionStatus.COMPLETED else (
+                _load_error(execution) or execution_error(
+                    None, "compensation" if outcome is ExecutionStatus.COMPENSATION_FAILED
+                    else "action", raw.get("Error") or "Error", raw.get("Cause")))
+            if not records.set_execution_status(cur, execution_id, outcome, at=at, error=error):
+                # It moved on (an operator's action, the reconciler): final means final.
+                return {"status": execution["status"], "refused": outcome.value}
             records.append_event(cur, kind, execution_id=execution_id,
                                  data={"saga_id": execution["saga_id"], "status": outcome.value,
                                        "execution_error": error}, at=at)

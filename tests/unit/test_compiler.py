@@ -54,10 +54,17 @@ def walk(machine: dict[str, Any], outcomes: dict[str, str]) -> list[str]:
     raise AssertionError("the machine loops")
 
 
-def test_happy_path_is_one_state_per_step_and_nothing_else() -> None:
+def test_happy_path_is_one_state_per_step_then_the_recorded_completion() -> None:
     machine = compile_forward(STEPS, TARGETS)
     assert walk(machine, {}) == ["step:validate-payment", "step:process-payment",
-                                 "step:send-notification"]
+                                 "step:send-notification", "RecordCompleted", "Completed"]
+    assert machine["States"]["RecordCompleted"]["Parameters"]["outcome"] == "COMPLETED"
+
+
+def test_a_timed_out_last_step_never_reaches_the_completion() -> None:
+    machine = compile_forward(STEPS, TARGETS)
+    visited = walk(machine, {"step:send-notification": "timeout"})
+    assert "RecordCompleted" not in visited and visited[-1] == "Compensated"
 
 
 def test_each_task_carries_the_step_timeout_and_retries() -> None:
@@ -115,7 +122,8 @@ def test_inactive_steps_are_left_out_and_order_decides() -> None:
     steps = [s.model_copy(update={"order": 10 - i}) for i, s in enumerate(STEPS)]
     steps[1] = steps[1].model_copy(update={"active": False})
     machine = compile_forward(steps, TARGETS)
-    assert walk(machine, {}) == ["step:send-notification", "step:validate-payment"]
+    assert walk(machine, {}) == ["step:send-notification", "step:validate-payment",
+                                 "RecordCompleted", "Completed"]
     assert "step:process-payment" not in machine["States"]
 
 
@@ -206,7 +214,7 @@ def test_any_failure_compensates_exactly_the_completed_steps(
     assert [v for v in visited if v.startswith("undo:")] == [
         f"undo:{s.id}" for s in reversed(done)]
     machine_states = len(compile_forward(steps, TARGETS)["States"])
-    assert machine_states == 2 * len(active) + 5
+    assert machine_states == 2 * len(active) + 7
 
 
 LAMBDA_ERRORS = {"Lambda.TooManyRequestsException", "Lambda.ServiceException",

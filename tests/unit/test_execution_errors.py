@@ -101,8 +101,9 @@ class _Executions:
 
     def transition(self, execution_id: str, allowed_from: set[ExecutionStatus],
                    to: ExecutionStatus, event_type: str, data: dict[str, Any],
-                   error: dict[str, Any] | None = None) -> Execution | None:
-        self.transitions.append({"to": to, "error": error})
+                   error: dict[str, Any] | None = None,
+                   by_operator: bool = False) -> Execution | None:
+        self.transitions.append({"to": to, "error": error, "by_operator": by_operator})
         self.execution = self.execution.model_copy(update={
             "status": to, "error": ExecutionError.model_validate(error) if error
             else self.execution.error})
