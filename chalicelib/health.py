@@ -9,7 +9,7 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
-from chalicelib.adapters import aws, kafka, mongo
+from chalicelib.adapters import aws, kafka, mongo, mysql
 from chalicelib.config import Settings
 from chalicelib.steps.wiring import connector
 
@@ -49,13 +49,19 @@ def _stepfunctions(settings: Settings) -> str:
 def _dead_letters(settings: Settings) -> str:
     """Events the pipeline gave up on and nobody replayed yet: up either way (the pipeline
     goes on), but an operator should look when the count is not 0."""
-    with connector().transaction() as cur:
-        cur.execute("SELECT COUNT(*) AS n FROM information_schema.tables "
-                    "WHERE table_schema = DATABASE() AND table_name = 'dead_letters'")
-        if not cur.fetchone()["n"]:
-            return "0 dead letters"
-        cur.execute("SELECT COUNT(*) AS n FROM dead_letters WHERE replayed_at IS NULL")
-        count = int(cur.fetchone()["n"])
+    # Its own short-lived connection to the configured database (not the request pool), so
+    # it reads what the settings it is given name.
+    conn = mysql.connect(settings.database.mysql)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) AS n FROM information_schema.tables "
+                        "WHERE table_schema = DATABASE() AND table_name = 'dead_letters'")
+            if not cur.fetchone()["n"]:
+                return "0 dead letters"
+            cur.execute("SELECT COUNT(*) AS n FROM dead_letters WHERE replayed_at IS NULL")
+            count = int(cur.fetchone()["n"])
+    finally:
+        conn.close()
     return f"{count} dead letter{'' if count == 1 else 's'} (saga events dead-letters)"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -57,7 +57,7 @@ def _control(counted: Counter[str]) -> list[str]:
 
 
 def test_execute_compensate_and_retry_make_no_control_plane_call(
-        api: Api, calls: Counter[str]) -> None:
+        api: Api, calls: Counter[str], demo: Callable[[], dict[str, Any]]) -> None:
     per_operation: dict[str, Counter[str]] = {}
 
     def measure(operation: str, action: Any) -> Any:
@@ -93,7 +93,8 @@ def test_execute_compensate_and_retry_make_no_control_plane_call(
         assert per_operation[operation]["stepfunctions.StartExecution"] == 1
 
 
-def test_ids_one_character_apart_run_on_their_own_machines(api: Api) -> None:
+def test_ids_one_character_apart_run_on_their_own_machines(
+        api: Api, demo: Callable[[], dict[str, Any]]) -> None:
     suffix = uuid.uuid4().hex[:8]
     three = seed_copy("x")
     three["id"] = f"adv.coll{suffix}"

@@ -21,7 +21,7 @@ def test_many_callers_and_a_killed_connection_are_survived(deployed: None) -> No
         def kill() -> None:
             killed.append((time.monotonic() - started, kill_connections(DB)))
 
-        load, elapsed = run_load(api, callers=64, seconds=4, seed_sagas=sagas, mid_load=kill)
+        load, elapsed = run_load(api, callers=64, seconds=6, seed_sagas=sagas, mid_load=kill)
         kill_at, sessions = killed[0]
         assert sessions >= 1  # the API's pool had sessions to kill
         figures = load.figures(elapsed)

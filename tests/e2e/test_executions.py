@@ -268,10 +268,10 @@ def test_destroying_a_saga_with_a_running_execution_is_refused(api: Api) -> None
 
 
 @pytest.mark.parametrize(("body", "fragment"), [
-    ({"input": []}, "input must be a JSON object"),
+    ({"input": []}, "field 'input'"),
     ({"input": {}, "execution_id": "bad id!"}, "execution_id"),
     ({"input": {}, "surprise": 1}, "unknown field"),
-    ({"input": {}, "faults": [{"step_id": "x", "times": -1}]}, "invalid fault"),
+    ({"input": {}, "faults": [{"step_id": "x", "times": -1}]}, "field 'faults.0.times'"),
 ])
 def test_bad_execute_requests_get_400_and_start_nothing(api: Api, body: dict[str, Any],
                                                        fragment: str) -> None:

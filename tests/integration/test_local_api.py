@@ -32,7 +32,8 @@ def _call(url: str, method: str = "GET") -> tuple[int, Any]:
 def test_health_answers_from_every_component(base_url: str, path: str) -> None:
     status, body = _call(f"{base_url}{path}")
     assert status == 200, body
-    assert set(body["components"]) == {"mysql", "mongodb", "kafka", "stepfunctions"}
+    assert set(body["components"]) == {"mysql", "mongodb", "kafka", "stepfunctions",
+                                      "dead_letters"}
     assert all(c["status"] == "up" and c["latency_ms"] >= 0 for c in body["components"].values())
     assert body["stage"] == "test"
 
