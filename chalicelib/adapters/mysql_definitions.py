@@ -14,6 +14,7 @@ from chalicelib.adapters.mysql_executions import append_definition_event
 from chalicelib.ports import Actor, Page, SagaFilter, Totals
 from chalicelib.saga import events
 from chalicelib.saga.errors import Conflict, NotFound
+from chalicelib.saga.executions import ExecutionStatus
 from chalicelib.saga.models import SagaDefinition, StoredSaga
 
 _SELECT = """
@@ -147,7 +148,15 @@ class MySQLDefinitionStore:
             before = self._get(cur, saga_id, None, lock=True)
             if before is None:
                 return False
-            keep = keep_revisions or [0]
+            # Under the saga row's lock, which every execute takes in share mode while it
+            # inserts its execution: one that got in first is seen here, so the delete answers
+            # 409 instead of removing the version that execution is about to run.
+            running, ran = _executions_of(cur, saga_id)
+            if running:
+                raise Conflict(f"saga {saga_id!r} has {running} running execution(s); wait for "
+                               "them to end before destroying it", saga_id=saga_id,
+                               running=running)
+            keep = sorted(set(keep_revisions) | ran) or [0]
             placeholders = ", ".join(["%s"] * len(keep))
             cur.execute(f"DELETE FROM saga_versions WHERE saga_id = %s "
                         f"AND revision NOT IN ({placeholders})", (saga_id, *keep))
@@ -252,3 +261,12 @@ class MySQLDefinitionStore:
                  "before_state": json.loads(row["before_state"]) if row["before_state"] else None,
                  "after_state": json.loads(row["after_state"]) if row["after_state"] else None}
                 for row in rows]
+
+
+def _executions_of(cur: Any, saga_id: str) -> tuple[int, set[int]]:
+    """How many of the saga's executions still run, and every revision any of them ran."""
+    going = [status.value for status in ExecutionStatus if not status.is_final]
+    cur.execute(f"SELECT revision, SUM(status IN ({', '.join(['%s'] * len(going))})) AS running "
+                "FROM executions WHERE saga_id = %s GROUP BY revision", (*going, saga_id))
+    rows = cur.fetchall()
+    return sum(int(row["running"] or 0) for row in rows), {int(row["revision"]) for row in rows}

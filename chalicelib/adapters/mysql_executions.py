@@ -15,6 +15,7 @@ import pymysql
 from chalicelib.adapters.cursors import decode_time_cursor, encode_cursor
 from chalicelib.ports import ExecutionPage
 from chalicelib.saga import events
+from chalicelib.saga.errors import NotFound
 from chalicelib.saga.executions import (
     Attempt,
     Execution,
@@ -278,6 +279,13 @@ class MySQLExecutionStore:
     def create(self, execution: Execution, step_ids: list[str]) -> tuple[Execution, bool]:
         try:
             with self._db.transaction() as cur:
+                # Share-locks the saga row until this execution is committed, so a concurrent
+                # DELETE either sees it (and answers 409) or wins first (and this is a 404).
+                cur.execute("SELECT id FROM sagas WHERE id = %s LOCK IN SHARE MODE",
+                            (execution.saga_id,))
+                if cur.fetchone() is None:
+                    raise NotFound(f"saga {execution.saga_id!r} does not exist",
+                                   saga_id=execution.saga_id)
                 insert_execution(cur, execution, step_ids)
                 append_event(cur, events.EXECUTION_STARTED, execution_id=execution.id,
                              data={"saga_id": execution.saga_id, "version": execution.version,

@@ -320,3 +320,27 @@ def test_the_documented_execute_without_a_body_completes_with_the_demo_defaults(
     assert execution["status"] == "COMPLETED", execution
     assert execution["input"] == {}
     assert _balance(demo(), "demo-customer") == "990.00"  # the default amount, 10.00
+
+
+def test_a_last_step_that_outlives_its_timeout_never_completes_the_saga(
+        api: Api, demo: Callable[[], dict[str, Any]]) -> None:
+    # The late action of the last step used to record COMPLETED and publish saga.completed
+    # after its Task had timed out, and the saga was compensated afterwards.
+    saga_id = _saga(api, **{"send-notification": {"timeout": "1s", "max_retries": 0}})
+    customer = _customer("100.00")
+    before = demo()
+    execution = api.wait(api.execute(saga_id, input=_input(customer), faults=[
+        {"step_id": "send-notification", "times": 0, "delay": "2s"}])["id"])
+    assert execution["status"] == "COMPENSATED", execution
+    assert execution["error"]["step_id"] == "send-notification", execution
+    # Give the late action time to wake, and look again: still not completed.
+    settled = api.wait(execution["id"], timeout_s=15, until=lambda e: any(
+        a["error_type"] == "StepAborted"
+        for a in _steps(e)["send-notification"]["attempts"]))
+    assert settled["status"] == "COMPENSATED", settled
+    types = [e["type"] for e in _events(execution["id"])]
+    assert "saga.completed" not in types, types
+    told = [t for t in types if t != "saga.step.aborted"]  # the late attempt may come last
+    assert told[0] == "saga.execution.started" and told[-1] == "saga.compensated", types
+    assert [e["sequence"] for e in _events(execution["id"])] == list(range(1, len(types) + 1))
+    assert demo() == before
