@@ -23,6 +23,7 @@ from chalicelib.adapters.mysql_migrations import (
 from chalicelib.config import Settings, load_settings
 from chalicelib.ports import Actor
 from chalicelib.saga.errors import LimitReached
+from tests.support.databases import own_database
 
 API = "/api/v1/saga"
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
@@ -31,14 +32,8 @@ HEADERS = {"Content-Type": "application/json"}
 
 @pytest.fixture(scope="module")
 def test_db(settings: Settings) -> Iterator[str]:
-    name = f"{settings.database.mysql.database}_test_api"
-    mysql.recreate_database(settings.database.mysql, name)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SAGA__DATABASE__MYSQL__DATABASE", name)
-        runtime.reset()
+    with own_database(settings, "test_api") as name:
         yield name
-    runtime.reset()
-    mysql.drop_database(settings.database.mysql, name)
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,12 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib import runtime
 from chalicelib.adapters import mysql
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
 from chalicelib.adapters.mysql_executions import MySQLExecutionStore
 from chalicelib.config import Settings
 from chalicelib.saga.executions import Execution, ExecutionStatus
+from tests.support.databases import own_database
 
 API = "/api/v1/saga"
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
@@ -29,14 +29,8 @@ HEADERS = {"Content-Type": "application/json"}
 
 @pytest.fixture(scope="module")
 def test_db(settings: Settings) -> Iterator[str]:
-    name = f"{settings.database.mysql.database}_test_strict"
-    mysql.recreate_database(settings.database.mysql, name)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SAGA__DATABASE__MYSQL__DATABASE", name)
-        runtime.reset()
+    with own_database(settings, "test_strict") as name:
         yield name
-    runtime.reset()
-    mysql.drop_database(settings.database.mysql, name)
 
 
 @pytest.fixture(scope="module")
