@@ -119,6 +119,16 @@ def _follow_stack(cfn: Any, stack: str, since: float, say: Callable[[str], None]
         time.sleep(1)
 
 
+def delete_stack(cfn: Any, name: str) -> None:
+    cfn.delete_stack(StackName=name)
+    cfn.get_waiter("stack_delete_complete").wait(
+        StackName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 300})
+
+
+def stack_status(cfn: Any, name: str) -> str | None:
+    return _stack_status(cfn, name)
+
+
 def deploy_stack(cfn: Any, s3: Any, request: StackRequest, *, region: str,
                  say: Callable[[str], None] = print, timeout_s: float = 1800) -> StackResult:
     package = request.package.read_bytes()
@@ -132,9 +142,7 @@ def deploy_stack(cfn: Any, s3: Any, request: StackRequest, *, region: str,
 
     status = _stack_status(cfn, request.name)
     if status == "ROLLBACK_COMPLETE":  # a failed first create can only be deleted
-        cfn.delete_stack(StackName=request.name)
-        cfn.get_waiter("stack_delete_complete").wait(
-            StackName=request.name, WaiterConfig={"Delay": 2, "MaxAttempts": 300})
+        delete_stack(cfn, request.name)
         status = None
     if status is not None and status.endswith("IN_PROGRESS"):
         raise DeployError(f"stack {request.name} is busy ({status}); try again when it settles")

@@ -22,7 +22,14 @@ from botocore.exceptions import ClientError
 from chalicelib.adapters import aws
 from chalicelib.config import Settings
 from infra.deploy.aws import package, stack_name
-from infra.deploy.cloudformation import StackRequest, StackResult, deploy_stack
+from infra.deploy.cloudformation import (
+    DeployError,
+    StackRequest,
+    StackResult,
+    delete_stack,
+    deploy_stack,
+    stack_status,
+)
 from infra.deploy.template import for_localstack, functions
 from infra.stack.paths import PROJECT_ROOT
 
@@ -91,9 +98,21 @@ def deploy_local(settings: Settings, say: Callable[[str], None] = print) -> Stac
                            package=template_path.with_name("deployment.zip"),
                            parameters=local_parameters(settings),
                            bucket=f"{name}-artefacts")
-    result = deploy_stack(aws.client("cloudformation", settings.aws),
-                          aws.client("s3", settings.aws), request,
-                          region=settings.aws.region, say=say, timeout_s=600)
+    cfn = aws.client("cloudformation", settings.aws)
+    s3 = aws.client("s3", settings.aws)
+    try:
+        result = deploy_stack(cfn, s3, request, region=settings.aws.region, say=say,
+                              timeout_s=600)
+    except DeployError as error:
+        # LocalStack cannot update some resources in place (a REST API whose routes changed
+        # answers "Stage already exists"). The stack holds no data, so a local stage that
+        # rolled back is made anew; on AWS a rollback is left for the operator to read.
+        if stack_status(cfn, name) != "UPDATE_ROLLBACK_COMPLETE":
+            raise
+        say(f"LocalStack could not update {name} in place ({error}); creating it again")
+        delete_stack(cfn, name)
+        result = deploy_stack(cfn, s3, request, region=settings.aws.region, say=say,
+                              timeout_s=600)
     # A function's update finishes after CloudFormation says so; invoke only settled ones.
     lam = aws.client("lambda", settings.aws)
     for _, resource in functions(template):

@@ -26,18 +26,20 @@ EXAMPLES_PER_OPERATION = 30
 CASES: list[int] = []  # status of every generated case, to count them
 
 
+_FINGERPRINT_CONNECTION: list[Any] = []  # one, reused: connecting costs more than checksumming
+
+
 def fingerprint() -> dict[str, Any]:
-    """Checksums of every table of the fuzz database."""
-    config = get_settings().database.mysql
-    conn = mysql.connect(config, database=FUZZ_DB)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW TABLES")
-            tables = sorted(next(iter(row.values())) for row in cur.fetchall())
-            cur.execute("CHECKSUM TABLE " + ", ".join(f"`{t}`" for t in tables))
-            return {row["Table"]: row["Checksum"] for row in cur.fetchall()}
-    finally:
-        conn.close()
+    """Checksums of every table of the fuzz database, as committed now."""
+    if not _FINGERPRINT_CONNECTION:
+        conn = mysql.connect(get_settings().database.mysql, database=FUZZ_DB)
+        conn.autocommit(True)  # every statement sees what is committed at that moment
+        _FINGERPRINT_CONNECTION.append(conn)
+    with _FINGERPRINT_CONNECTION[0].cursor() as cur:
+        cur.execute("SHOW TABLES")
+        tables = sorted(next(iter(row.values())) for row in cur.fetchall())
+        cur.execute("CHECKSUM TABLE " + ", ".join(f"`{t}`" for t in tables))
+        return {row["Table"]: row["Checksum"] for row in cur.fetchall()}
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +55,8 @@ def fuzz_api(deployed: None) -> Iterator[Served]:
                  "SAGA__DATABASE__MONGODB__DATABASE": FUZZ_DB,
                  "SAGA__LIMITS__RATE_LIMIT_REQUESTS": "0"}) as api:
         yield api
+    while _FINGERPRINT_CONNECTION:
+        _FINGERPRINT_CONNECTION.pop().close()
     mysql.drop_database(config, FUZZ_DB)
 
 
