@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from chalicelib.adapters import aws
 from chalicelib.config import Settings
 from infra.deploy.aws import package, stack_name
-from infra.deploy.cloudformation import StackRequest, StackResult, deploy_stack
+from infra.deploy.cloudformation import DeployError, StackRequest, StackResult, deploy_stack
 from infra.deploy.template import for_localstack, functions
 from infra.stack.paths import PROJECT_ROOT
 
@@ -91,9 +91,21 @@ def deploy_local(settings: Settings, say: Callable[[str], None] = print) -> Stac
                            package=template_path.with_name("deployment.zip"),
                            parameters=local_parameters(settings),
                            bucket=f"{name}-artefacts")
-    result = deploy_stack(aws.client("cloudformation", settings.aws),
-                          aws.client("s3", settings.aws), request,
-                          region=settings.aws.region, say=say, timeout_s=600)
+    cfn = aws.client("cloudformation", settings.aws)
+    try:
+        result = deploy_stack(cfn, aws.client("s3", settings.aws), request,
+                              region=settings.aws.region, say=say, timeout_s=600)
+    except DeployError as failed:
+        # LocalStack cannot update a REST API stage once the routes change ("Stage already
+        # exists"): the local stack holds no data, so it is made again from scratch.
+        if "Stage already exists" not in str(failed):
+            raise
+        say(f"recreating stack {name}: LocalStack cannot update its API stage")
+        cfn.delete_stack(StackName=name)
+        cfn.get_waiter("stack_delete_complete").wait(
+            StackName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 300})
+        result = deploy_stack(cfn, aws.client("s3", settings.aws), request,
+                              region=settings.aws.region, say=say, timeout_s=600)
     # A function's update finishes after CloudFormation says so; invoke only settled ones.
     lam = aws.client("lambda", settings.aws)
     for _, resource in functions(template):
