@@ -1,7 +1,7 @@
 // The console's entry: who the caller is (GET /whoami), the token form when one is needed,
 // and a hash router over the views.
 import { ApiError, explain, get, token } from "./api.js";
-import { h } from "./dom.js";
+import { fill, h } from "./dom.js";
 import { Live } from "./live.js";
 import { executionPage } from "./execution.js";
 import { executionsPage } from "./executions.js";
@@ -27,7 +27,7 @@ function signIn(reason) {
     "Paste a JWT issued for this service. It is kept in this tab only (sessionStorage) and " +
     "sent with every request and the live connection."),
   h("button", { class: "primary", type: "submit" }, "Use token"));
-  main.replaceChildren(form);
+  fill(main, form);
   input.focus();
 }
 
@@ -62,7 +62,7 @@ async function route() {
       cleanup = (await view(main, context, ...args)) || (() => {});
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) return signIn(explain(error));
-      main.replaceChildren(h("p", { class: "problem", role: "alert" }, explain(error)));
+      fill(main, h("p", { class: "problem", role: "alert" }, explain(error)));
     }
     return;
   }
@@ -76,7 +76,7 @@ async function start() {
     if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
       return signIn(token.get() ? explain(error) : null);
     }
-    main.replaceChildren(h("p", { class: "problem", role: "alert" }, explain(error)));
+    fill(main, h("p", { class: "problem", role: "alert" }, explain(error)));
     return;
   }
   header(context.me);

@@ -52,3 +52,9 @@ export const json = (value) => h("pre", { class: "json" }, JSON.stringify(value,
 export function problemBox(message) {
   return h("p", { class: "problem", role: "alert" }, message);
 }
+
+// replaceChildren would print a skipped part (null, false) as text.
+export function fill(target, ...children) {
+  target.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false)
+    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c)))));
+}

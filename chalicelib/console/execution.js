@@ -2,7 +2,7 @@
 // timeline of every attempt, the steps with their results and errors, and the input.
 import { get } from "./api.js";
 import { actionBar } from "./actions.js";
-import { badge, FINAL, h, json, problemBox, span, time, when } from "./dom.js";
+import { badge, FINAL, fill, h, json, problemBox, span, time, when } from "./dom.js";
 import { timeline } from "./timeline.js";
 
 const POLL_MS = 3000; // only while the live connection is down
@@ -63,7 +63,7 @@ export async function executionPage(main, context, executionId) {
     const legend = h("p", { class: "legend small" }, h("span", { class: "key action" }), " action ",
       h("span", { class: "key compensation" }), " compensation ", h("span", { class: "key failed" }),
       " failed attempt (✗) · hover or focus a bar for its details");
-    main.replaceChildren(
+    fill(main, 
       h("p", { class: "crumbs" }, h("a", { href: "#/executions" }, "Executions"), " / ", execution.id),
       h("h1", {}, "Execution ", h("span", { "data-testid": "status" }, badge(execution.status))),
       h("dl", { class: "facts" },

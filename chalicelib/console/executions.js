@@ -1,7 +1,7 @@
 // Executions: newest first, filtered by saga, status and a time range, 50 to a page, with
 // the counts by status. The first page follows the live feed.
 import { get, query } from "./api.js";
-import { badge, h, span, STATUSES, time, when } from "./dom.js";
+import { badge, fill, h, span, STATUSES, time, when } from "./dom.js";
 
 const PAGE = 50;
 
@@ -62,7 +62,7 @@ export async function executionsPage(main, context, search) {
     h("td", { class: "num" }, e.ended_at ? span(time(e.ended_at) - time(e.started_at)) : "running"),
     h("td", { class: "small" }, e.error ? `${e.error.step_id || ""} ${e.error.type}` : "")));
   const backs = back ? back.split(",") : [];
-  main.replaceChildren(
+  fill(main, 
     h("h1", {}, "Executions"), form, chips,
     rows.length ? h("div", { class: "scroll" }, h("table", { class: "list" },
       h("thead", {}, h("tr", {}, ["Execution", "Saga", "Status", "Started", "Took", "Error"]

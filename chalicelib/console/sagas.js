@@ -1,7 +1,7 @@
 // Sagas: the list (latest versions, with their executions by status) and a saga's page
 // (versions, graph, statistics).
 import { get, query } from "./api.js";
-import { h, json, when } from "./dom.js";
+import { fill, h, json, when } from "./dom.js";
 import { sagaGraph } from "./graph.js";
 
 const rate = (value) => (value === null || value === undefined ? "—"
@@ -47,7 +47,7 @@ export async function sagasPage(main, context, search) {
       h("td", { class: "num" }, rate(summary && summary.success_rate)),
       h("td", {}, when(summary && summary.last_execution_at)));
   });
-  main.replaceChildren(
+  fill(main, 
     h("h1", {}, "Sagas"),
     rows.length ? h("div", { class: "scroll" }, h("table", { class: "list" },
       h("thead", {}, h("tr", {}, ["Saga", "Version", "Active", "Type", "Executions by status",
@@ -72,7 +72,7 @@ export async function sagaPage(main, context, sagaId, search) {
     h("td", {}, v.version === saga.version ? h("strong", {}, v.version)
       : h("a", { href: `#/sagas/${id}${query({ version: v.version })}` }, v.version)),
     h("td", {}, v.revision ?? "—"), h("td", {}, when(v.created_at))));
-  main.replaceChildren(
+  fill(main, 
     h("p", { class: "crumbs" }, h("a", { href: "#/sagas" }, "Sagas"), " / ", saga.id),
     h("h1", {}, saga.name, " ", h("span", { class: "muted" }, saga.version)),
     saga.description ? h("p", {}, saga.description) : null,
