@@ -45,16 +45,20 @@ class Asset:
     etag: str
 
 
-@functools.cache
 def asset(name: str) -> Asset:
-    """A console file by name (read once per process: they change only with a deploy)."""
+    """A console file by name; 404 for any name not in the folder."""
     match = _NAME.fullmatch(name)
-    path = FOLDER / name
-    if match is None or not path.is_file():
+    if match is None or not (FOLDER / name).is_file():
         raise NotFound(f"the console has no file {name[:80]!r}", file=name[:80])
-    body = path.read_text(encoding="utf-8")
+    return _read(name, match.group(1))
+
+
+@functools.cache  # only names of files that exist reach it, so it stays small
+def _read(name: str, extension: str) -> Asset:
+    # Read once per process: the files change only with a deploy.
+    body = (FOLDER / name).read_text(encoding="utf-8")
     etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:20] + '"'
-    return Asset(body=body, content_type=_TYPES[match.group(1)], etag=etag)
+    return Asset(body=body, content_type=_TYPES[extension], etag=etag)
 
 
 def headers(item: Asset) -> dict[str, str]:

@@ -59,7 +59,7 @@ export async function executionPage(main, context, executionId) {
   const render = () => {
     const took = execution.ended_at ? span(time(execution.ended_at) - time(execution.started_at))
       : `${span(Date.now() - time(execution.started_at))} so far`;
-    const width = Math.max(480, Math.min(1400, main.clientWidth - 8));
+    const width = Math.max(340, Math.min(1400, main.clientWidth - 8));
     const legend = h("p", { class: "legend small" }, h("span", { class: "key action" }), " action ",
       h("span", { class: "key compensation" }), " compensation ", h("span", { class: "key failed" }),
       " failed attempt (✗) · hover or focus a bar for its details");
@@ -111,7 +111,7 @@ export async function executionPage(main, context, executionId) {
   };
 
   render();
-  main.focus();
+  main.focus({ preventScroll: true });
   const stops = [];
   if (context.live) {
     stops.push(context.live.subscribe(`execution:${execution.id}`, () => refresh()));

@@ -74,7 +74,7 @@ export async function executionsPage(main, context, search) {
       more ? h("a", { href: link({ cursor: page.next_cursor,
         back: [...backs, cursor || "-"].join(",") }) }, "Next page") : null,
       h("span", { class: "muted small" }, `${items.length} shown of ${page.items.length} on this page`)));
-  main.focus();
+  main.focus({ preventScroll: true });
   if (cursor || !context.live) return () => {};
   // The first page follows the feed: a new or changed execution reloads it, at most every 2 s.
   let pending = null;

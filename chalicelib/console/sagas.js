@@ -58,7 +58,7 @@ export async function sagasPage(main, context, search) {
       cursor ? h("a", { href: "#/sagas" }, "First page") : null,
       page.next_cursor ? h("a", { href: `#/sagas${query({ cursor: page.next_cursor })}` },
         "Next page") : null));
-  main.focus();
+  main.focus({ preventScroll: true });
 }
 
 export async function sagaPage(main, context, sagaId, search) {
@@ -102,7 +102,7 @@ export async function sagaPage(main, context, sagaId, search) {
       ["Version", "Revision", "Stored"].map((name) => h("th", { scope: "col" }, name)))),
     h("tbody", {}, versionRows)),
     h("details", {}, h("summary", {}, "Definition (JSON)"), json(saga)));
-  main.focus();
+  main.focus({ preventScroll: true });
   // Counts change as executions run: refresh them from the live feed, at most every 2 s.
   let pending = null;
   const refresh = () => {
