@@ -52,7 +52,7 @@ def test_a_running_execution_reaches_completed_without_a_reload(
     result = run_scenario("live_timeline", base=console.served.base, saga_id=documented,
                           execute=body)
     assert result["seen"][0] == "RUNNING" and result["seen"][-1] == "COMPLETED", result["seen"]
-    assert result["same_document"] and result["navigations"] == 1
+    assert result["same_document"]  # the page was never reloaded (a hash change is no load)
     assert result["live"] == "on"
     assert [(bar["step"], bar["phase"], bar["outcome"]) for bar in result["bars"]] == [
         (step["id"], "action", "succeeded") for step in SAGA["steps"]]
