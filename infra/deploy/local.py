@@ -95,12 +95,11 @@ def deploy_local(settings: Settings, say: Callable[[str], None] = print) -> Stac
     try:
         result = deploy_stack(cfn, aws.client("s3", settings.aws), request,
                               region=settings.aws.region, say=say, timeout_s=600)
-    except DeployError as failed:
-        # LocalStack cannot update a REST API stage once the routes change ("Stage already
-        # exists"): the local stack holds no data, so it is made again from scratch.
-        if "Stage already exists" not in str(failed):
-            raise
-        say(f"recreating stack {name}: LocalStack cannot update its API stage")
+    except (DeployError, ClientError) as failed:
+        # LocalStack cannot always update a stack whose API changed (routes added or removed:
+        # "Stage already exists", resources it lost track of); the local stack holds no data,
+        # so it is made again from scratch, once.
+        say(f"recreating stack {name}: LocalStack could not update it ({str(failed)[:200]})")
         cfn.delete_stack(StackName=name)
         cfn.get_waiter("stack_delete_complete").wait(
             StackName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 300})
