@@ -101,8 +101,13 @@ const scenarios = {
     await page.goto(`${args.base}/console#/executions/${args.execution_id}`);
     await page.locator('[data-testid="timeline"] g.bar[data-phase="compensation"]').first().waitFor();
     const bars = await page.locator('[data-testid="timeline"] g.bar').evaluateAll((nodes) =>
-      nodes.map((n) => ({ step: n.dataset.step, phase: n.dataset.phase, outcome: n.dataset.outcome,
-        label: n.getAttribute("aria-label") })));
+      nodes.map((n) => {
+        const box = n.querySelector("rect").getBoundingClientRect();
+        const svg = n.ownerSVGElement.getBoundingClientRect();
+        return { step: n.dataset.step, phase: n.dataset.phase, outcome: n.dataset.outcome,
+          label: n.getAttribute("aria-label"),
+          inside: box.width > 0 && box.left >= svg.left && box.right <= svg.right };
+      }));
     const result = { status: await status(page), reason: await page.locator('[data-testid="reason"]').textContent(),
       bars };
     await page.locator('[data-testid="timeline"] g.bar.failed').first().focus();

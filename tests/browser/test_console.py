@@ -77,6 +77,7 @@ def test_a_failed_execution_shows_its_compensation_and_reason(
         ("validate-payment", "compensation", "succeeded"),
         ("process-payment", "compensation", "succeeded")]
     assert any("SmtpDown" in bar["label"] for bar in result["bars"])
+    assert all(bar["inside"] for bar in result["bars"]), result["bars"]  # drawn on the axis
 
 
 def test_a_failed_compensation_is_retried_from_the_page(
