@@ -59,7 +59,9 @@ export async function executionPage(main, context, executionId) {
   const render = () => {
     const took = execution.ended_at ? span(time(execution.ended_at) - time(execution.started_at))
       : `${span(Date.now() - time(execution.started_at))} so far`;
-    const width = Math.max(340, Math.min(1400, main.clientWidth - 8));
+    const style = getComputedStyle(main); // the content box: clientWidth includes the padding
+    const inner = main.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const width = Math.max(340, Math.min(1400, Math.floor(inner) - 2));
     const legend = h("p", { class: "legend small" }, h("span", { class: "key action" }), " action ",
       h("span", { class: "key compensation" }), " compensation ", h("span", { class: "key failed" }),
       " failed attempt (✗) · hover or focus a bar for its details");

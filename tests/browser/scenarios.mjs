@@ -103,7 +103,7 @@ const scenarios = {
     const bars = await page.locator('[data-testid="timeline"] g.bar').evaluateAll((nodes) =>
       nodes.map((n) => {
         const box = n.querySelector("rect").getBoundingClientRect();
-        const svg = n.ownerSVGElement.getBoundingClientRect();
+        const svg = n.ownerSVGElement.parentElement.getBoundingClientRect(); // what is seen
         return { step: n.dataset.step, phase: n.dataset.phase, outcome: n.dataset.outcome,
           label: n.getAttribute("aria-label"),
           inside: box.width > 0 && box.left >= svg.left && box.right <= svg.right };
