@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The browser tests: Debian's chromium, driven by playwright-core from the lock file.
+CHROMIUM := /usr/bin/chromium
+BROWSER_DEPS := tests/browser/node_modules/.package-lock.json
 
-.PHONY: run test venv lint unit stack-up stack-down stack-status clean
+.PHONY: run test venv lint unit browser stack-up stack-down stack-status clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is needed (set PYTHON=...)")'
@@ -16,12 +19,21 @@ $(INSTALLED): pyproject.toml
 
 venv: $(INSTALLED)
 
+$(CHROMIUM):
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends chromium
+
+$(BROWSER_DEPS): tests/browser/package-lock.json
+	npm ci --silent --no-audit --no-fund --prefix tests/browser
+
+browser: $(CHROMIUM) $(BROWSER_DEPS)
+
 run: venv
 	$(BIN)/saga stack up
 	$(BIN)/saga deploy --stage local
 	$(BIN)/saga serve
 
-test: venv lint
+test: venv lint browser
 	$(BIN)/saga stack up
 	$(BIN)/pytest $(PYTEST_ARGS)
 

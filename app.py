@@ -11,13 +11,16 @@ import boto3
 from chalice import AuthResponse, Chalice, CORSConfig, Rate, Response
 from chalice.app import AuthRequest, WebsocketEvent
 
+from chalicelib import console
 from chalicelib.api import (
     JSON,
     actor,
     guarded,
+    handles_errors,
     in_error_format,
     json_body,
     no_body,
+    principal,
     websocket_caller,
 )
 from chalicelib.auth import Forbidden, Role, TokenRejected, Unauthenticated
@@ -260,6 +263,37 @@ def retry_compensation(execution_id: str) -> Response:
 def resolve_execution(execution_id: str) -> dict[str, Any]:
     return _execution(execution_service().resolve(
         execution_id, json_body(app.current_request), actor(app.current_request)))
+
+
+# -- the operator console: static files (no token needed to load it; it asks for one) ----------
+
+def _console_file(name: str) -> Response:
+    item = console.asset(name)
+    headers = console.headers(item)
+    if (app.current_request.headers or {}).get("if-none-match") == item.etag:
+        return Response(body="", status_code=304, headers=headers)
+    return Response(body=item.body, status_code=200, headers=headers)
+
+
+@app.route("/console", methods=["GET"])
+@handles_errors
+def console_page() -> Response:
+    return _console_file("index.html")
+
+
+@app.route("/console/{name}", methods=["GET"])
+@handles_errors
+def console_asset(name: str) -> Response:
+    return _console_file(name)
+
+
+@route(f"{API}/whoami", "GET", Role.READER)
+def whoami() -> dict[str, Any]:
+    settings = get_settings()
+    return console.caller_view(
+        principal(app.current_request), auth_enabled=settings.auth.enabled,
+        route_roles=ROUTE_ROLES,
+        websocket_url=console.websocket_url(settings.websocket.url, settings.websocket.port))
 
 
 # -- step Lambdas: one per action family, invoked by the state machines ---------------------------

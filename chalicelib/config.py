@@ -117,6 +117,9 @@ class WebsocketSettings(_Section):
     management_endpoint: str = "http://127.0.0.1:8002"
     # The local gateway's WebSocket port (ws://127.0.0.1:8001/ws).
     port: int = 8001
+    # The URL browsers (the console) connect to; empty: the local gateway's,
+    # ws://127.0.0.1:<port>/ws. On AWS the WebSocket API's wss:// stage URL.
+    url: str = ""
 
 
 class SagaSettings(_Section):

@@ -182,6 +182,27 @@ def _paths() -> dict[str, Any]:
         f"{API}/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
                                         "responses": {"200": _json_response("OpenAPI 3",
                                                                             {"type": "object"})}}},
+        f"{API}/whoami": {"get": {
+            "operationId": "whoami",
+            "summary": "The caller: subject, role, the console actions the role permits, and "
+                       "the WebSocket URL to subscribe at",
+            "responses": {"200": _json_response("the caller", _ref("Caller"))}}},
+        "/console": {"get": {
+            "operationId": "console", "summary": "The operator console (HTML; no token needed "
+                                                 "to load it, it asks for one)",
+            "responses": {"200": {"description": "the page",
+                                  "content": {"text/html": {"schema": {"type": "string"}}}},
+                          "304": {"description": "unchanged (If-None-Match)"}}}},
+        "/console/{name}": {
+            "parameters": [{"name": "name", "in": "path", "required": True,
+                            "schema": {"type": "string", "maxLength": 100}}],
+            "get": {"operationId": "consoleFile",
+                    "summary": "A file of the console (ES module, CSS)",
+                    "responses": {"200": {"description": "the file", "content": {
+                        "text/javascript": {"schema": {"type": "string"}},
+                        "text/css": {"schema": {"type": "string"}}}},
+                        "304": {"description": "unchanged (If-None-Match)"},
+                        **_errors(404)}}},
         f"{API}/cleanup": {"post": {
             "operationId": "cleanup",
             "summary": "Remove expired idempotency records, published events past retention, "
@@ -266,7 +287,7 @@ def _with_common_errors(paths: dict[str, Any]) -> dict[str, Any]:
         for method, operation in operations.items():
             if method == "parameters":  # shared by the path's operations
                 continue
-            if path == "/health":
+            if path == "/health" or path.startswith("/console"):  # no token needed
                 operation["security"] = []
                 continue
             statuses = [401, 403, 429] + ([413] if "requestBody" in operation else [])
@@ -319,6 +340,19 @@ def build_document(saga: SagaSettings) -> dict[str, Any]:
                            "properties": {"status": {"type": "string", "enum": ["up", "down"]},
                                           "components": {"type": "object"}}},
                 "Error": error,
+                "Caller": {"type": "object",
+                           "required": ["subject", "role", "auth_enabled", "actions",
+                                        "websocket_url"],
+                           "properties": {
+                               "subject": {"type": "string"},
+                               "role": {"type": "string",
+                                        "enum": ["none", "reader", "operator", "admin"]},
+                               "auth_enabled": {"type": "boolean"},
+                               "actions": {"type": "array", "items": {
+                                   "type": "string",
+                                   "enum": ["compensate", "execute", "manage_definitions",
+                                            "resolve", "retry_compensation"]}},
+                               "websocket_url": {"type": "string"}}},
                 "ExecuteRequest": {
                     "type": "object", "additionalProperties": False,
                     "properties": {

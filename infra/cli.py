@@ -64,7 +64,8 @@ def _serve(args: argparse.Namespace) -> int:
         management_port=urlsplit(settings.websocket.management_endpoint).port or 8002).start()
     # SIGTERM (e.g. from a supervisor) stops the server as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    print(f"serving the API on http://127.0.0.1:{args.port} (stage {args.stage}), WebSockets "
+    print(f"serving the API on http://127.0.0.1:{args.port} (stage {args.stage}; the console "
+          f"at /console), WebSockets "
           f"on ws://127.0.0.1:{gateway.ws_port}/ws; "
           + ("relay and projector running; " if workers else "") + "Ctrl-C stops it",
           flush=True)

@@ -34,7 +34,10 @@ from infra.stack.supervisor import Supervisor
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The fault suite stops and restarts servers: it runs after everything else.
-    items.sort(key=lambda item: item.get_closest_marker("fault") is not None)
+    # The browser suite runs first: its `saga serve` has its own relay and projector, which
+    # must not share the topic's consumer group with the session's (started by e2e tests).
+    items.sort(key=lambda item: (item.get_closest_marker("fault") is not None,
+                                 item.get_closest_marker("browser") is None))
 
 
 @pytest.fixture(scope="session")

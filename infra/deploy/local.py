@@ -99,20 +99,19 @@ def deploy_local(settings: Settings, say: Callable[[str], None] = print) -> Stac
                            parameters=local_parameters(settings),
                            bucket=f"{name}-artefacts")
     cfn = aws.client("cloudformation", settings.aws)
-    s3 = aws.client("s3", settings.aws)
     try:
-        result = deploy_stack(cfn, s3, request, region=settings.aws.region, say=say,
-                              timeout_s=600)
-    except DeployError as error:
-        # LocalStack cannot update some resources in place (a REST API whose routes changed
-        # answers "Stage already exists"). The stack holds no data, so a local stage that
-        # rolled back is made anew; on AWS a rollback is left for the operator to read.
-        if stack_status(cfn, name) != "UPDATE_ROLLBACK_COMPLETE":
-            raise
-        say(f"LocalStack could not update {name} in place ({error}); creating it again")
+        result = deploy_stack(cfn, aws.client("s3", settings.aws), request,
+                              region=settings.aws.region, say=say, timeout_s=600)
+    except (DeployError, ClientError) as failed:
+        # LocalStack cannot always update a stack whose API changed (routes added or removed:
+        # "Stage already exists", resources it lost track of); the local stack holds no data,
+        # so it is made again from scratch, once.
+        if stack_status(cfn, name) is None:
+            raise  # nothing to make again: the failure is not an update LocalStack refused
+        say(f"recreating stack {name}: LocalStack could not update it ({str(failed)[:200]})")
         delete_stack(cfn, name)
-        result = deploy_stack(cfn, s3, request, region=settings.aws.region, say=say,
-                              timeout_s=600)
+        result = deploy_stack(cfn, aws.client("s3", settings.aws), request,
+                              region=settings.aws.region, say=say, timeout_s=600)
     # A function's update finishes after CloudFormation says so; invoke only settled ones.
     lam = aws.client("lambda", settings.aws)
     for _, resource in functions(template):

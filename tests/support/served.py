@@ -54,15 +54,18 @@ class Served:
 
 
 @contextlib.contextmanager
-def served(settings: dict[str, str], timeout_s: float = 60) -> Iterator[Served]:
-    """The API and WebSocket gateway (no event workers) on free ports, stopped by PID."""
+def served(settings: dict[str, str], timeout_s: float = 60,
+           events: bool = False) -> Iterator[Served]:
+    """The API and WebSocket gateway on free ports, stopped by PID; with `events`, also the
+    outbox relay and the projector, as `saga serve` runs them."""
     port, ws_port, management_port = free_port(), free_port(), free_port()
     env = {**os.environ, **settings, "SAGA__WEBSOCKET__PORT": str(ws_port),
            "SAGA__WEBSOCKET__MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{management_port}",
            "SAGA_ACCESS_LOG": "0"}
     server = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "serve", "--port", str(port), "--stage", "test",
-         "--no-events"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+         *([] if events else ["--no-events"])], cwd=PROJECT_ROOT, env=env,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

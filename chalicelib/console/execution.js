@@ -1,0 +1,133 @@
+// An execution's page: status and why it did not complete, the operator's actions, a live
+// timeline of every attempt, the steps with their results and errors, and the input.
+import { get } from "./api.js";
+import { actionBar } from "./actions.js";
+import { badge, FINAL, fill, h, json, problemBox, span, time, when } from "./dom.js";
+import { timeline } from "./timeline.js";
+
+const POLL_MS = 3000; // only while the live connection is down
+const MAX_POLLS = 400;
+
+function reason(execution) {
+  const error = execution.error;
+  if (!error) return null;
+  const where = error.step_id ? `step ${error.step_id}${error.phase ? ` (${error.phase})` : ""}: ` : "";
+  return h("div", { class: "reason", "data-testid": "reason", role: "note" },
+    h("strong", {}, execution.status === "COMPLETED" ? "Note: " : "Did not complete: "),
+    `${where}${error.type}: ${error.message}`);
+}
+
+function stepsTable(execution) {
+  const steps = [...execution.steps].sort((a, b) => a.position - b.position);
+  return h("div", { class: "scroll" }, h("table", { class: "list" },
+    h("thead", {}, h("tr", {}, ["Step", "Status", "Attempts", "Started", "Ended", "Error", "Result"]
+      .map((name) => h("th", { scope: "col" }, name)))),
+    h("tbody", {}, steps.map((step) => h("tr", { "data-step": step.step_id },
+      h("td", {}, step.step_id),
+      h("td", {}, badge(step.status)),
+      h("td", { class: "num" }, `${step.action_attempts}`,
+        step.compensation_attempts ? ` + ${step.compensation_attempts} undo` : ""),
+      h("td", {}, when(step.started_at)),
+      h("td", {}, when(step.compensated_at || step.ended_at)),
+      h("td", { class: "small" }, step.error ? `${step.error.type || ""}: ${step.error.message || ""}` : ""),
+      h("td", {}, step.result ? h("details", {}, h("summary", {}, "result"), json(step.result)) : ""))))));
+}
+
+function attemptsList(execution) {
+  const rows = [];
+  for (const step of [...execution.steps].sort((a, b) => a.position - b.position)) {
+    for (const a of step.attempts) {
+      rows.push(h("tr", { "data-phase": a.phase, "data-outcome": a.outcome },
+        h("td", {}, step.step_id), h("td", {}, a.phase), h("td", { class: "num" }, a.attempt),
+        h("td", {}, a.outcome), h("td", { class: "num" }, span(a.duration_ms)),
+        h("td", { class: "small" }, a.error_type ? `${a.error_type}: ${a.error_message || ""}` : "")));
+    }
+  }
+  return h("details", { class: "attempts" }, h("summary", {}, `Every attempt (${rows.length})`),
+    h("div", { class: "scroll" }, h("table", { class: "list" }, h("thead", {}, h("tr", {},
+      ["Step", "Phase", "#", "Outcome", "Took", "Error"].map((n) => h("th", { scope: "col" }, n)))),
+    h("tbody", {}, rows))));
+}
+
+export async function executionPage(main, context, executionId) {
+  const id = encodeURIComponent(executionId);
+  const memo = {};
+  let execution = await get(`executions/${id}`);
+  let closed = false;
+  let pending = null, polls = 0, poller = null, resize = null;
+
+  const render = () => {
+    const took = execution.ended_at ? span(time(execution.ended_at) - time(execution.started_at))
+      : `${span(Date.now() - time(execution.started_at))} so far`;
+    const style = getComputedStyle(main); // the content box: clientWidth includes the padding
+    const inner = main.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const width = Math.max(340, Math.min(1400, Math.floor(inner) - 2));
+    const legend = h("p", { class: "legend small" }, h("span", { class: "key action" }), " action ",
+      h("span", { class: "key compensation" }), " compensation ", h("span", { class: "key failed" }),
+      " failed attempt (✗) · hover or focus a bar for its details");
+    fill(main, 
+      h("p", { class: "crumbs" }, h("a", { href: "#/executions" }, "Executions"), " / ", execution.id),
+      h("h1", {}, "Execution ", h("span", { "data-testid": "status" }, badge(execution.status))),
+      h("dl", { class: "facts" },
+        h("dt", {}, "Id"), h("dd", {}, h("code", {}, execution.id)),
+        h("dt", {}, "Saga"), h("dd", {}, h("a", { href: `#/sagas/${encodeURIComponent(execution.saga_id)}` +
+          `?version=${encodeURIComponent(execution.version)}` }, execution.saga_id), ` ${execution.version}`),
+        h("dt", {}, "Started"), h("dd", {}, when(execution.started_at)),
+        h("dt", {}, "Ended"), h("dd", {}, execution.ended_at ? when(execution.ended_at) : "—"),
+        h("dt", {}, "Took"), h("dd", {}, took),
+        execution.resolved_by ? [h("dt", {}, "Resolved"), h("dd", { "data-testid": "resolution" },
+          `by ${execution.resolved_by}: ${execution.resolution}`)] : null),
+      reason(execution),
+      actionBar(execution, context.me, memo, () => refresh(0)),
+      h("h2", {}, "Timeline"), legend,
+      h("div", { class: "scroll", "data-testid": "timeline" }, timeline(execution, width)),
+      attemptsList(execution),
+      h("h2", {}, "Steps"), stepsTable(execution),
+      h("h2", {}, "Input"), json(execution.input),
+      execution.faults && execution.faults.length ? [h("h2", {}, "Injected faults"), json(execution.faults)] : null);
+  };
+
+  // Events say something changed; the page reads the execution again (the push follows the
+  // read model, so the read sees the event). Bursts are read once.
+  const refresh = (delay = 150) => {
+    if (pending || closed) return;
+    pending = setTimeout(async () => {
+      pending = null;
+      try {
+        execution = await get(`executions/${id}`);
+        if (!closed) render();
+      } catch (error) {
+        if (!closed) main.prepend(problemBox(String(error.message)));
+      }
+    }, delay);
+  };
+  const poll = () => {
+    // Without the live connection, poll a running execution (bounded).
+    clearTimeout(poller);
+    if (closed || polls >= MAX_POLLS) return;
+    poller = setTimeout(() => {
+      polls += 1;
+      if (!(context.live && context.live.connected) && !FINAL.has(execution.status)) refresh(0);
+      poll();
+    }, POLL_MS);
+  };
+
+  render();
+  main.focus({ preventScroll: true });
+  const stops = [];
+  if (context.live) {
+    stops.push(context.live.subscribe(`execution:${execution.id}`, () => refresh()));
+    stops.push(context.live.onState((state) => { if (state === "on") refresh(0); }));
+    refresh(500); // whatever happened before the subscription took effect
+  }
+  poll();
+  resize = () => render();
+  window.addEventListener("resize", resize);
+  return () => {
+    closed = true;
+    for (const stop of stops) stop();
+    clearTimeout(pending);
+    clearTimeout(poller);
+    window.removeEventListener("resize", resize);
+  };
+}

@@ -1,0 +1,102 @@
+// A saga's steps drawn as a graph: start, the steps in order (steps sharing an order are a
+// parallel group, stacked), end; forward edges solid, compensation edges dashed and reversed
+// below. Inactive steps are drawn faint and the edges pass them by.
+import { s } from "./dom.js";
+
+const W = 190, H = 74, GAP_X = 56, GAP_Y = 18, PAD = 20, TERMINAL = 44;
+
+function groups(steps) {
+  const byOrder = new Map();
+  for (const step of [...steps].sort((a, b) => a.order - b.order)) {
+    if (!byOrder.has(step.order)) byOrder.set(step.order, []);
+    byOrder.get(step.order).push(step);
+  }
+  return [...byOrder.values()];
+}
+
+const arrowHead = (id, cls) => s("marker", { id, viewBox: "0 0 10 10", refX: 9, refY: 5,
+  markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+s("path", { d: "M0,0 L10,5 L0,10 z", class: cls }));
+
+export function sagaGraph(saga) {
+  const columns = groups(saga.steps);
+  const tallest = Math.max(1, ...columns.map((column) => column.length));
+  const bodyHeight = tallest * H + (tallest - 1) * GAP_Y;
+  const width = PAD * 2 + TERMINAL * 2 + columns.length * (W + GAP_X) + GAP_X;
+  const height = PAD * 2 + bodyHeight + 60;
+  const mid = PAD + bodyHeight / 2;
+  const svg = s("svg", { class: "graph", viewBox: `0 0 ${width} ${height}`, width, height,
+    role: "img", "aria-label": `${saga.id} ${saga.version}: ${saga.steps.length} steps` },
+  s("defs", {}, arrowHead("arrow", "edge-head"), arrowHead("undo-arrow", "undo-head")));
+
+  const startX = PAD;
+  svg.append(s("circle", { cx: startX + TERMINAL / 2, cy: mid, r: TERMINAL / 2 - 4,
+    class: "terminal" }), s("text", { x: startX + TERMINAL / 2, y: mid + 4, class: "terminal-text",
+    "text-anchor": "middle" }, "start"));
+  let previous = [{ x: startX + TERMINAL - 4, y: mid, active: true }];
+  const placed = [];
+  columns.forEach((column, index) => {
+    const x = PAD + TERMINAL + GAP_X + index * (W + GAP_X);
+    const top = mid - (column.length * H + (column.length - 1) * GAP_Y) / 2;
+    const here = [];
+    column.forEach((step, row) => {
+      const y = top + row * (H + GAP_Y);
+      const active = step.active !== false;
+      const node = s("g", { class: `step${active ? "" : " inactive"}`, "data-step": step.id,
+        tabindex: 0, role: "img", "aria-label": `step ${step.order} ${step.id}: action ` +
+          `${step.action}, compensation ${step.compensation}${active ? "" : " (inactive)"}` },
+      s("title", {}, `${step.name || step.id}\n${step.description || ""}\naction: ${step.action}` +
+        `\ncompensation: ${step.compensation}\nretries: ${step.max_retries ?? "default"}, ` +
+        `timeout: ${step.timeout ?? "default"}${step.type ? `\nkind: ${step.type}` : ""}`),
+      s("rect", { x, y, width: W, height: H, rx: 8 }),
+      s("text", { x: x + 10, y: y + 19, class: "step-title" },
+        `${step.order}. ${clip(step.name || step.id, 22)}`),
+      s("text", { x: x + 10, y: y + 38, class: "step-action" }, `▶ ${clip(step.action, 26)}`),
+      s("text", { x: x + 10, y: y + 55, class: "step-undo" }, `↩ ${clip(step.compensation, 26)}`),
+      s("text", { x: x + W - 10, y: y + 19, class: "step-kind", "text-anchor": "end" },
+        step.type || (active ? "" : "inactive")));
+      svg.append(node);
+      here.push({ x, y, active, step });
+    });
+    placed.push(here);
+    const live = here.filter((node) => node.active);
+    if (live.length === 0) return; // a group of inactive steps only: edges skip it
+    for (const from of previous) {
+      for (const to of live) {
+        svg.insertBefore(edge(from.x, from.y, to.x, to.y + H / 2, "edge", "arrow"), svg.children[1]);
+      }
+    }
+    previous = live.map((node) => ({ x: node.x + W, y: node.y + H / 2, active: true }));
+  });
+  const endX = PAD + TERMINAL + GAP_X + columns.length * (W + GAP_X);
+  for (const from of previous) svg.append(edge(from.x, from.y, endX + 4, mid, "edge", "arrow"));
+  svg.append(s("circle", { cx: endX + TERMINAL / 2, cy: mid, r: TERMINAL / 2 - 4,
+    class: "terminal" }), s("text", { x: endX + TERMINAL / 2, y: mid + 4, class: "terminal-text",
+    "text-anchor": "middle" }, "end"));
+
+  // Compensation: each active group undoes back into the previous active one.
+  const active = placed.map((column) => column.filter((node) => node.active)).filter((c) => c.length);
+  const base = PAD + bodyHeight + 14;
+  for (let i = active.length - 1; i > 0; i -= 1) {
+    const from = active[i][0], to = active[i - 1][0];
+    const x1 = from.x + W / 2, x2 = to.x + W / 2;
+    svg.append(s("path", { class: "undo", "marker-end": "url(#undo-arrow)",
+      d: `M${x1},${from.y + H} C${x1},${base + 34} ${x2},${base + 34} ${x2},${to.y + H + 4}` }));
+  }
+  if (active.length) {
+    svg.append(s("text", { x: PAD, y: height - 8, class: "legend-text" },
+      "solid: forward order · dashed: compensation, in reverse, when a step fails for good"));
+  }
+  return svg;
+}
+
+function edge(x1, y1, x2, y2, cls, marker) {
+  const mx = (x1 + x2) / 2;
+  return s("path", { class: cls, "marker-end": `url(#${marker})`,
+    d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2 - 2},${y2}` });
+}
+
+function clip(text, n) {
+  const value = String(text ?? "");
+  return value.length > n ? `${value.slice(0, n - 1)}…` : value;
+}

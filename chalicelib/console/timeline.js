@@ -1,0 +1,65 @@
+// An execution's timeline: a row per step, a bar per attempt on one time axis. Action
+// attempts are solid, compensation attempts hatched; failed attempts are red-edged with a ✗.
+// Every bar is focusable and names its attempt (phase, outcome, duration, error).
+import { s, span, time } from "./dom.js";
+
+const LABEL = 170, ROW = 30, BAR = 18, TOP = 28, RIGHT = 16;
+
+function ticks(total) {
+  const steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000,
+    120000, 300000, 600000, 1800000, 3600000];
+  const every = steps.find((step) => total / step <= 6) || total / 6;
+  const out = [];
+  for (let t = 0; t <= total && out.length < 12; t += every) out.push(t);
+  return out;
+}
+
+export function timeline(execution, width, now = Date.now()) {
+  const steps = [...execution.steps].sort((a, b) => a.position - b.position);
+  const t0 = time(execution.started_at);
+  let t1 = execution.ended_at ? time(execution.ended_at) : now;
+  for (const step of steps) {
+    for (const a of step.attempts) t1 = Math.max(t1, time(a.ended_at));
+  }
+  const total = Math.max(1, t1 - t0);
+  const plot = Math.max(120, width - LABEL - RIGHT);
+  const x = (t) => LABEL + ((t - t0) / total) * plot;
+  const height = TOP + steps.length * ROW + 10;
+  const svg = s("svg", { class: "timeline", viewBox: `0 0 ${width} ${height}`, width, height,
+    role: "group", "aria-label": `timeline of ${steps.length} steps over ${span(total)}` },
+  s("defs", {}, s("pattern", { id: "hatch", width: 6, height: 6, patternUnits: "userSpaceOnUse",
+    patternTransform: "rotate(45)" }, s("rect", { width: 6, height: 6, class: "hatch-bg" }),
+  s("line", { x1: 0, y1: 0, x2: 0, y2: 6, class: "hatch-line" }))));
+  for (const t of ticks(total)) {
+    svg.append(s("line", { x1: x(t0 + t), x2: x(t0 + t), y1: TOP - 6, y2: height - 6, class: "tick" }),
+      s("text", { x: x(t0 + t), y: TOP - 10, class: "tick-text", "text-anchor": "middle" }, span(t)));
+  }
+  steps.forEach((step, row) => {
+    const y = TOP + row * ROW + (ROW - BAR) / 2;
+    svg.append(s("text", { x: 4, y: y + BAR - 4, class: "row-label" },
+      s("title", {}, `${step.step_id}: ${step.status}`),
+      `${step.step_id.length > 20 ? `${step.step_id.slice(0, 19)}…` : step.step_id}`));
+    for (const a of step.attempts) {
+      const start = time(a.started_at), end = Math.max(time(a.ended_at), start);
+      const failed = a.outcome !== "succeeded";
+      const text = `${step.step_id}: ${a.phase} attempt ${a.attempt} ${a.outcome} in ` +
+        `${span(a.duration_ms)}${a.error_type ? ` — ${a.error_type}: ${a.error_message || ""}` : ""}`;
+      const left = x(start);
+      const barWidth = Math.max(4, x(end) - left);
+      svg.append(s("g", { class: `bar ${a.phase}${failed ? " failed" : ""}`, tabindex: 0,
+        "data-phase": a.phase, "data-outcome": a.outcome, "data-step": step.step_id,
+        role: "img", "aria-label": text },
+      s("title", {}, text),
+      s("rect", { x: left, y, width: barWidth, height: BAR, rx: 3 }),
+      failed ? s("text", { x: left + barWidth + 2, y: y + BAR - 4, class: "mark" }, "✗") : null));
+    }
+    // A step still going has an open bar up to now.
+    if (step.status === "RUNNING" || step.status === "COMPENSATING") {
+      const last = step.attempts.length ? time(step.attempts[step.attempts.length - 1].ended_at)
+        : time(step.started_at) || t0;
+      svg.append(s("rect", { x: x(last), y, width: Math.max(4, x(t1) - x(last)), height: BAR,
+        rx: 3, class: "pending", "data-step": step.step_id }, s("title", {}, `${step.step_id}: ${step.status}`)));
+    }
+  });
+  return svg;
+}

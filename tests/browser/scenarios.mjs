@@ -1,0 +1,189 @@
+// Browser scenarios for the operator console, one per run: `node scenarios.mjs NAME ARGS_JSON`.
+// Drives Debian's chromium through playwright-core (no browser download) and prints one JSON
+// line with what it measured; a failure prints the reason, saves a screenshot, and exits 1.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const [name, raw] = process.argv.slice(2);
+const args = JSON.parse(raw || "{}");
+const SHOTS = args.screenshots;
+const TIMEOUT = 60000;
+
+async function launch() {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "saga-console-chromium-"));
+  const flags = ["--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"];
+  if (process.getuid && process.getuid() === 0) flags.push("--no-sandbox");
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: args.chromium || "/usr/bin/chromium", headless: true, args: flags,
+    viewport: { width: args.width || 1280, height: args.height || 900 } });
+  context.setDefaultTimeout(TIMEOUT);
+  const close = async () => {
+    await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  };
+  return { context, page: context.pages()[0] || await context.newPage(), close };
+}
+
+// Bytes on the wire (compressed bodies plus headers) of every response until the network is idle.
+async function measuredLoad(page, url) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.setCacheDisabled", { cacheDisabled: true });
+  let bytes = 0, requests = 0;
+  cdp.on("Network.loadingFinished", (event) => { bytes += event.encodedDataLength; requests += 1; });
+  await page.goto(url, { waitUntil: "networkidle" });
+  return { bytes, requests };
+}
+
+const api = async (method, route, body, bearer) => {
+  const headers = { "Content-Type": "application/json" };
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  const response = await fetch(`${args.base}/api/v1/saga/${route}`,
+    { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const answer = await response.json();
+  if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${JSON.stringify(answer)}`);
+  return answer;
+};
+
+const status = (page) => page.locator('[data-testid="status"] .badge').getAttribute("data-status");
+
+async function untilStatus(page, wanted, seen) {
+  const deadline = Date.now() + TIMEOUT;
+  while (Date.now() < deadline) {
+    const now = await status(page).catch(() => null);
+    if (now && seen && seen[seen.length - 1] !== now) seen.push(now);
+    if (now === wanted) return;
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`the page never showed ${wanted} (saw ${seen ? seen.join(" -> ") : "?"})`);
+}
+
+const scenarios = {
+  // The documented saga in the list, and its graph: three steps, forward and undo edges.
+  async saga_graph({ page }) {
+    const load = await measuredLoad(page, `${args.base}/console`);
+    const row = page.locator(`tr[data-saga="${args.saga_id}"]`);
+    await row.waitFor();
+    const listed = { version: await row.locator("td").nth(1).textContent() };
+    await row.locator("a").first().click();
+    const graph = page.locator('[data-testid="saga-graph"] svg');
+    await graph.waitFor();
+    const steps = await graph.locator("g.step").evaluateAll((nodes) => nodes.map((n) => n.dataset.step));
+    const result = { ...load, listed, steps, edges: await graph.locator("path.edge").count(),
+      undo_edges: await graph.locator("path.undo").count(),
+      title: await page.locator("h1").textContent() };
+    await page.screenshot({ path: `${SHOTS}/saga-graph.png`, fullPage: true });
+    return result;
+  },
+
+  // An execution started through the API, watched from RUNNING to COMPLETED with no reload.
+  async live_timeline({ page }) {
+    let navigations = 0;
+    page.on("framenavigated", (frame) => { if (frame === page.mainFrame()) navigations += 1; });
+    await page.goto(`${args.base}/console#/sagas`);
+    await page.locator('#live[data-state="on"]').waitFor();
+    await page.evaluate(() => { window.loadedOnce = true; });
+    const started = await api("POST", `sagas/${args.saga_id}/execute`, args.execute);
+    await page.evaluate((id) => { location.hash = `#/executions/${id}`; }, started.id);
+    const seen = [];
+    await untilStatus(page, "COMPLETED", seen);
+    const bars = await page.locator('[data-testid="timeline"] g.bar').evaluateAll((nodes) =>
+      nodes.map((n) => ({ step: n.dataset.step, phase: n.dataset.phase, outcome: n.dataset.outcome })));
+    return { id: started.id, seen, bars, navigations, same_document: await page.evaluate(() => window.loadedOnce === true),
+      live: await page.locator("#live").getAttribute("data-state") };
+  },
+
+  // A failed execution: its reason, its failed attempts and its compensation bars.
+  async compensation_bars({ page }) {
+    await page.goto(`${args.base}/console#/executions/${args.execution_id}`);
+    await page.locator('[data-testid="timeline"] g.bar[data-phase="compensation"]').first().waitFor();
+    const bars = await page.locator('[data-testid="timeline"] g.bar').evaluateAll((nodes) =>
+      nodes.map((n) => {
+        const box = n.querySelector("rect").getBoundingClientRect();
+        const svg = n.ownerSVGElement.parentElement.getBoundingClientRect(); // what is seen
+        return { step: n.dataset.step, phase: n.dataset.phase, outcome: n.dataset.outcome,
+          label: n.getAttribute("aria-label"),
+          inside: box.width > 0 && box.left >= svg.left && box.right <= svg.right };
+      }));
+    const result = { status: await status(page), reason: await page.locator('[data-testid="reason"]').textContent(),
+      bars };
+    await page.locator('[data-testid="timeline"] g.bar.failed').first().focus();
+    await page.screenshot({ path: `${SHOTS}/execution.png`, fullPage: true });
+    return result;
+  },
+
+  // Retry a failed compensation from the page: confirm, the API's answer, then COMPENSATED.
+  async retry_compensation({ page }) {
+    await page.goto(`${args.base}/console#/executions/${args.execution_id}`);
+    await page.locator('#live[data-state="on"]').waitFor();
+    const before = await status(page);
+    const button = page.locator('button[data-action="retry_compensation"]');
+    await button.click();
+    const dialog = page.locator("dialog#confirm");
+    await dialog.waitFor();
+    const question = await dialog.locator("#confirm-text").textContent();
+    await page.keyboard.press("Escape"); // cancelling sends nothing
+    await dialog.waitFor({ state: "hidden" });
+    const afterCancel = await status(page);
+    await button.click();
+    await dialog.locator("#confirm-ok").click();
+    const answer = page.locator('[data-testid="action-answer"][data-ok="true"]');
+    await answer.waitFor();
+    const said = await answer.textContent();
+    const seen = [before];
+    await untilStatus(page, "COMPENSATED", seen);
+    await page.screenshot({ path: `${SHOTS}/retried.png`, fullPage: true });
+    return { before, question, after_cancel: afterCancel, answer: said, seen,
+      buttons_left: await page.locator("button[data-action]").count() };
+  },
+
+  // Auth on: asked for a token; a bad one explained; a reader sees no actions, an operator does.
+  async auth_reader({ page }) {
+    await page.goto(`${args.base}/console#/executions/${args.execution_id}`);
+    const input = page.locator("input#token");
+    await input.waitFor();
+    const asked = await page.locator("h1").textContent();
+    await input.fill("not-a-jwt");
+    await page.keyboard.press("Enter");
+    const problem = page.locator(".signin .problem");
+    await problem.waitFor();
+    const refusal = await problem.textContent();
+    await page.locator("input#token").fill(args.reader);
+    await page.keyboard.press("Enter");
+    await page.locator('[data-testid="status"] .badge').waitFor();
+    const reader = { who: await page.locator("#who").textContent(),
+      status: await status(page), live: null,
+      buttons: await page.locator("button[data-action]").count(),
+      stored: await page.evaluate(() => Object.keys(sessionStorage)) };
+    await page.locator('#live[data-state="on"]').waitFor();
+    reader.live = "on";
+    await page.screenshot({ path: `${SHOTS}/reader.png`, fullPage: true });
+    await page.locator("#signout").click();
+    await page.locator("input#token").waitFor();
+    await page.locator("input#token").fill(args.operator);
+    await page.keyboard.press("Enter");
+    await page.locator('[data-testid="status"] .badge').waitFor();
+    const operator = { who: await page.locator("#who").textContent(),
+      buttons: await page.locator("button[data-action]").evaluateAll((b) => b.map((x) => x.dataset.action)) };
+    return { asked, refusal, reader, operator };
+  },
+};
+
+const { page, close } = await launch();
+const problems = [];
+page.on("pageerror", (error) => problems.push(String(error)));
+const started = Date.now();
+try {
+  const result = await scenarios[name]({ page });
+  console.log(JSON.stringify({ ok: true, scenario: name, ms: Date.now() - started, page_errors: problems, ...result }));
+} catch (error) {
+  await page.screenshot({ path: `${SHOTS}/${name}-failure.png`, fullPage: true }).catch(() => {});
+  console.log(JSON.stringify({ ok: false, scenario: name, error: String(error.stack || error),
+    page_errors: problems, text: await page.locator("main").innerText().catch(() => "") }));
+  process.exitCode = 1;
+} finally {
+  await close();
+}

@@ -1,0 +1,131 @@
+"""The operator console in a real browser against `saga serve` on the local stack: the
+documented saga and its graph, a live timeline, compensation bars and the reason, retrying a
+failed compensation from the page, and auth (asked for a token, a reader sees no actions)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+
+from infra.stack.paths import PROJECT_ROOT
+from tests.browser.conftest import Console, new_customer, run_scenario
+from tests.support.served import served
+
+SAGA = json.loads((PROJECT_ROOT / "tests" / "fixtures" / "payment-saga.json").read_text())
+SECRET = "browser-auth-secret-of-at-least-32-bytes"
+FIRST_LOAD_LIMIT = 300 * 1024
+
+
+@pytest.fixture(scope="module")
+def documented(console: Console) -> str:
+    status, body = console.call("POST", "/sagas", SAGA)
+    assert status in (201, 409), body  # 409: stored earlier in this database
+    return str(SAGA["id"])
+
+
+def _input(customer: str) -> dict[str, Any]:
+    return {"customer_id": customer, "amount": "25.00", "currency": "EUR",
+            "email": f"{customer}@example.com"}
+
+
+def test_the_documented_saga_is_listed_and_drawn(console: Console, documented: str) -> None:
+    result = run_scenario("saga_graph", base=console.served.base, saga_id=documented)
+    assert result["listed"]["version"] == SAGA["version"]
+    assert result["steps"] == [step["id"] for step in SAGA["steps"]]
+    assert result["edges"] == len(SAGA["steps"]) + 1  # start -> 1 -> 2 -> 3 -> end
+    assert result["undo_edges"] == len(SAGA["steps"]) - 1
+    assert SAGA["name"] in result["title"]
+    print(f"BROWSER first load: {result['bytes']} bytes in {result['requests']} responses")
+    assert 0 < result["bytes"] < FIRST_LOAD_LIMIT
+
+
+def test_a_running_execution_reaches_completed_without_a_reload(
+        console: Console, documented: str) -> None:
+    # A delay on the middle step keeps it running long enough to be seen running.
+    body = {"input": _input(new_customer()),
+            "faults": [{"step_id": "process-payment", "delay": "2s", "times": 0}]}
+    result = run_scenario("live_timeline", base=console.served.base, saga_id=documented,
+                          execute=body)
+    assert result["seen"][0] == "RUNNING" and result["seen"][-1] == "COMPLETED", result["seen"]
+    assert result["same_document"]  # the page was never reloaded (a hash change is no load)
+    assert result["live"] == "on"
+    assert [(bar["step"], bar["phase"], bar["outcome"]) for bar in result["bars"]] == [
+        (step["id"], "action", "succeeded") for step in SAGA["steps"]]
+
+
+def test_a_failed_execution_shows_its_compensation_and_reason(
+        console: Console, documented: str) -> None:
+    status, started = console.call("POST", f"/sagas/{documented}/execute", {
+        "input": _input(new_customer()),
+        "faults": [{"step_id": "send-notification", "error": "SmtpDown", "times": 5}]})
+    assert status == 202, started
+    assert console.wait(started["id"])["status"] == "COMPENSATED"
+    result = run_scenario("compensation_bars", base=console.served.base,
+                          execution_id=started["id"])
+    assert result["status"] == "COMPENSATED"
+    assert "send-notification" in result["reason"] and "SmtpDown" in result["reason"]
+    bars = [(bar["step"], bar["phase"], bar["outcome"]) for bar in result["bars"]]
+    failed = [bar for bar in bars if bar[0] == "send-notification"]
+    assert failed and all(bar[2] != "succeeded" for bar in failed)
+    # A bar for each undo, drawn on its step's row (rows are in step order).
+    assert [bar for bar in bars if bar[1] == "compensation"] == [
+        ("validate-payment", "compensation", "succeeded"),
+        ("process-payment", "compensation", "succeeded")]
+    assert any("SmtpDown" in bar["label"] for bar in result["bars"])
+    assert all(bar["inside"] for bar in result["bars"]), result["bars"]  # drawn on the axis
+
+
+def test_a_failed_compensation_is_retried_from_the_page(
+        console: Console, documented: str) -> None:
+    status, started = console.call("POST", f"/sagas/{documented}/execute", {
+        "input": _input(new_customer()),
+        "faults": [{"step_id": "send-notification", "error": "Boom", "permanent": True},
+                   {"step_id": "process-payment", "phase": "compensation",
+                    "error": "LedgerLocked", "times": 4}]})
+    assert status == 202, started
+    assert console.wait(started["id"])["status"] == "COMPENSATION_FAILED"
+    result = run_scenario("retry_compensation", base=console.served.base,
+                          execution_id=started["id"])
+    assert result["before"] == "COMPENSATION_FAILED"
+    assert result["after_cancel"] == "COMPENSATION_FAILED"  # Escape sent nothing
+    assert "202" in result["answer"] and "COMPENSATING" in result["answer"]
+    assert result["seen"][-1] == "COMPENSATED"
+    assert result["buttons_left"] == 0  # nothing left to retry or resolve
+    status, final = console.call("GET", f"/executions/{started['id']}")
+    assert final["status"] == "COMPENSATED"
+
+
+def _token(subject: str, roles: list[str]) -> str:
+    return jwt.encode({"sub": subject, "roles": roles, "exp": int(time.time()) + 600},
+                      SECRET, "HS256")
+
+
+@pytest.fixture(scope="module")
+def secured(console: Console) -> Iterator[Console]:
+    with served({"SAGA__AUTH__ENABLED": "true", "SAGA__AUTH__HS256_SECRET": SECRET}) as app:
+        yield Console(app)
+
+
+def test_with_auth_on_a_token_is_asked_for_and_a_reader_sees_no_actions(
+        console: Console, documented: str, secured: Console) -> None:
+    status, started = console.call("POST", f"/sagas/{documented}/execute",
+                                   {"input": _input(new_customer())})
+    assert status == 202, started
+    assert console.wait(started["id"])["status"] == "COMPLETED"
+    result = run_scenario("auth_reader", base=secured.served.base, execution_id=started["id"],
+                          reader=_token("ann.reader", ["reader"]),
+                          operator=_token("olaf.operator", ["operator"]))
+    assert result["asked"] == "Sign in"
+    assert "401" in result["refusal"] and "token" in result["refusal"]
+    assert result["reader"]["who"] == "ann.reader · reader"
+    assert result["reader"]["status"] == "COMPLETED"
+    assert result["reader"]["buttons"] == 0
+    assert result["reader"]["stored"] == ["saga-console.token"]
+    assert result["reader"]["live"] == "on"  # the WebSocket took the token from ?token=
+    assert result["operator"]["who"] == "olaf.operator · operator"
+    assert result["operator"]["buttons"] == ["compensate"]

@@ -1,0 +1,65 @@
+"""The console's files are served from the package with their types and a strict policy, only
+by name; the caller view lists exactly the actions the caller's role may call."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from chalice.test import Client
+
+from app import ROUTE_ROLES, app
+from chalicelib.auth import Principal, Role
+from chalicelib.console import FOLDER, caller_view
+
+
+@pytest.fixture(scope="module")
+def client() -> Client:
+    with Client(app) as test_client:
+        yield test_client
+
+
+def test_the_page_and_its_modules_are_served_with_their_types(client: Client) -> None:
+    page = client.http.get("/console")
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    for name in re.findall(r'(?:src|href)="console/([^"]+)"', page.body.decode()):
+        answer = client.http.get(f"/console/{name}")
+        assert answer.status_code == 200, name
+    module = client.http.get("/console/app.js")
+    assert module.headers["Content-Type"].startswith("text/javascript")
+    assert client.http.get("/console/console.css").headers["Content-Type"].startswith("text/css")
+
+
+def test_every_module_imports_only_files_that_exist() -> None:
+    for module in FOLDER.glob("*.js"):
+        for name in re.findall(r'from "\./([^"]+)"', module.read_text()):
+            assert (FOLDER / name).is_file(), f"{module.name} imports {name}"
+
+
+def test_an_unchanged_file_is_answered_304(client: Client) -> None:
+    first = client.http.get("/console/app.js")
+    again = client.http.get("/console/app.js", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.body == b""
+
+
+@pytest.mark.parametrize("name", ["nope.js", "..%2Fapp.py", "App.js", "app.py", ".hidden.js"])
+def test_names_outside_the_folder_or_pattern_are_404(client: Client, name: str) -> None:
+    answer = client.http.get(f"/console/{name}")
+    assert answer.status_code == 404
+    assert answer.json_body["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(("role", "actions"), [
+    (Role.NONE, []),
+    (Role.READER, []),
+    (Role.OPERATOR, ["compensate", "execute", "resolve", "retry_compensation"]),
+    (Role.ADMIN, ["compensate", "execute", "manage_definitions", "resolve",
+                  "retry_compensation"]),
+])
+def test_the_caller_view_follows_the_route_roles(role: Role, actions: list[str]) -> None:
+    view = caller_view(Principal("ops@example", role), auth_enabled=True,
+                       route_roles=ROUTE_ROLES, websocket_url="wss://push.example/live")
+    assert view == {"subject": "ops@example", "role": role.name.lower(), "auth_enabled": True,
+                    "actions": actions, "websocket_url": "wss://push.example/live"}
