@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.config import SagaSettings
+from chalicelib.saga.lifecycle import ExecutionStatus, Phase
 from chalicelib.saga.validation import SAFE_ID
 
 API = "/api/v1/saga"
@@ -136,9 +137,7 @@ def _execution_paths() -> dict[str, Any]:
                     "parameters": [
                         {"name": "saga_id", "in": "query", "schema": {"type": "string"}},
                         {"name": "status", "in": "query", "schema": {
-                            "type": "string", "enum": ["RUNNING", "COMPLETED", "COMPENSATING",
-                                                       "COMPENSATED", "COMPENSATION_FAILED",
-                                                       "FAILED", "TIMED_OUT"]}},
+                            "type": "string", "enum": [s.value for s in ExecutionStatus]}},
                         {"name": "limit", "in": "query",
                          "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
                         {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
@@ -368,7 +367,7 @@ def build_document(saga: SagaSettings) -> dict[str, Any]:
                     "type": "object", "additionalProperties": False, "required": ["step_id"],
                     "properties": {
                         "step_id": {"type": "string", "minLength": 1, "maxLength": 100},
-                        "phase": {"type": "string", "enum": ["action", "compensation"]},
+                        "phase": {"type": "string", "enum": [p.value for p in Phase]},
                         "error": {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9_.]{0,99}$"},
                         "times": {"type": "integer", "minimum": 0, "maximum": 100},
                         "delay": {"type": "string", "pattern": _DURATION_PATTERN},

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib.saga.executions import Execution, ExecutionStatus
+from chalicelib.saga.lifecycle import RunStatus
 from chalicelib.saga.models import SagaDefinition, StoredSaga
 
 
@@ -76,9 +77,12 @@ class Machines:
 class RunState:
     """What Step Functions says of one of its executions."""
 
-    status: str  # RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED | MISSING
+    status: RunStatus
     error: str | None = None
     cause: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", RunStatus(self.status))
 
 
 class Orchestrator(Protocol):

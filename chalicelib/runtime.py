@@ -42,6 +42,7 @@ from chalicelib.push.subscriptions import Subscriptions
 from chalicelib.saga.compiler import CompileOptions
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
+from chalicelib.saga.lifecycle import Phase
 from chalicelib.saga.models import StepDefinition
 from chalicelib.saga.reconciler import Reconciler
 from chalicelib.saga.service import DefinitionService, Limits
@@ -79,7 +80,7 @@ def build_orchestrator(settings: Settings) -> StepFunctionsOrchestrator:
     names = function_names(settings)
 
     def function_for(step: StepDefinition, phase: str) -> str:
-        action = step.action if phase == "action" else step.compensation
+        action = step.action if phase == Phase.ACTION else step.compensation
         return names.arn(function_name(family_of(action or "", FAMILY_OF)))
 
     return StepFunctionsOrchestrator(

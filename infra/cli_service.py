@@ -17,12 +17,13 @@ from typing import Any
 
 import yaml
 
+from chalicelib.saga.lifecycle import STATUS_OF_EVENT, ExecutionStatus
 from infra.api_client import ApiClient, ApiError
 from infra.text_table import format_table
 
 OK, NOT_COMPLETED, REFUSED, UNAVAILABLE, TIMED_OUT = 0, 1, 2, 3, 4
-FINAL = {"saga.completed": "COMPLETED", "saga.compensated": "COMPENSATED",
-         "saga.failed": "FAILED", "saga.compensation.failed": "COMPENSATION_FAILED"}
+# The events that end an execution, and the status they bring.
+FINAL = {kind: status for kind, status in STATUS_OF_EVENT.items() if status.is_final}
 
 
 def _emit(args: argparse.Namespace, body: Any, human: str) -> None:
@@ -105,10 +106,11 @@ def _follow(args: argparse.Namespace, api: ApiClient, start: Any, execution_id: 
             if line:
                 print(line, flush=True)
         if event["type"] in FINAL:
-            status = FINAL[event["type"]]
+            data = event.get("data") or {}
+            status = ExecutionStatus(data.get("status") or FINAL[event["type"]])
             if not args.json:
                 print(f"{status} in {time.monotonic() - started:.1f}s")
-            return OK if status == "COMPLETED" else NOT_COMPLETED
+            return OK if status is ExecutionStatus.COMPLETED else NOT_COMPLETED
     print(f"saga: no end of {execution_id} within {args.timeout:.0f}s; see "
           f"`saga executions show {execution_id}`", file=sys.stderr)
     return TIMED_OUT

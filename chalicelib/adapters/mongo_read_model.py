@@ -15,8 +15,9 @@ from chalicelib.adapters.cursors import decode_time_cursor, encode_cursor
 from chalicelib.events.projector import EXECUTIONS, SUMMARIES
 from chalicelib.ports import ExecutionPage, ReadModelUnavailable
 from chalicelib.saga.executions import Execution
+from chalicelib.saga.lifecycle import ACTIVE, ExecutionStatus
 
-_ACTIVE = ("RUNNING", "COMPENSATING")
+_ACTIVE = tuple(status.value for status in ACTIVE)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -110,7 +111,7 @@ def _summary(doc: dict[str, Any]) -> dict[str, Any]:
     finished = sum(n for status, n in by_status.items() if status not in _ACTIVE)
     return {"executions": doc.get("executions", 0), "by_status": by_status,
             "running": sum(by_status.get(status, 0) for status in _ACTIVE),
-            "success_rate": round(by_status.get("COMPLETED", 0) / finished, 4)
+            "success_rate": round(by_status.get(ExecutionStatus.COMPLETED, 0) / finished, 4)
             if finished else None,
             "last_execution_at": _iso(doc.get("last_execution_at"))}
 

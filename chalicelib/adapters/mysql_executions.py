@@ -23,10 +23,13 @@ from chalicelib.saga.executions import (
     StepRun,
     StepStatus,
 )
-from chalicelib.saga.executions import (
-    allowed_from as sources_of,
-)
+from chalicelib.saga.lifecycle import ACTIVE, Phase
+from chalicelib.saga.lifecycle import allowed_from as sources_of
 from chalicelib.steps.context import Cursor
+
+# The statuses of executions still going, as query parameters (an IN list of this size).
+_ACTIVE_VALUES = tuple(sorted(status.value for status in ACTIVE))
+_ACTIVE_MARKS = ", ".join(["%s"] * len(_ACTIVE_VALUES))
 
 
 def now() -> datetime:
@@ -172,9 +175,9 @@ def update_step_run(cur: Cursor, execution_id: str, step_id: str, *, status: Ste
                     started: datetime | None = None) -> None:
     """started: when this attempt started (a step starts with its first attempt); an action
     attempt's end is the step's end, a successful compensation's its compensated_at."""
-    counter = "action_attempts" if phase == "action" else "compensation_attempts"
+    counter = f"{Phase(phase).value}_attempts"  # action_attempts | compensation_attempts
     increment = 1 if count_attempt else 0
-    ended = at if phase == "action" else None
+    ended = at if phase == Phase.ACTION else None
     compensated = at if status is StepStatus.COMPENSATED else None
     cur.execute(
         f"UPDATE step_runs SET status = %s, {counter} = {counter} + %s, "
@@ -387,7 +390,7 @@ class MySQLExecutionStore:
     def count_active(self, saga_id: str) -> int:
         with self._db.transaction() as cur:
             cur.execute("SELECT COUNT(*) AS n FROM executions WHERE saga_id = %s "
-                        "AND status IN ('RUNNING', 'COMPENSATING')", (saga_id,))
+                        f"AND status IN ({_ACTIVE_MARKS})", (saga_id, *_ACTIVE_VALUES))
             return int(cur.fetchone()["n"])
 
     def pinned_revisions(self, saga_id: str) -> list[int]:
@@ -398,8 +401,8 @@ class MySQLExecutionStore:
 
     def unsettled(self, older_than_seconds: float, limit: int) -> list[Execution]:
         with self._db.transaction() as cur:
-            cur.execute("SELECT * FROM executions WHERE status IN ('RUNNING', 'COMPENSATING') "
+            cur.execute(f"SELECT * FROM executions WHERE status IN ({_ACTIVE_MARKS}) "
                         "AND updated_at < UTC_TIMESTAMP(6) - INTERVAL %s MICROSECOND "
                         "ORDER BY updated_at LIMIT %s",
-                        (int(older_than_seconds * 1_000_000), limit))
+                        (*_ACTIVE_VALUES, int(older_than_seconds * 1_000_000), limit))
             return [row_to_execution(row) for row in cur.fetchall()]

@@ -19,8 +19,12 @@ from chalicelib.saga.compiler import (
     compile_compensation,
     compile_forward,
 )
+from chalicelib.saga.lifecycle import RunStatus
 from chalicelib.saga.models import StepDefinition, StoredSaga
 
+# The two machines of a version (the names are part of their ARNs: never change them).
+FORWARD = "forward"
+UNDO = "compensation"  # a field name, not a phase
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -31,7 +35,7 @@ def machine_name(stage: str, saga_id: str, revision: int, kind: str) -> str:
     The readable part maps '.' to '-' (Step Functions allows neither '.' nor long names), so
     on its own it is not injective (`a.b` and `a-b`); a hash of the exact, case-sensitive
     stage and id makes it so, and keeps the name derivable from the id alone."""
-    suffix = f"-r{revision}" + ("-undo" if kind == "compensation" else "")
+    suffix = f"-r{revision}" + ("-undo" if kind == UNDO else "")
     digest = hashlib.sha256(f"{stage}\0{saga_id}".encode()).hexdigest()[:16]
     readable = _NAME_CHARS.sub("-", f"{stage}-{saga_id}")
     room = 80 - len(suffix) - len(digest) - 1
@@ -74,8 +78,8 @@ class StepFunctionsOrchestrator:
         """The machines' ARNs, derived from their names: no call to Step Functions, so the
         request paths stay clear of its control-plane quotas (CreateStateMachine: 1/s)."""
         name = functools.partial(machine_name, self._stage, saga.id, saga.revision)
-        return Machines(forward_arn=self.machine_arn(name("forward")),
-                        compensation_arn=self.machine_arn(name("compensation")))
+        return Machines(forward_arn=self.machine_arn(name(FORWARD)),
+                        compensation_arn=self.machine_arn(name(UNDO)))
 
     def ensure_machines(self, saga: StoredSaga) -> Machines:
         """Create (or bring up to date) the machines: when a version is stored, and at deploy."""
@@ -84,8 +88,8 @@ class StepFunctionsOrchestrator:
         undo = compile_compensation(saga.steps, self._targets, self._options,
                                     comment=f"compensation of {comment}")
         name = functools.partial(machine_name, self._stage, saga.id, saga.revision)
-        return Machines(forward_arn=self._ensure(name("forward"), forward),
-                        compensation_arn=self._ensure(name("compensation"), undo))
+        return Machines(forward_arn=self._ensure(name(FORWARD), forward),
+                        compensation_arn=self._ensure(name(UNDO), undo))
 
     def _ensure(self, name: str, definition: dict[str, Any]) -> str:
         text = json.dumps(definition)
@@ -104,7 +108,7 @@ class StepFunctionsOrchestrator:
 
     def delete_machines(self, saga_id: str, revisions: list[int]) -> None:
         for revision in revisions:
-            for kind in ("forward", "compensation"):
+            for kind in (FORWARD, UNDO):
                 arn = self.machine_arn(machine_name(self._stage, saga_id, revision, kind))
                 try:
                     self._sfn.delete_state_machine(stateMachineArn=arn)
@@ -139,9 +143,9 @@ class StepFunctionsOrchestrator:
             run = self._sfn.describe_execution(executionArn=run_arn)
         except ClientError as error:
             if error.response["Error"]["Code"] == "ExecutionDoesNotExist":
-                return RunState("MISSING")
+                return RunState(RunStatus.MISSING)
             raise
-        return RunState(run["status"], run.get("error"), run.get("cause"))
+        return RunState(RunStatus(run["status"]), run.get("error"), run.get("cause"))
 
 
 def run_history(client: Any, run_arn: str) -> list[dict[str, Any]]:

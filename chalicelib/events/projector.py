@@ -17,27 +17,21 @@ from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
 from chalicelib.saga import events
+from chalicelib.saga.lifecycle import (
+    PHASE_OF_EVENT,
+    STATUS_OF_EVENT,
+    STEP_EVENT_RESULT,
+    ExecutionStatus,
+    Outcome,
+    Phase,
+    StepStatus,
+    step_transition,
+)
 
 EXECUTIONS = "executions"
 SUMMARIES = "saga_summaries"
 
-# Execution-level events and the status they bring.
-_EXECUTION_STATUS = {
-    events.SAGA_COMPLETED: "COMPLETED",
-    events.SAGA_COMPENSATED: "COMPENSATED",
-    events.SAGA_FAILED: "FAILED",
-    events.COMPENSATION_FAILED: "COMPENSATION_FAILED",
-    events.COMPENSATION_STARTED: "COMPENSATING",
-}
-# Step-level events: (step status, attempt outcome).
-_STEP_STATUS = {
-    events.STEP_SUCCEEDED: ("SUCCEEDED", "succeeded"),
-    events.STEP_FAILED: ("FAILED", "failed"),
-    events.STEP_COMPENSATED: ("COMPENSATED", "succeeded"),
-    events.STEP_COMPENSATION_FAILED: ("COMPENSATION_FAILED", "failed"),
-}
 _TOUCHES_EXECUTION = {events.SAGA_RESOLVED, events.RUN_STARTED}
-FINAL = {"COMPLETED", "COMPENSATED", "FAILED", "COMPENSATION_FAILED", "TIMED_OUT"}
 
 
 def ensure_indexes(db: Database) -> None:
@@ -80,12 +74,13 @@ class Projector:
         if event["type"] == events.EXECUTION_STARTED:
             doc = {
                 "_id": execution_id, "saga_id": data["saga_id"], "version": data.get("version"),
-                "revision": data.get("revision"), "status": "RUNNING",
+                "revision": data.get("revision"), "status": ExecutionStatus.RUNNING.value,
                 "input": data.get("input", {}), "faults": data.get("faults", []),
                 "state_machine_arn": data.get("state_machine_arn"),
                 "sfn_execution_arn": None, "resolved_by": None, "resolution": None,
                 "error": None,
-                "steps": [{"step_id": step_id, "position": i + 1, "status": "PENDING",
+                "steps": [{"step_id": step_id, "position": i + 1,
+                           "status": StepStatus.PENDING.value,
                            "result": None, "error": None,
                            "action_attempts": 0, "compensation_attempts": 0,
                            "started_at": None, "ended_at": None, "compensated_at": None,
@@ -101,20 +96,22 @@ class Projector:
             if executions.find_one({"_id": execution_id}, {"_id": 1}, session=session):
                 return False
             executions.insert_one(doc, session=session)
-            self._count(session, data["saga_id"], None, "RUNNING", _time(event))
+            self._count(session, data["saga_id"], None, ExecutionStatus.RUNNING.value,
+                        _time(event))
             return True
         current = executions.find_one({"_id": execution_id}, {"status": 1, "sequence": 1,
                                                              "saga_id": 1}, session=session)
         if current is None or current["sequence"] >= sequence:
             return False  # seen already, or its start is not projected yet (rebuild fixes it)
         update: dict[str, Any] = {"$set": {"sequence": sequence, "projected_at": now}}
-        new_status = data.get("status") or _EXECUTION_STATUS.get(event["type"])
+        brought = STATUS_OF_EVENT.get(event["type"])
+        new_status = data.get("status") or (brought.value if brought else None)
         if new_status or event["type"] in _TOUCHES_EXECUTION:
             # As the write model: only a change of the execution's own row moves updated_at.
             update["$set"].update({"updated_at": _time(event), "times.updated_at": event["time"]})
         if new_status:
             update["$set"]["status"] = new_status
-            ended = event["time"] if new_status in FINAL else None
+            ended = event["time"] if ExecutionStatus(new_status).is_final else None
             update["$set"].update({"ended_at": _time(event) if ended else None,
                                    "times.ended_at": ended})
         if "execution_error" in data:
@@ -139,16 +136,19 @@ class Projector:
     @staticmethod
     def _step_update(update: dict[str, Any], event: Mapping[str, Any],
                      data: Mapping[str, Any]) -> None:
-        phase = data.get("phase") or ("compensation" if "compensat" in event["type"]
-                                      else "action")
+        phase = Phase(data.get("phase") or PHASE_OF_EVENT[event["type"]])
+        status: StepStatus | None
         if event["type"] == events.STEP_ABORTED:
-            status, outcome = None, "failed"  # the step keeps the status its undo gave it
+            # The step keeps the status its undo gave it.
+            status, outcome = None, Outcome.FAILED
         elif event["type"] == events.STEP_RETRIED:
-            status, outcome = ("RUNNING" if phase == "action" else "COMPENSATING"), "failed"
+            retried = step_transition(phase, Outcome.FAILED, final=False)
+            status, outcome = retried.target, retried.outcome
         else:
-            status, outcome = _STEP_STATUS[event["type"]]
+            status, outcome = STEP_EVENT_RESULT[event["type"]]
         error = data.get("error") or {}
-        attempt = {"phase": phase, "attempt": data.get("attempt"), "outcome": outcome,
+        attempt = {"phase": phase.value, "attempt": data.get("attempt"),
+                   "outcome": outcome.value,
                    "error_type": error.get("type"), "error_message": error.get("message"),
                    "started_at": data.get("started_at"), "ended_at": event["time"],
                    "duration_ms": data.get("duration_ms")}
@@ -157,9 +157,9 @@ class Projector:
             # The step as the write model recorded it with this event: copied, not re-derived.
             update["$set"].update({f"steps.$[s].{key}": value for key, value in record.items()})
         elif status is not None:  # an aborted attempt is not counted, as in the write model
-            update["$set"]["steps.$[s].status"] = status
-            update["$set"][f"steps.$[s].{phase}_attempts"] = data.get("attempt")
-            update["$set"]["steps.$[s].error"] = error if outcome == "failed" else None
+            update["$set"]["steps.$[s].status"] = status.value
+            update["$set"][f"steps.$[s].{phase.value}_attempts"] = data.get("attempt")
+            update["$set"]["steps.$[s].error"] = error if outcome is Outcome.FAILED else None
         if event["type"] == events.STEP_SUCCEEDED:  # a step's result is its action's
             update["$set"]["steps.$[s].result"] = data.get("result")
         update["$push"] = {"steps.$[s].attempts": attempt}

@@ -18,39 +18,31 @@ The compensation-only machine (to undo a COMPLETED execution) is the undo chain 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.saga.durations import parse_duration_ms
+from chalicelib.saga.lifecycle import (
+    ANY_ERROR,
+    COMPENSATION_RETRY,
+    END_OF,
+    LAMBDA_SERVICE_ERRORS,
+    NEVER_RETRIED,
+    TASK_TIMEOUT,
+    ExecutionStatus,
+    Phase,
+    RetryPolicy,
+)
 from chalicelib.saga.models import StepDefinition
-
-# The errors a step raises to say "retrying will not help" (chalicelib.steps.context.
-# PermanentError and its subclasses; Lambda reports errors by the exact class name, so each
-# subclass is named): no retry, straight to compensation.
-PERMANENT_ERRORS = ("PermanentError", "StepAborted")
-TIMEOUT = "States.Timeout"
-# Lambda's own throttling and service errors: the step never ran (or its outcome is recorded
-# idempotently), so they get a Retry of their own that never spends the step's max_retries.
-LAMBDA_SERVICE_ERRORS = ("Lambda.TooManyRequestsException", "Lambda.ServiceException",
-                         "Lambda.AWSLambdaException", "Lambda.SdkClientException")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    interval_seconds: int = 1
-    backoff_rate: float = 2.0
-    max_delay_seconds: int = 30
-    jitter: bool = True
 
 
 @dataclass(frozen=True)
 class CompileOptions:
     action_retry: RetryPolicy = RetryPolicy()
-    compensation_attempts: int = 3
-    compensation_retry: RetryPolicy = RetryPolicy(interval_seconds=1, backoff_rate=2.0)
-    # Compensations get at least this long, whatever the step's own timeout.
+    # Compensation retries are lifecycle.COMPENSATION_RETRY, which the step runtime counts
+    # attempts against: not an option. Compensations get at least this long, whatever the
+    # step's own timeout.
     min_compensation_timeout_s: int = 10
     # False: Tasks get no step Retry (max_retries is ignored); Lambda throttling still retries.
     retry_enabled: bool = True
@@ -103,20 +95,20 @@ def _retriers(attempts: int, policy: RetryPolicy,
     # counts its own attempts: a Lambda throttle uses the first one and never the step's.
     retriers: list[dict[str, Any]] = [
         _retrier(LAMBDA_SERVICE_ERRORS, options.lambda_retry_attempts, options.lambda_retry),
-        {"ErrorEquals": list(PERMANENT_ERRORS), "MaxAttempts": 0},
+        {"ErrorEquals": list(NEVER_RETRIED), "MaxAttempts": 0},
     ]
     if attempts > 0 and options.retry_enabled:
-        retriers.append(_retrier(["States.ALL"], attempts, policy))
+        retriers.append(_retrier([ANY_ERROR], attempts, policy))
     return retriers
 
 
-def _task(function_arn: str, step: StepDefinition, phase: str, *, timeout_s: int,
+def _task(function_arn: str, step: StepDefinition, phase: Phase, *, timeout_s: int,
           retriers: list[dict[str, Any]], last: bool,
           skip_undone: bool = False) -> dict[str, Any]:
     parameters: dict[str, Any] = {
         "execution_id.$": "$.execution_id",
         "step_id": step.id,
-        "phase": phase,
+        "phase": phase.value,
         "last": last,
         "attempt.$": "$$.State.RetryCount",
         "error.$": "$.error",
@@ -133,15 +125,15 @@ def _task(function_arn: str, step: StepDefinition, phase: str, *, timeout_s: int
     }
 
 
-def _recorder(arn: str, outcome: str) -> dict[str, Any]:
+def _recorder(arn: str, outcome: ExecutionStatus) -> dict[str, Any]:
     return {
         "Type": "Task",
         "Resource": arn,
-        "Parameters": {"execution_id.$": "$.execution_id", "outcome": outcome,
+        "Parameters": {"execution_id.$": "$.execution_id", "outcome": outcome.value,
                        "error.$": "$.error"},
         "ResultPath": None,
         "TimeoutSeconds": 30,
-        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 5,
+        "Retry": [{"ErrorEquals": [ANY_ERROR], "IntervalSeconds": 1, "MaxAttempts": 5,
                    "BackoffRate": 2.0}],
     }
 
@@ -165,23 +157,26 @@ def _undo_chain(steps: Sequence[StepDefinition], targets: MachineTargets,
     for index, step in enumerate(ordered):
         is_last = index == len(ordered) - 1
         state = _task(
-            targets.function_for(step, "compensation"), step, "compensation",
+            targets.function_for(step, Phase.COMPENSATION), step, Phase.COMPENSATION,
             timeout_s=max(_timeout_seconds(step), options.min_compensation_timeout_s),
-            retriers=_retriers(options.compensation_attempts, options.compensation_retry,
+            retriers=_retriers(COMPENSATION_RETRY.retries, COMPENSATION_RETRY.policy,
                                options),
             last=is_last, skip_undone=skip_undone)
-        state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+        state["Catch"] = [{"ErrorEquals": [ANY_ERROR], "ResultPath": "$.error",
                            "Next": "RecordCompensationFailed"}]
         if is_last:
             state["Next"] = "Compensated"
         else:
             state["Next"] = _state_name("undo:", ordered[index + 1])
         states[_state_name("undo:", step)] = state
-    states["Compensated"] = {"Type": "Fail", "Error": "Saga.Compensated",
+    states["Compensated"] = {"Type": "Fail",
+                             "Error": END_OF[ExecutionStatus.COMPENSATED].error,
                              "Cause": "a step failed; the completed steps were compensated"}
-    states["RecordCompensationFailed"] = {**_recorder(targets.recorder, "COMPENSATION_FAILED"),
-                                          "Next": "CompensationFailed"}
-    states["CompensationFailed"] = {"Type": "Fail", "Error": "Saga.CompensationFailed",
+    states["RecordCompensationFailed"] = {
+        **_recorder(targets.recorder, ExecutionStatus.COMPENSATION_FAILED),
+        "Next": "CompensationFailed"}
+    states["CompensationFailed"] = {"Type": "Fail",
+                                    "Error": END_OF[ExecutionStatus.COMPENSATION_FAILED].error,
                                     "Cause": "a compensation failed after its retries"}
     return states
 
@@ -193,7 +188,7 @@ def compile_forward(steps: Sequence[StepDefinition], targets: MachineTargets,
     states: dict[str, dict[str, Any]] = {}
     for index, step in enumerate(active):
         is_last = index == len(active) - 1
-        state = _task(targets.function_for(step, "action"), step, "action",
+        state = _task(targets.function_for(step, Phase.ACTION), step, Phase.ACTION,
                       timeout_s=_timeout_seconds(step),
                       retriers=_retriers(step.max_retries or 0, options.action_retry,
                                          options),
@@ -204,12 +199,12 @@ def compile_forward(steps: Sequence[StepDefinition], targets: MachineTargets,
             previous = active[index - 1] if index else None
             after_other = _state_name("undo:", previous) if previous else "RecordFailed"
             state["Catch"] = [
-                {"ErrorEquals": [TIMEOUT], "ResultPath": "$.error",
+                {"ErrorEquals": [TASK_TIMEOUT], "ResultPath": "$.error",
                  "Next": _state_name("undo:", step)},
-                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": after_other},
+                {"ErrorEquals": [ANY_ERROR], "ResultPath": "$.error", "Next": after_other},
             ]
         else:
-            state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+            state["Catch"] = [{"ErrorEquals": [ANY_ERROR], "ResultPath": "$.error",
                                "Next": "RecordFailed"}]
         if is_last:
             state["Next"] = "RecordCompleted"
@@ -221,11 +216,13 @@ def compile_forward(steps: Sequence[StepDefinition], targets: MachineTargets,
         cause = "the first step failed; there was nothing to compensate"
     else:
         cause = "a step failed; compensation is disabled, so nothing was undone"
-    states["RecordCompleted"] = {**_recorder(targets.recorder, "COMPLETED"),
+    states["RecordCompleted"] = {**_recorder(targets.recorder, ExecutionStatus.COMPLETED),
                                  "Next": "Completed"}
     states["Completed"] = {"Type": "Succeed"}
-    states["RecordFailed"] = {**_recorder(targets.recorder, "FAILED"), "Next": "Failed"}
-    states["Failed"] = {"Type": "Fail", "Error": "Saga.Failed", "Cause": cause}
+    states["RecordFailed"] = {**_recorder(targets.recorder, ExecutionStatus.FAILED),
+                              "Next": "Failed"}
+    states["Failed"] = {"Type": "Fail", "Error": END_OF[ExecutionStatus.FAILED].error,
+                        "Cause": cause}
     return {"Comment": comment or "saga", "StartAt": _state_name("step:", active[0]),
             "States": states}
 
@@ -245,6 +242,3 @@ def execution_input(execution_id: str) -> dict[str, Any]:
     "error" is there from the start because every Task's Parameters read "$.error"."""
     return {"execution_id": execution_id, "error": None}
 
-
-def to_json(machine: dict[str, Any]) -> str:
-    return json.dumps(machine, separators=(",", ":"), sort_keys=False)

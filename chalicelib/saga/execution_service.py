@@ -28,6 +28,7 @@ from chalicelib.saga.executions import (
     Execution,
     ExecutionStatus,
     Fault,
+    Phase,
     execution_error,
     failure_cause,
 )
@@ -188,7 +189,7 @@ class ExecutionService:
                            "COMPLETED execution can be compensated", execution_id=execution.id)
         return self._run_compensation(
             execution, {ExecutionStatus.COMPLETED}, actor, "compensation requested",
-            execution_error(None, "compensation", "CompensationRequested",
+            execution_error(None, Phase.COMPENSATION, "CompensationRequested",
                             f"compensation requested by {actor.name}"))
 
     def retry_compensation(self, execution_id: str, actor: Actor) -> Execution:
@@ -200,7 +201,7 @@ class ExecutionService:
         # The compensation failure is being dealt with: the error says again why the
         # execution is undone (a failed step's, or the operator's request).
         cause = failure_cause(execution.steps) or execution_error(
-            None, "compensation", "CompensationRequested",
+            None, Phase.COMPENSATION, "CompensationRequested",
             f"compensation retried by {actor.name}")
         return self._run_compensation(execution, {ExecutionStatus.COMPENSATION_FAILED}, actor,
                                       "compensation retried", cause)

@@ -5,75 +5,27 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chalicelib.saga.durations import parse_duration_ms
-
-
-class ExecutionStatus(StrEnum):
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    COMPENSATING = "COMPENSATING"
-    COMPENSATED = "COMPENSATED"
-    COMPENSATION_FAILED = "COMPENSATION_FAILED"
-    FAILED = "FAILED"
-    TIMED_OUT = "TIMED_OUT"
-
-    @property
-    def is_final(self) -> bool:
-        return self not in (ExecutionStatus.RUNNING, ExecutionStatus.COMPENSATING)
+from chalicelib.saga.lifecycle import (  # noqa: F401  (re-exported: the domain's names)
+    ExecutionStatus,
+    Phase,
+    StepStatus,
+    allowed_from,
+    can_transition,
+)
 
 
 def failure_cause(steps: list[StepRun]) -> dict[str, Any] | None:
     """The action failure that made an execution give up, as its steps recorded it."""
     for step in sorted(steps, key=lambda s: s.position):
         if step.status is StepStatus.FAILED and step.error:
-            return execution_error(step.step_id, "action", step.error.get("type"),
+            return execution_error(step.step_id, Phase.ACTION, step.error.get("type"),
                                    step.error.get("message"))
     return None
-
-
-# Who may move an execution from one status to another. The orchestration (step Lambdas, the
-# recorder, the reconciler, a failed start) only moves executions that are still going; once
-# final, only an operator's action moves one (compensate a COMPLETED one, retry a failed
-# compensation; resolving records a decision without changing the status). A late writer (a
-# step whose Task timed out) is thereby refused instead of rewriting the outcome.
-_S = ExecutionStatus
-SYSTEM_TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
-    _S.RUNNING: frozenset({_S.COMPLETED, _S.COMPENSATING, _S.FAILED, _S.TIMED_OUT,
-                           _S.COMPENSATION_FAILED}),
-    _S.COMPENSATING: frozenset({_S.COMPENSATED, _S.COMPENSATION_FAILED, _S.FAILED,
-                                _S.TIMED_OUT}),
-}
-OPERATOR_TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
-    _S.COMPLETED: frozenset({_S.COMPENSATING}),
-    _S.COMPENSATION_FAILED: frozenset({_S.COMPENSATING}),
-}
-
-
-def can_transition(current: ExecutionStatus, to: ExecutionStatus, *,
-                   by_operator: bool = False) -> bool:
-    table = OPERATOR_TRANSITIONS if by_operator else SYSTEM_TRANSITIONS
-    return to in table.get(current, frozenset())
-
-
-def allowed_from(to: ExecutionStatus, *, by_operator: bool = False) -> frozenset[ExecutionStatus]:
-    """The statuses from which `to` may be reached (what the SQL guard puts in its IN list)."""
-    return frozenset(s for s in ExecutionStatus if can_transition(s, to,
-                                                                  by_operator=by_operator))
-
-
-class StepStatus(StrEnum):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    COMPENSATING = "COMPENSATING"
-    COMPENSATED = "COMPENSATED"
-    COMPENSATION_FAILED = "COMPENSATION_FAILED"
 
 
 class Fault(BaseModel):
@@ -82,7 +34,7 @@ class Fault(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     step_id: str = Field(min_length=1, max_length=100)
-    phase: str = Field(default="action", pattern="^(action|compensation)$")
+    phase: str = Field(default=Phase.ACTION.value, pattern=f"^({'|'.join(Phase)})$")
     error: str = Field(default="InjectedFault", pattern=r"^[A-Za-z][A-Za-z0-9_.]{0,99}$")
     # Fail this many attempts, then let the step run (0 with a delay: delay only).
     times: int = Field(default=1, ge=0, le=100)
@@ -147,7 +99,9 @@ def clean_error(error_type: str | None, message: str | None) -> dict[str, str]:
 
 def execution_error(step_id: str | None, phase: str | None, error_type: str | None,
                     message: str | None) -> dict[str, Any]:
-    return {"step_id": step_id, "phase": phase, **clean_error(error_type, message)}
+    # A Phase is stored as its plain value (str() of a StrEnum member).
+    return {"step_id": step_id, "phase": None if phase is None else str(phase),
+            **clean_error(error_type, message)}
 
 
 class Attempt(BaseModel):

@@ -9,17 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.ports import ExecutionStore, Orchestrator, RunState
-from chalicelib.saga import events
-from chalicelib.saga.executions import Execution, ExecutionStatus, StepStatus, execution_error
-
-_UNSETTLED = {ExecutionStatus.RUNNING, ExecutionStatus.COMPENSATING}
-# How each of the machines' own ends is named (see the compiler's Fail states).
-_BY_ERROR = {
-    "Saga.Compensated": (ExecutionStatus.COMPENSATED, events.SAGA_COMPENSATED),
-    "Saga.CompensationFailed": (ExecutionStatus.COMPENSATION_FAILED,
-                                events.COMPENSATION_FAILED),
-    "Saga.Failed": (ExecutionStatus.FAILED, events.SAGA_FAILED),
-}
+from chalicelib.saga.executions import Execution, ExecutionStatus, execution_error
+from chalicelib.saga.lifecycle import ACTIVE, END_BY_ERROR, EVENT_OF, TOOK_EFFECT, RunStatus
 
 
 @dataclass(frozen=True)
@@ -32,26 +23,30 @@ class Repair:
 
 def verdict(execution: Execution, run: RunState) -> tuple[ExecutionStatus, str, str] | None:
     """(status, event type, reason) the execution really has, or None if it is still going."""
-    if run.status == "RUNNING":
+    found = _status_of(execution, run)
+    if found is None:
         return None
-    if run.status == "MISSING":
-        return ExecutionStatus.FAILED, events.SAGA_FAILED, "its state machine run never started"
-    if run.status == "SUCCEEDED":
-        return (ExecutionStatus.COMPLETED, events.SAGA_COMPLETED,
-                "the run succeeded but its completion was not recorded")
-    if run.status == "TIMED_OUT":
-        return ExecutionStatus.TIMED_OUT, events.SAGA_FAILED, "the run timed out"
-    if run.status == "FAILED" and run.error in _BY_ERROR:
-        status, event_type = _BY_ERROR[run.error]
-        return status, event_type, f"the run ended {run.error} but that was not recorded"
+    status, reason = found
+    return status, EVENT_OF[status], reason
+
+
+def _status_of(execution: Execution, run: RunState) -> tuple[ExecutionStatus, str] | None:
+    if run.status is RunStatus.RUNNING:
+        return None
+    if run.status is RunStatus.MISSING:
+        return ExecutionStatus.FAILED, "its state machine run never started"
+    if run.status is RunStatus.SUCCEEDED:
+        return ExecutionStatus.COMPLETED, "the run succeeded but its completion was not recorded"
+    if run.status is RunStatus.TIMED_OUT:
+        return ExecutionStatus.TIMED_OUT, "the run timed out"
+    end = END_BY_ERROR.get(run.error or "")
+    if run.status is RunStatus.FAILED and end is not None:
+        return end.status, f"the run ended {run.error} but that was not recorded"
     # The orchestration itself broke (or was aborted). Where steps took effect a person must
     # look: COMPENSATION_FAILED can be retried or resolved; with nothing done it simply failed.
-    done = any(step.status in (StepStatus.SUCCEEDED, StepStatus.COMPENSATION_FAILED)
-               for step in execution.steps)
-    reason = f"the run ended {run.status} ({run.error or 'no error name'})"
-    if done:
-        return ExecutionStatus.COMPENSATION_FAILED, events.COMPENSATION_FAILED, reason
-    return ExecutionStatus.FAILED, events.SAGA_FAILED, reason
+    done = any(step.status in TOOK_EFFECT for step in execution.steps)
+    reason = f"the run ended {run.status.value} ({run.error or 'no error name'})"
+    return (ExecutionStatus.COMPENSATION_FAILED if done else ExecutionStatus.FAILED), reason
 
 
 class Reconciler:
@@ -89,13 +84,13 @@ class Reconciler:
                 run = self.orchestrator.describe(
                     self.orchestrator.run_arn(execution.state_machine_arn, execution.id))
             else:
-                run = RunState("MISSING")
+                run = RunState(RunStatus.MISSING)
             found = verdict(execution, run)
             if found is None:
                 continue
             status, event_type, reason = found
             moved = self.executions.transition(
-                execution.id, _UNSETTLED, status, event_type,
+                execution.id, set(ACTIVE), status, event_type,
                 {"reconciled": True, "reason": reason},
                 error=execution.error.model_dump() if execution.error else
                 execution_error(None, None, run.error or "Reconciled", reason))

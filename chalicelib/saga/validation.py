@@ -212,7 +212,7 @@ def _step_invariants(prefix: str, step: StepDefinition,
     if step.timeout is not None and not _is_duration(step.timeout):
         found.append(Violation(f"{prefix}timeout", "format",
                                "must be a duration such as 500ms, 30s, 2m or 1h", step.timeout))
-    for name in ("action", "compensation"):
+    for name in ("action", "compensation"):  # a field name, not a phase
         value = getattr(step, name)
         if value and policy.actions is not None and not _is_known_action(value, policy.actions):
             found.append(Violation(

@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.saga.lifecycle import PERMANENT_ERROR
 from chalicelib.steps.context import ActionFn, PermanentError, RetryableError, StepContext
 
 
@@ -37,7 +38,7 @@ def lambda_participant(target: str, lambda_client: Callable[[], Any]) -> ActionF
         if response.get("FunctionError"):
             error = result if isinstance(result, dict) else {}
             message = f"{target}: {error.get('errorType', 'Error')}: {error.get('errorMessage')}"
-            if error.get("errorType") == "PermanentError":
+            if error.get("errorType") == PERMANENT_ERROR:
                 raise PermanentError(message)
             raise RetryableError(message)
         return result if isinstance(result, dict) else {"result": result}

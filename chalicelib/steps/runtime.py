@@ -32,13 +32,18 @@ from chalicelib.saga.executions import (
     clean_error,
     execution_error,
 )
+from chalicelib.saga.lifecycle import (
+    NEVER_DONE,
+    TASK_TIMEOUT,
+    UNDOING,
+    Phase,
+    action_final,
+    compensation_final,
+)
 from chalicelib.saga.models import StepDefinition, StoredSaga
 from chalicelib.steps.context import ActionFn, PermanentError, StepContext
 
 logger = logging.getLogger(__name__)
-
-# Must match the compiler: compensations are retried this many times after the first try.
-COMPENSATION_RETRIES = 3
 
 
 class StepRequest(BaseModel):
@@ -48,7 +53,7 @@ class StepRequest(BaseModel):
 
     execution_id: str = Field(min_length=1)
     step_id: str = Field(min_length=1)
-    phase: str = Field(pattern="^(action|compensation)$")
+    phase: Phase
     last: bool = False
     # Compensation-only runs: leave steps that never did anything as they are.
     skip_undone: bool = False
@@ -142,11 +147,11 @@ class StepRuntime:
             raise PermanentError(f"execution {request.execution_id!r} has no step "
                                  f"{request.step_id!r}")
         status = StepStatus(run["status"])
-        if request.phase == "action" and status is StepStatus.SUCCEEDED:
+        if request.phase is Phase.ACTION and status is StepStatus.SUCCEEDED:
             return {"status": status.value, "duplicate": True}
-        if request.phase == "action" and status in _UNDOING:
+        if request.phase is Phase.ACTION and status in UNDOING:
             raise StepAborted(f"step {step.id} was compensated before it could run")
-        if request.phase == "action" and (
+        if request.phase is Phase.ACTION and (
                 status is StepStatus.FAILED
                 or execution["status"] != ExecutionStatus.RUNNING.value):
             # A late or repeated delivery: the step failed for good, or the execution
@@ -154,9 +159,9 @@ class StepRuntime:
             # compensated.
             raise StepAborted(f"step {step.id} cannot run: it is {status.value.lower()} "
                               f"and the execution is {execution['status'].lower()}")
-        if request.phase == "compensation" and (
+        if request.phase is Phase.COMPENSATION and (
                 status is StepStatus.COMPENSATED
-                or (request.skip_undone and status in _NEVER_DONE)):
+                or (request.skip_undone and status in NEVER_DONE)):
             if request.last:
                 self._finish_compensation(cur, request.execution_id, execution)
             return {"status": status.value, "skipped": True}
@@ -175,9 +180,9 @@ class StepRuntime:
             cursor=cur, results=LazyResults(
                 lambda: records.step_results(cur, request.execution_id)),
             defaults=self.input_defaults)
-        name = step.action if request.phase == "action" else step.compensation
+        name = step.action if request.phase is Phase.ACTION else step.compensation
         result = self.resolve_action(name or "")(context)
-        if request.phase == "action" and _past_timeout(step, received):
+        if request.phase is Phase.ACTION and _past_timeout(step, received):
             # Its Task has timed out (the invocation started after the Task did), so Step
             # Functions is compensating it: roll the effect back instead of recording it.
             raise StepAborted(f"step {step.id} outlived its timeout of {step.timeout}; its "
@@ -196,9 +201,9 @@ class StepRuntime:
         data = {"saga_id": execution["saga_id"], "step_id": step.id, "attempt": attempt,
                 "phase": request.phase, "started_at": _iso(started),
                 "duration_ms": int((at - started).total_seconds() * 1000)}
-        if request.phase == "action":
+        if request.phase is Phase.ACTION:
             records.update_step_run(cur, execution_id, step.id or "",
-                                    status=StepStatus.SUCCEEDED, phase="action", at=at,
+                                    status=StepStatus.SUCCEEDED, phase=Phase.ACTION, at=at,
                                     result=result, started=started)
             # The happy path's events go in one multi-row insert (fewer round trips).
             batch = [(events.STEP_STARTED, data, started)] if first else []
@@ -222,7 +227,7 @@ class StepRuntime:
                                        "status": ExecutionStatus.COMPENSATING.value},
                                  at=started)
         records.update_step_run(cur, execution_id, step.id or "", status=StepStatus.COMPENSATED,
-                                phase="compensation", at=at, error=None, started=started)
+                                phase=Phase.COMPENSATION, at=at, error=None, started=started)
         records.append_event(cur, events.STEP_COMPENSATED, execution_id=execution_id,
                              data={**data, "result": result,
                                    "step": records.step_record(cur, execution_id,
@@ -236,14 +241,14 @@ class StepRuntime:
         other error came from the step after the one now undone (a Lambda that crashed)."""
         raw = request.error or {}
         step_id = request.step_id
-        if raw.get("Error") != "States.Timeout":
+        if raw.get("Error") != TASK_TIMEOUT:
             cur.execute("SELECT step_id FROM step_runs WHERE execution_id = %s AND position > "
                         "(SELECT position FROM step_runs WHERE execution_id = %s AND "
                         "step_id = %s) ORDER BY position LIMIT 1",
                         (request.execution_id, request.execution_id, request.step_id))
             row = cur.fetchone()
             step_id = row["step_id"] if row else step_id
-        return execution_error(step_id, "action", raw.get("Error") or "Error", raw.get("Cause"))
+        return execution_error(step_id, Phase.ACTION, raw.get("Error") or "Error", raw.get("Cause"))
 
     @staticmethod
     def _finish_compensation(cur: Any, execution_id: str, execution: dict[str, Any]) -> None:
@@ -279,20 +284,20 @@ class StepRuntime:
                         "attempt": attempt, "error": error_info, "started_at": _iso(started),
                         "duration_ms": int((at - started).total_seconds() * 1000)}
                 permanent = isinstance(error, PermanentError)
-                if request.phase == "action" and isinstance(error, StepAborted):
+                if request.phase is Phase.ACTION and isinstance(error, StepAborted):
                     # The step stays as its compensation left it; the attempt is told.
                     records.append_event(cur, events.STEP_ABORTED,
                                          execution_id=request.execution_id,
-                                         data={**data, "phase": "action"}, at=at)
+                                         data={**data, "phase": Phase.ACTION.value}, at=at)
                     return
-                if request.phase == "action":
+                if request.phase is Phase.ACTION:
                     step = self._step(execution["saga_id"], execution["revision"],
                                       request.step_id)
-                    final = permanent or attempt > (step.max_retries or 0)
+                    final = action_final(attempt, step.max_retries or 0, permanent=permanent)
                     status = StepStatus.FAILED if final else StepStatus.RUNNING
                     kind = events.STEP_FAILED if final else events.STEP_RETRIED
                 else:
-                    final = attempt > COMPENSATION_RETRIES
+                    final = compensation_final(attempt)
                     status = (StepStatus.COMPENSATION_FAILED if final
                               else StepStatus.COMPENSATING)
                     kind = (events.STEP_COMPENSATION_FAILED if final
@@ -352,10 +357,6 @@ def _iso(naive_utc: datetime) -> str:
     return naive_utc.replace(tzinfo=UTC).isoformat()
 
 
-# A step being undone, undone, or whose undoing failed: its action must not run any more.
-_UNDOING = (StepStatus.COMPENSATING, StepStatus.COMPENSATED, StepStatus.COMPENSATION_FAILED)
-# Steps with nothing to undo: their action failed (rolled back) or never started.
-_NEVER_DONE = (StepStatus.PENDING, StepStatus.FAILED)
 
 
 @dataclass
@@ -382,8 +383,8 @@ class OutcomeRecorder:
             raw = payload.get("error") or {}
             error = None if outcome is ExecutionStatus.COMPLETED else (
                 _load_error(execution) or execution_error(
-                    None, "compensation" if outcome is ExecutionStatus.COMPENSATION_FAILED
-                    else "action", raw.get("Error") or "Error", raw.get("Cause")))
+                    None, Phase.COMPENSATION if outcome is ExecutionStatus.COMPENSATION_FAILED
+                    else Phase.ACTION, raw.get("Error") or "Error", raw.get("Cause")))
             if not records.set_execution_status(cur, execution_id, outcome, at=at, error=error):
                 # It moved on (an operator's action, the reconciler): final means final.
                 return {"status": execution["status"], "refused": outcome.value}

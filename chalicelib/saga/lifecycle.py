@@ -1,0 +1,263 @@
+"""The lifecycle of an execution and of its steps, written once. Pure data, no I/O.
+
+Everything that decides what an execution or a step may do next reads it from here: the
+compiler (the error names its machines raise and catch, which errors are never retried, the
+compensation retry policy), the step runtime, the recorder, the reconciler, the projector, the
+read model and the SQL adapters (which get these names as query parameters). A test walks the
+tables below and another greps the source tree for any of these names spelled elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from chalicelib.saga import events
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    COMPENSATING = "COMPENSATING"
+    COMPENSATED = "COMPENSATED"
+    COMPENSATION_FAILED = "COMPENSATION_FAILED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in ACTIVE
+
+
+class StepStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    COMPENSATING = "COMPENSATING"
+    COMPENSATED = "COMPENSATED"
+    COMPENSATION_FAILED = "COMPENSATION_FAILED"
+
+
+class Phase(StrEnum):
+    """Which half of a step an attempt runs: its action, or the compensation undoing it."""
+
+    ACTION = "action"
+    COMPENSATION = "compensation"
+
+
+class Outcome(StrEnum):
+    """How one attempt ended."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class RunStatus(StrEnum):
+    """What the orchestrator (Step Functions) says of one of its runs; MISSING: never started."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    ABORTED = "ABORTED"
+    MISSING = "MISSING"
+
+
+# Still going: the orchestration may move these; everything else is final.
+ACTIVE: frozenset[ExecutionStatus] = frozenset({ExecutionStatus.RUNNING,
+                                                ExecutionStatus.COMPENSATING})
+FINAL: frozenset[ExecutionStatus] = frozenset(s for s in ExecutionStatus if s not in ACTIVE)
+# A failed end an operator may mark resolved.
+RESOLVABLE: frozenset[ExecutionStatus] = frozenset({ExecutionStatus.COMPENSATION_FAILED,
+                                                    ExecutionStatus.FAILED,
+                                                    ExecutionStatus.TIMED_OUT})
+
+
+@dataclass(frozen=True)
+class Transition:
+    source: ExecutionStatus
+    target: ExecutionStatus
+    event: str  # the event type the change writes to the outbox
+    by_operator: bool = False  # only an operator's action (compensate, retry) makes it
+
+
+_S = ExecutionStatus
+# Who may move an execution from one status to another, and the event each move emits. The
+# orchestration (step Lambdas, the recorder, the reconciler, a failed start) only moves
+# executions that are still going; once final, only an operator's action moves one (compensate
+# a COMPLETED one, retry a failed compensation; resolving records a decision without changing
+# the status). A late writer (a step whose Task timed out) is thereby refused instead of
+# rewriting the outcome.
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition(_S.RUNNING, _S.COMPLETED, events.SAGA_COMPLETED),
+    Transition(_S.RUNNING, _S.COMPENSATING, events.COMPENSATION_STARTED),
+    Transition(_S.RUNNING, _S.FAILED, events.SAGA_FAILED),
+    Transition(_S.RUNNING, _S.TIMED_OUT, events.SAGA_FAILED),
+    Transition(_S.RUNNING, _S.COMPENSATION_FAILED, events.COMPENSATION_FAILED),
+    Transition(_S.COMPENSATING, _S.COMPENSATED, events.SAGA_COMPENSATED),
+    Transition(_S.COMPENSATING, _S.COMPENSATION_FAILED, events.COMPENSATION_FAILED),
+    Transition(_S.COMPENSATING, _S.FAILED, events.SAGA_FAILED),
+    Transition(_S.COMPENSATING, _S.TIMED_OUT, events.SAGA_FAILED),
+    Transition(_S.COMPLETED, _S.COMPENSATING, events.COMPENSATION_STARTED, by_operator=True),
+    Transition(_S.COMPENSATION_FAILED, _S.COMPENSATING, events.COMPENSATION_STARTED,
+               by_operator=True),
+)
+_BY_PAIR = {(t.source, t.target, t.by_operator): t for t in TRANSITIONS}
+# The event that says an execution reached a status (the same whatever it came from).
+EVENT_OF: dict[ExecutionStatus, str] = {t.target: t.event for t in TRANSITIONS}
+# The status an execution-level event brings (TIMED_OUT's saga.failed carries its status).
+STATUS_OF_EVENT: dict[str, ExecutionStatus] = {
+    events.SAGA_COMPLETED: _S.COMPLETED,
+    events.SAGA_COMPENSATED: _S.COMPENSATED,
+    events.SAGA_FAILED: _S.FAILED,
+    events.COMPENSATION_FAILED: _S.COMPENSATION_FAILED,
+    events.COMPENSATION_STARTED: _S.COMPENSATING,
+}
+
+
+def transition(source: ExecutionStatus, target: ExecutionStatus, *,
+               by_operator: bool = False) -> Transition | None:
+    return _BY_PAIR.get((source, target, by_operator))
+
+
+def can_transition(current: ExecutionStatus, to: ExecutionStatus, *,
+                   by_operator: bool = False) -> bool:
+    return transition(current, to, by_operator=by_operator) is not None
+
+
+def allowed_from(to: ExecutionStatus, *, by_operator: bool = False) -> frozenset[ExecutionStatus]:
+    """The statuses from which `to` may be reached (what the SQL guard puts in its IN list)."""
+    return frozenset(t.source for t in TRANSITIONS
+                     if t.target is to and t.by_operator == by_operator)
+
+
+# -- steps ------------------------------------------------------------------------------
+
+_T = StepStatus
+# A step being undone, undone, or whose undoing failed: its action must not run any more.
+UNDOING: frozenset[StepStatus] = frozenset({_T.COMPENSATING, _T.COMPENSATED,
+                                            _T.COMPENSATION_FAILED})
+# Steps with nothing to undo: their action failed (rolled back) or never started.
+NEVER_DONE: frozenset[StepStatus] = frozenset({_T.PENDING, _T.FAILED})
+# Steps whose effect may still stand (the reconciler's "a person must look").
+TOOK_EFFECT: frozenset[StepStatus] = frozenset({_T.SUCCEEDED, _T.COMPENSATION_FAILED})
+
+
+@dataclass(frozen=True)
+class StepTransition:
+    phase: Phase
+    outcome: Outcome
+    final: bool  # the last attempt of the phase (succeeded, or failed for good)
+    target: StepStatus
+    event: str
+
+
+# What an attempt's end makes of its step: (phase, outcome, final) -> status and event.
+STEP_TRANSITIONS: tuple[StepTransition, ...] = (
+    StepTransition(Phase.ACTION, Outcome.SUCCEEDED, True, _T.SUCCEEDED, events.STEP_SUCCEEDED),
+    StepTransition(Phase.ACTION, Outcome.FAILED, False, _T.RUNNING, events.STEP_RETRIED),
+    StepTransition(Phase.ACTION, Outcome.FAILED, True, _T.FAILED, events.STEP_FAILED),
+    StepTransition(Phase.COMPENSATION, Outcome.SUCCEEDED, True, _T.COMPENSATED,
+                   events.STEP_COMPENSATED),
+    StepTransition(Phase.COMPENSATION, Outcome.FAILED, False, _T.COMPENSATING,
+                   events.STEP_RETRIED),
+    StepTransition(Phase.COMPENSATION, Outcome.FAILED, True, _T.COMPENSATION_FAILED,
+                   events.STEP_COMPENSATION_FAILED),
+)
+_STEP_BY_KEY = {(t.phase, t.outcome, t.final): t for t in STEP_TRANSITIONS}
+# The statuses from which an attempt of each phase may start (the rest are refused or skipped).
+STEP_SOURCES: dict[Phase, frozenset[StepStatus]] = {
+    Phase.ACTION: frozenset({_T.PENDING, _T.RUNNING}),
+    Phase.COMPENSATION: frozenset(s for s in StepStatus if s is not _T.COMPENSATED),
+}
+
+
+def step_transition(phase: Phase, outcome: Outcome, *, final: bool) -> StepTransition:
+    return _STEP_BY_KEY[(phase, outcome, final or outcome is Outcome.SUCCEEDED)]
+
+
+# The phase of a step event, for events written before every one carried its phase.
+PHASE_OF_EVENT: dict[str, Phase] = {
+    events.STEP_STARTED: Phase.ACTION,
+    events.STEP_SUCCEEDED: Phase.ACTION,
+    events.STEP_FAILED: Phase.ACTION,
+    events.STEP_ABORTED: Phase.ACTION,
+    events.STEP_RETRIED: Phase.ACTION,
+    events.STEP_COMPENSATED: Phase.COMPENSATION,
+    events.STEP_COMPENSATION_FAILED: Phase.COMPENSATION,
+}
+# Step events that end an attempt: (the step's new status, the attempt's outcome).
+STEP_EVENT_RESULT: dict[str, tuple[StepStatus, Outcome]] = {
+    t.event: (t.target, t.outcome) for t in STEP_TRANSITIONS if t.final
+}
+
+
+# -- the machines' error names ---------------------------------------------------------------
+
+# A step raises these (chalicelib.steps.context.PermanentError and its subclass StepAborted) to
+# say "retrying will not help"; Lambda reports an error by its exact class name, so each
+# subclass is named. Never retried: straight to compensation.
+PERMANENT_ERROR = "PermanentError"
+STEP_ABORTED = "StepAborted"
+NEVER_RETRIED: tuple[str, ...] = (PERMANENT_ERROR, STEP_ABORTED)
+# Step Functions' own names.
+TASK_TIMEOUT = "States.Timeout"
+ANY_ERROR = "States.ALL"
+# Lambda's own throttling and service errors: the step never ran (or its outcome is recorded
+# idempotently), so they get a Retry of their own that never spends the step's max_retries.
+LAMBDA_SERVICE_ERRORS: tuple[str, ...] = (
+    "Lambda.TooManyRequestsException", "Lambda.ServiceException",
+    "Lambda.AWSLambdaException", "Lambda.SdkClientException")
+
+
+@dataclass(frozen=True)
+class MachineEnd:
+    """A Fail state of the machines, and what the write model records for it."""
+
+    error: str
+    status: ExecutionStatus
+
+
+ENDS: tuple[MachineEnd, ...] = (
+    MachineEnd("Saga.Compensated", _S.COMPENSATED),
+    MachineEnd("Saga.CompensationFailed", _S.COMPENSATION_FAILED),
+    MachineEnd("Saga.Failed", _S.FAILED),
+)
+END_OF: dict[ExecutionStatus, MachineEnd] = {end.status: end for end in ENDS}
+END_BY_ERROR: dict[str, MachineEnd] = {end.error: end for end in ENDS}
+# The outcomes the recorder Lambda is asked to record (see the compiler's Record* states).
+RECORDED_OUTCOMES: frozenset[ExecutionStatus] = frozenset({
+    _S.COMPLETED, _S.FAILED, _S.COMPENSATION_FAILED})
+
+
+# -- retries ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    interval_seconds: int = 1
+    backoff_rate: float = 2.0
+    max_delay_seconds: int = 30
+    jitter: bool = True
+
+
+@dataclass(frozen=True)
+class CompensationRetry:
+    """Compensations are retried this many times after the first try, with this backoff: the
+    compiler writes it into every undo Task, the step runtime counts attempts against it."""
+
+    retries: int = 3
+    policy: RetryPolicy = RetryPolicy(interval_seconds=1, backoff_rate=2.0)
+
+
+COMPENSATION_RETRY = CompensationRetry()
+
+
+def action_final(attempt: int, max_retries: int, *, permanent: bool) -> bool:
+    """Whether a failed action attempt (1-based) was the step's last."""
+    return permanent or attempt > max_retries
+
+
+def compensation_final(attempt: int) -> bool:
+    """Whether a failed compensation attempt (1-based) was the step's last."""
+    return attempt > COMPENSATION_RETRY.retries
