@@ -217,7 +217,7 @@ def insert_attempt(cur: Cursor, execution_id: str, step_id: str, *, phase: str, 
         "INSERT INTO step_attempts (execution_id, step_id, phase, attempt, outcome, error_type, "
         "error_message, started_at, ended_at, duration_ms) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (execution_id, step_id, phase, attempt, outcome, error_type,
+        (execution_id, step_id, str(phase), attempt, str(outcome), error_type,
          (error_message or "")[:2000] or None, started, ended,
          int((ended - started).total_seconds() * 1000)))
 

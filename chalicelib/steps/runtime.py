@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from chalicelib.adapters import mysql_executions as records
 from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.ports import DefinitionStore
@@ -32,33 +30,20 @@ from chalicelib.saga.executions import (
     clean_error,
     execution_error,
 )
-from chalicelib.saga.lifecycle import (
-    NEVER_DONE,
-    TASK_TIMEOUT,
-    UNDOING,
-    Phase,
-    action_final,
-    compensation_final,
-)
+from chalicelib.saga.lifecycle import TASK_TIMEOUT, Outcome, Phase
 from chalicelib.saga.models import StepDefinition, StoredSaga
 from chalicelib.steps.context import ActionFn, PermanentError, StepContext
+from chalicelib.steps.decisions import (
+    StepRequest,
+    Verdict,
+    after_failure,
+    after_success,
+    decide,
+    ends_compensation,
+    starts_compensating,
+)
 
 logger = logging.getLogger(__name__)
-
-
-class StepRequest(BaseModel):
-    """The Task's Parameters (see the compiler)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    execution_id: str = Field(min_length=1)
-    step_id: str = Field(min_length=1)
-    phase: Phase
-    last: bool = False
-    # Compensation-only runs: leave steps that never did anything as they are.
-    skip_undone: bool = False
-    attempt: int = 0
-    error: dict[str, Any] | None = None
 
 
 class StepAborted(PermanentError):
@@ -147,22 +132,13 @@ class StepRuntime:
             raise PermanentError(f"execution {request.execution_id!r} has no step "
                                  f"{request.step_id!r}")
         status = StepStatus(run["status"])
-        if request.phase is Phase.ACTION and status is StepStatus.SUCCEEDED:
+        decision = decide(request, status, ExecutionStatus(execution["status"]))
+        if decision.verdict is Verdict.DUPLICATE:
             return {"status": status.value, "duplicate": True}
-        if request.phase is Phase.ACTION and status in UNDOING:
-            raise StepAborted(f"step {step.id} was compensated before it could run")
-        if request.phase is Phase.ACTION and (
-                status is StepStatus.FAILED
-                or execution["status"] != ExecutionStatus.RUNNING.value):
-            # A late or repeated delivery: the step failed for good, or the execution
-            # moved on (it is being undone, or ended), so running it now could never be
-            # compensated.
-            raise StepAborted(f"step {step.id} cannot run: it is {status.value.lower()} "
-                              f"and the execution is {execution['status'].lower()}")
-        if request.phase is Phase.COMPENSATION and (
-                status is StepStatus.COMPENSATED
-                or (request.skip_undone and status in NEVER_DONE)):
-            if request.last:
+        if decision.verdict is Verdict.ABORT:
+            raise StepAborted(f"step {step.id} {decision.reason}")
+        if decision.verdict is Verdict.SKIP:
+            if decision.finish_compensation:
                 self._finish_compensation(cur, request.execution_id, execution)
             return {"status": status.value, "skipped": True}
         attempts_so_far = run[f"{request.phase}_attempts"]
@@ -197,13 +173,15 @@ class StepRuntime:
         at = records.now()
         execution_id = request.execution_id
         records.insert_attempt(cur, execution_id, step.id or "", phase=request.phase,
-                               attempt=attempt, outcome="succeeded", started=started, ended=at)
+                               attempt=attempt, outcome=Outcome.SUCCEEDED, started=started,
+                               ended=at)
         data = {"saga_id": execution["saga_id"], "step_id": step.id, "attempt": attempt,
                 "phase": request.phase, "started_at": _iso(started),
                 "duration_ms": int((at - started).total_seconds() * 1000)}
         if request.phase is Phase.ACTION:
             records.update_step_run(cur, execution_id, step.id or "",
-                                    status=StepStatus.SUCCEEDED, phase=Phase.ACTION, at=at,
+                                    status=after_success(Phase.ACTION).target,
+                                    phase=Phase.ACTION, at=at,
                                     result=result, started=started)
             # The happy path's events go in one multi-row insert (fewer round trips).
             batch = [(events.STEP_STARTED, data, started)] if first else []
@@ -216,7 +194,7 @@ class StepRuntime:
         # An operator's compensation moved the execution to COMPENSATING before starting the
         # machine; here only a forward run that is being undone starts compensating, saying
         # why (unless the failing step already did).
-        running = ExecutionStatus(execution["status"]) is ExecutionStatus.RUNNING
+        running = starts_compensating(request.phase, ExecutionStatus(execution["status"]))
         cause = (_load_error(execution) or self._cause(cur, request)) if running else None
         if running and records.set_execution_status(cur, execution_id,
                                                     ExecutionStatus.COMPENSATING,
@@ -226,13 +204,14 @@ class StepRuntime:
                                        "execution_error": cause,
                                        "status": ExecutionStatus.COMPENSATING.value},
                                  at=started)
-        records.update_step_run(cur, execution_id, step.id or "", status=StepStatus.COMPENSATED,
+        records.update_step_run(cur, execution_id, step.id or "",
+                                status=after_success(Phase.COMPENSATION).target,
                                 phase=Phase.COMPENSATION, at=at, error=None, started=started)
         records.append_event(cur, events.STEP_COMPENSATED, execution_id=execution_id,
                              data={**data, "result": result,
                                    "step": records.step_record(cur, execution_id,
                                                                step.id or "")}, at=at)
-        if request.last:
+        if ends_compensation(request, ExecutionStatus(execution["status"])):
             self._finish_compensation(cur, execution_id, execution)
 
     @staticmethod
@@ -253,7 +232,7 @@ class StepRuntime:
     @staticmethod
     def _finish_compensation(cur: Any, execution_id: str, execution: dict[str, Any]) -> None:
         if ExecutionStatus(execution["status"]) is ExecutionStatus.COMPENSATED:
-            return
+            return  # a repeated last undo
         at = records.now()
         if not records.set_execution_status(cur, execution_id, ExecutionStatus.COMPENSATED,
                                             at=at):
@@ -276,7 +255,7 @@ class StepRuntime:
                 at = records.now()
                 attempt = run[f"{request.phase}_attempts"] + 1
                 records.insert_attempt(cur, request.execution_id, request.step_id,
-                                       phase=request.phase, attempt=attempt, outcome="failed",
+                                       phase=request.phase, attempt=attempt, outcome=Outcome.FAILED,
                                        started=started, ended=at,
                                        error_type=error_info["type"],
                                        error_message=error_info["message"])
@@ -290,18 +269,13 @@ class StepRuntime:
                                          execution_id=request.execution_id,
                                          data={**data, "phase": Phase.ACTION.value}, at=at)
                     return
+                max_retries = 0
                 if request.phase is Phase.ACTION:
-                    step = self._step(execution["saga_id"], execution["revision"],
-                                      request.step_id)
-                    final = action_final(attempt, step.max_retries or 0, permanent=permanent)
-                    status = StepStatus.FAILED if final else StepStatus.RUNNING
-                    kind = events.STEP_FAILED if final else events.STEP_RETRIED
-                else:
-                    final = compensation_final(attempt)
-                    status = (StepStatus.COMPENSATION_FAILED if final
-                              else StepStatus.COMPENSATING)
-                    kind = (events.STEP_COMPENSATION_FAILED if final
-                            else events.STEP_RETRIED)
+                    max_retries = self._step(execution["saga_id"], execution["revision"],
+                                             request.step_id).max_retries or 0
+                outcome = after_failure(request.phase, attempt, max_retries,
+                                        permanent=permanent)
+                final, status, kind = outcome.final, outcome.target, outcome.event
                 records.update_step_run(cur, request.execution_id, request.step_id,
                                         status=status, phase=request.phase, at=at,
                                         error=error_info, started=started)

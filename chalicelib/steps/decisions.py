@@ -1,0 +1,100 @@
+"""What one delivery of a step may do, decided from the recorded statuses alone. Pure.
+
+The step runtime reads the step run and its execution under their row locks, asks `decide`
+whether to run, and after the attempt asks `after_failure` what the failure makes of the step;
+it then writes what these return. Nothing here reads or writes storage, so every rule is tested
+without a server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.saga.lifecycle import (
+    NEVER_DONE,
+    UNDOING,
+    ExecutionStatus,
+    Outcome,
+    Phase,
+    StepStatus,
+    StepTransition,
+    action_final,
+    compensation_final,
+    step_transition,
+)
+
+
+class StepRequest(BaseModel):
+    """The Task's Parameters (see the compiler)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    execution_id: str = Field(min_length=1)
+    step_id: str = Field(min_length=1)
+    phase: Phase
+    last: bool = False
+    # Compensation-only runs: leave steps that never did anything as they are.
+    skip_undone: bool = False
+    attempt: int = 0
+    error: dict[str, Any] | None = None
+
+
+class Verdict(StrEnum):
+    RUN = "run"  # run the action or compensation, then record its outcome
+    DUPLICATE = "duplicate"  # it already succeeded: do nothing, say so
+    SKIP = "skip"  # nothing to undo: record nothing (but may end the compensation)
+    ABORT = "abort"  # must not run: refuse with StepAborted
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reason: str = ""
+    # The last undo of the chain was skipped: the compensation still ends here.
+    finish_compensation: bool = False
+
+
+def decide(request: StepRequest, step: StepStatus, execution: ExecutionStatus) -> Decision:
+    """Whether this delivery runs, given the step's and the execution's recorded statuses."""
+    if request.phase is Phase.ACTION:
+        if step is StepStatus.SUCCEEDED:
+            return Decision(Verdict.DUPLICATE)
+        if step in UNDOING:
+            return Decision(Verdict.ABORT, "was compensated before it could run")
+        if step is StepStatus.FAILED or execution is not ExecutionStatus.RUNNING:
+            # A late or repeated delivery: the step failed for good, or the execution moved
+            # on (it is being undone, or ended), so running it now could never be compensated.
+            return Decision(Verdict.ABORT, f"cannot run: it is {step.value.lower()} and the "
+                                           f"execution is {execution.value.lower()}")
+        return Decision(Verdict.RUN)
+    if step is StepStatus.COMPENSATED or (request.skip_undone and step in NEVER_DONE):
+        return Decision(Verdict.SKIP, finish_compensation=request.last)
+    return Decision(Verdict.RUN)
+
+
+def after_failure(phase: Phase, attempt: int, max_retries: int, *,
+                  permanent: bool) -> StepTransition:
+    """What a failed attempt (1-based) makes of its step: retried, or failed for good."""
+    final = (action_final(attempt, max_retries, permanent=permanent) if phase is Phase.ACTION
+             else compensation_final(attempt))
+    return step_transition(phase, Outcome.FAILED, final=final)
+
+
+def after_success(phase: Phase) -> StepTransition:
+    return step_transition(phase, Outcome.SUCCEEDED, final=True)
+
+
+def starts_compensating(phase: Phase, execution: ExecutionStatus) -> bool:
+    """A forward run being undone starts compensating with its first successful undo (an
+    operator's compensation moved the execution to COMPENSATING before its machine started)."""
+    return phase is Phase.COMPENSATION and execution is ExecutionStatus.RUNNING
+
+
+def ends_compensation(request: StepRequest, execution: ExecutionStatus) -> bool:
+    """The last undo of the chain ends the compensation, unless it already ended."""
+    return (request.phase is Phase.COMPENSATION and request.last
+            and execution is not ExecutionStatus.COMPENSATED)
