@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 CHROMIUM := /usr/bin/chromium
 BROWSER_DEPS := tests/browser/node_modules/.package-lock.json
 
-.PHONY: run test venv lint unit browser stack-up stack-down stack-status clean
+.PHONY: run test venv lint unit unit-all coverage browser stack-up stack-down stack-status clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is needed (set PYTHON=...)")'
@@ -37,8 +37,19 @@ test: venv lint browser
 	$(BIN)/saga stack up
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The fast suite (no servers, no external checkers); `unit-all` adds asl-validator and cfn-lint.
 unit: venv
+	$(BIN)/pytest -m 'not integration and not tools' $(PYTEST_ARGS)
+
+unit-all: venv
 	$(BIN)/pytest -m 'not integration' $(PYTEST_ARGS)
+
+# Line coverage of the services and the step runtime's decisions, from their unit tests.
+COVERED := chalicelib/saga/execution_service.py,chalicelib/saga/service.py,$\
+	chalicelib/saga/reconciler.py,chalicelib/saga/lifecycle.py,chalicelib/steps/decisions.py
+coverage: venv
+	$(BIN)/python -m coverage run --include='$(COVERED)' -m pytest -q tests/unit
+	$(BIN)/python -m coverage report -m --fail-under=90
 
 lint: venv
 	$(BIN)/ruff check .

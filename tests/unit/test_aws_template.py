@@ -23,6 +23,7 @@ def template(template_path: Path) -> dict[str, Any]:
     return json.loads(template_path.read_text())
 
 
+@pytest.mark.tools
 def test_the_prod_template_passes_cfn_lint(template_path: Path) -> None:
     lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run([str(lint), str(template_path)], capture_output=True, text=True,

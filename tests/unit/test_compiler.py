@@ -151,11 +151,13 @@ def asl() -> AslValidator:
     return AslValidator.installed()
 
 
+@pytest.mark.tools
 def test_the_seed_machines_pass_asl_validator(asl: AslValidator) -> None:
     assert asl.validate([compile_forward(STEPS, TARGETS),
                          compile_compensation(STEPS, TARGETS)]) == ["", ""]
 
 
+@pytest.mark.tools
 def test_asl_validator_does_reject_a_broken_machine(asl: AslValidator) -> None:
     broken = compile_forward(STEPS, TARGETS)
     broken["States"]["step:validate-payment"]["Next"] = "NoSuchState"
@@ -178,6 +180,7 @@ def _steps(spec: list[dict[str, Any]]) -> list[StepDefinition]:
             for i, s in enumerate(spec)]
 
 
+@pytest.mark.tools
 def test_the_smallest_and_largest_sagas_pass_asl_validator(asl: AslValidator) -> None:
     machines = []
     for size in (1, 50):
@@ -190,6 +193,7 @@ def test_the_smallest_and_largest_sagas_pass_asl_validator(asl: AslValidator) ->
 # asl-validator takes ~0.1 s for a 50-step machine, so the examples are validated in batches.
 @settings(max_examples=2, deadline=None)
 @given(st.lists(_saga, min_size=12, max_size=12))
+@pytest.mark.tools
 def test_generated_sagas_of_1_to_50_steps_pass_asl_validator(
     asl: AslValidator, sagas: list[list[dict[str, Any]]]
 ) -> None:
@@ -278,6 +282,7 @@ def test_compensation_disabled_ends_failed_with_nothing_undone(failing: int,
     assert "compensation is disabled" in machine["States"]["Failed"]["Cause"]
 
 
+@pytest.mark.tools
 def test_option_machines_pass_asl_validator(asl: AslValidator) -> None:
     steps = [step.model_copy(update={"max_retries": 0}) for step in STEPS]
     machines = [machine

@@ -1,0 +1,13 @@
+"""In-memory implementations of the service's ports, for tests (ours and users').
+
+They keep the contracts the real adapters keep (optimistic revisions, idempotent creates, the
+lifecycle's transition table, the read model's unavailability) with no server, so a service's
+rules are tested in milliseconds. The suites against the real stack test the adapters.
+"""
+
+from chalicelib.testing.definitions import InMemoryDefinitionStore
+from chalicelib.testing.executions import InMemoryExecutionStore, InMemoryReadModel
+from chalicelib.testing.orchestrator import ScriptedOrchestrator
+
+__all__ = ["InMemoryDefinitionStore", "InMemoryExecutionStore", "InMemoryReadModel",
+           "ScriptedOrchestrator"]

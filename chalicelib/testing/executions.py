@@ -1,0 +1,165 @@
+"""Executions in memory: the write model (ExecutionStore) and the read model
+(ExecutionReadModel). The store keeps its events in `events`, the way the outbox would."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chalicelib.ports import ExecutionPage, ReadModelUnavailable
+from chalicelib.saga import events
+from chalicelib.saga.errors import NotFound
+from chalicelib.saga.executions import Execution, StepRun
+from chalicelib.saga.lifecycle import ACTIVE, ExecutionStatus, StepStatus, can_transition
+from chalicelib.testing.definitions import InMemoryDefinitionStore
+
+
+def _page(found: list[Execution], *, saga_id: str | None, status: str | None, limit: int,
+          cursor: str | None) -> ExecutionPage:
+    """Newest first; the cursor is the last id seen (the real ones encode time and id)."""
+    items = sorted((e for e in found if (saga_id is None or e.saga_id == saga_id)
+                    and (status is None or e.status == status)),
+                   key=lambda e: (e.started_at, e.id), reverse=True)
+    if cursor is not None:
+        ids = [e.id for e in items]
+        if cursor not in ids:
+            raise ValueError("cursor is not one this listing gave out")
+        items = items[ids.index(cursor) + 1:]
+    page = items[:limit]
+    return ExecutionPage(page, page[-1].id if len(items) > limit and page else None)
+
+
+class InMemoryExecutionStore:
+    def __init__(self, definitions: InMemoryDefinitionStore | None = None) -> None:
+        self._definitions = definitions  # given: create refuses a saga that does not exist
+        self._rows: dict[str, Execution] = {}
+        self.events: list[dict[str, Any]] = []
+
+    def _emit(self, event_type: str, execution_id: str, data: dict[str, Any]) -> None:
+        sequence = sum(1 for e in self.events if e["key"] == execution_id) + 1
+        self.events.append(events.envelope(event_type, key=execution_id,
+                                           subject=f"execution/{execution_id}",
+                                           sequence=sequence, data=data))
+
+    def put(self, execution: Execution) -> None:
+        """Set a row as it is (a test's given state)."""
+        self._rows[execution.id] = execution.model_copy(deep=True)
+
+    def create(self, execution: Execution, step_ids: list[str]) -> tuple[Execution, bool]:
+        if self._definitions is not None and self._definitions.get(execution.saga_id) is None:
+            raise NotFound(f"saga {execution.saga_id!r} does not exist",
+                           saga_id=execution.saga_id)
+        if execution.id in self._rows:
+            return self._rows[execution.id].model_copy(deep=True), False
+        steps = [StepRun(step_id=step_id, position=i, status=StepStatus.PENDING)
+                 for i, step_id in enumerate(step_ids, start=1)]
+        self._rows[execution.id] = execution.model_copy(update={"steps": steps}, deep=True)
+        self._emit(events.EXECUTION_STARTED, execution.id,
+                   {"saga_id": execution.saga_id, "steps": step_ids})
+        return self._rows[execution.id].model_copy(deep=True), True
+
+    def get(self, execution_id: str) -> Execution | None:
+        row = self._rows.get(execution_id)
+        return row.model_copy(deep=True) if row else None
+
+    def list(self, *, saga_id: str | None, status: str | None, limit: int,
+             cursor: str | None) -> ExecutionPage:
+        return _page(list(self._rows.values()), saga_id=saga_id, status=status, limit=limit,
+                     cursor=cursor)
+
+    def latest(self, saga_id: str, status: ExecutionStatus | None = None) -> Execution | None:
+        found = _page(list(self._rows.values()), saga_id=saga_id, status=status, limit=1,
+                      cursor=None).items
+        return found[0].model_copy(deep=True) if found else None
+
+    def mark_started(self, execution_id: str, machine_arn: str, run_arn: str) -> None:
+        row = self._rows[execution_id]
+        row.state_machine_arn, row.sfn_execution_arn = machine_arn, run_arn
+        self._emit(events.RUN_STARTED, execution_id, {"saga_id": row.saga_id,
+                                                      "run_arn": run_arn})
+
+    def transition(self, execution_id: str, allowed_from: set[ExecutionStatus],
+                   to: ExecutionStatus, event_type: str, data: dict[str, Any],
+                   error: dict[str, Any] | None = None, *,
+                   by_operator: bool = False) -> Execution | None:
+        row = self._rows.get(execution_id)
+        if row is None or row.status not in allowed_from or not can_transition(
+                row.status, to, by_operator=by_operator):
+            return None
+        now = datetime.now(UTC)
+        update: dict[str, Any] = {"status": to, "updated_at": now,
+                                  "ended_at": now if to.is_final else None}
+        if error is not None:
+            update["error"] = error
+        self._rows[execution_id] = Execution.model_validate({**row.model_dump(), **update})
+        self._emit(event_type, execution_id, {"saga_id": row.saga_id, "status": to.value,
+                                              **data})
+        return self.get(execution_id)
+
+    def resolve(self, execution_id: str, by: str, reason: str) -> Execution | None:
+        row = self._rows.get(execution_id)
+        if row is None:
+            return None
+        row.resolved_by, row.resolution = by, reason
+        self._emit(events.SAGA_RESOLVED, execution_id, {"by": by, "reason": reason})
+        return self.get(execution_id)
+
+    def count_active(self, saga_id: str) -> int:
+        return sum(1 for e in self._rows.values() if e.saga_id == saga_id and e.status in ACTIVE)
+
+    def pinned_revisions(self, saga_id: str) -> list[int]:
+        return sorted({e.revision for e in self._rows.values() if e.saga_id == saga_id})
+
+    def unsettled(self, older_than_seconds: float, limit: int) -> list[Execution]:
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+        stale = sorted((e for e in self._rows.values()
+                        if e.status in ACTIVE and e.updated_at < cutoff),
+                       key=lambda e: e.updated_at)
+        return [e.model_copy(deep=True) for e in stale[:limit]]
+
+
+class InMemoryReadModel:
+    """The projected view: `project` copies executions in, `available = False` makes every
+    read raise ReadModelUnavailable, as an unreachable MongoDB does."""
+
+    def __init__(self) -> None:
+        self.available = True
+        self._docs: dict[str, Execution] = {}
+        self.summaries: dict[str, dict[str, Any]] = {}
+
+    def project(self, execution: Execution, sequence: int = 1) -> None:
+        self._docs[execution.id] = execution.model_copy(
+            update={"consistency": {"source": "read_model", "sequence": sequence}}, deep=True)
+
+    def _check(self) -> None:
+        if not self.available:
+            raise ReadModelUnavailable("the read model is down (test)")
+
+    def get(self, execution_id: str) -> Execution | None:
+        self._check()
+        return self._docs.get(execution_id)
+
+    def list(self, *, saga_id: str | None, status: str | None, limit: int,
+             cursor: str | None) -> ExecutionPage:
+        self._check()
+        return _page(list(self._docs.values()), saga_id=saga_id, status=status, limit=limit,
+                     cursor=cursor)
+
+    def latest(self, saga_id: str) -> Execution | None:
+        self._check()
+        found = _page(list(self._docs.values()), saga_id=saga_id, status=None, limit=1,
+                      cursor=None).items
+        return found[0] if found else None
+
+    def summary(self, saga_id: str) -> dict[str, Any]:
+        self._check()
+        mine = [e for e in self._docs.values() if e.saga_id == saga_id]
+        by_status: dict[str, int] = {}
+        for execution in mine:
+            by_status[execution.status.value] = by_status.get(execution.status.value, 0) + 1
+        return {"executions": len(mine), "by_status": by_status,
+                "running": sum(1 for e in mine if e.status in ACTIVE)}
+
+    def totals(self) -> dict[str, Any]:
+        self._check()
+        return {"executions": len(self._docs)}

@@ -1,0 +1,75 @@
+"""The Reconciler against the in-memory store and a scripted orchestrator: what it repairs,
+what it leaves, and the events its repairs write."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from chalicelib.ports import RunState
+from chalicelib.saga import events
+from chalicelib.saga.executions import Execution, StepRun
+from chalicelib.saga.lifecycle import ExecutionStatus, RunStatus, StepStatus
+from chalicelib.saga.reconciler import Reconciler
+from chalicelib.testing import InMemoryExecutionStore, ScriptedOrchestrator
+
+OLD = datetime.now(UTC) - timedelta(minutes=10)
+MACHINE = "arn:sfn:machine:pay-r1"
+
+
+def _stale(store: InMemoryExecutionStore, orchestrator: ScriptedOrchestrator,
+           execution_id: str, *, started: bool = True, recorded: bool = True,
+           status: ExecutionStatus = ExecutionStatus.RUNNING,
+           steps: tuple[StepStatus, ...] = ()) -> None:
+    if started:
+        orchestrator.start(MACHINE, execution_id, {})
+    store.put(Execution(
+        id=execution_id, saga_id="pay", revision=1, version="1.0.0", status=status, input={},
+        state_machine_arn=MACHINE if started else None,
+        sfn_execution_arn=orchestrator.run_arn(MACHINE, execution_id)
+        if started and recorded else None,
+        started_at=OLD, updated_at=OLD,
+        steps=[StepRun(step_id=f"s{i}", position=i, status=s)
+               for i, s in enumerate(steps, start=1)]))
+
+
+def test_each_way_a_run_ends_is_recorded_and_a_running_one_is_left() -> None:
+    store, orchestrator = InMemoryExecutionStore(), ScriptedOrchestrator()
+    orchestrator.script = {
+        "done": RunState(RunStatus.SUCCEEDED),
+        "undone": RunState(RunStatus.FAILED, "Saga.Compensated"),
+        "late": RunState(RunStatus.TIMED_OUT),
+        "broken": RunState(RunStatus.ABORTED),
+        "going": RunState(RunStatus.RUNNING),
+    }
+    for name in orchestrator.script:
+        _stale(store, orchestrator, name, steps=(StepStatus.SUCCEEDED,),
+               status=ExecutionStatus.COMPENSATING if name == "undone"
+               else ExecutionStatus.RUNNING)
+    _stale(store, orchestrator, "never", started=False)
+    _stale(store, orchestrator, "unrecorded", recorded=False)  # started, its ARN not stored
+    orchestrator.script["unrecorded"] = RunState(RunStatus.SUCCEEDED)
+    repairs = {r.execution_id: r.now for r in Reconciler(store, orchestrator,
+                                                         grace_seconds=60).run()}
+    assert repairs == {
+        "done": ExecutionStatus.COMPLETED, "undone": ExecutionStatus.COMPENSATED,
+        "late": ExecutionStatus.TIMED_OUT, "broken": ExecutionStatus.COMPENSATION_FAILED,
+        "never": ExecutionStatus.FAILED, "unrecorded": ExecutionStatus.COMPLETED}
+    assert store.get("going").status is ExecutionStatus.RUNNING  # type: ignore[union-attr]
+    kinds = {e["key"]: e["type"] for e in store.events}
+    assert kinds["done"] == events.SAGA_COMPLETED
+    assert kinds["late"] == events.SAGA_FAILED
+    assert kinds["broken"] == events.COMPENSATION_FAILED
+    never = store.get("never")
+    assert never is not None and never.error is not None and never.ended_at is not None
+    assert "never started" in never.error.message
+    assert all(e["data"]["reconciled"] for e in store.events if e["key"] == "done")
+
+
+def test_recent_executions_are_left_alone_and_a_second_run_repairs_nothing() -> None:
+    store, orchestrator = InMemoryExecutionStore(), ScriptedOrchestrator(
+        default=RunState(RunStatus.SUCCEEDED))
+    _stale(store, orchestrator, "old")
+    assert Reconciler(store, orchestrator, grace_seconds=3600).run() == []
+    reconciler = Reconciler(store, orchestrator, grace_seconds=60)
+    assert [r.execution_id for r in reconciler.run()] == ["old"]
+    assert reconciler.run() == []
