@@ -6,6 +6,12 @@ a late action (its Task timed out) against the compensation that undoes it, and 
 outlives its step's timeout is rolled back rather than recorded. No step decides the saga's
 completion: the machine's own success path does (the recorder's COMPLETED), so a step whose
 Task timed out can never make the saga look COMPLETED.
+
+A participant (its own Lambda or HTTP endpoint) is not called under those locks: its delivery
+is admitted in one short transaction, the call runs with none open, and its outcome is recorded
+in a second one that decides again, so no other writer of the execution waits on the network
+while the row locks and the step's status still refuse late or repeated deliveries.
+The decisions themselves are chalicelib.steps.decisions, pure functions of the statuses.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from chalicelib.adapters import mysql_executions as records
 from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.ports import DefinitionStore
 from chalicelib.saga import events
+from chalicelib.saga.action_refs import participant_kind
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.executions import (
+    Execution,
     ExecutionStatus,
     Fault,
     StepStatus,
@@ -69,7 +77,9 @@ class StepRuntime:
     _revisions: dict[tuple[str, int], StoredSaga] = field(default_factory=dict)
 
     def handle(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """One attempt in one transaction; a failed one is rolled back and then recorded."""
+        """One attempt: a built-in action's in one transaction (effect and record commit
+        together); a participant's admitted in one, called with no lock held, recorded in a
+        second. A failed attempt is rolled back and then recorded."""
         request = StepRequest.model_validate(payload)
         started = records.now()  # the attempt starts when it is delivered, slow or not
         received = time.monotonic()
@@ -82,7 +92,14 @@ class StepRuntime:
                     raise PermanentError(f"no execution {request.execution_id!r}")
                 step = self._step(execution["saga_id"], execution["revision"],
                                   request.step_id)
-                return self._run(cur, request, step, execution, started, received)
+                name = (step.action if request.phase is Phase.ACTION else step.compensation) \
+                    or ""
+                if participant_kind(name) is None:
+                    return self._run(cur, request, step, execution, started, received)
+                admitted = self._admit(cur, request, step, execution, inject=True)
+            if isinstance(admitted, dict):
+                return admitted
+            return self._call_participant(request, step, name, admitted, started, received)
         except Exception as error:
             self._record_failure(request, error, started)
             raise
@@ -126,31 +143,12 @@ class StepRuntime:
     def _run(self, cur: Any, request: StepRequest, step: StepDefinition,
              execution: dict[str, Any], started: datetime,
              received: float) -> dict[str, Any]:
-        saga_id = execution["saga_id"]
-        run = records.lock_step_run(cur, request.execution_id, request.step_id)
-        if run is None:
-            raise PermanentError(f"execution {request.execution_id!r} has no step "
-                                 f"{request.step_id!r}")
-        status = StepStatus(run["status"])
-        decision = decide(request, status, ExecutionStatus(execution["status"]))
-        if decision.verdict is Verdict.DUPLICATE:
-            return {"status": status.value, "duplicate": True}
-        if decision.verdict is Verdict.ABORT:
-            raise StepAborted(f"step {step.id} {decision.reason}")
-        if decision.verdict is Verdict.SKIP:
-            if decision.finish_compensation:
-                self._finish_compensation(cur, request.execution_id, execution)
-            return {"status": status.value, "skipped": True}
-        attempts_so_far = run[f"{request.phase}_attempts"]
-        parsed = records.row_to_execution(execution)  # only now: the input may be large
-        fault = self._fault_for(parsed.faults, request) if self.faults_enabled else None
-        if fault is not None and attempts_so_far < fault.times:
-            message = f"injected {fault.error} on attempt {attempts_so_far + 1}"
-            if fault.permanent:
-                raise PermanentError(f"{fault.error}: {message}")
-            raise injected_error(fault.error, message)
+        admitted = self._admit(cur, request, step, execution, inject=True)
+        if isinstance(admitted, dict):
+            return admitted
+        attempts_so_far, parsed = admitted
         context = StepContext(
-            execution_id=request.execution_id, saga_id=saga_id, step_id=step.id or "",
+            execution_id=request.execution_id, saga_id=parsed.saga_id, step_id=step.id or "",
             phase=request.phase, attempt=attempts_so_far + 1,
             saga_input=parsed.input, config=step.config,
             cursor=cur, results=LazyResults(
@@ -166,6 +164,63 @@ class StepRuntime:
         self._record_success(cur, request, step, execution, result, started,
                              attempt=attempts_so_far + 1, first=attempts_so_far == 0)
         return {"status": "ok", "result": result}
+
+    def _call_participant(self, request: StepRequest, step: StepDefinition, name: str,
+                          admitted: tuple[int, Execution], started: datetime,
+                          received: float) -> dict[str, Any]:
+        """A participant's call runs with no transaction open, so no other writer of the
+        execution waits on the network; its outcome is recorded in a second transaction that
+        decides again under the row locks: a repeated delivery that recorded it meanwhile, or
+        a compensation that overtook it, wins (the participant sees the same idempotency key
+        on every delivery)."""
+        attempts_so_far, parsed = admitted
+        context = StepContext(
+            execution_id=request.execution_id, saga_id=parsed.saga_id, step_id=step.id or "",
+            phase=request.phase, attempt=attempts_so_far + 1, saga_input=parsed.input,
+            config=step.config, cursor=_NO_TRANSACTION, defaults=self.input_defaults)
+        result = self.resolve_action(name)(context)
+        if request.phase is Phase.ACTION and _past_timeout(step, received):
+            raise StepAborted(f"step {step.id} outlived its timeout of {step.timeout}; its "
+                              "result was not recorded")
+        with self.connector.transaction() as cur:
+            execution = records.lock_execution(cur, request.execution_id)
+            if execution is None:
+                raise PermanentError(f"no execution {request.execution_id!r}")
+            now = self._admit(cur, request, step, execution, inject=False)
+            if isinstance(now, dict):
+                return now
+            self._record_success(cur, request, step, execution, result, started,
+                                 attempt=now[0] + 1, first=now[0] == 0)
+        return {"status": "ok", "result": result}
+
+    def _admit(self, cur: Any, request: StepRequest, step: StepDefinition,
+               execution: dict[str, Any], *,
+               inject: bool) -> dict[str, Any] | tuple[int, Execution]:
+        """Under the row locks: the answer to a delivery that must not run (a duplicate, a
+        skip), StepAborted, or (attempts so far, the execution) for one that runs."""
+        run = records.lock_step_run(cur, request.execution_id, request.step_id)
+        if run is None:
+            raise PermanentError(f"execution {request.execution_id!r} has no step "
+                                 f"{request.step_id!r}")
+        status = StepStatus(run["status"])
+        decision = decide(request, status, ExecutionStatus(execution["status"]))
+        if decision.verdict is Verdict.DUPLICATE:
+            return {"status": status.value, "duplicate": True}
+        if decision.verdict is Verdict.ABORT:
+            raise StepAborted(f"step {step.id} {decision.reason}")
+        if decision.verdict is Verdict.SKIP:
+            if decision.finish_compensation:
+                self._finish_compensation(cur, request.execution_id, execution)
+            return {"status": status.value, "skipped": True}
+        attempts_so_far = int(run[f"{request.phase}_attempts"])
+        parsed = records.row_to_execution(execution)  # only now: the input may be large
+        fault = self._fault_for(parsed.faults, request) if self.faults_enabled else None
+        if inject and fault is not None and attempts_so_far < fault.times:
+            message = f"injected {fault.error} on attempt {attempts_so_far + 1}"
+            if fault.permanent:
+                raise PermanentError(f"{fault.error}: {message}")
+            raise injected_error(fault.error, message)
+        return attempts_so_far, parsed
 
     def _record_success(self, cur: Any, request: StepRequest, step: StepDefinition,
                         execution: dict[str, Any], result: dict[str, Any], started: datetime,
@@ -294,6 +349,25 @@ class StepRuntime:
         except Exception:  # recording must not hide the step's own error
             logger.exception("could not record the failure of %s/%s", request.execution_id,
                              request.step_id)
+
+
+class _NoTransaction:
+    """The cursor a participant's context carries: it runs outside the step's transaction."""
+
+    rowcount = 0
+    lastrowid = 0
+
+    def execute(self, query: str, args: Any = None) -> int:
+        raise RuntimeError("a participant runs outside the step's transaction")
+
+    def fetchone(self) -> dict[str, Any] | None:
+        raise RuntimeError("a participant runs outside the step's transaction")
+
+    def fetchall(self) -> list[dict[str, Any]]:
+        raise RuntimeError("a participant runs outside the step's transaction")
+
+
+_NO_TRANSACTION = _NoTransaction()
 
 
 class LazyResults(Mapping[str, dict[str, Any]]):
