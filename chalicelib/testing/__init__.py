@@ -5,9 +5,10 @@ lifecycle's transition table, the read model's unavailability) with no server, s
 rules are tested in milliseconds. The suites against the real stack test the adapters.
 """
 
+from chalicelib.testing.bus import InMemoryEventBus, RecordingPusher
 from chalicelib.testing.definitions import InMemoryDefinitionStore
 from chalicelib.testing.executions import InMemoryExecutionStore, InMemoryReadModel
 from chalicelib.testing.orchestrator import ScriptedOrchestrator
 
-__all__ = ["InMemoryDefinitionStore", "InMemoryExecutionStore", "InMemoryReadModel",
-           "ScriptedOrchestrator"]
+__all__ = ["InMemoryDefinitionStore", "InMemoryEventBus", "InMemoryExecutionStore",
+           "InMemoryReadModel", "RecordingPusher", "ScriptedOrchestrator"]
