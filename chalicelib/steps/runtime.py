@@ -11,12 +11,12 @@ A participant (its own Lambda or HTTP endpoint) is not called under those locks:
 is admitted in one short transaction, the call runs with none open, and its outcome is recorded
 in a second one that decides again, so no other writer of the execution waits on the network
 while the row locks and the step's status still refuse late or repeated deliveries.
-The decisions themselves are chalicelib.steps.decisions, pure functions of the statuses.
+The decisions themselves are chalicelib.steps.decisions, pure functions of the statuses; the
+storage is a StepLedger (chalicelib.steps.ledger: MySQL in production, in memory in tests).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.adapters import mysql_executions as records
-from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.ports import DefinitionStore
 from chalicelib.saga import events
 from chalicelib.saga.action_refs import participant_kind
@@ -34,7 +32,6 @@ from chalicelib.saga.executions import (
     Execution,
     ExecutionStatus,
     Fault,
-    StepStatus,
     clean_error,
     execution_error,
 )
@@ -50,6 +47,7 @@ from chalicelib.steps.decisions import (
     ends_compensation,
     starts_compensating,
 )
+from chalicelib.steps.ledger import EventBatch, LedgerTransaction, LockedExecution, StepLedger
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +61,13 @@ def injected_error(name: str, message: str) -> Exception:
     return type(name, (Exception,), {})(message)
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class StepRuntime:
-    connector: MySQLConnector
+    ledger: StepLedger
     definitions: DefinitionStore
     resolve_action: Callable[[str], ActionFn]
     faults_enabled: bool = False
@@ -73,6 +75,9 @@ class StepRuntime:
     input_defaults: Mapping[str, Any] = field(default_factory=dict)
     # config saga.caching_enabled: keep the revisions read (off: one read per attempt).
     cache_definitions: bool = True
+    clock: Callable[[], datetime] = _utc_now
+    # Measures how long an attempt has run against its step's timeout.
+    monotonic: Callable[[], float] = time.monotonic
 
     _revisions: dict[tuple[str, int], StoredSaga] = field(default_factory=dict)
 
@@ -81,22 +86,21 @@ class StepRuntime:
         together); a participant's admitted in one, called with no lock held, recorded in a
         second. A failed attempt is rolled back and then recorded."""
         request = StepRequest.model_validate(payload)
-        started = records.now()  # the attempt starts when it is delivered, slow or not
-        received = time.monotonic()
+        started = self.clock()  # the attempt starts when it is delivered, slow or not
+        received = self.monotonic()
         if self.faults_enabled:
             self._injected_delay(request)
         try:
-            with self.connector.transaction() as cur:
-                execution = records.lock_execution(cur, request.execution_id)
+            with self.ledger.transaction() as tx:
+                execution = tx.lock_execution(request.execution_id)
                 if execution is None:
                     raise PermanentError(f"no execution {request.execution_id!r}")
-                step = self._step(execution["saga_id"], execution["revision"],
-                                  request.step_id)
+                step = self._step(execution.saga_id, execution.revision, request.step_id)
                 name = (step.action if request.phase is Phase.ACTION else step.compensation) \
                     or ""
                 if participant_kind(name) is None:
-                    return self._run(cur, request, step, execution, started, received)
-                admitted = self._admit(cur, request, step, execution, inject=True)
+                    return self._run(tx, request, step, execution, started, received)
+                admitted = self._admit(tx, request, step, execution, inject=True)
             if isinstance(admitted, dict):
                 return admitted
             return self._call_participant(request, step, name, admitted, started, received)
@@ -107,8 +111,7 @@ class StepRuntime:
     def _injected_delay(self, request: StepRequest) -> None:
         # A slow participant: work starts late (after its Task may have timed out), before
         # any lock is taken. Fault injection only: never in prod, so never on its hot path.
-        with self.connector.transaction() as cur:
-            execution = records.load_execution(cur, request.execution_id, with_steps=False)
+        execution = self.ledger.peek(request.execution_id)
         fault = self._fault_for(execution.faults, request) if execution else None
         if fault is not None and fault.delay:
             self.sleep(parse_duration_ms(fault.delay) / 1000)
@@ -140,10 +143,10 @@ class StepRuntime:
         return next((f for f in faults
                      if f.step_id == request.step_id and f.phase == request.phase), None)
 
-    def _run(self, cur: Any, request: StepRequest, step: StepDefinition,
-             execution: dict[str, Any], started: datetime,
+    def _run(self, tx: LedgerTransaction, request: StepRequest, step: StepDefinition,
+             execution: LockedExecution, started: datetime,
              received: float) -> dict[str, Any]:
-        admitted = self._admit(cur, request, step, execution, inject=True)
+        admitted = self._admit(tx, request, step, execution, inject=True)
         if isinstance(admitted, dict):
             return admitted
         attempts_so_far, parsed = admitted
@@ -151,17 +154,16 @@ class StepRuntime:
             execution_id=request.execution_id, saga_id=parsed.saga_id, step_id=step.id or "",
             phase=request.phase, attempt=attempts_so_far + 1,
             saga_input=parsed.input, config=step.config,
-            cursor=cur, results=LazyResults(
-                lambda: records.step_results(cur, request.execution_id)),
+            cursor=tx.cursor, results=LazyResults(lambda: tx.results(request.execution_id)),
             defaults=self.input_defaults)
         name = step.action if request.phase is Phase.ACTION else step.compensation
         result = self.resolve_action(name or "")(context)
-        if request.phase is Phase.ACTION and _past_timeout(step, received):
+        if request.phase is Phase.ACTION and self._past_timeout(step, received):
             # Its Task has timed out (the invocation started after the Task did), so Step
             # Functions is compensating it: roll the effect back instead of recording it.
             raise StepAborted(f"step {step.id} outlived its timeout of {step.timeout}; its "
                               "effect was rolled back")
-        self._record_success(cur, request, step, execution, result, started,
+        self._record_success(tx, request, step, execution, result, started,
                              attempt=attempts_so_far + 1, first=attempts_so_far == 0)
         return {"status": "ok", "result": result}
 
@@ -179,41 +181,40 @@ class StepRuntime:
             phase=request.phase, attempt=attempts_so_far + 1, saga_input=parsed.input,
             config=step.config, cursor=_NO_TRANSACTION, defaults=self.input_defaults)
         result = self.resolve_action(name)(context)
-        if request.phase is Phase.ACTION and _past_timeout(step, received):
+        if request.phase is Phase.ACTION and self._past_timeout(step, received):
             raise StepAborted(f"step {step.id} outlived its timeout of {step.timeout}; its "
                               "result was not recorded")
-        with self.connector.transaction() as cur:
-            execution = records.lock_execution(cur, request.execution_id)
+        with self.ledger.transaction() as tx:
+            execution = tx.lock_execution(request.execution_id)
             if execution is None:
                 raise PermanentError(f"no execution {request.execution_id!r}")
-            now = self._admit(cur, request, step, execution, inject=False)
+            now = self._admit(tx, request, step, execution, inject=False)
             if isinstance(now, dict):
                 return now
-            self._record_success(cur, request, step, execution, result, started,
+            self._record_success(tx, request, step, execution, result, started,
                                  attempt=now[0] + 1, first=now[0] == 0)
         return {"status": "ok", "result": result}
 
-    def _admit(self, cur: Any, request: StepRequest, step: StepDefinition,
-               execution: dict[str, Any], *,
+    def _admit(self, tx: LedgerTransaction, request: StepRequest, step: StepDefinition,
+               execution: LockedExecution, *,
                inject: bool) -> dict[str, Any] | tuple[int, Execution]:
         """Under the row locks: the answer to a delivery that must not run (a duplicate, a
         skip), StepAborted, or (attempts so far, the execution) for one that runs."""
-        run = records.lock_step_run(cur, request.execution_id, request.step_id)
+        run = tx.lock_step(request.execution_id, request.step_id)
         if run is None:
             raise PermanentError(f"execution {request.execution_id!r} has no step "
                                  f"{request.step_id!r}")
-        status = StepStatus(run["status"])
-        decision = decide(request, status, ExecutionStatus(execution["status"]))
+        decision = decide(request, run.status, execution.status)
         if decision.verdict is Verdict.DUPLICATE:
-            return {"status": status.value, "duplicate": True}
+            return {"status": run.status.value, "duplicate": True}
         if decision.verdict is Verdict.ABORT:
             raise StepAborted(f"step {step.id} {decision.reason}")
         if decision.verdict is Verdict.SKIP:
             if decision.finish_compensation:
-                self._finish_compensation(cur, request.execution_id, execution)
-            return {"status": status.value, "skipped": True}
-        attempts_so_far = int(run[f"{request.phase}_attempts"])
-        parsed = records.row_to_execution(execution)  # only now: the input may be large
+                self._finish_compensation(tx, execution)
+            return {"status": run.status.value, "skipped": True}
+        attempts_so_far = run.attempts(request.phase)
+        parsed = tx.load_execution(request.execution_id)  # only now: the input may be large
         fault = self._fault_for(parsed.faults, request) if self.faults_enabled else None
         if inject and fault is not None and attempts_so_far < fault.times:
             message = f"injected {fault.error} on attempt {attempts_so_far + 1}"
@@ -222,79 +223,66 @@ class StepRuntime:
             raise injected_error(fault.error, message)
         return attempts_so_far, parsed
 
-    def _record_success(self, cur: Any, request: StepRequest, step: StepDefinition,
-                        execution: dict[str, Any], result: dict[str, Any], started: datetime,
-                        *, attempt: int, first: bool) -> None:
-        at = records.now()
+    def _record_success(self, tx: LedgerTransaction, request: StepRequest,
+                        step: StepDefinition, execution: LockedExecution,
+                        result: dict[str, Any], started: datetime, *, attempt: int,
+                        first: bool) -> None:
+        at = self.clock()
         execution_id = request.execution_id
-        records.insert_attempt(cur, execution_id, step.id or "", phase=request.phase,
-                               attempt=attempt, outcome=Outcome.SUCCEEDED, started=started,
-                               ended=at)
-        data = {"saga_id": execution["saga_id"], "step_id": step.id, "attempt": attempt,
+        step_id = step.id or ""
+        tx.record_attempt(execution_id, step_id, phase=request.phase, attempt=attempt,
+                          outcome=Outcome.SUCCEEDED, started=started, ended=at)
+        data = {"saga_id": execution.saga_id, "step_id": step.id, "attempt": attempt,
                 "phase": request.phase, "started_at": _iso(started),
-                "duration_ms": int((at - started).total_seconds() * 1000)}
+                "duration_ms": _ms(started, at)}
         if request.phase is Phase.ACTION:
-            records.update_step_run(cur, execution_id, step.id or "",
-                                    status=after_success(Phase.ACTION).target,
-                                    phase=Phase.ACTION, at=at,
-                                    result=result, started=started)
-            # The happy path's events go in one multi-row insert (fewer round trips).
-            batch = [(events.STEP_STARTED, data, started)] if first else []
-            batch.append((events.STEP_SUCCEEDED,
-                          {**data, "result": result,
-                           "step": records.step_record(cur, execution_id, step.id or "")},
-                          at))
-            records.append_events(cur, execution, batch)
+            record = tx.record_outcome(execution_id, step_id,
+                                       status=after_success(Phase.ACTION).target,
+                                       phase=Phase.ACTION, at=at, result=result,
+                                       started=started)
+            batch: EventBatch = [(events.STEP_STARTED, data, started)] if first else []
+            batch.append((events.STEP_SUCCEEDED, {**data, "result": result, "step": record}, at))
+            tx.append_events(execution_id, batch)
             return
         # An operator's compensation moved the execution to COMPENSATING before starting the
         # machine; here only a forward run that is being undone starts compensating, saying
         # why (unless the failing step already did).
-        running = starts_compensating(request.phase, ExecutionStatus(execution["status"]))
-        cause = (_load_error(execution) or self._cause(cur, request)) if running else None
-        if running and records.set_execution_status(cur, execution_id,
-                                                    ExecutionStatus.COMPENSATING,
-                                                    at=started, error=cause):
-            records.append_event(cur, events.COMPENSATION_STARTED, execution_id=execution_id,
-                                 data={"saga_id": execution["saga_id"], "cause": cause,
-                                       "execution_error": cause,
-                                       "status": ExecutionStatus.COMPENSATING.value},
-                                 at=started)
-        records.update_step_run(cur, execution_id, step.id or "",
-                                status=after_success(Phase.COMPENSATION).target,
-                                phase=Phase.COMPENSATION, at=at, error=None, started=started)
-        records.append_event(cur, events.STEP_COMPENSATED, execution_id=execution_id,
-                             data={**data, "result": result,
-                                   "step": records.step_record(cur, execution_id,
-                                                               step.id or "")}, at=at)
-        if ends_compensation(request, ExecutionStatus(execution["status"])):
-            self._finish_compensation(cur, execution_id, execution)
+        running = starts_compensating(request.phase, execution.status)
+        cause = (execution.error or self._cause(tx, request)) if running else None
+        if running and tx.set_execution_status(execution_id, ExecutionStatus.COMPENSATING,
+                                               at=started, error=cause):
+            tx.append_events(execution_id, [(
+                events.COMPENSATION_STARTED,
+                {"saga_id": execution.saga_id, "cause": cause, "execution_error": cause,
+                 "status": ExecutionStatus.COMPENSATING.value}, started)])
+        record = tx.record_outcome(execution_id, step_id,
+                                   status=after_success(Phase.COMPENSATION).target,
+                                   phase=Phase.COMPENSATION, at=at, error=None,
+                                   started=started)
+        tx.append_events(execution_id, [(events.STEP_COMPENSATED,
+                                         {**data, "result": result, "step": record}, at)])
+        if ends_compensation(request, execution.status):
+            self._finish_compensation(tx, execution)
 
     @staticmethod
-    def _cause(cur: Any, request: StepRequest) -> dict[str, Any]:
+    def _cause(tx: LedgerTransaction, request: StepRequest) -> dict[str, Any]:
         """The Catch's error when no step recorded one: a timed-out step is undone first; any
         other error came from the step after the one now undone (a Lambda that crashed)."""
         raw = request.error or {}
         step_id = request.step_id
         if raw.get("Error") != TASK_TIMEOUT:
-            cur.execute("SELECT step_id FROM step_runs WHERE execution_id = %s AND position > "
-                        "(SELECT position FROM step_runs WHERE execution_id = %s AND "
-                        "step_id = %s) ORDER BY position LIMIT 1",
-                        (request.execution_id, request.execution_id, request.step_id))
-            row = cur.fetchone()
-            step_id = row["step_id"] if row else step_id
+            step_id = tx.next_step(request.execution_id, request.step_id) or step_id
         return execution_error(step_id, Phase.ACTION, raw.get("Error") or "Error", raw.get("Cause"))
 
-    @staticmethod
-    def _finish_compensation(cur: Any, execution_id: str, execution: dict[str, Any]) -> None:
-        if ExecutionStatus(execution["status"]) is ExecutionStatus.COMPENSATED:
+    def _finish_compensation(self, tx: LedgerTransaction, execution: LockedExecution) -> None:
+        if execution.status is ExecutionStatus.COMPENSATED:
             return  # a repeated last undo
-        at = records.now()
-        if not records.set_execution_status(cur, execution_id, ExecutionStatus.COMPENSATED,
-                                            at=at):
+        at = self.clock()
+        if not tx.set_execution_status(execution.id, ExecutionStatus.COMPENSATED, at=at):
             return
-        records.append_event(cur, events.SAGA_COMPENSATED, execution_id=execution_id,
-                             data={"saga_id": execution["saga_id"],
-                                   "status": ExecutionStatus.COMPENSATED.value}, at=at)
+        tx.append_events(execution.id, [(events.SAGA_COMPENSATED,
+                                         {"saga_id": execution.saga_id,
+                                          "status": ExecutionStatus.COMPENSATED.value}, at)])
 
     def _record_failure(self, request: StepRequest, error: Exception,
                         started: datetime) -> None:
@@ -302,53 +290,50 @@ class StepRuntime:
         # Callers see the type and first line only; the handler logs the whole error.
         error_info = clean_error(type(error).__name__, str(error))
         try:
-            with self.connector.transaction() as cur:
-                execution = records.lock_execution(cur, request.execution_id)
-                run = records.lock_step_run(cur, request.execution_id, request.step_id)
+            with self.ledger.transaction() as tx:
+                execution = tx.lock_execution(request.execution_id)
+                run = tx.lock_step(request.execution_id, request.step_id)
                 if execution is None or run is None:
                     return
-                at = records.now()
-                attempt = run[f"{request.phase}_attempts"] + 1
-                records.insert_attempt(cur, request.execution_id, request.step_id,
-                                       phase=request.phase, attempt=attempt, outcome=Outcome.FAILED,
-                                       started=started, ended=at,
-                                       error_type=error_info["type"],
-                                       error_message=error_info["message"])
-                data = {"saga_id": execution["saga_id"], "step_id": request.step_id,
+                at = self.clock()
+                attempt = run.attempts(request.phase) + 1
+                tx.record_attempt(request.execution_id, request.step_id, phase=request.phase,
+                                  attempt=attempt, outcome=Outcome.FAILED, started=started,
+                                  ended=at, error_type=error_info["type"],
+                                  error_message=error_info["message"])
+                data = {"saga_id": execution.saga_id, "step_id": request.step_id,
                         "attempt": attempt, "error": error_info, "started_at": _iso(started),
-                        "duration_ms": int((at - started).total_seconds() * 1000)}
+                        "duration_ms": _ms(started, at)}
                 permanent = isinstance(error, PermanentError)
                 if request.phase is Phase.ACTION and isinstance(error, StepAborted):
                     # The step stays as its compensation left it; the attempt is told.
-                    records.append_event(cur, events.STEP_ABORTED,
-                                         execution_id=request.execution_id,
-                                         data={**data, "phase": Phase.ACTION.value}, at=at)
+                    tx.append_events(request.execution_id, [(
+                        events.STEP_ABORTED, {**data, "phase": Phase.ACTION.value}, at)])
                     return
                 max_retries = 0
                 if request.phase is Phase.ACTION:
-                    max_retries = self._step(execution["saga_id"], execution["revision"],
+                    max_retries = self._step(execution.saga_id, execution.revision,
                                              request.step_id).max_retries or 0
                 outcome = after_failure(request.phase, attempt, max_retries,
                                         permanent=permanent)
-                final, status, kind = outcome.final, outcome.target, outcome.event
-                records.update_step_run(cur, request.execution_id, request.step_id,
-                                        status=status, phase=request.phase, at=at,
-                                        error=error_info, started=started)
+                record = tx.record_outcome(request.execution_id, request.step_id,
+                                           status=outcome.target, phase=request.phase, at=at,
+                                           error=error_info, started=started)
                 extra: dict[str, Any] = {}
-                if final:  # the execution will not complete, and this is why
+                if outcome.final:  # the execution will not complete, and this is why
                     extra["execution_error"] = execution_error(
                         request.step_id, request.phase, error_info["type"],
                         error_info["message"])
-                    records.set_execution_error(cur, request.execution_id,
-                                                extra["execution_error"])
-                records.append_event(cur, kind, execution_id=request.execution_id,
-                                     data={**data, "phase": request.phase, **extra,
-                                           "step": records.step_record(
-                                               cur, request.execution_id, request.step_id)},
-                                     at=at)
+                    tx.set_execution_error(request.execution_id, extra["execution_error"])
+                tx.append_events(request.execution_id, [(
+                    outcome.event, {**data, "phase": request.phase, **extra, "step": record},
+                    at)])
         except Exception:  # recording must not hide the step's own error
             logger.exception("could not record the failure of %s/%s", request.execution_id,
                              request.step_id)
+
+    def _past_timeout(self, step: StepDefinition, received: float) -> bool:
+        return self.monotonic() - received > parse_duration_ms(step.timeout or "30s") / 1000
 
 
 class _NoTransaction:
@@ -392,19 +377,12 @@ class LazyResults(Mapping[str, dict[str, Any]]):
         return len(self._results())
 
 
-def _load_error(execution: Mapping[str, Any]) -> dict[str, Any] | None:
-    raw = execution.get("error")
-    return json.loads(raw) if isinstance(raw, str | bytes) else raw
+def _iso(at: datetime) -> str:
+    return at.replace(tzinfo=UTC).isoformat()
 
 
-def _past_timeout(step: StepDefinition, received: float) -> bool:
-    return time.monotonic() - received > parse_duration_ms(step.timeout or "30s") / 1000
-
-
-def _iso(naive_utc: datetime) -> str:
-    return naive_utc.replace(tzinfo=UTC).isoformat()
-
-
+def _ms(started: datetime, ended: datetime) -> int:
+    return int((ended - started).total_seconds() * 1000)
 
 
 @dataclass
@@ -412,7 +390,8 @@ class OutcomeRecorder:
     """The recorder Lambda: how an execution ended, recorded from the machine's own path
     (COMPLETED after every Task succeeded; FAILED, COMPENSATION_FAILED; see the compiler)."""
 
-    connector: MySQLConnector
+    ledger: StepLedger
+    clock: Callable[[], datetime] = _utc_now
 
     def handle(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         execution_id = str(payload["execution_id"])
@@ -420,23 +399,23 @@ class OutcomeRecorder:
         kind = {ExecutionStatus.COMPLETED: events.SAGA_COMPLETED,
                 ExecutionStatus.FAILED: events.SAGA_FAILED,
                 ExecutionStatus.COMPENSATION_FAILED: events.COMPENSATION_FAILED}[outcome]
-        with self.connector.transaction() as cur:
-            execution = records.lock_execution(cur, execution_id)
+        with self.ledger.transaction() as tx:
+            execution = tx.lock_execution(execution_id)
             if execution is None:
                 raise PermanentError(f"no execution {execution_id!r}")
-            if execution["status"] == outcome.value:
+            if execution.status is outcome:
                 return {"status": outcome.value, "duplicate": True}
-            at = records.now()
+            at = self.clock()
             # The failing step recorded why; else the machine's error, without its trace.
             raw = payload.get("error") or {}
             error = None if outcome is ExecutionStatus.COMPLETED else (
-                _load_error(execution) or execution_error(
+                execution.error or execution_error(
                     None, Phase.COMPENSATION if outcome is ExecutionStatus.COMPENSATION_FAILED
                     else Phase.ACTION, raw.get("Error") or "Error", raw.get("Cause")))
-            if not records.set_execution_status(cur, execution_id, outcome, at=at, error=error):
+            if not tx.set_execution_status(execution_id, outcome, at=at, error=error):
                 # It moved on (an operator's action, the reconciler): final means final.
-                return {"status": execution["status"], "refused": outcome.value}
-            records.append_event(cur, kind, execution_id=execution_id,
-                                 data={"saga_id": execution["saga_id"], "status": outcome.value,
-                                       "execution_error": error}, at=at)
+                return {"status": execution.status.value, "refused": outcome.value}
+            tx.append_events(execution_id, [(kind, {"saga_id": execution.saga_id,
+                                                    "status": outcome.value,
+                                                    "execution_error": error}, at)])
         return {"status": outcome.value}

@@ -12,6 +12,7 @@ from typing import Any
 
 from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
+from chalicelib.adapters.mysql_step_ledger import MySQLStepLedger
 from chalicelib.config import Settings, get_settings
 from chalicelib.steps.actions import BUILTIN_ACTIONS
 from chalicelib.steps.registry import ActionRegistry
@@ -33,7 +34,8 @@ def build_step_runtime(settings: Settings, connector: MySQLConnector) -> StepRun
     registry = ActionRegistry(BUILTIN_ACTIONS, lambda_client=lambda: _lambda_client(settings))
     # Demo defaults are a local convenience: prod never fills in a missing input.
     defaults = settings.saga.demo_input_defaults if settings.stage != "prod" else {}
-    return StepRuntime(connector, MySQLDefinitionStore(connector), registry.resolve,
+    return StepRuntime(MySQLStepLedger(connector), MySQLDefinitionStore(connector),
+                       registry.resolve,
                        faults_enabled=faults_enabled(settings), input_defaults=defaults,
                        cache_definitions=settings.saga.caching_enabled)
 
@@ -51,7 +53,7 @@ def step_runtime() -> StepRuntime:
 
 @functools.cache
 def outcome_recorder() -> OutcomeRecorder:
-    return OutcomeRecorder(connector())
+    return OutcomeRecorder(MySQLStepLedger(connector()))
 
 
 def reset() -> None:

@@ -1,4 +1,5 @@
-"""In-memory implementations of the service's ports, for tests (ours and users').
+"""In-memory implementations of the services' and the step runtime's ports, for tests (ours
+and users').
 
 They keep the contracts the real adapters keep (optimistic revisions, idempotent creates, the
 lifecycle's transition table, the read model's unavailability) with no server, so a service's
@@ -8,7 +9,9 @@ rules are tested in milliseconds. The suites against the real stack test the ada
 from chalicelib.testing.bus import InMemoryEventBus, RecordingPusher
 from chalicelib.testing.definitions import InMemoryDefinitionStore
 from chalicelib.testing.executions import InMemoryExecutionStore, InMemoryReadModel
+from chalicelib.testing.ledger import InMemoryStepLedger
 from chalicelib.testing.orchestrator import ScriptedOrchestrator
 
 __all__ = ["InMemoryDefinitionStore", "InMemoryEventBus", "InMemoryExecutionStore",
-           "InMemoryReadModel", "RecordingPusher", "ScriptedOrchestrator"]
+           "InMemoryReadModel", "InMemoryStepLedger", "RecordingPusher",
+           "ScriptedOrchestrator"]

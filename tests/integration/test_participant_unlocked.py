@@ -20,6 +20,7 @@ from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
 from chalicelib.adapters.mysql_executions import MySQLExecutionStore
 from chalicelib.adapters.mysql_migrations import migrate
+from chalicelib.adapters.mysql_step_ledger import MySQLStepLedger
 from chalicelib.config import Settings
 from chalicelib.ports import Actor
 from chalicelib.saga import events
@@ -108,7 +109,8 @@ def _execution(connector: MySQLConnector, url: str, name: str) -> tuple[StepRunt
         id=f"{name}-e", saga_id=saga.id, revision=saga.revision, version=saga.version,
         status=ExecutionStatus.RUNNING, input={}, started_at=now, updated_at=now), ["pay"])
     registry = ActionRegistry(BUILTIN_ACTIONS, lambda_client=lambda: None)
-    return StepRuntime(connector, definitions, registry.resolve), f"{name}-e"
+    return StepRuntime(MySQLStepLedger(connector), definitions, registry.resolve), \
+        f"{name}-e"
 
 
 def _deliver(runtime: StepRuntime, execution_id: str, outcome: dict[str, Any]) -> None:

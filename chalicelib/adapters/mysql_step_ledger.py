@@ -1,0 +1,118 @@
+"""The step ledger in MySQL: row locks FOR UPDATE, one connection transaction per ledger
+transaction, and the write model's own statements (chalicelib.adapters.mysql_executions)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from chalicelib.adapters import mysql_executions as records
+from chalicelib.adapters.mysql import MySQLConnector
+from chalicelib.saga.executions import Execution
+from chalicelib.saga.lifecycle import ExecutionStatus, Outcome, Phase, StepStatus
+from chalicelib.steps.context import Cursor
+from chalicelib.steps.ledger import EventBatch, LockedExecution, LockedStep
+
+
+def _naive(at: datetime) -> datetime:
+    # DATETIME columns hold naive UTC.
+    return at if at.tzinfo is None else at.replace(tzinfo=None)
+
+
+def _error(raw: Any) -> dict[str, Any] | None:
+    return json.loads(raw) if isinstance(raw, str | bytes) else raw
+
+
+class MySQLLedgerTransaction:
+    def __init__(self, cur: Cursor) -> None:
+        self._cur = cur
+        # The rows locked here: their last_sequence continues the events' numbering, and
+        # the full row is parsed into an Execution only if asked (its input may be large).
+        self._rows: dict[str, dict[str, Any]] = {}
+
+    @property
+    def cursor(self) -> Cursor:
+        return self._cur
+
+    def lock_execution(self, execution_id: str) -> LockedExecution | None:
+        row = records.lock_execution(self._cur, execution_id)
+        if row is None:
+            return None
+        self._rows[execution_id] = row
+        return LockedExecution(id=row["id"], saga_id=row["saga_id"],
+                               revision=int(row["revision"]),
+                               status=ExecutionStatus(row["status"]), error=_error(row["error"]))
+
+    def lock_step(self, execution_id: str, step_id: str) -> LockedStep | None:
+        run = records.lock_step_run(self._cur, execution_id, step_id)
+        if run is None:
+            return None
+        return LockedStep(step_id=run["step_id"], status=StepStatus(run["status"]),
+                          action_attempts=int(run["action_attempts"]),
+                          compensation_attempts=int(run["compensation_attempts"]))
+
+    def load_execution(self, execution_id: str) -> Execution:
+        return records.row_to_execution(self._rows[execution_id])
+
+    def results(self, execution_id: str) -> dict[str, dict[str, Any]]:
+        return records.step_results(self._cur, execution_id)
+
+    def next_step(self, execution_id: str, step_id: str) -> str | None:
+        self._cur.execute("SELECT step_id FROM step_runs WHERE execution_id = %s AND position > "
+                          "(SELECT position FROM step_runs WHERE execution_id = %s AND "
+                          "step_id = %s) ORDER BY position LIMIT 1",
+                          (execution_id, execution_id, step_id))
+        row = self._cur.fetchone()
+        return row["step_id"] if row else None
+
+    def record_attempt(self, execution_id: str, step_id: str, *, phase: Phase, attempt: int,
+                       outcome: Outcome, started: datetime, ended: datetime,
+                       error_type: str | None = None,
+                       error_message: str | None = None) -> None:
+        records.insert_attempt(self._cur, execution_id, step_id, phase=phase, attempt=attempt,
+                               outcome=outcome, started=_naive(started), ended=_naive(ended),
+                               error_type=error_type, error_message=error_message)
+
+    def record_outcome(self, execution_id: str, step_id: str, *, status: StepStatus,
+                       phase: Phase, at: datetime, started: datetime,
+                       result: dict[str, Any] | None = None,
+                       error: dict[str, Any] | None = None) -> dict[str, Any]:
+        records.update_step_run(self._cur, execution_id, step_id, status=status, phase=phase,
+                                at=_naive(at), result=result, error=error,
+                                started=_naive(started))
+        return records.step_record(self._cur, execution_id, step_id)
+
+    def set_execution_status(self, execution_id: str, status: ExecutionStatus, *,
+                             at: datetime, error: dict[str, Any] | None = None) -> bool:
+        return records.set_execution_status(self._cur, execution_id, status, at=_naive(at),
+                                            error=error)
+
+    def set_execution_error(self, execution_id: str, error: dict[str, Any]) -> None:
+        records.set_execution_error(self._cur, execution_id, error)
+
+    def append_events(self, execution_id: str, batch: EventBatch) -> None:
+        timed = [(kind, data, _naive(at)) for kind, data, at in batch]
+        row = self._rows.get(execution_id)
+        if row is not None:
+            # Locked here: continue from the last_sequence read under the lock.
+            records.append_events(self._cur, row, timed)
+            return
+        for kind, data, at in timed:
+            records.append_event(self._cur, kind, execution_id=execution_id, data=data, at=at)
+
+
+class MySQLStepLedger:
+    def __init__(self, connector: MySQLConnector) -> None:
+        self._db = connector
+
+    @contextmanager
+    def transaction(self) -> Iterator[MySQLLedgerTransaction]:
+        with self._db.transaction() as cur:
+            yield MySQLLedgerTransaction(cur)
+
+    def peek(self, execution_id: str) -> Execution | None:
+        with self._db.transaction() as cur:
+            return records.load_execution(cur, execution_id, with_steps=False)

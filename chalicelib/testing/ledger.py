@@ -1,0 +1,216 @@
+"""The step ledger in memory, over an InMemoryExecutionStore's executions and events.
+
+A transaction works on copies and writes them back only when it ends without an error, so a
+failed attempt leaves nothing behind, as a rolled-back MySQL transaction does. One lock stands
+for the row locks: `locked` says whether a transaction is open (a participant must be called
+with it free). A built-in action's writes through `cursor` are kept as (statement, arguments)
+in `effects`, committed with the step's record or not at all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.saga import events
+from chalicelib.saga.executions import Attempt, Execution, ExecutionError, StepRun
+from chalicelib.saga.lifecycle import (
+    ExecutionStatus,
+    Outcome,
+    Phase,
+    StepStatus,
+    allowed_from,
+)
+from chalicelib.steps.ledger import EventBatch, LockedExecution, LockedStep
+from chalicelib.testing.executions import InMemoryExecutionStore
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else _aware(at).isoformat()
+
+
+class RecordingCursor:
+    """Keeps what a built-in action executes; reads find nothing."""
+
+    rowcount = 1
+    lastrowid = 0
+
+    def __init__(self, effects: list[tuple[str, Any]]) -> None:
+        self._effects = effects
+
+    def execute(self, query: str, args: Any = None) -> int:
+        self._effects.append((query, args))
+        return 1
+
+    def fetchone(self) -> dict[str, Any] | None:
+        return None
+
+    def fetchall(self) -> list[dict[str, Any]]:
+        return []
+
+
+class InMemoryLedgerTransaction:
+    def __init__(self, store: InMemoryExecutionStore) -> None:
+        self._store = store
+        self.rows: dict[str, Execution] = {}  # working copies, written back on commit
+        self.events: list[dict[str, Any]] = []
+        self.effects: list[tuple[str, Any]] = []
+        self._cursor = RecordingCursor(self.effects)
+
+    @property
+    def cursor(self) -> RecordingCursor:
+        return self._cursor
+
+    def _row(self, execution_id: str) -> Execution | None:
+        if execution_id not in self.rows:
+            found = self._store.get(execution_id)
+            if found is None:
+                return None
+            self.rows[execution_id] = found
+        return self.rows[execution_id]
+
+    def _step(self, execution_id: str, step_id: str) -> StepRun:
+        row = self._row(execution_id)
+        step = next((s for s in row.steps if s.step_id == step_id), None) if row else None
+        if step is None:
+            raise KeyError(f"execution {execution_id!r} has no step {step_id!r}")
+        return step
+
+    def lock_execution(self, execution_id: str) -> LockedExecution | None:
+        row = self._row(execution_id)
+        if row is None:
+            return None
+        return LockedExecution(id=row.id, saga_id=row.saga_id, revision=row.revision,
+                               status=row.status,
+                               error=row.error.model_dump() if row.error else None)
+
+    def lock_step(self, execution_id: str, step_id: str) -> LockedStep | None:
+        row = self._row(execution_id)
+        step = next((s for s in row.steps if s.step_id == step_id), None) if row else None
+        if step is None:
+            return None
+        return LockedStep(step_id=step.step_id, status=step.status,
+                          action_attempts=step.action_attempts,
+                          compensation_attempts=step.compensation_attempts)
+
+    def load_execution(self, execution_id: str) -> Execution:
+        row = self._row(execution_id)
+        assert row is not None, f"no execution {execution_id}"
+        return row.model_copy(update={"steps": []}, deep=True)
+
+    def results(self, execution_id: str) -> dict[str, dict[str, Any]]:
+        row = self._row(execution_id)
+        steps = sorted(row.steps, key=lambda s: s.position) if row else []
+        return {s.step_id: dict(s.result or {}) for s in steps
+                if s.status is StepStatus.SUCCEEDED}
+
+    def next_step(self, execution_id: str, step_id: str) -> str | None:
+        row = self._row(execution_id)
+        position = self._step(execution_id, step_id).position
+        later = sorted((s for s in row.steps if s.position > position),  # type: ignore[union-attr]
+                       key=lambda s: s.position)
+        return later[0].step_id if later else None
+
+    def record_attempt(self, execution_id: str, step_id: str, *, phase: Phase, attempt: int,
+                       outcome: Outcome, started: datetime, ended: datetime,
+                       error_type: str | None = None,
+                       error_message: str | None = None) -> None:
+        self._step(execution_id, step_id).attempts.append(Attempt(
+            phase=str(phase), attempt=attempt, outcome=str(outcome), error_type=error_type,
+            error_message=(error_message or "")[:2000] or None, started_at=_aware(started),
+            ended_at=_aware(ended), duration_ms=int((ended - started).total_seconds() * 1000)))
+
+    def record_outcome(self, execution_id: str, step_id: str, *, status: StepStatus,
+                       phase: Phase, at: datetime, started: datetime,
+                       result: dict[str, Any] | None = None,
+                       error: dict[str, Any] | None = None) -> dict[str, Any]:
+        # As the MySQL ledger writes it: an action's attempt ends the step, a result is kept
+        # until another replaces it, the error is the latest attempt's.
+        step = self._step(execution_id, step_id)
+        step.status = status
+        if phase is Phase.ACTION:
+            step.action_attempts += 1
+            step.ended_at = _aware(at)
+        else:
+            step.compensation_attempts += 1
+        if result is not None:
+            step.result = result
+        step.error = error
+        step.started_at = step.started_at or _aware(started)
+        if status is StepStatus.COMPENSATED:
+            step.compensated_at = _aware(at)
+        return {"status": step.status.value, "action_attempts": step.action_attempts,
+                "compensation_attempts": step.compensation_attempts, "error": step.error,
+                "started_at": _iso(step.started_at), "ended_at": _iso(step.ended_at),
+                "compensated_at": _iso(step.compensated_at)}
+
+    def set_execution_status(self, execution_id: str, status: ExecutionStatus, *,
+                             at: datetime, error: dict[str, Any] | None = None) -> bool:
+        row = self._row(execution_id)
+        if row is None or row.status not in allowed_from(status):
+            return False
+        row.status, row.updated_at = status, _aware(at)
+        row.ended_at = _aware(at) if status.is_final else None
+        if error is not None:
+            row.error = ExecutionError.model_validate(error)
+        return True
+
+    def set_execution_error(self, execution_id: str, error: dict[str, Any]) -> None:
+        row = self._row(execution_id)
+        assert row is not None, f"no execution {execution_id}"
+        row.error = ExecutionError.model_validate(error)
+
+    def append_events(self, execution_id: str, batch: EventBatch) -> None:
+        sequence = sum(1 for e in (*self._store.events, *self.events)
+                       if e["key"] == execution_id)
+        for event_type, data, at in batch:
+            sequence += 1
+            self.events.append(events.envelope(
+                event_type, key=execution_id, subject=f"execution/{execution_id}",
+                sequence=sequence, data=data, time=_aware(at)))
+
+
+class InMemoryStepLedger:
+    """`transactions` counts the transactions that committed; `effects` holds the built-in
+    actions' committed writes, in order."""
+
+    def __init__(self, store: InMemoryExecutionStore | None = None) -> None:
+        self.store = store if store is not None else InMemoryExecutionStore()
+        self.effects: list[tuple[str, Any]] = []
+        self.transactions = 0
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+
+    @property
+    def locked(self) -> bool:
+        """Whether a transaction holds the (row) locks now."""
+        return self._lock.locked()
+
+    @contextmanager
+    def transaction(self) -> Iterator[InMemoryLedgerTransaction]:
+        if self._owner == threading.get_ident():
+            # The thread would wait on its own locks (MySQL would join the two).
+            raise RuntimeError("a step ledger transaction is already open in this thread")
+        with self._lock:
+            self._owner = threading.get_ident()
+            try:
+                tx = InMemoryLedgerTransaction(self.store)
+                yield tx  # an error raised in the block skips the write-back: a rollback
+                for row in tx.rows.values():
+                    self.store.put(row)
+                self.store.events.extend(tx.events)
+                self.effects.extend(tx.effects)
+                self.transactions += 1
+            finally:
+                self._owner = None
+
+    def peek(self, execution_id: str) -> Execution | None:
+        found = self.store.get(execution_id)
+        return found.model_copy(update={"steps": []}) if found else None

@@ -1,0 +1,486 @@
+"""The step runtime driven through the in-memory step ledger: deliveries, duplicates, late
+deliveries, participants' two transactions, failures with their attempts, compensation and the
+recorder, with no server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from chalicelib.ports import Actor
+from chalicelib.saga import events
+from chalicelib.saga.executions import Execution, Fault, StepRun
+from chalicelib.saga.lifecycle import (
+    COMPENSATION_RETRY,
+    TASK_TIMEOUT,
+    ExecutionStatus,
+    Outcome,
+    Phase,
+    StepStatus,
+)
+from chalicelib.saga.models import SagaDefinition
+from chalicelib.steps.context import PermanentError, RetryableError, StepContext
+from chalicelib.steps.runtime import OutcomeRecorder, StepAborted, StepRuntime
+from chalicelib.testing import InMemoryDefinitionStore, InMemoryExecutionStore, InMemoryStepLedger
+
+PARTICIPANT = "http://127.0.0.1:9/pay"  # resolved to a test function: nothing listens
+SAGA = {
+    "id": "shop", "name": "Shop", "description": "reserve, pay, notify", "version": "1.0.0",
+    "steps": [
+        {"id": "reserve", "name": "Reserve", "description": "stock", "order": 1,
+         "action": "reserve_stock", "compensation": "release_stock", "max_retries": 2,
+         "timeout": "30s"},
+        {"id": "pay", "name": "Pay", "description": "a participant", "order": 2,
+         "action": PARTICIPANT, "compensation": PARTICIPANT, "max_retries": 1,
+         "timeout": "30s"},
+        {"id": "notify", "name": "Notify", "description": "mail", "order": 3,
+         "action": "send_note", "compensation": "retract_note", "max_retries": 0,
+         "timeout": "10s"},
+    ]}
+
+
+@dataclass
+class Actions:
+    """The actions the saga names: each call is kept; `script` makes one raise or act."""
+
+    ledger: InMemoryStepLedger
+    calls: list[tuple[str, str, int, bool]] = field(default_factory=list)
+    script: dict[str, Callable[[StepContext], None]] = field(default_factory=dict)
+
+    def resolve(self, name: str) -> Callable[[StepContext], dict[str, Any]]:
+        def run(ctx: StepContext) -> dict[str, Any]:
+            # Whether the (row) locks were held while it ran.
+            self.calls.append((name, ctx.phase, ctx.attempt, self.ledger.locked))
+            if name != PARTICIPANT:
+                ctx.cursor.execute("INSERT INTO effects VALUES (%s, %s)", (name, ctx.step_id))
+            if name in self.script:
+                self.script[name](ctx)
+            return {"by": name, "attempt": ctx.attempt}
+
+        return run
+
+    def ran(self, name: str) -> int:
+        return sum(1 for call in self.calls if call[0] == name)
+
+
+class Clock:
+    """Wall and monotonic time that move only when told."""
+
+    def __init__(self) -> None:
+        self.wall = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+        self.mono = 100.0
+
+    def now(self) -> datetime:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+
+@dataclass
+class World:
+    store: InMemoryExecutionStore
+    ledger: InMemoryStepLedger
+    actions: Actions
+    runtime: StepRuntime
+    clock: Clock
+
+    def deliver(self, step_id: str, phase: Phase = Phase.ACTION, **extra: Any) -> dict[str, Any]:
+        return self.runtime.handle({"execution_id": "e1", "step_id": step_id,
+                                    "phase": phase.value, "attempt": 0, **extra})
+
+    def execution(self) -> Execution:
+        found = self.store.get("e1")
+        assert found is not None
+        return found
+
+    def step(self, step_id: str) -> StepRun:
+        return next(s for s in self.execution().steps if s.step_id == step_id)
+
+    def event_types(self) -> list[str]:
+        return [e["type"] for e in self.store.events if e["key"] == "e1"]
+
+    def events_of(self, event_type: str) -> list[dict[str, Any]]:
+        return [e for e in self.store.events if e["type"] == event_type]
+
+    def set_status(self, status: ExecutionStatus,
+                   steps: dict[str, StepStatus] | None = None) -> None:
+        execution = self.execution()
+        execution.status = status
+        for step in execution.steps:
+            step.status = (steps or {}).get(step.step_id, step.status)
+        self.store.put(execution)
+
+
+def _world(*, faults: list[dict[str, Any]] | None = None) -> World:
+    definitions = InMemoryDefinitionStore()
+    saga = definitions.insert_version(SagaDefinition.model_validate(SAGA),
+                                      expected_revision=None, actor=Actor("test"),
+                                      action="create")
+    store = InMemoryExecutionStore(definitions)
+    now = datetime.now(UTC)
+    store.create(Execution(id="e1", saga_id=saga.id, revision=saga.revision,
+                           version=saga.version, status=ExecutionStatus.RUNNING,
+                           input={"sku": "A-1"}, started_at=now, updated_at=now,
+                           faults=[Fault.model_validate(f) for f in faults or []]),
+                 [step.id or "" for step in saga.steps])
+    ledger = InMemoryStepLedger(store)
+    actions = Actions(ledger)
+    clock = Clock()
+    runtime = StepRuntime(ledger, definitions, actions.resolve, faults_enabled=bool(faults),
+                          sleep=lambda s: clock.__setattr__("mono", clock.mono + s),
+                          clock=clock.now, monotonic=clock.monotonic)
+    return World(store, ledger, actions, runtime, clock)
+
+
+@pytest.fixture
+def world() -> World:
+    return _world()
+
+
+def _fail(error: Exception, times: int = 1) -> Callable[[StepContext], None]:
+    left = [times]
+
+    def run(ctx: StepContext) -> None:
+        if left[0] > 0:
+            left[0] -= 1
+            raise error
+
+    return run
+
+
+# -- deliveries -------------------------------------------------------------------------------
+
+def test_a_first_delivery_runs_its_action_and_records_it_in_the_same_transaction(
+        world: World) -> None:
+    answer = world.deliver("reserve")
+    assert answer == {"status": "ok", "result": {"by": "reserve_stock", "attempt": 1}}
+    # A built-in action runs inside the ledger's one transaction, with the locks held.
+    assert world.actions.calls == [("reserve_stock", Phase.ACTION, 1, True)]
+    assert world.ledger.transactions == 1
+    assert world.ledger.effects == [("INSERT INTO effects VALUES (%s, %s)",
+                                     ("reserve_stock", "reserve"))]
+    step = world.step("reserve")
+    assert step.status is StepStatus.SUCCEEDED
+    assert step.result == {"by": "reserve_stock", "attempt": 1}
+    assert step.action_attempts == 1 and step.ended_at == world.clock.wall
+    assert [(a.phase, a.attempt, a.outcome) for a in step.attempts] == [
+        (Phase.ACTION, 1, Outcome.SUCCEEDED)]
+    assert world.event_types() == [events.EXECUTION_STARTED, events.STEP_STARTED,
+                                   events.STEP_SUCCEEDED]
+    succeeded = world.events_of(events.STEP_SUCCEEDED)[0]
+    assert [e["sequence"] for e in world.store.events] == [1, 2, 3]
+    assert succeeded["data"]["step"]["status"] == StepStatus.SUCCEEDED
+    assert succeeded["data"]["step"]["action_attempts"] == 1
+    assert succeeded["data"]["result"] == {"by": "reserve_stock", "attempt": 1}
+    assert world.execution().status is ExecutionStatus.RUNNING  # steps never complete it
+
+
+def test_a_repeated_delivery_of_a_completed_step_is_a_duplicate_and_does_not_run(
+        world: World) -> None:
+    world.deliver("reserve")
+    before = (list(world.store.events), list(world.ledger.effects))
+    assert world.deliver("reserve") == {"status": StepStatus.SUCCEEDED.value, "duplicate": True}
+    assert world.actions.ran("reserve_stock") == 1
+    assert (world.store.events, world.ledger.effects) == before
+    assert len(world.step("reserve").attempts) == 1
+
+
+def test_the_second_attempt_after_a_retry_does_not_start_the_step_again(world: World) -> None:
+    world.actions.script["reserve_stock"] = _fail(RetryableError("stock service busy"))
+    with pytest.raises(RetryableError):
+        world.deliver("reserve")
+    world.deliver("reserve")
+    assert world.event_types().count(events.STEP_STARTED) == 0  # only a first attempt says so
+    assert world.step("reserve").status is StepStatus.SUCCEEDED
+    assert [(a.attempt, a.outcome) for a in world.step("reserve").attempts] == [
+        (1, Outcome.FAILED), (2, Outcome.SUCCEEDED)]
+
+
+@pytest.mark.parametrize("ended", [ExecutionStatus.FAILED, ExecutionStatus.COMPENSATED,
+                                   ExecutionStatus.COMPENSATING])
+def test_a_late_delivery_after_the_execution_moved_on_is_refused(
+        world: World, ended: ExecutionStatus) -> None:
+    world.set_status(ended)
+    with pytest.raises(StepAborted, match="cannot run: it is pending"):
+        world.deliver("reserve")
+    assert world.actions.calls == [] and world.ledger.effects == []
+    step = world.step("reserve")
+    assert step.status is StepStatus.PENDING and step.action_attempts == 0
+    # The refused attempt is on record, and told, but changes no status.
+    assert [(a.outcome, a.error_type) for a in step.attempts] == [
+        (Outcome.FAILED, StepAborted.__name__)]
+    assert world.event_types()[-1] == events.STEP_ABORTED
+    assert world.execution().status is ended
+
+
+def test_an_action_whose_step_was_compensated_first_is_refused(world: World) -> None:
+    world.set_status(ExecutionStatus.COMPENSATING, {"reserve": StepStatus.COMPENSATED})
+    with pytest.raises(StepAborted, match="was compensated before it could run"):
+        world.deliver("reserve")
+    assert world.actions.calls == []
+    assert world.step("reserve").status is StepStatus.COMPENSATED
+
+
+def test_an_action_that_outlived_its_timeout_is_rolled_back(world: World) -> None:
+    def slow(ctx: StepContext) -> None:
+        world.clock.mono += 31  # past the step's 30 s
+
+    world.actions.script["reserve_stock"] = slow
+    with pytest.raises(StepAborted, match="outlived its timeout of 30s"):
+        world.deliver("reserve")
+    assert world.actions.ran("reserve_stock") == 1
+    assert world.ledger.effects == []  # its effect went with the rollback
+    assert world.step("reserve").status is StepStatus.PENDING
+    assert world.step("reserve").result is None
+
+
+def test_unknown_executions_and_steps_are_permanent_errors(world: World) -> None:
+    with pytest.raises(PermanentError, match="no execution 'nope'"):
+        world.runtime.handle({"execution_id": "nope", "step_id": "reserve", "phase": "action"})
+    with pytest.raises(PermanentError, match="has no step 'ghost'"):
+        world.deliver("ghost")
+    assert world.actions.calls == []
+
+
+# -- participants -----------------------------------------------------------------------------
+
+def test_a_participant_is_claimed_then_recorded_in_two_transactions(world: World) -> None:
+    world.deliver("reserve")
+    committed = world.ledger.transactions
+
+    def no_cursor(ctx: StepContext) -> None:
+        with pytest.raises(RuntimeError, match="outside the step's transaction"):
+            ctx.cursor.execute("SELECT 1")
+
+    world.actions.script[PARTICIPANT] = no_cursor
+    answer = world.deliver("pay")
+    assert answer == {"status": "ok", "result": {"by": PARTICIPANT, "attempt": 1}}
+    # Called with no lock held, between the claim and the record.
+    assert world.actions.calls[-1] == (PARTICIPANT, Phase.ACTION, 1, False)
+    assert world.ledger.transactions == committed + 2
+    step = world.step("pay")
+    assert step.status is StepStatus.SUCCEEDED and step.result == answer["result"]
+    assert [(a.attempt, a.outcome) for a in step.attempts] == [(1, Outcome.SUCCEEDED)]
+    assert world.event_types()[-2:] == [events.STEP_STARTED, events.STEP_SUCCEEDED]
+
+
+def test_a_participants_answer_after_the_execution_moved_on_is_not_recorded(
+        world: World) -> None:
+    # Another writer ends the execution while the participant is being called (no lock).
+    world.actions.script[PARTICIPANT] = lambda ctx: world.set_status(ExecutionStatus.FAILED)
+    with pytest.raises(StepAborted):
+        world.deliver("pay")
+    assert world.actions.ran(PARTICIPANT) == 1
+    step = world.step("pay")
+    assert step.status is StepStatus.PENDING and step.result is None
+    assert [(a.outcome, a.error_type) for a in step.attempts] == [
+        (Outcome.FAILED, StepAborted.__name__)]
+    assert world.execution().status is ExecutionStatus.FAILED
+
+
+def test_a_repeated_delivery_that_recorded_the_participant_meanwhile_wins(
+        world: World) -> None:
+    inner: list[dict[str, Any]] = []
+
+    def redelivered(ctx: StepContext) -> None:
+        if not inner:  # the first call: a second delivery overtakes it and records
+            inner.append({})
+            inner[0] = world.deliver("pay")
+
+    world.actions.script[PARTICIPANT] = redelivered
+    outer = world.deliver("pay")
+    assert inner[0]["status"] == "ok"
+    assert outer == {"status": StepStatus.SUCCEEDED.value, "duplicate": True}
+    step = world.step("pay")
+    assert [(a.attempt, a.outcome) for a in step.attempts] == [(1, Outcome.SUCCEEDED)]
+    assert world.event_types().count(events.STEP_SUCCEEDED) == 1
+
+
+# -- failures ---------------------------------------------------------------------------------
+
+def test_a_failure_is_rolled_back_and_recorded_with_its_attempt(world: World) -> None:
+    world.actions.script["reserve_stock"] = _fail(RetryableError("stock service busy\nTrace"))
+    with pytest.raises(RetryableError):
+        world.deliver("reserve")
+    assert world.ledger.effects == []  # the attempt's own write was rolled back
+    step = world.step("reserve")
+    assert step.status is StepStatus.RUNNING  # retried: max_retries is 2
+    assert step.action_attempts == 1
+    assert step.error == {"type": "RetryableError", "message": "stock service busy"}
+    assert [(a.attempt, a.outcome, a.error_type, a.error_message) for a in step.attempts] == [
+        (1, Outcome.FAILED, "RetryableError", "stock service busy")]
+    retried = world.events_of(events.STEP_RETRIED)[0]["data"]
+    assert retried["attempt"] == 1 and retried["phase"] == Phase.ACTION
+    assert "execution_error" not in retried
+    assert world.execution().error is None
+
+
+def test_the_last_failed_attempt_fails_the_step_and_says_why_the_execution_will_not_complete(
+        world: World) -> None:
+    world.actions.script["reserve_stock"] = _fail(RetryableError("stock service busy"), 3)
+    for _ in range(3):
+        with pytest.raises(RetryableError):
+            world.deliver("reserve")
+    step = world.step("reserve")
+    assert step.status is StepStatus.FAILED
+    assert [a.attempt for a in step.attempts] == [1, 2, 3]
+    assert world.event_types()[-3:] == [events.STEP_RETRIED, events.STEP_RETRIED,
+                                        events.STEP_FAILED]
+    failed = world.events_of(events.STEP_FAILED)[0]["data"]
+    cause = {"step_id": "reserve", "phase": Phase.ACTION.value, "type": "RetryableError",
+             "message": "stock service busy"}
+    assert failed["execution_error"] == cause and failed["step"]["status"] == StepStatus.FAILED
+    error = world.execution().error
+    assert error is not None and error.model_dump() == cause
+    # A delivery after that is refused.
+    with pytest.raises(StepAborted):
+        world.deliver("reserve")
+
+
+def test_a_permanent_error_is_not_retried(world: World) -> None:
+    world.actions.script["reserve_stock"] = _fail(PermanentError("unknown SKU"))
+    with pytest.raises(PermanentError):
+        world.deliver("reserve")
+    assert world.step("reserve").status is StepStatus.FAILED
+    assert world.event_types()[-1] == events.STEP_FAILED
+
+
+def test_an_injected_fault_fails_before_the_action_runs(world: World) -> None:
+    faulty = _world(faults=[{"step_id": "reserve", "error": "StockDown", "times": 1,
+                             "delay": "2s"}])
+    start = faulty.clock.mono
+    with pytest.raises(Exception, match="injected StockDown on attempt 1") as raised:
+        faulty.deliver("reserve")
+    assert type(raised.value).__name__ == "StockDown"  # Lambda reports the class name
+    assert faulty.clock.mono - start == 2  # the delay was slept first
+    assert faulty.actions.calls == []
+    assert faulty.step("reserve").attempts[0].error_type == "StockDown"
+    assert faulty.deliver("reserve")["status"] == "ok"
+    assert faulty.actions.ran("reserve_stock") == 1
+
+
+# -- compensation -----------------------------------------------------------------------------
+
+def _failed_at_notify(world: World) -> None:
+    world.deliver("reserve")
+    world.deliver("pay")
+    world.actions.script["send_note"] = _fail(PermanentError("mailbox gone"))
+    with pytest.raises(PermanentError):
+        world.deliver("notify")
+
+
+def test_the_compensation_phase_undoes_in_reverse_and_ends_the_execution(
+        world: World) -> None:
+    _failed_at_notify(world)
+    marker = len(world.store.events)
+    undo_pay = world.deliver("pay", Phase.COMPENSATION)
+    assert undo_pay["status"] == "ok"
+    assert world.actions.calls[-1] == (PARTICIPANT, Phase.COMPENSATION, 1, False)
+    # The first undo of a forward run starts compensating, with the failing step's cause.
+    execution = world.execution()
+    assert execution.status is ExecutionStatus.COMPENSATING
+    started = world.events_of(events.COMPENSATION_STARTED)[0]["data"]
+    assert started["cause"]["step_id"] == "notify"
+    assert started["cause"]["message"] == "mailbox gone"
+    world.deliver("reserve", Phase.COMPENSATION, last=True)
+    assert world.actions.calls[-1] == ("release_stock", Phase.COMPENSATION, 1, True)
+    assert [e["type"] for e in world.store.events[marker:]] == [
+        events.COMPENSATION_STARTED, events.STEP_COMPENSATED, events.STEP_COMPENSATED,
+        events.SAGA_COMPENSATED]
+    execution = world.execution()
+    assert execution.status is ExecutionStatus.COMPENSATED and execution.ended_at is not None
+    for step_id in ("reserve", "pay"):
+        step = world.step(step_id)
+        assert step.status is StepStatus.COMPENSATED and step.compensation_attempts == 1
+        assert step.compensated_at == world.clock.wall
+        assert step.attempts[-1].phase == Phase.COMPENSATION
+    assert world.step("notify").status is StepStatus.FAILED
+    # A repeated last undo is skipped, and ends nothing twice.
+    assert world.deliver("reserve", Phase.COMPENSATION, last=True) == {
+        "status": StepStatus.COMPENSATED.value, "skipped": True}
+    assert world.actions.ran("release_stock") == 1
+    assert world.event_types().count(events.SAGA_COMPENSATED) == 1
+
+
+def test_a_compensation_only_run_skips_steps_that_never_ran(world: World) -> None:
+    world.deliver("reserve")
+    world.set_status(ExecutionStatus.COMPENSATING)  # an operator's compensate
+    answer = world.deliver("pay", Phase.COMPENSATION, skip_undone=True)
+    assert answer == {"status": StepStatus.PENDING.value, "skipped": True}
+    assert world.actions.ran(PARTICIPANT) == 0
+    world.deliver("reserve", Phase.COMPENSATION, skip_undone=True, last=True)
+    assert world.execution().status is ExecutionStatus.COMPENSATED
+    assert events.COMPENSATION_STARTED not in world.event_types()  # the operator's said so
+
+
+@pytest.mark.parametrize(("error", "blamed"), [(TASK_TIMEOUT, "reserve"),
+                                               ("Lambda.Unknown", "pay")])
+def test_an_undo_with_no_recorded_failure_blames_the_machines_error(
+        world: World, error: str, blamed: str) -> None:
+    # The step after the one undone crashed (nothing recorded), or this one timed out.
+    world.deliver("reserve")
+    world.deliver("reserve", Phase.COMPENSATION, error={"Error": error, "Cause": "gone"})
+    cause = world.events_of(events.COMPENSATION_STARTED)[0]["data"]["cause"]
+    assert cause == {"step_id": blamed, "phase": Phase.ACTION.value, "type": error,
+                     "message": "gone"}
+    assert world.execution().error is not None
+    assert world.execution().error.step_id == blamed  # type: ignore[union-attr]
+
+
+def test_a_failing_compensation_is_retried_then_fails_for_good(world: World) -> None:
+    world.deliver("reserve")
+    world.set_status(ExecutionStatus.COMPENSATING)
+    attempts = COMPENSATION_RETRY.retries + 1
+    world.actions.script["release_stock"] = _fail(RetryableError("stock service down"),
+                                                  attempts)
+    for _ in range(attempts):
+        with pytest.raises(RetryableError):
+            world.deliver("reserve", Phase.COMPENSATION, last=True)
+    step = world.step("reserve")
+    assert step.status is StepStatus.COMPENSATION_FAILED
+    assert step.compensation_attempts == attempts
+    assert world.ledger.effects == [("INSERT INTO effects VALUES (%s, %s)",
+                                     ("reserve_stock", "reserve"))]  # no undo committed
+    kinds = world.event_types()
+    assert kinds.count(events.STEP_RETRIED) == attempts - 1
+    assert kinds[-1] == events.STEP_COMPENSATION_FAILED
+    error = world.execution().error
+    assert error is not None and error.phase == Phase.COMPENSATION.value
+    assert world.execution().status is ExecutionStatus.COMPENSATING  # the recorder ends it
+
+
+# -- the recorder -----------------------------------------------------------------------------
+
+def test_the_recorder_records_an_end_once_and_refuses_to_rewrite_a_final_one(
+        world: World) -> None:
+    recorder = OutcomeRecorder(world.ledger, clock=world.clock.now)
+    done = {"execution_id": "e1", "outcome": ExecutionStatus.COMPLETED.value}
+    assert recorder.handle(done) == {"status": ExecutionStatus.COMPLETED.value}
+    assert recorder.handle(done) == {"status": ExecutionStatus.COMPLETED.value,
+                                     "duplicate": True}
+    assert world.event_types().count(events.SAGA_COMPLETED) == 1
+    assert world.execution().ended_at == world.clock.wall
+    refused = recorder.handle({"execution_id": "e1",
+                               "outcome": ExecutionStatus.FAILED.value,
+                               "error": {"Error": "Saga.Failed", "Cause": "x"}})
+    assert refused == {"status": ExecutionStatus.COMPLETED.value,
+                       "refused": ExecutionStatus.FAILED.value}
+    with pytest.raises(PermanentError):
+        recorder.handle({"execution_id": "nope", "outcome": ExecutionStatus.FAILED.value})
+
+
+def test_the_recorder_keeps_the_failing_steps_cause(world: World) -> None:
+    world.actions.script["reserve_stock"] = _fail(PermanentError("unknown SKU"))
+    with pytest.raises(PermanentError):
+        world.deliver("reserve")
+    OutcomeRecorder(world.ledger).handle({
+        "execution_id": "e1", "outcome": ExecutionStatus.FAILED.value,
+        "error": {"Error": "Saga.Failed", "Cause": "the machine's"}})
+    failed = world.events_of(events.SAGA_FAILED)[0]["data"]
+    assert failed["execution_error"]["message"] == "unknown SKU"
+    assert world.execution().status is ExecutionStatus.FAILED
