@@ -85,9 +85,11 @@ class KafkaSettings(_Section):
     producer_timeout: str = "10s"
     # The producer's cap on one request; the API refuses input whose event would exceed it.
     max_request_size: int = 1024 * 1024
+    # kafka-python's protocol version: "auto" asks the broker (Kafka 4.x locally, MSK on AWS).
     api_version: str = "auto"
     partitions: int = 3
-    zookeeper: str = "127.0.0.1:2181"
+    # The local stack's KRaft controller listener (the broker is brokers[0]).
+    controller: str = "127.0.0.1:9093"
 
     def api_version_tuple(self) -> tuple[int, ...] | None:
         """kafka-python's api_version argument: None lets it probe the broker."""

@@ -241,8 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="saga", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    stack = commands.add_parser("stack", help="the local servers: MariaDB, MongoDB, Kafka, "
-                                "ZooKeeper, LocalStack")
+    stack = commands.add_parser("stack", help="the local servers: MariaDB, MongoDB, Kafka "
+                                "(KRaft), LocalStack")
     stack.add_argument("action", choices=["up", "down", "status", "logs"])
     stack.add_argument("servers", nargs="*", help="only these servers (default: all)")
     stack.add_argument("--json", action="store_true", help="status as JSON")

@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -23,13 +24,14 @@ from typing import Any, Protocol
 from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.adapters.mysql_dead_letters import RELAY, MySQLDeadLetters
 from chalicelib.events import dead_letters
+from chalicelib.events.records import EventRecord
 
 logger = logging.getLogger(__name__)
 LOCK = "saga_outbox_relay:"
 
 
 class Publisher(Protocol):
-    def publish(self, topic: str, records: list[tuple[str, bytes]]) -> dict[int, str]:
+    def publish(self, topic: str, records: Sequence[EventRecord]) -> dict[int, str]:
         """Refused records by index, with the reason; raises when the whole batch failed."""
         ...
 
@@ -64,14 +66,14 @@ class OutboxRelay:
             if cur.fetchone()["got"] != 1:
                 return 0
             try:
-                cur.execute("SELECT id, partition_key, envelope FROM outbox "
-                            "WHERE published_at IS NULL ORDER BY id LIMIT %s",
+                cur.execute("SELECT id, event_id, partition_key, sequence, type, envelope "
+                            "FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT %s",
                             (self.batch_size,))
                 rows = cur.fetchall()
                 if not rows:
                     return 0
-                refused = self.publisher.publish(self.topic, [
-                    (row["partition_key"], _bytes(row["envelope"])) for row in rows])
+                refused = self.publisher.publish(
+                    self.topic, [EventRecord.from_outbox(row) for row in rows])
                 given_up = self._give_up(cur, rows, refused)
                 ids = [row["id"] for index, row in enumerate(rows)
                        if index not in refused or index in given_up]
@@ -145,7 +147,3 @@ def _event(envelope: str | bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
-
-
-def _bytes(envelope: str | bytes) -> bytes:
-    return envelope if isinstance(envelope, bytes) else envelope.encode()

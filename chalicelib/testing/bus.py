@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.events.records import EventRecord
 from chalicelib.push.subscriptions import topics_of
 
 
@@ -22,19 +23,19 @@ class InMemoryEventBus:
 
     down: bool = False
     refuse_keys: set[str] = field(default_factory=set)  # records with these keys are refused
-    topics: dict[str, list[tuple[str, bytes]]] = field(default_factory=dict)
+    topics: dict[str, list[EventRecord]] = field(default_factory=dict)
 
-    def publish(self, topic: str, records: list[tuple[str, bytes]]) -> dict[int, str]:
+    def publish(self, topic: str, records: Sequence[EventRecord]) -> dict[int, str]:
         if self.down:
             raise BusDown("the broker cannot be reached")
-        refused = {index: "refused by the test" for index, (key, _) in enumerate(records)
-                   if key in self.refuse_keys}
+        refused = {index: "refused by the test" for index, record in enumerate(records)
+                   if record.key in self.refuse_keys}
         self.topics.setdefault(topic, []).extend(
             record for index, record in enumerate(records) if index not in refused)
         return refused
 
     def events(self, topic: str) -> list[dict[str, Any]]:
-        return [json.loads(value) for _, value in self.topics.get(topic, [])]
+        return [json.loads(record.value) for record in self.topics.get(topic, [])]
 
     def close(self) -> None:
         pass

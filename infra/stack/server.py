@@ -60,6 +60,10 @@ class Server(ABC):
     @abstractmethod
     def is_healthy(self) -> bool: ...
 
+    def is_ready(self) -> bool:
+        """Up enough for bootstrap to run (what a start waits for); usually just healthy."""
+        return self.is_healthy()
+
     def bootstrap(self) -> None:  # noqa: B027 - optional hook, most servers need nothing
         """Create what the service needs on this server (databases, topics, ...)."""
 

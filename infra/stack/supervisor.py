@@ -12,13 +12,16 @@ from infra.stack import process
 from infra.stack.paths import StackPaths
 from infra.stack.process import StackError
 from infra.stack.server import Server
-from infra.stack.servers.kafka import Kafka, ZooKeeper
+from infra.stack.servers.kafka import Kafka
 from infra.stack.servers.localstack import LocalStack
 from infra.stack.servers.mariadb import MariaDB
 from infra.stack.servers.mongodb import MongoDB
 
 # A server named here is brought up with, and before, the one that needs it.
-_NEEDS = {"kafka": ("zookeeper",)}
+_NEEDS: dict[str, tuple[str, ...]] = {}
+# Servers an earlier version of the stack ran, by PID file name, with a string only their
+# command line holds: `up` and `down` stop them, so an upgraded checkout keeps no strays.
+RETIRED = {"zookeeper": "zookeeper-server-start", "kafka": "kafka_2.11-0.9.0.1"}
 
 Say = Callable[[str], None]
 
@@ -28,7 +31,6 @@ def build_servers(settings: Settings, paths: StackPaths) -> list[Server]:
     return [
         MariaDB(paths, settings.database.mysql),
         MongoDB(paths, settings.database.mongodb),
-        ZooKeeper(paths, settings.kafka),
         Kafka(paths, settings.kafka),
         LocalStack(paths, settings.aws),
     ]
@@ -95,6 +97,7 @@ class Supervisor:
 
     def up(self, names: Iterable[str] = ()) -> list[ServerStatus]:
         self.paths.ensure()
+        self.retire()
         statuses = []
         for server in self.select(names):
             started = time.monotonic()
@@ -166,7 +169,7 @@ class Supervisor:
         while time.monotonic() < deadline:
             if not running():
                 return "exited"
-            if server.is_healthy():
+            if server.is_ready():
                 return "healthy"
             time.sleep(0.2)
         return f"not healthy after {timeout:.0f}s"
@@ -182,9 +185,24 @@ class Supervisor:
     def status(self, names: Iterable[str] = ()) -> list[ServerStatus]:
         return [self.status_of(server) for server in self.select(names)]
 
+    def retire(self) -> list[str]:
+        """Stop what an earlier version of the stack started and this one no longer runs."""
+        retired = []
+        for name, marker in RETIRED.items():
+            pid_file = self.paths.pid(name)
+            pid = process.owned_pid(pid_file, marker)
+            if pid is None:
+                continue
+            process.stop(pid, grace_seconds=15.0)
+            if name not in {server.name for server in self.servers}:
+                pid_file.unlink(missing_ok=True)
+            retired.append(name)
+            self.say(f"{name:<11} stopped (pid {pid}): no longer part of the stack")
+        return retired
+
     def down(self, names: Iterable[str] = ()) -> list[str]:
         """Stop the selected servers, dependants first. Returns what was stopped."""
-        stopped = []
+        stopped = [] if names else self.retire()
         selected = self.select(names) if names else list(self.servers)
         for server in reversed(selected):
             pid_file = self.paths.pid(server.name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -20,6 +20,7 @@ from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.config import Settings
 from chalicelib.events.consumer import apply_all
 from chalicelib.events.projector import EXECUTIONS
+from chalicelib.events.records import EventRecord
 from chalicelib.events.relay import OutboxRelay
 from chalicelib.saga import events
 from chalicelib.saga.executions import Execution, ExecutionStatus
@@ -71,9 +72,9 @@ class RefusingOnce(KafkaPublisher):
         super().__init__(settings.kafka)
         self.refuse = refuse
 
-    def publish(self, topic: str, records: list[tuple[str, bytes]]) -> dict[int, str]:
-        refused = {i: "InvalidRecordError: refused for the test" for i, (_, value)
-                   in enumerate(records) if json.loads(value)["id"] in self.refuse}
+    def publish(self, topic: str, records: Sequence[EventRecord]) -> dict[int, str]:
+        refused = {i: "InvalidRecordError: refused for the test" for i, record
+                   in enumerate(records) if json.loads(record.value)["id"] in self.refuse}
         kept = [(i, r) for i, r in enumerate(records) if i not in refused]
         inner = super().publish(topic, [r for _, r in kept])
         refused.update({kept[j][0]: reason for j, reason in inner.items()})

@@ -49,13 +49,17 @@ def test_classic_variables_override_the_file_and_lose_to_saga_variables() -> Non
     assert settings.database.mongodb.uri == "mongodb://m:27017"
 
 
-def test_kafka_api_version_is_a_setting() -> None:
-    assert load_settings(environ={}).kafka.api_version_tuple() == (0, 9)
-    auto = load_settings(environ={"SAGA__KAFKA__API_VERSION": "auto"})
-    assert auto.kafka.api_version_tuple() is None
+def test_kafka_api_version_is_a_setting_that_defaults_to_asking_the_broker() -> None:
+    assert load_settings(environ={}).kafka.api_version == "auto"
+    assert load_settings(environ={}).kafka.api_version_tuple() is None
     # A number-like value in the environment is still the text a str setting expects.
-    pinned = load_settings(environ={"SAGA__KAFKA__API_VERSION": "0.10"})
-    assert pinned.kafka.api_version == "0.10" and pinned.kafka.api_version_tuple() == (0, 10)
+    pinned = load_settings(environ={"SAGA__KAFKA__API_VERSION": "2.8"})
+    assert pinned.kafka.api_version == "2.8" and pinned.kafka.api_version_tuple() == (2, 8)
+
+
+def test_the_zookeeper_key_of_the_old_stack_is_refused() -> None:
+    with pytest.raises(ValidationError, match="zookeeper"):
+        load_settings(environ={"SAGA__KAFKA__ZOOKEEPER": "127.0.0.1:2181"})
 
 
 def test_a_bundled_json_settings_file_reads_as_the_yaml_one(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from chalicelib.events.records import EventRecord
 from chalicelib.saga import events
 from chalicelib.testing import InMemoryEventBus, RecordingPusher
 from chalicelib.testing.bus import BusDown
@@ -15,12 +16,13 @@ def test_the_bus_acknowledges_refuses_by_index_and_can_be_down() -> None:
     bus = InMemoryEventBus(refuse_keys={"bad"})
     event = events.envelope(events.SAGA_COMPLETED, key="e1", subject="execution/e1",
                             sequence=1, data={})
-    refused = bus.publish("t", [("e1", json.dumps(event).encode()), ("bad", b"{}")])
+    refused = bus.publish("t", [EventRecord("e1", json.dumps(event).encode()),
+                                EventRecord("bad", b"{}")])
     assert refused == {1: "refused by the test"}
     assert [e["type"] for e in bus.events("t")] == [events.SAGA_COMPLETED]
     bus.down = True
     with pytest.raises(BusDown):
-        bus.publish("t", [("e1", b"{}")])
+        bus.publish("t", [EventRecord("e1", b"{}")])
     assert len(bus.events("t")) == 1
 
 
