@@ -17,6 +17,10 @@ from typing import Any
 
 os.environ["SAGA_STAGE"] = "bench"
 os.environ["SAGA__DATABASE__MYSQL__DATABASE"] = "saga_db_bench"
+# A topic and consumer group of its own: a projector of `make run` in the same group would take
+# some of the partitions, and its events would never be counted here.
+os.environ["SAGA__KAFKA__TOPIC"] = "saga-events-bench"
+os.environ["SAGA__KAFKA__GROUP_ID"] = "saga-group-bench"
 # One benchmark process is one caller: the per-caller limit would throttle it.
 os.environ.setdefault("SAGA__LIMITS__RATE_LIMIT_REQUESTS", "0")
 

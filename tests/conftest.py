@@ -18,6 +18,8 @@ os.environ["SAGA_STAGE"] = "test"
 os.environ.setdefault("SAGA__DATABASE__MYSQL__DATABASE", "saga_db_test")
 os.environ.setdefault("SAGA__DATABASE__MONGODB__DATABASE", "saga_db_test")
 os.environ.setdefault("SAGA__KAFKA__TOPIC", "saga-events-test")
+# Not the consumer group of `make run`'s projector, which may be running beside the tests.
+os.environ.setdefault("SAGA__KAFKA__GROUP_ID", "saga-group-test")
 # The test session's WebSocket gateway takes these ports (make run's uses 8001/8002).
 os.environ.setdefault("SAGA__WEBSOCKET__PORT", "8011")
 os.environ.setdefault("SAGA__WEBSOCKET__MANAGEMENT_ENDPOINT", "http://127.0.0.1:8012")

@@ -8,14 +8,22 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from kafka.consumer.fetcher import ConsumerRecord
 
 from chalicelib.adapters import kafka, mysql
 from chalicelib.adapters.kafka import KafkaPublisher
 from chalicelib.adapters.mysql_executions import append_event, insert_execution
 from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.config import Settings
+from chalicelib.events.records import header_map
 from chalicelib.events.relay import OutboxRelay
 from chalicelib.saga.executions import Execution, ExecutionStatus
+from chalicelib.saga.storable import (
+    ENVELOPE_OVERHEAD_BYTES,
+    TooLarge,
+    check_storable,
+    event_bytes,
+)
 from infra.stack.supervisor import Supervisor
 
 DB = "saga_db_test_relay"
@@ -49,17 +57,22 @@ def _executions_with_events(connector: mysql.MySQLConnector, executions: int,
     return ids
 
 
-def _consume(settings: Settings, topic: str, want: int, seconds: float = 30) -> list[dict]:
+def _consume_records(settings: Settings, topic: str, want: int,
+                     seconds: float = 30) -> list[ConsumerRecord]:
     consumer = kafka.consumer(settings.kafka, [topic], group_id=f"g-{uuid.uuid4().hex}")
-    got: list[dict] = []
+    got: list[ConsumerRecord] = []
     deadline = time.monotonic() + seconds
     try:
         while len(got) < want and time.monotonic() < deadline:
             for records in consumer.poll(timeout_ms=500).values():
-                got += [r.value for r in records]
+                got += records
     finally:
         consumer.close()
     return got
+
+
+def _consume(settings: Settings, topic: str, want: int, seconds: float = 30) -> list[dict]:
+    return [record.value for record in _consume_records(settings, topic, want, seconds)]
 
 
 def _unpublished(connector: mysql.MySQLConnector) -> int:
@@ -77,13 +90,50 @@ def test_relay_publishes_every_event_once_in_order_per_key(
     assert relay.drain() == 100
     assert _unpublished(connector) == 0
     assert relay.drain() == 0  # nothing twice
-    received = _consume(settings, topic, want=100)
+    records = _consume_records(settings, topic, want=100)
+    received = [record.value for record in records]
     by_key: dict[str, list[str]] = {}
     for event in received:
         by_key.setdefault(event["key"], []).append(event["id"])
     assert by_key == expected
     assert all([e["sequence"] for e in received if e["key"] == key] == [1, 2, 3, 4, 5]
                for key in expected)
+    # Every record's headers say what its envelope says, field by field.
+    for record in records:
+        event = record.value
+        assert header_map(record.headers) == {
+            "event_id": event["id"], "event_type": event["type"], "event_key": event["key"],
+            "event_sequence": str(event["sequence"]), "content-type": "application/json"}
+        assert record.key == event["key"]
+
+
+def test_the_largest_event_the_api_accepts_is_one_the_broker_takes(
+    settings: Settings, connector: mysql.MySQLConnector
+) -> None:
+    topic = f"relay-{uuid.uuid4().hex[:8]}"
+    limit = settings.kafka.max_request_size - ENVELOPE_OVERHEAD_BYTES
+    saga_input = {"note": "x" * (limit - event_bytes({"note": ""}))}
+    check_storable({"input": saga_input}, max_event_bytes=settings.kafka.max_request_size)
+    with pytest.raises(TooLarge):  # one byte more is refused at the door
+        check_storable({"input": {"note": saga_input["note"] + "x"}},
+                       max_event_bytes=settings.kafka.max_request_size)
+    now = datetime.now(UTC)
+    execution_id = f"ex-{uuid.uuid4().hex[:10]}"
+    with connector.transaction() as cur:
+        insert_execution(cur, Execution(
+            id=execution_id, saga_id="s", revision=1, version="1.0.0",
+            status=ExecutionStatus.RUNNING, input=saga_input, started_at=now, updated_at=now),
+            ["a"])
+        sent = append_event(cur, "saga.execution.started", execution_id=execution_id,
+                            data={"saga_id": "s", "input": saga_input, "steps": ["a"]},
+                            at=now.replace(tzinfo=None))
+    relay = OutboxRelay(connector, KafkaPublisher(settings.kafka), topic, batch_size=10)
+    assert relay.drain() == 1
+    assert relay.stats.dead_letters == 0 and relay.stats.failures == 0
+    [record] = _consume_records(settings, topic, want=1)
+    assert record.value["id"] == sent["id"]
+    assert record.value["data"]["input"] == saga_input
+    assert len(record.value["data"]["input"]["note"]) > 1_000_000
 
 
 def test_nothing_is_lost_while_kafka_is_down(

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from chalicelib.adapters.kafka import (
     BATCH_BYTES,
@@ -75,3 +76,13 @@ def test_the_local_broker_is_configured_from_the_same_settings(tmp_path: Path) -
 
 def test_the_pinned_kafka_is_a_4x_release() -> None:
     assert pinned_version().split(".")[0] == "4"
+
+
+def test_the_compose_file_runs_the_same_kafka_with_the_same_message_size() -> None:
+    compose = yaml.safe_load((Path(__file__).parents[2] / "localstack-compose.yml").read_text())
+    kafka = compose["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{pinned_version()}"
+    assert compose["services"]["kafka-init"]["image"] == kafka["image"]
+    shipped = load_settings(environ={}).kafka
+    assert kafka["environment"]["KAFKA_MESSAGE_MAX_BYTES"] == message_max_bytes(shipped)
+    assert kafka["environment"]["KAFKA_NUM_PARTITIONS"] == shipped.partitions
