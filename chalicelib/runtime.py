@@ -43,7 +43,7 @@ from chalicelib.saga.compiler import CompileOptions
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
 from chalicelib.saga.lifecycle import Phase
-from chalicelib.saga.models import StepDefinition
+from chalicelib.saga.models import Step
 from chalicelib.saga.reconciler import Reconciler
 from chalicelib.saga.service import DefinitionService, Limits
 from chalicelib.saga.validation import ValidationPolicy
@@ -79,9 +79,8 @@ def state_machine_role(settings: Settings, account: str) -> str:
 def build_orchestrator(settings: Settings) -> StepFunctionsOrchestrator:
     names = function_names(settings)
 
-    def function_for(step: StepDefinition, phase: str) -> str:
-        action = step.action if phase == Phase.ACTION else step.compensation
-        return names.arn(function_name(family_of(action or "", FAMILY_OF)))
+    def function_for(step: Step, phase: Phase) -> str:
+        return names.arn(function_name(family_of(step.target(phase), FAMILY_OF)))
 
     return StepFunctionsOrchestrator(
         aws.client("stepfunctions", settings.aws), stage=settings.stage,

@@ -19,8 +19,8 @@ from chalicelib.saga.compiler import (
     compile_compensation,
     compile_forward,
 )
-from chalicelib.saga.lifecycle import RunStatus
-from chalicelib.saga.models import StepDefinition, StoredSaga
+from chalicelib.saga.lifecycle import Phase, RunStatus
+from chalicelib.saga.models import Step, StoredSaga
 
 # The two machines of a version (the names are part of their ARNs: never change them).
 FORWARD = "forward"
@@ -58,7 +58,7 @@ class FunctionNames:
 
 class StepFunctionsOrchestrator:
     def __init__(self, client: Any, *, stage: str, role_arn: str, region: str, account: str,
-                 function_for: Callable[[StepDefinition, str], str], recorder_arn: str,
+                 function_for: Callable[[Step, Phase], str], recorder_arn: str,
                  options: CompileOptions | None = None) -> None:
         self._sfn = client
         self._stage = stage
@@ -84,8 +84,9 @@ class StepFunctionsOrchestrator:
     def ensure_machines(self, saga: StoredSaga) -> Machines:
         """Create (or bring up to date) the machines: when a version is stored, and at deploy."""
         comment = f"saga {saga.id} version {saga.version} (revision {saga.revision})"
-        forward = compile_forward(saga.steps, self._targets, self._options, comment=comment)
-        undo = compile_compensation(saga.steps, self._targets, self._options,
+        steps = saga.active_steps()
+        forward = compile_forward(steps, self._targets, self._options, comment=comment)
+        undo = compile_compensation(steps, self._targets, self._options,
                                     comment=f"compensation of {comment}")
         name = functools.partial(machine_name, self._stage, saga.id, saga.revision)
         return Machines(forward_arn=self._ensure(name(FORWARD), forward),

@@ -34,7 +34,7 @@ from chalicelib.saga.lifecycle import (
     Phase,
     RetryPolicy,
 )
-from chalicelib.saga.models import StepDefinition
+from chalicelib.saga.models import Step
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,11 @@ class CompileOptions:
 class MachineTargets:
     """Where each Task goes: the step's action/compensation Lambda, and the recorder Lambda."""
 
-    function_for: Callable[[StepDefinition, str], str]  # (step, phase) -> function ARN
+    function_for: Callable[[Step, Phase], str]  # (step, phase) -> function ARN
     recorder: str  # ARN of the Lambda that records Failed / CompensationFailed outcomes
 
 
-def _state_name(prefix: str, step: StepDefinition) -> str:
+def _state_name(prefix: str, step: Step) -> str:
     # Names are unique per machine (step ids are unique) and at most 80 characters.
     return f"{prefix}{step.id}"[:80]
 
@@ -70,9 +70,9 @@ def _state_name(prefix: str, step: StepDefinition) -> str:
 LAMBDA_MAX_TIMEOUT_S = 900
 
 
-def _timeout_seconds(step: StepDefinition) -> int:
+def _timeout_seconds(step: Step) -> int:
     # ASL takes whole seconds; a sub-second timeout rounds up to 1 s.
-    seconds = max(1, -(-parse_duration_ms(step.timeout or "30s") // 1000))
+    seconds = max(1, -(-parse_duration_ms(step.timeout) // 1000))
     return min(seconds, LAMBDA_MAX_TIMEOUT_S)
 
 
@@ -102,7 +102,7 @@ def _retriers(attempts: int, policy: RetryPolicy,
     return retriers
 
 
-def _task(function_arn: str, step: StepDefinition, phase: Phase, *, timeout_s: int,
+def _task(function_arn: str, step: Step, phase: Phase, *, timeout_s: int,
           retriers: list[dict[str, Any]], last: bool,
           skip_undone: bool = False) -> dict[str, Any]:
     parameters: dict[str, Any] = {
@@ -138,14 +138,14 @@ def _recorder(arn: str, outcome: ExecutionStatus) -> dict[str, Any]:
     }
 
 
-def _active_in_order(steps: Sequence[StepDefinition]) -> list[StepDefinition]:
-    active = sorted((s for s in steps if s.active), key=lambda s: s.order or 0)
+def _active_in_order(steps: Sequence[Step]) -> list[Step]:
+    active = sorted((s for s in steps if s.active), key=lambda s: s.order)
     if not active:
         raise ValueError("a saga needs at least one active step to compile")
     return active
 
 
-def _undo_chain(steps: Sequence[StepDefinition], targets: MachineTargets,
+def _undo_chain(steps: Sequence[Step], targets: MachineTargets,
                 options: CompileOptions, *, skip_undone: bool) -> dict[str, dict[str, Any]]:
     """undo(sn) -> ... -> undo(s1) -> Compensated; any of them failing -> CompensationFailed.
 
@@ -181,7 +181,7 @@ def _undo_chain(steps: Sequence[StepDefinition], targets: MachineTargets,
     return states
 
 
-def compile_forward(steps: Sequence[StepDefinition], targets: MachineTargets,
+def compile_forward(steps: Sequence[Step], targets: MachineTargets,
                     options: CompileOptions = CompileOptions(), *,
                     comment: str = "") -> dict[str, Any]:
     active = _active_in_order(steps)
@@ -190,7 +190,7 @@ def compile_forward(steps: Sequence[StepDefinition], targets: MachineTargets,
         is_last = index == len(active) - 1
         state = _task(targets.function_for(step, Phase.ACTION), step, Phase.ACTION,
                       timeout_s=_timeout_seconds(step),
-                      retriers=_retriers(step.max_retries or 0, options.action_retry,
+                      retriers=_retriers(step.max_retries, options.action_retry,
                                          options),
                       last=is_last)
         if options.compensation_enabled:
@@ -227,7 +227,7 @@ def compile_forward(steps: Sequence[StepDefinition], targets: MachineTargets,
             "States": states}
 
 
-def compile_compensation(steps: Sequence[StepDefinition], targets: MachineTargets,
+def compile_compensation(steps: Sequence[Step], targets: MachineTargets,
                          options: CompileOptions = CompileOptions(), *,
                          comment: str = "") -> dict[str, Any]:
     active = _active_in_order(steps)

@@ -92,7 +92,7 @@ class ExecutionService:
             id=execution_id, saga_id=saga.id, revision=saga.revision, version=saga.version,
             status=ExecutionStatus.RUNNING, input=request.input, faults=request.faults,
             state_machine_arn=machines.forward_arn, started_at=now, updated_at=now,
-        ), [step.id or "" for step in saga.active_steps()])
+        ), [step.id for step in saga.active_steps()])
         if not created:  # a concurrent request with the same id won the race
             return self._same_request(execution, saga_id), False
         self._start(execution, machines.forward_arn, execution.id, saga)

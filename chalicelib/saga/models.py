@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chalicelib.saga.lifecycle import Phase
+
 
 class _Model(BaseModel):
     # Strict: JSON's types as sent, never coerced ("1", 1.0 or true are not an order of 1).
@@ -43,6 +45,48 @@ class SagaDefinition(_Model):
     metadata: dict[str, str] = Field(default_factory=dict)
 
 
+# What a step gets when its definition leaves these out: applied once, by Step.of.
+DEFAULT_TIMEOUT = "30s"
+DEFAULT_MAX_RETRIES = 0
+
+
+class Step(BaseModel):
+    """A step as the service runs it: validated, every field the compiler and the step runtime
+    rely on set, defaults applied. Built from a stored definition by Step.of."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    order: int
+    action: str
+    compensation: str
+    max_retries: int
+    timeout: str
+    active: bool
+    name: str | None = None
+    type: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    def target(self, phase: Phase) -> str:
+        """What runs in a phase: the action, or the compensation."""
+        return self.action if phase is Phase.ACTION else self.compensation
+
+    @classmethod
+    def of(cls, definition: StepDefinition) -> Step:
+        """The runnable step of a definition that passed validation (whose invariants make
+        id, order, action and compensation present)."""
+        if (definition.id is None or definition.order is None or not definition.action
+                or not definition.compensation):
+            raise ValueError(f"step {definition.id!r} is not a validated definition: it needs "
+                             "an id, an order, an action and a compensation")
+        return cls(id=definition.id, order=definition.order, action=definition.action,
+                   compensation=definition.compensation,
+                   max_retries=(DEFAULT_MAX_RETRIES if definition.max_retries is None
+                                else definition.max_retries),
+                   timeout=definition.timeout or DEFAULT_TIMEOUT, active=definition.active,
+                   name=definition.name, type=definition.type, config=definition.config)
+
+
 class StoredSaga(BaseModel):
     """A validated definition version as stored, with what the store adds."""
 
@@ -61,5 +105,10 @@ class StoredSaga(BaseModel):
     updated_at: datetime
     version_created_at: datetime
 
-    def active_steps(self) -> list[StepDefinition]:
-        return sorted((s for s in self.steps if s.active), key=lambda s: s.order or 0)
+    def active_steps(self) -> list[Step]:
+        """The steps that run, in order."""
+        return sorted((Step.of(s) for s in self.steps if s.active), key=lambda s: s.order)
+
+    def step(self, step_id: str) -> Step | None:
+        found = next((s for s in self.steps if s.id == step_id), None)
+        return Step.of(found) if found is not None else None

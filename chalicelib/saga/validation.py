@@ -107,7 +107,10 @@ def validate_definition(saga: SagaDefinition, policy: ValidationPolicy) -> list[
         for index, step in enumerate(saga.steps):
             violations += _field_rules(f"steps[{index}].", step, policy.rules.get("step", {}))
     violations += _invariants(saga, policy)
-    return violations
+    # A field the configured rules and an invariant both require is reported once.
+    seen: set[tuple[str, str]] = set()
+    return [v for v in violations
+            if (v.field, v.rule) not in seen and not seen.add((v.field, v.rule))]
 
 
 def check_definition(payload: Any, policy: ValidationPolicy) -> SagaDefinition:
@@ -197,8 +200,13 @@ def _invariants(saga: SagaDefinition, policy: ValidationPolicy) -> list[Violatio
 def _step_invariants(prefix: str, step: StepDefinition,
                      policy: ValidationPolicy) -> list[Violation]:
     found = []
-    if step.id and not SAFE_ID.fullmatch(step.id):
+    if not step.id:  # what the machine, the store and every event name the step by
+        found.append(Violation(f"{prefix}id", "required", "is required", step.id))
+    elif not SAFE_ID.fullmatch(step.id):
         found.append(Violation(f"{prefix}id", "charset", _charset_message(), step.id))
+    if not step.action:
+        found.append(Violation(f"{prefix}action", "required", "every step needs an action",
+                               step.action))
     if not step.compensation:
         found.append(Violation(f"{prefix}compensation", "required",
                                "every step needs a compensation", step.compensation))

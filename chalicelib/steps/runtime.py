@@ -36,7 +36,7 @@ from chalicelib.saga.executions import (
     execution_error,
 )
 from chalicelib.saga.lifecycle import TASK_TIMEOUT, Outcome, Phase
-from chalicelib.saga.models import StepDefinition, StoredSaga
+from chalicelib.saga.models import Step, StoredSaga
 from chalicelib.steps.context import ActionFn, PermanentError, StepContext
 from chalicelib.steps.decisions import (
     StepRequest,
@@ -96,8 +96,7 @@ class StepRuntime:
                 if execution is None:
                     raise PermanentError(f"no execution {request.execution_id!r}")
                 step = self._step(execution.saga_id, execution.revision, request.step_id)
-                name = (step.action if request.phase is Phase.ACTION else step.compensation) \
-                    or ""
+                name = step.target(request.phase)
                 if participant_kind(name) is None:
                     return self._run(tx, request, step, execution, started, received)
                 admitted = self._admit(tx, request, step, execution, inject=True)
@@ -116,7 +115,7 @@ class StepRuntime:
         if fault is not None and fault.delay:
             self.sleep(parse_duration_ms(fault.delay) / 1000)
 
-    def _step(self, saga_id: str, revision: int, step_id: str) -> StepDefinition:
+    def _step(self, saga_id: str, revision: int, step_id: str) -> Step:
         # A stored revision never changes, so a warm Lambda keeps the ones it has read.
         key = (saga_id, revision)
         saga = self._revisions.get(key) if self.cache_definitions else None
@@ -132,8 +131,8 @@ class StepRuntime:
         return self._find_step(saga, saga_id, step_id)
 
     @staticmethod
-    def _find_step(saga: StoredSaga, saga_id: str, step_id: str) -> StepDefinition:
-        step = next((s for s in saga.steps if s.id == step_id), None)
+    def _find_step(saga: StoredSaga, saga_id: str, step_id: str) -> Step:
+        step = saga.step(step_id)
         if step is None:
             raise PermanentError(f"saga {saga_id!r} has no step {step_id!r}")
         return step
@@ -143,7 +142,7 @@ class StepRuntime:
         return next((f for f in faults
                      if f.step_id == request.step_id and f.phase == request.phase), None)
 
-    def _run(self, tx: LedgerTransaction, request: StepRequest, step: StepDefinition,
+    def _run(self, tx: LedgerTransaction, request: StepRequest, step: Step,
              execution: LockedExecution, started: datetime,
              received: float) -> dict[str, Any]:
         admitted = self._admit(tx, request, step, execution, inject=True)
@@ -151,13 +150,12 @@ class StepRuntime:
             return admitted
         attempts_so_far, parsed = admitted
         context = StepContext(
-            execution_id=request.execution_id, saga_id=parsed.saga_id, step_id=step.id or "",
+            execution_id=request.execution_id, saga_id=parsed.saga_id, step_id=step.id,
             phase=request.phase, attempt=attempts_so_far + 1,
             saga_input=parsed.input, config=step.config,
             cursor=tx.cursor, results=LazyResults(lambda: tx.results(request.execution_id)),
             defaults=self.input_defaults)
-        name = step.action if request.phase is Phase.ACTION else step.compensation
-        result = self.resolve_action(name or "")(context)
+        result = self.resolve_action(step.target(request.phase))(context)
         if request.phase is Phase.ACTION and self._past_timeout(step, received):
             # Its Task has timed out (the invocation started after the Task did), so Step
             # Functions is compensating it: roll the effect back instead of recording it.
@@ -167,7 +165,7 @@ class StepRuntime:
                              attempt=attempts_so_far + 1, first=attempts_so_far == 0)
         return {"status": "ok", "result": result}
 
-    def _call_participant(self, request: StepRequest, step: StepDefinition, name: str,
+    def _call_participant(self, request: StepRequest, step: Step, name: str,
                           admitted: tuple[int, Execution], started: datetime,
                           received: float) -> dict[str, Any]:
         """A participant's call runs with no transaction open, so no other writer of the
@@ -177,7 +175,7 @@ class StepRuntime:
         on every delivery)."""
         attempts_so_far, parsed = admitted
         context = StepContext(
-            execution_id=request.execution_id, saga_id=parsed.saga_id, step_id=step.id or "",
+            execution_id=request.execution_id, saga_id=parsed.saga_id, step_id=step.id,
             phase=request.phase, attempt=attempts_so_far + 1, saga_input=parsed.input,
             config=step.config, cursor=_NO_TRANSACTION, defaults=self.input_defaults)
         result = self.resolve_action(name)(context)
@@ -195,7 +193,7 @@ class StepRuntime:
                                  attempt=now[0] + 1, first=now[0] == 0)
         return {"status": "ok", "result": result}
 
-    def _admit(self, tx: LedgerTransaction, request: StepRequest, step: StepDefinition,
+    def _admit(self, tx: LedgerTransaction, request: StepRequest, step: Step,
                execution: LockedExecution, *,
                inject: bool) -> dict[str, Any] | tuple[int, Execution]:
         """Under the row locks: the answer to a delivery that must not run (a duplicate, a
@@ -224,12 +222,12 @@ class StepRuntime:
         return attempts_so_far, parsed
 
     def _record_success(self, tx: LedgerTransaction, request: StepRequest,
-                        step: StepDefinition, execution: LockedExecution,
+                        step: Step, execution: LockedExecution,
                         result: dict[str, Any], started: datetime, *, attempt: int,
                         first: bool) -> None:
         at = self.clock()
         execution_id = request.execution_id
-        step_id = step.id or ""
+        step_id = step.id
         tx.record_attempt(execution_id, step_id, phase=request.phase, attempt=attempt,
                           outcome=Outcome.SUCCEEDED, started=started, ended=at)
         data = {"saga_id": execution.saga_id, "step_id": step.id, "attempt": attempt,
@@ -313,7 +311,7 @@ class StepRuntime:
                 max_retries = 0
                 if request.phase is Phase.ACTION:
                     max_retries = self._step(execution.saga_id, execution.revision,
-                                             request.step_id).max_retries or 0
+                                             request.step_id).max_retries
                 outcome = after_failure(request.phase, attempt, max_retries,
                                         permanent=permanent)
                 record = tx.record_outcome(request.execution_id, request.step_id,
@@ -332,8 +330,8 @@ class StepRuntime:
             logger.exception("could not record the failure of %s/%s", request.execution_id,
                              request.step_id)
 
-    def _past_timeout(self, step: StepDefinition, received: float) -> bool:
-        return self.monotonic() - received > parse_duration_ms(step.timeout or "30s") / 1000
+    def _past_timeout(self, step: Step, received: float) -> bool:
+        return self.monotonic() - received > parse_duration_ms(step.timeout) / 1000
 
 
 class _NoTransaction:

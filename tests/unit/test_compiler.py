@@ -18,11 +18,11 @@ from chalicelib.saga.compiler import (
     compile_forward,
     execution_input,
 )
-from chalicelib.saga.models import StepDefinition
+from chalicelib.saga.models import Step, StepDefinition
 from tests.support.asl_validator import AslValidator
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
-STEPS = [StepDefinition.model_validate(step) for step in SEED["steps"]]
+STEPS = [Step.of(StepDefinition.model_validate(step)) for step in SEED["steps"]]
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:saga-{}"
 TARGETS = MachineTargets(
     function_for=lambda step, phase: ARN.format(
@@ -173,10 +173,10 @@ _step = st.builds(
 _saga = st.lists(_step, min_size=1, max_size=50).filter(lambda s: any(x["active"] for x in s))
 
 
-def _steps(spec: list[dict[str, Any]]) -> list[StepDefinition]:
-    return [StepDefinition(id=f"s{i}", name=f"step {i}", description="generated step",
-                           order=i + 1, action=f"act{i}", compensation=f"undo{i}",
-                           max_retries=s["retries"], timeout=s["timeout"], active=s["active"])
+def _steps(spec: list[dict[str, Any]]) -> list[Step]:
+    return [Step(id=f"s{i}", name=f"step {i}", order=i + 1, action=f"act{i}",
+                 compensation=f"undo{i}", max_retries=s["retries"], timeout=s["timeout"],
+                 active=s["active"])
             for i, s in enumerate(spec)]
 
 

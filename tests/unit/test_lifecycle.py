@@ -20,12 +20,12 @@ from chalicelib.saga.lifecycle import (
     Phase,
     StepStatus,
 )
-from chalicelib.saga.models import StepDefinition
+from chalicelib.saga.models import Step, StepDefinition
 from chalicelib.steps.context import PermanentError
 from chalicelib.steps.runtime import StepAborted
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
-STEPS = [StepDefinition.model_validate(step) for step in SEED["steps"]]
+STEPS = [Step.of(StepDefinition.model_validate(step)) for step in SEED["steps"]]
 TARGETS = MachineTargets(function_for=lambda step, phase: f"arn:fn:{phase}:{step.id}",
                          recorder="arn:fn:recorder")
 

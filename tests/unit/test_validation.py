@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from chalicelib.config import load_settings
+from chalicelib.saga.lifecycle import Phase
+from chalicelib.saga.models import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Step, StepDefinition
 from chalicelib.saga.validation import (
     DefinitionInvalid,
     ValidationPolicy,
@@ -138,6 +140,29 @@ def test_every_step_needs_a_compensation_even_with_validation_disabled() -> None
     assert _violations(_with("description", "short"), policy) == []
     assert ("steps[0].compensation", "required") in _violations(
         _with("steps[0].compensation", ...), policy)
+
+
+@pytest.mark.parametrize("field", ["id", "action"])
+def test_every_step_needs_an_id_and_an_action_even_with_validation_disabled(field: str) -> None:
+    disabled = ValidationPolicy(rules=POLICY.rules, enabled=False)
+    assert _violations(_with(f"steps[1].{field}", ...), disabled) == [
+        (f"steps[1].{field}", "required")]
+    # With the configured rules on as well, the field is still reported once.
+    assert _violations(_with(f"steps[1].{field}", ...)).count(
+        (f"steps[1].{field}", "required")) == 1
+
+
+def test_a_validated_step_has_its_defaults_applied_once() -> None:
+    payload = _with("steps[0].timeout", ...)
+    del payload["steps"][0]["max_retries"]
+    # The shipped rules require both; with validation off they may be left out.
+    saga = check_definition(payload, ValidationPolicy(rules=POLICY.rules, enabled=False))
+    step = Step.of(saga.steps[0])
+    assert (step.timeout, step.max_retries) == (DEFAULT_TIMEOUT, DEFAULT_MAX_RETRIES)
+    assert step.target(Phase.ACTION) == saga.steps[0].action
+    assert step.target(Phase.COMPENSATION) == saga.steps[0].compensation
+    with pytest.raises(ValueError, match="not a validated definition"):
+        Step.of(StepDefinition(id="x", order=1, compensation="undo"))
 
 
 def test_wrong_types_and_unknown_fields_are_reported_with_their_paths() -> None:
