@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 from chalice import AuthResponse, Chalice, CORSConfig, Rate, Response
 from chalice.app import AuthRequest, WebsocketEvent
 
@@ -24,7 +23,7 @@ from chalicelib.api import (
     websocket_caller,
 )
 from chalicelib.auth import Forbidden, Role, TokenRejected, Unauthenticated
-from chalicelib.config import get_settings
+from chalicelib.config import load_settings
 from chalicelib.events.consumer import apply_all, msk_events
 from chalicelib.health import check_health
 from chalicelib.ports import Actor
@@ -36,24 +35,18 @@ from chalicelib.runtime import (
     build_relay,
     cleanup,
     cleanup_schedule_minutes,
-    connector,
-    definition_service,
-    execution_service,
-    openapi_document,
-    pusher,
-    pushing_projector,
-    queued_pusher,
-    rate_limiter,
-    subscriptions,
-    token_verifier,
+    container,
 )
+from chalicelib.saga.execution_service import ExecutionService
+from chalicelib.saga.service import DefinitionService
 from chalicelib.steps import entry
 
-SETTINGS = get_settings()
+# What API Gateway is configured with when the app is packaged (whether routes carry the
+# authorizer, CORS, the cleanup schedule's rate): Chalice reads these as it loads the module.
+# Everything a request uses comes from the process's Container, built on first use.
+DEPLOYED = load_settings()
 app = Chalice(app_name="saga-orchestrator")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
-# Chalice's WebSocket handlers look up the region (for their own endpoint) from this session.
-app.websocket_api.session = boto3.session.Session(region_name=SETTINGS.aws.region)
 API = "/api/v1/saga"
 
 
@@ -63,7 +56,7 @@ API = "/api/v1/saga"
 def jwt_auth(auth_request: AuthRequest) -> AuthResponse:
     """Checks the bearer token; the role it grants travels to the views in the context."""
     try:
-        caller = token_verifier().verify(auth_request.token)
+        caller = container().token_verifier.verify(auth_request.token)
     except Unauthenticated as refused:
         raise TokenRejected(refused.message) from None
     return AuthResponse(routes=["*"], principal_id=caller.subject,
@@ -76,11 +69,11 @@ def one_error_format(event: Any, get_response: Callable[[Any], Response]) -> Res
 
 
 # Bearer tokens on every route but /health when auth is on (decided when the API is deployed).
-AUTHORIZER = jwt_auth if SETTINGS.auth.enabled else None
-CORS = (CORSConfig(allow_origin=SETTINGS.limits.cors.allow_origin,
-                   allow_headers=SETTINGS.limits.cors.allow_headers,
-                   max_age=SETTINGS.limits.cors.max_age)
-        if SETTINGS.limits.cors.allow_origin else None)
+AUTHORIZER = jwt_auth if DEPLOYED.auth.enabled else None
+CORS = (CORSConfig(allow_origin=DEPLOYED.limits.cors.allow_origin,
+                   allow_headers=DEPLOYED.limits.cors.allow_headers,
+                   max_age=DEPLOYED.limits.cors.max_age)
+        if DEPLOYED.limits.cors.allow_origin else None)
 
 
 # (path, method) -> the least role it needs. Built by a call: Chalice's policy analyzer cannot
@@ -95,10 +88,19 @@ def route(path: str, method: str, role: Role,
 
     def decorate(view: Callable[..., Any]) -> Any:
         ROUTE_ROLES[(path, method)] = role
-        guard = guarded(role, lambda: app.current_request, rate_limiter, frozenset(params))
+        guard = guarded(role, lambda: app.current_request, lambda: container().rate_limiter,
+                        frozenset(params))
         return app.route(path, methods=[method], authorizer=AUTHORIZER, cors=CORS)(guard(view))
 
     return decorate
+
+
+def _definitions() -> DefinitionService:
+    return container().definition_service
+
+
+def _executions() -> ExecutionService:
+    return container().execution_service
 
 
 def _saga(saga: Any) -> dict[str, Any]:
@@ -112,8 +114,8 @@ def _query(name: str) -> str | None:
 # -- health -----------------------------------------------------------------------------------
 
 def _health_response() -> Response:
-    settings = get_settings()
-    report = check_health(settings)
+    settings = container().settings
+    report = check_health(container())
     report.update(service=settings.saga.name, version=settings.saga.version, stage=settings.stage)
     return Response(body=report, status_code=200 if report["status"] == "up" else 503,
                     headers=JSON)
@@ -131,14 +133,14 @@ def detailed_health() -> Response:
 
 @route(f"{API}/openapi.json", "GET", Role.READER)
 def openapi() -> dict[str, Any]:
-    return openapi_document()
+    return container().openapi_document
 
 
 # -- saga definitions -------------------------------------------------------------------------
 
 @route(f"{API}/sagas", "POST", Role.ADMIN)
 def create_saga() -> Response:
-    saga = definition_service().create(json_body(app.current_request),
+    saga = _definitions().create(json_body(app.current_request),
                                                actor(app.current_request))
     return Response(body=_saga(saga), status_code=201,
                     headers={**JSON, "Location": f"{API}/sagas/{saga.id}?version={saga.version}"})
@@ -146,70 +148,70 @@ def create_saga() -> Response:
 
 @route(f"{API}/sagas", "GET", Role.READER, params=("limit", "cursor", "active", "type"))
 def list_sagas() -> dict[str, Any]:
-    page = definition_service().list(limit=_query("limit"), cursor=_query("cursor"),
+    page = _definitions().list(limit=_query("limit"), cursor=_query("cursor"),
                                      active=_query("active"), saga_type=_query("type"))
     return {"items": [_saga(s) for s in page.items], "next_cursor": page.next_cursor}
 
 
 @route(f"{API}/sagas/stats", "GET", Role.READER)
 def all_saga_stats() -> dict[str, Any]:
-    return {**definition_service().all_stats(), "executions": execution_service().totals()}
+    return {**_definitions().all_stats(), "executions": _executions().totals()}
 
 
 @route(f"{API}/sagas/{{saga_id}}", "GET", Role.READER, params=("version",))
 def get_saga(saga_id: str) -> dict[str, Any]:
-    return _saga(definition_service().get(saga_id, _query("version")))
+    return _saga(_definitions().get(saga_id, _query("version")))
 
 
 @route(f"{API}/sagas/{{saga_id}}", "DELETE", Role.ADMIN)
 def destroy_saga(saga_id: str) -> Response:
-    definition_service().destroy(saga_id, actor(app.current_request))
+    _definitions().destroy(saga_id, actor(app.current_request))
     return Response(body="", status_code=204)
 
 
 @route(f"{API}/sagas/{{saga_id}}/versions", "GET", Role.READER)
 def saga_versions(saga_id: str) -> dict[str, Any]:
-    versions = definition_service().versions(saga_id)
+    versions = _definitions().versions(saga_id)
     return {"saga_id": saga_id,
             "versions": [{**v, "created_at": v["created_at"].isoformat()} for v in versions]}
 
 
 @route(f"{API}/sagas/{{saga_id}}/stats", "GET", Role.READER)
 def saga_stats(saga_id: str) -> dict[str, Any]:
-    stats = definition_service().saga_stats(saga_id)
-    return {**stats, "executions": execution_service().saga_summary(saga_id)}
+    stats = _definitions().saga_stats(saga_id)
+    return {**stats, "executions": _executions().saga_summary(saga_id)}
 
 
 @route(f"{API}/sagas/{{saga_id}}/active", "PUT", Role.ADMIN)
 def set_saga_active(saga_id: str) -> dict[str, Any]:
-    return _saga(definition_service().set_active(saga_id, json_body(app.current_request),
+    return _saga(_definitions().set_active(saga_id, json_body(app.current_request),
                                                  actor(app.current_request)))
 
 
 @route(f"{API}/sagas/{{saga_id}}/steps", "POST", Role.ADMIN)
 def add_saga_step(saga_id: str) -> Response:
-    saga = definition_service().add_step(saga_id, json_body(app.current_request),
+    saga = _definitions().add_step(saga_id, json_body(app.current_request),
                                          actor(app.current_request))
     return Response(body=_saga(saga), status_code=201, headers=JSON)
 
 
 @route(f"{API}/sagas/{{saga_id}}/steps/{{step_id}}", "DELETE", Role.ADMIN)
 def remove_saga_step(saga_id: str, step_id: str) -> dict[str, Any]:
-    return _saga(definition_service().remove_step(saga_id, step_id, actor(app.current_request)))
+    return _saga(_definitions().remove_step(saga_id, step_id, actor(app.current_request)))
 
 
 @route(f"{API}/stats", "GET", Role.READER)
 def service_stats() -> dict[str, Any]:
-    settings = get_settings()
+    settings = container().settings
     return {"service": settings.saga.name, "version": settings.saga.version,
-            "stage": settings.stage, "definitions": definition_service().all_stats(),
-            "executions": execution_service().totals()}
+            "stage": settings.stage, "definitions": _definitions().all_stats(),
+            "executions": _executions().totals()}
 
 
 @route(f"{API}/cleanup", "POST", Role.ADMIN)
 def perform_cleanup() -> dict[str, Any]:
     no_body(app.current_request)
-    return cleanup(get_settings(), connector(), actor(app.current_request))
+    return cleanup(container().settings, container().connector, actor(app.current_request))
 
 
 # -- executions -------------------------------------------------------------------------------
@@ -220,7 +222,7 @@ def _execution(execution: Any) -> dict[str, Any]:
 
 @route(f"{API}/sagas/{{saga_id}}/execute", "POST", Role.OPERATOR)
 def execute_saga(saga_id: str) -> Response:
-    execution, created = execution_service().execute(
+    execution, created = _executions().execute(
         saga_id, json_body(app.current_request, required=False), actor(app.current_request))
     return Response(body=_execution(execution), status_code=202 if created else 200,
                     headers={**JSON, "Location": f"{API}/executions/{execution.id}"})
@@ -228,7 +230,7 @@ def execute_saga(saga_id: str) -> Response:
 
 @route(f"{API}/sagas/{{saga_id}}/compensate", "POST", Role.OPERATOR)
 def compensate_saga(saga_id: str) -> Response:
-    execution = execution_service().compensate(
+    execution = _executions().compensate(
         saga_id, json_body(app.current_request, required=False) or {},
         actor(app.current_request))
     return Response(body=_execution(execution), status_code=202, headers=JSON)
@@ -236,13 +238,13 @@ def compensate_saga(saga_id: str) -> Response:
 
 @route(f"{API}/sagas/{{saga_id}}/status", "GET", Role.READER)
 def saga_status(saga_id: str) -> dict[str, Any]:
-    return execution_service().status(saga_id)
+    return _executions().status(saga_id)
 
 
 @route(f"{API}/executions", "GET", Role.READER,
        params=("saga_id", "status", "limit", "cursor"))
 def list_executions() -> dict[str, Any]:
-    page = execution_service().list(saga_id=_query("saga_id"), status=_query("status"),
+    page = _executions().list(saga_id=_query("saga_id"), status=_query("status"),
                                     limit=_query("limit"), cursor=_query("cursor"))
     return {"items": [e.model_dump(mode="json", exclude={"steps"}) for e in page.items],
             "next_cursor": page.next_cursor}
@@ -250,18 +252,18 @@ def list_executions() -> dict[str, Any]:
 
 @route(f"{API}/executions/{{execution_id}}", "GET", Role.READER)
 def get_execution(execution_id: str) -> dict[str, Any]:
-    return _execution(execution_service().get(execution_id))
+    return _execution(_executions().get(execution_id))
 
 
 @route(f"{API}/executions/{{execution_id}}/retry-compensation", "POST", Role.OPERATOR)
 def retry_compensation(execution_id: str) -> Response:
-    execution = execution_service().retry_compensation(execution_id, actor(app.current_request))
+    execution = _executions().retry_compensation(execution_id, actor(app.current_request))
     return Response(body=_execution(execution), status_code=202, headers=JSON)
 
 
 @route(f"{API}/executions/{{execution_id}}/resolve", "POST", Role.OPERATOR)
 def resolve_execution(execution_id: str) -> dict[str, Any]:
-    return _execution(execution_service().resolve(
+    return _execution(_executions().resolve(
         execution_id, json_body(app.current_request), actor(app.current_request)))
 
 
@@ -289,7 +291,7 @@ def console_asset(name: str) -> Response:
 
 @route(f"{API}/whoami", "GET", Role.READER)
 def whoami() -> dict[str, Any]:
-    settings = get_settings()
+    settings = container().settings
     return console.caller_view(
         principal(app.current_request), auth_enabled=settings.auth.enabled,
         route_roles=ROUTE_ROLES,
@@ -314,14 +316,14 @@ saga_recorder = app.lambda_function(name="saga_recorder")(entry.saga_recorder)
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="reconciler")
 def reconciler(event: Any) -> dict[str, Any]:
     """Repairs executions left RUNNING while their state machine run has ended."""
-    repairs = build_reconciler(get_settings(), connector()).run()
+    repairs = build_reconciler(container().settings, container().connector).run()
     return {"repaired": [repair.__dict__ for repair in repairs]}
 
 
-@app.schedule(Rate(cleanup_schedule_minutes(SETTINGS), unit=Rate.MINUTES), name="cleanup")
+@app.schedule(Rate(cleanup_schedule_minutes(DEPLOYED), unit=Rate.MINUTES), name="cleanup")
 def scheduled_cleanup(event: Any) -> dict[str, Any]:
     """POST /cleanup's work every saga.cleanup_interval (`saga serve` runs it on a timer)."""
-    return cleanup(get_settings(), connector(), Actor(name="schedule"))
+    return cleanup(container().settings, container().connector, Actor(name="schedule"))
 
 
 # -- events: outbox -> Kafka -> read model ------------------------------------------------------
@@ -332,7 +334,7 @@ def outbox_relay(event: Any) -> dict[str, Any]:
     "run_seconds" to run shorter)."""
     detail = event.to_dict().get("detail") or {}
     seconds = min(50.0, float(detail.get("run_seconds", 50)))
-    relay = build_relay(get_settings(), connector())
+    relay = build_relay(container().settings, container().connector)
     relay.run(threading.Event(), deadline=time.monotonic() + seconds)
     return {"published": relay.stats.published, "failures": relay.stats.failures}
 
@@ -341,8 +343,10 @@ def outbox_relay(event: Any) -> dict[str, Any]:
 def projector(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Applies a batch from the Kafka (MSK) event source to the MongoDB read model, and pushes
     each applied event to its WebSocket subscribers."""
-    applied = apply_all(pushing_projector(), msk_events(event), build_dead_letters(connector()))
-    queued_pusher().drain()  # a frozen Lambda would hold its pushes until the next batch
+    parts = container()
+    applied = apply_all(parts.pushing_projector, msk_events(event),
+                        build_dead_letters(parts.connector))
+    parts.queued_pusher.drain()  # a frozen Lambda would hold its pushes until the next batch
     return {"applied": applied}
 
 
@@ -353,20 +357,21 @@ def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
     """Subscribes to ?saga_id= / ?execution_id= if given, else to everything."""
     raw = event.to_dict()
     try:
-        caller = websocket_caller(raw, lambda header: token_verifier().verify(header))
+        caller = websocket_caller(raw, lambda header: container().token_verifier.verify(header))
     except (Unauthenticated, Forbidden) as refused:  # the connection is refused, not opened
         return {"statusCode": refused.status, "body": refused.message}
     query = raw.get("queryStringParameters") or {}
-    subscriptions().connect(event.connection_id, topics_from(query) or [ALL],
+    container().subscriptions.connect(event.connection_id, topics_from(query) or [ALL],
                             principal=caller.subject)
     return {"statusCode": 200}
 
 
 @app.on_ws_message()
 def ws_message(event: WebsocketEvent) -> None:
-    handle_message(event.connection_id, event.body, subscriptions(), pusher())
+    handle_message(event.connection_id, event.body, container().subscriptions,
+                   container().pusher)
 
 
 @app.on_ws_disconnect()
 def ws_disconnect(event: WebsocketEvent) -> None:
-    subscriptions().disconnect(event.connection_id)
+    container().subscriptions.disconnect(event.connection_id)

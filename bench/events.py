@@ -88,7 +88,7 @@ def main() -> None:
     harness.seed_account("bench-customer", "1000000.00")
     harness.seed_account("merchant", "0.00")
     definition = copy.deepcopy(SEED) | {"id": f"events-{uuid.uuid4().hex[:6]}"}
-    runtime.definition_service().create(definition, Actor("bench"))
+    runtime.container().definition_service.create(definition, Actor("bench"))
 
     lags: list[float] = []
     lock = threading.Lock()
@@ -103,12 +103,12 @@ def main() -> None:
                                     management_port=0).start()
     os.environ["SAGA__WEBSOCKET__MANAGEMENT_ENDPOINT"] = \
         f"http://127.0.0.1:{gateway.management_port}"
-    runtime.reset()
+    runtime.use(None)
     settings = harness.get_settings()
     listener = threading.Thread(target=listen, args=(gateway.ws_port, ws_lags, lock),
                                 daemon=True)
     listener.start()
-    pusher = runtime.pusher()
+    pusher = runtime.container().pusher
 
     def measured_and_pushed(event: dict[str, Any]) -> None:
         measured(event)
@@ -116,7 +116,7 @@ def main() -> None:
 
     stop = threading.Event()
     relay = runtime.build_relay(settings, MySQLConnector(settings.database.mysql))
-    projector = runtime.build_projector(settings, runtime.mongo(),
+    projector = runtime.build_projector(settings, runtime.container().mongo,
                                         on_applied=measured_and_pushed)
     threads = [threading.Thread(target=relay.run, args=(stop,), daemon=True),
                threading.Thread(target=run_projector, args=(
@@ -130,7 +130,7 @@ def main() -> None:
     def execute(_: int) -> str:
         if not hasattr(local, "service"):
             local.service = runtime.build_execution_service(
-                settings, MySQLConnector(settings.database.mysql))
+                settings, MySQLConnector(settings.database.mysql), runtime.container().mongo)
         execution, _created = local.service.execute(definition["id"], {"input": {
             "customer_id": "bench-customer", "amount": "1.00", "currency": "EUR"}},
             Actor("bench"))
@@ -142,7 +142,7 @@ def main() -> None:
     deadline = time.monotonic() + 600
     expected = 0
     while time.monotonic() < deadline:
-        with runtime.connector().transaction() as cur:
+        with runtime.container().connector.transaction() as cur:
             cur.execute("SELECT COUNT(*) AS n FROM executions WHERE status IN "
                         "('RUNNING', 'COMPENSATING')")
             running = cur.fetchone()["n"]

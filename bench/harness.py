@@ -44,8 +44,8 @@ def prepare() -> Client:
     settings = get_settings()
     Supervisor(settings, say=lambda line: None).up()
     mysql.recreate_database(settings.database.mysql, settings.database.mysql.database)
-    runtime.reset()
-    migrate(runtime.connector().connection())
+    runtime.use(None)
+    migrate(runtime.container().connector.connection())
     deploy_local(settings, say=lambda line: None)
     return Client(load_app(), stage_name="bench")
 
@@ -62,7 +62,7 @@ def seed_saga() -> dict[str, Any]:
 
 
 def seed_account(account: str, balance: str) -> None:
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         demo_data.seed_account(cur, account, balance)
 
 

@@ -51,7 +51,7 @@ def prepare(count: int) -> tuple[SagaDefinition, list[Execution]]:
     settings = get_settings()
     Supervisor(settings, say=lambda line: None).up(["mariadb"])
     mysql.recreate_database(settings.database.mysql, settings.database.mysql.database)
-    connector = runtime.connector()
+    connector = runtime.container().connector
     migrate(connector.connection())
     definition = copy.deepcopy(SEED)
     definition["id"] = f"overhead-{uuid.uuid4().hex[:6]}"
@@ -77,7 +77,7 @@ def prepare(count: int) -> tuple[SagaDefinition, list[Execution]]:
 
 def counters() -> tuple[int, int]:
     """(statements, commits) of the runtime's connection so far, less this query itself."""
-    with runtime.connector().connection().cursor() as cur:
+    with runtime.container().connector.connection().cursor() as cur:
         cur.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Questions', 'Com_commit')")
         values = {row["Variable_name"]: int(row["Value"]) for row in cur.fetchall()}
     return values["Questions"], values["Com_commit"]
@@ -117,7 +117,7 @@ def bare_step(stored: Any) -> Any:
 
     def run(execution: Execution, step_id: str) -> None:
         step = steps[step_id]
-        with runtime.connector().transaction() as cur:
+        with runtime.container().connector.transaction() as cur:
             BUILTIN_ACTIONS[step.action](StepContext(
                 execution_id=execution.id, saga_id=execution.saga_id, step_id=step_id,
                 phase="action", attempt=1, saga_input=execution.input, config=step.config,

@@ -97,7 +97,7 @@ def service_run(client: Any, saga_id: str, customers: list[str]) -> dict[str, An
 
     def finished(ids: list[str]) -> dict[str, float]:
         now = time.perf_counter()
-        with runtime.connector().transaction() as cur:
+        with runtime.container().connector.transaction() as cur:
             cur.execute("SELECT id, status FROM executions WHERE id IN ("
                         + ",".join(["%s"] * len(ids)) + ")", ids)
             rows = cur.fetchall()
@@ -137,7 +137,7 @@ def main() -> None:
     client = harness.prepare()
     harness.seed_account("merchant", "0.00")
     customers = [f"tp-{uuid.uuid4().hex[:10]}" for _ in range(args.sagas)]
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         for customer in customers:
             cur.execute("INSERT INTO demo_accounts (account_id, balance, currency) "
                         "VALUES (%s, 100.00, 'EUR')", (customer,))
@@ -145,7 +145,7 @@ def main() -> None:
     status, saga = harness.call(client, "POST", "/sagas", definition)
     assert status == 201, saga
     forward_arn = runtime.build_orchestrator(get_settings()).ensure_machines(
-        runtime.definition_service().get(definition["id"])).forward_arn
+        runtime.container().definition_service.get(definition["id"])).forward_arn
     floor_arn = floor_machine(forward_arn, noop_function())
 
     floor = drive(args.sagas, args.concurrency, **floor_run(floor_arn))

@@ -27,13 +27,20 @@ from chalicelib.auth import (
     Unauthenticated,
     role_named,
 )
-from chalicelib.config import get_settings
+from chalicelib.config import Settings
 from chalicelib.ports import Actor
 from chalicelib.saga.errors import BadRequest, SagaError
 from chalicelib.saga.validation import DefinitionInvalid
 
 logger = logging.getLogger(__name__)
 JSON = {"Content-Type": "application/json"}
+
+
+def _settings() -> Settings:
+    """The settings of the process's Container (the one the handlers use)."""
+    from chalicelib import runtime
+
+    return runtime.container().settings
 
 
 def error_response(status: int, code: str, message: str, **details: Any) -> Response:
@@ -56,7 +63,7 @@ def in_error_format(response: Response) -> Response:
 def json_body(request: Request, *, required: bool = True) -> Any:
     """The parsed JSON body; 400 for a missing, malformed or too deeply nested one, 413 for
     one over the size limit."""
-    limits = get_settings().limits
+    limits = _settings().limits
     raw = request.raw_body
     if not raw:
         if required:
@@ -140,7 +147,7 @@ class _TooLarge(SagaError):
 
 def principal(request: Request) -> Principal:
     """The caller as the authorizer established them; with auth off, everyone is an admin."""
-    if not get_settings().auth.enabled:
+    if not _settings().auth.enabled:
         return ANONYMOUS_ADMIN
     authorizer = (request.context or {}).get("authorizer") or {}
     subject = authorizer.get("principalId")
@@ -152,7 +159,7 @@ def principal(request: Request) -> Principal:
 def websocket_caller(event: dict[str, Any], verify: Callable[[str | None], Principal]) -> Principal:
     """The caller of a WebSocket $connect: a bearer token in the Authorization header or, as
     browsers cannot set headers on a WebSocket, in ?token=. Readers and above may connect."""
-    if not get_settings().auth.enabled:
+    if not _settings().auth.enabled:
         return ANONYMOUS_ADMIN
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     token = (event.get("queryStringParameters") or {}).get("token")

@@ -8,8 +8,6 @@ roles are ordered: an operator may also read, an admin may do everything.
 from __future__ import annotations
 
 import enum
-import functools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,13 +128,3 @@ class TokenVerifier:
         if not keys:
             raise Unauthenticated(f"no key {kid!r} in the configured JWKS")
         return keys[0].key
-
-
-@functools.cache
-def _verifier(settings_json: str, config_dir: str) -> TokenVerifier:
-    return TokenVerifier(AuthSettings.model_validate(json.loads(settings_json)), Path(config_dir))
-
-
-def verifier(settings: AuthSettings, config_dir: Path) -> TokenVerifier:
-    """One verifier per configuration (the JWKS file is read once per container)."""
-    return _verifier(settings.model_dump_json(), str(config_dir))

@@ -5,31 +5,33 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kafka.errors import KafkaError
 
 from chalicelib.adapters import aws, kafka, mongo, mysql
-from chalicelib.config import Settings
-from chalicelib.steps.wiring import connector
 
-Check = Callable[[Settings], str]
+if TYPE_CHECKING:
+    from chalicelib.container import Container
+
+Check = Callable[["Container"], str]
 
 
-def _mysql(settings: Settings) -> str:
+def _mysql(parts: Container) -> str:
     # Through the pool the requests use, so a pool that cannot serve them is not "up".
-    with connector().transaction() as cur:
+    with parts.connector.transaction() as cur:
         cur.execute("SELECT VERSION() AS version")
         return str(cur.fetchone()["version"])
 
 
-def _mongodb(settings: Settings) -> str:
-    with mongo.mongo_client(settings.database.mongodb) as client:
+def _mongodb(parts: Container) -> str:
+    with mongo.mongo_client(parts.settings.database.mongodb) as client:
         info = client.admin.command("buildInfo")
         return str(info["version"])
 
 
-def _kafka(settings: Settings) -> str:
+def _kafka(parts: Container) -> str:
+    settings = parts.settings
     consumer = kafka.consumer(settings.kafka, topics=[], group_id=None)
     try:
         topics = consumer.topics()
@@ -40,18 +42,18 @@ def _kafka(settings: Settings) -> str:
     return f"topic {settings.kafka.topic} present"
 
 
-def _stepfunctions(settings: Settings) -> str:
-    sfn = aws.client("stepfunctions", settings.aws)
+def _stepfunctions(parts: Container) -> str:
+    sfn = aws.client("stepfunctions", parts.settings.aws)
     machines = sfn.list_state_machines(maxResults=1)
     return f"reachable ({len(machines.get('stateMachines', []))}+ state machines)"
 
 
-def _dead_letters(settings: Settings) -> str:
+def _dead_letters(parts: Container) -> str:
     """Events the pipeline gave up on and nobody replayed yet: up either way (the pipeline
     goes on), but an operator should look when the count is not 0."""
     # Its own short-lived connection to the configured database (not the request pool), so
     # it reads what the settings it is given name.
-    conn = mysql.connect(settings.database.mysql)
+    conn = mysql.connect(parts.settings.database.mysql)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT COUNT(*) AS n FROM information_schema.tables "
@@ -74,10 +76,10 @@ CHECKS: dict[str, Check] = {
 }
 
 
-def _timed(check: Check, settings: Settings) -> dict[str, Any]:
+def _timed(check: Check, parts: Container) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        detail = check(settings)
+        detail = check(parts)
         status = "up"
     except Exception as error:  # a health check reports every failure, whatever its kind
         detail = f"{type(error).__name__}: {error}"
@@ -86,11 +88,11 @@ def _timed(check: Check, settings: Settings) -> dict[str, Any]:
             "detail": detail}
 
 
-def check_health(settings: Settings, checks: dict[str, Check] | None = None) -> dict[str, Any]:
+def check_health(parts: Container, checks: dict[str, Check] | None = None) -> dict[str, Any]:
     """Run every check in parallel; overall status is "up" only when every component is."""
     checks = checks or CHECKS
     with ThreadPoolExecutor(max_workers=len(checks)) as pool:
-        futures = {name: pool.submit(_timed, check, settings) for name, check in checks.items()}
+        futures = {name: pool.submit(_timed, check, parts) for name, check in checks.items()}
         components = {name: future.result() for name, future in futures.items()}
     overall = "up" if all(c["status"] == "up" for c in components.values()) else "down"
     return {"status": overall, "components": components}

@@ -1,17 +1,19 @@
-"""The composition root: real adapters wired to the services, built once per process.
+"""How the real adapters are wired to the services: plain builders that take what they need
+and keep nothing, and the process's one Container (chalicelib.container), which the handlers
+get from `container()`.
 
-Lambda containers are reused across invocations, so connections, clients and the
-applied-migrations check live here for the life of the process.
+Lambda containers are reused across invocations, so the process keeps its Container, and with
+it its pools and clients, for its whole life. The schema is migrated at deploy, by
+`saga db migrate`, and once per process when the Container's MySQL pool is made: no builder
+migrates.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -21,24 +23,19 @@ from pymongo import MongoClient
 from chalicelib.adapters import aws
 from chalicelib.adapters.kafka import KafkaPublisher
 from chalicelib.adapters.kafka import consumer as kafka_consumer
-from chalicelib.adapters.mongo import mongo_client, read_model
+from chalicelib.adapters.mongo import read_model
 from chalicelib.adapters.mongo_read_model import MongoExecutionReadModel
 from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.adapters.mysql_cleanup import MySQLCleanup
 from chalicelib.adapters.mysql_dead_letters import MySQLDeadLetters
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
 from chalicelib.adapters.mysql_executions import MySQLExecutionStore
-from chalicelib.adapters.mysql_migrations import migrate
-from chalicelib.adapters.mysql_rate_limit import MySQLRateLimiter
 from chalicelib.adapters.stepfunctions import FunctionNames, StepFunctionsOrchestrator
-from chalicelib.auth import TokenVerifier, verifier
-from chalicelib.config import Settings, config_dir, get_settings
+from chalicelib.config import Settings, get_settings, load_settings
 from chalicelib.events.projector import Projector, ensure_indexes
 from chalicelib.events.relay import OutboxRelay
+from chalicelib.parts import ProcessRoot
 from chalicelib.ports import Actor
-from chalicelib.push.pusher import Pusher
-from chalicelib.push.queued import QueuedPusher
-from chalicelib.push.subscriptions import Subscriptions
 from chalicelib.saga.compiler import CompileOptions
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
@@ -47,13 +44,12 @@ from chalicelib.saga.models import Step
 from chalicelib.saga.reconciler import Reconciler
 from chalicelib.saga.service import DefinitionService, Limits
 from chalicelib.saga.validation import ValidationPolicy
-from chalicelib.steps import wiring
 from chalicelib.steps.actions import BUILTIN_ACTIONS, FAMILY_OF
 from chalicelib.steps.registry import family_of, function_name
-from chalicelib.steps.wiring import (  # one connection per process, shared with the steps'
-    connector,
-    faults_enabled,
-)
+from chalicelib.steps.wiring import faults_enabled
+
+if TYPE_CHECKING:
+    from chalicelib.container import Container
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 RECORDER_FUNCTION = "saga_recorder"
@@ -95,29 +91,30 @@ def validation_policy(settings: Settings) -> ValidationPolicy:
     return ValidationPolicy.from_settings(settings.saga, actions=frozenset(BUILTIN_ACTIONS))
 
 
-def build_definition_service(settings: Settings, connector: MySQLConnector) -> DefinitionService:
-    migrate(connector.connection())
+def build_definition_service(settings: Settings, connector: MySQLConnector, *,
+                             orchestrator: StepFunctionsOrchestrator | None = None
+                             ) -> DefinitionService:
     store = MySQLDefinitionStore(connector, auditing=settings.saga.auditing_enabled)
     return DefinitionService(store, validation_policy(settings),
                              Limits(settings.saga.max_sagas, settings.saga.max_steps),
                              executions=MySQLExecutionStore(connector),
-                             orchestrator=build_orchestrator(settings))
+                             orchestrator=orchestrator or build_orchestrator(settings))
 
 
-def build_execution_service(settings: Settings, connector: MySQLConnector) -> ExecutionService:
-    migrate(connector.connection())
+def build_execution_service(settings: Settings, connector: MySQLConnector, mongo: MongoClient,
+                            *, orchestrator: StepFunctionsOrchestrator | None = None
+                            ) -> ExecutionService:
     return ExecutionService(
         MySQLDefinitionStore(connector, auditing=settings.saga.auditing_enabled),
-        MySQLExecutionStore(connector), build_orchestrator(settings),
+        MySQLExecutionStore(connector), orchestrator or build_orchestrator(settings),
         ExecutionPolicy(faults_enabled=faults_enabled(settings),
                         max_input_bytes=settings.limits.max_input_bytes,
                         max_event_bytes=settings.kafka.max_request_size),
-        MongoExecutionReadModel(read_model(mongo(), settings.database.mongodb)))
+        MongoExecutionReadModel(read_model(mongo, settings.database.mongodb)))
 
 
 def build_reconciler(settings: Settings, connector: MySQLConnector,
                      grace_seconds: float | None = None) -> Reconciler:
-    migrate(connector.connection())
     grace = parse_duration_ms(settings.saga.reconcile_after) / 1000
     return Reconciler(MySQLExecutionStore(connector), build_orchestrator(settings),
                       grace_seconds=grace if grace_seconds is None else grace_seconds,
@@ -139,7 +136,6 @@ def cleanup_schedule_minutes(settings: Settings) -> int:
 
 def cleanup(settings: Settings, connector: MySQLConnector, actor: Actor) -> dict[str, Any]:
     """Remove what nothing needs any more; the machines of removed versions go too."""
-    migrate(connector.connection())
     report = MySQLCleanup(connector, event_retention=timedelta(days=7)).run(actor)
     orchestrator = build_orchestrator(settings)
     by_saga: dict[str, list[int]] = {}
@@ -154,13 +150,7 @@ def cleanup(settings: Settings, connector: MySQLConnector, actor: Actor) -> dict
 
 
 def build_relay(settings: Settings, connector: MySQLConnector) -> OutboxRelay:
-    migrate(connector.connection())
     return OutboxRelay(connector, KafkaPublisher(settings.kafka), settings.kafka.topic)
-
-
-@functools.cache
-def mongo() -> MongoClient:
-    return mongo_client(get_settings().database.mongodb)
 
 
 def build_projector(settings: Settings, client: MongoClient,
@@ -171,7 +161,6 @@ def build_projector(settings: Settings, client: MongoClient,
 
 
 def build_dead_letters(connector: MySQLConnector) -> MySQLDeadLetters:
-    migrate(connector.connection())
     return MySQLDeadLetters(connector)
 
 
@@ -192,63 +181,25 @@ def management_client(settings: Settings) -> Any:
         aws_secret_access_key="test" if local else None)
 
 
-@functools.cache
-def subscriptions() -> Subscriptions:
-    settings = get_settings()
-    return Subscriptions(read_model(mongo(), settings.database.mongodb))
+# -- the process's container ---------------------------------------------------------------------
+
+def _build() -> Container:
+    from chalicelib.container import Container  # it builds with this module's builders
+
+    return Container(load_settings())
 
 
-@functools.cache
-def pusher() -> Pusher:
-    return Pusher(management_client(get_settings()), subscriptions())
+# The process's Container: built from the settings on first use, then kept.
+PROCESS: ProcessRoot[Container] = ProcessRoot(_build)
 
 
-@functools.cache
-def queued_pusher() -> QueuedPusher:
-    """What the projector pushes through: it enqueues, per-connection senders deliver."""
-    return QueuedPusher(pusher())
+def container() -> Container:
+    """The process's Container."""
+    return PROCESS.get()
 
 
-@functools.cache
-def pushing_projector() -> Projector:
-    """The projector Lambda's, built (indexes ensured) once per container, not per batch."""
-    return build_projector(get_settings(), mongo(), on_applied=queued_pusher().push_event)
-
-
-@functools.cache
-def definition_service() -> DefinitionService:
-    return build_definition_service(get_settings(), connector())
-
-
-@functools.cache
-def execution_service() -> ExecutionService:
-    return build_execution_service(get_settings(), connector())
-
-
-@functools.cache
-def rate_limiter() -> MySQLRateLimiter:
-    limits = get_settings().limits
-    connection = connector()
-    migrate(connection.connection())
-    return MySQLRateLimiter(connection, requests=limits.rate_limit_requests,
-                            window_seconds=limits.rate_limit_window_seconds)
-
-
-def token_verifier() -> TokenVerifier:
-    return verifier(get_settings().auth, config_dir())
-
-
-@functools.cache
-def openapi_document() -> dict[str, Any]:
-    """The committed document (what clients were promised), read once."""
-    return json.loads(OPENAPI_FILE.read_text())
-
-
-def reset() -> None:
-    """Forget every built component (tests that switch settings between modules)."""
+def use(replacement: Container | None) -> None:
+    """Make `replacement` the process's Container (None: build anew from the settings, read
+    again, on next use). For tools and tests that change settings mid-process."""
     get_settings.cache_clear()
-    wiring.reset()
-    for cached in (mongo, definition_service, execution_service, subscriptions, pusher,
-                   queued_pusher,
-                   pushing_projector, rate_limiter):
-        cached.cache_clear()
+    PROCESS.use(replacement)

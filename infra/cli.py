@@ -49,6 +49,7 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from chalicelib import runtime
     from infra.deploy.local import load_app
     from infra.local_api import create_server
     from infra.local_events import EventWorkers
@@ -56,6 +57,7 @@ def _serve(args: argparse.Namespace) -> int:
     from infra.ws_gateway import LocalWebsocketGateway
 
     settings = get_settings()
+    runtime.container().ensure_schema()  # before the relay reads the outbox
     server = create_server("127.0.0.1", args.port, args.stage)
     workers = EventWorkers.start(settings) if not args.no_events else None
     cleaner = cleanup_timer(settings).start()
@@ -88,7 +90,7 @@ def _events(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     if args.action == "relay":
-        published = runtime.build_relay(settings, runtime.connector()).drain()
+        published = runtime.build_relay(settings, runtime.container().connector).drain()
         print(f"published {published} event(s)")
     elif args.action == "dead-letters":
         return _dead_letters(settings, args.replay)
@@ -102,7 +104,7 @@ def _dead_letters(settings: Any, replay: int | None) -> int:
     from chalicelib import runtime
     from chalicelib.adapters.mysql_dead_letters import RELAY
 
-    letters = runtime.build_dead_letters(runtime.connector())
+    letters = runtime.build_dead_letters(runtime.container().connector)
     if replay is None:
         rows = letters.list()
         print(f"{'id':>6}  {'when (UTC)':<26}  {'stage':<9}  {'event key':<40}  reason")
@@ -123,7 +125,7 @@ def _dead_letters(settings: Any, replay: int | None) -> int:
     try:
         if event is None:
             raise ValueError("the stored envelope is not a JSON object")
-        runtime.build_projector(settings, runtime.mongo()).apply(event)
+        runtime.build_projector(settings, runtime.container().mongo).apply(event)
     except Exception as error:  # the operator sees why, the letter stays for another try
         print(f"dead letter {replay}: replay failed: {type(error).__name__}: {error}",
               file=sys.stderr)
@@ -161,7 +163,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     from chalicelib import runtime
 
     settings = get_settings()
-    repairs = runtime.build_reconciler(settings, runtime.connector(),
+    repairs = runtime.build_reconciler(settings, runtime.container().connector,
                                        grace_seconds=args.older_than).run(limit=args.limit)
     if args.json:
         print(json.dumps([{**r.__dict__, "was": r.was.value, "now": r.now.value}
@@ -232,8 +234,9 @@ def _deploy_locally() -> int:
     settings = get_settings()
     result = deploy_local(settings, say=lambda line: print(line, flush=True))
     print(f"REST API through LocalStack's API Gateway: {gateway_url(settings, result.outputs)}")
-    refresh_machines(runtime.definition_service(), runtime.build_orchestrator(settings), print)
-    seed_demo_data(runtime.connector())
+    parts = runtime.container()  # its MySQL pool migrates the schema first
+    refresh_machines(parts.definition_service, parts.orchestrator, print)
+    seed_demo_data(parts.connector)
     return EXIT_OK
 
 

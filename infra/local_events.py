@@ -27,8 +27,8 @@ class EventWorkers:
         stop = threading.Event()
         # Its own connection: one PyMySQL connection must not be shared between threads.
         relay = runtime.build_relay(settings, MySQLConnector(settings.database.mysql))
-        pushes = runtime.queued_pusher().push_event
-        projector = runtime.build_projector(settings, runtime.mongo(), on_applied=pushes)
+        pushes = runtime.container().queued_pusher.push_event
+        projector = runtime.build_projector(settings, runtime.container().mongo, on_applied=pushes)
         workers = cls(stop, [
             threading.Thread(target=relay.run, args=(stop,), name="outbox-relay",
                              daemon=True),
@@ -50,13 +50,13 @@ class EventWorkers:
 
 def rebuild_read_model(settings: Settings, batch: int = 1000) -> int:
     """Drop the read model and replay every event the outbox holds, in order."""
-    projector = runtime.build_projector(settings, runtime.mongo())
+    projector = runtime.build_projector(settings, runtime.container().mongo)
     projector.db[EXECUTIONS].drop()
     projector.db[SUMMARIES].drop()
-    projector = runtime.build_projector(settings, runtime.mongo())
+    projector = runtime.build_projector(settings, runtime.container().mongo)
     applied, last_id = 0, 0
     for _ in range(10_000_000 // batch):  # bounded: far more than any outbox holds
-        with runtime.connector().transaction() as cur:
+        with runtime.container().connector.transaction() as cur:
             cur.execute("SELECT id, envelope FROM outbox WHERE id > %s ORDER BY id LIMIT %s",
                         (last_id, batch))
             rows = cur.fetchall()

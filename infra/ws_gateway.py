@@ -20,9 +20,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import boto3
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+
+from chalicelib.config import load_settings
 
 logger = logging.getLogger(__name__)
 HANDLERS = {"$connect": "ws_connect", "$default": "ws_message", "$disconnect": "ws_disconnect"}
@@ -39,6 +42,11 @@ class LocalWebsocketGateway:
     def __init__(self, app: Any, *, stage: str, host: str = "127.0.0.1", ws_port: int = 8001,
                  management_port: int = 8002) -> None:
         self.app = app
+        if app.websocket_api.session is None:
+            # Chalice's WebSocket handlers read the region from AWS_REGION (always set in
+            # Lambda) or, failing that, from this session.
+            app.websocket_api.session = boto3.session.Session(
+                region_name=load_settings().aws.region)
         self.stage = stage
         self.host = host
         self.ws_port = ws_port

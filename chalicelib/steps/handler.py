@@ -14,7 +14,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib.config import get_settings
 from chalicelib.steps import wiring
 
 logger = Logger(service="saga-steps")
@@ -25,7 +24,7 @@ def handle_step(event: dict[str, Any], context: Any, *, family: str) -> dict[str
     logger.set_correlation_id(str(event.get("execution_id")))
     logger.append_keys(step_id=event.get("step_id"), phase=event.get("phase"), family=family)
     try:
-        result = wiring.step_runtime().handle(event)
+        result = wiring.PROCESS.get().step_runtime.handle(event)
     except Exception as error:
         logger.warning("step attempt failed", extra={"error_type": type(error).__name__,
                                                        "error": str(error)[:500]})
@@ -38,14 +37,14 @@ def handle_step(event: dict[str, Any], context: Any, *, family: str) -> dict[str
 
 def handle_outcome(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.set_correlation_id(str(event.get("execution_id")))
-    result = wiring.outcome_recorder().handle(event)
+    result = wiring.PROCESS.get().outcome_recorder.handle(event)
     logger.info("execution outcome recorded", extra={"outcome": event.get("outcome")})
     return result
 
 
 def _count(name: str) -> None:
     """One EMF record per invocation, when config saga.monitoring_enabled is on."""
-    if not get_settings().saga.monitoring_enabled:
+    if not wiring.PROCESS.get().settings.saga.monitoring_enabled:
         return
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     metrics.flush_metrics()

@@ -7,13 +7,13 @@ boto3 is imported on first use, by the one action kind that needs it (`lambda:` 
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
 from chalicelib.adapters.mysql_step_ledger import MySQLStepLedger
-from chalicelib.config import Settings, get_settings
+from chalicelib.config import Settings, load_settings
+from chalicelib.parts import Parts, ProcessRoot, part
 from chalicelib.steps.actions import BUILTIN_ACTIONS
 from chalicelib.steps.registry import ActionRegistry
 from chalicelib.steps.runtime import OutcomeRecorder, StepRuntime
@@ -40,22 +40,26 @@ def build_step_runtime(settings: Settings, connector: MySQLConnector) -> StepRun
                        cache_definitions=settings.saga.caching_enabled)
 
 
-@functools.cache
-def connector() -> MySQLConnector:
-    """One connection pool per process, kept across warm invocations."""
-    return MySQLConnector(get_settings().database.mysql)
+class StepContainer(Parts):
+    """The step Lambdas' parts, built on first use and kept for the life of the process."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    @part
+    def connector(self) -> MySQLConnector:
+        """One connection pool per process, kept across warm invocations."""
+        return MySQLConnector(self.settings.database.mysql)
+
+    @part
+    def step_runtime(self) -> StepRuntime:
+        return build_step_runtime(self.settings, self.connector)
+
+    @part
+    def outcome_recorder(self) -> OutcomeRecorder:
+        return OutcomeRecorder(MySQLStepLedger(self.connector))
 
 
-@functools.cache
-def step_runtime() -> StepRuntime:
-    return build_step_runtime(get_settings(), connector())
-
-
-@functools.cache
-def outcome_recorder() -> OutcomeRecorder:
-    return OutcomeRecorder(MySQLStepLedger(connector()))
-
-
-def reset() -> None:
-    for cached in (connector, step_runtime, outcome_recorder):
-        cached.cache_clear()
+# The process's StepContainer: built from the settings on first use.
+PROCESS = ProcessRoot(lambda: StepContainer(load_settings()))

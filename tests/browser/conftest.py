@@ -51,16 +51,16 @@ def browser_ready() -> None:
 
 @pytest.fixture(scope="session")
 def deployed_stage(local_stack: Any) -> None:
-    runtime.reset()
+    runtime.use(None)
     deploy_local(get_settings(), say=lambda line: None)
-    migrate(runtime.connector().connection())
-    with runtime.connector().transaction() as cur:
+    migrate(runtime.container().connector.connection())
+    with runtime.container().connector.transaction() as cur:
         demo_data.seed_account(cur, "merchant", "0.00")
 
 
 def new_customer(balance: str = "1000.00") -> str:
     customer = f"browser-{uuid.uuid4().hex[:8]}"
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         demo_data.seed_account(cur, customer, balance)
     return customer
 

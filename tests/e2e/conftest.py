@@ -36,9 +36,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True, scope="session")
 def deployed(local_stack: Supervisor) -> None:
-    runtime.reset()
+    runtime.use(None)
     deploy_local(get_settings(), say=lambda line: None)
-    migrate(runtime.connector().connection())
+    migrate(runtime.container().connector.connection())
 
 
 @pytest.fixture(scope="session")
@@ -117,18 +117,18 @@ def settings_e2e(deployed: None) -> Settings:
 @pytest.fixture
 def demo(deployed: None) -> Callable[[], dict[str, Any]]:
     """Seeds a customer and the merchant; returns a snapshot function of the demo tables."""
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         demo_data.seed_account(cur, "merchant", "0.00")
 
     def snapshot() -> dict[str, Any]:
-        with runtime.connector().transaction() as cur:
+        with runtime.container().connector.transaction() as cur:
             return demo_data.snapshot(cur)
 
     return snapshot
 
 
 def seed_customer(account_id: str, balance: str = "100.00") -> None:
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         demo_data.seed_account(cur, account_id, balance)
 
 

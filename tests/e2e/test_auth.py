@@ -106,7 +106,7 @@ def test_the_audit_log_records_the_caller(secured: Served) -> None:
     status, answer, _ = call(secured.base, "POST", "/api/v1/saga/sagas",
                              token("alice", ["admin"]), one_step_saga(saga_id))
     assert status == 201, answer
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         cur.execute("SELECT actor, action FROM audit_log WHERE entity_id = %s", (saga_id,))
         rows = cur.fetchall()
     assert [(row["actor"], row["action"]) for row in rows] == [("alice", "create")]

@@ -29,14 +29,14 @@ def calls(api: Api) -> Iterator[Counter[str]]:
         counted[f"{model.service_model.service_name}.{model.name}"] += 1
 
     # Clients copy the session's handlers when made: forget the built ones first.
-    session = aws._session(runtime.get_settings().aws.region)._session
+    session = aws._session(runtime.container().settings.aws.region)._session
     session.register("before-call.*.*", count)
-    runtime.reset()
+    runtime.use(None)
     try:
         yield counted
     finally:
         session.unregister("before-call.*.*", count)
-        runtime.reset()
+        runtime.use(None)
 
 
 def _input(customer: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def _outcome(call: Any) -> int:
 
 def _orphans(saga_id: str) -> list[dict[str, Any]]:
     """Executions whose version no longer exists."""
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         cur.execute("SELECT e.id, e.status, e.revision FROM executions e "
                     "LEFT JOIN saga_versions v ON v.saga_id = e.saga_id "
                     "AND v.revision = e.revision WHERE e.saga_id = %s AND v.revision IS NULL",
@@ -38,7 +38,8 @@ def _orphans(saga_id: str) -> list[dict[str, Any]]:
 
 def _race(saga_id: str, actor: Actor) -> dict[str, list[int]]:
     """EXECUTES executes and one DELETE released at the same instant; their statuses."""
-    executions, definitions = runtime.execution_service(), runtime.definition_service()
+    parts = runtime.container()
+    executions, definitions = parts.execution_service, parts.definition_service
     gate = threading.Barrier(EXECUTES + 1)
     results: dict[str, list[int]] = {"execute": [], "delete": []}
 
@@ -72,7 +73,7 @@ def test_delete_and_executes_at_once_never_strand_an_execution(api: Api) -> None
             results
         assert results["delete"] in ([200], [409]), results
         assert _orphans(saga_id) == []
-        with runtime.connector().transaction() as cur:
+        with runtime.container().connector.transaction() as cur:
             cur.execute("SELECT COUNT(*) AS n FROM executions WHERE saga_id = %s", (saga_id,))
             # Every execute that answered 200 has its row, and no refused one left any.
             assert cur.fetchone()["n"] == results["execute"].count(200), results

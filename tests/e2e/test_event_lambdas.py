@@ -43,7 +43,7 @@ def test_the_projector_lambda_applies_a_kafka_batch(api: Api, settings_e2e: Sett
         again = client.lambda_.invoke("projector", _msk_event(envelopes, "saga-events-test"))
     assert first.payload == {"applied": 2}
     assert again.payload == {"applied": 0}  # redelivered batch: nothing applied twice
-    doc = runtime.mongo()[settings_e2e.database.mongodb.database][EXECUTIONS].find_one(
+    doc = runtime.container().mongo[settings_e2e.database.mongodb.database][EXECUTIONS].find_one(
         {"_id": execution_id})
     assert doc is not None and doc["status"] == "COMPLETED" and doc["sequence"] == 2
 
@@ -54,6 +54,6 @@ def test_the_scheduled_relay_lambda_publishes_the_outbox(api: Api) -> None:
             source="aws.events", detail_type="Scheduled Event", detail={"run_seconds": 1},
             resources=[]))
     assert result.payload["failures"] == 0
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         cur.execute("SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL")
         assert cur.fetchone()["n"] == 0

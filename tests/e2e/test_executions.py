@@ -36,7 +36,7 @@ def _customer(balance: str = "100.00") -> str:
 
 
 def _events(execution_id: str) -> list[dict[str, Any]]:
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         cur.execute("SELECT envelope FROM outbox WHERE partition_key = %s ORDER BY sequence",
                     (execution_id,))
         return [json.loads(row["envelope"]) for row in cur.fetchall()]
@@ -52,7 +52,7 @@ def _balance(snapshot: dict[str, Any], account: str) -> str:
 
 
 def _left_behind(execution_id: str) -> dict[str, Any]:
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         return demo_data.left_behind(cur, execution_id)
 
 
@@ -288,7 +288,7 @@ def test_cleanup_removes_only_what_nothing_needs(api: Api) -> None:
     assert api.call("DELETE", f"/sagas/{ran}")[0] == 204  # its version stays: it is pinned
     # A destroyed saga's version whose executions are gone (as retention would remove them).
     gone = f"gone-{uuid.uuid4().hex[:8]}"
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         cur.execute("INSERT INTO saga_versions (saga_id, revision, version, name, description, "
                     "definition, created_at, created_by) SELECT %s, revision, version, name, "
                     "description, definition, created_at, created_by FROM saga_versions "
@@ -302,7 +302,7 @@ def test_cleanup_removes_only_what_nothing_needs(api: Api) -> None:
     assert {"saga_id": gone, "revision": 1} in removed["orphan_versions"]
     assert all(v["saga_id"] != ran for v in removed["orphan_versions"])
     # The pinned version still serves its execution (a step can still be compensated).
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         cur.execute("SELECT COUNT(*) AS n FROM saga_versions WHERE saga_id = %s", (ran,))
         assert cur.fetchone()["n"] == 1
     assert api.call("GET", f"/executions/{execution['id']}")[0] == 200

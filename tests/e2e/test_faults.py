@@ -91,7 +91,7 @@ def mixed_faults(index: int) -> tuple[list[dict[str, Any]], bool]:
 
 
 def _money() -> dict[str, str]:
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         return dict(demo_data.snapshot(cur)["money"])
 
 
@@ -99,7 +99,7 @@ def prepare(api: Api, settings: Settings, count: int = SAGAS_PER_CASE,
             faults: Callable[[int], tuple[list[dict[str, Any]], bool]] = mixed_faults,
             **step_changes: dict[str, Any]) -> Batch:
     batch = Batch(saga_id=api.create_saga(seed_copy("fault", **step_changes))["id"])
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         for index in range(count):
             customer = f"fc-{uuid.uuid4().hex[:10]}"
             demo_data.seed_account(cur, customer, "100.00")
@@ -123,14 +123,14 @@ def launch(api: Api, batch: Batch) -> None:
 
 
 def _write_model(ids: list[str]) -> dict[str, Any]:
-    store = MySQLExecutionStore(runtime.connector())
+    store = MySQLExecutionStore(runtime.container().connector)
     return {execution_id: store.get(execution_id) for execution_id in ids}
 
 
 def _outbox(ids: list[str]) -> dict[str, set[str]]:
     """Event ids per execution, as committed to the outbox."""
     found: dict[str, set[str]] = {execution_id: set() for execution_id in ids}
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             cur.execute("SELECT partition_key, envelope FROM outbox WHERE partition_key IN ("
@@ -188,7 +188,8 @@ def _kafka_event_ids(settings: Settings, ids: set[str],
 
 
 def _read_model(settings: Settings, ids: list[str]) -> dict[str, Any]:
-    reads = MongoExecutionReadModel(read_model(runtime.mongo(), settings.database.mongodb))
+    reads = MongoExecutionReadModel(read_model(runtime.container().mongo,
+                                               settings.database.mongodb))
     return {execution_id: reads.get(execution_id) for execution_id in ids}
 
 
@@ -201,7 +202,7 @@ def settle(batch: Batch, settings: Settings, timeout_s: float = 420) -> float:
     """Wait until every execution ended and the read model matches; seconds it took. Runs
     the reconciler as its schedule would."""
     started = time.monotonic()
-    reconciler = runtime.build_reconciler(settings, runtime.connector(), grace_seconds=0)
+    reconciler = runtime.build_reconciler(settings, runtime.container().connector, grace_seconds=0)
     next_reconcile = started + 20
     while True:
         writes = _write_model(batch.ids)
@@ -236,7 +237,7 @@ def verify(batch: Batch, settings: Settings, fault: str, recovered_s: float) -> 
         execution = writes[run.execution_id]
         if execution.status.value == "COMPENSATION_FAILED":
             assert run.may_fail_compensation, (run.execution_id, run.faults)
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         cur.execute("SELECT account_id, balance FROM demo_accounts WHERE account_id IN ("
                     + ",".join(["%s"] * len(batch.runs)) + ")", [r.customer for r in batch.runs])
         balances = {r["account_id"]: Decimal(r["balance"]) for r in cur.fetchall()}
@@ -297,7 +298,8 @@ def test_mariadb_restarts(api: Api, settings_e2e: Settings, demo: Any,
     launch(api, batch)
     time.sleep(1)
     _outage(supervisor, "mariadb", 1)
-    runtime.connector().close()  # the test's own connection; the service's reconnect alone
+    # The test's own connections; the service reconnects alone.
+    runtime.container().connector.close()
     verify(batch, settings_e2e, "mariadb restart", settle(batch, settings_e2e))
 
 

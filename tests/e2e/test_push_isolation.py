@@ -41,7 +41,7 @@ def _event(saga_id: str, execution_id: str, sequence: int) -> dict[str, Any]:
 
 
 def _listeners(saga_id: str) -> set[str]:
-    return set(runtime.subscriptions().listeners([f"saga:{saga_id}"]))
+    return set(runtime.container().subscriptions.listeners([f"saga:{saga_id}"]))
 
 
 def _wait_for(predicate: Any, seconds: float) -> bool:
@@ -56,7 +56,7 @@ def _wait_for(predicate: Any, seconds: float) -> bool:
 def test_a_client_that_never_reads_delays_nobody_and_is_dropped(
         ws_gateway: LocalWebsocketGateway) -> None:
     saga_id, execution_id = f"push-{uuid.uuid4().hex[:8]}", f"ex-{uuid.uuid4().hex[:8]}"
-    pushes = QueuedPusher(runtime.pusher())
+    pushes = QueuedPusher(runtime.container().pusher)
     url = f"ws://127.0.0.1:{ws_gateway.ws_port}/ws?saga_id={saga_id}"
     with connect(url, max_size=2**22) as normal:
         assert _wait_for(lambda: len(_listeners(saga_id)) == 1, 10)

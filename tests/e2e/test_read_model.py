@@ -34,7 +34,7 @@ def _run_mix(api: Api, saga_id: str, customer: str, count: int) -> list[str]:
 
 
 def _write_model(execution_id: str) -> dict[str, Any]:
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         from chalicelib.adapters.mysql_executions import load_execution
 
         execution = load_execution(cur, execution_id)
@@ -47,7 +47,7 @@ def _write_model(execution_id: str) -> dict[str, Any]:
 
 
 def _read_model(settings: Settings, execution_id: str) -> dict[str, Any] | None:
-    doc = runtime.mongo()[settings.database.mongodb.database][EXECUTIONS].find_one(
+    doc = runtime.container().mongo[settings.database.mongodb.database][EXECUTIONS].find_one(
         {"_id": execution_id})
     if doc is None:
         return None
@@ -74,7 +74,7 @@ def _saga(api: Api) -> str:
 
 
 def _summary(settings: Settings, saga_id: str) -> dict[str, int]:
-    doc = runtime.mongo()[settings.database.mongodb.database][SUMMARIES].find_one(
+    doc = runtime.container().mongo[settings.database.mongodb.database][SUMMARIES].find_one(
         {"_id": saga_id}) or {}
     return {status: n for status, n in doc.get("by_status", {}).items() if n}
 
@@ -94,10 +94,10 @@ def test_the_read_model_matches_the_write_model(
     statuses = [_write_model(i)["status"] for i in ids]
     assert _summary(settings_e2e, saga_id) == {s: statuses.count(s) for s in set(statuses)}
     # Redelivery changes nothing: the same events applied again are refused.
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         cur.execute("SELECT envelope FROM outbox WHERE partition_key = %s", (ids[0],))
         replay = [json.loads(row["envelope"]) for row in cur.fetchall()]
-    projector = runtime.build_projector(settings_e2e, runtime.mongo())
+    projector = runtime.build_projector(settings_e2e, runtime.container().mongo)
     assert [projector.apply(event) for event in replay] == [False] * len(replay)
     assert _read_model(settings_e2e, ids[0]) == _write_model(ids[0])
 
@@ -133,13 +133,13 @@ def test_nothing_is_lost_while_kafka_is_down(
     saga_id = _saga(api)
     customer = new_customer()
     applied: dict[str, int] = {}
-    counting = runtime.build_projector(settings_e2e, runtime.mongo())
+    counting = runtime.build_projector(settings_e2e, runtime.container().mongo)
     local_stack.down(["kafka"])
     try:
         ids = _run_mix(api, saga_id, customer, 10)
         for execution_id in ids:  # executions do not need Kafka
             api.wait(execution_id)
-        with runtime.connector().transaction() as cur:
+        with runtime.container().connector.transaction() as cur:
             placeholders = ", ".join(["%s"] * len(ids))
             cur.execute(f"SELECT COUNT(*) AS n FROM outbox WHERE partition_key IN "
                         f"({placeholders}) AND published_at IS NULL", ids)
@@ -149,7 +149,7 @@ def test_nothing_is_lost_while_kafka_is_down(
     _settle(api, settings_e2e, ids)
     # Every event of these executions reached the read model exactly once: replaying them
     # all applies none again, and each one is in the outbox once, marked published.
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         cur.execute(f"SELECT event_id, envelope, published_at FROM outbox WHERE partition_key "
                     f"IN ({placeholders}) ORDER BY id", ids)
         rows = cur.fetchall()

@@ -18,7 +18,8 @@ SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json")
 
 
 def _reconcile(settings: Settings) -> dict[str, ExecutionStatus]:
-    repairs = runtime.build_reconciler(settings, runtime.connector(), grace_seconds=0).run()
+    repairs = runtime.build_reconciler(settings, runtime.container().connector,
+                                       grace_seconds=0).run()
     return {repair.execution_id: repair.now for repair in repairs}
 
 
@@ -33,12 +34,12 @@ def test_a_lost_completion_and_a_run_that_never_started_are_repaired(
         "customer_id": customer, "amount": "5.00", "currency": "EUR"})["id"])
     assert done["status"] == "COMPLETED"
     # As if the last step's record had been lost: the write model still says RUNNING.
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         cur.execute("UPDATE executions SET status = 'RUNNING', ended_at = NULL WHERE id = %s",
                     (done["id"],))
     # And an execution recorded but never started (a crash between the two).
     now = datetime.now(UTC)
-    orphan, _ = MySQLExecutionStore(runtime.connector()).create(Execution(
+    orphan, _ = MySQLExecutionStore(runtime.container().connector).create(Execution(
         id=f"orphan-{uuid.uuid4().hex[:8]}", saga_id=definition["id"], revision=1,
         version="1.0.0", status=ExecutionStatus.RUNNING, input={},
         state_machine_arn=done["state_machine_arn"], started_at=now, updated_at=now),

@@ -33,7 +33,7 @@ def _input() -> dict[str, Any]:
 
 
 def _write(execution_id: str) -> Execution:
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         execution = load_execution(cur, execution_id)
     assert execution is not None
     return execution
@@ -41,7 +41,8 @@ def _write(execution_id: str) -> Execution:
 
 def _matching(settings: Settings, execution_id: str, timeout_s: float = 30) -> Execution:
     """The write model once the read model holds exactly the same, field by field."""
-    reads = MongoExecutionReadModel(read_model(runtime.mongo(), settings.database.mongodb))
+    reads = MongoExecutionReadModel(read_model(runtime.container().mongo,
+                                               settings.database.mongodb))
     deadline = time.monotonic() + timeout_s
     while True:
         write = _write(execution_id)
@@ -53,7 +54,7 @@ def _matching(settings: Settings, execution_id: str, timeout_s: float = 30) -> E
 
 
 def _outbox_text(execution_id: str) -> str:
-    with runtime.connector().transaction() as cur:
+    with runtime.container().connector.transaction() as cur:
         cur.execute("SELECT envelope FROM outbox WHERE partition_key = %s", (execution_id,))
         return "\n".join(row["envelope"] for row in cur.fetchall())
 

@@ -104,16 +104,16 @@ def test_a_client_that_left_is_dropped_from_the_registry(
         ws.send(json.dumps({"action": "ping"}))
         ws.recv(timeout=10)
         connection_ids = list(ws_gateway.clients)
-        assert set(connection_ids) <= set(runtime.subscriptions().listeners(["all"]))
+        assert set(connection_ids) <= set(runtime.container().subscriptions.listeners(["all"]))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and set(connection_ids) & set(
-            runtime.subscriptions().listeners(["all"])):
+            runtime.container().subscriptions.listeners(["all"])):
         time.sleep(0.1)
-    assert not set(connection_ids) & set(runtime.subscriptions().listeners(["all"]))
+    assert not set(connection_ids) & set(runtime.container().subscriptions.listeners(["all"]))
     # A push to a connection that vanished without saying goodbye forgets it (410 Gone).
-    runtime.subscriptions().connect("ghost-connection", ["all"], principal="test")
-    assert runtime.pusher().send("ghost-connection", {"type": "ping"}) is False
-    assert "ghost-connection" not in runtime.subscriptions().listeners(["all"])
+    runtime.container().subscriptions.connect("ghost-connection", ["all"], principal="test")
+    assert runtime.container().pusher.send("ghost-connection", {"type": "ping"}) is False
+    assert "ghost-connection" not in runtime.container().subscriptions.listeners(["all"])
 
 
 SEED_CLIENT = """

@@ -50,7 +50,7 @@ def isolated(settings: Settings, unique: str) -> Iterator[Settings]:
     yield settings.model_copy(update={
         "database": database,
         "kafka": settings.kafka.model_copy(update={"topic": f"restart-{unique}"})})
-    runtime.mongo().drop_database(mongo.database)
+    runtime.container().mongo.drop_database(mongo.database)
 
 
 def _write_execution(connector: mysql.MySQLConnector) -> list[str]:
@@ -86,7 +86,7 @@ def test_events_committed_across_a_broker_restart_are_all_applied_once(
         with lock:
             applied[event["id"]] += 1
 
-    projector = runtime.build_projector(isolated, runtime.mongo(), on_applied=count)
+    projector = runtime.build_projector(isolated, runtime.container().mongo, on_applied=count)
     relay = OutboxRelay(connector, KafkaPublisher(isolated.kafka), isolated.kafka.topic,
                         batch_size=50)
     group = f"restart-{uuid.uuid4().hex[:8]}"

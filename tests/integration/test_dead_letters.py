@@ -120,7 +120,7 @@ def test_a_replayed_relay_dead_letter_is_published(
 
 def test_a_document_mongodb_refuses_is_dead_lettered_and_the_next_one_projected(
         settings: Settings, connector: mysql.MySQLConnector) -> None:
-    projector = runtime.build_projector(settings, runtime.mongo())
+    projector = runtime.build_projector(settings, runtime.container().mongo)
     poison_id, good_id = f"dl-{uuid.uuid4().hex[:10]}", f"dl-{uuid.uuid4().hex[:10]}"
 
     def started(execution_id: str, saga_input: dict) -> dict:
@@ -142,11 +142,13 @@ def test_a_document_mongodb_refuses_is_dead_lettered_and_the_next_one_projected(
 
 def runtime_health(settings: Settings, connector: mysql.MySQLConnector) -> str:
     from chalicelib import health
+    from chalicelib.container import Container
 
     database = settings.database.model_copy(
         update={"mysql": settings.database.mysql.model_copy(update={"database": DB})})
     test_settings = settings.model_copy(update={"database": database})
-    detail = health.check_health(test_settings, {"dead_letters": health.CHECKS["dead_letters"]})
+    detail = health.check_health(Container(test_settings),
+                                 {"dead_letters": health.CHECKS["dead_letters"]})
     assert detail["components"]["dead_letters"]["status"] == "up"
     count = MySQLDeadLetters(connector).open_count()
     assert detail["components"]["dead_letters"]["detail"].startswith(f"{count} dead letter")

@@ -273,6 +273,7 @@ def test_limits_and_auditing_switch(settings: Settings) -> None:
                                          "SAGA__SAGA__MAX_STEPS": "7",
                                          "SAGA__SAGA__AUDITING_ENABLED": "false"})
         connector = mysql.MySQLConnector(limited.database.mysql)
+        migrate(connector.connection())
         service = runtime.build_definition_service(limited, connector)
         actor = Actor("tester")
         service.create(_saga("one"), actor)

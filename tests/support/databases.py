@@ -18,7 +18,7 @@ def own_database(settings: Settings, suffix: str) -> Iterator[str]:
     mysql.recreate_database(settings.database.mysql, name)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SAGA__DATABASE__MYSQL__DATABASE", name)
-        runtime.reset()
+        runtime.use(None)
         yield name
-    runtime.reset()
+    runtime.use(None)
     mysql.drop_database(settings.database.mysql, name)

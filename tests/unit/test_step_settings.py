@@ -12,8 +12,8 @@ import pytest
 from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.config import Settings, load_settings
 from chalicelib.saga.models import StoredSaga
-from chalicelib.steps import handler
-from chalicelib.steps.wiring import build_step_runtime
+from chalicelib.steps import handler, wiring
+from chalicelib.steps.wiring import StepContainer, build_step_runtime
 from tests.support.sagas import one_step_saga
 
 
@@ -66,13 +66,15 @@ def _emf_records(text: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("monitoring", ["true", "false"])
 def test_monitoring_enabled_decides_whether_steps_emit_metrics(
-        monitoring: str, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(handler, "get_settings", lambda: _settings(monitoring_enabled=monitoring))
-    monkeypatch.setattr(handler.wiring, "step_runtime", FakeStepRuntime)
-    handler.handle_step({"execution_id": "e", "step_id": "charge"}, None, family="payment")
-    with pytest.raises(RuntimeError):
-        handler.handle_step({"execution_id": "e", "fail": True}, None, family="payment")
+        monitoring: str, capsys: pytest.CaptureFixture[str]) -> None:
+    steps = StepContainer(_settings(monitoring_enabled=monitoring))
+    wiring.PROCESS.use(steps.provide(step_runtime=FakeStepRuntime()))
+    try:
+        handler.handle_step({"execution_id": "e", "step_id": "charge"}, None, family="payment")
+        with pytest.raises(RuntimeError):
+            handler.handle_step({"execution_id": "e", "fail": True}, None, family="payment")
+    finally:
+        wiring.PROCESS.use(None)
     records = _emf_records(capsys.readouterr().out)
     if monitoring == "true":
         assert [name for record in records for name in ("StepSucceeded", "StepFailed")
