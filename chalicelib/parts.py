@@ -82,9 +82,8 @@ class ProcessRoot(Generic[Root]):
             return self._current
 
     def use(self, replacement: Root | None) -> None:
-        """Make `replacement` the process's container (None: build anew on next use), closing
-        the one it replaces. For tools and tests that change settings mid-process."""
+        """Make `replacement` the process's container (None: build anew on next use). For
+        tools and tests that change settings mid-process. The one it replaces is left open:
+        what was built from it (a relay, a projector) may still be running on its clients."""
         with self._lock:
-            previous, self._current = self._current, replacement
-        if previous is not None and previous is not replacement:
-            previous.close()
+            self._current = replacement

@@ -200,6 +200,7 @@ def container() -> Container:
 
 def use(replacement: Container | None) -> None:
     """Make `replacement` the process's Container (None: build anew from the settings, read
-    again, on next use). For tools and tests that change settings mid-process."""
+    again, on next use). For tools and tests that change settings mid-process; the replaced
+    one stays open for whatever was built from it."""
     get_settings.cache_clear()
     PROCESS.use(replacement)

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import io
-import json
-import threading
 import uuid
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -16,50 +13,26 @@ import pytest
 from chalicelib.adapters import aws
 from chalicelib.config import Settings
 from tests.e2e.conftest import Api
+from tests.support.participants import ParticipantServer, Received, serving
 
 
-class Participant(ThreadingHTTPServer):
-    """Records every request; answers from a script of statuses per path (then 200)."""
+class Participant:
+    """Answers from a script of statuses per path (then 200), with the path and phase."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.requests: list[dict[str, Any]] = []
         self.script: dict[str, list[int]] = {}
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Participant
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append({"path": self.path, "key": self.headers["Idempotency-Key"],
-                                     "body": body})
-        statuses = self.server.script.get(self.path, [])
+    def __call__(self, request: Received) -> tuple[int, Any]:
+        statuses = self.script.get(request.path, [])
         status = statuses.pop(0) if statuses else 200
-        payload = json.dumps({"path": self.path, "phase": body["phase"]}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        return status, {"path": request.path, "phase": request.body["phase"]}
 
 
 @pytest.fixture
-def participant() -> Iterator[Participant]:
-    server = Participant()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+def participant() -> Iterator[tuple[Participant, ParticipantServer]]:
+    script = Participant()
+    with serving(script) as server:
+        yield script, server
 
 
 def _step(step_id: str, order: int, action: str, compensation: str) -> dict[str, Any]:
@@ -76,22 +49,24 @@ def _saga(api: Api, steps: list[dict[str, Any]]) -> str:
 
 
 def test_an_http_participant_gets_a_stable_idempotency_key_and_is_compensated(
-    api: Api, participant: Participant
+    api: Api, participant: tuple[Participant, ParticipantServer]
 ) -> None:
-    url = participant.url
-    participant.script["/reserve"] = [503]  # one passing fault: retried with the same key
-    participant.script["/charge"] = [422]  # a refusal: permanent, compensate at once
+    script, server = participant
+    url = server.url
+    script.script["/reserve"] = [503]  # one passing fault: retried with the same key
+    script.script["/charge"] = [422]  # a refusal: permanent, compensate at once
     saga_id = _saga(api, [_step("reserve", 1, f"{url}/reserve", f"{url}/release"),
                           _step("charge", 2, f"{url}/charge", f"{url}/refund")])
     execution = api.wait(api.execute(saga_id, input={"sku": "sku-9"})["id"])
     assert execution["status"] == "COMPENSATED", execution
-    paths = [r["path"] for r in participant.requests]
+    paths = [r.path for r in server.received]
     assert paths == ["/reserve", "/reserve", "/charge", "/release"]
-    reserve_keys = {r["key"] for r in participant.requests if r["path"] == "/reserve"}
+    reserve_keys = {r.headers["Idempotency-Key"] for r in server.received
+                    if r.path == "/reserve"}
     assert reserve_keys == {f"{execution['id']}:reserve:action"}
-    release = participant.requests[-1]
-    assert release["key"] == f"{execution['id']}:reserve:compensation"
-    assert release["body"]["input"] == {"sku": "sku-9"}
+    release = server.received[-1]
+    assert release.headers["Idempotency-Key"] == f"{execution['id']}:reserve:compensation"
+    assert release.body["input"] == {"sku": "sku-9"}
     steps = {s["step_id"]: s for s in execution["steps"]}
     assert steps["charge"]["action_attempts"] == 1  # a 4xx is not retried
     assert steps["reserve"]["result"] == {"path": "/reserve", "phase": "action"}

@@ -18,6 +18,7 @@ from chalicelib.adapters.mysql_dead_letters import PROJECTOR, RELAY, MySQLDeadLe
 from chalicelib.adapters.mysql_executions import append_event, insert_execution
 from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.config import Settings
+from chalicelib.container import Container
 from chalicelib.events.consumer import apply_all
 from chalicelib.events.projector import EXECUTIONS
 from chalicelib.events.records import EventRecord
@@ -108,7 +109,9 @@ def test_a_replayed_relay_dead_letter_is_published(
         relay.run_once()
     letters = MySQLDeadLetters(connector)
     [letter] = [d for d in letters.list() if d.event_key == execution_id]
-    monkeypatch.setattr(runtime, "connector", lambda: connector)
+    # The CLI's container, with this test's database.
+    parts = Container(settings).provide(connector=connector)
+    monkeypatch.setattr(runtime, "container", lambda: parts)
     assert cli._dead_letters(settings, letter.id) == cli.EXIT_OK
     assert relay.run_once() == 0  # still refused by this publisher: it waits, not re-lettered
     assert OutboxRelay(connector, KafkaPublisher(settings.kafka), topic).run_once() == 1
@@ -142,7 +145,6 @@ def test_a_document_mongodb_refuses_is_dead_lettered_and_the_next_one_projected(
 
 def runtime_health(settings: Settings, connector: mysql.MySQLConnector) -> str:
     from chalicelib import health
-    from chalicelib.container import Container
 
     database = settings.database.model_copy(
         update={"mysql": settings.database.mysql.model_copy(update={"database": DB})})

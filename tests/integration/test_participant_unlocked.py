@@ -5,12 +5,10 @@ execution moved on from meanwhile is refused."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -30,50 +28,31 @@ from chalicelib.saga.models import SagaDefinition
 from chalicelib.steps.actions import BUILTIN_ACTIONS
 from chalicelib.steps.registry import ActionRegistry
 from chalicelib.steps.runtime import StepAborted, StepRuntime
+from tests.support.participants import Received, serving
 
 HOLD_S = 3.0
 
 
-class SlowParticipant(ThreadingHTTPServer):
+class SlowParticipant:
     """Answers every POST 200 after holding it `hold` seconds; `arrived` is set on arrival."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
         self.arrived = threading.Event()
         self.hold = HOLD_S
+        self.url = ""
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/pay"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: SlowParticipant
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.arrived.set()
-        time.sleep(self.server.hold)
-        payload = json.dumps({"charged": body["phase"]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    def __call__(self, request: Received) -> tuple[int, Any]:
+        self.arrived.set()
+        time.sleep(self.hold)
+        return 200, {"charged": request.body["phase"]}
 
 
 @pytest.fixture
 def participant() -> Iterator[SlowParticipant]:
-    server = SlowParticipant()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    slow = SlowParticipant()
+    with serving(slow) as server:
+        slow.url = f"{server.url}/pay"
+        yield slow
 
 
 @pytest.fixture(scope="module")

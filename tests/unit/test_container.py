@@ -73,7 +73,7 @@ def test_provided_parts_stand_in_for_built_ones() -> None:
     assert parts.needs_slow == (fake,)
 
 
-def test_the_process_root_builds_on_first_use_and_closes_what_it_replaces() -> None:
+def test_the_process_root_builds_on_first_use_and_leaves_what_it_replaces_open() -> None:
     made: list[Counting] = []
     root: ProcessRoot[Counting] = ProcessRoot(lambda: made.append(Counting()) or made[-1])
     assert made == []
@@ -81,9 +81,9 @@ def test_the_process_root_builds_on_first_use_and_closes_what_it_replaces() -> N
     assert root.get() is first and len(made) == 1
     replacement = Counting()
     root.use(replacement)
-    assert first.closed and root.get() is replacement
+    # Workers built from the first may still use its clients: closing it is its owner's call.
+    assert not first.closed and root.get() is replacement
     root.use(None)
-    assert replacement.closed
     assert root.get() is made[-1] and len(made) == 2
 
 
