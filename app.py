@@ -289,6 +289,11 @@ def console_asset(name: str) -> Response:
     return _console_file(name)
 
 
+@route(f"{API}/contracts/saga-participant-1.json", "GET", Role.READER)
+def participant_contract() -> dict[str, Any]:
+    return container().participant_contract
+
+
 @route(f"{API}/whoami", "GET", Role.READER)
 def whoami() -> dict[str, Any]:
     settings = container().settings

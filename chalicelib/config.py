@@ -144,6 +144,9 @@ class SagaSettings(_Section):
     fault_injection_enabled: bool = False
     # The reconciler looks at executions unchanged for this long.
     reconcile_after: str = "1m"
+    # The largest result a step may return (bytes, as JSON); a larger one fails the step for
+    # good. Results live in MySQL and ride in the step's event, never through Step Functions.
+    max_result_bytes: int = Field(default=64 * 1024, ge=1024, le=512 * 1024)
     # DescribeExecution calls one reconciler run may spend (AWS: a bucket of 300, 15/s).
     reconcile_describe_budget: int = Field(default=100, ge=1, le=300)
     # Inputs the built-in (demo) actions fall back on when an execution gives none, so the

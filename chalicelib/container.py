@@ -29,6 +29,7 @@ from chalicelib.push.queued import QueuedPusher
 from chalicelib.push.subscriptions import Subscriptions
 from chalicelib.saga.execution_service import ExecutionService
 from chalicelib.saga.service import DefinitionService
+from chalicelib.steps.contract import CONTRACT_SCHEMA_FILE
 
 
 class Container(Parts):
@@ -105,3 +106,8 @@ class Container(Parts):
     def openapi_document(self) -> dict[str, Any]:
         """The committed document (what clients were promised), read once."""
         return json.loads(runtime.OPENAPI_FILE.read_text())  # type: ignore[no-any-return]
+
+    @part
+    def participant_contract(self) -> dict[str, Any]:
+        """The committed JSON Schema of a participant request, read once."""
+        return json.loads(CONTRACT_SCHEMA_FILE.read_text())  # type: ignore[no-any-return]

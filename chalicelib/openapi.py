@@ -49,6 +49,12 @@ def _step_schema(rules: dict[str, Any], step_types: list[str]) -> dict[str, Any]
             "active": {"type": "boolean", "default": True},
             "type": {"type": "string", "enum": step_types},
             "config": {"type": "object", "description": "settings for the action"},
+            "input": {"type": "object", "description": (
+                "what the step receives as its input: literals, and references "
+                "'$.input[.<path>]', '$.results.<earlier step id>[.<path>]' or "
+                "'$.execution.id' (a path is field names and [index]es separated by dots; "
+                "'$$.' stands for a literal '$.'). Left out: the execution's whole input. A "
+                "reference to a result field absent when the step runs fails it for good")},
         },
     }
 
@@ -181,6 +187,12 @@ def _paths() -> dict[str, Any]:
         f"{API}/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
                                         "responses": {"200": _json_response("OpenAPI 3",
                                                                             {"type": "object"})}}},
+        f"{API}/contracts/saga-participant-1.json": {"get": {
+            "operationId": "participantContract",
+            "summary": "The JSON Schema of the request a participant (an HTTP endpoint or a "
+                       "Lambda) receives for each attempt of its step: saga-participant/1",
+            "responses": {"200": _json_response("JSON Schema (draft 2020-12)",
+                                                {"type": "object"})}}},
         f"{API}/whoami": {"get": {
             "operationId": "whoami",
             "summary": "The caller: subject, role, the console actions the role permits, and "

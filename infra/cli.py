@@ -136,17 +136,26 @@ def _dead_letters(settings: Any, replay: int | None) -> int:
 
 
 def _openapi(args: argparse.Namespace) -> int:
+    """The committed contracts: the API's OpenAPI document and the participant request's
+    JSON Schema, both generated from the code."""
     from chalicelib.openapi import build_document
     from chalicelib.runtime import OPENAPI_FILE
+    from chalicelib.steps.contract import CONTRACT_SCHEMA_FILE, request_schema
 
-    text = json.dumps(build_document(get_settings().saga), indent=2) + "\n"
-    if args.check:
-        if OPENAPI_FILE.read_text() != text:
-            print(f"{OPENAPI_FILE.name} is stale: run `saga openapi`", file=sys.stderr)
-            return EXIT_FAILED
-        return EXIT_OK
-    OPENAPI_FILE.write_text(text)
-    print(f"wrote {OPENAPI_FILE}")
+    documents = {OPENAPI_FILE: build_document(get_settings().saga),
+                 CONTRACT_SCHEMA_FILE: request_schema()}
+    stale = []
+    for path, document in documents.items():
+        text = json.dumps(document, indent=2) + "\n"
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(path.name)
+            continue
+        path.write_text(text)
+        print(f"wrote {path}")
+    if stale:
+        print(f"{', '.join(stale)} stale: run `saga openapi`", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -270,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "re-projected)")
     events.set_defaults(handler=_events)
 
-    openapi = commands.add_parser("openapi", help="write chalicelib/openapi.json")
+    openapi = commands.add_parser("openapi", help="write chalicelib/openapi.json and the "
+                                  "participant contract's JSON Schema")
     openapi.add_argument("--check", action="store_true", help="fail if it is stale")
     openapi.set_defaults(handler=_openapi)
 

@@ -181,6 +181,8 @@ def _timeline(execution: dict[str, Any]) -> str:
         lines.append(f"  resolved by {execution['resolved_by']}: {execution['resolution']}")
     for step in execution["steps"]:
         lines.append(f"  {step['position']}. {step['step_id']:<24} {step['status']}")
+        if step.get("result") is not None:
+            lines.append(f"       result: {json.dumps(step['result'], sort_keys=True)[:500]}")
         for a in step["attempts"]:
             outcome = a["outcome"] + (f" {a['error_type']}: {a['error_message']}"
                                       if a.get("error_type") else "")

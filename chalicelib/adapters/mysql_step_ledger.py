@@ -52,7 +52,9 @@ class MySQLLedgerTransaction:
             return None
         return LockedStep(step_id=run["step_id"], status=StepStatus(run["status"]),
                           action_attempts=int(run["action_attempts"]),
-                          compensation_attempts=int(run["compensation_attempts"]))
+                          compensation_attempts=int(run["compensation_attempts"]),
+                          result=json.loads(run["result"]) if run["result"] else None,
+                          error=json.loads(run["error"]) if run["error"] else None)
 
     def load_execution(self, execution_id: str) -> Execution:
         return records.row_to_execution(self._rows[execution_id])

@@ -70,6 +70,14 @@ def _state_name(prefix: str, step: Step) -> str:
 LAMBDA_MAX_TIMEOUT_S = 900
 
 
+def task_timeout_seconds(step: Step, phase: Phase,
+                         options: CompileOptions | None = None) -> int:
+    """How long the phase's Task waits for its Lambda (TimeoutSeconds)."""
+    if phase is Phase.ACTION:
+        return _timeout_seconds(step)
+    return max(_timeout_seconds(step), (options or CompileOptions()).min_compensation_timeout_s)
+
+
 def _timeout_seconds(step: Step) -> int:
     # ASL takes whole seconds; a sub-second timeout rounds up to 1 s.
     seconds = max(1, -(-parse_duration_ms(step.timeout) // 1000))
@@ -158,7 +166,7 @@ def _undo_chain(steps: Sequence[Step], targets: MachineTargets,
         is_last = index == len(ordered) - 1
         state = _task(
             targets.function_for(step, Phase.COMPENSATION), step, Phase.COMPENSATION,
-            timeout_s=max(_timeout_seconds(step), options.min_compensation_timeout_s),
+            timeout_s=task_timeout_seconds(step, Phase.COMPENSATION, options),
             retriers=_retriers(COMPENSATION_RETRY.retries, COMPENSATION_RETRY.policy,
                                options),
             last=is_last, skip_undone=skip_undone)

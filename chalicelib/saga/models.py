@@ -32,6 +32,9 @@ class StepDefinition(_Model):
     type: str | None = None
     # Free-form settings handed to the action and compensation (amounts, SKUs, targets, ...).
     config: dict[str, Any] = Field(default_factory=dict)
+    # What the step receives as its input: literals and references to the execution's input
+    # and earlier steps' results (chalicelib/saga/mapping.py). None: the whole saga input.
+    input: dict[str, Any] | None = None
 
 
 class SagaDefinition(_Model):
@@ -66,6 +69,7 @@ class Step(BaseModel):
     name: str | None = None
     type: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
+    input: dict[str, Any] | None = None
 
     def target(self, phase: Phase) -> str:
         """What runs in a phase: the action, or the compensation."""
@@ -84,7 +88,8 @@ class Step(BaseModel):
                    max_retries=(DEFAULT_MAX_RETRIES if definition.max_retries is None
                                 else definition.max_retries),
                    timeout=definition.timeout or DEFAULT_TIMEOUT, active=definition.active,
-                   name=definition.name, type=definition.type, config=definition.config)
+                   name=definition.name, type=definition.type, config=definition.config,
+                   input=definition.input)
 
 
 class StoredSaga(BaseModel):

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from chalicelib.saga.action_refs import participant_kind, reference_problem
 from chalicelib.saga.durations import format_duration_ms, parse_duration_ms
+from chalicelib.saga.mapping import MappingError, parse_reference, references
 from chalicelib.saga.models import SagaDefinition, StepDefinition
 
 # Ids end up in state machine names, Lambda payloads, URLs and Kafka keys.
@@ -192,6 +193,7 @@ def _invariants(saga: SagaDefinition, policy: ValidationPolicy) -> list[Violatio
                                len(saga.steps)))
     for index, step in enumerate(saga.steps):
         found += _step_invariants(f"steps[{index}].", step, policy)
+    found += _mapping_references(saga)
     found += _duplicates("id", [step.id for step in saga.steps])
     found += _duplicates("order", [step.order for step in saga.steps])
     return found
@@ -233,6 +235,35 @@ def _step_invariants(prefix: str, step: StepDefinition,
         found.append(Violation(f"{prefix}type", "supported",
                                f"must be one of {', '.join(sorted(policy.step_types))}",
                                step.type))
+    return found
+
+
+def _mapping_references(saga: SagaDefinition) -> list[Violation]:
+    """Every reference of a step's input mapping is well formed and names an earlier active
+    step (one that has run, and succeeded, by the time this one runs)."""
+    found = []
+    order = {step.id: step.order for step in saga.steps if step.id and step.active}
+    for index, step in enumerate(saga.steps):
+        for where, text in references(step.input or {}):
+            path = f"steps[{index}].input.{where}"
+            try:
+                reference = parse_reference(text)
+            except MappingError as error:
+                found.append(Violation(path, "reference", str(error), text))
+                continue
+            if reference.step_id is None:
+                continue
+            if reference.step_id == step.id:
+                message = "a step cannot use its own result"
+            elif reference.step_id not in order:
+                message = f"no active step {reference.step_id!r} in this saga"
+            elif (step.order is not None and order[reference.step_id] is not None
+                  and order[reference.step_id] >= step.order):
+                message = (f"step {reference.step_id!r} does not run before this one (order "
+                           f"{order[reference.step_id]} is not below {step.order})")
+            else:
+                continue
+            found.append(Violation(path, "reference", message, text))
     return found
 
 

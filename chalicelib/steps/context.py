@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -26,8 +27,12 @@ class StepContext:
 
     cursor: the transaction the runtime commits together with the step's status, its attempt
     record and its events, so an action's effect and its record are one atomic change.
-    saga_input: the execution's input (the body's "input" at execute time).
+    saga_input: the step's input: its input mapping resolved against the execution, or, for a
+    step without one, the execution's whole input (the body's "input" at execute time).
     config: the step definition's "config" object.
+    The rest is the participant contract's (chalicelib/steps/contract.py): the saga version,
+    the Task's deadline, and for a compensation what the action returned or why it failed,
+    and why the saga is compensating.
     """
 
     execution_id: str
@@ -43,6 +48,16 @@ class StepContext:
     # Built-in actions' last resort for a missing input (config saga.demo_input_defaults:
     # set for the local stages so the documented examples run as written; empty in prod).
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    saga_version: str = ""
+    deadline: datetime | None = None
+    action_result: Mapping[str, Any] | None = None
+    action_error: Mapping[str, Any] | None = None
+    reason: Mapping[str, Any] | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        """The same on every attempt and redelivery of this phase of this step."""
+        return f"{self.execution_id}:{self.step_id}:{self.phase}"
 
 
 ActionFn = Callable[[StepContext], dict[str, Any]]

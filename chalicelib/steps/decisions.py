@@ -8,6 +8,7 @@ without a server.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -26,6 +27,7 @@ from chalicelib.saga.lifecycle import (
     compensation_final,
     step_transition,
 )
+from chalicelib.steps.ledger import LockedStep
 
 
 class StepRequest(BaseModel):
@@ -98,3 +100,19 @@ def ends_compensation(request: StepRequest, execution: ExecutionStatus) -> bool:
     """The last undo of the chain ends the compensation, unless it already ended."""
     return (request.phase is Phase.COMPENSATION and request.last
             and execution is not ExecutionStatus.COMPENSATED)
+
+
+def compensation_facts(run: LockedStep, cause: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a compensation is told of the action it undoes and of why: the action's result
+    (None when it never succeeded, as when it timed out), the action's error when it failed,
+    and the failure that made the saga compensate ({step_id, type, message})."""
+    reason = ({"step_id": cause.get("step_id"), "type": cause.get("type") or "Error",
+               "message": cause.get("message")} if cause else None)
+    action_error: dict[str, Any] | None = None
+    if reason is not None and reason["step_id"] == run.step_id:
+        action_error = {"type": reason["type"], "message": reason["message"]}
+    elif run.result is None and run.compensation_attempts == 0 and run.error:
+        # Before the first compensation attempt the step's error is still its action's.
+        action_error = {"type": run.error.get("type") or "Error",
+                        "message": run.error.get("message")}
+    return {"action_result": run.result, "action_error": action_error, "reason": reason}

@@ -42,6 +42,9 @@ class LockedStep:
     status: StepStatus
     action_attempts: int = 0
     compensation_attempts: int = 0
+    # What its action returned (kept while it is undone), and its last recorded error.
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
 
     def attempts(self, phase: Phase) -> int:
         """Attempts of that phase recorded so far."""

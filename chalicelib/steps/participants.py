@@ -1,8 +1,9 @@
 """Steps run by a participant's own service: its Lambda, or its HTTP endpoint.
 
-Both get the same request: {execution_id, saga_id, step_id, phase, attempt, input, config},
-and an idempotency key "<execution_id>:<step_id>:<phase>" that stays the same across retries,
-so the participant can recognise a repeated delivery.
+Both get the same request, the participant contract's (chalicelib/steps/contract.py): the
+step's resolved input, earlier steps' results, for a compensation the action's own result or
+error and the reason, and an idempotency key "<execution_id>:<step_id>:<phase>" that stays the
+same across retries, so the participant can recognise a repeated delivery.
 """
 
 from __future__ import annotations
@@ -13,18 +14,34 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.saga.lifecycle import PERMANENT_ERROR
+from chalicelib.saga.lifecycle import PERMANENT_ERROR, Phase
 from chalicelib.steps.context import ActionFn, PermanentError, RetryableError, StepContext
+from chalicelib.steps.contract import (
+    CONTRACT,
+    CONTRACT_HEADER,
+    IDEMPOTENCY_KEY_HEADER,
+    ParticipantRequest,
+)
 
 
-def idempotency_key(ctx: StepContext) -> str:
-    return f"{ctx.execution_id}:{ctx.step_id}:{ctx.phase}"
+def participant_request(ctx: StepContext) -> ParticipantRequest:
+    """The contract's request for this attempt."""
+    assert ctx.deadline is not None, "the runtime sets a participant's deadline"
+    compensating = ctx.phase == Phase.COMPENSATION
+    return ParticipantRequest(
+        execution_id=ctx.execution_id, saga_id=ctx.saga_id, saga_version=ctx.saga_version,
+        step_id=ctx.step_id, phase=Phase(ctx.phase), attempt=ctx.attempt,
+        idempotency_key=ctx.idempotency_key, deadline=ctx.deadline,
+        input=dict(ctx.saga_input), results={k: v for k, v in ctx.results.items()
+                                             if k != ctx.step_id},
+        config=dict(ctx.config),
+        action_result=dict(ctx.action_result) if compensating and ctx.action_result else None,
+        action_error=ctx.action_error if compensating else None,  # type: ignore[arg-type]
+        reason=ctx.reason if compensating else None)  # type: ignore[arg-type]
 
 
-def _request(ctx: StepContext) -> dict[str, Any]:
-    return {"execution_id": ctx.execution_id, "saga_id": ctx.saga_id, "step_id": ctx.step_id,
-            "phase": ctx.phase, "attempt": ctx.attempt, "input": dict(ctx.saga_input),
-            "config": dict(ctx.config), "idempotency_key": idempotency_key(ctx)}
+def _payload(ctx: StepContext) -> bytes:
+    return participant_request(ctx).model_dump_json().encode()
 
 
 def lambda_participant(target: str, lambda_client: Callable[[], Any]) -> ActionFn:
@@ -32,7 +49,7 @@ def lambda_participant(target: str, lambda_client: Callable[[], Any]) -> ActionF
 
     def run(ctx: StepContext) -> dict[str, Any]:
         response = lambda_client().invoke(FunctionName=target, InvocationType="RequestResponse",
-                                          Payload=json.dumps(_request(ctx)).encode())
+                                          Payload=_payload(ctx))
         body = response["Payload"].read()
         result = json.loads(body) if body else None
         if response.get("FunctionError"):
@@ -51,9 +68,9 @@ def http_participant(url: str, timeout_s: float = 30.0) -> ActionFn:
 
     def run(ctx: StepContext) -> dict[str, Any]:
         request = urllib.request.Request(
-            url, data=json.dumps(_request(ctx)).encode(), method="POST",
+            url, data=_payload(ctx), method="POST",
             headers={"Content-Type": "application/json",
-                     "Idempotency-Key": idempotency_key(ctx)})
+                     IDEMPOTENCY_KEY_HEADER: ctx.idempotency_key, CONTRACT_HEADER: CONTRACT})
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:
                 body = response.read()

@@ -17,16 +17,18 @@ storage is a StepLedger (chalicelib.steps.ledger: MySQL in production, in memory
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.ports import DefinitionStore
 from chalicelib.saga import events
 from chalicelib.saga.action_refs import participant_kind
+from chalicelib.saga.compiler import task_timeout_seconds
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.executions import (
     Execution,
@@ -36,6 +38,7 @@ from chalicelib.saga.executions import (
     execution_error,
 )
 from chalicelib.saga.lifecycle import TASK_TIMEOUT, Outcome, Phase
+from chalicelib.saga.mapping import MappingError, Scope, resolve
 from chalicelib.saga.models import Step, StoredSaga
 from chalicelib.steps.context import ActionFn, PermanentError, StepContext
 from chalicelib.steps.decisions import (
@@ -43,11 +46,18 @@ from chalicelib.steps.decisions import (
     Verdict,
     after_failure,
     after_success,
+    compensation_facts,
     decide,
     ends_compensation,
     starts_compensating,
 )
-from chalicelib.steps.ledger import EventBatch, LedgerTransaction, LockedExecution, StepLedger
+from chalicelib.steps.ledger import (
+    EventBatch,
+    LedgerTransaction,
+    LockedExecution,
+    LockedStep,
+    StepLedger,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +69,19 @@ class StepAborted(PermanentError):
 def injected_error(name: str, message: str) -> Exception:
     # Lambda reports errors by class name, so an injected fault gets a class of its name.
     return type(name, (Exception,), {})(message)
+
+
+# config saga.max_result_bytes' default.
+DEFAULT_MAX_RESULT_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A delivery that runs: attempts of its phase so far, its execution, its step run."""
+
+    attempts_so_far: int
+    execution: Execution
+    run: LockedStep
 
 
 def _utc_now() -> datetime:
@@ -78,6 +101,9 @@ class StepRuntime:
     clock: Callable[[], datetime] = _utc_now
     # Measures how long an attempt has run against its step's timeout.
     monotonic: Callable[[], float] = time.monotonic
+    # config saga.max_result_bytes: a larger result fails its step for good (results are kept
+    # in MySQL and handed to later steps; Step Functions never carries them).
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
 
     _revisions: dict[tuple[str, int], StoredSaga] = field(default_factory=dict)
 
@@ -100,9 +126,12 @@ class StepRuntime:
                 if participant_kind(name) is None:
                     return self._run(tx, request, step, execution, started, received)
                 admitted = self._admit(tx, request, step, execution, inject=True)
-            if isinstance(admitted, dict):
-                return admitted
-            return self._call_participant(request, step, name, admitted, started, received)
+                if isinstance(admitted, dict):
+                    return admitted
+                # Everything the participant is sent is read under the locks, then released.
+                context = self._context(tx, request, step, execution, admitted, started,
+                                        cursor=_NO_TRANSACTION, eager_results=True)
+            return self._call_participant(request, step, name, context, started, received)
         except Exception as error:
             self._record_failure(request, error, started)
             raise
@@ -148,13 +177,9 @@ class StepRuntime:
         admitted = self._admit(tx, request, step, execution, inject=True)
         if isinstance(admitted, dict):
             return admitted
-        attempts_so_far, parsed = admitted
-        context = StepContext(
-            execution_id=request.execution_id, saga_id=parsed.saga_id, step_id=step.id,
-            phase=request.phase, attempt=attempts_so_far + 1,
-            saga_input=parsed.input, config=step.config,
-            cursor=tx.cursor, results=LazyResults(lambda: tx.results(request.execution_id)),
-            defaults=self.input_defaults)
+        attempts_so_far = admitted.attempts_so_far
+        context = self._context(tx, request, step, execution, admitted, started,
+                                cursor=tx.cursor, eager_results=step.input is not None)
         result = self.resolve_action(step.target(request.phase))(context)
         if request.phase is Phase.ACTION and self._past_timeout(step, received):
             # Its Task has timed out (the invocation started after the Task did), so Step
@@ -166,18 +191,13 @@ class StepRuntime:
         return {"status": "ok", "result": result}
 
     def _call_participant(self, request: StepRequest, step: Step, name: str,
-                          admitted: tuple[int, Execution], started: datetime,
+                          context: StepContext, started: datetime,
                           received: float) -> dict[str, Any]:
         """A participant's call runs with no transaction open, so no other writer of the
         execution waits on the network; its outcome is recorded in a second transaction that
         decides again under the row locks: a repeated delivery that recorded it meanwhile, or
         a compensation that overtook it, wins (the participant sees the same idempotency key
         on every delivery)."""
-        attempts_so_far, parsed = admitted
-        context = StepContext(
-            execution_id=request.execution_id, saga_id=parsed.saga_id, step_id=step.id,
-            phase=request.phase, attempt=attempts_so_far + 1, saga_input=parsed.input,
-            config=step.config, cursor=_NO_TRANSACTION, defaults=self.input_defaults)
         result = self.resolve_action(name)(context)
         if request.phase is Phase.ACTION and self._past_timeout(step, received):
             raise StepAborted(f"step {step.id} outlived its timeout of {step.timeout}; its "
@@ -190,14 +210,15 @@ class StepRuntime:
             if isinstance(now, dict):
                 return now
             self._record_success(tx, request, step, execution, result, started,
-                                 attempt=now[0] + 1, first=now[0] == 0)
+                                 attempt=now.attempts_so_far + 1,
+                                 first=now.attempts_so_far == 0)
         return {"status": "ok", "result": result}
 
     def _admit(self, tx: LedgerTransaction, request: StepRequest, step: Step,
                execution: LockedExecution, *,
-               inject: bool) -> dict[str, Any] | tuple[int, Execution]:
+               inject: bool) -> dict[str, Any] | Admitted:
         """Under the row locks: the answer to a delivery that must not run (a duplicate, a
-        skip), StepAborted, or (attempts so far, the execution) for one that runs."""
+        skip), StepAborted, or what a delivery that runs needs."""
         run = tx.lock_step(request.execution_id, request.step_id)
         if run is None:
             raise PermanentError(f"execution {request.execution_id!r} has no step "
@@ -219,7 +240,36 @@ class StepRuntime:
             if fault.permanent:
                 raise PermanentError(f"{fault.error}: {message}")
             raise injected_error(fault.error, message)
-        return attempts_so_far, parsed
+        return Admitted(attempts_so_far, parsed, run)
+
+    def _context(self, tx: LedgerTransaction, request: StepRequest, step: Step,
+                 execution: LockedExecution, admitted: Admitted, started: datetime, *,
+                 cursor: Any, eager_results: bool) -> StepContext:
+        """What the attempt works with: the step's input (its mapping resolved), the earlier
+        steps' results, its deadline, and for a compensation what its action did and why the
+        saga compensates. A mapping whose value is absent fails the step for good."""
+        parsed = admitted.execution
+        results: Mapping[str, Mapping[str, Any]] = (
+            tx.results(request.execution_id) if eager_results
+            else LazyResults(lambda: tx.results(request.execution_id)))
+        step_input: Mapping[str, Any] = parsed.input
+        if step.input is not None:
+            try:
+                step_input = resolve(step.input, Scope(request.execution_id, parsed.input,
+                                                       results))
+            except MappingError as error:
+                raise PermanentError(f"step {step.id}'s input: {error}") from None
+        extra: dict[str, Any] = {}
+        if request.phase is Phase.COMPENSATION:
+            extra = compensation_facts(admitted.run, execution.error
+                                       or self._cause(tx, request))
+        return StepContext(
+            execution_id=request.execution_id, saga_id=parsed.saga_id, step_id=step.id,
+            phase=request.phase, attempt=admitted.attempts_so_far + 1, saga_input=step_input,
+            config=step.config, cursor=cursor, results=results, defaults=self.input_defaults,
+            saga_version=parsed.version,
+            deadline=started + timedelta(seconds=task_timeout_seconds(step, request.phase)),
+            **extra)
 
     def _record_success(self, tx: LedgerTransaction, request: StepRequest,
                         step: Step, execution: LockedExecution,
@@ -234,6 +284,11 @@ class StepRuntime:
                 "phase": request.phase, "started_at": _iso(started),
                 "duration_ms": _ms(started, at)}
         if request.phase is Phase.ACTION:
+            size = len(json.dumps(result, default=str).encode())
+            if size > self.max_result_bytes:
+                raise PermanentError(
+                    f"step {step_id}'s result is {size} bytes; the limit is "
+                    f"{self.max_result_bytes} (config saga.max_result_bytes)")
             record = tx.record_outcome(execution_id, step_id,
                                        status=after_success(Phase.ACTION).target,
                                        phase=Phase.ACTION, at=at, result=result,

@@ -37,7 +37,8 @@ def build_step_runtime(settings: Settings, connector: MySQLConnector) -> StepRun
     return StepRuntime(MySQLStepLedger(connector), MySQLDefinitionStore(connector),
                        registry.resolve,
                        faults_enabled=faults_enabled(settings), input_defaults=defaults,
-                       cache_definitions=settings.saga.caching_enabled)
+                       cache_definitions=settings.saga.caching_enabled,
+                       max_result_bytes=settings.saga.max_result_bytes)
 
 
 class StepContainer(Parts):

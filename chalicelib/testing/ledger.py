@@ -98,7 +98,9 @@ class InMemoryLedgerTransaction:
             return None
         return LockedStep(step_id=step.step_id, status=step.status,
                           action_attempts=step.action_attempts,
-                          compensation_attempts=step.compensation_attempts)
+                          compensation_attempts=step.compensation_attempts,
+                          result=dict(step.result) if step.result is not None else None,
+                          error=dict(step.error) if step.error is not None else None)
 
     def load_execution(self, execution_id: str) -> Execution:
         row = self._row(execution_id)

@@ -5,15 +5,11 @@ recorder, with no server."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from chalicelib.ports import Actor
 from chalicelib.saga import events
-from chalicelib.saga.executions import Execution, Fault, StepRun
 from chalicelib.saga.lifecycle import (
     COMPENSATION_RETRY,
     TASK_TIMEOUT,
@@ -22,12 +18,10 @@ from chalicelib.saga.lifecycle import (
     Phase,
     StepStatus,
 )
-from chalicelib.saga.models import SagaDefinition
 from chalicelib.steps.context import PermanentError, RetryableError, StepContext
-from chalicelib.steps.runtime import OutcomeRecorder, StepAborted, StepRuntime
-from chalicelib.testing import InMemoryDefinitionStore, InMemoryExecutionStore, InMemoryStepLedger
+from chalicelib.steps.runtime import OutcomeRecorder, StepAborted
+from tests.support.step_world import PARTICIPANT, World, build_world
 
-PARTICIPANT = "http://127.0.0.1:9/pay"  # resolved to a test function: nothing listens
 SAGA = {
     "id": "shop", "name": "Shop", "description": "reserve, pay, notify", "version": "1.0.0",
     "steps": [
@@ -43,98 +37,8 @@ SAGA = {
     ]}
 
 
-@dataclass
-class Actions:
-    """The actions the saga names: each call is kept; `script` makes one raise or act."""
-
-    ledger: InMemoryStepLedger
-    calls: list[tuple[str, str, int, bool]] = field(default_factory=list)
-    script: dict[str, Callable[[StepContext], None]] = field(default_factory=dict)
-
-    def resolve(self, name: str) -> Callable[[StepContext], dict[str, Any]]:
-        def run(ctx: StepContext) -> dict[str, Any]:
-            # Whether the (row) locks were held while it ran.
-            self.calls.append((name, ctx.phase, ctx.attempt, self.ledger.locked))
-            if name != PARTICIPANT:
-                ctx.cursor.execute("INSERT INTO effects VALUES (%s, %s)", (name, ctx.step_id))
-            if name in self.script:
-                self.script[name](ctx)
-            return {"by": name, "attempt": ctx.attempt}
-
-        return run
-
-    def ran(self, name: str) -> int:
-        return sum(1 for call in self.calls if call[0] == name)
-
-
-class Clock:
-    """Wall and monotonic time that move only when told."""
-
-    def __init__(self) -> None:
-        self.wall = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-        self.mono = 100.0
-
-    def now(self) -> datetime:
-        return self.wall
-
-    def monotonic(self) -> float:
-        return self.mono
-
-
-@dataclass
-class World:
-    store: InMemoryExecutionStore
-    ledger: InMemoryStepLedger
-    actions: Actions
-    runtime: StepRuntime
-    clock: Clock
-
-    def deliver(self, step_id: str, phase: Phase = Phase.ACTION, **extra: Any) -> dict[str, Any]:
-        return self.runtime.handle({"execution_id": "e1", "step_id": step_id,
-                                    "phase": phase.value, "attempt": 0, **extra})
-
-    def execution(self) -> Execution:
-        found = self.store.get("e1")
-        assert found is not None
-        return found
-
-    def step(self, step_id: str) -> StepRun:
-        return next(s for s in self.execution().steps if s.step_id == step_id)
-
-    def event_types(self) -> list[str]:
-        return [e["type"] for e in self.store.events if e["key"] == "e1"]
-
-    def events_of(self, event_type: str) -> list[dict[str, Any]]:
-        return [e for e in self.store.events if e["type"] == event_type]
-
-    def set_status(self, status: ExecutionStatus,
-                   steps: dict[str, StepStatus] | None = None) -> None:
-        execution = self.execution()
-        execution.status = status
-        for step in execution.steps:
-            step.status = (steps or {}).get(step.step_id, step.status)
-        self.store.put(execution)
-
-
 def _world(*, faults: list[dict[str, Any]] | None = None) -> World:
-    definitions = InMemoryDefinitionStore()
-    saga = definitions.insert_version(SagaDefinition.model_validate(SAGA),
-                                      expected_revision=None, actor=Actor("test"),
-                                      action="create")
-    store = InMemoryExecutionStore(definitions)
-    now = datetime.now(UTC)
-    store.create(Execution(id="e1", saga_id=saga.id, revision=saga.revision,
-                           version=saga.version, status=ExecutionStatus.RUNNING,
-                           input={"sku": "A-1"}, started_at=now, updated_at=now,
-                           faults=[Fault.model_validate(f) for f in faults or []]),
-                 [step.id or "" for step in saga.steps])
-    ledger = InMemoryStepLedger(store)
-    actions = Actions(ledger)
-    clock = Clock()
-    runtime = StepRuntime(ledger, definitions, actions.resolve, faults_enabled=bool(faults),
-                          sleep=lambda s: clock.__setattr__("mono", clock.mono + s),
-                          clock=clock.now, monotonic=clock.monotonic)
-    return World(store, ledger, actions, runtime, clock)
+    return build_world(SAGA, faults=faults)
 
 
 @pytest.fixture
