@@ -74,6 +74,10 @@ def _saga_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
             "active": {"type": "boolean", "default": True},
             "type": {"type": "string", "enum": saga.supported_saga_types},
             "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            "output": {"type": "object", "description": (
+                "what a COMPLETED execution produces: a mapping in the steps' input language, "
+                "resolved against the input and every step's result as the execution completes "
+                "(in GET /executions/{id}, the saga.completed event and the WebSocket push)")},
         },
     }
 
@@ -390,6 +394,9 @@ def build_document(saga: SagaSettings) -> dict[str, Any]:
                         "id": {"type": "string"}, "saga_id": {"type": "string"},
                         "revision": {"type": "integer"}, "version": {"type": "string"},
                         "status": {"type": "string"}, "input": {"type": "object"},
+                        "output": {"type": "object", "nullable": True,
+                                   "description": "a COMPLETED execution's output: its saga's "
+                                                  "output mapping, resolved as it completed"},
                         "error": {
                             "type": "object", "nullable": True,
                             "description": "why the execution did not complete; null while "

@@ -109,6 +109,8 @@ def _follow(args: argparse.Namespace, api: ApiClient, start: Any, execution_id: 
             data = event.get("data") or {}
             status = ExecutionStatus(data.get("status") or FINAL[event["type"]])
             if not args.json:
+                if data.get("output") is not None:
+                    print(f"  output: {json.dumps(data['output'], sort_keys=True)}")
                 print(f"{status} in {time.monotonic() - started:.1f}s")
             return OK if status is ExecutionStatus.COMPLETED else NOT_COMPLETED
     print(f"saga: no end of {execution_id} within {args.timeout:.0f}s; see "
@@ -177,6 +179,8 @@ def _timeline(execution: dict[str, Any]) -> str:
              f"{execution['status']}"]
     if execution.get("error"):
         lines.append(f"  error: {execution['error']}")
+    if execution.get("output") is not None:
+        lines.append(f"  output: {json.dumps(execution['output'], sort_keys=True)[:1000]}")
     if execution.get("resolution"):
         lines.append(f"  resolved by {execution['resolved_by']}: {execution['resolution']}")
     for step in execution["steps"]:

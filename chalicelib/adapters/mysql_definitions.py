@@ -40,6 +40,7 @@ def _row_to_saga(row: dict[str, Any]) -> StoredSaga:
         id=row["id"], name=row["name"], description=row["description"],
         version=row["version"], revision=row["revision"], steps=body["steps"],
         active=bool(row["active"]), type=row["type"], metadata=body.get("metadata", {}),
+        output=body.get("output"),
         created_at=_utc(row["created_at"]), updated_at=_utc(row["updated_at"]),
         version_created_at=_utc(row["version_created_at"]),
     )
@@ -93,7 +94,7 @@ class MySQLDefinitionStore:
                         "WHERE saga_id = %s", (saga.id,))
             revision = cur.fetchone()["r"] + 1
             body = json.dumps({"steps": [s.model_dump() for s in saga.steps],
-                               "metadata": saga.metadata})
+                               "metadata": saga.metadata, "output": saga.output})
             try:
                 cur.execute(
                     "INSERT INTO saga_versions (saga_id, revision, version, name, description, "

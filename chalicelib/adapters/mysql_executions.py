@@ -236,6 +236,7 @@ def row_to_execution(row: dict[str, Any]) -> Execution:
         id=row["id"], saga_id=row["saga_id"], revision=row["revision"], version=row["version"],
         status=ExecutionStatus(row["status"]), input=_load(row["input"]) or {},
         faults=_load(row["faults"]) or [], error=_load(row["error"]),
+        output=_load(row.get("output")),
         state_machine_arn=row["state_machine_arn"], sfn_execution_arn=row["sfn_execution_arn"],
         started_at=_utc(row["started_at"]), updated_at=_utc(row["updated_at"]),
         ended_at=_utc(row["ended_at"]), resolved_by=row["resolved_by"],

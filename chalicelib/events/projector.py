@@ -78,7 +78,7 @@ class Projector:
                 "input": data.get("input", {}), "faults": data.get("faults", []),
                 "state_machine_arn": data.get("state_machine_arn"),
                 "sfn_execution_arn": None, "resolved_by": None, "resolution": None,
-                "error": None,
+                "error": None, "output": None,
                 "steps": [{"step_id": step_id, "position": i + 1,
                            "status": StepStatus.PENDING.value,
                            "result": None, "error": None,
@@ -116,6 +116,8 @@ class Projector:
                                    "times.ended_at": ended})
         if "execution_error" in data:
             update["$set"]["error"] = data["execution_error"]
+        if "output" in data:  # saga.completed
+            update["$set"]["output"] = data["output"]
         if event["type"] == events.SAGA_RESOLVED:
             update["$set"].update(resolved_by=data.get("by"), resolution=data.get("reason"))
         if event["type"] == events.RUN_STARTED:

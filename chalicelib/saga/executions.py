@@ -139,6 +139,8 @@ class Execution(BaseModel):
     faults: list[Fault] = Field(default_factory=list)
     # Set whenever the status is not RUNNING or COMPLETED: why it did not complete.
     error: ExecutionError | None = None
+    # A COMPLETED execution's output: its saga's output mapping, resolved when it completed.
+    output: dict[str, Any] | None = None
     state_machine_arn: str | None = None
     sfn_execution_arn: str | None = None
     started_at: datetime

@@ -46,6 +46,9 @@ class SagaDefinition(_Model):
     active: bool = True
     type: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    # What a COMPLETED execution produces: a mapping (chalicelib/saga/mapping.py) resolved
+    # against the input and every step's result when it completes.
+    output: dict[str, Any] | None = None
 
 
 # What a step gets when its definition leaves these out: applied once, by Step.of.
@@ -106,6 +109,7 @@ class StoredSaga(BaseModel):
     active: bool
     type: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    output: dict[str, Any] | None = None
     created_at: datetime
     updated_at: datetime
     version_created_at: datetime

@@ -117,7 +117,8 @@ class DefinitionService:
     def _as_payload(existing: StoredSaga, steps: list[dict[str, Any]]) -> dict[str, Any]:
         return {"id": existing.id, "name": existing.name, "description": existing.description,
                 "version": semver.bump_patch(existing.version), "steps": steps,
-                "active": existing.active, "type": existing.type, "metadata": existing.metadata}
+                "active": existing.active, "type": existing.type, "metadata": existing.metadata,
+                "output": existing.output}
 
     def _check_limits(self, *, new_sagas: int = 0, added_steps: int = 0) -> None:
         totals = self.store.totals()

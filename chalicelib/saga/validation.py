@@ -240,7 +240,8 @@ def _step_invariants(prefix: str, step: StepDefinition,
 
 def _mapping_references(saga: SagaDefinition) -> list[Violation]:
     """Every reference of a step's input mapping is well formed and names an earlier active
-    step (one that has run, and succeeded, by the time this one runs)."""
+    step (one that has run, and succeeded, by the time this one runs); the saga's output may
+    name any active step (all have succeeded when it completes)."""
     found = []
     order = {step.id: step.order for step in saga.steps if step.id and step.active}
     for index, step in enumerate(saga.steps):
@@ -264,6 +265,16 @@ def _mapping_references(saga: SagaDefinition) -> list[Violation]:
             else:
                 continue
             found.append(Violation(path, "reference", message, text))
+    for where, text in references(saga.output or {}):
+        path = f"output.{where}"
+        try:
+            reference = parse_reference(text)
+        except MappingError as error:
+            found.append(Violation(path, "reference", str(error), text))
+            continue
+        if reference.step_id is not None and reference.step_id not in order:
+            found.append(Violation(path, "reference",
+                                   f"no active step {reference.step_id!r} in this saga", text))
     return found
 
 

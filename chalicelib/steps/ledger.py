@@ -96,6 +96,10 @@ class LedgerTransaction(Protocol):
 
     def set_execution_error(self, execution_id: str, error: dict[str, Any]) -> None: ...
 
+    def set_execution_output(self, execution_id: str, output: dict[str, Any] | None) -> None:
+        """What the execution produced, recorded as it completes."""
+        ...
+
     def append_events(self, execution_id: str, batch: EventBatch) -> None:
         """The execution's next events, numbered on from its last (its row is locked)."""
         ...

@@ -444,6 +444,8 @@ class OutcomeRecorder:
     (COMPLETED after every Task succeeded; FAILED, COMPENSATION_FAILED; see the compiler)."""
 
     ledger: StepLedger
+    # Where a completing execution's output mapping is read (None: no output is recorded).
+    definitions: DefinitionStore | None = None
     clock: Callable[[], datetime] = _utc_now
 
     def handle(self, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -468,7 +470,26 @@ class OutcomeRecorder:
             if not tx.set_execution_status(execution_id, outcome, at=at, error=error):
                 # It moved on (an operator's action, the reconciler): final means final.
                 return {"status": execution.status.value, "refused": outcome.value}
-            tx.append_events(execution_id, [(kind, {"saga_id": execution.saga_id,
-                                                    "status": outcome.value,
-                                                    "execution_error": error}, at)])
+            data: dict[str, Any] = {"saga_id": execution.saga_id, "status": outcome.value,
+                                    "execution_error": error}
+            if outcome is ExecutionStatus.COMPLETED:
+                data["output"] = self._output(tx, execution)
+                tx.set_execution_output(execution_id, data["output"])
+            tx.append_events(execution_id, [(kind, data, at)])
         return {"status": outcome.value}
+
+    def _output(self, tx: LedgerTransaction, execution: LockedExecution) -> dict[str, Any] | None:
+        """The saga's output mapping resolved against the input and every step's result. All
+        steps succeeded, so a value that is still absent is the mapping's own fault: the
+        execution completes all the same, with no output, and the reason is logged."""
+        saga = (self.definitions.get_revision(execution.saga_id, execution.revision)
+                if self.definitions is not None else None)
+        if saga is None or saga.output is None:
+            return None
+        parsed = tx.load_execution(execution.id)
+        try:
+            return resolve(saga.output, Scope(execution.id, parsed.input,  # type: ignore[no-any-return]
+                                              tx.results(execution.id)))
+        except MappingError as error:
+            logger.warning("execution %s completed without its output: %s", execution.id, error)
+            return None

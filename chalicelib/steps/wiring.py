@@ -59,7 +59,8 @@ class StepContainer(Parts):
 
     @part
     def outcome_recorder(self) -> OutcomeRecorder:
-        return OutcomeRecorder(MySQLStepLedger(self.connector))
+        return OutcomeRecorder(MySQLStepLedger(self.connector),
+                               MySQLDefinitionStore(self.connector))
 
 
 # The process's StepContainer: built from the settings on first use.

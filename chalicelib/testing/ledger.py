@@ -169,6 +169,11 @@ class InMemoryLedgerTransaction:
         assert row is not None, f"no execution {execution_id}"
         row.error = ExecutionError.model_validate(error)
 
+    def set_execution_output(self, execution_id: str, output: dict[str, Any] | None) -> None:
+        row = self._row(execution_id)
+        assert row is not None, f"no execution {execution_id}"
+        row.output = None if output is None else dict(output)
+
     def append_events(self, execution_id: str, batch: EventBatch) -> None:
         sequence = sum(1 for e in (*self._store.events, *self.events)
                        if e["key"] == execution_id)

@@ -65,6 +65,7 @@ class World:
     actions: Actions
     runtime: StepRuntime
     clock: Clock
+    definitions: InMemoryDefinitionStore
 
     def deliver(self, step_id: str, phase: Phase = Phase.ACTION, **extra: Any) -> dict[str, Any]:
         return self.runtime.handle({"execution_id": "e1", "step_id": step_id,
@@ -114,6 +115,6 @@ def build_world(saga_definition: dict[str, Any], *,
     runtime = StepRuntime(ledger, definitions, actions.resolve, faults_enabled=bool(faults),
                           sleep=lambda s: clock.__setattr__("mono", clock.mono + s),
                           clock=clock.now, monotonic=clock.monotonic, **options)
-    return World(store, ledger, actions, runtime, clock)
+    return World(store, ledger, actions, runtime, clock, definitions)
 
 

@@ -19,6 +19,7 @@ from chalicelib.saga.validation import DefinitionInvalid, ValidationPolicy, chec
 from chalicelib.steps.context import PermanentError, StepContext
 from chalicelib.steps.contract import CONTRACT_SCHEMA_FILE, request_schema
 from chalicelib.steps.participants import participant_request
+from chalicelib.steps.runtime import OutcomeRecorder
 from tests.support.step_world import World, build_world
 
 POLICY = ValidationPolicy.from_settings(load_settings(environ={}).saga)
@@ -39,7 +40,9 @@ TRIP = {"id": "trip", "name": "Trip", "description": "car, hotel, flight", "vers
                 "car": "$.results.car.booking_id", "first": "$.input.guests[0].name",
                 "trip": "$.execution.id", "stars": 4, "note": "$$.not a reference"}),
             _step("flight", 3, "book_flight"),
-        ]}
+        ],
+        "output": {"car": "$.results.car.booking_id", "flight": "$.results.flight",
+                   "city": "$.input.city"}}
 TRIP_INPUT = {"city": "Lisbon", "nights": 3, "guests": [{"name": "Ana"}, {"name": "Rui"}]}
 
 
@@ -210,6 +213,46 @@ def test_a_timed_out_step_is_compensated_with_no_result_and_its_timeout_as_the_e
     assert hotel.reason is not None and hotel.reason["step_id"] == "hotel"
     car = recorder.seen[("car", "compensation")]
     assert car.action_result == {"booking_id": "CAR-7"} and car.action_error is None
+
+
+# -- the saga's output --------------------------------------------------------------------------
+
+def test_a_completed_execution_carries_its_mapped_output_in_the_record_and_the_event() -> None:
+    world, recorder = _trip()
+    recorder.answers["book_flight"] = {"ticket": "TAP-1", "seat": "3A"}
+    for step_id in ("car", "hotel", "flight"):
+        world.deliver(step_id)
+    recorder_lambda = OutcomeRecorder(world.ledger, world.definitions, clock=world.clock.now)
+    assert recorder_lambda.handle({"execution_id": "e1", "outcome": "COMPLETED"}) == {
+        "status": "COMPLETED"}
+    expected = {"car": "CAR-7", "flight": {"ticket": "TAP-1", "seat": "3A"}, "city": "Lisbon"}
+    assert world.execution().output == expected
+    [completed] = world.events_of("saga.completed")
+    assert completed["data"]["output"] == expected
+
+
+def test_an_output_that_cannot_be_resolved_leaves_the_execution_completed_without_one() -> None:
+    recorder = Recorder()
+    recorder.answers["book_car"] = {"no_booking": True}  # the output's car field is absent
+    definition = copy.deepcopy(TRIP)
+    definition["steps"][1].pop("input")  # so the hotel still runs
+    world = build_world(definition, saga_input=TRIP_INPUT)
+    world.runtime.resolve_action = recorder.resolve
+    for step_id in ("car", "hotel", "flight"):
+        world.deliver(step_id)
+    OutcomeRecorder(world.ledger, world.definitions).handle(
+        {"execution_id": "e1", "outcome": "COMPLETED"})
+    assert world.execution().status.value == "COMPLETED"
+    assert world.execution().output is None
+    assert world.events_of("saga.completed")[0]["data"]["output"] is None
+
+
+def test_the_output_may_name_any_active_step_but_no_unknown_one() -> None:
+    definition = copy.deepcopy(TRIP)
+    definition["output"] = {"x": "$.results.ship.id"}
+    with pytest.raises(DefinitionInvalid) as invalid:
+        check_definition(definition, POLICY)
+    assert [(v.field, v.rule) for v in invalid.value.violations] == [("output.x", "reference")]
 
 
 # -- the contract's request ------------------------------------------------------------------------
