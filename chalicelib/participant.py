@@ -54,6 +54,8 @@ from chalicelib.saga.lifecycle import Phase
 from chalicelib.steps.contract import CONTRACT, ParticipantRequest
 
 Work = Callable[[ParticipantRequest], dict[str, Any]]
+__all__ = ["InMemoryPersistence", "Participant", "ParticipantRequest", "PermanentError",
+           "Refuse", "TryAgain", "handle", "lambda_handler", "parse", "wsgi_app"]
 
 
 class Refuse(Exception):

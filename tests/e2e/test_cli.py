@@ -40,7 +40,9 @@ def saga(api_url: str, ws_gateway: LocalWebsocketGateway,
 
 
 def _files(tmp_path: Path, customer: str) -> tuple[str, str, str]:
-    definition = dict(SEED, id=f"cli-{uuid.uuid4().hex[:8]}")
+    definition = dict(SEED, id=f"cli-{uuid.uuid4().hex[:8]}",
+                      output={"charged": "$.results.process-payment.amount",
+                              "customer": "$.input.customer_id"})
     saga_file = tmp_path / "saga.json"
     saga_file.write_text(json.dumps(definition))
     input_file = tmp_path / "input.yaml"
@@ -50,7 +52,8 @@ def _files(tmp_path: Path, customer: str) -> tuple[str, str, str]:
 
 def test_create_run_follow_and_inspect(saga: Any, tmp_path: Path, api: Api,
                                        demo: Callable[[], dict[str, Any]]) -> None:
-    saga_id, saga_file, input_file = _files(tmp_path, new_customer())
+    customer = new_customer()
+    saga_id, saga_file, input_file = _files(tmp_path, customer)
     created = saga("sagas", "create", "-f", saga_file)
     assert created.returncode == 0, created.stderr
     assert f"stored {saga_id} 1.0.0 (revision 1, 3 steps)" in created.stdout
@@ -69,9 +72,12 @@ def test_create_run_follow_and_inspect(saga: Any, tmp_path: Path, api: Api,
         "validate-payment", "process-payment", "send-notification"]
     assert lines[-1].startswith("COMPLETED in ")
     execution_id = lines[0].split()[-1]
+    assert lines[-2] == f'  output: {{"charged": "3.00", "customer": "{customer}"}}'
 
     shown = saga("executions", "show", execution_id)
     assert shown.returncode == 0 and "COMPLETED" in shown.stdout.splitlines()[0]
+    assert f'  output: {{"charged": "3.00", "customer": "{customer}"}}' in shown.stdout
+    assert '       result: {"account_id": ' in shown.stdout
     listed = saga("executions", "list", "--saga", saga_id, "--json")
     assert [e["id"] for e in json.loads(listed.stdout)["items"]] == [execution_id]
     stats = saga("stats", saga_id)

@@ -289,3 +289,17 @@ def test_every_request_of_a_run_and_its_undo_fits_the_schema() -> None:
     # The deadline is when the Task times out: the delivery's time plus the step's timeout.
     ctx = recorder.seen[("car", "action")]
     assert ctx.deadline == world.clock.wall + timedelta(seconds=30)
+
+
+def test_the_trip_booking_examples_saga_is_valid_as_shipped() -> None:
+    from chalicelib.steps.actions import BUILTIN_ACTIONS
+    from infra.stack.paths import PROJECT_ROOT
+
+    shipped = json.loads((PROJECT_ROOT / "examples" / "trip-booking" / "saga.json").read_text())
+    policy = ValidationPolicy.from_settings(load_settings(environ={}).saga,
+                                            actions=frozenset(BUILTIN_ACTIONS))
+    saga = check_definition(shipped, policy)
+    assert saga.output is not None
+    assert saga.steps[1].input == {"city": "$.input.city", "nights": "$.input.nights",
+                                   "car": "$.results.car.booking_id",
+                                   "guest": "$.input.guests[0]"}
