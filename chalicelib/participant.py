@@ -50,12 +50,10 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import (
 )
 from pydantic import ValidationError
 
-from chalicelib.saga.lifecycle import Phase
+from chalicelib.saga.lifecycle import PERMANENT_ERROR, Phase
 from chalicelib.steps.contract import CONTRACT, ParticipantRequest
 
 Work = Callable[[ParticipantRequest], dict[str, Any]]
-__all__ = ["InMemoryPersistence", "Participant", "ParticipantRequest", "PermanentError",
-           "Refuse", "TryAgain", "handle", "lambda_handler", "parse", "wsgi_app"]
 
 
 class Refuse(Exception):
@@ -66,9 +64,11 @@ class TryAgain(Exception):
     """A passing fault: the saga retries the step (with its own backoff)."""
 
 
-class PermanentError(Exception):
-    """What a Lambda participant raises for a refusal: the saga does not retry an error of
-    this name (the name is the contract; Step Functions sees it as the error type)."""
+# What a Lambda participant raises for a refusal: the saga never retries an error of this name
+# (Step Functions sees the exception's class name as the error type), so the class is named
+# from the lifecycle's constant.
+PermanentError: type[Exception] = type(PERMANENT_ERROR, (Exception,), {
+    "__doc__": "A refusal: the saga compensates at once instead of retrying."})
 
 
 class InMemoryPersistence(BasePersistenceLayer):
