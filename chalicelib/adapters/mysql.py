@@ -9,16 +9,20 @@ connection or transaction is ever used by two threads at once. A connection that
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pymysql
 from pymysql.cursors import DictCursor
 
 from chalicelib.config import MySQLSettings
 from chalicelib.saga.errors import SagaError
+
+T = TypeVar("T")
 
 
 def connect(settings: MySQLSettings, *, database: str | None = None) -> pymysql.Connection:
@@ -50,8 +54,20 @@ _KEEPABLE = (pymysql.err.IntegrityError, pymysql.err.DataError, pymysql.err.Prog
              pymysql.err.NotSupportedError)
 
 
+# ER_LOCK_DEADLOCK: InnoDB chose this transaction as a deadlock's victim and rolled all of it
+# back, so running it again is safe (concurrent creates of new rows contend for gap locks).
+DEADLOCK = 1213
+
+
+def deadlocked(error: BaseException) -> bool:
+    return (isinstance(error, pymysql.err.OperationalError) and bool(error.args)
+            and error.args[0] == DEADLOCK)
+
+
 def breaks_connection(error: BaseException) -> bool:
     """Whether `error` leaves the connection unusable (or in an unknown protocol state)."""
+    if deadlocked(error):
+        return False  # the server rolled the transaction back; the session is fine
     if isinstance(error, (pymysql.err.OperationalError, pymysql.err.InterfaceError,
                           pymysql.err.InternalError, OSError)):
         return True
@@ -223,6 +239,21 @@ class MySQLConnector:
         finally:
             held.pooled, held.depth = None, 0
             self._release(pooled)
+
+    def retrying(self, work: Callable[[DictCursor], T], *, attempts: int = 4,
+                 sleep: Callable[[float], None] = time.sleep) -> T:
+        """`work` in one transaction, run again (up to `attempts` times in all, after a short
+        jittered pause) when InnoDB picks it as a deadlock's victim: nothing of it was kept.
+        Inside another transaction it just joins it: only the outermost may be retried."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.transaction() as cur:
+                    return work(cur)
+            except pymysql.err.OperationalError as error:
+                if not deadlocked(error) or attempt == attempts or self._held.depth:
+                    raise
+                sleep(random.uniform(0, 0.02 * 2 ** attempt))
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         """Close the idle connections and this thread's administration connection."""

@@ -67,62 +67,68 @@ class MySQLDefinitionStore:
 
     def insert_version(self, saga: SagaDefinition, *, expected_revision: int | None,
                        actor: Actor, action: str) -> StoredSaga:
+        # Concurrent creates of new ids contend for the same gap locks: InnoDB may pick this
+        # transaction as a deadlock's victim, and then it runs again.
+        return self._db.retrying(
+            lambda cur: self._insert_version(cur, saga, expected_revision, actor, action))
+
+    def _insert_version(self, cur: Any, saga: SagaDefinition, expected_revision: int | None,
+                        actor: Actor, action: str) -> StoredSaga:
         assert saga.id and saga.version and saga.name and saga.description is not None
         now = _now()
-        with self._db.transaction() as cur:
-            cur.execute("SELECT latest_revision FROM sagas WHERE id = %s FOR UPDATE", (saga.id,))
-            header = cur.fetchone()
-            before = None
-            if expected_revision is None:
-                if header is not None:
-                    raise Conflict(f"saga {saga.id!r} already exists", saga_id=saga.id)
-                # A destroyed saga may be created again at any version: versions its
-                # executions still pin stay readable by revision, under a renamed version so
-                # the new incarnation can use the number.
-                cur.execute(
-                    "UPDATE saga_versions SET version = CONCAT(LEFT(version, 60), "
-                    "'+destroyed.r', revision) WHERE saga_id = %s AND version = %s",
-                    (saga.id, saga.version))
-            elif header is None:
-                raise NotFound(f"saga {saga.id!r} does not exist", saga_id=saga.id)
-            elif header["latest_revision"] != expected_revision:
-                raise Conflict(f"saga {saga.id!r} was changed concurrently; read it again",
-                               saga_id=saga.id)
-            else:
-                before = self._get(cur, saga.id, None)
-            cur.execute("SELECT COALESCE(MAX(revision), 0) AS r FROM saga_versions "
-                        "WHERE saga_id = %s", (saga.id,))
-            revision = cur.fetchone()["r"] + 1
-            body = json.dumps({"steps": [s.model_dump() for s in saga.steps],
-                               "metadata": saga.metadata, "output": saga.output})
-            try:
-                cur.execute(
-                    "INSERT INTO saga_versions (saga_id, revision, version, name, description, "
-                    "type, definition, created_at, created_by) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (saga.id, revision, saga.version, saga.name, saga.description, saga.type,
-                     body, now, actor.name))
-            except pymysql.IntegrityError:
-                raise Conflict(f"version {saga.version} of saga {saga.id!r} exists already; "
-                               "use a higher version", saga_id=saga.id,
-                               version=saga.version) from None
-            step_count = len(saga.steps)
-            if header is None:
-                cur.execute(
-                    "INSERT INTO sagas (id, latest_revision, active, type, step_count, "
-                    "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    (saga.id, revision, saga.active, saga.type, step_count, now, now))
-            else:
-                cur.execute(
-                    "UPDATE sagas SET latest_revision = %s, active = %s, type = %s, "
-                    "step_count = %s, updated_at = %s WHERE id = %s",
-                    (revision, saga.active, saga.type, step_count, now, saga.id))
-            stored = self._get(cur, saga.id, None)
-            assert stored is not None
-            self._audit(cur, actor, action, "saga", saga.id, before, stored, now)
-            append_definition_event(
-                cur, events.DEFINITION_CREATED if before is None else events.DEFINITION_UPDATED,
-                saga_id=saga.id, data={**_summary_dict(stored), "action": action}, at=now)
+        cur.execute("SELECT latest_revision FROM sagas WHERE id = %s FOR UPDATE", (saga.id,))
+        header = cur.fetchone()
+        before = None
+        if expected_revision is None:
+            if header is not None:
+                raise Conflict(f"saga {saga.id!r} already exists", saga_id=saga.id)
+            # A destroyed saga may be created again at any version: versions its
+            # executions still pin stay readable by revision, under a renamed version so
+            # the new incarnation can use the number.
+            cur.execute(
+                "UPDATE saga_versions SET version = CONCAT(LEFT(version, 60), "
+                "'+destroyed.r', revision) WHERE saga_id = %s AND version = %s",
+                (saga.id, saga.version))
+        elif header is None:
+            raise NotFound(f"saga {saga.id!r} does not exist", saga_id=saga.id)
+        elif header["latest_revision"] != expected_revision:
+            raise Conflict(f"saga {saga.id!r} was changed concurrently; read it again",
+                           saga_id=saga.id)
+        else:
+            before = self._get(cur, saga.id, None)
+        cur.execute("SELECT COALESCE(MAX(revision), 0) AS r FROM saga_versions "
+                    "WHERE saga_id = %s", (saga.id,))
+        revision = cur.fetchone()["r"] + 1
+        body = json.dumps({"steps": [s.model_dump() for s in saga.steps],
+                           "metadata": saga.metadata, "output": saga.output})
+        try:
+            cur.execute(
+                "INSERT INTO saga_versions (saga_id, revision, version, name, description, "
+                "type, definition, created_at, created_by) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (saga.id, revision, saga.version, saga.name, saga.description, saga.type,
+                 body, now, actor.name))
+        except pymysql.IntegrityError:
+            raise Conflict(f"version {saga.version} of saga {saga.id!r} exists already; "
+                           "use a higher version", saga_id=saga.id,
+                           version=saga.version) from None
+        step_count = len(saga.steps)
+        if header is None:
+            cur.execute(
+                "INSERT INTO sagas (id, latest_revision, active, type, step_count, "
+                "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (saga.id, revision, saga.active, saga.type, step_count, now, now))
+        else:
+            cur.execute(
+                "UPDATE sagas SET latest_revision = %s, active = %s, type = %s, "
+                "step_count = %s, updated_at = %s WHERE id = %s",
+                (revision, saga.active, saga.type, step_count, now, saga.id))
+        stored = self._get(cur, saga.id, None)
+        assert stored is not None
+        self._audit(cur, actor, action, "saga", saga.id, before, stored, now)
+        append_definition_event(
+            cur, events.DEFINITION_CREATED if before is None else events.DEFINITION_UPDATED,
+            saga_id=saga.id, data={**_summary_dict(stored), "action": action}, at=now)
         return stored
 
     def set_active(self, saga_id: str, active: bool, actor: Actor) -> StoredSaga | None:

@@ -219,3 +219,44 @@ def test_an_unreachable_server_is_a_503_and_the_pool_recovers() -> None:
         pass
     assert connector.open_connections == 1
     assert unavailable(pymysql.err.InterfaceError(0, ""))
+
+
+def test_a_deadlock_victim_is_run_again_on_a_kept_connection() -> None:
+    connector, made = pool()
+    runs: list[int] = []
+    pauses: list[float] = []
+
+    def work(cur: Any) -> str:
+        runs.append(cur.conn.number)
+        if len(runs) < 3:
+            raise pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
+        return "stored"
+
+    assert connector.retrying(work, sleep=pauses.append) == "stored"
+    assert len(runs) == 3 and len(pauses) == 2 and all(p >= 0 for p in pauses)
+    # The session survives a deadlock (the server rolled back): the pool reuses it.
+    assert runs == [0, 0, 0] and len(made) == 1 and made[0].commits == 1
+
+
+def test_other_errors_and_a_deadlock_inside_an_outer_transaction_are_not_retried() -> None:
+    connector, _ = pool()
+    runs: list[str] = []
+
+    def lock_timeout(cur: Any) -> None:
+        runs.append("timeout")
+        raise pymysql.err.OperationalError(1205, "Lock wait timeout exceeded")
+
+    with pytest.raises(pymysql.err.OperationalError):
+        connector.retrying(lock_timeout, sleep=lambda _: None)
+    assert runs == ["timeout"]
+
+    def deadlock(cur: Any) -> None:
+        runs.append("deadlock")
+        raise pymysql.err.OperationalError(1213, "Deadlock found")
+
+    with pytest.raises(pymysql.err.OperationalError), connector.transaction():
+        connector.retrying(deadlock, sleep=lambda _: None)
+    assert runs == ["timeout", "deadlock"]  # the outer transaction is gone: no second run
+    with pytest.raises(pymysql.err.OperationalError):
+        connector.retrying(deadlock, attempts=2, sleep=lambda _: None)
+    assert runs.count("deadlock") == 3
