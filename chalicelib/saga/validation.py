@@ -239,42 +239,42 @@ def _step_invariants(prefix: str, step: StepDefinition,
 
 
 def _mapping_references(saga: SagaDefinition) -> list[Violation]:
-    """Every reference of a step's input mapping is well formed and names an earlier active
-    step (one that has run, and succeeded, by the time this one runs); the saga's output may
-    name any active step (all have succeeded when it completes)."""
-    found = []
+    """Every reference of a mapping is well formed and names an active step that has run,
+    and succeeded, by the time the mapping is resolved: for a step's input, a step before it;
+    for the saga's output, any step (all have succeeded when it completes)."""
     order = {step.id: step.order for step in saga.steps if step.id and step.active}
+    found = []
     for index, step in enumerate(saga.steps):
-        for where, text in references(step.input or {}):
-            path = f"steps[{index}].input.{where}"
-            try:
-                reference = parse_reference(text)
-            except MappingError as error:
-                found.append(Violation(path, "reference", str(error), text))
-                continue
-            if reference.step_id is None:
-                continue
-            if reference.step_id == step.id:
-                message = "a step cannot use its own result"
-            elif reference.step_id not in order:
-                message = f"no active step {reference.step_id!r} in this saga"
-            elif (step.order is not None and order[reference.step_id] is not None
-                  and order[reference.step_id] >= step.order):
-                message = (f"step {reference.step_id!r} does not run before this one (order "
-                           f"{order[reference.step_id]} is not below {step.order})")
-            else:
-                continue
-            found.append(Violation(path, "reference", message, text))
-    for where, text in references(saga.output or {}):
-        path = f"output.{where}"
+        found += _reference_problems(f"steps[{index}].input", step.input, order,
+                                     step.id, step.order)
+    found += _reference_problems("output", saga.output, order, None, None)
+    return found
+
+
+def _reference_problems(prefix: str, mapping: dict[str, Any] | None,
+                        order: Mapping[str | None, int | None], own_id: str | None,
+                        own_order: int | None) -> list[Violation]:
+    """What is wrong with the references of one mapping; own_*: the step it feeds, if any."""
+    found = []
+    for where, text in references(mapping or {}):
+        path = f"{prefix}.{where}"
         try:
-            reference = parse_reference(text)
+            step_id = parse_reference(text).step_id
         except MappingError as error:
             found.append(Violation(path, "reference", str(error), text))
             continue
-        if reference.step_id is not None and reference.step_id not in order:
-            found.append(Violation(path, "reference",
-                                   f"no active step {reference.step_id!r} in this saga", text))
+        if step_id is None:
+            continue
+        if own_id is not None and step_id == own_id:
+            message = "a step cannot use its own result"
+        elif step_id not in order:
+            message = f"no active step {step_id!r} in this saga"
+        elif own_order is not None and (order[step_id] or 0) >= own_order:
+            message = (f"step {step_id!r} does not run before this one (order "
+                       f"{order[step_id]} is not below {own_order})")
+        else:
+            continue
+        found.append(Violation(path, "reference", message, text))
     return found
 
 

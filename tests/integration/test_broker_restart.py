@@ -18,7 +18,6 @@ from chalicelib import runtime
 from chalicelib.adapters import kafka, mysql
 from chalicelib.adapters.kafka import KafkaPublisher
 from chalicelib.adapters.mysql_executions import append_event, insert_execution
-from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.config import Settings
 from chalicelib.events.consumer import run_projector
 from chalicelib.events.projector import EXECUTIONS
@@ -26,6 +25,7 @@ from chalicelib.events.relay import OutboxRelay
 from chalicelib.saga import events
 from chalicelib.saga.executions import Execution, ExecutionStatus
 from infra.stack.supervisor import Supervisor
+from tests.support.databases import migrated_connector
 
 DB = "saga_db_test_broker_restart"
 EXECUTIONS_WRITTEN = 60
@@ -34,12 +34,8 @@ EVENTS_AFTER_START = 4
 
 @pytest.fixture(scope="module")
 def connector(settings: Settings) -> Iterator[mysql.MySQLConnector]:
-    mysql.recreate_database(settings.database.mysql, DB)
-    connector = mysql.MySQLConnector(settings.database.mysql, database=DB)
-    migrate(connector.connection())
-    yield connector
-    connector.close()
-    mysql.drop_database(settings.database.mysql, DB)
+    with migrated_connector(settings, DB) as connector:
+        yield connector
 
 
 @pytest.fixture

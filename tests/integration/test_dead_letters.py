@@ -16,7 +16,6 @@ from chalicelib.adapters import kafka, mysql
 from chalicelib.adapters.kafka import KafkaPublisher
 from chalicelib.adapters.mysql_dead_letters import PROJECTOR, RELAY, MySQLDeadLetters
 from chalicelib.adapters.mysql_executions import append_event, insert_execution
-from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.config import Settings
 from chalicelib.container import Container
 from chalicelib.events.consumer import apply_all
@@ -26,18 +25,15 @@ from chalicelib.events.relay import OutboxRelay
 from chalicelib.saga import events
 from chalicelib.saga.executions import Execution, ExecutionStatus
 from infra import cli
+from tests.support.databases import migrated_connector
 
 DB = "saga_db_test_dead_letters"
 
 
 @pytest.fixture(scope="module")
 def connector(settings: Settings) -> Iterator[mysql.MySQLConnector]:
-    mysql.recreate_database(settings.database.mysql, DB)
-    connector = mysql.MySQLConnector(settings.database.mysql, database=DB)
-    migrate(connector.connection())
-    yield connector
-    connector.close()
-    mysql.drop_database(settings.database.mysql, DB)
+    with migrated_connector(settings, DB) as connector:
+        yield connector
 
 
 def _execution_with(connector: mysql.MySQLConnector, payloads: list[dict]) -> tuple[str, list]:

@@ -13,7 +13,6 @@ from kafka.consumer.fetcher import ConsumerRecord
 from chalicelib.adapters import kafka, mysql
 from chalicelib.adapters.kafka import KafkaPublisher
 from chalicelib.adapters.mysql_executions import append_event, insert_execution
-from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.config import Settings
 from chalicelib.events.records import header_map
 from chalicelib.events.relay import OutboxRelay
@@ -25,18 +24,15 @@ from chalicelib.saga.storable import (
     event_bytes,
 )
 from infra.stack.supervisor import Supervisor
+from tests.support.databases import migrated_connector
 
 DB = "saga_db_test_relay"
 
 
 @pytest.fixture(scope="module")
 def connector(settings: Settings) -> Iterator[mysql.MySQLConnector]:
-    mysql.recreate_database(settings.database.mysql, DB)
-    connector = mysql.MySQLConnector(settings.database.mysql, database=DB)
-    migrate(connector.connection())
-    yield connector
-    connector.close()
-    mysql.drop_database(settings.database.mysql, DB)
+    with migrated_connector(settings, DB) as connector:
+        yield connector
 
 
 def _executions_with_events(connector: mysql.MySQLConnector, executions: int,

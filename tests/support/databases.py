@@ -1,4 +1,5 @@
-"""A module's own MySQL database, which the API's runtime uses while it lives."""
+"""A module's own MySQL database: one the API's runtime uses while it lives, or one reached
+only through a connector of the test's own."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from chalicelib import runtime
 from chalicelib.adapters import mysql
+from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.config import Settings
 
 
@@ -22,3 +24,16 @@ def own_database(settings: Settings, suffix: str) -> Iterator[str]:
         yield name
     runtime.use(None)
     mysql.drop_database(settings.database.mysql, name)
+
+
+@contextlib.contextmanager
+def migrated_connector(settings: Settings, name: str) -> Iterator[mysql.MySQLConnector]:
+    """A fresh database `name` with the schema, a connector to it, both gone afterwards."""
+    mysql.recreate_database(settings.database.mysql, name)
+    connector = mysql.MySQLConnector(settings.database.mysql, database=name)
+    migrate(connector.connection())
+    try:
+        yield connector
+    finally:
+        connector.close()
+        mysql.drop_database(settings.database.mysql, name)

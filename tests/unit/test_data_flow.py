@@ -64,6 +64,17 @@ class Recorder:
         return run
 
 
+def _refused_flight(world: World, recorder: Recorder) -> None:
+    """Car and hotel booked, the flight refused, hotel then car undone, as the machine does."""
+    recorder.answers["book_flight"] = PermanentError("no seats left")
+    world.deliver("car")
+    world.deliver("hotel")
+    with pytest.raises(PermanentError):
+        world.deliver("flight")
+    for step_id in ("hotel", "car"):
+        world.deliver(step_id, Phase.COMPENSATION, error={"Error": "PermanentError"})
+
+
 def _trip(**options: Any) -> tuple[World, Recorder]:
     world = build_world(TRIP, saga_input=TRIP_INPUT, **options)
     recorder = Recorder()
@@ -179,13 +190,7 @@ def test_the_result_limit_is_a_config_key() -> None:
 def test_a_refused_flight_tells_each_compensation_its_own_result_and_the_reason() -> None:
     world, recorder = _trip()
     recorder.answers["book_hotel"] = {"booking_id": "HOTEL-3"}
-    recorder.answers["book_flight"] = PermanentError("no seats left")
-    world.deliver("car")
-    world.deliver("hotel")
-    with pytest.raises(PermanentError):
-        world.deliver("flight")
-    for step_id in ("hotel", "car"):
-        world.deliver(step_id, Phase.COMPENSATION, error={"Error": "PermanentError"})
+    _refused_flight(world, recorder)
     hotel = recorder.seen[("hotel", "compensation")]
     car = recorder.seen[("car", "compensation")]
     assert hotel.action_result == {"booking_id": "HOTEL-3"}
@@ -264,13 +269,7 @@ def test_the_committed_schema_is_the_models() -> None:
 
 def test_every_request_of_a_run_and_its_undo_fits_the_schema() -> None:
     world, recorder = _trip()
-    recorder.answers["book_flight"] = PermanentError("no seats left")
-    world.deliver("car")
-    world.deliver("hotel")
-    with pytest.raises(PermanentError):
-        world.deliver("flight")
-    for step_id in ("hotel", "car"):
-        world.deliver(step_id, Phase.COMPENSATION, error={"Error": "PermanentError"})
+    _refused_flight(world, recorder)
     validator = jsonschema.Draft202012Validator(SCHEMA)
     requests = {key: json.loads(participant_request(ctx).model_dump_json())
                 for key, ctx in recorder.seen.items()}
