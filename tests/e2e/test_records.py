@@ -4,20 +4,15 @@ every field of the write model at its precision."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from datetime import datetime
 from typing import Any
 
 from chalicelib import runtime
-from chalicelib.adapters.mongo import read_model
-from chalicelib.adapters.mongo_read_model import MongoExecutionReadModel
-from chalicelib.adapters.mysql_executions import load_execution
 from chalicelib.config import Settings
-from chalicelib.saga.executions import Execution
 from infra.local_events import EventWorkers
 from tests.e2e.conftest import Api, seed_customer
-from tests.support.records import differences
+from tests.support.records import matching_views
 from tests.support.sagas import seed_copy
 
 
@@ -30,27 +25,6 @@ def _input() -> dict[str, Any]:
     seed_customer(customer, "100.00")
     return {"customer_id": customer, "amount": "25.00", "currency": "EUR",
             "email": f"{customer}@example.com"}
-
-
-def _write(execution_id: str) -> Execution:
-    with runtime.container().connector.transaction() as cur:
-        execution = load_execution(cur, execution_id)
-    assert execution is not None
-    return execution
-
-
-def _matching(settings: Settings, execution_id: str, timeout_s: float = 30) -> Execution:
-    """The write model once the read model holds exactly the same, field by field."""
-    reads = MongoExecutionReadModel(read_model(runtime.container().mongo,
-                                               settings.database.mongodb))
-    deadline = time.monotonic() + timeout_s
-    while True:
-        write = _write(execution_id)
-        found = differences(write, reads.get(execution_id))
-        if not found:
-            return write
-        assert time.monotonic() < deadline, found
-        time.sleep(0.2)
 
 
 def _outbox_text(execution_id: str) -> str:
@@ -72,7 +46,7 @@ def test_a_retried_step_has_true_times_and_no_error(
         {"step_id": "send-notification", "error": "SmtpDown", "times": 2}])["id"])
     assert execution["status"] == "COMPLETED", execution
     assert execution["error"] is None
-    write = _matching(settings_e2e, execution["id"])
+    write = matching_views(settings_e2e, execution["id"])
     for step in write.steps:
         actions = [a for a in step.attempts if a.phase == "action"]
         assert step.started_at is not None and step.ended_at is not None
@@ -101,7 +75,7 @@ def test_a_failing_step_says_why_at_the_top_without_traces(
     assert error is not None and error["step_id"] == "process-payment", execution
     assert error["phase"] == "action" and error["type"] and "CardDeclined" in error["message"]
     _assert_no_trace(json.dumps(execution))
-    write = _matching(settings_e2e, execution["id"])
+    write = matching_views(settings_e2e, execution["id"])
     assert write.error is not None and write.error.step_id == "process-payment"
     validate = next(s for s in write.steps if s.step_id == "validate-payment")
     assert validate.compensated_at is not None and validate.ended_at is not None
@@ -121,7 +95,7 @@ def test_a_failing_first_step_fails_with_its_error_and_no_traces(
         "step_id": "validate-payment", "phase": "action"}
     _assert_no_trace(json.dumps(execution))
     _assert_no_trace(_outbox_text(execution["id"]))
-    _matching(settings_e2e, execution["id"])
+    matching_views(settings_e2e, execution["id"])
 
 
 def test_a_timed_out_step_is_named_at_the_top(
@@ -153,6 +127,6 @@ def test_after_a_retried_compensation_the_error_is_the_cause_again(
     assert final["status"] == "COMPENSATED", final
     assert {k: final["error"][k] for k in ("step_id", "phase")} == {
         "step_id": "send-notification", "phase": "action"}, final
-    write = _matching(settings_e2e, execution["id"])
+    write = matching_views(settings_e2e, execution["id"])
     payment = next(s for s in write.steps if s.step_id == "process-payment")
     assert payment.error is None and payment.compensated_at is not None

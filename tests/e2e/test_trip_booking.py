@@ -28,6 +28,7 @@ from chalicelib.config import Settings
 from chalicelib.steps.contract import CONTRACT_SCHEMA_FILE
 from infra.stack.paths import PROJECT_ROOT
 from tests.e2e.conftest import Api
+from tests.support.records import matching_views
 
 EXAMPLE = PROJECT_ROOT / "examples" / "trip-booking"
 SCHEMA = json.loads(CONTRACT_SCHEMA_FILE.read_text())
@@ -136,7 +137,8 @@ def _completed_event(execution_id: str) -> dict[str, Any]:
 
 
 def test_the_hotel_gets_the_cars_booking_and_the_trip_completes_with_its_output(
-        api: Api, trip: str, services: dict[str, Service], airline: tuple[str, Path]) -> None:
+        api: Api, trip: str, services: dict[str, Service], airline: tuple[str, Path],
+        settings_e2e: Settings) -> None:
     done = _run(api, trip)
     assert done["status"] == "COMPLETED", done
     results = {s["step_id"]: s["result"] for s in done["steps"]}
@@ -149,6 +151,8 @@ def test_the_hotel_gets_the_cars_booking_and_the_trip_completes_with_its_output(
     output = {"car": results["car"]["booking_id"], "hotel": results["hotel"]["booking_id"],
               "ticket": results["flight"]["ticket"], "trip": done["id"]}
     assert done["output"] == output
+    # The read model holds exactly what the write model does, output included.
+    assert matching_views(settings_e2e, done["id"]).output == output
     event = _completed_event(done["id"])
     assert event["data"]["output"] == output and event["data"]["status"] == "COMPLETED"
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import BaseModel
 
+from chalicelib import runtime
+from chalicelib.adapters.mongo import read_model
+from chalicelib.adapters.mongo_read_model import MongoExecutionReadModel
+from chalicelib.adapters.mysql_executions import load_execution
+from chalicelib.config import Settings
 from chalicelib.saga.executions import Attempt, Execution, StepRun
 
 # Where each view comes from: different by design.
@@ -47,3 +53,20 @@ def _step_differences(write: StepRun, read: StepRun) -> list[str]:
 
 def same(write: Any, read: Any) -> bool:
     return not differences(write, read)
+
+
+def matching_views(settings: Settings, execution_id: str, timeout_s: float = 30) -> Execution:
+    """The write model once the read model holds exactly the same, field by field (the
+    projector may still be applying the last events)."""
+    reads = MongoExecutionReadModel(read_model(runtime.container().mongo,
+                                               settings.database.mongodb))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with runtime.container().connector.transaction() as cur:
+            write = load_execution(cur, execution_id)
+        found = differences(write, reads.get(execution_id))
+        if not found:
+            assert write is not None
+            return write
+        assert time.monotonic() < deadline, found
+        time.sleep(0.2)
