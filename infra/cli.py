@@ -81,6 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
         cleaner.stop()
         if workers is not None:
             workers.stop()
+        runtime.container().close()  # its pools and clients, once nothing uses them
     return EXIT_OK
 
 
