@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chalicelib.steps.contract import DEFAULT_MAX_RESULT_BYTES
+
 # In a checkout the file is configs/config.yaml; a Lambda package carries only app.py and
 # chalicelib/, so packaging bundles it, as JSON, at chalicelib/configs/config.json.
 _CHECKOUT_FILE = Path(__file__).resolve().parent.parent / "configs" / "config.yaml"
@@ -146,7 +148,7 @@ class SagaSettings(_Section):
     reconcile_after: str = "1m"
     # The largest result a step may return (bytes, as JSON); a larger one fails the step for
     # good. Results live in MySQL and ride in the step's event, never through Step Functions.
-    max_result_bytes: int = Field(default=64 * 1024, ge=1024, le=512 * 1024)
+    max_result_bytes: int = Field(default=DEFAULT_MAX_RESULT_BYTES, ge=1024, le=512 * 1024)
     # DescribeExecution calls one reconciler run may spend (AWS: a bucket of 300, 15/s).
     reconcile_describe_budget: int = Field(default=100, ge=1, le=300)
     # Inputs the built-in (demo) actions fall back on when an execution gives none, so the

@@ -19,6 +19,8 @@ from chalicelib.saga.lifecycle import Phase
 CONTRACT = "saga-participant/1"
 # The committed JSON Schema of the request (`saga contract` writes it; the API serves it).
 CONTRACT_SCHEMA_FILE = Path(__file__).resolve().parents[1] / "contract" / "saga-participant-1.json"
+# The largest result a step may return by default (config saga.max_result_bytes).
+DEFAULT_MAX_RESULT_BYTES = 64 * 1024
 # HTTP participants get these headers as well as the body.
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 CONTRACT_HEADER = "Saga-Contract"

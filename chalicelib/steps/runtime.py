@@ -41,6 +41,7 @@ from chalicelib.saga.lifecycle import TASK_TIMEOUT, Outcome, Phase
 from chalicelib.saga.mapping import MappingError, Scope, resolve
 from chalicelib.saga.models import Step, StoredSaga
 from chalicelib.steps.context import ActionFn, PermanentError, StepContext
+from chalicelib.steps.contract import DEFAULT_MAX_RESULT_BYTES
 from chalicelib.steps.decisions import (
     StepRequest,
     Verdict,
@@ -69,10 +70,6 @@ class StepAborted(PermanentError):
 def injected_error(name: str, message: str) -> Exception:
     # Lambda reports errors by class name, so an injected fault gets a class of its name.
     return type(name, (Exception,), {})(message)
-
-
-# config saga.max_result_bytes' default.
-DEFAULT_MAX_RESULT_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)

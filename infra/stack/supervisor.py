@@ -17,8 +17,6 @@ from infra.stack.servers.localstack import LocalStack
 from infra.stack.servers.mariadb import MariaDB
 from infra.stack.servers.mongodb import MongoDB
 
-# A server named here is brought up with, and before, the one that needs it.
-_NEEDS: dict[str, tuple[str, ...]] = {}
 # Servers an earlier version of the stack ran, by PID file name, with a string only their
 # command line holds: `up` and `down` stop them, so an upgraded checkout keeps no strays.
 RETIRED = {"zookeeper": "zookeeper-server-start", "kafka": "kafka_2.11-0.9.0.1"}
@@ -89,8 +87,6 @@ class Supervisor:
                              f"known: {', '.join(s.name for s in self.servers)}")
         if not wanted:
             return list(self.servers)
-        for name in list(wanted):
-            wanted.update(_NEEDS.get(name, ()))
         return [server for server in self.servers if server.name in wanted]
 
     # -- up -------------------------------------------------------------------------------
