@@ -261,6 +261,12 @@ def retry_compensation(execution_id: str) -> Response:
     return Response(body=_execution(execution), status_code=202, headers=JSON)
 
 
+@route(f"{API}/executions/{{execution_id}}/retry-forward", "POST", Role.OPERATOR)
+def retry_forward(execution_id: str) -> Response:
+    execution = _executions().retry_forward(execution_id, actor(app.current_request))
+    return Response(body=_execution(execution), status_code=202, headers=JSON)
+
+
 @route(f"{API}/executions/{{execution_id}}/resolve", "POST", Role.OPERATOR)
 def resolve_execution(execution_id: str) -> dict[str, Any]:
     return _execution(_executions().resolve(

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chalicelib.saga.lifecycle import DEFAULT_RETRIABLE_MAX_ATTEMPTS
 from chalicelib.steps.contract import DEFAULT_MAX_RESULT_BYTES
 
 # In a checkout the file is configs/config.yaml; a Lambda package carries only app.py and
@@ -149,6 +150,10 @@ class SagaSettings(_Section):
     # The largest result a step may return (bytes, as JSON); a larger one fails the step for
     # good. Results live in MySQL and ride in the step's event, never through Step Functions.
     max_result_bytes: int = Field(default=DEFAULT_MAX_RESULT_BYTES, ge=1024, le=512 * 1024)
+    # Attempts of a retriable step (after the pivot) before its execution parks for an
+    # operator; each retry forward gives it this many again. Backoff: 2 s doubling, at most
+    # 60 s between attempts.
+    retriable_max_attempts: int = Field(default=DEFAULT_RETRIABLE_MAX_ATTEMPTS, ge=1, le=100)
     # DescribeExecution calls one reconciler run may spend (AWS: a bucket of 300, 15/s).
     reconcile_describe_budget: int = Field(default=100, ge=1, le=300)
     # Inputs the built-in (demo) actions fall back on when an execution gives none, so the

@@ -33,6 +33,7 @@ ACTIONS = {
     "execute": (f"{API}/sagas/{{saga_id}}/execute", "POST"),
     "compensate": (f"{API}/sagas/{{saga_id}}/compensate", "POST"),
     "retry_compensation": (f"{API}/executions/{{execution_id}}/retry-compensation", "POST"),
+    "retry_forward": (f"{API}/executions/{{execution_id}}/retry-forward", "POST"),
     "resolve": (f"{API}/executions/{{execution_id}}/resolve", "POST"),
     "manage_definitions": (f"{API}/sagas", "POST"),
 }

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.config import SagaSettings
-from chalicelib.saga.lifecycle import ExecutionStatus, Phase
-from chalicelib.saga.validation import SAFE_ID
+from chalicelib.saga.lifecycle import ExecutionStatus, Phase, StepKind
+from chalicelib.saga.validation import NOT_FOR_RETRIABLE, SAFE_ID
 
 API = "/api/v1/saga"
 _ID_PATTERN = f"^{SAFE_ID.pattern}$"
@@ -30,15 +30,32 @@ def _string(rule: dict[str, Any], **extra: Any) -> dict[str, Any]:
 def _step_schema(rules: dict[str, Any], step_types: list[str]) -> dict[str, Any]:
     retries = rules.get("max_retries", {})
     timeout = rules.get("timeout", {})
-    return {
+    required = [name for name, rule in rules.items() if rule.get("required")]
+    # A retriable step has no compensation and no max_retries; every other step needs them.
+    unless_retriable = [name for name in required if name in NOT_FOR_RETRIABLE]
+    schema: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
-        "required": [name for name, rule in rules.items() if rule.get("required")] + ["order"],
+        "required": [name for name in required if name not in unless_retriable] + ["order"],
         "properties": {
             "id": _string(rules.get("id", {}), pattern=_ID_PATTERN),
             "name": _string(rules.get("name", {})),
             "description": _string(rules.get("description", {})),
-            "order": {"type": "integer", "minimum": 1},
+            "order": {"type": "integer", "minimum": 1, "description": (
+                "when it runs: ascending. Active steps that share an order form a group and "
+                "run in parallel (a Step Functions Parallel state); when one of them fails for "
+                "good the others finish the attempt they are in, then every step that took "
+                "effect, in the group and before it, is compensated: a group's compensations "
+                "in parallel, groups in reverse order")},
+            "kind": {"type": "string", "enum": [kind.value for kind in StepKind],
+                     "default": StepKind.COMPENSATABLE.value, "description": (
+                         "compensatable: undone when a later step fails for good. pivot (at "
+                         "most one, alone in its group): the go/no-go point; once it succeeds "
+                         "the saga only goes forward. retriable (every step after the pivot, "
+                         "no compensation, no max_retries): retried up to "
+                         "saga.retriable_max_attempts with capped exponential backoff, then "
+                         "the execution is PARKED for an operator to retry forward or "
+                         "resolve")},
             "action": _string(rules.get("action", {})),
             "compensation": _string(rules.get("compensation", {})),
             "max_retries": {"type": "integer", "minimum": retries.get("min", 0),
@@ -57,6 +74,11 @@ def _step_schema(rules: dict[str, Any], step_types: list[str]) -> dict[str, Any]
                 "reference to a result field absent when the step runs fails it for good")},
         },
     }
+    if unless_retriable:
+        schema["anyOf"] = [
+            {"required": ["kind"], "properties": {"kind": {"enum": [StepKind.RETRIABLE.value]}}},
+            {"required": unless_retriable}]
+    return schema
 
 
 def _saga_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
@@ -164,10 +186,19 @@ def _execution_paths() -> dict[str, Any]:
                      "summary": "Run the compensation of a COMPENSATION_FAILED execution again",
                      "responses": {"202": _json_response("compensating", _ref("Execution")),
                                    **_errors(404, 409)}}},
+        f"{API}/executions/{{execution_id}}/retry-forward": {
+            "parameters": [_EXECUTION_ID],
+            "post": {"operationId": "retryForward",
+                     "summary": "Run a PARKED execution on from its parked step: that step's "
+                                "group gets a new round of saga.retriable_max_attempts "
+                                "attempts, then the steps after it run (nothing after a pivot "
+                                "is ever compensated)",
+                     "responses": {"202": _json_response("running again", _ref("Execution")),
+                                   **_errors(404, 409)}}},
         f"{API}/executions/{{execution_id}}/resolve": {
             "parameters": [_EXECUTION_ID],
             "post": {"operationId": "resolveExecution",
-                     "summary": "Mark a failed execution resolved, with a reason",
+                     "summary": "Mark a failed or parked execution resolved, with a reason",
                      "requestBody": _body({"type": "object", "required": ["reason"],
                                            "additionalProperties": False, "properties": {
                                                "reason": {"type": "string", "minLength": 3,
@@ -366,7 +397,8 @@ def build_document(saga: SagaSettings) -> dict[str, Any]:
                                "actions": {"type": "array", "items": {
                                    "type": "string",
                                    "enum": ["compensate", "execute", "manage_definitions",
-                                            "resolve", "retry_compensation"]}},
+                                            "resolve", "retry_compensation",
+                                            "retry_forward"]}},
                                "websocket_url": {"type": "string"}}},
                 "ExecuteRequest": {
                     "type": "object", "additionalProperties": False,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib.saga.executions import Execution, ExecutionStatus
+from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
 from chalicelib.saga.lifecycle import RunStatus
 from chalicelib.saga.models import SagaDefinition, StoredSaga
 
@@ -116,8 +117,15 @@ class ExecutionPage:
 class ExecutionStore(Protocol):
     """The write model of executions. Each change writes its event in the same transaction."""
 
-    def create(self, execution: Execution, step_ids: list[str]) -> tuple[Execution, bool]:
+    def create(self, execution: Execution,
+               steps: Sequence[StepShape]) -> tuple[Execution, bool]:
         """Insert with its steps and a started event; (existing, False) if the id is taken."""
+        ...
+
+    def resume(self, execution_id: str, steps: Sequence[str], by: str) -> Execution | None:
+        """An operator's retry forward of a PARKED execution: RUNNING again with no error, the
+        given steps back to PENDING for a new round of attempts, and a resumed event; None if
+        it is not PARKED (any more)."""
         ...
 
     def get(self, execution_id: str) -> Execution | None: ...

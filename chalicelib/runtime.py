@@ -84,7 +84,8 @@ def build_orchestrator(settings: Settings) -> StepFunctionsOrchestrator:
         region=settings.aws.region, account=names.account, function_for=function_for,
         recorder_arn=names.arn(RECORDER_FUNCTION),
         options=CompileOptions(retry_enabled=settings.saga.retry_enabled,
-                               compensation_enabled=settings.saga.compensation_enabled))
+                               compensation_enabled=settings.saga.compensation_enabled,
+                               retriable_max_attempts=settings.saga.retriable_max_attempts))
 
 
 def validation_policy(settings: Settings) -> ValidationPolicy:

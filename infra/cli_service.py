@@ -54,12 +54,15 @@ def sagas(args: argparse.Namespace, api: ApiClient) -> int:
     elif args.action == "show":
         saga = api.call("GET", f"/sagas/{_id(args)}"
                         + (f"?version={args.version}" if args.version else ""))
-        steps = [[s["order"], s["id"], s["action"], s["compensation"], s["max_retries"],
-                  s["timeout"], "yes" if s["active"] else "no"] for s in saga["steps"]]
+        # Steps that share an order form a parallel group.
+        steps = [[s["order"], s["id"], s.get("kind") or "compensatable", s["action"],
+                  s.get("compensation") or "-", _or_dash(s.get("max_retries")),
+                  s.get("timeout") or "-", "yes" if s["active"] else "no"]
+                 for s in saga["steps"]]
         _emit(args, saga, f"{saga['id']} {saga['version']} (revision {saga['revision']}, "
                           f"{'active' if saga['active'] else 'inactive'})\n{saga['description']}\n"
-              + format_table(steps, ["#", "STEP", "ACTION", "COMPENSATION", "RETRIES", "TIMEOUT",
-                               "ACTIVE"]))
+              + format_table(steps, ["#", "STEP", "KIND", "ACTION", "COMPENSATION", "RETRIES",
+                                     "TIMEOUT", "ACTIVE"]))
     elif args.action == "delete":
         api.call("DELETE", f"/sagas/{_id(args)}")
         _emit(args, {"deleted": args.id}, f"deleted {args.id}")
@@ -68,6 +71,10 @@ def sagas(args: argparse.Namespace, api: ApiClient) -> int:
                         {"active": args.action == "activate"})
         _emit(args, saga, f"{saga['id']} is {'active' if saga['active'] else 'inactive'}")
     return OK
+
+
+def _or_dash(value: Any) -> Any:
+    return "-" if value is None else value
 
 
 def _id(args: argparse.Namespace) -> str:
@@ -98,13 +105,14 @@ def _follow(args: argparse.Namespace, api: ApiClient, start: Any, execution_id: 
     start()
     if not args.json:
         print(f"execution {execution_id}")
+    groups = GroupHeaders()
     for event in events:
         if args.json:
             print(json.dumps(event), flush=True)
         else:
-            line = describe(event)
-            if line:
-                print(line, flush=True)
+            for line in (groups.header(event), describe(event)):
+                if line:
+                    print(line, flush=True)
         if event["type"] in FINAL:
             data = event.get("data") or {}
             status = ExecutionStatus(data.get("status") or FINAL[event["type"]])
@@ -118,6 +126,41 @@ def _follow(args: argparse.Namespace, api: ApiClient, start: Any, execution_id: 
     return TIMED_OUT
 
 
+def shape_line(shape: list[dict[str, Any]]) -> str:
+    """validate → reserve ∥ authorize → capture (pivot) → ship ∥ notify (retriable)."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for step in shape:
+        groups.setdefault(step.get("group"), []).append(step)
+    return " → ".join(
+        " ∥ ".join(s["step_id"] for s in members)
+        + (f" ({members[0]['kind']})" if members[0].get("kind") not in (None, "compensatable")
+           else "")
+        for members in groups.values())
+
+
+class GroupHeaders:
+    """While following: a line naming a parallel group when the first of its steps ends, so
+    a group is printed together, its steps below it as they end."""
+
+    def __init__(self) -> None:
+        self.members: dict[Any, list[str]] = {}
+        self.shown: set[tuple[Any, str]] = set()
+
+    def header(self, event: dict[str, Any]) -> str | None:
+        data = event.get("data", {})
+        if event["type"] == "saga.execution.started":
+            for step in data.get("shape") or []:
+                self.members.setdefault(step.get("group"), []).append(step["step_id"])
+            return None
+        group = (data.get("step") or {}).get("group")
+        phase = data.get("phase", "action")
+        if len(self.members.get(group, [])) < 2 or (group, phase) in self.shown:
+            return None
+        self.shown.add((group, phase))
+        verb = "running" if phase == "action" else "compensating"
+        return f"  ∥ group {group}, {verb} in parallel: {', '.join(self.members[group])}"
+
+
 def describe(event: dict[str, Any]) -> str | None:
     """One line a person reads for an event (None for the ones not worth a line)."""
     data = event.get("data", {})
@@ -128,7 +171,9 @@ def describe(event: dict[str, Any]) -> str | None:
     took = f", {data['duration_ms']} ms" if data.get("duration_ms") is not None else ""
     lines = {
         "saga.execution.started": f"▶ {data.get('saga_id')} {data.get('version')}: "
-                                  f"{len(data.get('steps', []))} steps",
+                                  f"{len(data.get('steps', []))} steps"
+                                  + (f": {shape_line(data['shape'])}" if data.get("shape")
+                                     else ""),
         "saga.step.succeeded": f"  ✓ {step} succeeded ({attempt}{took})",
         "saga.step.retried": (f"  ↻ {step} failed ({attempt}): {why}; retrying"
                               if data.get("phase", "action") == "action"
@@ -139,6 +184,10 @@ def describe(event: dict[str, Any]) -> str | None:
         "saga.step.compensation_failed": f"  ✗ undo of {step} failed for good: {why}",
         "saga.step.aborted": f"  · a late attempt of {step} was stopped",
         "saga.resolved": f"  resolved by {data.get('by')}: {data.get('reason')}",
+        "saga.parked": f"  ⏸ parked after the pivot: {_why(data.get('execution_error'))}; "
+                       f"retry it forward (`saga executions retry-forward {event.get('key')}`) "
+                       "or resolve it",
+        "saga.resumed": f"▶ retried forward by {data.get('by')}",
     }
     return lines.get(event["type"])
 
@@ -160,11 +209,11 @@ def executions(args: argparse.Namespace, api: ApiClient) -> int:
         execution = api.call("GET", f"/executions/{args.id}")
         _emit(args, execution, _timeline(execution))
         return OK
-    if args.action == "retry-compensation":
+    if args.action in ("retry-compensation", "retry-forward"):
+        path = f"/executions/{args.id}/{args.action}"
         if args.follow:
-            return _follow(args, api, lambda: api.call(
-                "POST", f"/executions/{args.id}/retry-compensation"), args.id)
-        execution = api.call("POST", f"/executions/{args.id}/retry-compensation")
+            return _follow(args, api, lambda: api.call("POST", path), args.id)
+        execution = api.call("POST", path)
         _emit(args, execution, f"{execution['id']} {execution['status']}")
         return OK
     if not args.reason:
@@ -172,6 +221,12 @@ def executions(args: argparse.Namespace, api: ApiClient) -> int:
     execution = api.call("POST", f"/executions/{args.id}/resolve", {"reason": args.reason})
     _emit(args, execution, f"{execution['id']} resolved: {execution['resolution']}")
     return OK
+
+
+def _why(error: dict[str, Any] | None) -> str:
+    if not error:
+        return "a retriable step ran out of attempts"
+    return f"{error.get('step_id')} {error.get('type')}: {error.get('message')}"
 
 
 def _timeline(execution: dict[str, Any]) -> str:
@@ -184,7 +239,11 @@ def _timeline(execution: dict[str, Any]) -> str:
     if execution.get("resolution"):
         lines.append(f"  resolved by {execution['resolved_by']}: {execution['resolution']}")
     for step in execution["steps"]:
-        lines.append(f"  {step['position']}. {step['step_id']:<24} {step['status']}")
+        shape = f"group {step['group']}" if step.get("group") is not None else ""
+        if step.get("kind") not in (None, "compensatable"):
+            shape += f", {step['kind']}"
+        lines.append(f"  {step['position']}. {step['step_id']:<24} {step['status']:<20} "
+                     f"{shape}".rstrip())
         if step.get("result") is not None:
             lines.append(f"       result: {json.dumps(step['result'], sort_keys=True)[:500]}")
         for a in step["attempts"]:
@@ -246,14 +305,17 @@ def add_commands(commands: Any) -> None:
     common(parser)
     parser.set_defaults(handler=_with_api(run))
 
-    parser = commands.add_parser("executions", help="list, show, retry-compensation, resolve")
-    parser.add_argument("action", choices=["list", "show", "retry-compensation", "resolve"])
+    parser = commands.add_parser("executions", help="list, show, retry-compensation, "
+                                 "retry-forward, resolve")
+    parser.add_argument("action", choices=["list", "show", "retry-compensation",
+                                           "retry-forward", "resolve"])
     parser.add_argument("id", nargs="?")
     parser.add_argument("--saga")
     parser.add_argument("--status")
     parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--reason", help="resolve: why it is resolved")
-    parser.add_argument("--follow", action="store_true", help="retry-compensation: watch it")
+    parser.add_argument("--follow", action="store_true",
+                        help="retry-compensation, retry-forward: watch it")
     parser.add_argument("--timeout", type=float, default=300.0)
     common(parser)
     parser.set_defaults(handler=_with_api(executions))

@@ -23,6 +23,9 @@ os.environ.setdefault("SAGA__KAFKA__GROUP_ID", "saga-group-test")
 # The test session's WebSocket gateway takes these ports (make run's uses 8001/8002).
 os.environ.setdefault("SAGA__WEBSOCKET__PORT", "8011")
 os.environ.setdefault("SAGA__WEBSOCKET__MANAGEMENT_ENDPOINT", "http://127.0.0.1:8012")
+# A retriable step parks after 3 attempts (2 s and 4 s apart at most), not the default 5, so the
+# parking case ends in seconds.
+os.environ.setdefault("SAGA__SAGA__RETRIABLE_MAX_ATTEMPTS", "3")
 # Tests poll executions far faster than a person would: the per-caller limit has its own tests.
 os.environ.setdefault("SAGA__LIMITS__RATE_LIMIT_REQUESTS", "0")
 

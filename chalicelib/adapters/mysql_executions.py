@@ -7,6 +7,7 @@ its step status, its attempt and its events commit together or not at all.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from chalicelib.saga.executions import (
     Execution,
     ExecutionStatus,
     StepRun,
+    StepShape,
     StepStatus,
 )
 from chalicelib.saga.lifecycle import ACTIVE, Phase
@@ -112,7 +114,7 @@ def _insert_event(cur: Cursor, event_type: str, *, key: str, subject: str, seque
 
 # -- executions ----------------------------------------------------------------------
 
-def insert_execution(cur: Cursor, execution: Execution, step_ids: list[str]) -> None:
+def insert_execution(cur: Cursor, execution: Execution, steps: Sequence[StepShape]) -> None:
     cur.execute(
         "INSERT INTO executions (id, saga_id, revision, version, status, input, faults, "
         "state_machine_arn, started_at, updated_at) "
@@ -121,10 +123,11 @@ def insert_execution(cur: Cursor, execution: Execution, step_ids: list[str]) -> 
          execution.status.value, json.dumps(execution.input),
          _json([f.model_dump() for f in execution.faults]), execution.state_machine_arn,
          execution.started_at, execution.updated_at))
-    for position, step_id in enumerate(step_ids, start=1):
-        cur.execute("INSERT INTO step_runs (execution_id, step_id, position, status) "
-                    "VALUES (%s, %s, %s, %s)",
-                    (execution.id, step_id, position, StepStatus.PENDING.value))
+    for position, shape in enumerate(steps, start=1):
+        cur.execute("INSERT INTO step_runs (execution_id, step_id, position, status, "
+                    "step_group, kind) VALUES (%s, %s, %s, %s, %s, %s)",
+                    (execution.id, shape.step_id, position, StepStatus.PENDING.value,
+                     shape.group, shape.kind.value))
 
 
 def lock_execution(cur: Cursor, execution_id: str) -> dict[str, Any] | None:
@@ -192,11 +195,12 @@ def update_step_run(cur: Cursor, execution_id: str, step_id: str, *, status: Ste
 def step_record(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any]:
     """A step's recorded state as events carry it, so the read model copies it exactly."""
     cur.execute("SELECT status, error, action_attempts, compensation_attempts, started_at, "
-                "ended_at, compensated_at FROM step_runs "
+                "ended_at, compensated_at, step_group, kind FROM step_runs "
                 "WHERE execution_id = %s AND step_id = %s", (execution_id, step_id))
     row = cur.fetchone() or {}
     return {**{key: row.get(key) for key in ("status", "action_attempts",
-                                             "compensation_attempts")},
+                                             "compensation_attempts", "kind")},
+            "group": row.get("step_group"),
             "error": _load(row.get("error")),
             **{key: _iso(row.get(key)) for key in ("started_at", "ended_at",
                                                     "compensated_at")}}
@@ -265,7 +269,8 @@ def load_execution(cur: Cursor, execution_id: str, *,
     cur.execute("SELECT * FROM step_runs WHERE execution_id = %s ORDER BY position",
                 (execution_id,))
     execution.steps = [StepRun(
-        step_id=s["step_id"], position=s["position"], status=StepStatus(s["status"]),
+        step_id=s["step_id"], position=s["position"], group=s.get("step_group"),
+        kind=s.get("kind"), status=StepStatus(s["status"]),
         result=_load(s["result"]), error=_load(s["error"]),
         action_attempts=s["action_attempts"], compensation_attempts=s["compensation_attempts"],
         started_at=_utc(s["started_at"]), ended_at=_utc(s["ended_at"]),
@@ -280,7 +285,9 @@ class MySQLExecutionStore:
     def __init__(self, connector: Any) -> None:
         self._db = connector
 
-    def create(self, execution: Execution, step_ids: list[str]) -> tuple[Execution, bool]:
+    def create(self, execution: Execution,
+               steps: Sequence[StepShape]) -> tuple[Execution, bool]:
+        step_ids = [shape.step_id for shape in steps]
         try:
             with self._db.transaction() as cur:
                 # Share-locks the saga row until this execution is committed, so a concurrent
@@ -290,10 +297,11 @@ class MySQLExecutionStore:
                 if cur.fetchone() is None:
                     raise NotFound(f"saga {execution.saga_id!r} does not exist",
                                    saga_id=execution.saga_id)
-                insert_execution(cur, execution, step_ids)
+                insert_execution(cur, execution, steps)
                 append_event(cur, events.EXECUTION_STARTED, execution_id=execution.id,
                              data={"saga_id": execution.saga_id, "version": execution.version,
                                    "revision": execution.revision, "steps": step_ids,
+                                   "shape": [shape.model_dump(mode="json") for shape in steps],
                                    "input": execution.input,
                                    "faults": [f.model_dump() for f in execution.faults],
                                    "state_machine_arn": execution.state_machine_arn},
@@ -375,6 +383,29 @@ class MySQLExecutionStore:
             append_event(cur, event_type, execution_id=execution_id,
                          data={"saga_id": row["saga_id"], "status": to.value, **data,
                                **({"execution_error": error} if error else {})}, at=at)
+            return load_execution(cur, execution_id)
+
+    def resume(self, execution_id: str, steps: Sequence[str], by: str) -> Execution | None:
+        with self._db.transaction() as cur:
+            row = lock_execution(cur, execution_id)
+            if row is None or row["status"] != ExecutionStatus.PARKED.value:
+                return None
+            at = now()
+            if not set_execution_status(cur, execution_id, ExecutionStatus.RUNNING, at=at,
+                                        by_operator=True):
+                return None
+            cur.execute("UPDATE executions SET error = NULL, ended_at = NULL WHERE id = %s",
+                        (execution_id,))
+            reset = []
+            for step_id in steps:
+                cur.execute("UPDATE step_runs SET status = %s, error = NULL, "
+                            "retry_base = action_attempts, ended_at = NULL "
+                            "WHERE execution_id = %s AND step_id = %s",
+                            (StepStatus.PENDING.value, execution_id, step_id))
+                reset.append({"step_id": step_id, **step_record(cur, execution_id, step_id)})
+            append_event(cur, events.SAGA_RESUMED, execution_id=execution_id,
+                         data={"saga_id": row["saga_id"], "status": ExecutionStatus.RUNNING.value,
+                               "by": by, "execution_error": None, "steps": reset}, at=at)
             return load_execution(cur, execution_id)
 
     def resolve(self, execution_id: str, by: str, reason: str) -> Execution | None:

@@ -54,7 +54,8 @@ class MySQLLedgerTransaction:
                           action_attempts=int(run["action_attempts"]),
                           compensation_attempts=int(run["compensation_attempts"]),
                           result=json.loads(run["result"]) if run["result"] else None,
-                          error=json.loads(run["error"]) if run["error"] else None)
+                          error=json.loads(run["error"]) if run["error"] else None,
+                          retry_base=int(run.get("retry_base") or 0))
 
     def load_execution(self, execution_id: str) -> Execution:
         return records.row_to_execution(self._rows[execution_id])
@@ -69,6 +70,11 @@ class MySQLLedgerTransaction:
                           (execution_id, execution_id, step_id))
         row = self._cur.fetchone()
         return row["step_id"] if row else None
+
+    def steps_in(self, execution_id: str, status: StepStatus) -> list[str]:
+        self._cur.execute("SELECT step_id FROM step_runs WHERE execution_id = %s AND "
+                          "status = %s ORDER BY position", (execution_id, status.value))
+        return [row["step_id"] for row in self._cur.fetchall()]
 
     def record_attempt(self, execution_id: str, step_id: str, *, phase: Phase, attempt: int,
                        outcome: Outcome, started: datetime, ended: datetime,

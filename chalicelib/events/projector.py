@@ -58,7 +58,8 @@ class Projector:
         """Apply one event; False when it was already applied (or is not for the read model)."""
         if not event.get("type", "").startswith(("saga.execution", "saga.step", "saga.comp",
                                                  "saga.completed", "saga.failed",
-                                                 "saga.resolved")):
+                                                 "saga.resolved", "saga.parked",
+                                                 "saga.resumed")):
             return False
         with self.client.start_session() as session:
             applied = session.with_transaction(lambda s: self._apply(s, event))
@@ -72,6 +73,7 @@ class Projector:
         data = event["data"]
         now = datetime.now(UTC)
         if event["type"] == events.EXECUTION_STARTED:
+            shape = {s["step_id"]: s for s in data.get("shape") or []}
             doc = {
                 "_id": execution_id, "saga_id": data["saga_id"], "version": data.get("version"),
                 "revision": data.get("revision"), "status": ExecutionStatus.RUNNING.value,
@@ -80,6 +82,8 @@ class Projector:
                 "sfn_execution_arn": None, "resolved_by": None, "resolution": None,
                 "error": None, "output": None,
                 "steps": [{"step_id": step_id, "position": i + 1,
+                           "group": shape.get(step_id, {}).get("group"),
+                           "kind": shape.get(step_id, {}).get("kind"),
                            "status": StepStatus.PENDING.value,
                            "result": None, "error": None,
                            "action_attempts": 0, "compensation_attempts": 0,
@@ -128,6 +132,14 @@ class Projector:
             self._step_update(update, event, data)
         filters = [{"s.step_id": step_id}] if "$push" in update or any(
             "steps.$[s]" in key for key in update["$set"]) else None
+        if event["type"] == events.SAGA_RESUMED:
+            # A retry forward: the parked steps as the write model reset them.
+            filters = []
+            for index, record in enumerate(data.get("steps") or []):
+                update["$set"].update({f"steps.$[r{index}].{key}": value
+                                       for key, value in record.items() if key != "step_id"})
+                filters.append({f"r{index}.step_id": record["step_id"]})
+            filters = filters or None
         executions.update_one({"_id": execution_id, "sequence": {"$lt": sequence}}, update,
                               array_filters=filters, session=session)
         if new_status and new_status != current["status"]:

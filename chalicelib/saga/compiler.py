@@ -1,6 +1,7 @@
 """Saga definition version -> Amazon States Language. Pure: no I/O, no AWS client.
 
-Forward machine, for active steps s1..sn in `order`:
+Active steps that share an `order` form a group; a group of one is a plain Task, a larger one a
+Parallel state whose branches are its steps' Tasks. Forward machine, for groups g1..gn:
 
     s1 -> s2 -> ... -> sn -> RecordCompleted -> Completed
                                             every Task's ResultPath is null, so the small
@@ -14,6 +15,17 @@ The happy path has no state between steps: n Task states, then the recorder. Ste
 their own outcome; the saga's completion is recorded only once every Task has succeeded (a late
 action of a timed-out step must never make the saga look COMPLETED).
 The compensation-only machine (to undo a COMPLETED execution) is the undo chain alone.
+
+A group's branches catch their own failure, so a failing step never cuts its siblings short:
+their current attempts end (the step runtime refuses new ones once a step of the execution has
+failed for good), then a Choice sends the run to the group's undo, which compensates what
+succeeded or timed out in the group (the runtime skips steps whose action failed for good),
+then the earlier groups, each group's compensations in parallel.
+
+With a pivot step, the groups after it are retriable: their Tasks retry up to
+saga.retriable_max_attempts and a failure parks the execution (RecordParked) instead of
+compensating. Such a machine starts with a Choice on $.resume_at, so an operator's retry
+forward starts it again at the parked group.
 """
 
 from __future__ import annotations
@@ -26,13 +38,17 @@ from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.lifecycle import (
     ANY_ERROR,
     COMPENSATION_RETRY,
+    DEFAULT_RETRIABLE_MAX_ATTEMPTS,
     END_OF,
     LAMBDA_SERVICE_ERRORS,
     NEVER_RETRIED,
+    RETRIABLE_RETRY,
     TASK_TIMEOUT,
     ExecutionStatus,
     Phase,
     RetryPolicy,
+    StepKind,
+    action_retries,
 )
 from chalicelib.saga.models import Step
 
@@ -51,6 +67,8 @@ class CompileOptions:
     lambda_retry_attempts: int = 6
     lambda_retry: RetryPolicy = RetryPolicy(interval_seconds=2, backoff_rate=2.0,
                                             max_delay_seconds=60)
+    # saga.retriable_max_attempts: attempts of a retriable step before the execution parks.
+    retriable_max_attempts: int = DEFAULT_RETRIABLE_MAX_ATTEMPTS
 
 
 @dataclass(frozen=True)
@@ -110,7 +128,7 @@ def _retriers(attempts: int, policy: RetryPolicy,
     return retriers
 
 
-def _task(function_arn: str, step: Step, phase: Phase, *, timeout_s: int,
+def _task(function_arn: str | None, step: Step, phase: Phase, *, timeout_s: int,
           retriers: list[dict[str, Any]], last: bool,
           skip_undone: bool = False) -> dict[str, Any]:
     parameters: dict[str, Any] = {
@@ -153,30 +171,122 @@ def _active_in_order(steps: Sequence[Step]) -> list[Step]:
     return active
 
 
-def _undo_chain(steps: Sequence[Step], targets: MachineTargets,
+def groups_of(steps: Sequence[Step]) -> list[list[Step]]:
+    """The active steps as groups in order: steps that share an order run in parallel."""
+    groups: list[list[Step]] = []
+    for step in _active_in_order(steps):
+        if groups and groups[-1][0].order == step.order:
+            groups[-1].append(step)
+        else:
+            groups.append([step])
+    return groups
+
+
+def _forward_name(group: list[Step]) -> str:
+    return _state_name("step:", group[0]) if len(group) == 1 else f"group:{group[0].order}"
+
+
+def _undo_name(group: list[Step]) -> str:
+    return _state_name("undo:", group[0]) if len(group) == 1 else f"undo-group:{group[0].order}"
+
+
+def resume_state(steps: Sequence[Step], step_id: str) -> str:
+    """Where a retry forward starts the forward machine again: the state of the group the
+    step runs in (succeeded siblings answer as duplicates)."""
+    group = next(g for g in groups_of(steps) if any(s.id == step_id for s in g))
+    return _forward_name(group)
+
+
+def _split_at_pivot(groups: list[list[Step]]) -> tuple[list[list[Step]], list[list[Step]]]:
+    """(the groups a failure compensates: up to and with the pivot; the retriable ones)."""
+    for index, group in enumerate(groups):
+        if any(step.kind is StepKind.PIVOT for step in group):
+            return groups[:index + 1], groups[index + 1:]
+    return groups, []
+
+
+def _catch_all(target: str, result_path: str = "$.error") -> list[dict[str, Any]]:
+    return [{"ErrorEquals": [ANY_ERROR], "ResultPath": result_path, "Next": target}]
+
+
+def _parallel(name: str, group: list[Step], branch_task: Callable[[Step], dict[str, Any]],
+              branch_prefix: str, failed_prefix: str, *, on_failure: Callable[[Step], str],
+              on_success: str, crash: str) -> dict[str, dict[str, Any]]:
+    """A group as one Parallel state. Each branch catches its own step's failure into
+    $.failure and ends, so its siblings run on; the Choice after it sends the run to
+    on_failure(step) for the first branch that failed, or on to on_success. crash: where an
+    error of the Parallel state itself goes."""
+    branches = []
+    for step in group:
+        task_name, failed_name = _state_name(branch_prefix, step), _state_name(failed_prefix, step)
+        task = {**branch_task(step), "End": True,
+                "Catch": _catch_all(failed_name, "$.failure")}
+        branches.append({"StartAt": task_name,
+                         "States": {task_name: task, failed_name: {"Type": "Pass",
+                                                                   "End": True}}})
+    check = f"check-{name}"
+    states: dict[str, dict[str, Any]] = {
+        name: {"Type": "Parallel", "Branches": branches,
+               # Each branch starts from the ids alone, so no earlier $.failure is seen.
+               "Parameters": {"execution_id.$": "$.execution_id", "error.$": "$.error"},
+               "ResultPath": "$.branches", "Next": check,
+               "Catch": _catch_all(crash)},
+        check: {"Type": "Choice", "Default": on_success, "Choices": [
+            {"Variable": f"$.branches[{index}].failure", "IsPresent": True,
+             "Next": on_failure(step)}
+            for index, step in enumerate(group)]},
+    }
+    return states
+
+
+def _failed_branch(index: int, step: Step, target: str) -> dict[str, Any]:
+    """The failed branch's error as $.error, with the step it came from, then on to target."""
+    return {"Type": "Pass", "InputPath": f"$.branches[{index}].failure",
+            "Parameters": {"Error.$": "$.Error", "Cause.$": "$.Cause", "step_id": step.id},
+            "ResultPath": "$.error", "Next": target}
+
+
+def _undo_task(step: Step, targets: MachineTargets, options: CompileOptions, *,
+               last: bool, skip_undone: bool) -> dict[str, Any]:
+    return _task(
+        targets.function_for(step, Phase.COMPENSATION), step, Phase.COMPENSATION,
+        timeout_s=task_timeout_seconds(step, Phase.COMPENSATION, options),
+        retriers=_retriers(COMPENSATION_RETRY.retries, COMPENSATION_RETRY.policy, options),
+        last=last, skip_undone=skip_undone)
+
+
+def _undo_chain(groups: list[list[Step]], targets: MachineTargets,
                 options: CompileOptions, *, skip_undone: bool) -> dict[str, dict[str, Any]]:
-    """undo(sn) -> ... -> undo(s1) -> Compensated; any of them failing -> CompensationFailed.
+    """undo(gn) -> ... -> undo(g1) -> Compensated; any undo failing for good ->
+    CompensationFailed (a group's other compensations end first).
 
     skip_undone (the compensation-only machine): steps that never did anything (FAILED, or
     never started) are left as they are. In the forward machine's chain a not-yet-finished
-    step may be a timed-out one still at work, so it is always compensated."""
+    step may be a timed-out one still at work, so only FAILED ones are skipped."""
     states: dict[str, dict[str, Any]] = {}
-    ordered = list(reversed(steps))
-    for index, step in enumerate(ordered):
+    ordered = list(reversed(groups))
+    for index, group in enumerate(ordered):
         is_last = index == len(ordered) - 1
-        state = _task(
-            targets.function_for(step, Phase.COMPENSATION), step, Phase.COMPENSATION,
-            timeout_s=task_timeout_seconds(step, Phase.COMPENSATION, options),
-            retriers=_retriers(COMPENSATION_RETRY.retries, COMPENSATION_RETRY.policy,
-                               options),
-            last=is_last, skip_undone=skip_undone)
-        state["Catch"] = [{"ErrorEquals": [ANY_ERROR], "ResultPath": "$.error",
-                           "Next": "RecordCompensationFailed"}]
+        name = _undo_name(group)
+        if len(group) == 1:
+            # The last single undo ends the compensation itself (no recorder state).
+            state = _undo_task(group[0], targets, options, last=is_last,
+                               skip_undone=skip_undone)
+            state["Catch"] = _catch_all("RecordCompensationFailed")
+            state["Next"] = "Compensated" if is_last else _undo_name(ordered[index + 1])
+            states[name] = state
+            continue
+        after = "RecordCompensated" if is_last else _undo_name(ordered[index + 1])
+        states.update(_parallel(
+            name, group,
+            lambda step: _undo_task(step, targets, options, last=False,
+                                    skip_undone=skip_undone),
+            "undo:", "undo-failed:", on_failure=lambda _: "RecordCompensationFailed",
+            on_success=after, crash="RecordCompensationFailed"))
         if is_last:
-            state["Next"] = "Compensated"
-        else:
-            state["Next"] = _state_name("undo:", ordered[index + 1])
-        states[_state_name("undo:", step)] = state
+            states["RecordCompensated"] = {
+                **_recorder(targets.recorder, ExecutionStatus.COMPENSATED),
+                "Next": "Compensated"}
     states["Compensated"] = {"Type": "Fail",
                              "Error": END_OF[ExecutionStatus.COMPENSATED].error,
                              "Cause": "a step failed; the completed steps were compensated"}
@@ -189,41 +299,66 @@ def _undo_chain(steps: Sequence[Step], targets: MachineTargets,
     return states
 
 
+def _forward_task(step: Step, targets: MachineTargets, options: CompileOptions, *,
+                  last: bool) -> dict[str, Any]:
+    retries = action_retries(step.kind, step.max_retries, options.retriable_max_attempts)
+    policy = RETRIABLE_RETRY if step.kind is StepKind.RETRIABLE else options.action_retry
+    return _task(targets.function_for(step, Phase.ACTION), step, Phase.ACTION,
+                 timeout_s=_timeout_seconds(step),
+                 retriers=_retriers(retries, policy, options), last=last)
+
+
 def compile_forward(steps: Sequence[Step], targets: MachineTargets,
                     options: CompileOptions = CompileOptions(), *,
                     comment: str = "") -> dict[str, Any]:
-    active = _active_in_order(steps)
+    groups = groups_of(steps)
+    undoable, retriable = _split_at_pivot(groups)
+    compensate = options.compensation_enabled
     states: dict[str, dict[str, Any]] = {}
-    for index, step in enumerate(active):
-        is_last = index == len(active) - 1
-        state = _task(targets.function_for(step, Phase.ACTION), step, Phase.ACTION,
-                      timeout_s=_timeout_seconds(step),
-                      retriers=_retriers(step.max_retries, options.action_retry,
-                                         options),
-                      last=is_last)
-        if options.compensation_enabled:
-            # A timed-out step may have done its work: undo it too. Any other failure means
-            # the step did nothing (actions are atomic), so undo starts at the step before.
-            previous = active[index - 1] if index else None
-            after_other = _state_name("undo:", previous) if previous else "RecordFailed"
-            state["Catch"] = [
-                {"ErrorEquals": [TASK_TIMEOUT], "ResultPath": "$.error",
-                 "Next": _state_name("undo:", step)},
-                {"ErrorEquals": [ANY_ERROR], "ResultPath": "$.error", "Next": after_other},
-            ]
+    for index, group in enumerate(groups):
+        name = _forward_name(group)
+        after = "RecordCompleted" if index == len(groups) - 1 else _forward_name(groups[index + 1])
+        previous = _undo_name(groups[index - 1]) if index else "RecordFailed"
+        if group in retriable:
+            on_error = on_timeout = "RecordParked"
+        elif compensate:
+            # A timed-out step may have done its work: its group is undone too. Any other
+            # failure of a single step means it did nothing (actions are atomic), so undo
+            # starts at the group before; a group is undone whatever failed in it (its
+            # steps that failed for good are skipped there).
+            on_timeout = _undo_name(group)
+            on_error = previous if len(group) == 1 else on_timeout
         else:
-            state["Catch"] = [{"ErrorEquals": [ANY_ERROR], "ResultPath": "$.error",
-                               "Next": "RecordFailed"}]
-        if is_last:
-            state["Next"] = "RecordCompleted"
-        else:
-            state["Next"] = _state_name("step:", active[index + 1])
-        states[_state_name("step:", step)] = state
-    if options.compensation_enabled:
-        states.update(_undo_chain(active, targets, options, skip_undone=False))
+            on_error = on_timeout = "RecordFailed"
+        if len(group) == 1:
+            state = _forward_task(group[0], targets, options, last=after == "RecordCompleted")
+            state["Catch"] = ([{"ErrorEquals": [TASK_TIMEOUT], "ResultPath": "$.error",
+                                "Next": on_timeout}] if on_timeout != on_error else []) \
+                + _catch_all(on_error)
+            state["Next"] = after
+            states[name] = state
+            continue
+        failed = {step.id: _state_name("caught:", step) for step in group}
+        states.update(_parallel(
+            name, group,
+            lambda step, last=after == "RecordCompleted": _forward_task(step, targets,
+                                                                        options, last=last),
+            "step:", "failed:", on_failure=lambda step, by_id=failed: by_id[step.id],
+            on_success=after,
+            crash=on_timeout))
+        for position, step in enumerate(group):
+            states[failed[step.id]] = _failed_branch(position, step, on_error)
+    if compensate:
+        states.update(_undo_chain(undoable, targets, options, skip_undone=False))
         cause = "the first step failed; there was nothing to compensate"
     else:
         cause = "a step failed; compensation is disabled, so nothing was undone"
+    if retriable:
+        states["RecordParked"] = {**_recorder(targets.recorder, ExecutionStatus.PARKED),
+                                  "Next": "Parked"}
+        states["Parked"] = {"Type": "Fail", "Error": END_OF[ExecutionStatus.PARKED].error,
+                            "Cause": "a retriable step ran out of attempts after the pivot; "
+                                     "retry it forward or resolve it"}
     states["RecordCompleted"] = {**_recorder(targets.recorder, ExecutionStatus.COMPLETED),
                                  "Next": "Completed"}
     states["Completed"] = {"Type": "Succeed"}
@@ -231,22 +366,48 @@ def compile_forward(steps: Sequence[Step], targets: MachineTargets,
                               "Next": "Failed"}
     states["Failed"] = {"Type": "Fail", "Error": END_OF[ExecutionStatus.FAILED].error,
                         "Cause": cause}
-    return {"Comment": comment or "saga", "StartAt": _state_name("step:", active[0]),
-            "States": states}
+    start = _forward_name(groups[0])
+    if retriable:
+        # A retry forward starts the run again at the parked group ($.resume_at).
+        states["Resume"] = {"Type": "Choice", "Default": start, "Choices": [
+            {"Variable": "$.resume_at", "StringEquals": _forward_name(group),
+             "Next": _forward_name(group)} for group in retriable]}
+        start = "Resume"
+    return {"Comment": comment or "saga", "StartAt": start, "States": _reachable(states, start)}
+
+
+def _reachable(states: dict[str, dict[str, Any]], start: str) -> dict[str, dict[str, Any]]:
+    """The states a run can enter (ASL refuses a machine with an unreachable state: when the
+    first group is a Parallel, nothing ends FAILED without compensating first)."""
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        state = states[name]
+        todo += [t for t in (state.get("Next"), state.get("Default")) if t]
+        todo += [rule["Next"] for rule in state.get("Choices", [])]
+        todo += [catch["Next"] for catch in state.get("Catch", [])]
+    return {name: state for name, state in states.items() if name in seen}
 
 
 def compile_compensation(steps: Sequence[Step], targets: MachineTargets,
                          options: CompileOptions = CompileOptions(), *,
                          comment: str = "") -> dict[str, Any]:
-    active = _active_in_order(steps)
-    states = _undo_chain(active, targets, options, skip_undone=True)
+    """Undo a COMPLETED execution (or retry a failed compensation): the groups up to the
+    pivot, in reverse (after a pivot nothing is undone)."""
+    undoable, _ = _split_at_pivot(groups_of(steps))
+    states = _undo_chain(undoable, targets, options, skip_undone=True)
     return {"Comment": comment or "saga compensation",
-            "StartAt": _state_name("undo:", active[-1]), "States": states}
+            "StartAt": _undo_name(undoable[-1]), "States": states}
 
 
-def execution_input(execution_id: str) -> dict[str, Any]:
+def execution_input(execution_id: str, resume_at: str = "") -> dict[str, Any]:
     """The whole input of an execution: ids only (payloads are capped at 256 KB).
 
-    "error" is there from the start because every Task's Parameters read "$.error"."""
-    return {"execution_id": execution_id, "error": None}
+    "error" is there from the start because every Task's Parameters read "$.error", and
+    "resume_at" because a pivot saga's machine starts with a Choice on it (empty: from the
+    start; a retry forward names the parked group's state, see resume_state)."""
+    return {"execution_id": execution_id, "error": None, "resume_at": resume_at}
 

@@ -26,6 +26,10 @@ SAGA_COMPLETED = "saga.completed"
 SAGA_COMPENSATED = "saga.compensated"
 SAGA_FAILED = "saga.failed"
 SAGA_RESOLVED = "saga.resolved"
+# After its pivot a saga only goes forward: a retriable step out of attempts parks it, and an
+# operator's retry forward resumes it.
+SAGA_PARKED = "saga.parked"
+SAGA_RESUMED = "saga.resumed"
 
 
 def envelope(event_type: str, *, key: str, subject: str, sequence: int,

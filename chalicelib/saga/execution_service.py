@@ -22,16 +22,19 @@ from chalicelib.ports import (
     ReadModelUnavailable,
 )
 from chalicelib.saga import events
-from chalicelib.saga.compiler import execution_input
+from chalicelib.saga.compiler import execution_input, resume_state
 from chalicelib.saga.errors import BadRequest, Conflict, NotFound, SagaError
 from chalicelib.saga.executions import (
     Execution,
     ExecutionStatus,
     Fault,
     Phase,
+    StepShape,
+    StepStatus,
     execution_error,
     failure_cause,
 )
+from chalicelib.saga.lifecycle import EVENT_OF, RESOLVABLE, StepKind
 from chalicelib.saga.models import StoredSaga
 from chalicelib.saga.requests import (
     CompensateRequest,
@@ -92,7 +95,7 @@ class ExecutionService:
             id=execution_id, saga_id=saga.id, revision=saga.revision, version=saga.version,
             status=ExecutionStatus.RUNNING, input=request.input, faults=request.faults,
             state_machine_arn=machines.forward_arn, started_at=now, updated_at=now,
-        ), [step.id for step in saga.active_steps()])
+        ), [StepShape.of(step) for step in saga.active_steps()])
         if not created:  # a concurrent request with the same id won the race
             return self._same_request(execution, saga_id), False
         self._start(execution, machines.forward_arn, execution.id, saga)
@@ -143,15 +146,18 @@ class ExecutionService:
         return self.orchestrator.machines_for(saga)
 
     def _start(self, execution: Execution, machine_arn: str, run_name: str,
-               saga: Any = None) -> None:
+               saga: Any = None, *, resume_at: str = "",
+               unstarted: ExecutionStatus = ExecutionStatus.FAILED) -> None:
         try:
             run_arn = self.orchestrator.start(machine_arn, run_name,
-                                              execution_input(execution.id), saga=saga)
+                                              execution_input(execution.id, resume_at),
+                                              saga=saga)
         except Exception as error:
-            # Nothing ran: the execution is FAILED, with the reason, and the caller hears 503.
+            # Nothing ran: the execution is `unstarted` (FAILED; a retry forward stays PARKED)
+            # with the reason, and the caller hears 503.
             self.executions.transition(
                 execution.id, {ExecutionStatus.RUNNING, ExecutionStatus.COMPENSATING},
-                ExecutionStatus.FAILED, events.SAGA_FAILED,
+                unstarted, EVENT_OF[unstarted],
                 {"reason": "the state machine could not be started"},
                 error=execution_error(None, None, type(error).__name__, str(error)))
             raise OrchestratorUnavailable(
@@ -187,6 +193,11 @@ class ExecutionService:
         if execution.status is not ExecutionStatus.COMPLETED:
             raise Conflict(f"execution {execution.id!r} is {execution.status.value}; only a "
                            "COMPLETED execution can be compensated", execution_id=execution.id)
+        ran = self.definitions.get_revision(saga_id, execution.revision)
+        if ran is not None and (pivot := ran.pivot()) is not None:
+            raise Conflict(f"execution {execution.id!r} passed its pivot step {pivot.id!r}: "
+                           "after the pivot a saga only goes forward, so it is never "
+                           "compensated", execution_id=execution.id)
         return self._run_compensation(
             execution, {ExecutionStatus.COMPLETED}, actor, "compensation requested",
             execution_error(None, Phase.COMPENSATION, "CompensationRequested",
@@ -222,15 +233,42 @@ class ExecutionService:
         self._start(moved, machines.compensation_arn, run_name, saga)
         return self._current(execution.id)
 
+    def retry_forward(self, execution_id: str, actor: Actor) -> Execution:
+        """A PARKED execution runs again from its parked group: that group's steps that did
+        not succeed get a new round of attempts, then the steps after it run."""
+        execution = self._current(execution_id)
+        if execution.status is not ExecutionStatus.PARKED:
+            raise Conflict(f"execution {execution_id!r} is {execution.status.value}; only a "
+                           "PARKED execution can be retried forward", execution_id=execution_id)
+        saga = self.definitions.get_revision(execution.saga_id, execution.revision)
+        if saga is None:
+            raise Conflict(f"the version execution {execution_id!r} ran is gone")
+        steps = saga.active_steps()
+        kinds = {step.id: step.kind for step in steps}
+        unfinished = [run.step_id for run in sorted(execution.steps, key=lambda r: r.position)
+                      if kinds.get(run.step_id) is StepKind.RETRIABLE
+                      and run.status is not StepStatus.SUCCEEDED]
+        if not unfinished:
+            raise Conflict(f"execution {execution_id!r} has no retriable step left to run",
+                           execution_id=execution_id)
+        moved = self.executions.resume(execution_id, unfinished, actor.name)
+        if moved is None:
+            raise Conflict(f"execution {execution_id!r} changed meanwhile; read it again")
+        machines = self._machines(saga)
+        self._start(moved, machines.forward_arn, f"{execution_id}-f{uuid.uuid4().hex[:8]}",
+                    saga, resume_at=resume_state(steps, unfinished[0]),
+                    unstarted=ExecutionStatus.PARKED)
+        return self._current(execution_id)
+
     def resolve(self, execution_id: str, body: Any, actor: Actor) -> Execution:
         reason = parse_request(ResolveRequest, body, '{"reason": "..."}').reason
         if not 3 <= len(reason.strip()) <= 500:
             raise BadRequest('the reason must have 3 to 500 characters')
         execution = self._current(execution_id)
-        if execution.status not in (ExecutionStatus.COMPENSATION_FAILED,
-                                    ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT):
+        if execution.status not in RESOLVABLE:
             raise Conflict(f"execution {execution_id!r} is {execution.status.value}; only a "
-                           "failed execution can be marked resolved", execution_id=execution_id)
+                           "failed or parked execution can be marked resolved",
+                           execution_id=execution_id)
         resolved = self.executions.resolve(execution_id, actor.name, reason.strip())
         assert resolved is not None
         return resolved

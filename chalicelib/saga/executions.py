@@ -7,12 +7,20 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.lifecycle import (  # noqa: F401  (re-exported: the domain's names)
     ExecutionStatus,
     Phase,
+    StepKind,
     StepStatus,
     allowed_from,
     can_transition,
@@ -60,6 +68,17 @@ class ExecutionError(BaseModel):
     phase: str | None = None
     type: str
     message: str
+    # A failed compensation: every step whose compensation failed for good (parallel undos
+    # of a group may fail side by side).
+    failed_steps: list[str] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_lists(self, handler: Any) -> Any:
+        # Only a failed compensation lists its steps; other errors keep their four fields.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("failed_steps") is None:
+            data.pop("failed_steps", None)
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -115,9 +134,28 @@ class Attempt(BaseModel):
     duration_ms: int
 
 
+class StepShape(BaseModel):
+    """A step's place in its saga as an execution records it: the parallel group it runs in
+    (the order its group shares) and its kind."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step_id: str
+    group: int
+    kind: StepKind
+
+    @classmethod
+    def of(cls, step: Any) -> StepShape:
+        """From a runnable step (chalicelib.saga.models.Step)."""
+        return cls(step_id=step.id, group=step.group, kind=step.kind)
+
+
 class StepRun(BaseModel):
     step_id: str
     position: int
+    # None for executions recorded before steps had a shape.
+    group: int | None = None
+    kind: StepKind | None = None
     status: StepStatus
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
@@ -127,6 +165,9 @@ class StepRun(BaseModel):
     ended_at: datetime | None = None
     compensated_at: datetime | None = None
     attempts: list[Attempt] = Field(default_factory=list)
+    # Action attempts before the current round (a retry forward starts one): bookkeeping of
+    # the write model, not shown.
+    retry_base: int = Field(default=0, exclude=True)
 
 
 class Execution(BaseModel):

@@ -23,6 +23,9 @@ class ExecutionStatus(StrEnum):
     COMPENSATION_FAILED = "COMPENSATION_FAILED"
     FAILED = "FAILED"
     TIMED_OUT = "TIMED_OUT"
+    # A retriable step after the pivot ran out of attempts: nothing is undone, nothing runs
+    # until an operator retries it forward (or resolves it with a reason).
+    PARKED = "PARKED"
 
     @property
     def is_final(self) -> bool:
@@ -37,6 +40,17 @@ class StepStatus(StrEnum):
     COMPENSATING = "COMPENSATING"
     COMPENSATED = "COMPENSATED"
     COMPENSATION_FAILED = "COMPENSATION_FAILED"
+
+
+class StepKind(StrEnum):
+    """Garcia-Molina and Salem's step kinds: what a failure at or after the step does."""
+
+    COMPENSATABLE = "compensatable"  # undone when a later step fails for good
+    PIVOT = "pivot"  # the go/no-go point: once it succeeds, the saga only goes forward
+    RETRIABLE = "retriable"  # after the pivot: retried, never compensated; parks when stuck
+
+
+DEFAULT_KIND = StepKind.COMPENSATABLE
 
 
 class Phase(StrEnum):
@@ -71,7 +85,8 @@ FINAL: frozenset[ExecutionStatus] = frozenset(s for s in ExecutionStatus if s no
 # A failed end an operator may mark resolved.
 RESOLVABLE: frozenset[ExecutionStatus] = frozenset({ExecutionStatus.COMPENSATION_FAILED,
                                                     ExecutionStatus.FAILED,
-                                                    ExecutionStatus.TIMED_OUT})
+                                                    ExecutionStatus.TIMED_OUT,
+                                                    ExecutionStatus.PARKED})
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_S.COMPLETED, _S.COMPENSATING, events.COMPENSATION_STARTED, by_operator=True),
     Transition(_S.COMPENSATION_FAILED, _S.COMPENSATING, events.COMPENSATION_STARTED,
                by_operator=True),
+    Transition(_S.RUNNING, _S.PARKED, events.SAGA_PARKED),
+    Transition(_S.PARKED, _S.RUNNING, events.SAGA_RESUMED, by_operator=True),
 )
 _BY_PAIR = {(t.source, t.target, t.by_operator): t for t in TRANSITIONS}
 # The event that says an execution reached a status (the same whatever it came from).
@@ -113,6 +130,8 @@ STATUS_OF_EVENT: dict[str, ExecutionStatus] = {
     events.SAGA_FAILED: _S.FAILED,
     events.COMPENSATION_FAILED: _S.COMPENSATION_FAILED,
     events.COMPENSATION_STARTED: _S.COMPENSATING,
+    events.SAGA_PARKED: _S.PARKED,
+    events.SAGA_RESUMED: _S.RUNNING,
 }
 
 
@@ -140,6 +159,10 @@ UNDOING: frozenset[StepStatus] = frozenset({_T.COMPENSATING, _T.COMPENSATED,
                                             _T.COMPENSATION_FAILED})
 # Steps with nothing to undo: their action failed (rolled back) or never started.
 NEVER_DONE: frozenset[StepStatus] = frozenset({_T.PENDING, _T.FAILED})
+# A step whose action failed for good did nothing (an attempt's work is atomic): no undo ever
+# runs for it. A PENDING or RUNNING one in a forward run's undo may be a timed-out attempt
+# still at work, so only the compensation-only machine skips those.
+FAILED_FOR_GOOD: frozenset[StepStatus] = frozenset({_T.FAILED})
 # Steps whose effect may still stand (the reconciler's "a person must look").
 TOOK_EFFECT: frozenset[StepStatus] = frozenset({_T.SUCCEEDED, _T.COMPENSATION_FAILED})
 
@@ -223,12 +246,15 @@ ENDS: tuple[MachineEnd, ...] = (
     MachineEnd("Saga.Compensated", _S.COMPENSATED),
     MachineEnd("Saga.CompensationFailed", _S.COMPENSATION_FAILED),
     MachineEnd("Saga.Failed", _S.FAILED),
+    MachineEnd("Saga.Parked", _S.PARKED),
 )
 END_OF: dict[ExecutionStatus, MachineEnd] = {end.status: end for end in ENDS}
 END_BY_ERROR: dict[str, MachineEnd] = {end.error: end for end in ENDS}
 # The outcomes the recorder Lambda is asked to record (see the compiler's Record* states).
+# COMPENSATED: only after an undo group of parallel compensations (a single last undo records
+# it itself); PARKED: a retriable step out of attempts.
 RECORDED_OUTCOMES: frozenset[ExecutionStatus] = frozenset({
-    _S.COMPLETED, _S.FAILED, _S.COMPENSATION_FAILED})
+    _S.COMPLETED, _S.FAILED, _S.COMPENSATION_FAILED, _S.COMPENSATED, _S.PARKED})
 
 
 # -- retries ---------------------------------------------------------------------------------
@@ -253,11 +279,24 @@ class CompensationRetry:
 COMPENSATION_RETRY = CompensationRetry()
 
 
+# saga.retriable_max_attempts when the configuration leaves it out.
+DEFAULT_RETRIABLE_MAX_ATTEMPTS = 5
+# Retriable steps back off exponentially, each wait capped (ASL's MaxDelaySeconds).
+RETRIABLE_RETRY = RetryPolicy(interval_seconds=2, backoff_rate=2.0, max_delay_seconds=60)
+
+
+def action_retries(kind: StepKind, max_retries: int, retriable_max_attempts: int) -> int:
+    """Retries after an action's first attempt: its own max_retries, or for a retriable step
+    the configured attempts (saga.retriable_max_attempts) less the first."""
+    return retriable_max_attempts - 1 if kind is StepKind.RETRIABLE else max_retries
+
+
 def action_final(attempt: int, max_retries: int, *, permanent: bool) -> bool:
-    """Whether a failed action attempt (1-based) was the step's last."""
+    """Whether a failed action attempt (1-based, counted in its round) was the step's last."""
     return permanent or attempt > max_retries
 
 
-def compensation_final(attempt: int) -> bool:
-    """Whether a failed compensation attempt (1-based) was the step's last."""
-    return attempt > COMPENSATION_RETRY.retries
+def compensation_final(attempt: int, *, permanent: bool = False) -> bool:
+    """Whether a failed compensation attempt (1-based) was the step's last (a permanent
+    error is never retried: the machines' NEVER_RETRIED retrier)."""
+    return permanent or attempt > COMPENSATION_RETRY.retries

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.saga.lifecycle import Phase
+from chalicelib.saga.lifecycle import DEFAULT_KIND, Phase, StepKind
 
 
 class _Model(BaseModel):
@@ -23,7 +23,10 @@ class StepDefinition(_Model):
     id: str | None = None
     name: str | None = None
     description: str | None = None
+    # Active steps that share an order form a group and run in parallel.
     order: int | None = None
+    # compensatable (the default), pivot or retriable: see chalicelib/saga/lifecycle.py.
+    kind: str | None = None
     action: str | None = None
     compensation: str | None = None
     max_retries: int | None = None
@@ -65,7 +68,8 @@ class Step(BaseModel):
     id: str
     order: int
     action: str
-    compensation: str
+    # None only for a retriable step, which is never compensated.
+    compensation: str | None
     max_retries: int
     timeout: str
     active: bool
@@ -73,21 +77,28 @@ class Step(BaseModel):
     type: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     input: dict[str, Any] | None = None
+    kind: StepKind = DEFAULT_KIND
 
-    def target(self, phase: Phase) -> str:
-        """What runs in a phase: the action, or the compensation."""
+    @property
+    def group(self) -> int:
+        """The parallel group it runs in: the order it shares with its siblings."""
+        return self.order
+
+    def target(self, phase: Phase) -> str | None:
+        """What runs in a phase: the action, or the compensation (None: a retriable step's)."""
         return self.action if phase is Phase.ACTION else self.compensation
 
     @classmethod
     def of(cls, definition: StepDefinition) -> Step:
         """The runnable step of a definition that passed validation (whose invariants make
-        id, order, action and compensation present)."""
+        id, order and action present, and a compensation for every step but a retriable)."""
+        kind = StepKind(definition.kind) if definition.kind else DEFAULT_KIND
         if (definition.id is None or definition.order is None or not definition.action
-                or not definition.compensation):
+                or (not definition.compensation and kind is not StepKind.RETRIABLE)):
             raise ValueError(f"step {definition.id!r} is not a validated definition: it needs "
                              "an id, an order, an action and a compensation")
         return cls(id=definition.id, order=definition.order, action=definition.action,
-                   compensation=definition.compensation,
+                   compensation=definition.compensation or None, kind=kind,
                    max_retries=(DEFAULT_MAX_RETRIES if definition.max_retries is None
                                 else definition.max_retries),
                    timeout=definition.timeout or DEFAULT_TIMEOUT, active=definition.active,
@@ -115,8 +126,13 @@ class StoredSaga(BaseModel):
     version_created_at: datetime
 
     def active_steps(self) -> list[Step]:
-        """The steps that run, in order."""
+        """The steps that run, in order (a group's steps in the order the definition lists
+        them)."""
         return sorted((Step.of(s) for s in self.steps if s.active), key=lambda s: s.order)
+
+    def pivot(self) -> Step | None:
+        """Its pivot step, if it has one: past it the saga never compensates."""
+        return next((s for s in self.active_steps() if s.kind is StepKind.PIVOT), None)
 
     def step(self, step_id: str) -> Step | None:
         found = next((s for s in self.steps if s.id == step_id), None)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from chalicelib.saga.action_refs import participant_kind, reference_problem
 from chalicelib.saga.durations import format_duration_ms, parse_duration_ms
+from chalicelib.saga.lifecycle import StepKind
 from chalicelib.saga.mapping import MappingError, parse_reference, references
 from chalicelib.saga.models import SagaDefinition, StepDefinition
 
@@ -30,6 +31,10 @@ SEMVER = re.compile(
     r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
 )
 DURATION_FIELDS = frozenset({"timeout"})
+# A retriable step has neither: it is never compensated, and saga.retriable_max_attempts says
+# how often it is tried. Configured rules that require them do not apply to it.
+NOT_FOR_RETRIABLE = ("compensation", "max_retries")  # a field name, not a phase
+KINDS = ", ".join(kind.value for kind in StepKind)
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,10 @@ def validate_definition(saga: SagaDefinition, policy: ValidationPolicy) -> list[
     if policy.enabled:
         violations += _field_rules("", saga, policy.rules.get("saga", {}))
         for index, step in enumerate(saga.steps):
-            violations += _field_rules(f"steps[{index}].", step, policy.rules.get("step", {}))
+            rules = policy.rules.get("step", {})
+            if step.kind == StepKind.RETRIABLE:
+                rules = {k: v for k, v in rules.items() if k not in NOT_FOR_RETRIABLE}
+            violations += _field_rules(f"steps[{index}].", step, rules)
     violations += _invariants(saga, policy)
     # A field the configured rules and an invariant both require is reported once.
     seen: set[tuple[str, str]] = set()
@@ -195,7 +203,7 @@ def _invariants(saga: SagaDefinition, policy: ValidationPolicy) -> list[Violatio
         found += _step_invariants(f"steps[{index}].", step, policy)
     found += _mapping_references(saga)
     found += _duplicates("id", [step.id for step in saga.steps])
-    found += _duplicates("order", [step.order for step in saga.steps])
+    found += _shape(saga)
     return found
 
 
@@ -209,9 +217,18 @@ def _step_invariants(prefix: str, step: StepDefinition,
     if not step.action:
         found.append(Violation(f"{prefix}action", "required", "every step needs an action",
                                step.action))
-    if not step.compensation:
+    kind = step.kind
+    if kind is not None and kind not in {k.value for k in StepKind}:
+        found.append(Violation(f"{prefix}kind", "supported", f"must be one of {KINDS}", kind))
+    if kind == StepKind.RETRIABLE:
+        for name in NOT_FOR_RETRIABLE:
+            if getattr(step, name) is not None:
+                found.append(Violation(f"{prefix}{name}", "retriable", _NOT_FOR_RETRIABLE[name],
+                                       getattr(step, name)))
+    elif not step.compensation:
         found.append(Violation(f"{prefix}compensation", "required",
-                               "every step needs a compensation", step.compensation))
+                               "every step needs a compensation (only a retriable step has "
+                               "none)", step.compensation))
     if step.order is None:
         found.append(Violation(f"{prefix}order", "required", "is required", None))
     elif step.order < 1:
@@ -235,6 +252,52 @@ def _step_invariants(prefix: str, step: StepDefinition,
         found.append(Violation(f"{prefix}type", "supported",
                                f"must be one of {', '.join(sorted(policy.step_types))}",
                                step.type))
+    return found
+
+
+_NOT_FOR_RETRIABLE = {
+    "compensation": "a retriable step is never compensated (it runs after the pivot, when the "
+                    "saga only goes forward): leave compensation out",
+    "max_retries": "a retriable step is retried up to saga.retriable_max_attempts times, then "
+                   "parks for an operator: leave max_retries out",
+}
+
+
+def _shape(saga: SagaDefinition) -> list[Violation]:
+    """Groups and kinds: at most one pivot, alone in its group; every active step after it is
+    retriable, and every retriable step comes after it. Steps before the pivot are undone
+    when anything up to the pivot fails; after it nothing is undone."""
+    active = [(index, step) for index, step in enumerate(saga.steps)
+              if step.active and step.order is not None]
+    pivots = [(index, step) for index, step in active if step.kind == StepKind.PIVOT]
+    found = [Violation(f"steps[{index}].kind", "one_pivot",
+                       f"a saga has at most one pivot step; {pivots[0][1].id!r} is one",
+                       step.kind)
+             for index, step in pivots[1:]]
+    pivot = pivots[0][1] if pivots else None
+    for index, step in active:
+        where = f"steps[{index}]"
+        if pivot is None:
+            if step.kind == StepKind.RETRIABLE:
+                found.append(Violation(f"{where}.kind", "after_pivot",
+                                       "a retriable step must come after a pivot step (a "
+                                       "step of kind pivot with a lower order)", step.kind))
+            continue
+        if step is pivot:
+            continue
+        if step.order == pivot.order:
+            found.append(Violation(f"{where}.order", "pivot_alone",
+                                   f"the pivot {pivot.id!r} runs alone: no other active step "
+                                   f"may share its order {pivot.order}", step.order))
+        elif step.order > pivot.order and step.kind != StepKind.RETRIABLE:
+            found.append(Violation(f"{where}.kind", "after_pivot",
+                                   f"steps after the pivot {pivot.id!r} must be retriable: "
+                                   "once the pivot succeeds the saga only goes forward",
+                                   step.kind or StepKind.COMPENSATABLE.value))
+        elif step.order < pivot.order and step.kind == StepKind.RETRIABLE:
+            found.append(Violation(f"{where}.kind", "after_pivot",
+                                   f"a retriable step must come after the pivot {pivot.id!r} "
+                                   f"(order above {pivot.order})", step.kind))
     return found
 
 

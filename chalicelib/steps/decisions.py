@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.saga.lifecycle import (
+    FAILED_FOR_GOOD,
     NEVER_DONE,
     UNDOING,
     ExecutionStatus,
@@ -60,8 +61,13 @@ class Decision:
     finish_compensation: bool = False
 
 
-def decide(request: StepRequest, step: StepStatus, execution: ExecutionStatus) -> Decision:
-    """Whether this delivery runs, given the step's and the execution's recorded statuses."""
+def decide(request: StepRequest, step: StepStatus, execution: ExecutionStatus, *,
+           failed_elsewhere: bool = False) -> Decision:
+    """Whether this delivery runs, given the step's and the execution's recorded statuses.
+
+    failed_elsewhere: a step of the execution already failed for good and this delivery would
+    start a new attempt; a group's other steps finish the attempt they are in, but start no
+    other (the run is about to compensate, or to park)."""
     if request.phase is Phase.ACTION:
         if step is StepStatus.SUCCEEDED:
             return Decision(Verdict.DUPLICATE)
@@ -72,17 +78,24 @@ def decide(request: StepRequest, step: StepStatus, execution: ExecutionStatus) -
             # on (it is being undone, or ended), so running it now could never be compensated.
             return Decision(Verdict.ABORT, f"cannot run: it is {step.value.lower()} and the "
                                            f"execution is {execution.value.lower()}")
+        if failed_elsewhere:
+            return Decision(Verdict.ABORT, "starts no new attempt: another step of its "
+                                           "execution failed for good")
         return Decision(Verdict.RUN)
-    if step is StepStatus.COMPENSATED or (request.skip_undone and step in NEVER_DONE):
+    # An undo does nothing for a step whose action failed for good (it did nothing), nor, in
+    # a compensation-only run, for one that never ran.
+    if step is StepStatus.COMPENSATED or step in FAILED_FOR_GOOD or (
+            request.skip_undone and step in NEVER_DONE):
         return Decision(Verdict.SKIP, finish_compensation=request.last)
     return Decision(Verdict.RUN)
 
 
 def after_failure(phase: Phase, attempt: int, max_retries: int, *,
                   permanent: bool) -> StepTransition:
-    """What a failed attempt (1-based) makes of its step: retried, or failed for good."""
+    """What a failed attempt (1-based, counted in its round) makes of its step: retried, or
+    failed for good."""
     final = (action_final(attempt, max_retries, permanent=permanent) if phase is Phase.ACTION
-             else compensation_final(attempt))
+             else compensation_final(attempt, permanent=permanent))
     return step_transition(phase, Outcome.FAILED, final=final)
 
 

@@ -45,10 +45,16 @@ class LockedStep:
     # What its action returned (kept while it is undone), and its last recorded error.
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    # Action attempts recorded before the current round (an operator's retry forward).
+    retry_base: int = 0
 
     def attempts(self, phase: Phase) -> int:
         """Attempts of that phase recorded so far."""
         return self.action_attempts if phase is Phase.ACTION else self.compensation_attempts
+
+    def in_round(self, phase: Phase, attempt: int) -> int:
+        """An attempt's number counted from the start of its round."""
+        return attempt - self.retry_base if phase is Phase.ACTION else attempt
 
 
 class LedgerTransaction(Protocol):
@@ -73,6 +79,10 @@ class LedgerTransaction(Protocol):
 
     def next_step(self, execution_id: str, step_id: str) -> str | None:
         """The step after `step_id` in the execution's order, if any."""
+        ...
+
+    def steps_in(self, execution_id: str, status: StepStatus) -> list[str]:
+        """The execution's steps now in `status`, in step order."""
         ...
 
     def record_attempt(self, execution_id: str, step_id: str, *, phase: Phase, attempt: int,

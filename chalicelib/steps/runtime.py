@@ -37,7 +37,15 @@ from chalicelib.saga.executions import (
     clean_error,
     execution_error,
 )
-from chalicelib.saga.lifecycle import TASK_TIMEOUT, Outcome, Phase
+from chalicelib.saga.lifecycle import (
+    DEFAULT_RETRIABLE_MAX_ATTEMPTS,
+    EVENT_OF,
+    TASK_TIMEOUT,
+    Outcome,
+    Phase,
+    StepStatus,
+    action_retries,
+)
 from chalicelib.saga.mapping import MappingError, Scope, resolve
 from chalicelib.saga.models import Step, StoredSaga
 from chalicelib.steps.context import ActionFn, PermanentError, StepContext
@@ -101,6 +109,9 @@ class StepRuntime:
     # config saga.max_result_bytes: a larger result fails its step for good (results are kept
     # in MySQL and handed to later steps; Step Functions never carries them).
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    # config saga.retriable_max_attempts: a retriable step's attempts per round (the
+    # compiler writes the same number into its Task's Retry).
+    retriable_max_attempts: int = DEFAULT_RETRIABLE_MAX_ATTEMPTS
 
     _revisions: dict[tuple[str, int], StoredSaga] = field(default_factory=dict)
 
@@ -120,9 +131,12 @@ class StepRuntime:
                     raise PermanentError(f"no execution {request.execution_id!r}")
                 step = self._step(execution.saga_id, execution.revision, request.step_id)
                 name = step.target(request.phase)
+                if name is None:
+                    raise PermanentError(f"step {step.id} is retriable: it has no "
+                                         "compensation")
                 if participant_kind(name) is None:
                     return self._run(tx, request, step, execution, started, received)
-                admitted = self._admit(tx, request, step, execution, inject=True)
+                admitted = self._admit(tx, request, step, execution, starting=True)
                 if isinstance(admitted, dict):
                     return admitted
                 # Everything the participant is sent is read under the locks, then released.
@@ -171,7 +185,7 @@ class StepRuntime:
     def _run(self, tx: LedgerTransaction, request: StepRequest, step: Step,
              execution: LockedExecution, started: datetime,
              received: float) -> dict[str, Any]:
-        admitted = self._admit(tx, request, step, execution, inject=True)
+        admitted = self._admit(tx, request, step, execution, starting=True)
         if isinstance(admitted, dict):
             return admitted
         attempts_so_far = admitted.attempts_so_far
@@ -203,7 +217,7 @@ class StepRuntime:
             execution = tx.lock_execution(request.execution_id)
             if execution is None:
                 raise PermanentError(f"no execution {request.execution_id!r}")
-            now = self._admit(tx, request, step, execution, inject=False)
+            now = self._admit(tx, request, step, execution, starting=False)
             if isinstance(now, dict):
                 return now
             self._record_success(tx, request, step, execution, result, started,
@@ -213,14 +227,17 @@ class StepRuntime:
 
     def _admit(self, tx: LedgerTransaction, request: StepRequest, step: Step,
                execution: LockedExecution, *,
-               inject: bool) -> dict[str, Any] | Admitted:
+               starting: bool) -> dict[str, Any] | Admitted:
         """Under the row locks: the answer to a delivery that must not run (a duplicate, a
-        skip), StepAborted, or what a delivery that runs needs."""
+        skip), StepAborted, or what a delivery that runs needs. starting: before the attempt
+        works (faults are injected, and no new attempt starts once a step of the execution
+        failed for good); else recording a participant's answer, which is kept."""
         run = tx.lock_step(request.execution_id, request.step_id)
         if run is None:
             raise PermanentError(f"execution {request.execution_id!r} has no step "
                                  f"{request.step_id!r}")
-        decision = decide(request, run.status, execution.status)
+        decision = decide(request, run.status, execution.status,
+                          failed_elsewhere=starting and execution.error is not None)
         if decision.verdict is Verdict.DUPLICATE:
             return {"status": run.status.value, "duplicate": True}
         if decision.verdict is Verdict.ABORT:
@@ -232,7 +249,7 @@ class StepRuntime:
         attempts_so_far = run.attempts(request.phase)
         parsed = tx.load_execution(request.execution_id)  # only now: the input may be large
         fault = self._fault_for(parsed.faults, request) if self.faults_enabled else None
-        if inject and fault is not None and attempts_so_far < fault.times:
+        if starting and fault is not None and attempts_so_far < fault.times:
             message = f"injected {fault.error} on attempt {attempts_so_far + 1}"
             if fault.permanent:
                 raise PermanentError(f"{fault.error}: {message}")
@@ -319,8 +336,8 @@ class StepRuntime:
         """The Catch's error when no step recorded one: a timed-out step is undone first; any
         other error came from the step after the one now undone (a Lambda that crashed)."""
         raw = request.error or {}
-        step_id = request.step_id
-        if raw.get("Error") != TASK_TIMEOUT:
+        step_id = raw.get("step_id") or request.step_id  # a group's failed branch says which
+        if raw.get("Error") != TASK_TIMEOUT and not raw.get("step_id"):
             step_id = tx.next_step(request.execution_id, request.step_id) or step_id
         return execution_error(step_id, Phase.ACTION, raw.get("Error") or "Error", raw.get("Cause"))
 
@@ -360,12 +377,13 @@ class StepRuntime:
                     tx.append_events(request.execution_id, [(
                         events.STEP_ABORTED, {**data, "phase": Phase.ACTION.value}, at)])
                     return
-                max_retries = 0
+                retries = 0
                 if request.phase is Phase.ACTION:
-                    max_retries = self._step(execution.saga_id, execution.revision,
-                                             request.step_id).max_retries
-                outcome = after_failure(request.phase, attempt, max_retries,
-                                        permanent=permanent)
+                    step = self._step(execution.saga_id, execution.revision, request.step_id)
+                    retries = action_retries(step.kind, step.max_retries,
+                                             self.retriable_max_attempts)
+                outcome = after_failure(request.phase, run.in_round(request.phase, attempt),
+                                        retries, permanent=permanent)
                 record = tx.record_outcome(request.execution_id, request.step_id,
                                            status=outcome.target, phase=request.phase, at=at,
                                            error=error_info, started=started)
@@ -438,7 +456,8 @@ def _ms(started: datetime, ended: datetime) -> int:
 @dataclass
 class OutcomeRecorder:
     """The recorder Lambda: how an execution ended, recorded from the machine's own path
-    (COMPLETED after every Task succeeded; FAILED, COMPENSATION_FAILED; see the compiler)."""
+    (COMPLETED after every Task succeeded; FAILED, COMPENSATION_FAILED, PARKED, and
+    COMPENSATED after a group of parallel undos; see the compiler)."""
 
     ledger: StepLedger
     # Where a completing execution's output mapping is read (None: no output is recorded).
@@ -448,15 +467,18 @@ class OutcomeRecorder:
     def handle(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         execution_id = str(payload["execution_id"])
         outcome = ExecutionStatus(str(payload["outcome"]))
-        kind = {ExecutionStatus.COMPLETED: events.SAGA_COMPLETED,
-                ExecutionStatus.FAILED: events.SAGA_FAILED,
-                ExecutionStatus.COMPENSATION_FAILED: events.COMPENSATION_FAILED}[outcome]
         with self.ledger.transaction() as tx:
             execution = tx.lock_execution(execution_id)
             if execution is None:
                 raise PermanentError(f"no execution {execution_id!r}")
+            if outcome is ExecutionStatus.COMPENSATED and \
+                    execution.status is ExecutionStatus.RUNNING:
+                # Every undo was skipped (each step of the group failed for good): nothing
+                # had been done, so nothing was compensated.
+                outcome = ExecutionStatus.FAILED
             if execution.status is outcome:
                 return {"status": outcome.value, "duplicate": True}
+            kind = EVENT_OF[outcome]
             at = self.clock()
             # The failing step recorded why; else the machine's error, without its trace.
             raw = payload.get("error") or {}
@@ -467,6 +489,11 @@ class OutcomeRecorder:
             if not tx.set_execution_status(execution_id, outcome, at=at, error=error):
                 # It moved on (an operator's action, the reconciler): final means final.
                 return {"status": execution.status.value, "refused": outcome.value}
+            if outcome is ExecutionStatus.COMPENSATION_FAILED:
+                # Parallel undos may fail side by side: the error names every one.
+                error = {**(error or {}), "failed_steps": tx.steps_in(
+                    execution_id, StepStatus.COMPENSATION_FAILED)}
+                tx.set_execution_error(execution_id, error)
             data: dict[str, Any] = {"saga_id": execution.saga_id, "status": outcome.value,
                                     "execution_error": error}
             if outcome is ExecutionStatus.COMPLETED:

@@ -38,7 +38,8 @@ def build_step_runtime(settings: Settings, connector: MySQLConnector) -> StepRun
                        registry.resolve,
                        faults_enabled=faults_enabled(settings), input_defaults=defaults,
                        cache_definitions=settings.saga.caching_enabled,
-                       max_result_bytes=settings.saga.max_result_bytes)
+                       max_result_bytes=settings.saga.max_result_bytes,
+                       retriable_max_attempts=settings.saga.retriable_max_attempts)
 
 
 class StepContainer(Parts):

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.ports import ExecutionPage, ReadModelUnavailable
 from chalicelib.saga import events
 from chalicelib.saga.errors import NotFound
-from chalicelib.saga.executions import Execution, StepRun
+from chalicelib.saga.executions import Execution, StepRun, StepShape
 from chalicelib.saga.lifecycle import ACTIVE, ExecutionStatus, StepStatus, can_transition
 from chalicelib.testing.definitions import InMemoryDefinitionStore
 
@@ -45,17 +46,20 @@ class InMemoryExecutionStore:
         """Set a row as it is (a test's given state)."""
         self._rows[execution.id] = execution.model_copy(deep=True)
 
-    def create(self, execution: Execution, step_ids: list[str]) -> tuple[Execution, bool]:
+    def create(self, execution: Execution,
+               shapes: Sequence[StepShape]) -> tuple[Execution, bool]:
         if self._definitions is not None and self._definitions.get(execution.saga_id) is None:
             raise NotFound(f"saga {execution.saga_id!r} does not exist",
                            saga_id=execution.saga_id)
         if execution.id in self._rows:
             return self._rows[execution.id].model_copy(deep=True), False
-        steps = [StepRun(step_id=step_id, position=i, status=StepStatus.PENDING)
-                 for i, step_id in enumerate(step_ids, start=1)]
+        steps = [StepRun(step_id=shape.step_id, position=i, group=shape.group, kind=shape.kind,
+                         status=StepStatus.PENDING)
+                 for i, shape in enumerate(shapes, start=1)]
         self._rows[execution.id] = execution.model_copy(update={"steps": steps}, deep=True)
         self._emit(events.EXECUTION_STARTED, execution.id,
-                   {"saga_id": execution.saga_id, "steps": step_ids})
+                   {"saga_id": execution.saga_id, "steps": [s.step_id for s in shapes],
+                    "shape": [s.model_dump(mode="json") for s in shapes]})
         return self._rows[execution.id].model_copy(deep=True), True
 
     def get(self, execution_id: str) -> Execution | None:
@@ -94,6 +98,24 @@ class InMemoryExecutionStore:
         self._rows[execution_id] = Execution.model_validate({**row.model_dump(), **update})
         self._emit(event_type, execution_id, {"saga_id": row.saga_id, "status": to.value,
                                               **data})
+        return self.get(execution_id)
+
+    def resume(self, execution_id: str, steps: Sequence[str], by: str) -> Execution | None:
+        row = self._rows.get(execution_id)
+        if row is None or row.status is not ExecutionStatus.PARKED:
+            return None
+        row.status, row.error, row.ended_at = ExecutionStatus.RUNNING, None, None
+        row.updated_at = datetime.now(UTC)
+        for step in row.steps:
+            if step.step_id in steps:
+                step.status, step.error, step.ended_at = StepStatus.PENDING, None, None
+                step.retry_base = step.action_attempts
+        self._emit(events.SAGA_RESUMED, execution_id, {
+            "saga_id": row.saga_id, "status": ExecutionStatus.RUNNING.value, "by": by,
+            "execution_error": None,
+            "steps": [{"step_id": s.step_id, "status": s.status.value, "error": None,
+                       "action_attempts": s.action_attempts, "ended_at": None}
+                      for s in row.steps if s.step_id in steps]})
         return self.get(execution_id)
 
     def resolve(self, execution_id: str, by: str, reason: str) -> Execution | None:

@@ -100,7 +100,8 @@ class InMemoryLedgerTransaction:
                           action_attempts=step.action_attempts,
                           compensation_attempts=step.compensation_attempts,
                           result=dict(step.result) if step.result is not None else None,
-                          error=dict(step.error) if step.error is not None else None)
+                          error=dict(step.error) if step.error is not None else None,
+                          retry_base=step.retry_base)
 
     def load_execution(self, execution_id: str) -> Execution:
         row = self._row(execution_id)
@@ -119,6 +120,11 @@ class InMemoryLedgerTransaction:
         later = sorted((s for s in row.steps if s.position > position),  # type: ignore[union-attr]
                        key=lambda s: s.position)
         return later[0].step_id if later else None
+
+    def steps_in(self, execution_id: str, status: StepStatus) -> list[str]:
+        row = self._row(execution_id)
+        return [s.step_id for s in sorted(row.steps if row else [], key=lambda s: s.position)
+                if s.status is status]
 
     def record_attempt(self, execution_id: str, step_id: str, *, phase: Phase, attempt: int,
                        outcome: Outcome, started: datetime, ended: datetime,
@@ -149,6 +155,7 @@ class InMemoryLedgerTransaction:
         if status is StepStatus.COMPENSATED:
             step.compensated_at = _aware(at)
         return {"status": step.status.value, "action_attempts": step.action_attempts,
+                "group": step.group, "kind": None if step.kind is None else step.kind.value,
                 "compensation_attempts": step.compensation_attempts, "error": step.error,
                 "started_at": _iso(step.started_at), "ended_at": _iso(step.ended_at),
                 "compensated_at": _iso(step.compensated_at)}

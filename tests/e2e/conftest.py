@@ -25,7 +25,7 @@ from infra.ws_gateway import LocalWebsocketGateway
 
 API = "/api/v1/saga"
 JSON = {"Content-Type": "application/json"}
-FINAL = {"COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "FAILED", "TIMED_OUT"}
+FINAL = {"COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "FAILED", "TIMED_OUT", "PARKED"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 from chalicelib import runtime
 from chalicelib.adapters.mysql_executions import MySQLExecutionStore
 from chalicelib.config import Settings
-from chalicelib.saga.executions import Execution, ExecutionStatus
+from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
+from chalicelib.saga.lifecycle import StepKind
 from tests.e2e.conftest import Api, seed_customer
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
@@ -43,7 +44,7 @@ def test_a_lost_completion_and_a_run_that_never_started_are_repaired(
         id=f"orphan-{uuid.uuid4().hex[:8]}", saga_id=definition["id"], revision=1,
         version="1.0.0", status=ExecutionStatus.RUNNING, input={},
         state_machine_arn=done["state_machine_arn"], started_at=now, updated_at=now),
-        ["validate-payment"])
+        [StepShape(step_id="validate-payment", group=1, kind=StepKind.COMPENSATABLE)])
 
     repaired = _reconcile(settings_e2e)
     assert repaired[done["id"]] is ExecutionStatus.COMPLETED

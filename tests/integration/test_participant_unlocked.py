@@ -22,8 +22,8 @@ from chalicelib.adapters.mysql_step_ledger import MySQLStepLedger
 from chalicelib.config import Settings
 from chalicelib.ports import Actor
 from chalicelib.saga import events
-from chalicelib.saga.executions import Execution
-from chalicelib.saga.lifecycle import ExecutionStatus, StepStatus
+from chalicelib.saga.executions import Execution, StepShape
+from chalicelib.saga.lifecycle import ExecutionStatus, StepKind, StepStatus
 from chalicelib.saga.models import SagaDefinition
 from chalicelib.steps.actions import BUILTIN_ACTIONS
 from chalicelib.steps.registry import ActionRegistry
@@ -86,7 +86,8 @@ def _execution(connector: MySQLConnector, url: str, name: str) -> tuple[StepRunt
     now = datetime.now(UTC)
     MySQLExecutionStore(connector).create(Execution(
         id=f"{name}-e", saga_id=saga.id, revision=saga.revision, version=saga.version,
-        status=ExecutionStatus.RUNNING, input={}, started_at=now, updated_at=now), ["pay"])
+        status=ExecutionStatus.RUNNING, input={}, started_at=now, updated_at=now),
+        [StepShape(step_id="pay", group=1, kind=StepKind.COMPENSATABLE)])
     registry = ActionRegistry(BUILTIN_ACTIONS, lambda_client=lambda: None)
     return StepRuntime(MySQLStepLedger(connector), definitions, registry.resolve), \
         f"{name}-e"

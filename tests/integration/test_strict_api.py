@@ -19,7 +19,7 @@ from chalicelib.adapters import mysql
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
 from chalicelib.adapters.mysql_executions import MySQLExecutionStore
 from chalicelib.config import Settings
-from chalicelib.saga.executions import Execution, ExecutionStatus
+from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
 from tests.support.databases import own_database
 
 API = "/api/v1/saga"
@@ -65,7 +65,8 @@ def _completed(connector: mysql.MySQLConnector, saga_id: str, execution_id: str)
     store = MySQLExecutionStore(connector)
     store.create(Execution(id=execution_id, saga_id=saga_id, revision=saga.revision,
                            version=saga.version, status=ExecutionStatus.COMPLETED, input={},
-                           started_at=now, updated_at=now), [s.id or "" for s in saga.steps])
+                           started_at=now, updated_at=now),
+                 [StepShape.of(s) for s in saga.active_steps()])
 
 
 # -- compensate names its execution -------------------------------------------------------------

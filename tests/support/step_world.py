@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.ports import Actor
-from chalicelib.saga.executions import Execution, Fault, StepRun
+from chalicelib.saga.executions import Execution, Fault, StepRun, StepShape
 from chalicelib.saga.lifecycle import ExecutionStatus, Phase, StepStatus
 from chalicelib.saga.models import SagaDefinition
 from chalicelib.steps.context import StepContext
@@ -108,7 +108,7 @@ def build_world(saga_definition: dict[str, Any], *,
                            input={"sku": "A-1"} if saga_input is None else saga_input,
                            started_at=now, updated_at=now,
                            faults=[Fault.model_validate(f) for f in faults or []]),
-                 [step.id for step in saga.active_steps()])
+                 [StepShape.of(step) for step in saga.active_steps()])
     ledger = InMemoryStepLedger(store)
     actions = Actions(ledger)
     clock = Clock()

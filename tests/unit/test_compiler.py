@@ -19,6 +19,7 @@ from chalicelib.saga.compiler import (
     execution_input,
 )
 from chalicelib.saga.models import Step, StepDefinition
+from tests.support import asl_walk
 from tests.support.asl_validator import AslValidator
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
@@ -32,26 +33,9 @@ TARGETS = MachineTargets(
 
 
 def walk(machine: dict[str, Any], outcomes: dict[str, str]) -> list[str]:
-    """Follow a machine as Step Functions would, given each Task's final outcome
-    ("ok" by default, "error" or "timeout"). Returns the states entered."""
-    visited = []
-    name = machine["StartAt"]
-    for _ in range(1000):
-        visited.append(name)
-        state = machine["States"][name]
-        if state["Type"] in ("Fail", "Succeed"):
-            return visited
-        outcome = outcomes.get(name, "ok")
-        if outcome == "ok":
-            if state.get("End"):
-                return visited
-            name = state["Next"]
-            continue
-        error = "States.Timeout" if outcome == "timeout" else "Step.Failed"
-        catch = next(c for c in state["Catch"]
-                     if error in c["ErrorEquals"] or "States.ALL" in c["ErrorEquals"])
-        name = catch["Next"]
-    raise AssertionError("the machine loops")
+    """The states a run enters, given each Task's final outcome ("ok" by default, "error" or
+    "timeout")."""
+    return asl_walk.walk(machine, outcomes).visited
 
 
 def test_happy_path_is_one_state_per_step_then_the_recorded_completion() -> None:
@@ -136,7 +120,7 @@ def test_compensation_machine_undoes_every_step_in_reverse() -> None:
 def test_sub_second_timeouts_round_up_and_input_is_small() -> None:
     fast = [STEPS[0].model_copy(update={"timeout": "500ms"})]
     assert compile_forward(fast, TARGETS)["States"]["step:validate-payment"]["TimeoutSeconds"] == 1
-    assert execution_input("e-1") == {"execution_id": "e-1", "error": None}
+    assert execution_input("e-1") == {"execution_id": "e-1", "error": None, "resume_at": ""}
 
 
 def test_a_saga_without_active_steps_does_not_compile() -> None:

@@ -54,9 +54,10 @@ def test_names_outside_the_folder_or_pattern_are_404(client: Client, name: str) 
 @pytest.mark.parametrize(("role", "actions"), [
     (Role.NONE, []),
     (Role.READER, []),
-    (Role.OPERATOR, ["compensate", "execute", "resolve", "retry_compensation"]),
+    (Role.OPERATOR, ["compensate", "execute", "resolve", "retry_compensation",
+                     "retry_forward"]),
     (Role.ADMIN, ["compensate", "execute", "manage_definitions", "resolve",
-                  "retry_compensation"]),
+                  "retry_compensation", "retry_forward"]),
 ])
 def test_the_caller_view_follows_the_route_roles(role: Role, actions: list[str]) -> None:
     view = caller_view(Principal("ops@example", role), auth_enabled=True,

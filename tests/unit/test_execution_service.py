@@ -236,7 +236,7 @@ def test_resolve_marks_a_failed_execution_only(world: World) -> None:
     with pytest.raises(BadRequest, match="3 to 500"):
         world.service.resolve("bad", {"reason": "no"}, ACTOR)
     world.given("going", ExecutionStatus.RUNNING)
-    with pytest.raises(Conflict, match="only a failed execution"):
+    with pytest.raises(Conflict, match="only a failed or parked execution"):
         world.service.resolve("going", {"reason": "because"}, ACTOR)
 
 

@@ -16,6 +16,8 @@ from chalicelib.saga.validation import (
     DefinitionInvalid,
     ValidationPolicy,
     check_definition,
+    parse_definition,
+    validate_definition,
 )
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -116,10 +118,78 @@ def test_invariant(path: str, good: Any, bad: Any, rule: str) -> None:
     assert (path, rule) in _violations(_with(path, bad))
 
 
-def test_step_ids_and_orders_must_be_unique() -> None:
+def test_step_ids_must_be_unique_and_a_shared_order_is_a_parallel_group() -> None:
     payload = _with("steps[2].id", "validate-payment")
     payload["steps"][1]["order"] = 1
-    assert set(_violations(payload)) == {("steps[2].id", "unique"), ("steps[1].order", "unique")}
+    assert set(_violations(payload)) == {("steps[2].id", "unique")}
+
+
+def _fulfilment(**kinds: str) -> dict[str, Any]:
+    """validate; reserve and authorize in parallel; capture (pivot); ship and notify."""
+    steps = []
+    for step_id, order in (("validate", 1), ("reserve", 2), ("authorize", 2),
+                           ("capture", 3), ("ship", 4), ("notify", 4)):
+        step: dict[str, Any] = {
+            "id": step_id, "name": step_id.title(), "description": f"{step_id} the order",
+            "order": order, "action": "reserve_inventory", "timeout": "10s"}
+        kind = kinds.get(step_id, {"capture": "pivot", "ship": "retriable",
+                                   "notify": "retriable"}.get(step_id))
+        if kind is not None:
+            step["kind"] = kind
+        if kind != "retriable":
+            step.update(compensation="release_inventory", max_retries=1)
+        steps.append(step)
+    return {**copy.deepcopy(SEED_EXAMPLE), "steps": steps}
+
+
+def test_the_order_fulfilment_shape_is_valid() -> None:
+    assert _violations(_fulfilment()) == []
+
+
+def test_each_rule_of_kinds_is_explained() -> None:
+    payload = _fulfilment()
+    payload["steps"][5]["compensation"] = "release_inventory"
+    payload["steps"][4]["max_retries"] = 3
+    payload["steps"][0]["kind"] = "optional"
+    found = validate_definition(parse_definition(payload), POLICY)
+    by_field = {(v.field, v.rule): v.message for v in found}
+    assert set(by_field) == {("steps[5].compensation", "retriable"),
+                             ("steps[4].max_retries", "retriable"),
+                             ("steps[0].kind", "supported")}
+    assert "never compensated" in by_field[("steps[5].compensation", "retriable")]
+    assert "saga.retriable_max_attempts" in by_field[("steps[4].max_retries", "retriable")]
+    assert by_field[("steps[0].kind", "supported")] == \
+        "must be one of compensatable, pivot, retriable"
+
+
+@pytest.mark.parametrize(("kinds", "expected"), [
+    # two pivots
+    ({"validate": "pivot"}, {("steps[3].kind", "one_pivot"), ("steps[1].kind", "after_pivot"),
+                             ("steps[2].kind", "after_pivot"), ("steps[3].kind", "after_pivot")}),
+    # a compensatable step after the pivot
+    ({"ship": "compensatable"}, {("steps[4].kind", "after_pivot")}),
+    # a retriable step before the pivot
+    ({"validate": "retriable"}, {("steps[0].kind", "after_pivot")}),
+    # retriable steps and no pivot
+    ({"capture": "compensatable"}, {("steps[4].kind", "after_pivot"),
+                                    ("steps[5].kind", "after_pivot")}),
+])
+def test_pivot_and_retriable_rules(kinds: dict[str, str], expected: set[tuple[str, str]]) -> None:
+    assert set(_violations(_fulfilment(**kinds))) == expected
+
+
+def test_a_pivot_runs_alone() -> None:
+    payload = _fulfilment()
+    payload["steps"][2]["order"] = 3  # authorize beside capture, the pivot
+    found = validate_definition(parse_definition(payload), POLICY)
+    assert [(v.field, v.rule) for v in found] == [("steps[2].order", "pivot_alone")]
+    assert "the pivot 'capture' runs alone" in found[0].message
+
+
+def test_an_inactive_step_takes_no_part_in_the_shape() -> None:
+    payload = _fulfilment(validate="pivot")
+    payload["steps"][0]["active"] = False
+    assert _violations(payload) == []
 
 
 def test_a_saga_needs_an_active_step() -> None:

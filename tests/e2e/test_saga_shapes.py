@@ -1,0 +1,162 @@
+"""Sagas shaped like real processes, end to end on the local stack: a parallel group whose
+branches overlap in time, a failing branch that compensates its succeeded sibling and every
+earlier step, and a pivot saga whose retriable step recovers, or parks until an operator
+retries it forward. The documented order-fulfilment example is the saga."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from chalicelib import runtime
+from chalicelib.config import Settings
+from chalicelib.steps.actions import demo_data
+from tests.e2e.conftest import Api, new_customer, sfn_history
+
+EXAMPLE = json.loads((Path(__file__).parents[2] / "examples" / "order-fulfilment" /
+                      "saga.json").read_text())
+NOTHING_LEFT = {"ledger_net": {}, "reservations": [], "orders": [], "shipments": [],
+                "users": [], "unretracted_notifications": []}
+
+
+def _saga(api: Api) -> str:
+    definition = copy.deepcopy(EXAMPLE)
+    definition["id"] = f"fulfil-{uuid.uuid4().hex[:8]}"
+    return str(api.create_saga(definition)["id"])
+
+
+def _order(customer: str) -> dict[str, Any]:
+    sku = f"SKU-{uuid.uuid4().hex[:6]}"
+    with runtime.container().connector.transaction() as cur:
+        demo_data.seed_stock(cur, sku, 10)
+    return {"customer_id": customer, "amount": "30.00", "currency": "EUR", "sku": sku,
+            "quantity": 2, "address": "1 Main St", "email": f"{customer}@example.com"}
+
+
+def _steps(execution: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {step["step_id"]: step for step in execution["steps"]}
+
+
+def _events(execution_id: str) -> list[dict[str, Any]]:
+    with runtime.container().connector.transaction() as cur:
+        cur.execute("SELECT envelope FROM outbox WHERE partition_key = %s ORDER BY sequence",
+                    (execution_id,))
+        return [json.loads(row["envelope"]) for row in cur.fetchall()]
+
+
+def _left_behind(execution_id: str) -> dict[str, Any]:
+    with runtime.container().connector.transaction() as cur:
+        return demo_data.left_behind(cur, execution_id)
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def test_a_group_runs_its_steps_side_by_side(api: Api, settings_e2e: Settings,
+                                            demo: Callable[[], dict[str, Any]]) -> None:
+    saga_id = _saga(api)
+    # Both branches take over a second: run one after the other they could not overlap.
+    slow = [{"step_id": step, "times": 0, "delay": "1500ms"}
+            for step in ("reserve-stock", "authorize-payment")]
+    execution = api.wait(api.execute(saga_id, input=_order(new_customer()), faults=slow)["id"])
+    assert execution["status"] == "COMPLETED", execution
+    steps = _steps(execution)
+    assert {(s, v["group"], v["kind"]) for s, v in steps.items()} == {
+        ("create-order", 1, "compensatable"), ("reserve-stock", 2, "compensatable"),
+        ("authorize-payment", 2, "compensatable"), ("capture-payment", 3, "pivot"),
+        ("ship", 4, "retriable"), ("notify", 4, "retriable")}
+    reserve, authorize = (steps[s]["attempts"][0] for s in ("reserve-stock", "authorize-payment"))
+    assert _at(reserve["started_at"]) < _at(authorize["ended_at"])
+    assert _at(authorize["started_at"]) < _at(reserve["ended_at"])
+    assert reserve["duration_ms"] >= 1500 and authorize["duration_ms"] >= 1500
+    history = sfn_history(settings_e2e, execution["sfn_execution_arn"])
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history
+               if "stateEnteredEventDetails" in e]
+    assert entered.count("group:2") == 1 and entered.count("group:4") == 1
+    # The read model shows the shape as the write model recorded it.
+    started = next(e for e in _events(execution["id"]) if e["type"] == "saga.execution.started")
+    assert started["data"]["shape"][2] == {"step_id": "authorize-payment", "group": 2,
+                                           "kind": "compensatable"}
+
+
+def test_a_failing_branch_compensates_its_sibling_and_every_earlier_step(
+        api: Api, demo: Callable[[], dict[str, Any]]) -> None:
+    saga_id = _saga(api)
+    customer = new_customer()
+    order = _order(customer)
+    before = demo()
+    # authorize-payment fails for good after its sibling reserved the stock.
+    execution = api.wait(api.execute(saga_id, input=order, faults=[
+        {"step_id": "authorize-payment", "error": "CardDeclined", "permanent": True,
+         "delay": "1s"}])["id"])
+    assert execution["status"] == "COMPENSATED", execution
+    steps = _steps(execution)
+    assert {s: v["status"] for s, v in steps.items()} == {
+        "create-order": "COMPENSATED", "reserve-stock": "COMPENSATED",
+        "authorize-payment": "FAILED", "capture-payment": "PENDING", "ship": "PENDING",
+        "notify": "PENDING"}
+    assert execution["error"]["step_id"] == "authorize-payment"
+    assert execution["error"]["type"] == "PermanentError"  # an injected permanent fault
+    assert execution["error"]["message"].startswith("CardDeclined")
+    undone = [e["data"]["step_id"] for e in _events(execution["id"])
+              if e["type"] == "saga.step.compensated"]
+    assert undone == ["reserve-stock", "create-order"]  # the group, then the group before it
+    assert demo() == before
+    assert _left_behind(execution["id"]) == NOTHING_LEFT
+
+
+def test_a_retriable_step_that_fails_twice_then_succeeds_completes(
+        api: Api, demo: Callable[[], dict[str, Any]]) -> None:
+    saga_id = _saga(api)
+    execution = api.wait(api.execute(saga_id, input=_order(new_customer()), faults=[
+        {"step_id": "ship", "error": "CarrierDown", "times": 2}])["id"])
+    assert execution["status"] == "COMPLETED", execution
+    ship = _steps(execution)["ship"]
+    assert [(a["attempt"], a["outcome"], a["error_type"]) for a in ship["attempts"]] == [
+        (1, "failed", "CarrierDown"), (2, "failed", "CarrierDown"), (3, "succeeded", None)]
+    assert not [e for e in _events(execution["id"]) if "compensat" in e["type"]]
+
+
+def test_a_stuck_retriable_step_parks_and_retry_forward_completes_it(
+        api: Api, demo: Callable[[], dict[str, Any]]) -> None:
+    saga_id = _saga(api)
+    customer = new_customer("100.00")
+    started = api.execute(saga_id, input=_order(customer), faults=[
+        {"step_id": "ship", "error": "CarrierDown", "times": 3}])
+    parked = api.wait(started["id"])
+    assert parked["status"] == "PARKED", parked
+    assert parked["error"]["step_id"] == "ship" and parked["error"]["type"] == "CarrierDown"
+    steps = _steps(parked)
+    assert steps["ship"]["status"] == "FAILED" and steps["ship"]["action_attempts"] == 3
+    assert steps["notify"]["status"] == "SUCCEEDED"
+    assert steps["capture-payment"]["status"] == "SUCCEEDED"
+    assert str(demo()["accounts"][customer]["balance"]) == "70.00"  # captured, kept
+    assert not [e for e in _events(parked["id"]) if "compensat" in e["type"]]
+    status, listed = api.call("GET", f"/executions?saga_id={saga_id}&status=PARKED")
+    assert status == 200 and [e["id"] for e in listed["items"]] == [parked["id"]]
+    # After the pivot nothing is undone: compensating is refused, retrying forward is not.
+    status, refused = api.call("POST", f"/sagas/{saga_id}/compensate",
+                               {"execution_id": parked["id"]})
+    assert status == 409, refused
+    status, resumed = api.call("POST", f"/executions/{parked['id']}/retry-forward")
+    assert status == 202, resumed
+    assert resumed["status"] == "RUNNING" and resumed["error"] is None
+    done = api.wait(parked["id"], after=resumed)
+    assert done["status"] == "COMPLETED", done
+    assert done["sfn_execution_arn"] != parked["sfn_execution_arn"]
+    steps = _steps(done)
+    assert [(a["attempt"], a["outcome"]) for a in steps["ship"]["attempts"]] == [
+        (1, "failed"), (2, "failed"), (3, "failed"), (4, "succeeded")]
+    assert steps["notify"]["action_attempts"] == 1  # done before: not sent twice
+    assert steps["capture-payment"]["action_attempts"] == 1
+    types = [e["type"] for e in _events(done["id"])]
+    assert types.index("saga.parked") < types.index("saga.resumed") < types.index(
+        "saga.completed")
+    status, again = api.call("POST", f"/executions/{parked['id']}/retry-forward")
+    assert status == 409 and "only a PARKED execution" in again["error"]["message"]
