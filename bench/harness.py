@@ -31,12 +31,13 @@ from chalicelib.adapters import aws, mysql
 from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.adapters.stepfunctions import run_history
 from chalicelib.config import get_settings
+from chalicelib.saga import lifecycle
 from chalicelib.steps.actions import demo_data
 from infra.deploy.local import deploy_local, load_app
 from infra.stack.supervisor import Supervisor
 
 API = "/api/v1/saga"
-FINAL = {"COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "FAILED", "TIMED_OUT"}
+FINAL = {status.value for status in lifecycle.FINAL}
 
 
 def prepare() -> Client:
@@ -66,6 +67,11 @@ def seed_account(account: str, balance: str) -> None:
         demo_data.seed_account(cur, account, balance)
 
 
+def seed_stock(sku: str, available: int) -> None:
+    with runtime.container().connector.transaction() as cur:
+        demo_data.seed_stock(cur, sku, available)
+
+
 def call(client: Client, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     raw = b"" if body is None else json.dumps(body).encode()
     response = client.http.request(method, f"{API}{path}", body=raw,
@@ -74,11 +80,14 @@ def call(client: Client, method: str, path: str, body: Any = None) -> tuple[int,
 
 
 def wait(client: Client, execution_id: str, timeout_s: float = 120,
-         poll_s: float = 0.02) -> dict[str, Any]:
+         poll_s: float = 0.02,
+         until: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+    """Poll until the execution is final (or `until` says so), at most timeout_s."""
+    done = until or (lambda e: e["status"] in FINAL)
     deadline = time.monotonic() + timeout_s
     while True:
         _, execution = call(client, "GET", f"/executions/{execution_id}")
-        if execution["status"] in FINAL or time.monotonic() > deadline:
+        if done(execution) or time.monotonic() > deadline:
             return execution
         time.sleep(poll_s)
 
@@ -87,8 +96,15 @@ def history(run_arn: str) -> list[dict[str, Any]]:
     return run_history(aws.client("stepfunctions", get_settings().aws), run_arn)
 
 
-def transitions(run_arn: str) -> int:
-    """State transitions as Step Functions bills them: one per state entered."""
+def transitions(run_arn: str, timeout_s: float = 30) -> int:
+    """State transitions as Step Functions bills them: one per state entered, counted once
+    the run has stopped (the write model may record the end before its last state is
+    entered: a last undo records COMPENSATED itself)."""
+    sfn = aws.client("stepfunctions", get_settings().aws)
+    deadline = time.monotonic() + timeout_s
+    while sfn.describe_execution(executionArn=run_arn)["status"] == lifecycle.RunStatus.RUNNING \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
     return sum(1 for event in history(run_arn) if event["type"].endswith("StateEntered"))
 
 

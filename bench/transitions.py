@@ -1,7 +1,8 @@
 """State transitions per saga (read from real Step Functions histories on LocalStack) and the
-end-to-end latency of the documented 3-step saga.
+end-to-end latency of the documented 3-step saga; then sagas with parallel groups (groups of
+1, 2 and 3 steps) and the order-fulfilment example (a group, a pivot, retriable steps).
 
-    .venv/bin/python -m bench.transitions [--runs 30]
+    .venv/bin/python -m bench.transitions [--runs 30] [--sizes 3 10 50]
 
 Prints tables and writes bench/results/transitions.json.
 """
@@ -19,8 +20,9 @@ from typing import Any
 from bench import harness
 from bench.results_io import save, table
 
-SEED = json.loads((Path(__file__).parents[1] / "tests" / "fixtures" /
-                   "payment-saga.json").read_text())
+ROOT = Path(__file__).parents[1]
+SEED = json.loads((ROOT / "tests" / "fixtures" / "payment-saga.json").read_text())
+FULFILMENT = json.loads((ROOT / "examples" / "order-fulfilment" / "saga.json").read_text())
 # Step Functions Standard: USD 0.025 per 1,000 state transitions (us-east-1, list price).
 PRICE_PER_TRANSITION = 0.025 / 1000
 
@@ -44,11 +46,96 @@ def failure_positions(size: int) -> list[int]:
     return sorted({0, *range(9, size, 10), size - 1})
 
 
-def run(client: Any, saga_id: str, customer: str, faults: list[dict[str, Any]]) -> dict[str, Any]:
+def run(client: Any, saga_id: str, customer: str, faults: list[dict[str, Any]],
+        extra: dict[str, Any] | None = None) -> dict[str, Any]:
     _, started = harness.call(client, "POST", f"/sagas/{saga_id}/execute", {
-        "input": {"customer_id": customer, "amount": "1.00", "currency": "EUR"},
+        "input": {"customer_id": customer, "amount": "1.00", "currency": "EUR", **(extra or {})},
         "faults": faults})
     return harness.wait(client, started["id"])
+
+
+def grouped_saga() -> dict[str, Any]:
+    """Groups of 1, 2 and 3 notification steps: orders 1, 2, 2, 3, 3, 3."""
+    definition = copy.deepcopy(SEED)
+    definition["id"] = f"bench-groups-{uuid.uuid4().hex[:6]}"
+    definition["steps"] = [{
+        "id": f"g{order}-{n}", "name": f"Notify {order}.{n}", "description": "one notification",
+        "order": order, "action": "send_notification", "compensation": "cancel_notification",
+        "max_retries": 0, "timeout": "10s"}
+        for order, size in ((1, 1), (2, 2), (3, 3)) for n in range(1, size + 1)]
+    return definition
+
+
+def floor_of(definition: dict[str, Any]) -> int:
+    """The happy path's least: one Task per step, one Parallel state per group of more."""
+    sizes: dict[int, int] = {}
+    for step in definition["steps"]:
+        sizes[step["order"]] = sizes.get(step["order"], 0) + 1
+    return sum(n + (1 if n > 1 else 0) for n in sizes.values())
+
+
+def shaped_rows(client: Any, customer: str) -> tuple[list[list[Any]], list[dict[str, Any]]]:
+    """Every case of the grouped saga (each step failing in turn) and of the order-fulfilment
+    saga (each branch of its group, the pivot, a retriable step that parks, and the parked
+    run retried forward)."""
+    rows: list[list[Any]] = []
+    results: list[dict[str, Any]] = []
+
+    def record(saga: str, label: str, execution: dict[str, Any], floor: int,
+               run_arn: str | None = None) -> None:
+        count = harness.transitions(run_arn or execution["sfn_execution_arn"])
+        usd = count * PRICE_PER_TRANSITION * 1e6
+        rows.append([saga, label, execution["status"], count, floor, f"{usd:,.0f}"])
+        results.append({"saga": saga, "case": label, "status": execution["status"],
+                        "transitions": count, "floor": floor,
+                        "usd_per_million_sagas": round(usd, 2)})
+
+    groups = grouped_saga()
+    harness.call(client, "POST", "/sagas", groups)
+    floor = floor_of(groups)
+    record("groups 1+2+3", "happy path", run(client, groups["id"], customer, []), floor)
+    for step in groups["steps"]:
+        failed = run(client, groups["id"], customer, [{"step_id": step["id"],
+                                                       "permanent": True}])
+        record("groups 1+2+3", f"fails at {step['id']}", failed, floor)
+    done = run(client, groups["id"], customer, [])
+    harness.call(client, "POST", f"/sagas/{groups['id']}/compensate",
+                 {"execution_id": done["id"]})
+    record("groups 1+2+3", "compensate after complete", harness.wait(client, done["id"]),
+           floor)
+
+    fulfil = copy.deepcopy(FULFILMENT)
+    fulfil["id"] = f"bench-fulfil-{uuid.uuid4().hex[:6]}"
+    harness.call(client, "POST", "/sagas", fulfil)
+    floor = floor_of(fulfil)
+    attempts = harness.get_settings().saga.retriable_max_attempts
+    cases: list[tuple[str, list[dict[str, Any]]]] = [
+        ("happy path", []),
+        ("reserve-stock fails (branch 1)", [{"step_id": "reserve-stock", "permanent": True}]),
+        ("authorize-payment fails (branch 2)", [{"step_id": "authorize-payment",
+                                                "permanent": True}]),
+        ("capture-payment (pivot) fails", [{"step_id": "capture-payment", "permanent": True}]),
+        (f"ship fails {attempts - 1}x, then succeeds", [{"step_id": "ship",
+                                                         "times": attempts - 1}]),
+        (f"ship fails {attempts}x: parks", [{"step_id": "ship", "times": attempts}]),
+    ]
+    parked: dict[str, Any] | None = None
+    for label, faults in cases:
+        sku = f"BENCH-{uuid.uuid4().hex[:6]}"
+        harness.seed_stock(sku, 10)
+        execution = run(client, fulfil["id"], customer, faults, {
+            "sku": sku, "quantity": 1, "address": "1 Bench St"})
+        record("order fulfilment", label, execution, floor)
+        if execution["status"] == "PARKED":
+            parked = execution
+    if parked is not None:
+        first_run = parked["sfn_execution_arn"]
+        harness.call(client, "POST", f"/executions/{parked['id']}/retry-forward")
+        resumed = harness.wait(client, parked["id"], until=lambda e: e["status"] in harness.FINAL
+                               and e["sfn_execution_arn"] != first_run)
+        record("order fulfilment", "the parked run, retried forward (its second run)", resumed,
+               floor)
+    return rows, results
 
 
 def main() -> None:
@@ -90,6 +177,11 @@ def main() -> None:
                         "status": undone["status"], "transitions": count, "floor": size})
     print(table(rows, ["steps", "case", "status", "transitions", "floor (1/step)",
                        "USD per million sagas"]))
+    print()
+    shaped, shaped_results = shaped_rows(client, customer)
+    print(table(shaped, ["saga", "case", "status", "transitions",
+                         "floor (1/Task + 1/Parallel)", "USD per million sagas"]))
+    results += shaped_results
 
     seed = saga_of(3)
     harness.call(client, "POST", "/sagas", seed)

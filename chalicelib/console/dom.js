@@ -40,9 +40,9 @@ export function span(ms) {
 }
 
 export const FINAL = new Set(["COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "FAILED",
-  "TIMED_OUT"]);
+  "TIMED_OUT", "PARKED"]);
 export const STATUSES = ["RUNNING", "COMPLETED", "COMPENSATING", "COMPENSATED",
-  "COMPENSATION_FAILED", "FAILED", "TIMED_OUT"];
+  "COMPENSATION_FAILED", "FAILED", "TIMED_OUT", "PARKED"];
 
 export const badge = (status) =>
   h("span", { class: "badge", "data-status": status }, status.replaceAll("_", " "));

@@ -1,6 +1,7 @@
 // A saga's steps drawn as a graph: start, the steps in order (steps sharing an order are a
 // parallel group, stacked), end; forward edges solid, compensation edges dashed and reversed
-// below. Inactive steps are drawn faint and the edges pass them by.
+// below, up to the pivot (retriable steps after it are never undone). Inactive steps are drawn
+// faint and the edges pass them by.
 import { s } from "./dom.js";
 
 const W = 190, H = 74, GAP_X = 56, GAP_Y = 18, PAD = 20, TERMINAL = 44;
@@ -42,19 +43,24 @@ export function sagaGraph(saga) {
     column.forEach((step, row) => {
       const y = top + row * (H + GAP_Y);
       const active = step.active !== false;
-      const node = s("g", { class: `step${active ? "" : " inactive"}`, "data-step": step.id,
+      const kind = step.kind || "compensatable";
+      const undo = step.compensation ? `↩ ${clip(step.compensation, 26)}` : "↩ never: only forward";
+      const node = s("g", { class: `step kind-${kind}${active ? "" : " inactive"}`,
+        "data-step": step.id, "data-kind": kind,
         tabindex: 0, role: "img", "aria-label": `step ${step.order} ${step.id}: action ` +
-          `${step.action}, compensation ${step.compensation}${active ? "" : " (inactive)"}` },
+          `${step.action}, compensation ${step.compensation ?? "none"}, ${kind}` +
+          `${active ? "" : " (inactive)"}` },
       s("title", {}, `${step.name || step.id}\n${step.description || ""}\naction: ${step.action}` +
-        `\ncompensation: ${step.compensation}\nretries: ${step.max_retries ?? "default"}, ` +
-        `timeout: ${step.timeout ?? "default"}${step.type ? `\nkind: ${step.type}` : ""}`),
+        `\ncompensation: ${step.compensation ?? "none"}\nkind: ${kind}\n` +
+        `retries: ${step.max_retries ?? (kind === "retriable" ? "saga.retriable_max_attempts" : "default")}, ` +
+        `timeout: ${step.timeout ?? "default"}${step.type ? `\ntype: ${step.type}` : ""}`),
       s("rect", { x, y, width: W, height: H, rx: 8 }),
       s("text", { x: x + 10, y: y + 19, class: "step-title" },
         `${step.order}. ${clip(step.name || step.id, 22)}`),
       s("text", { x: x + 10, y: y + 38, class: "step-action" }, `▶ ${clip(step.action, 26)}`),
-      s("text", { x: x + 10, y: y + 55, class: "step-undo" }, `↩ ${clip(step.compensation, 26)}`),
+      s("text", { x: x + 10, y: y + 55, class: "step-undo" }, undo),
       s("text", { x: x + W - 10, y: y + 19, class: "step-kind", "text-anchor": "end" },
-        step.type || (active ? "" : "inactive")));
+        active ? (kind === "compensatable" ? step.type || "" : kind) : "inactive"));
       svg.append(node);
       here.push({ x, y, active, step });
     });
@@ -74,8 +80,10 @@ export function sagaGraph(saga) {
     class: "terminal" }), s("text", { x: endX + TERMINAL / 2, y: mid + 4, class: "terminal-text",
     "text-anchor": "middle" }, "end"));
 
-  // Compensation: each active group undoes back into the previous active one.
-  const active = placed.map((column) => column.filter((node) => node.active)).filter((c) => c.length);
+  // Compensation: each active group undoes back into the previous active one; groups after
+  // the pivot (retriable) are never undone.
+  const active = placed.map((column) => column.filter((node) => node.active))
+    .filter((c) => c.length && c.every((node) => node.step.kind !== "retriable"));
   const base = PAD + bodyHeight + 14;
   for (let i = active.length - 1; i > 0; i -= 1) {
     const from = active[i][0], to = active[i - 1][0];
@@ -85,7 +93,9 @@ export function sagaGraph(saga) {
   }
   if (active.length) {
     svg.append(s("text", { x: PAD, y: height - 8, class: "legend-text" },
-      "solid: forward order · dashed: compensation, in reverse, when a step fails for good"));
+      "solid: forward order (a column runs in parallel) · dashed: compensation, in reverse, " +
+      "when a step fails for good" +
+      (saga.steps.some((step) => step.kind === "pivot") ? " · after the pivot: only forward" : "")));
   }
   return svg;
 }

@@ -1,6 +1,7 @@
 // An execution's timeline: a row per step, a bar per attempt on one time axis. Action
 // attempts are solid, compensation attempts hatched; failed attempts are red-edged with a ✗.
-// Every bar is focusable and names its attempt (phase, outcome, duration, error).
+// Every bar is focusable and names its attempt (phase, outcome, duration, error). Steps of a
+// parallel group are marked ∥ (their bars overlap in time); a pivot ◆, a retriable step ↻.
 import { s, span, time } from "./dom.js";
 
 const LABEL = 170, ROW = 30, BAR = 18, TOP = 28, RIGHT = 16;
@@ -16,6 +17,10 @@ function ticks(total) {
 
 export function timeline(execution, width, now = Date.now()) {
   const steps = [...execution.steps].sort((a, b) => a.position - b.position);
+  const sizes = new Map();
+  for (const step of steps) sizes.set(step.group, (sizes.get(step.group) || 0) + 1);
+  const mark = (step) => (step.group != null && sizes.get(step.group) > 1 ? "∥ " : "") +
+    ({ pivot: "◆ ", retriable: "↻ " }[step.kind] || "");
   const t0 = time(execution.started_at);
   let t1 = execution.ended_at ? time(execution.ended_at) : now;
   for (const step of steps) {
@@ -37,8 +42,9 @@ export function timeline(execution, width, now = Date.now()) {
   steps.forEach((step, row) => {
     const y = TOP + row * ROW + (ROW - BAR) / 2;
     svg.append(s("text", { x: 4, y: y + BAR - 4, class: "row-label" },
-      s("title", {}, `${step.step_id}: ${step.status}`),
-      `${step.step_id.length > 20 ? `${step.step_id.slice(0, 19)}…` : step.step_id}`));
+      s("title", {}, `${step.step_id}: ${step.status}` +
+        (step.group != null ? ` · group ${step.group}` : "") + (step.kind ? ` · ${step.kind}` : "")),
+      `${mark(step)}${step.step_id.length > 20 ? `${step.step_id.slice(0, 19)}…` : step.step_id}`));
     for (const a of step.attempts) {
       const start = time(a.started_at), end = Math.max(time(a.ended_at), start);
       const failed = a.outcome !== "succeeded";

@@ -212,18 +212,23 @@ def _catch_all(target: str, result_path: str = "$.error") -> list[dict[str, Any]
 def _parallel(name: str, group: list[Step], branch_task: Callable[[Step], dict[str, Any]],
               branch_prefix: str, failed_prefix: str, *, on_failure: Callable[[Step], str],
               on_success: str, crash: str) -> dict[str, dict[str, Any]]:
-    """A group as one Parallel state. Each branch catches its own step's failure into
-    $.failure and ends, so its siblings run on; the Choice after it sends the run to
-    on_failure(step) for the first branch that failed, or on to on_success. crash: where an
-    error of the Parallel state itself goes."""
+    """A group as one Parallel state. Each branch catches its own step's failure and ends,
+    so its siblings run on; the Choice after it sends the run to on_failure(step) for the
+    first branch that failed, or on to on_success. crash: where an error of the Parallel
+    state itself goes.
+
+    A branch ends with {"done": true} or {"failure": {"Error": ...}} and nothing more: the
+    Parallel's result holds one per branch, and a state's data is capped at 256 KiB (the
+    failed step's full error is in its record, not in the machine)."""
     branches = []
     for step in group:
         task_name, failed_name = _state_name(branch_prefix, step), _state_name(failed_prefix, step)
-        task = {**branch_task(step), "End": True,
-                "Catch": _catch_all(failed_name, "$.failure")}
+        task = {**branch_task(step), "ResultSelector": {"done": True}, "ResultPath": "$",
+                "End": True, "Catch": _catch_all(failed_name, "$")}
+        failed = {"Type": "Pass", "Parameters": {"failure": {"Error.$": "$.Error"}},
+                  "End": True}
         branches.append({"StartAt": task_name,
-                         "States": {task_name: task, failed_name: {"Type": "Pass",
-                                                                   "End": True}}})
+                         "States": {task_name: task, failed_name: failed}})
     check = f"check-{name}"
     states: dict[str, dict[str, Any]] = {
         name: {"Type": "Parallel", "Branches": branches,
@@ -242,7 +247,8 @@ def _parallel(name: str, group: list[Step], branch_task: Callable[[Step], dict[s
 def _failed_branch(index: int, step: Step, target: str) -> dict[str, Any]:
     """The failed branch's error as $.error, with the step it came from, then on to target."""
     return {"Type": "Pass", "InputPath": f"$.branches[{index}].failure",
-            "Parameters": {"Error.$": "$.Error", "Cause.$": "$.Cause", "step_id": step.id},
+            "Parameters": {"Error.$": "$.Error", "step_id": step.id,
+                           "Cause": f"step {step.id} failed; its record says why"},
             "ResultPath": "$.error", "Next": target}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,9 +155,16 @@ class DefinitionService:
     def saga_stats(self, saga_id: str) -> dict[str, Any]:
         saga = self.get(saga_id)
         versions = self.store.versions(saga_id)
+        active = saga.active_steps()
+        sizes = Counter(step.group for step in active)
+        pivot = saga.pivot()
         return {"saga_id": saga.id, "version": saga.version, "revision": saga.revision,
                 "versions": len(versions), "steps": len(saga.steps),
-                "active_steps": len(saga.active_steps()), "active": saga.active}
+                "active_steps": len(active), "active": saga.active,
+                # Its shape: groups run one after another, a group's steps side by side.
+                "groups": len(sizes), "parallel_groups": sum(1 for n in sizes.values() if n > 1),
+                "kinds": dict(sorted(Counter(step.kind.value for step in active).items())),
+                "pivot": pivot.id if pivot else None}
 
     def all_stats(self) -> dict[str, Any]:
         totals = self.store.totals()

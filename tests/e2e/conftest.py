@@ -17,6 +17,7 @@ from chalicelib.adapters import aws
 from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.adapters.stepfunctions import run_history
 from chalicelib.config import Settings, get_settings
+from chalicelib.saga import lifecycle
 from chalicelib.steps.actions import demo_data
 from infra.deploy.local import deploy_local, load_app
 from infra.local_events import EventWorkers
@@ -25,7 +26,7 @@ from infra.ws_gateway import LocalWebsocketGateway
 
 API = "/api/v1/saga"
 JSON = {"Content-Type": "application/json"}
-FINAL = {"COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "FAILED", "TIMED_OUT", "PARKED"}
+FINAL = {status.value for status in lifecycle.FINAL}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -72,7 +72,8 @@ def test_the_roles_follow_the_contract() -> None:
     assert roles[("/sagas/{saga_id}", "DELETE")] is Role.ADMIN
     assert roles[("/cleanup", "POST")] is Role.ADMIN
     assert roles[("/contracts/saga-participant-1.json", "GET")] is Role.READER
-    assert len(roles) == 23  # every route but /health and the console's files
+    assert roles[("/executions/{execution_id}/retry-forward", "POST")] is Role.OPERATOR
+    assert len(roles) == 24  # every route but /health and the console's files
 
 
 def test_every_route_refuses_bad_tokens_and_too_small_roles(secured: Served) -> None:

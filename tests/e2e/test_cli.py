@@ -141,3 +141,47 @@ def test_run_follow_without_input_completes_locally(saga: Any, tmp_path: Path,
     result = saga("run", saga_id, "--follow")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1].startswith("COMPLETED in ")
+
+
+def test_a_shaped_saga_parks_and_is_retried_forward_from_the_terminal(
+    saga: Any, tmp_path: Path, demo: Callable[[], dict[str, Any]]
+) -> None:
+    from chalicelib import runtime
+    from chalicelib.steps.actions import demo_data
+
+    example = Path(__file__).parents[2] / "examples" / "order-fulfilment"
+    definition = json.loads((example / "saga.json").read_text())
+    definition["id"] = f"cli-fulfil-{uuid.uuid4().hex[:8]}"
+    saga_file = tmp_path / "saga.json"
+    saga_file.write_text(json.dumps(definition))
+    sku = f"SKU-{uuid.uuid4().hex[:6]}"
+    with runtime.container().connector.transaction() as cur:
+        demo_data.seed_stock(cur, sku, 5)
+    order = {**json.loads((example / "order.json").read_text()), "sku": sku,
+             "customer_id": new_customer(), "amount": "5.00", "currency": "EUR"}
+    input_file = tmp_path / "order.json"
+    input_file.write_text(json.dumps(order))
+    faults = tmp_path / "faults.json"
+    faults.write_text(json.dumps([{"step_id": "ship", "error": "CarrierDown", "times": 3}]))
+    assert saga("sagas", "create", "-f", str(saga_file)).returncode == 0
+    shown = saga("sagas", "show", definition["id"]).stdout
+    assert "capture-payment" in shown and " pivot " in shown and " retriable " in shown
+
+    parked = saga("run", definition["id"], "--input", str(input_file), "--faults", str(faults),
+                  "--follow")
+    assert parked.returncode == 1, parked.stdout + parked.stderr
+    out = parked.stdout
+    assert ("6 steps: create-order → reserve-stock ∥ authorize-payment → capture-payment "
+            "(pivot) → ship ∥ notify (retriable)") in out
+    assert "  ∥ group 2, running in parallel: reserve-stock, authorize-payment" in out
+    assert "  ⏸ parked after the pivot: ship CarrierDown" in out
+    assert out.splitlines()[-1].startswith("PARKED in ")
+    execution_id = out.splitlines()[0].split()[-1]
+
+    resumed = saga("executions", "retry-forward", execution_id, "--follow")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "▶ retried forward by" in resumed.stdout
+    assert "✓ ship succeeded (attempt 4" in resumed.stdout
+    assert resumed.stdout.splitlines()[-1].startswith("COMPLETED in ")
+    timeline = saga("executions", "show", execution_id).stdout
+    assert "group 3, pivot" in timeline and "group 4, retriable" in timeline

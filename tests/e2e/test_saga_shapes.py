@@ -79,10 +79,19 @@ def test_a_group_runs_its_steps_side_by_side(api: Api, settings_e2e: Settings,
     entered = [e["stateEnteredEventDetails"]["name"] for e in history
                if "stateEnteredEventDetails" in e]
     assert entered.count("group:2") == 1 and entered.count("group:4") == 1
-    # The read model shows the shape as the write model recorded it.
-    started = next(e for e in _events(execution["id"]) if e["type"] == "saga.execution.started")
+    # Events (as Kafka, the read model and the WebSocket push carry them) say the shape.
+    events = _events(execution["id"])
+    started = next(e for e in events if e["type"] == "saga.execution.started")
     assert started["data"]["shape"][2] == {"step_id": "authorize-payment", "group": 2,
                                            "kind": "compensatable"}
+    shipped = next(e for e in events if e["type"] == "saga.step.succeeded"
+                   and e["data"]["step_id"] == "ship")
+    assert (shipped["data"]["step"]["group"], shipped["data"]["step"]["kind"]) == (
+        4, "retriable")
+    status, stats = api.call("GET", f"/sagas/{saga_id}/stats")
+    assert status == 200
+    assert (stats["groups"], stats["parallel_groups"], stats["pivot"], stats["kinds"]) == (
+        4, 2, "capture-payment", {"compensatable": 3, "pivot": 1, "retriable": 2})
 
 
 def test_a_failing_branch_compensates_its_sibling_and_every_earlier_step(

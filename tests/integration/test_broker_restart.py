@@ -23,13 +23,16 @@ from chalicelib.events.consumer import run_projector
 from chalicelib.events.projector import EXECUTIONS
 from chalicelib.events.relay import OutboxRelay
 from chalicelib.saga import events
-from chalicelib.saga.executions import Execution, ExecutionStatus
+from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
+from chalicelib.saga.lifecycle import StepKind
 from infra.stack.supervisor import Supervisor
 from tests.support.databases import migrated_connector
 
 DB = "saga_db_test_broker_restart"
 EXECUTIONS_WRITTEN = 60
 EVENTS_AFTER_START = 4
+
+ONE_STEP = StepShape(step_id="a", group=1, kind=StepKind.COMPENSATABLE)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,7 @@ def _write_execution(connector: mysql.MySQLConnector) -> list[str]:
     with connector.transaction() as cur:
         insert_execution(cur, Execution(
             id=execution_id, saga_id="restart", revision=1, version="1.0.0",
-            status=ExecutionStatus.RUNNING, input={}, started_at=now, updated_at=now), ["a"])
+            status=ExecutionStatus.RUNNING, input={}, started_at=now, updated_at=now), [ONE_STEP])
         at = now.replace(tzinfo=None)
         sent = [append_event(cur, events.EXECUTION_STARTED, execution_id=execution_id,
                              data={"saga_id": "restart", "input": {}, "steps": ["a"]}, at=at)]

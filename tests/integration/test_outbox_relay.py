@@ -16,7 +16,8 @@ from chalicelib.adapters.mysql_executions import append_event, insert_execution
 from chalicelib.config import Settings
 from chalicelib.events.records import header_map
 from chalicelib.events.relay import OutboxRelay
-from chalicelib.saga.executions import Execution, ExecutionStatus
+from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
+from chalicelib.saga.lifecycle import StepKind
 from chalicelib.saga.storable import (
     ENVELOPE_OVERHEAD_BYTES,
     TooLarge,
@@ -27,6 +28,8 @@ from infra.stack.supervisor import Supervisor
 from tests.support.databases import migrated_connector
 
 DB = "saga_db_test_relay"
+
+ONE_STEP = StepShape(step_id="a", group=1, kind=StepKind.COMPENSATABLE)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +122,7 @@ def test_the_largest_event_the_api_accepts_is_one_the_broker_takes(
         insert_execution(cur, Execution(
             id=execution_id, saga_id="s", revision=1, version="1.0.0",
             status=ExecutionStatus.RUNNING, input=saga_input, started_at=now, updated_at=now),
-            ["a"])
+            [ONE_STEP])
         sent = append_event(cur, "saga.execution.started", execution_id=execution_id,
                             data={"saga_id": "s", "input": saga_input, "steps": ["a"]},
                             at=now.replace(tzinfo=None))

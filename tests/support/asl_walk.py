@@ -133,6 +133,10 @@ def _run(states: Mapping[str, Any], start: str, data: Any, outcomes: Mapping[str
             run.tasks.append((name, params, outcome))
             if outcome != "ok":
                 error = {"Error": _ERRORS[outcome], "Cause": f"{name} failed"}
+            elif state.get("ResultPath", "$") is not None:
+                # The Lambda's answer is not modelled: only a ResultSelector's literals.
+                data = set_path(data, state.get("ResultPath", "$"),
+                                render(state.get("ResultSelector", {}), {}))
         elif kind == "Pass":
             value = get_path(data, state.get("InputPath", "$"))
             if "Parameters" in state:
@@ -155,7 +159,8 @@ def _run(states: Mapping[str, Any], start: str, data: Any, outcomes: Mapping[str
             caught = _catch(state, error)
             if caught is None:
                 raise Unhandled(error)
-            data = set_path(data, caught.get("ResultPath", "$"), error)
+            data = set_path(data, caught.get("ResultPath", "$"), {
+                key: value for key, value in error.items() if key != "state"})
             name = caught["Next"]
             continue
         if state.get("End"):

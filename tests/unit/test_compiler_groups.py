@@ -208,15 +208,17 @@ def test_a_group_is_one_parallel_state_whose_branches_catch_their_own_failure() 
     for branch in group["Branches"]:
         task = branch["States"][branch["StartAt"]]
         assert task["End"] is True
-        assert task["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure",
+        assert task["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$",
                                   "Next": f"failed:{branch['StartAt'][5:]}"}]
+        # A branch's output is a few bytes, whatever the step's error.
+        assert task["ResultSelector"] == {"done": True}
     run = asl_walk.walk(machine, {"step:c": "error"})
     # b ran to its end before anything was undone, then b and a were compensated.
     assert [n for n, _, _ in run.tasks if n.startswith(("step:", "undo:"))] == [
         "step:a", "step:b", "step:c", "undo:b", "undo:c", "undo:a"]
     undo_c = next(p for n, p, _ in run.tasks if n == "undo:c")
-    assert undo_c["error"] == {"Error": "Step.Failed", "Cause": "step:c failed",
-                               "step_id": "c"}
+    assert undo_c["error"] == {"Error": "Step.Failed", "step_id": "c",
+                               "Cause": "step c failed; its record says why"}
 
 
 def test_retriable_steps_retry_the_configured_attempts_with_capped_backoff() -> None:

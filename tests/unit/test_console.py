@@ -64,3 +64,21 @@ def test_the_caller_view_follows_the_route_roles(role: Role, actions: list[str])
                        route_roles=ROUTE_ROLES, websocket_url="wss://push.example/live")
     assert view == {"subject": "ops@example", "role": role.name.lower(), "auth_enabled": True,
                     "actions": actions, "websocket_url": "wss://push.example/live"}
+
+
+def test_the_consoles_statuses_are_the_lifecycles() -> None:
+    """The console spells the statuses in JavaScript; they must be the domain's, all of them."""
+    import re
+    from pathlib import Path
+
+    from chalicelib.saga.lifecycle import FINAL, ExecutionStatus
+
+    source = (Path(__file__).parents[2] / "chalicelib" / "console" / "dom.js").read_text()
+
+    def listed(name: str) -> set[str]:
+        found = re.search(rf"export const {name} = (?:new Set\()?\[([^\]]*)\]", source)
+        assert found is not None, name
+        return set(re.findall(r'"([A-Z_]+)"', found[1]))
+
+    assert listed("STATUSES") == {status.value for status in ExecutionStatus}
+    assert listed("FINAL") == {status.value for status in FINAL}

@@ -137,6 +137,9 @@ def test_reads_lists_and_stats() -> None:
         service.list(active="maybe")
     stats = service.saga_stats("a")
     assert (stats["versions"], stats["steps"]) == (1, len(SEED["steps"]))
+    # A straight line of compensatable steps: one group per step, no pivot.
+    assert (stats["groups"], stats["parallel_groups"], stats["kinds"], stats["pivot"]) == (
+        len(SEED["steps"]), 0, {"compensatable": len(SEED["steps"])}, None)
     assert service.all_stats()["sagas"] == 3
     with pytest.raises(NotFound, match=r"at version 9\.9\.9"):
         service.get("a", "9.9.9")
