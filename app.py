@@ -242,10 +242,12 @@ def saga_status(saga_id: str) -> dict[str, Any]:
 
 
 @route(f"{API}/executions", "GET", Role.READER,
-       params=("saga_id", "status", "limit", "cursor"))
+       params=("saga_id", "status", "started_after", "started_before", "limit", "cursor"))
 def list_executions() -> dict[str, Any]:
     page = _executions().list(saga_id=_query("saga_id"), status=_query("status"),
-                                    limit=_query("limit"), cursor=_query("cursor"))
+                              started_after=_query("started_after"),
+                              started_before=_query("started_before"),
+                              limit=_query("limit"), cursor=_query("cursor"))
     return {"items": [e.model_dump(mode="json", exclude={"steps"}) for e in page.items],
             "next_cursor": page.next_cursor}
 

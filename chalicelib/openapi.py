@@ -170,6 +170,13 @@ def _execution_paths() -> dict[str, Any]:
                         {"name": "saga_id", "in": "query", "schema": {"type": "string"}},
                         {"name": "status", "in": "query", "schema": {
                             "type": "string", "enum": [s.value for s in ExecutionStatus]}},
+                        {"name": "started_after", "in": "query",
+                         "description": "started at or after this time (ISO 8601 with its "
+                                        "zone, e.g. 2026-12-05T09:30:00Z)",
+                         "schema": {"type": "string", "format": "date-time"}},
+                        {"name": "started_before", "in": "query",
+                         "description": "started before this time (ISO 8601 with its zone)",
+                         "schema": {"type": "string", "format": "date-time"}},
                         {"name": "limit", "in": "query",
                          "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
                         {"name": "cursor", "in": "query", "schema": {"type": "string"}}],

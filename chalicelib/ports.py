@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
@@ -114,6 +115,20 @@ class ExecutionPage:
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class ExecutionQuery:
+    """Which executions a listing returns: newest first, at most `limit` after `cursor`.
+    The read model compares the time bounds at millisecond precision (BSON dates), the write
+    model at microseconds."""
+
+    limit: int
+    saga_id: str | None = None
+    status: str | None = None
+    started_after: datetime | None = None  # started at or after (UTC-aware)
+    started_before: datetime | None = None  # started strictly before
+    cursor: str | None = None
+
+
 class ExecutionStore(Protocol):
     """The write model of executions. Each change writes its event in the same transaction."""
 
@@ -130,8 +145,7 @@ class ExecutionStore(Protocol):
 
     def get(self, execution_id: str) -> Execution | None: ...
 
-    def list(self, *, saga_id: str | None, status: str | None, limit: int,
-             cursor: str | None) -> ExecutionPage: ...
+    def list(self, query: ExecutionQuery) -> ExecutionPage: ...
 
     def latest(self, saga_id: str, status: ExecutionStatus | None = None) -> Execution | None: ...
 
@@ -166,8 +180,7 @@ class ExecutionReadModel(Protocol):
 
     def get(self, execution_id: str) -> Execution | None: ...
 
-    def list(self, *, saga_id: str | None, status: str | None, limit: int,
-             cursor: str | None) -> ExecutionPage: ...
+    def list(self, query: ExecutionQuery) -> ExecutionPage: ...
 
     def latest(self, saga_id: str) -> Execution | None: ...
 

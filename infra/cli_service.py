@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -196,8 +197,9 @@ def describe(event: dict[str, Any]) -> str | None:
 
 def executions(args: argparse.Namespace, api: ApiClient) -> int:
     if args.action == "list":
-        query = "&".join(f"{k}={v}" for k, v in (("saga_id", args.saga), ("status", args.status),
-                                                   ("limit", args.limit)) if v)
+        query = urllib.parse.urlencode([(k, v) for k, v in (
+            ("saga_id", args.saga), ("status", args.status), ("started_after", args.after),
+            ("started_before", args.before), ("limit", args.limit)) if v])
         page = api.call("GET", f"/executions?{query}")
         rows = [[e["id"], e["saga_id"], e["version"], e["status"], e["started_at"][:19]]
                 for e in page["items"]]
@@ -312,6 +314,8 @@ def add_commands(commands: Any) -> None:
     parser.add_argument("id", nargs="?")
     parser.add_argument("--saga")
     parser.add_argument("--status")
+    parser.add_argument("--after", help="list: started at or after (ISO 8601 with a zone)")
+    parser.add_argument("--before", help="list: started before (ISO 8601 with a zone)")
     parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--reason", help="resolve: why it is resolved")
     parser.add_argument("--follow", action="store_true",

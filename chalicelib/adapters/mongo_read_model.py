@@ -13,7 +13,7 @@ from pymongo.errors import PyMongoError
 
 from chalicelib.adapters.cursors import decode_time_cursor, encode_cursor
 from chalicelib.events.projector import EXECUTIONS, SUMMARIES
-from chalicelib.ports import ExecutionPage, ReadModelUnavailable
+from chalicelib.ports import ExecutionPage, ExecutionQuery, ReadModelUnavailable
 from chalicelib.saga.executions import Execution
 from chalicelib.saga.lifecycle import ACTIVE, ExecutionStatus
 
@@ -64,16 +64,25 @@ class MongoExecutionReadModel:
         return to_execution(doc) if doc else None
 
     @_unavailable_on_failure
-    def list(self, *, saga_id: str | None, status: str | None, limit: int,
-             cursor: str | None) -> ExecutionPage:
+    def list(self, request: ExecutionQuery) -> ExecutionPage:
+        limit = request.limit
         query: dict[str, Any] = {}
-        if saga_id:
-            query["saga_id"] = saga_id
-        if status:
-            query["status"] = status
-        if cursor:
+        if request.saga_id:
+            query["saga_id"] = request.saga_id
+        if request.status:
+            query["status"] = request.status
+        # BSON dates keep milliseconds: bounds are cut to them, so a started_at copied from
+        # an execution (microseconds) bounds it as it does in the write model.
+        started: dict[str, datetime] = {}
+        if request.started_after:
+            started["$gte"] = _to_millisecond(request.started_after)
+        if request.started_before:
+            started["$lt"] = _to_millisecond(request.started_before)
+        if started:
+            query["started_at"] = started
+        if request.cursor:
             # Newest first; the cursor holds "started_at|id" of the last item seen.
-            at, last_id = decode_time_cursor(cursor)
+            at, last_id = decode_time_cursor(request.cursor)
             query["$or"] = [{"started_at": {"$lt": at}},
                             {"started_at": at, "_id": {"$lt": last_id}}]
         docs = list(self._db[EXECUTIONS].find(query, {"steps": 0, "input": 0})
@@ -114,6 +123,10 @@ def _summary(doc: dict[str, Any]) -> dict[str, Any]:
             "success_rate": round(by_status.get(ExecutionStatus.COMPLETED, 0) / finished, 4)
             if finished else None,
             "last_execution_at": _iso(doc.get("last_execution_at"))}
+
+
+def _to_millisecond(at: datetime) -> datetime:
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 def _iso(value: Any) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 import pymysql
 
 from chalicelib.adapters.cursors import decode_time_cursor, encode_cursor
-from chalicelib.ports import ExecutionPage
+from chalicelib.ports import ExecutionPage, ExecutionQuery
 from chalicelib.saga import events
 from chalicelib.saga.errors import NotFound
 from chalicelib.saga.executions import (
@@ -210,6 +210,11 @@ def set_execution_error(cur: Cursor, execution_id: str, error: dict[str, Any]) -
     cur.execute("UPDATE executions SET error = %s WHERE id = %s", (_json(error), execution_id))
 
 
+def _naive_utc(at: datetime) -> datetime:
+    """MySQL's DATETIME columns hold UTC without a zone."""
+    return at.astimezone(UTC).replace(tzinfo=None)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.replace(tzinfo=UTC).isoformat() if value is not None else None
 
@@ -318,18 +323,24 @@ class MySQLExecutionStore:
         with self._db.transaction() as cur:
             return load_execution(cur, execution_id)
 
-    def list(self, *, saga_id: str | None, status: str | None, limit: int,
-             cursor: str | None) -> ExecutionPage:
+    def list(self, query: ExecutionQuery) -> ExecutionPage:
+        limit = query.limit
         where, args = ["1 = 1"], []
-        if saga_id:
+        if query.saga_id:
             where.append("saga_id = %s")
-            args.append(saga_id)
-        if status:
+            args.append(query.saga_id)
+        if query.status:
             where.append("status = %s")
-            args.append(status)
-        if cursor:
+            args.append(query.status)
+        if query.started_after:
+            where.append("started_at >= %s")
+            args.append(_naive_utc(query.started_after))
+        if query.started_before:
+            where.append("started_at < %s")
+            args.append(_naive_utc(query.started_before))
+        if query.cursor:
             # Newest first; the cursor holds "started_at|id" of the last item seen.
-            started, last_id = decode_time_cursor(cursor)
+            started, last_id = decode_time_cursor(query.cursor)
             where.append("(started_at, id) < (%s, %s)")
             args += [started.replace(tzinfo=None), last_id]
         with self._db.transaction() as cur:
@@ -340,7 +351,7 @@ class MySQLExecutionStore:
         next_cursor = None
         if len(rows) > limit and items:
             last = rows[limit - 1]
-            next_cursor = encode_cursor(f"{last['started_at'].isoformat()}|{last['id']}")
+            next_cursor = encode_cursor(f"{_utc(last['started_at']).isoformat()}|{last['id']}")
         return ExecutionPage(items, next_cursor)
 
     def latest(self, saga_id: str, status: ExecutionStatus | None = None) -> Execution | None:

@@ -59,7 +59,8 @@ export function sagaGraph(saga) {
         `${step.order}. ${clip(step.name || step.id, 22)}`),
       s("text", { x: x + 10, y: y + 38, class: "step-action" }, `▶ ${clip(step.action, 26)}`),
       s("text", { x: x + 10, y: y + 55, class: "step-undo" }, undo),
-      s("text", { x: x + W - 10, y: y + 19, class: "step-kind", "text-anchor": "end" },
+      // Above the box: the title keeps its width whatever the label's.
+      s("text", { x: x + W - 4, y: y - 5, class: "step-kind", "text-anchor": "end" },
         active ? (kind === "compensatable" ? step.type || "" : kind) : "inactive"));
       svg.append(node);
       here.push({ x, y, active, step });
@@ -86,7 +87,8 @@ export function sagaGraph(saga) {
     .filter((c) => c.length && c.every((node) => node.step.kind !== "retriable"));
   const base = PAD + bodyHeight + 14;
   for (let i = active.length - 1; i > 0; i -= 1) {
-    const from = active[i][0], to = active[i - 1][0];
+    // From the bottom of one group to the bottom of the one before: below every box.
+    const from = active[i][active[i].length - 1], to = active[i - 1][active[i - 1].length - 1];
     const x1 = from.x + W / 2, x2 = to.x + W / 2;
     svg.append(s("path", { class: "undo", "marker-end": "url(#undo-arrow)",
       d: `M${x1},${from.y + H} C${x1},${base + 34} ${x2},${base + 34} ${x2},${to.y + H + 4}` }));

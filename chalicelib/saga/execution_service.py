@@ -16,6 +16,7 @@ from chalicelib.ports import (
     Actor,
     DefinitionStore,
     ExecutionPage,
+    ExecutionQuery,
     ExecutionReadModel,
     ExecutionStore,
     Orchestrator,
@@ -321,17 +322,38 @@ class ExecutionService:
             return {"unavailable": "the read model cannot be reached"}
 
     def list(self, *, saga_id: str | None, status: str | None, limit: str | None,
-             cursor: str | None) -> ExecutionPage:
+             cursor: str | None, started_after: str | None = None,
+             started_before: str | None = None) -> ExecutionPage:
         if status and status not in _STATUSES:
             raise BadRequest(f"status must be one of {', '.join(sorted(_STATUSES))}",
                              value=status)
-        query = {"saga_id": saga_id or None, "status": status or None,
-                 "limit": page_size(limit), "cursor": cursor or None}
+        after = _instant("started_after", started_after)
+        before = _instant("started_before", started_before)
+        if after is not None and before is not None and after >= before:
+            raise BadRequest("started_after must be earlier than started_before",
+                             value=started_after)
+        query = ExecutionQuery(limit=page_size(limit), saga_id=saga_id or None,
+                               status=status or None, started_after=after,
+                               started_before=before, cursor=cursor or None)
         try:
             try:
-                return self.reads.list(**query)
+                return self.reads.list(query)
             except ReadModelUnavailable:
                 # Same order and cursor format, from the write model.
-                return self.executions.list(**query)
+                return self.executions.list(query)
         except ValueError as bad_cursor:
             raise BadRequest(str(bad_cursor), value=cursor) from None
+
+
+def _instant(name: str, raw: str | None) -> datetime | None:
+    """A query's time bound: ISO 8601 with its zone (a time without one means nothing here)."""
+    if not raw:
+        return None
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise BadRequest(f"{name} must be an ISO 8601 time with its zone, such as "
+                         "2026-12-05T09:30:00Z", value=raw)
+    return at.astimezone(UTC)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.ports import ExecutionPage, ReadModelUnavailable
+from chalicelib.ports import ExecutionPage, ExecutionQuery, ReadModelUnavailable
 from chalicelib.saga import events
 from chalicelib.saga.errors import NotFound
 from chalicelib.saga.executions import Execution, StepRun, StepShape
@@ -15,19 +15,24 @@ from chalicelib.saga.lifecycle import ACTIVE, ExecutionStatus, StepStatus, can_t
 from chalicelib.testing.definitions import InMemoryDefinitionStore
 
 
-def _page(found: list[Execution], *, saga_id: str | None, status: str | None, limit: int,
-          cursor: str | None) -> ExecutionPage:
+def _matches(execution: Execution, query: ExecutionQuery) -> bool:
+    return ((query.saga_id is None or execution.saga_id == query.saga_id)
+            and (query.status is None or execution.status == query.status)
+            and (query.started_after is None or execution.started_at >= query.started_after)
+            and (query.started_before is None or execution.started_at < query.started_before))
+
+
+def _page(found: list[Execution], query: ExecutionQuery) -> ExecutionPage:
     """Newest first; the cursor is the last id seen (the real ones encode time and id)."""
-    items = sorted((e for e in found if (saga_id is None or e.saga_id == saga_id)
-                    and (status is None or e.status == status)),
+    items = sorted((e for e in found if _matches(e, query)),
                    key=lambda e: (e.started_at, e.id), reverse=True)
-    if cursor is not None:
+    if query.cursor is not None:
         ids = [e.id for e in items]
-        if cursor not in ids:
+        if query.cursor not in ids:
             raise ValueError("cursor is not one this listing gave out")
-        items = items[ids.index(cursor) + 1:]
-    page = items[:limit]
-    return ExecutionPage(page, page[-1].id if len(items) > limit and page else None)
+        items = items[ids.index(query.cursor) + 1:]
+    page = items[:query.limit]
+    return ExecutionPage(page, page[-1].id if len(items) > query.limit and page else None)
 
 
 class InMemoryExecutionStore:
@@ -66,14 +71,12 @@ class InMemoryExecutionStore:
         row = self._rows.get(execution_id)
         return row.model_copy(deep=True) if row else None
 
-    def list(self, *, saga_id: str | None, status: str | None, limit: int,
-             cursor: str | None) -> ExecutionPage:
-        return _page(list(self._rows.values()), saga_id=saga_id, status=status, limit=limit,
-                     cursor=cursor)
+    def list(self, query: ExecutionQuery) -> ExecutionPage:
+        return _page(list(self._rows.values()), query)
 
     def latest(self, saga_id: str, status: ExecutionStatus | None = None) -> Execution | None:
-        found = _page(list(self._rows.values()), saga_id=saga_id, status=status, limit=1,
-                      cursor=None).items
+        found = _page(list(self._rows.values()),
+                      ExecutionQuery(limit=1, saga_id=saga_id, status=status)).items
         return found[0].model_copy(deep=True) if found else None
 
     def mark_started(self, execution_id: str, machine_arn: str, run_arn: str) -> None:
@@ -161,16 +164,13 @@ class InMemoryReadModel:
         self._check()
         return self._docs.get(execution_id)
 
-    def list(self, *, saga_id: str | None, status: str | None, limit: int,
-             cursor: str | None) -> ExecutionPage:
+    def list(self, query: ExecutionQuery) -> ExecutionPage:
         self._check()
-        return _page(list(self._docs.values()), saga_id=saga_id, status=status, limit=limit,
-                     cursor=cursor)
+        return _page(list(self._docs.values()), query)
 
     def latest(self, saga_id: str) -> Execution | None:
         self._check()
-        found = _page(list(self._docs.values()), saga_id=saga_id, status=None, limit=1,
-                      cursor=None).items
+        found = _page(list(self._docs.values()), ExecutionQuery(limit=1, saga_id=saga_id)).items
         return found[0] if found else None
 
     def summary(self, saga_id: str) -> dict[str, Any]:

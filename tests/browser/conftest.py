@@ -19,6 +19,7 @@ import pytest
 from chalicelib import runtime
 from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.config import get_settings
+from chalicelib.saga import lifecycle
 from chalicelib.steps.actions import demo_data
 from infra.deploy.local import deploy_local
 from tests.support.served import Served, http, served
@@ -26,7 +27,7 @@ from tests.support.served import Served, http, served
 HERE = Path(__file__).parent
 SCREENSHOTS = HERE / "screenshots"
 CHROMIUM = os.environ.get("SAGA_CHROMIUM", "/usr/bin/chromium")
-FINAL = {"COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "FAILED", "TIMED_OUT"}
+FINAL = {status.value for status in lifecycle.FINAL}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

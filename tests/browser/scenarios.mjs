@@ -18,7 +18,9 @@ async function launch() {
   if (process.getuid && process.getuid() === 0) flags.push("--no-sandbox");
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: args.chromium || "/usr/bin/chromium", headless: true, args: flags,
-    viewport: { width: args.width || 1280, height: args.height || 900 } });
+    viewport: { width: args.width || 1280, height: args.height || 900 },
+    // The time-range inputs are local times: the tests write them in UTC.
+    timezoneId: "UTC" });
   context.setDefaultTimeout(TIMEOUT);
   const close = async () => {
     await context.close();
@@ -72,10 +74,11 @@ const scenarios = {
     const graph = page.locator('[data-testid="saga-graph"] svg');
     await graph.waitFor();
     const steps = await graph.locator("g.step").evaluateAll((nodes) => nodes.map((n) => n.dataset.step));
-    const result = { ...load, listed, steps, edges: await graph.locator("path.edge").count(),
+    const kinds = await graph.locator("g.step").evaluateAll((nodes) => nodes.map((n) => n.dataset.kind));
+    const result = { ...load, listed, steps, kinds, edges: await graph.locator("path.edge").count(),
       undo_edges: await graph.locator("path.undo").count(),
       title: await page.locator("h1").textContent() };
-    await page.screenshot({ path: `${SHOTS}/saga-graph.png`, fullPage: true });
+    await page.screenshot({ path: `${SHOTS}/${args.shot || "saga-graph"}.png`, fullPage: true });
     return result;
   },
 
@@ -138,6 +141,44 @@ const scenarios = {
     await page.screenshot({ path: `${SHOTS}/retried.png`, fullPage: true });
     return { before, question, after_cancel: afterCancel, answer: said, seen,
       buttons_left: await page.locator("button[data-action]").count() };
+  },
+
+  // A saga with 1,000 executions: pages of 50 (Next, Previous), and a time range the API
+  // filters. Each step is timed from the click to the new rows on screen.
+  async bulk_list({ page }) {
+    const rows = () => page.locator("table.list tbody tr").evaluateAll((trs) =>
+      trs.map((tr) => tr.dataset.execution));
+    const timed = async (act, previousFirst) => {
+      const started = Date.now();
+      await act();
+      await page.waitForFunction((first) => {
+        const tr = document.querySelector("table.list tbody tr");
+        return tr && tr.dataset.execution !== first;
+      }, previousFirst);
+      return Date.now() - started;
+    };
+    const started = Date.now();
+    await page.goto(`${args.base}/console#/executions?saga_id=${args.saga_id}`);
+    await page.locator("table.list tbody tr").first().waitFor();
+    const first = { ms: Date.now() - started, ids: await rows() };
+    const next = page.locator("nav.pager a", { hasText: "Next page" });
+    const pages = [first.ids];
+    const ms = [];
+    for (let i = 0; i < 3; i += 1) {
+      ms.push(await timed(() => next.click(), pages[pages.length - 1][0]));
+      pages.push(await rows());
+    }
+    const previous = page.locator("nav.pager a", { hasText: "Previous page" });
+    ms.push(await timed(() => previous.click(), pages[pages.length - 1][0]));
+    const back = await rows();
+    await page.locator('input[name="from"]').fill(args.from);
+    await page.locator('input[name="to"]').fill(args.to);
+    ms.push(await timed(() => page.locator('form.filters button[type="submit"]').click(),
+      back[0]));
+    const filtered = await rows();
+    const filteredMore = await next.count();
+    await page.screenshot({ path: `${SHOTS}/executions-1000.png`, fullPage: false });
+    return { first_ms: first.ms, click_ms: ms, pages, back, filtered, filtered_more: filteredMore };
   },
 
   // Auth on: asked for a token; a bad one explained; a reader sees no actions, an operator does.

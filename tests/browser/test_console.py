@@ -1,17 +1,28 @@
 """The operator console in a real browser against `saga serve` on the local stack: the
 documented saga and its graph, a live timeline, compensation bars and the reason, retrying a
-failed compensation from the page, and auth (asked for a token, a reader sees no actions)."""
+failed compensation from the page, auth (asked for a token, a reader sees no actions), and a
+list of 1,000 executions paged and filtered by time."""
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 import pytest
 
+from chalicelib import runtime
+from chalicelib.adapters.mongo import read_model
+from chalicelib.adapters.mysql_executions import insert_execution
+from chalicelib.config import get_settings
+from chalicelib.events.projector import Projector
+from chalicelib.saga import events
+from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
+from chalicelib.saga.lifecycle import StepKind
 from infra.stack.paths import PROJECT_ROOT
 from tests.browser.conftest import Console, new_customer, run_scenario
 from tests.support.served import served
@@ -129,3 +140,76 @@ def test_with_auth_on_a_token_is_asked_for_and_a_reader_sees_no_actions(
     assert result["reader"]["live"] == "on"  # the WebSocket took the token from ?token=
     assert result["operator"]["who"] == "olaf.operator · operator"
     assert result["operator"]["buttons"] == ["compensate"]
+
+
+BULK = 1000
+BULK_T0 = datetime(2026, 1, 1, tzinfo=UTC)  # one a minute from here: none of them live
+
+
+@pytest.fixture(scope="module")
+def bulk_saga(console: Console) -> str:
+    """A saga with 1,000 COMPLETED executions, written to both models as the pipeline would
+    leave them (rows in MySQL; their started and completed events applied by the projector),
+    without running 1,000 state machines: what is tested is the console with a long list."""
+    saga_id = f"bulk-{uuid.uuid4().hex[:8]}"
+    status, body = console.call("POST", "/sagas", {**SAGA, "id": saga_id})
+    assert status == 201, body
+    shape = [StepShape(step_id=step["id"], group=step["order"], kind=StepKind.COMPENSATABLE)
+             for step in SAGA["steps"]]
+    executions = [Execution(
+        id=f"{saga_id}-{n:04d}", saga_id=saga_id, revision=1, version=SAGA["version"],
+        status=ExecutionStatus.COMPLETED, input={}, started_at=BULK_T0 + timedelta(minutes=n),
+        updated_at=BULK_T0 + timedelta(minutes=n, seconds=1)) for n in range(BULK)]
+    container = runtime.container()
+    with container.connector.transaction() as cur:
+        for execution in executions:
+            insert_execution(cur, execution, shape)
+        cur.execute("UPDATE executions SET last_sequence = 2, ended_at = updated_at "
+                    "WHERE saga_id = %s", (saga_id,))
+    settings = get_settings()
+    projector = Projector(container.mongo, read_model(container.mongo, settings.database.mongodb))
+    for execution in executions:
+        key, subject = execution.id, f"execution/{execution.id}"
+        projector.apply(events.envelope(
+            events.EXECUTION_STARTED, key=key, subject=subject, sequence=1,
+            time=execution.started_at, data={
+                "saga_id": saga_id, "version": execution.version, "revision": 1,
+                "steps": [s.step_id for s in shape], "input": {},
+                "shape": [s.model_dump(mode="json") for s in shape]}))
+        projector.apply(events.envelope(
+            events.SAGA_COMPLETED, key=key, subject=subject, sequence=2,
+            time=execution.updated_at, data={"saga_id": saga_id, "status": "COMPLETED",
+                                             "execution_error": None, "output": None}))
+    return saga_id
+
+
+def test_a_list_of_1000_executions_is_paged_and_filtered_by_time(console: Console,
+                                                                 bulk_saga: str) -> None:
+    def ids(minutes: range) -> list[str]:
+        return [f"{bulk_saga}-{n:04d}" for n in minutes]
+
+    # From 01:40 (inclusive) to 03:40 (exclusive): the executions of minutes 100 to 219.
+    result = run_scenario("bulk_list", base=console.served.base, saga_id=bulk_saga,
+                          **{"from": "2026-01-01T01:40", "to": "2026-01-01T03:40"})
+    assert result["pages"] == [ids(range(999 - 50 * p, 949 - 50 * p, -1)) for p in range(4)]
+    assert result["back"] == result["pages"][2]
+    assert result["filtered"] == ids(range(219, 169, -1))
+    assert result["filtered_more"] == 1  # 120 in the range: a next page
+    print(f"BROWSER 1,000 executions: first page on screen in {result['first_ms']} ms; "
+          f"next x3, previous, filter: {result['click_ms']} ms")
+
+
+def test_a_shaped_saga_is_drawn_with_its_groups_and_kinds(console: Console) -> None:
+    example = json.loads((PROJECT_ROOT / "examples" / "order-fulfilment" / "saga.json")
+                         .read_text())
+    saga_id = f"fulfil-{uuid.uuid4().hex[:8]}"
+    status, body = console.call("POST", "/sagas", {**example, "id": saga_id})
+    assert status == 201, body
+    result = run_scenario("saga_graph", base=console.served.base, saga_id=saga_id,
+                          shot="order-fulfilment")
+    assert result["steps"] == [step["id"] for step in example["steps"]]
+    assert result["kinds"] == [step.get("kind", "compensatable") for step in example["steps"]]
+    # start -> create -> both of the group -> capture -> both retriable -> end
+    assert result["edges"] == 1 + 2 + 2 + 2 + 2
+    # Undone back to the pivot's group only: capture -> the group -> create.
+    assert result["undo_edges"] == 2

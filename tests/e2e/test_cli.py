@@ -80,6 +80,13 @@ def test_create_run_follow_and_inspect(saga: Any, tmp_path: Path, api: Api,
     assert '       result: {"account_id": ' in shown.stdout
     listed = saga("executions", "list", "--saga", saga_id, "--json")
     assert [e["id"] for e in json.loads(listed.stdout)["items"]] == [execution_id]
+    started = json.loads(listed.stdout)["items"][0]["started_at"]
+    since = saga("executions", "list", "--saga", saga_id, "--after", started, "--json")
+    assert [e["id"] for e in json.loads(since.stdout)["items"]] == [execution_id]
+    until = saga("executions", "list", "--saga", saga_id, "--before", started, "--json")
+    assert json.loads(until.stdout)["items"] == []
+    vague = saga("executions", "list", "--after", "yesterday")
+    assert vague.returncode == 2 and "ISO 8601 time with its zone" in vague.stderr
     stats = saga("stats", saga_id)
     assert stats.returncode == 0 and "1 executions" in stats.stdout
 

@@ -104,3 +104,25 @@ def test_cleanup_runs_on_a_schedule_at_the_configured_interval(
 def test_api_gateway_compresses_responses_from_the_configured_size(
         template: dict[str, Any]) -> None:
     assert template["Resources"]["RestAPI"]["Properties"]["MinimumCompressionSize"] == 1024
+
+
+def test_the_console_is_told_the_websocket_apis_url(template: dict[str, Any]) -> None:
+    """On AWS the console's live feed connects to the WebSocket API Chalice creates: its URL
+    reaches every function's settings (websocket.url), and the management endpoint the pusher
+    posts to names the same API and stage."""
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    url = variables["SAGA__WEBSOCKET__URL"]["Fn::Sub"]
+    management = variables["SAGA__WEBSOCKET__MANAGEMENT_ENDPOINT"]["Fn::Sub"]
+    assert template["Resources"]["WebsocketAPI"]["Type"] == "AWS::ApiGatewayV2::Api"
+    assert url.startswith("wss://${WebsocketAPI}.execute-api.${AWS::Region}.")
+    assert url.removeprefix("wss://") == management.removeprefix("https://")
+
+
+def test_localstack_drops_the_websocket_url_with_the_websocket_api(
+        template: dict[str, Any]) -> None:
+    from infra.deploy.template import for_localstack
+
+    local = for_localstack(template, {"SAGA__WEBSOCKET__URL": "ws://127.0.0.1:8001/ws"})
+    variables = local["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["SAGA__WEBSOCKET__URL"] == "ws://127.0.0.1:8001/ws"
+    assert "WebsocketAPI" not in local["Resources"]

@@ -300,3 +300,29 @@ def test_list_checks_its_filters_and_falls_back(world: World) -> None:
         world.service.list(saga_id=None, status=None, limit=None, cursor="zz")
     with pytest.raises(BadRequest, match="limit"):
         world.service.list(saga_id=None, status=None, limit="0", cursor=None)
+
+
+def test_list_filters_on_a_start_time_range(world: World) -> None:
+    noon = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    for hour, execution_id in ((11, "early"), (12, "noon"), (13, "late")):
+        execution = world.given(execution_id, ExecutionStatus.COMPLETED)
+        execution.started_at = noon.replace(hour=hour)
+        world.executions.put(execution)
+        world.reads.project(execution)
+
+    def listed(after: str | None, before: str | None) -> list[str]:
+        return [e.id for e in world.service.list(
+            saga_id=None, status=None, limit=None, cursor=None, started_after=after,
+            started_before=before).items]
+
+    # At or after the first bound, strictly before the second; zones are honoured.
+    assert listed("2026-12-05T12:00:00Z", None) == ["late", "noon"]
+    assert listed(None, "2026-12-05T12:00:00+00:00") == ["early"]
+    assert listed("2026-12-05T12:30:00+01:00", "2026-12-05T13:00:00Z") == ["noon"]
+    world.reads.available = False  # the write model's fallback filters alike
+    assert listed("2026-12-05T11:30:00Z", "2026-12-05T12:30:00Z") == ["noon"]
+    for bad in ("yesterday", "2026-12-05T12:00:00", "2026-13-01T00:00:00Z"):
+        with pytest.raises(BadRequest, match="ISO 8601 time with its zone"):
+            listed(bad, None)
+    with pytest.raises(BadRequest, match="earlier than started_before"):
+        listed("2026-12-05T13:00:00Z", "2026-12-05T12:00:00Z")
