@@ -37,17 +37,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
-def browser_ready() -> None:
-    """playwright-core installed from the lock file (once), and the system chromium."""
+def ensure_browser() -> None:
+    """playwright-core installed from the lock file (once), and the system chromium; a
+    RuntimeError saying what is missing."""
     if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (make test does)")
+        raise RuntimeError(f"{CHROMIUM} is missing: `apt-get install chromium` (make test does)")
     if not (HERE / "node_modules" / "playwright-core" / "package.json").is_file():
         if shutil.which("npm") is None:
-            pytest.fail("npm is needed to install playwright-core for the browser tests")
+            raise RuntimeError("npm is needed to install playwright-core for the browser tests")
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", str(HERE)],
                        check=True, timeout=300)
     SCREENSHOTS.mkdir(exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def browser_ready() -> None:
+    try:
+        ensure_browser()
+    except RuntimeError as missing:
+        pytest.fail(str(missing))
 
 
 @pytest.fixture(scope="session")

@@ -9,22 +9,17 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 import pytest
 
 from chalicelib import runtime
-from chalicelib.adapters.mongo import read_model
-from chalicelib.adapters.mysql_executions import insert_execution
 from chalicelib.config import get_settings
-from chalicelib.events.projector import Projector
-from chalicelib.saga import events
-from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
-from chalicelib.saga.lifecycle import StepKind
 from infra.stack.paths import PROJECT_ROOT
 from tests.browser.conftest import Console, new_customer, run_scenario
+from tests.support.bulk import seed_completed
 from tests.support.served import served
 
 SAGA = json.loads((PROJECT_ROOT / "tests" / "fixtures" / "payment-saga.json").read_text())
@@ -148,39 +143,15 @@ BULK_T0 = datetime(2026, 1, 1, tzinfo=UTC)  # one a minute from here: none of th
 
 @pytest.fixture(scope="module")
 def bulk_saga(console: Console) -> str:
-    """A saga with 1,000 COMPLETED executions, written to both models as the pipeline would
-    leave them (rows in MySQL; their started and completed events applied by the projector),
-    without running 1,000 state machines: what is tested is the console with a long list."""
-    saga_id = f"bulk-{uuid.uuid4().hex[:8]}"
-    status, body = console.call("POST", "/sagas", {**SAGA, "id": saga_id})
+    """A saga with 1,000 COMPLETED executions in both models (tests/support/bulk.py): what is
+    tested is the console with a long list, not 1,000 state machines."""
+    saga = {**SAGA, "id": f"bulk-{uuid.uuid4().hex[:8]}"}
+    status, body = console.call("POST", "/sagas", saga)
     assert status == 201, body
-    shape = [StepShape(step_id=step["id"], group=step["order"], kind=StepKind.COMPENSATABLE)
-             for step in SAGA["steps"]]
-    executions = [Execution(
-        id=f"{saga_id}-{n:04d}", saga_id=saga_id, revision=1, version=SAGA["version"],
-        status=ExecutionStatus.COMPLETED, input={}, started_at=BULK_T0 + timedelta(minutes=n),
-        updated_at=BULK_T0 + timedelta(minutes=n, seconds=1)) for n in range(BULK)]
     container = runtime.container()
-    with container.connector.transaction() as cur:
-        for execution in executions:
-            insert_execution(cur, execution, shape)
-        cur.execute("UPDATE executions SET last_sequence = 2, ended_at = updated_at "
-                    "WHERE saga_id = %s", (saga_id,))
-    settings = get_settings()
-    projector = Projector(container.mongo, read_model(container.mongo, settings.database.mongodb))
-    for execution in executions:
-        key, subject = execution.id, f"execution/{execution.id}"
-        projector.apply(events.envelope(
-            events.EXECUTION_STARTED, key=key, subject=subject, sequence=1,
-            time=execution.started_at, data={
-                "saga_id": saga_id, "version": execution.version, "revision": 1,
-                "steps": [s.step_id for s in shape], "input": {},
-                "shape": [s.model_dump(mode="json") for s in shape]}))
-        projector.apply(events.envelope(
-            events.SAGA_COMPLETED, key=key, subject=subject, sequence=2,
-            time=execution.updated_at, data={"saga_id": saga_id, "status": "COMPLETED",
-                                             "execution_error": None, "output": None}))
-    return saga_id
+    seed_completed(container.connector, container.mongo, get_settings().database.mongodb, saga,
+                   BULK, BULK_T0)
+    return str(saga["id"])
 
 
 def test_a_list_of_1000_executions_is_paged_and_filtered_by_time(console: Console,

@@ -55,7 +55,7 @@ class Served:
 
 @contextlib.contextmanager
 def served(settings: dict[str, str], timeout_s: float = 60,
-           events: bool = False) -> Iterator[Served]:
+           events: bool = False, stage: str = "test") -> Iterator[Served]:
     """The API and WebSocket gateway on free ports, stopped by PID; with `events`, also the
     outbox relay and the projector, as `saga serve` runs them."""
     port, ws_port, management_port = free_port(), free_port(), free_port()
@@ -63,7 +63,7 @@ def served(settings: dict[str, str], timeout_s: float = 60,
            "SAGA__WEBSOCKET__MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{management_port}",
            "SAGA_ACCESS_LOG": "0"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", "--port", str(port), "--stage", "test",
+        [sys.executable, "-m", "infra.cli", "serve", "--port", str(port), "--stage", stage,
          *([] if events else ["--no-events"])], cwd=PROJECT_ROOT, env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
