@@ -1,21 +1,25 @@
 """AWS calls per API operation, counted through botocore's event hooks against LocalStack:
-execute, compensate and retry-compensation stay on the data plane (Step Functions refills
-CreateStateMachine at 1 call/s per account, StartExecution at 300/s)."""
+execute, compensate, retry-compensation and retry-forward stay on the data plane (Step
+Functions refills CreateStateMachine at 1 call/s per account, StartExecution at 300/s)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chalicelib import runtime
 from chalicelib.adapters import aws
+from chalicelib.steps.actions import demo_data
 from tests.e2e.conftest import Api, seed_customer
 from tests.support.sagas import SEED, seed_copy
 
+EXAMPLE = Path(__file__).parents[2] / "examples" / "order-fulfilment" / "saga.json"
 CONTROL_PLANE = ("Create", "Update", "Delete", "DescribeStateMachine", "ListStateMachines",
                  "Publish", "Tag", "Untag", "PutFunction", "AddPermission")
 
@@ -86,8 +90,21 @@ def test_execute_compensate_and_retry_make_no_control_plane_call(
     assert status == 202, body
     assert api.wait(failing["id"], after=body)["status"] == "COMPENSATED"
 
+    fulfil = {**json.loads(EXAMPLE.read_text()), "id": f"calls-fulfil-{uuid.uuid4().hex[:6]}"}
+    api.create_saga(fulfil)
+    with runtime.container().connector.transaction() as cur:
+        demo_data.seed_stock(cur, "calls-sku", 10)
+    parked = api.execute(fulfil["id"], input={**_input(_customer()), "sku": "calls-sku",
+                                              "quantity": 1, "address": "1 Main St"},
+                         faults=[{"step_id": "ship", "times": 3}])
+    assert api.wait(parked["id"])["status"] == "PARKED"
+    status, body = measure("retry-forward", lambda: api.call(
+        "POST", f"/executions/{parked['id']}/retry-forward"))
+    assert status == 202, body
+    assert api.wait(parked["id"], after=body)["status"] == "COMPLETED"
+
     print("\nAWS calls per operation:", {k: dict(v) for k, v in per_operation.items()})
-    for operation in ("execute", "compensate", "retry-compensation"):
+    for operation in ("execute", "compensate", "retry-compensation", "retry-forward"):
         assert _control(per_operation[operation]) == [], (operation, per_operation[operation])
         assert per_operation[operation]["stepfunctions.StartExecution"] == 1
 
