@@ -9,6 +9,7 @@ import copy
 import json
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from chalicelib import runtime
 from chalicelib.config import Settings
 from chalicelib.steps.actions import demo_data
 from tests.e2e.conftest import Api, new_customer, sfn_history
+from tests.support.served import http, served
 
 EXAMPLE = json.loads((Path(__file__).parents[2] / "examples" / "order-fulfilment" /
                       "saga.json").read_text())
@@ -169,3 +171,29 @@ def test_a_stuck_retriable_step_parks_and_retry_forward_completes_it(
         "saga.completed")
     status, again = api.call("POST", f"/executions/{parked['id']}/retry-forward")
     assert status == 409 and "only a PARKED execution" in again["error"]["message"]
+
+
+def test_operators_racing_to_retry_forward_start_one_run(
+        api: Api, demo: Callable[[], dict[str, Any]]) -> None:
+    """Eight operators press "retry forward" at once on the same parked execution (each its own
+    connection to `saga serve`): one is answered 202, the others 409, and one run completes."""
+    saga_id = _saga(api)
+    parked = api.wait(api.execute(saga_id, input=_order(new_customer()), faults=[
+        {"step_id": "ship", "error": "CarrierDown", "times": 3}])["id"])
+    assert parked["status"] == "PARKED", parked
+    url = f"/api/v1/saga/executions/{parked['id']}/retry-forward"
+    with served({}) as app, ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: http("POST", f"{app.base}{url}", b""), range(8)))
+    statuses = sorted(answer.status for answer in answers)
+    assert statuses == [202] + [409] * 7, [a.raw[:200] for a in answers]
+    refusals = {answer.json()["error"]["message"] for answer in answers if answer.status == 409}
+    assert all("PARKED" in message or "changed meanwhile" in message for message in refusals)
+    # Until it is neither parked (a read before the resume is projected) nor running.
+    done = api.wait(parked["id"], until=lambda e: e["status"] not in ("PARKED", "RUNNING"))
+    assert done["status"] == "COMPLETED", done
+    ship = _steps(done)["ship"]
+    assert [(a["attempt"], a["outcome"]) for a in ship["attempts"]] == [
+        (1, "failed"), (2, "failed"), (3, "failed"), (4, "succeeded")]
+    resumed = [e for e in _events(parked["id"]) if e["type"] == "saga.resumed"]
+    runs = [e for e in _events(parked["id"]) if e["type"] == "saga.execution.run_started"]
+    assert len(resumed) == 1 and len(runs) == 2  # the first run, and the one retry forward
