@@ -18,6 +18,7 @@ from chalicelib import runtime
 from chalicelib.config import Settings
 from chalicelib.steps.actions import demo_data
 from tests.e2e.conftest import Api, new_customer, sfn_history
+from tests.support.records import matching_views
 from tests.support.served import http, served
 
 EXAMPLE = json.loads((Path(__file__).parents[2] / "examples" / "order-fulfilment" /
@@ -135,7 +136,7 @@ def test_a_retriable_step_that_fails_twice_then_succeeds_completes(
 
 
 def test_a_stuck_retriable_step_parks_and_retry_forward_completes_it(
-        api: Api, demo: Callable[[], dict[str, Any]]) -> None:
+        api: Api, settings_e2e: Settings, demo: Callable[[], dict[str, Any]]) -> None:
     saga_id = _saga(api)
     customer = new_customer("100.00")
     started = api.execute(saga_id, input=_order(customer), faults=[
@@ -171,6 +172,9 @@ def test_a_stuck_retriable_step_parks_and_retry_forward_completes_it(
         "saga.completed")
     status, again = api.call("POST", f"/executions/{parked['id']}/retry-forward")
     assert status == 409 and "only a PARKED execution" in again["error"]["message"]
+    # The read model holds what the write model does: the reset round, groups and kinds.
+    same = matching_views(settings_e2e, parked["id"])
+    assert {(s.step_id, s.group, s.kind) for s in same.steps} >= {("ship", 4, "retriable")}
 
 
 def test_operators_racing_to_retry_forward_start_one_run(
