@@ -309,9 +309,13 @@ def _forward_task(step: Step, targets: MachineTargets, options: CompileOptions, 
                   last: bool) -> dict[str, Any]:
     retries = action_retries(step.kind, step.max_retries, options.retriable_max_attempts)
     policy = RETRIABLE_RETRY if step.kind is StepKind.RETRIABLE else options.action_retry
-    return _task(targets.function_for(step, Phase.ACTION), step, Phase.ACTION,
+    task = _task(targets.function_for(step, Phase.ACTION), step, Phase.ACTION,
                  timeout_s=_timeout_seconds(step),
                  retriers=_retriers(retries, policy, options), last=last)
+    if step.kind is StepKind.RETRIABLE:
+        # The runtime counts a round against the attempts this machine makes.
+        task["Parameters"]["max_attempts"] = options.retriable_max_attempts
+    return task
 
 
 def compile_forward(steps: Sequence[Step], targets: MachineTargets,

@@ -44,6 +44,8 @@ class StepRequest(BaseModel):
     skip_undone: bool = False
     attempt: int = 0
     error: dict[str, Any] | None = None
+    # A retriable step's attempts per round, as its machine retries them.
+    max_attempts: int | None = Field(default=None, ge=1)
 
 
 class Verdict(StrEnum):

@@ -380,8 +380,10 @@ class StepRuntime:
                 retries = 0
                 if request.phase is Phase.ACTION:
                     step = self._step(execution.saga_id, execution.revision, request.step_id)
+                    # The machine that runs says how often it retries a retriable step (it was
+                    # compiled when the version was stored); else the configured number.
                     retries = action_retries(step.kind, step.max_retries,
-                                             self.retriable_max_attempts)
+                                             request.max_attempts or self.retriable_max_attempts)
                 outcome = after_failure(request.phase, run.in_round(request.phase, attempt),
                                         retries, permanent=permanent)
                 record = tx.record_outcome(request.execution_id, request.step_id,

@@ -227,6 +227,7 @@ def test_retriable_steps_retry_the_configured_attempts_with_capped_backoff() -> 
     ship = machine["States"]["step:ship"]
     retry = next(r for r in ship["Retry"] if r["ErrorEquals"] == ["States.ALL"])
     assert retry["MaxAttempts"] == 6 and retry["MaxDelaySeconds"] == 60
+    assert ship["Parameters"]["max_attempts"] == 7  # what the runtime counts a round against
     assert retry["BackoffRate"] == 2.0
     assert ship["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
                               "Next": "RecordParked"}]

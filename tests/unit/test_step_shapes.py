@@ -236,3 +236,18 @@ def test_retriable_max_attempts_is_a_config_key_the_runtime_and_compiler_use() -
     from chalicelib.runtime import build_orchestrator
 
     assert build_orchestrator(settings)._options.retriable_max_attempts == 9
+
+
+def test_the_machine_says_how_many_attempts_a_round_has() -> None:
+    """A machine compiled before saga.retriable_max_attempts changed still decides: the step's
+    Task carries its attempts, and the runtime counts against them."""
+    world = _world(retriable_max_attempts=5)
+    for step_id in ("validate", "reserve", "authorize", "capture", "notify"):
+        world.deliver(step_id)
+    world.actions.script["do_ship"] = _fails
+    with pytest.raises(RuntimeError):
+        world.deliver("ship", max_attempts=2)
+    assert world.step("ship").status is StepStatus.RUNNING
+    with pytest.raises(RuntimeError):
+        world.deliver("ship", max_attempts=2)
+    assert world.step("ship").status is StepStatus.FAILED
