@@ -68,6 +68,12 @@ def test_the_rest_api_answers_through_localstacks_api_gateway(
     assert status == 201, created
     status, fetched = _request(f"{base}/api/v1/saga/sagas/{saga_id}")
     assert status == 200 and fetched["steps"][0]["id"] == "charge"
+    # The console comes from the same stage: its page and its modules, as a browser gets them.
+    page = http("GET", f"{base}/console")
+    assert page.status == 200 and b'<script type="module"' in page.raw, page.raw[:300]
+    module = http("GET", f"{base}/console/app.js")
+    headers = {name.lower(): value for name, value in module.headers.items()}
+    assert module.status == 200 and "javascript" in headers.get("content-type", "")
 
 
 def test_deploying_again_keeps_the_stack_and_its_code(settings_e2e: Settings) -> None:
