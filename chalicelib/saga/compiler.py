@@ -128,7 +128,7 @@ def _retriers(attempts: int, policy: RetryPolicy,
     return retriers
 
 
-def _task(function_arn: str | None, step: Step, phase: Phase, *, timeout_s: int,
+def _task(function_arn: str, step: Step, phase: Phase, *, timeout_s: int,
           retriers: list[dict[str, Any]], last: bool,
           skip_undone: bool = False) -> dict[str, Any]:
     parameters: dict[str, Any] = {
@@ -232,7 +232,8 @@ def _parallel(name: str, group: list[Step], branch_task: Callable[[Step], dict[s
     check = f"check-{name}"
     states: dict[str, dict[str, Any]] = {
         name: {"Type": "Parallel", "Branches": branches,
-               # Each branch starts from the ids alone, so no earlier $.failure is seen.
+               # Each branch starts from the ids and the error alone: whatever else the
+               # run carries is not copied n times into the branches.
                "Parameters": {"execution_id.$": "$.execution_id", "error.$": "$.error"},
                "ResultPath": "$.branches", "Next": check,
                "Catch": _catch_all(crash)},
