@@ -5,7 +5,9 @@ import { call, explain } from "./api.js";
 import { h } from "./dom.js";
 
 const ACTIONS = [
+  // After a pivot a saga only goes forward: the API refuses to compensate it (409).
   { name: "compensate", label: "Compensate", when: ["COMPLETED"],
+    only: (e) => !(e.steps || []).some((step) => step.kind === "pivot"),
     text: "Undo every step of this completed execution, in reverse order?",
     run: (e) => call("POST", `sagas/${encodeURIComponent(e.saga_id)}/compensate`, { execution_id: e.id }) },
   { name: "retry_compensation", label: "Retry compensation", when: ["COMPENSATION_FAILED"],
@@ -56,7 +58,8 @@ export function actionBar(execution, me, memo, after) {
   const answer = h("p", { class: "answer", role: "status", "aria-live": "polite",
     "data-testid": "action-answer", "data-ok": memo.ok || "" }, memo.text || "");
   const say = (text, ok) => { memo.text = text; memo.ok = ok; answer.textContent = text; answer.dataset.ok = ok; };
-  const buttons = ACTIONS.filter((a) => allowed.has(a.name) && a.when.includes(execution.status))
+  const buttons = ACTIONS.filter((a) => allowed.has(a.name) && a.when.includes(execution.status)
+    && (!a.only || a.only(execution)))
     .filter((a) => !(a.name === "resolve" && execution.resolved_by))
     .map((action) => h("button", { type: "button", "data-action": action.name, onclick: async (event) => {
       const chosen = await confirm(action);

@@ -118,12 +118,13 @@ const scenarios = {
     return result;
   },
 
-  // Retry a failed compensation from the page: confirm, the API's answer, then COMPENSATED.
+  // An operator's action from the page (retry_compensation unless args.action says): confirm,
+  // the API's answer, then the status it leads to (args.wanted, COMPENSATED by default).
   async retry_compensation({ page }) {
     await page.goto(`${args.base}/console#/executions/${args.execution_id}`);
     await page.locator('#live[data-state="on"]').waitFor();
     const before = await status(page);
-    const button = page.locator('button[data-action="retry_compensation"]');
+    const button = page.locator(`button[data-action="${args.action || "retry_compensation"}"]`);
     await button.click();
     const dialog = page.locator("dialog#confirm");
     await dialog.waitFor();
@@ -137,8 +138,8 @@ const scenarios = {
     await answer.waitFor();
     const said = await answer.textContent();
     const seen = [before];
-    await untilStatus(page, "COMPENSATED", seen);
-    await page.screenshot({ path: `${SHOTS}/retried.png`, fullPage: true });
+    await untilStatus(page, args.wanted || "COMPENSATED", seen);
+    await page.screenshot({ path: `${SHOTS}/${args.action || "retried"}.png`, fullPage: true });
     return { before, question, after_cancel: afterCancel, answer: said, seen,
       buttons_left: await page.locator("button[data-action]").count() };
   },

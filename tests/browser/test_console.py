@@ -17,6 +17,7 @@ import pytest
 
 from chalicelib import runtime
 from chalicelib.config import get_settings
+from chalicelib.steps.actions import demo_data
 from infra.stack.paths import PROJECT_ROOT
 from tests.browser.conftest import Console, new_customer, run_scenario
 from tests.support.bulk import seed_completed
@@ -104,6 +105,29 @@ def test_a_failed_compensation_is_retried_from_the_page(
     assert result["buttons_left"] == 0  # nothing left to retry or resolve
     status, final = console.call("GET", f"/executions/{started['id']}")
     assert final["status"] == "COMPENSATED"
+
+
+def test_a_parked_execution_is_retried_forward_from_the_page(console: Console) -> None:
+    example = json.loads((PROJECT_ROOT / "examples" / "order-fulfilment" / "saga.json")
+                         .read_text())
+    saga_id = f"fulfil-{uuid.uuid4().hex[:8]}"
+    assert console.call("POST", "/sagas", {**example, "id": saga_id})[0] == 201
+    sku = f"sku-{uuid.uuid4().hex[:6]}"
+    with runtime.container().connector.transaction() as cur:
+        demo_data.seed_stock(cur, sku, 5)
+    status, started = console.call("POST", f"/sagas/{saga_id}/execute", {
+        "input": {**_input(new_customer()), "sku": sku, "quantity": 1, "address": "1 Main St"},
+        "faults": [{"step_id": "ship", "error": "CarrierDown", "times": 3}]})
+    assert status == 202, started
+    assert console.wait(started["id"])["status"] == "PARKED"
+    result = run_scenario("retry_compensation", base=console.served.base,
+                          execution_id=started["id"], action="retry_forward",
+                          wanted="COMPLETED")
+    assert result["before"] == "PARKED" and result["after_cancel"] == "PARKED"
+    assert "Nothing is undone after the pivot" in result["question"]
+    assert "202" in result["answer"] and "RUNNING" in result["answer"]
+    assert result["seen"][-1] == "COMPLETED"
+    assert result["buttons_left"] == 0  # a completed pivot saga offers no compensate
 
 
 def _token(subject: str, roles: list[str]) -> str:
