@@ -210,9 +210,9 @@ def set_execution_error(cur: Cursor, execution_id: str, error: dict[str, Any]) -
     cur.execute("UPDATE executions SET error = %s WHERE id = %s", (_json(error), execution_id))
 
 
-def _naive_utc(at: datetime) -> datetime:
-    """MySQL's DATETIME columns hold UTC without a zone."""
-    return at.astimezone(UTC).replace(tzinfo=None)
+def naive_utc(at: datetime) -> datetime:
+    """MySQL's DATETIME columns hold UTC without a zone; a naive time is taken as UTC."""
+    return at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -334,15 +334,15 @@ class MySQLExecutionStore:
             args.append(query.status)
         if query.started_after:
             where.append("started_at >= %s")
-            args.append(_naive_utc(query.started_after))
+            args.append(naive_utc(query.started_after))
         if query.started_before:
             where.append("started_at < %s")
-            args.append(_naive_utc(query.started_before))
+            args.append(naive_utc(query.started_before))
         if query.cursor:
             # Newest first; the cursor holds "started_at|id" of the last item seen.
             started, last_id = decode_time_cursor(query.cursor)
             where.append("(started_at, id) < (%s, %s)")
-            args += [started.replace(tzinfo=None), last_id]
+            args += [naive_utc(started), last_id]
         with self._db.transaction() as cur:
             cur.execute(f"SELECT * FROM executions WHERE {' AND '.join(where)} "
                         "ORDER BY started_at DESC, id DESC LIMIT %s", (*args, limit + 1))

@@ -11,15 +11,11 @@ from typing import Any
 
 from chalicelib.adapters import mysql_executions as records
 from chalicelib.adapters.mysql import MySQLConnector
+from chalicelib.adapters.mysql_executions import naive_utc
 from chalicelib.saga.executions import Execution
 from chalicelib.saga.lifecycle import ExecutionStatus, Outcome, Phase, StepStatus
 from chalicelib.steps.context import Cursor
 from chalicelib.steps.ledger import EventBatch, LockedExecution, LockedStep
-
-
-def _naive(at: datetime) -> datetime:
-    # DATETIME columns hold naive UTC.
-    return at if at.tzinfo is None else at.replace(tzinfo=None)
 
 
 def _error(raw: Any) -> dict[str, Any] | None:
@@ -81,7 +77,7 @@ class MySQLLedgerTransaction:
                        error_type: str | None = None,
                        error_message: str | None = None) -> None:
         records.insert_attempt(self._cur, execution_id, step_id, phase=phase, attempt=attempt,
-                               outcome=outcome, started=_naive(started), ended=_naive(ended),
+                               outcome=outcome, started=naive_utc(started), ended=naive_utc(ended),
                                error_type=error_type, error_message=error_message)
 
     def record_outcome(self, execution_id: str, step_id: str, *, status: StepStatus,
@@ -89,13 +85,13 @@ class MySQLLedgerTransaction:
                        result: dict[str, Any] | None = None,
                        error: dict[str, Any] | None = None) -> dict[str, Any]:
         records.update_step_run(self._cur, execution_id, step_id, status=status, phase=phase,
-                                at=_naive(at), result=result, error=error,
-                                started=_naive(started))
+                                at=naive_utc(at), result=result, error=error,
+                                started=naive_utc(started))
         return records.step_record(self._cur, execution_id, step_id)
 
     def set_execution_status(self, execution_id: str, status: ExecutionStatus, *,
                              at: datetime, error: dict[str, Any] | None = None) -> bool:
-        return records.set_execution_status(self._cur, execution_id, status, at=_naive(at),
+        return records.set_execution_status(self._cur, execution_id, status, at=naive_utc(at),
                                             error=error)
 
     def set_execution_error(self, execution_id: str, error: dict[str, Any]) -> None:
@@ -106,7 +102,7 @@ class MySQLLedgerTransaction:
                           (None if output is None else json.dumps(output), execution_id))
 
     def append_events(self, execution_id: str, batch: EventBatch) -> None:
-        timed = [(kind, data, _naive(at)) for kind, data, at in batch]
+        timed = [(kind, data, naive_utc(at)) for kind, data, at in batch]
         row = self._rows.get(execution_id)
         if row is not None:
             # Locked here: continue from the last_sequence read under the lock.

@@ -15,6 +15,19 @@ from chalicelib.saga.lifecycle import ACTIVE, ExecutionStatus, StepStatus, can_t
 from chalicelib.testing.definitions import InMemoryDefinitionStore
 
 
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
+
+
+def step_record(step: StepRun) -> dict[str, Any]:
+    """A step's recorded state as events carry it (the MySQL ledger's step_record)."""
+    return {"status": step.status.value, "action_attempts": step.action_attempts,
+            "group": step.group, "kind": None if step.kind is None else step.kind.value,
+            "compensation_attempts": step.compensation_attempts, "error": step.error,
+            "started_at": _iso(step.started_at), "ended_at": _iso(step.ended_at),
+            "compensated_at": _iso(step.compensated_at)}
+
+
 def _matches(execution: Execution, query: ExecutionQuery) -> bool:
     return ((query.saga_id is None or execution.saga_id == query.saga_id)
             and (query.status is None or execution.status == query.status)
@@ -116,8 +129,7 @@ class InMemoryExecutionStore:
         self._emit(events.SAGA_RESUMED, execution_id, {
             "saga_id": row.saga_id, "status": ExecutionStatus.RUNNING.value, "by": by,
             "execution_error": None,
-            "steps": [{"step_id": s.step_id, "status": s.status.value, "error": None,
-                       "action_attempts": s.action_attempts, "ended_at": None}
+            "steps": [{"step_id": s.step_id, **step_record(s)}
                       for s in row.steps if s.step_id in steps]})
         return self.get(execution_id)
 

@@ -25,15 +25,11 @@ from chalicelib.saga.lifecycle import (
     allowed_from,
 )
 from chalicelib.steps.ledger import EventBatch, LockedExecution, LockedStep
-from chalicelib.testing.executions import InMemoryExecutionStore
+from chalicelib.testing.executions import InMemoryExecutionStore, step_record
 
 
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def _iso(at: datetime | None) -> str | None:
-    return None if at is None else _aware(at).isoformat()
 
 
 class RecordingCursor:
@@ -154,11 +150,7 @@ class InMemoryLedgerTransaction:
         step.started_at = step.started_at or _aware(started)
         if status is StepStatus.COMPENSATED:
             step.compensated_at = _aware(at)
-        return {"status": step.status.value, "action_attempts": step.action_attempts,
-                "group": step.group, "kind": None if step.kind is None else step.kind.value,
-                "compensation_attempts": step.compensation_attempts, "error": step.error,
-                "started_at": _iso(step.started_at), "ended_at": _iso(step.ended_at),
-                "compensated_at": _iso(step.compensated_at)}
+        return step_record(step)
 
     def set_execution_status(self, execution_id: str, status: ExecutionStatus, *,
                              at: datetime, error: dict[str, Any] | None = None) -> bool:
