@@ -12,9 +12,9 @@ import pytest
 from chalicelib import runtime
 from chalicelib.adapters import aws
 from chalicelib.config import Settings
-from chalicelib.steps.actions import demo_data
 from tests.e2e.conftest import Api, seed_customer, sfn_history
 from tests.support.sagas import SEED, seed_copy
+from tests.support.traces import NOTHING_LEFT, left_behind, outbox_events
 
 STEP_IDS = [step["id"] for step in SEED["steps"]]
 
@@ -35,29 +35,13 @@ def _customer(balance: str = "100.00") -> str:
     return customer
 
 
-def _events(execution_id: str) -> list[dict[str, Any]]:
-    with runtime.container().connector.transaction() as cur:
-        cur.execute("SELECT envelope FROM outbox WHERE partition_key = %s ORDER BY sequence",
-                    (execution_id,))
-        return [json.loads(row["envelope"]) for row in cur.fetchall()]
-
-
 def _compensation_order(execution_id: str) -> list[str]:
-    return [e["data"]["step_id"] for e in _events(execution_id)
+    return [e["data"]["step_id"] for e in outbox_events(execution_id)
             if e["type"] == "saga.step.compensated"]
 
 
 def _balance(snapshot: dict[str, Any], account: str) -> str:
     return str(snapshot["accounts"][account]["balance"])
-
-
-def _left_behind(execution_id: str) -> dict[str, Any]:
-    with runtime.container().connector.transaction() as cur:
-        return demo_data.left_behind(cur, execution_id)
-
-
-NOTHING_LEFT = {"ledger_net": {}, "reservations": [], "orders": [], "shipments": [],
-                "users": [], "unretracted_notifications": []}
 
 
 def _steps(execution: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -73,9 +57,9 @@ def test_the_documented_saga_completes(api: Api, demo: Callable[[], dict[str, An
     assert all(len(s["attempts"]) == 1 for s in execution["steps"])
     assert _balance(demo(), customer) == "75.00"
     assert _balance(demo(), "merchant") != "0.00"
-    types = [e["type"] for e in _events(execution["id"])]
+    types = [e["type"] for e in outbox_events(execution["id"])]
     assert types[0] == "saga.execution.started" and types[-1] == "saga.completed"
-    assert [e["sequence"] for e in _events(execution["id"])] == list(range(1, len(types) + 1))
+    assert [e["sequence"] for e in outbox_events(execution["id"])] == list(range(1, len(types) + 1))
 
     status, summary = api.call("GET", f"/sagas/{saga_id}/status")
     assert status == 200 and summary["latest_execution"]["id"] == execution["id"]
@@ -111,7 +95,7 @@ def test_a_failure_at_each_position_compensates_the_completed_steps_in_reverse(
     after = demo()
     assert _balance(after, customer) == "100.00"
     assert after == before
-    assert _left_behind(execution["id"]) == NOTHING_LEFT
+    assert left_behind(execution["id"]) == NOTHING_LEFT
 
 
 def test_a_step_that_times_out_is_compensated_too(api: Api,
@@ -129,7 +113,7 @@ def test_a_step_that_times_out_is_compensated_too(api: Api,
         a["error_type"] == "StepAborted" for a in _steps(e)["process-payment"]["attempts"]))
     assert _steps(late)["process-payment"]["status"] == "COMPENSATED"
     assert demo() == before
-    assert _left_behind(execution["id"]) == NOTHING_LEFT
+    assert left_behind(execution["id"]) == NOTHING_LEFT
 
 
 def test_a_failed_compensation_is_listed_and_its_retry_completes_it(
@@ -146,7 +130,7 @@ def test_a_failed_compensation_is_listed_and_its_retry_completes_it(
     assert _balance(demo(), customer) == "75.00"  # the refund has not happened yet
     status, listed = api.call("GET", "/executions?status=COMPENSATION_FAILED&limit=100")
     assert status == 200 and execution["id"] in [e["id"] for e in listed["items"]]
-    assert "saga.compensation.failed" in [e["type"] for e in _events(execution["id"])]
+    assert "saga.compensation.failed" in [e["type"] for e in outbox_events(execution["id"])]
 
     status, retried = api.call("POST", f"/executions/{execution['id']}/retry-compensation")
     assert status == 202 and retried["status"] == "COMPENSATING"
@@ -154,7 +138,7 @@ def test_a_failed_compensation_is_listed_and_its_retry_completes_it(
     assert final["status"] == "COMPENSATED", final
     assert _balance(demo(), customer) == "100.00"
     assert _compensation_order(execution["id"]) == ["process-payment", "validate-payment"]
-    assert _left_behind(execution["id"]) == NOTHING_LEFT
+    assert left_behind(execution["id"]) == NOTHING_LEFT
 
 
 def test_resolve_marks_a_failed_execution_with_the_reason(api: Api) -> None:
@@ -212,7 +196,7 @@ def test_a_late_delivery_of_a_failed_or_unreached_step_does_nothing(
     assert json.loads(response["Payload"].read())["errorType"] == "StepAborted"
     assert demo() == before
     assert _balance(before, customer) == "100.00"
-    assert _left_behind(execution["id"]) == NOTHING_LEFT
+    assert left_behind(execution["id"]) == NOTHING_LEFT
 
 
 def test_a_completed_execution_can_be_compensated_on_request(
@@ -229,7 +213,7 @@ def test_a_completed_execution_can_be_compensated_on_request(
     assert final["status"] == "COMPENSATED", final
     assert _compensation_order(execution["id"]) == list(reversed(STEP_IDS))
     assert _balance(demo(), customer) == "100.00"
-    assert _left_behind(execution["id"]) == NOTHING_LEFT
+    assert left_behind(execution["id"]) == NOTHING_LEFT
     status, body = api.call("POST", f"/sagas/{saga_id}/compensate", {})
     assert status == 409  # nothing completed is left to compensate
 
@@ -338,9 +322,9 @@ def test_a_last_step_that_outlives_its_timeout_never_completes_the_saga(
         a["error_type"] == "StepAborted"
         for a in _steps(e)["send-notification"]["attempts"]))
     assert settled["status"] == "COMPENSATED", settled
-    types = [e["type"] for e in _events(execution["id"])]
+    types = [e["type"] for e in outbox_events(execution["id"])]
     assert "saga.completed" not in types, types
     told = [t for t in types if t != "saga.step.aborted"]  # the late attempt may come last
     assert told[0] == "saga.execution.started" and told[-1] == "saga.compensated", types
-    assert [e["sequence"] for e in _events(execution["id"])] == list(range(1, len(types) + 1))
+    assert [e["sequence"] for e in outbox_events(execution["id"])] == list(range(1, len(types) + 1))
     assert demo() == before

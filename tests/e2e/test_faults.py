@@ -39,6 +39,7 @@ from infra.stack.supervisor import Supervisor
 from tests.e2e.conftest import Api
 from tests.support.records import differences, same
 from tests.support.sagas import SEED, seed_copy
+from tests.support.traces import NOTHING_LEFT
 
 pytestmark = pytest.mark.fault
 
@@ -49,10 +50,6 @@ STEPS = [step["id"] for step in SEED["steps"]]
 SAGAS_PER_CASE = int(os.environ.get("SAGA_FAULT_SAGAS", "100"))
 SAGAS_PER_EXECUTION_CASE = int(os.environ.get("SAGA_FAULT_EXECUTION_SAGAS", "40"))
 ENDED = {"COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "FAILED"}
-NOTHING_LEFT = {"ledger_net": {}, "reservations": [], "orders": [], "shipments": [],
-                "users": [], "unretracted_notifications": []}
-
-
 @dataclass
 class Run:
     customer: str

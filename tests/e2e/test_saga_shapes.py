@@ -20,13 +20,10 @@ from chalicelib.steps.actions import demo_data
 from tests.e2e.conftest import Api, new_customer, sfn_history
 from tests.support.records import matching_views
 from tests.support.served import http, served
+from tests.support.traces import NOTHING_LEFT, left_behind, outbox_events
 
 EXAMPLE = json.loads((Path(__file__).parents[2] / "examples" / "order-fulfilment" /
                       "saga.json").read_text())
-NOTHING_LEFT = {"ledger_net": {}, "reservations": [], "orders": [], "shipments": [],
-                "users": [], "unretracted_notifications": []}
-
-
 def _saga(api: Api) -> str:
     definition = copy.deepcopy(EXAMPLE)
     definition["id"] = f"fulfil-{uuid.uuid4().hex[:8]}"
@@ -43,18 +40,6 @@ def _order(customer: str) -> dict[str, Any]:
 
 def _steps(execution: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {step["step_id"]: step for step in execution["steps"]}
-
-
-def _events(execution_id: str) -> list[dict[str, Any]]:
-    with runtime.container().connector.transaction() as cur:
-        cur.execute("SELECT envelope FROM outbox WHERE partition_key = %s ORDER BY sequence",
-                    (execution_id,))
-        return [json.loads(row["envelope"]) for row in cur.fetchall()]
-
-
-def _left_behind(execution_id: str) -> dict[str, Any]:
-    with runtime.container().connector.transaction() as cur:
-        return demo_data.left_behind(cur, execution_id)
 
 
 def _at(text: str) -> datetime:
@@ -83,7 +68,7 @@ def test_a_group_runs_its_steps_side_by_side(api: Api, settings_e2e: Settings,
                if "stateEnteredEventDetails" in e]
     assert entered.count("group:2") == 1 and entered.count("group:4") == 1
     # Events (as Kafka, the read model and the WebSocket push carry them) say the shape.
-    events = _events(execution["id"])
+    events = outbox_events(execution["id"])
     started = next(e for e in events if e["type"] == "saga.execution.started")
     assert started["data"]["shape"][2] == {"step_id": "authorize-payment", "group": 2,
                                            "kind": "compensatable"}
@@ -116,11 +101,11 @@ def test_a_failing_branch_compensates_its_sibling_and_every_earlier_step(
     assert execution["error"]["step_id"] == "authorize-payment"
     assert execution["error"]["type"] == "PermanentError"  # an injected permanent fault
     assert execution["error"]["message"].startswith("CardDeclined")
-    undone = [e["data"]["step_id"] for e in _events(execution["id"])
+    undone = [e["data"]["step_id"] for e in outbox_events(execution["id"])
               if e["type"] == "saga.step.compensated"]
     assert undone == ["reserve-stock", "create-order"]  # the group, then the group before it
     assert demo() == before
-    assert _left_behind(execution["id"]) == NOTHING_LEFT
+    assert left_behind(execution["id"]) == NOTHING_LEFT
 
 
 def test_a_retriable_step_that_fails_twice_then_succeeds_completes(
@@ -132,7 +117,7 @@ def test_a_retriable_step_that_fails_twice_then_succeeds_completes(
     ship = _steps(execution)["ship"]
     assert [(a["attempt"], a["outcome"], a["error_type"]) for a in ship["attempts"]] == [
         (1, "failed", "CarrierDown"), (2, "failed", "CarrierDown"), (3, "succeeded", None)]
-    assert not [e for e in _events(execution["id"]) if "compensat" in e["type"]]
+    assert not [e for e in outbox_events(execution["id"]) if "compensat" in e["type"]]
 
 
 def test_a_stuck_retriable_step_parks_and_retry_forward_completes_it(
@@ -149,7 +134,7 @@ def test_a_stuck_retriable_step_parks_and_retry_forward_completes_it(
     assert steps["notify"]["status"] == "SUCCEEDED"
     assert steps["capture-payment"]["status"] == "SUCCEEDED"
     assert str(demo()["accounts"][customer]["balance"]) == "70.00"  # captured, kept
-    assert not [e for e in _events(parked["id"]) if "compensat" in e["type"]]
+    assert not [e for e in outbox_events(parked["id"]) if "compensat" in e["type"]]
     status, listed = api.call("GET", f"/executions?saga_id={saga_id}&status=PARKED")
     assert status == 200 and [e["id"] for e in listed["items"]] == [parked["id"]]
     # After the pivot nothing is undone: compensating is refused, retrying forward is not.
@@ -167,7 +152,7 @@ def test_a_stuck_retriable_step_parks_and_retry_forward_completes_it(
         (1, "failed"), (2, "failed"), (3, "failed"), (4, "succeeded")]
     assert steps["notify"]["action_attempts"] == 1  # done before: not sent twice
     assert steps["capture-payment"]["action_attempts"] == 1
-    types = [e["type"] for e in _events(done["id"])]
+    types = [e["type"] for e in outbox_events(done["id"])]
     assert types.index("saga.parked") < types.index("saga.resumed") < types.index(
         "saga.completed")
     status, again = api.call("POST", f"/executions/{parked['id']}/retry-forward")
@@ -198,6 +183,6 @@ def test_operators_racing_to_retry_forward_start_one_run(
     ship = _steps(done)["ship"]
     assert [(a["attempt"], a["outcome"]) for a in ship["attempts"]] == [
         (1, "failed"), (2, "failed"), (3, "failed"), (4, "succeeded")]
-    resumed = [e for e in _events(parked["id"]) if e["type"] == "saga.resumed"]
-    runs = [e for e in _events(parked["id"]) if e["type"] == "saga.execution.run_started"]
+    resumed = [e for e in outbox_events(parked["id"]) if e["type"] == "saga.resumed"]
+    runs = [e for e in outbox_events(parked["id"]) if e["type"] == "saga.execution.run_started"]
     assert len(resumed) == 1 and len(runs) == 2  # the first run, and the one retry forward
