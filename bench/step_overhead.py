@@ -4,8 +4,12 @@ bare handler that runs the same action alone in one transaction.
     .venv/bin/python -m bench.step_overhead [--steps 400]
 
 Both run in this process (one core), on executions created directly in MySQL, so only the
-step's own work is measured: no Lambda, no Step Functions. SQL round trips and commits are
-read from MariaDB's session counters of the connection the runtime uses. Prints a table and
+step's own work is measured: no Lambda, no Step Functions. A second pair measures a step whose
+action is a participant's HTTP endpoint (a server in this process answering at once): the step
+runtime's participant path (admitted and counted, called with no lock held and cut at its
+deadline, its answer judged and recorded) against the floor of the same POST made bare. SQL
+round trips and commits are read from MariaDB's session counters of the connection the
+runtime uses. Prints a table and
 writes bench/results/step_overhead.json.
 """
 
@@ -16,9 +20,12 @@ import copy
 import json
 import os
 import statistics
+import threading
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +133,75 @@ def bare_step(stored: Any) -> Any:
     return run
 
 
+class _Answering(BaseHTTPRequestHandler):
+    """A participant that answers every POST at once with a small JSON object."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def prepare_participants(count: int, url: str) -> list[Execution]:
+    """Executions of the documented saga with every step's action and compensation at url."""
+    definition = copy.deepcopy(SEED)
+    definition["id"] = f"overhead-http-{uuid.uuid4().hex[:6]}"
+    for step in definition["steps"]:
+        step.update(action=f"{url}/{step['id']}", compensation=f"{url}/undo-{step['id']}")
+    connector = runtime.container().connector
+    stored = MySQLDefinitionStore(connector).insert_version(
+        SagaDefinition.model_validate(definition), expected_revision=None,
+        actor=Actor("bench"), action="create")
+    now = datetime.now(UTC)
+    executions = []
+    with connector.transaction() as cur:
+        for _ in range(count):
+            execution = Execution(
+                id=str(uuid.uuid4()), saga_id=stored.id, revision=stored.revision,
+                version=stored.version, status=ExecutionStatus.RUNNING, input={"n": 1},
+                started_at=now, updated_at=now)
+            insert_execution(cur, execution, [s.id or "" for s in stored.steps])
+            executions.append(execution)
+    return executions
+
+
+def participant_step(execution: Execution, step_id: str) -> None:
+    event = {"execution_id": execution.id, "step_id": step_id, "phase": "action",
+             "last": False, "attempt": 0, "error": None}
+    result = handle_step(event, None, family="http")
+    assert result.get("status") == "ok", result
+
+
+def bare_post(url: str) -> Any:
+    def run(execution: Execution, step_id: str) -> None:
+        request = urllib.request.Request(f"{url}/{step_id}", data=b'{"n": 1}', method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            json.loads(response.read())
+
+    return run
+
+
+def _rows(pairs: list[tuple[str, str, dict[str, Any], dict[str, Any]]]) -> list[list[Any]]:
+    rows = []
+    for floor_label, label, floor, full in pairs:
+        for name, r in ((floor_label, floor), (label, full)):
+            rows.append([name, r["statements_per_step"], r["commits_per_step"], r["p50_ms"],
+                         r["p99_ms"], r["steps_per_s"], r["cpu_ms_per_step"]])
+        rows.append(["ratio", *(
+            round(full[key] / floor[key], 2) if floor[key] else "-"
+            for key in ("statements_per_step", "commits_per_step", "p50_ms", "p99_ms",
+                        "steps_per_s", "cpu_ms_per_step"))])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=400, help="step attempts per variant")
@@ -134,18 +210,24 @@ def main() -> None:
     stored, executions = prepare(2 * count)
     bare = measure(bare_step(stored), executions[:count])
     full = measure(runtime_step, executions[count:])
-    rows = [[label, r["statements_per_step"], r["commits_per_step"], r["p50_ms"], r["p99_ms"],
-             r["steps_per_s"], r["cpu_ms_per_step"]]
-            for label, r in (("bare action (floor)", bare), ("step runtime", full))]
-    rows.append(["ratio", round(full["statements_per_step"] / bare["statements_per_step"], 2),
-                 round(full["commits_per_step"] / bare["commits_per_step"], 2),
-                 round(full["p50_ms"] / bare["p50_ms"], 2),
-                 round(full["p99_ms"] / bare["p99_ms"], 2),
-                 round(full["steps_per_s"] / bare["steps_per_s"], 2),
-                 round(full["cpu_ms_per_step"] / bare["cpu_ms_per_step"], 2)])
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answering)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        participants = prepare_participants(2 * count, url)
+        post = measure(bare_post(url), participants[:count])
+        http = measure(participant_step, participants[count:])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    rows = _rows([("bare action (floor)", "step runtime", bare, full),
+                  ("bare POST (floor)", "participant step", post, http)])
     print(table(rows, ["variant", "SQL/step", "commits/step", "p50 ms", "p99 ms", "steps/s",
                        "CPU ms/step"]))
-    path = save("step_overhead", {"bare": bare, "runtime": full})
+    path = save("step_overhead", {"bare": bare, "runtime": full, "bare_post": post,
+                                  "participant": http})
     print(f"\nwrote {path}")
 
 

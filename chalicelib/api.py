@@ -30,6 +30,7 @@ from chalicelib.auth import (
 from chalicelib.config import Settings
 from chalicelib.ports import Actor
 from chalicelib.saga.errors import BadRequest, SagaError
+from chalicelib.saga.storable import nesting_depth
 from chalicelib.saga.validation import DefinitionInvalid
 
 logger = logging.getLogger(__name__)
@@ -116,23 +117,6 @@ def no_body(request: Request) -> None:
     silently ignored."""
     if json_body(request, required=False) not in (None, {}):
         raise _BodyError("this operation takes no body (or an empty object)")
-
-
-def nesting_depth(value: Any, stop_above: int) -> int:
-    """How deeply objects and arrays nest (a scalar is 0), counting no further than one past
-    stop_above."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node \
-            if isinstance(node, list) else None
-        if children is None:
-            continue
-        deepest = max(deepest, depth)
-        if deepest > stop_above:
-            return deepest
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 class _BodyError(SagaError):

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.lifecycle import DEFAULT_RETRIABLE_MAX_ATTEMPTS
 from chalicelib.steps.contract import DEFAULT_MAX_RESULT_BYTES
 
@@ -154,6 +155,11 @@ class SagaSettings(_Section):
     # operator; each retry forward gives it this many again. Backoff: 2 s doubling, at most
     # 60 s between attempts.
     retriable_max_attempts: int = Field(default=DEFAULT_RETRIABLE_MAX_ATTEMPTS, ge=1, le=100)
+    # The late-action rule: a step cuts its participant's call at the deadline it sends (its
+    # timeout), its Task waits this much longer, and a compensation is sent no sooner than
+    # this after its action's last deadline. Whole seconds, 1s to 60s; a step's timeout may
+    # be at most 900 s (Lambda's limit) less this.
+    task_timeout_margin: str = "5s"
     # DescribeExecution calls one reconciler run may spend (AWS: a bucket of 300, 15/s).
     reconcile_describe_budget: int = Field(default=100, ge=1, le=300)
     # Inputs the built-in (demo) actions fall back on when an execution gives none, so the
@@ -163,6 +169,20 @@ class SagaSettings(_Section):
     supported_step_types: list[str] = Field(default_factory=list)
     validation_rules: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
     metadata: dict[str, str] = Field(default_factory=dict)
+
+
+    @field_validator("task_timeout_margin")
+    @classmethod
+    def _whole_seconds(cls, value: str) -> str:
+        ms = parse_duration_ms(value)
+        if ms % 1000 or not 1000 <= ms <= 60_000:
+            raise ValueError("must be whole seconds from 1s to 60s (Step Functions counts "
+                             "a Task's timeout in seconds)")
+        return value
+
+    @property
+    def task_timeout_margin_s(self) -> int:
+        return parse_duration_ms(self.task_timeout_margin) // 1000
 
 
 class AuthSettings(_Section):

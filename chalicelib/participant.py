@@ -3,14 +3,51 @@
 The service receives the saga-participant/1 request (chalicelib/steps/contract.py), does its
 work, and answers with a JSON object, its result. This module does the rest:
 
-- parses and validates the request, and gives the handler a typed `ParticipantRequest`
-  (`input`, `results`, and for a compensation `action_result`, `action_error`, `reason`);
+- parses the request leniently (fields a later version of the contract adds are ignored) and
+  gives the handler a typed `Request` (a `ParticipantRequest`: `input`, `results`, and for a
+  compensation `action_result`, `action_error`, `reason`; plus `time_left()` and
+  `check_deadline()`);
 - de-duplicates deliveries on the request's idempotency key with Powertools' idempotency
   utility: a retried or redelivered attempt whose first one finished gets the same answer
   without running again. The persistence layer is the team's choice: Powertools'
   `DynamoDBPersistenceLayer` on AWS, or `InMemoryPersistence` here for one process;
 - shapes the answer: `Refuse` (the request cannot succeed: a declined card, no seats) is not
-  retried, `TryAgain` (a passing fault) is, anything else is retried too.
+  retried, `TryAgain` (a passing fault) is, anything else is retried too;
+- does the participant's half of the late-action rule (below).
+
+The late-action rule. The request's `deadline` is when the orchestrator cuts the call; an
+action whose outcome is then unknown is compensated anyway, with `action_result: null`. So
+that "whatever the action did is undone" holds, the helper:
+
+1. never starts an action after its deadline (`DeadlinePassed`, a `TryAgain`: the saga retries
+   or compensates, so a refusal would be wrong), and the handler calls
+   `request.check_deadline()` just before committing (it raises `DeadlinePassed`, and the
+   handler's own transaction must roll back as it propagates). A handler that returns after
+   the deadline anyway still gets its result answered and recorded, but it is not an answer in
+   time: the orchestrator has stopped listening, treats the outcome as unknown and compensates
+   (the helper logs a warning);
+2. answers a compensation whose action never reached this participant (no record of the action,
+   and `action_result` null) with `NOTHING_TO_UNDO`, without calling the team's compensation;
+3. refuses for good (`Refuse`) an action that arrives after its compensation was handled
+   (anti-hanging, in Seata's words), without calling the handler.
+
+How, with any Powertools persistence layer and no record of its own: the facts are Powertools'
+own records, found by key (`<execution_id>:<step_id>:action` and `...:compensation`).
+Powertools writes an attempt's record (conditionally, in progress) before the handler runs,
+keeps it when the handler answers and deletes it when the handler raises. An action looks for
+its compensation's record after its own is written; a compensation looks for its action's
+record after its own is written. With a store whose reads see completed writes (DynamoDB:
+Powertools reads consistently), at least one of the two sees the other, so a racing pair ends
+either "action ran, then its compensation undid it" or "nothing to undo, action refused":
+
+- a compensation that finds the action in progress before its deadline answers `TryAgain`
+  (undo once it has ended); after its deadline the action must not commit any more (1), so
+  the team's compensation runs even if the handler has not returned;
+- an action that raises leaves no record, so it must leave nothing behind (its transaction
+  rolls back): its compensation will answer nothing to undo;
+- the facts last as long as the records (`expires_after_seconds`, a day by default), and a
+  compensation that fails leaves no record either (it is retried). With Powertools'
+  `POWERTOOLS_IDEMPOTENCY_DISABLED` there are no records: every compensation calls the team's.
 
 Two front ends: `lambda_handler(...)` for a Lambda participant, and `wsgi_app(...)` for an HTTP
 one (any WSGI server, or a framework that mounts WSGI apps); `handle(...)` is the plain core.
@@ -18,12 +55,17 @@ one (any WSGI server, or a framework that mounts WSGI apps); `handle(...)` is th
     from chalicelib.participant import Refuse, lambda_handler
 
     def book(request):            # the action
-        return {"booking_id": reserve_seat(request.input["flight"])}
+        with db.transaction():
+            seat = reserve_seat(request.input["flight"], key=request.idempotency_key)
+            request.check_deadline()  # raises (and rolls back) once the call is cut
+        return {"booking_id": seat}
 
     def cancel(request):          # the compensation
-        if request.action_result:  # null when the booking's outcome is unknown (a timeout)
-            release_seat(request.action_result["booking_id"])
-        return {"cancelled": True}
+        # null when the booking's outcome is unknown (it was cut): find it by the action's key
+        booking = request.action_result or find_booking(key=request.action_key)
+        if booking:
+            release_seat(booking["booking_id"])
+        return {"cancelled": bool(booking)}
 
     handler = lambda_handler(book, cancel, persistence=DynamoDBPersistenceLayer("idem"))
 """
@@ -31,12 +73,16 @@ one (any WSGI server, or a framework that mounts WSGI apps); `handle(...)` is th
 from __future__ import annotations
 
 import json
+import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools.shared.constants import IDEMPOTENCY_DISABLED_ENV
+from aws_lambda_powertools.shared.functions import strtobool
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
@@ -48,12 +94,16 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import (
     BasePersistenceLayer,
     DataRecord,
 )
-from pydantic import ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from chalicelib.saga.lifecycle import PERMANENT_ERROR, Phase
-from chalicelib.steps.contract import CONTRACT, ParticipantRequest
+from chalicelib.steps.contract import CONTRACT, ErrorInfo, ParticipantRequest, Reason
 
-Work = Callable[[ParticipantRequest], dict[str, Any]]
+logger = logging.getLogger(__name__)
+
+# What a compensation answers, without calling the team's, when its action never came.
+NOTHING_TO_UNDO: dict[str, Any] = {"compensated": False,
+                                   "reason": "nothing to undo: the action was never received"}
 
 
 class Refuse(Exception):
@@ -64,11 +114,63 @@ class TryAgain(Exception):
     """A passing fault: the saga retries the step (with its own backoff)."""
 
 
+class DeadlinePassed(TryAgain):
+    """The request's deadline has passed: the orchestrator has cut the call, and nothing may be
+    committed any more. Retryable (the saga retries or compensates the step anyway); the
+    handler's own transaction must roll back as it propagates."""
+
+
 # What a Lambda participant raises for a refusal: the saga never retries an error of this name
 # (Step Functions sees the exception's class name as the error type), so the class is named
 # from the lifecycle's constant.
 PermanentError: type[Exception] = type(PERMANENT_ERROR, (Exception,), {
     "__doc__": "A refusal: the saga compensates at once instead of retrying."})
+
+
+# The service builds requests strictly (extra="forbid"); a participant reads them leniently, so
+# a field a later version of the contract adds, at any depth, does not break it.
+class _LenientErrorInfo(ErrorInfo):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _LenientReason(Reason):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Request(ParticipantRequest):
+    """The request as the handler gets it: a `ParticipantRequest` (so handlers typed with it
+    keep working) that ignores unknown fields and knows its deadline."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    action_error: _LenientErrorInfo | None = None
+    reason: _LenientReason | None = None
+
+    @property
+    def action_key(self) -> str:
+        """The idempotency key of this step's action: what a compensation told
+        `action_result: null` finds the action's work by."""
+        return f"{self.execution_id}:{self.step_id}:{Phase.ACTION}"
+
+    def time_left(self) -> float:
+        """Seconds until the deadline; negative once it has passed."""
+        return (_utc(self.deadline) - datetime.now(UTC)).total_seconds()
+
+    def check_deadline(self) -> None:
+        """Call just before committing: raises DeadlinePassed once the deadline has passed,
+        so the work rolls back instead of being committed after the orchestrator cut the call."""
+        if self.time_left() <= 0:
+            raise DeadlinePassed(
+                f"the deadline {self.deadline.isoformat()} has passed: the orchestrator has cut "
+                f"this {self.phase}, so nothing may be committed; it will be retried or undone")
+
+
+Work = Callable[[Request], dict[str, Any]]
+
+
+def _utc(moment: datetime) -> datetime:
+    # The contract's deadline is UTC; a value without a zone is read as such, not as local time.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class InMemoryPersistence(BasePersistenceLayer):
@@ -108,54 +210,131 @@ def _still_holds(record: DataRecord) -> bool:
         return False
     if record.status == STATUS_CONSTANTS["COMPLETED"]:
         return True
-    deadline = record.in_progress_expiry_timestamp
-    return deadline is None or deadline > int(time.time() * 1000)
+    return _in_progress(record)
+
+
+def _in_progress(record: DataRecord) -> bool:
+    """An attempt still being worked on before its in-progress expiry (its deadline): once that
+    has passed it was cut, or its process died."""
+    if record.status != STATUS_CONSTANTS["INPROGRESS"]:
+        return False
+    expiry = record.in_progress_expiry_timestamp
+    return expiry is None or expiry > int(time.time() * 1000)
+
+
+def _records_kept() -> bool:
+    # Powertools' development switch skips every record: then nothing proves an action never came.
+    return not strtobool(os.getenv(IDEMPOTENCY_DISABLED_ENV, "false"))
 
 
 class Participant:
-    """One step's action and compensation behind the contract, de-duplicated."""
+    """One step's action and compensation behind the contract, de-duplicated, with the
+    participant's half of the late-action rule (see the module's docstring)."""
 
     def __init__(self, action: Work, compensation: Work, *,
                  persistence: BasePersistenceLayer | None = None,
                  expires_after_seconds: int = 24 * 3600) -> None:
         self._work = {Phase.ACTION: action, Phase.COMPENSATION: compensation}
-        self._config = IdempotencyConfig(event_key_jmespath="idempotency_key",
-                                         expires_after_seconds=expires_after_seconds)
-        self._run = idempotent_function(
-            self._once, data_keyword_argument="request",
-            persistence_store=persistence or InMemoryPersistence(), config=self._config)
+        self._store = persistence or InMemoryPersistence()
+        self._expires_after_seconds = expires_after_seconds
+        # Powertools names a record after the function it guards; the helper reads the other
+        # phase's record under the same name.
+        self._function_name = f"{self._once.__module__}.{self._once.__qualname__}"
 
-    def _once(self, request: dict[str, Any]) -> dict[str, Any]:
-        parsed = ParticipantRequest.model_validate(request)
-        result = self._work[parsed.phase](parsed)
-        if not isinstance(result, dict):
-            raise TypeError(f"a participant answers with a JSON object, not {type(result)}")
-        return result
+    def _config(self, context: Any = None) -> IdempotencyConfig:
+        # One per call: Powertools keeps the (Lambda) context on the config, and concurrent
+        # requests (an HTTP service's threads) must not share one.
+        config = IdempotencyConfig(event_key_jmespath="idempotency_key",
+                                   expires_after_seconds=self._expires_after_seconds)
+        if context is not None:
+            config.register_lambda_context(context)
+        return config
 
     def __call__(self, request: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        """The answer to one request; Refuse, TryAgain or ValueError (not this contract).
-        An attempt still in progress blocks its redeliveries until the Lambda's remaining time
-        (`context`) or, over HTTP, the request's deadline runs out: then one may run again."""
+        """The answer to one request; Refuse, TryAgain (DeadlinePassed among them) or ValueError
+        (not this contract). An attempt in progress blocks its redeliveries until its deadline
+        (or a Lambda's remaining time, if shorter) runs out: then one may run again. An answer
+        after the deadline is returned and recorded, but the orchestrator treats it as unknown."""
         parsed = parse(request)
-        self._config.register_lambda_context(context or _UntilDeadline(parsed.deadline))
+        if parsed.phase == Phase.ACTION:
+            # Also before a finished action's answer is replayed: after its compensation an
+            # action gets no answer but a refusal, and a late one does not start.
+            self._refuse_if_compensated(parsed)
+            parsed.check_deadline()
+        run = idempotent_function(self._once, data_keyword_argument="request",
+                                  persistence_store=self._store,
+                                  config=self._config(_UntilDeadline(parsed.deadline, context)))
         try:
-            return dict(self._run(request=parsed.model_dump(mode="json")))
+            return dict(run(request=parsed.model_dump(mode="json")))
         except IdempotencyAlreadyInProgressError:
             raise TryAgain("this attempt is still being worked on") from None
 
+    def _once(self, request: dict[str, Any]) -> dict[str, Any]:
+        # Runs with this attempt's record written (in progress): the checks below are the ones
+        # the race between an action and its compensation turns on.
+        parsed = Request.model_validate(request)
+        if parsed.phase == Phase.ACTION:
+            self._refuse_if_compensated(parsed)
+            parsed.check_deadline()
+        elif self._nothing_to_undo(parsed):
+            return dict(NOTHING_TO_UNDO)
+        result = self._work[parsed.phase](parsed)
+        if not isinstance(result, dict):
+            raise TypeError(f"a participant answers with a JSON object, not {type(result)}")
+        if parsed.time_left() < 0:
+            logger.warning("%s %s answered %.3f s after its deadline: the orchestrator treats "
+                           "its outcome as unknown", parsed.idempotency_key, parsed.phase,
+                           -parsed.time_left())
+        return result
+
+    def _refuse_if_compensated(self, request: Request) -> None:
+        if _records_kept() and self._record(request, Phase.COMPENSATION) is not None:
+            raise Refuse(f"step {request.step_id} of execution {request.execution_id} has "
+                         "already been compensated: an action arriving after its compensation "
+                         "is refused, never run")
+
+    def _nothing_to_undo(self, request: Request) -> bool:
+        """Whether this compensation's action never reached this participant; TryAgain while
+        that action is still being worked on before its deadline."""
+        if not _records_kept():
+            return False
+        action = self._record(request, Phase.ACTION)
+        if action is None:
+            # An action_result means the action ran, whatever became of its record.
+            return request.action_result is None
+        if _in_progress(action):
+            raise TryAgain("this step's action is still being worked on: it can be undone "
+                           "once it has answered or its deadline has passed")
+        return False
+
+    def _record(self, request: Request, phase: Phase) -> DataRecord | None:
+        """Powertools' record of one phase of this step, if there is one."""
+        self._store.configure(self._config(), self._function_name)
+        key = f"{request.execution_id}:{request.step_id}:{phase}"
+        try:
+            return self._store.get_record({"idempotency_key": key})
+        except IdempotencyItemNotFoundError:
+            return None
+
 
 class _UntilDeadline:
-    """What Powertools asks a Lambda context for, from the request's deadline."""
+    """What Powertools asks a Lambda context for: the time to the request's deadline, or to the
+    Lambda's own end if that comes first. An attempt's in-progress record holds until then."""
 
-    def __init__(self, deadline: datetime) -> None:
-        self._deadline = deadline
+    def __init__(self, deadline: datetime, context: Any = None) -> None:
+        self._deadline = _utc(deadline)
+        self._context = context
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - datetime.now(UTC)).total_seconds() * 1000))
+        left = int((self._deadline - datetime.now(UTC)).total_seconds() * 1000)
+        if self._context is not None:
+            left = min(left, int(self._context.get_remaining_time_in_millis()))
+        return max(0, left)
 
 
-def parse(request: Any) -> ParticipantRequest:
-    """The request as the contract's model; ValueError saying what is wrong."""
+def parse(request: Any) -> Request:
+    """The request as the participant's model (unknown fields ignored); ValueError saying what
+    is wrong."""
     if isinstance(request, str | bytes):
         try:
             request = json.loads(request)
@@ -164,7 +343,7 @@ def parse(request: Any) -> ParticipantRequest:
     if not isinstance(request, dict) or request.get("contract") != CONTRACT:
         raise ValueError(f"not a {CONTRACT} request")
     try:
-        return ParticipantRequest.model_validate(request)
+        return Request.model_validate(request)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "request"
@@ -186,8 +365,9 @@ def handle(participant: Participant, body: Any) -> tuple[int, dict[str, Any]]:
 def lambda_handler(action: Work, compensation: Work, *,
                    persistence: BasePersistenceLayer | None = None) -> Callable[[Any, Any],
                                                                                  dict[str, Any]]:
-    """A Lambda handler for the step: its return value is the result; a refusal is raised
-    as PermanentError (never retried), anything else as itself (retried)."""
+    """A Lambda handler for the step: its return value is the result; a refusal (an action
+    after its compensation among them) is raised as PermanentError (never retried), anything
+    else as itself (retried: DeadlinePassed too)."""
     participant = Participant(action, compensation, persistence=persistence)
 
     def handler(event: Any, context: Any) -> dict[str, Any]:
@@ -202,7 +382,8 @@ def lambda_handler(action: Work, compensation: Work, *,
 def wsgi_app(action: Work, compensation: Work, *,
              persistence: BasePersistenceLayer | None = None) -> Callable[..., Iterable[bytes]]:
     """A WSGI application answering POSTs: 200 with the result, 422 for a refusal (not
-    retried), 400 for a request that is not this contract, 503 to be tried again."""
+    retried), 400 for a request that is not this contract, 503 to be tried again (a passed
+    deadline too)."""
     participant = Participant(action, compensation, persistence=persistence)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -85,7 +85,8 @@ def build_orchestrator(settings: Settings) -> StepFunctionsOrchestrator:
         recorder_arn=names.arn(RECORDER_FUNCTION),
         options=CompileOptions(retry_enabled=settings.saga.retry_enabled,
                                compensation_enabled=settings.saga.compensation_enabled,
-                               retriable_max_attempts=settings.saga.retriable_max_attempts))
+                               retriable_max_attempts=settings.saga.retriable_max_attempts,
+                               task_timeout_margin_s=settings.saga.task_timeout_margin_s))
 
 
 def validation_policy(settings: Settings) -> ValidationPolicy:

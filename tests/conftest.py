@@ -26,6 +26,9 @@ os.environ.setdefault("SAGA__WEBSOCKET__MANAGEMENT_ENDPOINT", "http://127.0.0.1:
 # A retriable step parks after 3 attempts (2 s and 4 s apart at most), not the default 5, so the
 # parking case ends in seconds.
 os.environ.setdefault("SAGA__SAGA__RETRIABLE_MAX_ATTEMPTS", "3")
+# A Task waits 2 s past its step's own cut, and a compensation as long past its action's last
+# deadline: enough for a Lambda started in the local executor, short enough for the timeout cases.
+os.environ.setdefault("SAGA__SAGA__TASK_TIMEOUT_MARGIN", "2s")
 # Tests poll executions far faster than a person would: the per-caller limit has its own tests.
 os.environ.setdefault("SAGA__LIMITS__RATE_LIMIT_REQUESTS", "0")
 

@@ -172,6 +172,21 @@ def lock_step_run(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any
     return cur.fetchone()
 
 
+def claim_attempt(cur: Cursor, execution_id: str, step_id: str, *, phase: Phase,
+                  deadline: datetime) -> int:
+    """Counts an attempt as it is admitted; an action's keeps its latest deadline."""
+    counter = f"{Phase(phase).value}_attempts"  # action_attempts | compensation_attempts
+    keep_deadline = (", action_deadline = GREATEST(COALESCE(action_deadline, %s), %s)"
+                     if phase is Phase.ACTION else "")
+    args: tuple[Any, ...] = (deadline, deadline) if phase is Phase.ACTION else ()
+    cur.execute(f"UPDATE step_runs SET {counter} = {counter} + 1{keep_deadline} "
+                "WHERE execution_id = %s AND step_id = %s", (*args, execution_id, step_id))
+    cur.execute(f"SELECT {counter} AS n FROM step_runs WHERE execution_id = %s AND "
+                "step_id = %s", (execution_id, step_id))
+    row = cur.fetchone()
+    return int(row["n"]) if row else 0
+
+
 def update_step_run(cur: Cursor, execution_id: str, step_id: str, *, status: StepStatus,
                     phase: str, at: datetime, result: dict[str, Any] | None = None,
                     error: dict[str, Any] | None = None, count_attempt: bool = True,

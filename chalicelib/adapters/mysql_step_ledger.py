@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.adapters import mysql_executions as records
@@ -16,6 +16,10 @@ from chalicelib.saga.executions import Execution
 from chalicelib.saga.lifecycle import ExecutionStatus, Outcome, Phase, StepStatus
 from chalicelib.steps.context import Cursor
 from chalicelib.steps.ledger import EventBatch, LockedExecution, LockedStep
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    return at.replace(tzinfo=UTC) if at is not None else None
 
 
 def _error(raw: Any) -> dict[str, Any] | None:
@@ -51,7 +55,8 @@ class MySQLLedgerTransaction:
                           compensation_attempts=int(run["compensation_attempts"]),
                           result=json.loads(run["result"]) if run["result"] else None,
                           error=json.loads(run["error"]) if run["error"] else None,
-                          retry_base=int(run.get("retry_base") or 0))
+                          retry_base=int(run.get("retry_base") or 0),
+                          action_deadline=_aware(run.get("action_deadline")))
 
     def load_execution(self, execution_id: str) -> Execution:
         return records.row_to_execution(self._rows[execution_id])
@@ -80,13 +85,19 @@ class MySQLLedgerTransaction:
                                outcome=outcome, started=naive_utc(started), ended=naive_utc(ended),
                                error_type=error_type, error_message=error_message)
 
+    def claim_attempt(self, execution_id: str, step_id: str, *, phase: Phase,
+                      deadline: datetime) -> int:
+        return records.claim_attempt(self._cur, execution_id, step_id, phase=phase,
+                                     deadline=naive_utc(deadline))
+
     def record_outcome(self, execution_id: str, step_id: str, *, status: StepStatus,
                        phase: Phase, at: datetime, started: datetime,
                        result: dict[str, Any] | None = None,
-                       error: dict[str, Any] | None = None) -> dict[str, Any]:
+                       error: dict[str, Any] | None = None,
+                       claimed: bool = False) -> dict[str, Any]:
         records.update_step_run(self._cur, execution_id, step_id, status=status, phase=phase,
                                 at=naive_utc(at), result=result, error=error,
-                                started=naive_utc(started))
+                                started=naive_utc(started), count_attempt=not claimed)
         return records.step_record(self._cur, execution_id, step_id)
 
     def set_execution_status(self, execution_id: str, status: ExecutionStatus, *,

@@ -156,7 +156,9 @@ class Projector:
             # The step keeps the status its undo gave it.
             status, outcome = None, Outcome.FAILED
         elif event["type"] == events.STEP_RETRIED:
-            retried = step_transition(phase, Outcome.FAILED, final=False)
+            # An attempt whose outcome is unknown says so; older events were plain failures.
+            retried = step_transition(phase, Outcome(data.get("outcome") or Outcome.FAILED),
+                                      final=False)
             status, outcome = retried.target, retried.outcome
         else:
             status, outcome = STEP_EVENT_RESULT[event["type"]]
@@ -173,8 +175,11 @@ class Projector:
         elif status is not None:  # an aborted attempt is not counted, as in the write model
             update["$set"]["steps.$[s].status"] = status.value
             update["$set"][f"steps.$[s].{phase.value}_attempts"] = data.get("attempt")
-            update["$set"]["steps.$[s].error"] = error if outcome is Outcome.FAILED else None
-        if event["type"] == events.STEP_SUCCEEDED:  # a step's result is its action's
+            update["$set"]["steps.$[s].error"] = error if outcome is not Outcome.SUCCEEDED \
+                else None
+        if event["type"] == events.STEP_SUCCEEDED or (
+                "result" in data and outcome is Outcome.UNKNOWN):
+            # A step's result is its action's (a late success's, kept for its compensation).
             update["$set"]["steps.$[s].result"] = data.get("result")
         update["$push"] = {"steps.$[s].attempts": attempt}
 

@@ -7,7 +7,10 @@ Parallel state whose branches are its steps' Tasks. Forward machine, for groups 
                                             every Task's ResultPath is null, so the small
                                             input {execution_id, ...} flows through unchanged
     si fails for good (Catch)   -> undo s(i-1) -> ... -> undo s1 -> Compensated
-    si times out (Catch)        -> undo si -> undo s(i-1) -> ...     (its outcome is unknown)
+    si's outcome is unknown     -> undo si -> undo s(i-1) -> ...
+        (Catch of States.Timeout, Saga.OutcomeUnknown, Saga.OutcomeUnknownFinal: it may have
+        done its work; the step cuts its own call at the deadline, and its Task waits that
+        long plus saga.task_timeout_margin, so the step, not the engine, decides)
     s1 fails, nothing done      -> Failed
     an undo fails for good      -> CompensationFailed
 
@@ -39,16 +42,19 @@ from chalicelib.saga.lifecycle import (
     ANY_ERROR,
     COMPENSATION_RETRY,
     DEFAULT_RETRIABLE_MAX_ATTEMPTS,
+    DEFAULT_TASK_TIMEOUT_MARGIN_S,
     END_OF,
     LAMBDA_SERVICE_ERRORS,
     NEVER_RETRIED,
     RETRIABLE_RETRY,
-    TASK_TIMEOUT,
+    UNDO_ITSELF,
     ExecutionStatus,
     Phase,
     RetryPolicy,
     StepKind,
     action_retries,
+    compensation_task_timeout_s,
+    task_timeout_s,
 )
 from chalicelib.saga.models import Step
 
@@ -69,6 +75,8 @@ class CompileOptions:
                                             max_delay_seconds=60)
     # saga.retriable_max_attempts: attempts of a retriable step before the execution parks.
     retriable_max_attempts: int = DEFAULT_RETRIABLE_MAX_ATTEMPTS
+    # saga.task_timeout_margin: how much longer a Task waits than its step's call may take.
+    task_timeout_margin_s: int = DEFAULT_TASK_TIMEOUT_MARGIN_S
 
 
 @dataclass(frozen=True)
@@ -84,22 +92,17 @@ def _state_name(prefix: str, step: Step) -> str:
     return f"{prefix}{step.id}"[:80]
 
 
-# A Lambda runs 15 minutes at most, so a step's Task can wait no longer than that.
-LAMBDA_MAX_TIMEOUT_S = 900
-
-
 def task_timeout_seconds(step: Step, phase: Phase,
                          options: CompileOptions | None = None) -> int:
-    """How long the phase's Task waits for its Lambda (TimeoutSeconds)."""
+    """How long the phase's Task waits for its Lambda (TimeoutSeconds): the step's timeout
+    plus the margin for an action; for a compensation, also the wait for its action's last
+    deadline (lifecycle's late-action rule)."""
+    options = options or CompileOptions()
+    timeout_ms = parse_duration_ms(step.timeout)
     if phase is Phase.ACTION:
-        return _timeout_seconds(step)
-    return max(_timeout_seconds(step), (options or CompileOptions()).min_compensation_timeout_s)
-
-
-def _timeout_seconds(step: Step) -> int:
-    # ASL takes whole seconds; a sub-second timeout rounds up to 1 s.
-    seconds = max(1, -(-parse_duration_ms(step.timeout) // 1000))
-    return min(seconds, LAMBDA_MAX_TIMEOUT_S)
+        return task_timeout_s(timeout_ms, options.task_timeout_margin_s)
+    return compensation_task_timeout_s(timeout_ms, options.task_timeout_margin_s,
+                                       options.min_compensation_timeout_s)
 
 
 def _retrier(errors: Sequence[str], attempts: int, policy: RetryPolicy) -> dict[str, Any]:
@@ -311,7 +314,7 @@ def _forward_task(step: Step, targets: MachineTargets, options: CompileOptions, 
     retries = action_retries(step.kind, step.max_retries, options.retriable_max_attempts)
     policy = RETRIABLE_RETRY if step.kind is StepKind.RETRIABLE else options.action_retry
     task = _task(targets.function_for(step, Phase.ACTION), step, Phase.ACTION,
-                 timeout_s=_timeout_seconds(step),
+                 timeout_s=task_timeout_seconds(step, Phase.ACTION, options),
                  retriers=_retriers(retries, policy, options), last=last)
     if step.kind is StepKind.RETRIABLE:
         # The runtime counts a round against the attempts this machine makes.
@@ -333,9 +336,11 @@ def compile_forward(steps: Sequence[Step], targets: MachineTargets,
         if group in retriable:
             on_error = on_timeout = "RecordParked"
         elif compensate:
-            # A timed-out step may have done its work: its group is undone too. Any other
-            # failure of a single step means it did nothing (actions are atomic), so undo
-            # starts at the group before; a group is undone whatever failed in it (its
+            # A step whose outcome is unknown (timed out, cut at its deadline, an answer
+            # that cannot be recorded) may have done its work: its group is undone too. Any
+            # other failure of a single step means it did nothing (actions are atomic, and an
+            # earlier unknown attempt makes the last one unknown too), so undo starts at the
+            # group before; a group is undone whatever failed in it (its
             # steps that failed for good are skipped there).
             on_timeout = _undo_name(group)
             on_error = previous if len(group) == 1 else on_timeout
@@ -343,7 +348,7 @@ def compile_forward(steps: Sequence[Step], targets: MachineTargets,
             on_error = on_timeout = "RecordFailed"
         if len(group) == 1:
             state = _forward_task(group[0], targets, options, last=after == "RecordCompleted")
-            state["Catch"] = ([{"ErrorEquals": [TASK_TIMEOUT], "ResultPath": "$.error",
+            state["Catch"] = ([{"ErrorEquals": list(UNDO_ITSELF), "ResultPath": "$.error",
                                 "Next": on_timeout}] if on_timeout != on_error else []) \
                 + _catch_all(on_error)
             state["Next"] = after

@@ -18,6 +18,8 @@ STEP_STARTED = "saga.step.started"
 STEP_SUCCEEDED = "saga.step.succeeded"
 STEP_FAILED = "saga.step.failed"
 STEP_RETRIED = "saga.step.retried"
+# An action's last attempt ended with its outcome unknown: the step is compensated.
+STEP_OUTCOME_UNKNOWN = "saga.step.outcome_unknown"
 COMPENSATION_STARTED = "saga.compensation.started"
 STEP_COMPENSATED = "saga.step.compensated"
 STEP_COMPENSATION_FAILED = "saga.step.compensation_failed"

@@ -168,6 +168,16 @@ class StepRun(BaseModel):
     # Action attempts before the current round (a retry forward starts one): bookkeeping of
     # the write model, not shown.
     retry_base: int = Field(default=0, exclude=True)
+    # The latest deadline an action attempt was given (the late-action rule): bookkeeping.
+    action_deadline: datetime | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _attempts_in_time_order(self) -> StepRun:
+        # A timeline in the order things happened, whichever was recorded first (a late
+        # attempt's record may come after the compensation that followed it); stable, so
+        # attempts that started together keep the order they were recorded in.
+        self.attempts.sort(key=lambda attempt: attempt.started_at)
+        return self
 
 
 class Execution(BaseModel):

@@ -40,6 +40,9 @@ class StepStatus(StrEnum):
     COMPENSATING = "COMPENSATING"
     COMPENSATED = "COMPENSATED"
     COMPENSATION_FAILED = "COMPENSATION_FAILED"
+    # Its action may or may not have taken effect (its call was cut at the deadline, or it
+    # answered something that cannot be recorded): it is undone like a step that succeeded.
+    OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
 
 
 class StepKind(StrEnum):
@@ -65,6 +68,9 @@ class Outcome(StrEnum):
 
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    # The participant may have done its work: no answer by the deadline, or one that cannot
+    # be stored. Never "nothing happened": the step is compensated.
+    UNKNOWN = "unknown"
 
 
 class RunStatus(StrEnum):
@@ -111,6 +117,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_S.RUNNING, _S.TIMED_OUT, events.SAGA_FAILED),
     Transition(_S.RUNNING, _S.COMPENSATION_FAILED, events.COMPENSATION_FAILED),
     Transition(_S.COMPENSATING, _S.COMPENSATED, events.SAGA_COMPENSATED),
+    # The reconciler, when the run ended compensated but no undo recorded it (every undo was
+    # skipped, or the recorder never ran): it closes whatever path the run took.
+    Transition(_S.RUNNING, _S.COMPENSATED, events.SAGA_COMPENSATED),
     Transition(_S.COMPENSATING, _S.COMPENSATION_FAILED, events.COMPENSATION_FAILED),
     Transition(_S.COMPENSATING, _S.FAILED, events.SAGA_FAILED),
     Transition(_S.COMPENSATING, _S.TIMED_OUT, events.SAGA_FAILED),
@@ -157,14 +166,16 @@ _T = StepStatus
 # A step being undone, undone, or whose undoing failed: its action must not run any more.
 UNDOING: frozenset[StepStatus] = frozenset({_T.COMPENSATING, _T.COMPENSATED,
                                             _T.COMPENSATION_FAILED})
-# Steps with nothing to undo: their action failed (rolled back) or never started.
+# Steps with nothing to undo: their action failed (rolled back) or never started. A step whose
+# outcome is unknown is not among them: it may have done its work.
 NEVER_DONE: frozenset[StepStatus] = frozenset({_T.PENDING, _T.FAILED})
 # A step whose action failed for good did nothing (an attempt's work is atomic): no undo ever
 # runs for it. A PENDING or RUNNING one in a forward run's undo may be a timed-out attempt
 # still at work, so only the compensation-only machine skips those.
 FAILED_FOR_GOOD: frozenset[StepStatus] = frozenset({_T.FAILED})
 # Steps whose effect may still stand (the reconciler's "a person must look").
-TOOK_EFFECT: frozenset[StepStatus] = frozenset({_T.SUCCEEDED, _T.COMPENSATION_FAILED})
+TOOK_EFFECT: frozenset[StepStatus] = frozenset({_T.SUCCEEDED, _T.COMPENSATION_FAILED,
+                                               _T.OUTCOME_UNKNOWN})
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,11 @@ STEP_TRANSITIONS: tuple[StepTransition, ...] = (
     StepTransition(Phase.ACTION, Outcome.SUCCEEDED, True, _T.SUCCEEDED, events.STEP_SUCCEEDED),
     StepTransition(Phase.ACTION, Outcome.FAILED, False, _T.RUNNING, events.STEP_RETRIED),
     StepTransition(Phase.ACTION, Outcome.FAILED, True, _T.FAILED, events.STEP_FAILED),
+    # An unknown outcome sticks: a later attempt that fails does not make the step "did
+    # nothing" (the unknown one may have done it), only a success replaces it.
+    StepTransition(Phase.ACTION, Outcome.UNKNOWN, False, _T.OUTCOME_UNKNOWN, events.STEP_RETRIED),
+    StepTransition(Phase.ACTION, Outcome.UNKNOWN, True, _T.OUTCOME_UNKNOWN,
+                   events.STEP_OUTCOME_UNKNOWN),
     StepTransition(Phase.COMPENSATION, Outcome.SUCCEEDED, True, _T.COMPENSATED,
                    events.STEP_COMPENSATED),
     StepTransition(Phase.COMPENSATION, Outcome.FAILED, False, _T.COMPENSATING,
@@ -191,12 +207,14 @@ STEP_TRANSITIONS: tuple[StepTransition, ...] = (
 _STEP_BY_KEY = {(t.phase, t.outcome, t.final): t for t in STEP_TRANSITIONS}
 # The statuses from which an attempt of each phase may start (the rest are refused or skipped).
 STEP_SOURCES: dict[Phase, frozenset[StepStatus]] = {
-    Phase.ACTION: frozenset({_T.PENDING, _T.RUNNING}),
+    Phase.ACTION: frozenset({_T.PENDING, _T.RUNNING, _T.OUTCOME_UNKNOWN}),
     Phase.COMPENSATION: frozenset(s for s in StepStatus if s is not _T.COMPENSATED),
 }
 
 
 def step_transition(phase: Phase, outcome: Outcome, *, final: bool) -> StepTransition:
+    if phase is Phase.COMPENSATION and outcome is Outcome.UNKNOWN:
+        outcome = Outcome.FAILED  # an undo that may not have happened is retried, then fails
     return _STEP_BY_KEY[(phase, outcome, final or outcome is Outcome.SUCCEEDED)]
 
 
@@ -207,6 +225,7 @@ PHASE_OF_EVENT: dict[str, Phase] = {
     events.STEP_FAILED: Phase.ACTION,
     events.STEP_ABORTED: Phase.ACTION,
     events.STEP_RETRIED: Phase.ACTION,
+    events.STEP_OUTCOME_UNKNOWN: Phase.ACTION,
     events.STEP_COMPENSATED: Phase.COMPENSATION,
     events.STEP_COMPENSATION_FAILED: Phase.COMPENSATION,
 }
@@ -223,10 +242,19 @@ STEP_EVENT_RESULT: dict[str, tuple[StepStatus, Outcome]] = {
 # subclass is named. Never retried: straight to compensation.
 PERMANENT_ERROR = "PermanentError"
 STEP_ABORTED = "StepAborted"
-NEVER_RETRIED: tuple[str, ...] = (PERMANENT_ERROR, STEP_ABORTED)
+# An action attempt whose outcome is unknown (its call was cut at its deadline, a Lambda
+# participant ran past it, or its answer cannot be recorded: not a JSON object, NaN, too deep,
+# keys MongoDB refuses, too large, a redirect). Retried like a timeout while attempts remain;
+# the last one raises OUTCOME_UNKNOWN_FINAL, never retried. Both are caught like a timeout: the
+# step's own compensation runs.
+OUTCOME_UNKNOWN = "Saga.OutcomeUnknown"
+OUTCOME_UNKNOWN_FINAL = "Saga.OutcomeUnknownFinal"
+NEVER_RETRIED: tuple[str, ...] = (PERMANENT_ERROR, STEP_ABORTED, OUTCOME_UNKNOWN_FINAL)
 # Step Functions' own names.
 TASK_TIMEOUT = "States.Timeout"
 ANY_ERROR = "States.ALL"
+# What leads to a step's own compensation: it may have done its work.
+UNDO_ITSELF: tuple[str, ...] = (TASK_TIMEOUT, OUTCOME_UNKNOWN, OUTCOME_UNKNOWN_FINAL)
 # Lambda's own throttling and service errors: the step never ran (or its outcome is recorded
 # idempotently), so they get a Retry of their own that never spends the step's max_retries.
 LAMBDA_SERVICE_ERRORS: tuple[str, ...] = (
@@ -255,6 +283,37 @@ END_BY_ERROR: dict[str, MachineEnd] = {end.error: end for end in ENDS}
 # it itself); PARKED: a retriable step out of attempts.
 RECORDED_OUTCOMES: frozenset[ExecutionStatus] = frozenset({
     _S.COMPLETED, _S.FAILED, _S.COMPENSATION_FAILED, _S.COMPENSATED, _S.PARKED})
+
+
+# -- the late-action rule ---------------------------------------------------------------------
+# A step cuts its participant's call at the deadline it sends (the attempt's start plus the
+# step's timeout); the engine's Task waits that long plus a margin (saga.task_timeout_margin),
+# so the step, not the engine, decides how an attempt ended; a compensation is sent only once
+# the margin has passed after the last attempt's deadline (the participant must not commit
+# after its deadline; the margin covers clocks and the cut's own latency).
+DEFAULT_TASK_TIMEOUT_MARGIN_S = 5
+# A Lambda runs 15 minutes at most, so a step's Task can wait no longer than that.
+LAMBDA_MAX_TIMEOUT_S = 900
+
+
+def task_timeout_s(call_timeout_ms: int, margin_s: int) -> int:
+    """An action Task's TimeoutSeconds: the call's own timeout rounded up to whole seconds
+    (ASL takes whole seconds), plus the margin, never past Lambda's own limit."""
+    return min(max(1, -(-call_timeout_ms // 1000)) + margin_s, LAMBDA_MAX_TIMEOUT_S)
+
+
+def max_step_timeout_s(margin_s: int) -> int:
+    """The longest timeout a step may have: its Task (timeout + margin) fits in a Lambda."""
+    return LAMBDA_MAX_TIMEOUT_S - margin_s
+
+
+def compensation_task_timeout_s(call_timeout_ms: int, margin_s: int, minimum_s: int) -> int:
+    """A compensation Task waits out its action's last deadline plus the margin (at most one
+    call timeout plus the margin) and then runs its own call: two of each, capped at Lambda's
+    limit. A cap that cuts it short times the compensation out, and its retry finds the wait
+    over."""
+    one = max(task_timeout_s(call_timeout_ms, margin_s), minimum_s)
+    return min(2 * one, LAMBDA_MAX_TIMEOUT_S)
 
 
 # -- retries ---------------------------------------------------------------------------------
@@ -289,6 +348,12 @@ def action_retries(kind: StepKind, max_retries: int, retriable_max_attempts: int
     """Retries after an action's first attempt: its own max_retries, or for a retriable step
     the configured attempts (saga.retriable_max_attempts) less the first."""
     return retriable_max_attempts - 1 if kind is StepKind.RETRIABLE else max_retries
+
+
+def failure_outcome(*, unknown: bool, was_unknown: bool) -> Outcome:
+    """How a failed action attempt counts: unknown when it may have done its work, or when an
+    earlier attempt of the step may have (an unknown outcome sticks until a success)."""
+    return Outcome.UNKNOWN if unknown or was_unknown else Outcome.FAILED
 
 
 def action_final(attempt: int, max_retries: int, *, permanent: bool) -> bool:

@@ -5,6 +5,9 @@ refuses would otherwise stall the event pipeline for everyone, so the door check
 - keys: BSON refuses a NUL byte in a key, and a key starting with '$' or holding '.' is an
   operator or a path to MongoDB's update language;
 - strings: every one must encode to UTF-8 (JSON allows lone surrogates, MySQL and Kafka do not);
+- numbers: NaN and the infinities are not JSON (Python writes them, MySQL refuses them);
+- nesting: MariaDB's JSON columns refuse documents nested deeper than 32 levels, and a step's
+  result is nested inside the outbox envelope of its event;
 - sizes: measured as the outbox encodes an event (JSON with non-ASCII escaped, so one 2-byte
   character can take 6 or 12 bytes), plus the envelope around it, against the Kafka
   producer's max_request_size.
@@ -38,6 +41,70 @@ class TooLarge(SagaError):
 def event_bytes(value: Any) -> int:
     """The bytes `value` takes inside an outbox envelope."""
     return len(json.dumps(value).encode())
+
+
+# MariaDB (before 12.2) refuses a JSON document nested deeper than 32 levels by its count,
+# which is 31 by nesting_depth's ({} is 1); a step's result sits two levels down in its
+# event's envelope ({"data": {"result": ...}}), which the outbox stores as one JSON column.
+# tests/integration/test_storable_mysql.py checks both boundaries on the real server.
+MYSQL_MAX_JSON_DEPTH = 31
+RESULT_ENVELOPE_DEPTH = 2
+MAX_RESULT_DEPTH = MYSQL_MAX_JSON_DEPTH - RESULT_ENVELOPE_DEPTH
+
+
+def nesting_depth(value: Any, stop_above: int) -> int:
+    """How deeply objects and arrays nest (a scalar is 0, {} is 1), counting no further than
+    one past stop_above."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, Mapping) else node \
+            if isinstance(node, list | tuple) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > stop_above:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def check_result(result: Any, *, max_bytes: int, max_depth: int = MAX_RESULT_DEPTH) -> None:
+    """NotStorable saying why a participant's answer cannot be recorded as a step's result:
+    not a JSON object, NaN or an infinity, nested too deep, a key or string no store takes,
+    or larger than saga.max_result_bytes."""
+    if not isinstance(result, Mapping):
+        raise NotStorable(f"the result must be a JSON object, not {json_type(result)}")
+    try:
+        size = len(json.dumps(result, allow_nan=False).encode())
+    except ValueError:
+        raise NotStorable("the result holds NaN or Infinity, which JSON does not allow") \
+            from None
+    except TypeError as error:
+        raise NotStorable(f"the result is not JSON: {error}") from None
+    if size > max_bytes:
+        raise NotStorable(f"the result is {size} bytes; the limit is {max_bytes} "
+                          "(config saga.max_result_bytes)")
+    depth = nesting_depth(result, max_depth)
+    if depth > max_depth:
+        raise NotStorable(f"the result nests {depth} or more levels deep; the limit is "
+                          f"{max_depth}")
+    check_keys_and_strings(result, "result")
+
+
+def json_type(value: Any) -> str:
+    """A JSON value's kind as a message names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return type(value).__name__
 
 
 def check_keys_and_strings(value: Any, where: str) -> None:

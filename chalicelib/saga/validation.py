@@ -18,7 +18,11 @@ from pydantic import ValidationError
 
 from chalicelib.saga.action_refs import participant_kind, reference_problem
 from chalicelib.saga.durations import format_duration_ms, parse_duration_ms
-from chalicelib.saga.lifecycle import StepKind
+from chalicelib.saga.lifecycle import (
+    DEFAULT_TASK_TIMEOUT_MARGIN_S,
+    StepKind,
+    max_step_timeout_s,
+)
 from chalicelib.saga.mapping import MappingError, parse_reference, references
 from chalicelib.saga.models import SagaDefinition, StepDefinition
 
@@ -61,6 +65,9 @@ class ValidationPolicy:
     # Built-in action names; None accepts any name. Participant references ("lambda:NAME",
     # "http(s)://...") are always accepted.
     actions: frozenset[str] | None = None
+    # saga.task_timeout_margin: a step's Task waits its timeout plus this, within a Lambda's
+    # 15 minutes, so a step's timeout is capped there whatever the configured rules allow.
+    task_timeout_margin_s: int = DEFAULT_TASK_TIMEOUT_MARGIN_S
 
     @classmethod
     def from_settings(cls, saga_settings: Any,
@@ -72,6 +79,7 @@ class ValidationPolicy:
             saga_types=frozenset(saga_settings.supported_saga_types),
             step_types=frozenset(saga_settings.supported_step_types),
             max_steps_per_saga=saga_settings.max_steps_per_saga,
+            task_timeout_margin_s=saga_settings.task_timeout_margin_s,
         )
 
 
@@ -116,10 +124,13 @@ def validate_definition(saga: SagaDefinition, policy: ValidationPolicy) -> list[
                 rules = {k: v for k, v in rules.items() if k not in NOT_FOR_RETRIABLE}
             violations += _field_rules(f"steps[{index}].", step, rules)
     violations += _invariants(saga, policy)
-    # A field the configured rules and an invariant both require is reported once.
+    # A field the configured rules and an invariant both require is reported once, and a
+    # timeout over the configured maximum is not also over Lambda's.
+    over = {v.field for v in violations if v.rule == "max"}
     seen: set[tuple[str, str]] = set()
     return [v for v in violations
-            if (v.field, v.rule) not in seen and not seen.add((v.field, v.rule))]
+            if (v.field, v.rule) not in seen and not seen.add((v.field, v.rule))
+            and not (v.rule == "lambda_max" and v.field in over)]
 
 
 def check_definition(payload: Any, policy: ValidationPolicy) -> SagaDefinition:
@@ -239,6 +250,13 @@ def _step_invariants(prefix: str, step: StepDefinition,
     if step.timeout is not None and not _is_duration(step.timeout):
         found.append(Violation(f"{prefix}timeout", "format",
                                "must be a duration such as 500ms, 30s, 2m or 1h", step.timeout))
+    elif step.timeout is not None and parse_duration_ms(step.timeout) > 1000 * (
+            cap := max_step_timeout_s(policy.task_timeout_margin_s)):
+        found.append(Violation(
+            f"{prefix}timeout", "lambda_max",
+            f"must be at most {format_duration_ms(cap * 1000)}: the step's Task waits its "
+            f"timeout plus saga.task_timeout_margin ({policy.task_timeout_margin_s}s) within a "
+            "Lambda's 15 minutes", step.timeout))
     for name in ("action", "compensation"):  # a field name, not a phase
         value = getattr(step, name)
         if value and policy.actions is not None and not _is_known_action(value, policy.actions):

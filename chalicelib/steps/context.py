@@ -71,3 +71,17 @@ class PermanentError(Exception):
 
 class RetryableError(Exception):
     """A passing fault (lock timeout, participant busy): Step Functions retries the step."""
+
+
+class OutcomeUnknown(Exception):
+    """The participant may have done its work, and whether it did cannot be told: its call was
+    cut at the deadline, it answered after it, or its answer cannot be recorded (not a JSON
+    object, NaN, too deep, a key MongoDB refuses, too large, a redirect). Never "nothing
+    happened": the step is compensated (lifecycle.OUTCOME_UNKNOWN).
+
+    result: the participant's answer when it had one that can be kept (a late success), so
+    its compensation is sent what it did."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result

@@ -60,8 +60,10 @@ class ParticipantRequest(_Data):
     idempotency_key: str = Field(
         description="the same on every attempt and redelivery of this phase of this step of "
                     "this execution: <execution_id>:<step_id>:<phase>")
-    deadline: datetime = Field(description="when the step's Task times out (UTC); work "
-                                           "finished after it is not recorded")
+    deadline: datetime = Field(
+        description="the orchestrator cuts the call at this moment (UTC); work not committed by "
+                    "then must not be committed: the step's outcome is unknown and it will be "
+                    "compensated")
     input: dict[str, Any] = Field(description="the step's input: its input mapping resolved, "
                                               "or the execution's whole input")
     results: dict[str, Any] = Field(description="what each other step that has succeeded in "

@@ -26,6 +26,7 @@ from chalicelib.saga.lifecycle import (
     StepTransition,
     action_final,
     compensation_final,
+    failure_outcome,
     step_transition,
 )
 from chalicelib.steps.ledger import LockedStep
@@ -92,13 +93,16 @@ def decide(request: StepRequest, step: StepStatus, execution: ExecutionStatus, *
     return Decision(Verdict.RUN)
 
 
-def after_failure(phase: Phase, attempt: int, max_retries: int, *,
-                  permanent: bool) -> StepTransition:
+def after_failure(phase: Phase, attempt: int, max_retries: int, *, permanent: bool,
+                  unknown: bool = False, was_unknown: bool = False) -> StepTransition:
     """What a failed attempt (1-based, counted in its round) makes of its step: retried, or
-    failed for good."""
+    failed for good; an action's outcome unknown when this attempt's is (unknown) or an
+    earlier one's was (was_unknown), so that its step is compensated, never skipped."""
     final = (action_final(attempt, max_retries, permanent=permanent) if phase is Phase.ACTION
              else compensation_final(attempt, permanent=permanent))
-    return step_transition(phase, Outcome.FAILED, final=final)
+    outcome = (failure_outcome(unknown=unknown, was_unknown=was_unknown)
+               if phase is Phase.ACTION else Outcome.FAILED)
+    return step_transition(phase, outcome, final=final)
 
 
 def after_success(phase: Phase) -> StepTransition:
@@ -124,7 +128,12 @@ def compensation_facts(run: LockedStep, cause: Mapping[str, Any] | None) -> dict
     reason = ({"step_id": cause.get("step_id"), "type": cause.get("type") or "Error",
                "message": cause.get("message")} if cause else None)
     action_error: dict[str, Any] | None = None
-    if reason is not None and reason["step_id"] == run.step_id:
+    if run.status is StepStatus.OUTCOME_UNKNOWN and run.error:
+        # Why its outcome is unknown, as the step recorded it (the saga's cause may be a
+        # timeout of the machine's, or another step's failure).
+        action_error = {"type": run.error.get("type") or "Error",
+                        "message": run.error.get("message")}
+    elif reason is not None and reason["step_id"] == run.step_id:
         action_error = {"type": reason["type"], "message": reason["message"]}
     elif run.result is None and run.compensation_attempts == 0 and run.error:
         # Before the first compensation attempt the step's error is still its action's.

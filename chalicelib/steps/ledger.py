@@ -47,6 +47,9 @@ class LockedStep:
     error: dict[str, Any] | None = None
     # Action attempts recorded before the current round (an operator's retry forward).
     retry_base: int = 0
+    # The latest deadline an admitted action attempt was given (the late-action rule: its
+    # compensation waits for it plus the margin). UTC, aware.
+    action_deadline: datetime | None = None
 
     def attempts(self, phase: Phase) -> int:
         """Attempts of that phase recorded so far."""
@@ -90,12 +93,21 @@ class LedgerTransaction(Protocol):
                        error_type: str | None = None,
                        error_message: str | None = None) -> None: ...
 
+    def claim_attempt(self, execution_id: str, step_id: str, *, phase: Phase,
+                      deadline: datetime) -> int:
+        """Counts a participant's attempt as it is admitted, before its call (so the next
+        attempt's number is higher whatever becomes of this one), and for an action keeps
+        the latest deadline given; returns the attempt's number."""
+        ...
+
     def record_outcome(self, execution_id: str, step_id: str, *, status: StepStatus,
                        phase: Phase, at: datetime, started: datetime,
                        result: dict[str, Any] | None = None,
-                       error: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The step's new status after one more attempt of `phase`; returns the step's
-        recorded state as events carry it (status, attempts, error, times)."""
+                       error: dict[str, Any] | None = None,
+                       claimed: bool = False) -> dict[str, Any]:
+        """The step's new status after one more attempt of `phase` (claimed: the attempt was
+        counted when it was admitted); returns the step's recorded state as events carry it
+        (status, attempts, error, times)."""
         ...
 
     def set_execution_status(self, execution_id: str, status: ExecutionStatus, *,

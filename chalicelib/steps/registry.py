@@ -7,7 +7,9 @@ from typing import Any
 
 from chalicelib.saga.action_refs import LAMBDA_PREFIX, participant_kind
 from chalicelib.steps.context import ActionFn, PermanentError
-from chalicelib.steps.participants import http_participant, lambda_participant
+from chalicelib.steps.contract import DEFAULT_MAX_RESULT_BYTES
+from chalicelib.steps.http_participant import http_participant
+from chalicelib.steps.participants import lambda_participant
 
 # Participants' actions run in these Lambdas; built-in ones in step_<family>.
 PARTICIPANT_FAMILIES = ("lambda", "http")
@@ -30,16 +32,19 @@ def function_name(family: str) -> str:
 
 class ActionRegistry:
     def __init__(self, builtins: Mapping[str, ActionFn],
-                 lambda_client: Callable[[], Any]) -> None:
+                 lambda_client: Callable[[], Any],
+                 max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> None:
         self._builtins = builtins
         self._lambda_client = lambda_client
+        # config saga.max_result_bytes: an HTTP participant's answer is read no further.
+        self._max_result_bytes = max_result_bytes
 
     def resolve(self, action: str) -> ActionFn:
         kind = participant_kind(action)
         if kind == "lambda":
             return lambda_participant(action.removeprefix(LAMBDA_PREFIX), self._lambda_client)
         if kind == "http":
-            return http_participant(action)
+            return http_participant(action, max_result_bytes=self._max_result_bytes)
         try:
             return self._builtins[action]
         except KeyError:

@@ -21,14 +21,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.ports import DefinitionStore
 from chalicelib.saga import events
 from chalicelib.saga.action_refs import participant_kind
-from chalicelib.saga.compiler import task_timeout_seconds
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.executions import (
     Execution,
@@ -39,8 +38,12 @@ from chalicelib.saga.executions import (
 )
 from chalicelib.saga.lifecycle import (
     DEFAULT_RETRIABLE_MAX_ATTEMPTS,
+    DEFAULT_TASK_TIMEOUT_MARGIN_S,
     EVENT_OF,
+    OUTCOME_UNKNOWN,
+    OUTCOME_UNKNOWN_FINAL,
     TASK_TIMEOUT,
+    UNDOING,
     Outcome,
     Phase,
     StepStatus,
@@ -48,7 +51,14 @@ from chalicelib.saga.lifecycle import (
 )
 from chalicelib.saga.mapping import MappingError, Scope, resolve
 from chalicelib.saga.models import Step, StoredSaga
-from chalicelib.steps.context import ActionFn, PermanentError, StepContext
+from chalicelib.saga.storable import NotStorable, check_result
+from chalicelib.steps.context import (
+    ActionFn,
+    OutcomeUnknown,
+    PermanentError,
+    RetryableError,
+    StepContext,
+)
 from chalicelib.steps.contract import DEFAULT_MAX_RESULT_BYTES
 from chalicelib.steps.decisions import (
     StepRequest,
@@ -87,6 +97,38 @@ class Admitted:
     attempts_so_far: int
     execution: Execution
     run: LockedStep
+    # A participant's attempt, numbered as it was admitted (claimed); None for a built-in.
+    attempt: int | None = None
+
+
+@dataclass(frozen=True)
+class _Admission:
+    """What admitting a delivery decided: answer it at once, wait, or call the participant."""
+
+    answer: dict[str, Any] | None = None
+    wait_s: float = 0.0
+    admitted: Admitted | None = None
+    step: Step | None = None
+    call: str | None = None
+    context: StepContext | None = None
+
+
+# A compensation waits for its action's last deadline at most this many times (another attempt
+# may have been admitted meanwhile), then lets the machine retry it.
+_MAX_WAITS = 3
+
+
+# Lambda reports an error by its class name: one class for each of the machines' names.
+_OutcomeUnknownRetried = type(OUTCOME_UNKNOWN, (OutcomeUnknown,), {})
+_OutcomeUnknownFinal = type(OUTCOME_UNKNOWN_FINAL, (OutcomeUnknown,), {})
+
+
+def _unknown(message: str, *, final: bool) -> OutcomeUnknown:
+    return (_OutcomeUnknownFinal if final else _OutcomeUnknownRetried)(message)
+
+
+def _timeout(step: Step) -> timedelta:
+    return timedelta(milliseconds=parse_duration_ms(step.timeout))
 
 
 def _utc_now() -> datetime:
@@ -112,6 +154,9 @@ class StepRuntime:
     # config saga.retriable_max_attempts: a retriable step's attempts per round (the
     # compiler writes the same number into its Task's Retry).
     retriable_max_attempts: int = DEFAULT_RETRIABLE_MAX_ATTEMPTS
+    # config saga.task_timeout_margin: a compensation waits this long past its action's last
+    # deadline (the late-action rule).
+    task_timeout_margin_s: int = DEFAULT_TASK_TIMEOUT_MARGIN_S
 
     _revisions: dict[tuple[str, int], StoredSaga] = field(default_factory=dict)
 
@@ -124,28 +169,69 @@ class StepRuntime:
         received = self.monotonic()
         if self.faults_enabled:
             self._injected_delay(request)
+        claimed: int | None = None
         try:
-            with self.ledger.transaction() as tx:
-                execution = tx.lock_execution(request.execution_id)
-                if execution is None:
-                    raise PermanentError(f"no execution {request.execution_id!r}")
-                step = self._step(execution.saga_id, execution.revision, request.step_id)
-                name = step.target(request.phase)
-                if name is None:
-                    raise PermanentError(f"step {step.id} is retriable: it has no "
-                                         "compensation")
-                if participant_kind(name) is None:
-                    return self._run(tx, request, step, execution, started, received)
-                admitted = self._admit(tx, request, step, execution, starting=True)
-                if isinstance(admitted, dict):
-                    return admitted
-                # Everything the participant is sent is read under the locks, then released.
-                context = self._context(tx, request, step, execution, admitted, started,
-                                        cursor=_NO_TRANSACTION, eager_results=True)
-            return self._call_participant(request, step, name, context, started, received)
+            for _ in range(_MAX_WAITS + 1):
+                admission = self._admit_participant(request, started, received)
+                if admission.answer is not None:
+                    return admission.answer
+                if admission.wait_s <= 0:
+                    break
+                # The late-action rule: no compensation while its action may be in flight.
+                self.sleep(admission.wait_s)
+            else:
+                raise RetryableError(f"step {request.step_id}'s action is still in flight")
+            claimed = admission.admitted.attempt if admission.admitted else None
+            assert admission.call is not None and admission.step is not None
+            return self._call_participant(request, admission.step, admission.call,
+                                          admission.context, claimed)  # type: ignore[arg-type]
         except Exception as error:
-            self._record_failure(request, error, started)
-            raise
+            raise self._record_failure(request, error, started, claimed) from None
+
+    def _admit_participant(self, request: StepRequest, started: datetime,
+                           received: float) -> _Admission:
+        """Under the row locks: a built-in step runs whole; a participant's attempt is
+        admitted (counted, its deadline kept) and what it is sent is read, or it is told to
+        wait for its action's last deadline (a compensation), or answered at once."""
+        with self.ledger.transaction() as tx:
+            execution = tx.lock_execution(request.execution_id)
+            if execution is None:
+                raise PermanentError(f"no execution {request.execution_id!r}")
+            step = self._step(execution.saga_id, execution.revision, request.step_id)
+            name = step.target(request.phase)
+            if name is None:
+                raise PermanentError(f"step {step.id} is retriable: it has no compensation")
+            if participant_kind(name) is None:
+                return _Admission(answer=self._run(tx, request, step, execution, started,
+                                                   received))
+            admitted = self._admit(tx, request, step, execution, starting=True)
+            if isinstance(admitted, dict):
+                return _Admission(answer=admitted)
+            now = self.clock()
+            if request.phase is Phase.COMPENSATION:
+                wait = self._action_in_flight_s(admitted.run, now)
+                if wait > 0:
+                    return _Admission(wait_s=wait)
+                if execution.status is ExecutionStatus.RUNNING and execution.error is None:
+                    # Say why now: a late delivery of any action of the execution is refused
+                    # from here on (decide's failed_elsewhere), so none starts behind the undo.
+                    tx.set_execution_error(request.execution_id, self._cause(tx, request))
+            deadline = now + timedelta(milliseconds=parse_duration_ms(step.timeout))
+            attempt = tx.claim_attempt(request.execution_id, request.step_id,
+                                       phase=request.phase, deadline=deadline)
+            admitted = replace(admitted, attempt=attempt)
+            # Everything the participant is sent is read under the locks, then released.
+            context = self._context(tx, request, step, execution, admitted, deadline,
+                                    cursor=_NO_TRANSACTION, eager_results=True)
+        return _Admission(admitted=admitted, step=step, call=name, context=context)
+
+    def _action_in_flight_s(self, run: LockedStep, now: datetime) -> float:
+        """How long a compensation must wait: until its action's last deadline plus the
+        margin, when an attempt of it may still be at work (bounded by one margin past it)."""
+        if run.action_deadline is None:
+            return 0.0
+        not_before = run.action_deadline + timedelta(seconds=self.task_timeout_margin_s)
+        return max(0.0, (not_before - now).total_seconds())
 
     def _injected_delay(self, request: StepRequest) -> None:
         # A slow participant: work starts late (after its Task may have timed out), before
@@ -189,41 +275,95 @@ class StepRuntime:
         if isinstance(admitted, dict):
             return admitted
         attempts_so_far = admitted.attempts_so_far
-        context = self._context(tx, request, step, execution, admitted, started,
+        deadline = started + timedelta(milliseconds=parse_duration_ms(step.timeout))
+        context = self._context(tx, request, step, execution, admitted, deadline,
                                 cursor=tx.cursor, eager_results=step.input is not None)
         result = self.resolve_action(step.target(request.phase))(context)
         if request.phase is Phase.ACTION and self._past_timeout(step, received):
-            # Its Task has timed out (the invocation started after the Task did), so Step
-            # Functions is compensating it: roll the effect back instead of recording it.
-            raise StepAborted(f"step {step.id} outlived its timeout of {step.timeout}; its "
-                              "effect was rolled back")
+            # Past its deadline: roll the effect back (it commits with its record or not at
+            # all), so the attempt did nothing and is retried like any failure.
+            raise RetryableError(f"step {step.id} outlived its timeout of {step.timeout}; its "
+                                 "effect was rolled back")
         self._record_success(tx, request, step, execution, result, started,
                              attempt=attempts_so_far + 1, first=attempts_so_far == 0)
         return {"status": "ok", "result": result}
 
     def _call_participant(self, request: StepRequest, step: Step, name: str,
-                          context: StepContext, started: datetime,
-                          received: float) -> dict[str, Any]:
+                          context: StepContext, claimed: int | None) -> dict[str, Any]:
         """A participant's call runs with no transaction open, so no other writer of the
-        execution waits on the network; its outcome is recorded in a second transaction that
-        decides again under the row locks: a repeated delivery that recorded it meanwhile, or
-        a compensation that overtook it, wins (the participant sees the same idempotency key
-        on every delivery)."""
+        execution waits on the network; the call is cut at its deadline (the late-action
+        rule), and its outcome is recorded in a second transaction that decides again under
+        the row locks: a repeated delivery that recorded it meanwhile wins."""
+        assert context.deadline is not None
         result = self.resolve_action(name)(context)
-        if request.phase is Phase.ACTION and self._past_timeout(step, received):
-            raise StepAborted(f"step {step.id} outlived its timeout of {step.timeout}; its "
-                              "result was not recorded")
-        with self.ledger.transaction() as tx:
-            execution = tx.lock_execution(request.execution_id)
-            if execution is None:
-                raise PermanentError(f"no execution {request.execution_id!r}")
-            now = self._admit(tx, request, step, execution, starting=False)
-            if isinstance(now, dict):
-                return now
-            self._record_success(tx, request, step, execution, result, started,
-                                 attempt=now.attempts_so_far + 1,
-                                 first=now.attempts_so_far == 0)
+        if request.phase is Phase.ACTION:
+            self._check_answer(step, context.deadline, result)
+        try:
+            with self.ledger.transaction() as tx:
+                execution = tx.lock_execution(request.execution_id)
+                if execution is None:
+                    raise PermanentError(f"no execution {request.execution_id!r}")
+                now = self._admit(tx, request, step, execution, starting=False)
+                if isinstance(now, dict):
+                    return now
+                self._record_success(tx, request, step, execution, result,
+                                     context.deadline - _timeout(step),
+                                     attempt=claimed or now.attempts_so_far + 1,
+                                     first=(claimed or now.attempts_so_far + 1) == 1,
+                                     claimed=claimed is not None)
+        except StepAborted as aborted:
+            if request.phase is Phase.ACTION:
+                # It succeeded after its run moved on (its step undone, the execution ended):
+                # its effect is undone now, with its own result.
+                self._undo_late_success(request, step, context, result)
+            raise aborted from None
+        except (PermanentError, RetryableError, OutcomeUnknown):
+            raise
+        except Exception as error:
+            if request.phase is not Phase.ACTION:
+                raise
+            # The participant did its work, and its answer could not be recorded: never
+            # "nothing happened".
+            raise OutcomeUnknown(f"step {step.id}'s answer could not be recorded "
+                                 f"({type(error).__name__})") from None
         return {"status": "ok", "result": result}
+
+    def _check_answer(self, step: Step, deadline: datetime, result: Any) -> None:
+        """OutcomeUnknown for an action's answer that cannot count as done: one given after
+        its deadline (kept, when storable, for its compensation), or one that cannot be
+        stored."""
+        try:
+            check_result(result, max_bytes=self.max_result_bytes)
+        except NotStorable as error:
+            raise OutcomeUnknown(f"step {step.id}'s participant answered what cannot be "
+                                 f"recorded: {error.message}") from None
+        if self.clock() > deadline:
+            raise OutcomeUnknown(f"step {step.id}'s participant answered after its deadline "
+                                 f"({step.timeout}); its outcome is unknown", result=result)
+
+    def _undo_late_success(self, request: StepRequest, step: Step, context: StepContext,
+                           result: dict[str, Any]) -> None:
+        """An action that succeeded after its step was compensated (or its execution ended)
+        is compensated again, with its own result. Logged, not recorded: nothing follows an
+        execution's end event, and the step's record already says it was undone."""
+        target = step.target(Phase.COMPENSATION)
+        if target is None or participant_kind(target) is None:
+            logger.error("step %s of %s succeeded late and has no participant compensation "
+                         "to undo it with: %s", step.id, request.execution_id, result)
+            return
+        late = replace(context, phase=Phase.COMPENSATION.value, action_result=result,
+                       action_error=None,
+                       deadline=self.clock() + _timeout(step),
+                       reason={"step_id": step.id, "type": "LateAction",
+                               "message": "the action succeeded after its step was undone"})
+        try:
+            self.resolve_action(target)(late)
+            logger.warning("step %s of %s succeeded after it was undone; compensated with its "
+                           "result", step.id, request.execution_id)
+        except Exception:
+            logger.exception("step %s of %s succeeded after it was undone, and compensating it "
+                             "failed: a person must look (result %s)", step.id,
+                             request.execution_id, result)
 
     def _admit(self, tx: LedgerTransaction, request: StepRequest, step: Step,
                execution: LockedExecution, *,
@@ -244,7 +384,7 @@ class StepRuntime:
             raise StepAborted(f"step {step.id} {decision.reason}")
         if decision.verdict is Verdict.SKIP:
             if decision.finish_compensation:
-                self._finish_compensation(tx, execution)
+                self._finish_compensation(tx, execution, skipped=True)
             return {"status": run.status.value, "skipped": True}
         attempts_so_far = run.attempts(request.phase)
         parsed = tx.load_execution(request.execution_id)  # only now: the input may be large
@@ -257,7 +397,7 @@ class StepRuntime:
         return Admitted(attempts_so_far, parsed, run)
 
     def _context(self, tx: LedgerTransaction, request: StepRequest, step: Step,
-                 execution: LockedExecution, admitted: Admitted, started: datetime, *,
+                 execution: LockedExecution, admitted: Admitted, deadline: datetime, *,
                  cursor: Any, eager_results: bool) -> StepContext:
         """What the attempt works with: the step's input (its mapping resolved), the earlier
         steps' results, its deadline, and for a compensation what its action did and why the
@@ -279,16 +419,17 @@ class StepRuntime:
                                        or self._cause(tx, request))
         return StepContext(
             execution_id=request.execution_id, saga_id=parsed.saga_id, step_id=step.id,
-            phase=request.phase, attempt=admitted.attempts_so_far + 1, saga_input=step_input,
+            phase=request.phase, attempt=admitted.attempt or admitted.attempts_so_far + 1,
+            saga_input=step_input,
             config=step.config, cursor=cursor, results=results, defaults=self.input_defaults,
             saga_version=parsed.version,
-            deadline=started + timedelta(seconds=task_timeout_seconds(step, request.phase)),
+            deadline=deadline,
             **extra)
 
     def _record_success(self, tx: LedgerTransaction, request: StepRequest,
                         step: Step, execution: LockedExecution,
                         result: dict[str, Any], started: datetime, *, attempt: int,
-                        first: bool) -> None:
+                        first: bool, claimed: bool = False) -> None:
         at = self.clock()
         execution_id = request.execution_id
         step_id = step.id
@@ -306,7 +447,7 @@ class StepRuntime:
             record = tx.record_outcome(execution_id, step_id,
                                        status=after_success(Phase.ACTION).target,
                                        phase=Phase.ACTION, at=at, result=result,
-                                       started=started)
+                                       started=started, claimed=claimed)
             batch: EventBatch = [(events.STEP_STARTED, data, started)] if first else []
             batch.append((events.STEP_SUCCEEDED, {**data, "result": result, "step": record}, at))
             tx.append_events(execution_id, batch)
@@ -325,7 +466,7 @@ class StepRuntime:
         record = tx.record_outcome(execution_id, step_id,
                                    status=after_success(Phase.COMPENSATION).target,
                                    phase=Phase.COMPENSATION, at=at, error=None,
-                                   started=started)
+                                   started=started, claimed=claimed)
         tx.append_events(execution_id, [(events.STEP_COMPENSATED,
                                          {**data, "result": result, "step": record}, at)])
         if ends_compensation(request, execution.status):
@@ -341,42 +482,61 @@ class StepRuntime:
             step_id = tx.next_step(request.execution_id, request.step_id) or step_id
         return execution_error(step_id, Phase.ACTION, raw.get("Error") or "Error", raw.get("Cause"))
 
-    def _finish_compensation(self, tx: LedgerTransaction, execution: LockedExecution) -> None:
+    def _finish_compensation(self, tx: LedgerTransaction, execution: LockedExecution, *,
+                             skipped: bool = False) -> None:
+        """The chain's last undo ends the compensation. skipped: that undo had nothing to do;
+        if the execution is still RUNNING then, every undo was skipped (each step failed for
+        good, having done nothing): nothing was compensated and the saga simply failed."""
         if execution.status is ExecutionStatus.COMPENSATED:
             return  # a repeated last undo
         at = self.clock()
-        if not tx.set_execution_status(execution.id, ExecutionStatus.COMPENSATED, at=at):
+        ended = (ExecutionStatus.FAILED
+                 if skipped and execution.status is ExecutionStatus.RUNNING
+                 else ExecutionStatus.COMPENSATED)
+        if not tx.set_execution_status(execution.id, ended, at=at):
             return
-        tx.append_events(execution.id, [(events.SAGA_COMPENSATED,
-                                         {"saga_id": execution.saga_id,
-                                          "status": ExecutionStatus.COMPENSATED.value}, at)])
+        tx.append_events(execution.id, [(EVENT_OF[ended],
+                                         {"saga_id": execution.saga_id, "status": ended.value,
+                                          "execution_error": execution.error}, at)])
 
-    def _record_failure(self, request: StepRequest, error: Exception,
-                        started: datetime) -> None:
-        """Its own transaction: the attempt's work was rolled back, its failure is kept."""
+    def _record_failure(self, request: StepRequest, error: Exception, started: datetime,
+                        claimed: int | None = None) -> Exception:
+        """Its own transaction: the attempt's work was rolled back (or, for an unknown
+        outcome, may stand), its failure is kept. Returns what the Lambda raises: for an
+        action whose outcome is unknown, the machines' name for it, final or not."""
+        unknown = request.phase is Phase.ACTION and isinstance(error, OutcomeUnknown)
         # Callers see the type and first line only; the handler logs the whole error.
-        error_info = clean_error(type(error).__name__, str(error))
+        error_info = clean_error(OUTCOME_UNKNOWN if unknown else type(error).__name__,
+                                 str(error))
+        raise_as: Exception = _unknown(str(error), final=False) if unknown else error
         try:
             with self.ledger.transaction() as tx:
                 execution = tx.lock_execution(request.execution_id)
                 run = tx.lock_step(request.execution_id, request.step_id)
                 if execution is None or run is None:
-                    return
+                    return raise_as
+                if execution.status.is_final or (request.phase is Phase.ACTION
+                                                  and run.status in UNDOING):
+                    # Final is final: a late attempt is logged, not recorded, so no event
+                    # follows the execution's end and its step keeps what its undo made it.
+                    logger.warning("late %s attempt of %s/%s not recorded: %s", request.phase,
+                                   request.execution_id, request.step_id, error_info)
+                    return raise_as
                 at = self.clock()
-                attempt = run.attempts(request.phase) + 1
-                tx.record_attempt(request.execution_id, request.step_id, phase=request.phase,
-                                  attempt=attempt, outcome=Outcome.FAILED, started=started,
-                                  ended=at, error_type=error_info["type"],
-                                  error_message=error_info["message"])
+                attempt = claimed or run.attempts(request.phase) + 1
                 data = {"saga_id": execution.saga_id, "step_id": request.step_id,
                         "attempt": attempt, "error": error_info, "started_at": _iso(started),
                         "duration_ms": _ms(started, at)}
-                permanent = isinstance(error, PermanentError)
                 if request.phase is Phase.ACTION and isinstance(error, StepAborted):
                     # The step stays as its compensation left it; the attempt is told.
+                    tx.record_attempt(request.execution_id, request.step_id,
+                                      phase=request.phase, attempt=attempt,
+                                      outcome=Outcome.FAILED, started=started, ended=at,
+                                      error_type=error_info["type"],
+                                      error_message=error_info["message"])
                     tx.append_events(request.execution_id, [(
                         events.STEP_ABORTED, {**data, "phase": Phase.ACTION.value}, at)])
-                    return
+                    return raise_as
                 retries = 0
                 if request.phase is Phase.ACTION:
                     step = self._step(execution.saga_id, execution.revision, request.step_id)
@@ -384,12 +544,29 @@ class StepRuntime:
                     # compiled when the version was stored); else the configured number.
                     retries = action_retries(step.kind, step.max_retries,
                                              request.max_attempts or self.retriable_max_attempts)
-                outcome = after_failure(request.phase, run.in_round(request.phase, attempt),
-                                        retries, permanent=permanent)
+                outcome = after_failure(
+                    request.phase, run.in_round(request.phase, attempt), retries,
+                    permanent=isinstance(error, PermanentError), unknown=unknown,
+                    was_unknown=run.status is StepStatus.OUTCOME_UNKNOWN)
+                tx.record_attempt(request.execution_id, request.step_id, phase=request.phase,
+                                  attempt=attempt, outcome=outcome.outcome, started=started,
+                                  ended=at, error_type=error_info["type"],
+                                  error_message=error_info["message"])
+                late_result = error.result if isinstance(error, OutcomeUnknown) else None
+                if outcome.outcome is Outcome.UNKNOWN and not unknown:
+                    # This attempt failed plainly, an earlier one may have done the work: the
+                    # step says so, so its compensation is told why it runs.
+                    error_info = {"type": OUTCOME_UNKNOWN,
+                                  "message": f"{error_info['type']}: {error_info['message']} "
+                                             "(an earlier attempt's outcome is unknown)"}
                 record = tx.record_outcome(request.execution_id, request.step_id,
                                            status=outcome.target, phase=request.phase, at=at,
-                                           error=error_info, started=started)
-                extra: dict[str, Any] = {}
+                                           error=error_info, started=started,
+                                           result=late_result if unknown else None,
+                                           claimed=claimed is not None)
+                extra: dict[str, Any] = {"outcome": outcome.outcome.value}
+                if unknown and late_result is not None:
+                    extra["result"] = late_result
                 if outcome.final:  # the execution will not complete, and this is why
                     extra["execution_error"] = execution_error(
                         request.step_id, request.phase, error_info["type"],
@@ -398,9 +575,13 @@ class StepRuntime:
                 tx.append_events(request.execution_id, [(
                     outcome.event, {**data, "phase": request.phase, **extra, "step": record},
                     at)])
+                if request.phase is Phase.ACTION and outcome.outcome is Outcome.UNKNOWN:
+                    # Caught like a timeout: the step's own compensation runs.
+                    raise_as = _unknown(error_info["message"], final=outcome.final)
         except Exception:  # recording must not hide the step's own error
             logger.exception("could not record the failure of %s/%s", request.execution_id,
                              request.step_id)
+        return raise_as
 
     def _past_timeout(self, step: Step, received: float) -> bool:
         return self.monotonic() - received > parse_duration_ms(step.timeout) / 1000

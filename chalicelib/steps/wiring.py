@@ -31,7 +31,8 @@ def _lambda_client(settings: Settings) -> Any:
 
 
 def build_step_runtime(settings: Settings, connector: MySQLConnector) -> StepRuntime:
-    registry = ActionRegistry(BUILTIN_ACTIONS, lambda_client=lambda: _lambda_client(settings))
+    registry = ActionRegistry(BUILTIN_ACTIONS, lambda_client=lambda: _lambda_client(settings),
+                              max_result_bytes=settings.saga.max_result_bytes)
     # Demo defaults are a local convenience: prod never fills in a missing input.
     defaults = settings.saga.demo_input_defaults if settings.stage != "prod" else {}
     return StepRuntime(MySQLStepLedger(connector), MySQLDefinitionStore(connector),
@@ -39,7 +40,8 @@ def build_step_runtime(settings: Settings, connector: MySQLConnector) -> StepRun
                        faults_enabled=faults_enabled(settings), input_defaults=defaults,
                        cache_definitions=settings.saga.caching_enabled,
                        max_result_bytes=settings.saga.max_result_bytes,
-                       retriable_max_attempts=settings.saga.retriable_max_attempts)
+                       retriable_max_attempts=settings.saga.retriable_max_attempts,
+                       task_timeout_margin_s=settings.saga.task_timeout_margin_s)
 
 
 class StepContainer(Parts):

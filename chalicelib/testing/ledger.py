@@ -97,7 +97,7 @@ class InMemoryLedgerTransaction:
                           compensation_attempts=step.compensation_attempts,
                           result=dict(step.result) if step.result is not None else None,
                           error=dict(step.error) if step.error is not None else None,
-                          retry_base=step.retry_base)
+                          retry_base=step.retry_base, action_deadline=step.action_deadline)
 
     def load_execution(self, execution_id: str) -> Execution:
         row = self._row(execution_id)
@@ -131,19 +131,32 @@ class InMemoryLedgerTransaction:
             error_message=(error_message or "")[:2000] or None, started_at=_aware(started),
             ended_at=_aware(ended), duration_ms=int((ended - started).total_seconds() * 1000)))
 
+    def claim_attempt(self, execution_id: str, step_id: str, *, phase: Phase,
+                      deadline: datetime) -> int:
+        step = self._step(execution_id, step_id)
+        if phase is Phase.ACTION:
+            step.action_attempts += 1
+            deadline = _aware(deadline)
+            step.action_deadline = max(step.action_deadline or deadline, deadline)
+            return step.action_attempts
+        step.compensation_attempts += 1
+        return step.compensation_attempts
+
     def record_outcome(self, execution_id: str, step_id: str, *, status: StepStatus,
                        phase: Phase, at: datetime, started: datetime,
                        result: dict[str, Any] | None = None,
-                       error: dict[str, Any] | None = None) -> dict[str, Any]:
+                       error: dict[str, Any] | None = None,
+                       claimed: bool = False) -> dict[str, Any]:
         # As the MySQL ledger writes it: an action's attempt ends the step, a result is kept
         # until another replaces it, the error is the latest attempt's.
         step = self._step(execution_id, step_id)
         step.status = status
+        count = 0 if claimed else 1
         if phase is Phase.ACTION:
-            step.action_attempts += 1
+            step.action_attempts += count
             step.ended_at = _aware(at)
         else:
-            step.compensation_attempts += 1
+            step.compensation_attempts += count
         if result is not None:
             step.result = result
         step.error = error

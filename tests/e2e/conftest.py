@@ -100,8 +100,12 @@ class Api:
         while True:
             status, execution = self.call("GET", f"/executions/{execution_id}")
             assert status == 200, execution
-            if done(execution) or time.monotonic() > deadline:
+            if done(execution):
                 return execution
+            if time.monotonic() > deadline:
+                # Never what it has: a state that never comes is the test's failure.
+                pytest.fail(f"execution {execution_id} did not reach the awaited state in "
+                            f"{timeout_s:g} s; it is {execution['status']}: {execution}")
             time.sleep(0.2)
 
 

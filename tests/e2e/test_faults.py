@@ -1,9 +1,11 @@
 """The fault suite: up to 100 concurrent sagas of the documented example, with a mix of injected
-failures, while a part of the system fails under them. After each fault every execution has
-ended (COMPLETED, COMPENSATED, or COMPENSATION_FAILED only where that was injected), money is
-conserved and nothing is left behind, every outbox event reached Kafka, and the read model
-equals the write model. Each case prints its figures (sagas, endings, events per store, time
-to recover); `pytest -m fault -s` shows them.
+failures, while a part of the system fails under them; and 40 sagas of HTTP participants that
+answer around their deadline or answer oddly. After each case every execution has ended the
+way its own faults say it must (each run carries its expected ending), money is conserved and
+nothing is left behind, every participant's committed effect was undone exactly once, every
+outbox event reached Kafka, the read model equals the write model, and the reconciler's
+repairs are counted (none where nothing should need one). Each case prints its figures
+(sagas, endings, events per store, time to recover); `pytest -m fault -s` shows them.
 
 The reconciler is scheduled every 5 minutes on AWS; here the suite runs it every few seconds
 while it waits, as the schedule would (with no grace period, so the wait stays short).
@@ -34,9 +36,11 @@ from chalicelib.adapters.mongo import read_model
 from chalicelib.adapters.mongo_read_model import MongoExecutionReadModel
 from chalicelib.adapters.mysql_executions import MySQLExecutionStore
 from chalicelib.config import Settings
+from chalicelib.saga.lifecycle import COMPENSATION_RETRY
 from chalicelib.steps.actions import demo_data
 from infra.stack.supervisor import Supervisor
 from tests.e2e.conftest import Api
+from tests.support.ledger_participant import ODD_ANSWERS, ledger_participant
 from tests.support.records import differences, same
 from tests.support.sagas import SEED, seed_copy
 from tests.support.traces import NOTHING_LEFT
@@ -56,6 +60,26 @@ class Run:
     faults: list[dict[str, Any]]
     may_fail_compensation: bool = False
     execution_id: str = ""
+    # The endings this run may have, from its own faults (see expected_endings).
+    expected: frozenset[str] = frozenset()
+
+
+def expected_endings(faults: list[dict[str, Any]]) -> frozenset[str]:
+    """How a saga of the documented example ends with these injected faults: a step that
+    fails for good is compensated (the first one has nothing to undo: FAILED); a failure that
+    recovers within the step's retries completes; a compensation that fails past its retries
+    is COMPENSATION_FAILED."""
+    retries = {step["id"]: step["max_retries"] for step in SEED["steps"]}
+    failing = [f for f in faults if f.get("phase", "action") == "action"
+               and (f.get("permanent") or f.get("times", 1) > retries[f["step_id"]])]
+    if not failing:
+        return frozenset({"COMPLETED"})
+    if any(f.get("phase") == "compensation" and (
+            f.get("permanent") or f.get("times", 1) > COMPENSATION_RETRY.retries)
+            for f in faults):
+        return frozenset({"COMPENSATION_FAILED"})
+    first = STEPS.index(failing[0]["step_id"]) == 0
+    return frozenset({"FAILED" if first else "COMPENSATED"})
 
 
 @dataclass
@@ -101,7 +125,8 @@ def prepare(api: Api, settings: Settings, count: int = SAGAS_PER_CASE,
             customer = f"fc-{uuid.uuid4().hex[:10]}"
             demo_data.seed_account(cur, customer, "100.00")
             injected, may_fail = faults(index)
-            batch.runs.append(Run(customer, injected, may_fail))
+            batch.runs.append(Run(customer, injected, may_fail,
+                                  expected=expected_endings(injected)))
     batch.money_before = _money()
     batch.kafka_since = _topic_end(settings)
     return batch
@@ -195,12 +220,21 @@ def _same(write: Any, read: Any) -> bool:
     return same(write, read)
 
 
-def settle(batch: Batch, settings: Settings, timeout_s: float = 420) -> float:
-    """Wait until every execution ended and the read model matches; seconds it took. Runs
-    the reconciler as its schedule would."""
+@dataclass(frozen=True)
+class Settled:
+    seconds: float
+    # What the reconciler had to repair meanwhile (a run whose end nobody recorded).
+    repairs: list[Any]
+
+
+def settle(batch: Batch, settings: Settings, timeout_s: float = 420) -> Settled:
+    """Wait until every execution ended and the read model matches. Runs the reconciler as
+    its schedule would, and keeps what it repaired of this batch."""
     started = time.monotonic()
     reconciler = runtime.build_reconciler(settings, runtime.container().connector, grace_seconds=0)
     next_reconcile = started + 20
+    repairs: list[Any] = []
+    ids = set(batch.ids)
     while True:
         writes = _write_model(batch.ids)
         ended = all(e is not None and e.status.value in ENDED for e in writes.values())
@@ -208,7 +242,7 @@ def settle(batch: Batch, settings: Settings, timeout_s: float = 420) -> float:
             try:
                 reads = _read_model(settings, batch.ids)
                 if all(_same(writes[i], reads[i]) for i in batch.ids):
-                    return time.monotonic() - started
+                    return Settled(time.monotonic() - started, repairs)
             except Exception:  # the read model is still coming back
                 pass
         if time.monotonic() > started + timeout_s:
@@ -219,21 +253,48 @@ def settle(batch: Batch, settings: Settings, timeout_s: float = 420) -> float:
             raise AssertionError(f"not settled after {timeout_s}s: {dict(stuck)}; read model "
                                  f"differs: {dict(list(unlike.items())[:3])}")
         if time.monotonic() > next_reconcile:
-            reconciler.run()
+            repairs += [r for r in reconciler.run() if r.execution_id in ids]
             next_reconcile = time.monotonic() + 10
         time.sleep(1)
 
 
-def verify(batch: Batch, settings: Settings, fault: str, recovered_s: float) -> dict[str, Any]:
+def verify(batch: Batch, settings: Settings, fault: str, settled: Settled, *,
+           repairs_allowed: int = 0) -> dict[str, Any]:
     """Check every promise after a case; the case's figures."""
     verify_started = time.monotonic()
     writes = _write_model(batch.ids)
     endings = Counter(e.status.value for e in writes.values())
     assert set(endings) <= {"COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "FAILED"}
-    for run in batch.runs:
-        execution = writes[run.execution_id]
-        if execution.status.value == "COMPENSATION_FAILED":
-            assert run.may_fail_compensation, (run.execution_id, run.faults)
+    unexpected = {run.execution_id: (writes[run.execution_id].status.value,
+                                     sorted(run.expected), run.faults)
+                  for run in batch.runs
+                  if writes[run.execution_id].status.value not in run.expected}
+    assert not unexpected, f"{len(unexpected)} ended otherwise: {list(unexpected.items())[:3]}"
+    assert len(settled.repairs) <= repairs_allowed, settled.repairs[:5]
+    if batch.runs and batch.runs[0].customer:
+        _verify_money(batch, writes)
+    outbox = _outbox(batch.ids)
+    committed = set().union(*outbox.values())
+    in_kafka, kafka_messages = _kafka_event_ids(settings, set(batch.ids),
+                                                 batch.kafka_since)
+    assert committed <= in_kafka, f"{len(committed - in_kafka)} events never reached Kafka"
+    reads = _read_model(settings, batch.ids)
+    applied = sum((r.consistency or {}).get("sequence", 0) for r in reads.values() if r)
+    assert applied == len(committed)
+    figures = {"fault": fault, "sagas": len(batch.runs), "endings": dict(endings),
+               "compensation_failed_listed": sorted(
+                   i for i, e in writes.items() if e.status.value == "COMPENSATION_FAILED"),
+               "reconciler_repairs": len(settled.repairs),
+               "events_mysql": len(committed), "events_kafka_distinct": len(in_kafka),
+               "kafka_messages": kafka_messages, "events_mongodb": applied,
+               "launch_s": round(batch.launch_s, 1), "recovered_s": round(settled.seconds, 1),
+               "batch_s": round(time.monotonic() - batch.launched_at, 1),
+               "verify_s": round(time.monotonic() - verify_started, 1)}
+    print("\nFAULT " + json.dumps(figures))
+    return figures
+
+
+def _verify_money(batch: Batch, writes: dict[str, Any]) -> None:
     with runtime.container().connector.transaction() as cur:
         cur.execute("SELECT account_id, balance FROM demo_accounts WHERE account_id IN ("
                     + ",".join(["%s"] * len(batch.runs)) + ")", [r.customer for r in batch.runs])
@@ -246,24 +307,6 @@ def verify(batch: Batch, settings: Settings, fault: str, recovered_s: float) -> 
             if status in ("COMPENSATED", "FAILED"):
                 assert demo_data.left_behind(cur, run.execution_id) == NOTHING_LEFT
     assert _money() == batch.money_before  # what customers paid, the merchant holds
-    outbox = _outbox(batch.ids)
-    committed = set().union(*outbox.values())
-    in_kafka, kafka_messages = _kafka_event_ids(settings, set(batch.ids),
-                                                 batch.kafka_since)
-    assert committed <= in_kafka, f"{len(committed - in_kafka)} events never reached Kafka"
-    reads = _read_model(settings, batch.ids)
-    applied = sum((r.consistency or {}).get("sequence", 0) for r in reads.values() if r)
-    assert applied == len(committed)
-    figures = {"fault": fault, "sagas": len(batch.runs), "endings": dict(endings),
-               "compensation_failed_listed": sorted(
-                   i for i, e in writes.items() if e.status.value == "COMPENSATION_FAILED"),
-               "events_mysql": len(committed), "events_kafka_distinct": len(in_kafka),
-               "kafka_messages": kafka_messages, "events_mongodb": applied,
-               "launch_s": round(batch.launch_s, 1), "recovered_s": round(recovered_s, 1),
-               "batch_s": round(time.monotonic() - batch.launched_at, 1),
-               "verify_s": round(time.monotonic() - verify_started, 1)}
-    print("\nFAULT " + json.dumps(figures))
-    return figures
 
 
 @pytest.fixture
@@ -349,6 +392,11 @@ def test_a_step_lambda_process_is_killed_mid_invocation(
     thread.join(timeout=40)
     stop.set()
     assert kills > 0, "no step process was running to kill"
+    for run in batch.runs:
+        # A killed attempt did nothing (its transaction never committed) and is retried; a
+        # payment killed past its retries is compensated like any failure for good.
+        if run.expected == {"COMPLETED"}:
+            run.expected = frozenset({"COMPLETED", "COMPENSATED"})
     figures = verify(batch, settings_e2e, "step lambda killed", settle(batch, settings_e2e))
     print(f"killed {kills} step processes; {figures['endings']}")
 
@@ -384,17 +432,115 @@ def test_compensations_fail_then_recover(api: Api, settings_e2e: Settings, demo:
 
     batch = prepare(api, settings_e2e, SAGAS_PER_EXECUTION_CASE, faults=failing_compensations)
     launch(api, batch)
-    settle(batch, settings_e2e)
-    failed = [i for i, e in _write_model(batch.ids).items()
-              if e.status.value == "COMPENSATION_FAILED"]
-    assert failed, "some compensations were made to fail past their retries"
+    first = settle(batch, settings_e2e)
+    assert not first.repairs, first.repairs[:5]
+    writes = _write_model(batch.ids)
+    wrong = [(run.execution_id, writes[run.execution_id].status.value, sorted(run.expected))
+             for run in batch.runs if writes[run.execution_id].status.value not in run.expected]
+    assert not wrong, wrong[:3]
+    failed = [i for i, e in writes.items() if e.status.value == "COMPENSATION_FAILED"]
+    assert len(failed) == sum(1 for run in batch.runs if run.may_fail_compensation) > 0
     listed = api.call("GET", f"/executions?saga_id={batch.saga_id}"
                              "&status=COMPENSATION_FAILED&limit=100")[1]["items"]
     assert set(failed) == {e["id"] for e in listed}
     for execution_id in failed:  # the participant is back: retry what failed
         status, _ = api.call("POST", f"/executions/{execution_id}/retry-compensation")
         assert status == 202
+    for run in batch.runs:
+        if run.execution_id in failed and not _fails_for_good(run):
+            run.expected = frozenset({"COMPENSATED"})  # retried past its passing failure
     figures = verify(batch, settings_e2e, "compensations fail then recover",
                      settle(batch, settings_e2e))
-    assert figures["endings"].get("COMPENSATION_FAILED", 0) <= sum(
-        1 for run in batch.runs if run.may_fail_compensation)
+    # Only the compensations that fail for good are left failed; every other one ended.
+    assert figures["endings"].get("COMPENSATION_FAILED", 0) == sum(
+        1 for run in batch.runs if _fails_for_good(run))
+
+
+def _fails_for_good(run: Run) -> bool:
+    return any(f.get("phase") == "compensation" and f.get("permanent") for f in run.faults)
+
+
+# -- participants at the edges (the late-action rule) -------------------------------------------
+
+PARTICIPANT_TIMEOUT_S = 2
+# (work before committing, wait after, what the saga must end as), for a 2 s deadline: clear
+# of the deadline either way, so the ending is certain; the middle rows commit in time and
+# answer after the cut, the case the rule is about.
+AROUND_THE_DEADLINE = [
+    (0.2, 0.0, "COMPLETED"),
+    (0.8, 0.4, "COMPLETED"),
+    (1.2, 1.6, "COMPENSATED"),
+    (1.5, 1.2, "COMPENSATED"),
+    (2.8, 0.0, "COMPENSATED"),  # works past its deadline: never commits
+]
+
+
+def _participant_batch(api: Api, settings: Settings, url: str, inputs: list[dict[str, Any]],
+                       expected: list[str], *, max_retries: int) -> Batch:
+    step = {"name": "A participant", "description": "keeps a ledger",
+            "timeout": f"{PARTICIPANT_TIMEOUT_S}s"}
+    saga_id = api.create_saga({
+        "id": f"edge-{uuid.uuid4().hex[:10]}", "name": "Participants at the edges",
+        "version": "1.0.0", "description": "participants answering late or oddly",
+        "steps": [
+            {**step, "id": "hold", "order": 1, "action": f"{url}/hold",
+             "compensation": f"{url}/release", "max_retries": 0, "input": {}},
+            {**step, "id": "book", "order": 2, "action": f"{url}/book",
+             "compensation": f"{url}/cancel", "max_retries": max_retries}]})["id"]
+    batch = Batch(saga_id=saga_id, kafka_since=_topic_end(settings))
+    batch.launched_at = time.monotonic()
+    for how, ending in zip(inputs, expected, strict=True):
+        run = Run(customer="", faults=[], expected=frozenset({ending}))
+        run.execution_id = api.execute(saga_id, input=how)["id"]
+        batch.runs.append(run)
+    batch.launch_s = time.monotonic() - batch.launched_at
+    return batch
+
+
+@pytest.mark.parametrize("max_retries", [0, 1])
+def test_participants_answering_around_their_deadline(
+        api: Api, settings_e2e: Settings, max_retries: int) -> None:
+    """Half the sagas without retries, half with one: a participant that commits before its
+    deadline and answers after the cut is compensated, once, even when its retry finds the
+    work done and is cut again."""
+    count = SAGAS_PER_EXECUTION_CASE // 2
+    rows = [AROUND_THE_DEADLINE[i % len(AROUND_THE_DEADLINE)] for i in range(count)]
+    with ledger_participant() as participant:
+        batch = _participant_batch(
+            api, settings_e2e, participant.url,
+            [{"work_s": work, "answer_after_s": after} for work, after, _ in rows],
+            [ending for _, _, ending in rows], max_retries=max_retries)
+        figures = verify(batch, settings_e2e, f"participants at the deadline, "
+                         f"{max_retries} retries", settle(batch, settings_e2e))
+        ledger = participant.ledger
+        assert ledger.committed_then_cut >= 1, "no participant committed and then was cut"
+        assert ledger.balanced() == _completed_keys(batch, figures)
+    print(f"committed, then cut: {ledger.committed_then_cut}")
+
+
+def test_participants_answering_oddly(api: Api, settings_e2e: Settings) -> None:
+    """NaN, a 30-deep object, keys MongoDB refuses, HTML, an array, 5 MB, 302 and 307, after
+    the participant committed its work: each is an unknown outcome and compensated."""
+    answers = [(*ODD_ANSWERS, "ok")[i % (len(ODD_ANSWERS) + 1)]
+               for i in range(SAGAS_PER_EXECUTION_CASE)]
+    with ledger_participant() as participant:
+        batch = _participant_batch(
+            api, settings_e2e, participant.url, [{"answer": a} for a in answers],
+            ["COMPLETED" if a == "ok" else "COMPENSATED" for a in answers], max_retries=0)
+        figures = verify(batch, settings_e2e, "participants answering oddly",
+                         settle(batch, settings_e2e))
+        assert participant.ledger.balanced() == _completed_keys(batch, figures)
+        assert participant.ledger.redirects_followed == 0
+    writes = _write_model(batch.ids)
+    for execution in writes.values():
+        book = next(step for step in execution.steps if step.step_id == "book")
+        assert book.status.value in ("SUCCEEDED", "COMPENSATED"), book
+
+
+def _completed_keys(batch: Batch, figures: dict[str, Any]) -> list[str]:
+    """What a balanced ledger still holds: the effects of the sagas that completed."""
+    writes = _write_model(batch.ids)
+    done = sorted(f"{execution_id}:{step}:action" for execution_id, execution in writes.items()
+                  if execution.status.value == "COMPLETED" for step in ("book", "hold"))
+    assert len(done) == 2 * figures["endings"].get("COMPLETED", 0)
+    return [f"{key}: committed 1, undone 0" for key in done]

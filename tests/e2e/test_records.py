@@ -103,7 +103,7 @@ def test_a_timed_out_step_is_named_at_the_top(
 ) -> None:
     saga_id = _saga(api, **{"process-payment": {"timeout": "2s", "max_retries": 0}})
     execution = api.wait(api.execute(saga_id, input=_input(), faults=[
-        {"step_id": "process-payment", "times": 0, "delay": "4s"}])["id"])
+        {"step_id": "process-payment", "times": 0, "delay": "7s"}])["id"])
     assert execution["status"] == "COMPENSATED", execution
     assert execution["error"]["step_id"] == "process-payment", execution
     assert execution["error"]["type"] == "States.Timeout"

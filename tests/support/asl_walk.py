@@ -2,8 +2,9 @@
 
 It follows a machine as Step Functions would (Task, Pass, Choice, Parallel, Succeed, Fail;
 Catch, ResultPath, InputPath, Parameters), given how each Task ends: "ok" (the default),
-"error" or "timeout". A Parallel state runs its branches one after the other; the machines
-catch every failure inside their branches, so the order does not change where a run goes.
+"error", "timeout", "unknown" or "unknown-final". A Parallel state runs its branches one
+after the other; the machines catch every failure inside their branches, so the order does
+not change where a run goes.
 The step runtime's own decision that matters here (an undo of a step whose action failed for
 good does nothing) is left to the caller, which sees every Task in `tasks`.
 """
@@ -17,7 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _SEGMENT = re.compile(r"\.([A-Za-z0-9_]+)|\[(\d+)\]")
-_ERRORS = {"error": "Step.Failed", "timeout": "States.Timeout"}
+# "unknown" and "unknown-final": the step Lambda's names for an attempt whose outcome is
+# unknown (lifecycle.OUTCOME_UNKNOWN, OUTCOME_UNKNOWN_FINAL).
+_ERRORS = {"error": "Step.Failed", "timeout": "States.Timeout",
+           "unknown": "Saga.OutcomeUnknown", "unknown-final": "Saga.OutcomeUnknownFinal"}
 
 
 class Missing(KeyError):

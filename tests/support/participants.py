@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,8 @@ class Received:
     headers: dict[str, str]
     body: Any
 
+
+ServerT = TypeVar("ServerT", bound=ThreadingHTTPServer)
 
 # What the participant answers a request with: a status and a JSON body.
 Respond = Callable[[Received], tuple[int, Any]]
@@ -59,9 +61,8 @@ class _JsonHandler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serving(respond: Respond) -> Iterator[ParticipantServer]:
-    """A ParticipantServer answering with `respond`, up for the `with` block."""
-    server = ParticipantServer(respond)
+def served(server: ServerT) -> Iterator[ServerT]:
+    """Any test HTTP server, served from a thread for the `with` block, then stopped."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -70,3 +71,8 @@ def serving(respond: Respond) -> Iterator[ParticipantServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def serving(respond: Respond) -> contextlib.AbstractContextManager[ParticipantServer]:
+    """A ParticipantServer answering with `respond`, up for the `with` block."""
+    return served(ParticipantServer(respond))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.ports import Actor
@@ -56,6 +56,10 @@ class Clock:
 
     def monotonic(self) -> float:
         return self.mono
+
+    def sleep(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -113,7 +117,7 @@ def build_world(saga_definition: dict[str, Any], *,
     actions = Actions(ledger)
     clock = Clock()
     runtime = StepRuntime(ledger, definitions, actions.resolve, faults_enabled=bool(faults),
-                          sleep=lambda s: clock.__setattr__("mono", clock.mono + s),
+                          sleep=clock.sleep,
                           clock=clock.now, monotonic=clock.monotonic, **options)
     return World(store, ledger, actions, runtime, clock, definitions)
 

@@ -18,6 +18,7 @@ from chalicelib.saga.compiler import (
     compile_forward,
     execution_input,
 )
+from chalicelib.saga.lifecycle import DEFAULT_TASK_TIMEOUT_MARGIN_S
 from chalicelib.saga.models import Step, StepDefinition
 from tests.support import asl_walk
 from tests.support.asl_validator import AslValidator
@@ -55,11 +56,23 @@ def test_each_task_carries_the_step_timeout_and_retries() -> None:
     machine = compile_forward(STEPS, TARGETS)
     task = machine["States"]["step:process-payment"]
     assert task["Resource"] == ARN.format("process_payment")
-    assert task["TimeoutSeconds"] == 60
+    # The step cuts its own call at 60 s; its Task waits the margin longer (the late-action
+    # rule: the step, not the engine, decides how an attempt ended).
+    assert task["TimeoutSeconds"] == 60 + DEFAULT_TASK_TIMEOUT_MARGIN_S
+    undo = machine["States"]["undo:process-payment"]
+    assert undo["TimeoutSeconds"] == 2 * (60 + DEFAULT_TASK_TIMEOUT_MARGIN_S)
+    # A step whose outcome is unknown is undone itself; any other failure starts the undo
+    # at the step before.
+    catch_own, catch_rest = task["Catch"]
+    assert set(catch_own["ErrorEquals"]) == {"States.Timeout", "Saga.OutcomeUnknown",
+                                             "Saga.OutcomeUnknownFinal"}
+    assert catch_own["Next"] == "undo:process-payment"
+    assert catch_rest["Next"] == "undo:validate-payment"
     assert task["ResultPath"] is None
     throttle, permanent, retryable = task["Retry"]
     assert throttle["ErrorEquals"][0] == "Lambda.TooManyRequestsException"
-    assert permanent == {"ErrorEquals": ["PermanentError", "StepAborted"], "MaxAttempts": 0}
+    assert permanent == {"MaxAttempts": 0, "ErrorEquals": [
+        "PermanentError", "StepAborted", "Saga.OutcomeUnknownFinal"]}
     assert retryable["ErrorEquals"] == ["States.ALL"] and retryable["MaxAttempts"] == 3
     assert retryable["BackoffRate"] == 2.0
     assert task["Parameters"]["phase"] == "action" and task["Parameters"]["last"] is False
@@ -119,7 +132,15 @@ def test_compensation_machine_undoes_every_step_in_reverse() -> None:
 
 def test_sub_second_timeouts_round_up_and_input_is_small() -> None:
     fast = [STEPS[0].model_copy(update={"timeout": "500ms"})]
-    assert compile_forward(fast, TARGETS)["States"]["step:validate-payment"]["TimeoutSeconds"] == 1
+    assert compile_forward(fast, TARGETS)["States"]["step:validate-payment"]["TimeoutSeconds"] \
+        == 1 + DEFAULT_TASK_TIMEOUT_MARGIN_S
+    margin = CompileOptions(task_timeout_margin_s=9)
+    assert compile_forward(fast, TARGETS, margin)["States"]["step:validate-payment"][
+        "TimeoutSeconds"] == 10
+    # Never past a Lambda's 15 minutes, whatever the step's timeout.
+    slow = [STEPS[0].model_copy(update={"timeout": "899s"})]
+    assert compile_forward(slow, TARGETS)["States"]["step:validate-payment"][
+        "TimeoutSeconds"] == 900
     assert execution_input("e-1") == {"execution_id": "e-1", "error": None, "resume_at": ""}
 
 
@@ -240,7 +261,8 @@ def test_lambda_throttling_has_its_own_retry_apart_from_max_retries() -> None:
                 assert _first_retrier_for(task, error) is first
     # max_retries 0: a step error is not retried, but a throttle still is.
     task = compile_forward(steps, TARGETS)["States"]["step:process-payment"]
-    assert [r["ErrorEquals"] for r in task["Retry"]][1:] == [["PermanentError", "StepAborted"]]
+    assert [r["ErrorEquals"] for r in task["Retry"]][1:] == [
+        ["PermanentError", "StepAborted", "Saga.OutcomeUnknownFinal"]]
 
 
 def test_retry_disabled_compiles_no_step_retry() -> None:

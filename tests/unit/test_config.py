@@ -21,7 +21,7 @@ def test_the_shipped_config_loads_with_every_contract_key() -> None:
     rules = settings.saga.validation_rules
     assert rules["saga"]["version"] == {"required": True, "format": "semver"}
     assert rules["step"]["max_retries"] == {"required": True, "min": 0, "max": 10}
-    assert rules["step"]["timeout"] == {"required": True, "min": "1s", "max": "1h"}
+    assert rules["step"]["timeout"] == {"required": True, "min": "1s", "max": "14m"}
 
 
 def test_nested_environment_overrides_are_typed() -> None:

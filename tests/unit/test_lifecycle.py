@@ -22,7 +22,7 @@ from chalicelib.saga.lifecycle import (
 )
 from chalicelib.saga.models import Step, StepDefinition
 from chalicelib.steps.context import PermanentError
-from chalicelib.steps.runtime import StepAborted
+from chalicelib.steps.runtime import StepAborted, _unknown
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
 STEPS = [Step.of(StepDefinition.model_validate(step)) for step in SEED["steps"]]
@@ -89,14 +89,27 @@ def test_step_transitions_cover_every_phase_outcome_and_finality_once() -> None:
         if move.final:
             assert lifecycle.STEP_EVENT_RESULT[move.event] == (move.target, move.outcome)
     # An action runs only on a step that has not ended; a compensation on any not yet undone.
-    assert lifecycle.STEP_SOURCES[Phase.ACTION] == {StepStatus.PENDING, StepStatus.RUNNING}
+    assert lifecycle.STEP_SOURCES[Phase.ACTION] == {StepStatus.PENDING, StepStatus.RUNNING,
+                                                    StepStatus.OUTCOME_UNKNOWN}
+    # An unknown outcome sticks through failures (only a success replaces it), and is never
+    # among the steps an undo skips.
+    for final in (False, True):
+        assert lifecycle.step_transition(Phase.ACTION, Outcome.UNKNOWN, final=final).target \
+            is StepStatus.OUTCOME_UNKNOWN
+    assert lifecycle.failure_outcome(unknown=False, was_unknown=True) is Outcome.UNKNOWN
+    assert StepStatus.OUTCOME_UNKNOWN not in lifecycle.NEVER_DONE | lifecycle.FAILED_FOR_GOOD
     assert StepStatus.COMPENSATED not in lifecycle.STEP_SOURCES[Phase.COMPENSATION]
     assert lifecycle.STEP_SOURCES[Phase.COMPENSATION] >= lifecycle.NEVER_DONE
 
 
 def test_the_errors_steps_raise_to_stop_retries_are_the_ones_never_retried() -> None:
     # Lambda reports an error by its class name: the names must be the classes' own.
-    assert {PermanentError.__name__, StepAborted.__name__} == set(lifecycle.NEVER_RETRIED)
+    assert {PermanentError.__name__, StepAborted.__name__,
+            type(_unknown("x", final=True)).__name__} == set(lifecycle.NEVER_RETRIED)
+    # The one that is retried (attempts remain) is the one caught like a timeout.
+    assert type(_unknown("x", final=False)).__name__ == lifecycle.OUTCOME_UNKNOWN
+    assert {lifecycle.OUTCOME_UNKNOWN, lifecycle.OUTCOME_UNKNOWN_FINAL} < set(
+        lifecycle.UNDO_ITSELF)
     assert issubclass(StepAborted, PermanentError)
 
 

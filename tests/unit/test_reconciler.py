@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from chalicelib.ports import RunState
+from chalicelib.saga import lifecycle
 from chalicelib.saga.executions import Execution, ExecutionStatus, StepRun, StepStatus
 from chalicelib.saga.reconciler import Reconciler, verdict
 
@@ -83,3 +84,25 @@ def test_a_run_spends_at_most_its_describe_budget_oldest_first_and_goes_on_next_
     assert orchestrator.described[10:] == [f"arn:e{i:02}" for i in range(10, 25)]
     reconciler.run()  # all looked at: a new round from the oldest
     assert orchestrator.described[25:] == [f"arn:e{i:02}" for i in range(10)]
+
+
+@pytest.mark.parametrize("source", [ExecutionStatus.RUNNING, ExecutionStatus.COMPENSATING])
+@pytest.mark.parametrize("run", [
+    RunState("SUCCEEDED"), RunState("MISSING"), RunState("TIMED_OUT"), RunState("ABORTED"),
+    RunState("FAILED", "States.Runtime"),
+    *(RunState("FAILED", end.error) for end in lifecycle.ENDS)])
+def test_every_ended_run_closes_its_execution_whatever_path_it_took(
+        source: ExecutionStatus, run: RunState) -> None:
+    """A run that ended Saga.Compensated while the write model still says RUNNING (every undo
+    skipped, or the recorder never ran) was once refused: RUNNING -> COMPENSATED was not in
+    the table. Every ending is reachable from every status still going, so the execution
+    store's guarded move always lands."""
+    execution = _execution(StepStatus.SUCCEEDED).model_copy(update={"status": source})
+    found = verdict(execution, run)
+    assert found is not None
+    target, event_type, _ = found
+    if source is ExecutionStatus.COMPENSATING and target in (ExecutionStatus.COMPLETED,
+                                                             ExecutionStatus.PARKED):
+        return  # an undo never succeeds nor parks: only forward runs do
+    assert lifecycle.can_transition(source, target), (source, target)
+    assert lifecycle.EVENT_OF[target] == event_type

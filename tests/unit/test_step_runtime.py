@@ -110,16 +110,22 @@ def test_the_second_attempt_after_a_retry_does_not_start_the_step_again(world: W
 def test_a_late_delivery_after_the_execution_moved_on_is_refused(
         world: World, ended: ExecutionStatus) -> None:
     world.set_status(ended)
+    before = world.event_types()
     with pytest.raises(StepAborted, match="cannot run: it is pending"):
         world.deliver("reserve")
     assert world.actions.calls == [] and world.ledger.effects == []
     step = world.step("reserve")
     assert step.status is StepStatus.PENDING and step.action_attempts == 0
-    # The refused attempt is on record, and told, but changes no status.
+    assert world.execution().status is ended
+    if ended.is_final:
+        # Final is final: a late attempt is logged, not recorded; no event follows the end.
+        assert step.attempts == [] and world.event_types() == before
+        return
+    # While it is being undone the refused attempt is on record, and told, but changes no
+    # status.
     assert [(a.outcome, a.error_type) for a in step.attempts] == [
         (Outcome.FAILED, StepAborted.__name__)]
     assert world.event_types()[-1] == events.STEP_ABORTED
-    assert world.execution().status is ended
 
 
 def test_an_action_whose_step_was_compensated_first_is_refused(world: World) -> None:
@@ -135,12 +141,14 @@ def test_an_action_that_outlived_its_timeout_is_rolled_back(world: World) -> Non
         world.clock.mono += 31  # past the step's 30 s
 
     world.actions.script["reserve_stock"] = slow
-    with pytest.raises(StepAborted, match="outlived its timeout of 30s"):
+    with pytest.raises(RetryableError, match="outlived its timeout of 30s"):
         world.deliver("reserve")
     assert world.actions.ran("reserve_stock") == 1
     assert world.ledger.effects == []  # its effect went with the rollback
-    assert world.step("reserve").status is StepStatus.PENDING
-    assert world.step("reserve").result is None
+    # It did nothing, so it fails like any attempt and is retried (max_retries 2).
+    step = world.step("reserve")
+    assert step.status is StepStatus.RUNNING and step.result is None
+    assert [(a.attempt, a.outcome) for a in step.attempts] == [(1, Outcome.FAILED)]
 
 
 def test_unknown_executions_and_steps_are_permanent_errors(world: World) -> None:
@@ -173,17 +181,24 @@ def test_a_participant_is_claimed_then_recorded_in_two_transactions(world: World
     assert world.event_types()[-2:] == [events.STEP_STARTED, events.STEP_SUCCEEDED]
 
 
-def test_a_participants_answer_after_the_execution_moved_on_is_not_recorded(
+def test_a_participants_success_after_the_execution_ended_is_undone_with_its_result(
         world: World) -> None:
     # Another writer ends the execution while the participant is being called (no lock).
-    world.actions.script[PARTICIPANT] = lambda ctx: world.set_status(ExecutionStatus.FAILED)
+    def ended_meanwhile(ctx: StepContext) -> None:
+        if ctx.phase == Phase.ACTION:
+            world.set_status(ExecutionStatus.FAILED)
+
+    world.actions.script[PARTICIPANT] = ended_meanwhile
+    before = world.event_types()
     with pytest.raises(StepAborted):
         world.deliver("pay")
-    assert world.actions.ran(PARTICIPANT) == 1
+    # The late success is compensated at once, sent its own result.
+    assert [(name, phase) for name, phase, _, _ in world.actions.calls] == [
+        (PARTICIPANT, Phase.ACTION), (PARTICIPANT, Phase.COMPENSATION)]
     step = world.step("pay")
     assert step.status is StepStatus.PENDING and step.result is None
-    assert [(a.outcome, a.error_type) for a in step.attempts] == [
-        (Outcome.FAILED, StepAborted.__name__)]
+    # Final is final: logged, not recorded, and no event follows the execution's end.
+    assert step.attempts == [] and world.event_types() == before
     assert world.execution().status is ExecutionStatus.FAILED
 
 
@@ -201,7 +216,8 @@ def test_a_repeated_delivery_that_recorded_the_participant_meanwhile_wins(
     assert inner[0]["status"] == "ok"
     assert outer == {"status": StepStatus.SUCCEEDED.value, "duplicate": True}
     step = world.step("pay")
-    assert [(a.attempt, a.outcome) for a in step.attempts] == [(1, Outcome.SUCCEEDED)]
+    # Each delivery was numbered as it was admitted: the overtaking one is the second.
+    assert [(a.attempt, a.outcome) for a in step.attempts] == [(2, Outcome.SUCCEEDED)]
     assert world.event_types().count(events.STEP_SUCCEEDED) == 1
 
 
@@ -388,3 +404,16 @@ def test_the_recorder_keeps_the_failing_steps_cause(world: World) -> None:
     failed = world.events_of(events.SAGA_FAILED)[0]["data"]
     assert failed["execution_error"]["message"] == "unknown SKU"
     assert world.execution().status is ExecutionStatus.FAILED
+
+
+def test_a_chain_of_one_undo_starts_and_ends_the_compensation(world: World) -> None:
+    # The first undo of a forward run is also its last: it starts compensating and ends
+    # COMPENSATED in the same transaction (not FAILED: something was undone).
+    world.deliver("reserve")
+    world.actions.script[PARTICIPANT] = _fail(PermanentError("card declined"))
+    with pytest.raises(PermanentError):
+        world.deliver("pay")
+    world.deliver("reserve", Phase.COMPENSATION, last=True)
+    assert world.execution().status is ExecutionStatus.COMPENSATED
+    assert world.event_types()[-3:] == [events.COMPENSATION_STARTED, events.STEP_COMPENSATED,
+                                        events.SAGA_COMPENSATED]

@@ -87,7 +87,7 @@ def test_the_seed_example_is_accepted_unchanged() -> None:
     ("steps[0].max_retries", 10, 11, "max"),
     ("steps[0].max_retries", 3, ..., "required"),
     ("steps[0].timeout", "1s", "999ms", "min"),
-    ("steps[0].timeout", "1h", "61m", "max"),
+    ("steps[0].timeout", "14m", "15m", "max"),
     ("steps[0].timeout", "2m", "30", "format"),
     ("steps[0].timeout", "30s", ..., "required"),
 ])
@@ -243,6 +243,21 @@ def test_wrong_types_and_unknown_fields_are_reported_with_their_paths() -> None:
     assert ("steps[0].max_retries", "type") in found
     assert ("steps[1].colour", "unknown_field") in found
     assert ("active", "type") in found
+
+
+def test_a_timeout_is_capped_where_its_task_would_outlive_a_lambda() -> None:
+    # Configured rules may allow an hour; a step's Task waits its timeout plus the margin
+    # inside one Lambda invocation (900 s at most).
+    rules = copy.deepcopy(dict(POLICY.rules))
+    rules["step"]["timeout"]["max"] = "1h"
+    policy = ValidationPolicy(rules=rules, saga_types=POLICY.saga_types,
+                              step_types=POLICY.step_types, task_timeout_margin_s=30)
+    assert _violations(_with("steps[0].timeout", "870s"), policy) == []
+    assert _violations(_with("steps[0].timeout", "871s"), policy) == [
+        ("steps[0].timeout", "lambda_max")]
+    wider = ValidationPolicy(rules=rules, saga_types=POLICY.saga_types,
+                             step_types=POLICY.step_types, task_timeout_margin_s=5)
+    assert _violations(_with("steps[0].timeout", "871s"), wider) == []
 
 
 def test_every_violation_is_reported_at_once() -> None:
