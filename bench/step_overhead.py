@@ -33,6 +33,9 @@ os.environ["SAGA_STAGE"] = "bench"
 os.environ["SAGA__DATABASE__MYSQL__DATABASE"] = "saga_db_bench"
 # Faults are a test feature, never on in prod: measure the path prod takes.
 os.environ["SAGA__SAGA__FAULT_INJECTION_ENABLED"] = "false"
+# The step Lambdas' INFO lines and EMF records would be most of what this prints.
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+os.environ.setdefault("SAGA__SAGA__MONITORING_ENABLED", "false")
 
 from bench.results_io import save, table
 from chalicelib import runtime
@@ -42,7 +45,7 @@ from chalicelib.adapters.mysql_executions import insert_execution
 from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.config import get_settings
 from chalicelib.ports import Actor
-from chalicelib.saga.executions import Execution, ExecutionStatus
+from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
 from chalicelib.saga.models import SagaDefinition
 from chalicelib.steps.actions import BUILTIN_ACTIONS, demo_data
 from chalicelib.steps.context import StepContext
@@ -77,15 +80,17 @@ def prepare(count: int) -> tuple[SagaDefinition, list[Execution]]:
                 version=stored.version, status=ExecutionStatus.RUNNING,
                 input={"customer_id": customer, "amount": "1.00", "currency": "EUR"},
                 started_at=now, updated_at=now)
-            insert_execution(cur, execution, [s.id or "" for s in stored.steps])
+            insert_execution(cur, execution, [StepShape.of(s) for s in stored.active_steps()])
             executions.append(execution)
     return stored, executions
 
 
 def counters() -> tuple[int, int]:
-    """(statements, commits) of the runtime's connection so far, less this query itself."""
+    """(statements, commits) the server has run so far, from its global counters: the step
+    runtime's pool is not the one this process's container reads with, and nothing else
+    talks to the bench database while it runs."""
     with runtime.container().connector.connection().cursor() as cur:
-        cur.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Questions', 'Com_commit')")
+        cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_commit')")
         values = {row["Variable_name"]: int(row["Value"]) for row in cur.fetchall()}
     return values["Questions"], values["Com_commit"]
 
@@ -102,7 +107,7 @@ def measure(run_one: Any, executions: list[Execution]) -> dict[str, Any]:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     after = counters()
     steps = len(latencies)
-    # Each counters() call is one statement on the same connection: leave ours out.
+    # Each counters() call is one statement of its own: leave ours out.
     statements = after[0] - before[0] - 1
     return {"steps": steps, "statements_per_step": round(statements / steps, 2),
             "commits_per_step": round((after[1] - before[1]) / steps, 2),
@@ -167,7 +172,7 @@ def prepare_participants(count: int, url: str) -> list[Execution]:
                 id=str(uuid.uuid4()), saga_id=stored.id, revision=stored.revision,
                 version=stored.version, status=ExecutionStatus.RUNNING, input={"n": 1},
                 started_at=now, updated_at=now)
-            insert_execution(cur, execution, [s.id or "" for s in stored.steps])
+            insert_execution(cur, execution, [StepShape.of(s) for s in stored.active_steps()])
             executions.append(execution)
     return executions
 

@@ -179,12 +179,12 @@ def claim_attempt(cur: Cursor, execution_id: str, step_id: str, *, phase: Phase,
     keep_deadline = (", action_deadline = GREATEST(COALESCE(action_deadline, %s), %s)"
                      if phase is Phase.ACTION else "")
     args: tuple[Any, ...] = (deadline, deadline) if phase is Phase.ACTION else ()
-    cur.execute(f"UPDATE step_runs SET {counter} = {counter} + 1{keep_deadline} "
-                "WHERE execution_id = %s AND step_id = %s", (*args, execution_id, step_id))
-    cur.execute(f"SELECT {counter} AS n FROM step_runs WHERE execution_id = %s AND "
-                "step_id = %s", (execution_id, step_id))
-    row = cur.fetchone()
-    return int(row["n"]) if row else 0
+    # LAST_INSERT_ID(expr) hands the new count back with the UPDATE's own answer: one round
+    # trip, no SELECT.
+    cur.execute(f"UPDATE step_runs SET {counter} = LAST_INSERT_ID({counter} + 1)"
+                f"{keep_deadline} WHERE execution_id = %s AND step_id = %s",
+                (*args, execution_id, step_id))
+    return int(cur.lastrowid or 0)
 
 
 def update_step_run(cur: Cursor, execution_id: str, step_id: str, *, status: StepStatus,
