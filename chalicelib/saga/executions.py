@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +24,7 @@ from chalicelib.saga.lifecycle import (  # noqa: F401  (re-exported: the domain'
     allowed_from,
     can_transition,
 )
+from chalicelib.saga.redaction import without_paths
 
 
 def failure_cause(steps: list[StepRun]) -> dict[str, Any] | None:
@@ -92,14 +92,12 @@ class ExecutionError(BaseModel):
         return value
 
 
-# Anything that looks like a file path (/var/task/x.py, C:\\x\\y.py, ./a/b): callers never see one.
-_PATH = re.compile(r'(?:[A-Za-z]:\\|\.{0,2}/)?(?:[\w.\-]+[/\\])+[\w.\-]+')
 MAX_ERROR_MESSAGE = 500
 
 
 def clean_error(error_type: str | None, message: str | None) -> dict[str, str]:
     """An error as stored and served: its type and the first line of its message, with no
-    traceback and no file paths (the full text belongs in the logs only)."""
+    traceback, no file paths and no URL's secrets (the full text belongs in the logs only)."""
     text = str(message or "")
     if text.lstrip().startswith("{"):  # Step Functions' Cause for a Lambda error is JSON
         try:
@@ -111,8 +109,8 @@ def clean_error(error_type: str | None, message: str | None) -> dict[str, str]:
             pass
     lines = [line.strip() for line in text.splitlines()
              if line.strip() and not line.strip().startswith(("Traceback", 'File "'))]
-    first = _PATH.sub("<path>", lines[0] if lines else "")[:MAX_ERROR_MESSAGE]
-    kind = _PATH.sub("<path>", str(error_type or "Error"))[:100]
+    first = without_paths(lines[0] if lines else "")[:MAX_ERROR_MESSAGE]
+    kind = without_paths(str(error_type or "Error"))[:100]
     return {"type": kind, "message": first}
 
 

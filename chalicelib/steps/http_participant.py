@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 from urllib.parse import urljoin, urlsplit
 
+from chalicelib.saga.redaction import redacted_url
 from chalicelib.saga.storable import NotStorable, check_result, json_type
 from chalicelib.steps.context import (
     ActionFn,
@@ -47,24 +48,6 @@ _DETAIL_BYTES = 500
 _JSON_SUFFIXED = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*\+json")
 # An error's description in a message (the message is recorded and shown, one line).
 _MAX_DESCRIPTION = 200
-
-
-def redacted_url(url: str) -> str:
-    """scheme://host:port/path of a participant's URL, safe to record: no userinfo, every query
-    value (and any bare query item) replaced by ***, no fragment."""
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port
-    except ValueError:
-        return "<an invalid URL>"
-    scheme = parts.scheme.lower()
-    if ":" in host:  # IPv6
-        host = f"[{host}]"
-    if port is None:
-        port = 443 if scheme == "https" else 80
-    query = "&".join(f"{item.partition('=')[0]}=***" if "=" in item else "***"
-                     for item in parts.query.split("&") if item)
-    return f"{scheme}://{host}:{port}{parts.path or '/'}" + (f"?{query}" if query else "")
 
 
 def _one_line(text: str, limit: int) -> str:

@@ -92,6 +92,12 @@ const scenarios = {
     const started = await api("POST", `sagas/${args.saga_id}/execute`, args.execute);
     await page.evaluate((id) => { location.hash = `#/executions/${id}`; }, started.id);
     const seen = [];
+    if (args.release) {
+      // A step held by the test's participant: the page shows RUNNING, then it is let go.
+      await untilStatus(page, "RUNNING", seen);
+      await fetch(args.release, { method: "POST", body: "{}",
+        headers: { "Content-Type": "application/json" } });
+    }
     await untilStatus(page, "COMPLETED", seen);
     const bars = await page.locator('[data-testid="timeline"] g.bar').evaluateAll((nodes) =>
       nodes.map((n) => ({ step: n.dataset.step, phase: n.dataset.phase, outcome: n.dataset.outcome })));

@@ -5,7 +5,9 @@ list of 1,000 executions paged and filtered by time."""
 
 from __future__ import annotations
 
+import copy
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from chalicelib.steps.actions import demo_data
 from infra.stack.paths import PROJECT_ROOT
 from tests.browser.conftest import Console, new_customer, run_scenario
 from tests.support.bulk import seed_completed
+from tests.support.participants import Received, serving
 from tests.support.served import served
 
 SAGA = json.loads((PROJECT_ROOT / "tests" / "fixtures" / "payment-saga.json").read_text())
@@ -53,11 +56,29 @@ def test_the_documented_saga_is_listed_and_drawn(console: Console, documented: s
 
 def test_a_running_execution_reaches_completed_without_a_reload(
         console: Console, documented: str) -> None:
-    # A delay on the middle step keeps it running long enough to be seen running.
-    body = {"input": _input(new_customer()),
-            "faults": [{"step_id": "process-payment", "delay": "2s", "times": 0}]}
-    result = run_scenario("live_timeline", base=console.served.base, saga_id=documented,
-                          execute=body)
+    # The middle step is a participant that holds its answer until the page has shown the
+    # execution RUNNING (the scenario then lets it go): no timing decides what is seen.
+    held = threading.Event()
+
+    def respond(request: Received) -> tuple[int, Any]:
+        if request.path == "/release":
+            held.set()
+        elif request.body["phase"] == "action":
+            held.wait(timeout=60)
+        return 200, {"paid": True}
+
+    with serving(respond) as participant:
+        saga = copy.deepcopy(SAGA)
+        saga["id"] = f"held-{uuid.uuid4().hex[:8]}"
+        middle = saga["steps"][1]
+        middle.update(action=f"{participant.url}/pay", compensation=f"{participant.url}/refund",
+                      timeout="60s")
+        status, stored = console.call("POST", "/sagas", saga)
+        assert status == 201, stored
+        result = run_scenario("live_timeline", base=console.served.base, saga_id=saga["id"],
+                              execute={"input": _input(new_customer())},
+                              release=f"{participant.url}/release")
+    assert held.is_set()
     assert result["seen"][0] == "RUNNING" and result["seen"][-1] == "COMPLETED", result["seen"]
     assert result["same_document"]  # the page was never reloaded (a hash change is no load)
     assert result["live"] == "on"

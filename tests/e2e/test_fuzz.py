@@ -83,7 +83,14 @@ def test_generated_requests_never_fail_the_server(case: Any) -> None:
         assert "error" in response.json(), (case.method, case.formatted_path, response.text[:300])
 
 
-def test_at_least_a_thousand_cases_ran() -> None:
+def test_at_least_a_thousand_cases_ran(request: pytest.FixtureRequest) -> None:
+    # It counts what the generated tests above recorded in this session: run without them
+    # (selected alone) there is nothing to count, which is not a failure of the API.
+    generated = [item for item in request.session.items
+                 if getattr(item, "originalname", "") ==
+                 test_generated_requests_never_fail_the_server.__name__]
+    if not generated:
+        pytest.skip("the generated cases were not selected in this run")
     print(f"schemathesis: {len(CASES)} cases, statuses {sorted(set(CASES))}")
     assert len(CASES) >= 1000, len(CASES)
     assert all(status < 500 for status in CASES)

@@ -175,6 +175,7 @@ def test_timeout_kills_the_invocation_and_next_one_works(
     make_function: Callable[..., str],
 ) -> None:
     name = make_function(timeout=1)
+    invoke(name, {"n": 1})  # warm: a cold start is not what is timed
 
     started = time.monotonic()
     response, error = invoke(name, {"sleep": 3})
@@ -182,7 +183,8 @@ def test_timeout_kills_the_invocation_and_next_one_works(
 
     assert response["FunctionError"] == "Unhandled"
     assert "Task timed out after 1.00 seconds" in error["errorMessage"]
-    assert elapsed < 2.5, "the handler should have been killed at its 1 s timeout"
+    # Killed at its timeout, before its own 3 s sleep could end.
+    assert elapsed < 3, "the handler should have been killed at its 1 s timeout"
 
     response, result = invoke(name, {"n": 2})
     assert "FunctionError" not in response

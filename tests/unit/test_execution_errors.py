@@ -159,3 +159,16 @@ def test_a_requested_compensation_says_who_asked() -> None:
     assert store.transitions[-1]["error"] == {
         "step_id": None, "phase": "compensation", "type": "CompensationRequested",
         "message": "compensation requested by ops"}
+
+
+def test_a_participants_url_stays_readable_and_loses_its_secrets() -> None:
+    # Row 15 of the hostile-input issue: which endpoint failed must be told, a file path of
+    # the machine must not, and a query's values or a userinfo never are.
+    cleaned = clean_error("PermanentError", "http://127.0.0.1:8081/book?token=abc answered 400: "
+                          "no seats (see /var/task/chalicelib/x.py)")
+    assert cleaned["message"] == ("http://127.0.0.1:8081/book?token=*** answered 400: no seats "
+                                  "(see <path>)")
+    assert "secret" not in clean_error("E", "https://me:secret@pay.example/charge failed")[
+        "message"]
+    assert clean_error("E", "https://me:secret@pay.example/charge failed")["message"] == \
+        "https://pay.example:443/charge failed"

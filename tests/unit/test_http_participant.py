@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.saga.redaction import redacted_url
 from chalicelib.steps import http_participant as participants
 from chalicelib.steps.context import (
     OutcomeUnknown,
@@ -25,7 +26,7 @@ from chalicelib.steps.context import (
     StepContext,
 )
 from chalicelib.steps.contract import CONTRACT, DEFAULT_MAX_RESULT_BYTES
-from chalicelib.steps.http_participant import http_participant, redacted_url
+from chalicelib.steps.http_participant import http_participant
 from chalicelib.steps.registry import ActionRegistry
 
 HUGE_BYTES = 5_000_000

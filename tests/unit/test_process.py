@@ -8,8 +8,9 @@ from pathlib import Path
 
 from infra.stack import process
 
-# A child that ignores SIGTERM, so stop() must escalate to SIGKILL.
-_STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+# A child that ignores SIGTERM, so stop() must escalate to SIGKILL; it says when it does.
+_STUBBORN = ("import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+             "pathlib.Path(sys.argv[1], 'ready').write_text('1'); time.sleep(60)")
 
 
 def _spawn_sleeper(tmp_path: Path, code: str = "import time; time.sleep(60)") -> int:
@@ -30,7 +31,10 @@ def test_spawned_process_is_owned_only_while_alive_and_marked(tmp_path: Path) ->
 
 def test_stop_escalates_to_sigkill_after_the_grace_period(tmp_path: Path) -> None:
     pid = _spawn_sleeper(tmp_path, _STUBBORN)
-    time.sleep(0.3)  # let it install its SIGTERM handler
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "ready").exists():  # its SIGTERM handler is installed
+        assert time.monotonic() < deadline, "the child never started"
+        time.sleep(0.01)
     assert process.stop(pid, grace_seconds=0.5) is True
     assert process.owned_pid(tmp_path / "pid", str(tmp_path)) is None
 
