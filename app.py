@@ -18,7 +18,10 @@ from chalicelib.api import (
     handles_errors,
     in_error_format,
     json_body,
+    listing_cursor,
+    next_cursor,
     no_body,
+    optional_request,
     principal,
     websocket_caller,
 )
@@ -27,8 +30,8 @@ from chalicelib.config import load_settings
 from chalicelib.events.consumer import apply_all, msk_events
 from chalicelib.health import check_health
 from chalicelib.ports import Actor
+from chalicelib.push.filters import FilterRefused, parse_connect
 from chalicelib.push.messages import handle_message
-from chalicelib.push.subscriptions import ALL, topics_from
 from chalicelib.runtime import (
     build_dead_letters,
     build_reconciler,
@@ -38,6 +41,7 @@ from chalicelib.runtime import (
     container,
 )
 from chalicelib.saga.execution_service import ExecutionService
+from chalicelib.saga.requests import COMPENSATE_EXAMPLE, CompensateRequest
 from chalicelib.saga.service import DefinitionService
 from chalicelib.steps import entry
 
@@ -148,9 +152,11 @@ def create_saga() -> Response:
 
 @route(f"{API}/sagas", "GET", Role.READER, params=("limit", "cursor", "active", "type"))
 def list_sagas() -> dict[str, Any]:
-    page = _definitions().list(limit=_query("limit"), cursor=_query("cursor"),
-                                     active=_query("active"), saga_type=_query("type"))
-    return {"items": [_saga(s) for s in page.items], "next_cursor": page.next_cursor}
+    page = _definitions().list(limit=_query("limit"),
+                               cursor=listing_cursor("sagas", _query("cursor")),
+                               active=_query("active"), saga_type=_query("type"))
+    return {"items": [_saga(s) for s in page.items],
+            "next_cursor": next_cursor("sagas", page.next_cursor)}
 
 
 @route(f"{API}/sagas/stats", "GET", Role.READER)
@@ -220,6 +226,9 @@ def _execution(execution: Any) -> dict[str, Any]:
     return execution.model_dump(mode="json")
 
 
+LISTED_WITHOUT = {"steps", "input"}
+
+
 @route(f"{API}/sagas/{{saga_id}}/execute", "POST", Role.OPERATOR)
 def execute_saga(saga_id: str) -> Response:
     execution, created = _executions().execute(
@@ -230,9 +239,10 @@ def execute_saga(saga_id: str) -> Response:
 
 @route(f"{API}/sagas/{{saga_id}}/compensate", "POST", Role.OPERATOR)
 def compensate_saga(saga_id: str) -> Response:
+    # No body at all: the latest COMPLETED execution; any body must name one.
+    request = optional_request(app.current_request, CompensateRequest, COMPENSATE_EXAMPLE)
     execution = _executions().compensate(
-        saga_id, json_body(app.current_request, required=False) or {},
-        actor(app.current_request))
+        saga_id, None if request is None else request.execution_id, actor(app.current_request))
     return Response(body=_execution(execution), status_code=202, headers=JSON)
 
 
@@ -246,10 +256,12 @@ def saga_status(saga_id: str) -> dict[str, Any]:
 def list_executions() -> dict[str, Any]:
     page = _executions().list(saga_id=_query("saga_id"), status=_query("status"),
                               started_after=_query("started_after"),
-                              started_before=_query("started_before"),
-                              limit=_query("limit"), cursor=_query("cursor"))
-    return {"items": [e.model_dump(mode="json", exclude={"steps"}) for e in page.items],
-            "next_cursor": page.next_cursor}
+                              started_before=_query("started_before"), limit=_query("limit"),
+                              cursor=listing_cursor("executions", _query("cursor")))
+    # Items are light: no steps and no input (the read model does not load them);
+    # GET /executions/{id} has both.
+    return {"items": [e.model_dump(mode="json", exclude=LISTED_WITHOUT) for e in page.items],
+            "next_cursor": next_cursor("executions", page.next_cursor)}
 
 
 @route(f"{API}/executions/{{execution_id}}", "GET", Role.READER)
@@ -367,15 +379,19 @@ def projector(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @app.on_ws_connect()
 def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
-    """Subscribes to ?saga_id= / ?execution_id= if given, else to everything."""
+    """Subscribes to ?saga_id= / ?execution_id= / ?all= if given, else to everything until
+    the first subscribe message (chalicelib/push/filters.py)."""
     raw = event.to_dict()
     try:
         caller = websocket_caller(raw, lambda header: container().token_verifier.verify(header))
     except (Unauthenticated, Forbidden) as refused:  # the connection is refused, not opened
         return {"statusCode": refused.status, "body": refused.message}
-    query = raw.get("queryStringParameters") or {}
-    container().subscriptions.connect(event.connection_id, topics_from(query) or [ALL],
-                            principal=caller.subject)
+    try:
+        wanted = parse_connect(raw.get("queryStringParameters"))
+    except FilterRefused as refused:  # refused, not widened to everything
+        return {"statusCode": 400, "body": refused.message}
+    container().subscriptions.connect(event.connection_id, wanted.topics(),
+                                      principal=caller.subject, default=wanted.is_default)
     return {"statusCode": 200}
 
 

@@ -12,11 +12,13 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from chalice import Response
 from chalice.app import Request
+from pydantic import BaseModel
 
+from chalicelib.adapters.cursors import CursorSeal
 from chalicelib.adapters.mysql import unavailable
 from chalicelib.adapters.mysql_rate_limit import RateLimited
 from chalicelib.auth import (
@@ -30,11 +32,13 @@ from chalicelib.auth import (
 from chalicelib.config import Settings
 from chalicelib.ports import Actor
 from chalicelib.saga.errors import BadRequest, SagaError
+from chalicelib.saga.requests import parse_request
 from chalicelib.saga.storable import nesting_depth
 from chalicelib.saga.validation import DefinitionInvalid
 
 logger = logging.getLogger(__name__)
 JSON = {"Content-Type": "application/json"}
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def _settings() -> Settings:
@@ -42,6 +46,12 @@ def _settings() -> Settings:
     from chalicelib import runtime
 
     return runtime.container().settings
+
+
+def _cursor_seal() -> CursorSeal:
+    from chalicelib import runtime
+
+    return runtime.container().cursor_seal
 
 
 def error_response(status: int, code: str, message: str, **details: Any) -> Response:
@@ -100,6 +110,28 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _DuplicateKey(key)
         result[key] = value
     return result
+
+
+def optional_request(request: Request, model: type[Model], example: str) -> Model | None:
+    """The body as `model`, or None when there is no body at all (an empty one). Any body
+    is the request, JSON's null and {} included: none of them is taken for "no body"."""
+    if not request.raw_body:
+        return None
+    return parse_request(model, json_body(request), example)
+
+
+def listing_cursor(listing: str, cursor: str | None) -> str | None:
+    """The store's cursor inside a ?cursor= that `listing` handed out; 400 for a forged or
+    tampered one, or one of another listing."""
+    try:
+        return _cursor_seal().open(listing, cursor)
+    except ValueError as invalid:
+        raise BadRequest(str(invalid), value=cursor) from None
+
+
+def next_cursor(listing: str, inner: str | None) -> str | None:
+    """A page's next_cursor as `listing` hands it out: sealed, bound to that listing."""
+    return _cursor_seal().seal(listing, inner)
 
 
 def query_params(request: Request, allowed: frozenset[str]) -> dict[str, str]:

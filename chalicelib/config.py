@@ -213,6 +213,10 @@ class LimitSettings(_Section):
     # Requests per caller (token subject, else source address) per window; 0 turns it off.
     rate_limit_requests: int = 600
     rate_limit_window_seconds: int = 60
+    # The HMAC key pagination cursors are signed with (from a secret store in deployed
+    # stages). Empty: one derived from the deployment's own secrets (database credentials,
+    # the auth secret; on AWS from Secrets Manager). A new key makes outstanding cursors 400.
+    cursor_secret: str = ""
     cors: CorsSettings = CorsSettings()
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from pymongo import MongoClient
 
 from chalicelib import runtime
+from chalicelib.adapters.cursors import CursorSeal, derive_key
 from chalicelib.adapters.mongo import mongo_client, read_model
 from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.adapters.mysql_migrations import migrate
@@ -74,6 +75,19 @@ class Container(Parts):
     def execution_service(self) -> ExecutionService:
         return runtime.build_execution_service(self.settings, self.connector, self.mongo,
                                                orchestrator=self.orchestrator)
+
+    @part
+    def cursor_seal(self) -> CursorSeal:
+        """Seals the listings' cursors: with limits.cursor_secret, else with a key derived
+        from the deployment's own secrets, which every container of it shares."""
+        settings = self.settings
+        if settings.limits.cursor_secret:
+            return CursorSeal(settings.limits.cursor_secret.encode())
+        mysql = settings.database.mysql
+        return CursorSeal(derive_key([
+            settings.stage, settings.aws.app_name, mysql.host, str(mysql.port), mysql.username,
+            mysql.password, mysql.database, settings.database.mongodb.uri,
+            settings.auth.hs256_secret]))
 
     @part
     def rate_limiter(self) -> MySQLRateLimiter:

@@ -10,7 +10,8 @@ from typing import Any
 
 from chalicelib.config import SagaSettings
 from chalicelib.saga.lifecycle import ExecutionStatus, Phase, StepKind
-from chalicelib.saga.validation import NOT_FOR_RETRIABLE, SAFE_ID
+from chalicelib.saga.storable import MAX_REQUEST_DEPTH
+from chalicelib.saga.validation import MAX_ORDER, NOT_FOR_RETRIABLE, SAFE_ID
 
 API = "/api/v1/saga"
 _ID_PATTERN = f"^{SAFE_ID.pattern}$"
@@ -41,7 +42,7 @@ def _step_schema(rules: dict[str, Any], step_types: list[str]) -> dict[str, Any]
             "id": _string(rules.get("id", {}), pattern=_ID_PATTERN),
             "name": _string(rules.get("name", {})),
             "description": _string(rules.get("description", {})),
-            "order": {"type": "integer", "minimum": 1, "description": (
+            "order": {"type": "integer", "minimum": 1, "maximum": MAX_ORDER, "description": (
                 "when it runs: ascending. Active steps that share an order form a group and "
                 "run in parallel (a Step Functions Parallel state); when one of them fails for "
                 "good the others finish the attempt they are in, then every step that took "
@@ -71,7 +72,8 @@ def _step_schema(rules: dict[str, Any], step_types: list[str]) -> dict[str, Any]
                 "'$.input[.<path>]', '$.results.<earlier step id>[.<path>]' or "
                 "'$.execution.id' (a path is field names and [index]es separated by dots; "
                 "'$$.' stands for a literal '$.'). Left out: the execution's whole input. A "
-                "reference to a result field absent when the step runs fails it for good")},
+                "reference to a result field absent when the step runs fails it for good. "
+                "Keys must not start with '$' or contain '.' or NUL (MongoDB refuses them)")},
         },
     }
     if unless_retriable:
@@ -99,7 +101,8 @@ def _saga_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
             "output": {"type": "object", "description": (
                 "what a COMPLETED execution produces: a mapping in the steps' input language, "
                 "resolved against the input and every step's result as the execution completes "
-                "(in GET /executions/{id}, the saga.completed event and the WebSocket push)")},
+                "(in GET /executions/{id}, the saga.completed event and the WebSocket push); "
+                "its keys follow the rule of a step's input")},
         },
     }
 
@@ -132,6 +135,9 @@ _STEP_ID = {"name": "step_id", "in": "path", "required": True,
             "schema": {"type": "string", "maxLength": 100}}
 _EXECUTION_ID = {"name": "execution_id", "in": "path", "required": True,
                  "schema": {"type": "string", "maxLength": 100}}
+_CURSOR = {"name": "cursor", "in": "query", "schema": {"type": "string"},
+           "description": "the next_cursor of a page of this same listing, unchanged; any "
+                          "other (forged, altered, another listing's) is 400"}
 
 
 def _execution_paths() -> dict[str, Any]:
@@ -152,10 +158,16 @@ def _execution_paths() -> dict[str, Any]:
         f"{API}/sagas/{{saga_id}}/compensate": {
             "parameters": [_SAGA_ID],
             "post": {"operationId": "compensateSaga",
-                     "summary": "Undo a completed execution: execution_id, or the latest for "
-                                "an empty body",
+                     "summary": "Undo a completed execution: the one the body names, or with "
+                                "no body at all the saga's latest COMPLETED one",
+                     "description": "One rule: no body (Content-Length 0) undoes the saga's "
+                                    "latest COMPLETED execution; any body must be "
+                                    "{\"execution_id\": \"...\"}. Every other body, {}, "
+                                    "null, [], \"\", 0 and false included, is 400, never "
+                                    "\"the latest\".",
                      "requestBody": {"required": False, "content": {"application/json": {
                          "schema": {"type": "object", "additionalProperties": False,
+                                    "required": ["execution_id"],
                                     "properties": {"execution_id": {"type": "string"}}}}}},
                      "responses": {"202": _json_response("compensating", _ref("Execution")),
                                    **_errors(400, 404, 409, 415)}}},
@@ -179,8 +191,8 @@ def _execution_paths() -> dict[str, Any]:
                          "schema": {"type": "string", "format": "date-time"}},
                         {"name": "limit", "in": "query",
                          "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
-                    "responses": {"200": _json_response("a page", {"type": "object"}),
+                        _CURSOR],
+                    "responses": {"200": _json_response("a page", _ref("ExecutionPage")),
                                   **_errors(400)}}},
         f"{API}/executions/{{execution_id}}": {
             "parameters": [_EXECUTION_ID],
@@ -205,7 +217,9 @@ def _execution_paths() -> dict[str, Any]:
         f"{API}/executions/{{execution_id}}/resolve": {
             "parameters": [_EXECUTION_ID],
             "post": {"operationId": "resolveExecution",
-                     "summary": "Mark a failed or parked execution resolved, with a reason",
+                     "summary": "Mark a failed or parked execution resolved, with a reason: "
+                                "a decision taken once (the first stands; any later resolve "
+                                "or retry is 409 already_resolved, naming who and when)",
                      "requestBody": _body({"type": "object", "required": ["reason"],
                                            "additionalProperties": False, "properties": {
                                                "reason": {"type": "string", "minLength": 3,
@@ -274,7 +288,7 @@ def _paths() -> dict[str, Any]:
                     "parameters": [
                         {"name": "limit", "in": "query",
                          "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                        _CURSOR,
                         {"name": "active", "in": "query",
                          "schema": {"type": "string", "enum": ["true", "false"]}},
                         {"name": "type", "in": "query", "schema": {"type": "string"}}],
@@ -350,7 +364,35 @@ def _with_common_errors(paths: dict[str, Any]) -> dict[str, Any]:
     return paths
 
 
+# What a listing's items leave out (app.LISTED_WITHOUT): GET /executions/{id} has them.
+_NOT_LISTED = ("input", "steps")
+
+
+def _listing_schemas(execution: dict[str, Any]) -> dict[str, Any]:
+    """An execution as GET /executions lists it: the Execution without its input and
+    steps."""
+    summary = {**execution,
+               "description": "an execution as a listing shows it: no input and no steps "
+                              "(GET /executions/{id} has them)",
+               "required": [n for n in execution["required"] if n not in _NOT_LISTED],
+               "properties": {name: schema for name, schema in execution["properties"].items()
+                              if name not in _NOT_LISTED}}
+    return {"ExecutionSummary": summary,
+            "ExecutionPage": {"type": "object", "required": ["items", "next_cursor"],
+                              "properties": {"items": {"type": "array",
+                                                       "items": _ref("ExecutionSummary")},
+                                             "next_cursor": {"type": "string",
+                                                             "nullable": True}}}}
+
+
 def build_document(saga: SagaSettings) -> dict[str, Any]:
+    document = _document(saga)
+    schemas = document["components"]["schemas"]
+    schemas.update(_listing_schemas(schemas["Execution"]))
+    return document
+
+
+def _document(saga: SagaSettings) -> dict[str, Any]:
     rules = saga.validation_rules
     error = {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["code", "message"],
@@ -412,7 +454,9 @@ def build_document(saga: SagaSettings) -> dict[str, Any]:
                     "properties": {
                         "input": {"type": "object",
                                   "description": "the saga's input: a JSON object of at most "
-                                  "limits.max_input_bytes (512 KB), kept by the service and "
+                                  "limits.max_input_bytes (512 KB) nesting at most "
+                                  f"{MAX_REQUEST_DEPTH} levels ({{}} is one: what MySQL's JSON "
+                                  "columns take inside its event), kept by the service and "
                                   "passed to steps by reference"},
                         "execution_id": {"type": "string", "maxLength": 64,
                                          "pattern": _ID_PATTERN},
@@ -436,6 +480,23 @@ def build_document(saga: SagaSettings) -> dict[str, Any]:
                         "output": {"type": "object", "nullable": True,
                                    "description": "a COMPLETED execution's output: its saga's "
                                                   "output mapping, resolved as it completed"},
+                        "output_error": {
+                            "type": "object", "nullable": True,
+                            "description": "why a COMPLETED execution has no output: the "
+                                           "first reference of its saga's output mapping "
+                                           "whose value was absent (the execution still "
+                                           "completed); null otherwise",
+                            "required": ["field", "reference", "message"],
+                            "properties": {
+                                "field": {"type": "string",
+                                          "description": "where in the output mapping"},
+                                "reference": {"type": "string"},
+                                "message": {"type": "string"}}},
+                        "resolved_by": {"type": "string", "nullable": True,
+                                        "description": "who resolved it: a decision taken "
+                                                       "once, after which every operator "
+                                                       "action on it is refused (409)"},
+                        "resolution": {"type": "string", "nullable": True},
                         "error": {
                             "type": "object", "nullable": True,
                             "description": "why the execution did not complete; null while "

@@ -140,7 +140,7 @@ class ExecutionStore(Protocol):
     def resume(self, execution_id: str, steps: Sequence[str], by: str) -> Execution | None:
         """An operator's retry forward of a PARKED execution: RUNNING again with no error, the
         given steps back to PENDING for a new round of attempts, and a resumed event; None if
-        it is not PARKED (any more)."""
+        it is not PARKED (any more) or is resolved."""
         ...
 
     def get(self, execution_id: str) -> Execution | None: ...
@@ -156,10 +156,15 @@ class ExecutionStore(Protocol):
                    error: dict[str, Any] | None = None, *,
                    by_operator: bool = False) -> Execution | None:
         """Move to `to` if the status is one of allowed_from and the domain's transition
-        table allows it (an operator's action may move a final execution); None if not."""
+        table allows it (an operator's action may move a final execution, never a resolved
+        one); None if not."""
         ...
 
-    def resolve(self, execution_id: str, by: str, reason: str) -> Execution | None: ...
+    def resolve(self, execution_id: str, by: str, reason: str) -> Execution | None:
+        """Record an operator's decision with a saga.resolved event, checked and taken under
+        the execution's lock; None if it is not resolvable (lifecycle.can_resolve): not a
+        failed end, or resolved already (the first decision stands)."""
+        ...
 
     def count_active(self, saga_id: str) -> int: ...
 

@@ -32,8 +32,38 @@ def _emit(args: argparse.Namespace, body: Any, human: str) -> None:
 
 
 def _load(path: str) -> Any:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    return yaml.safe_load(text) if path.endswith((".yaml", ".yml")) else json.loads(text)
+    """A JSON or YAML file (by its suffix; - for stdin) as JSON data; a misuse error (exit 2)
+    naming the file and what is wrong with it."""
+    name = "stdin" if path == "-" else path
+    as_yaml = path.endswith((".yaml", ".yml"))
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ApiError(-2, f"cannot read {name}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ApiError(-2, f"{name} is not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text) if as_yaml else json.loads(text)
+    except yaml.YAMLError as error:
+        raise ApiError(-2, f"{name} is not valid YAML: {_yaml_problem(error)}") from None
+    except json.JSONDecodeError as error:
+        raise ApiError(-2, f"{name} is not valid JSON: {error.msg} (line {error.lineno}, "
+                           f"column {error.colno})") from None
+    try:  # YAML has more types than JSON (dates, sets) and may hold .nan
+        json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ApiError(-2, f"{name} holds a value JSON cannot carry ({error}); quote dates "
+                           "and times") from None
+    return data
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What PyYAML found, and where (1-based), on one line."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return f"{error.problem or error.context or 'malformed'}{where}"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 # -- sagas ----------------------------------------------------------------------
@@ -120,6 +150,8 @@ def _follow(args: argparse.Namespace, api: ApiClient, start: Any, execution_id: 
             if not args.json:
                 if data.get("output") is not None:
                     print(f"  output: {json.dumps(data['output'], sort_keys=True)}")
+                if data.get("output_error"):
+                    print(f"  {_output_problem(data['output_error'])}")
                 print(f"{status} in {time.monotonic() - started:.1f}s")
             return OK if status is ExecutionStatus.COMPLETED else NOT_COMPLETED
     print(f"saga: no end of {execution_id} within {args.timeout:.0f}s; see "
@@ -180,6 +212,8 @@ def describe(event: dict[str, Any]) -> str | None:
                               if data.get("phase", "action") == "action"
                               else f"  ↻ undo of {step} failed ({attempt}): {why}; retrying"),
         "saga.step.failed": f"  ✗ {step} failed for good ({attempt}): {why}",
+        "saga.step.outcome_unknown": f"  ? {step} may have done its work ({attempt}): {why}; "
+                                     "it will be compensated",
         "saga.compensation.started": "  ↩ compensating the completed steps",
         "saga.step.compensated": f"  ↩ {step} compensated ({attempt}{took})",
         "saga.step.compensation_failed": f"  ✗ undo of {step} failed for good: {why}",
@@ -231,6 +265,12 @@ def _why(error: dict[str, Any] | None) -> str:
     return f"{error.get('step_id')} {error.get('type')}: {error.get('message')}"
 
 
+def _output_problem(error: dict[str, Any]) -> str:
+    """A completed execution whose output mapping failed: which field, and why."""
+    return (f"no output: field {error.get('field')!r} ({error.get('reference')}): "
+            f"{error.get('message')}")
+
+
 def _timeline(execution: dict[str, Any]) -> str:
     lines = [f"{execution['id']}  {execution['saga_id']} {execution['version']}  "
              f"{execution['status']}"]
@@ -238,6 +278,8 @@ def _timeline(execution: dict[str, Any]) -> str:
         lines.append(f"  error: {execution['error']}")
     if execution.get("output") is not None:
         lines.append(f"  output: {json.dumps(execution['output'], sort_keys=True)[:1000]}")
+    if execution.get("output_error"):
+        lines.append(f"  {_output_problem(execution['output_error'])}")
     if execution.get("resolution"):
         lines.append(f"  resolved by {execution['resolved_by']}: {execution['resolution']}")
     for step in execution["steps"]:

@@ -120,7 +120,9 @@ class LocalWebsocketGateway:
         connection_id = uuid.uuid4().hex[:16] + "="
         connection.saga_connection_id = connection_id  # type: ignore[attr-defined]
         self.clients[connection_id] = _Client(connection)
-        query = dict(parse_qsl(urlsplit(request.path).query))
+        # Blank values kept, as API Gateway passes them: `?saga_id=` is a filter to refuse,
+        # not no filter (which would mean every event).
+        query = dict(parse_qsl(urlsplit(request.path).query, keep_blank_values=True))
         headers = {k: v for k, v in request.headers.raw_items()}
         try:
             result = await self._invoke("$connect", self._event(

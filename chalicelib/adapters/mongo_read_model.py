@@ -87,6 +87,8 @@ class MongoExecutionReadModel:
                             {"started_at": at, "_id": {"$lt": last_id}}]
         docs = list(self._db[EXECUTIONS].find(query, {"steps": 0, "input": 0})
                     .sort([("started_at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1))
+        # Not loaded, for light pages: the empty input only fills the model; listings leave
+        # it out (app.LISTED_WITHOUT), never show it as the execution's.
         items = [to_execution({**doc, "steps": [], "input": {}}) for doc in docs[:limit]]
         next_cursor = None
         if len(docs) > limit and items:

@@ -25,13 +25,23 @@ from chalicelib.saga.executions import (
     StepShape,
     StepStatus,
 )
-from chalicelib.saga.lifecycle import ACTIVE, Phase
+from chalicelib.saga.lifecycle import (
+    ACTIVE,
+    RESOLVABLE,
+    Phase,
+    accepts_decision,
+    can_resolve,
+)
 from chalicelib.saga.lifecycle import allowed_from as sources_of
 from chalicelib.steps.context import Cursor
 
 # The statuses of executions still going, as query parameters (an IN list of this size).
 _ACTIVE_VALUES = tuple(sorted(status.value for status in ACTIVE))
 _ACTIVE_MARKS = ", ".join(["%s"] * len(_ACTIVE_VALUES))
+_RESOLVABLE_VALUES = tuple(sorted(status.value for status in RESOLVABLE))
+_RESOLVABLE_MARKS = ", ".join(["%s"] * len(_RESOLVABLE_VALUES))
+# lifecycle.accepts_decision in SQL: an operator's change never touches a resolved execution.
+_UNDECIDED = "resolved_by IS NULL"
 
 
 def now() -> datetime:
@@ -138,15 +148,17 @@ def lock_execution(cur: Cursor, execution_id: str) -> dict[str, Any] | None:
 def set_execution_status(cur: Cursor, execution_id: str, status: ExecutionStatus, *,
                          at: datetime, error: dict[str, Any] | None = None,
                          by_operator: bool = False) -> bool:
-    """Move to `status` if the domain's transition table allows it from the current one;
-    False (nothing written) if not, so a late writer loses without a trace."""
+    """Move to `status` if the domain's transition table allows it from the current one
+    (an operator's action only while the execution is not resolved); False (nothing written)
+    if not, so a late writer loses without a trace."""
     sources = sorted(s.value for s in sources_of(status, by_operator=by_operator))
     if not sources:
         return False
     ended = at if status.is_final else None
     marks = ", ".join(["%s"] * len(sources))
+    undecided = f" AND {_UNDECIDED}" if by_operator else ""
     cur.execute("UPDATE executions SET status = %s, updated_at = %s, ended_at = %s, "
-                f"error = COALESCE(%s, error) WHERE id = %s AND status IN ({marks})",
+                f"error = COALESCE(%s, error) WHERE id = %s AND status IN ({marks}){undecided}",
                 (status.value, at, ended, _json(error), execution_id, *sources))
     return bool(cur.rowcount)
 
@@ -159,9 +171,13 @@ def set_sfn_execution(cur: Cursor, execution_id: str, state_machine_arn: str,
 
 
 def resolve_execution(cur: Cursor, execution_id: str, *, by: str, reason: str,
-                      at: datetime) -> None:
+                      at: datetime) -> bool:
+    """Record the decision if none was taken and the execution is still resolvable (the
+    lifecycle's can_resolve, as a guard); False (nothing written) if not."""
     cur.execute("UPDATE executions SET resolved_by = %s, resolution = %s, updated_at = %s "
-                "WHERE id = %s", (by, reason, at, execution_id))
+                f"WHERE id = %s AND {_UNDECIDED} AND status IN ({_RESOLVABLE_MARKS})",
+                (by, reason, at, execution_id, *_RESOLVABLE_VALUES))
+    return bool(cur.rowcount)
 
 
 # -- step runs and attempts ----------------------------------------------------------------------
@@ -260,7 +276,7 @@ def row_to_execution(row: dict[str, Any]) -> Execution:
         id=row["id"], saga_id=row["saga_id"], revision=row["revision"], version=row["version"],
         status=ExecutionStatus(row["status"]), input=_load(row["input"]) or {},
         faults=_load(row["faults"]) or [], error=_load(row["error"]),
-        output=_load(row.get("output")),
+        output=_load(row.get("output")), output_error=_load(row.get("output_error")),
         state_machine_arn=row["state_machine_arn"], sfn_execution_arn=row["sfn_execution_arn"],
         started_at=_utc(row["started_at"]), updated_at=_utc(row["updated_at"]),
         ended_at=_utc(row["ended_at"]), resolved_by=row["resolved_by"],
@@ -396,7 +412,8 @@ class MySQLExecutionStore:
                    by_operator: bool = False) -> Execution | None:
         with self._db.transaction() as cur:
             row = lock_execution(cur, execution_id)
-            if row is None or ExecutionStatus(row["status"]) not in allowed_from:
+            if row is None or ExecutionStatus(row["status"]) not in allowed_from or (
+                    by_operator and not accepts_decision(row["resolved_by"])):
                 return None
             at = now()
             if not set_execution_status(cur, execution_id, to, at=at, error=error,
@@ -414,7 +431,8 @@ class MySQLExecutionStore:
     def resume(self, execution_id: str, steps: Sequence[str], by: str) -> Execution | None:
         with self._db.transaction() as cur:
             row = lock_execution(cur, execution_id)
-            if row is None or row["status"] != ExecutionStatus.PARKED.value:
+            if row is None or row["status"] != ExecutionStatus.PARKED.value or \
+                    not accepts_decision(row["resolved_by"]):
                 return None
             at = now()
             if not set_execution_status(cur, execution_id, ExecutionStatus.RUNNING, at=at,
@@ -435,12 +453,16 @@ class MySQLExecutionStore:
             return load_execution(cur, execution_id)
 
     def resolve(self, execution_id: str, by: str, reason: str) -> Execution | None:
+        # Check and act under the row lock: of concurrent resolves (or a resolve racing a
+        # retry) exactly one commits its decision and its event; the others get None.
         with self._db.transaction() as cur:
             row = lock_execution(cur, execution_id)
-            if row is None:
+            if row is None or not can_resolve(ExecutionStatus(row["status"]),
+                                              row["resolved_by"]):
                 return None
             at = now()
-            resolve_execution(cur, execution_id, by=by, reason=reason, at=at)
+            if not resolve_execution(cur, execution_id, by=by, reason=reason, at=at):
+                return None
             append_event(cur, events.SAGA_RESOLVED, execution_id=execution_id,
                          data={"saga_id": row["saga_id"], "by": by, "reason": reason}, at=at)
             return load_execution(cur, execution_id)

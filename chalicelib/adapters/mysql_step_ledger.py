@@ -108,9 +108,11 @@ class MySQLLedgerTransaction:
     def set_execution_error(self, execution_id: str, error: dict[str, Any]) -> None:
         records.set_execution_error(self._cur, execution_id, error)
 
-    def set_execution_output(self, execution_id: str, output: dict[str, Any] | None) -> None:
-        self._cur.execute("UPDATE executions SET output = %s WHERE id = %s",
-                          (None if output is None else json.dumps(output), execution_id))
+    def set_execution_output(self, execution_id: str, output: dict[str, Any] | None,
+                             error: dict[str, Any] | None = None) -> None:
+        self._cur.execute("UPDATE executions SET output = %s, output_error = %s WHERE id = %s",
+                          (None if output is None else json.dumps(output),
+                           None if error is None else json.dumps(error), execution_id))
 
     def append_events(self, execution_id: str, batch: EventBatch) -> None:
         timed = [(kind, data, naive_utc(at)) for kind, data, at in batch]

@@ -60,7 +60,8 @@ export function actionBar(execution, me, memo, after) {
   const say = (text, ok) => { memo.text = text; memo.ok = ok; answer.textContent = text; answer.dataset.ok = ok; };
   const buttons = ACTIONS.filter((a) => allowed.has(a.name) && a.when.includes(execution.status)
     && (!a.only || a.only(execution)))
-    .filter((a) => !(a.name === "resolve" && execution.resolved_by))
+    // A resolved execution accepts no further decision: the API refuses each (409).
+    .filter(() => !execution.resolved_by)
     .map((action) => h("button", { type: "button", "data-action": action.name, onclick: async (event) => {
       const chosen = await confirm(action);
       if (!chosen) { event.target.focus(); return; }

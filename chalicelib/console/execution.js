@@ -17,6 +17,17 @@ function reason(execution) {
     `${where}${error.type}: ${error.message}`);
 }
 
+// A completed execution's output, or why its saga's output mapping gave none.
+function outputSection(execution) {
+  const problem = execution.output_error;
+  if (execution.output == null && !problem) return null;
+  return [h("h2", {}, "Output"),
+    problem ? h("div", { class: "reason", "data-testid": "output-error", role: "note" },
+      h("strong", {}, "No output: "),
+      `field ${problem.field} (${problem.reference}): ${problem.message}`) : null,
+    execution.output != null ? h("div", { "data-testid": "output" }, json(execution.output)) : null];
+}
+
 function stepsTable(execution) {
   const steps = [...execution.steps].sort((a, b) => a.position - b.position);
   return h("div", { class: "scroll" }, h("table", { class: "list" },
@@ -83,6 +94,7 @@ export async function executionPage(main, context, executionId) {
       h("div", { class: "scroll", "data-testid": "timeline" }, timeline(execution, width)),
       attemptsList(execution),
       h("h2", {}, "Steps"), stepsTable(execution),
+      outputSection(execution),
       h("h2", {}, "Input"), json(execution.input),
       execution.faults && execution.faults.length ? [h("h2", {}, "Injected faults"), json(execution.faults)] : null);
   };

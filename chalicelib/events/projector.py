@@ -80,7 +80,7 @@ class Projector:
                 "input": data.get("input", {}), "faults": data.get("faults", []),
                 "state_machine_arn": data.get("state_machine_arn"),
                 "sfn_execution_arn": None, "resolved_by": None, "resolution": None,
-                "error": None, "output": None,
+                "error": None, "output": None, "output_error": None,
                 "steps": [{"step_id": step_id, "position": i + 1,
                            "group": shape.get(step_id, {}).get("group"),
                            "kind": shape.get(step_id, {}).get("kind"),
@@ -122,6 +122,8 @@ class Projector:
             update["$set"]["error"] = data["execution_error"]
         if "output" in data:  # saga.completed
             update["$set"]["output"] = data["output"]
+        if "output_error" in data:  # saga.completed, when its output mapping failed
+            update["$set"]["output_error"] = data["output_error"]
         if event["type"] == events.SAGA_RESOLVED:
             update["$set"].update(resolved_by=data.get("by"), resolution=data.get("reason"))
         if event["type"] == events.RUN_STARTED:

@@ -5,17 +5,20 @@
     {"action": "subscribe", "all": true}
     {"action": "unsubscribe", ...same keys...}               -> {"type": "unsubscribed", ...}
     {"action": "ping"}                                       -> {"type": "pong"}
+    anything else                                            -> {"type": "error", "message",
+                                                                 "problems": [{"field", ...}]}
 
-Events arrive as {"type": "event", "event": <envelope>}.
+Events arrive as {"type": "event", "event": <envelope>}. The messages are parsed by
+chalicelib.push.filters: unknown fields and ids over 100 characters are refused.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from chalicelib.push.filters import FilterRefused, parse_message
 from chalicelib.push.pusher import Pusher
-from chalicelib.push.subscriptions import Subscriptions, topics_from
+from chalicelib.push.subscriptions import Subscriptions
 
 
 def handle_message(connection_id: str, body: str, subscriptions: Subscriptions,
@@ -27,21 +30,14 @@ def handle_message(connection_id: str, body: str, subscriptions: Subscriptions,
 
 def _answer(connection_id: str, body: str, subscriptions: Subscriptions) -> dict[str, Any]:
     try:
-        request = json.loads(body)
-    except (TypeError, json.JSONDecodeError):
-        return {"type": "error", "message": "messages are JSON objects such as "
-                '{"action": "subscribe", "saga_id": "payment-saga"}'}
-    if not isinstance(request, dict):
-        return {"type": "error", "message": "a message is a JSON object"}
-    action = request.get("action")
-    if action == "ping":
+        message = parse_message(body)
+    except FilterRefused as refused:
+        return {"type": "error", "message": refused.message,
+                "problems": [problem.as_dict() for problem in refused.problems]}
+    if message.action == "ping":
         return {"type": "pong"}
-    if action not in ("subscribe", "unsubscribe"):
-        return {"type": "error", "message": "action must be subscribe, unsubscribe or ping"}
-    topics = topics_from(request)
-    if not topics:
-        return {"type": "error", "message": f"{action} needs saga_id, execution_id or "
-                "all: true"}
-    if action == "subscribe":
-        return {"type": "subscribed", "topics": subscriptions.subscribe(connection_id, topics)}
-    return {"type": "unsubscribed", "topics": subscriptions.unsubscribe(connection_id, topics)}
+    if message.action == "subscribe":
+        return {"type": "subscribed",
+                "topics": subscriptions.subscribe(connection_id, message.topics())}
+    return {"type": "unsubscribed",
+            "topics": subscriptions.unsubscribe(connection_id, message.topics())}

@@ -35,10 +35,9 @@ from chalicelib.saga.executions import (
     execution_error,
     failure_cause,
 )
-from chalicelib.saga.lifecycle import EVENT_OF, RESOLVABLE, StepKind
+from chalicelib.saga.lifecycle import EVENT_OF, RESOLVABLE, StepKind, accepts_decision
 from chalicelib.saga.models import StoredSaga
 from chalicelib.saga.requests import (
-    CompensateRequest,
     ExecuteRequest,
     ResolveRequest,
     parse_request,
@@ -55,6 +54,12 @@ _STATUSES = {status.value for status in ExecutionStatus}
 class OrchestratorUnavailable(SagaError):
     status = 503
     code = "orchestrator_unavailable"
+
+
+class AlreadyResolved(Conflict):
+    """An operator's decision on an execution someone has resolved: the first one stands."""
+
+    code = "already_resolved"
 
 
 @dataclass(frozen=True)
@@ -168,15 +173,10 @@ class ExecutionService:
 
     # -- compensate, retry, resolve ----------------------------------------------------------
 
-    def compensate(self, saga_id: str, body: Any, actor: Actor) -> Execution:
-        """Undo a COMPLETED execution: the given one, or, for an empty body, the saga's latest
-        completed one. Any other body must name the execution: a typo never falls back to
-        "latest" and undoes the wrong one."""
-        if body is None or body == {}:
-            execution_id = None
-        else:
-            execution_id = parse_request(CompensateRequest, body,
-                                         '{"execution_id": "..."}').execution_id
+    def compensate(self, saga_id: str, execution_id: str | None, actor: Actor) -> Execution:
+        """Undo a COMPLETED execution: the one named, or (None: the request had no body at
+        all) the saga's latest completed one. The edge parses the body (CompensateRequest),
+        so a mistaken body is refused there and never falls back to "latest"."""
         if self.definitions.get(saga_id) is None and (
                 execution_id is None or self.definitions.get_revision(
                     saga_id, self._current(execution_id).revision) is None):
@@ -205,7 +205,7 @@ class ExecutionService:
                             f"compensation requested by {actor.name}"))
 
     def retry_compensation(self, execution_id: str, actor: Actor) -> Execution:
-        execution = self._current(execution_id)
+        execution = self._undecided(self._current(execution_id))
         if execution.status is not ExecutionStatus.COMPENSATION_FAILED:
             raise Conflict(f"execution {execution_id!r} is {execution.status.value}; only a "
                            "COMPENSATION_FAILED execution can retry its compensation",
@@ -229,7 +229,7 @@ class ExecutionService:
                                            {"reason": reason, "by": actor.name}, error=cause,
                                            by_operator=True)
         if moved is None:
-            raise Conflict(f"execution {execution.id!r} changed meanwhile; read it again")
+            raise self._refused(execution.id)
         run_name = f"{execution.id}-c{uuid.uuid4().hex[:8]}"
         self._start(moved, machines.compensation_arn, run_name, saga)
         return self._current(execution.id)
@@ -237,7 +237,7 @@ class ExecutionService:
     def retry_forward(self, execution_id: str, actor: Actor) -> Execution:
         """A PARKED execution runs again from its parked group: that group's steps that did
         not succeed get a new round of attempts, then the steps after it run."""
-        execution = self._current(execution_id)
+        execution = self._undecided(self._current(execution_id))
         if execution.status is not ExecutionStatus.PARKED:
             raise Conflict(f"execution {execution_id!r} is {execution.status.value}; only a "
                            "PARKED execution can be retried forward", execution_id=execution_id)
@@ -254,7 +254,7 @@ class ExecutionService:
                            execution_id=execution_id)
         moved = self.executions.resume(execution_id, unfinished, actor.name)
         if moved is None:
-            raise Conflict(f"execution {execution_id!r} changed meanwhile; read it again")
+            raise self._refused(execution_id)
         machines = self._machines(saga)
         self._start(moved, machines.forward_arn, f"{execution_id}-f{uuid.uuid4().hex[:8]}",
                     saga, resume_at=resume_state(steps, unfinished[0]),
@@ -265,14 +265,47 @@ class ExecutionService:
         reason = parse_request(ResolveRequest, body, '{"reason": "..."}').reason
         if not 3 <= len(reason.strip()) <= 500:
             raise BadRequest('the reason must have 3 to 500 characters')
-        execution = self._current(execution_id)
+        execution = self._undecided(self._current(execution_id))
         if execution.status not in RESOLVABLE:
-            raise Conflict(f"execution {execution_id!r} is {execution.status.value}; only a "
-                           "failed or parked execution can be marked resolved",
-                           execution_id=execution_id)
+            raise self._unresolvable(execution)
         resolved = self.executions.resolve(execution_id, actor.name, reason.strip())
-        assert resolved is not None
+        if resolved is None:
+            # The store's locked check refused what the read allowed: another decision came
+            # first (a resolve, or a retry that moved it on).
+            raise self._refused(execution_id)
         return resolved
+
+    @staticmethod
+    def _unresolvable(execution: Execution) -> Conflict:
+        return Conflict(f"execution {execution.id!r} is {execution.status.value}; only a "
+                        "failed or parked execution can be marked resolved",
+                        execution_id=execution.id)
+
+    @staticmethod
+    def _resolved(execution: Execution) -> AlreadyResolved:
+        """Who decided and when. Its last change is the resolution: nothing moves a resolved
+        execution any more. The time is written as the execution's own fields are."""
+        at = execution.model_dump(mode="json", include={"updated_at"})["updated_at"]
+        return AlreadyResolved(
+            f"execution {execution.id!r} was resolved by {execution.resolved_by} at {at} "
+            f"({execution.resolution!r}); a resolved execution accepts no further decision",
+            execution_id=execution.id, resolved_by=execution.resolved_by, resolved_at=at,
+            resolution=execution.resolution)
+
+    def _undecided(self, execution: Execution) -> Execution:
+        """The execution, if an operator may still decide on it (lifecycle.accepts_decision)."""
+        if not accepts_decision(execution.resolved_by):
+            raise self._resolved(execution)
+        return execution
+
+    def _refused(self, execution_id: str) -> Conflict:
+        """Why the store refused an operator's change that the read allowed: another decision
+        came first. A resolve is named; a move of the status is told as it now is."""
+        now = self._current(execution_id)
+        if not accepts_decision(now.resolved_by):
+            return self._resolved(now)
+        return Conflict(f"execution {execution_id!r} changed meanwhile (it is "
+                        f"{now.status.value}); read it again", execution_id=execution_id)
 
     # -- read ---------------------------------------------------------------------------------
 

@@ -121,6 +121,17 @@ def execution_error(step_id: str | None, phase: str | None, error_type: str | No
             **clean_error(error_type, message)}
 
 
+class OutputError(BaseModel):
+    """Why a COMPLETED execution has no output: the first reference of its saga's output
+    mapping whose value was absent when it completed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    field: str  # where in the output mapping ("car", "trip.ids[0]")
+    reference: str  # what it names ("$.results.car.booking_id")
+    message: str
+
+
 class Attempt(BaseModel):
     phase: str
     attempt: int
@@ -190,6 +201,9 @@ class Execution(BaseModel):
     error: ExecutionError | None = None
     # A COMPLETED execution's output: its saga's output mapping, resolved when it completed.
     output: dict[str, Any] | None = None
+    # Set when that mapping could not be resolved (the output is then None): the execution
+    # still completed, every step succeeded; the mapping is at fault, and this says where.
+    output_error: OutputError | None = None
     state_machine_arn: str | None = None
     sfn_execution_arn: str | None = None
     started_at: datetime

@@ -95,6 +95,20 @@ RESOLVABLE: frozenset[ExecutionStatus] = frozenset({ExecutionStatus.COMPENSATION
                                                     ExecutionStatus.PARKED})
 
 
+def accepts_decision(resolved_by: str | None) -> bool:
+    """Whether an operator may still decide what becomes of an execution. Resolving is a
+    decision taken once: a resolved execution accepts no further operator decision (another
+    resolve, a retry forward, a retry of its compensation), so two operators can never both
+    act on it. The stores check it under the execution's row lock (in SQL: `resolved_by IS
+    NULL` in the guard of every operator's change)."""
+    return resolved_by is None
+
+
+def can_resolve(status: ExecutionStatus, resolved_by: str | None) -> bool:
+    """A failed end no one has decided on yet."""
+    return status in RESOLVABLE and accepts_decision(resolved_by)
+
+
 @dataclass(frozen=True)
 class Transition:
     source: ExecutionStatus
@@ -108,8 +122,8 @@ _S = ExecutionStatus
 # orchestration (step Lambdas, the recorder, the reconciler, a failed start) only moves
 # executions that are still going; once final, only an operator's action moves one (compensate
 # a COMPLETED one, retry a failed compensation; resolving records a decision without changing
-# the status). A late writer (a step whose Task timed out) is thereby refused instead of
-# rewriting the outcome.
+# the status), and none once it is resolved (accepts_decision). A late writer (a step whose
+# Task timed out) is thereby refused instead of rewriting the outcome.
 TRANSITIONS: tuple[Transition, ...] = (
     Transition(_S.RUNNING, _S.COMPLETED, events.SAGA_COMPLETED),
     Transition(_S.RUNNING, _S.COMPENSATING, events.COMPENSATION_STARTED),
@@ -150,8 +164,10 @@ def transition(source: ExecutionStatus, target: ExecutionStatus, *,
 
 
 def can_transition(current: ExecutionStatus, to: ExecutionStatus, *,
-                   by_operator: bool = False) -> bool:
-    return transition(current, to, by_operator=by_operator) is not None
+                   by_operator: bool = False, resolved_by: str | None = None) -> bool:
+    """Whether the table allows the move; an operator's never moves a resolved execution."""
+    return transition(current, to, by_operator=by_operator) is not None and (
+        not by_operator or accepts_decision(resolved_by))
 
 
 def allowed_from(to: ExecutionStatus, *, by_operator: bool = False) -> frozenset[ExecutionStatus]:

@@ -105,6 +105,17 @@ def resolve(mapping: Any, scope: Scope) -> Any:
     return mapping
 
 
+def unresolved(mapping: Any, scope: Scope) -> tuple[str, str, str] | None:
+    """(field path, reference, why) of the first reference whose value is absent, in the
+    order `resolve` meets them; None if every one resolves."""
+    for where, text in references(mapping):
+        try:
+            _value(parse_reference(text), scope)
+        except MappingError as error:
+            return where, text, str(error)
+    return None
+
+
 def _value(reference: Reference, scope: Scope) -> Any:
     if reference.root == "execution":
         return scope.execution_id

@@ -27,7 +27,14 @@ class ExecuteRequest(_Strict):
 
 
 class CompensateRequest(_Strict):
+    """A body names the execution to undo; only no body at all means the saga's latest
+    COMPLETED one, so a mistaken body never undoes the wrong execution."""
+
     execution_id: str
+
+
+COMPENSATE_EXAMPLE = ('{"execution_id": "..."}, or no body at all for the saga\'s latest '
+                      'COMPLETED execution')
 
 
 class ResolveRequest(_Strict):

@@ -7,7 +7,7 @@ refuses would otherwise stall the event pipeline for everyone, so the door check
 - strings: every one must encode to UTF-8 (JSON allows lone surrogates, MySQL and Kafka do not);
 - numbers: NaN and the infinities are not JSON (Python writes them, MySQL refuses them);
 - nesting: MariaDB's JSON columns refuse documents nested deeper than 32 levels, and a step's
-  result is nested inside the outbox envelope of its event;
+  result, like an execution's input, is nested inside the outbox envelope of its event;
 - sizes: measured as the outbox encodes an event (JSON with non-ASCII escaped, so one 2-byte
   character can take 6 or 12 bytes), plus the envelope around it, against the Kafka
   producer's max_request_size.
@@ -50,6 +50,10 @@ def event_bytes(value: Any) -> int:
 MYSQL_MAX_JSON_DEPTH = 31
 RESULT_ENVELOPE_DEPTH = 2
 MAX_RESULT_DEPTH = MYSQL_MAX_JSON_DEPTH - RESULT_ENVELOPE_DEPTH
+# A request's parts sit as deep in their event: an execution's input in
+# saga.execution.started's {"data": {"input": ...}} (and top level in executions.input).
+REQUEST_ENVELOPE_DEPTH = 2
+MAX_REQUEST_DEPTH = MYSQL_MAX_JSON_DEPTH - REQUEST_ENVELOPE_DEPTH
 
 
 def nesting_depth(value: Any, stop_above: int) -> int:
@@ -116,16 +120,23 @@ def check_keys_and_strings(value: Any, where: str) -> None:
             for key, child in item.items():
                 key = str(key)
                 shown = f"{path}.{key!r}"[:_MAX_REPORTED_PATH]
-                if "\x00" in key:
-                    raise NotStorable(f"{shown}: a key must not contain a NUL character")
-                if key.startswith("$") or "." in key:
-                    raise NotStorable(f"{shown}: a key must not start with '$' or contain '.'")
+                if problem := key_problem(key):
+                    raise NotStorable(f"{shown}: {problem}")
                 _check_string(key, shown)
                 stack.append((f"{path}.{key}", child))
         elif isinstance(item, list | tuple):
             stack.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
         elif isinstance(item, str):
             _check_string(item, path[:_MAX_REPORTED_PATH])
+
+
+def key_problem(key: str) -> str | None:
+    """Why MongoDB would refuse `key` in a document it stores, or None."""
+    if "\x00" in key:
+        return "a key must not contain a NUL character"
+    if key.startswith("$") or "." in key:
+        return "a key must not start with '$' or contain '.'"
+    return None
 
 
 def _check_string(text: str, path: str) -> None:
@@ -147,9 +158,20 @@ def check_event_size(parts: Mapping[str, Any], *,
                        size=size, limit=limit)
 
 
+def check_depth(value: Any, name: str, max_depth: int = MAX_REQUEST_DEPTH) -> None:
+    """NotStorable when `value` nests deeper than MySQL would take it inside its event."""
+    if nesting_depth(value, max_depth) > max_depth:
+        raise NotStorable(
+            f"{name} nests deeper than {max_depth} levels, the limit ({{}} counts as one): "
+            f"MySQL's JSON columns take {MYSQL_MAX_JSON_DEPTH}, and the event that carries "
+            f"it adds {MYSQL_MAX_JSON_DEPTH - max_depth}", limit=max_depth)
+
+
 def check_storable(parts: Mapping[str, Any], *,
                    max_event_bytes: int = KAFKA_MAX_REQUEST_BYTES) -> None:
-    """Every check, for the named parts of one request (e.g. input and faults)."""
+    """Every check, for the named parts of one request (e.g. input and faults), each of
+    which its event carries in its data."""
     for name, value in parts.items():
+        check_depth(value, name)
         check_keys_and_strings(value, name)
     check_event_size(parts, max_event_bytes=max_event_bytes)

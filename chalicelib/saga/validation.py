@@ -25,6 +25,7 @@ from chalicelib.saga.lifecycle import (
 )
 from chalicelib.saga.mapping import MappingError, parse_reference, references
 from chalicelib.saga.models import SagaDefinition, StepDefinition
+from chalicelib.saga.storable import key_problem
 
 # Ids end up in state machine names, Lambda payloads, URLs and Kafka keys.
 SAFE_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
@@ -39,6 +40,9 @@ DURATION_FIELDS = frozenset({"timeout"})
 # how often it is tried. Configured rules that require them do not apply to it.
 NOT_FOR_RETRIABLE = ("compensation", "max_retries")  # a field name, not a phase
 KINDS = ", ".join(kind.value for kind in StepKind)
+# An order is stored as a step run's group (step_runs.step_group, a signed INT); it also names
+# a group's Parallel state ("group:<order>"), which 10 digits keep well within 80 characters.
+MAX_ORDER = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,9 @@ def _invariants(saga: SagaDefinition, policy: ValidationPolicy) -> list[Violatio
     for index, step in enumerate(saga.steps):
         found += _step_invariants(f"steps[{index}].", step, policy)
     found += _mapping_references(saga)
+    for index, step in enumerate(saga.steps):
+        found += _unstorable_keys(f"steps[{index}].input", step.input)
+    found += _unstorable_keys("output", saga.output)
     found += _duplicates("id", [step.id for step in saga.steps])
     found += _shape(saga)
     return found
@@ -244,6 +251,10 @@ def _step_invariants(prefix: str, step: StepDefinition,
         found.append(Violation(f"{prefix}order", "required", "is required", None))
     elif step.order < 1:
         found.append(Violation(f"{prefix}order", "min", "must be at least 1", step.order))
+    elif step.order > MAX_ORDER:
+        found.append(Violation(f"{prefix}order", "max",
+                               f"must be at most {MAX_ORDER} (what MySQL's INT holds)",
+                               step.order))
     if step.max_retries is not None and step.max_retries < 0:
         found.append(Violation(f"{prefix}max_retries", "min", "must not be negative",
                                step.max_retries))
@@ -356,6 +367,23 @@ def _reference_problems(prefix: str, mapping: dict[str, Any] | None,
         else:
             continue
         found.append(Violation(path, "reference", message, text))
+    return found
+
+
+def _unstorable_keys(path: str, value: Any) -> list[Violation]:
+    """Keys of a mapping MongoDB would refuse: what a mapping resolves to is stored (an
+    output in the read model), so it must be storable whatever it is given."""
+    found = []
+    if isinstance(value, Mapping):
+        for key, child in value.items():
+            where = f"{path}.{key}"
+            if problem := key_problem(str(key)):
+                found.append(Violation(where, "storable", f"{problem} (MongoDB refuses it)",
+                                       key))
+            found += _unstorable_keys(where, child)
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found += _unstorable_keys(f"{path}[{index}]", child)
     return found
 
 

@@ -118,8 +118,10 @@ class LedgerTransaction(Protocol):
 
     def set_execution_error(self, execution_id: str, error: dict[str, Any]) -> None: ...
 
-    def set_execution_output(self, execution_id: str, output: dict[str, Any] | None) -> None:
-        """What the execution produced, recorded as it completes."""
+    def set_execution_output(self, execution_id: str, output: dict[str, Any] | None,
+                             error: dict[str, Any] | None = None) -> None:
+        """What the execution produced, recorded as it completes; or why its output mapping
+        could not be resolved (an OutputError's fields)."""
         ...
 
     def append_events(self, execution_id: str, batch: EventBatch) -> None:

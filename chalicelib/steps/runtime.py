@@ -30,9 +30,11 @@ from chalicelib.saga import events
 from chalicelib.saga.action_refs import participant_kind
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.executions import (
+    MAX_ERROR_MESSAGE,
     Execution,
     ExecutionStatus,
     Fault,
+    OutputError,
     clean_error,
     execution_error,
 )
@@ -49,7 +51,7 @@ from chalicelib.saga.lifecycle import (
     StepStatus,
     action_retries,
 )
-from chalicelib.saga.mapping import MappingError, Scope, resolve
+from chalicelib.saga.mapping import MappingError, Scope, resolve, unresolved
 from chalicelib.saga.models import Step, StoredSaga
 from chalicelib.saga.storable import NotStorable, check_result
 from chalicelib.steps.context import (
@@ -680,23 +682,29 @@ class OutcomeRecorder:
             data: dict[str, Any] = {"saga_id": execution.saga_id, "status": outcome.value,
                                     "execution_error": error}
             if outcome is ExecutionStatus.COMPLETED:
-                data["output"] = self._output(tx, execution)
-                tx.set_execution_output(execution_id, data["output"])
+                output, failed = self._output(tx, execution)
+                data["output"] = output
+                data["output_error"] = None if failed is None else failed.model_dump()
+                tx.set_execution_output(execution_id, output, data["output_error"])
             tx.append_events(execution_id, [(kind, data, at)])
         return {"status": outcome.value}
 
-    def _output(self, tx: LedgerTransaction, execution: LockedExecution) -> dict[str, Any] | None:
-        """The saga's output mapping resolved against the input and every step's result. All
-        steps succeeded, so a value that is still absent is the mapping's own fault: the
-        execution completes all the same, with no output, and the reason is logged."""
+    def _output(self, tx: LedgerTransaction, execution: LockedExecution
+                ) -> tuple[dict[str, Any] | None, OutputError | None]:
+        """The saga's output mapping resolved against the input and every step's result, or
+        why it could not be. All steps succeeded, so a value that is still absent is the
+        mapping's own fault: the execution completes all the same, with no output, and says
+        which reference failed (output_error), so the missing output is never silent."""
         saga = (self.definitions.get_revision(execution.saga_id, execution.revision)
                 if self.definitions is not None else None)
         if saga is None or saga.output is None:
-            return None
+            return None, None
         parsed = tx.load_execution(execution.id)
+        scope = Scope(execution.id, parsed.input, tx.results(execution.id))
         try:
-            return resolve(saga.output, Scope(execution.id, parsed.input,  # type: ignore[no-any-return]
-                                              tx.results(execution.id)))
+            return resolve(saga.output, scope), None
         except MappingError as error:
             logger.warning("execution %s completed without its output: %s", execution.id, error)
-            return None
+            where, reference, why = unresolved(saga.output, scope) or ("", "", str(error))
+            return None, OutputError(field=where, reference=reference,
+                                     message=why[:MAX_ERROR_MESSAGE])

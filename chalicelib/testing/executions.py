@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,14 @@ from chalicelib.ports import ExecutionPage, ExecutionQuery, ReadModelUnavailable
 from chalicelib.saga import events
 from chalicelib.saga.errors import NotFound
 from chalicelib.saga.executions import Execution, StepRun, StepShape
-from chalicelib.saga.lifecycle import ACTIVE, ExecutionStatus, StepStatus, can_transition
+from chalicelib.saga.lifecycle import (
+    ACTIVE,
+    ExecutionStatus,
+    StepStatus,
+    accepts_decision,
+    can_resolve,
+    can_transition,
+)
 from chalicelib.testing.definitions import InMemoryDefinitionStore
 
 
@@ -53,6 +61,8 @@ class InMemoryExecutionStore:
         self._definitions = definitions  # given: create refuses a saga that does not exist
         self._rows: dict[str, Execution] = {}
         self.events: list[dict[str, Any]] = []
+        # MySQL's row lock: an operator's check and change happen as one, even from threads.
+        self._lock = threading.RLock()
 
     def _emit(self, event_type: str, execution_id: str, data: dict[str, Any]) -> None:
         sequence = sum(1 for e in self.events if e["key"] == execution_id) + 1
@@ -81,8 +91,9 @@ class InMemoryExecutionStore:
         return self._rows[execution.id].model_copy(deep=True), True
 
     def get(self, execution_id: str) -> Execution | None:
-        row = self._rows.get(execution_id)
-        return row.model_copy(deep=True) if row else None
+        with self._lock:  # never a row half way through a change
+            row = self._rows.get(execution_id)
+            return row.model_copy(deep=True) if row else None
 
     def list(self, query: ExecutionQuery) -> ExecutionPage:
         return _page(list(self._rows.values()), query)
@@ -102,44 +113,51 @@ class InMemoryExecutionStore:
                    to: ExecutionStatus, event_type: str, data: dict[str, Any],
                    error: dict[str, Any] | None = None, *,
                    by_operator: bool = False) -> Execution | None:
-        row = self._rows.get(execution_id)
-        if row is None or row.status not in allowed_from or not can_transition(
-                row.status, to, by_operator=by_operator):
-            return None
-        now = datetime.now(UTC)
-        update: dict[str, Any] = {"status": to, "updated_at": now,
-                                  "ended_at": now if to.is_final else None}
-        if error is not None:
-            update["error"] = error
-        self._rows[execution_id] = Execution.model_validate({**row.model_dump(), **update})
-        self._emit(event_type, execution_id, {"saga_id": row.saga_id, "status": to.value,
-                                              **data})
-        return self.get(execution_id)
+        with self._lock:
+            row = self._rows.get(execution_id)
+            if row is None or row.status not in allowed_from or not can_transition(
+                    row.status, to, by_operator=by_operator, resolved_by=row.resolved_by):
+                return None
+            now = datetime.now(UTC)
+            update: dict[str, Any] = {"status": to, "updated_at": now,
+                                      "ended_at": now if to.is_final else None}
+            if error is not None:
+                update["error"] = error
+            self._rows[execution_id] = Execution.model_validate({**row.model_dump(), **update})
+            self._emit(event_type, execution_id, {"saga_id": row.saga_id, "status": to.value,
+                                                  **data})
+            return self.get(execution_id)
 
     def resume(self, execution_id: str, steps: Sequence[str], by: str) -> Execution | None:
-        row = self._rows.get(execution_id)
-        if row is None or row.status is not ExecutionStatus.PARKED:
-            return None
-        row.status, row.error, row.ended_at = ExecutionStatus.RUNNING, None, None
-        row.updated_at = datetime.now(UTC)
-        for step in row.steps:
-            if step.step_id in steps:
-                step.status, step.error, step.ended_at = StepStatus.PENDING, None, None
-                step.retry_base = step.action_attempts
-        self._emit(events.SAGA_RESUMED, execution_id, {
-            "saga_id": row.saga_id, "status": ExecutionStatus.RUNNING.value, "by": by,
-            "execution_error": None,
-            "steps": [{"step_id": s.step_id, **step_record(s)}
-                      for s in row.steps if s.step_id in steps]})
-        return self.get(execution_id)
+        with self._lock:
+            row = self._rows.get(execution_id)
+            if row is None or row.status is not ExecutionStatus.PARKED or \
+                    not accepts_decision(row.resolved_by):
+                return None
+            row.status, row.error, row.ended_at = ExecutionStatus.RUNNING, None, None
+            row.updated_at = datetime.now(UTC)
+            for step in row.steps:
+                if step.step_id in steps:
+                    step.status, step.error, step.ended_at = StepStatus.PENDING, None, None
+                    step.retry_base = step.action_attempts
+            self._emit(events.SAGA_RESUMED, execution_id, {
+                "saga_id": row.saga_id, "status": ExecutionStatus.RUNNING.value, "by": by,
+                "execution_error": None,
+                "steps": [{"step_id": s.step_id, **step_record(s)}
+                          for s in row.steps if s.step_id in steps]})
+            return self.get(execution_id)
 
     def resolve(self, execution_id: str, by: str, reason: str) -> Execution | None:
-        row = self._rows.get(execution_id)
-        if row is None:
-            return None
-        row.resolved_by, row.resolution = by, reason
-        self._emit(events.SAGA_RESOLVED, execution_id, {"by": by, "reason": reason})
-        return self.get(execution_id)
+        with self._lock:
+            row = self._rows.get(execution_id)
+            if row is None or not can_resolve(row.status, row.resolved_by):
+                return None
+            # As MySQL: the decision's time is the row's last change (nothing moves it after).
+            row.resolved_by, row.resolution = by, reason
+            row.updated_at = datetime.now(UTC)
+            self._emit(events.SAGA_RESOLVED, execution_id,
+                       {"saga_id": row.saga_id, "by": by, "reason": reason})
+            return self.get(execution_id)
 
     def count_active(self, saga_id: str) -> int:
         return sum(1 for e in self._rows.values() if e.saga_id == saga_id and e.status in ACTIVE)

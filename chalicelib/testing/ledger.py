@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.saga import events
-from chalicelib.saga.executions import Attempt, Execution, ExecutionError, StepRun
+from chalicelib.saga.executions import Attempt, Execution, ExecutionError, OutputError, StepRun
 from chalicelib.saga.lifecycle import (
     ExecutionStatus,
     Outcome,
@@ -181,10 +181,12 @@ class InMemoryLedgerTransaction:
         assert row is not None, f"no execution {execution_id}"
         row.error = ExecutionError.model_validate(error)
 
-    def set_execution_output(self, execution_id: str, output: dict[str, Any] | None) -> None:
+    def set_execution_output(self, execution_id: str, output: dict[str, Any] | None,
+                             error: dict[str, Any] | None = None) -> None:
         row = self._row(execution_id)
         assert row is not None, f"no execution {execution_id}"
         row.output = None if output is None else dict(output)
+        row.output_error = None if error is None else OutputError.model_validate(error)
 
     def append_events(self, execution_id: str, batch: EventBatch) -> None:
         sequence = sum(1 for e in (*self._store.events, *self.events)

@@ -76,7 +76,7 @@ def test_execute_compensate_and_retry_make_no_control_plane_call(
     done = api.wait(execution["id"])
     assert done["status"] == "COMPLETED", done
     status, body = measure("compensate",
-                           lambda: api.call("POST", f"/sagas/{saga_id}/compensate", {}))
+                           lambda: api.call("POST", f"/sagas/{saga_id}/compensate"))
     assert status == 202, body
     assert api.wait(execution["id"], after=body)["status"] == "COMPENSATED"
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from chalicelib.adapters import aws
 from chalicelib.config import Settings
+from chalicelib.saga.storable import MAX_REQUEST_DEPTH
 from tests.e2e.conftest import Api, new_customer
 from tests.support.served import served
 
@@ -112,3 +113,35 @@ def test_input_no_store_could_hold_is_refused_and_starts_nothing(api: Api) -> No
         assert status == 400 and error["error"]["code"] == "not_storable", error
         assert "key" in error["error"]["message"]
     assert api.call("GET", f"/executions?saga_id={saga_id}")[1]["items"] == []
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    """An object `depth` levels deep ({} is one)."""
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_an_input_of_the_largest_depth_runs_and_one_level_more_is_400(
+        api: Api, demo: Callable[[], dict[str, Any]]) -> None:
+    """30 and 31 levels (under the body's 32) were 503 "try again": MariaDB refused the
+    execution's event. The deepest input accepted is stored everywhere it goes: MySQL, the
+    outbox, Kafka, and the read model it is then served from."""
+    saga_id, customer = _saga(api), new_customer()
+    fields = {"customer_id": customer, "amount": "10.00", "currency": "EUR",
+              "email": "a@example.com"}
+    deepest = {**fields, "deep": _nested(MAX_REQUEST_DEPTH - 1)}
+    status, started = api.call("POST", f"/sagas/{saga_id}/execute", {"input": deepest})
+    assert status == 202, started
+    execution = api.wait(started["id"], timeout_s=90, after=started,
+                         until=lambda e: e["status"] == "COMPLETED"
+                         and e["consistency"]["source"] == "read_model")
+    assert execution["input"] == deepest
+    for depth in (MAX_REQUEST_DEPTH, 30):  # the field's depth: the input's is one more
+        status, error = api.call("POST", f"/sagas/{saga_id}/execute",
+                                 {"input": {**fields, "deep": _nested(depth)}})
+        assert status == 400 and error["error"]["code"] == "not_storable", error
+        assert f"deeper than {MAX_REQUEST_DEPTH} levels, the limit" in error["error"]["message"]
+    assert [e["id"] for e in api.call("GET", f"/executions?saga_id={saga_id}")[1]["items"]] == [
+        started["id"]]

@@ -7,6 +7,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from chalicelib import runtime
 from chalicelib.adapters.mysql_executions import MySQLExecutionStore
@@ -25,7 +26,7 @@ def _reconcile(settings: Settings) -> dict[str, ExecutionStatus]:
 
 
 def test_a_lost_completion_and_a_run_that_never_started_are_repaired(
-    api: Api, settings_e2e: Settings
+    api: Api, settings_e2e: Settings, demo: Any
 ) -> None:
     definition = copy.deepcopy(SEED) | {"id": f"rec-{uuid.uuid4().hex[:10]}"}
     api.create_saga(definition)
@@ -33,7 +34,7 @@ def test_a_lost_completion_and_a_run_that_never_started_are_repaired(
     seed_customer(customer)
     done = api.wait(api.execute(definition["id"], input={
         "customer_id": customer, "amount": "5.00", "currency": "EUR"})["id"])
-    assert done["status"] == "COMPLETED"
+    assert done["status"] == "COMPLETED", done
     # As if the last step's record had been lost: the write model still says RUNNING.
     with runtime.container().connector.transaction() as cur:
         cur.execute("UPDATE executions SET status = 'RUNNING', ended_at = NULL WHERE id = %s",
@@ -54,6 +55,28 @@ def test_a_lost_completion_and_a_run_that_never_started_are_repaired(
     assert failed["status"] == "FAILED" and "never started" in failed["error"]["message"]
     # A second pass finds nothing left to repair.
     assert done["id"] not in _reconcile(settings_e2e)
+
+
+def test_a_run_that_ended_compensated_closes_an_execution_still_running(
+    api: Api, settings_e2e: Settings, demo: Any
+) -> None:
+    """The run ended Saga.Compensated while the write model still says RUNNING (its undos
+    were skipped, or their record lost): RUNNING -> COMPENSATED was once refused by the
+    transition table, and such an execution stayed RUNNING for good."""
+    definition = copy.deepcopy(SEED) | {"id": f"rec-{uuid.uuid4().hex[:10]}"}
+    api.create_saga(definition)
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    seed_customer(customer)
+    undone = api.wait(api.execute(definition["id"], input={
+        "customer_id": customer, "amount": "5.00", "currency": "EUR"}, faults=[
+        {"step_id": "send-notification", "error": "Boom", "permanent": True}])["id"])
+    assert undone["status"] == "COMPENSATED", undone
+    with runtime.container().connector.transaction() as cur:
+        cur.execute("UPDATE executions SET status = 'RUNNING', ended_at = NULL WHERE id = %s",
+                    (undone["id"],))
+    assert _reconcile(settings_e2e)[undone["id"]] is ExecutionStatus.COMPENSATED
+    assert api.wait(undone["id"])["status"] == "COMPENSATED"
+    assert undone["id"] not in _reconcile(settings_e2e)
 
 
 def test_the_scheduled_reconciler_lambda_runs(api: Api) -> None:

@@ -5,36 +5,16 @@ retries it forward. The documented order-fulfilment example is the saga."""
 
 from __future__ import annotations
 
-import copy
-import json
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-from chalicelib import runtime
 from chalicelib.config import Settings
-from chalicelib.steps.actions import demo_data
 from tests.e2e.conftest import Api, new_customer, sfn_history
+from tests.support.fulfilment import fulfilment_saga, order_input
 from tests.support.records import matching_views
 from tests.support.served import http, served
 from tests.support.traces import NOTHING_LEFT, left_behind, outbox_events
-
-EXAMPLE = json.loads((Path(__file__).parents[2] / "examples" / "order-fulfilment" /
-                      "saga.json").read_text())
-def _saga(api: Api) -> str:
-    definition = copy.deepcopy(EXAMPLE)
-    definition["id"] = f"fulfil-{uuid.uuid4().hex[:8]}"
-    return str(api.create_saga(definition)["id"])
-
-
-def _order(customer: str) -> dict[str, Any]:
-    sku = f"SKU-{uuid.uuid4().hex[:6]}"
-    with runtime.container().connector.transaction() as cur:
-        demo_data.seed_stock(cur, sku, 10)
-    return {"customer_id": customer, "amount": "30.00", "currency": "EUR", "sku": sku,
-            "quantity": 2, "address": "1 Main St", "email": f"{customer}@example.com"}
 
 
 def _steps(execution: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -43,11 +23,11 @@ def _steps(execution: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_a_group_runs_its_steps_side_by_side(api: Api, settings_e2e: Settings,
                                             demo: Callable[[], dict[str, Any]]) -> None:
-    saga_id = _saga(api)
+    saga_id = fulfilment_saga(api, "fulfil")
     # Both branches take over a second: run one after the other they could not overlap.
     slow = [{"step_id": step, "times": 0, "delay": "1500ms"}
             for step in ("reserve-stock", "authorize-payment")]
-    execution = api.wait(api.execute(saga_id, input=_order(new_customer()), faults=slow)["id"])
+    execution = api.wait(api.execute(saga_id, input=order_input(new_customer()), faults=slow)["id"])
     assert execution["status"] == "COMPLETED", execution
     steps = _steps(execution)
     assert {(s, v["group"], v["kind"]) for s, v in steps.items()} == {
@@ -86,9 +66,9 @@ def test_a_group_runs_its_steps_side_by_side(api: Api, settings_e2e: Settings,
 
 def test_a_failing_branch_compensates_its_sibling_and_every_earlier_step(
         api: Api, demo: Callable[[], dict[str, Any]]) -> None:
-    saga_id = _saga(api)
+    saga_id = fulfilment_saga(api, "fulfil")
     customer = new_customer()
-    order = _order(customer)
+    order = order_input(customer)
     before = demo()
     # authorize-payment fails for good after its sibling reserved the stock.
     execution = api.wait(api.execute(saga_id, input=order, faults=[
@@ -112,8 +92,8 @@ def test_a_failing_branch_compensates_its_sibling_and_every_earlier_step(
 
 def test_a_retriable_step_that_fails_twice_then_succeeds_completes(
         api: Api, demo: Callable[[], dict[str, Any]]) -> None:
-    saga_id = _saga(api)
-    execution = api.wait(api.execute(saga_id, input=_order(new_customer()), faults=[
+    saga_id = fulfilment_saga(api, "fulfil")
+    execution = api.wait(api.execute(saga_id, input=order_input(new_customer()), faults=[
         {"step_id": "ship", "error": "CarrierDown", "times": 2}])["id"])
     assert execution["status"] == "COMPLETED", execution
     ship = _steps(execution)["ship"]
@@ -124,9 +104,9 @@ def test_a_retriable_step_that_fails_twice_then_succeeds_completes(
 
 def test_a_stuck_retriable_step_parks_and_retry_forward_completes_it(
         api: Api, settings_e2e: Settings, demo: Callable[[], dict[str, Any]]) -> None:
-    saga_id = _saga(api)
+    saga_id = fulfilment_saga(api, "fulfil")
     customer = new_customer("100.00")
-    started = api.execute(saga_id, input=_order(customer), faults=[
+    started = api.execute(saga_id, input=order_input(customer), faults=[
         {"step_id": "ship", "error": "CarrierDown", "times": 3}])
     parked = api.wait(started["id"])
     assert parked["status"] == "PARKED", parked
@@ -168,8 +148,8 @@ def test_operators_racing_to_retry_forward_start_one_run(
         api: Api, demo: Callable[[], dict[str, Any]]) -> None:
     """Eight operators press "retry forward" at once on the same parked execution (each its own
     connection to `saga serve`): one is answered 202, the others 409, and one run completes."""
-    saga_id = _saga(api)
-    parked = api.wait(api.execute(saga_id, input=_order(new_customer()), faults=[
+    saga_id = fulfilment_saga(api, "fulfil")
+    parked = api.wait(api.execute(saga_id, input=order_input(new_customer()), faults=[
         {"step_id": "ship", "error": "CarrierDown", "times": 3}])["id"])
     assert parked["status"] == "PARKED", parked
     url = f"/api/v1/saga/executions/{parked['id']}/retry-forward"

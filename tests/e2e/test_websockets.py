@@ -10,8 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from chalicelib import runtime
 from infra.ws_gateway import LocalWebsocketGateway
 from tests.e2e.conftest import Api, new_customer
 
@@ -93,6 +96,70 @@ def test_subscriptions_narrow_what_a_client_receives(
         third = _events_until_final(ws, third_id)
         assert [e["sequence"] for e in third] == list(range(1, len(third) + 1))
         assert third[-1]["type"] == "saga.completed"
+
+
+@pytest.mark.parametrize(("query", "says"), [
+    (f"saga_id={'s' * 101}", "saga_id must be at most 100 characters (it has 101)"),
+    (f"execution_id={'e' * 5000}", "execution_id must be at most 100 characters (it has 5000)"),
+    ("bogus=1", "unknown filter 'bogus': only saga_id, execution_id, all"),
+    ("saga_id=a&sagaid=b", "unknown filter 'sagaid'"),
+    ("all=maybe", "all must be true or false"),
+    ("saga_id=", "saga_id must not be empty"),
+], ids=["long-saga-id", "long-execution-id", "unknown", "misspelt", "all-not-a-bool", "empty"])
+def test_a_filter_too_long_or_unknown_refuses_the_connection(
+    ws_gateway: LocalWebsocketGateway, query: str, says: str
+) -> None:
+    """Refused with 400 and the reason (what $connect can answer on API Gateway too), never
+    opened with the filter dropped, which would mean every event."""
+    registry = runtime.container().subscriptions._connections  # the ws_connections
+    before = registry.count_documents({})
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"ws://127.0.0.1:{ws_gateway.ws_port}/ws?{query}", open_timeout=10)
+    assert refused.value.response.status_code == 400
+    assert says in json.loads(refused.value.response.body)["message"]
+    assert registry.count_documents({}) == before
+
+
+def test_a_wrong_subscribe_message_gets_an_error_naming_the_field_and_changes_nothing(
+    ws_gateway: LocalWebsocketGateway
+) -> None:
+    with connect(f"ws://127.0.0.1:{ws_gateway.ws_port}/ws?saga_id=kept") as ws:
+        ws.send(json.dumps({"action": "subscribe", "execution_id": "e" * 100_000}))
+        reply = json.loads(ws.recv(timeout=10))
+        assert reply == {"type": "error", "message": "execution_id must be at most 100 "
+                         "characters (it has 100000)", "problems": [{
+                             "field": "execution_id", "message": reply["message"]}]}
+        ws.send(json.dumps({"action": "subscribe", "saga_id": "s", "bogus": True}))
+        reply = json.loads(ws.recv(timeout=10))
+        assert reply["type"] == "error" and reply["problems"][0]["field"] == "bogus"
+        assert reply["message"].startswith("unknown field 'bogus'")
+        ws.send(json.dumps({"action": "subscribe", "all": "yes"}))
+        assert json.loads(ws.recv(timeout=10))["message"] == "all must be true or false"
+        # None of them touched the subscription.
+        ws.send(json.dumps({"action": "unsubscribe", "execution_id": "none"}))
+        assert json.loads(ws.recv(timeout=10)) == {"type": "unsubscribed",
+                                                   "topics": ["saga:kept"]}
+
+
+def test_a_subscribe_replaces_the_everything_of_a_connection_without_filters(
+    ws_gateway: LocalWebsocketGateway
+) -> None:
+    """Row 18: a client that connected without filters and subscribed to one saga kept
+    receiving every event (the subscribe added to "all"), so another saga's last events
+    reached it. Its first subscribe now replaces the default; later ones add."""
+    url = f"ws://127.0.0.1:{ws_gateway.ws_port}/ws"
+    with connect(url) as ws:
+        ws.send(json.dumps({"action": "subscribe", "saga_id": "mine"}))
+        assert json.loads(ws.recv(timeout=10)) == {"type": "subscribed",
+                                                   "topics": ["saga:mine"]}
+        ws.send(json.dumps({"action": "subscribe", "execution_id": "ex-1"}))
+        assert json.loads(ws.recv(timeout=10))["topics"] == ["execution:ex-1", "saga:mine"]
+    with connect(f"{url}?all=true") as ws:  # asked for everything: kept
+        ws.send(json.dumps({"action": "subscribe", "saga_id": "mine"}))
+        assert json.loads(ws.recv(timeout=10))["topics"] == ["all", "saga:mine"]
+    with connect(f"{url}?all=false") as ws:  # nothing until it subscribes
+        ws.send(json.dumps({"action": "unsubscribe", "saga_id": "mine"}))
+        assert json.loads(ws.recv(timeout=10))["topics"] == []
 
 
 def test_a_client_that_left_is_dropped_from_the_registry(

@@ -1,21 +1,33 @@
-"""The nesting limits the domain checks results against, measured on the real MariaDB: a
-result of MAX_RESULT_DEPTH fits in the outbox's envelope, one level more does not."""
+"""The nesting limits the domain checks results and inputs against, measured on the real
+MariaDB: a result of MAX_RESULT_DEPTH fits in the outbox's envelope, an input of
+MAX_REQUEST_DEPTH in its execution and its event, and one level more does not."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
+import pymysql
 import pytest
 
 from chalicelib import runtime
+from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
+from chalicelib.adapters.mysql_executions import MySQLExecutionStore
+from chalicelib.config import Settings
+from chalicelib.ports import Actor
+from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
+from chalicelib.saga.lifecycle import StepKind
+from chalicelib.saga.models import SagaDefinition
 from chalicelib.saga.storable import (
+    MAX_REQUEST_DEPTH,
     MAX_RESULT_DEPTH,
     MYSQL_MAX_JSON_DEPTH,
     RESULT_ENVELOPE_DEPTH,
     nesting_depth,
 )
 from infra.stack.supervisor import Supervisor
+from tests.support.databases import migrated_connector
 
 pytestmark = pytest.mark.integration
 
@@ -49,3 +61,30 @@ def test_a_result_of_the_largest_depth_fits_in_its_events_envelope(
     assert nesting_depth(envelope({}), 10) == 1 + RESULT_ENVELOPE_DEPTH
     assert _valid(envelope(_nested(MAX_RESULT_DEPTH)))
     assert not _valid(envelope(_nested(MAX_RESULT_DEPTH + 1)))
+
+
+def test_an_input_of_the_largest_depth_is_stored_with_its_event_one_level_more_is_not(
+        local_stack: Supervisor, settings: Settings) -> None:
+    """What the execute path checks (check_storable): the input is stored in executions.input
+    and two levels down in saga.execution.started's envelope, which is the deeper of the two."""
+    with migrated_connector(settings, "saga_db_test_input_depth") as connector:
+        MySQLDefinitionStore(connector).insert_version(SagaDefinition.model_validate({
+            "id": "deep", "name": "deep", "description": "input depth", "version": "1.0.0",
+            "steps": [{"id": "a", "order": 1, "action": "send_notification",
+                       "compensation": "cancel_notification"}]}),
+            expected_revision=None, actor=Actor("test"), action="create")
+        store = MySQLExecutionStore(connector)
+
+        def create(execution_id: str, depth: int) -> None:
+            now = datetime.now(UTC)
+            store.create(Execution(id=execution_id, saga_id="deep", revision=1,
+                                   version="1.0.0", status=ExecutionStatus.RUNNING,
+                                   input=_nested(depth), started_at=now, updated_at=now),
+                         [StepShape(step_id="a", group=1, kind=StepKind.COMPENSATABLE)])
+
+        create("deepest", MAX_REQUEST_DEPTH)
+        stored = store.get("deepest")
+        assert stored is not None and stored.input == _nested(MAX_REQUEST_DEPTH)
+        with pytest.raises(pymysql.MySQLError):
+            create("too-deep", MAX_REQUEST_DEPTH + 1)
+        assert store.get("too-deep") is None

@@ -50,3 +50,10 @@ def test_parking_and_retrying_forward_are_told() -> None:
     assert parked == ("  ⏸ parked after the pivot: ship CarrierDown: no carrier; retry it "
                       "forward (`saga executions retry-forward e-1`) or resolve it")
     assert describe(_event("saga.resumed", by="ops")) == "▶ retried forward by ops"
+
+
+def test_an_unknown_outcome_says_the_step_will_be_undone() -> None:
+    line = describe(_event("saga.step.outcome_unknown", step_id="book", attempt=2, error={
+        "type": "Saga.OutcomeUnknown", "message": "no answer by its deadline"}))
+    assert line == ("  ? book may have done its work (attempt 2): Saga.OutcomeUnknown: no "
+                    "answer by its deadline; it will be compensated")

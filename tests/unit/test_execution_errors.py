@@ -155,7 +155,7 @@ def test_a_retried_compensation_says_again_which_step_failed() -> None:
 
 def test_a_requested_compensation_says_who_asked() -> None:
     service, store = _service(_execution())
-    service.compensate("s", {}, Actor(name="ops"))
+    service.compensate("s", None, Actor(name="ops"))
     assert store.transitions[-1]["error"] == {
         "step_id": None, "phase": "compensation", "type": "CompensationRequested",
         "message": "compensation requested by ops"}

@@ -164,7 +164,7 @@ def test_faults_are_refused_where_injection_is_disabled(world: World) -> None:
 def test_compensate_undoes_a_completed_execution_with_the_compensation_machine(
         world: World) -> None:
     world.given("done", ExecutionStatus.COMPLETED)
-    moved = world.service.compensate("pay", {"execution_id": "done"}, ACTOR)
+    moved = world.service.compensate("pay", "done", ACTOR)
     assert moved.status is ExecutionStatus.COMPENSATING
     assert moved.error is not None and moved.error.type == "CompensationRequested"
     undo = world.orchestrator.machines_for(world.saga).compensation_arn
@@ -173,10 +173,10 @@ def test_compensate_undoes_a_completed_execution_with_the_compensation_machine(
     assert moved.ended_at is None
 
 
-def test_compensate_with_no_body_takes_the_latest_completed(world: World) -> None:
+def test_compensate_with_no_execution_named_takes_the_latest_completed(world: World) -> None:
     world.given("done", ExecutionStatus.COMPLETED)
     world.given("going", ExecutionStatus.RUNNING)
-    assert world.service.compensate("pay", {}, ACTOR).id == "done"
+    assert world.service.compensate("pay", None, ACTOR).id == "done"
 
 
 def test_compensate_refusals(world: World) -> None:
@@ -184,24 +184,22 @@ def test_compensate_refusals(world: World) -> None:
         world.service.compensate("pay", None, ACTOR)
     world.given("going", ExecutionStatus.RUNNING)
     with pytest.raises(Conflict, match="only a COMPLETED execution"):
-        world.service.compensate("pay", {"execution_id": "going"}, ACTOR)
+        world.service.compensate("pay", "going", ACTOR)
     other = world.store_saga("other")
     world.given("theirs", ExecutionStatus.COMPLETED, saga=other)
     with pytest.raises(NotFound, match="has no execution 'theirs'"):
-        world.service.compensate("pay", {"execution_id": "theirs"}, ACTOR)
+        world.service.compensate("pay", "theirs", ACTOR)
     with pytest.raises(NotFound, match="saga 'ghost'"):
-        world.service.compensate("ghost", {}, ACTOR)
-    with pytest.raises(BadRequest, match="execution_id"):
-        world.service.compensate("pay", {"execution": "x"}, ACTOR)
+        world.service.compensate("ghost", None, ACTOR)
     with pytest.raises(NotFound, match="execution 'nope'"):
-        world.service.compensate("pay", {"execution_id": "nope"}, ACTOR)
+        world.service.compensate("pay", "nope", ACTOR)
 
 
 def test_a_compensation_that_cannot_start_fails_the_execution(world: World) -> None:
     world.given("done", ExecutionStatus.COMPLETED)
     world.orchestrator.fail_start = 1
     with pytest.raises(OrchestratorUnavailable):
-        world.service.compensate("pay", {"execution_id": "done"}, ACTOR)
+        world.service.compensate("pay", "done", ACTOR)
     assert world.executions.get("done").status is ExecutionStatus.FAILED  # type: ignore[union-attr]
 
 

@@ -40,3 +40,26 @@ def test_the_seed_example_fits_the_documented_request_schema() -> None:
     example = json.loads((OPENAPI_FILE.parents[1] / "tests" / "fixtures" /
                           "payment-saga.json").read_text())
     assert list(Draft7Validator(json.loads(text)).iter_errors(example)) == []
+
+
+def test_listed_executions_are_documented_without_input_or_steps() -> None:
+    schemas = COMMITTED["components"]["schemas"]
+    page = COMMITTED["paths"]["/api/v1/saga/executions"]["get"]["responses"]["200"]
+    assert page["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ExecutionPage"}
+    assert schemas["ExecutionPage"]["properties"]["items"]["items"] == {
+        "$ref": "#/components/schemas/ExecutionSummary"}
+    listed = schemas["ExecutionSummary"]["properties"]
+    assert "input" not in listed and "steps" not in listed
+    assert set(listed) == set(schemas["Execution"]["properties"]) - {"input", "steps"}
+
+
+def test_what_callers_send_is_documented_as_it_is_checked() -> None:
+    from chalicelib.saga.validation import MAX_ORDER
+
+    compensate = COMMITTED["paths"]["/api/v1/saga/sagas/{saga_id}/compensate"]["post"]
+    assert compensate["requestBody"]["required"] is False  # no body: the latest COMPLETED
+    body = compensate["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["execution_id"] and "{}" in compensate["description"]
+    step = COMMITTED["components"]["schemas"]["StepDefinition"]["properties"]
+    assert step["order"]["maximum"] == MAX_ORDER == 2**31 - 1

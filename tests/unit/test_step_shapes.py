@@ -185,7 +185,7 @@ def test_only_a_parked_execution_is_retried_forward_and_a_pivot_saga_is_never_co
         service.retry_forward("e1", Actor("ops"))
     world.set_status(ExecutionStatus.COMPLETED)
     with pytest.raises(Conflict, match="passed its pivot step 'capture'"):
-        service.compensate("fulfil", {"execution_id": "e1"}, Actor("ops"))
+        service.compensate("fulfil", "e1", Actor("ops"))
 
 
 def test_a_parked_execution_can_be_resolved() -> None:

@@ -13,9 +13,12 @@ from chalicelib.events.consumer import apply_all
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
 from chalicelib.saga.storable import (
     ENVELOPE_OVERHEAD_BYTES,
+    MAX_REQUEST_DEPTH,
+    MYSQL_MAX_JSON_DEPTH,
     NotStorable,
     TooLarge,
     check_storable,
+    key_problem,
 )
 
 
@@ -92,3 +95,31 @@ def test_mongodb_being_down_is_no_event_s_fault() -> None:
     with pytest.raises(AutoReconnect):
         apply_all(projector, [{"id": "e1"}], sink, pause_s=0)  # type: ignore[arg-type]
     assert sink.letters == [] and projector.tries["e1"] == 1
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    """An object `depth` levels deep by nesting_depth's count ({} is 1)."""
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_an_input_nests_at_most_as_deep_as_mysql_takes_it_inside_its_event() -> None:
+    # Row 8: 30 or 31 levels passed the body's limit (32) and MariaDB refused the event, a 503
+    # no retry could cure. The limit leaves room for {"data": {"input": ...}}.
+    assert MAX_REQUEST_DEPTH == MYSQL_MAX_JSON_DEPTH - 2 == 29
+    _service()._parse_execute({"input": _nested(MAX_REQUEST_DEPTH)})
+    for depth in (MAX_REQUEST_DEPTH + 1, 31):
+        with pytest.raises(NotStorable) as refused:
+            _service()._parse_execute({"input": _nested(depth)})
+        assert refused.value.status == 400
+        assert refused.value.message.startswith(
+            f"input nests deeper than {MAX_REQUEST_DEPTH} levels, the limit")
+        assert refused.value.details == {"limit": MAX_REQUEST_DEPTH}
+
+
+def test_key_problem_names_what_mongodb_refuses() -> None:
+    assert key_problem("amount") is None and key_problem("a$") is None
+    assert "'$'" in (key_problem("$a") or "") and "'.'" in (key_problem("a.b") or "")
+    assert "NUL" in (key_problem("a\x00") or "")

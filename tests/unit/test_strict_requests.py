@@ -176,4 +176,4 @@ def test_faults_count_towards_the_input_limit() -> None:
 def test_compensating_a_saga_that_does_not_exist_is_not_found() -> None:
     from chalicelib.saga.errors import NotFound
     with pytest.raises(NotFound):
-        _service(None).compensate("gone", {}, ACTOR)
+        _service(None).compensate("gone", None, ACTOR)

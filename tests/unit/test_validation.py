@@ -13,6 +13,7 @@ from chalicelib.config import load_settings
 from chalicelib.saga.lifecycle import Phase
 from chalicelib.saga.models import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Step, StepDefinition
 from chalicelib.saga.validation import (
+    MAX_ORDER,
     DefinitionInvalid,
     ValidationPolicy,
     check_definition,
@@ -112,10 +113,37 @@ def test_a_timeout_below_one_second_passes_when_the_configured_minimum_allows_it
     ("steps[0].type", "PaymentStep", "BankStep", "supported"),
     ("steps[1].order", 5, 0, "min"),
     ("steps[1].order", 2, ..., "required"),
+    # What MySQL's INT (step_runs.step_group) holds; 2**63 was accepted, then failed to run.
+    ("steps[2].order", MAX_ORDER, MAX_ORDER + 1, "max"),
+    ("steps[2].order", MAX_ORDER, 2**63, "max"),
+    ("steps[0].input", {"amount": "$.input.amount", "a$": 1}, {"$a": 1}, "storable"),
+    ("steps[0].input", {"card": {"last4": "1"}}, {"card": {"last.4": "1"}}, "storable"),
+    ("steps[0].input", {"lines": [{"sku": "a"}]}, {"lines": [{"\x00": "a"}]}, "storable"),
 ])
 def test_invariant(path: str, good: Any, bad: Any, rule: str) -> None:
     assert _violations(_with(path, good)) == []
-    assert (path, rule) in _violations(_with(path, bad))
+    assert rule in {r for field, r in _violations(_with(path, bad)) if field.startswith(path)}
+
+
+def test_the_order_limit_holds_with_the_configured_rules_off_and_names_itself() -> None:
+    off = ValidationPolicy(enabled=False)
+    with pytest.raises(DefinitionInvalid) as refused:
+        check_definition(_with("steps[2].order", 2**63), off)
+    [violation] = refused.value.violations
+    assert (violation.field, violation.rule) == ("steps[2].order", "max")
+    assert str(MAX_ORDER) in violation.message and violation.value == 2**63
+
+
+def test_mapping_keys_mongodb_refuses_are_named_in_inputs_and_the_output() -> None:
+    payload = _with("steps[0].input", {"$a": "$.input.x", "ok": {"b.c": 1}})
+    payload["output"] = {"total": {"$sum": "$.input.amount"}}
+    with pytest.raises(DefinitionInvalid) as refused:
+        check_definition(payload, ValidationPolicy(enabled=False))
+    found = {(v.field, v.rule, v.value) for v in refused.value.violations}
+    assert found == {("steps[0].input.$a", "storable", "$a"),
+                     ("steps[0].input.ok.b.c", "storable", "b.c"),
+                     ("output.total.$sum", "storable", "$sum")}
+    assert all("MongoDB" in v.message for v in refused.value.violations)
 
 
 def test_step_ids_must_be_unique_and_a_shared_order_is_a_parallel_group() -> None:

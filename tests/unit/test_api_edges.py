@@ -1,0 +1,217 @@
+"""What callers send is checked at the edge: the real routes over the in-memory ports (no
+server). Compensate's one body rule (row 3), an input MySQL could not store (row 8),
+listings without input (row 12), sealed cursors and storable definitions (row 17)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib import runtime
+from chalicelib.config import load_settings
+from chalicelib.container import Container
+from chalicelib.parts import part
+from chalicelib.ports import Actor
+from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
+from chalicelib.saga.executions import Execution, ExecutionStatus
+from chalicelib.saga.models import SagaDefinition
+from chalicelib.saga.service import DefinitionService, Limits
+from chalicelib.saga.storable import MAX_REQUEST_DEPTH
+from chalicelib.saga.validation import MAX_ORDER
+from chalicelib.testing import (
+    InMemoryDefinitionStore,
+    InMemoryExecutionStore,
+    InMemoryReadModel,
+    ScriptedOrchestrator,
+)
+
+API = "/api/v1/saga"
+SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
+JSON = {"Content-Type": "application/json"}
+
+
+class _NoLimit:
+    def check(self, caller: str) -> None:
+        return None
+
+
+class InMemoryContainer(Container):
+    """The process's parts with the services over the in-memory ports."""
+
+    def __init__(self) -> None:
+        super().__init__(load_settings(environ={"SAGA__LIMITS__CURSOR_SECRET": "unit"}))
+        self.definitions = InMemoryDefinitionStore()
+        self.executions = InMemoryExecutionStore(self.definitions)
+        self.reads = InMemoryReadModel()
+        self.machines = ScriptedOrchestrator()
+
+    @part
+    def rate_limiter(self) -> _NoLimit:
+        return _NoLimit()
+
+    @part
+    def definition_service(self) -> DefinitionService:
+        return DefinitionService(self.definitions, runtime.validation_policy(self.settings),
+                                 Limits(100, 1000), executions=self.executions,
+                                 orchestrator=self.machines)
+
+    @part
+    def execution_service(self) -> ExecutionService:
+        return ExecutionService(self.definitions, self.executions, self.machines,
+                                ExecutionPolicy(faults_enabled=False), self.reads)
+
+
+@pytest.fixture
+def parts() -> Iterator[InMemoryContainer]:
+    fake = InMemoryContainer()
+    runtime.use(fake)
+    try:
+        yield fake
+    finally:
+        runtime.use(None)
+
+
+@pytest.fixture
+def client(parts: InMemoryContainer) -> Iterator[Client]:
+    with Client(app) as test_client:
+        yield test_client
+
+
+def _call(client: Client, method: str, path: str, raw: str = "") -> tuple[int, Any]:
+    response = client.http.request(method, f"{API}{path}", body=raw.encode(), headers=JSON)
+    return response.status_code, json.loads(response.body) if response.body else None
+
+
+def _saga(parts: InMemoryContainer, saga_id: str = "pay") -> None:
+    parts.definitions.insert_version(SagaDefinition.model_validate({**SEED, "id": saga_id}),
+                                     expected_revision=None, actor=Actor("t"), action="create")
+
+
+def _completed(parts: InMemoryContainer, execution_id: str, minutes: int = 0,
+               saga_id: str = "pay") -> None:
+    saga = parts.definitions.get(saga_id)
+    assert saga is not None
+    at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes)
+    execution = Execution(id=execution_id, saga_id=saga_id, revision=saga.revision,
+                          version=saga.version, status=ExecutionStatus.COMPLETED,
+                          input={"customer_id": execution_id}, started_at=at, updated_at=at)
+    parts.executions.put(execution)
+    parts.reads.project(execution)
+
+
+# -- row 3: compensate's body --------------------------------------------------------------------
+
+@pytest.mark.parametrize(("raw", "says"), [
+    ("[]", "must be a JSON object"), ("null", "must be a JSON object"),
+    ("0", "must be a JSON object"), ("false", "must be a JSON object"),
+    ('""', "must be a JSON object"), ("{}", "field 'execution_id' is required"),
+    ('{"executionId": "old"}', "unknown field 'executionId'"), (" ", "not valid JSON"),
+])
+def test_every_compensate_body_but_one_naming_the_execution_is_refused(
+        client: Client, parts: InMemoryContainer, raw: str, says: str) -> None:
+    _saga(parts)
+    _completed(parts, "old")
+    _completed(parts, "latest", minutes=1)
+    status, body = _call(client, "POST", "/sagas/pay/compensate", raw)
+    assert status == 400, body
+    assert says in body["error"]["message"]
+    assert parts.machines.starts == []  # nothing was compensated, least of all "the latest"
+
+
+def test_no_body_undoes_the_latest_completed_and_a_body_the_one_it_names(
+        client: Client, parts: InMemoryContainer) -> None:
+    _saga(parts)
+    _completed(parts, "old")
+    _completed(parts, "latest", minutes=1)
+    status, body = _call(client, "POST", "/sagas/pay/compensate")
+    assert (status, body["id"], body["status"]) == (202, "latest", "COMPENSATING")
+    status, body = _call(client, "POST", "/sagas/pay/compensate", '{"execution_id": "old"}')
+    assert (status, body["id"]) == (202, "old")
+
+
+def test_a_refused_body_is_refused_before_the_saga_is_looked_up(client: Client) -> None:
+    assert _call(client, "POST", "/sagas/ghost/compensate", "{}")[0] == 400
+    assert _call(client, "POST", "/sagas/ghost/compensate")[0] == 404
+
+
+# -- row 8: an input MySQL could not store inside its event ------------------------------------
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_an_input_one_level_deeper_than_its_event_can_hold_is_400_naming_the_limit(
+        client: Client, parts: InMemoryContainer) -> None:
+    _saga(parts)
+    status, body = _call(client, "POST", "/sagas/pay/execute",
+                         json.dumps({"input": _nested(MAX_REQUEST_DEPTH)}))
+    assert status == 202, body
+    for depth in (MAX_REQUEST_DEPTH + 1, 31):  # under the body's own limit (32)
+        status, body = _call(client, "POST", "/sagas/pay/execute",
+                             json.dumps({"input": _nested(depth)}))
+        assert status == 400 and body["error"]["code"] == "not_storable", body
+        assert f"deeper than {MAX_REQUEST_DEPTH} levels, the limit" in body["error"]["message"]
+    assert len(parts.machines.starts) == 1
+
+
+# -- row 12: listings leave the input out --------------------------------------------------------
+
+def test_listed_executions_have_no_input_the_execution_itself_has_it(
+        client: Client, parts: InMemoryContainer) -> None:
+    _saga(parts)
+    _completed(parts, "e1")
+    status, page = _call(client, "GET", "/executions")
+    assert status == 200 and [item["id"] for item in page["items"]] == ["e1"]
+    assert "input" not in page["items"][0] and "steps" not in page["items"][0]
+    parts.reads.available = False  # the write model's fallback lists the same way
+    assert "input" not in _call(client, "GET", "/executions")[1]["items"][0]
+    assert _call(client, "GET", "/executions/e1")[1]["input"] == {"customer_id": "e1"}
+
+
+# -- row 17: cursors and definitions ------------------------------------------------------------
+
+def test_a_cursor_pages_only_the_listing_that_handed_it_out(
+        client: Client, parts: InMemoryContainer) -> None:
+    for saga_id in ("a-saga", "b-saga"):
+        _saga(parts, saga_id)
+    _completed(parts, "e1", saga_id="a-saga")
+    _completed(parts, "e2", minutes=1, saga_id="a-saga")
+    sagas = _call(client, "GET", "/sagas?limit=1")[1]
+    executions = _call(client, "GET", "/executions?limit=1")[1]
+    status, second = _call(client, "GET", f"/sagas?limit=1&cursor={sagas['next_cursor']}")
+    assert status == 200 and [s["id"] for s in second["items"]] == ["b-saga"]
+    status, second = _call(client, "GET",
+                           f"/executions?limit=1&cursor={executions['next_cursor']}")
+    assert status == 200 and [e["id"] for e in second["items"]] == ["e1"]
+    for path in (f"/sagas?cursor={executions['next_cursor']}",
+                 f"/executions?cursor={sagas['next_cursor']}",
+                 "/sagas?cursor=eyJhZnRlciI6ICJ6enotbm90LWhhbmRlZC1vdXQifQ==",
+                 f"/sagas?cursor={sagas['next_cursor'][:-2]}"):
+        status, body = _call(client, "GET", path)
+        assert status == 400 and body["error"]["message"].startswith("invalid cursor"), path
+
+
+@pytest.mark.parametrize(("change", "field", "says"), [
+    ({"input": {"$a": "$.input.amount"}}, "steps[0].input.$a", "must not start with '$'"),
+    ({"order": 2**63}, "steps[0].order", f"at most {MAX_ORDER}"),
+    ({"order": MAX_ORDER + 1}, "steps[0].order", f"at most {MAX_ORDER}"),
+])
+def test_a_step_no_store_could_hold_is_refused_when_the_saga_is_stored(
+        client: Client, change: dict[str, Any], field: str, says: str) -> None:
+    definition = copy.deepcopy(SEED)
+    definition["steps"] = [{**definition["steps"][0], **change}]
+    status, body = _call(client, "POST", "/sagas", json.dumps(definition))
+    assert status == 400 and body["error"]["code"] == "validation_failed", body
+    assert [(v["field"], says in v["message"]) for v in body["error"]["violations"]] == [
+        (field, True)]
