@@ -33,8 +33,12 @@ def saga(api_url: str, ws_gateway: LocalWebsocketGateway,
            "SAGA_WS_URL": f"ws://127.0.0.1:{ws_gateway.ws_port}/ws"}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "infra.cli", *args], env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
+        try:
+            return subprocess.run([sys.executable, "-m", "infra.cli", *args], env=env,
+                                  capture_output=True, text=True, timeout=120, check=False)
+        except subprocess.TimeoutExpired as hung:  # say what it had printed by then
+            pytest.fail(f"saga {' '.join(args)} did not end in 120 s; it printed "
+                        f"{hung.stdout!r} {hung.stderr!r}")
 
     return run
 
