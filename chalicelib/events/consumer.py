@@ -59,6 +59,11 @@ def apply_all(projector: Projector, events: Iterable[Mapping[str, Any]],
 
 
 PROJECTOR_STAGE = "projector"
+# Events applied between two polls. A batch must be applied well within the consumer's
+# max_poll_interval_ms (60 s, chalicelib/adapters/kafka.py), or the group drops the consumer,
+# its commit fails and the same batch is applied again: on a loaded 2-core machine 500 events
+# took long enough for that to repeat for minutes; 100 stay far inside it.
+POLL_RECORDS = 100
 
 
 def _field(event: Any, name: str) -> Any:
@@ -81,7 +86,7 @@ def run_projector(make_consumer: Callable[[], KafkaConsumer], projector: Project
         try:
             if consumer is None:
                 consumer = make_consumer()
-            batches = consumer.poll(timeout_ms=200, max_records=500)
+            batches = consumer.poll(timeout_ms=200, max_records=POLL_RECORDS)
             for records in batches.values():
                 apply_all(projector, (record.value for record in records), sink)
             if batches:
