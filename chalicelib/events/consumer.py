@@ -61,8 +61,8 @@ def apply_all(projector: Projector, events: Iterable[Mapping[str, Any]],
 PROJECTOR_STAGE = "projector"
 # Events applied between two polls. A batch must be applied well within the consumer's
 # max_poll_interval_ms (60 s, chalicelib/adapters/kafka.py), or the group drops the consumer,
-# its commit fails and the same batch is applied again: on a loaded 2-core machine 500 events
-# took long enough for that to repeat for minutes; 100 stay far inside it.
+# its commit fails and the same batch is applied again (read-model stalls of minutes were
+# seen in full runs on a loaded 2-core machine with 500); 100 stay far inside it.
 POLL_RECORDS = 100
 
 
