@@ -497,9 +497,13 @@ class StepRuntime:
                  else ExecutionStatus.COMPENSATED)
         if not tx.set_execution_status(execution.id, ended, at=at):
             return
-        tx.append_events(execution.id, [(EVENT_OF[ended],
-                                         {"saga_id": execution.saga_id, "status": ended.value,
-                                          "execution_error": execution.error}, at)])
+        data: dict[str, Any] = {"saga_id": execution.saga_id, "status": ended.value}
+        if skipped:
+            # Nothing was written in this transaction before: the error read under the lock
+            # is the current one. (After a first undo in the same transaction it is stale,
+            # and the compensation's start event already carried the cause.)
+            data["execution_error"] = execution.error
+        tx.append_events(execution.id, [(EVENT_OF[ended], data, at)])
 
     def _record_failure(self, request: StepRequest, error: Exception, started: datetime,
                         claimed: int | None = None) -> Exception:

@@ -417,3 +417,18 @@ def test_a_chain_of_one_undo_starts_and_ends_the_compensation(world: World) -> N
     assert world.execution().status is ExecutionStatus.COMPENSATED
     assert world.event_types()[-3:] == [events.COMPENSATION_STARTED, events.STEP_COMPENSATED,
                                         events.SAGA_COMPENSATED]
+
+
+def test_a_chain_of_one_undo_after_a_crash_keeps_the_cause_in_both_models(
+        world: World) -> None:
+    # The failing step recorded nothing (its Lambda was killed): the only undo says why the
+    # saga compensates, and the end event must not clear that (the read model copies it).
+    world.deliver("reserve")
+    world.deliver("reserve", Phase.COMPENSATION, last=True,
+                  error={"Error": "Runtime.ExitError", "Cause": "signal 9", "step_id": "pay"})
+    execution = world.execution()
+    assert execution.status is ExecutionStatus.COMPENSATED
+    assert execution.error is not None and execution.error.type == "Runtime.ExitError"
+    ended = world.events_of(events.SAGA_COMPENSATED)[-1]["data"]
+    assert "execution_error" not in ended or ended["execution_error"] == \
+        execution.error.model_dump()
