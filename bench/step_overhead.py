@@ -63,22 +63,33 @@ def prepare(count: int) -> tuple[SagaDefinition, list[Execution]]:
     mysql.recreate_database(settings.database.mysql, settings.database.mysql.database)
     connector = runtime.container().connector
     migrate(connector.connection())
-    definition = copy.deepcopy(SEED)
-    definition["id"] = f"overhead-{uuid.uuid4().hex[:6]}"
-    saga = SagaDefinition.model_validate(definition)
+    with connector.transaction() as cur:
+        demo_data.seed_account(cur, "merchant", "0.00")
+
+    def customer_input(cur: Any) -> dict[str, Any]:
+        customer = f"oc-{uuid.uuid4().hex[:10]}"
+        demo_data.seed_account(cur, customer, "100.00")
+        return {"customer_id": customer, "amount": "1.00", "currency": "EUR"}
+
+    return _stored_with_executions(copy.deepcopy(SEED), "overhead", count, customer_input)
+
+
+def _stored_with_executions(definition: dict[str, Any], prefix: str, count: int,
+                            input_for: Any) -> tuple[SagaDefinition, list[Execution]]:
+    """The definition stored under a fresh id, and `count` RUNNING executions of it, each
+    with input_for(cursor)."""
+    definition["id"] = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    connector = runtime.container().connector
     stored = MySQLDefinitionStore(connector).insert_version(
-        saga, expected_revision=None, actor=Actor("bench"), action="create")
+        SagaDefinition.model_validate(definition), expected_revision=None,
+        actor=Actor("bench"), action="create")
     executions = []
     now = datetime.now(UTC)
     with connector.transaction() as cur:
-        demo_data.seed_account(cur, "merchant", "0.00")
         for _ in range(count):
-            customer = f"oc-{uuid.uuid4().hex[:10]}"
-            demo_data.seed_account(cur, customer, "100.00")
             execution = Execution(
                 id=str(uuid.uuid4()), saga_id=stored.id, revision=stored.revision,
-                version=stored.version, status=ExecutionStatus.RUNNING,
-                input={"customer_id": customer, "amount": "1.00", "currency": "EUR"},
+                version=stored.version, status=ExecutionStatus.RUNNING, input=input_for(cur),
                 started_at=now, updated_at=now)
             insert_execution(cur, execution, [StepShape.of(s) for s in stored.active_steps()])
             executions.append(execution)
@@ -117,11 +128,15 @@ def measure(run_one: Any, executions: list[Execution]) -> dict[str, Any]:
             "cpu_ms_per_step": round(cpu * 1000 / steps, 2)}
 
 
-def runtime_step(execution: Execution, step_id: str) -> None:
-    event = {"execution_id": execution.id, "step_id": step_id, "phase": "action",
-             "last": False, "attempt": 0, "error": None}
-    result = handle_step(event, None, family="payment")
-    assert result.get("status") == "ok", result
+def step_of(family: str) -> Any:
+    """One step attempt through the step Lambda's entry point, for that family's functions."""
+    def run(execution: Execution, step_id: str) -> None:
+        event = {"execution_id": execution.id, "step_id": step_id, "phase": "action",
+                 "last": False, "attempt": 0, "error": None}
+        result = handle_step(event, None, family=family)
+        assert result.get("status") == "ok", result
+
+    return run
 
 
 def bare_step(stored: Any) -> Any:
@@ -157,31 +172,9 @@ class _Answering(BaseHTTPRequestHandler):
 def prepare_participants(count: int, url: str) -> list[Execution]:
     """Executions of the documented saga with every step's action and compensation at url."""
     definition = copy.deepcopy(SEED)
-    definition["id"] = f"overhead-http-{uuid.uuid4().hex[:6]}"
     for step in definition["steps"]:
         step.update(action=f"{url}/{step['id']}", compensation=f"{url}/undo-{step['id']}")
-    connector = runtime.container().connector
-    stored = MySQLDefinitionStore(connector).insert_version(
-        SagaDefinition.model_validate(definition), expected_revision=None,
-        actor=Actor("bench"), action="create")
-    now = datetime.now(UTC)
-    executions = []
-    with connector.transaction() as cur:
-        for _ in range(count):
-            execution = Execution(
-                id=str(uuid.uuid4()), saga_id=stored.id, revision=stored.revision,
-                version=stored.version, status=ExecutionStatus.RUNNING, input={"n": 1},
-                started_at=now, updated_at=now)
-            insert_execution(cur, execution, [StepShape.of(s) for s in stored.active_steps()])
-            executions.append(execution)
-    return executions
-
-
-def participant_step(execution: Execution, step_id: str) -> None:
-    event = {"execution_id": execution.id, "step_id": step_id, "phase": "action",
-             "last": False, "attempt": 0, "error": None}
-    result = handle_step(event, None, family="http")
-    assert result.get("status") == "ok", result
+    return _stored_with_executions(definition, "overhead-http", count, lambda cur: {"n": 1})[1]
 
 
 def bare_post(url: str) -> Any:
@@ -214,7 +207,7 @@ def main() -> None:
     count = max(1, args.steps // len(STEPS))
     stored, executions = prepare(2 * count)
     bare = measure(bare_step(stored), executions[:count])
-    full = measure(runtime_step, executions[count:])
+    full = measure(step_of("payment"), executions[count:])
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Answering)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -222,7 +215,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         participants = prepare_participants(2 * count, url)
         post = measure(bare_post(url), participants[:count])
-        http = measure(participant_step, participants[count:])
+        http = measure(step_of("http"), participants[count:])
     finally:
         server.shutdown()
         server.server_close()
