@@ -37,9 +37,10 @@ test: venv lint browser
 	$(BIN)/saga stack up
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The fast suite (no servers, no external checkers); `unit-all` adds asl-validator and cfn-lint.
+# The fast suite (no servers, no external checkers); `unit-all` adds tests/tools (asl-validator
+# and cfn-lint, marked `tools`).
 unit: venv
-	$(BIN)/pytest -m 'not integration and not tools' $(PYTEST_ARGS)
+	$(BIN)/pytest -m 'not integration' --ignore=tests/tools $(PYTEST_ARGS)
 
 unit-all: venv
 	$(BIN)/pytest -m 'not integration' $(PYTEST_ARGS)

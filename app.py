@@ -14,21 +14,25 @@ from chalicelib import console
 from chalicelib.api import (
     JSON,
     actor,
+    body_as,
+    definition_body,
+    execute_request,
     guarded,
     handles_errors,
     in_error_format,
-    json_body,
     listing_cursor,
     next_cursor,
     no_body,
     optional_request,
     principal,
+    step_body,
     websocket_caller,
 )
 from chalicelib.auth import Forbidden, Role, TokenRejected, Unauthenticated
 from chalicelib.config import load_settings
 from chalicelib.events.consumer import apply_all, msk_events
 from chalicelib.health import check_health
+from chalicelib.http_errors import http_status
 from chalicelib.ports import Actor
 from chalicelib.push.filters import FilterRefused, parse_connect
 from chalicelib.push.messages import handle_message
@@ -41,7 +45,7 @@ from chalicelib.runtime import (
     container,
 )
 from chalicelib.saga.execution_service import ExecutionService
-from chalicelib.saga.requests import COMPENSATE_EXAMPLE, CompensateRequest
+from chalicelib.saga.requests import ActiveRequest, CompensateRequest, ResolveRequest
 from chalicelib.saga.service import DefinitionService
 from chalicelib.steps import entry
 
@@ -144,8 +148,8 @@ def openapi() -> dict[str, Any]:
 
 @route(f"{API}/sagas", "POST", Role.ADMIN)
 def create_saga() -> Response:
-    saga = _definitions().create(json_body(app.current_request),
-                                               actor(app.current_request))
+    saga = _definitions().create(definition_body(app.current_request),
+                                 actor(app.current_request))
     return Response(body=_saga(saga), status_code=201,
                     headers={**JSON, "Location": f"{API}/sagas/{saga.id}?version={saga.version}"})
 
@@ -190,14 +194,14 @@ def saga_stats(saga_id: str) -> dict[str, Any]:
 
 @route(f"{API}/sagas/{{saga_id}}/active", "PUT", Role.ADMIN)
 def set_saga_active(saga_id: str) -> dict[str, Any]:
-    return _saga(_definitions().set_active(saga_id, json_body(app.current_request),
-                                                 actor(app.current_request)))
+    return _saga(_definitions().set_active(saga_id, body_as(app.current_request, ActiveRequest),
+                                           actor(app.current_request)))
 
 
 @route(f"{API}/sagas/{{saga_id}}/steps", "POST", Role.ADMIN)
 def add_saga_step(saga_id: str) -> Response:
-    saga = _definitions().add_step(saga_id, json_body(app.current_request),
-                                         actor(app.current_request))
+    saga = _definitions().add_step(saga_id, step_body(app.current_request),
+                                   actor(app.current_request))
     return Response(body=_saga(saga), status_code=201, headers=JSON)
 
 
@@ -232,7 +236,7 @@ LISTED_WITHOUT = {"steps", "input"}
 @route(f"{API}/sagas/{{saga_id}}/execute", "POST", Role.OPERATOR)
 def execute_saga(saga_id: str) -> Response:
     execution, created = _executions().execute(
-        saga_id, json_body(app.current_request, required=False), actor(app.current_request))
+        saga_id, execute_request(app.current_request), actor(app.current_request))
     return Response(body=_execution(execution), status_code=202 if created else 200,
                     headers={**JSON, "Location": f"{API}/executions/{execution.id}"})
 
@@ -240,7 +244,7 @@ def execute_saga(saga_id: str) -> Response:
 @route(f"{API}/sagas/{{saga_id}}/compensate", "POST", Role.OPERATOR)
 def compensate_saga(saga_id: str) -> Response:
     # No body at all: the latest COMPLETED execution; any body must name one.
-    request = optional_request(app.current_request, CompensateRequest, COMPENSATE_EXAMPLE)
+    request = optional_request(app.current_request, CompensateRequest)
     execution = _executions().compensate(
         saga_id, None if request is None else request.execution_id, actor(app.current_request))
     return Response(body=_execution(execution), status_code=202, headers=JSON)
@@ -284,7 +288,7 @@ def retry_forward(execution_id: str) -> Response:
 @route(f"{API}/executions/{{execution_id}}/resolve", "POST", Role.OPERATOR)
 def resolve_execution(execution_id: str) -> dict[str, Any]:
     return _execution(_executions().resolve(
-        execution_id, json_body(app.current_request), actor(app.current_request)))
+        execution_id, body_as(app.current_request, ResolveRequest), actor(app.current_request)))
 
 
 # -- the operator console: static files (no token needed to load it; it asks for one) ----------
@@ -326,16 +330,10 @@ def whoami() -> dict[str, Any]:
 # -- step Lambdas: one per action family, invoked by the state machines ---------------------------
 
 # Deployed with the handlers of chalicelib.steps.entry (see that module): declared here so
-# Chalice packages them, with the same code behind both names.
-step_payment = app.lambda_function(name="step_payment")(entry.step_payment)
-step_order = app.lambda_function(name="step_order")(entry.step_order)
-step_inventory = app.lambda_function(name="step_inventory")(entry.step_inventory)
-step_shipping = app.lambda_function(name="step_shipping")(entry.step_shipping)
-step_notification = app.lambda_function(name="step_notification")(entry.step_notification)
-step_user = app.lambda_function(name="step_user")(entry.step_user)
-step_lambda = app.lambda_function(name="step_lambda")(entry.step_lambda)
-step_http = app.lambda_function(name="step_http")(entry.step_http)
-saga_recorder = app.lambda_function(name="saga_recorder")(entry.saga_recorder)
+# Chalice packages them, one per name of entry.HANDLERS (its families, then the recorder), with
+# the same code behind both names. Chalice's handler is `app.<name>`: each is a module attribute.
+for _name, _handler in entry.HANDLERS.items():
+    globals()[_name] = app.lambda_function(name=_name)(_handler)
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="reconciler")
@@ -385,7 +383,7 @@ def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
     try:
         caller = websocket_caller(raw, lambda header: container().token_verifier.verify(header))
     except (Unauthenticated, Forbidden) as refused:  # the connection is refused, not opened
-        return {"statusCode": refused.status, "body": refused.message}
+        return {"statusCode": http_status(refused), "body": refused.message}
     try:
         wanted = parse_connect(raw.get("queryStringParameters"))
     except FilterRefused as refused:  # refused, not widened to everything

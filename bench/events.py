@@ -31,6 +31,8 @@ from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.events.consumer import run_projector
 from chalicelib.events.relay import OutboxRelay
 from chalicelib.ports import Actor
+from chalicelib.saga.requests import ExecuteRequest
+from chalicelib.saga.validation import parse_definition
 from infra.deploy.local import load_app
 from infra.local_events import rebuild_read_model
 from infra.ws_gateway import LocalWebsocketGateway
@@ -88,7 +90,7 @@ def main() -> None:
     harness.seed_account("bench-customer", "1000000.00")
     harness.seed_account("merchant", "0.00")
     definition = copy.deepcopy(SEED) | {"id": f"events-{uuid.uuid4().hex[:6]}"}
-    runtime.container().definition_service.create(definition, Actor("bench"))
+    runtime.container().definition_service.create(parse_definition(definition), Actor("bench"))
 
     lags: list[float] = []
     lock = threading.Lock()
@@ -131,8 +133,8 @@ def main() -> None:
         if not hasattr(local, "service"):
             local.service = runtime.build_execution_service(
                 settings, MySQLConnector(settings.database.mysql), runtime.container().mongo)
-        execution, _created = local.service.execute(definition["id"], {"input": {
-            "customer_id": "bench-customer", "amount": "1.00", "currency": "EUR"}},
+        execution, _created = local.service.execute(definition["id"], ExecuteRequest(input={
+            "customer_id": "bench-customer", "amount": "1.00", "currency": "EUR"}),
             Actor("bench"))
         return execution.id
 

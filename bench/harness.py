@@ -29,7 +29,7 @@ from chalice.test import Client
 from chalicelib import runtime
 from chalicelib.adapters import aws, mysql
 from chalicelib.adapters.mysql_migrations import migrate
-from chalicelib.adapters.stepfunctions import run_history
+from chalicelib.adapters.stepfunctions.engine import run_history
 from chalicelib.config import get_settings
 from chalicelib.saga import lifecycle
 from chalicelib.steps.actions import demo_data

@@ -25,8 +25,8 @@ from bench import harness
 from bench.results_io import save, table
 from chalicelib import runtime
 from chalicelib.adapters import aws
+from chalicelib.adapters.stepfunctions.machine_input import execution_input
 from chalicelib.config import get_settings
-from chalicelib.saga.compiler import execution_input
 
 NOOP = "saga-orchestrator-bench-noop"
 NOOP_CODE = "def handler(event, context):\n    return {\"status\": \"ok\"}\n"
@@ -144,8 +144,10 @@ def main() -> None:
     definition = harness.seed_saga()
     status, saga = harness.call(client, "POST", "/sagas", definition)
     assert status == 201, saga
-    forward_arn = runtime.build_orchestrator(get_settings()).ensure_machines(
-        runtime.container().definition_service.get(definition["id"])).forward_arn
+    engine = runtime.build_engine(get_settings())
+    saga = runtime.container().definition_service.get(definition["id"])
+    engine.prepare(saga)
+    forward_arn = engine.plan(saga, "floor").where  # on Step Functions: the forward machine
     floor_arn = floor_machine(forward_arn, noop_function())
 
     floor = drive(args.sagas, args.concurrency, **floor_run(floor_arn))

@@ -1,7 +1,8 @@
-"""HTTP plumbing shared by the routes: the caller and their role, rate limits, body parsing,
-and one error format.
+"""HTTP plumbing shared by the routes: the caller and their role, rate limits, reading bodies
+into the use cases' request models, and one error format.
 
-Every error answers {"error": {"code", "message", ...details}}; validation errors add
+Every error answers {"error": {"code", "message", ...details}}, its status and code from the
+table of chalicelib/http_errors.py; validation errors add
 "violations": [{"field", "rule", "message", "value"}].
 """
 
@@ -16,7 +17,6 @@ from typing import Any, TypeVar
 
 from chalice import Response
 from chalice.app import Request
-from pydantic import BaseModel
 
 from chalicelib.adapters.cursors import CursorSeal
 from chalicelib.adapters.mysql import unavailable
@@ -30,15 +30,17 @@ from chalicelib.auth import (
     role_named,
 )
 from chalicelib.config import Settings
+from chalicelib.http_errors import http_error
 from chalicelib.ports import Actor
-from chalicelib.saga.errors import BadRequest, SagaError
-from chalicelib.saga.requests import parse_request
+from chalicelib.saga.errors import BadRequest, ErrorKind, SagaError
+from chalicelib.saga.models import SagaDefinition, StepDefinition
+from chalicelib.saga.requests import ExecuteRequest, RequestModel, parse_request
 from chalicelib.saga.storable import nesting_depth
-from chalicelib.saga.validation import DefinitionInvalid
+from chalicelib.saga.validation import parse_definition, parse_step
 
 logger = logging.getLogger(__name__)
 JSON = {"Content-Type": "application/json"}
-Model = TypeVar("Model", bound=BaseModel)
+Model = TypeVar("Model", bound=RequestModel)
 
 
 def _settings() -> Settings:
@@ -57,6 +59,12 @@ def _cursor_seal() -> CursorSeal:
 def error_response(status: int, code: str, message: str, **details: Any) -> Response:
     return Response(body={"error": {"code": code, "message": message, **details}},
                     status_code=status, headers=JSON)
+
+
+def kind_response(kind: ErrorKind, message: str, **details: Any) -> Response:
+    """An error of `kind` with the status and code the table gives it."""
+    status, code = http_error(kind)
+    return error_response(status, code, message, **details)
 
 
 def in_error_format(response: Response) -> Response:
@@ -112,12 +120,34 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def optional_request(request: Request, model: type[Model], example: str) -> Model | None:
+def body_as(request: Request, model: type[Model]) -> Model:
+    """The JSON body as the request model `model`; 400 naming every wrong field."""
+    return parse_request(model, json_body(request))
+
+
+def optional_request(request: Request, model: type[Model],
+                     example: str | None = None) -> Model | None:
     """The body as `model`, or None when there is no body at all (an empty one). Any body
     is the request, JSON's null and {} included: none of them is taken for "no body"."""
     if not request.raw_body:
         return None
     return parse_request(model, json_body(request), example)
+
+
+def execute_request(request: Request) -> ExecuteRequest:
+    """POST .../execute's body; none at all (or null) starts with an empty input."""
+    body = json_body(request, required=False)
+    return parse_request(ExecuteRequest, {} if body is None else body)
+
+
+def definition_body(request: Request) -> SagaDefinition:
+    """A saga definition's body; DefinitionInvalid (400) lists every shape error."""
+    return parse_definition(json_body(request))
+
+
+def step_body(request: Request) -> StepDefinition:
+    """A step to add; DefinitionInvalid (400) lists every shape error."""
+    return parse_step(json_body(request))
 
 
 def listing_cursor(listing: str, cursor: str | None) -> str | None:
@@ -152,13 +182,11 @@ def no_body(request: Request) -> None:
 
 
 class _BodyError(SagaError):
-    status = 400
-    code = "malformed_body"
+    kind = ErrorKind.MALFORMED_BODY
 
 
 class _TooLarge(SagaError):
-    status = 413
-    code = "payload_too_large"
+    kind = ErrorKind.PAYLOAD_TOO_LARGE
 
 
 def principal(request: Request) -> Principal:
@@ -223,30 +251,26 @@ def guarded(role: Role, current_request: Callable[[], Request], limiter: Callabl
 
 
 def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Map domain errors to their status; anything unexpected to a logged, opaque 500."""
+    """Map errors to their status and code (the table of chalicelib/http_errors.py);
+    anything unexpected to a logged, opaque 500."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return view(*args, **kwargs)
-        except DefinitionInvalid as invalid:
-            return error_response(400, "validation_failed",
-                                  f"the saga definition has {len(invalid.violations)} error(s)",
-                                  violations=[v.as_dict() for v in invalid.violations])
         except RateLimited as limited:
-            response = error_response(limited.status, limited.code, limited.message,
-                                      **limited.details)
+            response = kind_response(limited.kind, limited.message, **limited.details)
             response.headers["Retry-After"] = str(limited.retry_after)
             return response
         except SagaError as error:
-            return error_response(error.status, error.code, error.message, **error.details)
+            return kind_response(error.kind, error.message, **error.details)
         except Exception as error:
             if unavailable(error):  # the connection was dropped; the next request gets a new one
                 logger.warning("database error in %s: %r", view.__name__, error)
-                return error_response(503, "database_unavailable",
-                                      "the database is unavailable; try again")
+                return kind_response(ErrorKind.DATABASE_UNAVAILABLE,
+                                     "the database is unavailable; try again")
             logger.exception("unhandled error in %s", view.__name__)
-            return error_response(500, "internal_error",
-                                  "the service failed; the error has been logged")
+            return kind_response(ErrorKind.INTERNAL,
+                                 "the service failed; the error has been logged")
 
     return wrapper

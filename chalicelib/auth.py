@@ -15,7 +15,7 @@ from typing import Any
 import jwt
 
 from chalicelib.config import AuthSettings
-from chalicelib.saga.errors import SagaError
+from chalicelib.saga.errors import ErrorKind, SagaError
 
 
 class Role(enum.IntEnum):
@@ -26,13 +26,11 @@ class Role(enum.IntEnum):
 
 
 class Unauthenticated(SagaError):
-    status = 401
-    code = "unauthenticated"
+    kind = ErrorKind.UNAUTHENTICATED
 
 
 class Forbidden(SagaError):
-    status = 403
-    code = "forbidden"
+    kind = ErrorKind.FORBIDDEN
 
 
 class TokenRejected(Exception):

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chalicelib.auth import Principal, Role
+from chalicelib.saga import lifecycle
 from chalicelib.saga.errors import NotFound
 
 FOLDER = Path(__file__).with_name("console")
@@ -54,10 +56,41 @@ def asset(name: str) -> Asset:
     return _read(name, match.group(1))
 
 
+# Where the page carries the lifecycle's data (a JSON block, never run as a script).
+PAGE = "index.html"
+LIFECYCLE_SLOT = '<script type="application/json" id="lifecycle"></script>'
+
+
+def lifecycle_data() -> dict[str, Any]:
+    """What the console knows of the lifecycle, from chalicelib/saga/lifecycle.py: every
+    execution status (in order), the final ones (it stops polling an execution there) and the
+    statuses each operator action starts from (where it offers the action's button)."""
+    return {"statuses": [status.value for status in lifecycle.ExecutionStatus],
+            "final": _ordered(lifecycle.FINAL),
+            "actions": {name: _ordered(sources)
+                        for name, sources in lifecycle.OPERATOR_ACTIONS.items()}}
+
+
+def _ordered(statuses: frozenset[lifecycle.ExecutionStatus]) -> list[str]:
+    return [status.value for status in lifecycle.ExecutionStatus if status in statuses]
+
+
+def _with_lifecycle(page: str) -> str:
+    """The page with the lifecycle's data in its slot: in the page itself, so the console
+    needs no extra request, and the page's ETag changes whenever the data does."""
+    # "<" escaped: nothing in the data can close the script element.
+    data = json.dumps(lifecycle_data(), separators=(",", ":")).replace("<", "\\u003c")
+    if page.count(LIFECYCLE_SLOT) != 1:
+        raise RuntimeError(f"the console's {PAGE} lacks its lifecycle slot")
+    return page.replace(LIFECYCLE_SLOT, LIFECYCLE_SLOT.replace("><", f">{data}<"))
+
+
 @functools.cache  # only names of files that exist reach it, so it stays small
 def _read(name: str, extension: str) -> Asset:
     # Read once per process: the files change only with a deploy.
     body = (FOLDER / name).read_text(encoding="utf-8")
+    if name == PAGE:
+        body = _with_lifecycle(body)
     etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:20] + '"'
     return Asset(body=body, content_type=_TYPES[extension], etag=etag)
 

@@ -20,7 +20,7 @@ from chalicelib.adapters.mongo import mongo_client, read_model
 from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.adapters.mysql_rate_limit import MySQLRateLimiter
-from chalicelib.adapters.stepfunctions import StepFunctionsOrchestrator
+from chalicelib.adapters.stepfunctions.engine import StepFunctionsEngine
 from chalicelib.auth import TokenVerifier
 from chalicelib.config import Settings, config_dir
 from chalicelib.events.projector import Projector
@@ -57,8 +57,8 @@ class Container(Parts):
         return mongo_client(self.settings.database.mongodb)
 
     @part
-    def orchestrator(self) -> StepFunctionsOrchestrator:
-        return runtime.build_orchestrator(self.settings)
+    def engine(self) -> StepFunctionsEngine:
+        return runtime.build_engine(self.settings)
 
     @part
     def token_verifier(self) -> TokenVerifier:
@@ -69,12 +69,12 @@ class Container(Parts):
     @part
     def definition_service(self) -> DefinitionService:
         return runtime.build_definition_service(self.settings, self.connector,
-                                                orchestrator=self.orchestrator)
+                                                engine=self.engine)
 
     @part
     def execution_service(self) -> ExecutionService:
         return runtime.build_execution_service(self.settings, self.connector, self.mongo,
-                                               orchestrator=self.orchestrator)
+                                               engine=self.engine)
 
     @part
     def cursor_seal(self) -> CursorSeal:

@@ -1,19 +1,22 @@
-"""The OpenAPI 3 document of the API, built from the configured validation rules.
+"""The OpenAPI 3 document of the API, built from the app's routes and the configured
+validation rules.
 
-`saga openapi` writes it to chalicelib/openapi.json (committed, and served at
-/api/v1/saga/openapi.json); a test checks that it matches both this builder and the app's routes.
+The paths, methods and path parameters are the Chalice app's own route table (app.routes);
+this module adds, by the name of each route's view, its summary, query parameters, request
+body and responses, and the schemas. `saga openapi` writes it to chalicelib/openapi.json
+(committed, and served at /api/v1/saga/openapi.json); a test checks that the file is current.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from chalicelib.config import SagaSettings
 from chalicelib.saga.lifecycle import ExecutionStatus, Phase, StepKind
 from chalicelib.saga.storable import MAX_REQUEST_DEPTH
 from chalicelib.saga.validation import MAX_ORDER, NOT_FOR_RETRIABLE, SAFE_ID
 
-API = "/api/v1/saga"
 _ID_PATTERN = f"^{SAFE_ID.pattern}$"
 _DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h))+$"
 _SEMVER_PATTERN = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
@@ -129,217 +132,212 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-_SAGA_ID = {"name": "saga_id", "in": "path", "required": True,
+def _path_parameter(name: str) -> dict[str, Any]:
+    """A route's `{name}`: every path parameter is an id or a file name of at most 100."""
+    return {"name": name, "in": "path", "required": True,
             "schema": {"type": "string", "maxLength": 100}}
-_STEP_ID = {"name": "step_id", "in": "path", "required": True,
-            "schema": {"type": "string", "maxLength": 100}}
-_EXECUTION_ID = {"name": "execution_id", "in": "path", "required": True,
-                 "schema": {"type": "string", "maxLength": 100}}
+
+
 _CURSOR = {"name": "cursor", "in": "query", "schema": {"type": "string"},
            "description": "the next_cursor of a page of this same listing, unchanged; any "
                           "other (forged, altered, another listing's) is 400"}
+_LIMIT = {"name": "limit", "in": "query",
+          "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
+# No token needed: the health check, and the console, which asks for one itself.
+_PUBLIC: dict[str, Any] = {"security": []}
 
 
-def _execution_paths() -> dict[str, Any]:
-    execution = _json_response("the execution with its steps and attempts", _ref("Execution"))
-    return {
-        f"{API}/sagas/{{saga_id}}/execute": {
-            "parameters": [_SAGA_ID],
-            "post": {"operationId": "executeSaga",
-                     "summary": "Start an execution of the saga's latest version",
-                     "requestBody": {"required": False, "content": {"application/json": {
-                         "schema": _ref("ExecuteRequest")}}},
-                     "responses": {"202": _json_response("started", _ref("Execution")),
-                                   "200": _json_response("this execution id was started "
-                                                         "before", _ref("Execution")),
-                                   **_errors(400, 404, 409, 415),
-                                   "503": _json_response("Step Functions is unavailable",
-                                                         _ref("Error"))}}},
-        f"{API}/sagas/{{saga_id}}/compensate": {
-            "parameters": [_SAGA_ID],
-            "post": {"operationId": "compensateSaga",
-                     "summary": "Undo a completed execution: the one the body names, or with "
-                                "no body at all the saga's latest COMPLETED one",
-                     "description": "One rule: no body (Content-Length 0) undoes the saga's "
-                                    "latest COMPLETED execution; any body must be "
-                                    "{\"execution_id\": \"...\"}. Every other body, {}, "
-                                    "null, [], \"\", 0 and false included, is 400, never "
-                                    "\"the latest\".",
-                     "requestBody": {"required": False, "content": {"application/json": {
-                         "schema": {"type": "object", "additionalProperties": False,
-                                    "required": ["execution_id"],
-                                    "properties": {"execution_id": {"type": "string"}}}}}},
-                     "responses": {"202": _json_response("compensating", _ref("Execution")),
-                                   **_errors(400, 404, 409, 415)}}},
-        f"{API}/sagas/{{saga_id}}/status": {
-            "parameters": [_SAGA_ID],
-            "get": {"operationId": "sagaStatus", "summary": "The saga's latest execution",
-                    "responses": {"200": _json_response("status", {"type": "object"}),
-                                  **_errors(404)}}},
-        f"{API}/executions": {
-            "get": {"operationId": "listExecutions", "summary": "List executions, newest first",
-                    "parameters": [
-                        {"name": "saga_id", "in": "query", "schema": {"type": "string"}},
-                        {"name": "status", "in": "query", "schema": {
-                            "type": "string", "enum": [s.value for s in ExecutionStatus]}},
-                        {"name": "started_after", "in": "query",
-                         "description": "started at or after this time (ISO 8601 with its "
-                                        "zone, e.g. 2026-12-05T09:30:00Z)",
-                         "schema": {"type": "string", "format": "date-time"}},
-                        {"name": "started_before", "in": "query",
-                         "description": "started before this time (ISO 8601 with its zone)",
-                         "schema": {"type": "string", "format": "date-time"}},
-                        {"name": "limit", "in": "query",
-                         "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                        _CURSOR],
-                    "responses": {"200": _json_response("a page", _ref("ExecutionPage")),
-                                  **_errors(400)}}},
-        f"{API}/executions/{{execution_id}}": {
-            "parameters": [_EXECUTION_ID],
-            "get": {"operationId": "getExecution",
-                    "summary": "An execution: status and a timeline of steps and attempts",
-                    "responses": {"200": execution, **_errors(404)}}},
-        f"{API}/executions/{{execution_id}}/retry-compensation": {
-            "parameters": [_EXECUTION_ID],
-            "post": {"operationId": "retryCompensation",
-                     "summary": "Run the compensation of a COMPENSATION_FAILED execution again",
-                     "responses": {"202": _json_response("compensating", _ref("Execution")),
-                                   **_errors(404, 409)}}},
-        f"{API}/executions/{{execution_id}}/retry-forward": {
-            "parameters": [_EXECUTION_ID],
-            "post": {"operationId": "retryForward",
-                     "summary": "Run a PARKED execution on from its parked step: that step's "
-                                "group gets a new round of saga.retriable_max_attempts "
-                                "attempts, then the steps after it run (nothing after a pivot "
-                                "is ever compensated)",
-                     "responses": {"202": _json_response("running again", _ref("Execution")),
-                                   **_errors(404, 409)}}},
-        f"{API}/executions/{{execution_id}}/resolve": {
-            "parameters": [_EXECUTION_ID],
-            "post": {"operationId": "resolveExecution",
-                     "summary": "Mark a failed or parked execution resolved, with a reason: "
-                                "a decision taken once (the first stands; any later resolve "
-                                "or retry is 409 already_resolved, naming who and when)",
-                     "requestBody": _body({"type": "object", "required": ["reason"],
-                                           "additionalProperties": False, "properties": {
-                                               "reason": {"type": "string", "minLength": 3,
-                                                          "maxLength": 500}}}),
-                     "responses": {"200": execution, **_errors(400, 404, 409, 415)}}},
-    }
-
-
-def _paths() -> dict[str, Any]:
+def _operations() -> dict[str, dict[str, Any]]:
+    """What the document says of each route, by the name of its view in app.py; the path,
+    the method and the path parameters come from the route itself (build_document)."""
     saga = _json_response("the saga (latest version unless ?version= is given)", _ref("Saga"))
+    execution = _json_response("the execution with its steps and attempts", _ref("Execution"))
+    statistics = _json_response("statistics", {"type": "object"})
     return {
-        "/health": {"get": {"operationId": "health", "summary": "Service health",
-                            "responses": {"200": _json_response("every component is up",
-                                                                _ref("Health")),
-                                          "503": _json_response("a component is down",
-                                                                _ref("Health"))}}},
-        f"{API}/health": {"get": {"operationId": "detailedHealth",
-                                  "summary": "Health with one check per component",
-                                  "responses": {"200": _json_response("up", _ref("Health")),
-                                                "503": _json_response("down", _ref("Health"))}}},
-        f"{API}/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
-                                        "responses": {"200": _json_response("OpenAPI 3",
-                                                                            {"type": "object"})}}},
-        f"{API}/contracts/saga-participant-1.json": {"get": {
+        "health": {"operationId": "health", "summary": "Service health", **_PUBLIC,
+                   "responses": {"200": _json_response("every component is up", _ref("Health")),
+                                 "503": _json_response("a component is down", _ref("Health"))}},
+        "detailed_health": {"operationId": "detailedHealth",
+                            "summary": "Health with one check per component",
+                            "responses": {"200": _json_response("up", _ref("Health")),
+                                          "503": _json_response("down", _ref("Health"))}},
+        "openapi": {"operationId": "openapi", "summary": "This document",
+                    "responses": {"200": _json_response("OpenAPI 3", {"type": "object"})}},
+        "participant_contract": {
             "operationId": "participantContract",
             "summary": "The JSON Schema of the request a participant (an HTTP endpoint or a "
                        "Lambda) receives for each attempt of its step: saga-participant/1",
             "responses": {"200": _json_response("JSON Schema (draft 2020-12)",
-                                                {"type": "object"})}}},
-        f"{API}/whoami": {"get": {
+                                                {"type": "object"})}},
+        "whoami": {
             "operationId": "whoami",
             "summary": "The caller: subject, role, the console actions the role permits, and "
                        "the WebSocket URL to subscribe at",
-            "responses": {"200": _json_response("the caller", _ref("Caller"))}}},
-        "/console": {"get": {
+            "responses": {"200": _json_response("the caller", _ref("Caller"))}},
+        "console_page": {
             "operationId": "console", "summary": "The operator console (HTML; no token needed "
-                                                 "to load it, it asks for one)",
+                                                 "to load it, it asks for one)", **_PUBLIC,
             "responses": {"200": {"description": "the page",
                                   "content": {"text/html": {"schema": {"type": "string"}}}},
-                          "304": {"description": "unchanged (If-None-Match)"}}}},
-        "/console/{name}": {
-            "parameters": [{"name": "name", "in": "path", "required": True,
-                            "schema": {"type": "string", "maxLength": 100}}],
-            "get": {"operationId": "consoleFile",
-                    "summary": "A file of the console (ES module, CSS)",
-                    "responses": {"200": {"description": "the file", "content": {
-                        "text/javascript": {"schema": {"type": "string"}},
-                        "text/css": {"schema": {"type": "string"}}}},
-                        "304": {"description": "unchanged (If-None-Match)"},
-                        **_errors(404)}}},
-        f"{API}/cleanup": {"post": {
+                          "304": {"description": "unchanged (If-None-Match)"}}},
+        "console_asset": {
+            "operationId": "consoleFile", "summary": "A file of the console (ES module, CSS)",
+            **_PUBLIC,
+            "responses": {"200": {"description": "the file", "content": {
+                "text/javascript": {"schema": {"type": "string"}},
+                "text/css": {"schema": {"type": "string"}}}},
+                "304": {"description": "unchanged (If-None-Match)"},
+                **_errors(404)}},
+        "perform_cleanup": {
             "operationId": "cleanup",
             "summary": "Remove expired idempotency records, published events past retention, "
                        "and versions of destroyed sagas no execution ran",
-            "responses": {"200": _json_response("what was removed", {"type": "object"})}}},
-        f"{API}/stats": {"get": {"operationId": "serviceStats", "summary": "Service statistics",
-                                 "responses": {"200": _json_response("statistics",
-                                                                     {"type": "object"})}}},
-        f"{API}/sagas": {
-            "post": {"operationId": "createSaga",
-                     "summary": "Create a saga, or a new version of one (higher semver)",
-                     "requestBody": _body(_ref("SagaDefinition")),
-                     "responses": {"201": _json_response("stored", _ref("Saga")),
-                                   **_errors(400, 409, 415, 422)}},
-            "get": {"operationId": "listSagas", "summary": "List sagas (latest versions)",
-                    "parameters": [
-                        {"name": "limit", "in": "query",
-                         "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                        _CURSOR,
-                        {"name": "active", "in": "query",
-                         "schema": {"type": "string", "enum": ["true", "false"]}},
-                        {"name": "type", "in": "query", "schema": {"type": "string"}}],
-                    "responses": {"200": _json_response("a page", _ref("SagaPage")),
-                                  **_errors(400)}},
-        },
-        f"{API}/sagas/stats": {"get": {"operationId": "allSagaStats",
-                                       "summary": "Statistics over all sagas",
-                                       "responses": {"200": _json_response(
-                                           "statistics", {"type": "object"})}}},
-        f"{API}/sagas/{{saga_id}}": {
-            "parameters": [_SAGA_ID],
-            "get": {"operationId": "getSaga", "summary": "Get a saga",
-                    "parameters": [{"name": "version", "in": "query",
-                                    "schema": {"type": "string"}}],
-                    "responses": {"200": saga, **_errors(404)}},
-            "delete": {"operationId": "destroySaga", "summary": "Destroy a saga",
-                       "responses": {"204": {"description": "destroyed"},
-                                     **_errors(404, 409)}},
-        },
-        f"{API}/sagas/{{saga_id}}/versions": {
-            "parameters": [_SAGA_ID],
-            "get": {"operationId": "sagaVersions", "summary": "Every stored version",
-                    "responses": {"200": _json_response("versions", {"type": "object"}),
-                                  **_errors(404)}}},
-        f"{API}/sagas/{{saga_id}}/stats": {
-            "parameters": [_SAGA_ID],
-            "get": {"operationId": "sagaStats", "summary": "Statistics of one saga",
-                    "responses": {"200": _json_response("statistics", {"type": "object"}),
-                                  **_errors(404)}}},
-        f"{API}/sagas/{{saga_id}}/active": {
-            "parameters": [_SAGA_ID],
-            "put": {"operationId": "setSagaActive", "summary": "Activate or deactivate a saga",
-                    "requestBody": _body({"type": "object", "additionalProperties": False,
-                                          "required": ["active"],
-                                          "properties": {"active": {"type": "boolean"}}}),
-                    "responses": {"200": saga, **_errors(400, 404, 415)}}},
-        f"{API}/sagas/{{saga_id}}/steps": {
-            "parameters": [_SAGA_ID],
-            "post": {"operationId": "addSagaStep",
-                     "summary": "Add a step (stores a new version, patch bumped)",
-                     "requestBody": _body(_ref("StepDefinition")),
-                     "responses": {"201": _json_response("the new version", _ref("Saga")),
-                                   **_errors(400, 404, 409, 415, 422)}}},
-        f"{API}/sagas/{{saga_id}}/steps/{{step_id}}": {
-            "parameters": [_SAGA_ID, _STEP_ID],
-            "delete": {"operationId": "removeSagaStep",
-                       "summary": "Remove a step (stores a new version, patch bumped)",
-                       "responses": {"200": _json_response("the new version", _ref("Saga")),
-                                     **_errors(400, 404, 409)}}},
+            "responses": {"200": _json_response("what was removed", {"type": "object"})}},
+        "service_stats": {"operationId": "serviceStats", "summary": "Service statistics",
+                          "responses": {"200": statistics}},
+        "create_saga": {"operationId": "createSaga",
+                        "summary": "Create a saga, or a new version of one (higher semver)",
+                        "requestBody": _body(_ref("SagaDefinition")),
+                        "responses": {"201": _json_response("stored", _ref("Saga")),
+                                      **_errors(400, 409, 415, 422)}},
+        "list_sagas": {"operationId": "listSagas", "summary": "List sagas (latest versions)",
+                       "parameters": [
+                           _LIMIT, _CURSOR,
+                           {"name": "active", "in": "query",
+                            "schema": {"type": "string", "enum": ["true", "false"]}},
+                           {"name": "type", "in": "query", "schema": {"type": "string"}}],
+                       "responses": {"200": _json_response("a page", _ref("SagaPage")),
+                                     **_errors(400)}},
+        "all_saga_stats": {"operationId": "allSagaStats",
+                           "summary": "Statistics over all sagas",
+                           "responses": {"200": statistics}},
+        "get_saga": {"operationId": "getSaga", "summary": "Get a saga",
+                     "parameters": [{"name": "version", "in": "query",
+                                     "schema": {"type": "string"}}],
+                     "responses": {"200": saga, **_errors(404)}},
+        "destroy_saga": {"operationId": "destroySaga", "summary": "Destroy a saga",
+                         "responses": {"204": {"description": "destroyed"},
+                                       **_errors(404, 409)}},
+        "saga_versions": {"operationId": "sagaVersions", "summary": "Every stored version",
+                          "responses": {"200": _json_response("versions", {"type": "object"}),
+                                        **_errors(404)}},
+        "saga_stats": {"operationId": "sagaStats", "summary": "Statistics of one saga",
+                       "responses": {"200": statistics, **_errors(404)}},
+        "set_saga_active": {
+            "operationId": "setSagaActive", "summary": "Activate or deactivate a saga",
+            "requestBody": _body({"type": "object", "additionalProperties": False,
+                                  "required": ["active"],
+                                  "properties": {"active": {"type": "boolean"}}}),
+            "responses": {"200": saga, **_errors(400, 404, 415)}},
+        "add_saga_step": {"operationId": "addSagaStep",
+                          "summary": "Add a step (stores a new version, patch bumped)",
+                          "requestBody": _body(_ref("StepDefinition")),
+                          "responses": {"201": _json_response("the new version", _ref("Saga")),
+                                        **_errors(400, 404, 409, 415, 422)}},
+        "remove_saga_step": {
+            "operationId": "removeSagaStep",
+            "summary": "Remove a step (stores a new version, patch bumped)",
+            "responses": {"200": _json_response("the new version", _ref("Saga")),
+                          **_errors(400, 404, 409)}},
+        "execute_saga": {
+            "operationId": "executeSaga",
+            "summary": "Start an execution of the saga's latest version",
+            "requestBody": {"required": False, "content": {"application/json": {
+                "schema": _ref("ExecuteRequest")}}},
+            "responses": {"202": _json_response("started", _ref("Execution")),
+                          "200": _json_response("this execution id was started before",
+                                                _ref("Execution")),
+                          **_errors(400, 404, 409, 415),
+                          "503": _json_response("Step Functions is unavailable",
+                                                _ref("Error"))}},
+        "compensate_saga": {
+            "operationId": "compensateSaga",
+            "summary": "Undo a completed execution: the one the body names, or with no body "
+                       "at all the saga's latest COMPLETED one",
+            "description": "One rule: no body (Content-Length 0) undoes the saga's latest "
+                           "COMPLETED execution; any body must be {\"execution_id\": "
+                           "\"...\"}. Every other body, {}, null, [], \"\", 0 and false "
+                           "included, is 400, never \"the latest\".",
+            "requestBody": {"required": False, "content": {"application/json": {
+                "schema": {"type": "object", "additionalProperties": False,
+                           "required": ["execution_id"],
+                           "properties": {"execution_id": {"type": "string"}}}}}},
+            "responses": {"202": _json_response("compensating", _ref("Execution")),
+                          **_errors(400, 404, 409, 415)}},
+        "saga_status": {"operationId": "sagaStatus", "summary": "The saga's latest execution",
+                        "responses": {"200": _json_response("status", {"type": "object"}),
+                                      **_errors(404)}},
+        "list_executions": {
+            "operationId": "listExecutions", "summary": "List executions, newest first",
+            "parameters": [
+                {"name": "saga_id", "in": "query", "schema": {"type": "string"}},
+                {"name": "status", "in": "query", "schema": {
+                    "type": "string", "enum": [s.value for s in ExecutionStatus]}},
+                {"name": "started_after", "in": "query",
+                 "description": "started at or after this time (ISO 8601 with its zone, e.g. "
+                                "2026-12-05T09:30:00Z)",
+                 "schema": {"type": "string", "format": "date-time"}},
+                {"name": "started_before", "in": "query",
+                 "description": "started before this time (ISO 8601 with its zone)",
+                 "schema": {"type": "string", "format": "date-time"}},
+                _LIMIT, _CURSOR],
+            "responses": {"200": _json_response("a page", _ref("ExecutionPage")),
+                          **_errors(400)}},
+        "get_execution": {
+            "operationId": "getExecution",
+            "summary": "An execution: status and a timeline of steps and attempts",
+            "responses": {"200": execution, **_errors(404)}},
+        "retry_compensation": {
+            "operationId": "retryCompensation",
+            "summary": "Run the compensation of a COMPENSATION_FAILED execution again",
+            "responses": {"202": _json_response("compensating", _ref("Execution")),
+                          **_errors(404, 409)}},
+        "retry_forward": {
+            "operationId": "retryForward",
+            "summary": "Run a PARKED execution on from its parked step: that step's group "
+                       "gets a new round of saga.retriable_max_attempts attempts, then the "
+                       "steps after it run (nothing after a pivot is ever compensated)",
+            "responses": {"202": _json_response("running again", _ref("Execution")),
+                          **_errors(404, 409)}},
+        "resolve_execution": {
+            "operationId": "resolveExecution",
+            "summary": "Mark a failed or parked execution resolved, with a reason: a decision "
+                       "taken once (the first stands; any later resolve or retry is 409 "
+                       "already_resolved, naming who and when)",
+            "requestBody": _body({"type": "object", "required": ["reason"],
+                                  "additionalProperties": False, "properties": {
+                                      "reason": {"type": "string", "minLength": 3,
+                                                 "maxLength": 500}}}),
+            "responses": {"200": execution, **_errors(400, 404, 409, 415)}},
     }
+
+
+class RouteEntry(Protocol):
+    """What the document reads of a Chalice route (chalice.app.RouteEntry)."""
+
+    view_name: str
+    view_args: list[str]
+
+
+def _paths(routes: Mapping[str, Mapping[str, RouteEntry]]) -> dict[str, Any]:
+    """The paths of the app's route table (Chalice's app.routes: path -> method -> entry),
+    each operation the one _operations() gives its view. A route without one, or one for a
+    view no route has, is an error: the document describes exactly the routes."""
+    operations = _operations()
+    paths: dict[str, Any] = {}
+    for path, methods in routes.items():
+        item: dict[str, Any] = {}
+        for method, entry in methods.items():
+            if entry.view_name not in operations:
+                raise ValueError(f"{method} {path}: view {entry.view_name!r} has no operation "
+                                 "in chalicelib/openapi.py")
+            if entry.view_args:  # the same for every method of a path: shared by them
+                item["parameters"] = [_path_parameter(name) for name in entry.view_args]
+            item[method.lower()] = operations.pop(entry.view_name)
+        paths[path] = item
+    if operations:
+        raise ValueError(f"operations of views that have no route: {sorted(operations)}")
+    return paths
 
 
 _COMMON_ERRORS = [(401, "no valid bearer token (auth on)"),
@@ -349,13 +347,13 @@ _COMMON_ERRORS = [(401, "no valid bearer token (auth on)"),
 
 
 def _with_common_errors(paths: dict[str, Any]) -> dict[str, Any]:
-    """Every route but /health can answer 401, 403 and 429; one with a body also 413."""
-    for path, operations in paths.items():
+    """Every route that needs a token can answer 401, 403 and 429; one with a body also
+    413."""
+    for operations in paths.values():
         for method, operation in operations.items():
             if method == "parameters":  # shared by the path's operations
                 continue
-            if path == "/health" or path.startswith("/console"):  # no token needed
-                operation["security"] = []
+            if operation.get("security") == []:  # no token needed
                 continue
             statuses = [401, 403, 429] + ([413] if "requestBody" in operation else [])
             for status in statuses:
@@ -385,14 +383,17 @@ def _listing_schemas(execution: dict[str, Any]) -> dict[str, Any]:
                                                              "nullable": True}}}}
 
 
-def build_document(saga: SagaSettings) -> dict[str, Any]:
-    document = _document(saga)
+def build_document(saga: SagaSettings,
+                   routes: Mapping[str, Mapping[str, RouteEntry]]) -> dict[str, Any]:
+    """The document of the app whose route table is `routes` (app.routes)."""
+    document = _document(saga, routes)
     schemas = document["components"]["schemas"]
     schemas.update(_listing_schemas(schemas["Execution"]))
     return document
 
 
-def _document(saga: SagaSettings) -> dict[str, Any]:
+def _document(saga: SagaSettings,
+              routes: Mapping[str, Mapping[str, RouteEntry]]) -> dict[str, Any]:
     rules = saga.validation_rules
     error = {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["code", "message"],
@@ -410,7 +411,7 @@ def _document(saga: SagaSettings) -> dict[str, Any]:
                             "created_at": {"type": "string", "format": "date-time"},
                             "updated_at": {"type": "string", "format": "date-time"},
                             "version_created_at": {"type": "string", "format": "date-time"}}
-    paths = _with_common_errors({**_paths(), **_execution_paths()})
+    paths = _with_common_errors(_paths(routes))
     return {
         "openapi": "3.0.3",
         "info": {"title": saga.name, "version": saga.version,

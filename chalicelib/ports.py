@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
@@ -69,15 +70,36 @@ class DefinitionStore(Protocol):
     def audit_entries(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]: ...
 
 
+class RunKind(StrEnum):
+    """Why a run of an execution starts."""
+
+    FORWARD = "forward"  # the execution's own run, from its first step
+    COMPENSATION = "compensate"  # undo what a completed (or half-undone) execution did
+    RESUME = "resume"  # a retry forward of a PARKED execution, from its parked step's group
+
+
 @dataclass(frozen=True)
-class Machines:
-    forward_arn: str
-    compensation_arn: str
+class RunRef:
+    """An engine's handle on one run of an execution; its parts mean something to the engine
+    only. The execution store keeps them (the executions table's state_machine_arn and
+    sfn_execution_arn columns): `where` is known before the run starts (Engine.plan), `run`
+    once the start is recorded. A ref without `run` names the execution's forward run."""
+
+    execution_id: str
+    where: str
+    run: str | None = None
+
+    @classmethod
+    def kept_for(cls, execution: Execution) -> RunRef | None:
+        """The ref the store kept for the execution; None if no run was ever planned."""
+        if not (execution.state_machine_arn or execution.sfn_execution_arn):
+            return None
+        return cls(execution.id, execution.state_machine_arn or "", execution.sfn_execution_arn)
 
 
 @dataclass(frozen=True)
 class RunState:
-    """What Step Functions says of one of its executions."""
+    """What the engine says of one of its runs."""
 
     status: RunStatus
     error: str | None = None
@@ -87,26 +109,71 @@ class RunState:
         object.__setattr__(self, "status", RunStatus(self.status))
 
 
-class Orchestrator(Protocol):
-    """Step Functions, seen from the service."""
+class WaitGone(Exception):
+    """The waiting step a completion names no longer waits (it ended, timed out, or the token
+    is not the engine's): the completion came too late and changes nothing."""
 
-    def ensure_machines(self, saga: StoredSaga) -> Machines: ...
 
-    def machines_for(self, saga: StoredSaga) -> Machines:
-        """The ARNs only (derived, no call): what execute and compensate use."""
+class Engine(Protocol):
+    """What runs a saga's executions (Step Functions on AWS), in the saga's words.
+
+    A saga version is prepared once, when it is stored (and again at deploy); starting and
+    describing runs then needs nothing but refs derived from names, so request paths make one
+    call each (StartExecution) and never a control-plane call.
+
+    Child runs: a step that runs another saga starts the child's execution with `start(child,
+    child_execution_id, RunKind.FORWARD, parent=the parent's ref)`, and the child's run
+    carries the parent's ref. The parent's step waits on a token meanwhile; the child's end
+    answers it with complete_step or fail_step (that recording of the end is the feature's,
+    not the engine's)."""
+
+    # False for an engine that keeps no record of its runs (nothing for `describe` to
+    # answer): the reconciler does not ask it, and such an engine must itself report every
+    # end of a run to the write model.
+    keeps_history: bool
+
+    def prepare(self, saga: StoredSaga) -> None:
+        """Make (or bring up to date) what runs the version's executions: its forward and
+        compensation machines on Step Functions. Idempotent."""
         ...
 
-    def delete_machines(self, saga_id: str, revisions: list[int]) -> None: ...
-
-    def start(self, machine_arn: str, name: str, execution_input: dict[str, Any],
-              saga: StoredSaga | None = None) -> str:
-        """Start (idempotently: the same name twice starts one) and return the run's ARN; a
-        missing machine of `saga` is made once and the start tried once more."""
+    def discard(self, saga_id: str, revisions: list[int]) -> None:
+        """Remove what was prepared for those versions; missing ones are no error."""
         ...
 
-    def describe(self, run_arn: str) -> RunState: ...
+    def plan(self, saga: StoredSaga, execution_id: str) -> RunRef:
+        """The ref of the execution's forward run before it starts, derived without a call:
+        stored first, so a start whose record was lost is still found by `describe`."""
+        ...
 
-    def run_arn(self, machine_arn: str, name: str) -> str: ...
+    def start(self, saga: StoredSaga, execution_id: str, kind: RunKind, *,
+              at_step: str | None = None, parent: RunRef | None = None) -> RunRef:
+        """Start a run of the execution and return its ref. FORWARD is idempotent (starting
+        it twice is one run); COMPENSATION and RESUME start a new run each time. RESUME
+        enters the saga again at `at_step`'s group. `parent`: the run of another saga's
+        execution this one is a child of. A version found unprepared is prepared once and
+        the start tried once more."""
+        ...
+
+    def describe(self, run: RunRef) -> RunState:
+        """The run's state; MISSING if it never started. Only asked of an engine that
+        keeps_history."""
+        ...
+
+    def complete_step(self, token: str, output: dict[str, Any]) -> None:
+        """A step that waits for a participant's answer (a callback) succeeded with `output`.
+        Raises WaitGone if it no longer waits."""
+        ...
+
+    def fail_step(self, token: str, error: str, cause: str) -> None:
+        """The waiting step failed with that error name (one the machines catch, see
+        lifecycle) and cause. Raises WaitGone if it no longer waits."""
+        ...
+
+    def heartbeat(self, token: str) -> None:
+        """The participant is still at work on the waiting step: its heartbeat timeout starts
+        again. Raises WaitGone if it no longer waits."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -149,7 +216,9 @@ class ExecutionStore(Protocol):
 
     def latest(self, saga_id: str, status: ExecutionStatus | None = None) -> Execution | None: ...
 
-    def mark_started(self, execution_id: str, machine_arn: str, run_arn: str) -> None: ...
+    def mark_started(self, execution_id: str, run: RunRef) -> None:
+        """Record that the execution's run started: the store keeps the ref's parts."""
+        ...
 
     def transition(self, execution_id: str, allowed_from: set[ExecutionStatus],
                    to: ExecutionStatus, event_type: str, data: dict[str, Any],

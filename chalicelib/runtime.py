@@ -30,13 +30,14 @@ from chalicelib.adapters.mysql_cleanup import MySQLCleanup
 from chalicelib.adapters.mysql_dead_letters import MySQLDeadLetters
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
 from chalicelib.adapters.mysql_executions import MySQLExecutionStore
-from chalicelib.adapters.stepfunctions import FunctionNames, StepFunctionsOrchestrator
+from chalicelib.adapters.stepfunctions.arns import FunctionNames
+from chalicelib.adapters.stepfunctions.compiler import CompileOptions
+from chalicelib.adapters.stepfunctions.engine import StepFunctionsEngine
 from chalicelib.config import Settings, get_settings, load_settings
 from chalicelib.events.projector import Projector, ensure_indexes
 from chalicelib.events.relay import OutboxRelay
 from chalicelib.parts import ProcessRoot
 from chalicelib.ports import Actor
-from chalicelib.saga.compiler import CompileOptions
 from chalicelib.saga.durations import parse_duration_ms
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
 from chalicelib.saga.lifecycle import Phase
@@ -72,13 +73,13 @@ def state_machine_role(settings: Settings, account: str) -> str:
             or f"arn:aws:iam::{account}:role/{settings.aws.app_name}-{settings.stage}-states")
 
 
-def build_orchestrator(settings: Settings) -> StepFunctionsOrchestrator:
+def build_engine(settings: Settings) -> StepFunctionsEngine:
     names = function_names(settings)
 
     def function_for(step: Step, phase: Phase) -> str:
         return names.arn(function_name(family_of(step.target(phase), FAMILY_OF)))
 
-    return StepFunctionsOrchestrator(
+    return StepFunctionsEngine(
         aws.client("stepfunctions", settings.aws), stage=settings.stage,
         role_arn=state_machine_role(settings, names.account),
         region=settings.aws.region, account=names.account, function_for=function_for,
@@ -94,21 +95,21 @@ def validation_policy(settings: Settings) -> ValidationPolicy:
 
 
 def build_definition_service(settings: Settings, connector: MySQLConnector, *,
-                             orchestrator: StepFunctionsOrchestrator | None = None
+                             engine: StepFunctionsEngine | None = None
                              ) -> DefinitionService:
     store = MySQLDefinitionStore(connector, auditing=settings.saga.auditing_enabled)
     return DefinitionService(store, validation_policy(settings),
                              Limits(settings.saga.max_sagas, settings.saga.max_steps),
                              executions=MySQLExecutionStore(connector),
-                             orchestrator=orchestrator or build_orchestrator(settings))
+                             engine=engine or build_engine(settings))
 
 
 def build_execution_service(settings: Settings, connector: MySQLConnector, mongo: MongoClient,
-                            *, orchestrator: StepFunctionsOrchestrator | None = None
+                            *, engine: StepFunctionsEngine | None = None
                             ) -> ExecutionService:
     return ExecutionService(
         MySQLDefinitionStore(connector, auditing=settings.saga.auditing_enabled),
-        MySQLExecutionStore(connector), orchestrator or build_orchestrator(settings),
+        MySQLExecutionStore(connector), engine or build_engine(settings),
         ExecutionPolicy(faults_enabled=faults_enabled(settings),
                         max_input_bytes=settings.limits.max_input_bytes,
                         max_event_bytes=settings.kafka.max_request_size),
@@ -118,7 +119,7 @@ def build_execution_service(settings: Settings, connector: MySQLConnector, mongo
 def build_reconciler(settings: Settings, connector: MySQLConnector,
                      grace_seconds: float | None = None) -> Reconciler:
     grace = parse_duration_ms(settings.saga.reconcile_after) / 1000
-    return Reconciler(MySQLExecutionStore(connector), build_orchestrator(settings),
+    return Reconciler(MySQLExecutionStore(connector), build_engine(settings),
                       grace_seconds=grace if grace_seconds is None else grace_seconds,
                       describe_budget=settings.saga.reconcile_describe_budget)
 
@@ -139,12 +140,12 @@ def cleanup_schedule_minutes(settings: Settings) -> int:
 def cleanup(settings: Settings, connector: MySQLConnector, actor: Actor) -> dict[str, Any]:
     """Remove what nothing needs any more; the machines of removed versions go too."""
     report = MySQLCleanup(connector, event_retention=timedelta(days=7)).run(actor)
-    orchestrator = build_orchestrator(settings)
+    engine = build_engine(settings)
     by_saga: dict[str, list[int]] = {}
     for saga_id, revision in report.orphan_versions:
         by_saga.setdefault(saga_id, []).append(revision)
     for saga_id, revisions in by_saga.items():
-        orchestrator.delete_machines(saga_id, revisions)
+        engine.discard(saga_id, revisions)
     return {"removed": {"idempotency_records": report.idempotency_records,
                         "published_events": report.published_events,
                         "orphan_versions": [{"saga_id": s, "revision": r}

@@ -14,21 +14,20 @@ from urllib.parse import urlsplit
 
 from chalicelib.config import get_settings
 from infra.cli_service import add_commands as add_service_commands
+from infra.exit_codes import Exit
 from infra.stack.process import StackError
 from infra.stack.supervisor import Supervisor
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNHEALTHY = 0, 1, 2, 3
 
 
 def _stack(args: argparse.Namespace) -> int:
     supervisor = Supervisor(get_settings())
     if args.action == "up":
         supervisor.up(args.servers)
-        return EXIT_OK
+        return Exit.OK
     if args.action == "down":
         if not supervisor.down(args.servers):
             print("nothing was running")
-        return EXIT_OK
+        return Exit.OK
     if args.action == "status":
         statuses = supervisor.status(args.servers)
         if args.json:
@@ -36,7 +35,7 @@ def _stack(args: argparse.Namespace) -> int:
         else:
             for status in statuses:
                 print(status.line())
-        return EXIT_OK if all(s.state == "healthy" for s in statuses) else EXIT_UNHEALTHY
+        return Exit.OK if all(s.state == "healthy" for s in statuses) else Exit.UNAVAILABLE
     if args.action == "logs":
         names = args.servers or [server.name for server in supervisor.servers]
         if args.follow:
@@ -44,7 +43,7 @@ def _stack(args: argparse.Namespace) -> int:
             os.execvp("tail", ["tail", "-n", str(args.lines), "-F", *logs])
         for name in names:
             print(f"==> {name} <==\n{supervisor.tail(name, args.lines)}")
-        return EXIT_OK
+        return Exit.OK
     raise AssertionError(args.action)
 
 
@@ -82,7 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
         if workers is not None:
             workers.stop()
         runtime.container().close()  # its pools and clients, once nothing uses them
-    return EXIT_OK
+    return Exit.OK
 
 
 def _events(args: argparse.Namespace) -> int:
@@ -98,7 +97,7 @@ def _events(args: argparse.Namespace) -> int:
     else:
         applied = rebuild_read_model(settings)
         print(f"read model rebuilt from the outbox: {applied} event(s) applied")
-    return EXIT_OK
+    return Exit.OK
 
 
 def _dead_letters(settings: Any, replay: int | None) -> int:
@@ -113,15 +112,15 @@ def _dead_letters(settings: Any, replay: int | None) -> int:
             print(f"{letter.id:>6}  {letter.created_at.isoformat():<26}  {letter.stage:<9}  "
                   f"{(letter.event_key or '-'):<40}  {letter.reason[:200]}")
         print(f"{len(rows)} dead letter(s) waiting")
-        return EXIT_OK
+        return Exit.OK
     letter = letters.get(replay)
     if letter is None or letter.replayed_at is not None:
         print(f"no dead letter {replay} waiting for a replay", file=sys.stderr)
-        return EXIT_FAILED
+        return Exit.FAILED
     if letter.stage == RELAY:
         letters.requeue_to_outbox(letter)
         print(f"dead letter {replay}: event back in the outbox; the relay publishes it next")
-        return EXIT_OK
+        return Exit.OK
     event = letter.event()
     try:
         if event is None:
@@ -130,10 +129,10 @@ def _dead_letters(settings: Any, replay: int | None) -> int:
     except Exception as error:  # the operator sees why, the letter stays for another try
         print(f"dead letter {replay}: replay failed: {type(error).__name__}: {error}",
               file=sys.stderr)
-        return EXIT_FAILED
+        return Exit.FAILED
     letters.mark_replayed(letter.id)
     print(f"dead letter {replay}: event re-projected")
-    return EXIT_OK
+    return Exit.OK
 
 
 def _openapi(args: argparse.Namespace) -> int:
@@ -142,8 +141,10 @@ def _openapi(args: argparse.Namespace) -> int:
     from chalicelib.openapi import build_document
     from chalicelib.runtime import OPENAPI_FILE
     from chalicelib.steps.contract import CONTRACT_SCHEMA_FILE, request_schema
+    from infra.deploy.local import load_app
 
-    documents = {OPENAPI_FILE: build_document(get_settings().saga),
+    # The paths are the app's own routes.
+    documents = {OPENAPI_FILE: build_document(get_settings().saga, load_app().routes),
                  CONTRACT_SCHEMA_FILE: request_schema()}
     stale = []
     for path, document in documents.items():
@@ -156,8 +157,8 @@ def _openapi(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     if stale:
         print(f"{', '.join(stale)} stale: run `saga openapi`", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+        return Exit.FAILED
+    return Exit.OK
 
 
 def _package(args: argparse.Namespace) -> int:
@@ -166,7 +167,7 @@ def _package(args: argparse.Namespace) -> int:
     template = package(args.stage, Path(args.out).resolve(), region=get_settings().aws.region,
                        with_dependencies=not args.no_dependencies)
     print(f"wrote {template} and its deployment package beside it")
-    return EXIT_OK
+    return Exit.OK
 
 
 def _reconcile(args: argparse.Namespace) -> int:
@@ -182,7 +183,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         for r in repairs:
             print(f"{r.execution_id}: {r.was.value} -> {r.now.value} ({r.reason})")
         print(f"{len(repairs)} execution(s) repaired")
-    return EXIT_OK
+    return Exit.OK
 
 
 def _db(args: argparse.Namespace) -> int:
@@ -195,7 +196,7 @@ def _db(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     print("applied: " + ", ".join(names) if names else "the schema is up to date")
-    return EXIT_OK
+    return Exit.OK
 
 
 def _deploy(args: argparse.Namespace) -> int:
@@ -207,7 +208,7 @@ def _deploy(args: argparse.Namespace) -> int:
         return _deploy_locally()
     except DeployError as error:
         print(f"saga: deploy failed: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return Exit.FAILED
 
 
 def _deploy_to_aws(args: argparse.Namespace) -> int:
@@ -219,22 +220,22 @@ def _deploy_to_aws(args: argparse.Namespace) -> int:
         print(f"saga: no AWS credentials found for stage {args.stage}: set AWS_PROFILE, or "
               "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on a machine with a "
               "role; `saga deploy --stage local` needs none", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.REFUSED
     if args.parameters is None:
         print(f"saga: stage {args.stage} needs --parameters FILE, a JSON object with "
               f"{', '.join(REQUIRED_PARAMETERS)} (see README)", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.REFUSED
     try:
         parameters = read_parameters(args.parameters)
     except ValueError as error:
         print(f"saga: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.REFUSED
     region = args.region or boto3.session.Session().region_name or "us-east-1"
     result = deploy_aws(args.stage, parameters, region=region,
                         say=lambda line: print(line, flush=True))
     for key in ("RestApiUrl", "WebsocketUrl"):
         print(f"{key}: {result.outputs.get(key, '-')}")
-    return EXIT_OK
+    return Exit.OK
 
 
 def _deploy_locally() -> int:
@@ -245,9 +246,9 @@ def _deploy_locally() -> int:
     result = deploy_local(settings, say=lambda line: print(line, flush=True))
     print(f"REST API through LocalStack's API Gateway: {gateway_url(settings, result.outputs)}")
     parts = runtime.container()  # its MySQL pool migrates the schema first
-    refresh_machines(parts.definition_service, parts.orchestrator, print)
+    refresh_machines(parts.definition_service, parts.engine, print)
     seed_demo_data(parts.connector)
-    return EXIT_OK
+    return Exit.OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -323,9 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except StackError as error:
         print(f"saga: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return Exit.FAILED
     except KeyboardInterrupt:
-        return 130
+        return Exit.INTERRUPTED
 
 
 if __name__ == "__main__":

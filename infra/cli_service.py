@@ -1,8 +1,8 @@
 """`saga sagas|run|executions|stats`: driving the service from a terminal.
 
-Exit codes: 0 done (for `run`: the saga COMPLETED), 1 the saga did not complete, 2 the request
-was refused (4xx) or the command was misused, 3 the service could not be reached or failed,
-4 `--follow` timed out.
+Exit codes (infra.exit_codes.Exit, shared with every `saga` command): 0 done (for `run`: the
+saga COMPLETED), 1 the saga did not complete, 2 the request was refused (4xx) or the command
+was misused, 3 the service could not be reached or failed, 4 `--follow` timed out.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import yaml
 
 from chalicelib.saga.lifecycle import STATUS_OF_EVENT, ExecutionStatus
 from infra.api_client import ApiClient, ApiError
+from infra.exit_codes import Exit
 from infra.text_table import format_table
 
-OK, NOT_COMPLETED, REFUSED, UNAVAILABLE, TIMED_OUT = 0, 1, 2, 3, 4
 # The events that end an execution, and the status they bring.
 FINAL = {kind: status for kind, status in STATUS_OF_EVENT.items() if status.is_final}
 
@@ -101,7 +101,7 @@ def sagas(args: argparse.Namespace, api: ApiClient) -> int:
         saga = api.call("PUT", f"/sagas/{_id(args)}/active",
                         {"active": args.action == "activate"})
         _emit(args, saga, f"{saga['id']} is {'active' if saga['active'] else 'inactive'}")
-    return OK
+    return Exit.OK
 
 
 def _or_dash(value: Any) -> Any:
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace, api: ApiClient) -> int:
     if not args.follow:
         execution = api.call("POST", f"/sagas/{args.saga_id}/execute", body)
         _emit(args, execution, f"{execution['id']} {execution['status']}")
-        return OK
+        return Exit.OK
     return _follow(args, api, lambda: api.call("POST", f"/sagas/{args.saga_id}/execute", body),
                    body["execution_id"])
 
@@ -153,10 +153,10 @@ def _follow(args: argparse.Namespace, api: ApiClient, start: Any, execution_id: 
                 if data.get("output_error"):
                     print(f"  {_output_problem(data['output_error'])}")
                 print(f"{status} in {time.monotonic() - started:.1f}s")
-            return OK if status is ExecutionStatus.COMPLETED else NOT_COMPLETED
+            return Exit.OK if status is ExecutionStatus.COMPLETED else Exit.FAILED
     print(f"saga: no end of {execution_id} within {args.timeout:.0f}s; see "
           f"`saga executions show {execution_id}`", file=sys.stderr)
-    return TIMED_OUT
+    return Exit.TIMED_OUT
 
 
 def shape_line(shape: list[dict[str, Any]]) -> str:
@@ -238,25 +238,25 @@ def executions(args: argparse.Namespace, api: ApiClient) -> int:
         rows = [[e["id"], e["saga_id"], e["version"], e["status"], e["started_at"][:19]]
                 for e in page["items"]]
         _emit(args, page, format_table(rows, ["EXECUTION", "SAGA", "VERSION", "STATUS", "STARTED"]))
-        return OK
+        return Exit.OK
     if not args.id:
         raise ApiError(-2, f"executions {args.action} needs an execution id")
     if args.action == "show":
         execution = api.call("GET", f"/executions/{args.id}")
         _emit(args, execution, _timeline(execution))
-        return OK
+        return Exit.OK
     if args.action in ("retry-compensation", "retry-forward"):
         path = f"/executions/{args.id}/{args.action}"
         if args.follow:
             return _follow(args, api, lambda: api.call("POST", path), args.id)
         execution = api.call("POST", path)
         _emit(args, execution, f"{execution['id']} {execution['status']}")
-        return OK
+        return Exit.OK
     if not args.reason:
         raise ApiError(-2, "executions resolve needs --reason")
     execution = api.call("POST", f"/executions/{args.id}/resolve", {"reason": args.reason})
     _emit(args, execution, f"{execution['id']} resolved: {execution['resolution']}")
-    return OK
+    return Exit.OK
 
 
 def _why(error: dict[str, Any] | None) -> str:
@@ -312,7 +312,7 @@ def stats(args: argparse.Namespace, api: ApiClient) -> int:
                  f"steps); {runs.get('executions', 0)} executions {runs.get('by_status', {})}, "
                  f"{runs.get('running', 0)} running, success rate {runs.get('success_rate')}")
     _emit(args, body, human)
-    return OK
+    return Exit.OK
 
 
 # -- wiring ----------------------------------------------------------------------
@@ -382,10 +382,10 @@ def _with_api(command: Any) -> Any:
             for v in violations:
                 print(f"  {v['field']}: {v['message']} (got {v['value']!r})", file=sys.stderr)
             if error.status == -2 or 400 <= error.status < 500:
-                return REFUSED
-            return UNAVAILABLE
+                return Exit.REFUSED
+            return Exit.UNAVAILABLE
         except (OSError, ValueError) as error:
             print(f"saga: {error}", file=sys.stderr)
-            return REFUSED
+            return Exit.REFUSED
 
     return handler

@@ -19,11 +19,17 @@ from chalice import local
 from chalice.cli.factory import CLIFactory
 
 from chalicelib.auth import MISSING_TOKEN, TokenRejected
+from chalicelib.http_errors import http_error
+from chalicelib.saga.errors import ErrorKind
 from infra.stack.paths import PROJECT_ROOT
 
 
 def _error(code: str, message: str) -> str:
     return json.dumps({"error": {"code": code, "message": message}})
+
+
+# A refused token, answered as the app answers Unauthenticated.
+UNAUTHENTICATED, UNAUTHENTICATED_CODE = http_error(ErrorKind.UNAUTHENTICATED)
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
@@ -64,8 +70,8 @@ class _RequestHandler(local.ChaliceRequestHandler):
         try:
             super()._generic_handle()
         except TokenRejected as rejected:
-            self._send_http_response(401, {"Content-Type": "application/json"},
-                                     _error("unauthenticated", rejected.reason))
+            self._send_http_response(UNAUTHENTICATED, {"Content-Type": "application/json"},
+                                     _error(UNAUTHENTICATED_CODE, rejected.reason))
 
     def send_error(self, code: int, message: str | None = None,
                    explain: str | None = None) -> None:
@@ -86,8 +92,8 @@ class _RequestHandler(local.ChaliceRequestHandler):
                 "route_not_found", f"no route for {self.command} {path}"))
             return
         if error.CODE == 401:  # no Authorization header at all
-            self._send_http_response(401, {"Content-Type": "application/json"}, _error(
-                "unauthenticated", MISSING_TOKEN))
+            self._send_http_response(UNAUTHENTICATED, {"Content-Type": "application/json"},
+                                     _error(UNAUTHENTICATED_CODE, MISSING_TOKEN))
             return
         super()._send_error_response(error)
 

@@ -20,7 +20,7 @@ import pymysql
 from pymysql.cursors import DictCursor
 
 from chalicelib.config import MySQLSettings
-from chalicelib.saga.errors import SagaError
+from chalicelib.saga.errors import ErrorKind, SagaError
 
 T = TypeVar("T")
 
@@ -45,8 +45,7 @@ class DatabaseUnavailable(SagaError):
     """The write model could not be reached (or the pool stayed full): the request failed,
     the next one gets a fresh connection."""
 
-    status = 503
-    code = "database_unavailable"
+    kind = ErrorKind.DATABASE_UNAVAILABLE
 
 
 # Errors after which a connection's state is unknown: it is closed, never reused.

@@ -126,9 +126,8 @@ class MySQLDefinitionStore:
         stored = self._get(cur, saga.id, None)
         assert stored is not None
         self._audit(cur, actor, action, "saga", saga.id, before, stored, now)
-        append_definition_event(
-            cur, events.DEFINITION_CREATED if before is None else events.DEFINITION_UPDATED,
-            saga_id=saga.id, data={**_summary_dict(stored), "action": action}, at=now)
+        built = events.definition_created if before is None else events.definition_updated
+        append_definition_event(cur, built(stored, action=action), saga_id=saga.id, at=now)
         return stored
 
     def set_active(self, saga_id: str, active: bool, actor: Actor) -> StoredSaga | None:
@@ -144,9 +143,9 @@ class MySQLDefinitionStore:
             after = self._get(cur, saga_id, None)
             self._audit(cur, actor, "activate" if active else "deactivate", "saga", saga_id,
                         before, after, now)
-            append_definition_event(cur, events.DEFINITION_UPDATED, saga_id=saga_id,
-                                    data={**_summary_dict(after), "action": "set_active"},
-                                    at=now)
+            assert after is not None
+            append_definition_event(cur, events.definition_updated(after, action="set_active"),
+                                    saga_id=saga_id, at=now)
         return after
 
     def delete(self, saga_id: str, actor: Actor, keep_revisions: list[int]) -> bool:
@@ -169,9 +168,9 @@ class MySQLDefinitionStore:
                         f"AND revision NOT IN ({placeholders})", (saga_id, *keep))
             cur.execute("DELETE FROM sagas WHERE id = %s", (saga_id,))
             self._audit(cur, actor, "delete", "saga", saga_id, before, None, now)
-            append_definition_event(cur, events.DEFINITION_DELETED, saga_id=saga_id,
-                                    data={"saga_id": saga_id, "version": before.version},
-                                    at=now)
+            append_definition_event(cur, events.definition_deleted(saga_id=saga_id,
+                                                                   version=before.version),
+                                    saga_id=saga_id, at=now)
         return True
 
     def _audit(self, cur: Any, actor: Actor, action: str, entity_type: str, entity_id: str,

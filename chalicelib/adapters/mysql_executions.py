@@ -14,7 +14,7 @@ from typing import Any
 import pymysql
 
 from chalicelib.adapters.cursors import decode_time_cursor, encode_cursor
-from chalicelib.ports import ExecutionPage, ExecutionQuery
+from chalicelib.ports import ExecutionPage, ExecutionQuery, RunRef
 from chalicelib.saga import events
 from chalicelib.saga.errors import NotFound
 from chalicelib.saga.executions import (
@@ -86,32 +86,38 @@ def append_event(cur: Cursor, event_type: str, *, execution_id: str, data: dict[
                          sequence=row["last_sequence"], data=data, at=at)
 
 
+def record_event(cur: Cursor, event: events.Event, *, execution_id: str,
+                 at: datetime) -> dict[str, Any]:
+    """A built event of an execution, persisted as it is in the caller's transaction."""
+    return append_event(cur, event.type, execution_id=execution_id, data=event.data, at=at)
+
+
 def append_events(cur: Cursor, execution: dict[str, Any],
-                  batch: list[tuple[str, dict[str, Any], datetime]]) -> None:
+                  batch: list[tuple[events.Event, datetime]]) -> None:
     """Several events of one execution in two statements. The caller holds the execution's
     row lock, so its last_sequence (read under that lock) is the one to continue from."""
     if not batch:
         return
     execution_id = execution["id"]
     first = int(execution["last_sequence"]) + 1
-    rows = [_outbox_row(event_type, key=execution_id, subject=f"execution/{execution_id}",
-                        sequence=first + offset, data=data, at=at)[1]
-            for offset, (event_type, data, at) in enumerate(batch)]
+    rows = [_outbox_row(event.type, key=execution_id, subject=f"execution/{execution_id}",
+                        sequence=first + offset, data=event.data, at=at)[1]
+            for offset, (event, at) in enumerate(batch)]
     cur.executemany(_INSERT_OUTBOX, rows)
     last = first + len(batch) - 1
     cur.execute("UPDATE executions SET last_sequence = %s WHERE id = %s", (last, execution_id))
     execution["last_sequence"] = last
 
 
-def append_definition_event(cur: Cursor, event_type: str, *, saga_id: str,
-                            data: dict[str, Any], at: datetime) -> dict[str, Any]:
+def append_definition_event(cur: Cursor, event: events.Event, *, saga_id: str,
+                            at: datetime) -> dict[str, Any]:
     # Callers hold the saga's header row lock, so MAX + 1 cannot race. (An execution may
     # have been given the same id as a saga: definition events count on their own.)
     cur.execute("SELECT COALESCE(MAX(sequence), 0) + 1 AS next FROM outbox "
                 "WHERE partition_key = %s AND type LIKE 'saga.definition.%%'", (saga_id,))
     sequence = cur.fetchone()["next"]  # type: ignore[index]
-    return _insert_event(cur, event_type, key=saga_id, subject=f"saga/{saga_id}",
-                         sequence=sequence, data=data, at=at)
+    return _insert_event(cur, event.type, key=saga_id, subject=f"saga/{saga_id}",
+                         sequence=sequence, data=event.data, at=at)
 
 
 def _insert_event(cur: Cursor, event_type: str, *, key: str, subject: str, sequence: int,
@@ -323,7 +329,6 @@ class MySQLExecutionStore:
 
     def create(self, execution: Execution,
                steps: Sequence[StepShape]) -> tuple[Execution, bool]:
-        step_ids = [shape.step_id for shape in steps]
         try:
             with self._db.transaction() as cur:
                 # Share-locks the saga row until this execution is committed, so a concurrent
@@ -334,13 +339,8 @@ class MySQLExecutionStore:
                     raise NotFound(f"saga {execution.saga_id!r} does not exist",
                                    saga_id=execution.saga_id)
                 insert_execution(cur, execution, steps)
-                append_event(cur, events.EXECUTION_STARTED, execution_id=execution.id,
-                             data={"saga_id": execution.saga_id, "version": execution.version,
-                                   "revision": execution.revision, "steps": step_ids,
-                                   "shape": [shape.model_dump(mode="json") for shape in steps],
-                                   "input": execution.input,
-                                   "faults": [f.model_dump() for f in execution.faults],
-                                   "state_machine_arn": execution.state_machine_arn},
+                record_event(cur, events.execution_started(execution, steps),
+                             execution_id=execution.id,
                              at=execution.started_at.replace(tzinfo=None))
         except pymysql.IntegrityError:
             existing = self.get(execution.id)
@@ -397,14 +397,17 @@ class MySQLExecutionStore:
             row = cur.fetchone()
             return load_execution(cur, row["id"]) if row else None
 
-    def mark_started(self, execution_id: str, machine_arn: str, run_arn: str) -> None:
+    def mark_started(self, execution_id: str, run: RunRef) -> None:
+        # The ref's parts are the row's state_machine_arn and sfn_execution_arn.
+        machine_arn, run_arn = run.where, run.run
         with self._db.transaction() as cur:
             row = lock_execution(cur, execution_id)
             at = now()
             set_sfn_execution(cur, execution_id, machine_arn, run_arn, at)
-            append_event(cur, events.RUN_STARTED, execution_id=execution_id,
-                         data={"saga_id": row["saga_id"] if row else None,
-                               "state_machine_arn": machine_arn, "run_arn": run_arn}, at=at)
+            record_event(cur, events.run_started(saga_id=row["saga_id"] if row else None,
+                                                 state_machine_arn=machine_arn,
+                                                 run_arn=run_arn),
+                         execution_id=execution_id, at=at)
 
     def transition(self, execution_id: str, allowed_from: set[ExecutionStatus],
                    to: ExecutionStatus, event_type: str, data: dict[str, Any],
@@ -423,9 +426,9 @@ class MySQLExecutionStore:
                 # A new compensation run: its failure is counted afresh.
                 cur.execute("UPDATE executions SET ended_at = NULL WHERE id = %s",
                             (execution_id,))
-            append_event(cur, event_type, execution_id=execution_id,
-                         data={"saga_id": row["saga_id"], "status": to.value, **data,
-                               **({"execution_error": error} if error else {})}, at=at)
+            record_event(cur, events.moved(event_type, saga_id=row["saga_id"], status=to,
+                                           execution_error=error or events.ABSENT, **data),
+                         execution_id=execution_id, at=at)
             return load_execution(cur, execution_id)
 
     def resume(self, execution_id: str, steps: Sequence[str], by: str) -> Execution | None:
@@ -447,9 +450,10 @@ class MySQLExecutionStore:
                             "WHERE execution_id = %s AND step_id = %s",
                             (StepStatus.PENDING.value, execution_id, step_id))
                 reset.append({"step_id": step_id, **step_record(cur, execution_id, step_id)})
-            append_event(cur, events.SAGA_RESUMED, execution_id=execution_id,
-                         data={"saga_id": row["saga_id"], "status": ExecutionStatus.RUNNING.value,
-                               "by": by, "execution_error": None, "steps": reset}, at=at)
+            record_event(cur, events.saga_resumed(saga_id=row["saga_id"],
+                                                  status=ExecutionStatus.RUNNING, by=by,
+                                                  steps=reset),
+                         execution_id=execution_id, at=at)
             return load_execution(cur, execution_id)
 
     def resolve(self, execution_id: str, by: str, reason: str) -> Execution | None:
@@ -463,8 +467,9 @@ class MySQLExecutionStore:
             at = now()
             if not resolve_execution(cur, execution_id, by=by, reason=reason, at=at):
                 return None
-            append_event(cur, events.SAGA_RESOLVED, execution_id=execution_id,
-                         data={"saga_id": row["saga_id"], "by": by, "reason": reason}, at=at)
+            record_event(cur, events.saga_resolved(saga_id=row["saga_id"], by=by,
+                                                   reason=reason),
+                         execution_id=execution_id, at=at)
             return load_execution(cur, execution_id)
 
     def count_active(self, saga_id: str) -> int:

@@ -11,12 +11,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.saga.errors import SagaError
+from chalicelib.saga.errors import ErrorKind, SagaError
 
 
 class RateLimited(SagaError):
-    status = 429
-    code = "rate_limited"
+    kind = ErrorKind.RATE_LIMITED
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message, retry_after_seconds=retry_after)

@@ -115,14 +115,14 @@ class MySQLLedgerTransaction:
                            None if error is None else json.dumps(error), execution_id))
 
     def append_events(self, execution_id: str, batch: EventBatch) -> None:
-        timed = [(kind, data, naive_utc(at)) for kind, data, at in batch]
+        timed = [(event, naive_utc(at)) for event, at in batch]
         row = self._rows.get(execution_id)
         if row is not None:
             # Locked here: continue from the last_sequence read under the lock.
             records.append_events(self._cur, row, timed)
             return
-        for kind, data, at in timed:
-            records.append_event(self._cur, kind, execution_id=execution_id, data=data, at=at)
+        for event, at in timed:
+            records.record_event(self._cur, event, execution_id=execution_id, at=at)
 
 
 class MySQLStepLedger:

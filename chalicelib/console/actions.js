@@ -1,22 +1,22 @@
 // Operator actions on an execution, each behind a confirmation, each showing the API's answer.
 // A button appears only when the caller's role allows the action (GET /whoami) and the
-// execution's status admits it.
+// execution's status admits it (ACTION_SOURCES: the lifecycle's, served with the page).
 import { call, explain } from "./api.js";
-import { h } from "./dom.js";
+import { ACTION_SOURCES, h } from "./dom.js";
 
 const ACTIONS = [
   // After a pivot a saga only goes forward: the API refuses to compensate it (409).
-  { name: "compensate", label: "Compensate", when: ["COMPLETED"],
+  { name: "compensate", label: "Compensate",
     only: (e) => !(e.steps || []).some((step) => step.kind === "pivot"),
     text: "Undo every step of this completed execution, in reverse order?",
     run: (e) => call("POST", `sagas/${encodeURIComponent(e.saga_id)}/compensate`, { execution_id: e.id }) },
-  { name: "retry_compensation", label: "Retry compensation", when: ["COMPENSATION_FAILED"],
+  { name: "retry_compensation", label: "Retry compensation",
     text: "Run the compensation of this execution again, from the steps not yet undone?",
     run: (e) => call("POST", `executions/${encodeURIComponent(e.id)}/retry-compensation`) },
-  { name: "retry_forward", label: "Retry forward", when: ["PARKED"],
+  { name: "retry_forward", label: "Retry forward",
     text: "Run the parked step again, then the steps after it? Nothing is undone after the pivot.",
     run: (e) => call("POST", `executions/${encodeURIComponent(e.id)}/retry-forward`) },
-  { name: "resolve", label: "Resolve…", when: ["COMPENSATION_FAILED", "FAILED", "TIMED_OUT", "PARKED"],
+  { name: "resolve", label: "Resolve…",
     text: "Record that a person has handled this execution. Its status does not change.",
     reason: true,
     run: (e, reason) => call("POST", `executions/${encodeURIComponent(e.id)}/resolve`, { reason }) },
@@ -58,7 +58,7 @@ export function actionBar(execution, me, memo, after) {
   const answer = h("p", { class: "answer", role: "status", "aria-live": "polite",
     "data-testid": "action-answer", "data-ok": memo.ok || "" }, memo.text || "");
   const say = (text, ok) => { memo.text = text; memo.ok = ok; answer.textContent = text; answer.dataset.ok = ok; };
-  const buttons = ACTIONS.filter((a) => allowed.has(a.name) && a.when.includes(execution.status)
+  const buttons = ACTIONS.filter((a) => allowed.has(a.name) && (ACTION_SOURCES[a.name] || []).includes(execution.status)
     && (!a.only || a.only(execution)))
     // A resolved execution accepts no further decision: the API refuses each (409).
     .filter(() => !execution.resolved_by)

@@ -39,10 +39,13 @@ export function span(ms) {
   return `${Math.floor(ms / 60000)} min ${Math.round((ms % 60000) / 1000)} s`;
 }
 
-export const FINAL = new Set(["COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "FAILED",
-  "TIMED_OUT", "PARKED"]);
-export const STATUSES = ["RUNNING", "COMPLETED", "COMPENSATING", "COMPENSATED",
-  "COMPENSATION_FAILED", "FAILED", "TIMED_OUT", "PARKED"];
+// The lifecycle's rules, as the service wrote them into the page (chalicelib/console.py, from
+// chalicelib/saga/lifecycle.py): never spelled here, so the two cannot drift.
+const LIFECYCLE = JSON.parse(document.getElementById("lifecycle").textContent);
+export const STATUSES = LIFECYCLE.statuses;
+export const FINAL = new Set(LIFECYCLE.final);
+// Operator action name -> the statuses it starts from.
+export const ACTION_SOURCES = LIFECYCLE.actions;
 
 export const badge = (status) =>
   h("span", { class: "badge", "data-status": status }, status.replaceAll("_", " "));

@@ -32,6 +32,10 @@ EXECUTIONS = "executions"
 SUMMARIES = "saga_summaries"
 
 _TOUCHES_EXECUTION = {events.SAGA_RESOLVED, events.RUN_STARTED}
+# The event types the read model applies: an execution's start, the events of its own row,
+# and every event the lifecycle gives a status or a step's phase (definitions' are not here).
+APPLIED: frozenset[str] = frozenset({events.EXECUTION_STARTED, *_TOUCHES_EXECUTION,
+                                     *STATUS_OF_EVENT, *PHASE_OF_EVENT})
 
 
 def ensure_indexes(db: Database) -> None:
@@ -56,10 +60,7 @@ class Projector:
 
     def apply(self, event: Mapping[str, Any]) -> bool:
         """Apply one event; False when it was already applied (or is not for the read model)."""
-        if not event.get("type", "").startswith(("saga.execution", "saga.step", "saga.comp",
-                                                 "saga.completed", "saga.failed",
-                                                 "saga.resolved", "saga.parked",
-                                                 "saga.resumed")):
+        if event.get("type") not in APPLIED:
             return False
         with self.client.start_session() as session:
             applied = session.with_transaction(lambda s: self._apply(s, event))

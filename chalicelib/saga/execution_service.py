@@ -1,7 +1,7 @@
 """Use cases for running sagas: execute, compensate, inspect, and the operator's actions.
 
-Talks to the ports only. The write model is the source of truth; Step Functions runs each
-execution under the execution's own id, so a repeated start is the same run.
+Talks to the ports only. The write model is the source of truth; the engine runs each
+execution's forward run under the execution's own id, so a repeated start is the same run.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from typing import Any
 from chalicelib.ports import (
     Actor,
     DefinitionStore,
+    Engine,
     ExecutionPage,
     ExecutionQuery,
     ExecutionReadModel,
     ExecutionStore,
-    Orchestrator,
     ReadModelUnavailable,
+    RunKind,
 )
 from chalicelib.saga import events
-from chalicelib.saga.compiler import execution_input, resume_state
-from chalicelib.saga.errors import BadRequest, Conflict, NotFound, SagaError
+from chalicelib.saga.errors import BadRequest, Conflict, ErrorKind, NotFound, SagaError
 from chalicelib.saga.executions import (
     Execution,
     ExecutionStatus,
@@ -37,29 +37,25 @@ from chalicelib.saga.executions import (
 )
 from chalicelib.saga.lifecycle import EVENT_OF, RESOLVABLE, StepKind, accepts_decision
 from chalicelib.saga.models import StoredSaga
-from chalicelib.saga.requests import (
-    ExecuteRequest,
-    ResolveRequest,
-    parse_request,
-)
+from chalicelib.saga.requests import ExecuteRequest, ResolveRequest
 from chalicelib.saga.service import page_size
 from chalicelib.saga.storable import KAFKA_MAX_REQUEST_BYTES, check_storable
 from chalicelib.saga.validation import SAFE_ID
 
-# Step Functions run names are at most 80 characters; compensation runs add "-c<n>".
+# The engine names an execution's runs after its id: every engine must fit this many characters
+# and a suffix of its own.
 MAX_EXECUTION_ID = 64
 _STATUSES = {status.value for status in ExecutionStatus}
 
 
 class OrchestratorUnavailable(SagaError):
-    status = 503
-    code = "orchestrator_unavailable"
+    kind = ErrorKind.ORCHESTRATOR_UNAVAILABLE
 
 
 class AlreadyResolved(Conflict):
     """An operator's decision on an execution someone has resolved: the first one stands."""
 
-    code = "already_resolved"
+    kind = ErrorKind.ALREADY_RESOLVED
 
 
 @dataclass(frozen=True)
@@ -71,19 +67,20 @@ class ExecutionPolicy:
 
 class ExecutionService:
     def __init__(self, definitions: DefinitionStore, executions: ExecutionStore,
-                 orchestrator: Orchestrator, policy: ExecutionPolicy,
+                 engine: Engine, policy: ExecutionPolicy,
                  reads: ExecutionReadModel) -> None:
         self.definitions = definitions
         self.executions = executions
         self.reads = reads
-        self.orchestrator = orchestrator
+        self.engine = engine
         self.policy = policy
 
     # -- execute --------------------------------------------------------------------------
 
-    def execute(self, saga_id: str, body: Any, actor: Actor) -> tuple[Execution, bool]:
+    def execute(self, saga_id: str, request: ExecuteRequest,
+                actor: Actor) -> tuple[Execution, bool]:
         """Start an execution of the saga's latest version; (execution, created)."""
-        request = self._parse_execute(body)
+        self._check_request(request)
         saga = self.definitions.get(saga_id)
         if saga is None:
             raise NotFound(f"saga {saga_id!r} does not exist", saga_id=saga_id)
@@ -95,25 +92,24 @@ class ExecutionService:
         if not saga.active:
             raise Conflict(f"saga {saga_id!r} is not active; activate it to execute it",
                            saga_id=saga_id)
-        machines = self._machines(saga)
+        # Stored before the start, so a run whose start was not recorded is still found.
+        planned = self.engine.plan(saga, execution_id)
         now = datetime.now(UTC)
         execution, created = self.executions.create(Execution(
             id=execution_id, saga_id=saga.id, revision=saga.revision, version=saga.version,
             status=ExecutionStatus.RUNNING, input=request.input, faults=request.faults,
-            state_machine_arn=machines.forward_arn, started_at=now, updated_at=now,
+            state_machine_arn=planned.where, started_at=now, updated_at=now,
         ), [StepShape.of(step) for step in saga.active_steps()])
         if not created:  # a concurrent request with the same id won the race
             return self._same_request(execution, saga_id), False
-        self._start(execution, machines.forward_arn, execution.id, saga)
+        self._start(execution, saga, RunKind.FORWARD)
         return self.executions.get(execution.id) or execution, True
 
-    def _parse_execute(self, body: Any) -> ExecuteRequest:
-        if body is None:
-            body = {}
-        if isinstance(body, dict) and body.get("faults") not in (None, []) \
-                and not self.policy.faults_enabled:
+    def _check_request(self, request: ExecuteRequest) -> None:
+        """What this stage allows and every store can hold; checked before anything is
+        read or stored, whichever edge the request came from."""
+        if request.faults and not self.policy.faults_enabled:
             raise BadRequest("fault injection is disabled in this stage")
-        request = parse_request(ExecuteRequest, body, '{"input": {...}}')
         # Faults are stored and sent with the input, so they count towards its limit.
         size = len(json.dumps(request.input).encode()) + len(json.dumps(
             [fault.model_dump() for fault in request.faults]).encode())
@@ -129,7 +125,6 @@ class ExecutionService:
         check_storable({"input": request.input,
                         "faults": [fault.model_dump() for fault in request.faults]},
                        max_event_bytes=self.policy.max_event_bytes)
-        return request
 
     @staticmethod
     def _check_fault_steps(faults: list[Fault], saga: StoredSaga) -> None:
@@ -147,17 +142,11 @@ class ExecutionService:
                            execution_id=existing.id)
         return existing
 
-    def _machines(self, saga: Any) -> Any:
-        # Derived from names: the machines were made when the version was stored.
-        return self.orchestrator.machines_for(saga)
-
-    def _start(self, execution: Execution, machine_arn: str, run_name: str,
-               saga: Any = None, *, resume_at: str = "",
+    def _start(self, execution: Execution, saga: StoredSaga, kind: RunKind, *,
+               at_step: str | None = None,
                unstarted: ExecutionStatus = ExecutionStatus.FAILED) -> None:
         try:
-            run_arn = self.orchestrator.start(machine_arn, run_name,
-                                              execution_input(execution.id, resume_at),
-                                              saga=saga)
+            run = self.engine.start(saga, execution.id, kind, at_step=at_step)
         except Exception as error:
             # Nothing ran: the execution is `unstarted` (FAILED; a retry forward stays PARKED)
             # with the reason, and the caller hears 503.
@@ -169,7 +158,7 @@ class ExecutionService:
             raise OrchestratorUnavailable(
                 f"the execution could not be started: {type(error).__name__}",
                 execution_id=execution.id) from error
-        self.executions.mark_started(execution.id, machine_arn, run_arn)
+        self.executions.mark_started(execution.id, run)
 
     # -- compensate, retry, resolve ----------------------------------------------------------
 
@@ -223,15 +212,13 @@ class ExecutionService:
         saga = self.definitions.get_revision(execution.saga_id, execution.revision)
         if saga is None:
             raise Conflict(f"the version execution {execution.id!r} ran is gone")
-        machines = self._machines(saga)
         moved = self.executions.transition(execution.id, allowed, ExecutionStatus.COMPENSATING,
                                            events.COMPENSATION_STARTED,
                                            {"reason": reason, "by": actor.name}, error=cause,
                                            by_operator=True)
         if moved is None:
             raise self._refused(execution.id)
-        run_name = f"{execution.id}-c{uuid.uuid4().hex[:8]}"
-        self._start(moved, machines.compensation_arn, run_name, saga)
+        self._start(moved, saga, RunKind.COMPENSATION)
         return self._current(execution.id)
 
     def retry_forward(self, execution_id: str, actor: Actor) -> Execution:
@@ -255,14 +242,12 @@ class ExecutionService:
         moved = self.executions.resume(execution_id, unfinished, actor.name)
         if moved is None:
             raise self._refused(execution_id)
-        machines = self._machines(saga)
-        self._start(moved, machines.forward_arn, f"{execution_id}-f{uuid.uuid4().hex[:8]}",
-                    saga, resume_at=resume_state(steps, unfinished[0]),
+        self._start(moved, saga, RunKind.RESUME, at_step=unfinished[0],
                     unstarted=ExecutionStatus.PARKED)
         return self._current(execution_id)
 
-    def resolve(self, execution_id: str, body: Any, actor: Actor) -> Execution:
-        reason = parse_request(ResolveRequest, body, '{"reason": "..."}').reason
+    def resolve(self, execution_id: str, request: ResolveRequest, actor: Actor) -> Execution:
+        reason = request.reason
         if not 3 <= len(reason.strip()) <= 500:
             raise BadRequest('the reason must have 3 to 500 characters')
         execution = self._undecided(self._current(execution_id))

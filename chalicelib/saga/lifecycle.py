@@ -74,7 +74,8 @@ class Outcome(StrEnum):
 
 
 class RunStatus(StrEnum):
-    """What the orchestrator (Step Functions) says of one of its runs; MISSING: never started."""
+    """What the engine says of one of its runs (Step Functions' statuses); MISSING: never
+    started."""
 
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
@@ -93,6 +94,17 @@ RESOLVABLE: frozenset[ExecutionStatus] = frozenset({ExecutionStatus.COMPENSATION
                                                     ExecutionStatus.FAILED,
                                                     ExecutionStatus.TIMED_OUT,
                                                     ExecutionStatus.PARKED})
+
+
+# Where each operator action may start (the console offers its button there): compensate a
+# COMPLETED execution, retry a failed compensation, retry a parked one forward (the three
+# by_operator rows of TRANSITIONS), or resolve a failed end.
+OPERATOR_ACTIONS: dict[str, frozenset[ExecutionStatus]] = {
+    "compensate": frozenset({ExecutionStatus.COMPLETED}),
+    "retry_compensation": frozenset({ExecutionStatus.COMPENSATION_FAILED}),
+    "retry_forward": frozenset({ExecutionStatus.PARKED}),
+    "resolve": RESOLVABLE,
+}
 
 
 def accepts_decision(resolved_by: str | None) -> bool:

@@ -1,4 +1,4 @@
-"""Finds executions the write model believes are running while Step Functions says they ended
+"""Finds executions the write model believes are running while the engine says they ended
 (or never started), and records how they really ended, so nothing stays RUNNING forever.
 
 Runs as a scheduled Lambda on AWS and as `saga reconcile` locally.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.ports import ExecutionStore, Orchestrator, RunState
+from chalicelib.ports import Engine, ExecutionStore, RunRef, RunState
 from chalicelib.saga.executions import Execution, ExecutionStatus, execution_error
 from chalicelib.saga.lifecycle import ACTIVE, END_BY_ERROR, EVENT_OF, TOOK_EFFECT, RunStatus
 
@@ -50,19 +50,21 @@ def _status_of(execution: Execution, run: RunState) -> tuple[ExecutionStatus, st
 
 
 class Reconciler:
-    def __init__(self, executions: ExecutionStore, orchestrator: Orchestrator, *,
+    def __init__(self, executions: ExecutionStore, engine: Engine, *,
                  grace_seconds: float, describe_budget: int = 100) -> None:
         self.executions = executions
-        self.orchestrator = orchestrator
+        self.engine = engine
         self.grace_seconds = grace_seconds
-        # DescribeExecution refills at 15/s from a bucket of 300 per account, shared with
-        # every other caller: one run spends at most this many.
+        # Describing a run spends a quota shared with every other caller (on Step Functions
+        # 15/s from a bucket of 300 per account): one run spends at most this many.
         self.describe_budget = describe_budget
         # Ids looked at in this round: executions still running stay the oldest, so the next
         # run goes on after them instead of asking about the same ones again.
         self._seen: set[str] = set()
 
     def run(self, limit: int = 500) -> list[Repair]:
+        if not self.engine.keeps_history:
+            return []  # nothing to ask: such an engine reports every end itself
         repairs = []
         listed = self.executions.unsettled(self.grace_seconds, limit)
         fresh = [stale for stale in listed if stale.id not in self._seen]
@@ -72,19 +74,15 @@ class Reconciler:
         spent = 0
         for stale in fresh:
             execution = self.executions.get(stale.id) or stale
-            if execution.sfn_execution_arn or execution.state_machine_arn:
+            kept = RunRef.kept_for(execution)
+            if kept is not None:
                 if spent >= self.describe_budget:
                     break
                 spent += 1
             self._seen.add(stale.id)
-            if execution.sfn_execution_arn:
-                run = self.orchestrator.describe(execution.sfn_execution_arn)
-            elif execution.state_machine_arn:
-                # Started but not recorded as started: look it up by its deterministic name.
-                run = self.orchestrator.describe(
-                    self.orchestrator.run_arn(execution.state_machine_arn, execution.id))
-            else:
-                run = RunState(RunStatus.MISSING)
+            # A ref without its run (started, the start not recorded): the engine finds the
+            # forward run by its name.
+            run = RunState(RunStatus.MISSING) if kept is None else self.engine.describe(kept)
             found = verdict(execution, run)
             if found is None:
                 continue

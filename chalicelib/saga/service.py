@@ -8,12 +8,17 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.ports import Actor, DefinitionStore, ExecutionStore, Orchestrator, Page, SagaFilter
+from chalicelib.ports import Actor, DefinitionStore, Engine, ExecutionStore, Page, SagaFilter
 from chalicelib.saga import semver
 from chalicelib.saga.errors import BadRequest, Conflict, LimitReached, NotFound
-from chalicelib.saga.models import SagaDefinition, StoredSaga
-from chalicelib.saga.requests import ActiveRequest, parse_request
-from chalicelib.saga.validation import ValidationPolicy, check_definition
+from chalicelib.saga.models import SagaDefinition, StepDefinition, StoredSaga
+from chalicelib.saga.requests import ActiveRequest
+from chalicelib.saga.validation import (
+    DefinitionInvalid,
+    ValidationPolicy,
+    check_definition,
+    validate_definition,
+)
 
 logger = logging.getLogger(__name__)
 MAX_PAGE = 100
@@ -29,18 +34,20 @@ class Limits:
 
 class DefinitionService:
     def __init__(self, store: DefinitionStore, policy: ValidationPolicy, limits: Limits, *,
-                 executions: ExecutionStore, orchestrator: Orchestrator) -> None:
+                 executions: ExecutionStore, engine: Engine) -> None:
         self.store = store
         self.policy = policy
         self.limits = limits
         self.executions = executions
-        self.orchestrator = orchestrator
+        self.engine = engine
 
     # -- create and change ----------------------------------------------------------------
 
-    def create(self, payload: Any, actor: Actor) -> StoredSaga:
-        """Store a new saga, or a new version when the id exists and the version is higher."""
-        saga = check_definition(payload, self.policy)
+    def create(self, saga: SagaDefinition, actor: Actor) -> StoredSaga:
+        """Store a new saga, or a new version when the id exists and the version is higher.
+        DefinitionInvalid lists every rule the definition breaks."""
+        if violations := validate_definition(saga, self.policy):
+            raise DefinitionInvalid(violations)
         assert saga.id is not None and saga.version is not None
         existing = self.store.get(saga.id)
         if existing is None:
@@ -54,13 +61,15 @@ class DefinitionService:
                 saga_id=saga.id, latest_version=existing.version)
         return self._store_new_version(existing, saga, actor, action="update")
 
-    def add_step(self, saga_id: str, payload: Any, actor: Actor) -> StoredSaga:
+    def add_step(self, saga_id: str, step: StepDefinition, actor: Actor) -> StoredSaga:
+        """A new version with `step` added: after the last group unless it names its order
+        (an order given as null is kept, and refused with the rest)."""
         existing = self.get(saga_id)
-        if not isinstance(payload, dict):
-            raise BadRequest("the body must be a JSON object describing one step")
-        step = dict(payload)
-        step.setdefault("order", max((s.order or 0 for s in existing.steps), default=0) + 1)
-        body = self._as_payload(existing, [*[s.model_dump() for s in existing.steps], step])
+        if "order" not in step.model_fields_set:
+            step = step.model_copy(update={
+                "order": max((s.order or 0 for s in existing.steps), default=0) + 1})
+        body = self._as_payload(existing, [*[s.model_dump() for s in existing.steps],
+                                           step.model_dump()])
         return self._store_new_version(existing, check_definition(body, self.policy), actor,
                                        action="add_step")
 
@@ -74,10 +83,8 @@ class DefinitionService:
         return self._store_new_version(existing, check_definition(body, self.policy), actor,
                                        action="remove_step")
 
-    def set_active(self, saga_id: str, payload: Any, actor: Actor) -> StoredSaga:
-        active = parse_request(ActiveRequest, payload,
-                               '{"active": true} or {"active": false}').active
-        saga = self.store.set_active(saga_id, active, actor)
+    def set_active(self, saga_id: str, request: ActiveRequest, actor: Actor) -> StoredSaga:
+        saga = self.store.set_active(saga_id, request.active, actor)
         if saga is None:
             raise NotFound(f"saga {saga_id!r} does not exist", saga_id=saga_id)
         return saga
@@ -94,7 +101,7 @@ class DefinitionService:
         if not self.store.delete(saga_id, actor, keep_revisions=pinned):
             raise NotFound(f"saga {saga_id!r} does not exist", saga_id=saga_id)
         try:
-            self.orchestrator.delete_machines(saga_id, [r for r in revisions if r not in pinned])
+            self.engine.discard(saga_id, [r for r in revisions if r not in pinned])
         except Exception:  # the saga is gone; leftover machines are harmless and logged
             logger.exception("could not delete the state machines of saga %s", saga_id)
 
@@ -108,7 +115,7 @@ class DefinitionService:
         # Machines are made when a version is stored; should Step Functions be down now,
         # execute makes them later, so storing the version does not depend on it.
         try:
-            self.orchestrator.ensure_machines(saga)
+            self.engine.prepare(saga)
         except Exception:
             logger.exception("could not create the state machines of %s r%s", saga.id,
                              saga.revision)

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.saga.errors import BadRequest, SagaError
+from chalicelib.saga.errors import BadRequest, ErrorKind, SagaError
 
 # kafka-python's default max_request_size; the relay's producer uses the same figure.
 KAFKA_MAX_REQUEST_BYTES = 1024 * 1024
@@ -30,12 +30,11 @@ _MAX_REPORTED_PATH = 120
 
 
 class NotStorable(BadRequest):
-    code = "not_storable"
+    kind = ErrorKind.NOT_STORABLE
 
 
 class TooLarge(SagaError):
-    status = 413
-    code = "too_large"
+    kind = ErrorKind.TOO_LARGE
 
 
 def event_bytes(value: Any) -> int:

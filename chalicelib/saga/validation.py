@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from chalicelib.saga.action_refs import participant_kind, reference_problem
 from chalicelib.saga.durations import format_duration_ms, parse_duration_ms
+from chalicelib.saga.errors import BadRequest, ErrorKind, SagaError
 from chalicelib.saga.lifecycle import (
     DEFAULT_TASK_TIMEOUT_MARGIN_S,
     StepKind,
@@ -87,9 +88,14 @@ class ValidationPolicy:
         )
 
 
-class DefinitionInvalid(ValueError):
+class DefinitionInvalid(SagaError):
+    """Every violation of a definition at once, so a client can fix it in one go."""
+
+    kind = ErrorKind.VALIDATION_FAILED
+
     def __init__(self, violations: list[Violation]) -> None:
-        super().__init__(f"{len(violations)} validation error(s)")
+        super().__init__(f"the saga definition has {len(violations)} error(s)",
+                         violations=[v.as_dict() for v in violations])
         self.violations = violations
 
 
@@ -100,6 +106,17 @@ def parse_definition(payload: Any) -> SagaDefinition:
                                            type(payload).__name__)])
     try:
         return SagaDefinition.model_validate(payload)
+    except ValidationError as error:
+        raise DefinitionInvalid([_from_pydantic(e) for e in error.errors()]) from None
+
+
+def parse_step(payload: Any) -> StepDefinition:
+    """A step to add as a StepDefinition, or DefinitionInvalid listing every shape error (its
+    fields named as in the step). Its rules are checked with the saga it joins."""
+    if not isinstance(payload, dict):
+        raise BadRequest("the body must be a JSON object describing one step")
+    try:
+        return StepDefinition.model_validate(payload)
     except ValidationError as error:
         raise DefinitionInvalid([_from_pydantic(e) for e in error.errors()]) from None
 
@@ -414,4 +431,4 @@ def _charset_message() -> str:
 
 
 __all__ = ["DefinitionInvalid", "ValidationPolicy", "Violation", "check_definition",
-           "format_duration_ms", "parse_definition", "validate_definition"]
+           "format_duration_ms", "parse_definition", "parse_step", "validate_definition"]

@@ -12,28 +12,20 @@ from typing import Any
 
 from chalicelib.steps.actions import FAMILIES as BUILTIN_FAMILIES
 from chalicelib.steps.handler import handle_outcome, handle_step
-from chalicelib.steps.registry import PARTICIPANT_FAMILIES
+from chalicelib.steps.registry import PARTICIPANT_FAMILIES, function_name
 
 StepHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
-FAMILIES = (*BUILTIN_FAMILIES, *PARTICIPANT_FAMILIES)
+# The one list of step Lambdas: the built-in action families (chalicelib.steps.actions), then
+# the participants' ("lambda:NAME" and "http(s)://..."). app.py declares a function for each.
+FAMILIES: tuple[str, ...] = (*BUILTIN_FAMILIES, *PARTICIPANT_FAMILIES)
 
 
 def _for_family(family: str) -> StepHandler:
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return handle_step(event, context, family=family)
 
-    handler.__name__ = handler.__qualname__ = f"step_{family}"
+    handler.__name__ = handler.__qualname__ = function_name(family)
     return handler
-
-
-step_payment = _for_family("payment")
-step_order = _for_family("order")
-step_inventory = _for_family("inventory")
-step_shipping = _for_family("shipping")
-step_notification = _for_family("notification")
-step_user = _for_family("user")
-step_lambda = _for_family("lambda")  # actions "lambda:NAME": a participant's own Lambda
-step_http = _for_family("http")  # actions "http(s)://...": a participant's HTTP endpoint
 
 
 def saga_recorder(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -41,7 +33,10 @@ def saga_recorder(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return handle_outcome(event, context)
 
 
-HANDLERS: dict[str, StepHandler] = {
-    **{f"step_{family}": globals()[f"step_{family}"] for family in FAMILIES},
-    "saga_recorder": saga_recorder,
-}
+# Chalice function name -> handler: the step Lambdas' (step_payment, ..., step_http), then the
+# recorder's.
+STEP_HANDLERS: dict[str, StepHandler] = {function_name(family): _for_family(family)
+                                         for family in FAMILIES}
+HANDLERS: dict[str, StepHandler] = {**STEP_HANDLERS, "saga_recorder": saga_recorder}
+# Lambda finds a handler by its module attribute (chalicelib.steps.entry.step_payment).
+globals().update(STEP_HANDLERS)

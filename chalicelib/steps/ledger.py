@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from chalicelib.saga.events import Event
 from chalicelib.saga.executions import Execution
 from chalicelib.saga.lifecycle import ExecutionStatus, Outcome, Phase, StepStatus
 from chalicelib.steps.context import Cursor
 
-# (event type, data, time): the events of one execution, appended in this order.
-EventBatch = list[tuple[str, dict[str, Any], datetime]]
+# (event, time): the events of one execution (built by chalicelib.saga.events), appended in
+# this order.
+EventBatch = list[tuple[Event, datetime]]
 
 
 @dataclass(frozen=True)

@@ -437,9 +437,9 @@ class StepRuntime:
         step_id = step.id
         tx.record_attempt(execution_id, step_id, phase=request.phase, attempt=attempt,
                           outcome=Outcome.SUCCEEDED, started=started, ended=at)
-        data = {"saga_id": execution.saga_id, "step_id": step.id, "attempt": attempt,
-                "phase": request.phase, "started_at": _iso(started),
-                "duration_ms": _ms(started, at)}
+        tried = events.StepAttempt(saga_id=execution.saga_id, step_id=step.id,
+                                   attempt=attempt, phase=request.phase, started=started,
+                                   ended=at)
         if request.phase is Phase.ACTION:
             size = len(json.dumps(result, default=str).encode())
             if size > self.max_result_bytes:
@@ -450,8 +450,8 @@ class StepRuntime:
                                        status=after_success(Phase.ACTION).target,
                                        phase=Phase.ACTION, at=at, result=result,
                                        started=started, claimed=claimed)
-            batch: EventBatch = [(events.STEP_STARTED, data, started)] if first else []
-            batch.append((events.STEP_SUCCEEDED, {**data, "result": result, "step": record}, at))
+            batch: EventBatch = [(events.step_started(tried), started)] if first else []
+            batch.append((events.step_succeeded(tried, result=result, step=record), at))
             tx.append_events(execution_id, batch)
             return
         # An operator's compensation moved the execution to COMPENSATING before starting the
@@ -461,16 +461,15 @@ class StepRuntime:
         cause = (execution.error or self._cause(tx, request)) if running else None
         if running and tx.set_execution_status(execution_id, ExecutionStatus.COMPENSATING,
                                                at=started, error=cause):
-            tx.append_events(execution_id, [(
-                events.COMPENSATION_STARTED,
-                {"saga_id": execution.saga_id, "cause": cause, "execution_error": cause,
-                 "status": ExecutionStatus.COMPENSATING.value}, started)])
+            tx.append_events(execution_id, [(events.compensation_started(
+                saga_id=execution.saga_id, status=ExecutionStatus.COMPENSATING, cause=cause,
+                execution_error=cause), started)])
         record = tx.record_outcome(execution_id, step_id,
                                    status=after_success(Phase.COMPENSATION).target,
                                    phase=Phase.COMPENSATION, at=at, error=None,
                                    started=started, claimed=claimed)
-        tx.append_events(execution_id, [(events.STEP_COMPENSATED,
-                                         {**data, "result": result, "step": record}, at)])
+        tx.append_events(execution_id, [(events.step_compensated(tried, result=result,
+                                                                 step=record), at)])
         if ends_compensation(request, execution.status):
             self._finish_compensation(tx, execution)
 
@@ -497,13 +496,12 @@ class StepRuntime:
                  else ExecutionStatus.COMPENSATED)
         if not tx.set_execution_status(execution.id, ended, at=at):
             return
-        data: dict[str, Any] = {"saga_id": execution.saga_id, "status": ended.value}
-        if skipped:
-            # Nothing was written in this transaction before: the error read under the lock
-            # is the current one. (After a first undo in the same transaction it is stale,
-            # and the compensation's start event already carried the cause.)
-            data["execution_error"] = execution.error
-        tx.append_events(execution.id, [(EVENT_OF[ended], data, at)])
+        # skipped: nothing was written in this transaction before, so the error read under
+        # the lock is the current one. (After a first undo in the same transaction it is
+        # stale, and the compensation's start event already carried the cause.)
+        tx.append_events(execution.id, [(events.moved(
+            EVENT_OF[ended], saga_id=execution.saga_id, status=ended,
+            execution_error=execution.error if skipped else events.ABSENT), at)])
 
     def _record_failure(self, request: StepRequest, error: Exception, started: datetime,
                         claimed: int | None = None) -> Exception:
@@ -530,9 +528,9 @@ class StepRuntime:
                     return raise_as
                 at = self.clock()
                 attempt = claimed or run.attempts(request.phase) + 1
-                data = {"saga_id": execution.saga_id, "step_id": request.step_id,
-                        "attempt": attempt, "error": error_info, "started_at": _iso(started),
-                        "duration_ms": _ms(started, at)}
+                tried = events.StepAttempt(saga_id=execution.saga_id,
+                                           step_id=request.step_id, attempt=attempt,
+                                           phase=request.phase, started=started, ended=at)
                 if request.phase is Phase.ACTION and isinstance(error, StepAborted):
                     # The step stays as its compensation left it; the attempt is told.
                     tx.record_attempt(request.execution_id, request.step_id,
@@ -541,7 +539,7 @@ class StepRuntime:
                                       error_type=error_info["type"],
                                       error_message=error_info["message"])
                     tx.append_events(request.execution_id, [(
-                        events.STEP_ABORTED, {**data, "phase": Phase.ACTION.value}, at)])
+                        events.step_aborted(tried, error=error_info), at)])
                     return raise_as
                 retries = 0
                 if request.phase is Phase.ACTION:
@@ -570,7 +568,7 @@ class StepRuntime:
                                            error=error_info, started=started,
                                            result=late_result if unknown else None,
                                            claimed=claimed is not None)
-                extra: dict[str, Any] = {"outcome": outcome.outcome.value}
+                extra: dict[str, Any] = {}
                 if unknown and late_result is not None:
                     extra["result"] = late_result
                 if outcome.final:  # the execution will not complete, and this is why
@@ -578,9 +576,9 @@ class StepRuntime:
                         request.step_id, request.phase, error_info["type"],
                         error_info["message"])
                     tx.set_execution_error(request.execution_id, extra["execution_error"])
-                tx.append_events(request.execution_id, [(
-                    outcome.event, {**data, "phase": request.phase, **extra, "step": record},
-                    at)])
+                tx.append_events(request.execution_id, [(events.attempt_failed(
+                    outcome.event, tried, error=error_info, outcome=outcome.outcome,
+                    step=record, **extra), at)])
                 if request.phase is Phase.ACTION and outcome.outcome is Outcome.UNKNOWN:
                     # Caught like a timeout: the step's own compensation runs.
                     raise_as = _unknown(error_info["message"], final=outcome.final)
@@ -634,14 +632,6 @@ class LazyResults(Mapping[str, dict[str, Any]]):
         return len(self._results())
 
 
-def _iso(at: datetime) -> str:
-    return at.replace(tzinfo=UTC).isoformat()
-
-
-def _ms(started: datetime, ended: datetime) -> int:
-    return int((ended - started).total_seconds() * 1000)
-
-
 @dataclass
 class OutcomeRecorder:
     """The recorder Lambda: how an execution ended, recorded from the machine's own path
@@ -683,14 +673,15 @@ class OutcomeRecorder:
                 error = {**(error or {}), "failed_steps": tx.steps_in(
                     execution_id, StepStatus.COMPENSATION_FAILED)}
                 tx.set_execution_error(execution_id, error)
-            data: dict[str, Any] = {"saga_id": execution.saga_id, "status": outcome.value,
-                                    "execution_error": error}
+            made: dict[str, Any] = {}
             if outcome is ExecutionStatus.COMPLETED:
                 output, failed = self._output(tx, execution)
-                data["output"] = output
-                data["output_error"] = None if failed is None else failed.model_dump()
-                tx.set_execution_output(execution_id, output, data["output_error"])
-            tx.append_events(execution_id, [(kind, data, at)])
+                made = {"output": output,
+                        "output_error": None if failed is None else failed.model_dump()}
+                tx.set_execution_output(execution_id, output, made["output_error"])
+            tx.append_events(execution_id, [(events.moved(
+                kind, saga_id=execution.saga_id, status=outcome, execution_error=error,
+                **made), at)])
         return {"status": outcome.value}
 
     def _output(self, tx: LedgerTransaction, execution: LockedExecution

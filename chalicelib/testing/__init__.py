@@ -10,8 +10,8 @@ from chalicelib.testing.bus import InMemoryEventBus, RecordingPusher
 from chalicelib.testing.definitions import InMemoryDefinitionStore
 from chalicelib.testing.executions import InMemoryExecutionStore, InMemoryReadModel
 from chalicelib.testing.ledger import InMemoryStepLedger
-from chalicelib.testing.orchestrator import ScriptedOrchestrator
+from chalicelib.testing.orchestrator import ScriptedEngine
 
 __all__ = ["InMemoryDefinitionStore", "InMemoryEventBus", "InMemoryExecutionStore",
            "InMemoryReadModel", "InMemoryStepLedger", "RecordingPusher",
-           "ScriptedOrchestrator"]
+           "ScriptedEngine"]

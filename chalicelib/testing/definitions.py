@@ -1,4 +1,5 @@
-"""Saga definitions in memory (the DefinitionStore port)."""
+"""Saga definitions in memory (the DefinitionStore port). Its events (`events`) and audit
+rows are the MySQL store's: the same types and data, the same entries."""
 
 from __future__ import annotations
 
@@ -6,8 +7,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.ports import Actor, Page, SagaFilter, Totals
+from chalicelib.saga import events
 from chalicelib.saga.errors import Conflict, NotFound
 from chalicelib.saga.models import SagaDefinition, StoredSaga
+from chalicelib.testing.outbox import outbox_envelope
+
+
+def _summary(saga: StoredSaga | None) -> dict[str, Any] | None:
+    """What the audit log keeps of a saga (the MySQL store's summary)."""
+    if saga is None:
+        return None
+    return {"saga_id": saga.id, "version": saga.version, "revision": saga.revision,
+            "active": saga.active, "steps": [s.id for s in saga.steps]}
 
 
 class InMemoryDefinitionStore:
@@ -15,6 +26,20 @@ class InMemoryDefinitionStore:
         self._versions: dict[str, list[StoredSaga]] = {}  # every revision, oldest first
         self._latest: dict[str, StoredSaga] = {}  # sagas that exist (not destroyed)
         self.audit: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # the outbox's definition events
+        self._created_by: dict[tuple[str, int], str] = {}
+
+    def _record(self, event: events.Event, actor: Actor, action: str, saga_id: str,
+                before: StoredSaga | None, after: StoredSaga | None) -> None:
+        """The change's audit row and event, as the MySQL store writes them with it."""
+        now = datetime.now(UTC)
+        self.audit.append({"entity_type": "saga", "entity_id": saga_id, "at": now,
+                           "actor": actor.name, "action": action,
+                           "request_id": actor.request_id, "before_state": _summary(before),
+                           "after_state": _summary(after)})
+        sequence = sum(1 for e in self.events if e["key"] == saga_id) + 1
+        self.events.append(outbox_envelope(event, key=saga_id, subject=f"saga/{saga_id}",
+                                           sequence=sequence, at=now))
 
     def insert_version(self, saga: SagaDefinition, *, expected_revision: int | None,
                        actor: Actor, action: str) -> StoredSaga:
@@ -41,7 +66,9 @@ class InMemoryDefinitionStore:
             updated_at=now, version_created_at=now)
         history.append(stored)
         self._latest[saga.id] = stored
-        self.audit.append({"action": action, "entity_id": saga.id, "actor": actor.name})
+        self._created_by[(saga.id, stored.revision)] = actor.name
+        built = events.definition_created if current is None else events.definition_updated
+        self._record(built(stored, action=action), actor, action, saga.id, current, stored)
         return stored
 
     def get(self, saga_id: str, version: str | None = None) -> StoredSaga | None:
@@ -68,24 +95,32 @@ class InMemoryDefinitionStore:
         if latest is None:
             return []
         return [{"revision": v.revision, "version": v.version,
-                 "created_at": v.version_created_at, "created_by": "test"}
+                 "created_at": v.version_created_at,
+                 "created_by": self._created_by.get((saga_id, v.revision))}
                 for v in self._versions[saga_id] if v.version_created_at >= latest.created_at]
 
     def set_active(self, saga_id: str, active: bool, actor: Actor) -> StoredSaga | None:
         latest = self._latest.get(saga_id)
         if latest is None:
             return None
+        if latest.active == active:
+            return latest  # nothing changes, nothing to audit
         changed = latest.model_copy(update={"active": active,
                                             "updated_at": datetime.now(UTC)})
         self._latest[saga_id] = changed
         self._versions[saga_id][-1] = changed
+        self._record(events.definition_updated(changed, action="set_active"), actor,
+                     "activate" if active else "deactivate", saga_id, latest, changed)
         return changed
 
     def delete(self, saga_id: str, actor: Actor, keep_revisions: list[int]) -> bool:
-        if self._latest.pop(saga_id, None) is None:
+        before = self._latest.pop(saga_id, None)
+        if before is None:
             return False
         self._versions[saga_id] = [v for v in self._versions[saga_id]
                                    if v.revision in keep_revisions]
+        self._record(events.definition_deleted(saga_id=saga_id, version=before.version), actor,
+                     "delete", saga_id, before, None)
         return True
 
     def totals(self) -> Totals:
@@ -99,4 +134,6 @@ class InMemoryDefinitionStore:
                       by_type=by_type)
 
     def audit_entries(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]:
-        return [entry for entry in self.audit if entry["entity_id"] == entity_id]
+        return [{key: value for key, value in entry.items()
+                 if key not in ("entity_type", "entity_id")} for entry in self.audit
+                if (entry["entity_type"], entry["entity_id"]) == (entity_type, entity_id)]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.ports import ExecutionPage, ExecutionQuery, ReadModelUnavailable
+from chalicelib.ports import ExecutionPage, ExecutionQuery, ReadModelUnavailable, RunRef
 from chalicelib.saga import events
 from chalicelib.saga.errors import NotFound
 from chalicelib.saga.executions import Execution, StepRun, StepShape
@@ -21,6 +21,7 @@ from chalicelib.saga.lifecycle import (
     can_transition,
 )
 from chalicelib.testing.definitions import InMemoryDefinitionStore
+from chalicelib.testing.outbox import outbox_envelope
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -64,11 +65,18 @@ class InMemoryExecutionStore:
         # MySQL's row lock: an operator's check and change happen as one, even from threads.
         self._lock = threading.RLock()
 
-    def _emit(self, event_type: str, execution_id: str, data: dict[str, Any]) -> None:
-        sequence = sum(1 for e in self.events if e["key"] == execution_id) + 1
-        self.events.append(events.envelope(event_type, key=execution_id,
+    def _sequence(self, execution_id: str) -> int:
+        return sum(1 for e in self.events if e["key"] == execution_id)
+
+    def _emit(self, event: events.Event, execution_id: str, at: datetime | None = None) -> None:
+        self.events.append(outbox_envelope(event, key=execution_id,
                                            subject=f"execution/{execution_id}",
-                                           sequence=sequence, data=data))
+                                           sequence=self._sequence(execution_id) + 1, at=at))
+
+    def _view(self, row: Execution) -> Execution:
+        """A copy as the MySQL store reads it: the write model's view, and its last event."""
+        return row.model_copy(update={"consistency": {
+            "source": "write_model", "sequence": self._sequence(row.id)}}, deep=True)
 
     def put(self, execution: Execution) -> None:
         """Set a row as it is (a test's given state)."""
@@ -80,34 +88,35 @@ class InMemoryExecutionStore:
             raise NotFound(f"saga {execution.saga_id!r} does not exist",
                            saga_id=execution.saga_id)
         if execution.id in self._rows:
-            return self._rows[execution.id].model_copy(deep=True), False
+            return self._view(self._rows[execution.id]), False
         steps = [StepRun(step_id=shape.step_id, position=i, group=shape.group, kind=shape.kind,
                          status=StepStatus.PENDING)
                  for i, shape in enumerate(shapes, start=1)]
         self._rows[execution.id] = execution.model_copy(update={"steps": steps}, deep=True)
-        self._emit(events.EXECUTION_STARTED, execution.id,
-                   {"saga_id": execution.saga_id, "steps": [s.step_id for s in shapes],
-                    "shape": [s.model_dump(mode="json") for s in shapes]})
-        return self._rows[execution.id].model_copy(deep=True), True
+        self._emit(events.execution_started(execution, shapes), execution.id,
+                   at=execution.started_at)
+        return self._view(self._rows[execution.id]), True
 
     def get(self, execution_id: str) -> Execution | None:
         with self._lock:  # never a row half way through a change
             row = self._rows.get(execution_id)
-            return row.model_copy(deep=True) if row else None
+            return self._view(row) if row else None
 
     def list(self, query: ExecutionQuery) -> ExecutionPage:
-        return _page(list(self._rows.values()), query)
+        page = _page(list(self._rows.values()), query)
+        return ExecutionPage([self._view(e) for e in page.items], page.next_cursor)
 
     def latest(self, saga_id: str, status: ExecutionStatus | None = None) -> Execution | None:
         found = _page(list(self._rows.values()),
                       ExecutionQuery(limit=1, saga_id=saga_id, status=status)).items
-        return found[0].model_copy(deep=True) if found else None
+        return self._view(found[0]) if found else None
 
-    def mark_started(self, execution_id: str, machine_arn: str, run_arn: str) -> None:
+    def mark_started(self, execution_id: str, run: RunRef) -> None:
         row = self._rows[execution_id]
-        row.state_machine_arn, row.sfn_execution_arn = machine_arn, run_arn
-        self._emit(events.RUN_STARTED, execution_id, {"saga_id": row.saga_id,
-                                                      "run_arn": run_arn})
+        row.state_machine_arn, row.sfn_execution_arn = run.where, run.run
+        row.updated_at = datetime.now(UTC)
+        self._emit(events.run_started(saga_id=row.saga_id, state_machine_arn=run.where,
+                                      run_arn=run.run), execution_id)
 
     def transition(self, execution_id: str, allowed_from: set[ExecutionStatus],
                    to: ExecutionStatus, event_type: str, data: dict[str, Any],
@@ -124,8 +133,9 @@ class InMemoryExecutionStore:
             if error is not None:
                 update["error"] = error
             self._rows[execution_id] = Execution.model_validate({**row.model_dump(), **update})
-            self._emit(event_type, execution_id, {"saga_id": row.saga_id, "status": to.value,
-                                                  **data})
+            self._emit(events.moved(event_type, saga_id=row.saga_id, status=to,
+                                    execution_error=error or events.ABSENT, **data),
+                       execution_id, at=now)
             return self.get(execution_id)
 
     def resume(self, execution_id: str, steps: Sequence[str], by: str) -> Execution | None:
@@ -140,11 +150,12 @@ class InMemoryExecutionStore:
                 if step.step_id in steps:
                     step.status, step.error, step.ended_at = StepStatus.PENDING, None, None
                     step.retry_base = step.action_attempts
-            self._emit(events.SAGA_RESUMED, execution_id, {
-                "saga_id": row.saga_id, "status": ExecutionStatus.RUNNING.value, "by": by,
-                "execution_error": None,
-                "steps": [{"step_id": s.step_id, **step_record(s)}
-                          for s in row.steps if s.step_id in steps]})
+            self._emit(events.saga_resumed(
+                saga_id=row.saga_id, status=ExecutionStatus.RUNNING, by=by,
+                steps=[{"step_id": s.step_id, **step_record(s)}  # in the order asked
+                       for step_id in steps for s in row.steps if s.step_id == step_id]),
+                execution_id,
+                at=row.updated_at)
             return self.get(execution_id)
 
     def resolve(self, execution_id: str, by: str, reason: str) -> Execution | None:
@@ -155,8 +166,8 @@ class InMemoryExecutionStore:
             # As MySQL: the decision's time is the row's last change (nothing moves it after).
             row.resolved_by, row.resolution = by, reason
             row.updated_at = datetime.now(UTC)
-            self._emit(events.SAGA_RESOLVED, execution_id,
-                       {"saga_id": row.saga_id, "by": by, "reason": reason})
+            self._emit(events.saga_resolved(saga_id=row.saga_id, by=by, reason=reason),
+                       execution_id, at=row.updated_at)
             return self.get(execution_id)
 
     def count_active(self, saga_id: str) -> int:
@@ -170,7 +181,7 @@ class InMemoryExecutionStore:
         stale = sorted((e for e in self._rows.values()
                         if e.status in ACTIVE and e.updated_at < cutoff),
                        key=lambda e: e.updated_at)
-        return [e.model_copy(deep=True) for e in stale[:limit]]
+        return [self._view(e) for e in stale[:limit]]
 
 
 class InMemoryReadModel:

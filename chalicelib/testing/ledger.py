@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.saga import events
 from chalicelib.saga.executions import Attempt, Execution, ExecutionError, OutputError, StepRun
 from chalicelib.saga.lifecycle import (
     ExecutionStatus,
@@ -26,6 +25,7 @@ from chalicelib.saga.lifecycle import (
 )
 from chalicelib.steps.ledger import EventBatch, LockedExecution, LockedStep
 from chalicelib.testing.executions import InMemoryExecutionStore, step_record
+from chalicelib.testing.outbox import outbox_envelope
 
 
 def _aware(at: datetime) -> datetime:
@@ -191,11 +191,11 @@ class InMemoryLedgerTransaction:
     def append_events(self, execution_id: str, batch: EventBatch) -> None:
         sequence = sum(1 for e in (*self._store.events, *self.events)
                        if e["key"] == execution_id)
-        for event_type, data, at in batch:
+        for event, at in batch:
             sequence += 1
-            self.events.append(events.envelope(
-                event_type, key=execution_id, subject=f"execution/{execution_id}",
-                sequence=sequence, data=data, time=_aware(at)))
+            self.events.append(outbox_envelope(
+                event, key=execution_id, subject=f"execution/{execution_id}",
+                sequence=sequence, at=_aware(at)))
 
 
 class InMemoryStepLedger:

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from chalicelib.saga.lifecycle import LAMBDA_MAX_TIMEOUT_S
 from chalicelib.steps import entry
 from infra.deploy.cloudformation import StackRequest, StackResult, deploy_stack
 from infra.deploy.template import with_function_names, with_handlers
@@ -33,6 +34,18 @@ CHALICE_CONFIG = PROJECT_ROOT / ".chalice" / "config.json"
 
 def chalice_config() -> dict[str, Any]:
     return dict(json.loads(CHALICE_CONFIG.read_text()))
+
+
+def packaged_chalice_config() -> dict[str, Any]:
+    """.chalice/config.json as packaged: with a setting for each step Lambda, one per family
+    of entry.FAMILIES (written here, not by hand, so a new family needs no edit there)."""
+    config = chalice_config()
+    functions = config.setdefault("lambda_functions", {})
+    for name in entry.STEP_HANDLERS:
+        # A step's Task may wait up to Lambda's limit (lifecycle.task_timeout_s), so its
+        # Lambda may run that long.
+        functions.setdefault(name, {})["lambda_timeout"] = LAMBDA_MAX_TIMEOUT_S
+    return config
 
 
 def stack_name(app: str, stage: str) -> str:
@@ -68,7 +81,8 @@ def package(stage: str, out_dir: Path, *, region: str = "us-east-1",
         # Chalice bundles what requirements.txt names, as Linux wheels for Lambda.
         (build / "requirements.txt").write_text("\n".join(runtime_requirements()) + "\n")
     chalice = str(Path(sys.executable).with_name("chalice"))
-    config = chalice_config()
+    config = packaged_chalice_config()
+    (build / ".chalice" / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     # Chalice imports app.py to read its routes, and whether they carry the authorizer is a
     # stage setting: the import sees the stage's environment, as its Lambdas will.
     stage_env = config["stages"][stage]["environment_variables"]

@@ -122,13 +122,13 @@ def deploy_local(settings: Settings, say: Callable[[str], None] = print) -> Stac
     return result
 
 
-def refresh_machines(definitions: Any, orchestrator: Any, say: Callable[[str], None]) -> int:
+def refresh_machines(definitions: Any, engine: Any, say: Callable[[str], None]) -> int:
     """Recompile the machines of every saga's latest version (the compiler may have changed)."""
     count, cursor = 0, None
     for _ in range(10_000):  # bounded: one page of 100 sagas per round
         page = definitions.list(limit="100", cursor=cursor)
         for saga in page.items:
-            orchestrator.ensure_machines(saga)
+            engine.prepare(saga)
             count += 1
         cursor = page.next_cursor
         if not cursor:

@@ -15,7 +15,7 @@ from chalice.test import Client
 from chalicelib import runtime
 from chalicelib.adapters import aws
 from chalicelib.adapters.mysql_migrations import migrate
-from chalicelib.adapters.stepfunctions import run_history
+from chalicelib.adapters.stepfunctions.engine import run_history
 from chalicelib.config import Settings, get_settings
 from chalicelib.saga import lifecycle
 from chalicelib.steps.actions import demo_data

@@ -9,8 +9,10 @@ import uuid
 from typing import Any
 
 from chalicelib import runtime
+from chalicelib.http_errors import http_status
 from chalicelib.ports import Actor
 from chalicelib.saga.errors import SagaError
+from chalicelib.saga.requests import ExecuteRequest
 from tests.e2e.conftest import Api
 from tests.support.sagas import one_step_saga
 
@@ -22,7 +24,7 @@ def _outcome(call: Any) -> int:
     try:
         call()
     except SagaError as error:
-        return error.status
+        return http_status(error)
     return 200
 
 
@@ -46,7 +48,7 @@ def _race(saga_id: str, actor: Actor) -> dict[str, list[int]]:
     def execute() -> None:
         gate.wait(timeout=10)
         results["execute"].append(_outcome(lambda: executions.execute(
-            saga_id, {"input": {"customer_id": "nobody", "amount": "1.00"}}, actor)))
+            saga_id, ExecuteRequest(input={"customer_id": "nobody", "amount": "1.00"}), actor)))
 
     def delete() -> None:
         gate.wait(timeout=10)

@@ -23,6 +23,7 @@ from chalicelib.adapters.mysql_migrations import (
 from chalicelib.config import Settings, load_settings
 from chalicelib.ports import Actor
 from chalicelib.saga.errors import LimitReached
+from chalicelib.saga.validation import parse_definition, parse_step
 from tests.support.databases import own_database
 
 API = "/api/v1/saga"
@@ -276,16 +277,16 @@ def test_limits_and_auditing_switch(settings: Settings) -> None:
         migrate(connector.connection())
         service = runtime.build_definition_service(limited, connector)
         actor = Actor("tester")
-        service.create(_saga("one"), actor)
-        service.create(_saga("two"), actor)
+        service.create(parse_definition(_saga("one")), actor)
+        service.create(parse_definition(_saga("two")), actor)
         with pytest.raises(LimitReached, match="at most 2 sagas"):
-            service.create(_saga("three"), actor)
+            service.create(parse_definition(_saga("three")), actor)
         step = {"id": "extra", "name": "Extra", "description": "one step too many",
                 "action": "create_order", "compensation": "cancel_order", "max_retries": 0,
                 "timeout": "1s"}
-        service.add_step("one", step, actor)  # 7 steps in all: at the limit
+        service.add_step("one", parse_step(step), actor)  # 7 steps in all: at the limit
         with pytest.raises(LimitReached, match="at most 7 steps"):
-            service.add_step("two", {**step, "id": "extra-2"}, actor)
+            service.add_step("two", parse_step({**step, "id": "extra-2"}), actor)
         store = MySQLDefinitionStore(connector)
         assert store.audit_entries("saga", "one") == []
         connector.close()

@@ -30,7 +30,7 @@ from chalicelib.testing import (
     InMemoryDefinitionStore,
     InMemoryExecutionStore,
     InMemoryReadModel,
-    ScriptedOrchestrator,
+    ScriptedEngine,
 )
 
 API = "/api/v1/saga"
@@ -51,7 +51,7 @@ class InMemoryContainer(Container):
         self.definitions = InMemoryDefinitionStore()
         self.executions = InMemoryExecutionStore(self.definitions)
         self.reads = InMemoryReadModel()
-        self.machines = ScriptedOrchestrator()
+        self.machines = ScriptedEngine()
 
     @part
     def rate_limiter(self) -> _NoLimit:
@@ -61,7 +61,7 @@ class InMemoryContainer(Container):
     def definition_service(self) -> DefinitionService:
         return DefinitionService(self.definitions, runtime.validation_policy(self.settings),
                                  Limits(100, 1000), executions=self.executions,
-                                 orchestrator=self.machines)
+                                 engine=self.machines)
 
     @part
     def execution_service(self) -> ExecutionService:
@@ -215,3 +215,58 @@ def test_a_step_no_store_could_hold_is_refused_when_the_saga_is_stored(
     assert status == 400 and body["error"]["code"] == "validation_failed", body
     assert [(v["field"], says in v["message"]) for v in body["error"]["violations"]] == [
         (field, True)]
+
+
+# -- bodies become the use cases' requests at the edge -------------------------------------------
+
+STEP = {"id": "audit", "name": "Audit", "description": "audit the payment",
+        "action": "send_notification", "compensation": "cancel_notification", "max_retries": 0,
+        "timeout": "5s"}
+
+
+def test_a_step_to_add_is_read_strictly_and_appended_after_the_last_group(
+        client: Client, parts: InMemoryContainer) -> None:
+    _saga(parts)
+    status, body = _call(client, "POST", "/sagas/pay/steps", "[]")
+    assert (status, body["error"]["code"]) == (400, "bad_request"), body
+    assert "JSON object describing one step" in body["error"]["message"]
+    status, body = _call(client, "POST", "/sagas/pay/steps",
+                         json.dumps({**STEP, "order": "9", "colour": "red"}))
+    assert (status, body["error"]["code"]) == (400, "validation_failed"), body
+    assert sorted((v["field"], v["rule"]) for v in body["error"]["violations"]) == [
+        ("colour", "unknown_field"), ("order", "type")]
+    status, body = _call(client, "POST", "/sagas/pay/steps", json.dumps({**STEP, "order": None}))
+    assert (status, body["error"]["code"]) == (400, "validation_failed"), body
+    status, body = _call(client, "POST", "/sagas/pay/steps", json.dumps(STEP))
+    assert status == 201, body
+    orders = [step["order"] for step in body["steps"]]
+    assert orders[-1] == max(orders[:-1]) + 1
+
+
+@pytest.mark.parametrize(("method", "path", "raw", "code", "says"), [
+    ("PUT", "/sagas/pay/active", '{"active": "no"}', "bad_request", "field 'active'"),
+    ("PUT", "/sagas/pay/active", "", "malformed_body", "needs a JSON body"),
+    ("POST", "/executions/ghost/resolve", '{"reason": 5}', "bad_request", "field 'reason'"),
+    ("POST", "/executions/ghost/resolve", '{"reason": "no"}', "bad_request", "3 to 500"),
+    ("POST", "/executions/ghost/resolve", "[]", "bad_request", '{"reason": "..."}'),
+    ("POST", "/sagas/pay/execute", '{"faults": [{"step_id": "x"}]}', "bad_request",
+     "fault injection is disabled"),
+    ("POST", "/sagas/pay/execute", '{"input": {}, "inputs": {}}', "bad_request",
+     "unknown field 'inputs'"),
+])
+def test_refused_bodies_answer_their_code_and_say_what_is_wrong(
+        client: Client, parts: InMemoryContainer, method: str, path: str, raw: str, code: str,
+        says: str) -> None:
+    _saga(parts)
+    status, body = _call(client, method, path, raw)
+    assert (status, body["error"]["code"]) == (400, code), body
+    assert says in body["error"]["message"]
+    assert parts.machines.starts == []
+
+
+@pytest.mark.parametrize("raw", ["", "null", "{}"])
+def test_an_execute_without_a_body_starts_with_an_empty_input(
+        client: Client, parts: InMemoryContainer, raw: str) -> None:
+    _saga(parts)
+    status, body = _call(client, "POST", "/sagas/pay/execute", raw)
+    assert (status, body["input"]) == (202, {}), body

@@ -1,16 +1,39 @@
-"""Every action family has its step Lambda, deployed under the handler Chalice gives it."""
+"""The step Lambdas are listed once (the action families, then the participants'), and what
+app.py binds, the light entry handlers and the packaged Chalice settings are derived from it."""
 
 from __future__ import annotations
 
 import app as app_module
+from chalicelib.saga.lifecycle import LAMBDA_MAX_TIMEOUT_S
+from chalicelib.steps import entry
 from chalicelib.steps.actions import FAMILIES
 from chalicelib.steps.registry import PARTICIPANT_FAMILIES, function_name
+from infra.deploy.aws import chalice_config, packaged_chalice_config
+
+STEP_LAMBDAS = {function_name(family) for family in [*FAMILIES, *PARTICIPANT_FAMILIES]}
 
 
 def test_each_family_has_a_step_lambda_whose_handler_exists() -> None:
     functions = {fn.name: fn.handler_string for fn in app_module.app.pure_lambda_functions}
-    for family in [*FAMILIES, *PARTICIPANT_FAMILIES]:
-        name = function_name(family)
+    assert {name for name in functions if name.startswith("step_")} == STEP_LAMBDAS
+    for name in [*STEP_LAMBDAS, "saga_recorder"]:
         assert functions[name] == f"app.{name}"
         assert callable(getattr(app_module, name))
-    assert functions["saga_recorder"] == "app.saga_recorder"
+
+
+def test_the_entry_handlers_are_the_families_own() -> None:
+    assert set(entry.STEP_HANDLERS) == STEP_LAMBDAS
+    assert set(entry.HANDLERS) == {*STEP_LAMBDAS, "saga_recorder"}
+    for name, handler in entry.HANDLERS.items():
+        # Lambda resolves chalicelib.steps.entry.<name>.
+        assert getattr(entry, name) is handler and handler.__name__ == name
+
+
+def test_every_step_lambda_may_run_as_long_as_a_step_waits() -> None:
+    assert not {name for name in chalice_config()["lambda_functions"]
+                if name.startswith("step_")}, "step Lambdas are configured when packaged"
+    packaged = packaged_chalice_config()["lambda_functions"]
+    assert {name for name in packaged if name.startswith("step_")} == STEP_LAMBDAS
+    for name in STEP_LAMBDAS:
+        assert packaged[name] == {"lambda_timeout": LAMBDA_MAX_TIMEOUT_S}
+    assert packaged["saga_recorder"] == {"lambda_timeout": 60}  # the rest stay as written

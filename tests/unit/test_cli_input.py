@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra.cli import main
-from infra.cli_service import REFUSED
+from infra.exit_codes import Exit
 
 NOWHERE = ["--api", "http://127.0.0.1:9"]
 
@@ -28,7 +28,7 @@ def test_a_malformed_input_file_is_named_with_its_problem_and_exits_2(
         says: str) -> None:
     path = tmp_path / name
     path.write_text(text)
-    assert main(["run", "pay", "--input", str(path), *NOWHERE]) == REFUSED == 2
+    assert main(["run", "pay", "--input", str(path), *NOWHERE]) == Exit.REFUSED == 2
     err = capsys.readouterr().err
     assert err.startswith(f"saga: {path} {says}"), err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -37,16 +37,16 @@ def test_a_malformed_input_file_is_named_with_its_problem_and_exits_2(
 def test_a_missing_or_binary_file_is_named_too(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "missing.json"
-    assert main(["run", "pay", "--input", str(missing), *NOWHERE]) == REFUSED
+    assert main(["run", "pay", "--input", str(missing), *NOWHERE]) == Exit.REFUSED
     assert capsys.readouterr().err == f"saga: cannot read {missing}: No such file or directory\n"
     binary = tmp_path / "input.json"
     binary.write_bytes(b"\xff\xfe\x00")
-    assert main(["sagas", "create", "-f", str(binary), *NOWHERE]) == REFUSED
+    assert main(["sagas", "create", "-f", str(binary), *NOWHERE]) == Exit.REFUSED
     assert capsys.readouterr().err == f"saga: {binary} is not UTF-8 text\n"
 
 
 def test_stdin_is_named_stdin(monkeypatch: pytest.MonkeyPatch,
                               capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("{not json"))
-    assert main(["run", "pay", "--input", "-", *NOWHERE]) == REFUSED
+    assert main(["run", "pay", "--input", "-", *NOWHERE]) == Exit.REFUSED
     assert capsys.readouterr().err.startswith("saga: stdin is not valid JSON: ")

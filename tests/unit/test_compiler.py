@@ -1,4 +1,5 @@
-"""The ASL compiler: structure, compensation order for a failure anywhere, and asl-validator."""
+"""The ASL compiler: structure and compensation order for a failure anywhere (asl-validator:
+tests/tools)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.saga.compiler import (
+from chalicelib.adapters.stepfunctions.compiler import (
     CompileOptions,
     MachineTargets,
     compile_compensation,
     compile_forward,
-    execution_input,
 )
+from chalicelib.adapters.stepfunctions.machine_input import execution_input
 from chalicelib.saga.lifecycle import DEFAULT_TASK_TIMEOUT_MARGIN_S
 from chalicelib.saga.models import Step, StepDefinition
 from tests.support import asl_walk
-from tests.support.asl_validator import AslValidator
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
 STEPS = [Step.of(StepDefinition.model_validate(step)) for step in SEED["steps"]]
@@ -149,25 +149,7 @@ def test_a_saga_without_active_steps_does_not_compile() -> None:
         compile_forward([STEPS[0].model_copy(update={"active": False})], TARGETS)
 
 
-# -- asl-validator and properties ---------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def asl() -> AslValidator:
-    return AslValidator.installed()
-
-
-@pytest.mark.tools
-def test_the_seed_machines_pass_asl_validator(asl: AslValidator) -> None:
-    assert asl.validate([compile_forward(STEPS, TARGETS),
-                         compile_compensation(STEPS, TARGETS)]) == ["", ""]
-
-
-@pytest.mark.tools
-def test_asl_validator_does_reject_a_broken_machine(asl: AslValidator) -> None:
-    broken = compile_forward(STEPS, TARGETS)
-    broken["States"]["step:validate-payment"]["Next"] = "NoSuchState"
-    assert asl.validate([broken])[0] != ""
-
+# -- properties ----------------------------------------------------------------------------------
 
 _step = st.builds(
     dict,
@@ -183,30 +165,6 @@ def _steps(spec: list[dict[str, Any]]) -> list[Step]:
                  compensation=f"undo{i}", max_retries=s["retries"], timeout=s["timeout"],
                  active=s["active"])
             for i, s in enumerate(spec)]
-
-
-@pytest.mark.tools
-def test_the_smallest_and_largest_sagas_pass_asl_validator(asl: AslValidator) -> None:
-    machines = []
-    for size in (1, 50):
-        spec = [{"retries": 10, "timeout": "1h", "active": True}] * size
-        machines += [compile_forward(_steps(spec), TARGETS),
-                     compile_compensation(_steps(spec), TARGETS)]
-    assert asl.validate(machines) == [""] * 4
-
-
-# asl-validator takes ~0.1 s for a 50-step machine, so the examples are validated in batches.
-@settings(max_examples=2, deadline=None)
-@given(st.lists(_saga, min_size=12, max_size=12))
-@pytest.mark.tools
-def test_generated_sagas_of_1_to_50_steps_pass_asl_validator(
-    asl: AslValidator, sagas: list[list[dict[str, Any]]]
-) -> None:
-    machines = []
-    for spec in sagas:
-        machines += [compile_forward(_steps(spec), TARGETS),
-                     compile_compensation(_steps(spec), TARGETS)]
-    assert asl.validate(machines) == [""] * len(machines)
 
 
 @settings(max_examples=60, deadline=None)
@@ -288,20 +246,8 @@ def test_compensation_disabled_ends_failed_with_nothing_undone(failing: int,
     assert "compensation is disabled" in machine["States"]["Failed"]["Cause"]
 
 
-@pytest.mark.tools
-def test_option_machines_pass_asl_validator(asl: AslValidator) -> None:
-    steps = [step.model_copy(update={"max_retries": 0}) for step in STEPS]
-    machines = [machine
-                for options in (CompileOptions(retry_enabled=False),
-                                CompileOptions(compensation_enabled=False))
-                for machine in (compile_forward(steps, TARGETS, options),
-                                compile_forward(STEPS, TARGETS, options),
-                                compile_compensation(STEPS, TARGETS, options))]
-    assert asl.validate(machines) == [""] * len(machines)
-
-
 def test_machine_names_are_injective_over_saga_ids() -> None:
-    from chalicelib.adapters.stepfunctions import machine_name
+    from chalicelib.adapters.stepfunctions.names import machine_name
 
     ids = ["adv.coll", "adv-coll", "adv_coll", "Adv-coll", "a" * 100, "a" * 99 + "b"]
     names = {machine_name("local", saga_id, 1, kind)

@@ -117,8 +117,11 @@ def test_demo_input_defaults_never_reach_prod() -> None:
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_fault_injection_and_demo_inputs_are_off_unless_a_stage_turns_them_on(stage: str) -> None:
     from chalicelib.adapters.mysql import MySQLConnector
+    from chalicelib.ports import Actor
     from chalicelib.saga.errors import BadRequest
     from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
+    from chalicelib.saga.executions import Fault
+    from chalicelib.saga.requests import ExecuteRequest
     from chalicelib.steps.wiring import build_step_runtime, faults_enabled
 
     settings = load_settings(environ={"SAGA_STAGE": stage})
@@ -129,7 +132,7 @@ def test_fault_injection_and_demo_inputs_are_off_unless_a_stage_turns_them_on(st
     policy = ExecutionPolicy(faults_enabled=faults_enabled(settings))
     service = ExecutionService(None, None, None, policy, None)  # type: ignore[arg-type]
     with pytest.raises(BadRequest, match="fault injection is disabled"):
-        service._parse_execute({"faults": [{"step_id": "a", "fail": True}]})
+        service.execute("s", ExecuteRequest(faults=[Fault(step_id="a")]), Actor("ops"))
 
 
 @pytest.mark.parametrize("stage", ["local", "test", "bench"])

@@ -12,12 +12,19 @@ from chalicelib.ports import Actor
 from chalicelib.saga.errors import BadRequest, Conflict, LimitReached, NotFound
 from chalicelib.saga.executions import Execution
 from chalicelib.saga.lifecycle import ExecutionStatus
+from chalicelib.saga.models import SagaDefinition
+from chalicelib.saga.requests import ActiveRequest, parse_request
 from chalicelib.saga.service import DefinitionService, Limits, page_size
-from chalicelib.saga.validation import DefinitionInvalid, ValidationPolicy
+from chalicelib.saga.validation import (
+    DefinitionInvalid,
+    ValidationPolicy,
+    parse_definition,
+    parse_step,
+)
 from chalicelib.testing import (
     InMemoryDefinitionStore,
     InMemoryExecutionStore,
-    ScriptedOrchestrator,
+    ScriptedEngine,
 )
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
@@ -25,24 +32,24 @@ ACTOR = Actor("ops")
 
 
 def _service(max_sagas: int = 5, max_steps: int = 20) -> tuple[
-        DefinitionService, InMemoryExecutionStore, ScriptedOrchestrator]:
+        DefinitionService, InMemoryExecutionStore, ScriptedEngine]:
     definitions = InMemoryDefinitionStore()
     executions = InMemoryExecutionStore(definitions)
-    orchestrator = ScriptedOrchestrator()
+    engine = ScriptedEngine()
     service = DefinitionService(definitions, ValidationPolicy(), Limits(max_sagas, max_steps),
-                                executions=executions, orchestrator=orchestrator)
-    return service, executions, orchestrator
+                                executions=executions, engine=engine)
+    return service, executions, engine
 
 
-def _saga(**changes: Any) -> dict[str, Any]:
-    return {**json.loads(json.dumps(SEED)), **changes}
+def _saga(**changes: Any) -> SagaDefinition:
+    return parse_definition({**json.loads(json.dumps(SEED)), **changes})
 
 
 def test_create_stores_a_version_and_makes_its_machines() -> None:
-    service, _, orchestrator = _service()
+    service, _, engine = _service()
     stored = service.create(_saga(), ACTOR)
     assert (stored.id, stored.revision, stored.version) == ("payment-saga", 1, "1.0.0")
-    assert orchestrator.ensured == [("payment-saga", 1)]
+    assert engine.prepared == [("payment-saga", 1)]
     assert service.get("payment-saga").revision == 1
     assert service.get("payment-saga", "1.0.0").revision == 1
 
@@ -57,8 +64,8 @@ def test_a_higher_version_is_a_new_revision_and_an_older_one_a_conflict() -> Non
 
 
 def test_a_version_is_stored_even_when_step_functions_is_down() -> None:
-    service, _, orchestrator = _service()
-    orchestrator.fail_ensure = True
+    service, _, engine = _service()
+    engine.fail_prepare = True
     assert service.create(_saga(), ACTOR).revision == 1
 
 
@@ -71,9 +78,9 @@ def test_invalid_definitions_are_refused() -> None:
 def test_steps_are_added_and_removed_as_new_patch_versions() -> None:
     service, _, _ = _service()
     service.create(_saga(), ACTOR)
-    added = service.add_step("payment-saga", {
+    added = service.add_step("payment-saga", parse_step({
         "id": "audit", "name": "Audit", "description": "audit it", "action": "send_notification",
-        "compensation": "cancel_notification", "max_retries": 0, "timeout": "5s"}, ACTOR)
+        "compensation": "cancel_notification", "max_retries": 0, "timeout": "5s"}), ACTOR)
     assert added.version == "1.0.1" and added.steps[-1].id == "audit"
     assert added.steps[-1].order == max(s.order or 0 for s in added.steps[:-1]) + 1
     removed = service.remove_step("payment-saga", "audit", ACTOR)
@@ -81,17 +88,17 @@ def test_steps_are_added_and_removed_as_new_patch_versions() -> None:
     with pytest.raises(NotFound, match="no step 'audit'"):
         service.remove_step("payment-saga", "audit", ACTOR)
     with pytest.raises(BadRequest, match="JSON object"):
-        service.add_step("payment-saga", ["x"], ACTOR)
+        parse_step(["x"])
 
 
 def test_activation_and_its_bad_bodies() -> None:
     service, _, _ = _service()
     service.create(_saga(), ACTOR)
-    assert not service.set_active("payment-saga", {"active": False}, ACTOR).active
+    assert not service.set_active("payment-saga", ActiveRequest(active=False), ACTOR).active
     with pytest.raises(BadRequest):
-        service.set_active("payment-saga", {"active": "no"}, ACTOR)
+        parse_request(ActiveRequest, {"active": "no"})
     with pytest.raises(NotFound):
-        service.set_active("ghost", {"active": True}, ACTOR)
+        service.set_active("ghost", ActiveRequest(active=True), ACTOR)
 
 
 def test_limits_on_sagas_and_steps() -> None:
@@ -100,13 +107,13 @@ def test_limits_on_sagas_and_steps() -> None:
     with pytest.raises(LimitReached, match="at most 1 sagas"):
         service.create(_saga(id="second"), ACTOR)
     with pytest.raises(LimitReached, match="at most 3 steps"):
-        service.add_step("payment-saga", {
+        service.add_step("payment-saga", parse_step({
             "id": "more", "name": "More", "description": "d", "action": "send_notification",
-            "compensation": "cancel_notification", "max_retries": 0, "timeout": "5s"}, ACTOR)
+            "compensation": "cancel_notification", "max_retries": 0, "timeout": "5s"}), ACTOR)
 
 
 def test_destroy_refuses_while_executions_run_and_keeps_pinned_versions() -> None:
-    service, executions, orchestrator = _service()
+    service, executions, engine = _service()
     stored = service.create(_saga(), ACTOR)
     service.create(_saga(version="2.0.0"), ACTOR)
     running = Execution(id="e", saga_id=stored.id, revision=1, version="1.0.0",
@@ -117,7 +124,7 @@ def test_destroy_refuses_while_executions_run_and_keeps_pinned_versions() -> Non
         service.destroy(stored.id, ACTOR)
     executions.put(running.model_copy(update={"status": ExecutionStatus.COMPLETED}))
     service.destroy(stored.id, ACTOR)
-    assert orchestrator.deleted == [(stored.id, [2])]  # revision 1 is pinned by "e"
+    assert engine.discarded == [(stored.id, [2])]  # revision 1 is pinned by "e"
     with pytest.raises(NotFound):
         service.get(stored.id)
     assert service.store.get_revision(stored.id, 1) is not None

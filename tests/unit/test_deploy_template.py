@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import app as app_module
-from chalicelib.adapters.stepfunctions import FunctionNames
+from chalicelib.adapters.stepfunctions.arns import FunctionNames
 from infra.deploy.aws import package, read_parameters
 from infra.deploy.template import (
     chalice_function_name,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from chalicelib.ports import Actor, Machines
+from chalicelib.ports import Actor, RunKind, RunRef
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
 from chalicelib.saga.executions import (
     Attempt,
@@ -110,7 +110,7 @@ class _Executions:
             else self.execution.error})
         return self.execution
 
-    def mark_started(self, execution_id: str, machine_arn: str, run_arn: str) -> None:
+    def mark_started(self, execution_id: str, run: RunRef) -> None:
         pass
 
 
@@ -122,20 +122,15 @@ class _Definitions:
         return SimpleNamespace(pivot=lambda: None)  # a saga without a pivot step
 
 
-class _Orchestrator:
-    def ensure_machines(self, saga: Any) -> Machines:
-        return self.machines_for(saga)
-
-    def machines_for(self, saga: Any) -> Machines:
-        return Machines(forward_arn="arn:f", compensation_arn="arn:c")
-
-    def start(self, machine_arn: str, run_name: str, payload: Any, saga: Any = None) -> str:
-        return f"{machine_arn}:{run_name}"
+class _Engine:
+    def start(self, saga: Any, execution_id: str, kind: RunKind, *,
+              at_step: str | None = None, parent: RunRef | None = None) -> RunRef:
+        return RunRef(execution_id, "where", f"run-{kind}")
 
 
 def _service(execution: Execution) -> tuple[ExecutionService, _Executions]:
     store = _Executions(execution)
-    service = ExecutionService(_Definitions(), store, _Orchestrator(),  # type: ignore[arg-type]
+    service = ExecutionService(_Definitions(), store, _Engine(),  # type: ignore[arg-type]
                                ExecutionPolicy(faults_enabled=False), reads=None)  # type: ignore[arg-type]
     return service, store
 

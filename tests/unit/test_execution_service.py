@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.ports import Actor
+from chalicelib.http_errors import http_status
+from chalicelib.ports import Actor, RunKind, RunRef
 from chalicelib.saga import events
-from chalicelib.saga.compiler import execution_input
 from chalicelib.saga.errors import BadRequest, Conflict, NotFound
 from chalicelib.saga.execution_service import (
     ExecutionPolicy,
@@ -21,11 +21,12 @@ from chalicelib.saga.execution_service import (
 from chalicelib.saga.executions import Execution, StepRun
 from chalicelib.saga.lifecycle import ExecutionStatus, StepStatus
 from chalicelib.saga.models import SagaDefinition, StoredSaga
+from chalicelib.saga.requests import ExecuteRequest, ResolveRequest, parse_request
 from chalicelib.testing import (
     InMemoryDefinitionStore,
     InMemoryExecutionStore,
     InMemoryReadModel,
-    ScriptedOrchestrator,
+    ScriptedEngine,
 )
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
@@ -36,7 +37,7 @@ ACTOR = Actor("ops")
 class World:
     definitions: InMemoryDefinitionStore
     executions: InMemoryExecutionStore
-    orchestrator: ScriptedOrchestrator
+    engine: ScriptedEngine
     reads: InMemoryReadModel
     service: ExecutionService
     saga: StoredSaga
@@ -63,12 +64,12 @@ class World:
 def world() -> World:
     definitions = InMemoryDefinitionStore()
     executions = InMemoryExecutionStore(definitions)
-    orchestrator = ScriptedOrchestrator()
+    engine = ScriptedEngine()
     reads = InMemoryReadModel()
-    service = ExecutionService(definitions, executions, orchestrator,
+    service = ExecutionService(definitions, executions, engine,
                                ExecutionPolicy(faults_enabled=True, max_input_bytes=1000),
                                reads)
-    world = World(definitions, executions, orchestrator, reads, service,
+    world = World(definitions, executions, engine, reads, service,
                   saga=None)  # type: ignore[arg-type]
     world.saga = world.store_saga("pay")
     return world
@@ -81,59 +82,64 @@ def _types(world: World, execution_id: str) -> list[str]:
 # -- execute ------------------------------------------------------------------------------
 
 def test_execute_records_the_execution_and_starts_its_run_under_its_id(world: World) -> None:
-    execution, created = world.service.execute("pay", {"input": {"amount": 5},
-                                                       "execution_id": "e-1"}, ACTOR)
+    execution, created = world.service.execute(
+        "pay", ExecuteRequest(input={"amount": 5}, execution_id="e-1"), ACTOR)
     assert created and execution.status is ExecutionStatus.RUNNING
     assert [s.step_id for s in execution.steps] == [s.id for s in world.saga.active_steps()]
-    forward = world.orchestrator.machines_for(world.saga).forward_arn
-    assert world.orchestrator.starts == [(forward, "e-1", execution_input("e-1"))]
-    assert execution.sfn_execution_arn == world.orchestrator.run_arn(forward, "e-1")
+    [started] = world.engine.starts
+    assert (started.execution_id, started.kind, started.at_step) == ("e-1", RunKind.FORWARD,
+                                                                       None)
+    # The store keeps the ref's parts: where the run was planned, and the run.
+    assert RunRef.kept_for(execution) == started.ref == RunRef(
+        "e-1", world.engine.where(world.saga), started.ref.run)
     assert _types(world, "e-1") == [events.EXECUTION_STARTED, events.RUN_STARTED]
 
 
 def test_execute_without_an_id_makes_one(world: World) -> None:
-    execution, created = world.service.execute("pay", None, ACTOR)
+    execution, created = world.service.execute("pay", ExecuteRequest(), ACTOR)
     assert created and len(execution.id) == 36
 
 
 def test_a_repeated_execute_is_the_same_execution_and_one_run(world: World) -> None:
-    first, _ = world.service.execute("pay", {"execution_id": "e-1"}, ACTOR)
-    again, created = world.service.execute("pay", {"execution_id": "e-1"}, ACTOR)
+    first, _ = world.service.execute("pay", ExecuteRequest(execution_id="e-1"), ACTOR)
+    again, created = world.service.execute("pay", ExecuteRequest(execution_id="e-1"), ACTOR)
     assert not created and again.id == first.id
-    assert len(world.orchestrator.starts) == 1
+    assert len(world.engine.starts) == 1
 
 
 def test_an_execution_id_taken_by_another_saga_is_a_conflict(world: World) -> None:
     other = world.store_saga("other")
     world.given("shared", ExecutionStatus.RUNNING, saga=other)
     with pytest.raises(Conflict, match="taken by saga 'other'") as raised:
-        world.service.execute("pay", {"execution_id": "shared"}, ACTOR)
-    assert raised.value.status == 409
+        world.service.execute("pay", ExecuteRequest(execution_id="shared"), ACTOR)
+    assert http_status(raised.value) == 409
     assert world.executions.get("shared").saga_id == "other"  # type: ignore[union-attr]
-    assert world.orchestrator.starts == []
+    assert world.engine.starts == []
 
 
 def test_a_failed_start_leaves_the_execution_failed_and_answers_503(world: World) -> None:
-    world.orchestrator.fail_start = 1
+    world.engine.fail_start = 1
     with pytest.raises(OrchestratorUnavailable) as raised:
-        world.service.execute("pay", {"execution_id": "e-1"}, ACTOR)
-    assert raised.value.status == 503
+        world.service.execute("pay", ExecuteRequest(execution_id="e-1"), ACTOR)
+    assert http_status(raised.value) == 503
     failed = world.executions.get("e-1")
     assert failed is not None and failed.status is ExecutionStatus.FAILED
-    assert failed.error is not None and failed.error.type == "OrchestratorDown"
+    assert failed.error is not None and failed.error.type == "EngineDown"
+    # Planned before the start: the reconciler could still find a run that did start.
+    assert RunRef.kept_for(failed) == RunRef("e-1", world.engine.where(world.saga))
     assert failed.ended_at is not None
     assert _types(world, "e-1") == [events.EXECUTION_STARTED, events.SAGA_FAILED]
     # A retry of the same request does not start it again: it failed, and says so.
-    again, created = world.service.execute("pay", {"execution_id": "e-1"}, ACTOR)
+    again, created = world.service.execute("pay", ExecuteRequest(execution_id="e-1"), ACTOR)
     assert not created and again.status is ExecutionStatus.FAILED
 
 
 def test_execute_refuses_a_missing_or_inactive_saga(world: World) -> None:
     with pytest.raises(NotFound):
-        world.service.execute("nope", {}, ACTOR)
+        world.service.execute("nope", ExecuteRequest(), ACTOR)
     world.store_saga("off", active=False)
     with pytest.raises(Conflict, match="not active"):
-        world.service.execute("off", {}, ACTOR)
+        world.service.execute("off", ExecuteRequest(), ACTOR)
 
 
 @pytest.mark.parametrize(("body", "message"), [
@@ -146,17 +152,19 @@ def test_execute_refuses_a_missing_or_inactive_saga(world: World) -> None:
 ])
 def test_bad_execute_bodies_are_400_saying_what_is_wrong(world: World, body: object,
                                                           message: str) -> None:
+    # As the edge does it: the body read into the request, then the use case's checks.
     with pytest.raises(BadRequest, match=message):
-        world.service.execute("pay", body, ACTOR)
-    assert world.orchestrator.starts == []
+        world.service.execute("pay", parse_request(ExecuteRequest, body), ACTOR)
+    assert world.engine.starts == []
 
 
 def test_faults_are_refused_where_injection_is_disabled(world: World) -> None:
-    service = ExecutionService(world.definitions, world.executions, world.orchestrator,
+    service = ExecutionService(world.definitions, world.executions, world.engine,
                                ExecutionPolicy(faults_enabled=False), world.reads)
     step = world.saga.active_steps()[0].id
     with pytest.raises(BadRequest, match="fault injection is disabled"):
-        service.execute("pay", {"faults": [{"step_id": step}]}, ACTOR)
+        service.execute("pay", parse_request(ExecuteRequest, {"faults": [{"step_id": step}]}),
+                        ACTOR)
 
 
 # -- compensate, retry, resolve --------------------------------------------------------------
@@ -167,9 +175,10 @@ def test_compensate_undoes_a_completed_execution_with_the_compensation_machine(
     moved = world.service.compensate("pay", "done", ACTOR)
     assert moved.status is ExecutionStatus.COMPENSATING
     assert moved.error is not None and moved.error.type == "CompensationRequested"
-    undo = world.orchestrator.machines_for(world.saga).compensation_arn
-    [(machine, name, _)] = world.orchestrator.starts
-    assert machine == undo and name.startswith("done-c")
+    [started] = world.engine.starts
+    assert (started.execution_id, started.kind) == ("done", RunKind.COMPENSATION)
+    assert started.ref.where == world.engine.where(world.saga, RunKind.COMPENSATION)
+    assert started.run_name.startswith("done-c")
     assert moved.ended_at is None
 
 
@@ -197,7 +206,7 @@ def test_compensate_refusals(world: World) -> None:
 
 def test_a_compensation_that_cannot_start_fails_the_execution(world: World) -> None:
     world.given("done", ExecutionStatus.COMPLETED)
-    world.orchestrator.fail_start = 1
+    world.engine.fail_start = 1
     with pytest.raises(OrchestratorUnavailable):
         world.service.compensate("pay", "done", ACTOR)
     assert world.executions.get("done").status is ExecutionStatus.FAILED  # type: ignore[union-attr]
@@ -228,25 +237,29 @@ def test_a_compensation_whose_version_is_gone_is_a_conflict(world: World) -> Non
 
 def test_resolve_marks_a_failed_execution_only(world: World) -> None:
     world.given("bad", ExecutionStatus.FAILED)
-    resolved = world.service.resolve("bad", {"reason": "  refunded by hand  "}, ACTOR)
+    resolved = world.service.resolve("bad", ResolveRequest(reason="  refunded by hand  "),
+                                     ACTOR)
     assert (resolved.resolved_by, resolved.resolution) == ("ops", "refunded by hand")
     assert resolved.status is ExecutionStatus.FAILED
     with pytest.raises(BadRequest, match="3 to 500"):
-        world.service.resolve("bad", {"reason": "no"}, ACTOR)
+        world.service.resolve("bad", ResolveRequest(reason="no"), ACTOR)
     world.given("going", ExecutionStatus.RUNNING)
     with pytest.raises(Conflict, match="only a failed or parked execution"):
-        world.service.resolve("going", {"reason": "because"}, ACTOR)
+        world.service.resolve("going", ResolveRequest(reason="because"), ACTOR)
 
 
 # -- reads ------------------------------------------------------------------------------------
 
 def test_get_prefers_the_read_model_and_falls_back_to_the_write_model(world: World) -> None:
     written = world.given("e", ExecutionStatus.RUNNING)
-    assert world.service.get("e").consistency is None  # not projected yet: the write model
+    # Not projected yet: the write model's view (a row put as it is has no events).
+    assert world.service.get("e").consistency == {"source": "write_model", "sequence": 0}
     world.reads.project(written.model_copy(update={"status": ExecutionStatus.COMPLETED}), 7)
     assert world.service.get("e").consistency == {"source": "read_model", "sequence": 7}
     world.reads.available = False
-    assert world.service.get("e").status is ExecutionStatus.RUNNING
+    fallen_back = world.service.get("e")
+    assert fallen_back.status is ExecutionStatus.RUNNING
+    assert fallen_back.consistency == {"source": "write_model", "sequence": 0}
     with pytest.raises(NotFound):
         world.service.get("missing")
 

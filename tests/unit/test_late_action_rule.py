@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.stepfunctions.compiler import compile_forward
 from chalicelib.saga import events
-from chalicelib.saga.compiler import compile_forward
 from chalicelib.saga.lifecycle import (
     OUTCOME_UNKNOWN,
     OUTCOME_UNKNOWN_FINAL,

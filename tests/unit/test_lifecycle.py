@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.stepfunctions.compiler import (
+    MachineTargets,
+    compile_compensation,
+    compile_forward,
+)
 from chalicelib.saga import events, lifecycle
-from chalicelib.saga.compiler import MachineTargets, compile_compensation, compile_forward
 from chalicelib.saga.lifecycle import (
     ACTIVE,
     FINAL,
@@ -147,3 +151,13 @@ def test_the_runtime_counts_attempts_as_the_machine_retries() -> None:
     assert not lifecycle.action_final(2, 2, permanent=False)
     assert lifecycle.action_final(3, 2, permanent=False)
     assert lifecycle.action_final(1, 5, permanent=True)
+
+
+def test_operator_actions_start_where_the_operators_transitions_do() -> None:
+    from chalicelib.saga.lifecycle import OPERATOR_ACTIONS, RESOLVABLE, allowed_from
+
+    actions = OPERATOR_ACTIONS
+    assert actions["compensate"] | actions["retry_compensation"] == allowed_from(
+        ExecutionStatus.COMPENSATING, by_operator=True)
+    assert actions["retry_forward"] == allowed_from(ExecutionStatus.RUNNING, by_operator=True)
+    assert actions["resolve"] == RESOLVABLE

@@ -1,9 +1,12 @@
-"""The committed OpenAPI document is valid, current, and describes exactly the app's routes."""
+"""The committed OpenAPI document is valid, current, and derived from exactly the app's
+routes."""
 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
+import pytest
 from openapi_spec_validator import validate
 
 from app import app
@@ -19,7 +22,7 @@ def test_the_document_is_valid_openapi_3() -> None:
 
 
 def test_the_committed_document_is_current() -> None:
-    assert build_document(load_settings(environ={}).saga) == COMMITTED, \
+    assert build_document(load_settings(environ={}).saga, app.routes) == COMMITTED, \
         "chalicelib/openapi.json is stale: run `saga openapi`"
 
 
@@ -29,6 +32,24 @@ def test_documented_operations_are_exactly_the_routes() -> None:
     documented = {(path, method) for path, item in COMMITTED["paths"].items()
                   for method in item if method != "parameters"}
     assert documented == routes
+
+
+def test_path_parameters_are_the_routes_own() -> None:
+    for path, entries in app.routes.items():
+        names = [p["name"] for p in COMMITTED["paths"][path].get("parameters", [])]
+        for entry in entries.values():
+            assert names == entry.view_args, path
+
+
+def test_a_route_without_an_operation_or_an_operation_without_a_route_is_refused() -> None:
+    saga = load_settings(environ={}).saga
+    undocumented = SimpleNamespace(view_name="brand_new_view", view_args=[])
+    with pytest.raises(ValueError, match="brand_new_view"):
+        build_document(saga, {**app.routes, "/new": {"GET": undocumented}})
+    without_whoami = {path: entries for path, entries in app.routes.items()
+                      if not path.endswith("/whoami")}
+    with pytest.raises(ValueError, match="whoami"):
+        build_document(saga, without_whoami)
 
 
 def test_the_seed_example_fits_the_documented_request_schema() -> None:

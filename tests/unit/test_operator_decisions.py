@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.http_errors import http_error, http_status
 from chalicelib.ports import Actor
 from chalicelib.saga import events
 from chalicelib.saga.errors import Conflict, SagaError
@@ -24,9 +25,10 @@ from chalicelib.saga.lifecycle import (
     can_resolve,
     can_transition,
 )
+from chalicelib.saga.requests import ResolveRequest
 from chalicelib.steps.context import PermanentError, StepContext
 from chalicelib.steps.runtime import OutcomeRecorder
-from chalicelib.testing import InMemoryReadModel, ScriptedOrchestrator
+from chalicelib.testing import InMemoryReadModel, ScriptedEngine
 from infra.cli_service import _timeline
 from tests.support.step_world import World, build_world
 
@@ -72,11 +74,11 @@ def _compensation_failed() -> World:
     return world
 
 
-def _service(world: World) -> tuple[ExecutionService, ScriptedOrchestrator]:
-    orchestrator = ScriptedOrchestrator()
-    return ExecutionService(world.definitions, world.store, orchestrator,
+def _service(world: World) -> tuple[ExecutionService, ScriptedEngine]:
+    engine = ScriptedEngine()
+    return ExecutionService(world.definitions, world.store, engine,
                             ExecutionPolicy(faults_enabled=True), InMemoryReadModel()), \
-        orchestrator
+        engine
 
 
 def _decisions(world: World) -> list[dict[str, Any]]:
@@ -135,11 +137,11 @@ def test_the_store_refuses_to_resolve_what_is_not_a_failed_end() -> None:
 def test_a_second_resolve_is_refused_naming_who_resolved_it_and_when() -> None:
     world = _parked()
     service, _ = _service(world)
-    resolved = service.resolve("e1", {"reason": "shipped by hand"}, Actor("ana"))
+    resolved = service.resolve("e1", ResolveRequest(reason="shipped by hand"), Actor("ana"))
     with pytest.raises(AlreadyResolved) as refused:
-        service.resolve("e1", {"reason": "refunded instead"}, Actor("bob"))
+        service.resolve("e1", ResolveRequest(reason="refunded instead"), Actor("bob"))
     error = refused.value
-    assert (error.status, error.code) == (409, "already_resolved")
+    assert http_error(error.kind) == (409, "already_resolved")
     at = resolved.model_dump(mode="json")["updated_at"]  # as the API writes times
     assert f"resolved by ana at {at}" in error.message
     assert error.details == {"execution_id": "e1", "resolved_by": "ana", "resolved_at": at,
@@ -150,11 +152,11 @@ def test_a_second_resolve_is_refused_naming_who_resolved_it_and_when() -> None:
 
 def test_a_resolved_parked_execution_is_not_retried_forward() -> None:
     world = _parked()
-    service, orchestrator = _service(world)
-    service.resolve("e1", {"reason": "shipped by hand"}, Actor("ana"))
+    service, engine = _service(world)
+    service.resolve("e1", ResolveRequest(reason="shipped by hand"), Actor("ana"))
     with pytest.raises(AlreadyResolved, match="resolved by ana"):
         service.retry_forward("e1", Actor("bob"))
-    assert orchestrator.starts == []
+    assert engine.starts == []
     assert world.execution().status is S.PARKED
     assert world.step("ship").status is StepStatus.FAILED
     assert [e["type"] for e in _decisions(world)] == [events.SAGA_RESOLVED]
@@ -162,11 +164,11 @@ def test_a_resolved_parked_execution_is_not_retried_forward() -> None:
 
 def test_a_resolved_failed_compensation_is_not_retried() -> None:
     world = _compensation_failed()
-    service, orchestrator = _service(world)
-    service.resolve("e1", {"reason": "refunded by hand"}, Actor("ana"))
+    service, engine = _service(world)
+    service.resolve("e1", ResolveRequest(reason="refunded by hand"), Actor("ana"))
     with pytest.raises(AlreadyResolved, match="resolved by ana"):
         service.retry_compensation("e1", Actor("bob"))
-    assert orchestrator.starts == []
+    assert engine.starts == []
     assert world.execution().status is S.COMPENSATION_FAILED
 
 
@@ -200,7 +202,7 @@ def test_a_resolve_that_read_before_another_one_committed_loses_at_the_store() -
     world = _parked()
     service = _racing(world, lambda: world.store.resolve("e1", "ana", "shipped by hand"))
     with pytest.raises(AlreadyResolved, match="resolved by ana"):
-        service.resolve("e1", {"reason": "refunded"}, Actor("bob"))
+        service.resolve("e1", ResolveRequest(reason="refunded"), Actor("bob"))
     assert world.execution().resolution == "shipped by hand"
     assert len(_decisions(world)) == 1
 
@@ -226,7 +228,7 @@ def test_a_resolve_that_read_before_a_retry_forward_committed_is_told_it_moved_o
     world = _parked()
     service = _racing(world, lambda: world.store.resume("e1", ["ship"], "ana"))
     with pytest.raises(Conflict, match=r"changed meanwhile \(it is RUNNING\)") as refused:
-        service.resolve("e1", {"reason": "shipped by hand"}, Actor("bob"))
+        service.resolve("e1", ResolveRequest(reason="shipped by hand"), Actor("bob"))
     assert not isinstance(refused.value, AlreadyResolved)
     assert world.execution().resolved_by is None
     assert [e["type"] for e in _decisions(world)] == [events.SAGA_RESUMED]
@@ -236,7 +238,7 @@ def test_a_resolve_that_read_before_a_retry_forward_committed_is_told_it_moved_o
                                                                        "compensation_failed"])
 def test_eight_operators_deciding_at_once_take_one_decision(make: Callable[[], World]) -> None:
     world = make()
-    service, orchestrator = _service(world)
+    service, engine = _service(world)
     barrier = threading.Barrier(8)
     answers: list[Execution | SagaError] = []
 
@@ -245,7 +247,8 @@ def test_eight_operators_deciding_at_once_take_one_decision(make: Callable[[], W
         barrier.wait()
         try:
             if n % 3 == 0:
-                answers.append(service.resolve("e1", {"reason": f"handled by op{n}"}, actor))
+                answers.append(service.resolve(
+                    "e1", ResolveRequest(reason=f"handled by op{n}"), actor))
             elif n % 3 == 1:
                 answers.append(service.retry_forward("e1", actor))
             else:
@@ -261,9 +264,9 @@ def test_eight_operators_deciding_at_once_take_one_decision(make: Callable[[], W
     won = [a for a in answers if isinstance(a, Execution)]
     refused = [a for a in answers if isinstance(a, SagaError)]
     assert len(won) == 1 and len(refused) == 7, answers
-    assert all(error.status == 409 for error in refused)
+    assert all(http_status(error) == 409 for error in refused)
     assert len(_decisions(world)) == 1
-    assert len(orchestrator.starts) == (0 if won[0].resolved_by else 1)
+    assert len(engine.starts) == (0 if won[0].resolved_by else 1)
 
 
 # -- a failed output mapping (row 11) ------------------------------------------------------------

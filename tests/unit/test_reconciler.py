@@ -1,4 +1,4 @@
-"""What the reconciler concludes from Step Functions' view of a run."""
+"""What the reconciler concludes from the engine's view of a run."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chalicelib.ports import RunState
+from chalicelib.ports import RunRef, RunState
 from chalicelib.saga import lifecycle
 from chalicelib.saga.executions import Execution, ExecutionStatus, StepRun, StepStatus
 from chalicelib.saga.reconciler import Reconciler, verdict
@@ -60,12 +60,14 @@ class _Store:
         return None
 
 
-class _Orchestrator:
-    def __init__(self) -> None:
-        self.described: list[str] = []
+class _Engine:
+    keeps_history = True
 
-    def describe(self, run_arn: str) -> RunState:
-        self.described.append(run_arn)
+    def __init__(self) -> None:
+        self.described: list[str | None] = []
+
+    def describe(self, run: RunRef) -> RunState:
+        self.described.append(run.run)
         return RunState("RUNNING")
 
 
@@ -74,16 +76,16 @@ def test_a_run_spends_at_most_its_describe_budget_oldest_first_and_goes_on_next_
                       status=ExecutionStatus.RUNNING, input={}, started_at=NOW,
                       updated_at=NOW, sfn_execution_arn=f"arn:e{i:02}", steps=[])
             for i in range(25)]
-    orchestrator = _Orchestrator()
-    reconciler = Reconciler(_Store(rows), orchestrator, grace_seconds=0,  # type: ignore[arg-type]
+    engine = _Engine()
+    reconciler = Reconciler(_Store(rows), engine, grace_seconds=0,  # type: ignore[arg-type]
                             describe_budget=10)
     reconciler.run()
-    assert orchestrator.described == [f"arn:e{i:02}" for i in range(10)]
+    assert engine.described == [f"arn:e{i:02}" for i in range(10)]
     reconciler.run()
     reconciler.run()
-    assert orchestrator.described[10:] == [f"arn:e{i:02}" for i in range(10, 25)]
+    assert engine.described[10:] == [f"arn:e{i:02}" for i in range(10, 25)]
     reconciler.run()  # all looked at: a new round from the oldest
-    assert orchestrator.described[25:] == [f"arn:e{i:02}" for i in range(10)]
+    assert engine.described[25:] == [f"arn:e{i:02}" for i in range(10)]
 
 
 @pytest.mark.parametrize("source", [ExecutionStatus.RUNNING, ExecutionStatus.COMPENSATING])

@@ -1,54 +1,54 @@
-"""The Reconciler against the in-memory store and a scripted orchestrator: what it repairs,
-what it leaves, and the events its repairs write."""
+"""The Reconciler against the in-memory store and a scripted engine: what it repairs, what it
+leaves, and the events its repairs write."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from chalicelib.ports import RunState
+from chalicelib.ports import RunKind, RunState
 from chalicelib.saga import events
 from chalicelib.saga.executions import Execution, StepRun
 from chalicelib.saga.lifecycle import ExecutionStatus, RunStatus, StepStatus
+from chalicelib.saga.models import StoredSaga
 from chalicelib.saga.reconciler import Reconciler
-from chalicelib.testing import InMemoryExecutionStore, ScriptedOrchestrator
+from chalicelib.testing import InMemoryExecutionStore, ScriptedEngine
 
 OLD = datetime.now(UTC) - timedelta(minutes=10)
-MACHINE = "arn:sfn:machine:pay-r1"
+PAY = StoredSaga(id="pay", name="Pay", description="pay for it", version="1.0.0", revision=1,
+                 steps=[], active=True, created_at=OLD, updated_at=OLD, version_created_at=OLD)
 
 
-def _stale(store: InMemoryExecutionStore, orchestrator: ScriptedOrchestrator,
+def _stale(store: InMemoryExecutionStore, engine: ScriptedEngine,
            execution_id: str, *, started: bool = True, recorded: bool = True,
            status: ExecutionStatus = ExecutionStatus.RUNNING,
            steps: tuple[StepStatus, ...] = ()) -> None:
-    if started:
-        orchestrator.start(MACHINE, execution_id, {})
+    run = engine.start(PAY, execution_id, RunKind.FORWARD) if started else None
     store.put(Execution(
         id=execution_id, saga_id="pay", revision=1, version="1.0.0", status=status, input={},
-        state_machine_arn=MACHINE if started else None,
-        sfn_execution_arn=orchestrator.run_arn(MACHINE, execution_id)
-        if started and recorded else None,
+        state_machine_arn=run.where if run else None,
+        sfn_execution_arn=run.run if run and recorded else None,
         started_at=OLD, updated_at=OLD,
         steps=[StepRun(step_id=f"s{i}", position=i, status=s)
                for i, s in enumerate(steps, start=1)]))
 
 
 def test_each_way_a_run_ends_is_recorded_and_a_running_one_is_left() -> None:
-    store, orchestrator = InMemoryExecutionStore(), ScriptedOrchestrator()
-    orchestrator.script = {
+    store, engine = InMemoryExecutionStore(), ScriptedEngine()
+    engine.script = {
         "done": RunState(RunStatus.SUCCEEDED),
         "undone": RunState(RunStatus.FAILED, "Saga.Compensated"),
         "late": RunState(RunStatus.TIMED_OUT),
         "broken": RunState(RunStatus.ABORTED),
         "going": RunState(RunStatus.RUNNING),
     }
-    for name in orchestrator.script:
-        _stale(store, orchestrator, name, steps=(StepStatus.SUCCEEDED,),
+    for name in engine.script:
+        _stale(store, engine, name, steps=(StepStatus.SUCCEEDED,),
                status=ExecutionStatus.COMPENSATING if name == "undone"
                else ExecutionStatus.RUNNING)
-    _stale(store, orchestrator, "never", started=False)
-    _stale(store, orchestrator, "unrecorded", recorded=False)  # started, its ARN not stored
-    orchestrator.script["unrecorded"] = RunState(RunStatus.SUCCEEDED)
-    repairs = {r.execution_id: r.now for r in Reconciler(store, orchestrator,
+    _stale(store, engine, "never", started=False)
+    _stale(store, engine, "unrecorded", recorded=False)  # started, its ARN not stored
+    engine.script["unrecorded"] = RunState(RunStatus.SUCCEEDED)
+    repairs = {r.execution_id: r.now for r in Reconciler(store, engine,
                                                          grace_seconds=60).run()}
     assert repairs == {
         "done": ExecutionStatus.COMPLETED, "undone": ExecutionStatus.COMPENSATED,
@@ -66,10 +66,18 @@ def test_each_way_a_run_ends_is_recorded_and_a_running_one_is_left() -> None:
 
 
 def test_recent_executions_are_left_alone_and_a_second_run_repairs_nothing() -> None:
-    store, orchestrator = InMemoryExecutionStore(), ScriptedOrchestrator(
+    store, engine = InMemoryExecutionStore(), ScriptedEngine(
         default=RunState(RunStatus.SUCCEEDED))
-    _stale(store, orchestrator, "old")
-    assert Reconciler(store, orchestrator, grace_seconds=3600).run() == []
-    reconciler = Reconciler(store, orchestrator, grace_seconds=60)
+    _stale(store, engine, "old")
+    assert Reconciler(store, engine, grace_seconds=3600).run() == []
+    reconciler = Reconciler(store, engine, grace_seconds=60)
     assert [r.execution_id for r in reconciler.run()] == ["old"]
     assert reconciler.run() == []
+
+
+def test_an_engine_without_history_is_never_asked() -> None:
+    store, engine = InMemoryExecutionStore(), ScriptedEngine(keeps_history=False)
+    _stale(store, engine, "old")
+    assert Reconciler(store, engine, grace_seconds=60).run() == []
+    assert engine.described == []
+    assert store.get("old").status is ExecutionStatus.RUNNING  # type: ignore[union-attr]

@@ -9,17 +9,18 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.stepfunctions.machine_input import resume_state
 from chalicelib.config import load_settings
-from chalicelib.ports import Actor
+from chalicelib.ports import Actor, RunKind
 from chalicelib.saga import events
-from chalicelib.saga.compiler import resume_state
 from chalicelib.saga.errors import Conflict
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
 from chalicelib.saga.lifecycle import ExecutionStatus, Phase, StepKind, StepStatus
+from chalicelib.saga.requests import ResolveRequest
 from chalicelib.steps.context import PermanentError, StepContext
 from chalicelib.steps.runtime import OutcomeRecorder, StepAborted
 from chalicelib.steps.wiring import build_step_runtime
-from chalicelib.testing import InMemoryReadModel, ScriptedOrchestrator
+from chalicelib.testing import InMemoryReadModel, ScriptedEngine
 from tests.support.step_world import PARTICIPANT, World, build_world
 
 
@@ -146,21 +147,23 @@ def test_a_retriable_step_out_of_attempts_parks_the_execution_with_its_reason() 
     assert not [c for c in world.actions.calls if c[1] == Phase.COMPENSATION]
 
 
-def _service(world: World, orchestrator: ScriptedOrchestrator) -> ExecutionService:
-    return ExecutionService(world.definitions, world.store, orchestrator,
+def _service(world: World, engine: ScriptedEngine) -> ExecutionService:
+    return ExecutionService(world.definitions, world.store, engine,
                             ExecutionPolicy(faults_enabled=True), InMemoryReadModel())
 
 
 def test_retry_forward_starts_a_new_round_at_the_parked_group() -> None:
     world = _world(retriable_max_attempts=2)
     _parked(world)
-    orchestrator = ScriptedOrchestrator()
-    moved = _service(world, orchestrator).retry_forward("e1", Actor("ops"))
+    engine = ScriptedEngine()
+    moved = _service(world, engine).retry_forward("e1", Actor("ops"))
     assert moved.status is ExecutionStatus.RUNNING and moved.error is None
-    _, run_name, started_with = orchestrator.starts[-1]
+    started = engine.starts[-1]
+    assert (started.kind, started.at_step) == (RunKind.RESUME, "ship")
+    assert started.run_name.startswith("e1-f")
+    # On Step Functions the run enters the forward machine at the parked group's state.
     steps = world.definitions.get_revision("fulfil", 1).active_steps()  # type: ignore[union-attr]
-    assert started_with["resume_at"] == resume_state(steps, "ship") == "group:4"
-    assert run_name.startswith("e1-f")
+    assert resume_state(steps, "ship") == "group:4"
     ship = world.step("ship")
     assert (ship.status, ship.error, ship.action_attempts) == (StepStatus.PENDING, None, 1)
     assert world.step("notify").status is StepStatus.SUCCEEDED  # it stays done
@@ -180,7 +183,7 @@ def test_retry_forward_starts_a_new_round_at_the_parked_group() -> None:
 def test_only_a_parked_execution_is_retried_forward_and_a_pivot_saga_is_never_compensated(
 ) -> None:
     world = _world()
-    service = _service(world, ScriptedOrchestrator())
+    service = _service(world, ScriptedEngine())
     with pytest.raises(Conflict, match="only a PARKED execution can be retried forward"):
         service.retry_forward("e1", Actor("ops"))
     world.set_status(ExecutionStatus.COMPLETED)
@@ -191,8 +194,8 @@ def test_only_a_parked_execution_is_retried_forward_and_a_pivot_saga_is_never_co
 def test_a_parked_execution_can_be_resolved() -> None:
     world = _world()
     _parked(world)
-    resolved = _service(world, ScriptedOrchestrator()).resolve(
-        "e1", {"reason": "shipped by hand"}, Actor("ops"))
+    resolved = _service(world, ScriptedEngine()).resolve(
+        "e1", ResolveRequest(reason="shipped by hand"), Actor("ops"))
     assert resolved.status is ExecutionStatus.PARKED
     assert resolved.resolution == "shipped by hand"
 
@@ -233,9 +236,9 @@ def test_retriable_max_attempts_is_a_config_key_the_runtime_and_compiler_use() -
     assert load_settings(environ={}).saga.retriable_max_attempts == 5
     settings = load_settings(environ={"SAGA__SAGA__RETRIABLE_MAX_ATTEMPTS": "9"})
     assert build_step_runtime(settings, connector=None).retriable_max_attempts == 9  # type: ignore[arg-type]
-    from chalicelib.runtime import build_orchestrator
+    from chalicelib.runtime import build_engine
 
-    assert build_orchestrator(settings)._options.retriable_max_attempts == 9
+    assert build_engine(settings)._options.retriable_max_attempts == 9
 
 
 def test_the_machine_says_how_many_attempts_a_round_has() -> None:

@@ -10,7 +10,9 @@ from bson.errors import InvalidDocument
 from pymongo.errors import AutoReconnect
 
 from chalicelib.events.consumer import apply_all
+from chalicelib.http_errors import http_status
 from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
+from chalicelib.saga.requests import ExecuteRequest, parse_request
 from chalicelib.saga.storable import (
     ENVELOPE_OVERHEAD_BYTES,
     MAX_REQUEST_DEPTH,
@@ -27,22 +29,27 @@ def _service(**policy: Any) -> ExecutionService:
                             None)  # type: ignore[arg-type]
 
 
+def _request(body: dict[str, Any]) -> ExecuteRequest:
+    """The body as the edge reads it."""
+    return parse_request(ExecuteRequest, body)
+
+
 @pytest.mark.parametrize("saga_input", [
     {"a\x00b": 1}, {"nested": {"x": [{"\x00": 1}]}}, {"$where": 1}, {"a.b": 1},
     {"text": "\ud800"},
 ])
 def test_keys_and_strings_no_store_takes_are_refused_at_the_door(saga_input: dict) -> None:
     with pytest.raises(NotStorable) as refused:
-        _service()._parse_execute({"input": saga_input})
-    assert refused.value.status == 400 and "input" in refused.value.message
+        _service()._check_request(_request({"input": saga_input}))
+    assert http_status(refused.value) == 400 and "input" in refused.value.message
 
 
 def test_size_counts_the_encoded_event_not_the_characters() -> None:
     # 0.5 M two-byte characters: 1 MB as UTF-8, 3 MB once the outbox escapes them.
     body = {"input": {"text": "é" * 500_000}}
     with pytest.raises(TooLarge) as refused:
-        _service(max_input_bytes=10 * 1024 * 1024)._parse_execute(body)
-    assert refused.value.status == 413 and "the limit is" in refused.value.message
+        _service(max_input_bytes=10 * 1024 * 1024)._check_request(_request(body))
+    assert http_status(refused.value) == 413 and "the limit is" in refused.value.message
 
 
 def test_what_fits_in_one_kafka_request_passes() -> None:
@@ -109,11 +116,11 @@ def test_an_input_nests_at_most_as_deep_as_mysql_takes_it_inside_its_event() -> 
     # Row 8: 30 or 31 levels passed the body's limit (32) and MariaDB refused the event, a 503
     # no retry could cure. The limit leaves room for {"data": {"input": ...}}.
     assert MAX_REQUEST_DEPTH == MYSQL_MAX_JSON_DEPTH - 2 == 29
-    _service()._parse_execute({"input": _nested(MAX_REQUEST_DEPTH)})
+    _service()._check_request(_request({"input": _nested(MAX_REQUEST_DEPTH)}))
     for depth in (MAX_REQUEST_DEPTH + 1, 31):
         with pytest.raises(NotStorable) as refused:
-            _service()._parse_execute({"input": _nested(depth)})
-        assert refused.value.status == 400
+            _service()._check_request(_request({"input": _nested(depth)}))
+        assert http_status(refused.value) == 400
         assert refused.value.message.startswith(
             f"input nests deeper than {MAX_REQUEST_DEPTH} levels, the limit")
         assert refused.value.details == {"limit": MAX_REQUEST_DEPTH}

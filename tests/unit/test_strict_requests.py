@@ -163,14 +163,16 @@ def _service(saga: StoredSaga | None, max_input: int = 256 * 1024) -> ExecutionS
 @pytest.mark.parametrize("fault", [{"step_id": "no-such-step"}, {"step_id": ""}])
 def test_a_fault_must_name_a_step_of_the_saga(fault: dict[str, Any]) -> None:
     with pytest.raises(BadRequest, match="step_id"):
-        _service(_stored()).execute(SEED["id"], {"faults": [fault]}, ACTOR)
+        _service(_stored()).execute(
+            SEED["id"], parse_request(ExecuteRequest, {"faults": [fault]}), ACTOR)
 
 
 def test_faults_count_towards_the_input_limit() -> None:
     step = SEED["steps"][0]["id"]
     faults = [{"step_id": step, "error": "E" + "x" * 90} for _ in range(20)]
     with pytest.raises(BadRequest, match="the limit is 1000"):
-        _service(_stored(), max_input=1000).execute(SEED["id"], {"faults": faults}, ACTOR)
+        _service(_stored(), max_input=1000).execute(
+            SEED["id"], parse_request(ExecuteRequest, {"faults": faults}), ACTOR)
 
 
 def test_compensating_a_saga_that_does_not_exist_is_not_found() -> None:

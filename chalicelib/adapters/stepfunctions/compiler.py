@@ -185,19 +185,13 @@ def groups_of(steps: Sequence[Step]) -> list[list[Step]]:
     return groups
 
 
-def _forward_name(group: list[Step]) -> str:
+def forward_name(group: list[Step]) -> str:
+    """The forward machine's state that runs the group (where a retry forward enters)."""
     return _state_name("step:", group[0]) if len(group) == 1 else f"group:{group[0].order}"
 
 
 def _undo_name(group: list[Step]) -> str:
     return _state_name("undo:", group[0]) if len(group) == 1 else f"undo-group:{group[0].order}"
-
-
-def resume_state(steps: Sequence[Step], step_id: str) -> str:
-    """Where a retry forward starts the forward machine again: the state of the group the
-    step runs in (succeeded siblings answer as duplicates)."""
-    group = next(g for g in groups_of(steps) if any(s.id == step_id for s in g))
-    return _forward_name(group)
 
 
 def _split_at_pivot(groups: list[list[Step]]) -> tuple[list[list[Step]], list[list[Step]]]:
@@ -330,8 +324,8 @@ def compile_forward(steps: Sequence[Step], targets: MachineTargets,
     compensate = options.compensation_enabled
     states: dict[str, dict[str, Any]] = {}
     for index, group in enumerate(groups):
-        name = _forward_name(group)
-        after = "RecordCompleted" if index == len(groups) - 1 else _forward_name(groups[index + 1])
+        name = forward_name(group)
+        after = "RecordCompleted" if index == len(groups) - 1 else forward_name(groups[index + 1])
         previous = _undo_name(groups[index - 1]) if index else "RecordFailed"
         if group in retriable:
             on_error = on_timeout = "RecordParked"
@@ -382,12 +376,12 @@ def compile_forward(steps: Sequence[Step], targets: MachineTargets,
                               "Next": "Failed"}
     states["Failed"] = {"Type": "Fail", "Error": END_OF[ExecutionStatus.FAILED].error,
                         "Cause": cause}
-    start = _forward_name(groups[0])
+    start = forward_name(groups[0])
     if retriable:
         # A retry forward starts the run again at the parked group ($.resume_at).
         states["Resume"] = {"Type": "Choice", "Default": start, "Choices": [
-            {"Variable": "$.resume_at", "StringEquals": _forward_name(group),
-             "Next": _forward_name(group)} for group in retriable]}
+            {"Variable": "$.resume_at", "StringEquals": forward_name(group),
+             "Next": forward_name(group)} for group in retriable]}
         start = "Resume"
     return {"Comment": comment or "saga", "StartAt": start, "States": _reachable(states, start)}
 
@@ -417,13 +411,3 @@ def compile_compensation(steps: Sequence[Step], targets: MachineTargets,
     states = _undo_chain(undoable, targets, options, skip_undone=True)
     return {"Comment": comment or "saga compensation",
             "StartAt": _undo_name(undoable[-1]), "States": states}
-
-
-def execution_input(execution_id: str, resume_at: str = "") -> dict[str, Any]:
-    """The whole input of an execution: ids only (payloads are capped at 256 KB).
-
-    "error" is there from the start because every Task's Parameters read "$.error", and
-    "resume_at" because a pivot saga's machine starts with a Choice on it (empty: from the
-    start; a retry forward names the parked group's state, see resume_state)."""
-    return {"execution_id": execution_id, "error": None, "resume_at": resume_at}
-

@@ -1,0 +1,51 @@
+"""The names of a saga's state machines and of its runs. Both are part of ARNs that the write
+model stores and the reconciler looks up: never change how they are made."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Callable
+
+from chalicelib.ports import RunKind
+
+# Step Functions names (machines and runs) are at most 80 characters.
+MAX_NAME = 80
+# The two machines of a version.
+FORWARD = "forward"
+UNDO = "compensation"  # a field name, not a phase
+# A compensation run and a retry forward are each a new run of their execution, named after
+# it with one of these suffixes and 8 random hex digits.
+SUFFIX_OF: dict[RunKind, str] = {RunKind.COMPENSATION: "-c", RunKind.RESUME: "-f"}
+RUN_SUFFIX_LENGTH = 2 + 8
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def machine_name(stage: str, saga_id: str, revision: int, kind: str) -> str:
+    """A name of at most 80 characters, unique per (stage, saga, revision, kind): stages may
+    share one account (locally, `local` and `test` share LocalStack).
+
+    The readable part maps '.' to '-' (Step Functions allows neither '.' nor long names), so
+    on its own it is not injective (`a.b` and `a-b`); a hash of the exact, case-sensitive
+    stage and id makes it so, and keeps the name derivable from the id alone."""
+    suffix = f"-r{revision}" + ("-undo" if kind == UNDO else "")
+    digest = hashlib.sha256(f"{stage}\0{saga_id}".encode()).hexdigest()[:16]
+    readable = _NAME_CHARS.sub("-", f"{stage}-{saga_id}")
+    room = MAX_NAME - len(suffix) - len(digest) - 1
+    return f"{readable[:room]}-{digest}{suffix}"
+
+
+def machine_kind(run: RunKind) -> str:
+    """Which of the version's machines a run of that kind starts: a retry forward enters the
+    forward machine again."""
+    return UNDO if run is RunKind.COMPENSATION else FORWARD
+
+
+def run_name(execution_id: str, kind: RunKind,
+             salt: Callable[[], str] = lambda: uuid.uuid4().hex[:8]) -> str:
+    """The execution's forward run is named by its id, so starting it twice is one run; a
+    compensation or a retry forward is a new run each time an operator asks for one."""
+    if kind is RunKind.FORWARD:
+        return execution_id
+    return f"{execution_id}{SUFFIX_OF[kind]}{salt()}"

@@ -1,0 +1,83 @@
+"""Every kind of machine the compiler writes passes asl-validator (npm, run on node).
+
+The sagas are the compiler's unit-test cases (tests/unit/test_compiler*.py), drawn the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chalicelib.adapters.stepfunctions.compiler import (
+    CompileOptions,
+    compile_compensation,
+    compile_forward,
+)
+from tests.support.asl_validator import AslValidator
+from tests.unit import test_compiler as flat
+from tests.unit import test_compiler_groups as grouped
+
+
+@pytest.fixture(scope="module")
+def asl() -> AslValidator:
+    return AslValidator.installed()
+
+
+def test_the_seed_machines_pass_asl_validator(asl: AslValidator) -> None:
+    assert asl.validate([compile_forward(flat.STEPS, flat.TARGETS),
+                         compile_compensation(flat.STEPS, flat.TARGETS)]) == ["", ""]
+
+
+def test_asl_validator_does_reject_a_broken_machine(asl: AslValidator) -> None:
+    broken = compile_forward(flat.STEPS, flat.TARGETS)
+    broken["States"]["step:validate-payment"]["Next"] = "NoSuchState"
+    assert asl.validate([broken])[0] != ""
+
+
+def test_the_smallest_and_largest_sagas_pass_asl_validator(asl: AslValidator) -> None:
+    machines = []
+    for size in (1, 50):
+        spec = [{"retries": 10, "timeout": "1h", "active": True}] * size
+        machines += [compile_forward(flat._steps(spec), flat.TARGETS),
+                     compile_compensation(flat._steps(spec), flat.TARGETS)]
+    assert asl.validate(machines) == [""] * 4
+
+
+# asl-validator takes ~0.1 s for a 50-step machine, so the examples are validated in batches.
+@settings(max_examples=2, deadline=None)
+@given(st.lists(flat._saga, min_size=12, max_size=12))
+def test_generated_sagas_of_1_to_50_steps_pass_asl_validator(
+    asl: AslValidator, sagas: list[list[dict[str, Any]]]
+) -> None:
+    machines = []
+    for spec in sagas:
+        machines += [compile_forward(flat._steps(spec), flat.TARGETS),
+                     compile_compensation(flat._steps(spec), flat.TARGETS)]
+    assert asl.validate(machines) == [""] * len(machines)
+
+
+def test_option_machines_pass_asl_validator(asl: AslValidator) -> None:
+    steps = [step.model_copy(update={"max_retries": 0}) for step in flat.STEPS]
+    machines = [machine
+                for options in (CompileOptions(retry_enabled=False),
+                                CompileOptions(compensation_enabled=False))
+                for machine in (compile_forward(steps, flat.TARGETS, options),
+                                compile_forward(flat.STEPS, flat.TARGETS, options),
+                                compile_compensation(flat.STEPS, flat.TARGETS, options))]
+    assert asl.validate(machines) == [""] * len(machines)
+
+
+@settings(max_examples=3, deadline=None)
+@given(st.lists(grouped.shapes(), min_size=10, max_size=10))
+def test_generated_group_machines_pass_asl_validator(asl: AslValidator,
+                                                     generated: list[grouped.Shape]) -> None:
+    machines: list[dict[str, Any]] = []
+    for shape in generated:
+        machines += [compile_forward(shape.steps, grouped.TARGETS),
+                     compile_compensation(shape.steps, grouped.TARGETS),
+                     compile_forward(shape.steps, grouped.TARGETS,
+                                     CompileOptions(compensation_enabled=False))]
+    assert asl.validate(machines) == [""] * len(machines)
