@@ -29,6 +29,7 @@ from chalicelib.api import (
     websocket_caller,
 )
 from chalicelib.auth import Forbidden, Role, TokenRejected, Unauthenticated
+from chalicelib.cleanup import cleanup_schedule_minutes
 from chalicelib.config import load_settings
 from chalicelib.events.consumer import apply_all, msk_events
 from chalicelib.health import check_health
@@ -36,14 +37,7 @@ from chalicelib.http_errors import http_status
 from chalicelib.ports import Actor
 from chalicelib.push.filters import FilterRefused, parse_connect
 from chalicelib.push.messages import handle_message
-from chalicelib.runtime import (
-    build_dead_letters,
-    build_reconciler,
-    build_relay,
-    cleanup,
-    cleanup_schedule_minutes,
-    container,
-)
+from chalicelib.runtime import container
 from chalicelib.saga.execution_service import ExecutionService
 from chalicelib.saga.requests import ActiveRequest, CompensateRequest, ResolveRequest
 from chalicelib.saga.service import DefinitionService
@@ -221,7 +215,7 @@ def service_stats() -> dict[str, Any]:
 @route(f"{API}/cleanup", "POST", Role.ADMIN)
 def perform_cleanup() -> dict[str, Any]:
     no_body(app.current_request)
-    return cleanup(container().settings, container().connector, actor(app.current_request))
+    return container().cleanup.run(actor(app.current_request))
 
 
 # -- executions -------------------------------------------------------------------------------
@@ -339,14 +333,14 @@ for _name, _handler in entry.HANDLERS.items():
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="reconciler")
 def reconciler(event: Any) -> dict[str, Any]:
     """Repairs executions left RUNNING while their state machine run has ended."""
-    repairs = build_reconciler(container().settings, container().connector).run()
+    repairs = container().reconciler.run()
     return {"repaired": [repair.__dict__ for repair in repairs]}
 
 
 @app.schedule(Rate(cleanup_schedule_minutes(DEPLOYED), unit=Rate.MINUTES), name="cleanup")
 def scheduled_cleanup(event: Any) -> dict[str, Any]:
     """POST /cleanup's work every saga.cleanup_interval (`saga serve` runs it on a timer)."""
-    return cleanup(container().settings, container().connector, Actor(name="schedule"))
+    return container().cleanup.run(Actor(name="schedule"))
 
 
 # -- events: outbox -> Kafka -> read model ------------------------------------------------------
@@ -357,9 +351,12 @@ def outbox_relay(event: Any) -> dict[str, Any]:
     "run_seconds" to run shorter)."""
     detail = event.to_dict().get("detail") or {}
     seconds = min(50.0, float(detail.get("run_seconds", 50)))
-    relay = build_relay(container().settings, container().connector)
+    relay = container().relay
+    # The relay is kept across invocations: this one reports its own counts.
+    published, failures = relay.stats.published, relay.stats.failures
     relay.run(threading.Event(), deadline=time.monotonic() + seconds)
-    return {"published": relay.stats.published, "failures": relay.stats.failures}
+    return {"published": relay.stats.published - published,
+            "failures": relay.stats.failures - failures}
 
 
 @app.lambda_function(name="projector")
@@ -367,8 +364,7 @@ def projector(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Applies a batch from the Kafka (MSK) event source to the MongoDB read model, and pushes
     each applied event to its WebSocket subscribers."""
     parts = container()
-    applied = apply_all(parts.pushing_projector, msk_events(event),
-                        build_dead_letters(parts.connector))
+    applied = apply_all(parts.pushing_projector, msk_events(event), parts.dead_letters)
     parts.queued_pusher.drain()  # a frozen Lambda would hold its pushes until the next batch
     return {"applied": applied}
 

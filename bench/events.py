@@ -117,24 +117,20 @@ def main() -> None:
         pusher.push_event(event)
 
     stop = threading.Event()
-    relay = runtime.build_relay(settings, MySQLConnector(settings.database.mysql))
-    projector = runtime.build_projector(settings, runtime.container().mongo,
-                                        on_applied=measured_and_pushed)
+    parts = runtime.container()
+    relay = parts.new_relay()
+    projector = parts.new_projector(on_applied=measured_and_pushed)
     threads = [threading.Thread(target=relay.run, args=(stop,), daemon=True),
                threading.Thread(target=run_projector, args=(
-                   runtime.projector_consumer(settings), projector, stop), daemon=True)]
+                   parts.projector_consumer, projector, stop), daemon=True)]
     for thread in threads:
         thread.start()
     time.sleep(3)  # let the consumer join its group before the first event
 
-    local = threading.local()
-
     def execute(_: int) -> str:
-        if not hasattr(local, "service"):
-            local.service = runtime.build_execution_service(
-                settings, MySQLConnector(settings.database.mysql), runtime.container().mongo)
-        execution, _created = local.service.execute(definition["id"], ExecuteRequest(input={
-            "customer_id": "bench-customer", "amount": "1.00", "currency": "EUR"}),
+        execution, _created = parts.execution_service.execute(
+            definition["id"], ExecuteRequest(input={
+                "customer_id": "bench-customer", "amount": "1.00", "currency": "EUR"}),
             Actor("bench"))
         return execution.id
 
@@ -171,7 +167,7 @@ def main() -> None:
     ws_lag = harness.summary(ws_lags)
     # The projector alone: the whole read model rebuilt from the outbox, events per second.
     began = time.perf_counter()
-    replayed = rebuild_read_model(settings)
+    replayed = rebuild_read_model()
     projector_figures = {"events": replayed, "seconds": time.perf_counter() - began}
     projector_figures["events_per_s"] = replayed / projector_figures["seconds"]
     relay_figures = relay_throughput(settings, args.relay_events)

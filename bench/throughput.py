@@ -144,7 +144,7 @@ def main() -> None:
     definition = harness.seed_saga()
     status, saga = harness.call(client, "POST", "/sagas", definition)
     assert status == 201, saga
-    engine = runtime.build_engine(get_settings())
+    engine = runtime.container().engine
     saga = runtime.container().definition_service.get(definition["id"])
     engine.prepare(saga)
     forward_arn = engine.plan(saga, "floor").where  # on Step Functions: the forward machine

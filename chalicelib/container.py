@@ -1,39 +1,69 @@
-"""The composition root: one object, built explicitly from Settings, that owns the process's
-clients, stores and services and hands them to the handlers.
+"""The API's composition root: one object, built explicitly from Settings, that owns the
+process's clients, stores and services and hands them to the handlers.
 
 Each part is built on first use and then kept: a warm Lambda container serves many
-invocations, so pools and clients outlive a request, and a request that needs only MySQL never
-opens MongoDB. Building one is cheap and does no I/O; a test builds its own from the settings
-it wants (`Container(settings)`), with no module state to reset.
+invocations, so pools, clients and services outlive a request, and a request that needs only
+MySQL never opens MongoDB. Building one is cheap and does no I/O; a test builds its own from
+the settings it wants (`Container(settings)`), with no module state to reset. The schema is
+migrated at deploy, by `saga db migrate`, and once per process when the MySQL pool is made.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
+import boto3
+from botocore.config import Config as BotoConfig
+from kafka import KafkaConsumer
 from pymongo import MongoClient
 
-from chalicelib import runtime
+from chalicelib.adapters import aws
 from chalicelib.adapters.cursors import CursorSeal, derive_key
+from chalicelib.adapters.kafka import KafkaPublisher
+from chalicelib.adapters.kafka import consumer as kafka_consumer
 from chalicelib.adapters.mongo import mongo_client, read_model
+from chalicelib.adapters.mongo_read_model import MongoExecutionReadModel
 from chalicelib.adapters.mysql import MySQLConnector
+from chalicelib.adapters.mysql_cleanup import MySQLCleanup
+from chalicelib.adapters.mysql_dead_letters import MySQLDeadLetters
+from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
+from chalicelib.adapters.mysql_executions import MySQLExecutionStore
 from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.adapters.mysql_rate_limit import MySQLRateLimiter
+from chalicelib.adapters.stepfunctions.arns import FunctionNames
+from chalicelib.adapters.stepfunctions.compiler import CompileOptions
 from chalicelib.adapters.stepfunctions.engine import StepFunctionsEngine
 from chalicelib.auth import TokenVerifier
+from chalicelib.cleanup import Cleanup
 from chalicelib.config import Settings, config_dir
-from chalicelib.events.projector import Projector
+from chalicelib.events.projector import Projector, ensure_indexes
+from chalicelib.events.relay import OutboxRelay
+from chalicelib.openapi import OPENAPI_FILE
 from chalicelib.parts import Parts, part
 from chalicelib.push.pusher import Pusher
 from chalicelib.push.queued import QueuedPusher
 from chalicelib.push.subscriptions import Subscriptions
-from chalicelib.saga.execution_service import ExecutionService
-from chalicelib.saga.service import DefinitionService
+from chalicelib.saga.durations import parse_duration_ms
+from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
+from chalicelib.saga.lifecycle import Phase
+from chalicelib.saga.models import Step
+from chalicelib.saga.reconciler import Reconciler
+from chalicelib.saga.service import DefinitionService, Limits
+from chalicelib.saga.validation import ValidationPolicy
+from chalicelib.steps.actions import BUILTIN_ACTIONS, FAMILY_OF
 from chalicelib.steps.contract import CONTRACT_SCHEMA_FILE
+from chalicelib.steps.registry import RECORDER_FUNCTION, family_of, function_name
+from chalicelib.steps.wiring import faults_enabled
 
 
 class Container(Parts):
+    """The API's parts, each built once on first use. The `new_*` methods build one more of a
+    part, of its own, from the same clients, for a caller that needs other options (a
+    reconciler with no grace period) or state of its own (a worker's relay)."""
+
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         self.settings = settings
@@ -57,8 +87,32 @@ class Container(Parts):
         return mongo_client(self.settings.database.mongodb)
 
     @part
+    def function_names(self) -> FunctionNames:
+        """The deployment's Lambda names and ARNs (the account asked of STS once, if unset)."""
+        aws_settings = self.settings.aws
+        account = aws_settings.account_id or str(
+            aws.client("sts", aws_settings).get_caller_identity()["Account"])
+        return FunctionNames(app=aws_settings.app_name, stage=self.settings.stage,
+                             region=aws_settings.region, account=account)
+
+    @part
     def engine(self) -> StepFunctionsEngine:
-        return runtime.build_engine(self.settings)
+        settings, names = self.settings, self.function_names
+
+        def function_for(step: Step, phase: Phase) -> str:
+            return names.arn(function_name(family_of(step.target(phase), FAMILY_OF)))
+
+        # Unset means the role the stack template creates for the stage.
+        role = (settings.aws.state_machine_role_arn or f"arn:aws:iam::{names.account}:role/"
+                f"{settings.aws.app_name}-{settings.stage}-states")
+        return StepFunctionsEngine(
+            aws.client("stepfunctions", settings.aws), stage=settings.stage, role_arn=role,
+            region=settings.aws.region, account=names.account, function_for=function_for,
+            recorder_arn=names.arn(RECORDER_FUNCTION),
+            options=CompileOptions(retry_enabled=settings.saga.retry_enabled,
+                                   compensation_enabled=settings.saga.compensation_enabled,
+                                   retriable_max_attempts=settings.saga.retriable_max_attempts,
+                                   task_timeout_margin_s=settings.saga.task_timeout_margin_s))
 
     @part
     def token_verifier(self) -> TokenVerifier:
@@ -67,14 +121,49 @@ class Container(Parts):
     # -- services -------------------------------------------------------------------------------
 
     @part
+    def validation_policy(self) -> ValidationPolicy:
+        return ValidationPolicy.from_settings(self.settings.saga,
+                                              actions=frozenset(BUILTIN_ACTIONS))
+
+    @part
     def definition_service(self) -> DefinitionService:
-        return runtime.build_definition_service(self.settings, self.connector,
-                                                engine=self.engine)
+        saga = self.settings.saga
+        return DefinitionService(
+            MySQLDefinitionStore(self.connector, auditing=saga.auditing_enabled),
+            self.validation_policy, Limits(saga.max_sagas, saga.max_steps),
+            executions=MySQLExecutionStore(self.connector), engine=self.engine)
 
     @part
     def execution_service(self) -> ExecutionService:
-        return runtime.build_execution_service(self.settings, self.connector, self.mongo,
-                                               engine=self.engine)
+        settings = self.settings
+        return ExecutionService(
+            MySQLDefinitionStore(self.connector, auditing=settings.saga.auditing_enabled),
+            MySQLExecutionStore(self.connector), self.engine,
+            ExecutionPolicy(faults_enabled=faults_enabled(settings),
+                            max_input_bytes=settings.limits.max_input_bytes,
+                            max_event_bytes=settings.kafka.max_request_size),
+            MongoExecutionReadModel(read_model(self.mongo, settings.database.mongodb)))
+
+    @part
+    def reconciler(self) -> Reconciler:
+        """Kept, so a scheduled run goes on after the executions the last one looked at."""
+        return self.new_reconciler()
+
+    def new_reconciler(self, *, grace_seconds: float | None = None) -> Reconciler:
+        """A reconciler of its own on this container's parts: one that repairs executions
+        after `grace_seconds` of quiet instead of config saga.reconcile_after (None), as
+        `saga reconcile --older-than` and tests that cannot wait ask for."""
+        saga = self.settings.saga
+        if grace_seconds is None:
+            grace_seconds = parse_duration_ms(saga.reconcile_after) / 1000
+        return Reconciler(MySQLExecutionStore(self.connector), self.engine,
+                          grace_seconds=grace_seconds,
+                          describe_budget=saga.reconcile_describe_budget)
+
+    @part
+    def cleanup(self) -> Cleanup:
+        return Cleanup(MySQLCleanup(self.connector, event_retention=timedelta(days=7)),
+                       self.engine)
 
     @part
     def cursor_seal(self) -> CursorSeal:
@@ -95,31 +184,84 @@ class Container(Parts):
         return MySQLRateLimiter(self.connector, requests=limits.rate_limit_requests,
                                 window_seconds=limits.rate_limit_window_seconds)
 
-    # -- pushes and the read model -----------------------------------------------------------------
+    # -- events: outbox -> Kafka -> read model ----------------------------------------------------
+
+    @part
+    def relay(self) -> OutboxRelay:
+        """Kept, with its Kafka producer: a warm Lambda publishes on the same connection."""
+        return self.new_relay()
+
+    def new_relay(self) -> OutboxRelay:
+        """A relay of its own (its producer, its counts) on this container's MySQL pool: for a
+        worker thread that relays next to the process's other work."""
+        kafka = self.settings.kafka
+        return OutboxRelay(self.connector, KafkaPublisher(kafka), kafka.topic)
+
+    @part
+    def dead_letters(self) -> MySQLDeadLetters:
+        return MySQLDeadLetters(self.connector)
+
+    @part
+    def projector(self) -> Projector:
+        """Applies events to the read model, pushing nothing (replays, `saga events`)."""
+        return self.new_projector()
+
+    @part
+    def pushing_projector(self) -> Projector:
+        """The projector Lambda's (and `saga serve`'s): each applied event is pushed to its
+        WebSocket subscribers."""
+        return self.new_projector(on_applied=self.queued_pusher.push_event)
+
+    def new_projector(self, on_applied: Callable[[Mapping[str, Any]], None] | None = None
+                      ) -> Projector:
+        """A projector of its own on this container's MongoDB client, its indexes ensured now:
+        after the read model was dropped, or to watch what it applies (`on_applied`)."""
+        database = read_model(self.mongo, self.settings.database.mongodb)
+        ensure_indexes(database)
+        return Projector(self.mongo, database, on_applied)
+
+    @part
+    def projector_consumer(self) -> Callable[[], KafkaConsumer]:
+        """Makes the projector's Kafka consumer (a new one each time it (re)connects)."""
+        kafka = self.settings.kafka
+        return lambda: kafka_consumer(kafka, [kafka.topic],
+                                      group_id=f"{kafka.group_id}-projector")
+
+    # -- pushes -----------------------------------------------------------------------------------
 
     @part
     def subscriptions(self) -> Subscriptions:
         return Subscriptions(read_model(self.mongo, self.settings.database.mongodb))
 
     @part
+    def management_api(self) -> Any:
+        """The API Gateway management API at the configured endpoint (the local gateway
+        here)."""
+        endpoint = self.settings.websocket.management_endpoint
+        local = endpoint.startswith("http://")
+        # A client that can't take a message within seconds is dropped, not waited on (or
+        # retried).
+        bounded = BotoConfig(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 1})
+        return boto3.session.Session(region_name=self.settings.aws.region).client(
+            "apigatewaymanagementapi", endpoint_url=endpoint, config=bounded,
+            aws_access_key_id="test" if local else None,
+            aws_secret_access_key="test" if local else None)
+
+    @part
     def pusher(self) -> Pusher:
-        return Pusher(runtime.management_client(self.settings), self.subscriptions)
+        return Pusher(self.management_api, self.subscriptions)
 
     @part
     def queued_pusher(self) -> QueuedPusher:
         """What the projector pushes through: it enqueues, per-connection senders deliver."""
         return QueuedPusher(self.pusher)
 
-    @part
-    def pushing_projector(self) -> Projector:
-        """The projector Lambda's, built (indexes ensured) once per container, not per batch."""
-        return runtime.build_projector(self.settings, self.mongo,
-                                       on_applied=self.queued_pusher.push_event)
+    # -- documents --------------------------------------------------------------------------------
 
     @part
     def openapi_document(self) -> dict[str, Any]:
         """The committed document (what clients were promised), read once."""
-        return json.loads(runtime.OPENAPI_FILE.read_text())  # type: ignore[no-any-return]
+        return json.loads(OPENAPI_FILE.read_text())  # type: ignore[no-any-return]
 
     @part
     def participant_contract(self) -> dict[str, Any]:

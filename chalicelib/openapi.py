@@ -10,12 +10,16 @@ body and responses, and the schemas. `saga openapi` writes it to chalicelib/open
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from chalicelib.config import SagaSettings
 from chalicelib.saga.lifecycle import ExecutionStatus, Phase, StepKind
 from chalicelib.saga.storable import MAX_REQUEST_DEPTH
 from chalicelib.saga.validation import MAX_ORDER, NOT_FOR_RETRIABLE, SAFE_ID
+
+# The committed document: what clients were promised.
+OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
 _ID_PATTERN = f"^{SAFE_ID.pattern}$"
 _DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h))+$"

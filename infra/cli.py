@@ -9,7 +9,6 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.config import get_settings
@@ -58,7 +57,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     runtime.container().ensure_schema()  # before the relay reads the outbox
     server = create_server("127.0.0.1", args.port, args.stage)
-    workers = EventWorkers.start(settings) if not args.no_events else None
+    workers = EventWorkers.start() if not args.no_events else None
     cleaner = cleanup_timer(settings).start()
     gateway = LocalWebsocketGateway(
         load_app(), stage=args.stage, ws_port=settings.websocket.port,
@@ -88,23 +87,22 @@ def _events(args: argparse.Namespace) -> int:
     from chalicelib import runtime
     from infra.local_events import rebuild_read_model
 
-    settings = get_settings()
     if args.action == "relay":
-        published = runtime.build_relay(settings, runtime.container().connector).drain()
+        published = runtime.container().relay.drain()
         print(f"published {published} event(s)")
     elif args.action == "dead-letters":
-        return _dead_letters(settings, args.replay)
+        return _dead_letters(args.replay)
     else:
-        applied = rebuild_read_model(settings)
+        applied = rebuild_read_model()
         print(f"read model rebuilt from the outbox: {applied} event(s) applied")
     return Exit.OK
 
 
-def _dead_letters(settings: Any, replay: int | None) -> int:
+def _dead_letters(replay: int | None) -> int:
     from chalicelib import runtime
     from chalicelib.adapters.mysql_dead_letters import RELAY
 
-    letters = runtime.build_dead_letters(runtime.container().connector)
+    letters = runtime.container().dead_letters
     if replay is None:
         rows = letters.list()
         print(f"{'id':>6}  {'when (UTC)':<26}  {'stage':<9}  {'event key':<40}  reason")
@@ -125,7 +123,7 @@ def _dead_letters(settings: Any, replay: int | None) -> int:
     try:
         if event is None:
             raise ValueError("the stored envelope is not a JSON object")
-        runtime.build_projector(settings, runtime.container().mongo).apply(event)
+        runtime.container().projector.apply(event)
     except Exception as error:  # the operator sees why, the letter stays for another try
         print(f"dead letter {replay}: replay failed: {type(error).__name__}: {error}",
               file=sys.stderr)
@@ -138,8 +136,7 @@ def _dead_letters(settings: Any, replay: int | None) -> int:
 def _openapi(args: argparse.Namespace) -> int:
     """The committed contracts: the API's OpenAPI document and the participant request's
     JSON Schema, both generated from the code."""
-    from chalicelib.openapi import build_document
-    from chalicelib.runtime import OPENAPI_FILE
+    from chalicelib.openapi import OPENAPI_FILE, build_document
     from chalicelib.steps.contract import CONTRACT_SCHEMA_FILE, request_schema
     from infra.deploy.local import load_app
 
@@ -173,9 +170,8 @@ def _package(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     from chalicelib import runtime
 
-    settings = get_settings()
-    repairs = runtime.build_reconciler(settings, runtime.container().connector,
-                                       grace_seconds=args.older_than).run(limit=args.limit)
+    reconciler = runtime.container().new_reconciler(grace_seconds=args.older_than)
+    repairs = reconciler.run(limit=args.limit)
     if args.json:
         print(json.dumps([{**r.__dict__, "was": r.was.value, "now": r.now.value}
                           for r in repairs], indent=2))

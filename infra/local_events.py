@@ -9,8 +9,6 @@ import threading
 from dataclasses import dataclass, field
 
 from chalicelib import runtime
-from chalicelib.adapters.mysql import MySQLConnector
-from chalicelib.config import Settings
 from chalicelib.events.consumer import run_projector
 from chalicelib.events.projector import EXECUTIONS, SUMMARIES
 
@@ -23,19 +21,18 @@ class EventWorkers:
     threads: list[threading.Thread] = field(default_factory=list)
 
     @classmethod
-    def start(cls, settings: Settings) -> EventWorkers:
+    def start(cls) -> EventWorkers:
+        """The relay and the projector of the process's Container, each on a thread."""
         stop = threading.Event()
-        # Its own connection: one PyMySQL connection must not be shared between threads.
-        relay = runtime.build_relay(settings, MySQLConnector(settings.database.mysql))
-        pushes = runtime.container().queued_pusher.push_event
-        projector = runtime.build_projector(settings, runtime.container().mongo, on_applied=pushes)
+        parts = runtime.container()
+        # A relay of its own: its counts and refusals are this worker's.
+        relay = parts.new_relay()
         workers = cls(stop, [
             threading.Thread(target=relay.run, args=(stop,), name="outbox-relay",
                              daemon=True),
             threading.Thread(target=run_projector,
-                             args=(runtime.projector_consumer(settings), projector, stop),
-                             kwargs={"sink": runtime.build_dead_letters(
-                                 MySQLConnector(settings.database.mysql))},
+                             args=(parts.projector_consumer, parts.pushing_projector, stop),
+                             kwargs={"sink": parts.dead_letters},
                              name="projector", daemon=True),
         ])
         for thread in workers.threads:
@@ -48,15 +45,15 @@ class EventWorkers:
             thread.join(timeout=timeout_s)
 
 
-def rebuild_read_model(settings: Settings, batch: int = 1000) -> int:
+def rebuild_read_model(batch: int = 1000) -> int:
     """Drop the read model and replay every event the outbox holds, in order."""
-    projector = runtime.build_projector(settings, runtime.container().mongo)
-    projector.db[EXECUTIONS].drop()
-    projector.db[SUMMARIES].drop()
-    projector = runtime.build_projector(settings, runtime.container().mongo)
+    parts = runtime.container()
+    parts.projector.db[EXECUTIONS].drop()
+    parts.projector.db[SUMMARIES].drop()
+    projector = parts.new_projector()  # the dropped collections' indexes made again
     applied, last_id = 0, 0
     for _ in range(10_000_000 // batch):  # bounded: far more than any outbox holds
-        with runtime.container().connector.transaction() as cur:
+        with parts.connector.transaction() as cur:
             cur.execute("SELECT id, envelope FROM outbox WHERE id > %s ORDER BY id LIMIT %s",
                         (last_id, batch))
             rows = cur.fetchall()

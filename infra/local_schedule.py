@@ -49,19 +49,17 @@ class PeriodicTask:
 
 def cleanup_timer(settings: Settings,
                   run: Callable[[Settings], Any] | None = None) -> PeriodicTask:
-    """The cleanup every saga.cleanup_interval (`run` stands in for it in tests)."""
+    """The cleanup every saga.cleanup_interval: the process's Container's (`run` stands in
+    for it in tests)."""
+    from chalicelib.cleanup import cleanup_interval_seconds
+
+    job = run or _real_cleanup
+    return PeriodicTask("cleanup", cleanup_interval_seconds(settings), lambda: job(settings))
+
+
+def _real_cleanup(_: Settings) -> Any:
+    """The cleanup of the process's Container (the timer's settings only set its pace)."""
     from chalicelib import runtime
-
-    job = run or _real_cleanup(settings)
-    return PeriodicTask("cleanup", runtime.cleanup_interval_seconds(settings),
-                        lambda: job(settings))
-
-
-def _real_cleanup(settings: Settings) -> Callable[[Settings], Any]:
-    from chalicelib import runtime
-    from chalicelib.adapters.mysql import MySQLConnector
     from chalicelib.ports import Actor
 
-    # Its own connection: a connection is never shared between threads.
-    connector = MySQLConnector(settings.database.mysql)
-    return lambda current: runtime.cleanup(current, connector, Actor(name="schedule"))
+    return runtime.container().cleanup.run(Actor(name="schedule"))

@@ -12,6 +12,16 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Property tests take their number of examples from a profile: `unit` (the default) keeps the
+# unit run short; `thorough` draws more (HYPOTHESIS_PROFILE=thorough, or
+# --hypothesis-profile=thorough, which wins over the variable). Both keep what hypothesis
+# loaded first (its `ci` profile on CI).
+_loaded = hypothesis_settings.default
+hypothesis_settings.register_profile("unit", _loaded, max_examples=50)
+hypothesis_settings.register_profile("thorough", _loaded, max_examples=300)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "unit"))
 
 # Before anything reads the settings (they are cached per process).
 os.environ["SAGA_STAGE"] = "test"

@@ -12,7 +12,7 @@ from typing import Any
 
 from chalicelib.steps.actions import FAMILIES as BUILTIN_FAMILIES
 from chalicelib.steps.handler import handle_outcome, handle_step
-from chalicelib.steps.registry import PARTICIPANT_FAMILIES, function_name
+from chalicelib.steps.registry import PARTICIPANT_FAMILIES, RECORDER_FUNCTION, function_name
 
 StepHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 # The one list of step Lambdas: the built-in action families (chalicelib.steps.actions), then
@@ -37,6 +37,6 @@ def saga_recorder(event: dict[str, Any], context: Any) -> dict[str, Any]:
 # recorder's.
 STEP_HANDLERS: dict[str, StepHandler] = {function_name(family): _for_family(family)
                                          for family in FAMILIES}
-HANDLERS: dict[str, StepHandler] = {**STEP_HANDLERS, "saga_recorder": saga_recorder}
+HANDLERS: dict[str, StepHandler] = {**STEP_HANDLERS, RECORDER_FUNCTION: saga_recorder}
 # Lambda finds a handler by its module attribute (chalicelib.steps.entry.step_payment).
 globals().update(STEP_HANDLERS)

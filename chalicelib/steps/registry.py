@@ -13,6 +13,8 @@ from chalicelib.steps.participants import lambda_participant
 
 # Participants' actions run in these Lambdas; built-in ones in step_<family>.
 PARTICIPANT_FAMILIES = ("lambda", "http")
+# The Lambda that records the ends no step reports (chalicelib.steps.entry).
+RECORDER_FUNCTION = "saga_recorder"
 
 
 def family_of(action: str, builtin_families: Mapping[str, str]) -> str:

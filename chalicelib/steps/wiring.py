@@ -1,8 +1,9 @@
 """The step Lambdas' composition root: MySQL and the actions, nothing else.
 
 A step never touches MongoDB, Kafka or the API's routing, so its cold start must not import
-them: this module, unlike `chalicelib.runtime` (the API's), imports only what a step uses.
-boto3 is imported on first use, by the one action kind that needs it (`lambda:` participants).
+them: this module, unlike `chalicelib.container` (the API's root), imports only what a step
+uses. boto3 is imported on first use, by the one action kind that needs it (`lambda:`
+participants).
 """
 
 from __future__ import annotations
@@ -15,33 +16,14 @@ from chalicelib.adapters.mysql_step_ledger import MySQLStepLedger
 from chalicelib.config import Settings, load_settings
 from chalicelib.parts import Parts, ProcessRoot, part
 from chalicelib.steps.actions import BUILTIN_ACTIONS
+from chalicelib.steps.attempt import AttemptRunner
+from chalicelib.steps.recorder import OutcomeRecorder
 from chalicelib.steps.registry import ActionRegistry
-from chalicelib.steps.runtime import OutcomeRecorder, StepRuntime
 
 
 def faults_enabled(settings: Settings) -> bool:
     # Never in prod, whatever the configuration says.
     return settings.saga.fault_injection_enabled and settings.stage != "prod"
-
-
-def _lambda_client(settings: Settings) -> Any:
-    from chalicelib.adapters import aws  # boto3: only for `lambda:` participants
-
-    return aws.client("lambda", settings.aws)
-
-
-def build_step_runtime(settings: Settings, connector: MySQLConnector) -> StepRuntime:
-    registry = ActionRegistry(BUILTIN_ACTIONS, lambda_client=lambda: _lambda_client(settings),
-                              max_result_bytes=settings.saga.max_result_bytes)
-    # Demo defaults are a local convenience: prod never fills in a missing input.
-    defaults = settings.saga.demo_input_defaults if settings.stage != "prod" else {}
-    return StepRuntime(MySQLStepLedger(connector), MySQLDefinitionStore(connector),
-                       registry.resolve,
-                       faults_enabled=faults_enabled(settings), input_defaults=defaults,
-                       cache_definitions=settings.saga.caching_enabled,
-                       max_result_bytes=settings.saga.max_result_bytes,
-                       retriable_max_attempts=settings.saga.retriable_max_attempts,
-                       task_timeout_margin_s=settings.saga.task_timeout_margin_s)
 
 
 class StepContainer(Parts):
@@ -57,13 +39,40 @@ class StepContainer(Parts):
         return MySQLConnector(self.settings.database.mysql)
 
     @part
-    def step_runtime(self) -> StepRuntime:
-        return build_step_runtime(self.settings, self.connector)
+    def step_ledger(self) -> MySQLStepLedger:
+        return MySQLStepLedger(self.connector)
+
+    @part
+    def definitions(self) -> MySQLDefinitionStore:
+        return MySQLDefinitionStore(self.connector)
+
+    @part
+    def lambda_client(self) -> Any:
+        """The Lambda API, for `lambda:` participants (boto3 is imported here, on first use)."""
+        from chalicelib.adapters import aws
+
+        return aws.client("lambda", self.settings.aws)
+
+    @part
+    def action_registry(self) -> ActionRegistry:
+        return ActionRegistry(BUILTIN_ACTIONS, lambda_client=lambda: self.lambda_client,
+                              max_result_bytes=self.settings.saga.max_result_bytes)
+
+    @part
+    def attempt_runner(self) -> AttemptRunner:
+        saga = self.settings.saga
+        # Demo defaults are a local convenience: prod never fills in a missing input.
+        defaults = saga.demo_input_defaults if self.settings.stage != "prod" else {}
+        return AttemptRunner(self.step_ledger, self.definitions, self.action_registry.resolve,
+                             faults_enabled=faults_enabled(self.settings),
+                             input_defaults=defaults, cache_definitions=saga.caching_enabled,
+                             max_result_bytes=saga.max_result_bytes,
+                             retriable_max_attempts=saga.retriable_max_attempts,
+                             task_timeout_margin_s=saga.task_timeout_margin_s)
 
     @part
     def outcome_recorder(self) -> OutcomeRecorder:
-        return OutcomeRecorder(MySQLStepLedger(self.connector),
-                               MySQLDefinitionStore(self.connector))
+        return OutcomeRecorder(self.step_ledger, self.definitions)
 
 
 # The process's StepContainer: built from the settings on first use.

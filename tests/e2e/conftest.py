@@ -45,7 +45,7 @@ def deployed(local_stack: Supervisor) -> None:
 @pytest.fixture(scope="session")
 def event_workers(deployed: None) -> Iterator[EventWorkers]:
     """The outbox relay and the projector, as `saga serve` runs them."""
-    workers = EventWorkers.start(get_settings())
+    workers = EventWorkers.start()
     yield workers
     workers.stop()
 

@@ -231,7 +231,7 @@ def settle(batch: Batch, settings: Settings, timeout_s: float = 420) -> Settled:
     """Wait until every execution ended and the read model matches. Runs the reconciler as
     its schedule would, and keeps what it repaired of this batch."""
     started = time.monotonic()
-    reconciler = runtime.build_reconciler(settings, runtime.container().connector, grace_seconds=0)
+    reconciler = runtime.container().new_reconciler(grace_seconds=0)
     next_reconcile = started + 20
     repairs: list[Any] = []
     ids = set(batch.ids)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from chalicelib.adapters import mysql
 from chalicelib.adapters.mysql_migrations import migrate
 from chalicelib.config import get_settings
-from chalicelib.runtime import OPENAPI_FILE
+from chalicelib.openapi import OPENAPI_FILE
 from tests.support.sagas import one_step_saga
 from tests.support.served import Served, http, served
 

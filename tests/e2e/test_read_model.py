@@ -97,7 +97,7 @@ def test_the_read_model_matches_the_write_model(
     with runtime.container().connector.transaction() as cur:
         cur.execute("SELECT envelope FROM outbox WHERE partition_key = %s", (ids[0],))
         replay = [json.loads(row["envelope"]) for row in cur.fetchall()]
-    projector = runtime.build_projector(settings_e2e, runtime.container().mongo)
+    projector = runtime.container().new_projector()
     assert [projector.apply(event) for event in replay] == [False] * len(replay)
     assert _read_model(settings_e2e, ids[0]) == _write_model(ids[0])
 
@@ -133,7 +133,7 @@ def test_nothing_is_lost_while_kafka_is_down(
     saga_id = _saga(api)
     customer = new_customer()
     applied: dict[str, int] = {}
-    counting = runtime.build_projector(settings_e2e, runtime.container().mongo)
+    counting = runtime.container().new_projector()
     local_stack.down(["kafka"])
     try:
         ids = _run_mix(api, saga_id, customer, 10)
@@ -169,6 +169,6 @@ def test_the_read_model_can_be_rebuilt_from_the_outbox(
     saga_id, ids = _settled_mix(api, settings_e2e, 5)
     before = {i: _read_model(settings_e2e, i) for i in ids}
     summary = _summary(settings_e2e, saga_id)
-    assert rebuild_read_model(settings_e2e) > 0
+    assert rebuild_read_model() > 0
     assert {i: _read_model(settings_e2e, i) for i in ids} == before
     assert _summary(settings_e2e, saga_id) == summary

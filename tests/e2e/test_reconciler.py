@@ -20,8 +20,7 @@ SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json")
 
 
 def _reconcile(settings: Settings) -> dict[str, ExecutionStatus]:
-    repairs = runtime.build_reconciler(settings, runtime.container().connector,
-                                       grace_seconds=0).run()
+    repairs = runtime.container().new_reconciler(grace_seconds=0).run()
     return {repair.execution_id: repair.now for repair in repairs}
 
 

@@ -19,6 +19,7 @@ from chalicelib.adapters import kafka, mysql
 from chalicelib.adapters.kafka import KafkaPublisher
 from chalicelib.adapters.mysql_executions import append_event, insert_execution
 from chalicelib.config import Settings
+from chalicelib.container import Container
 from chalicelib.events.consumer import run_projector
 from chalicelib.events.projector import EXECUTIONS
 from chalicelib.events.relay import OutboxRelay
@@ -85,7 +86,9 @@ def test_events_committed_across_a_broker_restart_are_all_applied_once(
         with lock:
             applied[event["id"]] += 1
 
-    projector = runtime.build_projector(isolated, runtime.container().mongo, on_applied=count)
+    # This test's read model, on the process's MongoDB client.
+    projector = Container(isolated).provide(mongo=runtime.container().mongo).new_projector(
+        on_applied=count)
     relay = OutboxRelay(connector, KafkaPublisher(isolated.kafka), isolated.kafka.topic,
                         batch_size=50)
     group = f"restart-{uuid.uuid4().hex[:8]}"

@@ -109,18 +109,18 @@ def test_a_replayed_relay_dead_letter_is_published(
     # The CLI's container, with this test's database.
     parts = Container(settings).provide(connector=connector)
     monkeypatch.setattr(runtime, "container", lambda: parts)
-    assert cli._dead_letters(settings, letter.id) == Exit.OK
+    assert cli._dead_letters(letter.id) == Exit.OK
     assert relay.run_once() == 0  # still refused by this publisher: it waits, not re-lettered
     assert OutboxRelay(connector, KafkaPublisher(settings.kafka), topic).run_once() == 1
     assert [e["id"] for e in _consume(settings, topic, want=2)] == [sent[1]["id"],
                                                                    sent[0]["id"]]
     assert letters.get(letter.id).replayed_at is not None
-    assert cli._dead_letters(settings, letter.id) == Exit.FAILED  # replayed already
+    assert cli._dead_letters(letter.id) == Exit.FAILED  # replayed already
 
 
 def test_a_document_mongodb_refuses_is_dead_lettered_and_the_next_one_projected(
         settings: Settings, connector: mysql.MySQLConnector) -> None:
-    projector = runtime.build_projector(settings, runtime.container().mongo)
+    projector = runtime.container().new_projector()
     poison_id, good_id = f"dl-{uuid.uuid4().hex[:10]}", f"dl-{uuid.uuid4().hex[:10]}"
 
     def started(execution_id: str, saga_input: dict) -> dict:

@@ -12,7 +12,6 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib import runtime
 from chalicelib.adapters import mysql
 from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
 from chalicelib.adapters.mysql_migrations import (
@@ -21,6 +20,7 @@ from chalicelib.adapters.mysql_migrations import (
     migrate,
 )
 from chalicelib.config import Settings, load_settings
+from chalicelib.container import Container
 from chalicelib.ports import Actor
 from chalicelib.saga.errors import LimitReached
 from chalicelib.saga.validation import parse_definition, parse_step
@@ -275,7 +275,7 @@ def test_limits_and_auditing_switch(settings: Settings) -> None:
                                          "SAGA__SAGA__AUDITING_ENABLED": "false"})
         connector = mysql.MySQLConnector(limited.database.mysql)
         migrate(connector.connection())
-        service = runtime.build_definition_service(limited, connector)
+        service = Container(limited).provide(connector=connector).definition_service
         actor = Actor("tester")
         service.create(parse_definition(_saga("one")), actor)
         service.create(parse_definition(_saga("two")), actor)
@@ -304,7 +304,7 @@ def test_migrations_apply_once(settings: Settings, test_db: str) -> None:
 
 
 def test_the_service_serves_its_openapi_document(client: Client) -> None:
-    from chalicelib.runtime import OPENAPI_FILE
+    from chalicelib.openapi import OPENAPI_FILE
 
     response = client.http.get(f"{API}/openapi.json")
     assert response.status_code == 200

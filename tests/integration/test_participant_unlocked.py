@@ -26,8 +26,10 @@ from chalicelib.saga.executions import Execution, StepShape
 from chalicelib.saga.lifecycle import ExecutionStatus, StepKind, StepStatus
 from chalicelib.saga.models import SagaDefinition
 from chalicelib.steps.actions import BUILTIN_ACTIONS
+from chalicelib.steps.attempt import AttemptRunner
+from chalicelib.steps.failures import StepAborted
+from chalicelib.steps.handler import run_step
 from chalicelib.steps.registry import ActionRegistry
-from chalicelib.steps.runtime import StepAborted, StepRuntime
 from tests.support.participants import Received, serving
 
 HOLD_S = 3.0
@@ -75,7 +77,7 @@ def connector(settings: Settings, database: str) -> Iterator[MySQLConnector]:
     connector.close()
 
 
-def _execution(connector: MySQLConnector, url: str, name: str) -> tuple[StepRuntime, str]:
+def _execution(connector: MySQLConnector, url: str, name: str) -> tuple[AttemptRunner, str]:
     definitions = MySQLDefinitionStore(connector)
     saga = definitions.insert_version(SagaDefinition.model_validate({
         "id": name, "name": "Unlocked", "description": "a participant's step",
@@ -89,14 +91,14 @@ def _execution(connector: MySQLConnector, url: str, name: str) -> tuple[StepRunt
         status=ExecutionStatus.RUNNING, input={}, started_at=now, updated_at=now),
         [StepShape(step_id="pay", group=1, kind=StepKind.COMPENSATABLE)])
     registry = ActionRegistry(BUILTIN_ACTIONS, lambda_client=lambda: None)
-    return StepRuntime(MySQLStepLedger(connector), definitions, registry.resolve), \
+    return AttemptRunner(MySQLStepLedger(connector), definitions, registry.resolve), \
         f"{name}-e"
 
 
-def _deliver(runtime: StepRuntime, execution_id: str, outcome: dict[str, Any]) -> None:
+def _deliver(runtime: AttemptRunner, execution_id: str, outcome: dict[str, Any]) -> None:
     try:
-        outcome["result"] = runtime.handle({"execution_id": execution_id, "step_id": "pay",
-                                            "phase": "action", "attempt": 0})
+        outcome["result"] = run_step(runtime, {"execution_id": execution_id, "step_id": "pay",
+                                               "phase": "action", "attempt": 0})
     except Exception as error:
         outcome["error"] = error
 

@@ -1,4 +1,4 @@
-"""An in-memory world for driving the step runtime: a saga stored in the in-memory definition
+"""An in-memory world for driving the step attempts: a saga stored in the in-memory definition
 store, one execution "e1" of it, the in-memory step ledger, scripted actions and a clock that
 moves only when told."""
 
@@ -13,8 +13,9 @@ from chalicelib.ports import Actor
 from chalicelib.saga.executions import Execution, Fault, StepRun, StepShape
 from chalicelib.saga.lifecycle import ExecutionStatus, Phase, StepStatus
 from chalicelib.saga.models import SagaDefinition
+from chalicelib.steps.attempt import AttemptRunner
 from chalicelib.steps.context import StepContext
-from chalicelib.steps.runtime import StepRuntime
+from chalicelib.steps.handler import run_step
 from chalicelib.testing import InMemoryDefinitionStore, InMemoryExecutionStore, InMemoryStepLedger
 
 PARTICIPANT = "http://127.0.0.1:9/pay"  # resolved to a test function: nothing listens
@@ -67,13 +68,13 @@ class World:
     store: InMemoryExecutionStore
     ledger: InMemoryStepLedger
     actions: Actions
-    runtime: StepRuntime
+    runtime: AttemptRunner
     clock: Clock
     definitions: InMemoryDefinitionStore
 
     def deliver(self, step_id: str, phase: Phase = Phase.ACTION, **extra: Any) -> dict[str, Any]:
-        return self.runtime.handle({"execution_id": "e1", "step_id": step_id,
-                                    "phase": phase.value, "attempt": 0, **extra})
+        return run_step(self.runtime, {"execution_id": "e1", "step_id": step_id,
+                                       "phase": phase.value, "attempt": 0, **extra})
 
     def execution(self) -> Execution:
         found = self.store.get("e1")
@@ -116,9 +117,9 @@ def build_world(saga_definition: dict[str, Any], *,
     ledger = InMemoryStepLedger(store)
     actions = Actions(ledger)
     clock = Clock()
-    runtime = StepRuntime(ledger, definitions, actions.resolve, faults_enabled=bool(faults),
-                          sleep=clock.sleep,
-                          clock=clock.now, monotonic=clock.monotonic, **options)
+    runtime = AttemptRunner(ledger, definitions, actions.resolve, faults_enabled=bool(faults),
+                            sleep=clock.sleep,
+                            clock=clock.now, monotonic=clock.monotonic, **options)
     return World(store, ledger, actions, runtime, clock, definitions)
 
 

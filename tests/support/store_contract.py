@@ -30,9 +30,12 @@ from chalicelib.saga.errors import Conflict, NotFound
 from chalicelib.saga.executions import Execution, Fault, StepShape, execution_error
 from chalicelib.saga.lifecycle import OUTCOME_UNKNOWN, ExecutionStatus, Outcome, Phase, StepStatus
 from chalicelib.saga.models import SagaDefinition, StoredSaga
+from chalicelib.steps.attempt import AttemptRunner
 from chalicelib.steps.context import OutcomeUnknown, PermanentError, RetryableError, StepContext
+from chalicelib.steps.failures import StepAborted
+from chalicelib.steps.handler import record_end, run_step
 from chalicelib.steps.ledger import StepLedger
-from chalicelib.steps.runtime import OutcomeRecorder, StepAborted, StepRuntime
+from chalicelib.steps.recorder import OutcomeRecorder
 
 ACTOR = Actor("contract", request_id="req-1")
 # The runtime's clock in these tests: whole microseconds, as MySQL's DATETIME(6) keeps them.
@@ -661,9 +664,9 @@ class _Runtime:
 
     def __init__(self, stores: Stores) -> None:
         self.actions = _Actions({})
-        self.runtime = StepRuntime(stores.ledger, stores.definitions, self.actions.resolve,
-                                   clock=lambda: T, monotonic=lambda: 0.0,
-                                   sleep=lambda seconds: None)
+        self.runtime = AttemptRunner(stores.ledger, stores.definitions, self.actions.resolve,
+                                     clock=lambda: T, monotonic=lambda: 0.0,
+                                     sleep=lambda seconds: None)
         self.recorder = OutcomeRecorder(stores.ledger, stores.definitions, clock=lambda: T)
 
     def deliver(self, execution_id: str, step_id: str, phase: Phase = Phase.ACTION, *,
@@ -671,10 +674,11 @@ class _Runtime:
         payload = {"execution_id": execution_id, "step_id": step_id, "phase": phase.value,
                    **extra}
         if raises is None:
-            self.runtime.handle(payload)
+            run_step(self.runtime, payload)
             return
         with pytest.raises(raises):
-            self.runtime.handle(payload)
+            run_step(self.runtime, payload)
 
     def record(self, execution_id: str, outcome: ExecutionStatus) -> dict[str, Any]:
-        return self.recorder.handle({"execution_id": execution_id, "outcome": outcome.value})
+        return record_end(self.recorder, {"execution_id": execution_id,
+                                          "outcome": outcome.value})

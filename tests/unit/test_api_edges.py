@@ -16,7 +16,7 @@ from chalice.test import Client
 
 from app import app
 from chalicelib import runtime
-from chalicelib.config import load_settings
+from chalicelib.config import Settings, load_settings
 from chalicelib.container import Container
 from chalicelib.parts import part
 from chalicelib.ports import Actor
@@ -46,8 +46,8 @@ class _NoLimit:
 class InMemoryContainer(Container):
     """The process's parts with the services over the in-memory ports."""
 
-    def __init__(self) -> None:
-        super().__init__(load_settings(environ={"SAGA__LIMITS__CURSOR_SECRET": "unit"}))
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
         self.definitions = InMemoryDefinitionStore()
         self.executions = InMemoryExecutionStore(self.definitions)
         self.reads = InMemoryReadModel()
@@ -59,7 +59,7 @@ class InMemoryContainer(Container):
 
     @part
     def definition_service(self) -> DefinitionService:
-        return DefinitionService(self.definitions, runtime.validation_policy(self.settings),
+        return DefinitionService(self.definitions, self.validation_policy,
                                  Limits(100, 1000), executions=self.executions,
                                  engine=self.machines)
 
@@ -69,9 +69,15 @@ class InMemoryContainer(Container):
                                 ExecutionPolicy(faults_enabled=False), self.reads)
 
 
+@pytest.fixture(scope="module")
+def api_settings() -> Settings:
+    # Read once: parsing the settings file costs more than most tests here, and they are frozen.
+    return load_settings(environ={"SAGA__LIMITS__CURSOR_SECRET": "unit"})
+
+
 @pytest.fixture
-def parts() -> Iterator[InMemoryContainer]:
-    fake = InMemoryContainer()
+def parts(api_settings: Settings) -> Iterator[InMemoryContainer]:
+    fake = InMemoryContainer(api_settings)
     runtime.use(fake)
     try:
         yield fake

@@ -81,8 +81,8 @@ def test_the_packaged_requirements_are_the_runtime_ones() -> None:
 
 def test_cleanup_runs_on_a_schedule_at_the_configured_interval(
         template: dict[str, Any]) -> None:
+    from chalicelib.cleanup import cleanup_schedule_minutes
     from chalicelib.config import get_settings
-    from chalicelib.runtime import cleanup_schedule_minutes
 
     events = template["Resources"]["Cleanup"]["Properties"]["Events"]
     [schedule] = [event["Properties"]["Schedule"] for event in events.values()

@@ -149,7 +149,7 @@ def test_a_saga_without_active_steps_does_not_compile() -> None:
         compile_forward([STEPS[0].model_copy(update={"active": False})], TARGETS)
 
 
-# -- properties ----------------------------------------------------------------------------------
+# -- properties (as many examples as the hypothesis profile asks: tests/conftest.py) -------------
 
 _step = st.builds(
     dict,
@@ -167,7 +167,7 @@ def _steps(spec: list[dict[str, Any]]) -> list[Step]:
             for i, s in enumerate(spec)]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)
 @given(_saga, st.data())
 def test_any_failure_compensates_exactly_the_completed_steps(
     spec: list[dict[str, Any]], data: st.DataObject

@@ -3,7 +3,8 @@
 Random sagas (groups of 1 to 5 steps, a pivot or none, failures anywhere) are walked by the
 ASL simulator with the step runtime's one rule that matters here (an undo of a step whose
 action failed for good does nothing): every step that succeeded or timed out is compensated
-exactly once, none twice, nothing after the pivot ever (asl-validator: tests/tools).
+exactly once, none twice, nothing after the pivot ever (asl-validator: tests/tools). How many
+sagas each property draws is the hypothesis profile's (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def _undo_runs(status: str | None, params: dict[str, Any]) -> bool:
     return not (params.get("skip_undone") and status is None)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(shapes(), st.data())
 def test_a_failure_anywhere_compensates_exactly_what_took_effect(shape: Shape,
                                                                  data: st.DataObject) -> None:
@@ -128,7 +129,7 @@ def test_a_failure_anywhere_compensates_exactly_what_took_effect(shape: Shape,
     assert undone == sorted(undone, reverse=True)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(shapes(), st.data())
 def test_a_failed_compensation_is_retried_for_what_is_left_only(shape: Shape,
                                                                 data: st.DataObject) -> None:
@@ -156,7 +157,7 @@ def test_a_failed_compensation_is_retried_for_what_is_left_only(shape: Shape,
     assert all(p.get("skip_undone") for _, p, _ in retry_run.tasks if p.get("step_id"))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(shapes().filter(lambda s: s.pivot is not None and s.pivot < len(s.groups) - 1),
        st.data())
 def test_a_parked_run_resumes_at_its_group_and_never_reruns_the_pivot(
@@ -179,7 +180,7 @@ def _floor(groups: list[list[Step]]) -> int:
     return sum(len(g) + (1 if len(g) > 1 else 0) for g in groups)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(shapes())
 def test_the_happy_path_costs_the_floor_plus_a_choice_per_group(shape: Shape) -> None:
     run = asl_walk.walk(compile_forward(shape.steps, TARGETS), {})

@@ -104,31 +104,28 @@ def test_bad_types_are_refused() -> None:
 
 
 def test_demo_input_defaults_never_reach_prod() -> None:
-    from chalicelib.adapters.mysql import MySQLConnector
-    from chalicelib.steps.wiring import build_step_runtime
+    from chalicelib.steps.wiring import StepContainer
 
     local = load_settings(environ={"SAGA_STAGE": "local"})
     prod = load_settings(environ={"SAGA_STAGE": "prod"})
     assert local.saga.demo_input_defaults["customer_id"] == "demo-customer"
-    assert build_step_runtime(local, MySQLConnector(local.database.mysql)).input_defaults
-    assert build_step_runtime(prod, MySQLConnector(prod.database.mysql)).input_defaults == {}
+    assert StepContainer(local).attempt_runner.input_defaults
+    assert StepContainer(prod).attempt_runner.input_defaults == {}
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_fault_injection_and_demo_inputs_are_off_unless_a_stage_turns_them_on(stage: str) -> None:
-    from chalicelib.adapters.mysql import MySQLConnector
     from chalicelib.ports import Actor
     from chalicelib.saga.errors import BadRequest
     from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
     from chalicelib.saga.executions import Fault
     from chalicelib.saga.requests import ExecuteRequest
-    from chalicelib.steps.wiring import build_step_runtime, faults_enabled
+    from chalicelib.steps.wiring import StepContainer, faults_enabled
 
     settings = load_settings(environ={"SAGA_STAGE": stage})
     assert faults_enabled(settings) is False
     assert settings.saga.demo_input_defaults == {}
-    runtime = build_step_runtime(settings, MySQLConnector(settings.database.mysql))
-    assert runtime.input_defaults == {}
+    assert StepContainer(settings).attempt_runner.input_defaults == {}
     policy = ExecutionPolicy(faults_enabled=faults_enabled(settings))
     service = ExecutionService(None, None, None, policy, None)  # type: ignore[arg-type]
     with pytest.raises(BadRequest, match="fault injection is disabled"):

@@ -92,7 +92,7 @@ def test_the_step_container_is_lean_and_explicit() -> None:
     steps = StepContainer(settings)
     assert steps._parts == {}
     fake: Any = object()
-    assert steps.provide(step_runtime=fake).step_runtime is fake
+    assert steps.provide(attempt_runner=fake).attempt_runner is fake
     assert wiring.PROCESS is not runtime.PROCESS
 
 

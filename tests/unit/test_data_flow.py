@@ -18,8 +18,9 @@ from chalicelib.saga.mapping import MappingError, Scope, parse_reference, refere
 from chalicelib.saga.validation import DefinitionInvalid, ValidationPolicy, check_definition
 from chalicelib.steps.context import PermanentError, StepContext
 from chalicelib.steps.contract import CONTRACT_SCHEMA_FILE, request_schema
+from chalicelib.steps.handler import record_end
 from chalicelib.steps.participants import participant_request
-from chalicelib.steps.runtime import OutcomeRecorder
+from chalicelib.steps.recorder import OutcomeRecorder
 from tests.support.step_world import World, build_world
 
 POLICY = ValidationPolicy.from_settings(load_settings(environ={}).saga)
@@ -228,7 +229,7 @@ def test_a_completed_execution_carries_its_mapped_output_in_the_record_and_the_e
     for step_id in ("car", "hotel", "flight"):
         world.deliver(step_id)
     recorder_lambda = OutcomeRecorder(world.ledger, world.definitions, clock=world.clock.now)
-    assert recorder_lambda.handle({"execution_id": "e1", "outcome": "COMPLETED"}) == {
+    assert record_end(recorder_lambda, {"execution_id": "e1", "outcome": "COMPLETED"}) == {
         "status": "COMPLETED"}
     expected = {"car": "CAR-7", "flight": {"ticket": "TAP-1", "seat": "3A"}, "city": "Lisbon"}
     assert world.execution().output == expected
@@ -245,8 +246,8 @@ def test_an_output_that_cannot_be_resolved_leaves_the_execution_completed_withou
     world.runtime.resolve_action = recorder.resolve
     for step_id in ("car", "hotel", "flight"):
         world.deliver(step_id)
-    OutcomeRecorder(world.ledger, world.definitions).handle(
-        {"execution_id": "e1", "outcome": "COMPLETED"})
+    record_end(OutcomeRecorder(world.ledger, world.definitions),
+               {"execution_id": "e1", "outcome": "COMPLETED"})
     assert world.execution().status.value == "COMPLETED"
     assert world.execution().output is None
     assert world.events_of("saga.completed")[0]["data"]["output"] is None

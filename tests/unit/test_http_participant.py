@@ -32,6 +32,8 @@ from chalicelib.steps.registry import ActionRegistry
 HUGE_BYTES = 5_000_000
 # The longest a handler waits (a slow answer, a drip): bounded, and cut by teardown.
 HANDLER_WAIT_S = 3.0
+# A drip's pace: each byte well within any read's timeout, so only the deadline can cut it.
+DRIP_S = 0.1
 # How late after its deadline a call may return.
 SLACK_S = 0.5
 
@@ -143,8 +145,8 @@ class Handler(BaseHTTPRequestHandler):
             self._drip(path)
         elif path == "/drip-headers":
             self.wfile.write(b"HTTP/1.0 200 OK\r\n")
-            for _ in range(int(HANDLER_WAIT_S / 0.3)):
-                if recorder.stop.wait(0.3):
+            for _ in range(int(HANDLER_WAIT_S / DRIP_S)):
+                if recorder.stop.wait(DRIP_S):
                     break
                 self.wfile.write(b"X")
                 self.wfile.flush()
@@ -185,8 +187,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "100")
         self.end_headers()
         self.wfile.flush()
-        for _ in range(int(HANDLER_WAIT_S / 0.3)):
-            if self.server.recorder.stop.wait(0.3):
+        for _ in range(int(HANDLER_WAIT_S / DRIP_S)):
+            if self.server.recorder.stop.wait(DRIP_S):
                 break
             self.wfile.write(b" ")
             self.wfile.flush()
@@ -330,8 +332,9 @@ def test_a_redirect_is_never_followed(server: Server) -> None:
 
 # -- the deadline --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("path", "seconds"), [("/slow", 0.5), ("/drip", 1.0),
-                                               ("/drip-headers", 1.0)])
+# The drips get a few bytes in before their deadline.
+@pytest.mark.parametrize(("path", "seconds"), [("/slow", 0.3), ("/drip", 0.4),
+                                               ("/drip-headers", 0.4)])
 def test_an_answer_not_complete_by_the_deadline_is_an_unknown_outcome(
         server: Server, path: str, seconds: float) -> None:
     started = time.monotonic()

@@ -26,7 +26,7 @@ from chalicelib.saga.lifecycle import (
 )
 from chalicelib.saga.models import Step, StepDefinition
 from chalicelib.steps.context import PermanentError
-from chalicelib.steps.runtime import StepAborted, _unknown
+from chalicelib.steps.failures import StepAborted, outcome_unknown
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
 STEPS = [Step.of(StepDefinition.model_validate(step)) for step in SEED["steps"]]
@@ -109,9 +109,9 @@ def test_step_transitions_cover_every_phase_outcome_and_finality_once() -> None:
 def test_the_errors_steps_raise_to_stop_retries_are_the_ones_never_retried() -> None:
     # Lambda reports an error by its class name: the names must be the classes' own.
     assert {PermanentError.__name__, StepAborted.__name__,
-            type(_unknown("x", final=True)).__name__} == set(lifecycle.NEVER_RETRIED)
+            type(outcome_unknown("x", final=True)).__name__} == set(lifecycle.NEVER_RETRIED)
     # The one that is retried (attempts remain) is the one caught like a timeout.
-    assert type(_unknown("x", final=False)).__name__ == lifecycle.OUTCOME_UNKNOWN
+    assert type(outcome_unknown("x", final=False)).__name__ == lifecycle.OUTCOME_UNKNOWN
     assert {lifecycle.OUTCOME_UNKNOWN, lifecycle.OUTCOME_UNKNOWN_FINAL} < set(
         lifecycle.UNDO_ITSELF)
     assert issubclass(StepAborted, PermanentError)

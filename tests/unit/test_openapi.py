@@ -11,8 +11,7 @@ from openapi_spec_validator import validate
 
 from app import app
 from chalicelib.config import load_settings
-from chalicelib.openapi import build_document
-from chalicelib.runtime import OPENAPI_FILE
+from chalicelib.openapi import OPENAPI_FILE, build_document
 
 COMMITTED = json.loads(OPENAPI_FILE.read_text())
 

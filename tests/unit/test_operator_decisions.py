@@ -27,7 +27,8 @@ from chalicelib.saga.lifecycle import (
 )
 from chalicelib.saga.requests import ResolveRequest
 from chalicelib.steps.context import PermanentError, StepContext
-from chalicelib.steps.runtime import OutcomeRecorder
+from chalicelib.steps.handler import record_end
+from chalicelib.steps.recorder import OutcomeRecorder
 from chalicelib.testing import InMemoryReadModel, ScriptedEngine
 from infra.cli_service import _timeline
 from tests.support.step_world import World, build_world
@@ -62,8 +63,8 @@ def _parked() -> World:
     world.actions.script["do_ship"] = _declined
     with pytest.raises(PermanentError):
         world.deliver("ship")
-    OutcomeRecorder(world.ledger, world.definitions, clock=world.clock.now).handle(
-        {"execution_id": "e1", "outcome": "PARKED", "error": None})
+    record_end(OutcomeRecorder(world.ledger, world.definitions, clock=world.clock.now),
+               {"execution_id": "e1", "outcome": "PARKED", "error": None})
     assert world.execution().status is S.PARKED
     return world
 
@@ -279,7 +280,7 @@ def test_a_failed_output_mapping_is_recorded_in_the_execution_and_its_event() ->
     world.deliver("s1")
     world.deliver("s2")
     recorder = OutcomeRecorder(world.ledger, world.definitions, clock=world.clock.now)
-    assert recorder.handle({"execution_id": "e1", "outcome": "COMPLETED"}) == {
+    assert record_end(recorder, {"execution_id": "e1", "outcome": "COMPLETED"}) == {
         "status": "COMPLETED"}
     execution = world.execution()
     assert execution.status is S.COMPLETED and execution.output is None
@@ -299,8 +300,8 @@ def test_a_resolved_output_has_no_output_error() -> None:
     world = build_world({**FULFILMENT, "steps": [_step("s1", 1)],
                          "output": {"by": "$.results.s1.by"}})
     world.deliver("s1")
-    OutcomeRecorder(world.ledger, world.definitions).handle(
-        {"execution_id": "e1", "outcome": "COMPLETED"})
+    record_end(OutcomeRecorder(world.ledger, world.definitions),
+               {"execution_id": "e1", "outcome": "COMPLETED"})
     assert (world.execution().output, world.execution().output_error) == (
         {"by": "do_s1"}, None)
     assert world.events_of(events.SAGA_COMPLETED)[0]["data"]["output_error"] is None

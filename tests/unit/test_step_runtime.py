@@ -19,7 +19,9 @@ from chalicelib.saga.lifecycle import (
     StepStatus,
 )
 from chalicelib.steps.context import PermanentError, RetryableError, StepContext
-from chalicelib.steps.runtime import OutcomeRecorder, StepAborted
+from chalicelib.steps.failures import StepAborted
+from chalicelib.steps.handler import record_end, run_step
+from chalicelib.steps.recorder import OutcomeRecorder
 from tests.support.step_world import PARTICIPANT, World, build_world
 
 SAGA = {
@@ -153,7 +155,8 @@ def test_an_action_that_outlived_its_timeout_is_rolled_back(world: World) -> Non
 
 def test_unknown_executions_and_steps_are_permanent_errors(world: World) -> None:
     with pytest.raises(PermanentError, match="no execution 'nope'"):
-        world.runtime.handle({"execution_id": "nope", "step_id": "reserve", "phase": "action"})
+        run_step(world.runtime,
+                 {"execution_id": "nope", "step_id": "reserve", "phase": "action"})
     with pytest.raises(PermanentError, match="has no step 'ghost'"):
         world.deliver("ghost")
     assert world.actions.calls == []
@@ -380,25 +383,25 @@ def test_the_recorder_records_an_end_once_and_refuses_to_rewrite_a_final_one(
         world: World) -> None:
     recorder = OutcomeRecorder(world.ledger, clock=world.clock.now)
     done = {"execution_id": "e1", "outcome": ExecutionStatus.COMPLETED.value}
-    assert recorder.handle(done) == {"status": ExecutionStatus.COMPLETED.value}
-    assert recorder.handle(done) == {"status": ExecutionStatus.COMPLETED.value,
-                                     "duplicate": True}
+    assert record_end(recorder, done) == {"status": ExecutionStatus.COMPLETED.value}
+    assert record_end(recorder, done) == {"status": ExecutionStatus.COMPLETED.value,
+                                          "duplicate": True}
     assert world.event_types().count(events.SAGA_COMPLETED) == 1
     assert world.execution().ended_at == world.clock.wall
-    refused = recorder.handle({"execution_id": "e1",
-                               "outcome": ExecutionStatus.FAILED.value,
-                               "error": {"Error": "Saga.Failed", "Cause": "x"}})
+    refused = record_end(recorder, {"execution_id": "e1",
+                                    "outcome": ExecutionStatus.FAILED.value,
+                                    "error": {"Error": "Saga.Failed", "Cause": "x"}})
     assert refused == {"status": ExecutionStatus.COMPLETED.value,
                        "refused": ExecutionStatus.FAILED.value}
     with pytest.raises(PermanentError):
-        recorder.handle({"execution_id": "nope", "outcome": ExecutionStatus.FAILED.value})
+        record_end(recorder, {"execution_id": "nope", "outcome": ExecutionStatus.FAILED.value})
 
 
 def test_the_recorder_keeps_the_failing_steps_cause(world: World) -> None:
     world.actions.script["reserve_stock"] = _fail(PermanentError("unknown SKU"))
     with pytest.raises(PermanentError):
         world.deliver("reserve")
-    OutcomeRecorder(world.ledger).handle({
+    record_end(OutcomeRecorder(world.ledger), {
         "execution_id": "e1", "outcome": ExecutionStatus.FAILED.value,
         "error": {"Error": "Saga.Failed", "Cause": "the machine's"}})
     failed = world.events_of(events.SAGA_FAILED)[0]["data"]

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from chalicelib.adapters.mysql import MySQLConnector
 from chalicelib.config import Settings, load_settings
 from chalicelib.saga.models import StoredSaga
 from chalicelib.steps import handler, wiring
-from chalicelib.steps.wiring import StepContainer, build_step_runtime
+from chalicelib.steps.decisions import StepRequest
+from chalicelib.steps.verdicts import AttemptOutcome, Done
+from chalicelib.steps.wiring import StepContainer
 from tests.support.sagas import one_step_saga
 
 
@@ -41,19 +41,17 @@ def test_caching_enabled_decides_whether_a_warm_step_rereads_its_definition(
         caching: str, reads: int) -> None:
     settings = _settings(caching_enabled=caching)
     definitions = CountingDefinitions()
-    runtime = dataclasses.replace(
-        build_step_runtime(settings, MySQLConnector(settings.database.mysql)),
-        definitions=definitions)
+    steps = StepContainer(settings).provide(definitions=definitions).attempt_runner.steps
     for _ in range(3):
-        assert runtime._step("s-1", 1, "charge").id == "charge"
+        assert steps.step("s-1", 1, "charge").id == "charge"
     assert definitions.reads == reads
 
 
-class FakeStepRuntime:
-    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
-        if event.get("fail"):
+class FakeRunner:
+    def run(self, request: StepRequest) -> AttemptOutcome:
+        if request.step_id == "declined":
             raise RuntimeError("declined")
-        return {"ok": True}
+        return Done({"ok": True})
 
 
 def _emf_records(text: str) -> list[dict[str, Any]]:
@@ -68,11 +66,13 @@ def _emf_records(text: str) -> list[dict[str, Any]]:
 def test_monitoring_enabled_decides_whether_steps_emit_metrics(
         monitoring: str, capsys: pytest.CaptureFixture[str]) -> None:
     steps = StepContainer(_settings(monitoring_enabled=monitoring))
-    wiring.PROCESS.use(steps.provide(step_runtime=FakeStepRuntime()))
+    wiring.PROCESS.use(steps.provide(attempt_runner=FakeRunner()))
     try:
-        handler.handle_step({"execution_id": "e", "step_id": "charge"}, None, family="payment")
+        handler.handle_step({"execution_id": "e", "step_id": "charge", "phase": "action"},
+                            None, family="payment")
         with pytest.raises(RuntimeError):
-            handler.handle_step({"execution_id": "e", "fail": True}, None, family="payment")
+            handler.handle_step({"execution_id": "e", "step_id": "declined",
+                                 "phase": "action"}, None, family="payment")
     finally:
         wiring.PROCESS.use(None)
     records = _emf_records(capsys.readouterr().out)

@@ -18,8 +18,10 @@ from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
 from chalicelib.saga.lifecycle import ExecutionStatus, Phase, StepKind, StepStatus
 from chalicelib.saga.requests import ResolveRequest
 from chalicelib.steps.context import PermanentError, StepContext
-from chalicelib.steps.runtime import OutcomeRecorder, StepAborted
-from chalicelib.steps.wiring import build_step_runtime
+from chalicelib.steps.failures import StepAborted
+from chalicelib.steps.handler import record_end
+from chalicelib.steps.recorder import OutcomeRecorder
+from chalicelib.steps.wiring import StepContainer
 from chalicelib.testing import InMemoryReadModel, ScriptedEngine
 from tests.support.step_world import PARTICIPANT, World, build_world
 
@@ -130,7 +132,7 @@ def _parked(world: World) -> OutcomeRecorder:
     with pytest.raises(PermanentError):
         world.deliver("ship")
     recorder = OutcomeRecorder(world.ledger, world.definitions, clock=world.clock.now)
-    recorder.handle({"execution_id": "e1", "outcome": "PARKED", "error": None})
+    record_end(recorder, {"execution_id": "e1", "outcome": "PARKED", "error": None})
     return recorder
 
 
@@ -207,7 +209,7 @@ def test_a_group_whose_steps_all_failed_ends_failed_not_compensated() -> None:
     for step_id in ("a", "b"):
         assert world.deliver(step_id, Phase.COMPENSATION)["skipped"] is True
     recorder = OutcomeRecorder(world.ledger, world.definitions, clock=world.clock.now)
-    assert recorder.handle({"execution_id": "e1", "outcome": "COMPENSATED"}) == {
+    assert record_end(recorder, {"execution_id": "e1", "outcome": "COMPENSATED"}) == {
         "status": "FAILED"}
     assert world.execution().status is ExecutionStatus.FAILED
 
@@ -224,7 +226,7 @@ def test_parallel_compensations_that_fail_are_all_listed() -> None:
         with pytest.raises(PermanentError):
             world.deliver(step_id, Phase.COMPENSATION)
     recorder = OutcomeRecorder(world.ledger, world.definitions, clock=world.clock.now)
-    recorder.handle({"execution_id": "e1", "outcome": "COMPENSATION_FAILED"})
+    record_end(recorder, {"execution_id": "e1", "outcome": "COMPENSATION_FAILED"})
     error = world.execution().error
     assert world.execution().status is ExecutionStatus.COMPENSATION_FAILED
     assert error is not None and error.failed_steps == ["a", "b"]
@@ -235,10 +237,10 @@ def test_parallel_compensations_that_fail_are_all_listed() -> None:
 def test_retriable_max_attempts_is_a_config_key_the_runtime_and_compiler_use() -> None:
     assert load_settings(environ={}).saga.retriable_max_attempts == 5
     settings = load_settings(environ={"SAGA__SAGA__RETRIABLE_MAX_ATTEMPTS": "9"})
-    assert build_step_runtime(settings, connector=None).retriable_max_attempts == 9  # type: ignore[arg-type]
-    from chalicelib.runtime import build_engine
+    assert StepContainer(settings).attempt_runner.retriable_max_attempts == 9
+    from chalicelib.container import Container
 
-    assert build_engine(settings)._options.retriable_max_attempts == 9
+    assert Container(settings).engine._options.retriable_max_attempts == 9
 
 
 def test_the_machine_says_how_many_attempts_a_round_has() -> None:

@@ -53,7 +53,7 @@ def _saga(path: Path, revision: int = 3) -> StoredSaga:
 
 
 def _engine(client: Any, options: CompileOptions | None = None) -> StepFunctionsEngine:
-    # Lambdas named as the wiring (runtime.build_engine) names them.
+    # Lambdas named as the Container's engine part names them.
     return StepFunctionsEngine(
         client, stage="test", role_arn="arn:aws:iam::000000000000:role/r", region="us-east-1",
         account="000000000000",
