@@ -46,14 +46,16 @@ unit-all: venv
 	$(BIN)/pytest -m 'not integration' $(PYTEST_ARGS)
 
 # Line coverage of the services and the step runtime's decisions, from their unit tests.
-COVERED := chalicelib/saga/execution_service.py,chalicelib/saga/service.py,$\
-	chalicelib/saga/reconciler.py,chalicelib/saga/lifecycle.py,chalicelib/steps/decisions.py
+COVERED := chalicelib/usecases/executions.py,chalicelib/usecases/definitions.py,$\
+	chalicelib/usecases/reconciler.py,chalicelib/domain/lifecycle.py,chalicelib/domain/decisions.py
 coverage: venv
 	$(BIN)/python -m coverage run --include='$(COVERED)' -m pytest -q tests/unit
 	$(BIN)/python -m coverage report -m --fail-under=90
 
+# ruff, and the layers of chalicelib/ (import-linter's contracts in pyproject.toml).
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 stack-up: venv
 	$(BIN)/saga stack up

@@ -10,8 +10,13 @@ from typing import Any
 from chalice import AuthResponse, Chalice, CORSConfig, Rate, Response
 from chalice.app import AuthRequest, WebsocketEvent
 
-from chalicelib import console
-from chalicelib.api import (
+from chalicelib.adapters.kafka.consumer import apply_all, msk_events
+from chalicelib.adapters.push.filters import FilterRefused, parse_connect
+from chalicelib.adapters.push.messages import handle_message
+from chalicelib.config import load_settings
+from chalicelib.domain.requests import ActiveRequest, CompensateRequest, ResolveRequest
+from chalicelib.http import console
+from chalicelib.http.api import (
     JSON,
     actor,
     body_as,
@@ -26,22 +31,18 @@ from chalicelib.api import (
     optional_request,
     principal,
     step_body,
+    use_parts,
     websocket_caller,
 )
-from chalicelib.auth import Forbidden, Role, TokenRejected, Unauthenticated
-from chalicelib.cleanup import cleanup_schedule_minutes
-from chalicelib.config import load_settings
-from chalicelib.events.consumer import apply_all, msk_events
-from chalicelib.health import check_health
-from chalicelib.http_errors import http_status
-from chalicelib.ports import Actor
-from chalicelib.push.filters import FilterRefused, parse_connect
-from chalicelib.push.messages import handle_message
-from chalicelib.runtime import container
-from chalicelib.saga.execution_service import ExecutionService
-from chalicelib.saga.requests import ActiveRequest, CompensateRequest, ResolveRequest
-from chalicelib.saga.service import DefinitionService
-from chalicelib.steps import entry
+from chalicelib.http.auth import Forbidden, Role, TokenRejected, Unauthenticated
+from chalicelib.http.http_errors import http_status
+from chalicelib.roots import step_entry as entry
+from chalicelib.roots.health import check_health
+from chalicelib.roots.runtime import container
+from chalicelib.usecases.cleanup import cleanup_schedule_minutes
+from chalicelib.usecases.definitions import DefinitionService
+from chalicelib.usecases.executions import ExecutionService
+from chalicelib.usecases.ports import Actor
 
 # What API Gateway is configured with when the app is packaged (whether routes carry the
 # authorizer, CORS, the cleanup schedule's rate): Chalice reads these as it loads the module.
@@ -50,6 +51,8 @@ DEPLOYED = load_settings()
 app = Chalice(app_name="saga-orchestrator")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 API = "/api/v1/saga"
+# The edge reads its settings and cursor seal from the process's Container (asked on each use).
+use_parts(container)
 
 
 # -- who may call what ----------------------------------------------------------------------
@@ -323,7 +326,7 @@ def whoami() -> dict[str, Any]:
 
 # -- step Lambdas: one per action family, invoked by the state machines ---------------------------
 
-# Deployed with the handlers of chalicelib.steps.entry (see that module): declared here so
+# Deployed with the handlers of chalicelib.roots.step_entry (see that module): declared here so
 # Chalice packages them, one per name of entry.HANDLERS (its families, then the recorder), with
 # the same code behind both names. Chalice's handler is `app.<name>`: each is a module attribute.
 for _name, _handler in entry.HANDLERS.items():
@@ -374,7 +377,7 @@ def projector(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @app.on_ws_connect()
 def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
     """Subscribes to ?saga_id= / ?execution_id= / ?all= if given, else to everything until
-    the first subscribe message (chalicelib/push/filters.py)."""
+    the first subscribe message (chalicelib/adapters/push/filters.py)."""
     raw = event.to_dict()
     try:
         caller = websocket_caller(raw, lambda header: container().token_verifier.verify(header))

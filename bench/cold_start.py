@@ -23,7 +23,7 @@ from bench.results_io import save, table
 PROJECT = Path(__file__).resolve().parents[1]
 MODULES = {
     "boto3 (floor)": "boto3",
-    "step Lambda (chalicelib.steps.entry)": "chalicelib.steps.entry",
+    "step Lambda (chalicelib.roots.step_entry)": "chalicelib.roots.step_entry",
     "API Lambda (app)": "app",
 }
 HEAVY = ("pymongo", "kafka", "chalice", "boto3", "botocore", "aws_lambda_powertools", "yaml",

@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.adapters import mysql
-from chalicelib.adapters.mysql_migrations import migrate
+from chalicelib.adapters.mysql import connector as mysql
+from chalicelib.adapters.mysql.migrate import migrate
 from chalicelib.config import get_settings
 from tests.support.sagas import one_step_saga
 from tests.support.served import Served, http, served

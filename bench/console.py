@@ -20,8 +20,8 @@ from typing import Any
 
 from bench import harness
 from bench.results_io import save, table
-from chalicelib import runtime
 from chalicelib.config import get_settings
+from chalicelib.roots import runtime
 from tests.browser.conftest import ensure_browser, run_scenario
 from tests.support.bulk import seed_completed
 from tests.support.served import http, served

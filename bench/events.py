@@ -25,14 +25,14 @@ from websockets.sync.client import connect
 
 from bench import harness
 from bench.results_io import save, table
-from chalicelib import runtime
-from chalicelib.adapters.kafka import KafkaPublisher
-from chalicelib.adapters.mysql import MySQLConnector
-from chalicelib.events.consumer import run_projector
-from chalicelib.events.relay import OutboxRelay
-from chalicelib.ports import Actor
-from chalicelib.saga.requests import ExecuteRequest
-from chalicelib.saga.validation import parse_definition
+from chalicelib.adapters.kafka.consumer import run_projector
+from chalicelib.adapters.kafka.publisher import KafkaPublisher
+from chalicelib.adapters.mysql.connector import MySQLConnector
+from chalicelib.adapters.mysql.relay import OutboxRelay
+from chalicelib.domain.requests import ExecuteRequest
+from chalicelib.domain.validation import parse_definition
+from chalicelib.roots import runtime
+from chalicelib.usecases.ports import Actor
 from infra.deploy.local import load_app
 from infra.local_events import rebuild_read_model
 from infra.ws_gateway import LocalWebsocketGateway

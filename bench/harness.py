@@ -26,13 +26,14 @@ os.environ.setdefault("SAGA__LIMITS__RATE_LIMIT_REQUESTS", "0")
 
 from chalice.test import Client
 
-from chalicelib import runtime
-from chalicelib.adapters import aws, mysql
-from chalicelib.adapters.mysql_migrations import migrate
+from chalicelib.adapters import aws
+from chalicelib.adapters.mysql import connector as mysql
+from chalicelib.adapters.mysql.migrate import migrate
 from chalicelib.adapters.stepfunctions.engine import run_history
 from chalicelib.config import get_settings
-from chalicelib.saga import lifecycle
-from chalicelib.steps.actions import demo_data
+from chalicelib.demo import demo_data
+from chalicelib.domain import lifecycle
+from chalicelib.roots import runtime
 from infra.deploy.local import deploy_local, load_app
 from infra.stack.supervisor import Supervisor
 

@@ -38,18 +38,18 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("SAGA__SAGA__MONITORING_ENABLED", "false")
 
 from bench.results_io import save, table
-from chalicelib import runtime
-from chalicelib.adapters import mysql
-from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
-from chalicelib.adapters.mysql_executions import insert_execution
-from chalicelib.adapters.mysql_migrations import migrate
+from chalicelib.adapters.mysql import connector as mysql
+from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
+from chalicelib.adapters.mysql.executions import insert_execution
+from chalicelib.adapters.mysql.migrate import migrate
 from chalicelib.config import get_settings
-from chalicelib.ports import Actor
-from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
-from chalicelib.saga.models import SagaDefinition
-from chalicelib.steps.actions import BUILTIN_ACTIONS, demo_data
-from chalicelib.steps.context import StepContext
-from chalicelib.steps.handler import handle_step
+from chalicelib.demo import BUILTIN_ACTIONS, demo_data
+from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
+from chalicelib.domain.models import SagaDefinition
+from chalicelib.domain.step_context import StepContext
+from chalicelib.roots import runtime
+from chalicelib.roots.step_handler import handle_step
+from chalicelib.usecases.ports import Actor
 from infra.stack.supervisor import Supervisor
 
 SEED = json.loads((Path(__file__).parents[1] / "tests" / "fixtures" /

@@ -23,10 +23,10 @@ from typing import Any
 
 from bench import harness
 from bench.results_io import save, table
-from chalicelib import runtime
 from chalicelib.adapters import aws
 from chalicelib.adapters.stepfunctions.machine_input import execution_input
 from chalicelib.config import get_settings
+from chalicelib.roots import runtime
 
 NOOP = "saga-orchestrator-bench-noop"
 NOOP_CODE = "def handler(event, context):\n    return {\"status\": \"ok\"}\n"

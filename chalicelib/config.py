@@ -15,9 +15,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chalicelib.saga.durations import parse_duration_ms
-from chalicelib.saga.lifecycle import DEFAULT_RETRIABLE_MAX_ATTEMPTS
-from chalicelib.steps.contract import DEFAULT_MAX_RESULT_BYTES
+from chalicelib.durations import parse_duration_ms
+
+# The defaults of keys that code outside Settings also falls back on (a step runtime or a
+# compiler built without Settings): spelled here, at the bottom layer, so the rest imports
+# them.
+# saga.max_result_bytes: the largest result a step may return.
+DEFAULT_MAX_RESULT_BYTES = 64 * 1024
+# saga.retriable_max_attempts.
+DEFAULT_RETRIABLE_MAX_ATTEMPTS = 5
 
 # In a checkout the file is configs/config.yaml; a Lambda package carries only app.py and
 # chalicelib/, so packaging bundles it, as JSON, at chalicelib/configs/config.json.

@@ -1,6 +1,6 @@
 """Write a saga participant: a team's own service that does (and undoes) one step.
 
-The service receives the saga-participant/1 request (chalicelib/steps/contract.py), does its
+The service receives the saga-participant/1 request (chalicelib/domain/contract.py), does its
 work, and answers with a JSON object, its result. This module does the rest:
 
 - parses the request leniently (fields a later version of the contract adds are ignored) and
@@ -96,8 +96,8 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import (
 )
 from pydantic import ConfigDict, ValidationError
 
-from chalicelib.saga.lifecycle import PERMANENT_ERROR, Phase
-from chalicelib.steps.contract import CONTRACT, ErrorInfo, ParticipantRequest, Reason
+from chalicelib.domain.contract import CONTRACT, ErrorInfo, ParticipantRequest, Reason
+from chalicelib.domain.lifecycle import PERMANENT_ERROR, Phase
 
 logger = logging.getLogger(__name__)
 

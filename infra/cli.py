@@ -47,7 +47,7 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from chalicelib import runtime
+    from chalicelib.roots import runtime
     from infra.deploy.local import load_app
     from infra.local_api import create_server
     from infra.local_events import EventWorkers
@@ -84,7 +84,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _events(args: argparse.Namespace) -> int:
-    from chalicelib import runtime
+    from chalicelib.roots import runtime
     from infra.local_events import rebuild_read_model
 
     if args.action == "relay":
@@ -99,8 +99,8 @@ def _events(args: argparse.Namespace) -> int:
 
 
 def _dead_letters(replay: int | None) -> int:
-    from chalicelib import runtime
-    from chalicelib.adapters.mysql_dead_letters import RELAY
+    from chalicelib.adapters.mysql.dead_letters import RELAY
+    from chalicelib.roots import runtime
 
     letters = runtime.container().dead_letters
     if replay is None:
@@ -136,8 +136,8 @@ def _dead_letters(replay: int | None) -> int:
 def _openapi(args: argparse.Namespace) -> int:
     """The committed contracts: the API's OpenAPI document and the participant request's
     JSON Schema, both generated from the code."""
-    from chalicelib.openapi import OPENAPI_FILE, build_document
-    from chalicelib.steps.contract import CONTRACT_SCHEMA_FILE, request_schema
+    from chalicelib.domain.contract import CONTRACT_SCHEMA_FILE, request_schema
+    from chalicelib.http.openapi import OPENAPI_FILE, build_document
     from infra.deploy.local import load_app
 
     # The paths are the app's own routes.
@@ -168,7 +168,7 @@ def _package(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    from chalicelib import runtime
+    from chalicelib.roots import runtime
 
     reconciler = runtime.container().new_reconciler(grace_seconds=args.older_than)
     repairs = reconciler.run(limit=args.limit)
@@ -183,8 +183,8 @@ def _reconcile(args: argparse.Namespace) -> int:
 
 
 def _db(args: argparse.Namespace) -> int:
-    from chalicelib.adapters.mysql import connect
-    from chalicelib.adapters.mysql_migrations import migrate
+    from chalicelib.adapters.mysql.connector import connect
+    from chalicelib.adapters.mysql.migrate import migrate
 
     conn = connect(get_settings().database.mysql)
     try:
@@ -235,7 +235,7 @@ def _deploy_to_aws(args: argparse.Namespace) -> int:
 
 
 def _deploy_locally() -> int:
-    from chalicelib import runtime
+    from chalicelib.roots import runtime
     from infra.deploy.local import deploy_local, gateway_url, refresh_machines, seed_demo_data
 
     settings = get_settings()
@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "re-projected)")
     events.set_defaults(handler=_events)
 
-    openapi = commands.add_parser("openapi", help="write chalicelib/openapi.json and the "
+    openapi = commands.add_parser("openapi", help="write chalicelib/http/openapi.json and the "
                                   "participant contract's JSON Schema")
     openapi.add_argument("--check", action="store_true", help="fail if it is stale")
     openapi.set_defaults(handler=_openapi)

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from chalicelib.saga.lifecycle import STATUS_OF_EVENT, ExecutionStatus
+from chalicelib.domain.lifecycle import STATUS_OF_EVENT, ExecutionStatus
 from infra.api_client import ApiClient, ApiError
 from infra.exit_codes import Exit
 from infra.text_table import format_table

@@ -18,9 +18,9 @@ from typing import Any
 from chalice import local
 from chalice.cli.factory import CLIFactory
 
-from chalicelib.auth import MISSING_TOKEN, TokenRejected
-from chalicelib.http_errors import http_error
-from chalicelib.saga.errors import ErrorKind
+from chalicelib.domain.errors import ErrorKind
+from chalicelib.http.auth import MISSING_TOKEN, TokenRejected
+from chalicelib.http.http_errors import http_error
 from infra.stack.paths import PROJECT_ROOT
 
 

@@ -8,9 +8,9 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from chalicelib import runtime
-from chalicelib.events.consumer import run_projector
-from chalicelib.events.projector import EXECUTIONS, SUMMARIES
+from chalicelib.adapters.kafka.consumer import run_projector
+from chalicelib.adapters.mongo.projector import EXECUTIONS, SUMMARIES
+from chalicelib.roots import runtime
 
 logger = logging.getLogger(__name__)
 

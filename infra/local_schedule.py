@@ -51,7 +51,7 @@ def cleanup_timer(settings: Settings,
                   run: Callable[[Settings], Any] | None = None) -> PeriodicTask:
     """The cleanup every saga.cleanup_interval: the process's Container's (`run` stands in
     for it in tests)."""
-    from chalicelib.cleanup import cleanup_interval_seconds
+    from chalicelib.usecases.cleanup import cleanup_interval_seconds
 
     job = run or _real_cleanup
     return PeriodicTask("cleanup", cleanup_interval_seconds(settings), lambda: job(settings))
@@ -59,7 +59,7 @@ def cleanup_timer(settings: Settings,
 
 def _real_cleanup(_: Settings) -> Any:
     """The cleanup of the process's Container (the timer's settings only set its pace)."""
-    from chalicelib import runtime
-    from chalicelib.ports import Actor
+    from chalicelib.roots import runtime
+    from chalicelib.usecases.ports import Actor
 
     return runtime.container().cleanup.run(Actor(name="schedule"))

@@ -7,21 +7,13 @@ run while it is up.
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings as hypothesis_settings
-
-# Property tests take their number of examples from a profile: `unit` (the default) keeps the
-# unit run short; `thorough` draws more (HYPOTHESIS_PROFILE=thorough, or
-# --hypothesis-profile=thorough, which wins over the variable). Both keep what hypothesis
-# loaded first (its `ci` profile on CI).
-_loaded = hypothesis_settings.default
-hypothesis_settings.register_profile("unit", _loaded, max_examples=50)
-hypothesis_settings.register_profile("thorough", _loaded, max_examples=300)
-hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "unit"))
 
 # Before anything reads the settings (they are cached per process).
 os.environ["SAGA_STAGE"] = "test"
@@ -43,11 +35,20 @@ os.environ.setdefault("SAGA__SAGA__TASK_TIMEOUT_MARGIN", "2s")
 os.environ.setdefault("SAGA__LIMITS__RATE_LIMIT_REQUESTS", "0")
 
 # Imported after the stage is set (ruff allows it: os.environ calls are not statements it flags).
-from chalicelib.adapters import mysql
-from chalicelib.adapters.mongo import mongo_client
+from chalicelib.adapters.mongo.client import mongo_client
+from chalicelib.adapters.mysql import connector as mysql
 from chalicelib.config import Settings, load_settings
 from infra.stack.paths import StackPaths
 from infra.stack.supervisor import Supervisor
+
+# Property tests take their number of examples from a profile: `unit` (the default) keeps the
+# unit run short; `thorough` draws more (HYPOTHESIS_PROFILE=thorough, or
+# --hypothesis-profile=thorough, which wins over the variable). Both keep what hypothesis
+# loaded first (its `ci` profile on CI).
+_loaded = hypothesis_settings.default
+hypothesis_settings.register_profile("unit", _loaded, max_examples=50)
+hypothesis_settings.register_profile("thorough", _loaded, max_examples=300)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "unit"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -56,6 +57,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # must not share the topic's consumer group with the session's (started by e2e tests).
     items.sort(key=lambda item: (item.get_closest_marker("fault") is not None,
                                  item.get_closest_marker("browser") is None))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What collection imported (modules, classes, strategies) lives until the end: frozen, the
+    # garbage collector stops walking it in every full collection, and at exit.
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.events.records import EventRecord
-from chalicelib.push.subscriptions import topics_of
+from chalicelib.adapters.push.subscriptions import topics_of
+from chalicelib.domain.event_records import EventRecord
 
 
 class BusDown(ConnectionError):
@@ -45,7 +45,7 @@ class InMemoryEventBus:
 class RecordingPusher:
     """The Pusher's contract: push an event to its subscribers, say how many got it."""
 
-    # topic (as chalicelib.push.subscriptions names them) -> connection ids
+    # topic (as chalicelib.adapters.push.subscriptions names them) -> connection ids
     subscribers: dict[str, set[str]] = field(default_factory=dict)
     sent: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.ports import Actor, Page, SagaFilter, Totals
-from chalicelib.saga import events
-from chalicelib.saga.errors import Conflict, NotFound
-from chalicelib.saga.models import SagaDefinition, StoredSaga
+from chalicelib.domain import events
+from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.models import SagaDefinition, StoredSaga
 from chalicelib.testing.outbox import outbox_envelope
+from chalicelib.usecases.ports import Actor, Page, SagaFilter, Totals
 
 
 def _summary(saga: StoredSaga | None) -> dict[str, Any] | None:

@@ -8,11 +8,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.ports import ExecutionPage, ExecutionQuery, ReadModelUnavailable, RunRef
-from chalicelib.saga import events
-from chalicelib.saga.errors import NotFound
-from chalicelib.saga.executions import Execution, StepRun, StepShape
-from chalicelib.saga.lifecycle import (
+from chalicelib.domain import events
+from chalicelib.domain.errors import NotFound
+from chalicelib.domain.executions import Execution, StepRun, StepShape
+from chalicelib.domain.lifecycle import (
     ACTIVE,
     ExecutionStatus,
     StepStatus,
@@ -22,6 +21,7 @@ from chalicelib.saga.lifecycle import (
 )
 from chalicelib.testing.definitions import InMemoryDefinitionStore
 from chalicelib.testing.outbox import outbox_envelope
+from chalicelib.usecases.ports import ExecutionPage, ExecutionQuery, ReadModelUnavailable, RunRef
 
 
 def _iso(at: datetime | None) -> str | None:

@@ -15,15 +15,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.saga.executions import Attempt, Execution, ExecutionError, OutputError, StepRun
-from chalicelib.saga.lifecycle import (
+from chalicelib.domain.executions import Attempt, Execution, ExecutionError, OutputError, StepRun
+from chalicelib.domain.lifecycle import (
     ExecutionStatus,
     Outcome,
     Phase,
     StepStatus,
     allowed_from,
 )
-from chalicelib.steps.ledger import EventBatch, LockedExecution, LockedStep
+from chalicelib.domain.step_runs import EventBatch, LockedExecution, LockedStep
 from chalicelib.testing.executions import InMemoryExecutionStore, step_record
 from chalicelib.testing.outbox import outbox_envelope
 
@@ -146,10 +146,14 @@ class InMemoryLedgerTransaction:
                        phase: Phase, at: datetime, started: datetime,
                        result: dict[str, Any] | None = None,
                        error: dict[str, Any] | None = None,
-                       claimed: bool = False) -> dict[str, Any]:
+                       claimed: bool = False,
+                       answered_by: datetime | None = None) -> dict[str, Any]:
         # As the MySQL ledger writes it: an action's attempt ends the step, a result is kept
         # until another replaces it, the error is the latest attempt's.
         step = self._step(execution_id, step_id)
+        if answered_by is not None and step.action_deadline is not None \
+                and step.action_deadline <= answered_by:
+            step.action_deadline = None
         step.status = status
         count = 0 if claimed else 1
         if phase is Phase.ACTION:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.ports import RunKind, RunRef, RunState, WaitGone
-from chalicelib.saga.lifecycle import RunStatus
-from chalicelib.saga.models import StoredSaga
+from chalicelib.domain.lifecycle import RunStatus
+from chalicelib.domain.models import StoredSaga
+from chalicelib.usecases.ports import RunKind, RunRef, RunState, WaitGone
 
 _SUFFIX = {RunKind.COMPENSATION: "c", RunKind.RESUME: "f"}
 

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from chalicelib.saga import events
+from chalicelib.domain import events
 
 
 def outbox_envelope(event: events.Event, *, key: str, subject: str, sequence: int,

@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from chalicelib.saga.lifecycle import LAMBDA_MAX_TIMEOUT_S
-from chalicelib.steps import entry
+from chalicelib.domain.lifecycle import LAMBDA_MAX_TIMEOUT_S
+from chalicelib.roots import step_entry as entry
 from infra.deploy.cloudformation import StackRequest, StackResult, deploy_stack
 from infra.deploy.template import with_function_names, with_handlers
 from infra.stack.paths import PROJECT_ROOT
@@ -96,7 +96,8 @@ def package(stage: str, out_dir: Path, *, region: str = "us-east-1",
     template_path = out_dir / "package" / "sam.json"
     template = with_function_names(json.loads(template_path.read_text()),
                                    config["app_name"], stage)
-    # Step Lambdas import the step runtime alone, not the whole API (see steps/entry.py).
+    # Step Lambdas import the step runtime alone, not the whole API (see
+    # chalicelib/roots/step_entry.py).
     template = with_handlers(template, {name: f"{entry.__name__}.{name}"
                                         for name in entry.HANDLERS})
     template["Parameters"]["Stage"]["Default"] = stage

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib import runtime
-from chalicelib.adapters.mysql_migrations import migrate
+from chalicelib.adapters.mysql.migrate import migrate
 from chalicelib.config import get_settings
-from chalicelib.saga import lifecycle
-from chalicelib.steps.actions import demo_data
+from chalicelib.demo import demo_data
+from chalicelib.domain import lifecycle
+from chalicelib.roots import runtime
 from infra.deploy.local import deploy_local
 from tests.support.served import Served, http, served
 

@@ -17,9 +17,9 @@ from typing import Any
 import jwt
 import pytest
 
-from chalicelib import runtime
 from chalicelib.config import get_settings
-from chalicelib.steps.actions import demo_data
+from chalicelib.demo import demo_data
+from chalicelib.roots import runtime
 from infra.stack.paths import PROJECT_ROOT
 from tests.browser.conftest import Console, new_customer, run_scenario
 from tests.support.bulk import seed_completed

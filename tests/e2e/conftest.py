@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from chalicelib import runtime
 from chalicelib.adapters import aws
-from chalicelib.adapters.mysql_migrations import migrate
+from chalicelib.adapters.mysql.migrate import migrate
 from chalicelib.adapters.stepfunctions.engine import run_history
 from chalicelib.config import Settings, get_settings
-from chalicelib.saga import lifecycle
-from chalicelib.steps.actions import demo_data
+from chalicelib.demo import demo_data
+from chalicelib.domain import lifecycle
+from chalicelib.roots import runtime
 from infra.deploy.local import deploy_local, load_app
 from infra.local_events import EventWorkers
 from infra.stack.supervisor import Supervisor

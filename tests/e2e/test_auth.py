@@ -16,8 +16,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from chalicelib import runtime
-from chalicelib.auth import Role
+from chalicelib.http.auth import Role
+from chalicelib.roots import runtime
 from infra.deploy.local import load_app
 from tests.support.sagas import one_step_saga
 from tests.support.served import Served, http, served

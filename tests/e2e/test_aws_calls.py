@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib import runtime
 from chalicelib.adapters import aws
-from chalicelib.steps.actions import demo_data
+from chalicelib.demo import demo_data
+from chalicelib.roots import runtime
 from tests.e2e.conftest import Api, seed_customer
 from tests.support.sagas import SEED, seed_copy
 

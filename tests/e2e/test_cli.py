@@ -157,8 +157,8 @@ def test_run_follow_without_input_completes_locally(saga: Any, tmp_path: Path,
 def test_a_shaped_saga_parks_and_is_retried_forward_from_the_terminal(
     saga: Any, tmp_path: Path, demo: Callable[[], dict[str, Any]]
 ) -> None:
-    from chalicelib import runtime
-    from chalicelib.steps.actions import demo_data
+    from chalicelib.demo import demo_data
+    from chalicelib.roots import runtime
 
     example = Path(__file__).parents[2] / "examples" / "order-fulfilment"
     definition = json.loads((example / "saga.json").read_text())

@@ -8,11 +8,11 @@ import threading
 import uuid
 from typing import Any
 
-from chalicelib import runtime
-from chalicelib.http_errors import http_status
-from chalicelib.ports import Actor
-from chalicelib.saga.errors import SagaError
-from chalicelib.saga.requests import ExecuteRequest
+from chalicelib.domain.errors import SagaError
+from chalicelib.domain.requests import ExecuteRequest
+from chalicelib.http.http_errors import http_status
+from chalicelib.roots import runtime
+from chalicelib.usecases.ports import Actor
 from tests.e2e.conftest import Api
 from tests.support.sagas import one_step_saga
 

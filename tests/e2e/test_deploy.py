@@ -51,7 +51,7 @@ def test_functions_take_their_configuration_from_secrets(settings_e2e: Settings)
     assert variables["MONGODB_DB"] == settings_e2e.database.mongodb.database
     assert variables["SAGA_STAGE"] == "test"
     assert not any("resolve:" in value for value in variables.values())
-    assert config["Handler"] == "chalicelib.steps.entry.step_payment"
+    assert config["Handler"] == "chalicelib.roots.step_entry.step_payment"
     assert config["Timeout"] == 900
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from chalice.test import Client
 
-from chalicelib import runtime
+from chalicelib.adapters.mongo.projector import EXECUTIONS
 from chalicelib.config import Settings
-from chalicelib.events.projector import EXECUTIONS
+from chalicelib.roots import runtime
 from infra.deploy.local import load_app
 from tests.e2e.conftest import Api
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib import runtime
 from chalicelib.adapters import aws
 from chalicelib.config import Settings
+from chalicelib.roots import runtime
 from tests.e2e.conftest import Api, seed_customer, sfn_history
 from tests.support.sagas import SEED, seed_copy
 from tests.support.traces import NOTHING_LEFT, left_behind, outbox_events

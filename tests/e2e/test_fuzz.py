@@ -14,10 +14,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from chalicelib.adapters import mysql
-from chalicelib.adapters.mysql_migrations import migrate
+from chalicelib.adapters.mysql import connector as mysql
+from chalicelib.adapters.mysql.migrate import migrate
 from chalicelib.config import get_settings
-from chalicelib.openapi import OPENAPI_FILE
+from chalicelib.http.openapi import OPENAPI_FILE
 from tests.support.sagas import one_step_saga
 from tests.support.served import Served, http, served
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from chalicelib.config import Settings
-from chalicelib.saga.lifecycle import OUTCOME_UNKNOWN, OUTCOME_UNKNOWN_FINAL
+from chalicelib.domain.lifecycle import OUTCOME_UNKNOWN, OUTCOME_UNKNOWN_FINAL
 from tests.e2e.conftest import Api
 from tests.support.ledger_participant import ODD_ANSWERS, LedgerServer, ledger_participant
 from tests.support.records import matching_views

@@ -13,7 +13,7 @@ from typing import Any
 
 from chalicelib.adapters import aws
 from chalicelib.config import Settings
-from chalicelib.saga.storable import MAX_REQUEST_DEPTH
+from chalicelib.domain.storable import MAX_REQUEST_DEPTH
 from tests.e2e.conftest import Api, new_customer
 from tests.support.served import served
 

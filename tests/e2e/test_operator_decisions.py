@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib import runtime
 from chalicelib.config import Settings
-from chalicelib.saga import events
-from chalicelib.steps.actions import demo_data
+from chalicelib.demo import demo_data
+from chalicelib.domain import events
+from chalicelib.roots import runtime
 from tests.e2e.conftest import API, Api, new_customer
 from tests.support.fulfilment import fulfilment_saga, order_input
 from tests.support.records import matching_views

@@ -23,8 +23,8 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from chalicelib import runtime
-from chalicelib.push.queued import QueuedPusher
+from chalicelib.adapters.push.queued import QueuedPusher
+from chalicelib.roots import runtime
 from infra.ws_gateway import LocalWebsocketGateway
 from tests.e2e.conftest import Api, new_customer
 

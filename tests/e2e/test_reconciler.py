@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chalicelib import runtime
-from chalicelib.adapters.mysql_executions import MySQLExecutionStore
+from chalicelib.adapters.mysql.executions import MySQLExecutionStore
 from chalicelib.config import Settings
-from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
-from chalicelib.saga.lifecycle import StepKind
+from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
+from chalicelib.domain.lifecycle import StepKind
+from chalicelib.roots import runtime
 from tests.e2e.conftest import Api, seed_customer
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())

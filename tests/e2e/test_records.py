@@ -8,8 +8,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from chalicelib import runtime
 from chalicelib.config import Settings
+from chalicelib.roots import runtime
 from infra.local_events import EventWorkers
 from tests.e2e.conftest import Api, seed_customer
 from tests.support.records import matching_views

@@ -22,11 +22,11 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import jsonschema
 import pytest
 
-from chalicelib import runtime
 from chalicelib.adapters import aws
 from chalicelib.config import Settings
-from chalicelib.saga.lifecycle import OUTCOME_UNKNOWN
-from chalicelib.steps.contract import CONTRACT_SCHEMA_FILE
+from chalicelib.domain.contract import CONTRACT_SCHEMA_FILE
+from chalicelib.domain.lifecycle import OUTCOME_UNKNOWN
+from chalicelib.roots import runtime
 from infra.stack.paths import PROJECT_ROOT
 from tests.e2e.conftest import Api
 from tests.support.records import matching_views

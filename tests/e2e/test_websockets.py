@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from chalicelib import runtime
+from chalicelib.roots import runtime
 from infra.ws_gateway import LocalWebsocketGateway
 from tests.e2e.conftest import Api, new_customer
 
@@ -165,7 +165,7 @@ def test_a_subscribe_replaces_the_everything_of_a_connection_without_filters(
 def test_a_client_that_left_is_dropped_from_the_registry(
     api: Api, ws_gateway: LocalWebsocketGateway
 ) -> None:
-    from chalicelib import runtime
+    from chalicelib.roots import runtime
 
     with connect(f"ws://127.0.0.1:{ws_gateway.ws_port}/ws") as ws:
         ws.send(json.dumps({"action": "ping"}))

@@ -14,18 +14,19 @@ from typing import Any
 
 import pytest
 
-from chalicelib import runtime
-from chalicelib.adapters import kafka, mysql
-from chalicelib.adapters.kafka import KafkaPublisher
-from chalicelib.adapters.mysql_executions import append_event, insert_execution
+from chalicelib.adapters.kafka import publisher as kafka
+from chalicelib.adapters.kafka.consumer import run_projector
+from chalicelib.adapters.kafka.publisher import KafkaPublisher
+from chalicelib.adapters.mongo.projector import EXECUTIONS
+from chalicelib.adapters.mysql import connector as mysql
+from chalicelib.adapters.mysql.executions import append_event, insert_execution
+from chalicelib.adapters.mysql.relay import OutboxRelay
 from chalicelib.config import Settings
-from chalicelib.container import Container
-from chalicelib.events.consumer import run_projector
-from chalicelib.events.projector import EXECUTIONS
-from chalicelib.events.relay import OutboxRelay
-from chalicelib.saga import events
-from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
-from chalicelib.saga.lifecycle import StepKind
+from chalicelib.domain import events
+from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
+from chalicelib.domain.lifecycle import StepKind
+from chalicelib.roots import runtime
+from chalicelib.roots.container import Container
 from infra.stack.supervisor import Supervisor
 from tests.support.databases import migrated_connector
 

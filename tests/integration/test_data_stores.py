@@ -9,7 +9,9 @@ import pymysql
 import pytest
 from pymongo.errors import OperationFailure
 
-from chalicelib.adapters import kafka, mongo, mysql
+from chalicelib.adapters.kafka import publisher as kafka
+from chalicelib.adapters.mongo import client as mongo
+from chalicelib.adapters.mysql import connector as mysql
 from chalicelib.config import Settings
 
 

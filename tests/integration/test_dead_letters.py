@@ -11,19 +11,20 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chalicelib import runtime
-from chalicelib.adapters import kafka, mysql
-from chalicelib.adapters.kafka import KafkaPublisher
-from chalicelib.adapters.mysql_dead_letters import PROJECTOR, RELAY, MySQLDeadLetters
-from chalicelib.adapters.mysql_executions import append_event, insert_execution
+from chalicelib.adapters.kafka import publisher as kafka
+from chalicelib.adapters.kafka.consumer import apply_all
+from chalicelib.adapters.kafka.publisher import KafkaPublisher
+from chalicelib.adapters.mongo.projector import EXECUTIONS
+from chalicelib.adapters.mysql import connector as mysql
+from chalicelib.adapters.mysql.dead_letters import PROJECTOR, RELAY, MySQLDeadLetters
+from chalicelib.adapters.mysql.executions import append_event, insert_execution
+from chalicelib.adapters.mysql.relay import OutboxRelay
 from chalicelib.config import Settings
-from chalicelib.container import Container
-from chalicelib.events.consumer import apply_all
-from chalicelib.events.projector import EXECUTIONS
-from chalicelib.events.records import EventRecord
-from chalicelib.events.relay import OutboxRelay
-from chalicelib.saga import events
-from chalicelib.saga.executions import Execution, ExecutionStatus
+from chalicelib.domain import events
+from chalicelib.domain.event_records import EventRecord
+from chalicelib.domain.executions import Execution, ExecutionStatus
+from chalicelib.roots import runtime
+from chalicelib.roots.container import Container
 from infra import cli
 from infra.exit_codes import Exit
 from tests.support.databases import migrated_connector
@@ -141,7 +142,7 @@ def test_a_document_mongodb_refuses_is_dead_lettered_and_the_next_one_projected(
 
 
 def runtime_health(settings: Settings, connector: mysql.MySQLConnector) -> str:
-    from chalicelib import health
+    from chalicelib.roots import health
 
     database = settings.database.model_copy(
         update={"mysql": settings.database.mysql.model_copy(update={"database": DB})})

@@ -12,18 +12,18 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib.adapters import mysql
-from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
-from chalicelib.adapters.mysql_migrations import (
+from chalicelib.adapters.mysql import connector as mysql
+from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
+from chalicelib.adapters.mysql.migrate import (
     applied,
     load_migrations,
     migrate,
 )
 from chalicelib.config import Settings, load_settings
-from chalicelib.container import Container
-from chalicelib.ports import Actor
-from chalicelib.saga.errors import LimitReached
-from chalicelib.saga.validation import parse_definition, parse_step
+from chalicelib.domain.errors import LimitReached
+from chalicelib.domain.validation import parse_definition, parse_step
+from chalicelib.roots.container import Container
+from chalicelib.usecases.ports import Actor
 from tests.support.databases import own_database
 
 API = "/api/v1/saga"
@@ -304,7 +304,7 @@ def test_migrations_apply_once(settings: Settings, test_db: str) -> None:
 
 
 def test_the_service_serves_its_openapi_document(client: Client) -> None:
-    from chalicelib.openapi import OPENAPI_FILE
+    from chalicelib.http.openapi import OPENAPI_FILE
 
     response = client.http.get(f"{API}/openapi.json")
     assert response.status_code == 200

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters import mysql
-from chalicelib.adapters.mysql import MySQLConnector
-from chalicelib.adapters.mysql_migrations import migrate
+from chalicelib.adapters.mysql import connector as mysql
+from chalicelib.adapters.mysql.connector import MySQLConnector
+from chalicelib.adapters.mysql.migrate import migrate
 from chalicelib.config import Settings
-from chalicelib.steps.actions import BUILTIN_ACTIONS, demo_data
-from chalicelib.steps.context import ActionFn, PermanentError, StepContext
+from chalicelib.demo import BUILTIN_ACTIONS, demo_data
+from chalicelib.domain.step_context import ActionFn, PermanentError, StepContext
 
 EXAMPLE = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
 INPUT: dict[str, Any] = {"customer_id": "alice", "amount": "25.00", "currency": "EUR",

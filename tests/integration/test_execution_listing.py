@@ -13,17 +13,17 @@ from zoneinfo import ZoneInfo
 import pytest
 from pymongo.database import Database
 
-from chalicelib.adapters.mongo import mongo_client
-from chalicelib.adapters.mongo_read_model import MongoExecutionReadModel
-from chalicelib.adapters.mysql import MySQLConnector
-from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
-from chalicelib.adapters.mysql_executions import MySQLExecutionStore
+from chalicelib.adapters.mongo.client import mongo_client
+from chalicelib.adapters.mongo.projector import Projector, ensure_indexes
+from chalicelib.adapters.mongo.read_model import MongoExecutionReadModel
+from chalicelib.adapters.mysql.connector import MySQLConnector
+from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
+from chalicelib.adapters.mysql.executions import MySQLExecutionStore
 from chalicelib.config import Settings
-from chalicelib.events.projector import Projector, ensure_indexes
-from chalicelib.ports import Actor, ExecutionQuery
-from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
-from chalicelib.saga.lifecycle import StepKind
-from chalicelib.saga.models import SagaDefinition
+from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
+from chalicelib.domain.lifecycle import StepKind
+from chalicelib.domain.models import SagaDefinition
+from chalicelib.usecases.ports import Actor, ExecutionQuery
 from tests.support.databases import migrated_connector
 
 T0 = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib.adapters.mysql import MySQLConnector
+from chalicelib.adapters.mysql.connector import MySQLConnector
 from chalicelib.config import Settings
 
 

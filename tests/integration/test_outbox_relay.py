@@ -10,15 +10,16 @@ from datetime import UTC, datetime
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
-from chalicelib.adapters import kafka, mysql
-from chalicelib.adapters.kafka import KafkaPublisher
-from chalicelib.adapters.mysql_executions import append_event, insert_execution
+from chalicelib.adapters.kafka import publisher as kafka
+from chalicelib.adapters.kafka.publisher import KafkaPublisher
+from chalicelib.adapters.mysql import connector as mysql
+from chalicelib.adapters.mysql.executions import append_event, insert_execution
+from chalicelib.adapters.mysql.relay import OutboxRelay
 from chalicelib.config import Settings
-from chalicelib.events.records import header_map
-from chalicelib.events.relay import OutboxRelay
-from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
-from chalicelib.saga.lifecycle import StepKind
-from chalicelib.saga.storable import (
+from chalicelib.domain.event_records import header_map
+from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
+from chalicelib.domain.lifecycle import StepKind
+from chalicelib.domain.storable import (
     ENVELOPE_OVERHEAD_BYTES,
     TooLarge,
     check_storable,

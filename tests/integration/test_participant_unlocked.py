@@ -13,23 +13,23 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters import mysql
-from chalicelib.adapters.mysql import MySQLConnector
-from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
-from chalicelib.adapters.mysql_executions import MySQLExecutionStore
-from chalicelib.adapters.mysql_migrations import migrate
-from chalicelib.adapters.mysql_step_ledger import MySQLStepLedger
+from chalicelib.adapters.mysql import connector as mysql
+from chalicelib.adapters.mysql.connector import MySQLConnector
+from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
+from chalicelib.adapters.mysql.executions import MySQLExecutionStore
+from chalicelib.adapters.mysql.migrate import migrate
+from chalicelib.adapters.mysql.step_ledger import MySQLStepLedger
 from chalicelib.config import Settings
-from chalicelib.ports import Actor
-from chalicelib.saga import events
-from chalicelib.saga.executions import Execution, StepShape
-from chalicelib.saga.lifecycle import ExecutionStatus, StepKind, StepStatus
-from chalicelib.saga.models import SagaDefinition
-from chalicelib.steps.actions import BUILTIN_ACTIONS
-from chalicelib.steps.attempt import AttemptRunner
-from chalicelib.steps.failures import StepAborted
-from chalicelib.steps.handler import run_step
-from chalicelib.steps.registry import ActionRegistry
+from chalicelib.demo import BUILTIN_ACTIONS
+from chalicelib.domain import events
+from chalicelib.domain.executions import Execution, StepShape
+from chalicelib.domain.lifecycle import ExecutionStatus, StepKind, StepStatus
+from chalicelib.domain.models import SagaDefinition
+from chalicelib.roots.step_handler import run_step
+from chalicelib.roots.step_registry import ActionRegistry
+from chalicelib.usecases.ports import Actor
+from chalicelib.usecases.steps.attempt import AttemptRunner
+from chalicelib.usecases.steps.failures import StepAborted
 from tests.support.participants import Received, serving
 
 HOLD_S = 3.0

@@ -11,21 +11,21 @@ from typing import Any
 import pymysql
 import pytest
 
-from chalicelib import runtime
-from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
-from chalicelib.adapters.mysql_executions import MySQLExecutionStore
+from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
+from chalicelib.adapters.mysql.executions import MySQLExecutionStore
 from chalicelib.config import Settings
-from chalicelib.ports import Actor
-from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
-from chalicelib.saga.lifecycle import StepKind
-from chalicelib.saga.models import SagaDefinition
-from chalicelib.saga.storable import (
+from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
+from chalicelib.domain.lifecycle import StepKind
+from chalicelib.domain.models import SagaDefinition
+from chalicelib.domain.storable import (
     MAX_REQUEST_DEPTH,
     MAX_RESULT_DEPTH,
     MYSQL_MAX_JSON_DEPTH,
     RESULT_ENVELOPE_DEPTH,
     nesting_depth,
 )
+from chalicelib.roots import runtime
+from chalicelib.usecases.ports import Actor
 from infra.stack.supervisor import Supervisor
 from tests.support.databases import migrated_connector
 

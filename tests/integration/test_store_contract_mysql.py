@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.mysql import MySQLConnector
-from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
-from chalicelib.adapters.mysql_executions import MySQLExecutionStore
-from chalicelib.adapters.mysql_step_ledger import MySQLStepLedger
+from chalicelib.adapters.mysql.connector import MySQLConnector
+from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
+from chalicelib.adapters.mysql.executions import MySQLExecutionStore
+from chalicelib.adapters.mysql.step_ledger import MySQLStepLedger
 from chalicelib.config import Settings
 from tests.support.databases import migrated_connector
 

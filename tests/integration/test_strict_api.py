@@ -15,13 +15,13 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib.adapters import mysql
-from chalicelib.adapters.mysql_definitions import MySQLDefinitionStore
-from chalicelib.adapters.mysql_executions import MySQLExecutionStore
+from chalicelib.adapters.mysql import connector as mysql
+from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
+from chalicelib.adapters.mysql.executions import MySQLExecutionStore
 from chalicelib.config import Settings
-from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
-from chalicelib.saga.storable import MAX_REQUEST_DEPTH
-from chalicelib.saga.validation import MAX_ORDER
+from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
+from chalicelib.domain.storable import MAX_REQUEST_DEPTH
+from chalicelib.domain.validation import MAX_ORDER
 from tests.support.databases import own_database
 
 API = "/api/v1/saga"

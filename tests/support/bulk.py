@@ -9,14 +9,14 @@ from typing import Any
 
 from pymongo import MongoClient
 
-from chalicelib.adapters.mongo import read_model
-from chalicelib.adapters.mysql import MySQLConnector
-from chalicelib.adapters.mysql_executions import insert_execution
+from chalicelib.adapters.mongo.client import read_model
+from chalicelib.adapters.mongo.projector import Projector
+from chalicelib.adapters.mysql.connector import MySQLConnector
+from chalicelib.adapters.mysql.executions import insert_execution
 from chalicelib.config import MongoSettings
-from chalicelib.events.projector import Projector
-from chalicelib.saga import events
-from chalicelib.saga.executions import Execution, ExecutionStatus, StepShape
-from chalicelib.saga.lifecycle import StepKind
+from chalicelib.domain import events
+from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
+from chalicelib.domain.lifecycle import StepKind
 
 
 def seed_completed(connector: MySQLConnector, mongo: MongoClient, mongo_settings: MongoSettings,

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib import runtime
-from chalicelib.adapters import mysql
-from chalicelib.adapters.mysql_migrations import migrate
+from chalicelib.adapters.mysql import connector as mysql
+from chalicelib.adapters.mysql.migrate import migrate
 from chalicelib.config import Settings
+from chalicelib.roots import runtime
 
 
 @contextlib.contextmanager

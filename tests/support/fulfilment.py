@@ -9,8 +9,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from chalicelib import runtime
-from chalicelib.steps.actions import demo_data
+from chalicelib.demo import demo_data
+from chalicelib.roots import runtime
 
 EXAMPLE: dict[str, Any] = json.loads(
     (Path(__file__).parents[2] / "examples" / "order-fulfilment" / "saga.json").read_text())

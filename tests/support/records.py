@@ -7,12 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from chalicelib import runtime
-from chalicelib.adapters.mongo import read_model
-from chalicelib.adapters.mongo_read_model import MongoExecutionReadModel
-from chalicelib.adapters.mysql_executions import load_execution
+from chalicelib.adapters.mongo.client import read_model
+from chalicelib.adapters.mongo.read_model import MongoExecutionReadModel
+from chalicelib.adapters.mysql.executions import load_execution
 from chalicelib.config import Settings
-from chalicelib.saga.executions import Attempt, Execution, StepRun
+from chalicelib.domain.executions import Attempt, Execution, StepRun
+from chalicelib.roots import runtime
 
 # Where each view comes from: different by design.
 NOT_COMPARED = {"consistency"}

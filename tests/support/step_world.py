@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.ports import Actor
-from chalicelib.saga.executions import Execution, Fault, StepRun, StepShape
-from chalicelib.saga.lifecycle import ExecutionStatus, Phase, StepStatus
-from chalicelib.saga.models import SagaDefinition
-from chalicelib.steps.attempt import AttemptRunner
-from chalicelib.steps.context import StepContext
-from chalicelib.steps.handler import run_step
+from chalicelib.domain.executions import Execution, Fault, StepRun, StepShape
+from chalicelib.domain.lifecycle import ExecutionStatus, Phase, StepStatus
+from chalicelib.domain.models import SagaDefinition
+from chalicelib.domain.step_context import StepContext
+from chalicelib.roots.step_handler import run_step
 from chalicelib.testing import InMemoryDefinitionStore, InMemoryExecutionStore, InMemoryStepLedger
+from chalicelib.usecases.ports import Actor
+from chalicelib.usecases.steps.attempt import AttemptRunner
 
 PARTICIPANT = "http://127.0.0.1:9/pay"  # resolved to a test function: nothing listens
 

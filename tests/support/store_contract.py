@@ -17,7 +17,19 @@ from typing import Any
 
 import pytest
 
-from chalicelib.ports import (
+from chalicelib.domain import events
+from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.executions import Execution, Fault, StepShape, execution_error
+from chalicelib.domain.lifecycle import OUTCOME_UNKNOWN, ExecutionStatus, Outcome, Phase, StepStatus
+from chalicelib.domain.models import SagaDefinition, StoredSaga
+from chalicelib.domain.step_context import (
+    OutcomeUnknown,
+    PermanentError,
+    RetryableError,
+    StepContext,
+)
+from chalicelib.roots.step_handler import record_end, run_step
+from chalicelib.usecases.ports import (
     Actor,
     DefinitionStore,
     ExecutionQuery,
@@ -25,17 +37,10 @@ from chalicelib.ports import (
     RunRef,
     SagaFilter,
 )
-from chalicelib.saga import events
-from chalicelib.saga.errors import Conflict, NotFound
-from chalicelib.saga.executions import Execution, Fault, StepShape, execution_error
-from chalicelib.saga.lifecycle import OUTCOME_UNKNOWN, ExecutionStatus, Outcome, Phase, StepStatus
-from chalicelib.saga.models import SagaDefinition, StoredSaga
-from chalicelib.steps.attempt import AttemptRunner
-from chalicelib.steps.context import OutcomeUnknown, PermanentError, RetryableError, StepContext
-from chalicelib.steps.failures import StepAborted
-from chalicelib.steps.handler import record_end, run_step
-from chalicelib.steps.ledger import StepLedger
-from chalicelib.steps.recorder import OutcomeRecorder
+from chalicelib.usecases.steps.attempt import AttemptRunner
+from chalicelib.usecases.steps.failures import StepAborted
+from chalicelib.usecases.steps.ledger import StepLedger
+from chalicelib.usecases.steps.recorder import OutcomeRecorder
 
 ACTOR = Actor("contract", request_id="req-1")
 # The runtime's clock in these tests: whole microseconds, as MySQL's DATETIME(6) keeps them.

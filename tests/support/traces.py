@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalicelib import runtime
-from chalicelib.steps.actions import demo_data
+from chalicelib.demo import demo_data
+from chalicelib.roots import runtime
 
 # demo_data.left_behind of an execution every effect of which was undone.
 NOTHING_LEFT = {"ledger_net": {}, "reservations": [], "orders": [], "shipments": [],

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.steps import actions
-from chalicelib.steps.actions import BUILTIN_ACTIONS, FAMILIES, FAMILY_OF, inputs
-from chalicelib.steps.context import PermanentError, StepContext
+from chalicelib import demo as actions
+from chalicelib.demo import BUILTIN_ACTIONS, FAMILIES, FAMILY_OF, inputs
+from chalicelib.domain.step_context import PermanentError, StepContext
 
 REQUIRED = {
     "validate_payment": "payment", "cancel_payment": "payment",

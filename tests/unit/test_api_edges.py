@@ -15,23 +15,23 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib import runtime
 from chalicelib.config import Settings, load_settings
-from chalicelib.container import Container
-from chalicelib.parts import part
-from chalicelib.ports import Actor
-from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
-from chalicelib.saga.executions import Execution, ExecutionStatus
-from chalicelib.saga.models import SagaDefinition
-from chalicelib.saga.service import DefinitionService, Limits
-from chalicelib.saga.storable import MAX_REQUEST_DEPTH
-from chalicelib.saga.validation import MAX_ORDER
+from chalicelib.domain.executions import Execution, ExecutionStatus
+from chalicelib.domain.models import SagaDefinition
+from chalicelib.domain.storable import MAX_REQUEST_DEPTH
+from chalicelib.domain.validation import MAX_ORDER
+from chalicelib.roots import runtime
+from chalicelib.roots.container import Container
+from chalicelib.roots.parts import part
 from chalicelib.testing import (
     InMemoryDefinitionStore,
     InMemoryExecutionStore,
     InMemoryReadModel,
     ScriptedEngine,
 )
+from chalicelib.usecases.definitions import DefinitionService, Limits
+from chalicelib.usecases.executions import ExecutionPolicy, ExecutionService
+from chalicelib.usecases.ports import Actor
 
 API = "/api/v1/saga"
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())

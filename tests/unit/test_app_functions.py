@@ -4,10 +4,10 @@ app.py binds, the light entry handlers and the packaged Chalice settings are der
 from __future__ import annotations
 
 import app as app_module
-from chalicelib.saga.lifecycle import LAMBDA_MAX_TIMEOUT_S
-from chalicelib.steps import entry
-from chalicelib.steps.actions import FAMILIES
-from chalicelib.steps.registry import PARTICIPANT_FAMILIES, function_name
+from chalicelib.demo import FAMILIES
+from chalicelib.domain.lifecycle import LAMBDA_MAX_TIMEOUT_S
+from chalicelib.roots import step_entry as entry
+from chalicelib.roots.step_registry import PARTICIPANT_FAMILIES, function_name
 from infra.deploy.aws import chalice_config, packaged_chalice_config
 
 STEP_LAMBDAS = {function_name(family) for family in [*FAMILIES, *PARTICIPANT_FAMILIES]}
@@ -25,7 +25,7 @@ def test_the_entry_handlers_are_the_families_own() -> None:
     assert set(entry.STEP_HANDLERS) == STEP_LAMBDAS
     assert set(entry.HANDLERS) == {*STEP_LAMBDAS, "saga_recorder"}
     for name, handler in entry.HANDLERS.items():
-        # Lambda resolves chalicelib.steps.entry.<name>.
+        # Lambda resolves chalicelib.roots.step_entry.<name>.
         assert getattr(entry, name) is handler and handler.__name__ == name
 
 

@@ -11,8 +11,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from chalicelib.auth import Forbidden, Role, TokenVerifier, Unauthenticated, highest_role
 from chalicelib.config import AuthSettings
+from chalicelib.http.auth import Forbidden, Role, TokenVerifier, Unauthenticated, highest_role
 
 SECRET = "unit-test-secret-of-32-bytes-or-more"
 

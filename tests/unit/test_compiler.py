@@ -19,8 +19,8 @@ from chalicelib.adapters.stepfunctions.compiler import (
     compile_forward,
 )
 from chalicelib.adapters.stepfunctions.machine_input import execution_input
-from chalicelib.saga.lifecycle import DEFAULT_TASK_TIMEOUT_MARGIN_S
-from chalicelib.saga.models import Step, StepDefinition
+from chalicelib.domain.lifecycle import DEFAULT_TASK_TIMEOUT_MARGIN_S
+from chalicelib.domain.models import Step, StepDefinition
 from tests.support import asl_walk
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())

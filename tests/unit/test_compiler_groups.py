@@ -23,8 +23,8 @@ from chalicelib.adapters.stepfunctions.compiler import (
     compile_forward,
 )
 from chalicelib.adapters.stepfunctions.machine_input import execution_input, resume_state
-from chalicelib.saga.lifecycle import StepKind
-from chalicelib.saga.models import Step
+from chalicelib.domain.lifecycle import StepKind
+from chalicelib.domain.models import Step
 from tests.support import asl_walk
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:saga-{}"

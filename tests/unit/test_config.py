@@ -104,7 +104,7 @@ def test_bad_types_are_refused() -> None:
 
 
 def test_demo_input_defaults_never_reach_prod() -> None:
-    from chalicelib.steps.wiring import StepContainer
+    from chalicelib.roots.step_wiring import StepContainer
 
     local = load_settings(environ={"SAGA_STAGE": "local"})
     prod = load_settings(environ={"SAGA_STAGE": "prod"})
@@ -115,12 +115,12 @@ def test_demo_input_defaults_never_reach_prod() -> None:
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_fault_injection_and_demo_inputs_are_off_unless_a_stage_turns_them_on(stage: str) -> None:
-    from chalicelib.ports import Actor
-    from chalicelib.saga.errors import BadRequest
-    from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
-    from chalicelib.saga.executions import Fault
-    from chalicelib.saga.requests import ExecuteRequest
-    from chalicelib.steps.wiring import StepContainer, faults_enabled
+    from chalicelib.domain.errors import BadRequest
+    from chalicelib.domain.executions import Fault
+    from chalicelib.domain.requests import ExecuteRequest
+    from chalicelib.roots.step_wiring import StepContainer, faults_enabled
+    from chalicelib.usecases.executions import ExecutionPolicy, ExecutionService
+    from chalicelib.usecases.ports import Actor
 
     settings = load_settings(environ={"SAGA_STAGE": stage})
     assert faults_enabled(settings) is False
@@ -134,7 +134,7 @@ def test_fault_injection_and_demo_inputs_are_off_unless_a_stage_turns_them_on(st
 
 @pytest.mark.parametrize("stage", ["local", "test", "bench"])
 def test_the_local_stages_turn_fault_injection_and_demo_inputs_on(stage: str) -> None:
-    from chalicelib.steps.wiring import faults_enabled
+    from chalicelib.roots.step_wiring import faults_enabled
 
     settings = load_settings(environ={"SAGA_STAGE": stage})
     assert faults_enabled(settings) is True

@@ -10,8 +10,8 @@ import pytest
 from chalice.test import Client
 
 from app import ROUTE_ROLES, app
-from chalicelib.auth import Principal, Role
-from chalicelib.console import ACTIONS, FOLDER, caller_view
+from chalicelib.http.auth import Principal, Role
+from chalicelib.http.console import ACTIONS, FOLDER, caller_view
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_the_caller_view_follows_the_route_roles(role: Role, actions: list[str])
 def test_the_page_carries_the_lifecycle_the_console_reads(client: Client) -> None:
     """dom.js and actions.js spell no status: they read the page's lifecycle block, which
     is the lifecycle module's sets."""
-    from chalicelib.saga import lifecycle
+    from chalicelib.domain import lifecycle
 
     page = client.http.get("/console").body.decode()
     block = re.search(r'<script type="application/json" id="lifecycle">(.*?)</script>', page)
@@ -87,7 +87,7 @@ def test_the_page_carries_the_lifecycle_the_console_reads(client: Client) -> Non
 
 
 def test_the_modules_that_apply_the_lifecycle_spell_no_status() -> None:
-    from chalicelib.saga import lifecycle
+    from chalicelib.domain import lifecycle
 
     for name in ("dom.js", "actions.js"):
         text = (FOLDER / name).read_text()

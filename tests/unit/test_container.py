@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chalicelib import runtime
 from chalicelib.config import load_settings
-from chalicelib.container import Container
-from chalicelib.parts import Parts, ProcessRoot, part
-from chalicelib.steps import wiring
-from chalicelib.steps.wiring import StepContainer
+from chalicelib.roots import runtime
+from chalicelib.roots import step_wiring as wiring
+from chalicelib.roots.container import Container
+from chalicelib.roots.parts import Parts, ProcessRoot, part
+from chalicelib.roots.step_wiring import StepContainer
 
 # Ports nothing listens on: a container that connected while being built would fail.
 UNREACHABLE = {"SAGA__DATABASE__MYSQL__PORT": "9", "SAGA__KAFKA__BROKERS": "127.0.0.1:9",

@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.adapters.cursors import CursorSeal, encode_cursor
 from chalicelib.config import load_settings
-from chalicelib.container import Container
+from chalicelib.roots.container import Container
 
 SEAL = CursorSeal(b"k" * 32)
 INNER = encode_cursor("payment-saga")

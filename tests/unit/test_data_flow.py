@@ -12,15 +12,15 @@ from typing import Any
 import jsonschema
 import pytest
 
+from chalicelib.adapters.participants.lambdas import participant_request
 from chalicelib.config import load_settings
-from chalicelib.saga.lifecycle import TASK_TIMEOUT, Phase, StepStatus
-from chalicelib.saga.mapping import MappingError, Scope, parse_reference, references, resolve
-from chalicelib.saga.validation import DefinitionInvalid, ValidationPolicy, check_definition
-from chalicelib.steps.context import PermanentError, StepContext
-from chalicelib.steps.contract import CONTRACT_SCHEMA_FILE, request_schema
-from chalicelib.steps.handler import record_end
-from chalicelib.steps.participants import participant_request
-from chalicelib.steps.recorder import OutcomeRecorder
+from chalicelib.domain.contract import CONTRACT_SCHEMA_FILE, request_schema
+from chalicelib.domain.lifecycle import TASK_TIMEOUT, Phase, StepStatus
+from chalicelib.domain.mapping import MappingError, Scope, parse_reference, references, resolve
+from chalicelib.domain.step_context import PermanentError, StepContext
+from chalicelib.domain.validation import DefinitionInvalid, ValidationPolicy, check_definition
+from chalicelib.roots.step_handler import record_end
+from chalicelib.usecases.steps.recorder import OutcomeRecorder
 from tests.support.step_world import World, build_world
 
 POLICY = ValidationPolicy.from_settings(load_settings(environ={}).saga)
@@ -292,7 +292,7 @@ def test_every_request_of_a_run_and_its_undo_fits_the_schema() -> None:
 
 
 def test_the_trip_booking_examples_saga_is_valid_as_shipped() -> None:
-    from chalicelib.steps.actions import BUILTIN_ACTIONS
+    from chalicelib.demo import BUILTIN_ACTIONS
     from infra.stack.paths import PROJECT_ROOT
 
     shipped = json.loads((PROJECT_ROOT / "examples" / "trip-booking" / "saga.json").read_text())

@@ -8,14 +8,12 @@ from typing import Any
 
 import pytest
 
-from chalicelib.ports import Actor
-from chalicelib.saga.errors import BadRequest, Conflict, LimitReached, NotFound
-from chalicelib.saga.executions import Execution
-from chalicelib.saga.lifecycle import ExecutionStatus
-from chalicelib.saga.models import SagaDefinition
-from chalicelib.saga.requests import ActiveRequest, parse_request
-from chalicelib.saga.service import DefinitionService, Limits, page_size
-from chalicelib.saga.validation import (
+from chalicelib.domain.errors import BadRequest, Conflict, LimitReached, NotFound
+from chalicelib.domain.executions import Execution
+from chalicelib.domain.lifecycle import ExecutionStatus
+from chalicelib.domain.models import SagaDefinition
+from chalicelib.domain.requests import ActiveRequest, parse_request
+from chalicelib.domain.validation import (
     DefinitionInvalid,
     ValidationPolicy,
     parse_definition,
@@ -26,6 +24,8 @@ from chalicelib.testing import (
     InMemoryExecutionStore,
     ScriptedEngine,
 )
+from chalicelib.usecases.definitions import DefinitionService, Limits, page_size
+from chalicelib.usecases.ports import Actor
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
 ACTOR = Actor("ops")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.saga.durations import format_duration_ms, parse_duration_ms
+from chalicelib.durations import format_duration_ms, parse_duration_ms
 
 
 @pytest.mark.parametrize(("text", "ms"), [

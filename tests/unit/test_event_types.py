@@ -1,4 +1,4 @@
-"""Which events the read model and the push feed take, derived from saga/events.py's names.
+"""Which events the read model and the push feed take, derived from domain/events.py's names.
 
 The projector once listed type prefixes of its own; now it applies exactly the types the
 lifecycle gives a status or a step's phase, plus an execution's start and its own row's.
@@ -6,11 +6,11 @@ lifecycle gives a status or a step's phase, plus an execution's start and its ow
 
 from __future__ import annotations
 
-from chalicelib.events.projector import APPLIED, Projector
-from chalicelib.push.subscriptions import ALL, topics_of
-from chalicelib.saga import events
+from chalicelib.adapters.mongo.projector import APPLIED, Projector
+from chalicelib.adapters.push.subscriptions import ALL, topics_of
+from chalicelib.domain import events
 
-# Every event type the service writes: saga/events.py's constants named "saga.<...>".
+# Every event type the service writes: domain/events.py's constants named "saga.<...>".
 TYPES = frozenset(value for name, value in vars(events).items()
                   if name.isupper() and isinstance(value, str) and value.startswith("saga."))
 
@@ -20,7 +20,7 @@ def test_every_event_type_is_an_executions_or_a_definitions() -> None:
     assert APPLIED <= TYPES
     assert APPLIED.isdisjoint(events.DEFINITION_EVENTS)
     assert APPLIED | events.DEFINITION_EVENTS == TYPES, \
-        "an event type of saga/events.py that the read model neither applies nor skips"
+        "an event type of domain/events.py that the read model neither applies nor skips"
 
 
 def test_the_projector_skips_definition_and_unknown_events_before_any_io() -> None:

@@ -7,9 +7,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from chalicelib.ports import Actor, RunKind, RunRef
-from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
-from chalicelib.saga.executions import (
+from chalicelib.domain.executions import (
     Attempt,
     Execution,
     ExecutionError,
@@ -19,6 +17,8 @@ from chalicelib.saga.executions import (
     clean_error,
     failure_cause,
 )
+from chalicelib.usecases.executions import ExecutionPolicy, ExecutionService
+from chalicelib.usecases.ports import Actor, RunKind, RunRef
 from tests.support.records import differences
 
 LAMBDA_CAUSE = json.dumps({

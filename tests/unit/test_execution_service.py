@@ -9,25 +9,25 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.http_errors import http_status
-from chalicelib.ports import Actor, RunKind, RunRef
-from chalicelib.saga import events
-from chalicelib.saga.errors import BadRequest, Conflict, NotFound
-from chalicelib.saga.execution_service import (
-    ExecutionPolicy,
-    ExecutionService,
-    OrchestratorUnavailable,
-)
-from chalicelib.saga.executions import Execution, StepRun
-from chalicelib.saga.lifecycle import ExecutionStatus, StepStatus
-from chalicelib.saga.models import SagaDefinition, StoredSaga
-from chalicelib.saga.requests import ExecuteRequest, ResolveRequest, parse_request
+from chalicelib.domain import events
+from chalicelib.domain.errors import BadRequest, Conflict, NotFound
+from chalicelib.domain.executions import Execution, StepRun
+from chalicelib.domain.lifecycle import ExecutionStatus, StepStatus
+from chalicelib.domain.models import SagaDefinition, StoredSaga
+from chalicelib.domain.requests import ExecuteRequest, ResolveRequest, parse_request
+from chalicelib.http.http_errors import http_status
 from chalicelib.testing import (
     InMemoryDefinitionStore,
     InMemoryExecutionStore,
     InMemoryReadModel,
     ScriptedEngine,
 )
+from chalicelib.usecases.executions import (
+    ExecutionPolicy,
+    ExecutionService,
+    OrchestratorUnavailable,
+)
+from chalicelib.usecases.ports import Actor, RunKind, RunRef
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
 ACTOR = Actor("ops")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.http_errors import HTTP_ERRORS, http_error, http_status
-from chalicelib.saga.errors import ErrorKind, SagaError
-from chalicelib.saga.execution_service import ExecutionService
-from chalicelib.saga.service import DefinitionService
+from chalicelib.domain.errors import ErrorKind, SagaError
+from chalicelib.http.http_errors import HTTP_ERRORS, http_error, http_status
+from chalicelib.usecases.definitions import DefinitionService
+from chalicelib.usecases.executions import ExecutionService
 
 ROOT = Path(__file__).parents[2]
 
@@ -35,9 +35,9 @@ def test_every_kind_has_one_row_and_every_published_code_keeps_its_status() -> N
 
 
 # The modules that define errors: importing them registers their classes.
-ERROR_MODULES = ("chalicelib.adapters.mysql", "chalicelib.adapters.mysql_rate_limit",
-                 "chalicelib.api", "chalicelib.auth", "chalicelib.saga.storable",
-                 "chalicelib.saga.validation")
+ERROR_MODULES = ("chalicelib.adapters.mysql.connector", "chalicelib.adapters.mysql.rate_limit",
+                 "chalicelib.http.api", "chalicelib.http.auth", "chalicelib.domain.storable",
+                 "chalicelib.domain.validation")
 
 
 def _error_classes() -> list[type[SagaError]]:
@@ -59,8 +59,8 @@ def test_domain_errors_know_no_http_status(cls: type[SagaError]) -> None:
 
 
 def test_a_subclass_keeps_its_own_kind() -> None:
-    from chalicelib.saga.errors import Conflict
-    from chalicelib.saga.execution_service import AlreadyResolved
+    from chalicelib.domain.errors import Conflict
+    from chalicelib.usecases.executions import AlreadyResolved
 
     refused = AlreadyResolved("decided", execution_id="e1")
     assert isinstance(refused, Conflict)
@@ -81,7 +81,7 @@ def test_no_use_case_takes_raw_json(service: type) -> None:
 
 def test_request_models_are_built_on_first_use_not_when_the_app_loads() -> None:
     code = ("import app\n"
-            "from chalicelib.saga import requests as r\n"
+            "from chalicelib.domain import requests as r\n"
             "models = (r.ExecuteRequest, r.CompensateRequest, r.ResolveRequest, "
             "r.ActiveRequest)\n"
             "print(sum(m.__pydantic_complete__ for m in models))\n"

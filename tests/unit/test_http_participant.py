@@ -17,17 +17,18 @@ from typing import Any
 
 import pytest
 
-from chalicelib.saga.redaction import redacted_url
-from chalicelib.steps import http_participant as participants
-from chalicelib.steps.context import (
+from chalicelib.adapters.participants import http_client as participants
+from chalicelib.adapters.participants.http_client import http_participant
+from chalicelib.config import DEFAULT_MAX_RESULT_BYTES
+from chalicelib.domain.contract import CONTRACT
+from chalicelib.domain.redaction import redacted_url
+from chalicelib.domain.step_context import (
     OutcomeUnknown,
     PermanentError,
     RetryableError,
     StepContext,
 )
-from chalicelib.steps.contract import CONTRACT, DEFAULT_MAX_RESULT_BYTES
-from chalicelib.steps.http_participant import http_participant
-from chalicelib.steps.registry import ActionRegistry
+from chalicelib.roots.step_registry import ActionRegistry
 
 HUGE_BYTES = 5_000_000
 # The longest a handler waits (a slow answer, a drip): bounded, and cut by teardown.

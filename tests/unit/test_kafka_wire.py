@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chalicelib.adapters.kafka import (
+from chalicelib.adapters.kafka.publisher import (
     BATCH_BYTES,
     idempotent,
     message_max_bytes,
     producer_options,
 )
 from chalicelib.config import KafkaSettings, load_settings
-from chalicelib.events.records import EventRecord, header_map
+from chalicelib.domain.event_records import EventRecord, header_map
 from infra.stack.paths import StackPaths
 from infra.stack.servers.kafka import Kafka, pinned_version
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.stepfunctions.compiler import compile_forward
-from chalicelib.saga import events
-from chalicelib.saga.lifecycle import (
+from chalicelib.domain import events
+from chalicelib.domain.lifecycle import (
     OUTCOME_UNKNOWN,
     OUTCOME_UNKNOWN_FINAL,
     ExecutionStatus,
@@ -21,8 +21,8 @@ from chalicelib.saga.lifecycle import (
     Phase,
     StepStatus,
 )
-from chalicelib.saga.models import Step, StepDefinition
-from chalicelib.steps.context import OutcomeUnknown, PermanentError, StepContext
+from chalicelib.domain.models import Step, StepDefinition
+from chalicelib.domain.step_context import OutcomeUnknown, PermanentError, StepContext
 from tests.support import asl_walk
 from tests.support.step_world import PARTICIPANT, World, build_world
 from tests.unit.test_compiler import TARGETS
@@ -135,6 +135,23 @@ def test_the_compensation_waits_for_the_last_deadline_and_is_told_why(world: Wor
     assert world.clock.wall >= deadline + timedelta(seconds=MARGIN_S)
     assert undo.action_result is None
     assert undo.action_error == {"type": OUTCOME_UNKNOWN, "message": "cut at the deadline"}
+    assert world.step("pay").status is StepStatus.COMPENSATED
+
+
+def test_an_action_answered_in_time_leaves_nothing_to_wait_for(world: World) -> None:
+    """A success within the deadline is not in flight: its undo is sent at once, not after
+    the deadline and margin (a 60 s step would otherwise hold every compensation a minute)."""
+    world.deliver("reserve")
+    sent = _answers(world, OutcomeUnknown("cut at the deadline"), lambda ctx: None)
+    with pytest.raises(OutcomeUnknown):
+        world.deliver("pay")
+    world.clock.sleep(4 + MARGIN_S)  # the engine's retry comes once the Task timed out
+    world.deliver("pay")
+    assert world.step("pay").status is StepStatus.SUCCEEDED
+    answered = world.clock.wall
+    world.deliver("pay", Phase.COMPENSATION)
+    assert sent[-1].phase == Phase.COMPENSATION
+    assert world.clock.wall == answered  # no wait
     assert world.step("pay").status is StepStatus.COMPENSATED
 
 

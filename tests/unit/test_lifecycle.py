@@ -14,8 +14,8 @@ from chalicelib.adapters.stepfunctions.compiler import (
     compile_compensation,
     compile_forward,
 )
-from chalicelib.saga import events, lifecycle
-from chalicelib.saga.lifecycle import (
+from chalicelib.domain import events, lifecycle
+from chalicelib.domain.lifecycle import (
     ACTIVE,
     FINAL,
     TRANSITIONS,
@@ -24,9 +24,9 @@ from chalicelib.saga.lifecycle import (
     Phase,
     StepStatus,
 )
-from chalicelib.saga.models import Step, StepDefinition
-from chalicelib.steps.context import PermanentError
-from chalicelib.steps.failures import StepAborted, outcome_unknown
+from chalicelib.domain.models import Step, StepDefinition
+from chalicelib.domain.step_context import PermanentError
+from chalicelib.usecases.steps.failures import StepAborted, outcome_unknown
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
 STEPS = [Step.of(StepDefinition.model_validate(step)) for step in SEED["steps"]]
@@ -154,7 +154,7 @@ def test_the_runtime_counts_attempts_as_the_machine_retries() -> None:
 
 
 def test_operator_actions_start_where_the_operators_transitions_do() -> None:
-    from chalicelib.saga.lifecycle import OPERATOR_ACTIONS, RESOLVABLE, allowed_from
+    from chalicelib.domain.lifecycle import OPERATOR_ACTIONS, RESOLVABLE, allowed_from
 
     actions = OPERATOR_ACTIONS
     assert actions["compensate"] | actions["retry_compensation"] == allowed_from(

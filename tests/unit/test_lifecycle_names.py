@@ -2,7 +2,7 @@
 
 A name written twice drifts (the compiler once retried an error the runtime meant as final), so
 every string constant of the service's source is checked: one equal to a name, or an SQL
-literal ('RUNNING') inside a query, is a copy of what chalicelib/saga/lifecycle.py says.
+literal ('RUNNING') inside a query, is a copy of what chalicelib/domain/lifecycle.py says.
 Dict keys and subscripts are field names ("action" is also a step's field), not copies.
 """
 
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.saga import lifecycle
+from chalicelib.domain import lifecycle
 
 ROOT = Path(__file__).parents[2]
 SOURCES = sorted([ROOT / "app.py", *(ROOT / "chalicelib").rglob("*.py")])
-LIFECYCLE = ROOT / "chalicelib" / "saga" / "lifecycle.py"
+LIFECYCLE = ROOT / "chalicelib" / "domain" / "lifecycle.py"
 
 NAMES = frozenset(
     {*lifecycle.ExecutionStatus, *lifecycle.StepStatus, *lifecycle.Phase, *lifecycle.RunStatus,

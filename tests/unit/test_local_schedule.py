@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from chalicelib.cleanup import cleanup_interval_seconds, cleanup_schedule_minutes
 from chalicelib.config import Settings, load_settings
+from chalicelib.usecases.cleanup import cleanup_interval_seconds, cleanup_schedule_minutes
 from infra.local_schedule import PeriodicTask, cleanup_timer
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from chalicelib.adapters.mysql import DatabaseUnavailable, MySQLConnector, unavailable
+from chalicelib.adapters.mysql.connector import DatabaseUnavailable, MySQLConnector, unavailable
 from chalicelib.config import MySQLSettings
 
 

@@ -11,7 +11,7 @@ from openapi_spec_validator import validate
 
 from app import app
 from chalicelib.config import load_settings
-from chalicelib.openapi import OPENAPI_FILE, build_document
+from chalicelib.http.openapi import OPENAPI_FILE, build_document
 
 COMMITTED = json.loads(OPENAPI_FILE.read_text())
 
@@ -22,7 +22,7 @@ def test_the_document_is_valid_openapi_3() -> None:
 
 def test_the_committed_document_is_current() -> None:
     assert build_document(load_settings(environ={}).saga, app.routes) == COMMITTED, \
-        "chalicelib/openapi.json is stale: run `saga openapi`"
+        "chalicelib/http/openapi.json is stale: run `saga openapi`"
 
 
 def test_documented_operations_are_exactly_the_routes() -> None:
@@ -57,7 +57,7 @@ def test_the_seed_example_fits_the_documented_request_schema() -> None:
     schemas = COMMITTED["components"]["schemas"]
     schema = {**schemas["SagaDefinition"], "definitions": schemas}
     text = json.dumps(schema).replace("#/components/schemas/", "#/definitions/")
-    example = json.loads((OPENAPI_FILE.parents[1] / "tests" / "fixtures" /
+    example = json.loads((OPENAPI_FILE.parents[2] / "tests" / "fixtures" /
                           "payment-saga.json").read_text())
     assert list(Draft7Validator(json.loads(text)).iter_errors(example)) == []
 
@@ -75,7 +75,7 @@ def test_listed_executions_are_documented_without_input_or_steps() -> None:
 
 
 def test_what_callers_send_is_documented_as_it_is_checked() -> None:
-    from chalicelib.saga.validation import MAX_ORDER
+    from chalicelib.domain.validation import MAX_ORDER
 
     compensate = COMMITTED["paths"]["/api/v1/saga/sagas/{saga_id}/compensate"]["post"]
     assert compensate["requestBody"]["required"] is False  # no body: the latest COMPLETED

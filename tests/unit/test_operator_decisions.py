@@ -11,13 +11,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.http_errors import http_error, http_status
-from chalicelib.ports import Actor
-from chalicelib.saga import events
-from chalicelib.saga.errors import Conflict, SagaError
-from chalicelib.saga.execution_service import AlreadyResolved, ExecutionPolicy, ExecutionService
-from chalicelib.saga.executions import Execution, OutputError
-from chalicelib.saga.lifecycle import (
+from chalicelib.domain import events
+from chalicelib.domain.errors import Conflict, SagaError
+from chalicelib.domain.executions import Execution, OutputError
+from chalicelib.domain.lifecycle import (
     RESOLVABLE,
     ExecutionStatus,
     StepStatus,
@@ -25,11 +22,14 @@ from chalicelib.saga.lifecycle import (
     can_resolve,
     can_transition,
 )
-from chalicelib.saga.requests import ResolveRequest
-from chalicelib.steps.context import PermanentError, StepContext
-from chalicelib.steps.handler import record_end
-from chalicelib.steps.recorder import OutcomeRecorder
+from chalicelib.domain.requests import ResolveRequest
+from chalicelib.domain.step_context import PermanentError, StepContext
+from chalicelib.http.http_errors import http_error, http_status
+from chalicelib.roots.step_handler import record_end
 from chalicelib.testing import InMemoryReadModel, ScriptedEngine
+from chalicelib.usecases.executions import AlreadyResolved, ExecutionPolicy, ExecutionService
+from chalicelib.usecases.ports import Actor
+from chalicelib.usecases.steps.recorder import OutcomeRecorder
 from infra.cli_service import _timeline
 from tests.support.step_world import World, build_world
 

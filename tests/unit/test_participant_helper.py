@@ -19,6 +19,8 @@ import pytest
 from aws_lambda_powertools.utilities.idempotency.persistence.base import DataRecord
 from pydantic import ValidationError
 
+from chalicelib.domain.contract import ParticipantRequest
+from chalicelib.domain.lifecycle import PERMANENT_ERROR
 from chalicelib.participant import (
     NOTHING_TO_UNDO,
     DeadlinePassed,
@@ -32,12 +34,16 @@ from chalicelib.participant import (
     parse,
     wsgi_app,
 )
-from chalicelib.saga.lifecycle import PERMANENT_ERROR
-from chalicelib.steps.contract import ParticipantRequest
 
 
 def _in(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+def _sleep_past(deadline: str) -> None:
+    """Returns just after `deadline` (from _in): waits as long as needed and no longer."""
+    left = (datetime.fromisoformat(deadline) - datetime.now(UTC)).total_seconds()
+    time.sleep(max(left, 0.0) + 0.05)
 
 
 def _request(phase: str = "action", attempt: int = 1, step: str = "flight",
@@ -84,13 +90,15 @@ class Desk:
     """A booking desk that keeps each booking under the action's idempotency key, as a real
     service keeps it in its database, so a compensation told `action_result: null` finds it."""
 
-    def __init__(self, hold_s: float = 0.0, release: threading.Event | None = None) -> None:
+    def __init__(self, hold_s: float = 0.0, release: threading.Event | None = None,
+                 hold_past: str | None = None) -> None:
         self.bookings: dict[str, str] = {}
         self.cancelled: list[str] = []
         self.book_calls = 0
         self.cancel_calls = 0
         self.started = threading.Event()
         self._hold_s = hold_s
+        self._hold_past = hold_past
         self._release = release
         self._lock = threading.Lock()
 
@@ -101,6 +109,8 @@ class Desk:
             self.bookings[request.idempotency_key] = booking
         self.started.set()
         time.sleep(self._hold_s)  # a slow desk: the answer comes after the booking
+        if self._hold_past is not None:
+            _sleep_past(self._hold_past)
         if self._release is not None:
             assert self._release.wait(10), "the test never released the desk"
         return {"booking_id": booking}
@@ -266,15 +276,16 @@ def test_check_deadline_raises_once_the_deadline_has_passed() -> None:
 @pytest.mark.parametrize("front", FRONTS)
 def test_a_handler_that_checks_after_the_deadline_commits_nothing(front: str) -> None:
     committed: list[str] = []
+    deadline = _in(0.2)
 
     def book(request: Request) -> dict[str, Any]:
-        time.sleep(0.3)  # the work outlives the deadline
+        _sleep_past(deadline)  # the work outlives the deadline
         request.check_deadline()
         committed.append(request.idempotency_key)
         return {"booking_id": "B-1"}
 
     answer = _front(front, book, Desk().cancel)
-    kind, message = answer(_request(deadline=_in(0.2)))
+    kind, message = answer(_request(deadline=deadline))
     assert kind == "retry" and "has passed" in message and committed == []
     assert answer(_unknown()) == ("ok", NOTHING_TO_UNDO)  # the work rolled back: no record
 
@@ -282,10 +293,11 @@ def test_a_handler_that_checks_after_the_deadline_commits_nothing(front: str) ->
 @pytest.mark.parametrize("front", FRONTS)
 def test_an_answer_after_the_deadline_is_returned_but_logged_and_still_undone(
         front: str, caplog: pytest.LogCaptureFixture) -> None:
-    desk = Desk(hold_s=0.3)
+    deadline = _in(0.2)
+    desk = Desk(hold_past=deadline)
     answer = _front(front, desk.book, desk.cancel)
     with caplog.at_level(logging.WARNING, logger="chalicelib.participant"):
-        assert answer(_request(deadline=_in(0.2))) == ("ok", {"booking_id": "B-1"})
+        assert answer(_request(deadline=deadline)) == ("ok", {"booking_id": "B-1"})
     assert any("after its deadline" in r.getMessage() for r in caplog.records)
     # The orchestrator took the late answer for an unknown outcome: the action was received,
     # so its compensation is the team's.
@@ -313,11 +325,12 @@ def test_a_cut_action_still_running_is_undone_by_the_teams_compensation(front: s
     desk = Desk(release=release)
     answer = _front(front, desk.book, desk.cancel)
     answers: list[Answer] = []
-    action = threading.Thread(target=lambda: answers.append(answer(_request(deadline=_in(0.3)))))
+    deadline = _in(0.3)
+    action = threading.Thread(target=lambda: answers.append(answer(_request(deadline=deadline))))
     action.start()
     try:
         assert desk.started.wait(5)
-        time.sleep(0.4)  # past the deadline: the booking is what it will be
+        _sleep_past(deadline)  # the booking is what it will be
         assert answer(_unknown()) == ("ok", {"cancelled": "B-1"})
     finally:
         release.set()
@@ -417,8 +430,9 @@ def test_an_action_racing_its_compensation_runs_and_is_undone_or_never_runs(fron
     for i in range(50):
         desk = Desk(hold_s=0.002)
         answer = _front(front, desk.book, desk.cancel, LaggingStore(seed=i))
-        # Some rounds give one side a head start, so both endings are seen; the rest race.
-        delay = {0: (0.0, 0.02), 1: (0.02, 0.0)}.get(i % 3, (0.0, 0.0))
+        # Some rounds give one side a head start (several times a store's lag), so both
+        # endings are seen; the rest race.
+        delay = {0: (0.0, 0.01), 1: (0.01, 0.0)}.get(i % 3, (0.0, 0.0))
         answers = _race(answer, {"action": (_request(), delay[0]),
                                  "compensation": (_unknown(), delay[1])})
         if answers["action"][0] == "ok":  # the action ran, then its compensation undid it

@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from chalicelib.push.filters import (
+from chalicelib.adapters.push.filters import (
     MAX_ID_LENGTH,
     FilterRefused,
     parse_connect,
     parse_message,
 )
-from chalicelib.push.messages import handle_message
-from chalicelib.push.pusher import Pusher
-from chalicelib.push.queued import QueuedPusher
-from chalicelib.push.subscriptions import topics_of
+from chalicelib.adapters.push.messages import handle_message
+from chalicelib.adapters.push.pusher import Pusher
+from chalicelib.adapters.push.queued import QueuedPusher
+from chalicelib.adapters.push.subscriptions import topics_of
 
 
 def _refused_connect(query: dict[str, Any]) -> FilterRefused:

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chalicelib.ports import RunRef, RunState
-from chalicelib.saga import lifecycle
-from chalicelib.saga.executions import Execution, ExecutionStatus, StepRun, StepStatus
-from chalicelib.saga.reconciler import Reconciler, verdict
+from chalicelib.domain import lifecycle
+from chalicelib.domain.executions import Execution, ExecutionStatus, StepRun, StepStatus
+from chalicelib.usecases.ports import RunRef, RunState
+from chalicelib.usecases.reconciler import Reconciler, verdict
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from chalicelib.ports import RunKind, RunState
-from chalicelib.saga import events
-from chalicelib.saga.executions import Execution, StepRun
-from chalicelib.saga.lifecycle import ExecutionStatus, RunStatus, StepStatus
-from chalicelib.saga.models import StoredSaga
-from chalicelib.saga.reconciler import Reconciler
+from chalicelib.domain import events
+from chalicelib.domain.executions import Execution, StepRun
+from chalicelib.domain.lifecycle import ExecutionStatus, RunStatus, StepStatus
+from chalicelib.domain.models import StoredSaga
 from chalicelib.testing import InMemoryExecutionStore, ScriptedEngine
+from chalicelib.usecases.ports import RunKind, RunState
+from chalicelib.usecases.reconciler import Reconciler
 
 OLD = datetime.now(UTC) - timedelta(minutes=10)
 PAY = StoredSaga(id="pay", name="Pay", description="pay for it", version="1.0.0", revision=1,

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chalicelib.ports import RunKind, RunRef, RunState, WaitGone
-from chalicelib.saga.lifecycle import RunStatus
-from chalicelib.saga.models import StoredSaga
+from chalicelib.domain.lifecycle import RunStatus
+from chalicelib.domain.models import StoredSaga
 from chalicelib.testing import ScriptedEngine
 from chalicelib.testing.orchestrator import Answer, EngineDown
+from chalicelib.usecases.ports import RunKind, RunRef, RunState, WaitGone
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 SAGA = StoredSaga(id="pay", name="Pay", description="pay for it", version="1.0.0", revision=2,

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.saga import events
-from chalicelib.saga.lifecycle import COMPENSATION_RETRY, ExecutionStatus, Phase, StepStatus
-from chalicelib.steps.decisions import (
+from chalicelib.domain import events
+from chalicelib.domain.decisions import (
     StepRequest,
     Verdict,
     after_failure,
@@ -16,6 +15,7 @@ from chalicelib.steps.decisions import (
     ends_compensation,
     starts_compensating,
 )
+from chalicelib.domain.lifecycle import COMPENSATION_RETRY, ExecutionStatus, Phase, StepStatus
 
 
 def _request(phase: Phase, *, last: bool = False, skip_undone: bool = False) -> StepRequest:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.saga import events
-from chalicelib.saga.lifecycle import (
+from chalicelib.domain import events
+from chalicelib.domain.lifecycle import (
     COMPENSATION_RETRY,
     TASK_TIMEOUT,
     ExecutionStatus,
@@ -18,10 +18,10 @@ from chalicelib.saga.lifecycle import (
     Phase,
     StepStatus,
 )
-from chalicelib.steps.context import PermanentError, RetryableError, StepContext
-from chalicelib.steps.failures import StepAborted
-from chalicelib.steps.handler import record_end, run_step
-from chalicelib.steps.recorder import OutcomeRecorder
+from chalicelib.domain.step_context import PermanentError, RetryableError, StepContext
+from chalicelib.roots.step_handler import record_end, run_step
+from chalicelib.usecases.steps.failures import StepAborted
+from chalicelib.usecases.steps.recorder import OutcomeRecorder
 from tests.support.step_world import PARTICIPANT, World, build_world
 
 SAGA = {

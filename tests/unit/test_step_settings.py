@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from chalicelib.config import Settings, load_settings
-from chalicelib.saga.models import StoredSaga
-from chalicelib.steps import handler, wiring
-from chalicelib.steps.decisions import StepRequest
-from chalicelib.steps.verdicts import AttemptOutcome, Done
-from chalicelib.steps.wiring import StepContainer
+from chalicelib.domain.decisions import StepRequest
+from chalicelib.domain.models import StoredSaga
+from chalicelib.domain.verdicts import AttemptOutcome, Done
+from chalicelib.roots import step_handler as handler
+from chalicelib.roots import step_wiring as wiring
+from chalicelib.roots.step_wiring import StepContainer
 from tests.support.sagas import one_step_saga
 
 

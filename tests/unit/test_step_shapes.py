@@ -11,18 +11,18 @@ import pytest
 
 from chalicelib.adapters.stepfunctions.machine_input import resume_state
 from chalicelib.config import load_settings
-from chalicelib.ports import Actor, RunKind
-from chalicelib.saga import events
-from chalicelib.saga.errors import Conflict
-from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
-from chalicelib.saga.lifecycle import ExecutionStatus, Phase, StepKind, StepStatus
-from chalicelib.saga.requests import ResolveRequest
-from chalicelib.steps.context import PermanentError, StepContext
-from chalicelib.steps.failures import StepAborted
-from chalicelib.steps.handler import record_end
-from chalicelib.steps.recorder import OutcomeRecorder
-from chalicelib.steps.wiring import StepContainer
+from chalicelib.domain import events
+from chalicelib.domain.errors import Conflict
+from chalicelib.domain.lifecycle import ExecutionStatus, Phase, StepKind, StepStatus
+from chalicelib.domain.requests import ResolveRequest
+from chalicelib.domain.step_context import PermanentError, StepContext
+from chalicelib.roots.step_handler import record_end
+from chalicelib.roots.step_wiring import StepContainer
 from chalicelib.testing import InMemoryReadModel, ScriptedEngine
+from chalicelib.usecases.executions import ExecutionPolicy, ExecutionService
+from chalicelib.usecases.ports import Actor, RunKind
+from chalicelib.usecases.steps.failures import StepAborted
+from chalicelib.usecases.steps.recorder import OutcomeRecorder
 from tests.support.step_world import PARTICIPANT, World, build_world
 
 
@@ -238,7 +238,7 @@ def test_retriable_max_attempts_is_a_config_key_the_runtime_and_compiler_use() -
     assert load_settings(environ={}).saga.retriable_max_attempts == 5
     settings = load_settings(environ={"SAGA__SAGA__RETRIABLE_MAX_ATTEMPTS": "9"})
     assert StepContainer(settings).attempt_runner.retriable_max_attempts == 9
-    from chalicelib.container import Container
+    from chalicelib.roots.container import Container
 
     assert Container(settings).engine._options.retriable_max_attempts == 9
 

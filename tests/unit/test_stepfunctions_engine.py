@@ -23,12 +23,12 @@ from chalicelib.adapters.stepfunctions.compiler import CompileOptions
 from chalicelib.adapters.stepfunctions.engine import StepFunctionsEngine
 from chalicelib.adapters.stepfunctions.machine_input import execution_input
 from chalicelib.adapters.stepfunctions.names import MAX_NAME, RUN_SUFFIX_LENGTH
-from chalicelib.ports import RunKind, RunRef, RunState, WaitGone
-from chalicelib.saga.execution_service import MAX_EXECUTION_ID
-from chalicelib.saga.lifecycle import RunStatus
-from chalicelib.saga.models import StoredSaga
-from chalicelib.steps.actions import FAMILY_OF
-from chalicelib.steps.registry import family_of, function_name
+from chalicelib.demo import FAMILY_OF
+from chalicelib.domain.lifecycle import RunStatus
+from chalicelib.domain.models import StoredSaga
+from chalicelib.roots.step_registry import family_of, function_name
+from chalicelib.usecases.executions import MAX_EXECUTION_ID
+from chalicelib.usecases.ports import RunKind, RunRef, RunState, WaitGone
 
 ROOT = Path(__file__).parents[2]
 SAGAS = {"payment-saga": ROOT / "tests/fixtures/payment-saga.json",

@@ -9,11 +9,9 @@ import pytest
 from bson.errors import InvalidDocument
 from pymongo.errors import AutoReconnect
 
-from chalicelib.events.consumer import apply_all
-from chalicelib.http_errors import http_status
-from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
-from chalicelib.saga.requests import ExecuteRequest, parse_request
-from chalicelib.saga.storable import (
+from chalicelib.adapters.kafka.consumer import apply_all
+from chalicelib.domain.requests import ExecuteRequest, parse_request
+from chalicelib.domain.storable import (
     ENVELOPE_OVERHEAD_BYTES,
     MAX_REQUEST_DEPTH,
     MYSQL_MAX_JSON_DEPTH,
@@ -22,6 +20,8 @@ from chalicelib.saga.storable import (
     check_storable,
     key_problem,
 )
+from chalicelib.http.http_errors import http_status
+from chalicelib.usecases.executions import ExecutionPolicy, ExecutionService
 
 
 def _service(**policy: Any) -> ExecutionService:

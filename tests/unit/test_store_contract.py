@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.saga import events
+from chalicelib.domain import events
 from chalicelib.testing import InMemoryDefinitionStore, InMemoryExecutionStore, InMemoryStepLedger
 
 # Its asserts say what differed, as a test module's do.

@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.cursors import decode_time_cursor, encode_cursor
-from chalicelib.api import _BodyError, json_body, query_params
 from chalicelib.config import load_settings
-from chalicelib.ports import Actor
-from chalicelib.saga.action_refs import reference_problem
-from chalicelib.saga.errors import BadRequest
-from chalicelib.saga.execution_service import ExecutionPolicy, ExecutionService
-from chalicelib.saga.models import StoredSaga
-from chalicelib.saga.requests import CompensateRequest, ExecuteRequest, parse_request
-from chalicelib.saga.service import page_size
-from chalicelib.saga.validation import DefinitionInvalid, ValidationPolicy, check_definition
+from chalicelib.domain.action_refs import reference_problem
+from chalicelib.domain.errors import BadRequest
+from chalicelib.domain.models import StoredSaga
+from chalicelib.domain.requests import CompensateRequest, ExecuteRequest, parse_request
+from chalicelib.domain.validation import DefinitionInvalid, ValidationPolicy, check_definition
+from chalicelib.http.api import _BodyError, json_body, query_params
+from chalicelib.usecases.definitions import page_size
+from chalicelib.usecases.executions import ExecutionPolicy, ExecutionService
+from chalicelib.usecases.ports import Actor
 
 SEED = json.loads((Path(__file__).parents[1] / "fixtures" / "payment-saga.json").read_text())
 POLICY = ValidationPolicy.from_settings(load_settings(environ={}).saga)
@@ -176,6 +176,6 @@ def test_faults_count_towards_the_input_limit() -> None:
 
 
 def test_compensating_a_saga_that_does_not_exist_is_not_found() -> None:
-    from chalicelib.saga.errors import NotFound
+    from chalicelib.domain.errors import NotFound
     with pytest.raises(NotFound):
         _service(None).compensate("gone", None, ACTOR)

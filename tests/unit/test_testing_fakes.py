@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from chalicelib.events.records import EventRecord
-from chalicelib.saga import events
+from chalicelib.domain import events
+from chalicelib.domain.event_records import EventRecord
 from chalicelib.testing import InMemoryEventBus, RecordingPusher
 from chalicelib.testing.bus import BusDown
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.saga.executions import ExecutionStatus as S
-from chalicelib.saga.executions import allowed_from, can_transition
+from chalicelib.domain.executions import ExecutionStatus as S
+from chalicelib.domain.executions import allowed_from, can_transition
 
 FINAL = [S.COMPLETED, S.COMPENSATED, S.FAILED, S.COMPENSATION_FAILED, S.TIMED_OUT]
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from chalicelib.config import load_settings
-from chalicelib.saga.lifecycle import Phase
-from chalicelib.saga.models import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Step, StepDefinition
-from chalicelib.saga.validation import (
+from chalicelib.domain.lifecycle import Phase
+from chalicelib.domain.models import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Step, StepDefinition
+from chalicelib.domain.validation import (
     MAX_ORDER,
     DefinitionInvalid,
     ValidationPolicy,

@@ -37,11 +37,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.saga.durations import parse_duration_ms
-from chalicelib.saga.lifecycle import (
+from chalicelib.config import DEFAULT_RETRIABLE_MAX_ATTEMPTS
+from chalicelib.domain.lifecycle import (
     ANY_ERROR,
     COMPENSATION_RETRY,
-    DEFAULT_RETRIABLE_MAX_ATTEMPTS,
     DEFAULT_TASK_TIMEOUT_MARGIN_S,
     END_OF,
     LAMBDA_SERVICE_ERRORS,
@@ -56,7 +55,8 @@ from chalicelib.saga.lifecycle import (
     compensation_task_timeout_s,
     task_timeout_s,
 )
-from chalicelib.saga.models import Step
+from chalicelib.domain.models import Step
+from chalicelib.durations import parse_duration_ms
 
 
 @dataclass(frozen=True)

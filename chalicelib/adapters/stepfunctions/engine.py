@@ -24,9 +24,9 @@ from chalicelib.adapters.stepfunctions.names import (
     machine_name,
     run_name,
 )
-from chalicelib.ports import RunKind, RunRef, RunState, WaitGone
-from chalicelib.saga.lifecycle import Phase, RunStatus
-from chalicelib.saga.models import Step, StoredSaga
+from chalicelib.domain.lifecycle import Phase, RunStatus
+from chalicelib.domain.models import Step, StoredSaga
+from chalicelib.usecases.ports import RunKind, RunRef, RunState, WaitGone
 
 # What Step Functions answers to a task token whose Task no longer waits.
 _GONE = frozenset({"TaskDoesNotExist", "TaskTimedOut", "InvalidToken"})

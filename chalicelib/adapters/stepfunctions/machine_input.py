@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chalicelib.adapters.stepfunctions.compiler import forward_name, groups_of
-from chalicelib.saga.models import Step
+from chalicelib.domain.models import Step
 
 
 def resume_state(steps: Sequence[Step], step_id: str) -> str:

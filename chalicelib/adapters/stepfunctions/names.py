@@ -8,7 +8,7 @@ import re
 import uuid
 from collections.abc import Callable
 
-from chalicelib.ports import RunKind
+from chalicelib.usecases.ports import RunKind
 
 # Step Functions names (machines and runs) are at most 80 characters.
 MAX_NAME = 80

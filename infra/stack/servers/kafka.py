@@ -22,7 +22,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from chalicelib.adapters.kafka import message_max_bytes
+from chalicelib.adapters.kafka.publisher import message_max_bytes
 from chalicelib.config import KafkaSettings
 from infra.stack.paths import StackPaths
 from infra.stack.process import StackError, run

@@ -1,0 +1,135 @@
+"""Executions as the read model (MongoDB) holds them, for the API's reads."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+
+from pymongo import DESCENDING
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from chalicelib.adapters.cursors import decode_time_cursor, encode_cursor
+from chalicelib.adapters.mongo.projector import EXECUTIONS, SUMMARIES
+from chalicelib.domain.executions import Execution
+from chalicelib.domain.lifecycle import ACTIVE, ExecutionStatus
+from chalicelib.usecases.ports import ExecutionPage, ExecutionQuery, ReadModelUnavailable
+
+_ACTIVE = tuple(status.value for status in ACTIVE)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _utc(value: Any) -> Any:
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None \
+        else value
+
+
+def to_execution(doc: dict[str, Any]) -> Execution:
+    steps = [{**step, "attempts": [
+        {**attempt, "started_at": attempt.get("started_at") or attempt["ended_at"],
+         "duration_ms": attempt.get("duration_ms") or 0} for attempt in step["attempts"]]}
+        for step in doc["steps"]]
+    return Execution.model_validate({
+        **{key: _utc(value) for key, value in doc.items()
+           if key not in ("_id", "steps", "times")},
+        # Microseconds, as the write model has them (BSON dates stop at milliseconds).
+        **{key: value for key, value in (doc.get("times") or {}).items()
+           if key in doc and (value is not None or doc[key] is None)},
+        "id": doc["_id"], "steps": steps,
+        "consistency": {"source": "read_model", "sequence": doc["sequence"],
+                        "projected_at": _utc(doc["projected_at"])}})
+
+
+def _unavailable_on_failure(method: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except PyMongoError as error:
+            raise ReadModelUnavailable(f"{type(error).__name__}: {error}") from error
+
+    return wrapper
+
+
+class MongoExecutionReadModel:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @_unavailable_on_failure
+    def get(self, execution_id: str) -> Execution | None:
+        doc = self._db[EXECUTIONS].find_one({"_id": execution_id})
+        return to_execution(doc) if doc else None
+
+    @_unavailable_on_failure
+    def list(self, request: ExecutionQuery) -> ExecutionPage:
+        limit = request.limit
+        query: dict[str, Any] = {}
+        if request.saga_id:
+            query["saga_id"] = request.saga_id
+        if request.status:
+            query["status"] = request.status
+        # BSON dates keep milliseconds: bounds are cut to them, so a started_at copied from
+        # an execution (microseconds) bounds it as it does in the write model.
+        started: dict[str, datetime] = {}
+        if request.started_after:
+            started["$gte"] = _to_millisecond(request.started_after)
+        if request.started_before:
+            started["$lt"] = _to_millisecond(request.started_before)
+        if started:
+            query["started_at"] = started
+        if request.cursor:
+            # Newest first; the cursor holds "started_at|id" of the last item seen.
+            at, last_id = decode_time_cursor(request.cursor)
+            query["$or"] = [{"started_at": {"$lt": at}},
+                            {"started_at": at, "_id": {"$lt": last_id}}]
+        docs = list(self._db[EXECUTIONS].find(query, {"steps": 0, "input": 0})
+                    .sort([("started_at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1))
+        # Not loaded, for light pages: the empty input only fills the model; listings leave
+        # it out (app.LISTED_WITHOUT), never show it as the execution's.
+        items = [to_execution({**doc, "steps": [], "input": {}}) for doc in docs[:limit]]
+        next_cursor = None
+        if len(docs) > limit and items:
+            last = docs[limit - 1]
+            next_cursor = encode_cursor(f"{_utc(last['started_at']).isoformat()}|{last['_id']}")
+        return ExecutionPage(items, next_cursor)
+
+    @_unavailable_on_failure
+    def latest(self, saga_id: str) -> Execution | None:
+        doc = self._db[EXECUTIONS].find_one({"saga_id": saga_id},
+                                           sort=[("started_at", DESCENDING), ("_id", DESCENDING)])
+        return to_execution(doc) if doc else None
+
+    @_unavailable_on_failure
+    def summary(self, saga_id: str) -> dict[str, Any]:
+        return _summary(self._db[SUMMARIES].find_one({"_id": saga_id}) or {})
+
+    @_unavailable_on_failure
+    def totals(self) -> dict[str, Any]:
+        by_status: dict[str, int] = {}
+        executions = 0
+        for doc in self._db[SUMMARIES].find({}, {"by_status": 1, "executions": 1}):
+            executions += doc.get("executions", 0)
+            for status, count in doc.get("by_status", {}).items():
+                by_status[status] = by_status.get(status, 0) + count
+        return _summary({"executions": executions, "by_status": by_status})
+
+
+def _summary(doc: dict[str, Any]) -> dict[str, Any]:
+    by_status = {status: n for status, n in doc.get("by_status", {}).items() if n}
+    finished = sum(n for status, n in by_status.items() if status not in _ACTIVE)
+    return {"executions": doc.get("executions", 0), "by_status": by_status,
+            "running": sum(by_status.get(status, 0) for status in _ACTIVE),
+            "success_rate": round(by_status.get(ExecutionStatus.COMPLETED, 0) / finished, 4)
+            if finished else None,
+            "last_execution_at": _iso(doc.get("last_execution_at"))}
+
+
+def _to_millisecond(at: datetime) -> datetime:
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def _iso(value: Any) -> str | None:
+    return _utc(value).isoformat() if isinstance(value, datetime) else None

@@ -1,0 +1,499 @@
+"""Executions, step runs, attempts and outbox events in MySQL.
+
+Functions take a cursor so that callers compose them into one transaction: an action's effect,
+its step status, its attempt and its events commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pymysql
+
+from chalicelib.adapters.cursors import decode_time_cursor, encode_cursor
+from chalicelib.domain import events
+from chalicelib.domain.errors import NotFound
+from chalicelib.domain.executions import (
+    Attempt,
+    Execution,
+    ExecutionStatus,
+    StepRun,
+    StepShape,
+    StepStatus,
+)
+from chalicelib.domain.lifecycle import (
+    ACTIVE,
+    RESOLVABLE,
+    Phase,
+    accepts_decision,
+    can_resolve,
+)
+from chalicelib.domain.lifecycle import allowed_from as sources_of
+from chalicelib.domain.step_context import Cursor
+from chalicelib.usecases.ports import ExecutionPage, ExecutionQuery, RunRef
+
+# The statuses of executions still going, as query parameters (an IN list of this size).
+_ACTIVE_VALUES = tuple(sorted(status.value for status in ACTIVE))
+_ACTIVE_MARKS = ", ".join(["%s"] * len(_ACTIVE_VALUES))
+_RESOLVABLE_VALUES = tuple(sorted(status.value for status in RESOLVABLE))
+_RESOLVABLE_MARKS = ", ".join(["%s"] * len(_RESOLVABLE_VALUES))
+# lifecycle.accepts_decision in SQL: an operator's change never touches a resolved execution.
+_UNDECIDED = "resolved_by IS NULL"
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str)
+
+
+def _load(value: Any) -> Any:
+    return None if value is None else json.loads(value)
+
+
+# -- events ----------------------------------------------------------------------
+
+_INSERT_OUTBOX = ("INSERT INTO outbox (event_id, partition_key, sequence, type, envelope, "
+                  "created_at) VALUES (%s, %s, %s, %s, %s, %s)")
+
+
+def _outbox_row(event_type: str, *, key: str, subject: str, sequence: int,
+                data: dict[str, Any], at: datetime) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """An event's envelope, and its outbox row."""
+    event = events.envelope(event_type, key=key, subject=subject, sequence=sequence, data=data,
+                            time=at.replace(tzinfo=UTC))
+    return event, (event["id"], key, sequence, event_type, json.dumps(event), at)
+
+
+def append_event(cur: Cursor, event_type: str, *, execution_id: str, data: dict[str, Any],
+                 at: datetime) -> dict[str, Any]:
+    """Outbox row for an execution event; the sequence comes from the (locked) execution row."""
+    cur.execute("UPDATE executions SET last_sequence = last_sequence + 1 WHERE id = %s",
+                (execution_id,))
+    cur.execute("SELECT last_sequence FROM executions WHERE id = %s", (execution_id,))
+    row = cur.fetchone()
+    assert row is not None, f"no execution {execution_id}"
+    return _insert_event(cur, event_type, key=execution_id, subject=f"execution/{execution_id}",
+                         sequence=row["last_sequence"], data=data, at=at)
+
+
+def record_event(cur: Cursor, event: events.Event, *, execution_id: str,
+                 at: datetime) -> dict[str, Any]:
+    """A built event of an execution, persisted as it is in the caller's transaction."""
+    return append_event(cur, event.type, execution_id=execution_id, data=event.data, at=at)
+
+
+def append_events(cur: Cursor, execution: dict[str, Any],
+                  batch: list[tuple[events.Event, datetime]]) -> None:
+    """Several events of one execution in two statements. The caller holds the execution's
+    row lock, so its last_sequence (read under that lock) is the one to continue from."""
+    if not batch:
+        return
+    execution_id = execution["id"]
+    first = int(execution["last_sequence"]) + 1
+    rows = [_outbox_row(event.type, key=execution_id, subject=f"execution/{execution_id}",
+                        sequence=first + offset, data=event.data, at=at)[1]
+            for offset, (event, at) in enumerate(batch)]
+    cur.executemany(_INSERT_OUTBOX, rows)
+    last = first + len(batch) - 1
+    cur.execute("UPDATE executions SET last_sequence = %s WHERE id = %s", (last, execution_id))
+    execution["last_sequence"] = last
+
+
+def append_definition_event(cur: Cursor, event: events.Event, *, saga_id: str,
+                            at: datetime) -> dict[str, Any]:
+    # Callers hold the saga's header row lock, so MAX + 1 cannot race. (An execution may
+    # have been given the same id as a saga: definition events count on their own.)
+    cur.execute("SELECT COALESCE(MAX(sequence), 0) + 1 AS next FROM outbox "
+                "WHERE partition_key = %s AND type LIKE 'saga.definition.%%'", (saga_id,))
+    sequence = cur.fetchone()["next"]  # type: ignore[index]
+    return _insert_event(cur, event.type, key=saga_id, subject=f"saga/{saga_id}",
+                         sequence=sequence, data=event.data, at=at)
+
+
+def _insert_event(cur: Cursor, event_type: str, *, key: str, subject: str, sequence: int,
+                  data: dict[str, Any], at: datetime) -> dict[str, Any]:
+    event, row = _outbox_row(event_type, key=key, subject=subject, sequence=sequence,
+                             data=data, at=at)
+    cur.execute(_INSERT_OUTBOX, row)
+    return event
+
+
+# -- executions ----------------------------------------------------------------------
+
+def insert_execution(cur: Cursor, execution: Execution, steps: Sequence[StepShape]) -> None:
+    cur.execute(
+        "INSERT INTO executions (id, saga_id, revision, version, status, input, faults, "
+        "state_machine_arn, started_at, updated_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (execution.id, execution.saga_id, execution.revision, execution.version,
+         execution.status.value, json.dumps(execution.input),
+         _json([f.model_dump() for f in execution.faults]), execution.state_machine_arn,
+         execution.started_at, execution.updated_at))
+    for position, shape in enumerate(steps, start=1):
+        cur.execute("INSERT INTO step_runs (execution_id, step_id, position, status, "
+                    "step_group, kind) VALUES (%s, %s, %s, %s, %s, %s)",
+                    (execution.id, shape.step_id, position, StepStatus.PENDING.value,
+                     shape.group, shape.kind.value))
+
+
+def lock_execution(cur: Cursor, execution_id: str) -> dict[str, Any] | None:
+    cur.execute("SELECT * FROM executions WHERE id = %s FOR UPDATE", (execution_id,))
+    return cur.fetchone()
+
+
+def set_execution_status(cur: Cursor, execution_id: str, status: ExecutionStatus, *,
+                         at: datetime, error: dict[str, Any] | None = None,
+                         by_operator: bool = False) -> bool:
+    """Move to `status` if the domain's transition table allows it from the current one
+    (an operator's action only while the execution is not resolved); False (nothing written)
+    if not, so a late writer loses without a trace."""
+    sources = sorted(s.value for s in sources_of(status, by_operator=by_operator))
+    if not sources:
+        return False
+    ended = at if status.is_final else None
+    marks = ", ".join(["%s"] * len(sources))
+    undecided = f" AND {_UNDECIDED}" if by_operator else ""
+    cur.execute("UPDATE executions SET status = %s, updated_at = %s, ended_at = %s, "
+                f"error = COALESCE(%s, error) WHERE id = %s AND status IN ({marks}){undecided}",
+                (status.value, at, ended, _json(error), execution_id, *sources))
+    return bool(cur.rowcount)
+
+
+def set_sfn_execution(cur: Cursor, execution_id: str, state_machine_arn: str,
+                      sfn_execution_arn: str, at: datetime) -> None:
+    cur.execute("UPDATE executions SET state_machine_arn = %s, sfn_execution_arn = %s, "
+                "updated_at = %s WHERE id = %s",
+                (state_machine_arn, sfn_execution_arn, at, execution_id))
+
+
+def resolve_execution(cur: Cursor, execution_id: str, *, by: str, reason: str,
+                      at: datetime) -> bool:
+    """Record the decision if none was taken and the execution is still resolvable (the
+    lifecycle's can_resolve, as a guard); False (nothing written) if not."""
+    cur.execute("UPDATE executions SET resolved_by = %s, resolution = %s, updated_at = %s "
+                f"WHERE id = %s AND {_UNDECIDED} AND status IN ({_RESOLVABLE_MARKS})",
+                (by, reason, at, execution_id, *_RESOLVABLE_VALUES))
+    return bool(cur.rowcount)
+
+
+# -- step runs and attempts ----------------------------------------------------------------------
+
+def lock_step_run(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any] | None:
+    cur.execute("SELECT * FROM step_runs WHERE execution_id = %s AND step_id = %s FOR UPDATE",
+                (execution_id, step_id))
+    return cur.fetchone()
+
+
+def claim_attempt(cur: Cursor, execution_id: str, step_id: str, *, phase: Phase,
+                  deadline: datetime) -> int:
+    """Counts an attempt as it is admitted; an action's keeps its latest deadline."""
+    counter = f"{Phase(phase).value}_attempts"  # action_attempts | compensation_attempts
+    keep_deadline = (", action_deadline = GREATEST(COALESCE(action_deadline, %s), %s)"
+                     if phase is Phase.ACTION else "")
+    args: tuple[Any, ...] = (deadline, deadline) if phase is Phase.ACTION else ()
+    # LAST_INSERT_ID(expr) hands the new count back with the UPDATE's own answer: one round
+    # trip, no SELECT.
+    cur.execute(f"UPDATE step_runs SET {counter} = LAST_INSERT_ID({counter} + 1)"
+                f"{keep_deadline} WHERE execution_id = %s AND step_id = %s",
+                (*args, execution_id, step_id))
+    return int(cur.lastrowid or 0)
+
+
+def update_step_run(cur: Cursor, execution_id: str, step_id: str, *, status: StepStatus,
+                    phase: str, at: datetime, result: dict[str, Any] | None = None,
+                    error: dict[str, Any] | None = None, count_attempt: bool = True,
+                    started: datetime | None = None,
+                    answered_by: datetime | None = None) -> None:
+    """started: when this attempt started (a step starts with its first attempt); an action
+    attempt's end is the step's end, a successful compensation's its compensated_at.
+    answered_by: an action attempt's deadline that it answered by; the kept deadline is
+    released (in the same statement) unless a later attempt's is kept."""
+    counter = f"{Phase(phase).value}_attempts"  # action_attempts | compensation_attempts
+    increment = 1 if count_attempt else 0
+    ended = at if phase == Phase.ACTION else None
+    compensated = at if status is StepStatus.COMPENSATED else None
+    release = (", action_deadline = IF(action_deadline <= %s, NULL, action_deadline)"
+               if answered_by is not None else "")
+    cur.execute(
+        f"UPDATE step_runs SET status = %s, {counter} = {counter} + %s, "
+        "result = COALESCE(%s, result), error = %s, "
+        "started_at = COALESCE(started_at, %s), ended_at = COALESCE(%s, ended_at), "
+        f"compensated_at = COALESCE(%s, compensated_at){release} "
+        "WHERE execution_id = %s AND step_id = %s",
+        (status.value, increment, _json(result), _json(error), started or at, ended,
+         compensated, *((answered_by,) if answered_by is not None else ()),
+         execution_id, step_id))
+
+
+def step_record(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any]:
+    """A step's recorded state as events carry it, so the read model copies it exactly."""
+    cur.execute("SELECT status, error, action_attempts, compensation_attempts, started_at, "
+                "ended_at, compensated_at, step_group, kind FROM step_runs "
+                "WHERE execution_id = %s AND step_id = %s", (execution_id, step_id))
+    row = cur.fetchone() or {}
+    return {**{key: row.get(key) for key in ("status", "action_attempts",
+                                             "compensation_attempts", "kind")},
+            "group": row.get("step_group"),
+            "error": _load(row.get("error")),
+            **{key: _iso(row.get(key)) for key in ("started_at", "ended_at",
+                                                    "compensated_at")}}
+
+
+def set_execution_error(cur: Cursor, execution_id: str, error: dict[str, Any]) -> None:
+    cur.execute("UPDATE executions SET error = %s WHERE id = %s", (_json(error), execution_id))
+
+
+def naive_utc(at: datetime) -> datetime:
+    """MySQL's DATETIME columns hold UTC without a zone; a naive time is taken as UTC."""
+    return at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.replace(tzinfo=UTC).isoformat() if value is not None else None
+
+
+def insert_attempt(cur: Cursor, execution_id: str, step_id: str, *, phase: str, attempt: int,
+                   outcome: str, started: datetime, ended: datetime,
+                   error_type: str | None = None, error_message: str | None = None) -> None:
+    cur.execute(
+        "INSERT INTO step_attempts (execution_id, step_id, phase, attempt, outcome, error_type, "
+        "error_message, started_at, ended_at, duration_ms) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (execution_id, step_id, str(phase), attempt, str(outcome), error_type,
+         (error_message or "")[:2000] or None, started, ended,
+         int((ended - started).total_seconds() * 1000)))
+
+
+def step_results(cur: Cursor, execution_id: str) -> dict[str, dict[str, Any]]:
+    # In step order: an action may look for "the latest earlier result carrying X".
+    cur.execute("SELECT step_id, result FROM step_runs WHERE execution_id = %s AND status = %s "
+                "ORDER BY position", (execution_id, StepStatus.SUCCEEDED.value))
+    return {row["step_id"]: _load(row["result"]) or {} for row in cur.fetchall()}
+
+
+# -- reads ----------------------------------------------------------------------
+
+def row_to_execution(row: dict[str, Any]) -> Execution:
+    return Execution(
+        id=row["id"], saga_id=row["saga_id"], revision=row["revision"], version=row["version"],
+        status=ExecutionStatus(row["status"]), input=_load(row["input"]) or {},
+        faults=_load(row["faults"]) or [], error=_load(row["error"]),
+        output=_load(row.get("output")), output_error=_load(row.get("output_error")),
+        state_machine_arn=row["state_machine_arn"], sfn_execution_arn=row["sfn_execution_arn"],
+        started_at=_utc(row["started_at"]), updated_at=_utc(row["updated_at"]),
+        ended_at=_utc(row["ended_at"]), resolved_by=row["resolved_by"],
+        resolution=row["resolution"],
+        consistency={"source": "write_model", "sequence": row["last_sequence"]})
+
+
+def load_execution(cur: Cursor, execution_id: str, *,
+                   with_steps: bool = True) -> Execution | None:
+    cur.execute("SELECT * FROM executions WHERE id = %s", (execution_id,))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    execution = row_to_execution(row)
+    if not with_steps:
+        return execution
+    cur.execute("SELECT * FROM step_attempts WHERE execution_id = %s ORDER BY id",
+                (execution_id,))
+    attempts: dict[str, list[Attempt]] = {}
+    for a in cur.fetchall():
+        attempts.setdefault(a["step_id"], []).append(Attempt(
+            phase=a["phase"], attempt=a["attempt"], outcome=a["outcome"],
+            error_type=a["error_type"], error_message=a["error_message"],
+            started_at=_utc(a["started_at"]), ended_at=_utc(a["ended_at"]),
+            duration_ms=a["duration_ms"]))
+    cur.execute("SELECT * FROM step_runs WHERE execution_id = %s ORDER BY position",
+                (execution_id,))
+    execution.steps = [StepRun(
+        step_id=s["step_id"], position=s["position"], group=s.get("step_group"),
+        kind=s.get("kind"), status=StepStatus(s["status"]),
+        result=_load(s["result"]), error=_load(s["error"]),
+        action_attempts=s["action_attempts"], compensation_attempts=s["compensation_attempts"],
+        started_at=_utc(s["started_at"]), ended_at=_utc(s["ended_at"]),
+        compensated_at=_utc(s["compensated_at"]), attempts=attempts.get(s["step_id"], []))
+        for s in cur.fetchall()]
+    return execution
+
+
+# -- the store ----------------------------------------------------------------------
+
+class MySQLExecutionStore:
+    def __init__(self, connector: Any) -> None:
+        self._db = connector
+
+    def create(self, execution: Execution,
+               steps: Sequence[StepShape]) -> tuple[Execution, bool]:
+        try:
+            with self._db.transaction() as cur:
+                # Share-locks the saga row until this execution is committed, so a concurrent
+                # DELETE either sees it (and answers 409) or wins first (and this is a 404).
+                cur.execute("SELECT id FROM sagas WHERE id = %s LOCK IN SHARE MODE",
+                            (execution.saga_id,))
+                if cur.fetchone() is None:
+                    raise NotFound(f"saga {execution.saga_id!r} does not exist",
+                                   saga_id=execution.saga_id)
+                insert_execution(cur, execution, steps)
+                record_event(cur, events.execution_started(execution, steps),
+                             execution_id=execution.id,
+                             at=execution.started_at.replace(tzinfo=None))
+        except pymysql.IntegrityError:
+            existing = self.get(execution.id)
+            assert existing is not None
+            return existing, False
+        created = self.get(execution.id)
+        assert created is not None
+        return created, True
+
+    def get(self, execution_id: str) -> Execution | None:
+        with self._db.transaction() as cur:
+            return load_execution(cur, execution_id)
+
+    def list(self, query: ExecutionQuery) -> ExecutionPage:
+        limit = query.limit
+        where, args = ["1 = 1"], []
+        if query.saga_id:
+            where.append("saga_id = %s")
+            args.append(query.saga_id)
+        if query.status:
+            where.append("status = %s")
+            args.append(query.status)
+        if query.started_after:
+            where.append("started_at >= %s")
+            args.append(naive_utc(query.started_after))
+        if query.started_before:
+            where.append("started_at < %s")
+            args.append(naive_utc(query.started_before))
+        if query.cursor:
+            # Newest first; the cursor holds "started_at|id" of the last item seen.
+            started, last_id = decode_time_cursor(query.cursor)
+            where.append("(started_at, id) < (%s, %s)")
+            args += [naive_utc(started), last_id]
+        with self._db.transaction() as cur:
+            cur.execute(f"SELECT * FROM executions WHERE {' AND '.join(where)} "
+                        "ORDER BY started_at DESC, id DESC LIMIT %s", (*args, limit + 1))
+            rows = cur.fetchall()
+        items = [row_to_execution(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and items:
+            last = rows[limit - 1]
+            next_cursor = encode_cursor(f"{_utc(last['started_at']).isoformat()}|{last['id']}")
+        return ExecutionPage(items, next_cursor)
+
+    def latest(self, saga_id: str, status: ExecutionStatus | None = None) -> Execution | None:
+        with self._db.transaction() as cur:
+            if status is None:
+                cur.execute("SELECT id FROM executions WHERE saga_id = %s "
+                            "ORDER BY started_at DESC, id DESC LIMIT 1", (saga_id,))
+            else:
+                cur.execute("SELECT id FROM executions WHERE saga_id = %s AND status = %s "
+                            "ORDER BY started_at DESC, id DESC LIMIT 1",
+                            (saga_id, status.value))
+            row = cur.fetchone()
+            return load_execution(cur, row["id"]) if row else None
+
+    def mark_started(self, execution_id: str, run: RunRef) -> None:
+        # The ref's parts are the row's state_machine_arn and sfn_execution_arn.
+        machine_arn, run_arn = run.where, run.run
+        with self._db.transaction() as cur:
+            row = lock_execution(cur, execution_id)
+            at = now()
+            set_sfn_execution(cur, execution_id, machine_arn, run_arn, at)
+            record_event(cur, events.run_started(saga_id=row["saga_id"] if row else None,
+                                                 state_machine_arn=machine_arn,
+                                                 run_arn=run_arn),
+                         execution_id=execution_id, at=at)
+
+    def transition(self, execution_id: str, allowed_from: set[ExecutionStatus],
+                   to: ExecutionStatus, event_type: str, data: dict[str, Any],
+                   error: dict[str, Any] | None = None, *,
+                   by_operator: bool = False) -> Execution | None:
+        with self._db.transaction() as cur:
+            row = lock_execution(cur, execution_id)
+            if row is None or ExecutionStatus(row["status"]) not in allowed_from or (
+                    by_operator and not accepts_decision(row["resolved_by"])):
+                return None
+            at = now()
+            if not set_execution_status(cur, execution_id, to, at=at, error=error,
+                                        by_operator=by_operator):
+                return None
+            if to is ExecutionStatus.COMPENSATING:
+                # A new compensation run: its failure is counted afresh.
+                cur.execute("UPDATE executions SET ended_at = NULL WHERE id = %s",
+                            (execution_id,))
+            record_event(cur, events.moved(event_type, saga_id=row["saga_id"], status=to,
+                                           execution_error=error or events.ABSENT, **data),
+                         execution_id=execution_id, at=at)
+            return load_execution(cur, execution_id)
+
+    def resume(self, execution_id: str, steps: Sequence[str], by: str) -> Execution | None:
+        with self._db.transaction() as cur:
+            row = lock_execution(cur, execution_id)
+            if row is None or row["status"] != ExecutionStatus.PARKED.value or \
+                    not accepts_decision(row["resolved_by"]):
+                return None
+            at = now()
+            if not set_execution_status(cur, execution_id, ExecutionStatus.RUNNING, at=at,
+                                        by_operator=True):
+                return None
+            cur.execute("UPDATE executions SET error = NULL, ended_at = NULL WHERE id = %s",
+                        (execution_id,))
+            reset = []
+            for step_id in steps:
+                cur.execute("UPDATE step_runs SET status = %s, error = NULL, "
+                            "retry_base = action_attempts, ended_at = NULL "
+                            "WHERE execution_id = %s AND step_id = %s",
+                            (StepStatus.PENDING.value, execution_id, step_id))
+                reset.append({"step_id": step_id, **step_record(cur, execution_id, step_id)})
+            record_event(cur, events.saga_resumed(saga_id=row["saga_id"],
+                                                  status=ExecutionStatus.RUNNING, by=by,
+                                                  steps=reset),
+                         execution_id=execution_id, at=at)
+            return load_execution(cur, execution_id)
+
+    def resolve(self, execution_id: str, by: str, reason: str) -> Execution | None:
+        # Check and act under the row lock: of concurrent resolves (or a resolve racing a
+        # retry) exactly one commits its decision and its event; the others get None.
+        with self._db.transaction() as cur:
+            row = lock_execution(cur, execution_id)
+            if row is None or not can_resolve(ExecutionStatus(row["status"]),
+                                              row["resolved_by"]):
+                return None
+            at = now()
+            if not resolve_execution(cur, execution_id, by=by, reason=reason, at=at):
+                return None
+            record_event(cur, events.saga_resolved(saga_id=row["saga_id"], by=by,
+                                                   reason=reason),
+                         execution_id=execution_id, at=at)
+            return load_execution(cur, execution_id)
+
+    def count_active(self, saga_id: str) -> int:
+        with self._db.transaction() as cur:
+            cur.execute("SELECT COUNT(*) AS n FROM executions WHERE saga_id = %s "
+                        f"AND status IN ({_ACTIVE_MARKS})", (saga_id, *_ACTIVE_VALUES))
+            return int(cur.fetchone()["n"])
+
+    def pinned_revisions(self, saga_id: str) -> list[int]:
+        with self._db.transaction() as cur:
+            cur.execute("SELECT DISTINCT revision FROM executions WHERE saga_id = %s "
+                        "ORDER BY revision", (saga_id,))
+            return [row["revision"] for row in cur.fetchall()]
+
+    def unsettled(self, older_than_seconds: float, limit: int) -> list[Execution]:
+        with self._db.transaction() as cur:
+            cur.execute(f"SELECT * FROM executions WHERE status IN ({_ACTIVE_MARKS}) "
+                        "AND updated_at < UTC_TIMESTAMP(6) - INTERVAL %s MICROSECOND "
+                        "ORDER BY updated_at LIMIT %s",
+                        (*_ACTIVE_VALUES, int(older_than_seconds * 1_000_000), limit))
+            return [row_to_execution(row) for row in cur.fetchall()]

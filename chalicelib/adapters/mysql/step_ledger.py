@@ -1,0 +1,142 @@
+"""The step ledger in MySQL: row locks FOR UPDATE, one connection transaction per ledger
+transaction, and the write model's own statements (chalicelib.adapters.mysql.executions)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.adapters.mysql import executions as records
+from chalicelib.adapters.mysql.connector import MySQLConnector
+from chalicelib.adapters.mysql.executions import naive_utc
+from chalicelib.domain.executions import Execution
+from chalicelib.domain.lifecycle import ExecutionStatus, Outcome, Phase, StepStatus
+from chalicelib.domain.step_context import Cursor
+from chalicelib.domain.step_runs import EventBatch, LockedExecution, LockedStep
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    return at.replace(tzinfo=UTC) if at is not None else None
+
+
+def _error(raw: Any) -> dict[str, Any] | None:
+    return json.loads(raw) if isinstance(raw, str | bytes) else raw
+
+
+class MySQLLedgerTransaction:
+    def __init__(self, cur: Cursor) -> None:
+        self._cur = cur
+        # The rows locked here: their last_sequence continues the events' numbering, and
+        # the full row is parsed into an Execution only if asked (its input may be large).
+        self._rows: dict[str, dict[str, Any]] = {}
+
+    @property
+    def cursor(self) -> Cursor:
+        return self._cur
+
+    def lock_execution(self, execution_id: str) -> LockedExecution | None:
+        row = records.lock_execution(self._cur, execution_id)
+        if row is None:
+            return None
+        self._rows[execution_id] = row
+        return LockedExecution(id=row["id"], saga_id=row["saga_id"],
+                               revision=int(row["revision"]),
+                               status=ExecutionStatus(row["status"]), error=_error(row["error"]))
+
+    def lock_step(self, execution_id: str, step_id: str) -> LockedStep | None:
+        run = records.lock_step_run(self._cur, execution_id, step_id)
+        if run is None:
+            return None
+        return LockedStep(step_id=run["step_id"], status=StepStatus(run["status"]),
+                          action_attempts=int(run["action_attempts"]),
+                          compensation_attempts=int(run["compensation_attempts"]),
+                          result=json.loads(run["result"]) if run["result"] else None,
+                          error=json.loads(run["error"]) if run["error"] else None,
+                          retry_base=int(run.get("retry_base") or 0),
+                          action_deadline=_aware(run.get("action_deadline")))
+
+    def load_execution(self, execution_id: str) -> Execution:
+        return records.row_to_execution(self._rows[execution_id])
+
+    def results(self, execution_id: str) -> dict[str, dict[str, Any]]:
+        return records.step_results(self._cur, execution_id)
+
+    def next_step(self, execution_id: str, step_id: str) -> str | None:
+        self._cur.execute("SELECT step_id FROM step_runs WHERE execution_id = %s AND position > "
+                          "(SELECT position FROM step_runs WHERE execution_id = %s AND "
+                          "step_id = %s) ORDER BY position LIMIT 1",
+                          (execution_id, execution_id, step_id))
+        row = self._cur.fetchone()
+        return row["step_id"] if row else None
+
+    def steps_in(self, execution_id: str, status: StepStatus) -> list[str]:
+        self._cur.execute("SELECT step_id FROM step_runs WHERE execution_id = %s AND "
+                          "status = %s ORDER BY position", (execution_id, status.value))
+        return [row["step_id"] for row in self._cur.fetchall()]
+
+    def record_attempt(self, execution_id: str, step_id: str, *, phase: Phase, attempt: int,
+                       outcome: Outcome, started: datetime, ended: datetime,
+                       error_type: str | None = None,
+                       error_message: str | None = None) -> None:
+        records.insert_attempt(self._cur, execution_id, step_id, phase=phase, attempt=attempt,
+                               outcome=outcome, started=naive_utc(started), ended=naive_utc(ended),
+                               error_type=error_type, error_message=error_message)
+
+    def claim_attempt(self, execution_id: str, step_id: str, *, phase: Phase,
+                      deadline: datetime) -> int:
+        return records.claim_attempt(self._cur, execution_id, step_id, phase=phase,
+                                     deadline=naive_utc(deadline))
+
+    def record_outcome(self, execution_id: str, step_id: str, *, status: StepStatus,
+                       phase: Phase, at: datetime, started: datetime,
+                       result: dict[str, Any] | None = None,
+                       error: dict[str, Any] | None = None,
+                       claimed: bool = False,
+                       answered_by: datetime | None = None) -> dict[str, Any]:
+        records.update_step_run(self._cur, execution_id, step_id, status=status, phase=phase,
+                                at=naive_utc(at), result=result, error=error,
+                                started=naive_utc(started), count_attempt=not claimed,
+                                answered_by=None if answered_by is None
+                                else naive_utc(answered_by))
+        return records.step_record(self._cur, execution_id, step_id)
+
+    def set_execution_status(self, execution_id: str, status: ExecutionStatus, *,
+                             at: datetime, error: dict[str, Any] | None = None) -> bool:
+        return records.set_execution_status(self._cur, execution_id, status, at=naive_utc(at),
+                                            error=error)
+
+    def set_execution_error(self, execution_id: str, error: dict[str, Any]) -> None:
+        records.set_execution_error(self._cur, execution_id, error)
+
+    def set_execution_output(self, execution_id: str, output: dict[str, Any] | None,
+                             error: dict[str, Any] | None = None) -> None:
+        self._cur.execute("UPDATE executions SET output = %s, output_error = %s WHERE id = %s",
+                          (None if output is None else json.dumps(output),
+                           None if error is None else json.dumps(error), execution_id))
+
+    def append_events(self, execution_id: str, batch: EventBatch) -> None:
+        timed = [(event, naive_utc(at)) for event, at in batch]
+        row = self._rows.get(execution_id)
+        if row is not None:
+            # Locked here: continue from the last_sequence read under the lock.
+            records.append_events(self._cur, row, timed)
+            return
+        for event, at in timed:
+            records.record_event(self._cur, event, execution_id=execution_id, at=at)
+
+
+class MySQLStepLedger:
+    def __init__(self, connector: MySQLConnector) -> None:
+        self._db = connector
+
+    @contextmanager
+    def transaction(self) -> Iterator[MySQLLedgerTransaction]:
+        with self._db.transaction() as cur:
+            yield MySQLLedgerTransaction(cur)
+
+    def peek(self, execution_id: str) -> Execution | None:
+        with self._db.transaction() as cur:
+            return records.load_execution(cur, execution_id, with_steps=False)

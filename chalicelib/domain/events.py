@@ -1,0 +1,302 @@
+"""Events: what every state change publishes, and the one builder of each type's data. Pure.
+
+A builder decides its event's data keys; the stores persist the Event they are given inside
+their transaction, where the envelope (id, key, subject, sequence, time) is added.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # the domain's models import this module's names
+    from chalicelib.domain.executions import Execution, StepShape
+    from chalicelib.domain.models import StoredSaga
+
+SOURCE = "saga-orchestrator"
+
+DEFINITION_CREATED = "saga.definition.created"
+DEFINITION_UPDATED = "saga.definition.updated"
+DEFINITION_DELETED = "saga.definition.deleted"
+# Keyed by saga id and not an execution's: the read model and the push feed tell them apart.
+DEFINITION_EVENTS: frozenset[str] = frozenset({DEFINITION_CREATED, DEFINITION_UPDATED,
+                                               DEFINITION_DELETED})
+EXECUTION_STARTED = "saga.execution.started"
+RUN_STARTED = "saga.execution.run_started"
+STEP_ABORTED = "saga.step.aborted"
+STEP_STARTED = "saga.step.started"
+STEP_SUCCEEDED = "saga.step.succeeded"
+STEP_FAILED = "saga.step.failed"
+STEP_RETRIED = "saga.step.retried"
+# An action's last attempt ended with its outcome unknown: the step is compensated.
+STEP_OUTCOME_UNKNOWN = "saga.step.outcome_unknown"
+COMPENSATION_STARTED = "saga.compensation.started"
+STEP_COMPENSATED = "saga.step.compensated"
+STEP_COMPENSATION_FAILED = "saga.step.compensation_failed"
+COMPENSATION_FAILED = "saga.compensation.failed"
+SAGA_COMPLETED = "saga.completed"
+SAGA_COMPENSATED = "saga.compensated"
+SAGA_FAILED = "saga.failed"
+SAGA_RESOLVED = "saga.resolved"
+# After its pivot a saga only goes forward: a retriable step out of attempts parks it, and an
+# operator's retry forward resumes it.
+SAGA_PARKED = "saga.parked"
+SAGA_RESUMED = "saga.resumed"
+
+
+def envelope(event_type: str, *, key: str, subject: str, sequence: int,
+             data: dict[str, Any], event_id: str | None = None,
+             time: datetime | None = None) -> dict[str, Any]:
+    """key orders events (execution id, or saga id for definitions); sequence counts per key."""
+    return {
+        "id": event_id or str(uuid.uuid4()),
+        "type": event_type,
+        "source": SOURCE,
+        "time": (time or datetime.now(UTC)).isoformat(),
+        "subject": subject,
+        "key": key,
+        "sequence": sequence,
+        "data": data,
+    }
+
+
+# -- the builders ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Event:
+    """An event before its envelope: its type and exactly the data production sends."""
+
+    type: str
+    data: dict[str, Any]
+
+
+class _Absent(Enum):
+    ABSENT = "absent"
+
+
+# A key left out, not null: the read model keeps what it has (a null execution_error clears it).
+ABSENT = _Absent.ABSENT
+Maybe = Literal[_Absent.ABSENT]
+
+
+def _event(event_type: str, **data: Any) -> Event:
+    return Event(event_type, {key: value for key, value in data.items() if value is not ABSENT})
+
+
+def _iso(at: datetime) -> str:
+    """UTC (a naive time is taken as UTC)."""
+    return (at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)).isoformat()
+
+
+# -- definitions (keyed by saga id)
+
+def _summary(saga: StoredSaga) -> dict[str, Any]:
+    return {"saga_id": saga.id, "version": saga.version, "revision": saga.revision,
+            "active": saga.active, "steps": [step.id for step in saga.steps]}
+
+
+def definition_created(saga: StoredSaga, *, action: str) -> Event:
+    return Event(DEFINITION_CREATED, {**_summary(saga), "action": action})
+
+
+def definition_updated(saga: StoredSaga, *, action: str) -> Event:
+    """A new version, or (action set_active) the saga switched on or off."""
+    return Event(DEFINITION_UPDATED, {**_summary(saga), "action": action})
+
+
+def definition_deleted(*, saga_id: str, version: str) -> Event:
+    return _event(DEFINITION_DELETED, saga_id=saga_id, version=version)
+
+
+# -- an execution's own changes (keyed by execution id)
+
+def execution_started(execution: Execution, shapes: Sequence[StepShape]) -> Event:
+    return _event(EXECUTION_STARTED, saga_id=execution.saga_id, version=execution.version,
+                  revision=execution.revision, steps=[shape.step_id for shape in shapes],
+                  shape=[shape.model_dump(mode="json") for shape in shapes],
+                  input=execution.input, faults=[f.model_dump() for f in execution.faults],
+                  state_machine_arn=execution.state_machine_arn)
+
+
+def run_started(*, saga_id: str | None, state_machine_arn: str | None,
+                run_arn: str | None) -> Event:
+    return _event(RUN_STARTED, saga_id=saga_id, state_machine_arn=state_machine_arn,
+                  run_arn=run_arn)
+
+
+def compensation_started(*, saga_id: str, status: str,
+                         execution_error: dict[str, Any] | Maybe | None = ABSENT,
+                         cause: dict[str, Any] | Maybe | None = ABSENT,
+                         reason: str | Maybe = ABSENT, by: str | Maybe = ABSENT) -> Event:
+    """cause: a step's undo began the compensation; reason and by: an operator asked."""
+    return _event(COMPENSATION_STARTED, saga_id=saga_id, status=str(status), cause=cause,
+                  execution_error=execution_error, reason=reason, by=by)
+
+
+def _ended(event_type: str, *, saga_id: str, status: str,
+           execution_error: dict[str, Any] | Maybe | None, reason: str | Maybe,
+           reconciled: bool | Maybe, **extra: Any) -> Event:
+    return _event(event_type, saga_id=saga_id, status=str(status),
+                  execution_error=execution_error, reason=reason, reconciled=reconciled,
+                  **extra)
+
+
+def saga_completed(*, saga_id: str, status: str,
+                   execution_error: dict[str, Any] | Maybe | None = ABSENT,
+                   output: dict[str, Any] | Maybe | None = ABSENT,
+                   output_error: dict[str, Any] | Maybe | None = ABSENT,
+                   reason: str | Maybe = ABSENT, reconciled: bool | Maybe = ABSENT) -> Event:
+    """output and output_error: the recorder's; reason and reconciled: the reconciler's."""
+    return _ended(SAGA_COMPLETED, saga_id=saga_id, status=status,
+                  execution_error=execution_error, reason=reason, reconciled=reconciled,
+                  output=output, output_error=output_error)
+
+
+def saga_compensated(*, saga_id: str, status: str,
+                     execution_error: dict[str, Any] | Maybe | None = ABSENT,
+                     reason: str | Maybe = ABSENT, reconciled: bool | Maybe = ABSENT) -> Event:
+    return _ended(SAGA_COMPENSATED, saga_id=saga_id, status=status,
+                  execution_error=execution_error, reason=reason, reconciled=reconciled)
+
+
+def saga_failed(*, saga_id: str, status: str,
+                execution_error: dict[str, Any] | Maybe | None = ABSENT,
+                reason: str | Maybe = ABSENT, reconciled: bool | Maybe = ABSENT) -> Event:
+    """status: FAILED or TIMED_OUT (one event type for both)."""
+    return _ended(SAGA_FAILED, saga_id=saga_id, status=status,
+                  execution_error=execution_error, reason=reason, reconciled=reconciled)
+
+
+def compensation_failed(*, saga_id: str, status: str,
+                        execution_error: dict[str, Any] | Maybe | None = ABSENT,
+                        reason: str | Maybe = ABSENT,
+                        reconciled: bool | Maybe = ABSENT) -> Event:
+    return _ended(COMPENSATION_FAILED, saga_id=saga_id, status=status,
+                  execution_error=execution_error, reason=reason, reconciled=reconciled)
+
+
+def saga_parked(*, saga_id: str, status: str,
+                execution_error: dict[str, Any] | Maybe | None = ABSENT,
+                reason: str | Maybe = ABSENT, reconciled: bool | Maybe = ABSENT) -> Event:
+    return _ended(SAGA_PARKED, saga_id=saga_id, status=status,
+                  execution_error=execution_error, reason=reason, reconciled=reconciled)
+
+
+def saga_resumed(*, saga_id: str, status: str, by: str,
+                 steps: Sequence[Mapping[str, Any]]) -> Event:
+    """steps: each reset step's step_id and its record as the write model holds it now."""
+    return _event(SAGA_RESUMED, saga_id=saga_id, status=str(status), by=by,
+                  execution_error=None, steps=[dict(step) for step in steps])
+
+
+def saga_resolved(*, saga_id: str, by: str, reason: str) -> Event:
+    return _event(SAGA_RESOLVED, saga_id=saga_id, by=by, reason=reason)
+
+
+_MOVES: dict[str, Callable[..., Event]] = {
+    COMPENSATION_STARTED: compensation_started, SAGA_COMPLETED: saga_completed,
+    SAGA_COMPENSATED: saga_compensated, SAGA_FAILED: saga_failed,
+    COMPENSATION_FAILED: compensation_failed, SAGA_PARKED: saga_parked,
+}
+
+
+def moved(event_type: str, *, saga_id: str, status: str,
+          execution_error: dict[str, Any] | Maybe | None = ABSENT, **detail: Any) -> Event:
+    """The event of an execution's move to `status` (ExecutionStore.transition): built by its
+    type's builder, which refuses a detail that type does not carry."""
+    builder = _MOVES.get(event_type)
+    if builder is None:
+        raise ValueError(f"{event_type} is not the event of a store's status move")
+    return builder(saga_id=saga_id, status=status, execution_error=execution_error, **detail)
+
+
+# -- a step's attempts (keyed by execution id)
+
+@dataclass(frozen=True)
+class StepAttempt:
+    """Which attempt of which step an event reports, and when it ran."""
+
+    saga_id: str
+    step_id: str
+    attempt: int
+    phase: str
+    started: datetime
+    ended: datetime
+
+    def data(self) -> dict[str, Any]:
+        return {"saga_id": self.saga_id, "step_id": self.step_id, "attempt": self.attempt,
+                "phase": str(self.phase), "started_at": _iso(self.started),
+                "duration_ms": int((self.ended - self.started).total_seconds() * 1000)}
+
+
+def step_started(attempt: StepAttempt) -> Event:
+    """An action's first attempt (its times are those of the attempt that succeeded)."""
+    return Event(STEP_STARTED, attempt.data())
+
+
+def step_succeeded(attempt: StepAttempt, *, result: Any, step: Mapping[str, Any]) -> Event:
+    """step: the step's record as the write model holds it after the attempt."""
+    return Event(STEP_SUCCEEDED, {**attempt.data(), "result": result, "step": dict(step)})
+
+
+def step_compensated(attempt: StepAttempt, *, result: Any, step: Mapping[str, Any]) -> Event:
+    return Event(STEP_COMPENSATED, {**attempt.data(), "result": result, "step": dict(step)})
+
+
+def step_aborted(attempt: StepAttempt, *, error: Mapping[str, Any]) -> Event:
+    """A delivery of an action its execution moved on from: the step keeps its record."""
+    return Event(STEP_ABORTED, {**attempt.data(), "error": dict(error)})
+
+
+def _attempt_failed(event_type: str, attempt: StepAttempt, *, error: Mapping[str, Any],
+                    outcome: str, step: Mapping[str, Any], result: Any = ABSENT,
+                    execution_error: dict[str, Any] | Maybe = ABSENT) -> Event:
+    return _event(event_type, **attempt.data(), error=dict(error), outcome=str(outcome),
+                  result=result, execution_error=execution_error, step=dict(step))
+
+
+def step_retried(attempt: StepAttempt, *, error: Mapping[str, Any], outcome: str,
+                 step: Mapping[str, Any], result: Any = ABSENT) -> Event:
+    """result: a late answer kept with an unknown outcome."""
+    return _attempt_failed(STEP_RETRIED, attempt, error=error, outcome=outcome, step=step,
+                           result=result)
+
+
+def step_failed(attempt: StepAttempt, *, error: Mapping[str, Any], outcome: str,
+                step: Mapping[str, Any], execution_error: dict[str, Any]) -> Event:
+    return _attempt_failed(STEP_FAILED, attempt, error=error, outcome=outcome, step=step,
+                           execution_error=execution_error)
+
+
+def step_outcome_unknown(attempt: StepAttempt, *, error: Mapping[str, Any], outcome: str,
+                         step: Mapping[str, Any], execution_error: dict[str, Any],
+                         result: Any = ABSENT) -> Event:
+    return _attempt_failed(STEP_OUTCOME_UNKNOWN, attempt, error=error, outcome=outcome,
+                           step=step, result=result, execution_error=execution_error)
+
+
+def step_compensation_failed(attempt: StepAttempt, *, error: Mapping[str, Any], outcome: str,
+                             step: Mapping[str, Any],
+                             execution_error: dict[str, Any]) -> Event:
+    return _attempt_failed(STEP_COMPENSATION_FAILED, attempt, error=error, outcome=outcome,
+                           step=step, execution_error=execution_error)
+
+
+_FAILURES: dict[str, Callable[..., Event]] = {
+    STEP_RETRIED: step_retried, STEP_FAILED: step_failed,
+    STEP_OUTCOME_UNKNOWN: step_outcome_unknown,
+    STEP_COMPENSATION_FAILED: step_compensation_failed,
+}
+
+
+def attempt_failed(event_type: str, attempt: StepAttempt, **fields: Any) -> Event:
+    """The event of a failed attempt, of the type the lifecycle's step table chose: built by
+    that type's builder (a retried attempt carries no execution_error, a final one does)."""
+    builder = _FAILURES.get(event_type)
+    if builder is None:
+        raise ValueError(f"{event_type} is not the event of a failed attempt")
+    return builder(attempt, **fields)

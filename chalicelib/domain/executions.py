@@ -1,0 +1,219 @@
+"""Executions as the service records and reports them. Data only."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+from chalicelib.domain.lifecycle import (  # noqa: F401  (re-exported: the domain's names)
+    ExecutionStatus,
+    Phase,
+    StepKind,
+    StepStatus,
+    allowed_from,
+    can_transition,
+)
+from chalicelib.domain.redaction import without_paths
+from chalicelib.durations import parse_duration_ms
+
+
+def failure_cause(steps: list[StepRun]) -> dict[str, Any] | None:
+    """The action failure that made an execution give up, as its steps recorded it."""
+    for step in sorted(steps, key=lambda s: s.position):
+        if step.status is StepStatus.FAILED and step.error:
+            return execution_error(step.step_id, Phase.ACTION, step.error.get("type"),
+                                   step.error.get("message"))
+    return None
+
+
+class Fault(BaseModel):
+    """A failure to inject into one step (only where config enables fault injection)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    step_id: str = Field(min_length=1, max_length=100)
+    phase: str = Field(default=Phase.ACTION.value, pattern=f"^({'|'.join(Phase)})$")
+    error: str = Field(default="InjectedFault", pattern=r"^[A-Za-z][A-Za-z0-9_.]{0,99}$")
+    # Fail this many attempts, then let the step run (0 with a delay: delay only).
+    times: int = Field(default=1, ge=0, le=100)
+    # Sleep this long before working: longer than the step's timeout makes it time out.
+    delay: str | None = None
+    # Raise the error as permanent (no retries).
+    permanent: bool = False
+
+    @field_validator("delay")
+    @classmethod
+    def _a_duration(cls, delay: str | None) -> str | None:
+        if delay is not None:
+            parse_duration_ms(delay)  # ValueError says what a duration looks like
+        return delay
+
+
+class ExecutionError(BaseModel):
+    """Why an execution did not complete: which step, in which phase, failed how."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    step_id: str | None = None
+    phase: str | None = None
+    type: str
+    message: str
+    # A failed compensation: every step whose compensation failed for good (parallel undos
+    # of a group may fail side by side).
+    failed_steps: list[str] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_lists(self, handler: Any) -> Any:
+        # Only a failed compensation lists its steps; other errors keep their four fields.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("failed_steps") is None:
+            data.pop("failed_steps", None)
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_shapes(cls, value: Any) -> Any:
+        # Rows written before errors had this shape (a machine's raw {"Error", "Cause"}, or
+        # an unsanitized message) are served in it, cleaned.
+        if isinstance(value, dict):
+            kind = value.get("type") or value.get("Error")
+            message = value.get("message", value.get("Cause"))
+            return {**value, **clean_error(kind, message)}
+        return value
+
+
+MAX_ERROR_MESSAGE = 500
+
+
+def clean_error(error_type: str | None, message: str | None) -> dict[str, str]:
+    """An error as stored and served: its type and the first line of its message, with no
+    traceback, no file paths and no URL's secrets (the full text belongs in the logs only)."""
+    text = str(message or "")
+    if text.lstrip().startswith("{"):  # Step Functions' Cause for a Lambda error is JSON
+        try:
+            cause = json.loads(text)
+            if isinstance(cause, dict):
+                error_type = error_type or cause.get("errorType")
+                text = str(cause.get("errorMessage") or "")
+        except ValueError:
+            pass
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.strip().startswith(("Traceback", 'File "'))]
+    first = without_paths(lines[0] if lines else "")[:MAX_ERROR_MESSAGE]
+    kind = without_paths(str(error_type or "Error"))[:100]
+    return {"type": kind, "message": first}
+
+
+def execution_error(step_id: str | None, phase: str | None, error_type: str | None,
+                    message: str | None) -> dict[str, Any]:
+    # A Phase is stored as its plain value (str() of a StrEnum member).
+    return {"step_id": step_id, "phase": None if phase is None else str(phase),
+            **clean_error(error_type, message)}
+
+
+class OutputError(BaseModel):
+    """Why a COMPLETED execution has no output: the first reference of its saga's output
+    mapping whose value was absent when it completed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    field: str  # where in the output mapping ("car", "trip.ids[0]")
+    reference: str  # what it names ("$.results.car.booking_id")
+    message: str
+
+
+class Attempt(BaseModel):
+    phase: str
+    attempt: int
+    outcome: str
+    error_type: str | None = None
+    error_message: str | None = None
+    started_at: datetime
+    ended_at: datetime
+    duration_ms: int
+
+
+class StepShape(BaseModel):
+    """A step's place in its saga as an execution records it: the parallel group it runs in
+    (the order its group shares) and its kind."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step_id: str
+    group: int
+    kind: StepKind
+
+    @classmethod
+    def of(cls, step: Any) -> StepShape:
+        """From a runnable step (chalicelib.domain.models.Step)."""
+        return cls(step_id=step.id, group=step.group, kind=step.kind)
+
+
+class StepRun(BaseModel):
+    step_id: str
+    position: int
+    # None for executions recorded before steps had a shape.
+    group: int | None = None
+    kind: StepKind | None = None
+    status: StepStatus
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    action_attempts: int = 0
+    compensation_attempts: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    compensated_at: datetime | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    # Action attempts before the current round (a retry forward starts one): bookkeeping of
+    # the write model, not shown.
+    retry_base: int = Field(default=0, exclude=True)
+    # The latest deadline an action attempt was given (the late-action rule): bookkeeping.
+    action_deadline: datetime | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _attempts_in_time_order(self) -> StepRun:
+        # A timeline in the order things happened, whichever was recorded first (a late
+        # attempt's record may come after the compensation that followed it); stable, so
+        # attempts that started together keep the order they were recorded in.
+        self.attempts.sort(key=lambda attempt: attempt.started_at)
+        return self
+
+
+class Execution(BaseModel):
+    id: str
+    saga_id: str
+    revision: int
+    version: str
+    status: ExecutionStatus
+    input: dict[str, Any]
+    faults: list[Fault] = Field(default_factory=list)
+    # Set whenever the status is not RUNNING or COMPLETED: why it did not complete.
+    error: ExecutionError | None = None
+    # A COMPLETED execution's output: its saga's output mapping, resolved when it completed.
+    output: dict[str, Any] | None = None
+    # Set when that mapping could not be resolved (the output is then None): the execution
+    # still completed, every step succeeded; the mapping is at fault, and this says where.
+    output_error: OutputError | None = None
+    state_machine_arn: str | None = None
+    sfn_execution_arn: str | None = None
+    started_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None = None
+    resolved_by: str | None = None
+    resolution: str | None = None
+    steps: list[StepRun] = Field(default_factory=list)
+    # Where this view comes from and how fresh it is: {"source": "read_model", "sequence": n,
+    # "projected_at": t}, n the execution's last event applied; or {"source": "write_model",
+    # "sequence": n} (before the first projection, or while the read model is unreachable).
+    # To read your own write, wait until the read model's sequence reaches the one it returned.
+    consistency: dict[str, Any] | None = None

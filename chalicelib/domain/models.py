@@ -1,0 +1,139 @@
+"""Saga definitions as the API receives and returns them. Data only: rules live in validation.py.
+
+The models parse shapes and types; every value rule (lengths, ranges, formats, uniqueness) comes
+from the configured validation rules, so that a request can be told all of its faults at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.domain.lifecycle import DEFAULT_KIND, Phase, StepKind
+
+
+class _Model(BaseModel):
+    # Strict: JSON's types as sent, never coerced ("1", 1.0 or true are not an order of 1).
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, strict=True)
+
+
+class StepDefinition(_Model):
+    id: str | None = None
+    name: str | None = None
+    description: str | None = None
+    # Active steps that share an order form a group and run in parallel.
+    order: int | None = None
+    # compensatable (the default), pivot or retriable: see chalicelib/domain/lifecycle.py.
+    kind: str | None = None
+    action: str | None = None
+    compensation: str | None = None
+    max_retries: int | None = None
+    timeout: str | None = None
+    active: bool = True
+    type: str | None = None
+    # Free-form settings handed to the action and compensation (amounts, SKUs, targets, ...).
+    config: dict[str, Any] = Field(default_factory=dict)
+    # What the step receives as its input: literals and references to the execution's input
+    # and earlier steps' results (chalicelib/domain/mapping.py). None: the whole saga input.
+    input: dict[str, Any] | None = None
+
+
+class SagaDefinition(_Model):
+    id: str | None = None
+    name: str | None = None
+    description: str | None = None
+    version: str | None = None
+    steps: list[StepDefinition] = Field(default_factory=list)
+    active: bool = True
+    type: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    # What a COMPLETED execution produces: a mapping (chalicelib/domain/mapping.py) resolved
+    # against the input and every step's result when it completes.
+    output: dict[str, Any] | None = None
+
+
+# What a step gets when its definition leaves these out: applied once, by Step.of.
+DEFAULT_TIMEOUT = "30s"
+DEFAULT_MAX_RETRIES = 0
+
+
+class Step(BaseModel):
+    """A step as the service runs it: validated, every field the compiler and the step runtime
+    rely on set, defaults applied. Built from a stored definition by Step.of."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    order: int
+    action: str
+    # None only for a retriable step, which is never compensated.
+    compensation: str | None
+    max_retries: int
+    timeout: str
+    active: bool
+    name: str | None = None
+    type: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    input: dict[str, Any] | None = None
+    kind: StepKind = DEFAULT_KIND
+
+    @property
+    def group(self) -> int:
+        """The parallel group it runs in: the order it shares with its siblings."""
+        return self.order
+
+    def target(self, phase: Phase) -> str | None:
+        """What runs in a phase: the action, or the compensation (None: a retriable step's)."""
+        return self.action if phase is Phase.ACTION else self.compensation
+
+    @classmethod
+    def of(cls, definition: StepDefinition) -> Step:
+        """The runnable step of a definition that passed validation (whose invariants make
+        id, order and action present, and a compensation for every step but a retriable)."""
+        kind = StepKind(definition.kind) if definition.kind else DEFAULT_KIND
+        if (definition.id is None or definition.order is None or not definition.action
+                or (not definition.compensation and kind is not StepKind.RETRIABLE)):
+            raise ValueError(f"step {definition.id!r} is not a validated definition: it needs "
+                             "an id, an order, an action and a compensation")
+        return cls(id=definition.id, order=definition.order, action=definition.action,
+                   compensation=definition.compensation or None, kind=kind,
+                   max_retries=(DEFAULT_MAX_RETRIES if definition.max_retries is None
+                                else definition.max_retries),
+                   timeout=definition.timeout or DEFAULT_TIMEOUT, active=definition.active,
+                   name=definition.name, type=definition.type, config=definition.config,
+                   input=definition.input)
+
+
+class StoredSaga(BaseModel):
+    """A validated definition version as stored, with what the store adds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    description: str
+    version: str
+    revision: int
+    steps: list[StepDefinition]
+    active: bool
+    type: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    output: dict[str, Any] | None = None
+    created_at: datetime
+    updated_at: datetime
+    version_created_at: datetime
+
+    def active_steps(self) -> list[Step]:
+        """The steps that run, in order (a group's steps in the order the definition lists
+        them)."""
+        return sorted((Step.of(s) for s in self.steps if s.active), key=lambda s: s.order)
+
+    def pivot(self) -> Step | None:
+        """Its pivot step, if it has one: past it the saga never compensates."""
+        return next((s for s in self.active_steps() if s.kind is StepKind.PIVOT), None)
+
+    def step(self, step_id: str) -> Step | None:
+        found = next((s for s in self.steps if s.id == step_id), None)
+        return Step.of(found) if found is not None else None

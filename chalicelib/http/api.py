@@ -1,0 +1,298 @@
+"""HTTP plumbing shared by the routes: the caller and their role, rate limits, reading bodies
+into the use cases' request models, and one error format.
+
+Every error answers {"error": {"code", "message", ...details}}, its status and code from the
+table of chalicelib/http/http_errors.py; validation errors add
+"violations": [{"field", "rule", "message", "value"}].
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from chalice import Response
+from chalice.app import Request
+
+from chalicelib.adapters.cursors import CursorSeal
+from chalicelib.adapters.mysql.connector import unavailable
+from chalicelib.adapters.mysql.rate_limit import RateLimited
+from chalicelib.config import Settings
+from chalicelib.domain.errors import BadRequest, ErrorKind, SagaError
+from chalicelib.domain.models import SagaDefinition, StepDefinition
+from chalicelib.domain.requests import ExecuteRequest, RequestModel, parse_request
+from chalicelib.domain.storable import nesting_depth
+from chalicelib.domain.validation import parse_definition, parse_step
+from chalicelib.http.auth import (
+    ANONYMOUS_ADMIN,
+    MISSING_TOKEN,
+    Principal,
+    Role,
+    Unauthenticated,
+    role_named,
+)
+from chalicelib.http.http_errors import http_error
+from chalicelib.usecases.ports import Actor
+
+logger = logging.getLogger(__name__)
+JSON = {"Content-Type": "application/json"}
+Model = TypeVar("Model", bound=RequestModel)
+
+
+class EdgeParts(Protocol):
+    """What the edge reads of the process's Container. The root hands it over (`use_parts`,
+    from app.py) rather than the edge importing the root, which sits above it."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def cursor_seal(self) -> CursorSeal: ...
+
+
+# Called on each use, so a Container swapped in later (tests, tools) is the one read.
+_parts: list[Callable[[], EdgeParts]] = []
+
+
+def use_parts(parts: Callable[[], EdgeParts]) -> None:
+    """Where the edge gets the process's parts from (app.py: the process's Container)."""
+    _parts[:] = [parts]
+
+
+def _edge() -> EdgeParts:
+    if not _parts:
+        raise RuntimeError("the edge has no parts yet: app.py hands them over with use_parts")
+    return _parts[0]()
+
+
+def _settings() -> Settings:
+    """The settings of the process's Container (the one the handlers use)."""
+    return _edge().settings
+
+
+def _cursor_seal() -> CursorSeal:
+    return _edge().cursor_seal
+
+
+def error_response(status: int, code: str, message: str, **details: Any) -> Response:
+    return Response(body={"error": {"code": code, "message": message, **details}},
+                    status_code=status, headers=JSON)
+
+
+def kind_response(kind: ErrorKind, message: str, **details: Any) -> Response:
+    """An error of `kind` with the status and code the table gives it."""
+    status, code = http_error(kind)
+    return error_response(status, code, message, **details)
+
+
+def in_error_format(response: Response) -> Response:
+    """Chalice's own refusals (405, 415, ...) say {"Code", "Message"}; give them ours."""
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and set(body) == {
+            "Code", "Message"}:
+        code = re.sub(r"(?<!^)(?=[A-Z])", "_", str(body["Code"])).lower()
+        code = code.removesuffix("_error")
+        response.body = {"error": {"code": code, "message": str(body["Message"])}}
+        response.headers = {**(response.headers or {}), **JSON}
+    return response
+
+
+def json_body(request: Request, *, required: bool = True) -> Any:
+    """The parsed JSON body; 400 for a missing, malformed or too deeply nested one, 413 for
+    one over the size limit."""
+    limits = _settings().limits
+    raw = request.raw_body
+    if not raw:
+        if required:
+            raise _BodyError("the request needs a JSON body")
+        return None
+    if len(raw) > limits.max_body_bytes:
+        raise _TooLarge(f"the body is {len(raw)} bytes; the limit is {limits.max_body_bytes}")
+    try:
+        body = json.loads(raw, object_pairs_hook=_unique_keys)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _BodyError(f"the body is not valid JSON: {error}") from None
+    except _DuplicateKey as duplicate:
+        raise _BodyError(f"the body names {duplicate.key!r} more than once in one object",
+                         field=duplicate.key) from None
+    except RecursionError:
+        raise _BodyError(f"the body nests deeper than {limits.max_json_depth} levels") from None
+    if nesting_depth(body, limits.max_json_depth) > limits.max_json_depth:
+        raise _BodyError(f"the body nests deeper than {limits.max_json_depth} levels")
+    return body
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads keeps the last of repeated keys; which one a client meant is unknowable."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def body_as(request: Request, model: type[Model]) -> Model:
+    """The JSON body as the request model `model`; 400 naming every wrong field."""
+    return parse_request(model, json_body(request))
+
+
+def optional_request(request: Request, model: type[Model],
+                     example: str | None = None) -> Model | None:
+    """The body as `model`, or None when there is no body at all (an empty one). Any body
+    is the request, JSON's null and {} included: none of them is taken for "no body"."""
+    if not request.raw_body:
+        return None
+    return parse_request(model, json_body(request), example)
+
+
+def execute_request(request: Request) -> ExecuteRequest:
+    """POST .../execute's body; none at all (or null) starts with an empty input."""
+    body = json_body(request, required=False)
+    return parse_request(ExecuteRequest, {} if body is None else body)
+
+
+def definition_body(request: Request) -> SagaDefinition:
+    """A saga definition's body; DefinitionInvalid (400) lists every shape error."""
+    return parse_definition(json_body(request))
+
+
+def step_body(request: Request) -> StepDefinition:
+    """A step to add; DefinitionInvalid (400) lists every shape error."""
+    return parse_step(json_body(request))
+
+
+def listing_cursor(listing: str, cursor: str | None) -> str | None:
+    """The store's cursor inside a ?cursor= that `listing` handed out; 400 for a forged or
+    tampered one, or one of another listing."""
+    try:
+        return _cursor_seal().open(listing, cursor)
+    except ValueError as invalid:
+        raise BadRequest(str(invalid), value=cursor) from None
+
+
+def next_cursor(listing: str, inner: str | None) -> str | None:
+    """A page's next_cursor as `listing` hands it out: sealed, bound to that listing."""
+    return _cursor_seal().seal(listing, inner)
+
+
+def query_params(request: Request, allowed: frozenset[str]) -> dict[str, str]:
+    """The query string; 400 for a parameter the route does not take (as for body fields)."""
+    params = dict(request.query_params or {})
+    if unknown := sorted(set(params) - allowed):
+        accepted = ", ".join(sorted(allowed)) or "none"
+        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)} "
+                         f"(accepted: {accepted})", parameters=unknown)
+    return params
+
+
+def no_body(request: Request) -> None:
+    """For operations that take no parameters: a body asking for something is refused, not
+    silently ignored."""
+    if json_body(request, required=False) not in (None, {}):
+        raise _BodyError("this operation takes no body (or an empty object)")
+
+
+class _BodyError(SagaError):
+    kind = ErrorKind.MALFORMED_BODY
+
+
+class _TooLarge(SagaError):
+    kind = ErrorKind.PAYLOAD_TOO_LARGE
+
+
+def principal(request: Request) -> Principal:
+    """The caller as the authorizer established them; with auth off, everyone is an admin."""
+    if not _settings().auth.enabled:
+        return ANONYMOUS_ADMIN
+    authorizer = (request.context or {}).get("authorizer") or {}
+    subject = authorizer.get("principalId")
+    if not subject:  # a route deployed without the authorizer: refuse rather than trust
+        raise Unauthenticated(MISSING_TOKEN)
+    return Principal(str(subject), role_named(authorizer.get("role")))
+
+
+def websocket_caller(event: dict[str, Any], verify: Callable[[str | None], Principal]) -> Principal:
+    """The caller of a WebSocket $connect: a bearer token in the Authorization header or, as
+    browsers cannot set headers on a WebSocket, in ?token=. Readers and above may connect."""
+    if not _settings().auth.enabled:
+        return ANONYMOUS_ADMIN
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    token = (event.get("queryStringParameters") or {}).get("token")
+    caller = verify(headers.get("authorization") or (f"Bearer {token}" if token else None))
+    caller.require(Role.READER, "subscribing to updates")
+    return caller
+
+
+def _source(request: Request) -> str:
+    identity = (request.context or {}).get("identity") or {}
+    return str(identity.get("sourceIp") or "unknown")
+
+
+def actor(request: Request) -> Actor:
+    """Who asked, for the audit log: the token's subject, else the caller's address."""
+    caller = principal(request)
+    name = f"anonymous@{_source(request)}" if caller is ANONYMOUS_ADMIN else caller.subject
+    return Actor(name=name, request_id=(request.context or {}).get("requestId"))
+
+
+def guarded(role: Role, current_request: Callable[[], Request], limiter: Callable[[], Any],
+            params: frozenset[str] = frozenset()) -> Callable[[Callable[..., Any]],
+                                                              Callable[..., Any]]:
+    """A view that answers only callers with `role` (403 otherwise) within their rate limit
+    (429 with Retry-After), taking only the query parameters `params` (400 otherwise), with
+    every error in the one format."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        @handles_errors
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            request = current_request()
+            caller = principal(request)
+            path = (request.context or {}).get("resourcePath") or request.path
+            caller.require(role, f"{request.method} {path}")
+            key = (f"ip:{_source(request)}" if caller is ANONYMOUS_ADMIN
+                   else f"sub:{caller.subject}")
+            limiter().check(key)
+            query_params(request, params)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Map errors to their status and code (the table of chalicelib/http/http_errors.py);
+    anything unexpected to a logged, opaque 500."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except RateLimited as limited:
+            response = kind_response(limited.kind, limited.message, **limited.details)
+            response.headers["Retry-After"] = str(limited.retry_after)
+            return response
+        except SagaError as error:
+            return kind_response(error.kind, error.message, **error.details)
+        except Exception as error:
+            if unavailable(error):  # the connection was dropped; the next request gets a new one
+                logger.warning("database error in %s: %r", view.__name__, error)
+                return kind_response(ErrorKind.DATABASE_UNAVAILABLE,
+                                     "the database is unavailable; try again")
+            logger.exception("unhandled error in %s", view.__name__)
+            return kind_response(ErrorKind.INTERNAL,
+                                 "the service failed; the error has been logged")
+
+    return wrapper

@@ -1,0 +1,116 @@
+"""The operator console: its static files (chalicelib/http/console/, packaged with the app so every
+stage serves them), and what the caller may do there (GET /whoami).
+
+The files are plain ES modules, CSS and HTML with no build step; only names in that folder
+matching a strict pattern are served, so a request can never reach another path.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chalicelib.domain import lifecycle
+from chalicelib.domain.errors import NotFound
+from chalicelib.http.auth import Principal, Role
+
+FOLDER = Path(__file__).with_name("console")
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}\.(html|js|css|svg)$")
+_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
+          "css": "text/css; charset=utf-8", "svg": "image/svg+xml"}
+# Everything comes from the service itself; the WebSocket API may be on another host or port.
+POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+          "connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; "
+          "frame-ancestors 'none'")
+
+# What the console offers, each the (path, method) of the route it calls: the role a route
+# needs is the route's own (app.ROUTE_ROLES), so the two cannot disagree.
+API = "/api/v1/saga"
+ACTIONS = {
+    "execute": (f"{API}/sagas/{{saga_id}}/execute", "POST"),
+    "compensate": (f"{API}/sagas/{{saga_id}}/compensate", "POST"),
+    "retry_compensation": (f"{API}/executions/{{execution_id}}/retry-compensation", "POST"),
+    "retry_forward": (f"{API}/executions/{{execution_id}}/retry-forward", "POST"),
+    "resolve": (f"{API}/executions/{{execution_id}}/resolve", "POST"),
+    "manage_definitions": (f"{API}/sagas", "POST"),
+}
+
+
+@dataclass(frozen=True)
+class Asset:
+    body: str
+    content_type: str
+    etag: str
+
+
+def asset(name: str) -> Asset:
+    """A console file by name; 404 for any name not in the folder."""
+    match = _NAME.fullmatch(name)
+    if match is None or not (FOLDER / name).is_file():
+        raise NotFound(f"the console has no file {name[:80]!r}", file=name[:80])
+    return _read(name, match.group(1))
+
+
+# Where the page carries the lifecycle's data (a JSON block, never run as a script).
+PAGE = "index.html"
+LIFECYCLE_SLOT = '<script type="application/json" id="lifecycle"></script>'
+
+
+def lifecycle_data() -> dict[str, Any]:
+    """What the console knows of the lifecycle, from chalicelib/domain/lifecycle.py: every
+    execution status (in order), the final ones (it stops polling an execution there) and the
+    statuses each operator action starts from (where it offers the action's button)."""
+    return {"statuses": [status.value for status in lifecycle.ExecutionStatus],
+            "final": _ordered(lifecycle.FINAL),
+            "actions": {name: _ordered(sources)
+                        for name, sources in lifecycle.OPERATOR_ACTIONS.items()}}
+
+
+def _ordered(statuses: frozenset[lifecycle.ExecutionStatus]) -> list[str]:
+    return [status.value for status in lifecycle.ExecutionStatus if status in statuses]
+
+
+def _with_lifecycle(page: str) -> str:
+    """The page with the lifecycle's data in its slot: in the page itself, so the console
+    needs no extra request, and the page's ETag changes whenever the data does."""
+    # "<" escaped: nothing in the data can close the script element.
+    data = json.dumps(lifecycle_data(), separators=(",", ":")).replace("<", "\\u003c")
+    if page.count(LIFECYCLE_SLOT) != 1:
+        raise RuntimeError(f"the console's {PAGE} lacks its lifecycle slot")
+    return page.replace(LIFECYCLE_SLOT, LIFECYCLE_SLOT.replace("><", f">{data}<"))
+
+
+@functools.cache  # only names of files that exist reach it, so it stays small
+def _read(name: str, extension: str) -> Asset:
+    # Read once per process: the files change only with a deploy.
+    body = (FOLDER / name).read_text(encoding="utf-8")
+    if name == PAGE:
+        body = _with_lifecycle(body)
+    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:20] + '"'
+    return Asset(body=body, content_type=_TYPES[extension], etag=etag)
+
+
+def headers(item: Asset) -> dict[str, str]:
+    # no-cache: revalidated each load (ETag), so a deploy is seen at once.
+    return {"Content-Type": item.content_type, "Cache-Control": "no-cache", "ETag": item.etag,
+            "Content-Security-Policy": POLICY, "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer"}
+
+
+def caller_view(caller: Principal, *, auth_enabled: bool,
+                route_roles: dict[tuple[str, str], Role], websocket_url: str) -> dict[str, Any]:
+    """Who the caller is, their role, and which console actions it permits."""
+    permitted = {name: caller.role >= route_roles[route] for name, route in ACTIONS.items()}
+    return {"subject": caller.subject, "role": caller.role.name.lower(),
+            "auth_enabled": auth_enabled,
+            "actions": sorted(name for name, allowed in permitted.items() if allowed),
+            "websocket_url": websocket_url}
+
+
+def websocket_url(configured: str, port: int) -> str:
+    return configured or f"ws://127.0.0.1:{port}/ws"

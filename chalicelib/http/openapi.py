@@ -1,0 +1,527 @@
+"""The OpenAPI 3 document of the API, built from the app's routes and the configured
+validation rules.
+
+The paths, methods and path parameters are the Chalice app's own route table (app.routes);
+this module adds, by the name of each route's view, its summary, query parameters, request
+body and responses, and the schemas. `saga openapi` writes it to chalicelib/http/openapi.json
+(committed, and served at /api/v1/saga/openapi.json); a test checks that the file is current.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from chalicelib.config import SagaSettings
+from chalicelib.domain.lifecycle import ExecutionStatus, Phase, StepKind
+from chalicelib.domain.storable import MAX_REQUEST_DEPTH
+from chalicelib.domain.validation import MAX_ORDER, NOT_FOR_RETRIABLE, SAFE_ID
+
+# The committed document: what clients were promised.
+OPENAPI_FILE = Path(__file__).with_name("openapi.json")
+
+_ID_PATTERN = f"^{SAFE_ID.pattern}$"
+_DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h))+$"
+_SEMVER_PATTERN = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
+
+
+def _string(rule: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", **extra}
+    if "min_length" in rule:
+        schema["minLength"] = rule["min_length"]
+    if "max_length" in rule:
+        schema["maxLength"] = rule["max_length"]
+    return schema
+
+
+def _step_schema(rules: dict[str, Any], step_types: list[str]) -> dict[str, Any]:
+    retries = rules.get("max_retries", {})
+    timeout = rules.get("timeout", {})
+    required = [name for name, rule in rules.items() if rule.get("required")]
+    # A retriable step has no compensation and no max_retries; every other step needs them.
+    unless_retriable = [name for name in required if name in NOT_FOR_RETRIABLE]
+    schema: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [name for name in required if name not in unless_retriable] + ["order"],
+        "properties": {
+            "id": _string(rules.get("id", {}), pattern=_ID_PATTERN),
+            "name": _string(rules.get("name", {})),
+            "description": _string(rules.get("description", {})),
+            "order": {"type": "integer", "minimum": 1, "maximum": MAX_ORDER, "description": (
+                "when it runs: ascending. Active steps that share an order form a group and "
+                "run in parallel (a Step Functions Parallel state); when one of them fails for "
+                "good the others finish the attempt they are in, then every step that took "
+                "effect, in the group and before it, is compensated: a group's compensations "
+                "in parallel, groups in reverse order")},
+            "kind": {"type": "string", "enum": [kind.value for kind in StepKind],
+                     "default": StepKind.COMPENSATABLE.value, "description": (
+                         "compensatable: undone when a later step fails for good. pivot (at "
+                         "most one, alone in its group): the go/no-go point; once it succeeds "
+                         "the saga only goes forward. retriable (every step after the pivot, "
+                         "no compensation, no max_retries): retried up to "
+                         "saga.retriable_max_attempts with capped exponential backoff, then "
+                         "the execution is PARKED for an operator to retry forward or "
+                         "resolve")},
+            "action": _string(rules.get("action", {})),
+            "compensation": _string(rules.get("compensation", {})),
+            "max_retries": {"type": "integer", "minimum": retries.get("min", 0),
+                            "maximum": retries.get("max", 10)},
+            "timeout": {"type": "string", "pattern": _DURATION_PATTERN,
+                        "description": "a duration such as 500ms, 30s, 2m or 1h, from "
+                        f"{timeout.get('min')} to {timeout.get('max')}"},
+            "active": {"type": "boolean", "default": True},
+            "type": {"type": "string", "enum": step_types},
+            "config": {"type": "object", "description": "settings for the action"},
+            "input": {"type": "object", "description": (
+                "what the step receives as its input: literals, and references "
+                "'$.input[.<path>]', '$.results.<earlier step id>[.<path>]' or "
+                "'$.execution.id' (a path is field names and [index]es separated by dots; "
+                "'$$.' stands for a literal '$.'). Left out: the execution's whole input. A "
+                "reference to a result field absent when the step runs fails it for good. "
+                "Keys must not start with '$' or contain '.' or NUL (MongoDB refuses them)")},
+        },
+    }
+    if unless_retriable:
+        schema["anyOf"] = [
+            {"required": ["kind"], "properties": {"kind": {"enum": [StepKind.RETRIABLE.value]}}},
+            {"required": unless_retriable}]
+    return schema
+
+
+def _saga_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [name for name, rule in rules.items() if rule.get("required")] + ["steps"],
+        "properties": {
+            "id": _string(rules.get("id", {}), pattern=_ID_PATTERN),
+            "name": _string(rules.get("name", {})),
+            "description": _string(rules.get("description", {})),
+            "version": {"type": "string", "pattern": _SEMVER_PATTERN},
+            "steps": {"type": "array", "minItems": 1, "maxItems": saga.max_steps_per_saga,
+                      "items": {"$ref": "#/components/schemas/StepDefinition"}},
+            "active": {"type": "boolean", "default": True},
+            "type": {"type": "string", "enum": saga.supported_saga_types},
+            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            "output": {"type": "object", "description": (
+                "what a COMPLETED execution produces: a mapping in the steps' input language, "
+                "resolved against the input and every step's result as the execution completes "
+                "(in GET /executions/{id}, the saga.completed event and the WebSocket push); "
+                "its keys follow the rule of a step's input")},
+        },
+    }
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json_response(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description}
+    if schema is not None:
+        response["content"] = {"application/json": {"schema": schema}}
+    return response
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {400: "invalid request", 404: "not found", 409: "conflict",
+            415: "unsupported media type", 422: "a service limit is reached"}
+    return {str(s): {"$ref": f"#/components/responses/Error{s}"} for s in statuses
+            if s in text}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    """A route's `{name}`: every path parameter is an id or a file name of at most 100."""
+    return {"name": name, "in": "path", "required": True,
+            "schema": {"type": "string", "maxLength": 100}}
+
+
+_CURSOR = {"name": "cursor", "in": "query", "schema": {"type": "string"},
+           "description": "the next_cursor of a page of this same listing, unchanged; any "
+                          "other (forged, altered, another listing's) is 400"}
+_LIMIT = {"name": "limit", "in": "query",
+          "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
+# No token needed: the health check, and the console, which asks for one itself.
+_PUBLIC: dict[str, Any] = {"security": []}
+
+
+def _operations() -> dict[str, dict[str, Any]]:
+    """What the document says of each route, by the name of its view in app.py; the path,
+    the method and the path parameters come from the route itself (build_document)."""
+    saga = _json_response("the saga (latest version unless ?version= is given)", _ref("Saga"))
+    execution = _json_response("the execution with its steps and attempts", _ref("Execution"))
+    statistics = _json_response("statistics", {"type": "object"})
+    return {
+        "health": {"operationId": "health", "summary": "Service health", **_PUBLIC,
+                   "responses": {"200": _json_response("every component is up", _ref("Health")),
+                                 "503": _json_response("a component is down", _ref("Health"))}},
+        "detailed_health": {"operationId": "detailedHealth",
+                            "summary": "Health with one check per component",
+                            "responses": {"200": _json_response("up", _ref("Health")),
+                                          "503": _json_response("down", _ref("Health"))}},
+        "openapi": {"operationId": "openapi", "summary": "This document",
+                    "responses": {"200": _json_response("OpenAPI 3", {"type": "object"})}},
+        "participant_contract": {
+            "operationId": "participantContract",
+            "summary": "The JSON Schema of the request a participant (an HTTP endpoint or a "
+                       "Lambda) receives for each attempt of its step: saga-participant/1",
+            "responses": {"200": _json_response("JSON Schema (draft 2020-12)",
+                                                {"type": "object"})}},
+        "whoami": {
+            "operationId": "whoami",
+            "summary": "The caller: subject, role, the console actions the role permits, and "
+                       "the WebSocket URL to subscribe at",
+            "responses": {"200": _json_response("the caller", _ref("Caller"))}},
+        "console_page": {
+            "operationId": "console", "summary": "The operator console (HTML; no token needed "
+                                                 "to load it, it asks for one)", **_PUBLIC,
+            "responses": {"200": {"description": "the page",
+                                  "content": {"text/html": {"schema": {"type": "string"}}}},
+                          "304": {"description": "unchanged (If-None-Match)"}}},
+        "console_asset": {
+            "operationId": "consoleFile", "summary": "A file of the console (ES module, CSS)",
+            **_PUBLIC,
+            "responses": {"200": {"description": "the file", "content": {
+                "text/javascript": {"schema": {"type": "string"}},
+                "text/css": {"schema": {"type": "string"}}}},
+                "304": {"description": "unchanged (If-None-Match)"},
+                **_errors(404)}},
+        "perform_cleanup": {
+            "operationId": "cleanup",
+            "summary": "Remove expired idempotency records, published events past retention, "
+                       "and versions of destroyed sagas no execution ran",
+            "responses": {"200": _json_response("what was removed", {"type": "object"})}},
+        "service_stats": {"operationId": "serviceStats", "summary": "Service statistics",
+                          "responses": {"200": statistics}},
+        "create_saga": {"operationId": "createSaga",
+                        "summary": "Create a saga, or a new version of one (higher semver)",
+                        "requestBody": _body(_ref("SagaDefinition")),
+                        "responses": {"201": _json_response("stored", _ref("Saga")),
+                                      **_errors(400, 409, 415, 422)}},
+        "list_sagas": {"operationId": "listSagas", "summary": "List sagas (latest versions)",
+                       "parameters": [
+                           _LIMIT, _CURSOR,
+                           {"name": "active", "in": "query",
+                            "schema": {"type": "string", "enum": ["true", "false"]}},
+                           {"name": "type", "in": "query", "schema": {"type": "string"}}],
+                       "responses": {"200": _json_response("a page", _ref("SagaPage")),
+                                     **_errors(400)}},
+        "all_saga_stats": {"operationId": "allSagaStats",
+                           "summary": "Statistics over all sagas",
+                           "responses": {"200": statistics}},
+        "get_saga": {"operationId": "getSaga", "summary": "Get a saga",
+                     "parameters": [{"name": "version", "in": "query",
+                                     "schema": {"type": "string"}}],
+                     "responses": {"200": saga, **_errors(404)}},
+        "destroy_saga": {"operationId": "destroySaga", "summary": "Destroy a saga",
+                         "responses": {"204": {"description": "destroyed"},
+                                       **_errors(404, 409)}},
+        "saga_versions": {"operationId": "sagaVersions", "summary": "Every stored version",
+                          "responses": {"200": _json_response("versions", {"type": "object"}),
+                                        **_errors(404)}},
+        "saga_stats": {"operationId": "sagaStats", "summary": "Statistics of one saga",
+                       "responses": {"200": statistics, **_errors(404)}},
+        "set_saga_active": {
+            "operationId": "setSagaActive", "summary": "Activate or deactivate a saga",
+            "requestBody": _body({"type": "object", "additionalProperties": False,
+                                  "required": ["active"],
+                                  "properties": {"active": {"type": "boolean"}}}),
+            "responses": {"200": saga, **_errors(400, 404, 415)}},
+        "add_saga_step": {"operationId": "addSagaStep",
+                          "summary": "Add a step (stores a new version, patch bumped)",
+                          "requestBody": _body(_ref("StepDefinition")),
+                          "responses": {"201": _json_response("the new version", _ref("Saga")),
+                                        **_errors(400, 404, 409, 415, 422)}},
+        "remove_saga_step": {
+            "operationId": "removeSagaStep",
+            "summary": "Remove a step (stores a new version, patch bumped)",
+            "responses": {"200": _json_response("the new version", _ref("Saga")),
+                          **_errors(400, 404, 409)}},
+        "execute_saga": {
+            "operationId": "executeSaga",
+            "summary": "Start an execution of the saga's latest version",
+            "requestBody": {"required": False, "content": {"application/json": {
+                "schema": _ref("ExecuteRequest")}}},
+            "responses": {"202": _json_response("started", _ref("Execution")),
+                          "200": _json_response("this execution id was started before",
+                                                _ref("Execution")),
+                          **_errors(400, 404, 409, 415),
+                          "503": _json_response("Step Functions is unavailable",
+                                                _ref("Error"))}},
+        "compensate_saga": {
+            "operationId": "compensateSaga",
+            "summary": "Undo a completed execution: the one the body names, or with no body "
+                       "at all the saga's latest COMPLETED one",
+            "description": "One rule: no body (Content-Length 0) undoes the saga's latest "
+                           "COMPLETED execution; any body must be {\"execution_id\": "
+                           "\"...\"}. Every other body, {}, null, [], \"\", 0 and false "
+                           "included, is 400, never \"the latest\".",
+            "requestBody": {"required": False, "content": {"application/json": {
+                "schema": {"type": "object", "additionalProperties": False,
+                           "required": ["execution_id"],
+                           "properties": {"execution_id": {"type": "string"}}}}}},
+            "responses": {"202": _json_response("compensating", _ref("Execution")),
+                          **_errors(400, 404, 409, 415)}},
+        "saga_status": {"operationId": "sagaStatus", "summary": "The saga's latest execution",
+                        "responses": {"200": _json_response("status", {"type": "object"}),
+                                      **_errors(404)}},
+        "list_executions": {
+            "operationId": "listExecutions", "summary": "List executions, newest first",
+            "parameters": [
+                {"name": "saga_id", "in": "query", "schema": {"type": "string"}},
+                {"name": "status", "in": "query", "schema": {
+                    "type": "string", "enum": [s.value for s in ExecutionStatus]}},
+                {"name": "started_after", "in": "query",
+                 "description": "started at or after this time (ISO 8601 with its zone, e.g. "
+                                "2026-12-05T09:30:00Z)",
+                 "schema": {"type": "string", "format": "date-time"}},
+                {"name": "started_before", "in": "query",
+                 "description": "started before this time (ISO 8601 with its zone)",
+                 "schema": {"type": "string", "format": "date-time"}},
+                _LIMIT, _CURSOR],
+            "responses": {"200": _json_response("a page", _ref("ExecutionPage")),
+                          **_errors(400)}},
+        "get_execution": {
+            "operationId": "getExecution",
+            "summary": "An execution: status and a timeline of steps and attempts",
+            "responses": {"200": execution, **_errors(404)}},
+        "retry_compensation": {
+            "operationId": "retryCompensation",
+            "summary": "Run the compensation of a COMPENSATION_FAILED execution again",
+            "responses": {"202": _json_response("compensating", _ref("Execution")),
+                          **_errors(404, 409)}},
+        "retry_forward": {
+            "operationId": "retryForward",
+            "summary": "Run a PARKED execution on from its parked step: that step's group "
+                       "gets a new round of saga.retriable_max_attempts attempts, then the "
+                       "steps after it run (nothing after a pivot is ever compensated)",
+            "responses": {"202": _json_response("running again", _ref("Execution")),
+                          **_errors(404, 409)}},
+        "resolve_execution": {
+            "operationId": "resolveExecution",
+            "summary": "Mark a failed or parked execution resolved, with a reason: a decision "
+                       "taken once (the first stands; any later resolve or retry is 409 "
+                       "already_resolved, naming who and when)",
+            "requestBody": _body({"type": "object", "required": ["reason"],
+                                  "additionalProperties": False, "properties": {
+                                      "reason": {"type": "string", "minLength": 3,
+                                                 "maxLength": 500}}}),
+            "responses": {"200": execution, **_errors(400, 404, 409, 415)}},
+    }
+
+
+class RouteEntry(Protocol):
+    """What the document reads of a Chalice route (chalice.app.RouteEntry)."""
+
+    view_name: str
+    view_args: list[str]
+
+
+def _paths(routes: Mapping[str, Mapping[str, RouteEntry]]) -> dict[str, Any]:
+    """The paths of the app's route table (Chalice's app.routes: path -> method -> entry),
+    each operation the one _operations() gives its view. A route without one, or one for a
+    view no route has, is an error: the document describes exactly the routes."""
+    operations = _operations()
+    paths: dict[str, Any] = {}
+    for path, methods in routes.items():
+        item: dict[str, Any] = {}
+        for method, entry in methods.items():
+            if entry.view_name not in operations:
+                raise ValueError(f"{method} {path}: view {entry.view_name!r} has no operation "
+                                 "in chalicelib/http/openapi.py")
+            if entry.view_args:  # the same for every method of a path: shared by them
+                item["parameters"] = [_path_parameter(name) for name in entry.view_args]
+            item[method.lower()] = operations.pop(entry.view_name)
+        paths[path] = item
+    if operations:
+        raise ValueError(f"operations of views that have no route: {sorted(operations)}")
+    return paths
+
+
+_COMMON_ERRORS = [(401, "no valid bearer token (auth on)"),
+                  (403, "the token's role does not allow this"),
+                  (413, "the body is over the size limit"),
+                  (429, "over the caller's rate limit; see Retry-After")]
+
+
+def _with_common_errors(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every route that needs a token can answer 401, 403 and 429; one with a body also
+    413."""
+    for operations in paths.values():
+        for method, operation in operations.items():
+            if method == "parameters":  # shared by the path's operations
+                continue
+            if operation.get("security") == []:  # no token needed
+                continue
+            statuses = [401, 403, 429] + ([413] if "requestBody" in operation else [])
+            for status in statuses:
+                operation["responses"].setdefault(
+                    str(status), {"$ref": f"#/components/responses/Error{status}"})
+    return paths
+
+
+# What a listing's items leave out (app.LISTED_WITHOUT): GET /executions/{id} has them.
+_NOT_LISTED = ("input", "steps")
+
+
+def _listing_schemas(execution: dict[str, Any]) -> dict[str, Any]:
+    """An execution as GET /executions lists it: the Execution without its input and
+    steps."""
+    summary = {**execution,
+               "description": "an execution as a listing shows it: no input and no steps "
+                              "(GET /executions/{id} has them)",
+               "required": [n for n in execution["required"] if n not in _NOT_LISTED],
+               "properties": {name: schema for name, schema in execution["properties"].items()
+                              if name not in _NOT_LISTED}}
+    return {"ExecutionSummary": summary,
+            "ExecutionPage": {"type": "object", "required": ["items", "next_cursor"],
+                              "properties": {"items": {"type": "array",
+                                                       "items": _ref("ExecutionSummary")},
+                                             "next_cursor": {"type": "string",
+                                                             "nullable": True}}}}
+
+
+def build_document(saga: SagaSettings,
+                   routes: Mapping[str, Mapping[str, RouteEntry]]) -> dict[str, Any]:
+    """The document of the app whose route table is `routes` (app.routes)."""
+    document = _document(saga, routes)
+    schemas = document["components"]["schemas"]
+    schemas.update(_listing_schemas(schemas["Execution"]))
+    return document
+
+
+def _document(saga: SagaSettings,
+              routes: Mapping[str, Mapping[str, RouteEntry]]) -> dict[str, Any]:
+    rules = saga.validation_rules
+    error = {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                       "violations": {"type": "array", "items": {
+                           "type": "object", "required": ["field", "rule", "message"],
+                           "properties": {"field": {"type": "string"},
+                                          "rule": {"type": "string"},
+                                          "message": {"type": "string"},
+                                          "value": {}}}}}}}}
+    stored = _saga_schema(rules.get("saga", {}), saga)
+    stored = {**stored, "additionalProperties": True,
+              "required": [*stored["required"], "revision", "created_at", "updated_at"]}
+    stored["properties"] = {**stored["properties"], "revision": {"type": "integer"},
+                            "created_at": {"type": "string", "format": "date-time"},
+                            "updated_at": {"type": "string", "format": "date-time"},
+                            "version_created_at": {"type": "string", "format": "date-time"}}
+    paths = _with_common_errors(_paths(routes))
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": saga.name, "version": saga.version,
+                 "description": "Register, version and run sagas: distributed transactions "
+                 "whose completed steps are compensated in reverse order on failure."},
+        "paths": paths,
+        # Bearer tokens are checked when auth is on (the dev and prod stages).
+        "security": [{"bearerAuth": []}],
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                               "bearerFormat": "JWT"}},
+            "schemas": {
+                "StepDefinition": _step_schema(rules.get("step", {}),
+                                               saga.supported_step_types),
+                "SagaDefinition": _saga_schema(rules.get("saga", {}), saga),
+                "Saga": stored,
+                "SagaPage": {"type": "object", "required": ["items", "next_cursor"],
+                             "properties": {"items": {"type": "array", "items": _ref("Saga")},
+                                            "next_cursor": {"type": "string",
+                                                            "nullable": True}}},
+                "Health": {"type": "object", "required": ["status", "components"],
+                           "properties": {"status": {"type": "string", "enum": ["up", "down"]},
+                                          "components": {"type": "object"}}},
+                "Error": error,
+                "Caller": {"type": "object",
+                           "required": ["subject", "role", "auth_enabled", "actions",
+                                        "websocket_url"],
+                           "properties": {
+                               "subject": {"type": "string"},
+                               "role": {"type": "string",
+                                        "enum": ["none", "reader", "operator", "admin"]},
+                               "auth_enabled": {"type": "boolean"},
+                               "actions": {"type": "array", "items": {
+                                   "type": "string",
+                                   "enum": ["compensate", "execute", "manage_definitions",
+                                            "resolve", "retry_compensation",
+                                            "retry_forward"]}},
+                               "websocket_url": {"type": "string"}}},
+                "ExecuteRequest": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {
+                        "input": {"type": "object",
+                                  "description": "the saga's input: a JSON object of at most "
+                                  "limits.max_input_bytes (512 KB) nesting at most "
+                                  f"{MAX_REQUEST_DEPTH} levels ({{}} is one: what MySQL's JSON "
+                                  "columns take inside its event), kept by the service and "
+                                  "passed to steps by reference"},
+                        "execution_id": {"type": "string", "maxLength": 64,
+                                         "pattern": _ID_PATTERN},
+                        "faults": {"type": "array", "maxItems": 50,
+                                   "items": _ref("Fault")}}},
+                "Fault": {
+                    "type": "object", "additionalProperties": False, "required": ["step_id"],
+                    "properties": {
+                        "step_id": {"type": "string", "minLength": 1, "maxLength": 100},
+                        "phase": {"type": "string", "enum": [p.value for p in Phase]},
+                        "error": {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9_.]{0,99}$"},
+                        "times": {"type": "integer", "minimum": 0, "maximum": 100},
+                        "delay": {"type": "string", "pattern": _DURATION_PATTERN},
+                        "permanent": {"type": "boolean"}}},
+                "Execution": {
+                    "type": "object", "required": ["id", "saga_id", "status", "steps"],
+                    "properties": {
+                        "id": {"type": "string"}, "saga_id": {"type": "string"},
+                        "revision": {"type": "integer"}, "version": {"type": "string"},
+                        "status": {"type": "string"}, "input": {"type": "object"},
+                        "output": {"type": "object", "nullable": True,
+                                   "description": "a COMPLETED execution's output: its saga's "
+                                                  "output mapping, resolved as it completed"},
+                        "output_error": {
+                            "type": "object", "nullable": True,
+                            "description": "why a COMPLETED execution has no output: the "
+                                           "first reference of its saga's output mapping "
+                                           "whose value was absent (the execution still "
+                                           "completed); null otherwise",
+                            "required": ["field", "reference", "message"],
+                            "properties": {
+                                "field": {"type": "string",
+                                          "description": "where in the output mapping"},
+                                "reference": {"type": "string"},
+                                "message": {"type": "string"}}},
+                        "resolved_by": {"type": "string", "nullable": True,
+                                        "description": "who resolved it: a decision taken "
+                                                       "once, after which every operator "
+                                                       "action on it is refused (409)"},
+                        "resolution": {"type": "string", "nullable": True},
+                        "error": {
+                            "type": "object", "nullable": True,
+                            "description": "why the execution did not complete; null while "
+                                           "running or once completed",
+                            "required": ["step_id", "phase", "type", "message"],
+                            "properties": {
+                                "step_id": {"type": "string", "nullable": True},
+                                "phase": {"type": "string", "nullable": True,
+                                          "description": "action or compensation"},
+                                "type": {"type": "string"},
+                                "message": {"type": "string",
+                                            "description": "first line only: no traceback, "
+                                                           "no file paths"}}},
+                        "steps": {"type": "array", "items": {"type": "object"}}}},
+            },
+            "responses": {
+                f"Error{status}": _json_response(text, _ref("Error"))
+                for status, text in [(400, "invalid request"), (404, "not found"),
+                                     (409, "conflict"), (415, "unsupported media type"),
+                                     (422, "a service limit is reached"), *_COMMON_ERRORS]
+            },
+        },
+    }

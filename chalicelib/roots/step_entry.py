@@ -1,0 +1,42 @@
+"""The deployed handlers of the step Lambdas and the recorder.
+
+Chalice names every function's handler `app.<name>`, and importing app.py pulls in the whole
+API (routing, MongoDB, Kafka). The packaged template points these functions here instead
+(see infra/deploy/template.py), so a step's cold start imports only the step runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.demo import FAMILIES as BUILTIN_FAMILIES
+from chalicelib.roots.step_handler import handle_outcome, handle_step
+from chalicelib.roots.step_registry import PARTICIPANT_FAMILIES, RECORDER_FUNCTION, function_name
+
+StepHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+# The one list of step Lambdas: the built-in action families (chalicelib.demo), then
+# the participants' ("lambda:NAME" and "http(s)://..."). app.py declares a function for each.
+FAMILIES: tuple[str, ...] = (*BUILTIN_FAMILIES, *PARTICIPANT_FAMILIES)
+
+
+def _for_family(family: str) -> StepHandler:
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return handle_step(event, context, family=family)
+
+    handler.__name__ = handler.__qualname__ = function_name(family)
+    return handler
+
+
+def saga_recorder(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Records the ends no step reports: FAILED (nothing to undo), COMPENSATION_FAILED."""
+    return handle_outcome(event, context)
+
+
+# Chalice function name -> handler: the step Lambdas' (step_payment, ..., step_http), then the
+# recorder's.
+STEP_HANDLERS: dict[str, StepHandler] = {function_name(family): _for_family(family)
+                                         for family in FAMILIES}
+HANDLERS: dict[str, StepHandler] = {**STEP_HANDLERS, RECORDER_FUNCTION: saga_recorder}
+# Lambda finds a handler by its module attribute (chalicelib.roots.step_entry.step_payment).
+globals().update(STEP_HANDLERS)

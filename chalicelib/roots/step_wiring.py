@@ -1,0 +1,79 @@
+"""The step Lambdas' composition root: MySQL and the actions, nothing else.
+
+A step never touches MongoDB, Kafka or the API's routing, so its cold start must not import
+them: this module, unlike `chalicelib.roots.container` (the API's root), imports only what a step
+uses. boto3 is imported on first use, by the one action kind that needs it (`lambda:`
+participants).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.adapters.mysql.connector import MySQLConnector
+from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
+from chalicelib.adapters.mysql.step_ledger import MySQLStepLedger
+from chalicelib.config import Settings, load_settings
+from chalicelib.demo import BUILTIN_ACTIONS
+from chalicelib.roots.parts import Parts, ProcessRoot, part
+from chalicelib.roots.step_registry import ActionRegistry
+from chalicelib.usecases.steps.attempt import AttemptRunner
+from chalicelib.usecases.steps.recorder import OutcomeRecorder
+
+
+def faults_enabled(settings: Settings) -> bool:
+    # Never in prod, whatever the configuration says.
+    return settings.saga.fault_injection_enabled and settings.stage != "prod"
+
+
+class StepContainer(Parts):
+    """The step Lambdas' parts, built on first use and kept for the life of the process."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    @part
+    def connector(self) -> MySQLConnector:
+        """One connection pool per process, kept across warm invocations."""
+        return MySQLConnector(self.settings.database.mysql)
+
+    @part
+    def step_ledger(self) -> MySQLStepLedger:
+        return MySQLStepLedger(self.connector)
+
+    @part
+    def definitions(self) -> MySQLDefinitionStore:
+        return MySQLDefinitionStore(self.connector)
+
+    @part
+    def lambda_client(self) -> Any:
+        """The Lambda API, for `lambda:` participants (boto3 is imported here, on first use)."""
+        from chalicelib.adapters import aws
+
+        return aws.client("lambda", self.settings.aws)
+
+    @part
+    def action_registry(self) -> ActionRegistry:
+        return ActionRegistry(BUILTIN_ACTIONS, lambda_client=lambda: self.lambda_client,
+                              max_result_bytes=self.settings.saga.max_result_bytes)
+
+    @part
+    def attempt_runner(self) -> AttemptRunner:
+        saga = self.settings.saga
+        # Demo defaults are a local convenience: prod never fills in a missing input.
+        defaults = saga.demo_input_defaults if self.settings.stage != "prod" else {}
+        return AttemptRunner(self.step_ledger, self.definitions, self.action_registry.resolve,
+                             faults_enabled=faults_enabled(self.settings),
+                             input_defaults=defaults, cache_definitions=saga.caching_enabled,
+                             max_result_bytes=saga.max_result_bytes,
+                             retriable_max_attempts=saga.retriable_max_attempts,
+                             task_timeout_margin_s=saga.task_timeout_margin_s)
+
+    @part
+    def outcome_recorder(self) -> OutcomeRecorder:
+        return OutcomeRecorder(self.step_ledger, self.definitions)
+
+
+# The process's StepContainer: built from the settings on first use.
+PROCESS = ProcessRoot(lambda: StepContainer(load_settings()))

@@ -1,0 +1,97 @@
+"""Finds executions the write model believes are running while the engine says they ended
+(or never started), and records how they really ended, so nothing stays RUNNING forever.
+
+Runs as a scheduled Lambda on AWS and as `saga reconcile` locally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.domain.executions import Execution, ExecutionStatus, execution_error
+from chalicelib.domain.lifecycle import ACTIVE, END_BY_ERROR, EVENT_OF, TOOK_EFFECT, RunStatus
+from chalicelib.usecases.ports import Engine, ExecutionStore, RunRef, RunState
+
+
+@dataclass(frozen=True)
+class Repair:
+    execution_id: str
+    was: ExecutionStatus
+    now: ExecutionStatus
+    reason: str
+
+
+def verdict(execution: Execution, run: RunState) -> tuple[ExecutionStatus, str, str] | None:
+    """(status, event type, reason) the execution really has, or None if it is still going."""
+    found = _status_of(execution, run)
+    if found is None:
+        return None
+    status, reason = found
+    return status, EVENT_OF[status], reason
+
+
+def _status_of(execution: Execution, run: RunState) -> tuple[ExecutionStatus, str] | None:
+    if run.status is RunStatus.RUNNING:
+        return None
+    if run.status is RunStatus.MISSING:
+        return ExecutionStatus.FAILED, "its state machine run never started"
+    if run.status is RunStatus.SUCCEEDED:
+        return ExecutionStatus.COMPLETED, "the run succeeded but its completion was not recorded"
+    if run.status is RunStatus.TIMED_OUT:
+        return ExecutionStatus.TIMED_OUT, "the run timed out"
+    end = END_BY_ERROR.get(run.error or "")
+    if run.status is RunStatus.FAILED and end is not None:
+        return end.status, f"the run ended {run.error} but that was not recorded"
+    # The orchestration itself broke (or was aborted). Where steps took effect a person must
+    # look: COMPENSATION_FAILED can be retried or resolved; with nothing done it simply failed.
+    done = any(step.status in TOOK_EFFECT for step in execution.steps)
+    reason = f"the run ended {run.status.value} ({run.error or 'no error name'})"
+    return (ExecutionStatus.COMPENSATION_FAILED if done else ExecutionStatus.FAILED), reason
+
+
+class Reconciler:
+    def __init__(self, executions: ExecutionStore, engine: Engine, *,
+                 grace_seconds: float, describe_budget: int = 100) -> None:
+        self.executions = executions
+        self.engine = engine
+        self.grace_seconds = grace_seconds
+        # Describing a run spends a quota shared with every other caller (on Step Functions
+        # 15/s from a bucket of 300 per account): one run spends at most this many.
+        self.describe_budget = describe_budget
+        # Ids looked at in this round: executions still running stay the oldest, so the next
+        # run goes on after them instead of asking about the same ones again.
+        self._seen: set[str] = set()
+
+    def run(self, limit: int = 500) -> list[Repair]:
+        if not self.engine.keeps_history:
+            return []  # nothing to ask: such an engine reports every end itself
+        repairs = []
+        listed = self.executions.unsettled(self.grace_seconds, limit)
+        fresh = [stale for stale in listed if stale.id not in self._seen]
+        if not fresh:  # every one was looked at: a new round from the oldest
+            self._seen.clear()
+            fresh = listed
+        spent = 0
+        for stale in fresh:
+            execution = self.executions.get(stale.id) or stale
+            kept = RunRef.kept_for(execution)
+            if kept is not None:
+                if spent >= self.describe_budget:
+                    break
+                spent += 1
+            self._seen.add(stale.id)
+            # A ref without its run (started, the start not recorded): the engine finds the
+            # forward run by its name.
+            run = RunState(RunStatus.MISSING) if kept is None else self.engine.describe(kept)
+            found = verdict(execution, run)
+            if found is None:
+                continue
+            status, event_type, reason = found
+            moved = self.executions.transition(
+                execution.id, set(ACTIVE), status, event_type,
+                {"reconciled": True, "reason": reason},
+                error=execution.error.model_dump() if execution.error else
+                execution_error(None, None, run.error or "Reconciled", reason))
+            if moved is not None:
+                repairs.append(Repair(execution.id, execution.status, status, reason))
+        return repairs

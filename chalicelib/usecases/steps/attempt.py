@@ -1,0 +1,275 @@
+"""One attempt of one phase of one step of one execution: admitted, run, its outcome recorded.
+
+The effect, the step's new status, the attempt record and the events are one transaction, so a
+step either happened (and everybody can see it did) or did not. The step run's row lock orders
+a late action (its Task timed out) against the compensation that undoes it, and an action that
+outlives its step's timeout is rolled back rather than recorded. No step decides the saga's
+completion: the machine's own success path does (the recorder's COMPLETED), so a step whose
+Task timed out can never make the saga look COMPLETED.
+
+A participant (its own Lambda or HTTP endpoint) is not called under those locks: its delivery
+is admitted in one short transaction, the call runs with none open, and its outcome is recorded
+in a second one that decides again, so no other writer of the execution waits on the network
+while the row locks and the step's status still refuse late or repeated deliveries.
+Admission is chalicelib.usecases.steps.admission (over the pure chalicelib.domain.decisions),
+the outcome is written by chalicelib.usecases.steps.recording, and the late-action rule is
+chalicelib.usecases.steps.late_actions; the storage is a StepLedger
+(chalicelib.usecases.steps.ledger: MySQL in production, in memory in tests).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.config import DEFAULT_MAX_RESULT_BYTES, DEFAULT_RETRIABLE_MAX_ATTEMPTS
+from chalicelib.domain.action_refs import participant_kind
+from chalicelib.domain.decisions import StepRequest
+from chalicelib.domain.executions import ExecutionStatus
+from chalicelib.domain.lifecycle import (
+    DEFAULT_TASK_TIMEOUT_MARGIN_S,
+    Phase,
+)
+from chalicelib.domain.models import Step
+from chalicelib.domain.step_context import (
+    ActionFn,
+    OutcomeUnknown,
+    PermanentError,
+    RetryableError,
+    StepContext,
+)
+from chalicelib.domain.step_runs import LockedExecution
+from chalicelib.domain.verdicts import (
+    Admitted,
+    AlreadyDone,
+    AttemptOutcome,
+    Done,
+    Refused,
+    Skipped,
+)
+from chalicelib.durations import parse_duration_ms
+from chalicelib.usecases.ports import DefinitionStore
+from chalicelib.usecases.steps.admission import admit, fault_for
+from chalicelib.usecases.steps.attempt_context import NO_TRANSACTION, build_context
+from chalicelib.usecases.steps.failures import StepAborted
+from chalicelib.usecases.steps.late_actions import (
+    action_in_flight_s,
+    check_answer,
+    outlived_timeout,
+    step_timeout,
+    undo_late_success,
+)
+from chalicelib.usecases.steps.ledger import LedgerTransaction, StepLedger
+from chalicelib.usecases.steps.recording import OutcomeWriter, cause
+from chalicelib.usecases.steps.revisions import StepDefinitions
+
+# A compensation waits for its action's last deadline at most this many times (another attempt
+# may have been admitted meanwhile), then lets the machine retry it.
+_MAX_WAITS = 3
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class _Wait:
+    """A compensation admitted while its action may still be in flight: wait, then ask again."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A participant's admitted attempt: what it is sent, read under the locks."""
+
+    admitted: Admitted
+    step: Step
+    target: str
+    context: StepContext
+
+
+@dataclass
+class AttemptRunner:
+    ledger: StepLedger
+    definitions: DefinitionStore
+    resolve_action: Callable[[str], ActionFn]
+    faults_enabled: bool = False
+    sleep: Callable[[float], None] = time.sleep
+    input_defaults: Mapping[str, Any] = field(default_factory=dict)
+    # config saga.caching_enabled: keep the revisions read (off: one read per attempt).
+    cache_definitions: bool = True
+    clock: Callable[[], datetime] = _utc_now
+    # Measures how long an attempt has run against its step's timeout.
+    monotonic: Callable[[], float] = time.monotonic
+    # config saga.max_result_bytes: a larger result fails its step for good (results are kept
+    # in MySQL and handed to later steps; Step Functions never carries them).
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    # config saga.retriable_max_attempts: a retriable step's attempts per round (the
+    # compiler writes the same number into its Task's Retry).
+    retriable_max_attempts: int = DEFAULT_RETRIABLE_MAX_ATTEMPTS
+    # config saga.task_timeout_margin: a compensation waits this long past its action's last
+    # deadline (the late-action rule).
+    task_timeout_margin_s: int = DEFAULT_TASK_TIMEOUT_MARGIN_S
+
+    steps: StepDefinitions = field(init=False)
+    outcomes: OutcomeWriter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.steps = StepDefinitions(self.definitions, cache=self.cache_definitions)
+        self.outcomes = OutcomeWriter(self.ledger, self.steps, self.clock,
+                                      max_result_bytes=self.max_result_bytes,
+                                      retriable_max_attempts=self.retriable_max_attempts)
+
+    def run(self, request: StepRequest) -> AttemptOutcome:
+        """One attempt: a built-in action's in one transaction (effect and record commit
+        together); a participant's admitted in one, called with no lock held, recorded in a
+        second. A failed attempt is rolled back, then recorded, then raised."""
+        started = self.clock()  # the attempt starts when it is delivered, slow or not
+        received = self.monotonic()
+        if self.faults_enabled:
+            self._injected_delay(request)
+        claimed: int | None = None
+        try:
+            for _ in range(_MAX_WAITS + 1):
+                admission = self._admit_delivery(request, started, received)
+                if not isinstance(admission, _Wait):
+                    break
+                # The late-action rule: no compensation while its action may be in flight.
+                self.sleep(admission.seconds)
+            else:
+                raise RetryableError(f"step {request.step_id}'s action is still in flight")
+            if not isinstance(admission, _Call):
+                return admission
+            claimed = admission.admitted.attempt
+            return self._call_participant(request, admission, claimed)
+        except Exception as error:
+            raise self.outcomes.failed(request, error, started, claimed) from None
+
+    def _admit_delivery(self, request: StepRequest, started: datetime,
+                        received: float) -> AttemptOutcome | _Wait | _Call:
+        """Under the row locks: a built-in step runs whole; a participant's attempt is
+        admitted (counted, its deadline kept) and what it is sent is read, or it is told to
+        wait for its action's last deadline (a compensation), or answered at once."""
+        with self.ledger.transaction() as tx:
+            execution = tx.lock_execution(request.execution_id)
+            if execution is None:
+                raise PermanentError(f"no execution {request.execution_id!r}")
+            step = self.steps.step(execution.saga_id, execution.revision, request.step_id)
+            target = step.target(request.phase)
+            if target is None:
+                raise PermanentError(f"step {step.id} is retriable: it has no compensation")
+            if participant_kind(target) is None:
+                return self._run_builtin(tx, request, step, target, execution, started,
+                                         received)
+            verdict = self._admit(tx, request, step, execution, starting=True)
+            if not isinstance(verdict, Admitted):
+                return verdict
+            now = self.clock()
+            if request.phase is Phase.COMPENSATION:
+                wait = action_in_flight_s(verdict.run, now, self.task_timeout_margin_s)
+                if wait > 0:
+                    return _Wait(wait)
+                if execution.status is ExecutionStatus.RUNNING and execution.error is None:
+                    # Say why now: a late delivery of any action of the execution is refused
+                    # from here on (decide's failed_elsewhere), so none starts behind the undo.
+                    tx.set_execution_error(request.execution_id, cause(tx, request))
+            deadline = now + step_timeout(step)
+            attempt = tx.claim_attempt(request.execution_id, request.step_id,
+                                       phase=request.phase, deadline=deadline)
+            admitted = replace(verdict, attempt=attempt)
+            # Everything the participant is sent is read under the locks, then released.
+            context = build_context(tx, request, step, execution, admitted, deadline,
+                                    cursor=NO_TRANSACTION, eager_results=True,
+                                    defaults=self.input_defaults)
+        return _Call(admitted, step, target, context)
+
+    def _admit(self, tx: LedgerTransaction, request: StepRequest, step: Step,
+               execution: LockedExecution, *,
+               starting: bool) -> Admitted | AlreadyDone | Skipped:
+        """Admission's verdict, acted on in this transaction: a refusal is raised (rolling it
+        back), and a skipped last undo still ends the compensation."""
+        verdict = admit(tx, request, step, execution, starting=starting,
+                        faults_enabled=self.faults_enabled)
+        if isinstance(verdict, Refused):
+            raise verdict.error
+        if isinstance(verdict, Skipped) and verdict.finishes_compensation:
+            self.outcomes.finish_compensation(tx, execution, skipped=True)
+        return verdict
+
+    def _injected_delay(self, request: StepRequest) -> None:
+        # A slow participant: work starts late (after its Task may have timed out), before
+        # any lock is taken. Fault injection only: never in prod, so never on its hot path.
+        execution = self.ledger.peek(request.execution_id)
+        fault = fault_for(execution.faults, request) if execution else None
+        if fault is not None and fault.delay:
+            self.sleep(parse_duration_ms(fault.delay) / 1000)
+
+    def _run_builtin(self, tx: LedgerTransaction, request: StepRequest, step: Step,
+                     target: str, execution: LockedExecution, started: datetime,
+                     received: float) -> AttemptOutcome:
+        verdict = self._admit(tx, request, step, execution, starting=True)
+        if not isinstance(verdict, Admitted):
+            return verdict
+        deadline = started + step_timeout(step)
+        context = build_context(tx, request, step, execution, verdict, deadline,
+                                cursor=tx.cursor, eager_results=step.input is not None,
+                                defaults=self.input_defaults)
+        result = self.resolve_action(target)(context)
+        if request.phase is Phase.ACTION and outlived_timeout(step,
+                                                             self.monotonic() - received):
+            # Past its deadline: roll the effect back (it commits with its record or not at
+            # all), so the attempt did nothing and is retried like any failure.
+            raise RetryableError(f"step {step.id} outlived its timeout of {step.timeout}; its "
+                                 "effect was rolled back")
+        self.outcomes.succeeded(tx, request, step, execution, result, started,
+                                attempt=verdict.attempts_so_far + 1,
+                                first=verdict.attempts_so_far == 0)
+        return Done(result)
+
+    def _call_participant(self, request: StepRequest, call: _Call,
+                          claimed: int | None) -> AttemptOutcome:
+        """A participant's call runs with no transaction open, so no other writer of the
+        execution waits on the network; the call is cut at its deadline (the late-action
+        rule), and its outcome is recorded in a second transaction that decides again under
+        the row locks: a repeated delivery that recorded it meanwhile wins."""
+        step, context = call.step, call.context
+        assert context.deadline is not None
+        result = self.resolve_action(call.target)(context)
+        if request.phase is Phase.ACTION:
+            check_answer(step, context.deadline, result, clock=self.clock,
+                         max_result_bytes=self.max_result_bytes)
+        try:
+            with self.ledger.transaction() as tx:
+                execution = tx.lock_execution(request.execution_id)
+                if execution is None:
+                    raise PermanentError(f"no execution {request.execution_id!r}")
+                verdict = self._admit(tx, request, step, execution, starting=False)
+                if not isinstance(verdict, Admitted):
+                    return verdict
+                attempt = claimed or verdict.attempts_so_far + 1
+                self.outcomes.succeeded(tx, request, step, execution, result,
+                                        context.deadline - step_timeout(step),
+                                        attempt=attempt, first=attempt == 1,
+                                        claimed=claimed is not None,
+                                        answered_by=context.deadline)
+        except StepAborted as aborted:
+            if request.phase is Phase.ACTION:
+                # It succeeded after its run moved on (its step undone, the execution ended):
+                # its effect is undone now, with its own result.
+                undo_late_success(request.execution_id, step, context, result,
+                                  resolve_action=self.resolve_action, clock=self.clock)
+            raise aborted from None
+        except (PermanentError, RetryableError, OutcomeUnknown):
+            raise
+        except Exception as error:
+            if request.phase is not Phase.ACTION:
+                raise
+            # The participant did its work, and its answer could not be recorded: never
+            # "nothing happened".
+            raise OutcomeUnknown(f"step {step.id}'s answer could not be recorded "
+                                 f"({type(error).__name__})") from None
+        return Done(result)

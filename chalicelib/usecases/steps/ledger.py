@@ -1,0 +1,99 @@
+"""The step ledger: the storage the step runtime needs, and nothing else.
+
+One `transaction()` is one atomic change: the row locks it takes (execution, then step run)
+are held until it ends, and everything written in it (a built-in action's effect through its
+`cursor`, the step's status, the attempt, the events) commits together or not at all.
+chalicelib.adapters.mysql.step_ledger is the MySQL ledger; chalicelib.testing has one in memory.
+Times are UTC.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from chalicelib.domain.executions import Execution
+from chalicelib.domain.lifecycle import ExecutionStatus, Outcome, Phase, StepStatus
+from chalicelib.domain.step_context import Cursor
+from chalicelib.domain.step_runs import EventBatch, LockedExecution, LockedStep
+
+
+class LedgerTransaction(Protocol):
+    """One open transaction of the ledger."""
+
+    @property
+    def cursor(self) -> Cursor:
+        """Where a built-in action writes its effect, so it commits with the record."""
+        ...
+
+    def lock_execution(self, execution_id: str) -> LockedExecution | None: ...
+
+    def lock_step(self, execution_id: str, step_id: str) -> LockedStep | None: ...
+
+    def load_execution(self, execution_id: str) -> Execution:
+        """The execution locked in this transaction, with its input and faults (no steps)."""
+        ...
+
+    def results(self, execution_id: str) -> dict[str, dict[str, Any]]:
+        """Results of the execution's succeeded steps, by step id, in step order."""
+        ...
+
+    def next_step(self, execution_id: str, step_id: str) -> str | None:
+        """The step after `step_id` in the execution's order, if any."""
+        ...
+
+    def steps_in(self, execution_id: str, status: StepStatus) -> list[str]:
+        """The execution's steps now in `status`, in step order."""
+        ...
+
+    def record_attempt(self, execution_id: str, step_id: str, *, phase: Phase, attempt: int,
+                       outcome: Outcome, started: datetime, ended: datetime,
+                       error_type: str | None = None,
+                       error_message: str | None = None) -> None: ...
+
+    def claim_attempt(self, execution_id: str, step_id: str, *, phase: Phase,
+                      deadline: datetime) -> int:
+        """Counts a participant's attempt as it is admitted, before its call (so the next
+        attempt's number is higher whatever becomes of this one), and for an action keeps
+        the latest deadline given; returns the attempt's number."""
+        ...
+
+    def record_outcome(self, execution_id: str, step_id: str, *, status: StepStatus,
+                       phase: Phase, at: datetime, started: datetime,
+                       result: dict[str, Any] | None = None,
+                       error: dict[str, Any] | None = None,
+                       claimed: bool = False,
+                       answered_by: datetime | None = None) -> dict[str, Any]:
+        """The step's new status after one more attempt of `phase` (claimed: the attempt was
+        counted when it was admitted); returns the step's recorded state as events carry it
+        (status, attempts, error, times). answered_by: the deadline of an action's attempt
+        that answered in time; no attempt is in flight up to it any more, so the kept
+        action deadline is released unless a later attempt's is kept."""
+        ...
+
+    def set_execution_status(self, execution_id: str, status: ExecutionStatus, *,
+                             at: datetime, error: dict[str, Any] | None = None) -> bool:
+        """Move there if the lifecycle's transition table allows it from the current status;
+        False (nothing written) if not."""
+        ...
+
+    def set_execution_error(self, execution_id: str, error: dict[str, Any]) -> None: ...
+
+    def set_execution_output(self, execution_id: str, output: dict[str, Any] | None,
+                             error: dict[str, Any] | None = None) -> None:
+        """What the execution produced, recorded as it completes; or why its output mapping
+        could not be resolved (an OutputError's fields)."""
+        ...
+
+    def append_events(self, execution_id: str, batch: EventBatch) -> None:
+        """The execution's next events, numbered on from its last (its row is locked)."""
+        ...
+
+
+class StepLedger(Protocol):
+    def transaction(self) -> AbstractContextManager[LedgerTransaction]: ...
+
+    def peek(self, execution_id: str) -> Execution | None:
+        """The execution without its steps, read with no lock (fault injection's delay)."""
+        ...

@@ -1,0 +1,36 @@
+"""The steps of stored saga revisions, as an attempt looks them up."""
+
+from __future__ import annotations
+
+from chalicelib.domain.models import Step, StoredSaga
+from chalicelib.domain.step_context import PermanentError
+from chalicelib.usecases.ports import DefinitionStore
+
+# A warm Lambda keeps at most this many revisions before it starts over.
+_MAX_KEPT = 256
+
+
+class StepDefinitions:
+    """A step of a stored revision. A stored revision never changes, so a warm Lambda keeps
+    the ones it has read (config saga.caching_enabled; off: one read per lookup)."""
+
+    def __init__(self, definitions: DefinitionStore, *, cache: bool = True) -> None:
+        self.definitions = definitions
+        self.cache = cache
+        self._revisions: dict[tuple[str, int], StoredSaga] = {}
+
+    def step(self, saga_id: str, revision: int, step_id: str) -> Step:
+        key = (saga_id, revision)
+        saga = self._revisions.get(key) if self.cache else None
+        if saga is None:
+            saga = self.definitions.get_revision(saga_id, revision)
+            if saga is None:
+                raise PermanentError(f"saga {saga_id!r} revision {revision} is gone")
+            if self.cache:
+                if len(self._revisions) >= _MAX_KEPT:
+                    self._revisions.clear()
+                self._revisions[key] = saga
+        found = saga.step(step_id)
+        if found is None:
+            raise PermanentError(f"saga {saga_id!r} has no step {step_id!r}")
+        return found
