@@ -276,7 +276,9 @@ def _read_tree(path: Path) -> dict[str, Any]:
         return dict(json.loads(path.read_text()))
     import yaml  # a checkout's YAML file: development and tests
 
-    return dict(yaml.safe_load(path.read_text()) or {})
+    # libyaml's safe loader when PyYAML was built with it: ten times faster than the pure one.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return dict(yaml.load(path.read_text(), Loader=loader) or {})
 
 
 def _merge(tree: dict[str, Any], overlay: Mapping[str, Any]) -> None:
