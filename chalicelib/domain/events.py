@@ -11,41 +11,34 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:  # the domain's models import this module's names
-    from chalicelib.domain.executions import Execution, StepShape
-    from chalicelib.domain.models import StoredSaga
-
-SOURCE = "saga-orchestrator"
-
-DEFINITION_CREATED = "saga.definition.created"
-DEFINITION_UPDATED = "saga.definition.updated"
-DEFINITION_DELETED = "saga.definition.deleted"
-# Keyed by saga id and not an execution's: the read model and the push feed tell them apart.
-DEFINITION_EVENTS: frozenset[str] = frozenset({DEFINITION_CREATED, DEFINITION_UPDATED,
-                                               DEFINITION_DELETED})
-EXECUTION_STARTED = "saga.execution.started"
-RUN_STARTED = "saga.execution.run_started"
-STEP_ABORTED = "saga.step.aborted"
-STEP_STARTED = "saga.step.started"
-STEP_SUCCEEDED = "saga.step.succeeded"
-STEP_FAILED = "saga.step.failed"
-STEP_RETRIED = "saga.step.retried"
-# An action's last attempt ended with its outcome unknown: the step is compensated.
-STEP_OUTCOME_UNKNOWN = "saga.step.outcome_unknown"
-COMPENSATION_STARTED = "saga.compensation.started"
-STEP_COMPENSATED = "saga.step.compensated"
-STEP_COMPENSATION_FAILED = "saga.step.compensation_failed"
-COMPENSATION_FAILED = "saga.compensation.failed"
-SAGA_COMPLETED = "saga.completed"
-SAGA_COMPENSATED = "saga.compensated"
-SAGA_FAILED = "saga.failed"
-SAGA_RESOLVED = "saga.resolved"
-# After its pivot a saga only goes forward: a retriable step out of attempts parks it, and an
-# operator's retry forward resumes it.
-SAGA_PARKED = "saga.parked"
-SAGA_RESUMED = "saga.resumed"
+from chalicelib.domain.event_types import (
+    COMPENSATION_FAILED,
+    COMPENSATION_STARTED,
+    DEFINITION_CREATED,
+    DEFINITION_DELETED,
+    DEFINITION_UPDATED,
+    EXECUTION_STARTED,
+    RUN_STARTED,
+    SAGA_COMPENSATED,
+    SAGA_COMPLETED,
+    SAGA_FAILED,
+    SAGA_PARKED,
+    SAGA_RESOLVED,
+    SAGA_RESUMED,
+    SOURCE,
+    STEP_ABORTED,
+    STEP_COMPENSATED,
+    STEP_COMPENSATION_FAILED,
+    STEP_FAILED,
+    STEP_OUTCOME_UNKNOWN,
+    STEP_RETRIED,
+    STEP_STARTED,
+    STEP_SUCCEEDED,
+)
+from chalicelib.domain.executions import Execution, StepShape
+from chalicelib.domain.models import StoredSaga
 
 
 def envelope(event_type: str, *, key: str, subject: str, sequence: int,

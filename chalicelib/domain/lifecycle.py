@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from chalicelib.domain import events
+from chalicelib.domain import event_types
 
 
 class ExecutionStatus(StrEnum):
@@ -137,36 +137,36 @@ _S = ExecutionStatus
 # the status), and none once it is resolved (accepts_decision). A late writer (a step whose
 # Task timed out) is thereby refused instead of rewriting the outcome.
 TRANSITIONS: tuple[Transition, ...] = (
-    Transition(_S.RUNNING, _S.COMPLETED, events.SAGA_COMPLETED),
-    Transition(_S.RUNNING, _S.COMPENSATING, events.COMPENSATION_STARTED),
-    Transition(_S.RUNNING, _S.FAILED, events.SAGA_FAILED),
-    Transition(_S.RUNNING, _S.TIMED_OUT, events.SAGA_FAILED),
-    Transition(_S.RUNNING, _S.COMPENSATION_FAILED, events.COMPENSATION_FAILED),
-    Transition(_S.COMPENSATING, _S.COMPENSATED, events.SAGA_COMPENSATED),
+    Transition(_S.RUNNING, _S.COMPLETED, event_types.SAGA_COMPLETED),
+    Transition(_S.RUNNING, _S.COMPENSATING, event_types.COMPENSATION_STARTED),
+    Transition(_S.RUNNING, _S.FAILED, event_types.SAGA_FAILED),
+    Transition(_S.RUNNING, _S.TIMED_OUT, event_types.SAGA_FAILED),
+    Transition(_S.RUNNING, _S.COMPENSATION_FAILED, event_types.COMPENSATION_FAILED),
+    Transition(_S.COMPENSATING, _S.COMPENSATED, event_types.SAGA_COMPENSATED),
     # The reconciler, when the run ended compensated but no undo recorded it (every undo was
     # skipped, or the recorder never ran): it closes whatever path the run took.
-    Transition(_S.RUNNING, _S.COMPENSATED, events.SAGA_COMPENSATED),
-    Transition(_S.COMPENSATING, _S.COMPENSATION_FAILED, events.COMPENSATION_FAILED),
-    Transition(_S.COMPENSATING, _S.FAILED, events.SAGA_FAILED),
-    Transition(_S.COMPENSATING, _S.TIMED_OUT, events.SAGA_FAILED),
-    Transition(_S.COMPLETED, _S.COMPENSATING, events.COMPENSATION_STARTED, by_operator=True),
-    Transition(_S.COMPENSATION_FAILED, _S.COMPENSATING, events.COMPENSATION_STARTED,
+    Transition(_S.RUNNING, _S.COMPENSATED, event_types.SAGA_COMPENSATED),
+    Transition(_S.COMPENSATING, _S.COMPENSATION_FAILED, event_types.COMPENSATION_FAILED),
+    Transition(_S.COMPENSATING, _S.FAILED, event_types.SAGA_FAILED),
+    Transition(_S.COMPENSATING, _S.TIMED_OUT, event_types.SAGA_FAILED),
+    Transition(_S.COMPLETED, _S.COMPENSATING, event_types.COMPENSATION_STARTED, by_operator=True),
+    Transition(_S.COMPENSATION_FAILED, _S.COMPENSATING, event_types.COMPENSATION_STARTED,
                by_operator=True),
-    Transition(_S.RUNNING, _S.PARKED, events.SAGA_PARKED),
-    Transition(_S.PARKED, _S.RUNNING, events.SAGA_RESUMED, by_operator=True),
+    Transition(_S.RUNNING, _S.PARKED, event_types.SAGA_PARKED),
+    Transition(_S.PARKED, _S.RUNNING, event_types.SAGA_RESUMED, by_operator=True),
 )
 _BY_PAIR = {(t.source, t.target, t.by_operator): t for t in TRANSITIONS}
 # The event that says an execution reached a status (the same whatever it came from).
 EVENT_OF: dict[ExecutionStatus, str] = {t.target: t.event for t in TRANSITIONS}
 # The status an execution-level event brings (TIMED_OUT's saga.failed carries its status).
 STATUS_OF_EVENT: dict[str, ExecutionStatus] = {
-    events.SAGA_COMPLETED: _S.COMPLETED,
-    events.SAGA_COMPENSATED: _S.COMPENSATED,
-    events.SAGA_FAILED: _S.FAILED,
-    events.COMPENSATION_FAILED: _S.COMPENSATION_FAILED,
-    events.COMPENSATION_STARTED: _S.COMPENSATING,
-    events.SAGA_PARKED: _S.PARKED,
-    events.SAGA_RESUMED: _S.RUNNING,
+    event_types.SAGA_COMPLETED: _S.COMPLETED,
+    event_types.SAGA_COMPENSATED: _S.COMPENSATED,
+    event_types.SAGA_FAILED: _S.FAILED,
+    event_types.COMPENSATION_FAILED: _S.COMPENSATION_FAILED,
+    event_types.COMPENSATION_STARTED: _S.COMPENSATING,
+    event_types.SAGA_PARKED: _S.PARKED,
+    event_types.SAGA_RESUMED: _S.RUNNING,
 }
 
 
@@ -217,20 +217,21 @@ class StepTransition:
 
 # What an attempt's end makes of its step: (phase, outcome, final) -> status and event.
 STEP_TRANSITIONS: tuple[StepTransition, ...] = (
-    StepTransition(Phase.ACTION, Outcome.SUCCEEDED, True, _T.SUCCEEDED, events.STEP_SUCCEEDED),
-    StepTransition(Phase.ACTION, Outcome.FAILED, False, _T.RUNNING, events.STEP_RETRIED),
-    StepTransition(Phase.ACTION, Outcome.FAILED, True, _T.FAILED, events.STEP_FAILED),
+    StepTransition(Phase.ACTION, Outcome.SUCCEEDED, True, _T.SUCCEEDED, event_types.STEP_SUCCEEDED),
+    StepTransition(Phase.ACTION, Outcome.FAILED, False, _T.RUNNING, event_types.STEP_RETRIED),
+    StepTransition(Phase.ACTION, Outcome.FAILED, True, _T.FAILED, event_types.STEP_FAILED),
     # An unknown outcome sticks: a later attempt that fails does not make the step "did
     # nothing" (the unknown one may have done it), only a success replaces it.
-    StepTransition(Phase.ACTION, Outcome.UNKNOWN, False, _T.OUTCOME_UNKNOWN, events.STEP_RETRIED),
+    StepTransition(Phase.ACTION, Outcome.UNKNOWN, False, _T.OUTCOME_UNKNOWN,
+                   event_types.STEP_RETRIED),
     StepTransition(Phase.ACTION, Outcome.UNKNOWN, True, _T.OUTCOME_UNKNOWN,
-                   events.STEP_OUTCOME_UNKNOWN),
+                   event_types.STEP_OUTCOME_UNKNOWN),
     StepTransition(Phase.COMPENSATION, Outcome.SUCCEEDED, True, _T.COMPENSATED,
-                   events.STEP_COMPENSATED),
+                   event_types.STEP_COMPENSATED),
     StepTransition(Phase.COMPENSATION, Outcome.FAILED, False, _T.COMPENSATING,
-                   events.STEP_RETRIED),
+                   event_types.STEP_RETRIED),
     StepTransition(Phase.COMPENSATION, Outcome.FAILED, True, _T.COMPENSATION_FAILED,
-                   events.STEP_COMPENSATION_FAILED),
+                   event_types.STEP_COMPENSATION_FAILED),
 )
 _STEP_BY_KEY = {(t.phase, t.outcome, t.final): t for t in STEP_TRANSITIONS}
 # The statuses from which an attempt of each phase may start (the rest are refused or skipped).
@@ -248,14 +249,14 @@ def step_transition(phase: Phase, outcome: Outcome, *, final: bool) -> StepTrans
 
 # The phase of a step event, for events written before every one carried its phase.
 PHASE_OF_EVENT: dict[str, Phase] = {
-    events.STEP_STARTED: Phase.ACTION,
-    events.STEP_SUCCEEDED: Phase.ACTION,
-    events.STEP_FAILED: Phase.ACTION,
-    events.STEP_ABORTED: Phase.ACTION,
-    events.STEP_RETRIED: Phase.ACTION,
-    events.STEP_OUTCOME_UNKNOWN: Phase.ACTION,
-    events.STEP_COMPENSATED: Phase.COMPENSATION,
-    events.STEP_COMPENSATION_FAILED: Phase.COMPENSATION,
+    event_types.STEP_STARTED: Phase.ACTION,
+    event_types.STEP_SUCCEEDED: Phase.ACTION,
+    event_types.STEP_FAILED: Phase.ACTION,
+    event_types.STEP_ABORTED: Phase.ACTION,
+    event_types.STEP_RETRIED: Phase.ACTION,
+    event_types.STEP_OUTCOME_UNKNOWN: Phase.ACTION,
+    event_types.STEP_COMPENSATED: Phase.COMPENSATION,
+    event_types.STEP_COMPENSATION_FAILED: Phase.COMPENSATION,
 }
 # Step events that end an attempt: (the step's new status, the attempt's outcome).
 STEP_EVENT_RESULT: dict[str, tuple[StepStatus, Outcome]] = {

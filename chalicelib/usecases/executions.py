@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.domain import events
+from chalicelib.domain import event_types
 from chalicelib.domain.errors import BadRequest, Conflict, ErrorKind, NotFound, SagaError
 from chalicelib.domain.executions import (
     Execution,
@@ -213,7 +213,7 @@ class ExecutionService:
         if saga is None:
             raise Conflict(f"the version execution {execution.id!r} ran is gone")
         moved = self.executions.transition(execution.id, allowed, ExecutionStatus.COMPENSATING,
-                                           events.COMPENSATION_STARTED,
+                                           event_types.COMPENSATION_STARTED,
                                            {"reason": reason, "by": actor.name}, error=cause,
                                            by_operator=True)
         if moved is None:

@@ -15,7 +15,7 @@ import pytest
 
 from chalicelib.config import Settings
 from chalicelib.demo import demo_data
-from chalicelib.domain import events
+from chalicelib.domain import event_types
 from chalicelib.roots import runtime
 from tests.e2e.conftest import API, Api, new_customer
 from tests.support.fulfilment import fulfilment_saga, order_input
@@ -26,8 +26,8 @@ from tests.support.traces import outbox_events
 
 # What an operator's decision writes; the execution's end (parked, compensation failed)
 # comes before any.
-DECISIONS = {events.SAGA_RESOLVED, events.SAGA_RESUMED, events.COMPENSATION_STARTED}
-ENDS = {events.SAGA_PARKED, events.COMPENSATION_FAILED}
+DECISIONS = {event_types.SAGA_RESOLVED, event_types.SAGA_RESUMED, event_types.COMPENSATION_STARTED}
+ENDS = {event_types.SAGA_PARKED, event_types.COMPENSATION_FAILED}
 ACTIONS = ("resolve", "retry-forward", "retry-compensation")
 
 
@@ -92,9 +92,9 @@ def _race(api: Api, app: Served, execution_id: str, status: str) -> tuple[Answer
     assert len(won) == 1 and len(refused) == 7, [(x, a.status, a.raw[:200]) for x, a in answers]
     [decision] = _decisions(execution_id)
     action, answer = won[0]
-    assert decision["type"] == {"resolve": events.SAGA_RESOLVED,
-                                "retry-forward": events.SAGA_RESUMED,
-                                "retry-compensation": events.COMPENSATION_STARTED}[action]
+    assert decision["type"] == {"resolve": event_types.SAGA_RESOLVED,
+                                "retry-forward": event_types.SAGA_RESUMED,
+                                "retry-compensation": event_types.COMPENSATION_STARTED}[action]
     if action == "resolve":
         # Every later resolve, and whoever else is told of it, hears who decided and when.
         won_with = answer.json()
@@ -156,7 +156,7 @@ def test_a_resolved_execution_refuses_every_later_decision(
         assert error["resolution"] == "handled by hand, operator 1"
         assert f"resolved by {resolved['resolved_by']} at {resolved['updated_at']}" in \
             error["message"]
-    assert [e["type"] for e in _decisions(execution_id)] == [events.SAGA_RESOLVED]
+    assert [e["type"] for e in _decisions(execution_id)] == [event_types.SAGA_RESOLVED]
     same = matching_views(settings_e2e, execution_id)
     assert same.status.value == "PARKED" and same.resolution == "handled by hand, operator 1"
     ship = next(step for step in same.steps if step.step_id == "ship")
@@ -172,7 +172,7 @@ def test_a_failed_output_mapping_is_recorded_not_silent(
         "field": "missing", "reference": "$.results.validate-payment.missing_field",
         "message": "$.results.validate-payment.missing_field: 'missing_field' is absent"}
     [completed] = [e for e in outbox_events(execution["id"])
-                   if e["type"] == events.SAGA_COMPLETED]
+                   if e["type"] == event_types.SAGA_COMPLETED]
     assert completed["data"]["output_error"] == execution["output_error"]
     same = matching_views(settings_e2e, execution["id"])  # field by field, output_error too
     assert same.output_error is not None and same.output_error.field == "missing"

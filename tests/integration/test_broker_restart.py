@@ -22,7 +22,7 @@ from chalicelib.adapters.mysql import connector as mysql
 from chalicelib.adapters.mysql.executions import append_event, insert_execution
 from chalicelib.adapters.mysql.relay import OutboxRelay
 from chalicelib.config import Settings
-from chalicelib.domain import events
+from chalicelib.domain import event_types
 from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
 from chalicelib.domain.lifecycle import StepKind
 from chalicelib.roots import runtime
@@ -63,9 +63,9 @@ def _write_execution(connector: mysql.MySQLConnector) -> list[str]:
             id=execution_id, saga_id="restart", revision=1, version="1.0.0",
             status=ExecutionStatus.RUNNING, input={}, started_at=now, updated_at=now), [ONE_STEP])
         at = now.replace(tzinfo=None)
-        sent = [append_event(cur, events.EXECUTION_STARTED, execution_id=execution_id,
+        sent = [append_event(cur, event_types.EXECUTION_STARTED, execution_id=execution_id,
                              data={"saga_id": "restart", "input": {}, "steps": ["a"]}, at=at)]
-        sent += [append_event(cur, events.RUN_STARTED, execution_id=execution_id,
+        sent += [append_event(cur, event_types.RUN_STARTED, execution_id=execution_id,
                               data={"state_machine_arn": f"arn:sm:{n}", "run_arn": f"arn:r:{n}"},
                               at=at)
                  for n in range(EVENTS_AFTER_START)]

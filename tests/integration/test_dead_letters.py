@@ -20,7 +20,7 @@ from chalicelib.adapters.mysql.dead_letters import PROJECTOR, RELAY, MySQLDeadLe
 from chalicelib.adapters.mysql.executions import append_event, insert_execution
 from chalicelib.adapters.mysql.relay import OutboxRelay
 from chalicelib.config import Settings
-from chalicelib.domain import events
+from chalicelib.domain import event_types, events
 from chalicelib.domain.event_records import EventRecord
 from chalicelib.domain.executions import Execution, ExecutionStatus
 from chalicelib.roots import runtime
@@ -46,7 +46,7 @@ def _execution_with(connector: mysql.MySQLConnector, payloads: list[dict]) -> tu
         insert_execution(cur, Execution(
             id=execution_id, saga_id="s", revision=1, version="1.0.0",
             status=ExecutionStatus.RUNNING, input={}, started_at=now, updated_at=now), [])
-        sent = [append_event(cur, events.STEP_SUCCEEDED, execution_id=execution_id, data=data,
+        sent = [append_event(cur, event_types.STEP_SUCCEEDED, execution_id=execution_id, data=data,
                              at=now.replace(tzinfo=None)) for data in payloads]
     return execution_id, sent
 
@@ -125,7 +125,7 @@ def test_a_document_mongodb_refuses_is_dead_lettered_and_the_next_one_projected(
     poison_id, good_id = f"dl-{uuid.uuid4().hex[:10]}", f"dl-{uuid.uuid4().hex[:10]}"
 
     def started(execution_id: str, saga_input: dict) -> dict:
-        return events.envelope(events.EXECUTION_STARTED, key=execution_id,
+        return events.envelope(event_types.EXECUTION_STARTED, key=execution_id,
                                subject=f"execution/{execution_id}", sequence=1,
                                data={"saga_id": "s", "input": saga_input, "steps": ["a"]})
 

@@ -21,7 +21,7 @@ from chalicelib.adapters.mysql.migrate import migrate
 from chalicelib.adapters.mysql.step_ledger import MySQLStepLedger
 from chalicelib.config import Settings
 from chalicelib.demo import BUILTIN_ACTIONS
-from chalicelib.domain import events
+from chalicelib.domain import event_types
 from chalicelib.domain.executions import Execution, StepShape
 from chalicelib.domain.lifecycle import ExecutionStatus, StepKind, StepStatus
 from chalicelib.domain.models import SagaDefinition
@@ -146,7 +146,7 @@ def test_a_call_the_execution_moved_on_from_is_not_recorded(
     assert participant.arrived.wait(10)
     # Meanwhile the execution ends (the reconciler, say): the late answer must not count.
     moved = store.transition(execution_id, {ExecutionStatus.RUNNING}, ExecutionStatus.FAILED,
-                             events.SAGA_FAILED, {"reason": "test"})
+                             event_types.SAGA_FAILED, {"reason": "test"})
     assert moved is not None
     call.join(HOLD_S + 10)
     assert isinstance(outcome.get("error"), StepAborted), outcome

@@ -14,7 +14,7 @@ from chalicelib.adapters.mongo.projector import Projector
 from chalicelib.adapters.mysql.connector import MySQLConnector
 from chalicelib.adapters.mysql.executions import insert_execution
 from chalicelib.config import MongoSettings
-from chalicelib.domain import events
+from chalicelib.domain import event_types, events
 from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
 from chalicelib.domain.lifecycle import StepKind
 
@@ -39,13 +39,13 @@ def seed_completed(connector: MySQLConnector, mongo: MongoClient, mongo_settings
     for execution in executions:
         key, subject = execution.id, f"execution/{execution.id}"
         projector.apply(events.envelope(
-            events.EXECUTION_STARTED, key=key, subject=subject, sequence=1,
+            event_types.EXECUTION_STARTED, key=key, subject=subject, sequence=1,
             time=execution.started_at, data={
                 "saga_id": saga["id"], "version": execution.version, "revision": 1,
                 "steps": [s.step_id for s in shape], "input": {},
                 "shape": [s.model_dump(mode="json") for s in shape]}))
         projector.apply(events.envelope(
-            events.SAGA_COMPLETED, key=key, subject=subject, sequence=2,
+            event_types.SAGA_COMPLETED, key=key, subject=subject, sequence=2,
             time=execution.updated_at,
             data={"saga_id": saga["id"], "status": ExecutionStatus.COMPLETED.value,
                   "execution_error": None, "output": None}))

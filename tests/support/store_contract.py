@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import events
+from chalicelib.domain import event_types, events
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.executions import Execution, Fault, StepShape, execution_error
 from chalicelib.domain.lifecycle import OUTCOME_UNKNOWN, ExecutionStatus, Outcome, Phase, StepStatus
@@ -138,7 +138,7 @@ class StoreContract:
         envelopes = stores.outbox(saga.id)
         assert [(e["type"], e["data"], e["sequence"], e["key"], e["subject"])
                 for e in envelopes] == [
-            (events.DEFINITION_CREATED, {**_summary(saga), "action": "create"}, 1, saga.id,
+            (event_types.DEFINITION_CREATED, {**_summary(saga), "action": "create"}, 1, saga.id,
              f"saga/{saga.id}")]
 
     def test_a_new_version_is_an_optimistic_update_with_its_event(self,
@@ -173,8 +173,8 @@ class StoreContract:
                    for v in stores.definitions.versions(saga.id))
         assert stores.definitions.versions("no-such-saga") == []
         assert _data(stores, saga.id) == [
-            (events.DEFINITION_CREATED, {**_summary(saga), "action": "create"}),
-            (events.DEFINITION_UPDATED, {**_summary(updated), "action": "update"})]
+            (event_types.DEFINITION_CREATED, {**_summary(saga), "action": "create"}),
+            (event_types.DEFINITION_UPDATED, {**_summary(updated), "action": "update"})]
         assert [e["sequence"] for e in stores.outbox(saga.id)] == [1, 2]
 
     def test_switching_a_saga_off_is_an_update_once(self, stores: Stores) -> None:
@@ -186,7 +186,7 @@ class StoreContract:
         assert again is not None and again.active is False
         assert stores.definitions.set_active(_id("missing"), True, ACTOR) is None
         assert _data(stores, saga.id)[1:] == [
-            (events.DEFINITION_UPDATED, {**_summary(off), "action": "set_active"})]
+            (event_types.DEFINITION_UPDATED, {**_summary(off), "action": "set_active"})]
 
     def test_a_deleted_saga_keeps_the_revisions_asked_for_and_says_so(self,
                                                                        stores: Stores) -> None:
@@ -200,7 +200,7 @@ class StoreContract:
         assert kept is not None and kept.version == "1.0.0"
         assert stores.definitions.get_revision(saga.id, 2) is None
         assert stores.definitions.delete(saga.id, ACTOR, keep_revisions=[]) is False
-        assert _last(stores, saga.id) == (events.DEFINITION_DELETED,
+        assert _last(stores, saga.id) == (event_types.DEFINITION_DELETED,
                                           {"saga_id": saga.id, "version": "1.1.0"})
         # Created again: a new incarnation, its events numbered on.
         again = stores.definitions.insert_version(_saga_body(saga.id), expected_revision=None,
@@ -208,7 +208,7 @@ class StoreContract:
         assert (again.revision, again.version) == (2, "1.0.0")
         assert stores.definitions.get(saga.id, "1.0.0").revision == 2  # type: ignore[union-attr]
         assert [e["sequence"] for e in stores.outbox(saga.id)] == [1, 2, 3, 4]
-        assert _last(stores, saga.id) == (events.DEFINITION_CREATED,
+        assert _last(stores, saga.id) == (event_types.DEFINITION_CREATED,
                                           {**_summary(again), "action": "create"})
 
     def test_every_change_is_audited(self, stores: Stores) -> None:
@@ -269,7 +269,7 @@ class StoreContract:
         assert [f.step_id for f in created.faults] == ["b"]
         envelopes = stores.outbox(created.id)
         assert [(e["type"], e["sequence"], e["key"], e["subject"], e["time"])
-                for e in envelopes] == [(events.EXECUTION_STARTED, 1, created.id,
+                for e in envelopes] == [(event_types.EXECUTION_STARTED, 1, created.id,
                                          f"execution/{created.id}", at.isoformat())]
         assert envelopes[0]["data"] == {
             "saga_id": saga.id, "version": "1.0.0", "revision": 1, "steps": ["a", "b", "c"],
@@ -313,7 +313,7 @@ class StoreContract:
         now = datetime.now(UTC).replace(microsecond=0)
         made = [_create(stores, saga, started_at=now - timedelta(minutes=m)) for m in (3, 2, 1)]
         stores.executions.transition(made[0].id, {ExecutionStatus.RUNNING},
-                                     ExecutionStatus.FAILED, events.SAGA_FAILED,
+                                     ExecutionStatus.FAILED, event_types.SAGA_FAILED,
                                      {"reason": "test"})
         newest_first = [e.id for e in reversed(made)]
         page = stores.executions.list(ExecutionQuery(limit=2, saga_id=saga.id))
@@ -338,7 +338,7 @@ class StoreContract:
         created = _create(stores, saga)
         stores.executions.mark_started(created.id, RunRef(created.id, "arn:machine:fwd",
                                                           "arn:run:1"))
-        assert _last(stores, created.id) == (events.RUN_STARTED, {
+        assert _last(stores, created.id) == (event_types.RUN_STARTED, {
             "saga_id": saga.id, "state_machine_arn": "arn:machine:fwd",
             "run_arn": "arn:run:1"})
 
@@ -347,30 +347,30 @@ class StoreContract:
         saga = _store_saga(stores)
         created = _create(stores, saga)
         done = stores.executions.transition(created.id, {ExecutionStatus.RUNNING},
-                                            ExecutionStatus.COMPLETED, events.SAGA_COMPLETED,
+                                            ExecutionStatus.COMPLETED, event_types.SAGA_COMPLETED,
                                             {"reconciled": True, "reason": "it ran"})
         assert done is not None and done.status is ExecutionStatus.COMPLETED
         assert done.ended_at is not None
-        assert _last(stores, created.id) == (events.SAGA_COMPLETED, {
+        assert _last(stores, created.id) == (event_types.SAGA_COMPLETED, {
             "saga_id": saga.id, "status": "COMPLETED", "reconciled": True, "reason": "it ran"})
         cause = execution_error(None, Phase.COMPENSATION, "CompensationRequested", "by ops")
         # Not from a status the caller allows; not an operator's move from a final status.
         assert stores.executions.transition(created.id, {ExecutionStatus.RUNNING},
                                             ExecutionStatus.COMPENSATING,
-                                            events.COMPENSATION_STARTED, {}) is None
+                                            event_types.COMPENSATION_STARTED, {}) is None
         assert stores.executions.transition(created.id, {ExecutionStatus.COMPLETED},
                                             ExecutionStatus.COMPENSATING,
-                                            events.COMPENSATION_STARTED, {}) is None
+                                            event_types.COMPENSATION_STARTED, {}) is None
         moved = stores.executions.transition(
             created.id, {ExecutionStatus.COMPLETED}, ExecutionStatus.COMPENSATING,
-            events.COMPENSATION_STARTED, {"reason": "compensation requested", "by": "ops"},
+            event_types.COMPENSATION_STARTED, {"reason": "compensation requested", "by": "ops"},
             error=cause, by_operator=True)
         assert moved is not None and moved.status is ExecutionStatus.COMPENSATING
         assert moved.ended_at is None and moved.error is not None
         assert moved.error.model_dump(exclude_none=True) == {
             k: v for k, v in cause.items() if v is not None}
         assert moved.consistency == {"source": "write_model", "sequence": 3}
-        assert _last(stores, created.id) == (events.COMPENSATION_STARTED, {
+        assert _last(stores, created.id) == (event_types.COMPENSATION_STARTED, {
             "saga_id": saga.id, "status": "COMPENSATING", "reason": "compensation requested",
             "by": "ops", "execution_error": cause})
         assert len(stores.outbox(created.id)) == 3  # the refused moves wrote nothing
@@ -381,10 +381,10 @@ class StoreContract:
         error = execution_error(None, None, "OrchestratorDown", "no engine")
         failed = stores.executions.transition(
             created.id, {ExecutionStatus.RUNNING, ExecutionStatus.COMPENSATING},
-            ExecutionStatus.FAILED, events.SAGA_FAILED,
+            ExecutionStatus.FAILED, event_types.SAGA_FAILED,
             {"reason": "the state machine could not be started"}, error=error)
         assert failed is not None and failed.status is ExecutionStatus.FAILED
-        assert _last(stores, created.id) == (events.SAGA_FAILED, {
+        assert _last(stores, created.id) == (event_types.SAGA_FAILED, {
             "saga_id": saga.id, "status": "FAILED",
             "reason": "the state machine could not be started", "execution_error": error})
 
@@ -399,7 +399,7 @@ class StoreContract:
             tx.record_outcome(created.id, "b", status=StepStatus.RUNNING, phase=Phase.ACTION,
                               at=T, started=T, error={"type": "Busy", "message": "no"})
         parked = stores.executions.transition(
-            created.id, {ExecutionStatus.RUNNING}, ExecutionStatus.PARKED, events.SAGA_PARKED,
+            created.id, {ExecutionStatus.RUNNING}, ExecutionStatus.PARKED, event_types.SAGA_PARKED,
             {"reason": "out of attempts"},
             error=execution_error("b", Phase.ACTION, "Busy", "no"))
         assert parked is not None
@@ -411,11 +411,11 @@ class StoreContract:
             StepStatus.PENDING, None, None, 1)
         group, kind = next((s.group, s.kind.value) for s in _shapes(saga) if s.step_id == "b")
         assert _data(stores, created.id)[-2:] == [
-            (events.SAGA_PARKED, {"saga_id": saga.id, "status": "PARKED",
+            (event_types.SAGA_PARKED, {"saga_id": saga.id, "status": "PARKED",
                                   "reason": "out of attempts",
                                   "execution_error": execution_error("b", Phase.ACTION,
                                                                      "Busy", "no")}),
-            (events.SAGA_RESUMED, {"saga_id": saga.id, "status": "RUNNING", "by": "ops",
+            (event_types.SAGA_RESUMED, {"saga_id": saga.id, "status": "RUNNING", "by": "ops",
                                    "execution_error": None, "steps": [{
                                        "step_id": "b", "status": "PENDING",
                                        "action_attempts": 1, "compensation_attempts": 0,
@@ -429,27 +429,27 @@ class StoreContract:
         created = _create(stores, saga)
         assert stores.executions.resolve(created.id, "ops", "running still") is None
         stores.executions.transition(created.id, {ExecutionStatus.RUNNING},
-                                     ExecutionStatus.FAILED, events.SAGA_FAILED, {})
-        assert _last(stores, created.id) == (events.SAGA_FAILED, {"saga_id": saga.id,
+                                     ExecutionStatus.FAILED, event_types.SAGA_FAILED, {})
+        assert _last(stores, created.id) == (event_types.SAGA_FAILED, {"saga_id": saga.id,
                                                                   "status": "FAILED"})
         resolved = stores.executions.resolve(created.id, "ops", "refunded by hand")
         assert resolved is not None
         assert (resolved.resolved_by, resolved.resolution) == ("ops", "refunded by hand")
         assert stores.executions.resolve(created.id, "other", "me too") is None
         assert stores.executions.resolve(_id("none"), "ops", "nothing") is None
-        assert _last(stores, created.id) == (events.SAGA_RESOLVED, {
+        assert _last(stores, created.id) == (event_types.SAGA_RESOLVED, {
             "saga_id": saga.id, "by": "ops", "reason": "refunded by hand"})
         # A resolved execution accepts no operator's move.
         assert stores.executions.transition(created.id, {ExecutionStatus.FAILED},
                                             ExecutionStatus.COMPENSATING,
-                                            events.COMPENSATION_STARTED, {},
+                                            event_types.COMPENSATION_STARTED, {},
                                             by_operator=True) is None
 
     def test_active_pinned_and_unsettled_executions(self, stores: Stores) -> None:
         saga = _store_saga(stores)
         stale, fresh, ended = (_create(stores, saga) for _ in range(3))
         stores.executions.transition(ended.id, {ExecutionStatus.RUNNING},
-                                     ExecutionStatus.COMPLETED, events.SAGA_COMPLETED, {})
+                                     ExecutionStatus.COMPLETED, event_types.SAGA_COMPLETED, {})
         stores.definitions.insert_version(_saga_body(saga.id, "2.0.0"), expected_revision=1,
                                           actor=ACTOR, action="update")
         assert stores.executions.count_active(saga.id) == 2
@@ -597,24 +597,24 @@ class StoreContract:
         run.deliver(x, "a", Phase.COMPENSATION, last=True,
                     error={"Error": "RetryableError", "Cause": "busy"})
         assert _data(stores, x)[1:] == [
-            (events.STEP_STARTED, base("a", 1)),
-            (events.STEP_SUCCEEDED, {**base("a", 1), "result": {"by": "act.a"},
+            (event_types.STEP_STARTED, base("a", 1)),
+            (event_types.STEP_SUCCEEDED, {**base("a", 1), "result": {"by": "act.a"},
                                      "step": record("a", "SUCCEEDED", 1)}),
-            (events.STEP_RETRIED, {**base("b", 1), "error": busy, "outcome": "failed",
+            (event_types.STEP_RETRIED, {**base("b", 1), "error": busy, "outcome": "failed",
                                    "step": record("b", "RUNNING", 1, error=busy)}),
-            (events.STEP_FAILED, {**base("b", 2), "error": busy, "outcome": "failed",
+            (event_types.STEP_FAILED, {**base("b", 2), "error": busy, "outcome": "failed",
                                   "execution_error": failed_b,
                                   "step": record("b", "FAILED", 2, error=busy)}),
-            (events.STEP_ABORTED, {**base("c", 1), "error": {
+            (event_types.STEP_ABORTED, {**base("c", 1), "error": {
                 "type": "StepAborted",
                 "message": "step c starts no new attempt: another step of its execution "
                            "failed for good"}}),
-            (events.COMPENSATION_STARTED, {"saga_id": saga.id, "status": "COMPENSATING",
+            (event_types.COMPENSATION_STARTED, {"saga_id": saga.id, "status": "COMPENSATING",
                                            "cause": failed_b, "execution_error": failed_b}),
-            (events.STEP_COMPENSATED, {
+            (event_types.STEP_COMPENSATED, {
                 **base("a", 1, Phase.COMPENSATION), "result": {"by": "undo.a"},
                 "step": record("a", "COMPENSATED", 1, 1, compensated=True)}),
-            (events.SAGA_COMPENSATED, {"saga_id": saga.id, "status": "COMPENSATED"})]
+            (event_types.SAGA_COMPENSATED, {"saga_id": saga.id, "status": "COMPENSATED"})]
 
         unknown_a = {"type": OUTCOME_UNKNOWN, "message": "cut"}
         y = _create(stores, saga).id
@@ -628,22 +628,22 @@ class StoreContract:
         assert run.record(y, ExecutionStatus.COMPENSATION_FAILED) == {
             "status": "COMPENSATION_FAILED"}
         assert _data(stores, y)[1:] == [
-            (events.STEP_OUTCOME_UNKNOWN, {
+            (event_types.STEP_OUTCOME_UNKNOWN, {
                 **base("a", 1), "error": unknown_a, "outcome": "unknown",
                 "result": {"late": 1},
                 "execution_error": execution_error("a", Phase.ACTION, OUTCOME_UNKNOWN, "cut"),
                 "step": record("a", "OUTCOME_UNKNOWN", 1, error=unknown_a)}),
-            (events.STEP_COMPENSATION_FAILED, {
+            (event_types.STEP_COMPENSATION_FAILED, {
                 **base("a", 1, Phase.COMPENSATION), "error": undo_failed, "outcome": "failed",
                 "execution_error": failed_undo,
                 "step": record("a", "COMPENSATION_FAILED", 1, 1, error=undo_failed)}),
-            (events.COMPENSATION_FAILED, {
+            (event_types.COMPENSATION_FAILED, {
                 "saga_id": saga.id, "status": "COMPENSATION_FAILED",
                 "execution_error": {**failed_undo, "failed_steps": ["a"]}})]
 
         z = _create(stores, saga).id
         assert run.record(z, ExecutionStatus.COMPLETED) == {"status": "COMPLETED"}
-        assert _last(stores, z) == (events.SAGA_COMPLETED, {
+        assert _last(stores, z) == (event_types.SAGA_COMPLETED, {
             "saga_id": saga.id, "status": "COMPLETED", "execution_error": None,
             "output": None, "output_error": None})
         assert [e["sequence"] for e in stores.outbox(x)] == list(range(1, 10))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from chalicelib.adapters.mongo.projector import APPLIED, Projector
 from chalicelib.adapters.push.subscriptions import ALL, topics_of
-from chalicelib.domain import events
+from chalicelib.domain import event_types, events
 
 # Every event type the service writes: domain/events.py's constants named "saga.<...>".
 TYPES = frozenset(value for name, value in vars(events).items()
@@ -16,23 +16,23 @@ TYPES = frozenset(value for name, value in vars(events).items()
 
 
 def test_every_event_type_is_an_executions_or_a_definitions() -> None:
-    assert events.DEFINITION_EVENTS <= TYPES
+    assert event_types.DEFINITION_EVENTS <= TYPES
     assert APPLIED <= TYPES
-    assert APPLIED.isdisjoint(events.DEFINITION_EVENTS)
-    assert APPLIED | events.DEFINITION_EVENTS == TYPES, \
+    assert APPLIED.isdisjoint(event_types.DEFINITION_EVENTS)
+    assert APPLIED | event_types.DEFINITION_EVENTS == TYPES, \
         "an event type of domain/events.py that the read model neither applies nor skips"
 
 
 def test_the_projector_skips_definition_and_unknown_events_before_any_io() -> None:
     # No MongoDB client: a skipped event must not reach for one.
     projector = Projector(client=None, db=None)  # type: ignore[arg-type]
-    for event_type in [*events.DEFINITION_EVENTS, "saga.step.unknown", ""]:
+    for event_type in [*event_types.DEFINITION_EVENTS, "saga.step.unknown", ""]:
         assert projector.apply({"type": event_type, "key": "k", "sequence": 1}) is False
 
 
 def test_definition_events_go_to_their_saga_not_to_an_execution() -> None:
-    for event_type in events.DEFINITION_EVENTS:
+    for event_type in event_types.DEFINITION_EVENTS:
         event = {"type": event_type, "key": "pay", "data": {"saga_id": "pay"}}
         assert topics_of(event) == [ALL, "saga:pay"]
-    step = {"type": events.STEP_SUCCEEDED, "key": "x-1", "data": {"saga_id": "pay"}}
+    step = {"type": event_types.STEP_SUCCEEDED, "key": "x-1", "data": {"saga_id": "pay"}}
     assert topics_of(step) == [ALL, "saga:pay", "execution:x-1"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.domain import events
+from chalicelib.domain import event_types
 from chalicelib.domain.errors import BadRequest, Conflict, NotFound
 from chalicelib.domain.executions import Execution, StepRun
 from chalicelib.domain.lifecycle import ExecutionStatus, StepStatus
@@ -92,7 +92,7 @@ def test_execute_records_the_execution_and_starts_its_run_under_its_id(world: Wo
     # The store keeps the ref's parts: where the run was planned, and the run.
     assert RunRef.kept_for(execution) == started.ref == RunRef(
         "e-1", world.engine.where(world.saga), started.ref.run)
-    assert _types(world, "e-1") == [events.EXECUTION_STARTED, events.RUN_STARTED]
+    assert _types(world, "e-1") == [event_types.EXECUTION_STARTED, event_types.RUN_STARTED]
 
 
 def test_execute_without_an_id_makes_one(world: World) -> None:
@@ -128,7 +128,7 @@ def test_a_failed_start_leaves_the_execution_failed_and_answers_503(world: World
     # Planned before the start: the reconciler could still find a run that did start.
     assert RunRef.kept_for(failed) == RunRef("e-1", world.engine.where(world.saga))
     assert failed.ended_at is not None
-    assert _types(world, "e-1") == [events.EXECUTION_STARTED, events.SAGA_FAILED]
+    assert _types(world, "e-1") == [event_types.EXECUTION_STARTED, event_types.SAGA_FAILED]
     # A retry of the same request does not start it again: it failed, and says so.
     again, created = world.service.execute("pay", ExecuteRequest(execution_id="e-1"), ACTOR)
     assert not created and again.status is ExecutionStatus.FAILED

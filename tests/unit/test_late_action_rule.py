@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.stepfunctions.compiler import compile_forward
-from chalicelib.domain import events
+from chalicelib.domain import event_types
 from chalicelib.domain.lifecycle import (
     OUTCOME_UNKNOWN,
     OUTCOME_UNKNOWN_FINAL,
@@ -90,7 +90,7 @@ def test_a_call_cut_at_its_deadline_is_retried_as_an_unknown_outcome(world: Worl
     assert [(a.attempt, a.outcome, a.error_type) for a in step.attempts] == [
         (1, Outcome.UNKNOWN, OUTCOME_UNKNOWN)]
     assert sent[0].deadline == world.clock.wall + timedelta(seconds=4)
-    assert world.events_of(events.STEP_RETRIED)[-1]["data"]["outcome"] == Outcome.UNKNOWN
+    assert world.events_of(event_types.STEP_RETRIED)[-1]["data"]["outcome"] == Outcome.UNKNOWN
     # The second attempt is numbered 2 and may succeed: then the step simply succeeded.
     assert world.deliver("pay")["status"] == "ok"
     assert [c.attempt for c in sent] == [1, 2]
@@ -111,7 +111,7 @@ def test_a_refusal_after_an_unknown_attempt_is_still_compensated(world: World) -
     step = world.step("pay")
     assert step.status is StepStatus.OUTCOME_UNKNOWN
     assert [a.outcome for a in step.attempts] == [Outcome.UNKNOWN, Outcome.UNKNOWN]
-    assert world.event_types()[-1] == events.STEP_OUTCOME_UNKNOWN
+    assert world.event_types()[-1] == event_types.STEP_OUTCOME_UNKNOWN
     # The attempt keeps its own error; the step and the execution say why it is undone.
     assert step.attempts[-1].error_type == "PermanentError"
     error = world.execution().error
@@ -162,7 +162,7 @@ def test_a_late_success_is_compensated_with_its_own_result(world: World) -> None
     with pytest.raises(OutcomeUnknown):
         world.deliver("pay")
     assert world.step("pay").result == {"booking": "B-7"}
-    retried = world.events_of(events.STEP_RETRIED)[-1]["data"]
+    retried = world.events_of(event_types.STEP_RETRIED)[-1]["data"]
     assert retried["result"] == {"booking": "B-7"} and retried["outcome"] == Outcome.UNKNOWN
     world.deliver("pay", Phase.COMPENSATION)
     assert sent[-1].action_result == {"booking": "B-7"}
@@ -237,7 +237,7 @@ def test_the_last_undo_skipped_while_running_fails_the_execution(world: World) -
         world.deliver("reserve")
     assert world.deliver("reserve", Phase.COMPENSATION, last=True)["skipped"]
     assert world.execution().status is ExecutionStatus.FAILED
-    assert world.event_types()[-1] == events.SAGA_FAILED
+    assert world.event_types()[-1] == event_types.SAGA_FAILED
 
 
 def _raise(error: Exception) -> Any:

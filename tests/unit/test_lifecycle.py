@@ -14,7 +14,7 @@ from chalicelib.adapters.stepfunctions.compiler import (
     compile_compensation,
     compile_forward,
 )
-from chalicelib.domain import events, lifecycle
+from chalicelib.domain import event_types, lifecycle
 from chalicelib.domain.lifecycle import (
     ACTIVE,
     FINAL,
@@ -55,7 +55,7 @@ def test_each_transition(move: lifecycle.Transition) -> None:
     assert move.event == lifecycle.EVENT_OF[move.target]
     brought = lifecycle.STATUS_OF_EVENT[move.event]
     assert brought is move.target or (move.target is ExecutionStatus.TIMED_OUT
-                                      and move.event == events.SAGA_FAILED)
+                                      and move.event == event_types.SAGA_FAILED)
 
 
 def test_no_pair_outside_the_table_is_allowed() -> None:
@@ -84,12 +84,12 @@ def test_step_transitions_cover_every_phase_outcome_and_finality_once() -> None:
     for phase in Phase:
         assert lifecycle.step_transition(phase, Outcome.SUCCEEDED, final=False).final
         retried = lifecycle.step_transition(phase, Outcome.FAILED, final=False)
-        assert retried.event == events.STEP_RETRIED and not retried.final
+        assert retried.event == event_types.STEP_RETRIED and not retried.final
     for move in lifecycle.STEP_TRANSITIONS:
         # An undo's outcome leaves the step undoing or undone, never runnable again.
         assert (move.target in lifecycle.UNDOING) is (move.phase is Phase.COMPENSATION)
         assert lifecycle.PHASE_OF_EVENT[move.event] is (
-            Phase.ACTION if move.event == events.STEP_RETRIED else move.phase)
+            Phase.ACTION if move.event == event_types.STEP_RETRIED else move.phase)
         if move.final:
             assert lifecycle.STEP_EVENT_RESULT[move.event] == (move.target, move.outcome)
     # An action runs only on a step that has not ended; a compensation on any not yet undone.

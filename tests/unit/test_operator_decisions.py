@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import events
+from chalicelib.domain import event_types
 from chalicelib.domain.errors import Conflict, SagaError
 from chalicelib.domain.executions import Execution, OutputError
 from chalicelib.domain.lifecycle import (
@@ -35,7 +35,7 @@ from tests.support.step_world import World, build_world
 
 S = ExecutionStatus
 # Decisions taken on a resolved execution, or on one another decision moved on.
-DECISIONS = {events.SAGA_RESOLVED, events.SAGA_RESUMED, events.COMPENSATION_STARTED}
+DECISIONS = {event_types.SAGA_RESOLVED, event_types.SAGA_RESUMED, event_types.COMPENSATION_STARTED}
 
 
 def _step(step_id: str, order: int, kind: str = "compensatable") -> dict[str, Any]:
@@ -86,7 +86,7 @@ def _decisions(world: World) -> list[dict[str, Any]]:
     """The decision events after the execution's end was recorded."""
     kinds = [e["type"] for e in world.store.events]
     ended = max((i for i, kind in enumerate(kinds)
-                 if kind in (events.SAGA_PARKED, events.COMPENSATION_FAILED)), default=-1)
+                 if kind in (event_types.SAGA_PARKED, event_types.COMPENSATION_FAILED)), default=-1)
     return [e for e in world.store.events[ended + 1:] if e["type"] in DECISIONS]
 
 
@@ -117,7 +117,7 @@ def test_the_store_takes_the_first_resolve_and_refuses_every_later_decision() ->
         "ana", "shipped by hand")
     assert world.store.resolve("e1", "bob", "refunded") is None
     assert world.store.resume("e1", ["ship"], "bob") is None
-    assert world.store.transition("e1", {S.PARKED}, S.RUNNING, events.SAGA_RESUMED, {},
+    assert world.store.transition("e1", {S.PARKED}, S.RUNNING, event_types.SAGA_RESUMED, {},
                                   by_operator=True) is None
     after = world.execution()
     assert (after.status, after.resolved_by, after.resolution) == (
@@ -160,7 +160,7 @@ def test_a_resolved_parked_execution_is_not_retried_forward() -> None:
     assert engine.starts == []
     assert world.execution().status is S.PARKED
     assert world.step("ship").status is StepStatus.FAILED
-    assert [e["type"] for e in _decisions(world)] == [events.SAGA_RESOLVED]
+    assert [e["type"] for e in _decisions(world)] == [event_types.SAGA_RESOLVED]
 
 
 def test_a_resolved_failed_compensation_is_not_retried() -> None:
@@ -214,7 +214,7 @@ def test_a_retry_forward_that_read_before_a_resolve_committed_loses_at_the_store
     with pytest.raises(AlreadyResolved, match="resolved by ana"):
         service.retry_forward("e1", Actor("bob"))
     assert world.execution().status is S.PARKED
-    assert [e["type"] for e in _decisions(world)] == [events.SAGA_RESOLVED]
+    assert [e["type"] for e in _decisions(world)] == [event_types.SAGA_RESOLVED]
 
 
 def test_a_retry_compensation_that_read_before_a_resolve_committed_loses_at_the_store() -> None:
@@ -232,7 +232,7 @@ def test_a_resolve_that_read_before_a_retry_forward_committed_is_told_it_moved_o
         service.resolve("e1", ResolveRequest(reason="shipped by hand"), Actor("bob"))
     assert not isinstance(refused.value, AlreadyResolved)
     assert world.execution().resolved_by is None
-    assert [e["type"] for e in _decisions(world)] == [events.SAGA_RESUMED]
+    assert [e["type"] for e in _decisions(world)] == [event_types.SAGA_RESUMED]
 
 
 @pytest.mark.parametrize("make", [_parked, _compensation_failed], ids=["parked",
@@ -288,7 +288,7 @@ def test_a_failed_output_mapping_is_recorded_in_the_execution_and_its_event() ->
     assert execution.output_error == OutputError(
         field="missing", reference="$.results.s1.missing_field",
         message="$.results.s1.missing_field: 'missing_field' is absent")
-    [completed] = world.events_of(events.SAGA_COMPLETED)
+    [completed] = world.events_of(event_types.SAGA_COMPLETED)
     assert completed["data"]["output"] is None
     assert completed["data"]["output_error"] == execution.output_error.model_dump()
     shown = execution.model_dump(mode="json")
@@ -304,4 +304,4 @@ def test_a_resolved_output_has_no_output_error() -> None:
                {"execution_id": "e1", "outcome": "COMPLETED"})
     assert (world.execution().output, world.execution().output_error) == (
         {"by": "do_s1"}, None)
-    assert world.events_of(events.SAGA_COMPLETED)[0]["data"]["output_error"] is None
+    assert world.events_of(event_types.SAGA_COMPLETED)[0]["data"]["output_error"] is None

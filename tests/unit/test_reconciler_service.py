@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from chalicelib.domain import events
+from chalicelib.domain import event_types
 from chalicelib.domain.executions import Execution, StepRun
 from chalicelib.domain.lifecycle import ExecutionStatus, RunStatus, StepStatus
 from chalicelib.domain.models import StoredSaga
@@ -56,9 +56,9 @@ def test_each_way_a_run_ends_is_recorded_and_a_running_one_is_left() -> None:
         "never": ExecutionStatus.FAILED, "unrecorded": ExecutionStatus.COMPLETED}
     assert store.get("going").status is ExecutionStatus.RUNNING  # type: ignore[union-attr]
     kinds = {e["key"]: e["type"] for e in store.events}
-    assert kinds["done"] == events.SAGA_COMPLETED
-    assert kinds["late"] == events.SAGA_FAILED
-    assert kinds["broken"] == events.COMPENSATION_FAILED
+    assert kinds["done"] == event_types.SAGA_COMPLETED
+    assert kinds["late"] == event_types.SAGA_FAILED
+    assert kinds["broken"] == event_types.COMPENSATION_FAILED
     never = store.get("never")
     assert never is not None and never.error is not None and never.ended_at is not None
     assert "never started" in never.error.message

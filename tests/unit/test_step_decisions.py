@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.domain import events
+from chalicelib.domain import event_types
 from chalicelib.domain.decisions import (
     StepRequest,
     Verdict,
@@ -69,9 +69,10 @@ def test_a_skipped_last_undo_still_ends_the_compensation() -> None:
 def test_an_action_failure_retries_until_max_retries_then_fails_for_good() -> None:
     first = after_failure(Phase.ACTION, 1, 2, permanent=False)
     assert (first.target, first.event, first.final) == (StepStatus.RUNNING,
-                                                        events.STEP_RETRIED, False)
+                                                        event_types.STEP_RETRIED, False)
     last = after_failure(Phase.ACTION, 3, 2, permanent=False)
-    assert (last.target, last.event, last.final) == (StepStatus.FAILED, events.STEP_FAILED, True)
+    assert (last.target, last.event, last.final) == (StepStatus.FAILED, event_types.STEP_FAILED,
+                                                     True)
     permanent = after_failure(Phase.ACTION, 1, 5, permanent=True)
     assert permanent.target is StepStatus.FAILED and permanent.final
 
@@ -82,12 +83,12 @@ def test_a_compensation_failure_is_final_after_the_policys_retries() -> None:
     assert (retried.target, retried.final) == (StepStatus.COMPENSATING, False)
     final = after_failure(Phase.COMPENSATION, retries + 1, 0, permanent=False)
     assert (final.target, final.event) == (StepStatus.COMPENSATION_FAILED,
-                                           events.STEP_COMPENSATION_FAILED)
+                                           event_types.STEP_COMPENSATION_FAILED)
 
 
 def test_successes() -> None:
     assert after_success(Phase.ACTION).target is StepStatus.SUCCEEDED
-    assert after_success(Phase.COMPENSATION).event == events.STEP_COMPENSATED
+    assert after_success(Phase.COMPENSATION).event == event_types.STEP_COMPENSATED
 
 
 def test_only_a_forward_run_starts_compensating_at_its_first_undo() -> None:

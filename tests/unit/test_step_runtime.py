@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import events
+from chalicelib.domain import event_types
 from chalicelib.domain.lifecycle import (
     COMPENSATION_RETRY,
     TASK_TIMEOUT,
@@ -76,9 +76,9 @@ def test_a_first_delivery_runs_its_action_and_records_it_in_the_same_transaction
     assert step.action_attempts == 1 and step.ended_at == world.clock.wall
     assert [(a.phase, a.attempt, a.outcome) for a in step.attempts] == [
         (Phase.ACTION, 1, Outcome.SUCCEEDED)]
-    assert world.event_types() == [events.EXECUTION_STARTED, events.STEP_STARTED,
-                                   events.STEP_SUCCEEDED]
-    succeeded = world.events_of(events.STEP_SUCCEEDED)[0]
+    assert world.event_types() == [event_types.EXECUTION_STARTED, event_types.STEP_STARTED,
+                                   event_types.STEP_SUCCEEDED]
+    succeeded = world.events_of(event_types.STEP_SUCCEEDED)[0]
     assert [e["sequence"] for e in world.store.events] == [1, 2, 3]
     assert succeeded["data"]["step"]["status"] == StepStatus.SUCCEEDED
     assert succeeded["data"]["step"]["action_attempts"] == 1
@@ -101,7 +101,7 @@ def test_the_second_attempt_after_a_retry_does_not_start_the_step_again(world: W
     with pytest.raises(RetryableError):
         world.deliver("reserve")
     world.deliver("reserve")
-    assert world.event_types().count(events.STEP_STARTED) == 0  # only a first attempt says so
+    assert world.event_types().count(event_types.STEP_STARTED) == 0  # only a first attempt says so
     assert world.step("reserve").status is StepStatus.SUCCEEDED
     assert [(a.attempt, a.outcome) for a in world.step("reserve").attempts] == [
         (1, Outcome.FAILED), (2, Outcome.SUCCEEDED)]
@@ -127,7 +127,7 @@ def test_a_late_delivery_after_the_execution_moved_on_is_refused(
     # status.
     assert [(a.outcome, a.error_type) for a in step.attempts] == [
         (Outcome.FAILED, StepAborted.__name__)]
-    assert world.event_types()[-1] == events.STEP_ABORTED
+    assert world.event_types()[-1] == event_types.STEP_ABORTED
 
 
 def test_an_action_whose_step_was_compensated_first_is_refused(world: World) -> None:
@@ -181,7 +181,7 @@ def test_a_participant_is_claimed_then_recorded_in_two_transactions(world: World
     step = world.step("pay")
     assert step.status is StepStatus.SUCCEEDED and step.result == answer["result"]
     assert [(a.attempt, a.outcome) for a in step.attempts] == [(1, Outcome.SUCCEEDED)]
-    assert world.event_types()[-2:] == [events.STEP_STARTED, events.STEP_SUCCEEDED]
+    assert world.event_types()[-2:] == [event_types.STEP_STARTED, event_types.STEP_SUCCEEDED]
 
 
 def test_a_participants_success_after_the_execution_ended_is_undone_with_its_result(
@@ -221,7 +221,7 @@ def test_a_repeated_delivery_that_recorded_the_participant_meanwhile_wins(
     step = world.step("pay")
     # Each delivery was numbered as it was admitted: the overtaking one is the second.
     assert [(a.attempt, a.outcome) for a in step.attempts] == [(2, Outcome.SUCCEEDED)]
-    assert world.event_types().count(events.STEP_SUCCEEDED) == 1
+    assert world.event_types().count(event_types.STEP_SUCCEEDED) == 1
 
 
 # -- failures ---------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def test_a_failure_is_rolled_back_and_recorded_with_its_attempt(world: World) ->
     assert step.error == {"type": "RetryableError", "message": "stock service busy"}
     assert [(a.attempt, a.outcome, a.error_type, a.error_message) for a in step.attempts] == [
         (1, Outcome.FAILED, "RetryableError", "stock service busy")]
-    retried = world.events_of(events.STEP_RETRIED)[0]["data"]
+    retried = world.events_of(event_types.STEP_RETRIED)[0]["data"]
     assert retried["attempt"] == 1 and retried["phase"] == Phase.ACTION
     assert "execution_error" not in retried
     assert world.execution().error is None
@@ -252,9 +252,9 @@ def test_the_last_failed_attempt_fails_the_step_and_says_why_the_execution_will_
     step = world.step("reserve")
     assert step.status is StepStatus.FAILED
     assert [a.attempt for a in step.attempts] == [1, 2, 3]
-    assert world.event_types()[-3:] == [events.STEP_RETRIED, events.STEP_RETRIED,
-                                        events.STEP_FAILED]
-    failed = world.events_of(events.STEP_FAILED)[0]["data"]
+    assert world.event_types()[-3:] == [event_types.STEP_RETRIED, event_types.STEP_RETRIED,
+                                        event_types.STEP_FAILED]
+    failed = world.events_of(event_types.STEP_FAILED)[0]["data"]
     cause = {"step_id": "reserve", "phase": Phase.ACTION.value, "type": "RetryableError",
              "message": "stock service busy"}
     assert failed["execution_error"] == cause and failed["step"]["status"] == StepStatus.FAILED
@@ -270,7 +270,7 @@ def test_a_permanent_error_is_not_retried(world: World) -> None:
     with pytest.raises(PermanentError):
         world.deliver("reserve")
     assert world.step("reserve").status is StepStatus.FAILED
-    assert world.event_types()[-1] == events.STEP_FAILED
+    assert world.event_types()[-1] == event_types.STEP_FAILED
 
 
 def test_an_injected_fault_fails_before_the_action_runs(world: World) -> None:
@@ -307,14 +307,14 @@ def test_the_compensation_phase_undoes_in_reverse_and_ends_the_execution(
     # The first undo of a forward run starts compensating, with the failing step's cause.
     execution = world.execution()
     assert execution.status is ExecutionStatus.COMPENSATING
-    started = world.events_of(events.COMPENSATION_STARTED)[0]["data"]
+    started = world.events_of(event_types.COMPENSATION_STARTED)[0]["data"]
     assert started["cause"]["step_id"] == "notify"
     assert started["cause"]["message"] == "mailbox gone"
     world.deliver("reserve", Phase.COMPENSATION, last=True)
     assert world.actions.calls[-1] == ("release_stock", Phase.COMPENSATION, 1, True)
     assert [e["type"] for e in world.store.events[marker:]] == [
-        events.COMPENSATION_STARTED, events.STEP_COMPENSATED, events.STEP_COMPENSATED,
-        events.SAGA_COMPENSATED]
+        event_types.COMPENSATION_STARTED, event_types.STEP_COMPENSATED,
+        event_types.STEP_COMPENSATED, event_types.SAGA_COMPENSATED]
     execution = world.execution()
     assert execution.status is ExecutionStatus.COMPENSATED and execution.ended_at is not None
     for step_id in ("reserve", "pay"):
@@ -327,7 +327,7 @@ def test_the_compensation_phase_undoes_in_reverse_and_ends_the_execution(
     assert world.deliver("reserve", Phase.COMPENSATION, last=True) == {
         "status": StepStatus.COMPENSATED.value, "skipped": True}
     assert world.actions.ran("release_stock") == 1
-    assert world.event_types().count(events.SAGA_COMPENSATED) == 1
+    assert world.event_types().count(event_types.SAGA_COMPENSATED) == 1
 
 
 def test_a_compensation_only_run_skips_steps_that_never_ran(world: World) -> None:
@@ -338,7 +338,7 @@ def test_a_compensation_only_run_skips_steps_that_never_ran(world: World) -> Non
     assert world.actions.ran(PARTICIPANT) == 0
     world.deliver("reserve", Phase.COMPENSATION, skip_undone=True, last=True)
     assert world.execution().status is ExecutionStatus.COMPENSATED
-    assert events.COMPENSATION_STARTED not in world.event_types()  # the operator's said so
+    assert event_types.COMPENSATION_STARTED not in world.event_types()  # the operator's said so
 
 
 @pytest.mark.parametrize(("error", "blamed"), [(TASK_TIMEOUT, "reserve"),
@@ -348,7 +348,7 @@ def test_an_undo_with_no_recorded_failure_blames_the_machines_error(
     # The step after the one undone crashed (nothing recorded), or this one timed out.
     world.deliver("reserve")
     world.deliver("reserve", Phase.COMPENSATION, error={"Error": error, "Cause": "gone"})
-    cause = world.events_of(events.COMPENSATION_STARTED)[0]["data"]["cause"]
+    cause = world.events_of(event_types.COMPENSATION_STARTED)[0]["data"]["cause"]
     assert cause == {"step_id": blamed, "phase": Phase.ACTION.value, "type": error,
                      "message": "gone"}
     assert world.execution().error is not None
@@ -370,8 +370,8 @@ def test_a_failing_compensation_is_retried_then_fails_for_good(world: World) -> 
     assert world.ledger.effects == [("INSERT INTO effects VALUES (%s, %s)",
                                      ("reserve_stock", "reserve"))]  # no undo committed
     kinds = world.event_types()
-    assert kinds.count(events.STEP_RETRIED) == attempts - 1
-    assert kinds[-1] == events.STEP_COMPENSATION_FAILED
+    assert kinds.count(event_types.STEP_RETRIED) == attempts - 1
+    assert kinds[-1] == event_types.STEP_COMPENSATION_FAILED
     error = world.execution().error
     assert error is not None and error.phase == Phase.COMPENSATION.value
     assert world.execution().status is ExecutionStatus.COMPENSATING  # the recorder ends it
@@ -386,7 +386,7 @@ def test_the_recorder_records_an_end_once_and_refuses_to_rewrite_a_final_one(
     assert record_end(recorder, done) == {"status": ExecutionStatus.COMPLETED.value}
     assert record_end(recorder, done) == {"status": ExecutionStatus.COMPLETED.value,
                                           "duplicate": True}
-    assert world.event_types().count(events.SAGA_COMPLETED) == 1
+    assert world.event_types().count(event_types.SAGA_COMPLETED) == 1
     assert world.execution().ended_at == world.clock.wall
     refused = record_end(recorder, {"execution_id": "e1",
                                     "outcome": ExecutionStatus.FAILED.value,
@@ -404,7 +404,7 @@ def test_the_recorder_keeps_the_failing_steps_cause(world: World) -> None:
     record_end(OutcomeRecorder(world.ledger), {
         "execution_id": "e1", "outcome": ExecutionStatus.FAILED.value,
         "error": {"Error": "Saga.Failed", "Cause": "the machine's"}})
-    failed = world.events_of(events.SAGA_FAILED)[0]["data"]
+    failed = world.events_of(event_types.SAGA_FAILED)[0]["data"]
     assert failed["execution_error"]["message"] == "unknown SKU"
     assert world.execution().status is ExecutionStatus.FAILED
 
@@ -418,8 +418,9 @@ def test_a_chain_of_one_undo_starts_and_ends_the_compensation(world: World) -> N
         world.deliver("pay")
     world.deliver("reserve", Phase.COMPENSATION, last=True)
     assert world.execution().status is ExecutionStatus.COMPENSATED
-    assert world.event_types()[-3:] == [events.COMPENSATION_STARTED, events.STEP_COMPENSATED,
-                                        events.SAGA_COMPENSATED]
+    assert world.event_types()[-3:] == [event_types.COMPENSATION_STARTED,
+                                        event_types.STEP_COMPENSATED,
+                                        event_types.SAGA_COMPENSATED]
 
 
 def test_a_chain_of_one_undo_after_a_crash_keeps_the_cause_in_both_models(
@@ -432,6 +433,6 @@ def test_a_chain_of_one_undo_after_a_crash_keeps_the_cause_in_both_models(
     execution = world.execution()
     assert execution.status is ExecutionStatus.COMPENSATED
     assert execution.error is not None and execution.error.type == "Runtime.ExitError"
-    ended = world.events_of(events.SAGA_COMPENSATED)[-1]["data"]
+    ended = world.events_of(event_types.SAGA_COMPENSATED)[-1]["data"]
     assert "execution_error" not in ended or ended["execution_error"] == \
         execution.error.model_dump()

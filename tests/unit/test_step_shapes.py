@@ -11,7 +11,7 @@ import pytest
 
 from chalicelib.adapters.stepfunctions.machine_input import resume_state
 from chalicelib.config import load_settings
-from chalicelib.domain import events
+from chalicelib.domain import event_types
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.lifecycle import ExecutionStatus, Phase, StepKind, StepStatus
 from chalicelib.domain.requests import ResolveRequest
@@ -62,10 +62,10 @@ def test_the_execution_records_each_steps_group_and_kind() -> None:
                      ("reserve", 2, StepKind.COMPENSATABLE),
                      ("authorize", 2, StepKind.COMPENSATABLE), ("capture", 3, StepKind.PIVOT),
                      ("ship", 4, StepKind.RETRIABLE), ("notify", 4, StepKind.RETRIABLE)}
-    started = world.events_of(events.EXECUTION_STARTED)[0]["data"]
+    started = world.events_of(event_types.EXECUTION_STARTED)[0]["data"]
     assert started["shape"][1] == {"step_id": "reserve", "group": 2, "kind": "compensatable"}
     world.deliver("validate")
-    record = world.events_of(events.STEP_SUCCEEDED)[0]["data"]["step"]
+    record = world.events_of(event_types.STEP_SUCCEEDED)[0]["data"]["step"]
     assert (record["group"], record["kind"]) == (1, "compensatable")
 
 
@@ -142,7 +142,7 @@ def test_a_retriable_step_out_of_attempts_parks_the_execution_with_its_reason() 
     execution = world.execution()
     assert execution.status is ExecutionStatus.PARKED
     assert execution.error is not None and execution.error.step_id == "ship"
-    parked = world.events_of(events.SAGA_PARKED)[0]["data"]
+    parked = world.events_of(event_types.SAGA_PARKED)[0]["data"]
     assert parked["status"] == "PARKED"
     assert parked["execution_error"]["message"] == "card declined"
     # Nothing was undone.
@@ -169,7 +169,7 @@ def test_retry_forward_starts_a_new_round_at_the_parked_group() -> None:
     ship = world.step("ship")
     assert (ship.status, ship.error, ship.action_attempts) == (StepStatus.PENDING, None, 1)
     assert world.step("notify").status is StepStatus.SUCCEEDED  # it stays done
-    resumed = world.events_of(events.SAGA_RESUMED)[0]["data"]
+    resumed = world.events_of(event_types.SAGA_RESUMED)[0]["data"]
     assert resumed["by"] == "ops" and resumed["execution_error"] is None
     # A new round of 2 attempts: the first fails and is retried, numbered on from before.
     world.actions.script["do_ship"] = _fails
@@ -230,7 +230,7 @@ def test_parallel_compensations_that_fail_are_all_listed() -> None:
     error = world.execution().error
     assert world.execution().status is ExecutionStatus.COMPENSATION_FAILED
     assert error is not None and error.failed_steps == ["a", "b"]
-    assert world.events_of(events.COMPENSATION_FAILED)[0]["data"]["execution_error"][
+    assert world.events_of(event_types.COMPENSATION_FAILED)[0]["data"]["execution_error"][
         "failed_steps"] == ["a", "b"]
 
 

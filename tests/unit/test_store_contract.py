@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import events
+from chalicelib.domain import event_types, events
 from chalicelib.testing import InMemoryDefinitionStore, InMemoryExecutionStore, InMemoryStepLedger
 
 # Its asserts say what differed, as a test module's do.
@@ -42,24 +42,24 @@ class TestInMemoryStores(StoreContract):
 
 def test_a_builder_decides_its_keys_and_refuses_others() -> None:
     error = {"step_id": None, "phase": None, "type": "X", "message": "y"}
-    assert events.moved(events.SAGA_FAILED, saga_id="s", status="FAILED").data == {
+    assert events.moved(event_types.SAGA_FAILED, saga_id="s", status="FAILED").data == {
         "saga_id": "s", "status": "FAILED"}  # no error given: the key is left out
-    assert events.moved(events.SAGA_COMPLETED, saga_id="s", status="COMPLETED",
+    assert events.moved(event_types.SAGA_COMPLETED, saga_id="s", status="COMPLETED",
                         execution_error=None).data["execution_error"] is None  # null: cleared
-    assert events.moved(events.SAGA_PARKED, saga_id="s", status="PARKED",
+    assert events.moved(event_types.SAGA_PARKED, saga_id="s", status="PARKED",
                         execution_error=error, reason="r").data == {
         "saga_id": "s", "status": "PARKED", "execution_error": error, "reason": "r"}
     with pytest.raises(TypeError):  # a key this type does not carry
-        events.moved(events.COMPENSATION_STARTED, saga_id="s", status="COMPENSATING",
+        events.moved(event_types.COMPENSATION_STARTED, saga_id="s", status="COMPENSATING",
                      output={})
     with pytest.raises(ValueError, match="not the event of"):
-        events.moved(events.SAGA_RESOLVED, saga_id="s", status="FAILED")
+        events.moved(event_types.SAGA_RESOLVED, saga_id="s", status="FAILED")
     tried = events.StepAttempt(saga_id="s", step_id="a", attempt=1, phase="action",
                                started=datetime(2026, 1, 1, tzinfo=UTC),
                                ended=datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC))
     with pytest.raises(TypeError):  # a retried attempt does not end the execution
-        events.attempt_failed(events.STEP_RETRIED, tried, error={}, outcome="failed",
+        events.attempt_failed(event_types.STEP_RETRIED, tried, error={}, outcome="failed",
                               step={}, execution_error=error)
-    assert events.step_started(tried) == events.Event(events.STEP_STARTED, {
+    assert events.step_started(tried) == events.Event(event_types.STEP_STARTED, {
         "saga_id": "s", "step_id": "a", "attempt": 1, "phase": "action",
         "started_at": "2026-01-01T00:00:00+00:00", "duration_ms": 1000})

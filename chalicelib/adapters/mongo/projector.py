@@ -16,7 +16,7 @@ from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
-from chalicelib.domain import events
+from chalicelib.domain import event_types
 from chalicelib.domain.lifecycle import (
     PHASE_OF_EVENT,
     STATUS_OF_EVENT,
@@ -31,10 +31,10 @@ from chalicelib.domain.lifecycle import (
 EXECUTIONS = "executions"
 SUMMARIES = "saga_summaries"
 
-_TOUCHES_EXECUTION = {events.SAGA_RESOLVED, events.RUN_STARTED}
+_TOUCHES_EXECUTION = {event_types.SAGA_RESOLVED, event_types.RUN_STARTED}
 # The event types the read model applies: an execution's start, the events of its own row,
 # and every event the lifecycle gives a status or a step's phase (definitions' are not here).
-APPLIED: frozenset[str] = frozenset({events.EXECUTION_STARTED, *_TOUCHES_EXECUTION,
+APPLIED: frozenset[str] = frozenset({event_types.EXECUTION_STARTED, *_TOUCHES_EXECUTION,
                                      *STATUS_OF_EVENT, *PHASE_OF_EVENT})
 
 
@@ -73,7 +73,7 @@ class Projector:
         execution_id, sequence = event["key"], event["sequence"]
         data = event["data"]
         now = datetime.now(UTC)
-        if event["type"] == events.EXECUTION_STARTED:
+        if event["type"] == event_types.EXECUTION_STARTED:
             shape = {s["step_id"]: s for s in data.get("shape") or []}
             doc = {
                 "_id": execution_id, "saga_id": data["saga_id"], "version": data.get("version"),
@@ -125,17 +125,17 @@ class Projector:
             update["$set"]["output"] = data["output"]
         if "output_error" in data:  # saga.completed, when its output mapping failed
             update["$set"]["output_error"] = data["output_error"]
-        if event["type"] == events.SAGA_RESOLVED:
+        if event["type"] == event_types.SAGA_RESOLVED:
             update["$set"].update(resolved_by=data.get("by"), resolution=data.get("reason"))
-        if event["type"] == events.RUN_STARTED:
+        if event["type"] == event_types.RUN_STARTED:
             update["$set"].update(state_machine_arn=data.get("state_machine_arn"),
                                   sfn_execution_arn=data.get("run_arn"))
         step_id = data.get("step_id")
-        if step_id and event["type"] != events.STEP_STARTED:
+        if step_id and event["type"] != event_types.STEP_STARTED:
             self._step_update(update, event, data)
         filters = [{"s.step_id": step_id}] if "$push" in update or any(
             "steps.$[s]" in key for key in update["$set"]) else None
-        if event["type"] == events.SAGA_RESUMED:
+        if event["type"] == event_types.SAGA_RESUMED:
             # A retry forward: the parked steps as the write model reset them.
             filters = []
             for index, record in enumerate(data.get("steps") or []):
@@ -155,10 +155,10 @@ class Projector:
                      data: Mapping[str, Any]) -> None:
         phase = Phase(data.get("phase") or PHASE_OF_EVENT[event["type"]])
         status: StepStatus | None
-        if event["type"] == events.STEP_ABORTED:
+        if event["type"] == event_types.STEP_ABORTED:
             # The step keeps the status its undo gave it.
             status, outcome = None, Outcome.FAILED
-        elif event["type"] == events.STEP_RETRIED:
+        elif event["type"] == event_types.STEP_RETRIED:
             # An attempt whose outcome is unknown says so; older events were plain failures.
             retried = step_transition(phase, Outcome(data.get("outcome") or Outcome.FAILED),
                                       final=False)
@@ -180,7 +180,7 @@ class Projector:
             update["$set"][f"steps.$[s].{phase.value}_attempts"] = data.get("attempt")
             update["$set"]["steps.$[s].error"] = error if outcome is not Outcome.SUCCEEDED \
                 else None
-        if event["type"] == events.STEP_SUCCEEDED or (
+        if event["type"] == event_types.STEP_SUCCEEDED or (
                 "result" in data and outcome is Outcome.UNKNOWN):
             # A step's result is its action's (a late success's, kept for its compensation).
             update["$set"]["steps.$[s].result"] = data.get("result")

@@ -15,7 +15,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.database import Database
 
-from chalicelib.domain import events
+from chalicelib.domain import event_types
 
 CONNECTIONS = "ws_connections"
 ALL = "all"
@@ -27,7 +27,7 @@ def topics_of(event: Mapping[str, Any]) -> list[str]:
     saga_id = event.get("data", {}).get("saga_id")
     if saga_id:
         topics.append(f"saga:{saga_id}")
-    if event.get("type") in events.DEFINITION_EVENTS:  # keyed by saga id, not an execution's
+    if event.get("type") in event_types.DEFINITION_EVENTS:  # keyed by saga id, not an execution's
         return topics
     topics.append(f"execution:{event['key']}")
     return topics
