@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -118,7 +119,7 @@ class InMemoryExecutionStore:
         self._emit(events.run_started(saga_id=row.saga_id, state_machine_arn=run.where,
                                       run_arn=run.run), execution_id)
 
-    def transition(self, execution_id: str, allowed_from: set[ExecutionStatus],
+    def transition(self, execution_id: str, allowed_from: AbstractSet[ExecutionStatus],
                    to: ExecutionStatus, event_type: str, data: dict[str, Any],
                    error: dict[str, Any] | None = None, *,
                    by_operator: bool = False) -> Execution | None:

@@ -24,7 +24,13 @@ from chalicelib.domain.executions import (
     execution_error,
     failure_cause,
 )
-from chalicelib.domain.lifecycle import EVENT_OF, RESOLVABLE, StepKind, accepts_decision
+from chalicelib.domain.lifecycle import (
+    EVENT_OF,
+    OPERATOR_ACTIONS,
+    RESOLVABLE,
+    StepKind,
+    accepts_decision,
+)
 from chalicelib.domain.models import StoredSaga
 from chalicelib.domain.requests import ExecuteRequest, ResolveRequest
 from chalicelib.domain.storable import KAFKA_MAX_REQUEST_BYTES, check_storable
@@ -180,34 +186,29 @@ class ExecutionService:
                 raise Conflict(f"saga {saga_id!r} has no completed execution to compensate",
                                saga_id=saga_id)
             execution = found
-        if execution.status is not ExecutionStatus.COMPLETED:
-            raise Conflict(f"execution {execution.id!r} is {execution.status.value}; only a "
-                           "COMPLETED execution can be compensated", execution_id=execution.id)
+        _require(execution, "compensate", "be compensated")
         ran = self.definitions.get_revision(saga_id, execution.revision)
         if ran is not None and (pivot := ran.pivot()) is not None:
             raise Conflict(f"execution {execution.id!r} passed its pivot step {pivot.id!r}: "
                            "after the pivot a saga only goes forward, so it is never "
                            "compensated", execution_id=execution.id)
         return self._run_compensation(
-            execution, {ExecutionStatus.COMPLETED}, actor, "compensation requested",
+            execution, OPERATOR_ACTIONS["compensate"], actor, "compensation requested",
             execution_error(None, Phase.COMPENSATION, "CompensationRequested",
                             f"compensation requested by {actor.name}"))
 
     def retry_compensation(self, execution_id: str, actor: Actor) -> Execution:
         execution = self._undecided(self._current(execution_id))
-        if execution.status is not ExecutionStatus.COMPENSATION_FAILED:
-            raise Conflict(f"execution {execution_id!r} is {execution.status.value}; only a "
-                           "COMPENSATION_FAILED execution can retry its compensation",
-                           execution_id=execution_id)
+        _require(execution, "retry_compensation", "retry its compensation")
         # The compensation failure is being dealt with: the error says again why the
         # execution is undone (a failed step's, or the operator's request).
         cause = failure_cause(execution.steps) or execution_error(
             None, Phase.COMPENSATION, "CompensationRequested",
             f"compensation retried by {actor.name}")
-        return self._run_compensation(execution, {ExecutionStatus.COMPENSATION_FAILED}, actor,
-                                      "compensation retried", cause)
+        return self._run_compensation(execution, OPERATOR_ACTIONS["retry_compensation"],
+                                      actor, "compensation retried", cause)
 
-    def _run_compensation(self, execution: Execution, allowed: set[ExecutionStatus],
+    def _run_compensation(self, execution: Execution, allowed: frozenset[ExecutionStatus],
                           actor: Actor, reason: str, cause: dict[str, Any]) -> Execution:
         saga = self.definitions.get_revision(execution.saga_id, execution.revision)
         if saga is None:
@@ -225,9 +226,7 @@ class ExecutionService:
         """A PARKED execution runs again from its parked group: that group's steps that did
         not succeed get a new round of attempts, then the steps after it run."""
         execution = self._undecided(self._current(execution_id))
-        if execution.status is not ExecutionStatus.PARKED:
-            raise Conflict(f"execution {execution_id!r} is {execution.status.value}; only a "
-                           "PARKED execution can be retried forward", execution_id=execution_id)
+        _require(execution, "retry_forward", "be retried forward")
         saga = self.definitions.get_revision(execution.saga_id, execution.revision)
         if saga is None:
             raise Conflict(f"the version execution {execution_id!r} ran is gone")
@@ -375,3 +374,13 @@ def _instant(name: str, raw: str | None) -> datetime | None:
         raise BadRequest(f"{name} must be an ISO 8601 time with its zone, such as "
                          "2026-12-05T09:30:00Z", value=raw)
     return at.astimezone(UTC)
+
+
+def _require(execution: Execution, action: str, what: str) -> None:
+    """409 unless the lifecycle lets an operator's `action` start from the execution's status
+    (lifecycle.OPERATOR_ACTIONS, which the console reads too)."""
+    sources = OPERATOR_ACTIONS[action]
+    if execution.status not in sources:
+        names = " or ".join(status.value for status in sources)
+        raise Conflict(f"execution {execution.id!r} is {execution.status.value}; only a "
+                       f"{names} execution can {what}", execution_id=execution.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -220,7 +221,7 @@ class ExecutionStore(Protocol):
         """Record that the execution's run started: the store keeps the ref's parts."""
         ...
 
-    def transition(self, execution_id: str, allowed_from: set[ExecutionStatus],
+    def transition(self, execution_id: str, allowed_from: AbstractSet[ExecutionStatus],
                    to: ExecutionStatus, event_type: str, data: dict[str, Any],
                    error: dict[str, Any] | None = None, *,
                    by_operator: bool = False) -> Execution | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
 
@@ -415,7 +416,7 @@ class MySQLExecutionStore:
                                                  run_arn=run_arn),
                          execution_id=execution_id, at=at)
 
-    def transition(self, execution_id: str, allowed_from: set[ExecutionStatus],
+    def transition(self, execution_id: str, allowed_from: AbstractSet[ExecutionStatus],
                    to: ExecutionStatus, event_type: str, data: dict[str, Any],
                    error: dict[str, Any] | None = None, *,
                    by_operator: bool = False) -> Execution | None:
