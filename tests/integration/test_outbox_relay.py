@@ -140,13 +140,18 @@ def test_nothing_is_lost_while_kafka_is_down(
     settings: Settings, connector: mysql.MySQLConnector, local_stack: Supervisor
 ) -> None:
     topic = f"relay-{uuid.uuid4().hex[:8]}"
-    relay = OutboxRelay(connector, KafkaPublisher(settings.kafka), topic, batch_size=50)
+    # A short producer timeout: the send to a stopped broker gives up in seconds, not 30.
+    quick = settings.kafka.model_copy(update={"producer_timeout": "2s"})
+    relay = OutboxRelay(connector, KafkaPublisher(quick), topic, batch_size=50)
     relay.drain()  # what earlier tests left
     local_stack.down(["kafka"])
     try:
         expected = _executions_with_events(connector, executions=10, events_each=3)
+        started = time.monotonic()
         with pytest.raises(Exception):  # noqa: B017 - any Kafka client error will do
             relay.run_once()
+        # The producer timeout (2 s) bounds the wait, not kafka-python's 30 s bootstrap default.
+        assert time.monotonic() - started < 15
         assert _unpublished(connector) == 30  # nothing marked sent that was not acked
     finally:
         local_stack.up(["kafka"])

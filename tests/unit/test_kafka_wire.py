@@ -86,3 +86,10 @@ def test_the_compose_file_runs_the_same_kafka_with_the_same_message_size() -> No
     shipped = load_settings(environ={}).kafka
     assert kafka["environment"]["KAFKA_MESSAGE_MAX_BYTES"] == message_max_bytes(shipped)
     assert kafka["environment"]["KAFKA_NUM_PARTITIONS"] == shipped.partitions
+
+
+def test_the_producer_timeout_bounds_every_wait_of_a_send() -> None:
+    options = producer_options(KafkaSettings(producer_timeout="3s"))
+    # The first connection included: kafka-python's own default for it is 30 s.
+    assert options["bootstrap_timeout_ms"] == options["max_block_ms"] == 3000
+    assert options["request_timeout_ms"] == 3000 and options["delivery_timeout_ms"] == 6000

@@ -87,6 +87,9 @@ def producer_options(settings: KafkaSettings) -> dict[str, Any]:
         "max_request_size": settings.max_request_size,
         "request_timeout_ms": timeout_ms,
         "max_block_ms": timeout_ms,
+        # kafka-python 3 waits 30 s for a first broker by default; a relay facing a stopped
+        # broker gives up within the producer timeout and retries the batch later.
+        "bootstrap_timeout_ms": timeout_ms,
         # An outage outlasting this fails the send, and the relay retries the batch itself.
         "delivery_timeout_ms": delivery_timeout_ms(settings),
         "key_serializer": KeySerializer(),
