@@ -20,6 +20,12 @@ STEP_FAILED = "saga.step.failed"
 STEP_RETRIED = "saga.step.retried"
 # An action's last attempt ended with its outcome unknown: the step is compensated.
 STEP_OUTCOME_UNKNOWN = "saga.step.outcome_unknown"
+# Steps that wait (callbacks and timers): the wait began, a heartbeat kept it alive, a
+# completion arrived through the API, the timer fired. Each carries the step's record.
+STEP_WAITING = "saga.step.waiting"
+STEP_HEARTBEAT = "saga.step.heartbeat"
+STEP_CALLBACK_RECEIVED = "saga.step.callback_received"
+STEP_TIMER_FIRED = "saga.step.timer_fired"
 COMPENSATION_STARTED = "saga.compensation.started"
 STEP_COMPENSATED = "saga.step.compensated"
 STEP_COMPENSATION_FAILED = "saga.step.compensation_failed"

@@ -34,10 +34,15 @@ from chalicelib.domain.event_types import (
     STEP_FAILED,
     STEP_OUTCOME_UNKNOWN,
     STEP_RETRIED,
+    STEP_CALLBACK_RECEIVED,
+    STEP_HEARTBEAT,
     STEP_STARTED,
     STEP_SUCCEEDED,
+    STEP_TIMER_FIRED,
+    STEP_WAITING,
 )
 from chalicelib.domain.executions import Execution, StepShape
+from chalicelib.domain.lifecycle import Phase
 from chalicelib.domain.models import StoredSaga
 
 
@@ -234,6 +239,38 @@ def step_started(attempt: StepAttempt) -> Event:
 def step_succeeded(attempt: StepAttempt, *, result: Any, step: Mapping[str, Any]) -> Event:
     """step: the step's record as the write model holds it after the attempt."""
     return Event(STEP_SUCCEEDED, {**attempt.data(), "result": result, "step": dict(step)})
+
+
+_ACTION = Phase.ACTION.value  # what a wait's events report: the action's attempt
+
+
+def step_waiting(attempt: StepAttempt, *, step: Mapping[str, Any],
+                 result: Any = ABSENT) -> Event:
+    """A callback's call answered (result: its answer, kept for the compensation) or a timer
+    set: the step waits; step["waiting"] says for what and until when."""
+    return _event(STEP_WAITING, **attempt.data(), result=result, step=dict(step))
+
+
+def step_heartbeat(*, saga_id: str, step_id: str, attempt: int,
+                   step: Mapping[str, Any]) -> Event:
+    """A waiting callback was kept alive (step["waiting"]["heartbeat_at"] says when)."""
+    return Event(STEP_HEARTBEAT, {"saga_id": saga_id, "step_id": step_id, "attempt": attempt,
+                                  "phase": _ACTION, "step": dict(step)})
+
+
+def step_callback_received(*, saga_id: str, step_id: str, attempt: int, outcome: str,
+                           by: str, step: Mapping[str, Any]) -> Event:
+    """A completion of a waiting callback was accepted: outcome succeeded or failed, by whom
+    (the step's succeeded or failed event follows in the same transaction)."""
+    return Event(STEP_CALLBACK_RECEIVED, {"saga_id": saga_id, "step_id": step_id,
+                                          "attempt": attempt, "phase": _ACTION,
+                                          "outcome": outcome, "by": by, "step": dict(step)})
+
+
+def step_timer_fired(*, saga_id: str, step_id: str, attempt: int,
+                     step: Mapping[str, Any]) -> Event:
+    return Event(STEP_TIMER_FIRED, {"saga_id": saga_id, "step_id": step_id,
+                                    "attempt": attempt, "phase": _ACTION, "step": dict(step)})
 
 
 def step_compensated(attempt: StepAttempt, *, result: Any, step: Mapping[str, Any]) -> Event:

@@ -159,6 +159,24 @@ class StepShape(BaseModel):
         return cls(step_id=step.id, group=step.group, kind=step.kind)
 
 
+class Waiting(BaseModel):
+    """What a waiting step waits for: a callback (completed through the API) or a timer.
+    Kept after the wait ends, with who or what ended it."""
+
+    kind: str  # lifecycle.WaitKind
+    since: datetime
+    # A callback's deadline (its step's timeout from the attempt's start), or the timer's
+    # moment.
+    until: datetime
+    # The callback to complete (never its secret, never the engine's task token).
+    callback_id: str | None = None
+    heartbeat_at: datetime | None = None
+    # "callback:<how>" (a partner's secret or a caller's subject), "timer", or None while
+    # waiting.
+    completed_by: str | None = None
+    completed_at: datetime | None = None
+
+
 class StepRun(BaseModel):
     step_id: str
     position: int
@@ -174,6 +192,8 @@ class StepRun(BaseModel):
     ended_at: datetime | None = None
     compensated_at: datetime | None = None
     attempts: list[Attempt] = Field(default_factory=list)
+    # A callback or timer step's wait (None for the other kinds, and before it starts).
+    waiting: Waiting | None = None
     # Action attempts before the current round (a retry forward starts one): bookkeeping of
     # the write model, not shown.
     retry_base: int = Field(default=0, exclude=True)

@@ -43,6 +43,9 @@ class StepStatus(StrEnum):
     # Its action may or may not have taken effect (its call was cut at the deadline, or it
     # answered something that cannot be recorded): it is undone like a step that succeeded.
     OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+    # A callback step whose participant took the call and will complete it later, or a timer
+    # running: the engine waits (no compute is spent) until it is completed or times out.
+    WAITING = "WAITING"
 
 
 class StepKind(StrEnum):
@@ -51,9 +54,30 @@ class StepKind(StrEnum):
     COMPENSATABLE = "compensatable"  # undone when a later step fails for good
     PIVOT = "pivot"  # the go/no-go point: once it succeeds, the saga only goes forward
     RETRIABLE = "retriable"  # after the pivot: retried, never compensated; parks when stuck
+    # Called once, then waits until a partner or a person completes it through the API (or
+    # it times out: an unknown outcome). Before the pivot it is compensatable; after it, it
+    # behaves as retriable (a timeout parks the execution). Never the pivot.
+    CALLBACK = "callback"
+    # A timer: waits a duration or until a timestamp. No action, no compensation: never undone.
+    WAIT = "wait"
 
 
 DEFAULT_KIND = StepKind.COMPENSATABLE
+# Kinds that wait in the engine: each is alone in its group (a Parallel branch holds one Task).
+WAITING_KINDS: frozenset[StepKind] = frozenset({StepKind.CALLBACK, StepKind.WAIT})
+
+
+def is_compensated(kind: StepKind, *, has_action: bool = True) -> bool:
+    """Whether a failure later on undoes a step of this kind (before the pivot): not a timer,
+    not a retriable step, and not a callback with no action (an approval did nothing)."""
+    if kind in (StepKind.WAIT, StepKind.RETRIABLE):
+        return False
+    return has_action
+
+
+def needs_action(kind: StepKind) -> bool:
+    """A timer has none; a callback may have none (an approval: someone completes it)."""
+    return kind not in WAITING_KINDS
 
 
 class Phase(StrEnum):
@@ -203,7 +227,7 @@ NEVER_DONE: frozenset[StepStatus] = frozenset({_T.PENDING, _T.FAILED})
 FAILED_FOR_GOOD: frozenset[StepStatus] = frozenset({_T.FAILED})
 # Steps whose effect may still stand (the reconciler's "a person must look").
 TOOK_EFFECT: frozenset[StepStatus] = frozenset({_T.SUCCEEDED, _T.COMPENSATION_FAILED,
-                                               _T.OUTCOME_UNKNOWN})
+                                               _T.OUTCOME_UNKNOWN, _T.WAITING})
 
 
 @dataclass(frozen=True)
@@ -236,7 +260,7 @@ STEP_TRANSITIONS: tuple[StepTransition, ...] = (
 _STEP_BY_KEY = {(t.phase, t.outcome, t.final): t for t in STEP_TRANSITIONS}
 # The statuses from which an attempt of each phase may start (the rest are refused or skipped).
 STEP_SOURCES: dict[Phase, frozenset[StepStatus]] = {
-    Phase.ACTION: frozenset({_T.PENDING, _T.RUNNING, _T.OUTCOME_UNKNOWN}),
+    Phase.ACTION: frozenset({_T.PENDING, _T.RUNNING, _T.OUTCOME_UNKNOWN, _T.WAITING}),
     Phase.COMPENSATION: frozenset(s for s in StepStatus if s is not _T.COMPENSATED),
 }
 
@@ -247,6 +271,20 @@ def step_transition(phase: Phase, outcome: Outcome, *, final: bool) -> StepTrans
     return _STEP_BY_KEY[(phase, outcome, final or outcome is Outcome.SUCCEEDED)]
 
 
+# A step that starts waiting (its callback's call answered, or its timer set) becomes WAITING
+# with this event; heartbeats, the completion and the timer each add one of their own before
+# the step's usual succeeded or failed event.
+WAITING_MOVE = (StepStatus.WAITING, event_types.STEP_WAITING)
+WAIT_EVENTS: frozenset[str] = frozenset({event_types.STEP_WAITING, event_types.STEP_HEARTBEAT,
+                                         event_types.STEP_CALLBACK_RECEIVED,
+                                         event_types.STEP_TIMER_FIRED})
+
+
+class WaitKind(StrEnum):
+    CALLBACK = "callback"
+    TIMER = "timer"
+
+
 # The phase of a step event, for events written before every one carried its phase.
 PHASE_OF_EVENT: dict[str, Phase] = {
     event_types.STEP_STARTED: Phase.ACTION,
@@ -255,6 +293,10 @@ PHASE_OF_EVENT: dict[str, Phase] = {
     event_types.STEP_ABORTED: Phase.ACTION,
     event_types.STEP_RETRIED: Phase.ACTION,
     event_types.STEP_OUTCOME_UNKNOWN: Phase.ACTION,
+    event_types.STEP_WAITING: Phase.ACTION,
+    event_types.STEP_HEARTBEAT: Phase.ACTION,
+    event_types.STEP_CALLBACK_RECEIVED: Phase.ACTION,
+    event_types.STEP_TIMER_FIRED: Phase.ACTION,
     event_types.STEP_COMPENSATED: Phase.COMPENSATION,
     event_types.STEP_COMPENSATION_FAILED: Phase.COMPENSATION,
 }
@@ -281,9 +323,17 @@ OUTCOME_UNKNOWN_FINAL = "Saga.OutcomeUnknownFinal"
 NEVER_RETRIED: tuple[str, ...] = (PERMANENT_ERROR, STEP_ABORTED, OUTCOME_UNKNOWN_FINAL)
 # Step Functions' own names.
 TASK_TIMEOUT = "States.Timeout"
+HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"
 ANY_ERROR = "States.ALL"
 # What leads to a step's own compensation: it may have done its work.
 UNDO_ITSELF: tuple[str, ...] = (TASK_TIMEOUT, OUTCOME_UNKNOWN, OUTCOME_UNKNOWN_FINAL)
+# A callback completed with /fail: the partner says the action failed for good (it did
+# nothing): never retried, compensated like a failure for good. A wait that times out, or
+# whose heartbeats stop, is an unknown outcome: its own compensation runs. (Only callback
+# Tasks name these, so the machines of the other kinds stay as they were.)
+CALLBACK_FAILED = "Saga.CallbackFailed"
+CALLBACK_NEVER_RETRIED: tuple[str, ...] = (*NEVER_RETRIED, CALLBACK_FAILED)
+CALLBACK_UNDO_ITSELF: tuple[str, ...] = (*UNDO_ITSELF, HEARTBEAT_TIMEOUT)
 # Lambda's own throttling and service errors: the step never ran (or its outcome is recorded
 # idempotently), so they get a Retry of their own that never spends the step's max_retries.
 LAMBDA_SERVICE_ERRORS: tuple[str, ...] = (

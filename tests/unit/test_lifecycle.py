@@ -92,9 +92,11 @@ def test_step_transitions_cover_every_phase_outcome_and_finality_once() -> None:
             Phase.ACTION if move.event == event_types.STEP_RETRIED else move.phase)
         if move.final:
             assert lifecycle.STEP_EVENT_RESULT[move.event] == (move.target, move.outcome)
-    # An action runs only on a step that has not ended; a compensation on any not yet undone.
+    # An action runs only on a step that has not ended (a waiting callback's next attempt
+    # included); a compensation on any not yet undone.
     assert lifecycle.STEP_SOURCES[Phase.ACTION] == {StepStatus.PENDING, StepStatus.RUNNING,
-                                                    StepStatus.OUTCOME_UNKNOWN}
+                                                    StepStatus.OUTCOME_UNKNOWN,
+                                                    StepStatus.WAITING}
     # An unknown outcome sticks through failures (only a success replaces it), and is never
     # among the steps an undo skips.
     for final in (False, True):

@@ -30,8 +30,8 @@ def test_an_action_runs_only_on_an_unfinished_step_of_a_running_execution(
     decision = decide(_request(Phase.ACTION), step, execution)
     if step is StepStatus.SUCCEEDED:
         assert decision.verdict is Verdict.DUPLICATE  # a repeated delivery does nothing
-    elif step in (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.OUTCOME_UNKNOWN) \
-            and execution is ExecutionStatus.RUNNING:
+    elif step in (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.OUTCOME_UNKNOWN,
+                  StepStatus.WAITING) and execution is ExecutionStatus.RUNNING:
         assert decision.verdict is Verdict.RUN
     else:
         assert decision.verdict is Verdict.ABORT

@@ -187,7 +187,7 @@ def test_each_rule_of_kinds_is_explained() -> None:
     assert "never compensated" in by_field[("steps[5].compensation", "retriable")]
     assert "saga.retriable_max_attempts" in by_field[("steps[4].max_retries", "retriable")]
     assert by_field[("steps[0].kind", "supported")] == \
-        "must be one of compensatable, pivot, retriable"
+        "must be one of compensatable, pivot, retriable, callback, wait"
 
 
 @pytest.mark.parametrize(("kinds", "expected"), [
