@@ -14,12 +14,20 @@ from chalicelib.adapters.kafka.consumer import apply_all, msk_events
 from chalicelib.adapters.push.filters import FilterRefused, parse_connect
 from chalicelib.adapters.push.messages import handle_message
 from chalicelib.config import load_settings
-from chalicelib.domain.requests import ActiveRequest, CompensateRequest, ResolveRequest
+from chalicelib.domain.requests import (
+    ActiveRequest,
+    CompensateRequest,
+    FailRequest,
+    ResolveRequest,
+    SucceedRequest,
+)
 from chalicelib.http import console
 from chalicelib.http.api import (
     JSON,
     actor,
     body_as,
+    callback_caller,
+    callback_guarded,
     definition_body,
     execute_request,
     guarded,
@@ -36,6 +44,7 @@ from chalicelib.http.api import (
 )
 from chalicelib.http.auth import Forbidden, Role, TokenRejected, Unauthenticated
 from chalicelib.http.http_errors import http_status
+from chalicelib.http.paths import API_PREFIX
 from chalicelib.roots import step_entry as entry
 from chalicelib.roots.health import check_health
 from chalicelib.roots.runtime import container
@@ -50,7 +59,7 @@ from chalicelib.usecases.ports import Actor
 DEPLOYED = load_settings()
 app = Chalice(app_name="saga-orchestrator")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
-API = "/api/v1/saga"
+API = API_PREFIX
 # The edge reads its settings and cursor seal from the process's Container (asked on each use).
 use_parts(container)
 
@@ -286,6 +295,42 @@ def retry_forward(execution_id: str) -> Response:
 def resolve_execution(execution_id: str) -> dict[str, Any]:
     return _execution(_executions().resolve(
         execution_id, body_as(app.current_request, ResolveRequest), actor(app.current_request)))
+
+
+# -- completing waiting steps: a partner (the secret in its callback's links) or an approver --
+
+def callback_route(action: str) -> Callable[[Callable[..., Any]], Any]:
+    path = f"{API}/callbacks/{{callback_id}}/{action}"
+
+    def decorate(view: Callable[..., Any]) -> Any:
+        ROUTE_ROLES[(path, "POST")] = Role.APPROVER
+        guard = callback_guarded(lambda: app.current_request, lambda: container().rate_limiter)
+        return app.route(path, methods=["POST"], cors=CORS)(guard(view))
+
+    return decorate
+
+
+def _callback_caller() -> Any:
+    return callback_caller(app.current_request, container().token_verifier.verify)
+
+
+@callback_route("succeed")
+def succeed_callback(callback_id: str) -> dict[str, Any]:
+    request = optional_request(app.current_request, SucceedRequest) or SucceedRequest()
+    return container().callback_service.succeed(callback_id, request,
+                                                _callback_caller()).as_dict()
+
+
+@callback_route("fail")
+def fail_callback(callback_id: str) -> dict[str, Any]:
+    return container().callback_service.fail(
+        callback_id, body_as(app.current_request, FailRequest), _callback_caller()).as_dict()
+
+
+@callback_route("heartbeat")
+def heartbeat_callback(callback_id: str) -> dict[str, Any]:
+    no_body(app.current_request)
+    return container().callback_service.heartbeat(callback_id, _callback_caller()).as_dict()
 
 
 # -- the operator console: static files (no token needed to load it; it asks for one) ----------

@@ -24,6 +24,10 @@ from chalicelib.durations import parse_duration_ms
 DEFAULT_MAX_RESULT_BYTES = 64 * 1024
 # saga.retriable_max_attempts.
 DEFAULT_RETRIABLE_MAX_ATTEMPTS = 5
+# saga.max_wait: the longest a callback step may wait, or a timer run, by default; a Standard
+# state machine runs a year at most, so no setting goes past that.
+DEFAULT_MAX_WAIT = "30d"
+STANDARD_MAX_RUN_S = 365 * 24 * 3600
 
 # In a checkout the file is configs/config.yaml; a Lambda package carries only app.py and
 # chalicelib/, so packaging bundles it, as JSON, at chalicelib/configs/config.json.
@@ -58,9 +62,16 @@ class _Section(BaseModel):
 
 class ServerSettings(_Section):
     port: str = ":8000"
+    # The API's URL as partners reach it: callback links (a callback step's participant is
+    # sent them) start with it. Empty: http://127.0.0.1 on `port` (the local stack). On AWS
+    # the API Gateway stage URL, or the custom domain in front of it.
+    public_url: str = ""
     read_timeout: str = "30s"
     write_timeout: str = "30s"
     idle_timeout: str = "120s"
+
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://127.0.0.1:{self.port.lstrip(':')}"
 
 
 class MySQLSettings(_Section):
@@ -166,6 +177,9 @@ class SagaSettings(_Section):
     # this after its action's last deadline. Whole seconds, 1s to 60s; a step's timeout may
     # be at most 900 s (Lambda's limit) less this.
     task_timeout_margin: str = "5s"
+    # The longest a callback step may wait for its completion (its timeout), and a timer step
+    # run: a duration, at most a year (a Standard state machine's limit).
+    max_wait: str = DEFAULT_MAX_WAIT
     # DescribeExecution calls one reconciler run may spend (AWS: a bucket of 300, 15/s).
     reconcile_describe_budget: int = Field(default=100, ge=1, le=300)
     # Inputs the built-in (demo) actions fall back on when an execution gives none, so the
@@ -185,6 +199,19 @@ class SagaSettings(_Section):
             raise ValueError("must be whole seconds from 1s to 60s (Step Functions counts "
                              "a Task's timeout in seconds)")
         return value
+
+    @field_validator("max_wait")
+    @classmethod
+    def _within_a_year(cls, value: str) -> str:
+        ms = parse_duration_ms(value)
+        if not 1000 <= ms <= STANDARD_MAX_RUN_S * 1000:
+            raise ValueError("must be from 1s to 365d (a Standard state machine runs a year "
+                             "at most)")
+        return value
+
+    @property
+    def max_wait_s(self) -> int:
+        return parse_duration_ms(self.max_wait) // 1000
 
     @property
     def task_timeout_margin_s(self) -> int:

@@ -12,9 +12,11 @@ from typing import Any
 
 from websockets.sync.client import connect
 
+from chalicelib.http.paths import API_PREFIX
+
 DEFAULT_API = "http://127.0.0.1:8000"
 DEFAULT_WS = "ws://127.0.0.1:8001/ws"
-PREFIX = "/api/v1/saga"
+PREFIX = API_PREFIX
 
 
 class ApiError(Exception):

@@ -43,6 +43,24 @@ class Reason(_Data):
     message: str | None = None
 
 
+class CallbackInfo(_Data):
+    """A callback step's action only: how the participant (or the partner it hands these to)
+    completes the step later. The secret in the URLs completes this one callback and nothing
+    else; each attempt gets its own."""
+
+    id: str
+    succeed_url: str = Field(description="POST {\"result\": {...}}: the step succeeded; the "
+                                         "result becomes the step's result")
+    fail_url: str = Field(description="POST {\"error\": \"Type\", \"reason\": \"...\"}: "
+                                      "the action failed for good, having done nothing")
+    heartbeat_url: str = Field(description="POST {}: still at work (a step with heartbeat "
+                                           "ends unless one arrives in time)")
+    expires_at: datetime = Field(description="the wait ends then (the step's timeout): a "
+                                             "completion after it is refused and the step is "
+                                             "compensated")
+    heartbeat_seconds: int | None = None
+
+
 class ParticipantRequest(_Data):
     """One attempt of one phase of one step, as the participant receives it."""
 
@@ -75,6 +93,10 @@ class ParticipantRequest(_Data):
         default=None, description="compensation only: why this step's action failed, if it did")
     reason: Reason | None = Field(
         default=None, description="compensation only: the failure that made the saga compensate")
+    callback: CallbackInfo | None = Field(
+        default=None, description="a callback step's action only: answer at once to say the "
+                                  "work was accepted, then complete the step through these "
+                                  "URLs (or hand them to the partner that will)")
 
 
 def request_schema() -> dict[str, Any]:

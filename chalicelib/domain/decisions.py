@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +47,11 @@ class StepRequest(BaseModel):
     error: dict[str, Any] | None = None
     # A retriable step's attempts per round, as its machine retries them.
     max_attempts: int | None = Field(default=None, ge=1)
+    # A callback step's Task: the engine's token for completing it (kept in the write model,
+    # never sent to anyone).
+    task_token: str | None = Field(default=None, min_length=1, max_length=8192)
+    # A timer step's Tasks: set it ("start") or record that it fired ("fired").
+    timer: Literal["start", "fired"] | None = None
 
 
 class Verdict(StrEnum):

@@ -332,7 +332,10 @@ UNDO_ITSELF: tuple[str, ...] = (TASK_TIMEOUT, OUTCOME_UNKNOWN, OUTCOME_UNKNOWN_F
 # whose heartbeats stop, is an unknown outcome: its own compensation runs. (Only callback
 # Tasks name these, so the machines of the other kinds stay as they were.)
 CALLBACK_FAILED = "Saga.CallbackFailed"
-CALLBACK_NEVER_RETRIED: tuple[str, ...] = (*NEVER_RETRIED, CALLBACK_FAILED)
+# Raised by a callback's Lambda when its callback was completed (succeeded) while its call was
+# still out: the step has succeeded, and the machine's Catch takes it as the Task's success.
+CALLBACK_COMPLETED = "Saga.CallbackCompleted"
+CALLBACK_NEVER_RETRIED: tuple[str, ...] = (*NEVER_RETRIED, CALLBACK_FAILED, CALLBACK_COMPLETED)
 CALLBACK_UNDO_ITSELF: tuple[str, ...] = (*UNDO_ITSELF, HEARTBEAT_TIMEOUT)
 # Lambda's own throttling and service errors: the step never ran (or its outcome is recorded
 # idempotently), so they get a Retry of their own that never spends the step's max_retries.
@@ -373,6 +376,13 @@ RECORDED_OUTCOMES: frozenset[ExecutionStatus] = frozenset({
 DEFAULT_TASK_TIMEOUT_MARGIN_S = 5
 # A Lambda runs 15 minutes at most, so a step's Task can wait no longer than that.
 LAMBDA_MAX_TIMEOUT_S = 900
+
+
+def wait_task_timeout_s(wait_ms: int, margin_s: int) -> int:
+    """A callback Task's TimeoutSeconds: the whole wait (the step's timeout, from the attempt's
+    start) plus the margin, so a completion accepted just before the deadline still reaches
+    the engine; no Lambda runs meanwhile, so no 15-minute cap."""
+    return max(1, -(-wait_ms // 1000)) + margin_s
 
 
 def task_timeout_s(call_timeout_ms: int, margin_s: int) -> int:

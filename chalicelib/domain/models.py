@@ -11,7 +11,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.domain.lifecycle import DEFAULT_KIND, Phase, StepKind
+from chalicelib.domain.lifecycle import (
+    DEFAULT_KIND,
+    Phase,
+    StepKind,
+    is_compensated,
+    needs_action,
+)
 
 
 class _Model(BaseModel):
@@ -25,7 +31,8 @@ class StepDefinition(_Model):
     description: str | None = None
     # Active steps that share an order form a group and run in parallel.
     order: int | None = None
-    # compensatable (the default), pivot or retriable: see chalicelib/domain/lifecycle.py.
+    # compensatable (the default), pivot, retriable, callback or wait: see
+    # chalicelib/domain/lifecycle.py.
     kind: str | None = None
     action: str | None = None
     compensation: str | None = None
@@ -38,6 +45,15 @@ class StepDefinition(_Model):
     # What the step receives as its input: literals and references to the execution's input
     # and earlier steps' results (chalicelib/domain/mapping.py). None: the whole saga input.
     input: dict[str, Any] | None = None
+    # kind wait: how long ("15m"), or until when: a reference to a timestamp in the input or
+    # an earlier step's result ("$.input.deliver_by"); exactly one of the two.
+    wait: str | None = None
+    until: str | None = None
+    # kind callback: its timeout is the whole wait (at most saga.max_wait); the first call to
+    # its action gets call_timeout (the usual step bound); with heartbeat set, the wait ends
+    # unless a heartbeat arrives at least this often.
+    call_timeout: str | None = None
+    heartbeat: str | None = None
 
 
 class SagaDefinition(_Model):
@@ -57,6 +73,7 @@ class SagaDefinition(_Model):
 # What a step gets when its definition leaves these out: applied once, by Step.of.
 DEFAULT_TIMEOUT = "30s"
 DEFAULT_MAX_RETRIES = 0
+DEFAULT_CALL_TIMEOUT = "30s"
 
 
 class Step(BaseModel):
@@ -67,8 +84,9 @@ class Step(BaseModel):
 
     id: str
     order: int
-    action: str
-    # None only for a retriable step, which is never compensated.
+    # None for a timer, and for a callback with no action (an approval).
+    action: str | None
+    # None for a retriable step or a timer (never compensated), or an approval (did nothing).
     compensation: str | None
     max_retries: int
     timeout: str
@@ -78,6 +96,16 @@ class Step(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     input: dict[str, Any] | None = None
     kind: StepKind = DEFAULT_KIND
+    wait: str | None = None
+    until: str | None = None
+    call_timeout: str | None = None
+    heartbeat: str | None = None
+
+    @property
+    def call_timeout_text(self) -> str:
+        """How long one call of the step's action or compensation may take: a callback's
+        call_timeout (its timeout is the whole wait), any other step's timeout."""
+        return self.call_timeout if self.call_timeout is not None else self.timeout
 
     @property
     def group(self) -> int:
@@ -91,14 +119,21 @@ class Step(BaseModel):
     @classmethod
     def of(cls, definition: StepDefinition) -> Step:
         """The runnable step of a definition that passed validation (whose invariants make
-        id, order and action present, and a compensation for every step but a retriable)."""
+        id, order and action present, and a compensation for every step that is undone)."""
         kind = StepKind(definition.kind) if definition.kind else DEFAULT_KIND
-        if (definition.id is None or definition.order is None or not definition.action
-                or (not definition.compensation and kind is not StepKind.RETRIABLE)):
+        has_action = bool(definition.action)
+        if (definition.id is None or definition.order is None
+                or (needs_action(kind) and not has_action)
+                or (not definition.compensation and is_compensated(kind, has_action=has_action)
+                    and kind is not StepKind.CALLBACK)):
             raise ValueError(f"step {definition.id!r} is not a validated definition: it needs "
                              "an id, an order, an action and a compensation")
-        return cls(id=definition.id, order=definition.order, action=definition.action,
+        return cls(id=definition.id, order=definition.order, action=definition.action or None,
                    compensation=definition.compensation or None, kind=kind,
+                   wait=definition.wait, until=definition.until,
+                   heartbeat=definition.heartbeat,
+                   call_timeout=(definition.call_timeout or DEFAULT_CALL_TIMEOUT
+                                 if kind is StepKind.CALLBACK else None),
                    max_retries=(DEFAULT_MAX_RETRIES if definition.max_retries is None
                                 else definition.max_retries),
                    timeout=definition.timeout or DEFAULT_TIMEOUT, active=definition.active,

@@ -87,3 +87,25 @@ def _problem(error: Mapping[str, Any]) -> str:
     if error["type"] == "missing":
         return f"field {field!r} is required"
     return f"field {field!r}: {error['msg']}"
+
+
+# -- completing a waiting step (chalicelib.usecases.steps.callbacks)
+
+class SucceedRequest(RequestModel):
+    """The callback's step succeeded: the result becomes the step's result, which later
+    steps and its compensation see."""
+
+    EXAMPLE: ClassVar[str] = '{"result": {...}}'
+
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class FailRequest(RequestModel):
+    """The action failed for good, having done nothing: the saga compensates what came
+    before, never retrying the step."""
+
+    EXAMPLE: ClassVar[str] = '{"error": "PaymentDeclined", "reason": "..."}'
+
+    error: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_.\-]*$")
+    reason: str = Field(default="", max_length=1000)
+

@@ -53,6 +53,8 @@ class StepContext:
     action_result: Mapping[str, Any] | None = None
     action_error: Mapping[str, Any] | None = None
     reason: Mapping[str, Any] | None = None
+    # A callback step's action: the callback's id, links and deadline (contract.CallbackInfo).
+    callback: Mapping[str, Any] | None = None
 
     @property
     def idempotency_key(self) -> str:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.domain.events import Event
+from chalicelib.domain.executions import Waiting
 from chalicelib.domain.lifecycle import ExecutionStatus, Phase, StepStatus
 
 # (event, time): the events of one execution (built by chalicelib.domain.events), appended in
@@ -45,6 +46,8 @@ class LockedStep:
     # The latest deadline an admitted action attempt was given (the late-action rule: its
     # compensation waits for it plus the margin). UTC, aware.
     action_deadline: datetime | None = None
+    # A waiting kind's wait (what it waits for, until when), as recorded.
+    waiting: Waiting | None = None
 
     def attempts(self, phase: Phase) -> int:
         """Attempts of that phase recorded so far."""

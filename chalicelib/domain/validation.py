@@ -16,10 +16,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from chalicelib.config import DEFAULT_MAX_WAIT
 from chalicelib.domain.action_refs import participant_kind, reference_problem
 from chalicelib.domain.errors import BadRequest, ErrorKind, SagaError
 from chalicelib.domain.lifecycle import (
     DEFAULT_TASK_TIMEOUT_MARGIN_S,
+    WAITING_KINDS,
     StepKind,
     max_step_timeout_s,
 )
@@ -36,11 +38,16 @@ SEMVER = re.compile(
     r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
     r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
 )
-DURATION_FIELDS = frozenset({"timeout"})
+DURATION_FIELDS = frozenset({"timeout", "call_timeout"})
 # A retriable step has neither: it is never compensated, and saga.retriable_max_attempts says
 # how often it is tried. Configured rules that require them do not apply to it.
 NOT_FOR_RETRIABLE = ("compensation", "max_retries")  # a field name, not a phase
 KINDS = ", ".join(kind.value for kind in StepKind)
+# Fields only one kind takes.
+_WAIT_FIELDS = ("wait", "until")
+# A timer takes none of these.
+_NOT_FOR_TIMERS = ("action", "compensation", "max_retries", "timeout")  # a field name, not a phase
+_CALLBACK_FIELDS = ("call_timeout", "heartbeat")
 # An order is stored as a step run's group (step_runs.step_group, a signed INT); it also names
 # a group's Parallel state ("group:<order>"), which 10 digits keep well within 80 characters.
 MAX_ORDER = 2**31 - 1
@@ -73,6 +80,8 @@ class ValidationPolicy:
     # saga.task_timeout_margin: a step's Task waits its timeout plus this, within a Lambda's
     # 15 minutes, so a step's timeout is capped there whatever the configured rules allow.
     task_timeout_margin_s: int = DEFAULT_TASK_TIMEOUT_MARGIN_S
+    # saga.max_wait: the longest a callback step's timeout (its whole wait) or a timer.
+    max_wait_s: int = parse_duration_ms(DEFAULT_MAX_WAIT) // 1000
 
     @classmethod
     def from_settings(cls, saga_settings: Any,
@@ -85,6 +94,7 @@ class ValidationPolicy:
             step_types=frozenset(saga_settings.supported_step_types),
             max_steps_per_saga=saga_settings.max_steps_per_saga,
             task_timeout_margin_s=saga_settings.task_timeout_margin_s,
+            max_wait_s=saga_settings.max_wait_s,
         )
 
 
@@ -141,9 +151,14 @@ def validate_definition(saga: SagaDefinition, policy: ValidationPolicy) -> list[
         violations += _field_rules("", saga, policy.rules.get("saga", {}))
         for index, step in enumerate(saga.steps):
             rules = policy.rules.get("step", {})
-            if step.kind == StepKind.RETRIABLE:
-                rules = {k: v for k, v in rules.items() if k not in NOT_FOR_RETRIABLE}
+            skipped = _rules_not_for(step)
+            rules = {k: v for k, v in rules.items() if k not in skipped}
             violations += _field_rules(f"steps[{index}].", step, rules)
+            if step.kind == StepKind.CALLBACK and step.call_timeout is not None \
+                    and "timeout" in rules:
+                # The first call of a callback step is bounded like any step's call.
+                violations += _duration_rules(f"steps[{index}].call_timeout",
+                                              step.call_timeout, rules["timeout"])
     violations += _invariants(saga, policy)
     # A field the configured rules and an invariant both require is reported once, and a
     # timeout over the configured maximum is not also over Lambda's.
@@ -163,6 +178,23 @@ def check_definition(payload: Any, policy: ValidationPolicy) -> SagaDefinition:
 
 
 # -- configured rules ----------------------------------------------------------------------
+
+def _rules_not_for(step: StepDefinition) -> frozenset[str]:
+    """Configured step rules that do not apply to the step's kind: a retriable step has no
+    compensation and no max_retries; a timer has no action, compensation, retries or timeout;
+    a callback's timeout is its whole wait (saga.max_wait bounds it, call_timeout takes the
+    configured timeout rule), and one with no action (an approval) has no compensation."""
+    if step.kind == StepKind.RETRIABLE:
+        return frozenset(NOT_FOR_RETRIABLE)
+    if step.kind == StepKind.WAIT:
+        return frozenset(_NOT_FOR_TIMERS)
+    if step.kind == StepKind.CALLBACK:
+        # Called once: no retries (max_retries is refused by _kind_fields).
+        skipped = {"timeout", "compensation", "max_retries"}  # a field name, not a phase
+        approval = {"action"}  # a field name, not a phase
+        return frozenset(skipped if step.action else skipped | approval)
+    return frozenset()
+
 
 def _field_rules(prefix: str, model: SagaDefinition | StepDefinition,
                  rules: Mapping[str, Mapping[str, Any]]) -> list[Violation]:
@@ -249,13 +281,16 @@ def _step_invariants(prefix: str, step: StepDefinition,
         found.append(Violation(f"{prefix}id", "required", "is required", step.id))
     elif not SAFE_ID.fullmatch(step.id):
         found.append(Violation(f"{prefix}id", "charset", _charset_message(), step.id))
-    if not step.action:
+    kind = step.kind
+    if not step.action and kind not in (StepKind.WAIT, StepKind.CALLBACK):
         found.append(Violation(f"{prefix}action", "required", "every step needs an action",
                                step.action))
-    kind = step.kind
     if kind is not None and kind not in {k.value for k in StepKind}:
         found.append(Violation(f"{prefix}kind", "supported", f"must be one of {KINDS}", kind))
-    if kind == StepKind.RETRIABLE:
+    found += _kind_fields(prefix, step, policy)
+    if kind in (StepKind.WAIT, StepKind.CALLBACK):
+        pass  # their compensation rules are _kind_fields' and _shape's
+    elif kind == StepKind.RETRIABLE:
         for name in NOT_FOR_RETRIABLE:
             if getattr(step, name) is not None:
                 found.append(Violation(f"{prefix}{name}", "retriable", _NOT_FOR_RETRIABLE[name],
@@ -275,16 +310,12 @@ def _step_invariants(prefix: str, step: StepDefinition,
     if step.max_retries is not None and step.max_retries < 0:
         found.append(Violation(f"{prefix}max_retries", "min", "must not be negative",
                                step.max_retries))
-    if step.timeout is not None and not _is_duration(step.timeout):
-        found.append(Violation(f"{prefix}timeout", "format",
-                               "must be a duration such as 500ms, 30s, 2m or 1h", step.timeout))
-    elif step.timeout is not None and parse_duration_ms(step.timeout) > 1000 * (
-            cap := max_step_timeout_s(policy.task_timeout_margin_s)):
-        found.append(Violation(
-            f"{prefix}timeout", "lambda_max",
-            f"must be at most {format_duration_ms(cap * 1000)}: the step's Task waits its "
-            f"timeout plus saga.task_timeout_margin ({policy.task_timeout_margin_s}s) within a "
-            "Lambda's 15 minutes", step.timeout))
+    if kind == StepKind.CALLBACK:
+        # Its timeout is the whole wait: no Lambda runs meanwhile, saga.max_wait bounds it.
+        found += _wait_bound(f"{prefix}timeout", step.timeout, policy)
+        found += _call_bound(f"{prefix}call_timeout", step.call_timeout, policy)
+    else:
+        found += _call_bound(f"{prefix}timeout", step.timeout, policy)
     for name in ("action", "compensation"):  # a field name, not a phase
         value = getattr(step, name)
         if value and policy.actions is not None and not _is_known_action(value, policy.actions):
@@ -298,6 +329,99 @@ def _step_invariants(prefix: str, step: StepDefinition,
         found.append(Violation(f"{prefix}type", "supported",
                                f"must be one of {', '.join(sorted(policy.step_types))}",
                                step.type))
+    return found
+
+
+def _call_bound(path: str, value: str | None, policy: ValidationPolicy) -> list[Violation]:
+    """A call's timeout: a duration whose Task (plus the margin) fits in a Lambda."""
+    if value is None:
+        return []
+    if not _is_duration(value):
+        return [Violation(path, "format", "must be a duration such as 500ms, 30s, 2m or 1h",
+                          value)]
+    cap = max_step_timeout_s(policy.task_timeout_margin_s)
+    if parse_duration_ms(value) > 1000 * cap:
+        return [Violation(
+            path, "lambda_max",
+            f"must be at most {format_duration_ms(cap * 1000)}: the step's Task waits its "
+            f"timeout plus saga.task_timeout_margin ({policy.task_timeout_margin_s}s) within a "
+            "Lambda's 15 minutes", value)]
+    return []
+
+
+def _wait_bound(path: str, value: str | None, policy: ValidationPolicy) -> list[Violation]:
+    """A wait's length: a duration of at least a second, at most saga.max_wait."""
+    if value is None:
+        return []
+    if not _is_duration(value):
+        return [Violation(path, "format", "must be a duration such as 90s, 15m, 24h or 7d",
+                          value)]
+    ms = parse_duration_ms(value)
+    if ms < 1000:
+        return [Violation(path, "min", "must be at least 1s", value)]
+    if ms > 1000 * policy.max_wait_s:
+        return [Violation(path, "max_wait",
+                          f"must be at most {format_duration_ms(policy.max_wait_s * 1000)} "
+                          "(config saga.max_wait)", value)]
+    return []
+
+
+def _kind_fields(prefix: str, step: StepDefinition,
+                 policy: ValidationPolicy) -> list[Violation]:
+    """The fields of the waiting kinds: a timer's wait or until (one of them), a callback's
+    call_timeout and heartbeat; each refused on the other kinds."""
+    found = []
+    kind = step.kind
+    own = {StepKind.WAIT: _WAIT_FIELDS, StepKind.CALLBACK: _CALLBACK_FIELDS}.get(
+        StepKind(kind) if kind in {k.value for k in StepKind} else StepKind.COMPENSATABLE, ())
+    for name in (*_WAIT_FIELDS, *_CALLBACK_FIELDS):
+        if name not in own and getattr(step, name) is not None:
+            owner = "wait" if name in _WAIT_FIELDS else "callback"
+            found.append(Violation(f"{prefix}{name}", "kind",
+                                   f"only a step of kind {owner} takes {name}",
+                                   getattr(step, name)))
+    if kind == StepKind.WAIT:
+        for name in _NOT_FOR_TIMERS:
+            if getattr(step, name) is not None:
+                found.append(Violation(f"{prefix}{name}", "kind",
+                                       f"a wait step is a timer: it takes no {name}",
+                                       getattr(step, name)))
+        if (step.wait is None) == (step.until is None):
+            found.append(Violation(f"{prefix}wait", "one_of",
+                                   "a wait step needs exactly one of wait (a duration such "
+                                   "as 15m) and until (a reference to a timestamp, such as "
+                                   "$.input.deliver_by)", step.wait))
+        found += _wait_bound(f"{prefix}wait", step.wait, policy)
+        if step.until is not None:
+            try:
+                parse_reference(step.until)
+            except MappingError as error:
+                found.append(Violation(f"{prefix}until", "reference", str(error), step.until))
+    if kind == StepKind.CALLBACK:
+        if step.max_retries:
+            found.append(Violation(f"{prefix}max_retries", "kind",
+                                   "a callback step's action is called once (its partner "
+                                   "completes it later): leave max_retries out, or 0",
+                                   step.max_retries))
+        if step.action and participant_kind(step.action) is None:
+            found.append(Violation(f"{prefix}action", "participant",
+                                   "a callback's action must be a participant (lambda:<name> "
+                                   "or an http(s) URL) that hands the callback on; leave it "
+                                   "out for an approval", step.action))
+        if not step.action and step.compensation:
+            found.append(Violation(f"{prefix}compensation", "kind",
+                                   "a callback with no action (an approval) did nothing to "
+                                   "undo: leave compensation out", step.compensation))
+        if step.heartbeat is not None:
+            if not _is_duration(step.heartbeat) or parse_duration_ms(step.heartbeat) < 1000:
+                found.append(Violation(f"{prefix}heartbeat", "format",
+                                       "must be a duration of at least 1s, such as 30s or 5m",
+                                       step.heartbeat))
+            elif step.timeout is not None and _is_duration(step.timeout) and \
+                    parse_duration_ms(step.heartbeat) >= parse_duration_ms(step.timeout):
+                found.append(Violation(f"{prefix}heartbeat", "below_timeout",
+                                       "must be shorter than the step's timeout (the whole "
+                                       "wait)", step.heartbeat))
     return found
 
 
@@ -321,8 +445,13 @@ def _shape(saga: SagaDefinition) -> list[Violation]:
                        step.kind)
              for index, step in pivots[1:]]
     pivot = pivots[0][1] if pivots else None
+    found += _waiting_alone(active)
     for index, step in active:
         where = f"steps[{index}]"
+        if step.kind == StepKind.CALLBACK:
+            found += _callback_compensation(where, step, pivot)
+        if step.kind in (StepKind.CALLBACK, StepKind.WAIT):
+            continue  # either side of the pivot (a callback after it behaves as retriable)
         if pivot is None:
             if step.kind == StepKind.RETRIABLE:
                 found.append(Violation(f"{where}.kind", "after_pivot",
@@ -347,6 +476,35 @@ def _shape(saga: SagaDefinition) -> list[Violation]:
     return found
 
 
+def _waiting_alone(active: list[tuple[int, StepDefinition]]) -> list[Violation]:
+    """A callback or wait step runs alone in its group (its order is its own)."""
+    orders = Counter(step.order for _, step in active)
+    return [Violation(f"steps[{index}].order", "waiting_alone",
+                      f"a {step.kind} step runs alone: no other active step may share its "
+                      f"order {step.order}", step.order)
+            for index, step in active
+            if step.kind in {k.value for k in WAITING_KINDS} and orders[step.order] > 1]
+
+
+def _callback_compensation(where: str, step: StepDefinition,
+                           pivot: StepDefinition | None) -> list[Violation]:
+    """Before the pivot a callback with an action is undone like any step, so it needs a
+    compensation; after it, it is never undone, so it takes none."""
+    after = pivot is not None and step.order is not None and pivot.order is not None \
+        and step.order > pivot.order
+    if after and step.compensation:
+        return [Violation(f"{where}.compensation", "after_pivot",
+                          f"a callback after the pivot {pivot.id!r} is never compensated "
+                          "(the saga only goes forward): leave compensation out",
+                          step.compensation)]
+    if not after and step.action and not step.compensation:
+        return [Violation(f"{where}.compensation", "required",
+                          "a callback step with an action needs a compensation (only an "
+                          "approval, with no action, or one after the pivot has none)",
+                          step.compensation)]
+    return []
+
+
 def _mapping_references(saga: SagaDefinition) -> list[Violation]:
     """Every reference of a mapping is well formed and names an active step that has run,
     and succeeded, by the time the mapping is resolved: for a step's input, a step before it;
@@ -356,6 +514,10 @@ def _mapping_references(saga: SagaDefinition) -> list[Violation]:
     for index, step in enumerate(saga.steps):
         found += _reference_problems(f"steps[{index}].input", step.input, order,
                                      step.id, step.order)
+        if step.until is not None:  # a timer's moment, read like an input reference
+            found += [v for v in _reference_problems(f"steps[{index}]", {"until": step.until},
+                                                     order, step.id, step.order)
+                      if v.rule == "reference"]
     found += _reference_problems("output", saga.output, order, None, None)
     return found
 

@@ -36,6 +36,7 @@ from chalicelib.http.auth import (
     role_named,
 )
 from chalicelib.http.http_errors import http_error
+from chalicelib.usecases.steps.callbacks import Caller
 from chalicelib.usecases.ports import Actor
 
 logger = logging.getLogger(__name__)
@@ -234,6 +235,23 @@ def websocket_caller(event: dict[str, Any], verify: Callable[[str | None], Princ
     return caller
 
 
+def callback_caller(request: Request, verify: Callable[[str | None], Principal]) -> Caller:
+    """Who completes a callback. Its links carry ?secret=, which completes that one callback
+    (checked against it by the service) and needs no token, so these routes are deployed
+    without the authorizer; without a secret, a bearer token whose role is approver or above
+    (with auth off, anyone, as on every route)."""
+    secret = (request.query_params or {}).get("secret")
+    if secret is not None:
+        return Caller(secret=secret)
+    if not _settings().auth.enabled:
+        return Caller(subject=f"anonymous@{_source(request)}")
+    headers = {k.lower(): v for k, v in (request.headers or {}).items()}
+    caller = verify(headers.get("authorization"))
+    path = (request.context or {}).get("resourcePath") or request.path
+    caller.require(Role.APPROVER, f"{request.method} {path}")
+    return Caller(subject=caller.subject)
+
+
 def _source(request: Request) -> str:
     identity = (request.context or {}).get("identity") or {}
     return str(identity.get("sourceIp") or "unknown")
@@ -265,6 +283,27 @@ def guarded(role: Role, current_request: Callable[[], Request], limiter: Callabl
                    else f"sub:{caller.subject}")
             limiter().check(key)
             query_params(request, params)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def callback_guarded(current_request: Callable[[], Request],
+                     limiter: Callable[[], Any]) -> Callable[[Callable[..., Any]],
+                                                            Callable[..., Any]]:
+    """A callback route: deployed without the authorizer (a partner holds the callback's
+    secret, not a token; callback_caller checks either), limited per caller address, taking
+    only ?secret=, with every error in the one format."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        @handles_errors
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            request = current_request()
+            limiter().check(f"ip:{_source(request)}")
+            query_params(request, frozenset({"secret"}))
             return view(*args, **kwargs)
 
         return wrapper

@@ -2,7 +2,8 @@
 
 Tokens are JWTs signed HS256 with a configured secret or RS256 with a key from a configured
 JWKS file (PyJWT checks signature, expiry, not-before, and issuer and audience when set). The
-roles are ordered: an operator may also read, an admin may do everything.
+roles are ordered: reader < approver < operator < admin; each may do what the ones below it
+may (an approver reads and completes callbacks), an admin everything.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from chalicelib.domain.errors import ErrorKind, SagaError
 class Role(enum.IntEnum):
     NONE = 0  # a valid token that grants no role of this service
     READER = 1  # reads
-    OPERATOR = 2  # execute, compensate, retry and resolve
-    ADMIN = 3  # definitions, cleanup
+    APPROVER = 2  # reads, and completes waiting steps (callbacks: approvals, webhooks)
+    OPERATOR = 3  # execute, compensate, retry and resolve
+    ADMIN = 4  # definitions, cleanup
 
 
 class Unauthenticated(SagaError):

@@ -18,6 +18,7 @@ from typing import Any
 from chalicelib.domain import lifecycle
 from chalicelib.domain.errors import NotFound
 from chalicelib.http.auth import Principal, Role
+from chalicelib.http.paths import API_PREFIX
 
 FOLDER = Path(__file__).with_name("console")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}\.(html|js|css|svg)$")
@@ -30,7 +31,7 @@ POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'sel
 
 # What the console offers, each the (path, method) of the route it calls: the role a route
 # needs is the route's own (app.ROUTE_ROLES), so the two cannot disagree.
-API = "/api/v1/saga"
+API = API_PREFIX
 ACTIONS = {
     "execute": (f"{API}/sagas/{{saga_id}}/execute", "POST"),
     "compensate": (f"{API}/sagas/{{saga_id}}/compensate", "POST"),

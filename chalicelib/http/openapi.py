@@ -22,7 +22,7 @@ from chalicelib.domain.validation import MAX_ORDER, NOT_FOR_RETRIABLE, SAFE_ID
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
 _ID_PATTERN = f"^{SAFE_ID.pattern}$"
-_DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h))+$"
+_DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
 _SEMVER_PATTERN = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
 
 
@@ -63,7 +63,14 @@ def _step_schema(rules: dict[str, Any], step_types: list[str]) -> dict[str, Any]
                          "no compensation, no max_retries): retried up to "
                          "saga.retriable_max_attempts with capped exponential backoff, then "
                          "the execution is PARKED for an operator to retry forward or "
-                         "resolve")},
+                         "resolve. callback (alone in its group, either side of the pivot): "
+                         "its action (optional: without one it is an approval) is called once "
+                         "with a callback object, then the step WAITS until it is completed "
+                         "through /callbacks/{id}/succeed or /fail, or its timeout (the whole "
+                         "wait, at most saga.max_wait) ends it as an unknown outcome, "
+                         "compensated (after the pivot: parked). wait (alone in its group): "
+                         "a timer, `wait` (a duration) or `until` (a reference to a timestamp); "
+                         "no action, no compensation, never undone")},
             "action": _string(rules.get("action", {})),
             "compensation": _string(rules.get("compensation", {})),
             "max_retries": {"type": "integer", "minimum": retries.get("min", 0),
@@ -71,6 +78,17 @@ def _step_schema(rules: dict[str, Any], step_types: list[str]) -> dict[str, Any]
             "timeout": {"type": "string", "pattern": _DURATION_PATTERN,
                         "description": "a duration such as 500ms, 30s, 2m or 1h, from "
                         f"{timeout.get('min')} to {timeout.get('max')}"},
+            "wait": {"type": "string", "pattern": _DURATION_PATTERN, "description": (
+                "kind wait: how long, such as 15m, 24h or 7d (at most saga.max_wait)")},
+            "until": {"type": "string", "description": (
+                "kind wait: a reference to an ISO 8601 timestamp in the input or an earlier "
+                "step's result, such as $.input.deliver_by (UTC when it has no zone)")},
+            "call_timeout": {"type": "string", "pattern": _DURATION_PATTERN, "description": (
+                "kind callback: how long its action's first call may take (default 30s; the "
+                "rule of a step's timeout); its timeout is the whole wait")},
+            "heartbeat": {"type": "string", "pattern": _DURATION_PATTERN, "description": (
+                "kind callback: the wait ends (an unknown outcome) unless a heartbeat arrives "
+                "at least this often; shorter than its timeout")},
             "active": {"type": "boolean", "default": True},
             "type": {"type": "string", "enum": step_types},
             "config": {"type": "object", "description": "settings for the action"},
@@ -83,10 +101,17 @@ def _step_schema(rules: dict[str, Any], step_types: list[str]) -> dict[str, Any]
                 "Keys must not start with '$' or contain '.' or NUL (MongoDB refuses them)")},
         },
     }
-    if unless_retriable:
-        schema["anyOf"] = [
-            {"required": ["kind"], "properties": {"kind": {"enum": [StepKind.RETRIABLE.value]}}},
-            {"required": unless_retriable}]
+    # A timer needs none of the configured fields but its id; a callback no timeout rule
+    # (saga.max_wait) and, as an approval, no action or compensation.
+    waiting = [StepKind.WAIT.value, StepKind.CALLBACK.value]
+    schema["required"] = [name for name in schema["required"]
+                          if name in ("id", "order", "name", "description")]
+    others = [name for name in required if name not in ("id", "name", "description")]
+    schema["anyOf"] = [
+        {"required": ["kind"], "properties": {"kind": {"enum": waiting}}},
+        {"required": ["kind"], "properties": {"kind": {"enum": [StepKind.RETRIABLE.value]}},
+         "allOf": [{"required": [n for n in others if n not in unless_retriable]}]},
+        {"required": others}]
     return schema
 
 
@@ -149,6 +174,27 @@ _LIMIT = {"name": "limit", "in": "query",
           "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
 # No token needed: the health check, and the console, which asks for one itself.
 _PUBLIC: dict[str, Any] = {"security": []}
+
+
+_SECRET = {"name": "secret", "in": "query", "schema": {"type": "string"},
+           "description": "the callback's own secret, from the links its participant was "
+                          "sent: completes this one callback, no token needed (without it: "
+                          "a bearer token of role approver or above)"}
+
+
+def _callback_operation(operation_id: str, summary: str,
+                        body: dict[str, Any] | None) -> dict[str, Any]:
+    """A completion of a callback: single-use; unknown 404, a wrong secret 403, completed,
+    superseded, past its wait or its execution moved on 409, each changing nothing."""
+    operation: dict[str, Any] = {
+        "operationId": operation_id, "summary": summary, "parameters": [_SECRET],
+        "security": [{}, {"bearerAuth": []}],
+        "responses": {"200": _json_response("what the completion did", {"type": "object"}),
+                      **_errors(400, 404, 409, 415)}}
+    if body is not None:
+        operation["requestBody"] = {"required": False,
+                                    "content": {"application/json": {"schema": body}}}
+    return operation
 
 
 def _operations() -> dict[str, dict[str, Any]]:
@@ -303,6 +349,21 @@ def _operations() -> dict[str, dict[str, Any]]:
                        "steps after it run (nothing after a pivot is ever compensated)",
             "responses": {"202": _json_response("running again", _ref("Execution")),
                           **_errors(404, 409)}},
+        "succeed_callback": _callback_operation(
+            "succeedCallback", "Complete a waiting callback step as succeeded: the body's "
+            "result becomes the step's result (later steps and its compensation see it)",
+            {"type": "object", "additionalProperties": False,
+             "properties": {"result": {"type": "object"}}}),
+        "fail_callback": _callback_operation(
+            "failCallback", "Complete a waiting callback step as failed for good (it did "
+            "nothing): never retried; the saga compensates what came before (after the "
+            "pivot: parks)",
+            {"type": "object", "required": ["error"], "additionalProperties": False,
+             "properties": {"error": {"type": "string", "minLength": 1, "maxLength": 100,
+                                      "pattern": r"^[A-Za-z][A-Za-z0-9_.\-]*$"},
+                            "reason": {"type": "string", "maxLength": 1000}}}),
+        "heartbeat_callback": _callback_operation(
+            "heartbeatCallback", "Keep a waiting callback step with a heartbeat alive", None),
         "resolve_execution": {
             "operationId": "resolveExecution",
             "summary": "Mark a failed or parked execution resolved, with a reason: a decision "
@@ -446,7 +507,8 @@ def _document(saga: SagaSettings,
                            "properties": {
                                "subject": {"type": "string"},
                                "role": {"type": "string",
-                                        "enum": ["none", "reader", "operator", "admin"]},
+                                        "enum": ["none", "reader", "approver", "operator",
+                                                 "admin"]},
                                "auth_enabled": {"type": "boolean"},
                                "actions": {"type": "array", "items": {
                                    "type": "string",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -35,6 +35,7 @@ from chalicelib.adapters.mysql.executions import MySQLExecutionStore
 from chalicelib.adapters.mysql.migrate import migrate
 from chalicelib.adapters.mysql.rate_limit import MySQLRateLimiter
 from chalicelib.adapters.mysql.relay import OutboxRelay
+from chalicelib.adapters.mysql.step_ledger import MySQLStepLedger
 from chalicelib.adapters.push.pusher import Pusher
 from chalicelib.adapters.push.queued import QueuedPusher
 from chalicelib.adapters.push.subscriptions import Subscriptions
@@ -53,10 +54,13 @@ from chalicelib.http.openapi import OPENAPI_FILE
 from chalicelib.roots.parts import Parts, part
 from chalicelib.roots.step_registry import RECORDER_FUNCTION, family_of, function_name
 from chalicelib.roots.step_wiring import faults_enabled
+from chalicelib.usecases.steps.callbacks import CallbackService
 from chalicelib.usecases.cleanup import Cleanup
 from chalicelib.usecases.definitions import DefinitionService, Limits
 from chalicelib.usecases.executions import ExecutionPolicy, ExecutionService
 from chalicelib.usecases.reconciler import Reconciler
+from chalicelib.usecases.steps.recording import OutcomeWriter
+from chalicelib.usecases.steps.revisions import StepDefinitions
 
 
 class Container(Parts):
@@ -143,6 +147,17 @@ class Container(Parts):
                             max_input_bytes=settings.limits.max_input_bytes,
                             max_event_bytes=settings.kafka.max_request_size),
             MongoExecutionReadModel(read_model(self.mongo, settings.database.mongodb)))
+
+    @part
+    def callback_service(self) -> CallbackService:
+        saga = self.settings.saga
+        ledger = MySQLStepLedger(self.connector)
+        steps = StepDefinitions(MySQLDefinitionStore(self.connector),
+                                cache=saga.caching_enabled)
+        outcomes = OutcomeWriter(ledger, steps, lambda: datetime.now(UTC),
+                                 max_result_bytes=saga.max_result_bytes,
+                                 retriable_max_attempts=saga.retriable_max_attempts)
+        return CallbackService(ledger, self.engine, outcomes, steps)
 
     @part
     def reconciler(self) -> Reconciler:

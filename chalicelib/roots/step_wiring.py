@@ -8,6 +8,7 @@ participants).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from chalicelib.adapters.mysql.connector import MySQLConnector
@@ -15,10 +16,12 @@ from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
 from chalicelib.adapters.mysql.step_ledger import MySQLStepLedger
 from chalicelib.config import Settings, load_settings
 from chalicelib.demo import BUILTIN_ACTIONS
+from chalicelib.http.paths import callback_links
 from chalicelib.roots.parts import Parts, ProcessRoot, part
 from chalicelib.roots.step_registry import ActionRegistry
 from chalicelib.usecases.steps.attempt import AttemptRunner
 from chalicelib.usecases.steps.recorder import OutcomeRecorder
+from chalicelib.usecases.steps.waits import TimerRunner
 
 
 def faults_enabled(settings: Settings) -> bool:
@@ -68,7 +71,16 @@ class StepContainer(Parts):
                              input_defaults=defaults, cache_definitions=saga.caching_enabled,
                              max_result_bytes=saga.max_result_bytes,
                              retriable_max_attempts=saga.retriable_max_attempts,
-                             task_timeout_margin_s=saga.task_timeout_margin_s)
+                             task_timeout_margin_s=saga.task_timeout_margin_s,
+                             callback_links=functools.partial(
+                                 callback_links, self.settings.server.base_url()))
+
+    @part
+    def timer_runner(self) -> TimerRunner:
+        runner = self.attempt_runner
+        return TimerRunner(self.step_ledger, self.definitions, runner.outcomes, runner.clock,
+                           max_wait_s=self.settings.saga.max_wait_s,
+                           cache_definitions=self.settings.saga.caching_enabled)
 
     @part
     def outcome_recorder(self) -> OutcomeRecorder:

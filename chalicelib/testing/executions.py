@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain import events
+from chalicelib.domain.callbacks import Callback
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.executions import Execution, StepRun, StepShape
 from chalicelib.domain.lifecycle import (
@@ -35,7 +36,8 @@ def step_record(step: StepRun) -> dict[str, Any]:
             "group": step.group, "kind": None if step.kind is None else step.kind.value,
             "compensation_attempts": step.compensation_attempts, "error": step.error,
             "started_at": _iso(step.started_at), "ended_at": _iso(step.ended_at),
-            "compensated_at": _iso(step.compensated_at)}
+            "compensated_at": _iso(step.compensated_at),
+            "waiting": None if step.waiting is None else step.waiting.model_dump(mode="json")}
 
 
 def _matches(execution: Execution, query: ExecutionQuery) -> bool:
@@ -63,6 +65,8 @@ class InMemoryExecutionStore:
         self._definitions = definitions  # given: create refuses a saga that does not exist
         self._rows: dict[str, Execution] = {}
         self.events: list[dict[str, Any]] = []
+        # The step ledger's callbacks, by id (the step_callbacks table).
+        self.callbacks: dict[str, Callback] = {}
         # MySQL's row lock: an operator's check and change happen as one, even from threads.
         self._lock = threading.RLock()
 
@@ -150,6 +154,7 @@ class InMemoryExecutionStore:
             for step in row.steps:
                 if step.step_id in steps:
                     step.status, step.error, step.ended_at = StepStatus.PENDING, None, None
+                    step.waiting = None
                     step.retry_base = step.action_attempts
             self._emit(events.saga_resumed(
                 saga_id=row.saga_id, status=ExecutionStatus.RUNNING, by=by,

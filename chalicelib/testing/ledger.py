@@ -12,10 +12,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.domain.executions import Attempt, Execution, ExecutionError, OutputError, StepRun
+from chalicelib.domain.callbacks import Callback, CallbackState
+from chalicelib.domain.executions import (
+    Attempt,
+    Execution,
+    ExecutionError,
+    OutputError,
+    StepRun,
+    Waiting,
+)
 from chalicelib.domain.lifecycle import (
     ExecutionStatus,
     Outcome,
@@ -59,10 +68,15 @@ class InMemoryLedgerTransaction:
         self.events: list[dict[str, Any]] = []
         self.effects: list[tuple[str, Any]] = []
         self._cursor = RecordingCursor(self.effects)
+        self._changed: dict[str, Callback] = {}  # callbacks written, kept on commit
 
     @property
     def cursor(self) -> RecordingCursor:
         return self._cursor
+
+    @property
+    def callbacks_changed(self) -> dict[str, Callback]:
+        return self._changed
 
     def _row(self, execution_id: str) -> Execution | None:
         if execution_id not in self.rows:
@@ -97,7 +111,8 @@ class InMemoryLedgerTransaction:
                           compensation_attempts=step.compensation_attempts,
                           result=dict(step.result) if step.result is not None else None,
                           error=dict(step.error) if step.error is not None else None,
-                          retry_base=step.retry_base, action_deadline=step.action_deadline)
+                          retry_base=step.retry_base, action_deadline=step.action_deadline,
+                          waiting=step.waiting)
 
     def load_execution(self, execution_id: str) -> Execution:
         row = self._row(execution_id)
@@ -202,6 +217,43 @@ class InMemoryLedgerTransaction:
                 sequence=sequence, at=_aware(at)))
 
 
+    # -- steps that wait
+
+    def record_waiting(self, execution_id: str, step_id: str, *, waiting: dict[str, Any],
+                       result: dict[str, Any] | None = None) -> dict[str, Any]:
+        step = self._step(execution_id, step_id)
+        step.status = StepStatus.WAITING
+        step.waiting = Waiting.model_validate(waiting)
+        if result is not None:
+            step.result = result
+        return step_record(step)
+
+    def update_waiting(self, execution_id: str, step_id: str,
+                       **changes: Any) -> dict[str, Any]:
+        step = self._step(execution_id, step_id)
+        current = step.waiting.model_dump(mode="json") if step.waiting else {}
+        step.waiting = Waiting.model_validate({**current, **changes})
+        return step_record(step)
+
+    def register_callback(self, callback: Callback) -> None:
+        callbacks = self._store.callbacks
+        for other in list(callbacks.values()):
+            if (other.execution_id, other.step_id) == (callback.execution_id, callback.step_id) \
+                    and other.state is CallbackState.OPEN:
+                self._changed[other.id] = replace(other, state=CallbackState.SUPERSEDED)
+        self._changed[callback.id] = callback
+
+    def lock_callback(self, callback_id: str) -> Callback | None:
+        return self._changed.get(callback_id) or self._store.callbacks.get(callback_id)
+
+    def close_callback(self, callback_id: str, state: CallbackState, *, at: datetime,
+                       by: str | None) -> None:
+        current = self.lock_callback(callback_id)
+        if current is not None:
+            self._changed[callback_id] = replace(current, state=state, closed_at=_aware(at),
+                                                 closed_by=by)
+
+
 class InMemoryStepLedger:
     """`transactions` counts the transactions that committed; `effects` holds the built-in
     actions' committed writes, in order."""
@@ -230,6 +282,7 @@ class InMemoryStepLedger:
                 yield tx  # an error raised in the block skips the write-back: a rollback
                 for row in tx.rows.values():
                     self.store.put(row)
+                self.store.callbacks.update(tx.callbacks_changed)
                 self.store.events.extend(tx.events)
                 self.effects.extend(tx.effects)
                 self.transactions += 1

@@ -1,10 +1,13 @@
 """A small Amazon States Language interpreter for the compiler's machines, in memory.
 
-It follows a machine as Step Functions would (Task, Pass, Choice, Parallel, Succeed, Fail;
-Catch, ResultPath, InputPath, Parameters), given how each Task ends: "ok" (the default),
-"error", "timeout", "unknown" or "unknown-final". A Parallel state runs its branches one
-after the other; the machines catch every failure inside their branches, so the order does
-not change where a run goes.
+It follows a machine as Step Functions would (Task, Pass, Choice, Parallel, Wait, Succeed,
+Fail; Catch, ResultPath, InputPath, Parameters), given how each Task ends: "ok" (the default),
+"error", "timeout", "unknown" or "unknown-final"; for a callback Task also "heartbeat" (its
+heartbeats stopped), "callback-failed" (completed with /fail) and "completed-early" (completed
+while its call was out). A lambda:invoke Task's Payload is what its Lambda receives, so that
+is what `tasks` records; a Wait state is entered and left (no clock). A Parallel state runs
+its branches one after the other; the machines catch every failure inside their branches, so
+the order does not change where a run goes.
 The step runtime's own decision that matters here (an undo of a step whose action failed for
 good does nothing) is left to the caller, which sees every Task in `tasks`.
 """
@@ -21,7 +24,9 @@ _SEGMENT = re.compile(r"\.([A-Za-z0-9_]+)|\[(\d+)\]")
 # "unknown" and "unknown-final": the step Lambda's names for an attempt whose outcome is
 # unknown (lifecycle.OUTCOME_UNKNOWN, OUTCOME_UNKNOWN_FINAL).
 _ERRORS = {"error": "Step.Failed", "timeout": "States.Timeout",
-           "unknown": "Saga.OutcomeUnknown", "unknown-final": "Saga.OutcomeUnknownFinal"}
+           "unknown": "Saga.OutcomeUnknown", "unknown-final": "Saga.OutcomeUnknownFinal",
+           "heartbeat": "States.HeartbeatTimeout", "callback-failed": "Saga.CallbackFailed",
+           "completed-early": "Saga.CallbackCompleted"}
 
 
 class Missing(KeyError):
@@ -131,8 +136,13 @@ def _run(states: Mapping[str, Any], start: str, data: Any, outcomes: Mapping[str
             assert name is not None, "a Choice without a match and no Default"
             continue
         error: dict[str, Any] | None = None
+        if kind == "Wait":
+            name = state["Next"]
+            continue
         if kind == "Task":
             params = render(state.get("Parameters", {}), data)
+            if str(state["Resource"]).startswith("arn:aws:states:::lambda:invoke"):
+                params = params["Payload"]
             outcome = outcomes.get(name, "ok")
             run.tasks.append((name, params, outcome))
             if outcome != "ok":

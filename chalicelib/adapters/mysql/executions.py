@@ -57,6 +57,11 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, default=str)
 
 
+def json_text(value: Any) -> str | None:
+    """A value as a JSON column holds it (None stays NULL)."""
+    return _json(value)
+
+
 def _load(value: Any) -> Any:
     return None if value is None else json.loads(value)
 
@@ -239,13 +244,14 @@ def update_step_run(cur: Cursor, execution_id: str, step_id: str, *, status: Ste
 def step_record(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any]:
     """A step's recorded state as events carry it, so the read model copies it exactly."""
     cur.execute("SELECT status, error, action_attempts, compensation_attempts, started_at, "
-                "ended_at, compensated_at, step_group, kind FROM step_runs "
+                "ended_at, compensated_at, step_group, kind, waiting FROM step_runs "
                 "WHERE execution_id = %s AND step_id = %s", (execution_id, step_id))
     row = cur.fetchone() or {}
     return {**{key: row.get(key) for key in ("status", "action_attempts",
                                              "compensation_attempts", "kind")},
             "group": row.get("step_group"),
             "error": _load(row.get("error")),
+            "waiting": _load(row.get("waiting")),
             **{key: _iso(row.get(key)) for key in ("started_at", "ended_at",
                                                     "compensated_at")}}
 
@@ -323,7 +329,8 @@ def load_execution(cur: Cursor, execution_id: str, *,
         result=_load(s["result"]), error=_load(s["error"]),
         action_attempts=s["action_attempts"], compensation_attempts=s["compensation_attempts"],
         started_at=_utc(s["started_at"]), ended_at=_utc(s["ended_at"]),
-        compensated_at=_utc(s["compensated_at"]), attempts=attempts.get(s["step_id"], []))
+        compensated_at=_utc(s["compensated_at"]), attempts=attempts.get(s["step_id"], []),
+        waiting=_load(s.get("waiting")))
         for s in cur.fetchall()]
     return execution
 
@@ -452,7 +459,7 @@ class MySQLExecutionStore:
                         (execution_id,))
             reset = []
             for step_id in steps:
-                cur.execute("UPDATE step_runs SET status = %s, error = NULL, "
+                cur.execute("UPDATE step_runs SET status = %s, error = NULL, waiting = NULL, "
                             "retry_base = action_attempts, ended_at = NULL "
                             "WHERE execution_id = %s AND step_id = %s",
                             (StepStatus.PENDING.value, execution_id, step_id))

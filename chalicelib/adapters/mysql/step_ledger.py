@@ -9,10 +9,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.adapters.mysql import callbacks
 from chalicelib.adapters.mysql import executions as records
 from chalicelib.adapters.mysql.connector import MySQLConnector
 from chalicelib.adapters.mysql.executions import naive_utc
-from chalicelib.domain.executions import Execution
+from chalicelib.domain.callbacks import Callback, CallbackState
+from chalicelib.domain.executions import Execution, Waiting
 from chalicelib.domain.lifecycle import ExecutionStatus, Outcome, Phase, StepStatus
 from chalicelib.domain.step_context import Cursor
 from chalicelib.domain.step_runs import EventBatch, LockedExecution, LockedStep
@@ -56,7 +58,9 @@ class MySQLLedgerTransaction:
                           result=json.loads(run["result"]) if run["result"] else None,
                           error=json.loads(run["error"]) if run["error"] else None,
                           retry_base=int(run.get("retry_base") or 0),
-                          action_deadline=_aware(run.get("action_deadline")))
+                          action_deadline=_aware(run.get("action_deadline")),
+                          waiting=Waiting.model_validate(_error(run["waiting"]))
+                          if run.get("waiting") else None)
 
     def load_execution(self, execution_id: str) -> Execution:
         return records.row_to_execution(self._rows[execution_id])
@@ -126,6 +130,40 @@ class MySQLLedgerTransaction:
             return
         for event, at in timed:
             records.record_event(self._cur, event, execution_id=execution_id, at=at)
+
+
+    # -- steps that wait
+
+    def record_waiting(self, execution_id: str, step_id: str, *, waiting: dict[str, Any],
+                       result: dict[str, Any] | None = None) -> dict[str, Any]:
+        self._cur.execute("UPDATE step_runs SET status = %s, waiting = %s, "
+                          "result = COALESCE(%s, result) "
+                          "WHERE execution_id = %s AND step_id = %s",
+                          (StepStatus.WAITING.value, records.json_text(waiting),
+                           None if result is None else records.json_text(result),
+                           execution_id, step_id))
+        return records.step_record(self._cur, execution_id, step_id)
+
+    def update_waiting(self, execution_id: str, step_id: str,
+                       **changes: Any) -> dict[str, Any]:
+        self._cur.execute("SELECT waiting FROM step_runs WHERE execution_id = %s AND "
+                          "step_id = %s", (execution_id, step_id))
+        row = self._cur.fetchone() or {}
+        waiting = {**(_error(row.get("waiting")) or {}), **changes}
+        self._cur.execute("UPDATE step_runs SET waiting = %s WHERE execution_id = %s AND "
+                          "step_id = %s", (records.json_text(waiting), execution_id, step_id))
+        return records.step_record(self._cur, execution_id, step_id)
+
+    def register_callback(self, callback: Callback) -> None:
+        callbacks.supersede_open(self._cur, callback.execution_id, callback.step_id)
+        callbacks.insert(self._cur, callback)
+
+    def lock_callback(self, callback_id: str) -> Callback | None:
+        return callbacks.lock(self._cur, callback_id)
+
+    def close_callback(self, callback_id: str, state: CallbackState, *, at: datetime,
+                       by: str | None) -> None:
+        callbacks.close(self._cur, callback_id, state, at=naive_utc(at), by=by)
 
 
 class MySQLStepLedger:

@@ -29,6 +29,25 @@ With a pivot step, the groups after it are retriable: their Tasks retry up to
 saga.retriable_max_attempts and a failure parks the execution (RecordParked) instead of
 compensating. Such a machine starts with a Choice on $.resume_at, so an operator's retry
 forward starts it again at the parked group.
+
+Steps that wait run alone in their group, and the engine does the waiting (no Lambda runs):
+
+    callback   step:<id>   a lambda:invoke.waitForTaskToken Task: its Lambda commits the
+                           callback (id, secret, token) and calls the action once (an
+                           approval calls nobody); the API completes the token later.
+                           TimeoutSeconds is the whole wait plus the margin; HeartbeatSeconds
+                           when it has heartbeat. A timeout (or heartbeats that stop) is an
+                           unknown outcome: its own compensation runs. /fail raises
+                           Saga.CallbackFailed (a failure for good, never retried). A callback
+                           completed before its call answered raises Saga.CallbackCompleted
+                           from the Lambda, caught as the step's success.
+    wait       step:<id> -> wait:<id> -> fired:<id>: the recorder sets the timer (a duration
+                           from now, or a timestamp read from the input or a result) into
+                           $.timer.until; a Wait state waits for it; the recorder records it
+                           fired. Never compensated.
+
+A step with nothing to undo (a timer, an approval) has no undo state: a failure after it goes
+to the undo of the last step before it that has one.
 """
 
 from __future__ import annotations
@@ -40,6 +59,9 @@ from typing import Any
 from chalicelib.config import DEFAULT_RETRIABLE_MAX_ATTEMPTS
 from chalicelib.domain.lifecycle import (
     ANY_ERROR,
+    CALLBACK_COMPLETED,
+    CALLBACK_NEVER_RETRIED,
+    CALLBACK_UNDO_ITSELF,
     COMPENSATION_RETRY,
     DEFAULT_TASK_TIMEOUT_MARGIN_S,
     END_OF,
@@ -53,7 +75,9 @@ from chalicelib.domain.lifecycle import (
     StepKind,
     action_retries,
     compensation_task_timeout_s,
+    is_compensated,
     task_timeout_s,
+    wait_task_timeout_s,
 )
 from chalicelib.domain.models import Step
 from chalicelib.durations import parse_duration_ms
@@ -98,7 +122,7 @@ def task_timeout_seconds(step: Step, phase: Phase,
     plus the margin for an action; for a compensation, also the wait for its action's last
     deadline (lifecycle's late-action rule)."""
     options = options or CompileOptions()
-    timeout_ms = parse_duration_ms(step.timeout)
+    timeout_ms = parse_duration_ms(step.call_timeout_text)
     if phase is Phase.ACTION:
         return task_timeout_s(timeout_ms, options.task_timeout_margin_s)
     return compensation_task_timeout_s(timeout_ms, options.task_timeout_margin_s,
@@ -118,13 +142,13 @@ def _retrier(errors: Sequence[str], attempts: int, policy: RetryPolicy) -> dict[
     return retrier
 
 
-def _retriers(attempts: int, policy: RetryPolicy,
-              options: CompileOptions) -> list[dict[str, Any]]:
+def _retriers(attempts: int, policy: RetryPolicy, options: CompileOptions,
+              never: Sequence[str] = NEVER_RETRIED) -> list[dict[str, Any]]:
     # Step Functions picks the first retrier whose ErrorEquals matches, and each retrier
     # counts its own attempts: a Lambda throttle uses the first one and never the step's.
     retriers: list[dict[str, Any]] = [
         _retrier(LAMBDA_SERVICE_ERRORS, options.lambda_retry_attempts, options.lambda_retry),
-        {"ErrorEquals": list(NEVER_RETRIED), "MaxAttempts": 0},
+        {"ErrorEquals": list(never), "MaxAttempts": 0},
     ]
     if attempts > 0 and options.retry_enabled:
         retriers.append(_retrier([ANY_ERROR], attempts, policy))
@@ -192,6 +216,21 @@ def forward_name(group: list[Step]) -> str:
 
 def _undo_name(group: list[Step]) -> str:
     return _state_name("undo:", group[0]) if len(group) == 1 else f"undo-group:{group[0].order}"
+
+
+def _has_undo(group: list[Step]) -> bool:
+    """Whether a failure later on undoes anything of the group (a timer and an approval,
+    alone in their groups, did nothing to undo)."""
+    return any(is_compensated(step.kind, has_action=step.action is not None) for step in group)
+
+
+def _undo_before(groups: list[list[Step]], index: int) -> str:
+    """Where a failure that did nothing goes: the undo of the last group before `index`
+    with something to undo, or FAILED when none has."""
+    for group in reversed(groups[:index]):
+        if _has_undo(group):
+            return _undo_name(group)
+    return "RecordFailed"
 
 
 def _split_at_pivot(groups: list[list[Step]]) -> tuple[list[list[Step]], list[list[Step]]]:
@@ -303,6 +342,58 @@ def _undo_chain(groups: list[list[Step]], targets: MachineTargets,
     return states
 
 
+def _callback_task(step: Step, targets: MachineTargets, options: CompileOptions, *,
+                   last: bool, after: str, on_timeout: str, on_error: str) -> dict[str, Any]:
+    """A callback: its Lambda (the action's, or the recorder's for an approval) is handed the
+    task token, commits the callback and calls the action once; the engine waits until the
+    API completes the token, the wait times out, or a heartbeat is missed."""
+    function = (targets.function_for(step, Phase.ACTION) if step.action is not None
+                else targets.recorder)
+    plain = _task(function, step, Phase.ACTION, timeout_s=0, retriers=[], last=last)
+    payload = {**plain["Parameters"], "task_token.$": "$$.Task.Token"}
+    assert step.timeout is not None
+    task: dict[str, Any] = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {"FunctionName": function, "Payload": payload},
+        "ResultPath": None,
+        "TimeoutSeconds": wait_task_timeout_s(parse_duration_ms(step.timeout),
+                                              options.task_timeout_margin_s),
+        # Called once: only Lambda's own throttling is retried (the call never ran).
+        "Retry": _retriers(0, options.action_retry, options, never=CALLBACK_NEVER_RETRIED),
+        "Catch": [{"ErrorEquals": [CALLBACK_COMPLETED], "ResultPath": None, "Next": after},
+                  *([{"ErrorEquals": list(CALLBACK_UNDO_ITSELF), "ResultPath": "$.error",
+                      "Next": on_timeout}] if on_timeout != on_error else []),
+                  *_catch_all(on_error)],
+        "Next": after,
+    }
+    if step.heartbeat is not None:
+        task["HeartbeatSeconds"] = max(1, parse_duration_ms(step.heartbeat) // 1000)
+    return task
+
+
+def _timer_states(step: Step, targets: MachineTargets, options: CompileOptions, *,
+                  after: str, on_error: str) -> dict[str, dict[str, Any]]:
+    """A timer: the recorder sets it ($.timer.until, a UTC timestamp), a Wait state waits
+    for that moment, the recorder records it fired. Nothing runs meanwhile."""
+    start, wait, fired = (_state_name(prefix, step) for prefix in ("step:", "wait:", "fired:"))
+    retriers = _retriers(3, options.action_retry, options)
+
+    def recorder_task(timer: str) -> dict[str, Any]:
+        task = _task(targets.recorder, step, Phase.ACTION, timeout_s=30, retriers=retriers,
+                     last=False)
+        task["Parameters"]["timer"] = timer
+        task["Catch"] = _catch_all(on_error)
+        return task
+
+    return {
+        start: {**recorder_task("start"), "ResultSelector": {"until.$": "$.until"},
+                "ResultPath": "$.timer", "Next": wait},
+        wait: {"Type": "Wait", "TimestampPath": "$.timer.until", "Next": fired},
+        fired: {**recorder_task("fired"), "Next": after},
+    }
+
+
 def _forward_task(step: Step, targets: MachineTargets, options: CompileOptions, *,
                   last: bool) -> dict[str, Any]:
     retries = action_retries(step.kind, step.max_retries, options.retriable_max_attempts)
@@ -326,7 +417,8 @@ def compile_forward(steps: Sequence[Step], targets: MachineTargets,
     for index, group in enumerate(groups):
         name = forward_name(group)
         after = "RecordCompleted" if index == len(groups) - 1 else forward_name(groups[index + 1])
-        previous = _undo_name(groups[index - 1]) if index else "RecordFailed"
+        previous = _undo_before(groups, index)
+        own_undo = _undo_name(group) if _has_undo(group) else previous
         if group in retriable:
             on_error = on_timeout = "RecordParked"
         elif compensate:
@@ -336,10 +428,19 @@ def compile_forward(steps: Sequence[Step], targets: MachineTargets,
             # earlier unknown attempt makes the last one unknown too), so undo starts at the
             # group before; a group is undone whatever failed in it (its
             # steps that failed for good are skipped there).
-            on_timeout = _undo_name(group)
+            on_timeout = own_undo
             on_error = previous if len(group) == 1 else on_timeout
         else:
             on_error = on_timeout = "RecordFailed"
+        if group[0].kind is StepKind.CALLBACK:
+            states[name] = _callback_task(group[0], targets, options,
+                                          last=after == "RecordCompleted", after=after,
+                                          on_timeout=on_timeout, on_error=on_error)
+            continue
+        if group[0].kind is StepKind.WAIT:
+            states.update(_timer_states(group[0], targets, options, after=after,
+                                        on_error=on_error))
+            continue
         if len(group) == 1:
             state = _forward_task(group[0], targets, options, last=after == "RecordCompleted")
             state["Catch"] = ([{"ErrorEquals": list(UNDO_ITSELF), "ResultPath": "$.error",
@@ -359,7 +460,8 @@ def compile_forward(steps: Sequence[Step], targets: MachineTargets,
         for position, step in enumerate(group):
             states[failed[step.id]] = _failed_branch(position, step, on_error)
     if compensate:
-        states.update(_undo_chain(undoable, targets, options, skip_undone=False))
+        states.update(_undo_chain([g for g in undoable if _has_undo(g)], targets, options,
+                                  skip_undone=False))
         cause = "the first step failed; there was nothing to compensate"
     else:
         cause = "a step failed; compensation is disabled, so nothing was undone"
@@ -408,6 +510,15 @@ def compile_compensation(steps: Sequence[Step], targets: MachineTargets,
     """Undo a COMPLETED execution (or retry a failed compensation): the groups up to the
     pivot, in reverse (after a pivot nothing is undone)."""
     undoable, _ = _split_at_pivot(groups_of(steps))
+    undoable = [group for group in undoable if _has_undo(group)]
+    if not undoable:  # only timers and approvals: nothing to undo, the undo is recorded
+        return {"Comment": comment or "saga compensation", "StartAt": "RecordCompensated",
+                "States": {"RecordCompensated": {
+                    **_recorder(targets.recorder, ExecutionStatus.COMPENSATED),
+                    "Next": "Compensated"},
+                    "Compensated": {"Type": "Fail",
+                                    "Error": END_OF[ExecutionStatus.COMPENSATED].error,
+                                    "Cause": "nothing of the saga had anything to undo"}}}
     states = _undo_chain(undoable, targets, options, skip_undone=True)
     return {"Comment": comment or "saga compensation",
             "StartAt": _undo_name(undoable[-1]), "States": states}

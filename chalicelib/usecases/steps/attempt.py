@@ -27,11 +27,16 @@ from typing import Any
 
 from chalicelib.config import DEFAULT_MAX_RESULT_BYTES, DEFAULT_RETRIABLE_MAX_ATTEMPTS
 from chalicelib.domain.action_refs import participant_kind
+from chalicelib.domain.callbacks import CallbackState
 from chalicelib.domain.decisions import StepRequest
 from chalicelib.domain.executions import ExecutionStatus
 from chalicelib.domain.lifecycle import (
+    CALLBACK_COMPLETED,
+    CALLBACK_FAILED,
     DEFAULT_TASK_TIMEOUT_MARGIN_S,
     Phase,
+    StepKind,
+    StepStatus,
 )
 from chalicelib.domain.models import Step
 from chalicelib.domain.step_context import (
@@ -65,6 +70,12 @@ from chalicelib.usecases.steps.late_actions import (
 from chalicelib.usecases.steps.ledger import LedgerTransaction, StepLedger
 from chalicelib.usecases.steps.recording import OutcomeWriter, cause
 from chalicelib.usecases.steps.revisions import StepDefinitions
+from chalicelib.usecases.steps.waits import (
+    CallbackLinks,
+    OpenedCallback,
+    open_callback,
+    start_waiting,
+)
 
 # A compensation waits for its action's last deadline at most this many times (another attempt
 # may have been admitted meanwhile), then lets the machine retry it.
@@ -90,6 +101,26 @@ class _Call:
     step: Step
     target: str
     context: StepContext
+    # A callback step's: the callback opened for this attempt, waited on once the call answers.
+    opened: OpenedCallback | None = None
+
+
+class _Settled(Exception):
+    """The attempt's Task must end with `error` as it is: a callback completed while its call
+    was out (its completion already recorded the step), so nothing more is recorded."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+_CallbackCompleted = type(CALLBACK_COMPLETED, (Exception,), {})
+_CallbackFailed = type(CALLBACK_FAILED, (PermanentError,), {})
+
+
+def _default_links(callback_id: str, secret: str) -> dict[str, str]:
+    return {action: f"/callbacks/{callback_id}/{action}?secret={secret}"
+            for action in ("succeed", "fail", "heartbeat")}
 
 
 @dataclass
@@ -114,6 +145,8 @@ class AttemptRunner:
     # config saga.task_timeout_margin: a compensation waits this long past its action's last
     # deadline (the late-action rule).
     task_timeout_margin_s: int = DEFAULT_TASK_TIMEOUT_MARGIN_S
+    # The links a callback step's participant is sent to complete it (server.public_url).
+    callback_links: CallbackLinks = _default_links
 
     steps: StepDefinitions = field(init=False)
     outcomes: OutcomeWriter = field(init=False)
@@ -133,6 +166,7 @@ class AttemptRunner:
         if self.faults_enabled:
             self._injected_delay(request)
         claimed: int | None = None
+        admission: AttemptOutcome | _Wait | _Call | None = None
         try:
             for _ in range(_MAX_WAITS + 1):
                 admission = self._admit_delivery(request, started, received)
@@ -146,7 +180,13 @@ class AttemptRunner:
                 return admission
             claimed = admission.admitted.attempt
             return self._call_participant(request, admission, claimed)
+        except _Settled as settled:
+            raise settled.error from None
         except Exception as error:
+            # A callback completed while its call was out: the completion stands.
+            if isinstance(admission, _Call) and admission.opened is not None and (
+                    ended := self._callback_ended(request, admission.opened)) is not None:
+                raise ended from None
             raise self.outcomes.failed(request, error, started, claimed) from None
 
     def _admit_delivery(self, request: StepRequest, started: datetime,
@@ -160,6 +200,8 @@ class AttemptRunner:
                 raise PermanentError(f"no execution {request.execution_id!r}")
             step = self.steps.step(execution.saga_id, execution.revision, request.step_id)
             target = step.target(request.phase)
+            if step.kind is StepKind.CALLBACK and request.phase is Phase.ACTION:
+                return self._open_callback(tx, request, step, target, execution, started)
             if target is None:
                 raise PermanentError(f"step {step.id} is retriable: it has no compensation")
             if participant_kind(target) is None:
@@ -186,6 +228,42 @@ class AttemptRunner:
                                     cursor=NO_TRANSACTION, eager_results=True,
                                     defaults=self.input_defaults)
         return _Call(admitted, step, target, context)
+
+    def _open_callback(self, tx: LedgerTransaction, request: StepRequest, step: Step,
+                       target: str | None, execution: LockedExecution,
+                       started: datetime) -> AttemptOutcome | _Call:
+        """A callback step's attempt: admitted and counted, its callback committed with it;
+        an approval (no action) waits at once, an action is called with the callback's
+        links (no lock held), then waits."""
+        verdict = self._admit(tx, request, step, execution, starting=True)
+        if not isinstance(verdict, Admitted):
+            return verdict
+        now = self.clock()
+        deadline = now + step_timeout(step)  # the call's (the wait has its own)
+        attempt = tx.claim_attempt(request.execution_id, request.step_id, phase=Phase.ACTION,
+                                   deadline=deadline)
+        opened = open_callback(tx, request, step, attempt, now, self.callback_links)
+        if target is None:  # an approval: someone completes it through the API
+            start_waiting(tx, execution, step, attempt, opened.waiting, started=started,
+                          now=now)
+            return Done({"status": StepStatus.WAITING.value, "callback_id": opened.callback.id})
+        admitted = replace(verdict, attempt=attempt)
+        context = build_context(tx, request, step, execution, admitted, deadline,
+                                cursor=NO_TRANSACTION, eager_results=True,
+                                defaults=self.input_defaults)
+        return _Call(admitted, step, target, replace(context, callback=opened.info), opened)
+
+    def _callback_ended(self, request: StepRequest, opened: OpenedCallback) -> Exception | None:
+        """The error a callback's Task ends with when its callback was completed while its
+        call was out (succeeded: caught as the step's success; failed: a failure for good),
+        or None while it is still open."""
+        with self.ledger.transaction() as tx:
+            tx.lock_execution(request.execution_id)
+            callback = tx.lock_callback(opened.callback.id)
+        if callback is None or callback.state in (CallbackState.OPEN,
+                                                  CallbackState.SUPERSEDED):
+            return None
+        return _callback_error(request, callback.state)
 
     def _admit(self, tx: LedgerTransaction, request: StepRequest, step: Step,
                execution: LockedExecution, *,
@@ -242,6 +320,8 @@ class AttemptRunner:
         if request.phase is Phase.ACTION:
             check_answer(step, context.deadline, result, clock=self.clock,
                          max_result_bytes=self.max_result_bytes)
+        if call.opened is not None:
+            return self._wait_for_callback(request, call, result)
         try:
             with self.ledger.transaction() as tx:
                 execution = tx.lock_execution(request.execution_id)
@@ -273,3 +353,34 @@ class AttemptRunner:
             raise OutcomeUnknown(f"step {step.id}'s answer could not be recorded "
                                  f"({type(error).__name__})") from None
         return Done(result)
+
+    def _wait_for_callback(self, request: StepRequest, call: _Call,
+                           result: dict[str, Any]) -> AttemptOutcome:
+        """The call answered in time: the step waits for its callback, keeping the answer
+        for its compensation, unless the callback was completed meanwhile."""
+        assert call.opened is not None and call.context.deadline is not None
+        with self.ledger.transaction() as tx:
+            execution = tx.lock_execution(request.execution_id)
+            if execution is None:
+                raise PermanentError(f"no execution {request.execution_id!r}")
+            callback = tx.lock_callback(call.opened.callback.id)
+            if callback is not None and callback.state in (CallbackState.SUCCEEDED,
+                                                           CallbackState.FAILED):
+                raise _Settled(_callback_error(request, callback.state))
+            verdict = self._admit(tx, request, call.step, execution, starting=False)
+            if not isinstance(verdict, Admitted):
+                return verdict
+            started = call.context.deadline - step_timeout(call.step)
+            start_waiting(tx, execution, call.step, call.admitted.number, call.opened.waiting,
+                          started=started, now=self.clock(), result=result)
+        return Done({"status": StepStatus.WAITING.value,
+                     "callback_id": call.opened.callback.id})
+
+
+def _callback_error(request: StepRequest, state: CallbackState) -> Exception:
+    """How a callback's Task ends when its callback was completed while its call was out:
+    succeeded is caught as the step's success, failed is a failure for good."""
+    if state is CallbackState.SUCCEEDED:
+        return _CallbackCompleted(f"step {request.step_id}'s callback was completed before its "
+                                  "call answered")
+    return _CallbackFailed(f"step {request.step_id}'s callback was completed as failed")

@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 
 def step_timeout(step: Step) -> timedelta:
-    return timedelta(milliseconds=parse_duration_ms(step.timeout))
+    """How long one call of the step may take (a callback's call, not its whole wait)."""
+    return timedelta(milliseconds=parse_duration_ms(step.call_timeout_text))
 
 
 def action_in_flight_s(run: LockedStep, now: datetime, margin_s: int) -> float:
@@ -40,7 +41,7 @@ def action_in_flight_s(run: LockedStep, now: datetime, margin_s: int) -> float:
 
 def outlived_timeout(step: Step, elapsed_s: float) -> bool:
     """Whether an attempt that has run `elapsed_s` seconds is past its step's timeout."""
-    return elapsed_s > parse_duration_ms(step.timeout) / 1000
+    return elapsed_s > parse_duration_ms(step.call_timeout_text) / 1000
 
 
 def check_answer(step: Step, deadline: datetime, result: Any, *,
@@ -54,7 +55,8 @@ def check_answer(step: Step, deadline: datetime, result: Any, *,
                              f"recorded: {error.message}") from None
     if clock() > deadline:
         raise OutcomeUnknown(f"step {step.id}'s participant answered after its deadline "
-                             f"({step.timeout}); its outcome is unknown", result=result)
+                             f"({step.call_timeout_text}); its outcome is unknown",
+                             result=result)
 
 
 def undo_late_success(execution_id: str, step: Step, context: StepContext,

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
+from chalicelib.domain.callbacks import Callback, CallbackState
 from chalicelib.domain.executions import Execution
 from chalicelib.domain.lifecycle import ExecutionStatus, Outcome, Phase, StepStatus
 from chalicelib.domain.step_context import Cursor
@@ -89,6 +90,30 @@ class LedgerTransaction(Protocol):
     def append_events(self, execution_id: str, batch: EventBatch) -> None:
         """The execution's next events, numbered on from its last (its row is locked)."""
         ...
+
+    # -- steps that wait
+
+    def record_waiting(self, execution_id: str, step_id: str, *, waiting: dict[str, Any],
+                       result: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The step waits (status WAITING) for what `waiting` says (a Waiting's fields);
+        result: a callback call's own answer, kept for its compensation. Returns the step's
+        record as events carry it."""
+        ...
+
+    def update_waiting(self, execution_id: str, step_id: str,
+                       **changes: Any) -> dict[str, Any]:
+        """Changes fields of the step's wait (heartbeat_at, completed_by, completed_at) and
+        returns its record."""
+        ...
+
+    def register_callback(self, callback: Callback) -> None:
+        """Keeps a new callback; any still-open callback of the same step is superseded."""
+        ...
+
+    def lock_callback(self, callback_id: str) -> Callback | None: ...
+
+    def close_callback(self, callback_id: str, state: CallbackState, *, at: datetime,
+                       by: str | None) -> None: ...
 
 
 class StepLedger(Protocol):
