@@ -311,7 +311,9 @@ def callback_route(action: str) -> Callable[[Callable[..., Any]], Any]:
 
 
 def _callback_caller() -> Any:
-    return callback_caller(app.current_request, container().token_verifier.verify)
+    # The verifier is built only when a token is to be checked (auth on).
+    return callback_caller(app.current_request,
+                           lambda header: container().token_verifier.verify(header))
 
 
 @callback_route("succeed")
