@@ -35,7 +35,11 @@ def step_record(step: StepRun) -> dict[str, Any]:
             "group": step.group, "kind": None if step.kind is None else step.kind.value,
             "compensation_attempts": step.compensation_attempts, "error": step.error,
             "started_at": _iso(step.started_at), "ended_at": _iso(step.ended_at),
-            "compensated_at": _iso(step.compensated_at)}
+            "compensated_at": _iso(step.compensated_at),
+            "waiting": None if step.waiting is None else {
+                name: _iso(value.astimezone(UTC) if value.tzinfo else value)
+                if isinstance(value, datetime) else value
+                for name, value in step.waiting}}
 
 
 def _matches(execution: Execution, query: ExecutionQuery) -> bool:

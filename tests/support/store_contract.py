@@ -421,7 +421,7 @@ class StoreContract:
                                        "action_attempts": 1, "compensation_attempts": 0,
                                        "group": group, "kind": kind, "error": None,
                                        "started_at": T_ISO, "ended_at": None,
-                                       "compensated_at": None}]})]
+                                       "compensated_at": None, "waiting": None}]})]
         assert stores.executions.resume(created.id, ["b"], "ops") is None
 
     def test_a_failed_execution_is_resolved_once(self, stores: Stores) -> None:
@@ -515,7 +515,8 @@ class StoreContract:
             assert record == {"status": "SUCCEEDED", "action_attempts": 2,
                               "compensation_attempts": 1, "group": group, "kind": kind,
                               "error": None, "started_at": T_ISO,
-                              "ended_at": later.isoformat(), "compensated_at": None}
+                              "ended_at": later.isoformat(), "compensated_at": None,
+                              "waiting": None}
             assert tx.results(created.id) == {"a": {"id": 7}}
             assert tx.set_execution_status(created.id, ExecutionStatus.COMPLETED,
                                            at=later) is True
@@ -580,7 +581,7 @@ class StoreContract:
             return {"status": status, "action_attempts": action,
                     "compensation_attempts": compensation, "group": group, "kind": kind,
                     "error": error, "started_at": T_ISO, "ended_at": T_ISO if ended else None,
-                    "compensated_at": T_ISO if compensated else None}
+                    "compensated_at": T_ISO if compensated else None, "waiting": None}
 
         def base(step_id: str, attempt: int, phase: Phase = Phase.ACTION) -> dict[str, Any]:
             return {"saga_id": saga.id, "step_id": step_id, "attempt": attempt,

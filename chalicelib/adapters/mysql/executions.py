@@ -24,6 +24,7 @@ from chalicelib.domain.executions import (
     StepRun,
     StepShape,
     StepStatus,
+    Waiting,
 )
 from chalicelib.domain.lifecycle import (
     ACTIVE,
@@ -239,7 +240,7 @@ def update_step_run(cur: Cursor, execution_id: str, step_id: str, *, status: Ste
 def step_record(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any]:
     """A step's recorded state as events carry it, so the read model copies it exactly."""
     cur.execute("SELECT status, error, action_attempts, compensation_attempts, started_at, "
-                "ended_at, compensated_at, step_group, kind FROM step_runs "
+                "ended_at, compensated_at, step_group, kind, waiting FROM step_runs "
                 "WHERE execution_id = %s AND step_id = %s", (execution_id, step_id))
     row = cur.fetchone() or {}
     return {**{key: row.get(key) for key in ("status", "action_attempts",
@@ -247,7 +248,19 @@ def step_record(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any]:
             "group": row.get("step_group"),
             "error": _load(row.get("error")),
             **{key: _iso(row.get(key)) for key in ("started_at", "ended_at",
-                                                    "compensated_at")}}
+                                                    "compensated_at")},
+            "waiting": waiting_record(row.get("waiting"))}
+
+
+def waiting_record(value: Any) -> dict[str, Any] | None:
+    """A step's wait (the JSON column step_runs.waiting) as events carry it and the loader
+    reads it: the Waiting model's fields, its times ISO-8601 in UTC (a time stored without a
+    zone is UTC); None when the step has no wait."""
+    loaded = _load(value) if isinstance(value, str | bytes) else value
+    if loaded is None:
+        return None
+    return {name: _iso(naive_utc(item)) if isinstance(item, datetime) else item
+            for name, item in Waiting.model_validate(loaded)}
 
 
 def set_execution_error(cur: Cursor, execution_id: str, error: dict[str, Any]) -> None:
@@ -323,7 +336,8 @@ def load_execution(cur: Cursor, execution_id: str, *,
         result=_load(s["result"]), error=_load(s["error"]),
         action_attempts=s["action_attempts"], compensation_attempts=s["compensation_attempts"],
         started_at=_utc(s["started_at"]), ended_at=_utc(s["ended_at"]),
-        compensated_at=_utc(s["compensated_at"]), attempts=attempts.get(s["step_id"], []))
+        compensated_at=_utc(s["compensated_at"]), attempts=attempts.get(s["step_id"], []),
+        waiting=waiting_record(s.get("waiting")))
         for s in cur.fetchall()]
     return execution
 
