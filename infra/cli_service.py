@@ -13,12 +13,14 @@ import sys
 import time
 import urllib.parse
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from chalicelib.domain.lifecycle import STATUS_OF_EVENT, ExecutionStatus
+from chalicelib.domain import event_types
+from chalicelib.domain.lifecycle import STATUS_OF_EVENT, ExecutionStatus, WaitKind
 from infra.api_client import ApiClient, ApiError
 from infra.exit_codes import Exit
 from infra.text_table import format_table
@@ -223,8 +225,50 @@ def describe(event: dict[str, Any]) -> str | None:
                        f"retry it forward (`saga executions retry-forward {event.get('key')}`) "
                        "or resolve it",
         "saga.resumed": f"▶ retried forward by {data.get('by')}",
+        **_wait_lines(step, data),
     }
     return lines.get(event["type"])
+
+
+def _utc_time(value: Any) -> datetime | None:
+    """An ISO time in UTC (one without a zone is UTC); None when it is no time."""
+    try:
+        at = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _clock(value: Any, since: Any = None) -> str:
+    """An ISO time as the wall clock reads it in UTC (12:03:05), with its date when it is not
+    the day of `since`; the text as it came when it is no time."""
+    at = _utc_time(value)
+    if at is None:
+        return str(value)
+    start = _utc_time(since) if since is not None else None
+    whole = since is not None and (start is None or start.date() != at.date())
+    return at.strftime("%Y-%m-%d %H:%M:%S" if whole else "%H:%M:%S")
+
+
+def _wait_lines(step: Any, data: dict[str, Any]) -> dict[str, str]:
+    """The lines of a step's wait (its record's `waiting`): what it waits for and until
+    when, a heartbeat, who completed it, the timer's end."""
+    wait = (data.get("step") or {}).get("waiting") or {}
+    since = wait.get("since")
+    if wait.get("kind") == WaitKind.TIMER:
+        waiting = f"  ⏳ {step} waiting: timer until {_clock(wait.get('until'), since)}"
+    else:
+        waiting = (f"  ⏳ {step} waiting for callback {wait.get('callback_id') or '?'}"
+                   + (f" until {_clock(wait['until'], since)}" if wait.get("until") else ""))
+    beat = wait.get("heartbeat_at")
+    return {
+        event_types.STEP_WAITING: waiting,
+        event_types.STEP_HEARTBEAT: f"  ♥ {step} heartbeat"
+                                    + (f" at {_clock(beat, since)}" if beat else ""),
+        event_types.STEP_CALLBACK_RECEIVED: f"  ✉ {step} callback received "
+                                            f"({data.get('outcome')}) by {data.get('by')}",
+        event_types.STEP_TIMER_FIRED: f"  ⏰ {step} timer fired",
+    }
 
 
 # -- executions, stats ----------------------------------------------------------------------
@@ -290,12 +334,30 @@ def _timeline(execution: dict[str, Any]) -> str:
                      f"{shape}".rstrip())
         if step.get("result") is not None:
             lines.append(f"       result: {json.dumps(step['result'], sort_keys=True)[:500]}")
+        if step.get("waiting"):
+            lines.append(f"       {_wait_summary(step['waiting'])}")
         for a in step["attempts"]:
             outcome = a["outcome"] + (f" {a['error_type']}: {a['error_message']}"
                                       if a.get("error_type") else "")
             lines.append(f"       {a['phase']:<12} #{a['attempt']}  {outcome}  "
                          f"({a.get('duration_ms', 0)} ms)")
     return "\n".join(lines)
+
+
+def _wait_summary(wait: dict[str, Any]) -> str:
+    """waited for callback cb_1 until 12:05:00, heartbeat 12:01:00, completed by ... at ..."""
+    since = wait.get("since")
+    what = (f"timer until {_clock(wait.get('until'), since)}"
+            if wait.get("kind") == WaitKind.TIMER else
+            f"callback {wait.get('callback_id')} until {_clock(wait.get('until'), since)}")
+    said = [f"{'waited' if wait.get('completed_at') else 'waiting'} since "
+            f"{_clock(since)} for {what}"]
+    if wait.get("heartbeat_at"):
+        said.append(f"last heartbeat {_clock(wait['heartbeat_at'], since)}")
+    if wait.get("completed_at"):
+        said.append(f"completed by {wait.get('completed_by')} at "
+                    f"{_clock(wait['completed_at'], since)}")
+    return ", ".join(said)
 
 
 def stats(args: argparse.Namespace, api: ApiClient) -> int:

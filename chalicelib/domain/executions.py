@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import (
@@ -175,6 +175,15 @@ class Waiting(BaseModel):
     # waiting.
     completed_by: str | None = None
     completed_at: datetime | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The wait as step records and events carry it: times ISO 8601 in UTC (a time
+        without a zone is UTC), as the record's other times."""
+        def iso(at: datetime) -> str:
+            return (at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
+
+        return {name: iso(value) if isinstance(value, datetime) else value
+                for name, value in self}
 
 
 class StepRun(BaseModel):

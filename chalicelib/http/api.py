@@ -36,8 +36,8 @@ from chalicelib.http.auth import (
     role_named,
 )
 from chalicelib.http.http_errors import http_error
-from chalicelib.usecases.steps.callbacks import Caller
 from chalicelib.usecases.ports import Actor
+from chalicelib.usecases.steps.callbacks import Caller
 
 logger = logging.getLogger(__name__)
 JSON = {"Content-Type": "application/json"}

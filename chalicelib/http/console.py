@@ -62,14 +62,24 @@ PAGE = "index.html"
 LIFECYCLE_SLOT = '<script type="application/json" id="lifecycle"></script>'
 
 
+# A step with an attempt at work: the timeline draws it an open bar up to now.
+_AT_WORK = (lifecycle.StepStatus.RUNNING, lifecycle.StepStatus.COMPENSATING)
+
+
 def lifecycle_data() -> dict[str, Any]:
     """What the console knows of the lifecycle, from chalicelib/domain/lifecycle.py: every
     execution status (in order), the final ones (it stops polling an execution there) and the
-    statuses each operator action starts from (where it offers the action's button)."""
+    statuses each operator action starts from (where it offers the action's button); every
+    step status, those with an attempt at work and the one of a step that waits (the
+    timeline's open and waiting bars), and the kinds of wait (what a waiting bar says)."""
     return {"statuses": [status.value for status in lifecycle.ExecutionStatus],
             "final": _ordered(lifecycle.FINAL),
             "actions": {name: _ordered(sources)
-                        for name, sources in lifecycle.OPERATOR_ACTIONS.items()}}
+                        for name, sources in lifecycle.OPERATOR_ACTIONS.items()},
+            "steps": {"statuses": [status.value for status in lifecycle.StepStatus],
+                      "at_work": [status.value for status in _AT_WORK],
+                      "waiting": lifecycle.StepStatus.WAITING.value},
+            "wait_kinds": {kind.name.lower(): kind.value for kind in lifecycle.WaitKind}}
 
 
 def _ordered(statuses: frozenset[lifecycle.ExecutionStatus]) -> list[str]:

@@ -54,11 +54,11 @@ from chalicelib.http.openapi import OPENAPI_FILE
 from chalicelib.roots.parts import Parts, part
 from chalicelib.roots.step_registry import RECORDER_FUNCTION, family_of, function_name
 from chalicelib.roots.step_wiring import faults_enabled
-from chalicelib.usecases.steps.callbacks import CallbackService
 from chalicelib.usecases.cleanup import Cleanup
 from chalicelib.usecases.definitions import DefinitionService, Limits
 from chalicelib.usecases.executions import ExecutionPolicy, ExecutionService
 from chalicelib.usecases.reconciler import Reconciler
+from chalicelib.usecases.steps.callbacks import CallbackService
 from chalicelib.usecases.steps.recording import OutcomeWriter
 from chalicelib.usecases.steps.revisions import StepDefinitions
 

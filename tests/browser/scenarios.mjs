@@ -105,6 +105,54 @@ const scenarios = {
       live: await page.locator("#live").getAttribute("data-state") };
   },
 
+  // A step that waits, watched with no reload: the test's driver (args.driver) writes the
+  // wait's events to the outbox when asked; the page draws the waiting bar when the push
+  // says the wait began, grows it with the clock, marks the heartbeat, and ends it when the
+  // callback is completed.
+  async waiting_bar({ page }) {
+    const drive = (what) => fetch(`${args.driver}/${what}`, { method: "POST", body: "{}",
+      headers: { "Content-Type": "application/json" } });
+    await page.goto(`${args.base}/console#/executions/${args.execution_id}`);
+    await page.locator('#live[data-state="on"]').waitFor();
+    await page.locator('[data-testid="timeline"] svg').waitFor();
+    await page.evaluate(() => { window.loadedOnce = true; });
+    const started = Date.now();
+    const bar = `[data-testid="timeline"] g.wait[data-step="${args.step}"]`;
+    const row = page.locator(`tr[data-step="${args.step}"]`);
+    const width = async () => Number(await page.locator(bar).getAttribute("data-width"));
+    const seen = async () => ({ label: await page.locator(bar).getAttribute("aria-label"),
+      text: await page.locator(`${bar} text`).textContent(), width: await width(),
+      status: await row.locator(".badge").getAttribute("data-status"),
+      cell: await row.locator("td[data-wait]").textContent() });
+
+    await drive("wait");
+    await page.locator(`${bar}[data-open="true"]`).waitFor();
+    const opened = await seen();
+    opened.ms = Date.now() - started;
+    await page.waitForTimeout(1500); // no event meanwhile: only the clock moves
+    const grown = await width();
+
+    await drive("heartbeat");
+    await page.locator(`${bar} line.heartbeat`).waitFor({ state: "attached" }); // a line: no width
+    const beat = await seen();
+    await page.screenshot({ path: `${SHOTS}/waiting-bar-open.png`, fullPage: true });
+
+    await drive("complete");
+    await page.locator(`${bar}[data-open="false"]`).waitFor();
+    await page.waitForFunction(([selector, waiting]) => document.querySelector(selector)
+      .querySelector(".badge").dataset.status !== waiting, [`tr[data-step="${args.step}"]`, args.waiting]);
+    const closed = await seen();
+    await page.waitForTimeout(1200);
+    const still = await width();
+    await drive("finish");
+    await untilStatus(page, "COMPLETED");
+    const ended = await seen();
+    await page.screenshot({ path: `${SHOTS}/waiting-bar.png`, fullPage: true });
+    return { opened, grown, beat, closed, still, ended, ms: Date.now() - started,
+      same_document: await page.evaluate(() => window.loadedOnce === true),
+      live: await page.locator("#live").getAttribute("data-state") };
+  },
+
   // A failed execution: its reason, its failed attempts and its compensation bars.
   async compensation_bars({ page }) {
     await page.goto(`${args.base}/console#/executions/${args.execution_id}`);

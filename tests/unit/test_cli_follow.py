@@ -1,5 +1,6 @@
 """What `saga run --follow` prints for a shaped saga: the shape when it starts, a line naming
-a parallel group when its first step ends, and the parked and resumed events."""
+a parallel group when its first step ends, the parked and resumed events, and a step's wait
+(what it waits for and until when, heartbeats, who completed it, the timer firing)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,61 @@ def test_an_unknown_outcome_says_the_step_will_be_undone() -> None:
         "type": "Saga.OutcomeUnknown", "message": "no answer by its deadline"}))
     assert line == ("  ? book may have done its work (attempt 2): Saga.OutcomeUnknown: no "
                     "answer by its deadline; it will be compensated")
+
+
+def test_a_wait_is_told_in_words_from_its_events() -> None:
+    from datetime import UTC, datetime
+
+    from chalicelib.domain import events
+
+    since = datetime(2026, 12, 7, 11, 58, 5, 120000, tzinfo=UTC)
+    wait = {"kind": "callback", "since": since.isoformat(),
+            "until": "2026-12-07T12:03:05.120000+00:00", "callback_id": "cb_9f2c41",
+            "heartbeat_at": None, "completed_by": None, "completed_at": None}
+
+    def told(event: events.Event) -> str | None:
+        return describe({"type": event.type, "key": "e-1", "data": event.data})
+
+    attempt = events.StepAttempt(saga_id="pay", step_id="payment-confirmed", attempt=1,
+                                 phase="action", started=since, ended=since)
+    assert told(events.step_waiting(attempt, step={"status": "WAITING", "waiting": wait},
+                                    result={"ticket": 1})) == (
+        "  ⏳ payment-confirmed waiting for callback cb_9f2c41 until 12:03:05")
+    beat = {**wait, "heartbeat_at": "2026-12-07T12:00:00+00:00"}
+    assert told(events.step_heartbeat(saga_id="pay", step_id="payment-confirmed", attempt=1,
+                                      step={"waiting": beat})) == (
+        "  ♥ payment-confirmed heartbeat at 12:00:00")
+    assert told(events.step_callback_received(
+        saga_id="pay", step_id="payment-confirmed", attempt=1, outcome="succeeded",
+        by="callback:secret", step={"waiting": beat})) == (
+        "  ✉ payment-confirmed callback received (succeeded) by callback:secret")
+    timer = {**wait, "kind": "timer", "callback_id": None,
+             "until": "2026-12-08T00:00:30+00:00"}  # another day: with its date
+    assert told(events.step_waiting(attempt, step={"waiting": timer})) == (
+        "  ⏳ payment-confirmed waiting: timer until 2026-12-08 00:00:30")
+    assert told(events.step_timer_fired(saga_id="pay", step_id="cool-off", attempt=1,
+                                        step={"waiting": timer})) == "  ⏰ cool-off timer fired"
+
+
+def test_executions_show_says_what_a_step_waited_for() -> None:
+    from infra.cli_service import _timeline
+
+    wait = {"kind": "callback", "since": "2026-12-07T11:58:05+00:00",
+            "until": "2026-12-07T12:03:05+00:00", "callback_id": "cb_1",
+            "heartbeat_at": "2026-12-07T12:00:00+00:00", "completed_by": "callback:secret",
+            "completed_at": "2026-12-07T12:01:00+00:00"}
+    execution = {"id": "e-1", "saga_id": "pay", "version": "1", "status": "COMPLETED",
+                 "steps": [{"position": 1, "step_id": "confirm", "status": "SUCCEEDED",
+                            "kind": "callback", "group": 1, "waiting": wait, "attempts": []}]}
+    assert _timeline(execution).splitlines()[-1] == (
+        "       waited since 11:58:05 for callback cb_1 until 12:03:05, last heartbeat "
+        "12:00:00, completed by callback:secret at 12:01:00")
+
+
+def test_a_wait_s_times_are_read_as_utc_even_without_a_zone() -> None:
+    from infra.cli_service import _clock
+
+    assert _clock("2026-12-07T12:03:05") == "12:03:05"
+    assert _clock("2026-12-07T14:03:05+02:00", "2026-12-07T11:00:00Z") == "12:03:05"
+    assert _clock("2026-12-08T00:00:01Z", "2026-12-07T23:59:00") == "2026-12-08 00:00:01"
+    assert _clock("soon") == "soon"

@@ -84,6 +84,13 @@ def test_the_page_carries_the_lifecycle_the_console_reads(client: Client) -> Non
     assert set(served["actions"]["resolve"]) == {s.value for s in lifecycle.RESOLVABLE}
     # Every action the console offers a button for starts somewhere the lifecycle says.
     assert set(served["actions"]) <= set(ACTIONS)
+    # The timeline's: a step's statuses, those with an attempt at work (an open bar), the one
+    # of a step that waits, and the kinds of wait (what a waiting bar says it waits for).
+    assert served["steps"]["statuses"] == [status.value for status in lifecycle.StepStatus]
+    assert set(served["steps"]["at_work"]) < set(served["steps"]["statuses"])
+    assert served["steps"]["waiting"] == lifecycle.StepStatus.WAITING.value
+    assert served["steps"]["waiting"] not in served["steps"]["at_work"]
+    assert served["wait_kinds"] == {kind.value: kind.value for kind in lifecycle.WaitKind}
 
 
 def test_the_modules_that_apply_the_lifecycle_spell_no_status() -> None:
@@ -93,3 +100,11 @@ def test_the_modules_that_apply_the_lifecycle_spell_no_status() -> None:
         text = (FOLDER / name).read_text()
         for status in lifecycle.ExecutionStatus:
             assert f'"{status.value}"' not in text, f"{name} spells {status.value}"
+    # The timeline and the execution's page read a step's statuses and the kinds of wait
+    # from the page too.
+    for name in ("dom.js", "timeline.js", "execution.js"):
+        text = (FOLDER / name).read_text()
+        for step_status in lifecycle.StepStatus:
+            assert f'"{step_status.value}"' not in text, f"{name} spells {step_status.value}"
+        for kind in lifecycle.WaitKind:
+            assert f'"{kind.value}"' not in text, f"{name} spells the wait kind {kind.value}"

@@ -21,6 +21,7 @@ from chalicelib.domain.lifecycle import (
     PHASE_OF_EVENT,
     STATUS_OF_EVENT,
     STEP_EVENT_RESULT,
+    WAIT_EVENTS,
     ExecutionStatus,
     Outcome,
     Phase,
@@ -89,7 +90,7 @@ class Projector:
                            "result": None, "error": None,
                            "action_attempts": 0, "compensation_attempts": 0,
                            "started_at": None, "ended_at": None, "compensated_at": None,
-                           "attempts": []}
+                           "waiting": None, "attempts": []}
                           for i, step_id in enumerate(data.get("steps", []))],
                 "started_at": _time(event), "updated_at": _time(event), "ended_at": None,
                 # BSON dates keep milliseconds: the exact times ride along for the API.
@@ -131,7 +132,9 @@ class Projector:
             update["$set"].update(state_machine_arn=data.get("state_machine_arn"),
                                   sfn_execution_arn=data.get("run_arn"))
         step_id = data.get("step_id")
-        if step_id and event["type"] != event_types.STEP_STARTED:
+        if step_id and event["type"] in WAIT_EVENTS:
+            self._wait_update(update, event, data)
+        elif step_id and event["type"] != event_types.STEP_STARTED:
             self._step_update(update, event, data)
         filters = [{"s.step_id": step_id}] if "$push" in update or any(
             "steps.$[s]" in key for key in update["$set"]) else None
@@ -185,6 +188,21 @@ class Projector:
             # A step's result is its action's (a late success's, kept for its compensation).
             update["$set"]["steps.$[s].result"] = data.get("result")
         update["$push"] = {"steps.$[s].attempts": attempt}
+
+    @staticmethod
+    def _wait_update(update: dict[str, Any], event: Mapping[str, Any],
+                     data: Mapping[str, Any]) -> None:
+        """A wait began, was kept alive by a heartbeat, was completed, or its timer fired: the
+        step as the write model recorded it with the event (its status and its wait among the
+        rest), and the callback call's answer when the event carries one. No attempt ends
+        here: the step's succeeded or failed event that follows ends it."""
+        record = data.get("step")
+        if isinstance(record, Mapping):
+            update["$set"].update({f"steps.$[s].{key}": value for key, value in record.items()})
+        elif event["type"] == event_types.STEP_WAITING:  # an event without its step's record
+            update["$set"]["steps.$[s].status"] = StepStatus.WAITING.value
+        if "result" in data:
+            update["$set"]["steps.$[s].result"] = data["result"]
 
     def _count(self, session: ClientSession, saga_id: str, old: str | None, new: str,
                at: datetime) -> None:

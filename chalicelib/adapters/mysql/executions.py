@@ -24,6 +24,7 @@ from chalicelib.domain.executions import (
     StepRun,
     StepShape,
     StepStatus,
+    Waiting,
 )
 from chalicelib.domain.lifecycle import (
     ACTIVE,
@@ -251,9 +252,17 @@ def step_record(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any]:
                                              "compensation_attempts", "kind")},
             "group": row.get("step_group"),
             "error": _load(row.get("error")),
-            "waiting": _load(row.get("waiting")),
             **{key: _iso(row.get(key)) for key in ("started_at", "ended_at",
-                                                    "compensated_at")}}
+                                                    "compensated_at")},
+            "waiting": waiting_record(row.get("waiting"))}
+
+
+def waiting_record(value: Any) -> dict[str, Any] | None:
+    """A step's wait (the JSON column step_runs.waiting) as events carry it and the loader
+    reads it: the Waiting model's fields, its times ISO-8601 in UTC (a time stored without a
+    zone is UTC); None when the step has no wait."""
+    loaded = _load(value) if isinstance(value, str | bytes) else value
+    return None if loaded is None else Waiting.model_validate(loaded).record()
 
 
 def set_execution_error(cur: Cursor, execution_id: str, error: dict[str, Any]) -> None:
@@ -330,7 +339,7 @@ def load_execution(cur: Cursor, execution_id: str, *,
         action_attempts=s["action_attempts"], compensation_attempts=s["compensation_attempts"],
         started_at=_utc(s["started_at"]), ended_at=_utc(s["ended_at"]),
         compensated_at=_utc(s["compensated_at"]), attempts=attempts.get(s["step_id"], []),
-        waiting=_load(s.get("waiting")))
+        waiting=waiting_record(s.get("waiting")))
         for s in cur.fetchall()]
     return execution
 

@@ -32,6 +32,14 @@ export function when(iso) {
   return t === null || Number.isNaN(t) ? "—" : new Date(t).toLocaleString();
 }
 
+// A time of day (the page's locale and zone), with its date when it is not today.
+export function clock(iso) {
+  const t = time(iso);
+  if (t === null || Number.isNaN(t)) return "—";
+  const at = new Date(t);
+  return at.toDateString() === new Date().toDateString() ? at.toLocaleTimeString() : at.toLocaleString();
+}
+
 export function span(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return "—";
   if (ms < 1000) return `${Math.round(ms)} ms`;
@@ -46,6 +54,11 @@ export const STATUSES = LIFECYCLE.statuses;
 export const FINAL = new Set(LIFECYCLE.final);
 // Operator action name -> the statuses it starts from.
 export const ACTION_SOURCES = LIFECYCLE.actions;
+// A step's statuses with an attempt at work, and the status of a step that waits.
+export const STEP_AT_WORK = new Set(LIFECYCLE.steps.at_work);
+export const STEP_WAITING = LIFECYCLE.steps.waiting;
+// The kinds of wait: WAIT_KINDS.callback, WAIT_KINDS.timer.
+export const WAIT_KINDS = LIFECYCLE.wait_kinds;
 
 export const badge = (status) =>
   h("span", { class: "badge", "data-status": status }, status.replaceAll("_", " "));

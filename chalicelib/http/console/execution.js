@@ -3,10 +3,11 @@
 import { get } from "./api.js";
 import { actionBar } from "./actions.js";
 import { badge, FINAL, fill, h, json, problemBox, span, time, when } from "./dom.js";
-import { timeline } from "./timeline.js";
+import { timeline, waitsOpen, waitText } from "./timeline.js";
 
 const POLL_MS = 3000; // only while the live connection is down
 const MAX_POLLS = 400;
+const TICK_MS = 1000; // a waiting bar grows with the clock between events
 
 function reason(execution) {
   const error = execution.error;
@@ -31,7 +32,7 @@ function outputSection(execution) {
 function stepsTable(execution) {
   const steps = [...execution.steps].sort((a, b) => a.position - b.position);
   return h("div", { class: "scroll" }, h("table", { class: "list" },
-    h("thead", {}, h("tr", {}, ["Step", "Status", "Attempts", "Started", "Ended", "Error", "Result"]
+    h("thead", {}, h("tr", {}, ["Step", "Status", "Attempts", "Started", "Ended", "Waits for", "Error", "Result"]
       .map((name) => h("th", { scope: "col" }, name)))),
     h("tbody", {}, steps.map((step) => h("tr", { "data-step": step.step_id },
       h("td", {}, step.step_id),
@@ -40,6 +41,8 @@ function stepsTable(execution) {
         step.compensation_attempts ? ` + ${step.compensation_attempts} undo` : ""),
       h("td", {}, when(step.started_at)),
       h("td", {}, when(step.compensated_at || step.ended_at)),
+      h("td", { class: "small", "data-wait": step.waiting ? step.waiting.kind : null },
+        step.waiting ? waitText(step.waiting) : ""),
       h("td", { class: "small" }, step.error ? `${step.error.type || ""}: ${step.error.message || ""}` : ""),
       h("td", {}, step.result ? h("details", {}, h("summary", {}, "result"), json(step.result)) : ""))))));
 }
@@ -65,17 +68,20 @@ export async function executionPage(main, context, executionId) {
   const memo = {};
   let execution = await get(`executions/${id}`);
   let closed = false;
-  let pending = null, polls = 0, poller = null, resize = null;
+  let pending = null, polls = 0, poller = null, resize = null, ticker = null;
+  let box = null, width = 0; // the timeline's container, and the width it is drawn at
 
   const render = () => {
     const took = execution.ended_at ? span(time(execution.ended_at) - time(execution.started_at))
       : `${span(Date.now() - time(execution.started_at))} so far`;
     const style = getComputedStyle(main); // the content box: clientWidth includes the padding
     const inner = main.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
-    const width = Math.max(340, Math.min(1400, Math.floor(inner) - 2));
+    width = Math.max(340, Math.min(1400, Math.floor(inner) - 2));
     const legend = h("p", { class: "legend small" }, h("span", { class: "key action" }), " action ",
       h("span", { class: "key compensation" }), " compensation ", h("span", { class: "key failed" }),
-      " failed attempt (✗) · hover or focus a bar for its details");
+      " failed attempt (✗) ", h("span", { class: "key waiting" }),
+      " waiting (│ last heartbeat) · hover or focus a bar for its details");
+    box = h("div", { class: "scroll", "data-testid": "timeline" }, timeline(execution, width));
     fill(main, 
       h("p", { class: "crumbs" }, h("a", { href: "#/executions" }, "Executions"), " / ", execution.id),
       h("h1", {}, "Execution ", h("span", { "data-testid": "status" }, badge(execution.status))),
@@ -91,7 +97,7 @@ export async function executionPage(main, context, executionId) {
       reason(execution),
       actionBar(execution, context.me, memo, () => refresh(0)),
       h("h2", {}, "Timeline"), legend,
-      h("div", { class: "scroll", "data-testid": "timeline" }, timeline(execution, width)),
+      box,
       attemptsList(execution),
       h("h2", {}, "Steps"), stepsTable(execution),
       outputSection(execution),
@@ -124,6 +130,13 @@ export async function executionPage(main, context, executionId) {
     }, POLL_MS);
   };
 
+  // While a step waits its bar grows: the timeline alone is drawn again each second (not
+  // while the operator's focus is on one of its bars, which a redraw would take away).
+  ticker = setInterval(() => {
+    if (closed || !box || !waitsOpen(execution) || box.contains(document.activeElement)) return;
+    box.replaceChildren(timeline(execution, width));
+  }, TICK_MS);
+
   render();
   main.focus({ preventScroll: true });
   const stops = [];
@@ -140,6 +153,7 @@ export async function executionPage(main, context, executionId) {
     for (const stop of stops) stop();
     clearTimeout(pending);
     clearTimeout(poller);
+    clearInterval(ticker);
     window.removeEventListener("resize", resize);
   };
 }

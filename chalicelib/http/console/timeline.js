@@ -1,8 +1,12 @@
 // An execution's timeline: a row per step, a bar per attempt on one time axis. Action
 // attempts are solid, compensation attempts hatched; failed attempts are red-edged with a ✗.
 // Every bar is focusable and names its attempt (phase, outcome, duration, error). Steps of a
-// parallel group are marked ∥ (their bars overlap in time); a pivot ◆, a retriable step ↻.
-import { s, span, time } from "./dom.js";
+// parallel group are marked ∥ (their bars overlap in time); a pivot ◆, a retriable step ↻, a
+// callback ✉, a timer ◔.
+// A step that waits (a callback, a timer) gets a waiting bar from the wait's start, growing
+// until it is completed: it says what it waits for, its last heartbeat (a tick on the bar)
+// and who completed it.
+import { clock, s, span, STEP_AT_WORK, time, WAIT_KINDS } from "./dom.js";
 
 const LABEL = 170, ROW = 30, BAR = 18, TOP = 28, RIGHT = 16;
 
@@ -15,16 +19,35 @@ function ticks(total) {
   return out;
 }
 
+// What a wait is for: "callback cb_1 until 12:03:05", "timer until 12:03:05".
+const waitsFor = (wait) => {
+  const until = wait.until ? ` until ${clock(wait.until)}` : "";
+  return wait.kind === WAIT_KINDS.timer ? `timer${until}` : `callback ${wait.callback_id || "?"}${until}`;
+};
+
+// What a wait is for, and how it went: "callback cb_1 until 12:03:05 · last heartbeat …".
+export function waitText(wait) {
+  const parts = [waitsFor(wait)];
+  if (wait.heartbeat_at) parts.push(`last heartbeat ${clock(wait.heartbeat_at)}`);
+  if (wait.completed_at) parts.push(`completed by ${wait.completed_by || "?"} at ${clock(wait.completed_at)}`);
+  return parts.join(" · ");
+}
+
+// Whether a step of the execution is still waiting (its bar grows with the clock).
+export const waitsOpen = (execution) =>
+  !execution.ended_at && (execution.steps || []).some((step) => step.waiting && !step.waiting.completed_at);
+
 export function timeline(execution, width, now = Date.now()) {
   const steps = [...execution.steps].sort((a, b) => a.position - b.position);
   const sizes = new Map();
   for (const step of steps) sizes.set(step.group, (sizes.get(step.group) || 0) + 1);
   const mark = (step) => (step.group != null && sizes.get(step.group) > 1 ? "∥ " : "") +
-    ({ pivot: "◆ ", retriable: "↻ " }[step.kind] || "");
+    ({ pivot: "◆ ", retriable: "↻ ", callback: "✉ ", wait: "◔ " }[step.kind] || "");
   const t0 = time(execution.started_at);
   let t1 = execution.ended_at ? time(execution.ended_at) : now;
   for (const step of steps) {
     for (const a of step.attempts) t1 = Math.max(t1, time(a.ended_at));
+    if (step.waiting && step.waiting.completed_at) t1 = Math.max(t1, time(step.waiting.completed_at));
   }
   const total = Math.max(1, t1 - t0);
   const plot = Math.max(120, width - LABEL - RIGHT);
@@ -59,8 +82,9 @@ export function timeline(execution, width, now = Date.now()) {
       s("rect", { x: left, y, width: barWidth, height: BAR, rx: 3 }),
       failed ? s("text", { x: left + barWidth + 2, y: y + BAR - 4, class: "mark" }, "✗") : null));
     }
+    if (step.waiting) svg.append(waitBar(step, x, y, t1, width - RIGHT));
     // A step still going has an open bar up to now.
-    if (step.status === "RUNNING" || step.status === "COMPENSATING") {
+    if (STEP_AT_WORK.has(step.status)) {
       const last = step.attempts.length ? time(step.attempts[step.attempts.length - 1].ended_at)
         : time(step.started_at) || t0;
       svg.append(s("rect", { x: x(last), y, width: Math.max(4, x(t1) - x(last)), height: BAR,
@@ -68,4 +92,31 @@ export function timeline(execution, width, now = Date.now()) {
     }
   });
   return svg;
+}
+
+// The waiting bar: from the wait's start to its completion (or to the axis's end while it
+// waits), thinner than an attempt's bar and drawn over it, a tick at the last heartbeat. Its
+// text says what it waits for (and who completed it) beside the bar where there is room;
+// the whole story is in its label and in the steps table.
+function waitBar(step, x, y, t1, right) {
+  const wait = step.waiting;
+  const open = !wait.completed_at;
+  const since = time(wait.since);
+  const end = Math.max(open ? t1 : time(wait.completed_at), since);
+  const text = `${step.step_id}: ${open ? "waiting" : "waited"} for ${waitText(wait)}` +
+    (open ? ` (${span(end - since)} so far)` : ` (${span(end - since)})`);
+  const left = x(since);
+  const barWidth = Math.max(4, x(end) - left);
+  const beat = wait.heartbeat_at ? x(time(wait.heartbeat_at)) : null;
+  const said = waitsFor(wait) + (open ? "" : ` · by ${wait.completed_by || "?"}`);
+  const room = right - left - 4, needed = said.length * 6.2; // 11px text, roughly
+  const after = needed <= room || left - LABEL < needed;
+  return s("g", { class: "wait", tabindex: 0, role: "img", "aria-label": text,
+    "data-step": step.step_id, "data-kind": wait.kind, "data-open": String(open),
+    "data-width": barWidth.toFixed(1) },
+  s("title", {}, text),
+  s("rect", { x: left, y: y + 3, width: barWidth, height: BAR - 6, rx: 2 }),
+  beat !== null ? s("line", { x1: beat, x2: beat, y1: y, y2: y + BAR, class: "heartbeat" }) : null,
+  s("text", { x: after ? left + 4 : left - 4, y: y + BAR - 6, class: "wait-text",
+    "text-anchor": after ? "start" : "end" }, said));
 }
