@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain import events
+from chalicelib.domain import expected_by as expected
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.executions import Execution, StepRun, StepShape
 from chalicelib.domain.lifecycle import (
@@ -93,7 +94,9 @@ class InMemoryExecutionStore:
         steps = [StepRun(step_id=shape.step_id, position=i, group=shape.group, kind=shape.kind,
                          status=StepStatus.PENDING)
                  for i, shape in enumerate(shapes, start=1)]
-        self._rows[execution.id] = execution.model_copy(update={"steps": steps}, deep=True)
+        self._rows[execution.id] = execution.model_copy(update={
+            "steps": steps, "expected_by": None if execution.status.is_final
+            else expected.at_start(execution.started_at)}, deep=True)
         self._emit(events.execution_started(execution, shapes), execution.id,
                    at=execution.started_at)
         return self._view(self._rows[execution.id]), True
@@ -129,8 +132,11 @@ class InMemoryExecutionStore:
                     row.status, to, by_operator=by_operator, resolved_by=row.resolved_by):
                 return None
             now = datetime.now(UTC)
+            # As MySQL: a final execution expects nothing more, one active again moves at once.
             update: dict[str, Any] = {"status": to, "updated_at": now,
-                                      "ended_at": now if to.is_final else None}
+                                      "ended_at": now if to.is_final else None,
+                                      "expected_by": None if to.is_final
+                                      else row.expected_by or now}
             if error is not None:
                 update["error"] = error
             self._rows[execution_id] = Execution.model_validate({**row.model_dump(), **update})
@@ -147,6 +153,7 @@ class InMemoryExecutionStore:
                 return None
             row.status, row.error, row.ended_at = ExecutionStatus.RUNNING, None, None
             row.updated_at = datetime.now(UTC)
+            row.expected_by = row.expected_by or row.updated_at
             for step in row.steps:
                 if step.step_id in steps:
                     step.status, step.error, step.ended_at = StepStatus.PENDING, None, None

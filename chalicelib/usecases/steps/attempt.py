@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.config import DEFAULT_MAX_RESULT_BYTES, DEFAULT_RETRIABLE_MAX_ATTEMPTS
+from chalicelib.domain import expected_by as expected
 from chalicelib.domain.action_refs import participant_kind
 from chalicelib.domain.decisions import StepRequest
 from chalicelib.domain.executions import ExecutionStatus
@@ -178,8 +179,11 @@ class AttemptRunner:
                     # from here on (decide's failed_elsewhere), so none starts behind the undo.
                     tx.set_execution_error(request.execution_id, cause(tx, request))
             deadline = now + step_timeout(step)
-            attempt = tx.claim_attempt(request.execution_id, request.step_id,
-                                       phase=request.phase, deadline=deadline)
+            # The engine moves on by this attempt's Task timeout at the latest: until then
+            # the reconciler need not ask about the execution.
+            attempt = tx.claim_attempt(
+                request.execution_id, request.step_id, phase=request.phase, deadline=deadline,
+                expect_by=expected.attempt_bound(deadline, self.task_timeout_margin_s))
             admitted = replace(verdict, attempt=attempt)
             # Everything the participant is sent is read under the locks, then released.
             context = build_context(tx, request, step, execution, admitted, deadline,
