@@ -184,12 +184,14 @@ class InMemoryExecutionStore:
     def pinned_revisions(self, saga_id: str) -> list[int]:
         return sorted({e.revision for e in self._rows.values() if e.saga_id == saga_id})
 
-    def unsettled(self, older_than_seconds: float, limit: int) -> list[Execution]:
-        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
-        stale = sorted((e for e in self._rows.values()
-                        if e.status in ACTIVE and e.updated_at < cutoff),
-                       key=lambda e: e.updated_at)
-        return [self._view(e) for e in stale[:limit]]
+    def unsettled(self, grace_seconds: float, limit: int) -> list[Execution]:
+        # As MySQL: a row with no expected moment (a test's given state) is due by its last
+        # change.
+        cutoff = datetime.now(UTC) - timedelta(seconds=grace_seconds)
+        due = {e.id: e.expected_by or e.updated_at for e in self._rows.values()
+               if e.status in ACTIVE}
+        overdue = sorted((at, execution_id) for execution_id, at in due.items() if at < cutoff)
+        return [self._view(self._rows[execution_id]) for _, execution_id in overdue[:limit]]
 
 
 class InMemoryReadModel:

@@ -726,6 +726,30 @@ class StoreContract:
                                     expect_by=T + timedelta(days=1)) == 1
         assert stores.expected_by(x) is None
 
+    def test_unsettled_lists_only_executions_past_their_expected_moment(
+            self, stores: Stores) -> None:
+        saga = _store_saga(stores)
+        waiting, lost, lost_earlier, undoing, fresh, ended = (
+            _create(stores, saga) for _ in range(6))
+        for execution, seconds in ((waiting, 7200), (lost, 3600), (lost_earlier, 9000),
+                                   (undoing, 5400), (ended, 9000)):
+            stores.age(execution.id, seconds)
+        # Unchanged for two hours, but waiting for a day more (a callback, a timer).
+        with stores.ledger.transaction() as tx:
+            tx.lock_execution(waiting.id)
+            tx.expect_by(waiting.id, datetime.now(UTC) + timedelta(days=1))
+        stores.executions.transition(undoing.id, {ExecutionStatus.RUNNING},
+                                     ExecutionStatus.COMPENSATING,
+                                     event_types.COMPENSATION_STARTED, {})
+        stores.executions.transition(ended.id, {ExecutionStatus.RUNNING},
+                                     ExecutionStatus.COMPLETED, event_types.SAGA_COMPLETED, {})
+        ours = {e.id for e in (waiting, lost, lost_earlier, undoing, fresh, ended)}
+        listed = [e.id for e in stores.executions.unsettled(600, 10_000) if e.id in ours]
+        # The longest overdue first; the move to COMPENSATING kept the moment it had.
+        assert listed == [lost_earlier.id, undoing.id, lost.id]
+        assert [e.id for e in stores.executions.unsettled(4000, 10_000) if e.id in ours] == [
+            lost_earlier.id, undoing.id]
+
 
 @dataclass
 class _Actions:

@@ -532,10 +532,26 @@ class MySQLExecutionStore:
                         "ORDER BY revision", (saga_id,))
             return [row["revision"] for row in cur.fetchall()]
 
-    def unsettled(self, older_than_seconds: float, limit: int) -> list[Execution]:
+    def unsettled(self, grace_seconds: float, limit: int) -> list[Execution]:
         with self._db.transaction() as cur:
-            cur.execute(f"SELECT * FROM executions WHERE status IN ({_ACTIVE_MARKS}) "
-                        "AND updated_at < UTC_TIMESTAMP(6) - INTERVAL %s MICROSECOND "
-                        "ORDER BY updated_at LIMIT %s",
-                        (*_ACTIVE_VALUES, int(older_than_seconds * 1_000_000), limit))
+            cur.execute(*unsettled_query(grace_seconds, limit))
             return [row_to_execution(row) for row in cur.fetchall()]
+
+
+_CUTOFF = "UTC_TIMESTAMP(6) - INTERVAL %s MICROSECOND"
+
+
+def unsettled_query(grace_seconds: float, limit: int) -> tuple[str, tuple[Any, ...]]:
+    """The reconciler's work list, as a statement and its arguments: the active executions
+    whose expected moment passed `grace_seconds` ago, the longest overdue first.
+
+    A row with no expected_by (kept before executions had one, or written by an older version
+    of the service) is due by its last change. The key (status, expected_by) serves both: NULL
+    sorts first, so each active status is one range of it, and only the executions overdue
+    are read, however many wait."""
+    grace = int(grace_seconds * 1_000_000)
+    return (f"SELECT * FROM executions WHERE status IN ({_ACTIVE_MARKS}) "
+            f"AND (expected_by < {_CUTOFF} OR expected_by IS NULL) "
+            f"AND COALESCE(expected_by, updated_at) < {_CUTOFF} "
+            "ORDER BY COALESCE(expected_by, updated_at), id LIMIT %s",
+            (*_ACTIVE_VALUES, grace, grace, limit))
