@@ -163,7 +163,8 @@ class SagaSettings(_Section):
     # Lets the execute body carry "faults" to inject; off unless a stage turns it on, never
     # in prod.
     fault_injection_enabled: bool = False
-    # The reconciler looks at executions unchanged for this long.
+    # The reconciler looks at an active execution this long after the moment it was next
+    # expected to move (chalicelib/domain/expected_by.py), so one that waits costs nothing.
     reconcile_after: str = "1m"
     # The largest result a step may return (bytes, as JSON); a larger one fails the step for
     # good. Results live in MySQL and ride in the step's event, never through Step Functions.

@@ -301,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile = commands.add_parser(
         "reconcile", help="repair executions left RUNNING whose state machine run ended")
     reconcile.add_argument("--older-than", type=float, default=None, metavar="SECONDS",
-                           help="look at executions unchanged this long (default: config)")
+                           help="look at executions this long past the moment they were "
+                                "next expected to move (default: config)")
     reconcile.add_argument("--limit", type=int, default=500)
     reconcile.add_argument("--json", action="store_true")
     reconcile.set_defaults(handler=_reconcile)

@@ -106,7 +106,9 @@ def refusal(callback: Callback | None, completion: Completion, *, step_status: S
         return Refusal(ErrorKind.CONFLICT,
                        f"the wait ended at {_iso(callback.expires_at)} (the step's timeout); "
                        "its step is compensated, so this completion changes nothing")
-    if not execution_running or step_status not in (StepStatus.RUNNING, StepStatus.WAITING):
+    # PENDING or RUNNING: its call is still out (the callback was committed before it).
+    if not execution_running or step_status not in (StepStatus.PENDING, StepStatus.RUNNING,
+                                                    StepStatus.WAITING):
         return Refusal(ErrorKind.CONFLICT,
                        "the execution has moved on from this step (it failed, was "
                        "compensated or ended); this completion changes nothing")

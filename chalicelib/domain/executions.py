@@ -246,3 +246,7 @@ class Execution(BaseModel):
     # "sequence": n} (before the first projection, or while the read model is unreachable).
     # To read your own write, wait until the read model's sequence reaches the one it returned.
     consistency: dict[str, Any] | None = None
+    # When it is next expected to move (chalicelib.domain.expected_by: the reconciler's cue),
+    # None once it ended: bookkeeping of the write model, not shown (the in-memory store keeps
+    # it here; the MySQL store's views leave it out).
+    expected_by: datetime | None = Field(default=None, exclude=True)

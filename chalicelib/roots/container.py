@@ -157,7 +157,8 @@ class Container(Parts):
         outcomes = OutcomeWriter(ledger, steps, lambda: datetime.now(UTC),
                                  max_result_bytes=saga.max_result_bytes,
                                  retriable_max_attempts=saga.retriable_max_attempts)
-        return CallbackService(ledger, self.engine, outcomes, steps)
+        return CallbackService(ledger, self.engine, outcomes, steps,
+                               task_timeout_margin_s=saga.task_timeout_margin_s)
 
     @part
     def reconciler(self) -> Reconciler:

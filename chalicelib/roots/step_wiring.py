@@ -80,7 +80,8 @@ class StepContainer(Parts):
         runner = self.attempt_runner
         return TimerRunner(self.step_ledger, self.definitions, runner.outcomes, runner.clock,
                            max_wait_s=self.settings.saga.max_wait_s,
-                           cache_definitions=self.settings.saga.caching_enabled)
+                           cache_definitions=self.settings.saga.caching_enabled,
+                           task_timeout_margin_s=self.settings.saga.task_timeout_margin_s)
 
     @part
     def outcome_recorder(self) -> OutcomeRecorder:

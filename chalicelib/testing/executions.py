@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain import events
+from chalicelib.domain import expected_by as expected
 from chalicelib.domain.callbacks import Callback
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.executions import Execution, StepRun, StepShape
@@ -97,7 +98,9 @@ class InMemoryExecutionStore:
         steps = [StepRun(step_id=shape.step_id, position=i, group=shape.group, kind=shape.kind,
                          status=StepStatus.PENDING)
                  for i, shape in enumerate(shapes, start=1)]
-        self._rows[execution.id] = execution.model_copy(update={"steps": steps}, deep=True)
+        self._rows[execution.id] = execution.model_copy(update={
+            "steps": steps, "expected_by": None if execution.status.is_final
+            else expected.at_start(execution.started_at)}, deep=True)
         self._emit(events.execution_started(execution, shapes), execution.id,
                    at=execution.started_at)
         return self._view(self._rows[execution.id]), True
@@ -133,8 +136,11 @@ class InMemoryExecutionStore:
                     row.status, to, by_operator=by_operator, resolved_by=row.resolved_by):
                 return None
             now = datetime.now(UTC)
+            # As MySQL: a final execution expects nothing more, one active again moves at once.
             update: dict[str, Any] = {"status": to, "updated_at": now,
-                                      "ended_at": now if to.is_final else None}
+                                      "ended_at": now if to.is_final else None,
+                                      "expected_by": None if to.is_final
+                                      else row.expected_by or now}
             if error is not None:
                 update["error"] = error
             self._rows[execution_id] = Execution.model_validate({**row.model_dump(), **update})
@@ -151,6 +157,7 @@ class InMemoryExecutionStore:
                 return None
             row.status, row.error, row.ended_at = ExecutionStatus.RUNNING, None, None
             row.updated_at = datetime.now(UTC)
+            row.expected_by = row.expected_by or row.updated_at
             for step in row.steps:
                 if step.step_id in steps:
                     step.status, step.error, step.ended_at = StepStatus.PENDING, None, None
@@ -182,12 +189,14 @@ class InMemoryExecutionStore:
     def pinned_revisions(self, saga_id: str) -> list[int]:
         return sorted({e.revision for e in self._rows.values() if e.saga_id == saga_id})
 
-    def unsettled(self, older_than_seconds: float, limit: int) -> list[Execution]:
-        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
-        stale = sorted((e for e in self._rows.values()
-                        if e.status in ACTIVE and e.updated_at < cutoff),
-                       key=lambda e: e.updated_at)
-        return [self._view(e) for e in stale[:limit]]
+    def unsettled(self, grace_seconds: float, limit: int) -> list[Execution]:
+        # As MySQL: a row with no expected moment (a test's given state) is due by its last
+        # change.
+        cutoff = datetime.now(UTC) - timedelta(seconds=grace_seconds)
+        due = {e.id: e.expected_by or e.updated_at for e in self._rows.values()
+               if e.status in ACTIVE}
+        overdue = sorted((at, execution_id) for execution_id, at in due.items() if at < cutoff)
+        return [self._view(self._rows[execution_id]) for _, execution_id in overdue[:limit]]
 
 
 class InMemoryReadModel:

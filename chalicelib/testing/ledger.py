@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.domain import expected_by as expected
 from chalicelib.domain.callbacks import Callback, CallbackState
 from chalicelib.domain.executions import (
     Attempt,
@@ -147,7 +148,9 @@ class InMemoryLedgerTransaction:
             ended_at=_aware(ended), duration_ms=int((ended - started).total_seconds() * 1000)))
 
     def claim_attempt(self, execution_id: str, step_id: str, *, phase: Phase,
-                      deadline: datetime) -> int:
+                      deadline: datetime, expect_by: datetime | None = None) -> int:
+        if expect_by is not None:
+            self.expect_by(execution_id, expect_by)
         step = self._step(execution_id, step_id)
         if phase is Phase.ACTION:
             step.action_attempts += 1
@@ -191,6 +194,7 @@ class InMemoryLedgerTransaction:
             return False
         row.status, row.updated_at = status, _aware(at)
         row.ended_at = _aware(at) if status.is_final else None
+        row.expected_by = None if status.is_final else row.expected_by or _aware(at)
         if error is not None:
             row.error = ExecutionError.model_validate(error)
         return True
@@ -215,6 +219,11 @@ class InMemoryLedgerTransaction:
             self.events.append(outbox_envelope(
                 event, key=execution_id, subject=f"execution/{execution_id}",
                 sequence=sequence, at=_aware(at)))
+
+    def expect_by(self, execution_id: str, at: datetime) -> None:
+        row = self._row(execution_id)
+        if row is not None and not row.status.is_final:
+            row.expected_by = expected.moved(row.expected_by, _aware(at))
 
 
     # -- steps that wait

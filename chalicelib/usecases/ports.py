@@ -240,8 +240,12 @@ class ExecutionStore(Protocol):
 
     def pinned_revisions(self, saga_id: str) -> list[int]: ...
 
-    def unsettled(self, older_than_seconds: float, limit: int) -> list[Execution]:
-        """RUNNING or COMPENSATING for longer than that: the reconciler's work list."""
+    def unsettled(self, grace_seconds: float, limit: int) -> list[Execution]:
+        """Active executions (RUNNING, COMPENSATING) whose expected moment passed more than
+        `grace_seconds` ago, the longest overdue first: the reconciler's work list. Each is
+        expected to move by a moment (chalicelib.domain.expected_by: as it starts, as an
+        attempt is admitted, as a step starts waiting); one kept without it is due by its
+        last change. A waiting execution is not listed until its wait should have ended."""
         ...
 
 

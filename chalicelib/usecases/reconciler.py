@@ -1,7 +1,10 @@
 """Finds executions the write model believes are running while the engine says they ended
 (or never started), and records how they really ended, so nothing stays RUNNING forever.
 
-Runs as a scheduled Lambda on AWS and as `saga reconcile` locally.
+It asks the engine only about executions past the moment they were next expected to move
+(chalicelib.domain.expected_by) by its grace, so one that waits (a callback, a timer) costs
+nothing until its wait should have ended. Runs as a scheduled Lambda on AWS and as
+`saga reconcile` locally.
 """
 
 from __future__ import annotations
@@ -58,8 +61,8 @@ class Reconciler:
         # Describing a run spends a quota shared with every other caller (on Step Functions
         # 15/s from a bucket of 300 per account): one run spends at most this many.
         self.describe_budget = describe_budget
-        # Ids looked at in this round: executions still running stay the oldest, so the next
-        # run goes on after them instead of asking about the same ones again.
+        # Ids looked at in this round: executions still running stay the longest overdue, so
+        # the next run goes on after them instead of asking about the same ones again.
         self._seen: set[str] = set()
 
     def run(self, limit: int = 500) -> list[Repair]:

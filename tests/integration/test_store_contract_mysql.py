@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -38,10 +39,19 @@ def mysql_stores(connector: MySQLConnector) -> Stores:
     def age(execution_id: str, seconds: float) -> None:
         with connector.transaction() as cur:
             cur.execute("UPDATE executions SET updated_at = updated_at - INTERVAL %s "
-                        "MICROSECOND WHERE id = %s", (int(seconds * 1_000_000), execution_id))
+                        "MICROSECOND, expected_by = expected_by - INTERVAL %s MICROSECOND "
+                        "WHERE id = %s", (int(seconds * 1_000_000), int(seconds * 1_000_000),
+                                          execution_id))
+
+    def expected_by(execution_id: str) -> datetime | None:
+        with connector.transaction() as cur:
+            cur.execute("SELECT expected_by FROM executions WHERE id = %s", (execution_id,))
+            row = cur.fetchone()
+        assert row is not None
+        return None if row["expected_by"] is None else row["expected_by"].replace(tzinfo=UTC)
 
     return Stores(MySQLDefinitionStore(connector), MySQLExecutionStore(connector),
-                  MySQLStepLedger(connector), outbox, age)
+                  MySQLStepLedger(connector), outbox, age, expected_by)
 
 
 class TestMySQLStores(StoreContract):

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import event_types, events
+from chalicelib.domain import event_types, events, expected_by
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.executions import Execution, Fault, StepShape, execution_error
 from chalicelib.domain.lifecycle import OUTCOME_UNKNOWN, ExecutionStatus, Outcome, Phase, StepStatus
@@ -46,6 +46,7 @@ ACTOR = Actor("contract", request_id="req-1")
 # The runtime's clock in these tests: whole microseconds, as MySQL's DATETIME(6) keeps them.
 T = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 T_ISO = T.isoformat()
+SECOND = timedelta(seconds=1)
 
 
 @dataclass
@@ -57,8 +58,11 @@ class Stores:
     ledger: StepLedger
     # The envelopes persisted under a key (an execution's or a saga's id), in sequence order.
     outbox: Callable[[str], list[dict[str, Any]]]
-    # Moves an execution's last change that many seconds into the past.
+    # Moves an execution's last change, and the moment it is next expected to move, that many
+    # seconds into the past.
     age: Callable[[str, float], None]
+    # When an execution is next expected to move, as stored (UTC-aware; None: nothing).
+    expected_by: Callable[[str], datetime | None]
 
 
 def _id(prefix: str) -> str:
@@ -648,6 +652,104 @@ class StoreContract:
             "saga_id": saga.id, "status": "COMPLETED", "execution_error": None,
             "output": None, "output_error": None})
         assert [e["sequence"] for e in stores.outbox(x)] == list(range(1, 10))
+
+    # -- when an execution is next expected to move (the reconciler's cue) ---------------------
+
+    def test_expect_by_keeps_what_an_attempt_may_still_need(self, stores: Stores) -> None:
+        saga = _store_saga(stores)
+        x = _create(stores, saga, started_at=T).id
+        assert stores.expected_by(x) == T  # its first step is due at once
+        with stores.ledger.transaction() as tx:
+            tx.lock_execution(x)
+            # Attempts of a parallel group admitted side by side, the one due later first:
+            # the group moves on when the last of them ends.
+            assert tx.claim_attempt(x, "a", phase=Phase.ACTION, deadline=T + 30 * SECOND,
+                                    expect_by=T + 35 * SECOND) == 1
+            assert tx.claim_attempt(x, "b", phase=Phase.ACTION, deadline=T + 15 * SECOND,
+                                    expect_by=T + 20 * SECOND) == 1
+            assert tx.claim_attempt(x, "b", phase=Phase.ACTION, deadline=T + 16 * SECOND,
+                                    expect_by=T + 21 * SECOND) == 2
+        assert stores.expected_by(x) == T + 35 * SECOND
+        with stores.ledger.transaction() as tx:
+            step = tx.lock_step(x, "b")
+            assert step is not None and step.action_deadline == T + 16 * SECOND
+        wait = T + timedelta(days=30)
+        with stores.ledger.transaction() as tx:  # not locked before: it locks the row itself
+            tx.expect_by(x, wait)  # a step starts waiting
+        assert stores.expected_by(x) == wait
+        with pytest.raises(RuntimeError), stores.ledger.transaction() as tx:
+            tx.lock_execution(x)
+            tx.expect_by(x, wait + timedelta(days=1))
+            raise RuntimeError("rolled back")
+        assert stores.expected_by(x) == wait
+        # The wait ended early and the next step's attempt is admitted: the wait's moment
+        # gives way, kept only as far as an attempt may still run past the new one.
+        after = T + timedelta(hours=1)
+        with stores.ledger.transaction() as tx:  # not locked before
+            assert tx.claim_attempt(x, "c", phase=Phase.COMPENSATION, deadline=after,
+                                    expect_by=after) == 1
+        assert stores.expected_by(x) == after + expected_by.ATTEMPT_SPAN
+        with stores.ledger.transaction() as tx:
+            tx.lock_execution(x)
+            tx.expect_by(x, after)  # within what an attempt may need: kept
+        assert stores.expected_by(x) == after + expected_by.ATTEMPT_SPAN
+        # Ended: nothing more is expected, and nothing is kept for it.
+        stores.executions.transition(x, {ExecutionStatus.RUNNING}, ExecutionStatus.COMPLETED,
+                                     event_types.SAGA_COMPLETED, {})
+        assert stores.expected_by(x) is None
+        with stores.ledger.transaction() as tx:
+            tx.lock_execution(x)
+            tx.expect_by(x, after)
+        assert stores.expected_by(x) is None
+        # An operator's compensation makes it active again: due at once.
+        moved = stores.executions.transition(
+            x, {ExecutionStatus.COMPLETED}, ExecutionStatus.COMPENSATING,
+            event_types.COMPENSATION_STARTED, {}, by_operator=True)
+        assert moved is not None
+        again = stores.expected_by(x)
+        assert again is not None and abs(again - datetime.now(UTC)) < timedelta(minutes=1)
+        with stores.ledger.transaction() as tx:
+            tx.expect_by(_id("none"), after)  # no such execution: nothing to do
+
+    def test_a_step_run_ending_the_execution_clears_its_expected_moment(
+            self, stores: Stores) -> None:
+        saga = _store_saga(stores)
+        x = _create(stores, saga).id
+        with stores.ledger.transaction() as tx:
+            tx.lock_execution(x)
+            tx.lock_step(x, "a")
+            assert tx.claim_attempt(x, "a", phase=Phase.ACTION, deadline=T,
+                                    expect_by=T + timedelta(seconds=5)) == 1
+            assert tx.set_execution_status(x, ExecutionStatus.FAILED, at=T) is True
+            # Ended in this transaction: nothing more is kept.
+            tx.expect_by(x, T + timedelta(days=1))
+            assert tx.claim_attempt(x, "a", phase=Phase.COMPENSATION, deadline=T,
+                                    expect_by=T + timedelta(days=1)) == 1
+        assert stores.expected_by(x) is None
+
+    def test_unsettled_lists_only_executions_past_their_expected_moment(
+            self, stores: Stores) -> None:
+        saga = _store_saga(stores)
+        waiting, lost, lost_earlier, undoing, fresh, ended = (
+            _create(stores, saga) for _ in range(6))
+        for execution, seconds in ((waiting, 7200), (lost, 3600), (lost_earlier, 9000),
+                                   (undoing, 5400), (ended, 9000)):
+            stores.age(execution.id, seconds)
+        # Unchanged for two hours, but waiting for a day more (a callback, a timer).
+        with stores.ledger.transaction() as tx:
+            tx.lock_execution(waiting.id)
+            tx.expect_by(waiting.id, datetime.now(UTC) + timedelta(days=1))
+        stores.executions.transition(undoing.id, {ExecutionStatus.RUNNING},
+                                     ExecutionStatus.COMPENSATING,
+                                     event_types.COMPENSATION_STARTED, {})
+        stores.executions.transition(ended.id, {ExecutionStatus.RUNNING},
+                                     ExecutionStatus.COMPLETED, event_types.SAGA_COMPLETED, {})
+        ours = {e.id for e in (waiting, lost, lost_earlier, undoing, fresh, ended)}
+        listed = [e.id for e in stores.executions.unsettled(600, 10_000) if e.id in ours]
+        # The longest overdue first; the move to COMPENSATING kept the moment it had.
+        assert listed == [lost_earlier.id, undoing.id, lost.id]
+        assert [e.id for e in stores.executions.unsettled(4000, 10_000) if e.id in ours] == [
+            lost_earlier.id, undoing.id]
 
 
 @dataclass

@@ -81,3 +81,34 @@ def test_an_engine_without_history_is_never_asked() -> None:
     assert Reconciler(store, engine, grace_seconds=60).run() == []
     assert engine.described == []
     assert store.get("old").status is ExecutionStatus.RUNNING  # type: ignore[union-attr]
+
+
+def _at(store: InMemoryExecutionStore, execution_id: str, expected_by: datetime, *,
+        run: str | None = None) -> None:
+    """A RUNNING execution of PAY unchanged for 10 minutes, next expected to move then."""
+    store.put(Execution(
+        id=execution_id, saga_id="pay", revision=1, version="1.0.0",
+        status=ExecutionStatus.RUNNING, input={}, state_machine_arn="fake:pay-r1",
+        sfn_execution_arn=run or f"fake:pay-r1:run:{execution_id}", started_at=OLD,
+        updated_at=OLD, expected_by=expected_by))
+
+
+def test_waiting_executions_cost_no_describe_and_lost_ones_are_found() -> None:
+    """10,000 executions wait (a callback's partner, a timer) and have not changed for ten
+    minutes: a pass describes none of them, only the three whose expected moment passed."""
+    store, engine = InMemoryExecutionStore(), ScriptedEngine(
+        default=RunState(RunStatus.SUCCEEDED))
+    now = datetime.now(UTC)
+    for n in range(10_000):
+        _at(store, f"wait-{n:05d}", now + timedelta(days=1, seconds=n))
+    lost = {f"lost-{n}": now - timedelta(minutes=10 + n) for n in range(3)}
+    for execution_id, expected_by in lost.items():
+        _at(store, execution_id, expected_by,
+            run=engine.start(PAY, execution_id, RunKind.FORWARD).run)
+    reconciler = Reconciler(store, engine, grace_seconds=60, describe_budget=2)
+    # The longest overdue first, within the budget; the rest on the next pass.
+    assert [r.execution_id for r in reconciler.run()] == ["lost-2", "lost-1"]
+    assert [r.execution_id for r in reconciler.run()] == ["lost-0"]
+    assert reconciler.run() == []
+    assert sorted(run.execution_id for run in engine.described) == sorted(lost)
+    assert store.get("wait-00000").status is ExecutionStatus.RUNNING  # type: ignore[union-attr]

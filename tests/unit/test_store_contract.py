@@ -28,10 +28,17 @@ def in_memory_stores() -> Stores:
     def age(execution_id: str, seconds: float) -> None:
         row = executions.get(execution_id)
         assert row is not None
+        ago = timedelta(seconds=seconds)
         executions.put(row.model_copy(update={
-            "updated_at": row.updated_at - timedelta(seconds=seconds)}))
+            "updated_at": row.updated_at - ago,
+            "expected_by": row.expected_by and row.expected_by - ago}))
 
-    return Stores(definitions, executions, ledger, outbox, age)
+    def expected_by(execution_id: str) -> datetime | None:
+        row = executions.get(execution_id)
+        assert row is not None
+        return row.expected_by
+
+    return Stores(definitions, executions, ledger, outbox, age, expected_by)
 
 
 class TestInMemoryStores(StoreContract):

@@ -16,6 +16,7 @@ import pymysql
 
 from chalicelib.adapters.cursors import decode_time_cursor, encode_cursor
 from chalicelib.domain import events
+from chalicelib.domain import expected_by as expected
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.executions import (
     Attempt,
@@ -138,14 +139,16 @@ def _insert_event(cur: Cursor, event_type: str, *, key: str, subject: str, seque
 # -- executions ----------------------------------------------------------------------
 
 def insert_execution(cur: Cursor, execution: Execution, steps: Sequence[StepShape]) -> None:
+    expected_by = (None if execution.status.is_final
+                   else naive_utc(expected.at_start(execution.started_at)))
     cur.execute(
         "INSERT INTO executions (id, saga_id, revision, version, status, input, faults, "
-        "state_machine_arn, started_at, updated_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "state_machine_arn, started_at, updated_at, expected_by) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (execution.id, execution.saga_id, execution.revision, execution.version,
          execution.status.value, json.dumps(execution.input),
          _json([f.model_dump() for f in execution.faults]), execution.state_machine_arn,
-         execution.started_at, execution.updated_at))
+         execution.started_at, execution.updated_at, expected_by))
     for position, shape in enumerate(steps, start=1):
         cur.execute("INSERT INTO step_runs (execution_id, step_id, position, status, "
                     "step_group, kind) VALUES (%s, %s, %s, %s, %s, %s)",
@@ -163,17 +166,49 @@ def set_execution_status(cur: Cursor, execution_id: str, status: ExecutionStatus
                          by_operator: bool = False) -> bool:
     """Move to `status` if the domain's transition table allows it from the current one
     (an operator's action only while the execution is not resolved); False (nothing written)
-    if not, so a late writer loses without a trace."""
+    if not, so a late writer loses without a trace. A final execution expects nothing more
+    (expected_by NULL); one made active again (an operator's retry or compensation) is
+    expected to move at once."""
     sources = sorted(s.value for s in sources_of(status, by_operator=by_operator))
     if not sources:
         return False
     ended = at if status.is_final else None
+    expect = "NULL" if status.is_final else "COALESCE(expected_by, %s)"
     marks = ", ".join(["%s"] * len(sources))
     undecided = f" AND {_UNDECIDED}" if by_operator else ""
     cur.execute("UPDATE executions SET status = %s, updated_at = %s, ended_at = %s, "
-                f"error = COALESCE(%s, error) WHERE id = %s AND status IN ({marks}){undecided}",
-                (status.value, at, ended, _json(error), execution_id, *sources))
+                f"expected_by = {expect}, error = COALESCE(%s, error) "
+                f"WHERE id = %s AND status IN ({marks}){undecided}",
+                (status.value, at, ended, *(() if status.is_final else (at,)), _json(error),
+                 execution_id, *sources))
     return bool(cur.rowcount)
+
+
+def expected_after(row: dict[str, Any], at: datetime) -> datetime | None:
+    """The expected moment of a locked execution row once it must next move by `at` (naive
+    UTC), as expected_by.moved folds it; None (nothing to write) if the row has ended. The
+    row's own expected_by is brought up to date, for the rest of the transaction."""
+    if ExecutionStatus(row["status"]).is_final:
+        return None
+    row["expected_by"] = expected.moved(row.get("expected_by"), at)
+    return row["expected_by"]
+
+
+def expect_by(cur: Cursor, execution_id: str, at: datetime,
+              current: dict[str, Any] | None = None) -> None:
+    """The execution must next move by `at` (naive UTC): folded into the moment kept
+    (expected_by.moved). `current`: its row as locked in this transaction, if it is;
+    otherwise the row is locked here. Nothing for an execution that is not active."""
+    if current is None:
+        cur.execute("SELECT status, expected_by FROM executions WHERE id = %s FOR UPDATE",
+                    (execution_id,))
+        current = cur.fetchone()
+        if current is None:
+            return
+    kept = expected_after(current, at)
+    if kept is not None:
+        cur.execute(f"UPDATE executions SET expected_by = %s WHERE id = %s "
+                    f"AND status IN ({_ACTIVE_MARKS})", (kept, execution_id, *_ACTIVE_VALUES))
 
 
 def set_sfn_execution(cur: Cursor, execution_id: str, state_machine_arn: str,
@@ -202,16 +237,22 @@ def lock_step_run(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any
 
 
 def claim_attempt(cur: Cursor, execution_id: str, step_id: str, *, phase: Phase,
-                  deadline: datetime) -> int:
-    """Counts an attempt as it is admitted; an action's keeps its latest deadline."""
+                  deadline: datetime, expected_by: datetime | None = None) -> int:
+    """Counts an attempt as it is admitted; an action's keeps its latest deadline.
+    expected_by: the execution's new expected moment, written by the same statement."""
     counter = f"{Phase(phase).value}_attempts"  # action_attempts | compensation_attempts
-    keep_deadline = (", action_deadline = GREATEST(COALESCE(action_deadline, %s), %s)"
+    keep_deadline = (", s.action_deadline = GREATEST(COALESCE(s.action_deadline, %s), %s)"
                      if phase is Phase.ACTION else "")
     args: tuple[Any, ...] = (deadline, deadline) if phase is Phase.ACTION else ()
+    expect = ""
+    if expected_by is not None:  # an ended execution expects nothing
+        expect = f", e.expected_by = IF(e.status IN ({_ACTIVE_MARKS}), %s, e.expected_by)"
+        args = (*args, *_ACTIVE_VALUES, expected_by)
+    joined = " JOIN executions e ON e.id = s.execution_id" if expect else ""
     # LAST_INSERT_ID(expr) hands the new count back with the UPDATE's own answer: one round
-    # trip, no SELECT.
-    cur.execute(f"UPDATE step_runs SET {counter} = LAST_INSERT_ID({counter} + 1)"
-                f"{keep_deadline} WHERE execution_id = %s AND step_id = %s",
+    # trip, no SELECT (the execution's row joined in, its expected moment too).
+    cur.execute(f"UPDATE step_runs s{joined} SET s.{counter} = LAST_INSERT_ID(s.{counter} + 1)"
+                f"{keep_deadline}{expect} WHERE s.execution_id = %s AND s.step_id = %s",
                 (*args, execution_id, step_id))
     return int(cur.lastrowid or 0)
 
@@ -507,10 +548,26 @@ class MySQLExecutionStore:
                         "ORDER BY revision", (saga_id,))
             return [row["revision"] for row in cur.fetchall()]
 
-    def unsettled(self, older_than_seconds: float, limit: int) -> list[Execution]:
+    def unsettled(self, grace_seconds: float, limit: int) -> list[Execution]:
         with self._db.transaction() as cur:
-            cur.execute(f"SELECT * FROM executions WHERE status IN ({_ACTIVE_MARKS}) "
-                        "AND updated_at < UTC_TIMESTAMP(6) - INTERVAL %s MICROSECOND "
-                        "ORDER BY updated_at LIMIT %s",
-                        (*_ACTIVE_VALUES, int(older_than_seconds * 1_000_000), limit))
+            cur.execute(*unsettled_query(grace_seconds, limit))
             return [row_to_execution(row) for row in cur.fetchall()]
+
+
+_CUTOFF = "UTC_TIMESTAMP(6) - INTERVAL %s MICROSECOND"
+
+
+def unsettled_query(grace_seconds: float, limit: int) -> tuple[str, tuple[Any, ...]]:
+    """The reconciler's work list, as a statement and its arguments: the active executions
+    whose expected moment passed `grace_seconds` ago, the longest overdue first.
+
+    A row with no expected_by (kept before executions had one, or written by an older version
+    of the service) is due by its last change. The key (status, expected_by) serves both: NULL
+    sorts first, so each active status is one range of it, and only the executions overdue
+    are read, however many wait."""
+    grace = int(grace_seconds * 1_000_000)
+    return (f"SELECT * FROM executions WHERE status IN ({_ACTIVE_MARKS}) "
+            f"AND (expected_by < {_CUTOFF} OR expected_by IS NULL) "
+            f"AND COALESCE(expected_by, updated_at) < {_CUTOFF} "
+            "ORDER BY COALESCE(expected_by, updated_at), id LIMIT %s",
+            (*_ACTIVE_VALUES, grace, grace, limit))

@@ -90,9 +90,18 @@ class MySQLLedgerTransaction:
                                error_type=error_type, error_message=error_message)
 
     def claim_attempt(self, execution_id: str, step_id: str, *, phase: Phase,
-                      deadline: datetime) -> int:
+                      deadline: datetime, expect_by: datetime | None = None) -> int:
+        row = self._rows.get(execution_id)
+        if expect_by is None or row is None:
+            attempt = records.claim_attempt(self._cur, execution_id, step_id, phase=phase,
+                                            deadline=naive_utc(deadline))
+            if expect_by is not None:  # not locked here: on its own
+                self.expect_by(execution_id, expect_by)
+            return attempt
+        # Locked here: the moment folded in from the row as locked, written with the count.
+        kept = records.expected_after(row, naive_utc(expect_by))
         return records.claim_attempt(self._cur, execution_id, step_id, phase=phase,
-                                     deadline=naive_utc(deadline))
+                                     deadline=naive_utc(deadline), expected_by=kept)
 
     def record_outcome(self, execution_id: str, step_id: str, *, status: StepStatus,
                        phase: Phase, at: datetime, started: datetime,
@@ -130,6 +139,11 @@ class MySQLLedgerTransaction:
             return
         for event, at in timed:
             records.record_event(self._cur, event, execution_id=execution_id, at=at)
+
+    def expect_by(self, execution_id: str, at: datetime) -> None:
+        # Locked here: its expected_by as read under the lock (and kept up to date).
+        records.expect_by(self._cur, execution_id, naive_utc(at),
+                          current=self._rows.get(execution_id))
 
 
     # -- steps that wait

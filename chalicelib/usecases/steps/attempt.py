@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.config import DEFAULT_MAX_RESULT_BYTES, DEFAULT_RETRIABLE_MAX_ATTEMPTS
+from chalicelib.domain import expected_by as expected
 from chalicelib.domain.action_refs import participant_kind
 from chalicelib.domain.callbacks import CallbackState
 from chalicelib.domain.decisions import StepRequest
@@ -220,8 +221,11 @@ class AttemptRunner:
                     # from here on (decide's failed_elsewhere), so none starts behind the undo.
                     tx.set_execution_error(request.execution_id, cause(tx, request))
             deadline = now + step_timeout(step)
-            attempt = tx.claim_attempt(request.execution_id, request.step_id,
-                                       phase=request.phase, deadline=deadline)
+            # The engine moves on by this attempt's Task timeout at the latest: until then
+            # the reconciler need not ask about the execution.
+            attempt = tx.claim_attempt(
+                request.execution_id, request.step_id, phase=request.phase, deadline=deadline,
+                expect_by=expected.attempt_bound(deadline, self.task_timeout_margin_s))
             admitted = replace(verdict, attempt=attempt)
             # Everything the participant is sent is read under the locks, then released.
             context = build_context(tx, request, step, execution, admitted, deadline,
@@ -240,12 +244,13 @@ class AttemptRunner:
             return verdict
         now = self.clock()
         deadline = now + step_timeout(step)  # the call's (the wait has its own)
-        attempt = tx.claim_attempt(request.execution_id, request.step_id, phase=Phase.ACTION,
-                                   deadline=deadline)
+        attempt = tx.claim_attempt(
+            request.execution_id, request.step_id, phase=Phase.ACTION, deadline=deadline,
+            expect_by=expected.attempt_bound(deadline, self.task_timeout_margin_s))
         opened = open_callback(tx, request, step, attempt, now, self.callback_links)
         if target is None:  # an approval: someone completes it through the API
             start_waiting(tx, execution, step, attempt, opened.waiting, started=started,
-                          now=now)
+                          now=now, margin_s=self.task_timeout_margin_s)
             return Done({"status": StepStatus.WAITING.value, "callback_id": opened.callback.id})
         admitted = replace(verdict, attempt=attempt)
         context = build_context(tx, request, step, execution, admitted, deadline,
@@ -372,7 +377,8 @@ class AttemptRunner:
                 return verdict
             started = call.context.deadline - step_timeout(call.step)
             start_waiting(tx, execution, call.step, call.admitted.number, call.opened.waiting,
-                          started=started, now=self.clock(), result=result)
+                          started=started, now=self.clock(), result=result,
+                          margin_s=self.task_timeout_margin_s)
         return Done({"status": StepStatus.WAITING.value,
                      "callback_id": call.opened.callback.id})
 

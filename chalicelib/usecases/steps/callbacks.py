@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.domain import events
+from chalicelib.domain import expected_by as expected
 from chalicelib.domain.callbacks import (
     MAX_CALLBACK_ID_LENGTH,
     Callback,
@@ -31,6 +32,7 @@ from chalicelib.domain.errors import Conflict, ErrorKind, NotFound, SagaError
 from chalicelib.domain.executions import execution_error
 from chalicelib.domain.lifecycle import (
     CALLBACK_FAILED,
+    DEFAULT_TASK_TIMEOUT_MARGIN_S,
     ExecutionStatus,
     Outcome,
     Phase,
@@ -84,6 +86,8 @@ class CallbackService:
     outcomes: OutcomeWriter
     steps: StepDefinitions
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # config saga.task_timeout_margin: once a wait ends, the next step is due by then.
+    task_timeout_margin_s: int = DEFAULT_TASK_TIMEOUT_MARGIN_S
 
     def succeed(self, callback_id: str, request: SucceedRequest, caller: Caller) -> Completed:
         return self._complete(callback_id, Completion.SUCCEED, caller, result=request.result)
@@ -127,6 +131,9 @@ class CallbackService:
                 status = self._succeeded(tx, execution, run, callback, result or {}, by, now)
             else:
                 status = self._failed(tx, execution, run, callback, error or {}, by, now)
+            if completion is not Completion.HEARTBEAT:  # the wait is over: the run moves on
+                tx.expect_by(callback.execution_id,
+                             expected.attempt_bound(now, self.task_timeout_margin_s))
         sent = waiting_in_engine and self._tell_engine(callback, completion, error)
         return Completed(callback_id, callback.execution_id, callback.step_id,
                          completion.value, status, sent)
@@ -156,7 +163,7 @@ class CallbackService:
         # Before its call answered, the step has not said it started; it does now.
         self.outcomes.succeeded(tx, request, step, execution, result, callback.created_at,
                                 attempt=callback.attempt,
-                                first=run.status is StepStatus.RUNNING, claimed=True)
+                                first=run.status is not StepStatus.WAITING, claimed=True)
         tx.close_callback(callback.id, CallbackState.SUCCEEDED, at=now, by=by)
         return StepStatus.SUCCEEDED
 
@@ -180,7 +187,7 @@ class CallbackService:
                                    attempt=callback.attempt, phase=Phase.ACTION,
                                    started=callback.created_at, ended=now)
         batch = [(events.step_started(tried), callback.created_at)] \
-            if run.status is StepStatus.RUNNING else []
+            if run.status is not StepStatus.WAITING else []
         batch.append((events.attempt_failed(move.event, tried, error=error,
                                             outcome=move.outcome, step=record,
                                             execution_error=why), now))

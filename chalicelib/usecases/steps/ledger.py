@@ -54,10 +54,12 @@ class LedgerTransaction(Protocol):
                        error_message: str | None = None) -> None: ...
 
     def claim_attempt(self, execution_id: str, step_id: str, *, phase: Phase,
-                      deadline: datetime) -> int:
+                      deadline: datetime, expect_by: datetime | None = None) -> int:
         """Counts a participant's attempt as it is admitted, before its call (so the next
         attempt's number is higher whatever becomes of this one), and for an action keeps
-        the latest deadline given; returns the attempt's number."""
+        the latest deadline given; returns the attempt's number. expect_by: the moment the
+        execution must next move by (the attempt's Task timeout), folded in as `expect_by`
+        does, with the same write where the execution is locked."""
         ...
 
     def record_outcome(self, execution_id: str, step_id: str, *, status: StepStatus,
@@ -114,6 +116,15 @@ class LedgerTransaction(Protocol):
 
     def close_callback(self, callback_id: str, state: CallbackState, *, at: datetime,
                        by: str | None) -> None: ...
+
+    def expect_by(self, execution_id: str, at: datetime) -> None:
+        """The execution must next move by `at` (chalicelib.domain.expected_by: an admitted
+        attempt's deadline plus the margin, or a step that starts waiting: its wait's end
+        plus the margin); the reconciler leaves it alone until then. Folded into the moment
+        kept by expected_by.moved: a later one stays as far as an attempt may still run past
+        `at` (a parallel group's), a wait's further out gives way. Nothing for an execution
+        that is not active (a final one expects nothing)."""
+        ...
 
 
 class StepLedger(Protocol):

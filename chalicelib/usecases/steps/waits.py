@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain import events
+from chalicelib.domain import expected_by as expected
 from chalicelib.domain.callbacks import (
     Callback,
     new_callback_id,
@@ -20,12 +21,18 @@ from chalicelib.domain.callbacks import (
 )
 from chalicelib.domain.decisions import StepRequest
 from chalicelib.domain.executions import Waiting
-from chalicelib.domain.lifecycle import Phase, StepKind, StepStatus, WaitKind
+from chalicelib.domain.lifecycle import (
+    DEFAULT_TASK_TIMEOUT_MARGIN_S,
+    Phase,
+    StepKind,
+    StepStatus,
+    WaitKind,
+)
 from chalicelib.domain.mapping import MappingError, Scope, resolve
 from chalicelib.domain.models import Step
 from chalicelib.domain.step_context import PermanentError
 from chalicelib.domain.step_runs import LockedExecution
-from chalicelib.domain.verdicts import Admitted, AlreadyDone
+from chalicelib.domain.verdicts import Admitted, AlreadyDone, Refused
 from chalicelib.durations import parse_duration_ms
 from chalicelib.usecases.ports import DefinitionStore
 from chalicelib.usecases.steps.admission import admit
@@ -74,10 +81,13 @@ def open_callback(tx: LedgerTransaction, request: StepRequest, step: Step, attem
 
 
 def start_waiting(tx: LedgerTransaction, execution: LockedExecution, step: Step, attempt: int,
-                  waiting: dict[str, Any], *, started: datetime, now: datetime,
+                  waiting: dict[str, Any], *, started: datetime, now: datetime, margin_s: int,
                   result: dict[str, Any] | None = None) -> None:
-    """The step is WAITING from now: its record and the started and waiting events."""
+    """The step is WAITING from now: its record and the started and waiting events; the
+    reconciler leaves the execution alone until the wait's end (plus the margin)."""
     record = tx.record_waiting(execution.id, step.id, waiting=waiting, result=result)
+    until = Waiting.model_validate(waiting).until
+    tx.expect_by(execution.id, expected.wait_bound(until, margin_s))
     tried = events.StepAttempt(saga_id=execution.saga_id, step_id=step.id, attempt=attempt,
                                phase=Phase.ACTION, started=started, ended=now)
     tx.append_events(execution.id, [
@@ -129,6 +139,7 @@ class TimerRunner:
     clock: Callable[[], datetime]
     max_wait_s: int
     cache_definitions: bool = True
+    task_timeout_margin_s: int = DEFAULT_TASK_TIMEOUT_MARGIN_S
 
     def __post_init__(self) -> None:
         self.steps = StepDefinitions(self.definitions, cache=self.cache_definitions)
@@ -144,9 +155,12 @@ class TimerRunner:
             run = tx.lock_step(request.execution_id, step.id)
             if run is not None and run.status is StepStatus.WAITING and run.waiting:
                 return {"until": engine_timestamp(run.waiting.until)}
-            verdict = admit(tx, request, step, execution, starting=True)
+            verdict = admit(tx, request, step, execution, starting=True,
+                            faults_enabled=False)
             if isinstance(verdict, AlreadyDone):
                 return {"until": engine_timestamp(self.clock())}
+            if isinstance(verdict, Refused):
+                raise verdict.error
             if not isinstance(verdict, Admitted):
                 raise PermanentError(f"timer {step.id} must not start now")
             now = self.clock()
@@ -155,7 +169,8 @@ class TimerRunner:
             until = timer_moment(step, now=now, scope=scope, max_wait_s=self.max_wait_s)
             waiting = Waiting(kind=WaitKind.TIMER, since=now, until=until)
             start_waiting(tx, execution, step, verdict.number,
-                          waiting.model_dump(mode="json"), started=now, now=now)
+                          waiting.model_dump(mode="json"), started=now, now=now,
+                          margin_s=self.task_timeout_margin_s)
         return {"until": engine_timestamp(until)}
 
     def fired(self, request: StepRequest) -> dict[str, Any]:
@@ -177,6 +192,8 @@ class TimerRunner:
                       "fired_at": now.isoformat()}
             self.outcomes.succeeded(tx, request, step, execution, result, since,
                                     attempt=1, first=False)
+            # The wait is over: the next step is delivered at once.
+            tx.expect_by(execution.id, expected.attempt_bound(now, self.task_timeout_margin_s))
         return {"status": "ok", "result": result}
 
     def _locked(self, tx: LedgerTransaction,
