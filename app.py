@@ -318,21 +318,23 @@ def _callback_caller() -> Any:
 
 @callback_route("succeed")
 def succeed_callback(callback_id: str) -> dict[str, Any]:
+    caller = _callback_caller()  # who asks, before what they send
     request = optional_request(app.current_request, SucceedRequest) or SucceedRequest()
-    return container().callback_service.succeed(callback_id, request,
-                                                _callback_caller()).as_dict()
+    return container().callback_service.succeed(callback_id, request, caller).as_dict()
 
 
 @callback_route("fail")
 def fail_callback(callback_id: str) -> dict[str, Any]:
-    return container().callback_service.fail(
-        callback_id, body_as(app.current_request, FailRequest), _callback_caller()).as_dict()
+    caller = _callback_caller()
+    request = body_as(app.current_request, FailRequest)
+    return container().callback_service.fail(callback_id, request, caller).as_dict()
 
 
 @callback_route("heartbeat")
 def heartbeat_callback(callback_id: str) -> dict[str, Any]:
+    caller = _callback_caller()
     no_body(app.current_request)
-    return container().callback_service.heartbeat(callback_id, _callback_caller()).as_dict()
+    return container().callback_service.heartbeat(callback_id, caller).as_dict()
 
 
 # -- the operator console: static files (no token needed to load it; it asks for one) ----------

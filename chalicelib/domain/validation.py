@@ -150,15 +150,15 @@ def validate_definition(saga: SagaDefinition, policy: ValidationPolicy) -> list[
     if policy.enabled:
         violations += _field_rules("", saga, policy.rules.get("saga", {}))
         for index, step in enumerate(saga.steps):
-            rules = policy.rules.get("step", {})
+            configured = policy.rules.get("step", {})
             skipped = _rules_not_for(step)
-            rules = {k: v for k, v in rules.items() if k not in skipped}
+            rules = {k: v for k, v in configured.items() if k not in skipped}
             violations += _field_rules(f"steps[{index}].", step, rules)
             if step.kind == StepKind.CALLBACK and step.call_timeout is not None \
-                    and "timeout" in rules:
+                    and "timeout" in configured:
                 # The first call of a callback step is bounded like any step's call.
                 violations += _duration_rules(f"steps[{index}].call_timeout",
-                                              step.call_timeout, rules["timeout"])
+                                              step.call_timeout, configured["timeout"])
     violations += _invariants(saga, policy)
     # A field the configured rules and an invariant both require is reported once, and a
     # timeout over the configured maximum is not also over Lambda's.

@@ -58,7 +58,8 @@ def _routes() -> list[tuple[str, str, Role]]:
 
 def _concrete(path: str) -> str:
     return (path.replace("{saga_id}", "no-such-saga").replace("{step_id}", "no-such-step")
-            .replace("{execution_id}", "no-such-execution"))
+            .replace("{execution_id}", "no-such-execution")
+            .replace("{callback_id}", "cb_no-such-callback"))
 
 
 def test_the_roles_follow_the_contract() -> None:
@@ -75,13 +76,16 @@ def test_the_roles_follow_the_contract() -> None:
     assert roles[("/cleanup", "POST")] is Role.ADMIN
     assert roles[("/contracts/saga-participant-1.json", "GET")] is Role.READER
     assert roles[("/executions/{execution_id}/retry-forward", "POST")] is Role.OPERATOR
-    assert len(roles) == 24  # every route but /health and the console's files
+    # Completing a waiting step: an approver (or a partner with the callback's own secret).
+    for action in ("succeed", "fail", "heartbeat"):
+        assert roles[(f"/callbacks/{{callback_id}}/{action}", "POST")] is Role.APPROVER
+    assert len(roles) == 27  # every route but /health and the console's files
 
 
 def test_every_route_refuses_bad_tokens_and_too_small_roles(secured: Served) -> None:
     base = secured.base
-    names = {Role.NONE: [], Role.READER: ["reader"], Role.OPERATOR: ["operator"],
-             Role.ADMIN: ["admin"]}
+    names = {Role.NONE: [], Role.READER: ["reader"], Role.APPROVER: ["approver"],
+             Role.OPERATOR: ["operator"], Role.ADMIN: ["admin"]}
     expired = token("eve", ["admin"], expires_in=-120)
     forged = token("eve", ["admin"], secret="not-the-secret-but-just-as-long-as-it")
     for path, method, role in _routes():

@@ -148,9 +148,13 @@ def _run(states: Mapping[str, Any], start: str, data: Any, outcomes: Mapping[str
             if outcome != "ok":
                 error = {"Error": _ERRORS[outcome], "Cause": f"{name} failed"}
             elif state.get("ResultPath", "$") is not None:
-                # The Lambda's answer is not modelled: only a ResultSelector's literals.
-                data = set_path(data, state.get("ResultPath", "$"),
-                                render(state.get("ResultSelector", {}), {}))
+                # The Lambda's answer is not modelled: a ResultSelector's literals, and a
+                # stand-in for each field it reads of the answer.
+                selector = state.get("ResultSelector", {})
+                data = set_path(data, state.get("ResultPath", "$"), {
+                    key[:-2] if key.endswith(".$") else key:
+                    "<answer>" if key.endswith(".$") else value
+                    for key, value in selector.items()})
         elif kind == "Pass":
             value = get_path(data, state.get("InputPath", "$"))
             if "Parameters" in state:

@@ -1,6 +1,7 @@
 """Every kind of machine the compiler writes passes asl-validator (npm, run on node).
 
-The sagas are the compiler's unit-test cases (tests/unit/test_compiler*.py), drawn the same way.
+The sagas are the compiler's unit-test cases (tests/unit/test_compiler*.py), drawn the same way,
+callbacks and timers included.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from chalicelib.adapters.stepfunctions.compiler import (
 from tests.support.asl_validator import AslValidator
 from tests.unit import test_compiler as flat
 from tests.unit import test_compiler_groups as grouped
+from tests.unit import test_compiler_waits as waiting
 
 
 @pytest.fixture(scope="module")
@@ -80,4 +82,12 @@ def test_generated_group_machines_pass_asl_validator(asl: AslValidator,
                      compile_compensation(shape.steps, grouped.TARGETS),
                      compile_forward(shape.steps, grouped.TARGETS,
                                      CompileOptions(compensation_enabled=False))]
+    assert asl.validate(machines) == [""] * len(machines)
+
+
+@settings(max_examples=2, deadline=None)
+@given(st.lists(waiting.sagas(), min_size=12, max_size=12))
+def test_machines_with_callbacks_and_timers_pass_asl_validator(
+        asl: AslValidator, sagas: list[waiting.Saga]) -> None:
+    machines = [machine for saga in sagas for machine in waiting.machines(saga)]
     assert asl.validate(machines) == [""] * len(machines)

@@ -29,7 +29,7 @@ from chalicelib.domain.callbacks import (
 )
 from chalicelib.domain.decisions import StepRequest, after_failure
 from chalicelib.domain.errors import Conflict, ErrorKind, NotFound, SagaError
-from chalicelib.domain.executions import execution_error
+from chalicelib.domain.executions import Waiting, execution_error
 from chalicelib.domain.lifecycle import (
     CALLBACK_FAILED,
     DEFAULT_TASK_TIMEOUT_MARGIN_S,
@@ -37,6 +37,7 @@ from chalicelib.domain.lifecycle import (
     Outcome,
     Phase,
     StepStatus,
+    WaitKind,
 )
 from chalicelib.domain.requests import FailRequest, SucceedRequest
 from chalicelib.domain.step_runs import LockedExecution, LockedStep
@@ -157,7 +158,7 @@ class CallbackService:
                    now: datetime) -> StepStatus:
         """The step succeeded with `result`, which later steps and its compensation see."""
         step = self.steps.step(execution.saga_id, execution.revision, callback.step_id)
-        self._received(tx, execution, callback, Outcome.SUCCEEDED, by, now)
+        self._received(tx, execution, run, callback, Outcome.SUCCEEDED, by, now)
         request = StepRequest(execution_id=callback.execution_id, step_id=callback.step_id,
                               phase=Phase.ACTION)
         # Before its call answered, the step has not said it started; it does now.
@@ -171,7 +172,7 @@ class CallbackService:
                 callback: Callback, error: dict[str, str], by: str, now: datetime) -> StepStatus:
         """The action failed for good, having done nothing: never retried, and the saga
         compensates what came before (or parks, after the pivot)."""
-        self._received(tx, execution, callback, Outcome.FAILED, by, now)
+        self._received(tx, execution, run, callback, Outcome.FAILED, by, now)
         move = after_failure(Phase.ACTION, 1, 0, permanent=True)
         tx.record_attempt(callback.execution_id, callback.step_id, phase=Phase.ACTION,
                           attempt=callback.attempt, outcome=move.outcome,
@@ -196,10 +197,16 @@ class CallbackService:
         return move.target
 
     @staticmethod
-    def _received(tx: LedgerTransaction, execution: LockedExecution, callback: Callback,
-                  outcome: Outcome, by: str, now: datetime) -> None:
-        record = tx.update_waiting(callback.execution_id, callback.step_id, completed_by=by,
-                                   completed_at=now.isoformat())
+    def _received(tx: LedgerTransaction, execution: LockedExecution, run: LockedStep,
+                  callback: Callback, outcome: Outcome, by: str, now: datetime) -> None:
+        # Completed before its call answered, the step has no wait recorded yet: this is it.
+        wait = Waiting(kind=WaitKind.CALLBACK, since=callback.created_at,
+                       until=callback.expires_at, callback_id=callback.id)
+        record = tx.update_waiting(callback.execution_id, callback.step_id,
+                                   **{**wait.model_dump(mode="json"),
+                                      **(run.waiting.model_dump(mode="json")
+                                         if run.waiting else {}),
+                                      "completed_by": by, "completed_at": now.isoformat()})
         tx.append_events(callback.execution_id, [(events.step_callback_received(
             saga_id=execution.saga_id, step_id=callback.step_id, attempt=callback.attempt,
             outcome=outcome.value, by=by, step=record), now)])

@@ -6,6 +6,7 @@ action's, or the recorder's for an approval and a timer).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,9 @@ from chalicelib.usecases.steps.ledger import LedgerTransaction, StepLedger
 from chalicelib.usecases.steps.recording import OutcomeWriter
 from chalicelib.usecases.steps.revisions import StepDefinitions
 
+# How early an engine's Wait may end that a timer still makes up for (more is not an early
+# Wait but a moment that moved: it fires as it is).
+_MAX_EARLY_S = 2.0
 # Builds the links that complete a callback: (callback id, secret) -> {succeed, fail,
 # heartbeat} URLs (chalicelib.http.paths.callback_links with the API's public URL).
 CallbackLinks = Callable[[str, str], dict[str, str]]
@@ -140,6 +144,7 @@ class TimerRunner:
     max_wait_s: int
     cache_definitions: bool = True
     task_timeout_margin_s: int = DEFAULT_TASK_TIMEOUT_MARGIN_S
+    sleep: Callable[[float], None] = time.sleep
 
     def __post_init__(self) -> None:
         self.steps = StepDefinitions(self.definitions, cache=self.cache_definitions)
@@ -174,7 +179,15 @@ class TimerRunner:
         return {"until": engine_timestamp(until)}
 
     def fired(self, request: StepRequest) -> dict[str, Any]:
-        """The Wait state has passed: the step succeeds (its result says when it fired)."""
+        """The Wait state has passed: the step succeeds (its result says when it fired).
+        An engine that ends a Wait early (LocalStack drops the timestamp's fraction and can
+        fire up to a second before it) is made up for here: a timer never fires early."""
+        with self.ledger.transaction() as tx:
+            run = tx.lock_step(request.execution_id, request.step_id)
+        if run is not None and run.waiting is not None:
+            early_s = (run.waiting.until - self.clock()).total_seconds()
+            if 0 < early_s <= _MAX_EARLY_S:
+                self.sleep(early_s)
         with self.ledger.transaction() as tx:
             execution, step = self._locked(tx, request)
             run = tx.lock_step(request.execution_id, step.id)
