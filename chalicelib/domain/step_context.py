@@ -65,13 +65,25 @@ class StepContext:
 ActionFn = Callable[[StepContext], dict[str, Any]]
 
 
-class PermanentError(Exception):
+class _TypedError(Exception):
+    """An error that may carry the type a participant gave it (its contract's
+    {"error": {"type", "message", "details"}}): the step's error is recorded under that type,
+    whatever name the machines know the error by."""
+
+    def __init__(self, message: str = "", *, error_type: str | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.details = details
+
+
+class PermanentError(_TypedError):
     """Retrying cannot help (declined card, unknown SKU): the saga compensates at once.
 
     Step Functions sees the error name "PermanentError" (see the compiler's Retry)."""
 
 
-class RetryableError(Exception):
+class RetryableError(_TypedError):
     """A passing fault (lock timeout, participant busy): Step Functions retries the step."""
 
 

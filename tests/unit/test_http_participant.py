@@ -153,6 +153,14 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
         elif path == "/refuse":
             self._answer(422, b"unknown sku\n" + b"x" * 2000, "text/plain")
+        elif path == "/out-of-stock":
+            self._answer(422, json.dumps({"error": {
+                "type": "OutOfStock", "message": "only 2 left",
+                "details": {"sku": "A-1", "left": 2, "pad": "p" * 900}}}).encode(),
+                "application/json")
+        elif path == "/busy-typed":
+            self._answer(503, b'{"error": {"type": "WarehouseBusy", "message": "later"}}',
+                         "application/json")
         elif path == "/conflict":
             self._answer(409, b"locked", "text/plain")
         elif path == "/busy":
@@ -396,6 +404,20 @@ def test_a_4xx_is_permanent_with_at_most_500_characters_of_its_body(server: Serv
 def test_a_5xx_or_a_passing_4xx_is_retried(server: Server, path: str, status: int) -> None:
     with pytest.raises(RetryableError, match=f"{path} answered {status}: "):
         _call(server, path)
+
+
+def test_a_typed_refusal_keeps_its_type_message_and_details(server: Server) -> None:
+    with pytest.raises(PermanentError) as caught:
+        _call(server, "/out-of-stock")
+    assert caught.value.error_type == "OutOfStock"
+    assert caught.value.details == {"sku": "A-1", "left": 2, "pad": "p" * 900}
+    assert str(caught.value).endswith("/out-of-stock answered 422: only 2 left")
+
+
+def test_a_typed_passing_fault_is_retried_under_its_type(server: Server) -> None:
+    with pytest.raises(RetryableError) as caught:
+        _call(server, "/busy-typed")
+    assert (caught.value.error_type, caught.value.details) == ("WarehouseBusy", None)
 
 
 # -- redaction -----------------------------------------------------------------------------------

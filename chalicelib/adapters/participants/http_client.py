@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 from urllib.parse import urljoin, urlsplit
 
+from chalicelib.adapters.participants.errors import parse_error
 from chalicelib.adapters.participants.lambdas import request_body
 from chalicelib.config import DEFAULT_MAX_RESULT_BYTES
 from chalicelib.domain.contract import (
@@ -44,6 +45,8 @@ from chalicelib.domain.storable import NotStorable, check_result, json_type
 _RETRIED_4XX = frozenset({408, 409, 425, 429})
 # How much of a refusal's body its error message carries.
 _DETAIL_BYTES = 500
+# How much of an error answer is read: a typed error's message and details fit.
+_ERROR_BYTES = 5 * 1024
 # A media type ending in +json (RFC 6839), e.g. application/problem+json.
 _JSON_SUFFIXED = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*\+json")
 # An error's description in a message (the message is recorded and shown, one line).
@@ -212,18 +215,24 @@ def _outcome(response: http.client.HTTPResponse, where: str, end: float,
         raise OutcomeUnknown(f"{where} answered a redirect ({status}){to}; redirects are not "
                              "followed, so its outcome is unknown")
     if 400 <= status < 600:
-        message = f"{where} answered {status}: {_detail(response)}"
+        body = _error_body(response)
+        typed = parse_error(body)
+        message = (f"{where} answered {status}: "
+                   f"{typed.message if typed else _one_line(body, _DETAIL_BYTES)}")
+        error_type, details = (typed.type, typed.details) if typed else (None, None)
         if status < 500 and status not in _RETRIED_4XX:
-            raise PermanentError(message)
-        raise RetryableError(message)  # a 5xx: the participant says it did not do it
+            raise PermanentError(message, error_type=error_type, details=details)
+        # A 5xx: the participant says it did not do it.
+        raise RetryableError(message, error_type=error_type, details=details)
     raise OutcomeUnknown(f"{where} answered {status}, which is not a final answer; its "
                          "outcome is unknown")
 
 
-def _detail(response: http.client.HTTPResponse) -> str:
-    """The start of a refusal's body, for its message; never more than that is read."""
+def _error_body(response: http.client.HTTPResponse) -> str:
+    """The start of a refusal's body: enough for a typed error with its details (the
+    contract's {"error": {...}}), never more."""
     try:
-        return _one_line(response.read(_DETAIL_BYTES).decode(errors="replace"), _DETAIL_BYTES)
+        return response.read(_ERROR_BYTES).decode(errors="replace")
     except (OSError, http.client.HTTPException) as error:
         return f"(its body could not be read: {_describe(error)})"
 

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.adapters.participants.errors import parse_error
 from chalicelib.domain.contract import ParticipantRequest
 from chalicelib.domain.lifecycle import PERMANENT_ERROR, Phase
 from chalicelib.domain.step_context import ActionFn, PermanentError, RetryableError, StepContext
@@ -52,10 +53,15 @@ def lambda_participant(target: str, lambda_client: Callable[[], Any]) -> ActionF
             result = body[:200].decode(errors="replace")
         if response.get("FunctionError"):
             error = result if isinstance(result, dict) else {}
-            message = f"{target}: {error.get('errorType', 'Error')}: {error.get('errorMessage')}"
-            if error.get("errorType") == PERMANENT_ERROR:
-                raise PermanentError(message)
-            raise RetryableError(message)
+            text = str(error.get("errorMessage"))
+            # The contract's typed error travels as the errorMessage's JSON.
+            typed = parse_error(text)
+            message = f"{target}: {error.get('errorType', 'Error')}: " + (
+                typed.message if typed else text)
+            kind = PermanentError if error.get("errorType") == PERMANENT_ERROR \
+                else RetryableError
+            raise kind(message, error_type=typed.type if typed else None,
+                       details=typed.details if typed else None)
         # A handler that returns nothing answered {}; anything but a JSON object is judged by
         # the runtime (an array, a number, text: its outcome is unknown, and it is undone).
         return {} if result is None else result  # type: ignore[no-any-return]

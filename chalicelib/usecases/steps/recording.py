@@ -140,8 +140,13 @@ class OutcomeWriter:
         action whose outcome is unknown, the machines' name for it, final or not."""
         unknown = request.phase is Phase.ACTION and isinstance(error, OutcomeUnknown)
         # Callers see the type and first line only; the handler logs the whole error.
-        error_info = clean_error(OUTCOME_UNKNOWN if unknown else type(error).__name__,
-                                 str(error))
+        # A participant's own error type (its contract's {"error": {"type", ...}}) names the
+        # step's error; the machines still see the error's class name.
+        error_info: dict[str, Any] = clean_error(
+            OUTCOME_UNKNOWN if unknown else getattr(error, "error_type", None)
+            or type(error).__name__, str(error))
+        if getattr(error, "details", None):
+            error_info["details"] = error.details  # type: ignore[attr-defined]
         raise_as: Exception = outcome_unknown(str(error), final=False) if unknown else error
         try:
             with self.ledger.transaction() as tx:
