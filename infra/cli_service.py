@@ -377,6 +377,36 @@ def stats(args: argparse.Namespace, api: ApiClient) -> int:
     return Exit.OK
 
 
+def verify(args: argparse.Namespace, api: ApiClient) -> int:
+    """Every failure point of the saga, run on the local stack (fault injection must be on:
+    the local and test stages); exit 1 if a case fails."""
+    from chalicelib.config import get_settings
+    from chalicelib.domain.models import Step, StepDefinition
+    from infra.verify import plan, report
+    from infra.verify.runner import Verifier
+
+    # The service's own settings, as this stage configures them (`make run` reads the same).
+    configured = get_settings().saga
+    attempts = args.retriable_max_attempts or configured.retriable_max_attempts
+    margin_s = args.task_timeout_margin or configured.task_timeout_margin_s
+    saga = api.call("GET", f"/sagas/{args.saga_id}")
+    steps = [Step.of(StepDefinition.model_validate(s)) for s in saga["steps"]]
+    cases, skipped = plan.plan(steps, retriable_max_attempts=attempts,
+                               task_timeout_margin_s=margin_s)
+    if args.case:
+        cases = [c for c in cases if any(part in c.name for part in args.case)]
+    verifier = Verifier(api, args.saga_id, _load(args.input) if args.input else {},
+                        budget_s=plan.run_budget_s(steps, margin_s),
+                        check=args.check)
+    results = verifier.run_all(cases, args.concurrency)
+    if args.junit:
+        Path(args.junit).write_text(report.junit(args.saga_id, results))
+    _emit(args, [{"case": r.case.name, "execution_id": r.execution_id, "status": r.status,
+                  "passed": r.passed, "problems": r.problems} for r in results],
+          report.text(args.saga_id, results, skipped))
+    return 0 if all(r.passed for r in results) else 1
+
+
 # -- wiring ----------------------------------------------------------------------
 
 def add_commands(commands: Any) -> None:
@@ -427,6 +457,28 @@ def add_commands(commands: Any) -> None:
     parser.add_argument("--timeout", type=float, default=300.0)
     common(parser)
     parser.set_defaults(handler=_with_api(executions))
+
+    parser = commands.add_parser(
+        "verify", help="run a saga once per failure point (fault injection) and check that "
+        "every compensation path undoes exactly what it must")
+    parser.add_argument("saga_id")
+    parser.add_argument("--input", help="the executions' input (JSON or YAML file; - stdin)")
+    parser.add_argument("--check", help="a shell command run after each case with "
+                        "SAGA_EXECUTION_ID, SAGA_CASE, SAGA_STATUS, SAGA_UNDONE set: exit 0 "
+                        "when the participants' own state shows the undo really undid")
+    parser.add_argument("--junit", help="write the results as JUnit XML to this file")
+    parser.add_argument("--concurrency", type=int, default=8,
+                        help="cases run at once (default 8)")
+    parser.add_argument("--retriable-max-attempts", type=int,
+                        help="the service's saga.retriable_max_attempts (default: this "
+                        "stage's configuration)")
+    parser.add_argument("--task-timeout-margin", type=int,
+                        help="the service's saga.task_timeout_margin in seconds (default: "
+                        "this stage's configuration)")
+    parser.add_argument("--case", action="append", default=[],
+                        help="run only the cases whose name contains this (repeatable)")
+    common(parser)
+    parser.set_defaults(handler=_with_api(verify))
 
     parser = commands.add_parser("stats", help="service statistics, or one saga's")
     parser.add_argument("saga_id", nargs="?")

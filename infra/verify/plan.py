@@ -1,0 +1,161 @@
+"""`saga verify`'s cases, from a stored saga's definition: one run per failure point, each
+with the faults to inject, the ending it must reach, the operator's action after it (if any)
+and the steps that must be undone exactly once. Pure: no I/O.
+
+For every active step up to the pivot (or of a saga without one): it fails for good (the
+steps before it, and its siblings in its group, are undone; it is not: it did nothing), and
+it times out (it may have done its work: it is undone at most once, exactly once when it
+took effect; the runtime knows, the case cannot). After the pivot, each retriable step fails
+until the execution parks, then an operator's retry forward completes it. For every step
+with a compensation: its compensation fails once (its retry succeeds) or fails past its
+retries (COMPENSATION_FAILED, then an operator's retry of the compensation ends it), under
+the pivot failing for good, or in a saga without one, an operator compensating the
+completed run. The pivot's own compensation runs only when its outcome is unknown (its
+timeout case). Callback and timer steps are left out (a run would wait for a completion or
+a clock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.domain.lifecycle import COMPENSATION_RETRY, WAITING_KINDS, StepKind
+from chalicelib.domain.models import Step
+from chalicelib.durations import format_duration_ms, parse_duration_ms
+
+# Injected faults carry this error name, so a run's record says what was injected.
+INJECTED = "VerifyInjected"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    faults: list[dict[str, Any]]
+    expected: str  # the execution's status when the run ends
+    undone: frozenset[str]  # steps compensated exactly once in the end
+    # The operator's actions once the run has ended, in turn ("compensate", "retry-forward",
+    # "retry-compensation"), each with the status it must reach.
+    then: tuple[tuple[str, str], ...] = ()
+    # Step groups in order: undone groups must be undone in the reverse of this.
+    groups: tuple[tuple[str, ...], ...] = field(default=())
+    # Steps compensated at most once (a timed-out step: exactly once if it took effect), and
+    # the ending the run may have instead when none of them did (nothing else to undo).
+    maybe_undone: frozenset[str] = frozenset()
+    instead: str | None = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    step_id: str
+    reason: str
+
+
+def plan(steps: Sequence[Step], *, retriable_max_attempts: int,
+         task_timeout_margin_s: int) -> tuple[list[Case], list[Skipped]]:
+    """Every case of the saga's active steps, and the steps left out with why."""
+    active = sorted((s for s in steps if s.active), key=lambda s: s.order)
+    skipped = [Skipped(s.id, f"a {s.kind.value} step waits for a completion or a clock")
+               for s in active if s.kind in WAITING_KINDS]
+    runnable = [s for s in active if s.kind not in WAITING_KINDS]
+    groups = _groups(runnable)
+    order = tuple(tuple(s.id for s in group) for group in groups)
+    pivot = next((i for i, g in enumerate(groups) if g[0].kind is StepKind.PIVOT), None)
+    compensated = {s.id for g in groups[:len(groups) if pivot is None else pivot + 1]
+                   for s in g if s.compensation is not None}
+    cases: list[Case] = []
+    for index, group in enumerate(groups):
+        for step in group:
+            if pivot is not None and index > pivot:
+                cases.append(Case(
+                    f"{step.id} fails until it parks, then is retried forward",
+                    [_fault(step.id, times=retriable_max_attempts)], "PARKED", frozenset(),
+                    then=(("retry-forward", "COMPLETED"),), groups=order))
+                continue
+            before = {s.id for g in groups[:index] for s in g} & compensated
+            siblings = {s.id for s in group if s.id != step.id} & compensated
+            did_nothing = before | siblings
+            cases.append(Case(f"{step.id} fails for good", [_fault(step.id, permanent=True)],
+                              "COMPENSATED" if did_nothing else "FAILED",
+                              frozenset(did_nothing), groups=order))
+            cases.append(Case(f"{step.id} times out",
+                              [_fault(step.id, times=0, delay=_past_timeout(
+                                  step, task_timeout_margin_s))],
+                              "COMPENSATED", frozenset(did_nothing), groups=order,
+                              maybe_undone=frozenset({step.id} & compensated),
+                              instead=None if did_nothing else "FAILED"))
+    cases += _compensation_cases(groups, pivot, compensated, order)
+    return cases, skipped
+
+
+def _compensation_cases(groups: list[list[Step]], pivot: int | None, compensated: set[str],
+                        order: tuple[tuple[str, ...], ...]) -> list[Case]:
+    """Each compensation failing once, and failing for good then retried: under the pivot
+    failing for good (the steps before it are undone), or an operator compensating a
+    completed run of a saga without one (every step is undone)."""
+    if pivot is None:
+        trigger: list[dict[str, Any]] = []
+        first, undone = "COMPLETED", frozenset(compensated)
+    else:
+        pivot_id = groups[pivot][0].id
+        trigger = [_fault(pivot_id, permanent=True)]
+        first, undone = "", frozenset(compensated - {pivot_id})
+    cases = []
+    for step in (s for g in groups for s in g if s.id in undone):
+        once = [*trigger, _fault(step.id, phase="compensation", times=1)]
+        for_good = [*trigger, _fault(step.id, phase="compensation",
+                                     times=COMPENSATION_RETRY.retries + 1)]
+        if pivot is None:
+            cases += [
+                Case(f"{step.id}'s compensation fails once, then recovers", once, first,
+                     undone, then=(("compensate", "COMPENSATED"),), groups=order),
+                Case(f"{step.id}'s compensation fails for good, then is retried", for_good,
+                     first, undone, then=(("compensate", "COMPENSATION_FAILED"),
+                                          ("retry-compensation", "COMPENSATED")),
+                     groups=order)]
+        else:
+            cases += [
+                Case(f"{step.id}'s compensation fails once, then recovers", once,
+                     "COMPENSATED", undone, groups=order),
+                Case(f"{step.id}'s compensation fails for good, then is retried", for_good,
+                     "COMPENSATION_FAILED", undone,
+                     then=(("retry-compensation", "COMPENSATED"),), groups=order)]
+    return cases
+
+
+def _groups(steps: list[Step]) -> list[list[Step]]:
+    groups: list[list[Step]] = []
+    for step in steps:
+        if groups and groups[-1][0].order == step.order:
+            groups[-1].append(step)
+        else:
+            groups.append([step])
+    return groups
+
+
+def _fault(step_id: str, *, phase: str = "action", times: int = 1, permanent: bool = False,
+           delay: str | None = None) -> dict[str, Any]:
+    fault: dict[str, Any] = {"step_id": step_id, "phase": phase, "error": INJECTED,
+                             "times": times}
+    if permanent:
+        fault["permanent"] = True
+    if delay is not None:
+        fault["delay"] = delay
+    return fault
+
+
+def _past_timeout(step: Step, margin_s: int) -> str:
+    """A delay every attempt outlives its Task with (the timeout, the margin and a second)."""
+    return format_duration_ms(parse_duration_ms(step.timeout) + (margin_s + 1) * 1000)
+
+
+def run_budget_s(steps: Sequence[Step], margin_s: int) -> float:
+    """How long a run may take at most: every attempt of every step timing out, its undo
+    too, plus the backoff between attempts; a run not ended by then is reported."""
+    total = 60.0
+    for step in steps:
+        attempts = step.max_retries + 1
+        per = parse_duration_ms(step.call_timeout_text) / 1000 + margin_s
+        total += attempts * (per + 30) + 2 * per
+    return total

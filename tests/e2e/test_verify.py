@@ -1,0 +1,97 @@
+"""`saga verify` end to end through `saga serve`: every failure point of the order-fulfilment
+example's shape passes (its timeouts shortened, so each case's run is short), and on a saga
+whose compensation does nothing, the check hook finds the cases that prove it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.demo import demo_data
+from chalicelib.roots import runtime
+from infra.stack.paths import PROJECT_ROOT
+from tests.support.served import Served, http, served
+from tests.support.verify_participant import state_participant
+
+EXAMPLE = PROJECT_ROOT / "examples" / "order-fulfilment"
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[Served]:
+    with served({}) as app:
+        yield app
+
+
+def _create(api: Served, saga: dict[str, Any]) -> str:
+    answer = http("POST", f"{api.base}/api/v1/saga/sagas", json.dumps(saga).encode())
+    assert answer.status == 201, answer.json()
+    return str(saga["id"])
+
+
+def _verify(api: Served, saga_id: str, tmp_path: Path, *extra: str) -> tuple[int, str, Any]:
+    junit = tmp_path / "verify.xml"
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "verify", saga_id, "--api", api.base,
+         "--junit", str(junit), "--concurrency", "10", *extra],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False)
+    return done.returncode, done.stdout + done.stderr, ET.parse(junit).getroot()
+
+
+def test_every_failure_point_of_the_order_fulfilment_shape_passes(api: Served,
+                                                                  tmp_path: Path) -> None:
+    saga = json.loads((EXAMPLE / "saga.json").read_text())
+    saga["id"] = f"verify-orders-{uuid.uuid4().hex[:6]}"
+    for step in saga["steps"]:  # the same shape, with short timeouts: short timed-out runs
+        step["timeout"] = "2s"
+        if step.get("max_retries"):
+            step["max_retries"] = 1
+    saga_id = _create(api, saga)
+    # Cases run at once: a customer and a stock of their own, ample for every case.
+    order = {**json.loads((EXAMPLE / "order.json").read_text()),
+             "customer_id": f"verify-{uuid.uuid4().hex[:8]}", "amount": "10.00",
+             "currency": "EUR", "sku": f"sku-verify-{uuid.uuid4().hex[:6]}"}
+    with runtime.container().connector.transaction() as cur:
+        demo_data.seed_account(cur, order["customer_id"], "100000.00")
+        demo_data.seed_account(cur, "merchant", "0.00")
+        demo_data.seed_stock(cur, order["sku"], 100000)
+    input_file = tmp_path / "order.json"
+    input_file.write_text(json.dumps(order))
+    code, output, suite = _verify(api, saga_id, tmp_path, "--input", str(input_file))
+    assert code == 0, output
+    assert suite.get("tests") == "16" and suite.get("failures") == "0", output
+    assert f"{saga_id}: 16 of 16 cases passed" in output
+
+
+def test_a_compensation_that_undoes_nothing_is_found_by_the_check_hook(
+        api: Served, tmp_path: Path) -> None:
+    with state_participant() as participant:
+        def step(step_id: str, order: int, undo: str = "/undo") -> dict[str, Any]:
+            return {"id": f"{step_id}-{step_id}", "name": f"Step {step_id}",
+                    "description": f"the work of step {step_id}",
+                    "order": order, "action": f"{participant.url}/do",
+                    "compensation": f"{participant.url}{undo}", "max_retries": 0,
+                    "timeout": "2s"}
+
+        saga_id = _create(api, {
+            "id": f"verify-broken-{uuid.uuid4().hex[:6]}", "name": "Broken undo",
+            "version": "1.0.0", "description": "its second step's compensation does nothing",
+            "steps": [step("a", 1), step("b", 2, "/undo-nothing"), step("c", 3)]})
+        # (step ids: a-a, b-b, c-c: ids are at least two characters)
+        check = f"{sys.executable} -m tests.support.verify_check {participant.url}"
+        code, output, suite = _verify(api, saga_id, tmp_path, "--check", check,
+                                      "--case", "fails for good")
+    assert code == 1, output
+    failed = {case.get("name"): case.find("failure") for case in suite}
+    # Where b took effect and was "compensated": the hook sees it was not undone.
+    assert failed["c-c fails for good"] is not None
+    assert "not undone by the participant: b-b" in (failed["c-c fails for good"].text or "")
+    # Where b never ran or failed for good, nothing of it needed undoing: those pass.
+    assert failed["a-a fails for good"] is None and failed["b-b fails for good"] is None
