@@ -10,11 +10,13 @@ BROWSER_DEPS := tests/browser/node_modules/.package-lock.json
 
 .PHONY: run test venv lint unit unit-all coverage browser stack-up stack-down stack-status clean
 
-$(INSTALLED): pyproject.toml
+# The participant SDK (sdk/python, not on PyPI) is installed in the same pip run as the project,
+# which depends on it: pip takes the local one. Editable, like the project itself.
+$(INSTALLED): pyproject.toml sdk/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is needed (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./sdk/python -e '.[dev]'
 	@touch $@
 
 venv: $(INSTALLED)

@@ -41,6 +41,11 @@ from chalicelib.config import Settings, load_settings
 from infra.stack.paths import StackPaths
 from infra.stack.supervisor import Supervisor
 
+# The participant SDK's fixtures (participant_server, saga_api): its pytest11 entry point registers
+# them when it is installed (make venv); named here as well for a run that finds the SDK on
+# PYTHONPATH. The plugin's name is its module's, so it is never registered twice.
+pytest_plugins = ["saga_participant.testing"]
+
 # Property tests take their number of examples from a profile: `unit` (the default) keeps the
 # unit run short; `thorough` draws more (HYPOTHESIS_PROFILE=thorough, or
 # --hypothesis-profile=thorough, which wins over the variable). Both keep what hypothesis

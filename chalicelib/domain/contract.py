@@ -1,107 +1,46 @@
 """The participant contract, version 1: what a team's service (an HTTP endpoint or a Lambda) is
 sent for each attempt of each phase of its step, and what it may answer. Built-in actions get
-the same facts in their StepContext. Pure data.
+the same facts in their StepContext.
 
-The JSON Schema of the request is committed as `chalicelib/domain/contract/saga-participant-1.json`
-(generated from this model; a test keeps the two equal) and served by the API.
+The contract belongs to the participant SDK (`saga_participant.contract`, sdk/python/), which
+teams install on their own Python; the service builds its requests with the same models. This
+module names them for the service and adds where the committed JSON Schema of the request lives:
+`chalicelib/domain/contract/saga-participant-1.json` (generated from the model; a test keeps the
+two equal), served by the API.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from saga_participant.contract import (
+    CONTRACT,
+    CONTRACT_HEADER,
+    IDEMPOTENCY_KEY_HEADER,
+    NOT_THIS_CONTRACT,
+    PERMANENT_ERROR,
+    TRY_AGAIN,
+    CallbackInfo,
+    ErrorInfo,
+    ParticipantRequest,
+    Reason,
+    request_schema,
+)
 
-from chalicelib.domain.lifecycle import Phase
-
-CONTRACT = "saga-participant/1"
 # The committed JSON Schema of the request (`saga contract` writes it; the API serves it).
 CONTRACT_SCHEMA_FILE = Path(__file__).with_name("contract") / "saga-participant-1.json"
-# HTTP participants get these headers as well as the body.
-IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
-CONTRACT_HEADER = "Saga-Contract"
 
-
-class _Data(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ErrorInfo(_Data):
-    """An error as the service records it: its type and first line, no traceback."""
-
-    type: str
-    message: str | None = None
-
-
-class Reason(_Data):
-    """The failure that made the saga compensate."""
-
-    step_id: str | None = Field(description="the step that failed for good, if a step did")
-    type: str
-    message: str | None = None
-
-
-class CallbackInfo(_Data):
-    """A callback step's action only: how the participant (or the partner it hands these to)
-    completes the step later. The secret in the URLs completes this one callback and nothing
-    else; each attempt gets its own."""
-
-    id: str
-    succeed_url: str = Field(description="POST {\"result\": {...}}: the step succeeded; the "
-                                         "result becomes the step's result")
-    fail_url: str = Field(description="POST {\"error\": \"Type\", \"reason\": \"...\"}: "
-                                      "the action failed for good, having done nothing")
-    heartbeat_url: str = Field(description="POST {}: still at work (a step with heartbeat "
-                                           "ends unless one arrives in time)")
-    expires_at: datetime = Field(description="the wait ends then (the step's timeout): a "
-                                             "completion after it is refused and the step is "
-                                             "compensated")
-    heartbeat_seconds: int | None = None
-
-
-class ParticipantRequest(_Data):
-    """One attempt of one phase of one step, as the participant receives it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, title="saga-participant/1 request")
-
-    contract: Literal["saga-participant/1"] = CONTRACT
-    execution_id: str
-    saga_id: str
-    saga_version: str
-    step_id: str
-    phase: Phase
-    attempt: int = Field(ge=1, description="1 on the first attempt of this phase")
-    idempotency_key: str = Field(
-        description="the same on every attempt and redelivery of this phase of this step of "
-                    "this execution: <execution_id>:<step_id>:<phase>")
-    deadline: datetime = Field(
-        description="the orchestrator cuts the call at this moment (UTC); work not committed by "
-                    "then must not be committed: the step's outcome is unknown and it will be "
-                    "compensated")
-    input: dict[str, Any] = Field(description="the step's input: its input mapping resolved, "
-                                              "or the execution's whole input")
-    results: dict[str, Any] = Field(description="what each other step that has succeeded in "
-                                                "this execution returned, by step id")
-    config: dict[str, Any] = Field(default_factory=dict,
-                                   description="the step definition's config object")
-    action_result: dict[str, Any] | None = Field(
-        default=None, description="compensation only: what this step's action returned; null "
-                                  "when its outcome is unknown (it timed out) or it did nothing")
-    action_error: ErrorInfo | None = Field(
-        default=None, description="compensation only: why this step's action failed, if it did")
-    reason: Reason | None = Field(
-        default=None, description="compensation only: the failure that made the saga compensate")
-    callback: CallbackInfo | None = Field(
-        default=None, description="a callback step's action only: answer at once to say the "
-                                  "work was accepted, then complete the step through these "
-                                  "URLs (or hand them to the partner that will)")
-
-
-def request_schema() -> dict[str, Any]:
-    """The JSON Schema of a participant request (draft 2020-12, as pydantic writes it)."""
-    schema = ParticipantRequest.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "saga-participant-1.json"
-    return schema
+__all__ = [
+    "CONTRACT",
+    "CONTRACT_HEADER",
+    "CONTRACT_SCHEMA_FILE",
+    "IDEMPOTENCY_KEY_HEADER",
+    "NOT_THIS_CONTRACT",
+    "PERMANENT_ERROR",
+    "TRY_AGAIN",
+    "CallbackInfo",
+    "ErrorInfo",
+    "ParticipantRequest",
+    "Reason",
+    "request_schema",
+]

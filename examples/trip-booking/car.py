@@ -20,8 +20,7 @@ from wsgiref.simple_server import make_server
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bookings import Ledger
-
-from chalicelib.participant import ParticipantRequest, wsgi_app
+from saga_participant import ParticipantRequest, wsgi_app
 
 CARS = Ledger("CAR")
 

@@ -17,9 +17,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def deploy(lam: Any, name: str = FUNCTION, environment: dict[str, str] | None = None) -> str:
-    """The function's name, once it is active. Its package is flight.py; the helper it imports
-    (chalicelib.participant) comes with the project's environment locally, and is packaged
-    with the function on AWS."""
+    """The function's name, once it is active. Its package is flight.py; the SDK it imports
+    (saga_participant, sdk/python) comes with the project's environment locally (the local
+    executor runs functions with it); on AWS, `pip install --target` it into the package."""
     package = io.BytesIO()
     with zipfile.ZipFile(package, "w") as archive:
         archive.write(HERE / "flight.py", "flight.py")

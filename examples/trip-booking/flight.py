@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from chalicelib.participant import ParticipantRequest, Refuse, lambda_handler
+from saga_participant import ParticipantRequest, Refusal, lambda_handler
 
 
 def _seen(request: ParticipantRequest) -> None:
@@ -26,7 +26,8 @@ def _seen(request: ParticipantRequest) -> None:
 def book(request: ParticipantRequest) -> dict[str, Any]:
     _seen(request)
     if request.input["seats_left"] <= 0:
-        raise Refuse(f"flight {request.input['route']} is full")
+        raise Refusal("FlightFull", f"flight {request.input['route']} is full",
+                      {"route": request.input["route"]})
     return {"ticket": f"TKT-{request.execution_id[:8]}", "route": request.input["route"],
             "passenger": request.input["guest"]}
 

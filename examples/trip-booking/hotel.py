@@ -17,15 +17,15 @@ from wsgiref.simple_server import make_server
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bookings import Ledger
-
-from chalicelib.participant import ParticipantRequest, Refuse, wsgi_app
+from saga_participant import ParticipantRequest, Refusal, wsgi_app
 
 ROOMS = Ledger("HOTEL")
 
 
 def book(request: ParticipantRequest) -> dict[str, Any]:
     if request.input["nights"] > 14:
-        raise Refuse(f"no room for {request.input['nights']} nights")
+        raise Refusal("NoRoom", f"no room for {request.input['nights']} nights",
+                      {"nights": request.input["nights"], "max_nights": 14})
     booking_id = ROOMS.book(city=request.input["city"], nights=request.input["nights"],
                             car=request.input["car"], guest=request.input["guest"])
     return {"booking_id": booking_id, "car": request.input["car"]}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,12 @@ from infra.stack.paths import PROJECT_ROOT
 
 MERGE_TEMPLATE = PROJECT_ROOT / "infra" / "aws" / "resources.json"
 _SOURCES = ("app.py", "chalicelib", ".chalice")
+# The participant SDK (sdk/python/), which chalicelib builds its participant requests with. It is
+# not on PyPI: every package carries it in Chalice's vendor/ (copied into the zip's root, beside
+# chalicelib/), and requirements.txt leaves it out.
+SDK_ROOT = PROJECT_ROOT / "sdk" / "python"
+SDK_PACKAGE = "saga_participant"
+SDK_DISTRIBUTION = "saga-participant"
 CONFIG_FILE = PROJECT_ROOT / "configs" / "config.yaml"
 CHALICE_CONFIG = PROJECT_ROOT / ".chalice" / "config.json"
 
@@ -53,10 +60,25 @@ def stack_name(app: str, stage: str) -> str:
     return f"{app}-{stage}"
 
 
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~;\[@]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
 def runtime_requirements() -> list[str]:
-    """The service's own dependencies (not the dev ones), as pyproject.toml pins them."""
+    """The service's own dependencies (not the dev ones), as pyproject.toml pins them, but the
+    participant SDK, which is vendored (vendor_sdk)."""
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
-    return list(project["dependencies"])
+    return [requirement for requirement in project["dependencies"]
+            if _requirement_name(requirement) != SDK_DISTRIBUTION]
+
+
+def vendor_sdk(build: Path) -> Path:
+    """Copy the SDK's package into the build's vendor/, which Chalice puts at the root of the
+    deployment package (on sys.path in every function, as /var/task is); the copied package."""
+    target = build / "vendor" / SDK_PACKAGE
+    shutil.copytree(SDK_ROOT / SDK_PACKAGE, target,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return target
 
 
 def package(stage: str, out_dir: Path, *, region: str = "us-east-1",
@@ -74,6 +96,7 @@ def package(stage: str, out_dir: Path, *, region: str = "us-east-1",
             shutil.copy2(source, build / name)
     # Chalice packages only app.py and chalicelib/: the settings (and a JWKS file beside them)
     # travel inside the latter, the settings as JSON (a cold start then needs no YAML parser).
+    vendor_sdk(build)
     bundled = build / "chalicelib" / "configs"
     shutil.copytree(CONFIG_FILE.parent, bundled, ignore=shutil.ignore_patterns("*.yaml"))
     (bundled / "config.json").write_text(json.dumps(yaml.safe_load(CONFIG_FILE.read_text())))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,13 @@ def test_localstack_drops_the_websocket_url_with_the_websocket_api(
     variables = local["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["SAGA__WEBSOCKET__URL"] == "ws://127.0.0.1:8001/ws"
     assert "WebsocketAPI" not in local["Resources"]
+
+
+def test_every_function_carries_the_participant_sdk(packaged_stage: Callable[[str], Path]) -> None:
+    # chalicelib builds participant requests with saga_participant (sdk/python, not on PyPI):
+    # vendored, it sits at the root of the one deployment package every function runs.
+    package = packaged_stage("prod").with_name("deployment.zip")
+    with zipfile.ZipFile(package) as archive:
+        names = set(archive.namelist())
+    assert {"saga_participant/__init__.py", "saga_participant/contract.py",
+            "saga_participant/participant.py", "chalicelib/participant.py", "app.py"} <= names

@@ -4,13 +4,15 @@ the stack's parameters, the packaged requirements (the packaged templates: tests
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
 
 import app as app_module
-from infra.deploy.aws import read_parameters, runtime_requirements
+from infra.deploy.aws import read_parameters, runtime_requirements, vendor_sdk
 from infra.deploy.template import chalice_function_name, references
+from infra.stack.paths import PROJECT_ROOT
 
 
 def test_logical_ids_map_back_to_chalice_function_names() -> None:
@@ -47,3 +49,15 @@ def test_the_packaged_requirements_are_the_runtime_ones() -> None:
     names = {r.split(">")[0].split("<")[0].split("=")[0] for r in runtime_requirements()}
     assert {"chalice", "boto3", "pymysql", "pymongo", "kafka-python"} <= names
     assert not names & {"pytest", "moto", "ruff", "cfn-lint"}
+    # The participant SDK is a dependency, but not on PyPI: it is vendored instead.
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    assert any(r.startswith("saga-participant") for r in project["dependencies"])
+    assert "saga-participant" not in names
+
+
+def test_the_participant_sdk_is_vendored_into_the_package(tmp_path: Path) -> None:
+    copied = vendor_sdk(tmp_path)
+    assert copied == tmp_path / "vendor" / "saga_participant"
+    assert {"__init__.py", "contract.py", "errors.py", "participant.py", "py.typed"} <= {
+        path.name for path in copied.iterdir()}
+    assert not list(copied.rglob("__pycache__"))

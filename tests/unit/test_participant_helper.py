@@ -1,7 +1,8 @@
-"""The participant helper a team writes its service with: the contract parsed and typed, work
-de-duplicated on the idempotency key with Powertools' idempotency utility, answers shaped for a
-Lambda and for HTTP (WSGI), and the participant's half of the late-action rule: no commit after
-the deadline, nothing to undo for an action never received, no action after its compensation."""
+"""The participant helper a team writes its service with (the SDK `saga_participant`): the
+contract parsed and typed, work de-duplicated on the idempotency key with Powertools' idempotency
+utility, answers shaped for a Lambda and for HTTP (WSGI), and the participant's half of the
+late-action rule: no commit after the deadline, nothing to undo for an action never received, no
+action after its compensation. The typed errors' wire forms: test_sdk_errors.py."""
 
 from __future__ import annotations
 
@@ -18,14 +19,15 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.idempotency.persistence.base import DataRecord
 from pydantic import ValidationError
-
-from chalicelib.domain.contract import ParticipantRequest
-from chalicelib.domain.lifecycle import PERMANENT_ERROR
-from chalicelib.participant import (
+from saga_participant import (
     NOTHING_TO_UNDO,
+    PERMANENT_ERROR,
+    TRY_AGAIN,
     DeadlinePassed,
     InMemoryPersistence,
+    ParticipantRequest,
     PermanentError,
+    Refusal,
     Refuse,
     Request,
     TryAgain,
@@ -72,7 +74,7 @@ class Airline:
 
     def book(self, request: ParticipantRequest) -> dict[str, Any]:
         if self.refuse:
-            raise Refuse("no seats left")
+            raise Refusal("NoSeats", "no seats left", {"route": request.input["route"]})
         if self.flaky:
             self.flaky -= 1
             raise TryAgain("the reservation system is busy")
@@ -136,8 +138,9 @@ def _post(app: Any, body: bytes, method: str = "POST") -> tuple[str, dict[str, A
     return answer["status"], json.loads(b"".join(chunks))
 
 
-# One front end's answer, the same shape for both: ("ok", result), ("refused", message) for an
-# answer never retried, ("retry", message) for one the saga tries again.
+# One front end's answer, the same shape for both: ("ok", result), ("refused", error) for an
+# answer never retried, ("retry", error) for one the saga tries again; the error is
+# {"type", "message", "details"}, a Lambda's errorMessage parsed or an HTTP body's "error".
 Answer = tuple[str, Any]
 Front = Callable[[dict[str, Any]], Answer]
 FRONTS = ["lambda", "wsgi"]
@@ -154,9 +157,10 @@ def _front(kind: str, action: Work, compensation: Work,
                 return "ok", handler(request, None)
             except PermanentError as refused:
                 assert type(refused).__name__ == PERMANENT_ERROR
-                return "refused", str(refused)
+                return "refused", json.loads(str(refused))
             except TryAgain as again:
-                return "retry", str(again)
+                assert type(again).__name__ == TRY_AGAIN
+                return "retry", json.loads(str(again))
 
         return by_lambda
     app = wsgi_app(action, compensation, persistence=store)
@@ -214,11 +218,28 @@ def test_a_lambda_refusal_is_a_permanent_error_and_a_passing_fault_runs_again() 
         handler(_request(), None)
     assert handler(_request(attempt=2), None)["ticket"] == "T-1"  # not cached as a failure
     airline.refuse = True
-    with pytest.raises(PermanentError, match="no seats left") as refused:
+    with pytest.raises(PermanentError) as refused:
         lambda_handler(airline.book, airline.cancel)(_request(), None)
     assert type(refused.value).__name__ == PERMANENT_ERROR
-    with pytest.raises(PermanentError, match="not a saga-participant/1 request"):
+    assert json.loads(str(refused.value)) == {"type": "NoSeats", "message": "no seats left",
+                                              "details": {"route": "LIS-OPO"}}
+    with pytest.raises(PermanentError) as wrong:
         handler({"execution_id": "ex-1"}, None)
+    assert json.loads(str(wrong.value)) == {
+        "type": "NotThisContract", "message": "not a saga-participant/1 request", "details": {}}
+
+
+def test_the_old_name_refuse_is_a_refusal_of_type_refused() -> None:
+    def full(request: Request) -> dict[str, Any]:
+        raise Refuse("the flight is full")
+
+    with pytest.raises(PermanentError) as refused:
+        lambda_handler(full, Airline().cancel)(_request(), None)
+    assert json.loads(str(refused.value)) == {"type": "Refused", "message": "the flight is full",
+                                              "details": {}}
+    assert isinstance(Refuse("x"), Refusal) and Refuse("x").type == "Refused"
+    status, body = _post(wsgi_app(full, Airline().cancel), json.dumps(_request()).encode())
+    assert status.startswith("422") and body["error"]["type"] == "Refused"
 
 
 def test_the_wsgi_app_answers_each_outcome_with_its_status() -> None:
@@ -227,16 +248,22 @@ def test_the_wsgi_app_answers_each_outcome_with_its_status() -> None:
     assert _post(app, json.dumps(_request()).encode()) == ("200 OK", {"ticket": "T-1",
                                                                        "car": "CAR-7"})
     status, body = _post(app, b"{not json")
-    assert status.startswith("400") and "not JSON" in body["error"]
+    assert status.startswith("400") and body["error"]["type"] == "NotThisContract"
+    assert "not JSON" in body["error"]["message"]
     status, body = _post(app, json.dumps({**_request(), "attempt": 0}).encode())
-    assert status.startswith("400") and "attempt" in body["error"]
+    assert status.startswith("400") and body["error"]["type"] == "NotThisContract"
+    assert "attempt" in body["error"]["message"] and body["error"]["details"] == {
+        "field": "attempt"}
     airline.refuse = True
     status, body = _post(app, json.dumps(_request(step="other")).encode())
-    assert status == "422 Unprocessable Entity" and body == {"error": "no seats left"}
+    assert status == "422 Unprocessable Entity" and body == {"error": {
+        "type": "NoSeats", "message": "no seats left", "details": {"route": "LIS-OPO"}}}
     airline.refuse, airline.flaky = False, 1
-    status, _ = _post(app, json.dumps(_request(step="again")).encode())
-    assert status == "503 Service Unavailable"
-    assert _post(app, b"", method="GET")[0].startswith("405")
+    status, body = _post(app, json.dumps(_request(step="again")).encode())
+    assert status == "503 Service Unavailable" and body == {"error": {
+        "type": "TryAgain", "message": "the reservation system is busy", "details": {}}}
+    status, body = _post(app, b"", method="GET")
+    assert status.startswith("405") and body["error"]["type"] == "MethodNotAllowed"
 
 
 # -- 1. never commit after the deadline ----------------------------------------------------------
@@ -245,8 +272,9 @@ def test_the_wsgi_app_answers_each_outcome_with_its_status() -> None:
 def test_an_action_past_its_deadline_is_not_started_and_is_retryable(front: str) -> None:
     desk = Desk()
     answer = _front(front, desk.book, desk.cancel)
-    kind, message = answer(_request(deadline=_in(-1)))
-    assert kind == "retry" and "deadline" in message and "has passed" in message
+    kind, error = answer(_request(deadline=_in(-1)))
+    assert kind == "retry" and error["type"] == "DeadlinePassed"
+    assert "deadline" in error["message"] and "has passed" in error["message"]
     assert desk.book_calls == 0
     # It left no record: its compensation has nothing to undo.
     assert answer(_unknown()) == ("ok", NOTHING_TO_UNDO) and desk.cancel_calls == 0
@@ -254,9 +282,11 @@ def test_an_action_past_its_deadline_is_not_started_and_is_retryable(front: str)
 
 def test_a_late_lambda_action_raises_deadline_passed_a_retryable_error() -> None:
     desk = Desk()
-    with pytest.raises(DeadlinePassed) as late:
+    with pytest.raises(TryAgain) as late:
         lambda_handler(desk.book, desk.cancel)(_request(deadline=_in(-1)), None)
-    assert isinstance(late.value, TryAgain) and not isinstance(late.value, PermanentError)
+    # Lambda reports it as a TryAgain (retried) whose message says it was the deadline.
+    assert type(late.value).__name__ == TRY_AGAIN and not isinstance(late.value, PermanentError)
+    assert json.loads(str(late.value))["type"] == "DeadlinePassed"
     assert desk.book_calls == 0
 
 
@@ -285,8 +315,8 @@ def test_a_handler_that_checks_after_the_deadline_commits_nothing(front: str) ->
         return {"booking_id": "B-1"}
 
     answer = _front(front, book, Desk().cancel)
-    kind, message = answer(_request(deadline=deadline))
-    assert kind == "retry" and "has passed" in message and committed == []
+    kind, error = answer(_request(deadline=deadline))
+    assert kind == "retry" and "has passed" in error["message"] and committed == []
     assert answer(_unknown()) == ("ok", NOTHING_TO_UNDO)  # the work rolled back: no record
 
 
@@ -296,7 +326,7 @@ def test_an_answer_after_the_deadline_is_returned_but_logged_and_still_undone(
     deadline = _in(0.2)
     desk = Desk(hold_past=deadline)
     answer = _front(front, desk.book, desk.cancel)
-    with caplog.at_level(logging.WARNING, logger="chalicelib.participant"):
+    with caplog.at_level(logging.WARNING, logger="saga_participant"):
         assert answer(_request(deadline=deadline)) == ("ok", {"booking_id": "B-1"})
     assert any("after its deadline" in r.getMessage() for r in caplog.records)
     # The orchestrator took the late answer for an unknown outcome: the action was received,
@@ -348,8 +378,9 @@ def test_a_compensation_waits_for_an_action_in_progress_before_its_deadline(fron
     action.start()
     try:
         assert desk.started.wait(5)
-        kind, message = answer(_unknown())
-        assert kind == "retry" and "still being worked on" in message
+        kind, error = answer(_unknown())
+        assert kind == "retry" and "still being worked on" in error["message"]
+        assert error["type"] == "ActionInProgress"
         assert desk.cancel_calls == 0
     finally:
         release.set()
@@ -365,8 +396,9 @@ def test_an_action_after_its_compensation_is_refused_for_good(front: str) -> Non
     desk = Desk()
     answer = _front(front, desk.book, desk.cancel)
     assert answer(_unknown()) == ("ok", NOTHING_TO_UNDO)
-    kind, message = answer(_request())
-    assert kind == "refused" and "already been compensated" in message
+    kind, error = answer(_request())
+    assert kind == "refused" and "already been compensated" in error["message"]
+    assert error["type"] == "AlreadyCompensated"
     assert desk.book_calls == 0 and desk.bookings == {}
     # A redelivery of an action that did run, after its compensation, is refused too.
     assert answer(_request(step="hotel"))[0] == "ok"

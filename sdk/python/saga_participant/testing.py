@@ -1,0 +1,128 @@
+"""A pytest plugin (registered as `saga_participant.testing` through the `pytest11` entry
+point): serve participants in-process and point sagas at them on the local stack.
+
+    def test_a_declined_card_releases_the_stock(participant_server, saga_api):
+        stock = participant_server(reserve, release)     # http://127.0.0.1:<free port>
+        cards = participant_server(charge, refund)
+        saga_api.create_saga(order_saga(stock, cards))
+        done = saga_api.run("order", {"card": "4000-0000-0000-0002"})
+        assert done["status"] == "COMPENSATED"
+        assert [r["phase"] for r in stock.requests] == ["action", "compensation"]
+
+`participant_server(action, compensation)` serves `wsgi_app(action, compensation)` on
+127.0.0.1, on a free port, from a thread, until the test ends; it returns the URL (a `str`,
+with `.requests`: the JSON bodies it was sent, in order). `participant_server(app=...)` serves
+any WSGI app. `saga_api` is a `SagaApi` (`saga_participant.client`) for $SAGA_API, else
+http://127.0.0.1:8000 (`make run`): `url`, `create_saga`, `execute`, `wait`, `run`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socketserver
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any, Callable, Optional
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import pytest
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
+from saga_participant.client import SagaApi
+from saga_participant.participant import Work, WsgiApp, wsgi_app
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # one line per request: none
+        pass
+
+
+class ServedParticipant(str):
+    """The URL of a served participant; `requests` holds the JSON bodies it was sent."""
+
+    requests: list[Any]
+
+
+class ParticipantServer:
+    """One WSGI app served on host:port (0: a free one) from a thread."""
+
+    def __init__(self, app: WsgiApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.requests: list[Any] = []
+        self._lock = threading.Lock()
+        self._server = make_server(host, port, self._recording(app),
+                                   server_class=_ThreadingServer, handler_class=_QuietHandler)
+        self.url = f"http://{host}:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        name=f"participant {self.url}", daemon=True)
+
+    def _recording(self, app: WsgiApp) -> WsgiApp:
+        def recording(environ: dict[str, Any],
+                      start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if environ.get("REQUEST_METHOD") == "POST":
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = environ["wsgi.input"].read(length)
+                try:
+                    seen: Any = json.loads(body)
+                except ValueError:
+                    seen = body
+                with self._lock:
+                    self.requests.append(seen)
+                environ["wsgi.input"] = io.BytesIO(body)
+            return app(environ, start_response)
+
+        return recording
+
+    def start(self) -> ParticipantServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+
+ServeParticipant = Callable[..., ServedParticipant]
+
+
+@pytest.fixture
+def participant_server() -> Iterator[ServeParticipant]:
+    """A factory: `participant_server(action, compensation, persistence=None)` or
+    `participant_server(app=wsgi_app)` serves it on 127.0.0.1 (a free port) until the test
+    ends, and returns its URL (with `.requests`)."""
+    servers: list[ParticipantServer] = []
+
+    def serve(action: Optional[Work] = None, compensation: Optional[Work] = None, *,
+              app: Optional[WsgiApp] = None,
+              persistence: Optional[BasePersistenceLayer] = None,
+              host: str = "127.0.0.1", port: int = 0) -> ServedParticipant:
+        if app is None:
+            if action is None or compensation is None:
+                raise TypeError("participant_server needs an action and a compensation, "
+                                "or app=")
+            app = wsgi_app(action, compensation, persistence=persistence)
+        elif action is not None or compensation is not None:
+            raise TypeError("participant_server takes an action and a compensation, or app=, "
+                            "not both")
+        server = ParticipantServer(app, host, port).start()
+        servers.append(server)
+        url = ServedParticipant(server.url)
+        url.requests = server.requests
+        return url
+
+    yield serve
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def saga_api() -> SagaApi:
+    """The orchestrator's API ($SAGA_API, else http://127.0.0.1:8000): a `SagaApi`."""
+    return SagaApi()
