@@ -10,7 +10,8 @@ from __future__ import annotations
 import gc
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -40,6 +41,7 @@ from chalicelib.adapters.mysql import connector as mysql
 from chalicelib.config import Settings, load_settings
 from infra.stack.paths import StackPaths
 from infra.stack.supervisor import Supervisor
+from tests.support import sdk_venvs as sdk_venvs_support
 
 # The participant SDK's fixtures (participant_server, saga_api): its pytest11 entry point registers
 # them when it is installed (make venv); named here as well for a run that finds the SDK on
@@ -96,3 +98,22 @@ def local_stack(settings: Settings) -> Iterator[Supervisor]:
 def unique() -> str:
     """A short unique suffix for names that must not collide between tests or runs."""
     return uuid.uuid4().hex[:10]
+
+
+# -- the participant SDK in fresh venvs (tests/support/sdk_venvs.py), made on first use -------
+
+@pytest.fixture(scope="session")
+def sdk_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sdk_venvs_support.sdk_source(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def sdk_wheel(tmp_path_factory: pytest.TempPathFactory, sdk_source: Path) -> Path:
+    return sdk_venvs_support.sdk_wheel(tmp_path_factory, sdk_source)
+
+
+@pytest.fixture(scope="session")
+def sdk_venvs(tmp_path_factory: pytest.TempPathFactory, sdk_source: Path,
+              sdk_wheel: Path) -> Callable[[str], Path]:
+    return sdk_venvs_support.sdk_venvs(tmp_path_factory, sdk_source, sdk_wheel)
+

@@ -168,9 +168,14 @@ def test_a_refused_flight_undoes_hotel_then_car_each_with_its_own_result_and_the
         assert cancel["action_result"] == results[name]
         assert cancel["action_error"] is None
         assert cancel["reason"]["step_id"] == "flight"
-        assert cancel["reason"]["type"] == "PermanentError"
+        # The airline's own error type (a Lambda's Refusal("FlightFull", ...)), not the
+        # name the machines know it by.
+        assert cancel["reason"]["type"] == "FlightFull"
         assert "LIS-OPO is full" in cancel["reason"]["message"]
     assert services["hotel"].module.ROOMS.cancelled[-1] == results["hotel"]["booking_id"]
+    flight = next(s for s in undone["steps"] if s["step_id"] == "flight")
+    assert flight["error"]["type"] == "FlightFull" and undone["error"]["type"] == "FlightFull"
+    assert [a["error_type"] for a in flight["attempts"]] == ["FlightFull"]  # never retried
     assert services["car"].module.CARS.cancelled[-1] == results["car"]["booking_id"]
     # Undone in reverse order: the hotel's cancellation reached its service first.
     steps = {s["step_id"]: s for s in undone["steps"]}
