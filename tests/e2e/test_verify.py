@@ -9,7 +9,7 @@ import subprocess
 import sys
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,11 @@ def test_every_failure_point_of_the_order_fulfilment_shape_passes(api: Served,
 
 
 def test_a_compensation_that_undoes_nothing_is_found_by_the_check_hook(
-        api: Served, tmp_path: Path) -> None:
+        api: Served, saga_verify: Callable[..., list[dict[str, Any]]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the SDK's pytest plugin (`saga_verify`), as a team's own CI would run it."""
+    monkeypatch.setenv("SAGA_CLI", f"{sys.executable} -m infra.cli")
+    monkeypatch.setenv("SAGA_API", api.base)
     with state_participant() as participant:
         def step(step_id: str, order: int, undo: str = "/undo") -> dict[str, Any]:
             return {"id": f"{step_id}-{step_id}", "name": f"Step {step_id}",
@@ -80,18 +84,17 @@ def test_a_compensation_that_undoes_nothing_is_found_by_the_check_hook(
                     "compensation": f"{participant.url}{undo}", "max_retries": 0,
                     "timeout": "2s"}
 
+        # (step ids a-a, b-b, c-c: ids are at least two characters)
         saga_id = _create(api, {
             "id": f"verify-broken-{uuid.uuid4().hex[:6]}", "name": "Broken undo",
             "version": "1.0.0", "description": "its second step's compensation does nothing",
             "steps": [step("a", 1), step("b", 2, "/undo-nothing"), step("c", 3)]})
-        # (step ids: a-a, b-b, c-c: ids are at least two characters)
         check = f"{sys.executable} -m tests.support.verify_check {participant.url}"
-        code, output, suite = _verify(api, saga_id, tmp_path, "--check", check,
-                                      "--case", "fails for good")
-    assert code == 1, output
-    failed = {case.get("name"): case.find("failure") for case in suite}
+        results = {r["case"]: r for r in saga_verify(saga_id, check=check,
+                                                     cases=["fails for good"],
+                                                     expect_failures=True)}
     # Where b took effect and was "compensated": the hook sees it was not undone.
-    assert failed["c-c fails for good"] is not None
-    assert "not undone by the participant: b-b" in (failed["c-c fails for good"].text or "")
+    assert not results["c-c fails for good"]["passed"]
+    assert "not undone by the participant: b-b" in results["c-c fails for good"]["problems"][0]
     # Where b never ran or failed for good, nothing of it needed undoing: those pass.
-    assert failed["a-a fails for good"] is None and failed["b-b fails for good"] is None
+    assert results["a-a fails for good"]["passed"] and results["b-b fails for good"]["passed"]

@@ -14,6 +14,9 @@ point): serve participants in-process and point sagas at them on the local stack
 with `.requests`: the JSON bodies it was sent, in order). `participant_server(app=...)` serves
 any WSGI app. `saga_api` is a `SagaApi` (`saga_participant.client`) for $SAGA_API, else
 http://127.0.0.1:8000 (`make run`): `url`, `create_saga`, `execute`, `wait`, `run`.
+`saga_verify(saga_id, check=...)` runs `saga verify` (every failure point of the saga, each
+compensation path checked; the orchestrator's CLI, $SAGA_CLI or `saga`) and fails the test
+with the cases that fail.
 """
 
 from __future__ import annotations
@@ -126,3 +129,55 @@ def participant_server() -> Iterator[ServeParticipant]:
 def saga_api() -> SagaApi:
     """The orchestrator's API ($SAGA_API, else http://127.0.0.1:8000): a `SagaApi`."""
     return SagaApi()
+
+
+class VerifyFailed(AssertionError):
+    """`saga verify` found cases that fail: each listed with its problems."""
+
+
+def run_verify(saga_id: str, *, api: str, saga_input: Optional[str] = None,
+               check: Optional[str] = None, cases: Iterable[str] = (),
+               cli: Optional[str] = None, timeout_s: float = 1800) -> list[dict[str, Any]]:
+    """`saga verify SAGA --json` (the orchestrator's CLI: $SAGA_CLI, else `saga` on the PATH):
+    one run per failure point of the saga on the local stack; returns each case's result
+    ({case, execution_id, status, passed, problems})."""
+    import os
+    import shlex
+    import subprocess
+
+    command = shlex.split(cli or os.environ.get("SAGA_CLI", "saga"))
+    command += ["verify", saga_id, "--json", "--api", api]
+    if saga_input is not None:
+        command += ["--input", saga_input]
+    if check is not None:
+        command += ["--check", check]
+    for case in cases:
+        command += ["--case", case]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
+                          check=False)
+    try:
+        results = json.loads(done.stdout)
+    except ValueError:
+        raise RuntimeError(f"saga verify gave no results (exit {done.returncode}): "
+                           f"{(done.stdout + done.stderr)[-2000:]}") from None
+    return list(results)
+
+
+@pytest.fixture
+def saga_verify(saga_api: SagaApi) -> Callable[..., list[dict[str, Any]]]:
+    """`saga_verify(saga_id, input=FILE, check=CMD, cases=[...], expect_failures=False)`:
+    runs `saga verify` against `saga_api` and, unless failures are expected, fails the test
+    with every failing case and its problems; returns the results either way."""
+
+    def verify(saga_id: str, *, input: Optional[str] = None, check: Optional[str] = None,
+               cases: Iterable[str] = (), expect_failures: bool = False,
+               cli: Optional[str] = None) -> list[dict[str, Any]]:
+        results = run_verify(saga_id, api=saga_api.url, saga_input=input, check=check,
+                             cases=cases, cli=cli)
+        failed = [r for r in results if not r["passed"]]
+        if failed and not expect_failures:
+            raise VerifyFailed("\n".join(f"{r['case']}: {'; '.join(r['problems'])}"
+                                         for r in failed))
+        return results
+
+    return verify
