@@ -74,17 +74,20 @@ def plan(steps: Sequence[Step], *, retriable_max_attempts: int,
                     then=(("retry-forward", "COMPLETED"),), groups=order))
                 continue
             before = {s.id for g in groups[:index] for s in g} & compensated
+            # A sibling in a parallel group may not have started when this step failed (no
+            # attempt starts once a step of the execution failed for good): undone if it ran.
             siblings = {s.id for s in group if s.id != step.id} & compensated
-            did_nothing = before | siblings
+            ending = "COMPENSATED" if before else "FAILED"
             cases.append(Case(f"{step.id} fails for good", [_fault(step.id, permanent=True)],
-                              "COMPENSATED" if did_nothing else "FAILED",
-                              frozenset(did_nothing), groups=order))
+                              ending, frozenset(before), groups=order,
+                              maybe_undone=frozenset(siblings),
+                              instead=None if before or not siblings else "COMPENSATED"))
             cases.append(Case(f"{step.id} times out",
                               [_fault(step.id, times=0, delay=_past_timeout(
                                   step, task_timeout_margin_s))],
-                              "COMPENSATED", frozenset(did_nothing), groups=order,
-                              maybe_undone=frozenset({step.id} & compensated),
-                              instead=None if did_nothing else "FAILED"))
+                              "COMPENSATED", frozenset(before), groups=order,
+                              maybe_undone=frozenset(({step.id} | siblings) & compensated),
+                              instead=None if before else "FAILED"))
     cases += _compensation_cases(groups, pivot, compensated, order)
     return cases, skipped
 

@@ -165,14 +165,15 @@ def run_verify(saga_id: str, *, api: str, saga_input: Optional[str] = None,
 
 @pytest.fixture
 def saga_verify(saga_api: SagaApi) -> Callable[..., list[dict[str, Any]]]:
-    """`saga_verify(saga_id, input=FILE, check=CMD, cases=[...], expect_failures=False)`:
-    runs `saga verify` against `saga_api` and, unless failures are expected, fails the test
-    with every failing case and its problems; returns the results either way."""
+    """`saga_verify(saga_id, input=FILE, check=CMD, cases=[...], expect_failures=False,
+    api=URL)`: runs `saga verify` against `saga_api` (or `api`) and, unless failures are
+    expected, fails the test with every failing case and its problems; returns the results
+    either way."""
 
     def verify(saga_id: str, *, input: Optional[str] = None, check: Optional[str] = None,
                cases: Iterable[str] = (), expect_failures: bool = False,
-               cli: Optional[str] = None) -> list[dict[str, Any]]:
-        results = run_verify(saga_id, api=saga_api.url, saga_input=input, check=check,
+               cli: Optional[str] = None, api: Optional[str] = None) -> list[dict[str, Any]]:
+        results = run_verify(saga_id, api=api or saga_api.url, saga_input=input, check=check,
                              cases=cases, cli=cli)
         failed = [r for r in results if not r["passed"]]
         if failed and not expect_failures:
