@@ -6,12 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.adapters.mysql.executions import naive_utc
 from chalicelib.domain.callbacks import Callback, CallbackState
 from chalicelib.domain.step_context import Cursor
-
-
-def _naive(at: datetime) -> datetime:
-    return at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)
 
 
 def _aware(at: datetime | None) -> datetime | None:
@@ -24,7 +21,7 @@ def insert(cur: Cursor, callback: Callback) -> None:
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (callback.id, callback.secret_sha256, callback.execution_id, callback.step_id,
                  callback.attempt, callback.task_token, callback.heartbeat_s,
-                 _naive(callback.created_at), _naive(callback.expires_at),
+                 naive_utc(callback.created_at), naive_utc(callback.expires_at),
                  callback.state.value))
 
 
@@ -43,7 +40,7 @@ def lock(cur: Cursor, callback_id: str) -> Callback | None:
 def close(cur: Cursor, callback_id: str, state: CallbackState, *, at: datetime,
           by: str | None) -> None:
     cur.execute("UPDATE step_callbacks SET state = %s, closed_at = %s, closed_by = %s "
-                "WHERE id = %s", (state.value, _naive(at), by, callback_id))
+                "WHERE id = %s", (state.value, naive_utc(at), by, callback_id))
 
 
 def _callback(row: dict[str, Any]) -> Callback:
