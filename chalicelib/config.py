@@ -22,6 +22,8 @@ from chalicelib.durations import parse_duration_ms
 # them.
 # saga.max_result_bytes: the largest result a step may return.
 DEFAULT_MAX_RESULT_BYTES = 64 * 1024
+# saga.max_fanout_items: the most items one fan-out step runs.
+DEFAULT_MAX_FANOUT_ITEMS = 100
 # saga.retriable_max_attempts.
 DEFAULT_RETRIABLE_MAX_ATTEMPTS = 5
 # saga.max_wait: the longest a callback step may wait, or a timer run, by default; a Standard
@@ -181,6 +183,15 @@ class SagaSettings(_Section):
     # The longest a callback step may wait for its completion (its timeout), and a timer step
     # run: a duration, at most a year (a Standard state machine's limit).
     max_wait: str = DEFAULT_MAX_WAIT
+    # A fan-out step (for_each) runs once per item of a list, at most this many items: an
+    # execute whose input holds a longer list is refused (400), a longer list from an earlier
+    # step's result fails the step. Each item's result may take max_result_bytes, but no more
+    # than an even share of one event (Kafka's 1 MiB less the envelope), so the fan-out's
+    # result {"items": [...]} always fits in its event.
+    max_fanout_items: int = Field(default=DEFAULT_MAX_FANOUT_ITEMS, ge=1, le=1000)
+    # Items of one fan-out that run at once, at most (a step's max_concurrency may be lower;
+    # Step Functions' inline Map runs at most 40 iterations at a time).
+    max_fanout_concurrency: int = Field(default=40, ge=1, le=40)
     # DescribeExecution calls one reconciler run may spend (AWS: a bucket of 300, 15/s).
     reconcile_describe_budget: int = Field(default=100, ge=1, le=300)
     # Inputs the built-in (demo) actions fall back on when an execution gives none, so the

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from chalicelib.domain.fanout import item_run_id
 from chalicelib.domain.lifecycle import (
     FAILED_FOR_GOOD,
     NEVER_DONE,
@@ -52,6 +53,18 @@ class StepRequest(BaseModel):
     task_token: str | None = Field(default=None, min_length=1, max_length=8192)
     # A timer step's Tasks: set it ("start") or record that it fired ("fired").
     timer: Literal["start", "fired"] | None = None
+    # A fan-out's recorder Tasks: start its items, gather them, list the items to undo, end
+    # their undo (chalicelib.usecases.steps.fanouts).
+    fanout: Literal["expand", "gather", "undo-items", "undone"] | None = None
+    # An item of a fan-out (its Map iteration's): the attempt runs the item's own run,
+    # "<step id>[<index>]", which step_id becomes.
+    item: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _item_run(self) -> StepRequest:
+        if self.item is not None and "[" not in self.step_id:
+            self.step_id = item_run_id(self.step_id, self.item)
+        return self
 
 
 class Verdict(StrEnum):
@@ -77,7 +90,7 @@ def decide(request: StepRequest, step: StepStatus, execution: ExecutionStatus, *
     start a new attempt; a group's other steps finish the attempt they are in, but start no
     other (the run is about to compensate, or to park)."""
     if request.phase is Phase.ACTION:
-        if step is StepStatus.SUCCEEDED:
+        if step in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
             return Decision(Verdict.DUPLICATE)
         if step in UNDOING:
             return Decision(Verdict.ABORT, "was compensated before it could run")

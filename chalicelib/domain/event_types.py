@@ -26,6 +26,13 @@ STEP_WAITING = "saga.step.waiting"
 STEP_HEARTBEAT = "saga.step.heartbeat"
 STEP_CALLBACK_RECEIVED = "saga.step.callback_received"
 STEP_TIMER_FIRED = "saga.step.timer_fired"
+# A step's `when` condition was false: it is SKIPPED (never run, never undone); the event
+# carries the condition, its value and the values it read.
+STEP_SKIPPED = "saga.step.skipped"
+# A fan-out step started its items: how many, at most how many at once, how many may fail.
+# Each item then reports as a step of its own ("<step id>[<index>]"; its record's "item" says
+# which), and the step's saga.step.succeeded carries {"items": [...]}.
+STEP_FANNED_OUT = "saga.step.fanned_out"
 COMPENSATION_STARTED = "saga.compensation.started"
 STEP_COMPENSATED = "saga.step.compensated"
 STEP_COMPENSATION_FAILED = "saga.step.compensation_failed"

@@ -33,9 +33,11 @@ from chalicelib.domain.event_types import (
     STEP_COMPENSATED,
     STEP_COMPENSATION_FAILED,
     STEP_FAILED,
+    STEP_FANNED_OUT,
     STEP_HEARTBEAT,
     STEP_OUTCOME_UNKNOWN,
     STEP_RETRIED,
+    STEP_SKIPPED,
     STEP_STARTED,
     STEP_SUCCEEDED,
     STEP_TIMER_FIRED,
@@ -273,6 +275,23 @@ def step_timer_fired(*, saga_id: str, step_id: str, attempt: int,
                                     "attempt": attempt, "phase": _ACTION, "step": dict(step)})
 
 
+def step_skipped(*, saga_id: str, step_id: str, at: datetime, condition: Mapping[str, Any],
+                 step: Mapping[str, Any]) -> Event:
+    """A step's `when` condition was false: condition holds its text ("when"), its value and
+    the values it read ("operands"); step: its record (status SKIPPED). No attempt ran."""
+    return Event(STEP_SKIPPED, {"saga_id": saga_id, "step_id": step_id, "attempt": 0,
+                                "phase": _ACTION, "started_at": _iso(at),
+                                "condition": dict(condition), "step": dict(step)})
+
+
+def step_fanned_out(*, saga_id: str, step_id: str, at: datetime, plan: Mapping[str, Any],
+                    step: Mapping[str, Any]) -> Event:
+    """A fan-out started its items: plan is {"items", "max_concurrency", "tolerated"}."""
+    return Event(STEP_FANNED_OUT, {"saga_id": saga_id, "step_id": step_id, "attempt": 0,
+                                   "phase": _ACTION, "started_at": _iso(at),
+                                   "fanout": dict(plan), "step": dict(step)})
+
+
 def step_compensated(attempt: StepAttempt, *, result: Any, step: Mapping[str, Any]) -> Event:
     return Event(STEP_COMPENSATED, {**attempt.data(), "result": result, "step": dict(step)})
 
@@ -297,13 +316,17 @@ def step_retried(attempt: StepAttempt, *, error: Mapping[str, Any], outcome: str
 
 
 def step_failed(attempt: StepAttempt, *, error: Mapping[str, Any], outcome: str,
-                step: Mapping[str, Any], execution_error: dict[str, Any]) -> Event:
+                step: Mapping[str, Any],
+                execution_error: dict[str, Any] | Maybe = ABSENT) -> Event:
+    """execution_error: why the execution will not complete (absent for a fan-out's item:
+    its step decides once its items have ended)."""
     return _attempt_failed(STEP_FAILED, attempt, error=error, outcome=outcome, step=step,
                            execution_error=execution_error)
 
 
 def step_outcome_unknown(attempt: StepAttempt, *, error: Mapping[str, Any], outcome: str,
-                         step: Mapping[str, Any], execution_error: dict[str, Any],
+                         step: Mapping[str, Any],
+                         execution_error: dict[str, Any] | Maybe = ABSENT,
                          result: Any = ABSENT) -> Event:
     return _attempt_failed(STEP_OUTCOME_UNKNOWN, attempt, error=error, outcome=outcome,
                            step=step, result=result, execution_error=execution_error)

@@ -203,6 +203,12 @@ class StepRun(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     # A callback or timer step's wait (None for the other kinds, and before it starts).
     waiting: Waiting | None = None
+    # A conditional step's `when` as evaluated: {"when", "value", "operands"}.
+    condition: dict[str, Any] | None = None
+    # A fan-out step's items as they started ({"items", "max_concurrency", "tolerated"}).
+    fanout: dict[str, Any] | None = None
+    # An item of a fan-out (its run is "<step id>[<index>]"): {"of": step id, "index": n}.
+    item: dict[str, Any] | None = None
     # Action attempts before the current round (a retry forward starts one): bookkeeping of
     # the write model, not shown.
     retry_base: int = Field(default=0, exclude=True)

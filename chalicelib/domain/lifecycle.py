@@ -46,6 +46,8 @@ class StepStatus(StrEnum):
     # A callback step whose participant took the call and will complete it later, or a timer
     # running: the engine waits (no compute is spent) until it is completed or times out.
     WAITING = "WAITING"
+    # Its `when` condition was false when its turn came: it never ran, and is never undone.
+    SKIPPED = "SKIPPED"
 
 
 class StepKind(StrEnum):
@@ -218,13 +220,13 @@ _T = StepStatus
 # A step being undone, undone, or whose undoing failed: its action must not run any more.
 UNDOING: frozenset[StepStatus] = frozenset({_T.COMPENSATING, _T.COMPENSATED,
                                             _T.COMPENSATION_FAILED})
-# Steps with nothing to undo: their action failed (rolled back) or never started. A step whose
-# outcome is unknown is not among them: it may have done its work.
-NEVER_DONE: frozenset[StepStatus] = frozenset({_T.PENDING, _T.FAILED})
-# A step whose action failed for good did nothing (an attempt's work is atomic): no undo ever
-# runs for it. A PENDING or RUNNING one in a forward run's undo may be a timed-out attempt
-# still at work, so only the compensation-only machine skips those.
-FAILED_FOR_GOOD: frozenset[StepStatus] = frozenset({_T.FAILED})
+# Steps with nothing to undo: their action failed (rolled back), never started, or was skipped
+# by its condition. A step whose outcome is unknown is not among them: it may have done its work.
+NEVER_DONE: frozenset[StepStatus] = frozenset({_T.PENDING, _T.FAILED, _T.SKIPPED})
+# A step whose action failed for good did nothing (an attempt's work is atomic), and a skipped
+# one never ran: no undo ever runs for them. A PENDING or RUNNING one in a forward run's undo
+# may be a timed-out attempt still at work, so only the compensation-only machine skips those.
+FAILED_FOR_GOOD: frozenset[StepStatus] = frozenset({_T.FAILED, _T.SKIPPED})
 # Steps whose effect may still stand (the reconciler's "a person must look").
 TOOK_EFFECT: frozenset[StepStatus] = frozenset({_T.SUCCEEDED, _T.COMPENSATION_FAILED,
                                                _T.OUTCOME_UNKNOWN, _T.WAITING})
@@ -297,6 +299,8 @@ PHASE_OF_EVENT: dict[str, Phase] = {
     event_types.STEP_HEARTBEAT: Phase.ACTION,
     event_types.STEP_CALLBACK_RECEIVED: Phase.ACTION,
     event_types.STEP_TIMER_FIRED: Phase.ACTION,
+    event_types.STEP_SKIPPED: Phase.ACTION,
+    event_types.STEP_FANNED_OUT: Phase.ACTION,
     event_types.STEP_COMPENSATED: Phase.COMPENSATION,
     event_types.STEP_COMPENSATION_FAILED: Phase.COMPENSATION,
 }
@@ -335,6 +339,14 @@ CALLBACK_FAILED = "Saga.CallbackFailed"
 # Raised by a callback's Lambda when its callback was completed (succeeded) while its call was
 # still out: the step has succeeded, and the machine's Catch takes it as the Task's success.
 CALLBACK_COMPLETED = "Saga.CallbackCompleted"
+# A fan-out whose items failed beyond its tolerated_failures: the step's error type, and the
+# machines' name for it (caught like a timeout: its items may have done their work).
+FANOUT_FAILED_TYPE = "FanOutFailed"
+FANOUT_FAILED = "Saga.FanOutFailed"
+# Raised by a callback's Lambda or a timer's recorder when the step's `when` condition is
+# false: the step is recorded SKIPPED and the machine's Catch moves on to the next state (a
+# plain Task's skip is simply its success).
+STEP_SKIPPED = "Saga.StepSkipped"
 CALLBACK_NEVER_RETRIED: tuple[str, ...] = (*NEVER_RETRIED, CALLBACK_FAILED, CALLBACK_COMPLETED)
 CALLBACK_UNDO_ITSELF: tuple[str, ...] = (*UNDO_ITSELF, HEARTBEAT_TIMEOUT)
 # Lambda's own throttling and service errors: the step never ran (or its outcome is recorded

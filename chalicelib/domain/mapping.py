@@ -5,11 +5,18 @@ A mapping is a JSON object whose values are literals or references (strings star
 
 - `$.input` or `$.input.<path>`: the execution's input, or a field of it;
 - `$.results.<step id>` or `$.results.<step id>.<path>`: what an earlier step returned;
-- `$.execution.id`: the execution's id.
+- `$.execution.id`: the execution's id;
+- `$.item` or `$.item.<path>`: in a fan-out step's input only, the list's element its item
+  works on.
 
 A path is field names separated by dots, each optionally followed by list indexes (`items[0]`).
 Values nest: an object or a list inside a mapping is mapped value by value. A string that
 starts with "$$." stands for the literal text after the first "$".
+
+A step whose `when` condition was false (SKIPPED) has no result, and a reference to it (or to
+a field below it) is absent rather than an error: an object's field whose value is such a
+reference is left out, a list's element becomes null. Any other reference whose value is absent
+is an error (MappingError), as a step that should have run and did not is a fault.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import Any
 
 _SEGMENT = re.compile(r"([A-Za-z0-9_\-]+)((?:\[\d+\])*)$")
 _INDEX = re.compile(r"\[(\d+)\]")
-ROOTS = ("input", "results", "execution")
+ROOTS = ("input", "results", "execution", "item")
 
 
 class MappingError(ValueError):
@@ -30,7 +37,7 @@ class MappingError(ValueError):
 
 @dataclass(frozen=True)
 class Reference:
-    root: str  # "input", "results" or "execution"
+    root: str  # "input", "results", "execution" or "item"
     step_id: str | None  # for $.results.<step id>
     path: tuple[str | int, ...]  # field names and list indexes below the root (or step)
     text: str
@@ -63,8 +70,10 @@ def parse_reference(text: str) -> Reference:
         if rest != ("id",):
             raise MappingError(f"{text!r}: only $.execution.id is available")
         return Reference("execution", None, rest, text)
-    raise MappingError(f"{text!r}: a reference starts with $.input, $.results.<step id> or "
-                       "$.execution.id")
+    if root == "item":
+        return Reference("item", None, rest, text)
+    raise MappingError(f"{text!r}: a reference starts with $.input, $.results.<step id>, "
+                       "$.execution.id or (in a fan-out step's input) $.item")
 
 
 def references(mapping: Any, where: str = "") -> Iterator[tuple[str, str]]:
@@ -80,6 +89,9 @@ def references(mapping: Any, where: str = "") -> Iterator[tuple[str, str]]:
             yield from references(value, f"{where}[{index}]")
 
 
+NO_ITEM: Any = type("NoItem", (), {"__repr__": lambda self: "NO_ITEM"})()
+
+
 @dataclass(frozen=True)
 class Scope:
     """What a mapping is resolved against, when a step runs or an execution completes."""
@@ -87,21 +99,35 @@ class Scope:
     execution_id: str
     input: Mapping[str, Any]
     results: Mapping[str, Any]
+    # Steps skipped by their condition: references to their results are absent.
+    skipped: frozenset[str] = frozenset()
+    # A fan-out item's element ($.item); NO_ITEM outside a fan-out's item.
+    item: Any = NO_ITEM
 
 
 def resolve(mapping: Any, scope: Scope) -> Any:
     """The mapping with every reference replaced by its value; MappingError naming the first
     reference whose value is absent."""
+    value = _resolve(mapping, scope)
+    return None if value is _SKIPPED else value
+
+
+def _resolve(mapping: Any, scope: Scope) -> Any:
     if isinstance(mapping, str):
         if mapping.startswith("$$."):
             return mapping[1:]
         if mapping.startswith("$."):
-            return _value(parse_reference(mapping), scope)
+            reference = parse_reference(mapping)
+            if reference.step_id is not None and reference.step_id in scope.skipped:
+                return _SKIPPED
+            return _value(reference, scope)
         return mapping
     if isinstance(mapping, Mapping):
-        return {key: resolve(value, scope) for key, value in mapping.items()}
+        resolved = {key: _resolve(value, scope) for key, value in mapping.items()}
+        return {key: value for key, value in resolved.items() if value is not _SKIPPED}
     if isinstance(mapping, list):
-        return [resolve(value, scope) for value in mapping]
+        return [None if (value := _resolve(item, scope)) is _SKIPPED else value
+                for item in mapping]
     return mapping
 
 
@@ -110,7 +136,10 @@ def unresolved(mapping: Any, scope: Scope) -> tuple[str, str, str] | None:
     order `resolve` meets them; None if every one resolves."""
     for where, text in references(mapping):
         try:
-            _value(parse_reference(text), scope)
+            reference = parse_reference(text)
+            if reference.step_id is not None and reference.step_id in scope.skipped:
+                continue
+            _value(reference, scope)
         except MappingError as error:
             return where, text, str(error)
     return None
@@ -119,8 +148,12 @@ def unresolved(mapping: Any, scope: Scope) -> tuple[str, str, str] | None:
 def _value(reference: Reference, scope: Scope) -> Any:
     if reference.root == "execution":
         return scope.execution_id
-    if reference.root == "input":
-        node: Any = scope.input
+    if reference.root == "item":
+        if scope.item is NO_ITEM:
+            raise MappingError(f"{reference}: only a fan-out step's input has an item")
+        node: Any = scope.item
+    elif reference.root == "input":
+        node = scope.input
     else:
         assert reference.step_id is not None
         if reference.step_id not in scope.results:
@@ -136,6 +169,7 @@ def _value(reference: Reference, scope: Scope) -> Any:
 
 
 _ABSENT = object()
+_SKIPPED = object()  # a reference to a skipped step's result: left out of its object
 
 
 def _child(node: Any, key: str | int) -> Any:

@@ -54,6 +54,15 @@ class StepDefinition(_Model):
     # unless a heartbeat arrives at least this often.
     call_timeout: str | None = None
     heartbeat: str | None = None
+    # Runs only if this condition over the saga input and earlier results is true
+    # (chalicelib/domain/conditions.py); otherwise the step is SKIPPED. Never on the pivot.
+    when: str | None = None
+    # A fan-out: runs once per item of the list this reference names ("$.input.lines"), at
+    # most max_concurrency at once; tolerated_failures items (a count, or a percentage such
+    # as "10%") may fail for good before the step does.
+    for_each: str | None = None
+    max_concurrency: int | None = None
+    tolerated_failures: int | str | None = None
 
 
 class SagaDefinition(_Model):
@@ -100,6 +109,17 @@ class Step(BaseModel):
     until: str | None = None
     call_timeout: str | None = None
     heartbeat: str | None = None
+    when: str | None = None
+    for_each: str | None = None
+    max_concurrency: int | None = None
+    tolerated_failures: int | str | None = None
+    # An item of a fan-out, as the step runtime runs it: its index (the step's id is then the
+    # item's run, "<step id>[<index>]").
+    item_index: int | None = None
+
+    @property
+    def fans_out(self) -> bool:
+        return self.for_each is not None and self.item_index is None
 
     @property
     def call_timeout_text(self) -> str:
@@ -138,7 +158,10 @@ class Step(BaseModel):
                                 else definition.max_retries),
                    timeout=definition.timeout or DEFAULT_TIMEOUT, active=definition.active,
                    name=definition.name, type=definition.type, config=definition.config,
-                   input=definition.input)
+                   input=definition.input, when=definition.when,
+                   for_each=definition.for_each,
+                   max_concurrency=definition.max_concurrency,
+                   tolerated_failures=definition.tolerated_failures)
 
 
 class StoredSaga(BaseModel):

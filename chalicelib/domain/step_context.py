@@ -55,6 +55,8 @@ class StepContext:
     reason: Mapping[str, Any] | None = None
     # A callback step's action: the callback's id, links and deadline (contract.CallbackInfo).
     callback: Mapping[str, Any] | None = None
+    # A fan-out's item: {"step_id": its step, "index": n, "value": the list's element}.
+    item: Mapping[str, Any] | None = None
 
     @property
     def idempotency_key(self) -> str:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from chalicelib.config import DEFAULT_MAX_WAIT
 from chalicelib.domain.action_refs import participant_kind, reference_problem
+from chalicelib.domain.branch_validation import BranchLimits, branch_problems
 from chalicelib.domain.errors import BadRequest, ErrorKind, SagaError
 from chalicelib.domain.lifecycle import (
     DEFAULT_TASK_TIMEOUT_MARGIN_S,
@@ -82,6 +83,8 @@ class ValidationPolicy:
     task_timeout_margin_s: int = DEFAULT_TASK_TIMEOUT_MARGIN_S
     # saga.max_wait: the longest a callback step's timeout (its whole wait) or a timer.
     max_wait_s: int = parse_duration_ms(DEFAULT_MAX_WAIT) // 1000
+    # saga.max_fanout_items and saga.max_fanout_concurrency.
+    branches: BranchLimits = field(default_factory=BranchLimits)
 
     @classmethod
     def from_settings(cls, saga_settings: Any,
@@ -95,6 +98,8 @@ class ValidationPolicy:
             max_steps_per_saga=saga_settings.max_steps_per_saga,
             task_timeout_margin_s=saga_settings.task_timeout_margin_s,
             max_wait_s=saga_settings.max_wait_s,
+            branches=BranchLimits(max_items=saga_settings.max_fanout_items,
+                                  max_concurrency=saga_settings.max_fanout_concurrency),
         )
 
 
@@ -271,6 +276,8 @@ def _invariants(saga: SagaDefinition, policy: ValidationPolicy) -> list[Violatio
     found += _unstorable_keys("output", saga.output)
     found += _duplicates("id", [step.id for step in saga.steps])
     found += _shape(saga)
+    found += [Violation(p.field, p.rule, p.message, p.value)
+              for p in branch_problems(saga, policy.branches)]
     return found
 
 

@@ -116,7 +116,8 @@ class Container(Parts):
             options=CompileOptions(retry_enabled=settings.saga.retry_enabled,
                                    compensation_enabled=settings.saga.compensation_enabled,
                                    retriable_max_attempts=settings.saga.retriable_max_attempts,
-                                   task_timeout_margin_s=settings.saga.task_timeout_margin_s))
+                                   task_timeout_margin_s=settings.saga.task_timeout_margin_s,
+                                   max_fanout_concurrency=settings.saga.max_fanout_concurrency))
 
     @part
     def token_verifier(self) -> TokenVerifier:
@@ -145,7 +146,8 @@ class Container(Parts):
             MySQLExecutionStore(self.connector), self.engine,
             ExecutionPolicy(faults_enabled=faults_enabled(settings),
                             max_input_bytes=settings.limits.max_input_bytes,
-                            max_event_bytes=settings.kafka.max_request_size),
+                            max_event_bytes=settings.kafka.max_request_size,
+                            max_fanout_items=settings.saga.max_fanout_items),
             MongoExecutionReadModel(read_model(self.mongo, settings.database.mongodb)))
 
     @part

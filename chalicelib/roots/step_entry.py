@@ -11,7 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.demo import FAMILIES as BUILTIN_FAMILIES
-from chalicelib.roots.step_handler import handle_outcome, handle_step, handle_timer
+from chalicelib.roots.step_handler import (
+    handle_fanout,
+    handle_outcome,
+    handle_step,
+    handle_timer,
+)
 from chalicelib.roots.step_registry import PARTICIPANT_FAMILIES, RECORDER_FUNCTION, function_name
 
 StepHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -31,9 +36,12 @@ def _for_family(family: str) -> StepHandler:
 def saga_recorder(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Records the ends no step reports (FAILED with nothing to undo, COMPENSATION_FAILED),
     and runs the steps that call nobody: a timer (set, fired) and an approval (a callback
-    with no action, which only waits)."""
+    with no action, which only waits), and a fan-out's own Tasks (start, gather and undo its
+    items)."""
     if "timer" in event:
         return handle_timer(event, context)
+    if "fanout" in event:
+        return handle_fanout(event, context)
     if "step_id" in event:
         return handle_step(event, context, family="recorder")
     return handle_outcome(event, context)

@@ -64,6 +64,14 @@ def handle_timer(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return result
 
 
+def handle_fanout(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    logger.set_correlation_id(str(event.get("execution_id")))
+    logger.append_keys(step_id=event.get("step_id"), fanout=event.get("fanout"))
+    result = wiring.PROCESS.get().fanout_runner.run(StepRequest.model_validate(event))
+    logger.info("fan-out task recorded", extra={"fanout": event.get("fanout")})
+    return result
+
+
 def run_step(runner: AttemptRunner, event: Mapping[str, Any]) -> dict[str, Any]:
     """One delivery of a step's Task: its Parameters read, its outcome as the Task's result."""
     return step_response(runner.run(StepRequest.model_validate(event)))

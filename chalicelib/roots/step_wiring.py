@@ -20,6 +20,7 @@ from chalicelib.http.paths import callback_links
 from chalicelib.roots.parts import Parts, ProcessRoot, part
 from chalicelib.roots.step_registry import ActionRegistry
 from chalicelib.usecases.steps.attempt import AttemptRunner
+from chalicelib.usecases.steps.fanouts import FanOutRunner
 from chalicelib.usecases.steps.recorder import OutcomeRecorder
 from chalicelib.usecases.steps.waits import TimerRunner
 
@@ -70,6 +71,7 @@ class StepContainer(Parts):
                              faults_enabled=faults_enabled(self.settings),
                              input_defaults=defaults, cache_definitions=saga.caching_enabled,
                              max_result_bytes=saga.max_result_bytes,
+                             max_fanout_items=saga.max_fanout_items,
                              retriable_max_attempts=saga.retriable_max_attempts,
                              task_timeout_margin_s=saga.task_timeout_margin_s,
                              callback_links=functools.partial(
@@ -82,6 +84,14 @@ class StepContainer(Parts):
                            max_wait_s=self.settings.saga.max_wait_s,
                            cache_definitions=self.settings.saga.caching_enabled,
                            task_timeout_margin_s=self.settings.saga.task_timeout_margin_s)
+
+    @part
+    def fanout_runner(self) -> FanOutRunner:
+        runner, saga = self.attempt_runner, self.settings.saga
+        return FanOutRunner(self.step_ledger, self.definitions, runner.outcomes, runner.clock,
+                            max_items=saga.max_fanout_items,
+                            max_concurrency=saga.max_fanout_concurrency,
+                            cache_definitions=saga.caching_enabled)
 
     @part
     def outcome_recorder(self) -> OutcomeRecorder:

@@ -38,7 +38,8 @@ def step_record(step: StepRun) -> dict[str, Any]:
             "compensation_attempts": step.compensation_attempts, "error": step.error,
             "started_at": _iso(step.started_at), "ended_at": _iso(step.ended_at),
             "compensated_at": _iso(step.compensated_at),
-            "waiting": None if step.waiting is None else step.waiting.record()}
+            "waiting": None if step.waiting is None else step.waiting.record(),
+            "condition": step.condition, "fanout": step.fanout, "item": step.item}
 
 
 def _matches(execution: Execution, query: ExecutionQuery) -> bool:

@@ -26,6 +26,7 @@ from chalicelib.domain.executions import (
     StepRun,
     Waiting,
 )
+from chalicelib.domain.fanout import item_run_id
 from chalicelib.domain.lifecycle import (
     ExecutionStatus,
     Outcome,
@@ -107,6 +108,10 @@ class InMemoryLedgerTransaction:
         step = next((s for s in row.steps if s.step_id == step_id), None) if row else None
         if step is None:
             return None
+        return self._locked(step)
+
+    @staticmethod
+    def _locked(step: StepRun) -> LockedStep:
         return LockedStep(step_id=step.step_id, status=step.status,
                           action_attempts=step.action_attempts,
                           compensation_attempts=step.compensation_attempts,
@@ -124,19 +129,20 @@ class InMemoryLedgerTransaction:
         row = self._row(execution_id)
         steps = sorted(row.steps, key=lambda s: s.position) if row else []
         return {s.step_id: dict(s.result or {}) for s in steps
-                if s.status is StepStatus.SUCCEEDED}
+                if s.status is StepStatus.SUCCEEDED and s.item is None}
 
     def next_step(self, execution_id: str, step_id: str) -> str | None:
         row = self._row(execution_id)
         position = self._step(execution_id, step_id).position
-        later = sorted((s for s in row.steps if s.position > position),  # type: ignore[union-attr]
+        later = sorted((s for s in row.steps  # type: ignore[union-attr]
+                        if s.position > position and s.item is None),
                        key=lambda s: s.position)
         return later[0].step_id if later else None
 
     def steps_in(self, execution_id: str, status: StepStatus) -> list[str]:
         row = self._row(execution_id)
         return [s.step_id for s in sorted(row.steps if row else [], key=lambda s: s.position)
-                if s.status is status]
+                if s.status is status and s.item is None]
 
     def record_attempt(self, execution_id: str, step_id: str, *, phase: Phase, attempt: int,
                        outcome: Outcome, started: datetime, ended: datetime,
@@ -227,6 +233,40 @@ class InMemoryLedgerTransaction:
 
 
     # -- steps that wait
+
+    def start_items(self, execution_id: str, step_id: str, *, count: int,
+                    plan: dict[str, Any], at: datetime) -> dict[str, Any]:
+        step = self._step(execution_id, step_id)
+        row = self._row(execution_id)
+        assert row is not None
+        known = {s.step_id for s in row.steps}
+        for index in range(count):
+            run_id = item_run_id(step_id, index)
+            if run_id not in known:
+                row.steps.append(StepRun(step_id=run_id, position=step.position,
+                                         group=step.group, kind=step.kind,
+                                         status=StepStatus.PENDING,
+                                         item={"of": step_id, "index": index}))
+        # A fan-out's items follow it, in item order (the MySQL loader's order).
+        row.steps.sort(key=lambda s: (s.position, -1 if s.item is None else s.item["index"]))
+        step.status = StepStatus.RUNNING
+        step.fanout = dict(plan)
+        step.started_at = step.started_at or _aware(at)
+        return step_record(step)
+
+    def items_of(self, execution_id: str, step_id: str) -> list[LockedStep]:
+        row = self._row(execution_id)
+        items = [s for s in (row.steps if row else [])
+                 if s.item is not None and s.item["of"] == step_id]
+        return [self._locked(s) for s in sorted(items, key=lambda s: s.item["index"])]
+
+    def record_skipped(self, execution_id: str, step_id: str, *, at: datetime,
+                       condition: dict[str, Any]) -> dict[str, Any]:
+        step = self._step(execution_id, step_id)
+        step.status = StepStatus.SKIPPED
+        step.condition = dict(condition)
+        step.started_at = step.ended_at = at
+        return step_record(step)
 
     def record_waiting(self, execution_id: str, step_id: str, *, waiting: dict[str, Any],
                        result: dict[str, Any] | None = None) -> dict[str, Any]:

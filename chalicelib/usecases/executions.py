@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.config import DEFAULT_MAX_FANOUT_ITEMS
 from chalicelib.domain import event_types
 from chalicelib.domain.errors import BadRequest, Conflict, ErrorKind, NotFound, SagaError
 from chalicelib.domain.executions import (
@@ -24,6 +25,7 @@ from chalicelib.domain.executions import (
     execution_error,
     failure_cause,
 )
+from chalicelib.domain.fanout import list_problem, split_run_id
 from chalicelib.domain.lifecycle import (
     EVENT_OF,
     OPERATOR_ACTIONS,
@@ -31,6 +33,7 @@ from chalicelib.domain.lifecycle import (
     StepKind,
     accepts_decision,
 )
+from chalicelib.domain.mapping import Scope, resolve, unresolved
 from chalicelib.domain.models import StoredSaga
 from chalicelib.domain.requests import ExecuteRequest, ResolveRequest
 from chalicelib.domain.storable import KAFKA_MAX_REQUEST_BYTES, check_storable
@@ -69,6 +72,8 @@ class ExecutionPolicy:
     faults_enabled: bool
     max_input_bytes: int = 256 * 1024
     max_event_bytes: int = KAFKA_MAX_REQUEST_BYTES
+    # saga.max_fanout_items: a fan-out over a longer list in the input is refused.
+    max_fanout_items: int = DEFAULT_MAX_FANOUT_ITEMS
 
 
 class ExecutionService:
@@ -91,6 +96,7 @@ class ExecutionService:
         if saga is None:
             raise NotFound(f"saga {saga_id!r} does not exist", saga_id=saga_id)
         self._check_fault_steps(request.faults, saga)
+        self._check_fanouts(request.input, saga)
         execution_id = request.execution_id or str(uuid.uuid4())
         existing = self.executions.get(execution_id)
         if existing is not None:
@@ -132,12 +138,33 @@ class ExecutionService:
                         "faults": [fault.model_dump() for fault in request.faults]},
                        max_event_bytes=self.policy.max_event_bytes)
 
+    def _check_fanouts(self, saga_input: dict[str, Any], saga: StoredSaga) -> None:
+        """A fan-out over a list in the input: the list is there (unless its step may be
+        skipped), is a list, and is within saga.max_fanout_items; refused now rather than
+        failing the saga later."""
+        for step in saga.active_steps():
+            if step.for_each is None or not step.for_each.startswith("$.input"):
+                continue
+            scope = Scope("", saga_input, {})
+            if unresolved({"list": step.for_each}, scope) is not None:
+                if step.when is None:
+                    raise BadRequest(f"input: step {step.id} fans out over {step.for_each}, "
+                                     "which the input lacks", step_id=step.id)
+                continue
+            value = resolve(step.for_each, scope)
+            if problem := list_problem(step.id, step.for_each, value,
+                                       max_items=self.policy.max_fanout_items):
+                raise BadRequest(f"input: {problem}", step_id=step.id)
+
     @staticmethod
     def _check_fault_steps(faults: list[Fault], saga: StoredSaga) -> None:
-        """A fault aimed at no step of the version that runs would silently do nothing."""
+        """A fault aimed at no step of the version that runs would silently do nothing (a
+        fan-out's item is aimed at as "<step id>[<index>]")."""
+        fanouts = {step.id for step in saga.active_steps() if step.for_each is not None}
         step_ids = {step.id for step in saga.active_steps()}
         for index, fault in enumerate(faults):
-            if fault.step_id not in step_ids:
+            own_id, item = split_run_id(fault.step_id)
+            if fault.step_id not in step_ids and not (item is not None and own_id in fanouts):
                 raise BadRequest(f"faults.{index}.step_id: saga {saga.id!r} has no active step "
                                  f"{fault.step_id!r}", value=fault.step_id)
 

@@ -425,7 +425,8 @@ class StoreContract:
                                        "action_attempts": 1, "compensation_attempts": 0,
                                        "group": group, "kind": kind, "error": None,
                                        "started_at": T_ISO, "ended_at": None,
-                                       "compensated_at": None, "waiting": None}]})]
+                                       "compensated_at": None, "waiting": None,
+                                       "condition": None, "fanout": None, "item": None}]})]
         assert stores.executions.resume(created.id, ["b"], "ops") is None
 
     def test_a_failed_execution_is_resolved_once(self, stores: Stores) -> None:
@@ -520,7 +521,8 @@ class StoreContract:
                               "compensation_attempts": 1, "group": group, "kind": kind,
                               "error": None, "started_at": T_ISO,
                               "ended_at": later.isoformat(), "compensated_at": None,
-                              "waiting": None}
+                              "waiting": None, "condition": None, "fanout": None,
+                              "item": None}
             assert tx.results(created.id) == {"a": {"id": 7}}
             assert tx.set_execution_status(created.id, ExecutionStatus.COMPLETED,
                                            at=later) is True
@@ -585,7 +587,8 @@ class StoreContract:
             return {"status": status, "action_attempts": action,
                     "compensation_attempts": compensation, "group": group, "kind": kind,
                     "error": error, "started_at": T_ISO, "ended_at": T_ISO if ended else None,
-                    "compensated_at": T_ISO if compensated else None, "waiting": None}
+                    "compensated_at": T_ISO if compensated else None, "waiting": None,
+                    "condition": None, "fanout": None, "item": None}
 
         def base(step_id: str, attempt: int, phase: Phase = Phase.ACTION) -> dict[str, Any]:
             return {"saga_id": saga.id, "step_id": step_id, "attempt": attempt,

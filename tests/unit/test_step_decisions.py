@@ -28,8 +28,9 @@ def _request(phase: Phase, *, last: bool = False, skip_undone: bool = False) -> 
 def test_an_action_runs_only_on_an_unfinished_step_of_a_running_execution(
         step: StepStatus, execution: ExecutionStatus) -> None:
     decision = decide(_request(Phase.ACTION), step, execution)
-    if step is StepStatus.SUCCEEDED:
-        assert decision.verdict is Verdict.DUPLICATE  # a repeated delivery does nothing
+    if step in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
+        # A repeated delivery does nothing (a skipped step's condition was decided once).
+        assert decision.verdict is Verdict.DUPLICATE
     elif step in (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.OUTCOME_UNKNOWN,
                   StepStatus.WAITING) and execution is ExecutionStatus.RUNNING:
         assert decision.verdict is Verdict.RUN
@@ -52,9 +53,9 @@ def test_a_compensation_runs_unless_there_is_nothing_to_undo(step: StepStatus,
                                                              skip_undone: bool) -> None:
     decision = decide(_request(Phase.COMPENSATION, skip_undone=skip_undone), step,
                       ExecutionStatus.COMPENSATING)
-    # A step whose action failed for good did nothing; in a compensation-only run one that
-    # never started did nothing either.
-    nothing = step in (StepStatus.COMPENSATED, StepStatus.FAILED) or (
+    # A step whose action failed for good did nothing, a skipped one never ran; in a
+    # compensation-only run one that never started did nothing either.
+    nothing = step in (StepStatus.COMPENSATED, StepStatus.FAILED, StepStatus.SKIPPED) or (
         skip_undone and step is StepStatus.PENDING)
     assert decision.verdict is (Verdict.SKIP if nothing else Verdict.RUN)
     assert not decision.finish_compensation

@@ -17,6 +17,7 @@ from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
 from chalicelib.domain import event_types
+from chalicelib.domain.fanout import item_run_id
 from chalicelib.domain.lifecycle import (
     PHASE_OF_EVENT,
     STATUS_OF_EVENT,
@@ -46,6 +47,21 @@ def ensure_indexes(db: Database) -> None:
     db[EXECUTIONS].create_index([("status", ASCENDING), ("started_at", DESCENDING),
                                  ("_id", DESCENDING)])
     db[EXECUTIONS].create_index([("started_at", DESCENDING), ("_id", DESCENDING)])
+
+
+# Events that carry the step's record and end no attempt: copied as they are.
+_RECORD_ONLY: frozenset[str] = frozenset({*WAIT_EVENTS, event_types.STEP_SKIPPED,
+                                          event_types.STEP_FANNED_OUT})
+
+
+def _blank_step(step_id: str, position: int | None, group: int | None,
+                kind: str | None) -> dict[str, Any]:
+    """A step (or a fan-out's item) before anything happened to it."""
+    return {"step_id": step_id, "position": position, "group": group, "kind": kind,
+            "status": StepStatus.PENDING.value, "result": None, "error": None,
+            "action_attempts": 0, "compensation_attempts": 0, "started_at": None,
+            "ended_at": None, "compensated_at": None, "waiting": None, "condition": None,
+            "fanout": None, "item": None, "attempts": []}
 
 
 def _time(event: Mapping[str, Any]) -> datetime:
@@ -83,14 +99,8 @@ class Projector:
                 "state_machine_arn": data.get("state_machine_arn"),
                 "sfn_execution_arn": None, "resolved_by": None, "resolution": None,
                 "error": None, "output": None, "output_error": None,
-                "steps": [{"step_id": step_id, "position": i + 1,
-                           "group": shape.get(step_id, {}).get("group"),
-                           "kind": shape.get(step_id, {}).get("kind"),
-                           "status": StepStatus.PENDING.value,
-                           "result": None, "error": None,
-                           "action_attempts": 0, "compensation_attempts": 0,
-                           "started_at": None, "ended_at": None, "compensated_at": None,
-                           "waiting": None, "attempts": []}
+                "steps": [_blank_step(step_id, i + 1, shape.get(step_id, {}).get("group"),
+                                      shape.get(step_id, {}).get("kind"))
                           for i, step_id in enumerate(data.get("steps", []))],
                 "started_at": _time(event), "updated_at": _time(event), "ended_at": None,
                 # BSON dates keep milliseconds: the exact times ride along for the API.
@@ -132,7 +142,7 @@ class Projector:
             update["$set"].update(state_machine_arn=data.get("state_machine_arn"),
                                   sfn_execution_arn=data.get("run_arn"))
         step_id = data.get("step_id")
-        if step_id and event["type"] in WAIT_EVENTS:
+        if step_id and event["type"] in _RECORD_ONLY:
             self._wait_update(update, event, data)
         elif step_id and event["type"] != event_types.STEP_STARTED:
             self._step_update(update, event, data)
@@ -146,6 +156,8 @@ class Projector:
                                        for key, value in record.items() if key != "step_id"})
                 filters.append({f"r{index}.step_id": record["step_id"]})
             filters = filters or None
+        if event["type"] == event_types.STEP_FANNED_OUT:
+            self._add_items(session, execution_id, sequence, data)
         executions.update_one({"_id": execution_id, "sequence": {"$lt": sequence}}, update,
                               array_filters=filters, session=session)
         if new_status and new_status != current["status"]:
@@ -188,6 +200,28 @@ class Projector:
             # A step's result is its action's (a late success's, kept for its compensation).
             update["$set"]["steps.$[s].result"] = data.get("result")
         update["$push"] = {"steps.$[s].attempts": attempt}
+
+    def _add_items(self, session: ClientSession, execution_id: str, sequence: int,
+                   data: Mapping[str, Any]) -> None:
+        """A fan-out started its items: each gets a step of its own ("<step id>[<index>]"),
+        after the fan-out and in item order, as the write model added their runs."""
+        step_id, count = data["step_id"], int((data.get("fanout") or {}).get("items") or 0)
+        found = self.db[EXECUTIONS].find_one(
+            {"_id": execution_id, "sequence": {"$lt": sequence}}, {"steps": 1},
+            session=session)
+        steps = (found or {}).get("steps") or []
+        own = next((step for step in steps if step["step_id"] == step_id), None)
+        known = {step["step_id"] for step in steps}
+        if own is None or not count:
+            return
+        items = [{**_blank_step(item_run_id(step_id, index), own.get("position"),
+                                own.get("group"), own.get("kind")),
+                  "item": {"of": step_id, "index": index}}
+                 for index in range(count) if item_run_id(step_id, index) not in known]
+        at = next(i for i, step in enumerate(steps) if step["step_id"] == step_id) + 1
+        self.db[EXECUTIONS].update_one(
+            {"_id": execution_id, "sequence": {"$lt": sequence}},
+            {"$push": {"steps": {"$each": items, "$position": at}}}, session=session)
 
     @staticmethod
     def _wait_update(update: dict[str, Any], event: Mapping[str, Any],

@@ -286,8 +286,9 @@ def update_step_run(cur: Cursor, execution_id: str, step_id: str, *, status: Ste
 def step_record(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any]:
     """A step's recorded state as events carry it, so the read model copies it exactly."""
     cur.execute("SELECT status, error, action_attempts, compensation_attempts, started_at, "
-                "ended_at, compensated_at, step_group, kind, waiting FROM step_runs "
-                "WHERE execution_id = %s AND step_id = %s", (execution_id, step_id))
+                "ended_at, compensated_at, step_group, kind, waiting, step_condition, fanout, "
+                "item_of, item_index FROM step_runs WHERE execution_id = %s AND step_id = %s",
+                (execution_id, step_id))
     row = cur.fetchone() or {}
     return {**{key: row.get(key) for key in ("status", "action_attempts",
                                              "compensation_attempts", "kind")},
@@ -295,7 +296,15 @@ def step_record(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any]:
             "error": _load(row.get("error")),
             **{key: _iso(row.get(key)) for key in ("started_at", "ended_at",
                                                     "compensated_at")},
-            "waiting": waiting_record(row.get("waiting"))}
+            "waiting": waiting_record(row.get("waiting")),
+            "condition": _load(row.get("step_condition")),
+            "fanout": _load(row.get("fanout")),
+            "item": item_record(row.get("item_of"), row.get("item_index"))}
+
+
+def item_record(of: str | None, index: int | None) -> dict[str, Any] | None:
+    """Which fan-out and item a run is, as records and events carry it."""
+    return None if of is None else {"of": of, "index": index}
 
 
 def waiting_record(value: Any) -> dict[str, Any] | None:
@@ -334,7 +343,8 @@ def insert_attempt(cur: Cursor, execution_id: str, step_id: str, *, phase: str, 
 def step_results(cur: Cursor, execution_id: str) -> dict[str, dict[str, Any]]:
     # In step order: an action may look for "the latest earlier result carrying X".
     cur.execute("SELECT step_id, result FROM step_runs WHERE execution_id = %s AND status = %s "
-                "ORDER BY position", (execution_id, StepStatus.SUCCEEDED.value))
+                "AND item_of IS NULL ORDER BY position", (execution_id,
+                                                          StepStatus.SUCCEEDED.value))
     return {row["step_id"]: _load(row["result"]) or {} for row in cur.fetchall()}
 
 
@@ -371,7 +381,8 @@ def load_execution(cur: Cursor, execution_id: str, *,
             error_type=a["error_type"], error_message=a["error_message"],
             started_at=_utc(a["started_at"]), ended_at=_utc(a["ended_at"]),
             duration_ms=a["duration_ms"]))
-    cur.execute("SELECT * FROM step_runs WHERE execution_id = %s ORDER BY position",
+    # A fan-out's items follow it, in item order (NULL sorts first).
+    cur.execute("SELECT * FROM step_runs WHERE execution_id = %s ORDER BY position, item_index",
                 (execution_id,))
     execution.steps = [StepRun(
         step_id=s["step_id"], position=s["position"], group=s.get("step_group"),
@@ -380,7 +391,9 @@ def load_execution(cur: Cursor, execution_id: str, *,
         action_attempts=s["action_attempts"], compensation_attempts=s["compensation_attempts"],
         started_at=_utc(s["started_at"]), ended_at=_utc(s["ended_at"]),
         compensated_at=_utc(s["compensated_at"]), attempts=attempts.get(s["step_id"], []),
-        waiting=waiting_record(s.get("waiting")))
+        waiting=waiting_record(s.get("waiting")),
+        condition=_load(s.get("step_condition")), fanout=_load(s.get("fanout")),
+        item=item_record(s.get("item_of"), s.get("item_index")))
         for s in cur.fetchall()]
     return execution
 

@@ -15,6 +15,7 @@ from chalicelib.adapters.mysql.connector import MySQLConnector
 from chalicelib.adapters.mysql.executions import naive_utc
 from chalicelib.domain.callbacks import Callback, CallbackState
 from chalicelib.domain.executions import Execution, Waiting
+from chalicelib.domain.fanout import item_run_id
 from chalicelib.domain.lifecycle import ExecutionStatus, Outcome, Phase, StepStatus
 from chalicelib.domain.step_context import Cursor
 from chalicelib.domain.step_runs import EventBatch, LockedExecution, LockedStep
@@ -26,6 +27,19 @@ def _aware(at: datetime | None) -> datetime | None:
 
 def _error(raw: Any) -> dict[str, Any] | None:
     return json.loads(raw) if isinstance(raw, str | bytes) else raw
+
+
+def _locked(run: dict[str, Any]) -> LockedStep:
+    """A step run's row as the runtime reads it under its lock."""
+    return LockedStep(step_id=run["step_id"], status=StepStatus(run["status"]),
+                      action_attempts=int(run["action_attempts"]),
+                      compensation_attempts=int(run["compensation_attempts"]),
+                      result=json.loads(run["result"]) if run["result"] else None,
+                      error=json.loads(run["error"]) if run["error"] else None,
+                      retry_base=int(run.get("retry_base") or 0),
+                      action_deadline=_aware(run.get("action_deadline")),
+                      waiting=Waiting.model_validate(_error(run["waiting"]))
+                      if run.get("waiting") else None)
 
 
 class MySQLLedgerTransaction:
@@ -50,17 +64,8 @@ class MySQLLedgerTransaction:
 
     def lock_step(self, execution_id: str, step_id: str) -> LockedStep | None:
         run = records.lock_step_run(self._cur, execution_id, step_id)
-        if run is None:
-            return None
-        return LockedStep(step_id=run["step_id"], status=StepStatus(run["status"]),
-                          action_attempts=int(run["action_attempts"]),
-                          compensation_attempts=int(run["compensation_attempts"]),
-                          result=json.loads(run["result"]) if run["result"] else None,
-                          error=json.loads(run["error"]) if run["error"] else None,
-                          retry_base=int(run.get("retry_base") or 0),
-                          action_deadline=_aware(run.get("action_deadline")),
-                          waiting=Waiting.model_validate(_error(run["waiting"]))
-                          if run.get("waiting") else None)
+        return None if run is None else _locked(run)
+
 
     def load_execution(self, execution_id: str) -> Execution:
         return records.row_to_execution(self._rows[execution_id])
@@ -71,14 +76,15 @@ class MySQLLedgerTransaction:
     def next_step(self, execution_id: str, step_id: str) -> str | None:
         self._cur.execute("SELECT step_id FROM step_runs WHERE execution_id = %s AND position > "
                           "(SELECT position FROM step_runs WHERE execution_id = %s AND "
-                          "step_id = %s) ORDER BY position LIMIT 1",
+                          "step_id = %s) AND item_of IS NULL ORDER BY position LIMIT 1",
                           (execution_id, execution_id, step_id))
         row = self._cur.fetchone()
         return row["step_id"] if row else None
 
     def steps_in(self, execution_id: str, status: StepStatus) -> list[str]:
         self._cur.execute("SELECT step_id FROM step_runs WHERE execution_id = %s AND "
-                          "status = %s ORDER BY position", (execution_id, status.value))
+                          "status = %s AND item_of IS NULL ORDER BY position",
+                          (execution_id, status.value))
         return [row["step_id"] for row in self._cur.fetchall()]
 
     def record_attempt(self, execution_id: str, step_id: str, *, phase: Phase, attempt: int,
@@ -115,6 +121,40 @@ class MySQLLedgerTransaction:
                                 answered_by=None if answered_by is None
                                 else naive_utc(answered_by))
         return records.step_record(self._cur, execution_id, step_id)
+
+    def record_skipped(self, execution_id: str, step_id: str, *, at: datetime,
+                       condition: dict[str, Any]) -> dict[str, Any]:
+        self._cur.execute("UPDATE step_runs SET status = %s, step_condition = %s, "
+                          "started_at = %s, ended_at = %s "
+                          "WHERE execution_id = %s AND step_id = %s",
+                          (StepStatus.SKIPPED.value, records.json_text(condition),
+                           naive_utc(at), naive_utc(at), execution_id, step_id))
+        return records.step_record(self._cur, execution_id, step_id)
+
+    def start_items(self, execution_id: str, step_id: str, *, count: int,
+                    plan: dict[str, Any], at: datetime) -> dict[str, Any]:
+        # The items share their step's position, group and kind; a repeated start adds none.
+        self._cur.execute("SELECT position, step_group, kind FROM step_runs "
+                          "WHERE execution_id = %s AND step_id = %s", (execution_id, step_id))
+        own = self._cur.fetchone()
+        if own is not None and count:
+            self._cur.executemany(
+                "INSERT IGNORE INTO step_runs (execution_id, step_id, position, status, "
+                "step_group, kind, item_of, item_index) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [(execution_id, item_run_id(step_id, index), own["position"],
+                  StepStatus.PENDING.value, own["step_group"], own["kind"], step_id, index)
+                 for index in range(count)])
+        self._cur.execute("UPDATE step_runs SET status = %s, fanout = %s, "
+                          "started_at = COALESCE(started_at, %s) "
+                          "WHERE execution_id = %s AND step_id = %s",
+                          (StepStatus.RUNNING.value, records.json_text(plan), naive_utc(at),
+                           execution_id, step_id))
+        return records.step_record(self._cur, execution_id, step_id)
+
+    def items_of(self, execution_id: str, step_id: str) -> list[LockedStep]:
+        self._cur.execute("SELECT * FROM step_runs WHERE execution_id = %s AND item_of = %s "
+                          "ORDER BY item_index", (execution_id, step_id))
+        return [_locked(run) for run in self._cur.fetchall()]
 
     def set_execution_status(self, execution_id: str, status: ExecutionStatus, *,
                              at: datetime, error: dict[str, Any] | None = None) -> bool:

@@ -33,7 +33,8 @@ def participant_request(ctx: StepContext) -> ParticipantRequest:
         action_result=dict(ctx.action_result) if compensating and ctx.action_result else None,
         action_error=ctx.action_error if compensating else None,  # type: ignore[arg-type]
         reason=ctx.reason if compensating else None,  # type: ignore[arg-type]
-        callback=ctx.callback)  # type: ignore[arg-type]
+        callback=ctx.callback,  # type: ignore[arg-type]
+        item=ctx.item)  # type: ignore[arg-type]
 
 
 def request_body(ctx: StepContext) -> bytes:

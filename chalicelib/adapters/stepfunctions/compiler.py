@@ -65,9 +65,11 @@ from chalicelib.domain.lifecycle import (
     COMPENSATION_RETRY,
     DEFAULT_TASK_TIMEOUT_MARGIN_S,
     END_OF,
+    FANOUT_FAILED,
     LAMBDA_SERVICE_ERRORS,
     NEVER_RETRIED,
     RETRIABLE_RETRY,
+    STEP_SKIPPED,
     UNDO_ITSELF,
     ExecutionStatus,
     Phase,
@@ -101,6 +103,8 @@ class CompileOptions:
     retriable_max_attempts: int = DEFAULT_RETRIABLE_MAX_ATTEMPTS
     # saga.task_timeout_margin: how much longer a Task waits than its step's call may take.
     task_timeout_margin_s: int = DEFAULT_TASK_TIMEOUT_MARGIN_S
+    # saga.max_fanout_concurrency: a fan-out's Map runs at most this many items at once.
+    max_fanout_concurrency: int = 40
 
 
 @dataclass(frozen=True)
@@ -311,6 +315,11 @@ def _undo_chain(groups: list[list[Step]], targets: MachineTargets,
     for index, group in enumerate(ordered):
         is_last = index == len(ordered) - 1
         name = _undo_name(group)
+        if group[0].fans_out:
+            states.update(_fanout_undo_states(
+                group[0], targets, options, last=is_last, skip_undone=skip_undone,
+                after="Compensated" if is_last else _undo_name(ordered[index + 1])))
+            continue
         if len(group) == 1:
             # The last single undo ends the compensation itself (no recorder state).
             state = _undo_task(group[0], targets, options, last=is_last,
@@ -360,8 +369,10 @@ def _callback_task(step: Step, targets: MachineTargets, options: CompileOptions,
         "TimeoutSeconds": wait_task_timeout_s(parse_duration_ms(step.timeout),
                                               options.task_timeout_margin_s),
         # Called once: only Lambda's own throttling is retried (the call never ran).
-        "Retry": _retriers(0, options.action_retry, options, never=CALLBACK_NEVER_RETRIED),
-        "Catch": [{"ErrorEquals": [CALLBACK_COMPLETED], "ResultPath": None, "Next": after},
+        "Retry": _retriers(0, options.action_retry, options,
+                           never=(*CALLBACK_NEVER_RETRIED, *_skips(step))),
+        "Catch": [{"ErrorEquals": [CALLBACK_COMPLETED, *_skips(step)], "ResultPath": None,
+                   "Next": after},
                   *([{"ErrorEquals": list(CALLBACK_UNDO_ITSELF), "ResultPath": "$.error",
                       "Next": on_timeout}] if on_timeout != on_error else []),
                   *_catch_all(on_error)],
@@ -372,12 +383,18 @@ def _callback_task(step: Step, targets: MachineTargets, options: CompileOptions,
     return task
 
 
+def _skips(step: Step) -> list[str]:
+    """What a waiting step's Task raises when its condition is false (caught: move on)."""
+    return [STEP_SKIPPED] if step.when is not None else []
+
+
 def _timer_states(step: Step, targets: MachineTargets, options: CompileOptions, *,
                   after: str, on_error: str) -> dict[str, dict[str, Any]]:
     """A timer: the recorder sets it ($.timer.until, a UTC timestamp), a Wait state waits
     for that moment, the recorder records it fired. Nothing runs meanwhile."""
     start, wait, fired = (_state_name(prefix, step) for prefix in ("step:", "wait:", "fired:"))
-    retriers = _retriers(3, options.action_retry, options)
+    retriers = _retriers(3, options.action_retry, options,
+                         never=(*NEVER_RETRIED, *_skips(step)))
 
     def recorder_task(timer: str) -> dict[str, Any]:
         task = _task(targets.recorder, step, Phase.ACTION, timeout_s=30, retriers=retriers,
@@ -386,11 +403,96 @@ def _timer_states(step: Step, targets: MachineTargets, options: CompileOptions, 
         task["Catch"] = _catch_all(on_error)
         return task
 
+    first = recorder_task("start")
+    if step.when is not None:  # a false condition skips the timer: on to what follows it
+        first["Catch"] = [{"ErrorEquals": [STEP_SKIPPED], "ResultPath": None, "Next": after},
+                          *first["Catch"]]
     return {
-        start: {**recorder_task("start"), "ResultSelector": {"until.$": "$.until"},
+        start: {**first, "ResultSelector": {"until.$": "$.until"},
                 "ResultPath": "$.timer", "Next": wait},
         wait: {"Type": "Wait", "TimestampPath": "$.timer.until", "Next": fired},
         fired: {**recorder_task("fired"), "Next": after},
+    }
+
+
+def _fanout_task(step: Step, targets: MachineTargets, options: CompileOptions, task: str, *,
+                 last: bool = False, skip_undone: bool = False) -> dict[str, Any]:
+    """One of a fan-out's recorder Tasks (expand, gather, undo-items, undone)."""
+    parameters: dict[str, Any] = {"execution_id.$": "$.execution_id", "step_id": step.id,
+                                  "phase": (Phase.ACTION if task in ("expand", "gather")
+                                            else Phase.COMPENSATION).value,
+                                  "fanout": task, "last": last, "error.$": "$.error"}
+    if skip_undone:
+        parameters["skip_undone"] = True
+    return {"Type": "Task", "Resource": targets.recorder, "Parameters": parameters,
+            "ResultPath": None, "TimeoutSeconds": 60,
+            "Retry": _retriers(3, options.action_retry, options,
+                               never=(*NEVER_RETRIED, FANOUT_FAILED))}
+
+
+def _item_map(step: Step, items_path: str, item_task: dict[str, Any], *, prefix: str,
+              options: CompileOptions) -> dict[str, Any]:
+    """An inline Map that runs item_task once per index in items_path, at most the step's
+    max_concurrency at once. Each iteration catches its own failure and ends (its item's
+    record says why), so one failing item never cuts the others short; its result is
+    dropped (the items' results are in MySQL)."""
+    task_name, failed_name = _state_name(f"{prefix}item:", step), _state_name(
+        f"{prefix}item-failed:", step)
+    task = {**item_task, "End": True, "Catch": _catch_all(failed_name, "$.failure")}
+    task["Parameters"] = {**task["Parameters"], "item.$": "$.item"}
+    return {
+        "Type": "Map", "ItemsPath": items_path,
+        "MaxConcurrency": min(step.max_concurrency or options.max_fanout_concurrency,
+                              options.max_fanout_concurrency),
+        "ItemSelector": {"execution_id.$": "$.execution_id", "item.$": "$$.Map.Item.Value",
+                         "error.$": "$.error"},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": task_name,
+                          "States": {task_name: task,
+                                     failed_name: {"Type": "Pass", "Result": {},
+                                                   "End": True}}},
+        "ResultPath": None,
+    }
+
+
+def _fanout_states(step: Step, targets: MachineTargets, options: CompileOptions, *,
+                   after: str, on_error: str, on_unknown: str) -> dict[str, dict[str, Any]]:
+    """expand (its list checked, its items added) -> the items' Map -> gather. A failure of
+    expand did nothing (on_error); past it, items may have done their work (on_unknown: the
+    step's own undo)."""
+    expand, items, gather = (_state_name(prefix, step)
+                             for prefix in ("step:", "items:", "gather:"))
+    return {
+        expand: {**_fanout_task(step, targets, options, "expand"),
+                 "ResultSelector": {"items.$": "$.items"}, "ResultPath": "$.fanout",
+                 "Catch": _catch_all(on_error), "Next": items},
+        items: {**_item_map(step, "$.fanout.items",
+                            _forward_task(step, targets, options, last=False), prefix="",
+                            options=options),
+                "Catch": _catch_all(on_unknown), "Next": gather},
+        gather: {**_fanout_task(step, targets, options, "gather"),
+                 "Catch": _catch_all(on_unknown), "Next": after},
+    }
+
+
+def _fanout_undo_states(step: Step, targets: MachineTargets, options: CompileOptions, *,
+                        last: bool, skip_undone: bool, after: str) -> dict[str, dict[str, Any]]:
+    """undo-items (the items that may have acted) -> their compensations' Map -> undone
+    (the step compensated; the chain's last undo ends the compensation)."""
+    listed, undo_map, undone = (_state_name(prefix, step)
+                                for prefix in ("undo:", "undo-items:", "undone:"))
+    failed = _catch_all("RecordCompensationFailed")
+    return {
+        listed: {**_fanout_task(step, targets, options, "undo-items",
+                                skip_undone=skip_undone),
+                 "ResultSelector": {"items.$": "$.items"}, "ResultPath": "$.undo",
+                 "Catch": failed, "Next": undo_map},
+        undo_map: {**_item_map(step, "$.undo.items",
+                               _undo_task(step, targets, options, last=False,
+                                          skip_undone=skip_undone), prefix="undo-",
+                               options=options),
+                   "Catch": failed, "Next": undone},
+        undone: {**_fanout_task(step, targets, options, "undone", last=last),
+                 "Catch": failed, "Next": after},
     }
 
 
@@ -440,6 +542,10 @@ def compile_forward(steps: Sequence[Step], targets: MachineTargets,
         if group[0].kind is StepKind.WAIT:
             states.update(_timer_states(group[0], targets, options, after=after,
                                         on_error=on_error))
+            continue
+        if group[0].fans_out:
+            states.update(_fanout_states(group[0], targets, options, after=after,
+                                         on_error=on_error, on_unknown=on_timeout))
             continue
         if len(group) == 1:
             state = _forward_task(group[0], targets, options, last=after == "RecordCompleted")

@@ -25,12 +25,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.config import DEFAULT_MAX_RESULT_BYTES, DEFAULT_RETRIABLE_MAX_ATTEMPTS
+from chalicelib.config import (
+    DEFAULT_MAX_FANOUT_ITEMS,
+    DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_RETRIABLE_MAX_ATTEMPTS,
+)
 from chalicelib.domain import expected_by as expected
 from chalicelib.domain.action_refs import participant_kind
 from chalicelib.domain.callbacks import CallbackState
 from chalicelib.domain.decisions import StepRequest
 from chalicelib.domain.executions import ExecutionStatus
+from chalicelib.domain.fanout import Tally, split_run_id, tolerated_count
 from chalicelib.domain.lifecycle import (
     CALLBACK_COMPLETED,
     CALLBACK_FAILED,
@@ -60,7 +65,8 @@ from chalicelib.durations import parse_duration_ms
 from chalicelib.usecases.ports import DefinitionStore
 from chalicelib.usecases.steps.admission import admit, fault_for
 from chalicelib.usecases.steps.attempt_context import NO_TRANSACTION, build_context
-from chalicelib.usecases.steps.failures import StepAborted
+from chalicelib.usecases.steps.conditions import skipped_by_condition
+from chalicelib.usecases.steps.failures import StepAborted, step_skipped
 from chalicelib.usecases.steps.late_actions import (
     action_in_flight_s,
     check_answer,
@@ -140,6 +146,8 @@ class AttemptRunner:
     # config saga.max_result_bytes: a larger result fails its step for good (results are kept
     # in MySQL and handed to later steps; Step Functions never carries them).
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    # config saga.max_fanout_items: a fan-out item's result gets an even share of one event.
+    max_fanout_items: int = DEFAULT_MAX_FANOUT_ITEMS
     # config saga.retriable_max_attempts: a retriable step's attempts per round (the
     # compiler writes the same number into its Task's Retry).
     retriable_max_attempts: int = DEFAULT_RETRIABLE_MAX_ATTEMPTS
@@ -156,6 +164,7 @@ class AttemptRunner:
         self.steps = StepDefinitions(self.definitions, cache=self.cache_definitions)
         self.outcomes = OutcomeWriter(self.ledger, self.steps, self.clock,
                                       max_result_bytes=self.max_result_bytes,
+                                      max_fanout_items=self.max_fanout_items,
                                       retriable_max_attempts=self.retriable_max_attempts)
 
     def run(self, request: StepRequest) -> AttemptOutcome:
@@ -177,6 +186,10 @@ class AttemptRunner:
                 self.sleep(admission.seconds)
             else:
                 raise RetryableError(f"step {request.step_id}'s action is still in flight")
+            if isinstance(admission, Skipped | AlreadyDone) and \
+                    admission.status is StepStatus.SKIPPED and request.task_token is not None:
+                # A callback's Task waits for its token: the machine catches the skip instead.
+                raise _Settled(step_skipped(request.step_id))
             if not isinstance(admission, _Call):
                 return admission
             claimed = admission.admitted.attempt
@@ -201,6 +214,14 @@ class AttemptRunner:
                 raise PermanentError(f"no execution {request.execution_id!r}")
             step = self.steps.step(execution.saga_id, execution.revision, request.step_id)
             target = step.target(request.phase)
+            if request.phase is Phase.ACTION and execution.status is ExecutionStatus.RUNNING \
+                    and skipped_by_condition(tx, execution, step, at=self.clock()) is not None:
+                return Skipped(StepStatus.SKIPPED)
+            if request.phase is Phase.ACTION and step.item_index is not None and \
+                    _over_tolerance(tx, execution, step):
+                # More items failed for good than tolerated: no new item attempt starts (the
+                # item stays PENDING, and its step fails when its items are gathered).
+                return Skipped(StepStatus.PENDING)
             if step.kind is StepKind.CALLBACK and request.phase is Phase.ACTION:
                 return self._open_callback(tx, request, step, target, execution, started)
             if target is None:
@@ -324,7 +345,7 @@ class AttemptRunner:
         result = self.resolve_action(call.target)(context)
         if request.phase is Phase.ACTION:
             check_answer(step, context.deadline, result, clock=self.clock,
-                         max_result_bytes=self.max_result_bytes)
+                         max_result_bytes=self.outcomes.result_limit(step))
         if call.opened is not None:
             return self._wait_for_callback(request, call, result)
         try:
@@ -381,6 +402,13 @@ class AttemptRunner:
                           margin_s=self.task_timeout_margin_s)
         return Done({"status": StepStatus.WAITING.value,
                      "callback_id": call.opened.callback.id})
+
+
+def _over_tolerance(tx: LedgerTransaction, execution: LockedExecution, item: Step) -> bool:
+    """Whether more of the item's fan-out's items failed for good than it tolerates."""
+    items = tx.items_of(execution.id, split_run_id(item.id)[0])
+    tolerated = tolerated_count(item.tolerated_failures, len(items))
+    return Tally.of(run.status for run in items).over(tolerated)
 
 
 def _callback_error(request: StepRequest, state: CallbackState) -> Exception:

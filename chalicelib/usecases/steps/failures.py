@@ -6,7 +6,7 @@ Lambda reports an error by its class name, so each name the machines retry or ca
 
 from __future__ import annotations
 
-from chalicelib.domain.lifecycle import OUTCOME_UNKNOWN, OUTCOME_UNKNOWN_FINAL
+from chalicelib.domain.lifecycle import OUTCOME_UNKNOWN, OUTCOME_UNKNOWN_FINAL, STEP_SKIPPED
 from chalicelib.domain.step_context import OutcomeUnknown, PermanentError
 
 
@@ -26,3 +26,12 @@ _OutcomeUnknownFinal = type(OUTCOME_UNKNOWN_FINAL, (OutcomeUnknown,), {})
 def outcome_unknown(message: str, *, final: bool) -> OutcomeUnknown:
     """An action whose outcome is unknown, under the name its machine retries (or not)."""
     return (_OutcomeUnknownFinal if final else _OutcomeUnknownRetried)(message)
+
+
+_StepSkipped = type(STEP_SKIPPED, (Exception,), {})
+
+
+def step_skipped(step_id: str) -> Exception:
+    """A waiting step (its Task is a callback's or a timer's) whose condition was false: the
+    machine catches it by name and moves on; the skip is already recorded."""
+    return _StepSkipped(f"step {step_id} was skipped: its condition is false")

@@ -75,6 +75,25 @@ class LedgerTransaction(Protocol):
         action deadline is released unless a later attempt's is kept."""
         ...
 
+    def record_skipped(self, execution_id: str, step_id: str, *, at: datetime,
+                       condition: dict[str, Any]) -> dict[str, Any]:
+        """The step's `when` was false: SKIPPED at `at` (no attempt counted), with the
+        condition as evaluated ({"when", "value", "operands"}); returns its record."""
+        ...
+
+    # -- fan-outs
+
+    def start_items(self, execution_id: str, step_id: str, *, count: int,
+                    plan: dict[str, Any], at: datetime) -> dict[str, Any]:
+        """A fan-out starts: its `count` item runs ("<step id>[<index>]", PENDING) are added
+        (a repeated start adds none) and its own run is RUNNING with its plan
+        (fanout.FanOutPlan's record); returns the step's record."""
+        ...
+
+    def items_of(self, execution_id: str, step_id: str) -> list[LockedStep]:
+        """A fan-out's item runs, in item order (read in the transaction, not locked)."""
+        ...
+
     def set_execution_status(self, execution_id: str, status: ExecutionStatus, *,
                              at: datetime, error: dict[str, Any] | None = None) -> bool:
         """Move there if the lifecycle's transition table allows it from the current status;

@@ -18,11 +18,12 @@ from chalicelib.domain.executions import (
     execution_error,
 )
 from chalicelib.domain.lifecycle import EVENT_OF, Phase, StepStatus
-from chalicelib.domain.mapping import MappingError, Scope, resolve, unresolved
+from chalicelib.domain.mapping import MappingError, resolve, unresolved
 from chalicelib.domain.step_context import PermanentError
 from chalicelib.domain.step_runs import LockedExecution
 from chalicelib.usecases.ports import DefinitionStore
 from chalicelib.usecases.steps.ledger import LedgerTransaction, StepLedger
+from chalicelib.usecases.steps.scopes import scope_of
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class OutcomeRecorder:
         if saga is None or saga.output is None:
             return None, None
         parsed = tx.load_execution(execution.id)
-        scope = Scope(execution.id, parsed.input, tx.results(execution.id))
+        scope = scope_of(tx, execution.id, parsed.input, tx.results(execution.id), saga.output)
         try:
             return resolve(saga.output, scope), None
         except MappingError as error:

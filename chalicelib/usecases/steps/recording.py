@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chalicelib.config import DEFAULT_MAX_FANOUT_ITEMS
 from chalicelib.domain import events
 from chalicelib.domain.decisions import (
     StepRequest,
@@ -23,8 +24,10 @@ from chalicelib.domain.decisions import (
     starts_compensating,
 )
 from chalicelib.domain.executions import ExecutionStatus, clean_error, execution_error
+from chalicelib.domain.fanout import item_result_limit, split_run_id
 from chalicelib.domain.lifecycle import (
     EVENT_OF,
+    FANOUT_FAILED_TYPE,
     OUTCOME_UNKNOWN,
     TASK_TIMEOUT,
     UNDOING,
@@ -65,6 +68,14 @@ class OutcomeWriter:
     # config saga.retriable_max_attempts: a retriable step's attempts per round, unless its
     # machine says otherwise.
     retriable_max_attempts: int
+    # config saga.max_fanout_items: an item's result takes at most an even share of an event.
+    max_fanout_items: int = DEFAULT_MAX_FANOUT_ITEMS
+
+    def result_limit(self, step: Step) -> int:
+        """The most a step's result may take (bytes, as JSON): an item's is smaller."""
+        if step.item_index is None:
+            return self.max_result_bytes
+        return item_result_limit(self.max_result_bytes, self.max_fanout_items)
 
     def succeeded(self, tx: LedgerTransaction, request: StepRequest, step: Step,
                   execution: LockedExecution, result: dict[str, Any], started: datetime, *,
@@ -81,10 +92,11 @@ class OutcomeWriter:
                                    ended=at)
         if request.phase is Phase.ACTION:
             size = len(json.dumps(result, default=str).encode())
-            if size > self.max_result_bytes:
+            if size > (limit := self.result_limit(step)):
                 raise PermanentError(
-                    f"step {step_id}'s result is {size} bytes; the limit is "
-                    f"{self.max_result_bytes} (config saga.max_result_bytes)")
+                    f"step {step_id}'s result is {size} bytes; the limit is {limit} (config "
+                    "saga.max_result_bytes" + (", shared by saga.max_fanout_items items)"
+                                               if step.item_index is not None else ")"))
             record = tx.record_outcome(execution_id, step_id,
                                        status=after_success(Phase.ACTION).target,
                                        phase=Phase.ACTION, at=at, result=result,
@@ -112,6 +124,52 @@ class OutcomeWriter:
                                                                  step=record), at)])
         if ends_compensation(request, execution.status):
             self.finish_compensation(tx, execution)
+
+    # -- a fan-out's own run: its items' attempts are recorded as any step's; the step itself
+    # succeeds, fails or is compensated once they have ended (no attempt of its own).
+
+    def fanout_succeeded(self, tx: LedgerTransaction, step: Step, execution: LockedExecution,
+                         result: dict[str, Any]) -> None:
+        at = self.clock()
+        record = tx.record_outcome(execution.id, step.id, status=after_success(Phase.ACTION).target,
+                                   phase=Phase.ACTION, at=at, started=at, result=result,
+                                   claimed=True)
+        tx.append_events(execution.id, [(events.step_succeeded(
+            self._fanout_attempt(execution, step, record, at), result=result, step=record),
+            at)])
+
+    def fanout_failed(self, tx: LedgerTransaction, step: Step, execution: LockedExecution,
+                      message: str) -> None:
+        """More items failed than tolerated: the step failed for good (the saga's cause)."""
+        at = self.clock()
+        error_info = clean_error(FANOUT_FAILED_TYPE, message)
+        record = tx.record_outcome(execution.id, step.id, status=StepStatus.FAILED,
+                                   phase=Phase.ACTION, at=at, started=at, error=error_info,
+                                   claimed=True)
+        why = execution_error(step.id, Phase.ACTION, error_info["type"], error_info["message"])
+        tx.set_execution_error(execution.id, why)
+        tx.append_events(execution.id, [(events.step_failed(
+            self._fanout_attempt(execution, step, record, at), error=error_info,
+            outcome=Outcome.FAILED, step=record, execution_error=why), at)])
+
+    def fanout_compensated(self, tx: LedgerTransaction, step: Step,
+                           execution: LockedExecution) -> None:
+        """Every item that acted was compensated: so is the step (a COMPLETED saga's undo)."""
+        at = self.clock()
+        record = tx.record_outcome(execution.id, step.id,
+                                   status=after_success(Phase.COMPENSATION).target,
+                                   phase=Phase.COMPENSATION, at=at, started=at, claimed=True)
+        tried = self._fanout_attempt(execution, step, record, at, phase=Phase.COMPENSATION)
+        tx.append_events(execution.id, [(events.step_compensated(tried, result=None,
+                                                                 step=record), at)])
+
+    @staticmethod
+    def _fanout_attempt(execution: LockedExecution, step: Step, record: dict[str, Any],
+                        at: datetime, phase: Phase = Phase.ACTION) -> events.StepAttempt:
+        started = record.get("started_at")
+        begun = datetime.fromisoformat(started) if isinstance(started, str) else at
+        return events.StepAttempt(saga_id=execution.saga_id, step_id=step.id, attempt=1,
+                                  phase=phase, started=min(begun, at), ended=at)
 
     def finish_compensation(self, tx: LedgerTransaction, execution: LockedExecution, *,
                             skipped: bool = False) -> None:
@@ -207,7 +265,9 @@ class OutcomeWriter:
                 extra: dict[str, Any] = {}
                 if unknown and late_result is not None:
                     extra["result"] = late_result
-                if outcome.final:  # the execution will not complete, and this is why
+                if outcome.final and split_run_id(request.step_id)[1] is None:
+                    # The execution will not complete, and this is why. (A fan-out's item
+                    # does not decide that: its step does, once its items have ended.)
                     extra["execution_error"] = execution_error(
                         request.step_id, request.phase, error_info["type"],
                         error_info["message"])

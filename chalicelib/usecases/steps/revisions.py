@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chalicelib.domain.fanout import split_run_id
 from chalicelib.domain.models import Step, StoredSaga
 from chalicelib.domain.step_context import PermanentError
 from chalicelib.usecases.ports import DefinitionStore
@@ -30,7 +31,10 @@ class StepDefinitions:
                 if len(self._revisions) >= _MAX_KEPT:
                     self._revisions.clear()
                 self._revisions[key] = saga
-        found = saga.step(step_id)
-        if found is None:
+        own_id, index = split_run_id(step_id)
+        found = saga.step(own_id)
+        if found is None or (index is not None and found.for_each is None):
             raise PermanentError(f"saga {saga_id!r} has no step {step_id!r}")
-        return found
+        # An item of a fan-out runs as the step does, under its own run's id.
+        return found if index is None else found.model_copy(update={"id": step_id,
+                                                                    "item_index": index})

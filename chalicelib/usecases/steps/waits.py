@@ -24,6 +24,7 @@ from chalicelib.domain.decisions import StepRequest
 from chalicelib.domain.executions import Waiting
 from chalicelib.domain.lifecycle import (
     DEFAULT_TASK_TIMEOUT_MARGIN_S,
+    ExecutionStatus,
     Phase,
     StepKind,
     StepStatus,
@@ -32,14 +33,17 @@ from chalicelib.domain.lifecycle import (
 from chalicelib.domain.mapping import MappingError, Scope, resolve
 from chalicelib.domain.models import Step
 from chalicelib.domain.step_context import PermanentError
-from chalicelib.domain.step_runs import LockedExecution
+from chalicelib.domain.step_runs import LockedExecution, LockedStep
 from chalicelib.domain.verdicts import Admitted, AlreadyDone, Refused
 from chalicelib.durations import parse_duration_ms
 from chalicelib.usecases.ports import DefinitionStore
 from chalicelib.usecases.steps.admission import admit
+from chalicelib.usecases.steps.conditions import skipped_by_condition
+from chalicelib.usecases.steps.failures import step_skipped
 from chalicelib.usecases.steps.ledger import LedgerTransaction, StepLedger
 from chalicelib.usecases.steps.recording import OutcomeWriter
 from chalicelib.usecases.steps.revisions import StepDefinitions
+from chalicelib.usecases.steps.scopes import scope_of
 
 # How early an engine's Wait may end that a timer still makes up for (more is not an early
 # Wait but a moment that moved: it fires as it is).
@@ -154,28 +158,35 @@ class TimerRunner:
 
     def start(self, request: StepRequest) -> dict[str, Any]:
         """The timer's moment ({"until": ...}), set once: a repeated delivery answers the
-        moment already set."""
+        moment already set. A timer whose condition is false is recorded skipped (committed),
+        then the machine is told: it catches the skip and moves on."""
         with self.ledger.transaction() as tx:
             execution, step = self._locked(tx, request)
+            if execution.status is ExecutionStatus.RUNNING:
+                skipped_by_condition(tx, execution, step, at=self.clock())
             run = tx.lock_step(request.execution_id, step.id)
-            if run is not None and run.status is StepStatus.WAITING and run.waiting:
-                return {"until": engine_timestamp(run.waiting.until)}
-            verdict = admit(tx, request, step, execution, starting=True,
-                            faults_enabled=False)
-            if isinstance(verdict, AlreadyDone):
-                return {"until": engine_timestamp(self.clock())}
-            if isinstance(verdict, Refused):
-                raise verdict.error
-            if not isinstance(verdict, Admitted):
-                raise PermanentError(f"timer {step.id} must not start now")
-            now = self.clock()
-            scope = Scope(request.execution_id, verdict.execution.input,
-                          tx.results(request.execution_id))
-            until = timer_moment(step, now=now, scope=scope, max_wait_s=self.max_wait_s)
-            waiting = Waiting(kind=WaitKind.TIMER, since=now, until=until)
-            start_waiting(tx, execution, step, verdict.number,
-                          waiting.model_dump(mode="json"), started=now, now=now,
-                          margin_s=self.task_timeout_margin_s)
+            if run is None or run.status is not StepStatus.SKIPPED:
+                return self._set(tx, request, execution, step, run)
+        raise step_skipped(step.id)
+
+    def _set(self, tx: LedgerTransaction, request: StepRequest, execution: LockedExecution,
+             step: Step, run: LockedStep | None) -> dict[str, Any]:
+        if run is not None and run.status is StepStatus.WAITING and run.waiting:
+            return {"until": engine_timestamp(run.waiting.until)}
+        verdict = admit(tx, request, step, execution, starting=True, faults_enabled=False)
+        if isinstance(verdict, AlreadyDone):
+            return {"until": engine_timestamp(self.clock())}
+        if isinstance(verdict, Refused):
+            raise verdict.error
+        if not isinstance(verdict, Admitted):
+            raise PermanentError(f"timer {step.id} must not start now")
+        now = self.clock()
+        scope = scope_of(tx, request.execution_id, verdict.execution.input,
+                         tx.results(request.execution_id), [step.until or ""])
+        until = timer_moment(step, now=now, scope=scope, max_wait_s=self.max_wait_s)
+        waiting = Waiting(kind=WaitKind.TIMER, since=now, until=until)
+        start_waiting(tx, execution, step, verdict.number, waiting.model_dump(mode="json"),
+                      started=now, now=now, margin_s=self.task_timeout_margin_s)
         return {"until": engine_timestamp(until)}
 
     def fired(self, request: StepRequest) -> dict[str, Any]:

@@ -82,6 +82,15 @@ class CallbackInfo(_Data):
     heartbeat_seconds: Optional[int] = None
 
 
+class FanOutItem(_Data):
+    """A fan-out step's item: the step runs once per element of a list, each item under its
+    own step_id ("<step id>[<index>]") and idempotency key."""
+
+    step_id: str = Field(description="the fan-out step this item belongs to")
+    index: int = Field(ge=0, description="the item's position in the list, from 0")
+    value: Any = Field(default=None, description="the list's element this item works on")
+
+
 class ParticipantRequest(_Data):
     """One attempt of one phase of one step, as the participant receives it."""
 
@@ -118,6 +127,9 @@ class ParticipantRequest(_Data):
         default=None, description="a callback step's action only: answer at once to say the "
                                   "work was accepted, then complete the step through these "
                                   "URLs (or hand them to the partner that will)")
+    item: Optional[FanOutItem] = Field(
+        default=None, description="a fan-out step's item only: which element of the list "
+                                  "this attempt works on (its compensation gets the same)")
 
 
 def request_schema() -> dict[str, Any]:
