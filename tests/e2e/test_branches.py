@@ -152,3 +152,47 @@ def test_a_tolerated_failure_completes_with_every_other_items_result(
     assert [e["data"]["step_id"] for e in skipped] == ["ship"]
     assert skipped[0]["data"]["condition"]["value"] is False
     assert skipped[0]["data"]["step"]["status"] == "SKIPPED"
+
+
+def test_definition_mistakes_are_refused_naming_the_step(
+        api: Api, warehouse: tuple[Warehouse, ParticipantServer]) -> None:
+    _, server = warehouse
+    url = server.url
+    steps = [_step("create", 1, url, "create", "cancel"),
+             _step("ship", 2, url, "ship", "unship", when="$.results.pay.ok == true"),
+             _step("reserve", 3, url, "reserve", "release", for_each="$.execution.id"),
+             {**_step("charge", 4, url, "charge", "refund", when="$.input.amount > 10"),
+              "kind": "pivot"}]
+    status, body = api.call("POST", "/sagas", {
+        "id": f"bad-{uuid.uuid4().hex[:8]}", "name": "Bad", "version": "1.0.0",
+        "description": "mistakes in branches", "steps": steps})
+    assert status == 400, body
+    found = {(v["field"], v["rule"]): v["message"] for v in body["error"]["violations"]}
+    assert "'ship'" in found[("steps[1].when", "reference")]
+    assert "no active step 'pay'" in found[("steps[1].when", "reference")]
+    assert "'reserve'" in found[("steps[2].for_each", "list")]
+    assert "not a list" in found[("steps[2].for_each", "list")]
+    assert "'charge' is the pivot" in found[("steps[3].when", "pivot")]
+    status, body = api.call("POST", "/sagas", {
+        "id": f"bad-{uuid.uuid4().hex[:8]}", "name": "Bad", "version": "1.0.0",
+        "description": "a condition that cannot hold", "steps": [
+            _step("ship", 1, url, "ship", "unship", when='$.input.total < "ten"  and 3')]})
+    assert status == 400, body
+    [violation] = body["error"]["violations"]
+    assert violation["field"] == "steps[0].when" and "'ship'" in violation["message"]
+
+
+def test_an_input_that_breaks_a_fanout_is_refused_at_execute(
+        api: Api, warehouse: tuple[Warehouse, ParticipantServer]) -> None:
+    _, server = warehouse
+    saga_id = _order_saga(api, server.url)
+    too_many = {"kind": "digital", "lines": [{"sku": f"s{n}", "qty": 1} for n in range(101)]}
+    for body, says in ((too_many, "has 101 items; a fan-out takes at most 100"),
+                       ({"kind": "digital", "lines": "sku-1"}, "is a string, not a list"),
+                       ({"kind": "digital"}, "which the input lacks")):
+        status, answer = api.call("POST", f"/sagas/{saga_id}/execute", {"input": body})
+        assert status == 400, answer
+        message = answer["error"]["message"]
+        assert says in message and "reserve" in message, answer
+    status, listed = api.call("GET", f"/executions?saga_id={saga_id}")
+    assert status == 200 and listed["items"] == [], listed
