@@ -23,8 +23,8 @@ from chalicelib.domain.fanout import (
 )
 from chalicelib.domain.lifecycle import StepStatus
 from chalicelib.domain.mapping import Scope, resolve, unresolved
-from chalicelib.domain.validation import ValidationPolicy, parse_definition, validate_definition
 from chalicelib.domain.storable import ENVELOPE_OVERHEAD_BYTES, KAFKA_MAX_REQUEST_BYTES
+from chalicelib.domain.validation import ValidationPolicy, parse_definition, validate_definition
 
 POLICY = ValidationPolicy.from_settings(load_settings(environ={}).saga)
 
