@@ -126,9 +126,13 @@ def sagas(draw: st.DrawFn) -> Saga:
                 tolerated=draw(tolerances) if shape == "fan-out" else None,
                 max_concurrency=(draw(st.none() | st.integers(1, 40)) if shape == "fan-out"
                                  else None)))
+    return _saga(definitions, pivot)
+
+
+def _saga(definitions: list[StepDefinition], pivot: int | None) -> Saga:
     saga = SagaDefinition(id="branches", name="Branches", version="1.0.0",
                           description="conditions and fan-outs", steps=definitions)
-    # The real models and the real invariants: every drawn saga is one the API would store.
+    # The real models and the real invariants: every saga here is one the API would store.
     assert validate_definition(saga, ValidationPolicy()) == []
     groups: list[list[Step]] = []
     for step in map(Step.of, definitions):
@@ -137,6 +141,21 @@ def sagas(draw: st.DrawFn) -> Saga:
         else:
             groups.append([step])
     return Saga(groups, pivot)
+
+
+def saga_of(shapes: list[str], *, conditional: bool) -> Saga:
+    """A saga of the given groups' shapes (a "group" has two steps), every step but the
+    pivot conditional or none."""
+    pivot = shapes.index("pivot") if "pivot" in shapes else None
+    definitions: list[StepDefinition] = []
+    for index, shape in enumerate(shapes):
+        for _ in range(2 if shape == "group" else 1):
+            definitions.append(_definition(
+                f"s{len(definitions) + 1}", (index + 1) * 10, shape,
+                after_pivot=pivot is not None and index > pivot,
+                conditional=conditional and shape != "pivot",
+                tolerated="10%" if shape == "fan-out" else None))
+    return _saga(definitions, pivot)
 
 
 @dataclass
