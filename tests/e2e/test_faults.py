@@ -413,10 +413,20 @@ def test_a_step_lambda_process_is_killed_mid_invocation(
     assert kills > 0, "no step process was running to kill"
     for run in batch.runs:
         # A killed attempt did nothing (its transaction never committed) and is retried; a
-        # payment killed past its retries is compensated like any failure for good.
+        # payment step killed past its retries fails for good like any other: the payment is
+        # compensated, and a validation (the first step, on the same Lambda) leaves nothing to
+        # undo, so the saga simply fails.
         if run.expected == {"COMPLETED"}:
-            run.expected = frozenset({"COMPLETED", "COMPENSATED"})
+            run.expected = frozenset({"COMPLETED", "COMPENSATED", "FAILED"})
     figures = verify(batch, settings_e2e, "step lambda killed", settle(batch, settings_e2e))
+    writes = _write_model(batch.ids)
+    for run in batch.runs:
+        if run.expected == {"COMPLETED", "COMPENSATED", "FAILED"} and \
+                writes[run.execution_id].status.value == "FAILED":
+            statuses = {step.step_id: step.status.value
+                        for step in writes[run.execution_id].steps}
+            assert statuses[STEPS[0]] == "FAILED", statuses
+            assert set(statuses.values()) <= {"FAILED", "PENDING"}, statuses
     print(f"killed {kills} step processes; {figures['endings']}")
 
 
