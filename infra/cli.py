@@ -210,7 +210,13 @@ def _deploy(args: argparse.Namespace) -> int:
 def _deploy_to_aws(args: argparse.Namespace) -> int:
     import boto3
 
-    from infra.deploy.aws import REQUIRED_PARAMETERS, deploy_aws, read_parameters
+    from infra.deploy.aws import (
+        REQUIRED_PARAMETERS,
+        deploy_aws,
+        deploy_region,
+        read_parameters,
+        with_network,
+    )
 
     if boto3.session.Session().get_credentials() is None:
         print(f"saga: no AWS credentials found for stage {args.stage}: set AWS_PROFILE, or "
@@ -222,11 +228,12 @@ def _deploy_to_aws(args: argparse.Namespace) -> int:
               f"{', '.join(REQUIRED_PARAMETERS)} (see README)", file=sys.stderr)
         return Exit.REFUSED
     try:
-        parameters = read_parameters(args.parameters)
+        parameters = with_network(read_parameters(args.parameters), subnet_ids=args.subnet_ids,
+                                  security_group_ids=args.security_group_ids)
+        region = deploy_region(args.region, os.environ, boto3.session.Session().region_name)
     except ValueError as error:
         print(f"saga: {error}", file=sys.stderr)
         return Exit.REFUSED
-    region = args.region or boto3.session.Session().region_name or "us-east-1"
     result = deploy_aws(args.stage, parameters, region=region,
                         say=lambda line: print(line, flush=True))
     for key in ("RestApiUrl", "WebsocketUrl"):
@@ -287,7 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--parameters", type=Path, default=None,
                         help="dev/prod: JSON file of the stack's parameters (secrets, brokers)")
     deploy.add_argument("--region", default=None, help="dev/prod: AWS region (default: "
-                        "the configured one, else us-east-1)")
+                        "AWS_REGION, else AWS_DEFAULT_REGION or the profile's region)")
+    deploy.add_argument("--subnet-ids", default=None, metavar="ID,ID...",
+                        help="dev/prod: run the Lambdas in a VPC, in these subnets (with "
+                        "--security-group-ids; the stack parameter SubnetIds, else the "
+                        "parameters file's; neither: no VPC)")
+    deploy.add_argument("--security-group-ids", default=None, metavar="ID,ID...",
+                        help="dev/prod: the Lambdas' security groups in the VPC (with "
+                        "--subnet-ids; the stack parameter SecurityGroupIds)")
     deploy.set_defaults(handler=_deploy)
 
     package = commands.add_parser(

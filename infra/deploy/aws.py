@@ -3,7 +3,8 @@
 Chalice creates the REST and WebSocket APIs, every Lambda and the schedules; the merge
 template adds what it cannot: the Step Functions role, the projector's Kafka event source, the
 404 for unknown routes, and the configuration, taken from parameters and Secrets Manager (no
-secret in the template or the repository).
+secret in the template or the repository). The functions run in a VPC when the stack's
+SubnetIds and SecurityGroupIds parameters name one (template.with_optional_vpc).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,13 @@ import yaml
 from chalicelib.domain.lifecycle import LAMBDA_MAX_TIMEOUT_S
 from chalicelib.roots import step_entry as entry
 from infra.deploy.cloudformation import StackRequest, StackResult, deploy_stack
-from infra.deploy.template import with_function_names, with_handlers
+from infra.deploy.template import (
+    SECURITY_GROUP_IDS,
+    SUBNET_IDS,
+    with_function_names,
+    with_handlers,
+    with_optional_vpc,
+)
 from infra.stack.paths import PROJECT_ROOT
 
 MERGE_TEMPLATE = PROJECT_ROOT / "infra" / "aws" / "resources.json"
@@ -123,6 +130,7 @@ def package(stage: str, out_dir: Path, *, region: str = "us-east-1",
     # chalicelib/roots/step_entry.py).
     template = with_handlers(template, {name: f"{entry.__name__}.{name}"
                                         for name in entry.HANDLERS})
+    template = with_optional_vpc(template)
     template["Parameters"]["Stage"]["Default"] = stage
     template_path.write_text(json.dumps(template, indent=2) + "\n")
     return template_path
@@ -145,6 +153,52 @@ def read_parameters(path: Path) -> dict[str, str]:
     if missing:
         raise ValueError(f"{path}: missing parameter(s) {', '.join(missing)}")
     return parameters
+
+
+_ID_PATTERNS = {SUBNET_IDS: re.compile(r"subnet-[0-9a-f]{8,17}"),
+                SECURITY_GROUP_IDS: re.compile(r"sg-[0-9a-f]{8,17}")}
+
+
+def _ids(name: str, value: str) -> str:
+    """A comma-separated list of subnet or security group ids, checked and tidied."""
+    ids = [part.strip() for part in value.split(",") if part.strip()]
+    bad = [one for one in ids if not _ID_PATTERNS[name].fullmatch(one)]
+    if bad:
+        kind = "subnet ids (subnet-...)" if name == SUBNET_IDS else \
+            "security group ids (sg-...)"
+        raise ValueError(f"{name} takes {kind}, not {', '.join(bad)}")
+    return ",".join(ids)
+
+
+def with_network(parameters: Mapping[str, str], *, subnet_ids: str | None = None,
+                 security_group_ids: str | None = None) -> dict[str, str]:
+    """The stack's parameters with the VPC's: SubnetIds and SecurityGroupIds from the flags,
+    else from the parameters file, else empty (the functions outside any VPC). Both are given
+    or neither; they are always passed, so a deploy without them takes the functions out of
+    the VPC an earlier deploy put them in."""
+    chosen = {SUBNET_IDS: subnet_ids, SECURITY_GROUP_IDS: security_group_ids}
+    result = dict(parameters)
+    for name, flag in chosen.items():
+        result[name] = _ids(name, flag if flag is not None else parameters.get(name, ""))
+    given = [name for name in chosen if result[name]]
+    if len(given) == 1:
+        missing = SECURITY_GROUP_IDS if given == [SUBNET_IDS] else SUBNET_IDS
+        raise ValueError(f"{given[0]} without {missing}: a function in a VPC needs both "
+                         "subnets and security groups (or neither, for no VPC)")
+    return result
+
+
+def deploy_region(flag: str | None, environ: Mapping[str, str],
+                  session_region: str | None) -> str:
+    """The region to deploy to: --region, else AWS_REGION, else AWS_DEFAULT_REGION or the
+    profile's region (what boto3's session finds, session_region). None of them: a ValueError,
+    as no region is assumed."""
+    for region in (flag, environ.get("AWS_REGION"), environ.get("AWS_DEFAULT_REGION"),
+                   session_region):
+        if region and region.strip():
+            return region.strip()
+    raise ValueError("no AWS region: pass --region, or set AWS_REGION or AWS_DEFAULT_REGION, "
+                     "or a region in the AWS profile")
 
 
 def deploy_aws(stage: str, parameters: dict[str, str], *, region: str,

@@ -2,8 +2,9 @@
 
 `chalice package` leaves function names to CloudFormation, but state machines are generated at
 run time and name their step Lambdas the way Chalice does ({app}-{stage}-{function}), so the
-names are pinned here. LocalStack's free edition has no WebSocket API and no MSK, so the
-LocalStack variant drops those resources (the local gateway and event workers stand in).
+names are pinned here. Every function may run in a VPC, chosen at deploy time by two stack
+parameters (with_optional_vpc). LocalStack's free edition has no WebSocket API and no MSK, so
+the LocalStack variant drops those resources (the local gateway and event workers stand in).
 """
 
 from __future__ import annotations
@@ -58,6 +59,82 @@ def with_code_location(template: Template, bucket: str, key: str) -> Template:
     result = copy.deepcopy(template)
     for _, resource in functions(result):
         resource["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}
+    return result
+
+
+# The VPC the functions run in: two stack parameters, both given or neither (then no VPC).
+SUBNET_IDS = "SubnetIds"
+SECURITY_GROUP_IDS = "SecurityGroupIds"
+IN_VPC = "InVpc"  # the condition: both parameters given
+NO_VALUE = {"Ref": "AWS::NoValue"}
+VPC_POLICY_NAME = "vpc-network-interfaces"
+# What a function in a VPC needs to create, use and delete its network interfaces: the EC2
+# actions of AWS's managed policy AWSLambdaVPCAccessExecutionRole (its logs actions are in
+# every function's own policy already).
+VPC_ACCESS_ACTIONS = (
+    "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses")
+
+
+def _given(parameter: str) -> dict[str, Any]:
+    """A condition: the parameter is not empty."""
+    return {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, ""]}]}
+
+
+def _split(parameter: str) -> dict[str, Any]:
+    """The ids of a comma-separated parameter, as a list."""
+    return {"Fn::Split": [",", {"Ref": parameter}]}
+
+
+def _own_role(template: Template, function: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The IAM role the template creates for a function (Role: GetAtt of it); None when the
+    function names a role made elsewhere."""
+    role = function["Properties"].get("Role")
+    if not (isinstance(role, dict) and "Fn::GetAtt" in role):
+        return None
+    target = role["Fn::GetAtt"]
+    logical_id = target[0] if isinstance(target, list) else target.split(".")[0]
+    resource = template["Resources"].get(logical_id)
+    return resource if resource and resource["Type"] == "AWS::IAM::Role" else None
+
+
+def with_optional_vpc(template: Template) -> Template:
+    """Every function in a VPC when the stack is given subnets and security groups.
+
+    Adds the parameters SubnetIds and SecurityGroupIds (comma-separated ids, empty by
+    default; strings split here rather than CommaDelimitedList, which LocalStack's engine
+    mishandles in conditions) and the condition InVpc (both not empty). Under it every
+    function gets a VpcConfig with those ids, and every role the template creates for a
+    function an inline policy with the EC2 actions Lambda needs for the function's network
+    interfaces; without it neither exists (AWS::NoValue) and the functions run outside any
+    VPC."""
+    result = copy.deepcopy(template)
+    parameters = result.setdefault("Parameters", {})
+    parameters[SUBNET_IDS] = {
+        "Type": "String", "Default": "",
+        "Description": "Comma-separated subnet ids the Lambdas run in (with SecurityGroupIds); "
+                       "empty: no VPC"}
+    parameters[SECURITY_GROUP_IDS] = {
+        "Type": "String", "Default": "",
+        "Description": "Comma-separated security group ids of the Lambdas (with SubnetIds); "
+                       "empty: no VPC"}
+    result.setdefault("Conditions", {})[IN_VPC] = {
+        "Fn::And": [_given(SUBNET_IDS), _given(SECURITY_GROUP_IDS)]}
+    vpc_policy = {"PolicyName": VPC_POLICY_NAME, "PolicyDocument": {
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "NetworkInterfaces", "Effect": "Allow",
+                       "Action": list(VPC_ACCESS_ACTIONS), "Resource": "*"}]}}
+    roles_done: set[int] = set()
+    for _, resource in functions(result):
+        resource["Properties"]["VpcConfig"] = {"Fn::If": [IN_VPC, {
+            "SubnetIds": _split(SUBNET_IDS),
+            "SecurityGroupIds": _split(SECURITY_GROUP_IDS)}, NO_VALUE]}
+        role = _own_role(result, resource)
+        if role is not None and id(role) not in roles_done:
+            roles_done.add(id(role))
+            role["Properties"].setdefault("Policies", []).append(
+                {"Fn::If": [IN_VPC, copy.deepcopy(vpc_policy), NO_VALUE]})
     return result
 
 

@@ -13,6 +13,11 @@ the pivot failing for good, or in a saga without one, an operator compensating t
 completed run. The pivot's own compensation runs only when its outcome is unknown (its
 timeout case). Callback and timer steps are left out (a run would wait for a completion or
 a clock).
+
+A fan-out's faults are aimed at its first item (`<step id>[0]`): the item failing for good
+(the items that succeeded, and the steps before, are undone), timing out, and its
+compensation failing. A conditional step's cases need an input under which it runs: a run
+where it was skipped is reported as such.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.domain.fanout import item_run_id
 from chalicelib.domain.lifecycle import COMPENSATION_RETRY, WAITING_KINDS, StepKind
 from chalicelib.domain.models import Step
 from chalicelib.durations import format_duration_ms, parse_duration_ms
@@ -77,13 +83,17 @@ def plan(steps: Sequence[Step], *, retriable_max_attempts: int,
             # A sibling in a parallel group may not have started when this step failed (no
             # attempt starts once a step of the execution failed for good): undone if it ran.
             siblings = {s.id for s in group if s.id != step.id} & compensated
+            if step.for_each is not None:
+                # Its other items may have acted (undone), or not (nothing to undo).
+                siblings |= {step.id}
             ending = "COMPENSATED" if before else "FAILED"
-            cases.append(Case(f"{step.id} fails for good", [_fault(step.id, permanent=True)],
+            cases.append(Case(f"{_target(step)} fails for good",
+                              [_fault(_target(step), permanent=True)],
                               ending, frozenset(before), groups=order,
                               maybe_undone=frozenset(siblings),
                               instead=None if before or not siblings else "COMPENSATED"))
-            cases.append(Case(f"{step.id} times out",
-                              [_fault(step.id, times=0, delay=_past_timeout(
+            cases.append(Case(f"{_target(step)} times out",
+                              [_fault(_target(step), times=0, delay=_past_timeout(
                                   step, task_timeout_margin_s))],
                               "COMPENSATED", frozenset(before), groups=order,
                               maybe_undone=frozenset(({step.id} | siblings) & compensated),
@@ -106,25 +116,31 @@ def _compensation_cases(groups: list[list[Step]], pivot: int | None, compensated
         first, undone = "", frozenset(compensated - {pivot_id})
     cases = []
     for step in (s for g in groups for s in g if s.id in undone):
-        once = [*trigger, _fault(step.id, phase="compensation", times=1)]
-        for_good = [*trigger, _fault(step.id, phase="compensation",
+        target = _target(step)
+        once = [*trigger, _fault(target, phase="compensation", times=1)]
+        for_good = [*trigger, _fault(target, phase="compensation",
                                      times=COMPENSATION_RETRY.retries + 1)]
         if pivot is None:
             cases += [
-                Case(f"{step.id}'s compensation fails once, then recovers", once, first,
+                Case(f"{target}'s compensation fails once, then recovers", once, first,
                      undone, then=(("compensate", "COMPENSATED"),), groups=order),
-                Case(f"{step.id}'s compensation fails for good, then is retried", for_good,
+                Case(f"{target}'s compensation fails for good, then is retried", for_good,
                      first, undone, then=(("compensate", "COMPENSATION_FAILED"),
                                           ("retry-compensation", "COMPENSATED")),
                      groups=order)]
         else:
             cases += [
-                Case(f"{step.id}'s compensation fails once, then recovers", once,
+                Case(f"{target}'s compensation fails once, then recovers", once,
                      "COMPENSATED", undone, groups=order),
-                Case(f"{step.id}'s compensation fails for good, then is retried", for_good,
+                Case(f"{target}'s compensation fails for good, then is retried", for_good,
                      "COMPENSATION_FAILED", undone,
                      then=(("retry-compensation", "COMPENSATED"),), groups=order)]
     return cases
+
+
+def _target(step: Step) -> str:
+    """What a case's fault is aimed at: the step, or a fan-out's first item."""
+    return item_run_id(step.id, 0) if step.for_each is not None else step.id
 
 
 def _groups(steps: list[Step]) -> list[list[Step]]:

@@ -230,7 +230,8 @@ const scenarios = {
       live: await page.locator("#live").getAttribute("data-state") };
   },
 
-  // A failed execution: its reason, its failed attempts and its compensation bars.
+  // A failed execution: its reason, its failed attempts, its compensation bars, and each
+  // step's error as the steps table shows it (its type and text).
   async compensation_bars({ page }) {
     await page.goto(`${args.base}/console#/executions/${args.execution_id}`);
     await page.locator('[data-testid="timeline"] g.bar[data-phase="compensation"]').first().waitFor();
@@ -242,10 +243,13 @@ const scenarios = {
           label: n.getAttribute("aria-label"),
           inside: box.width > 0 && box.left >= svg.left && box.right <= svg.right };
       }));
+    const errors = Object.fromEntries(await page.locator("tr[data-step] td[data-error-type]").evaluateAll(
+      (cells) => cells.map((td) => [td.closest("tr").dataset.step,
+        { type: td.dataset.errorType, text: td.textContent }])));
     const result = { status: await status(page), reason: await page.locator('[data-testid="reason"]').textContent(),
-      bars };
+      bars, errors };
     await page.locator('[data-testid="timeline"] g.bar.failed').first().focus();
-    await page.screenshot({ path: `${SHOTS}/execution.png`, fullPage: true });
+    await page.screenshot({ path: `${SHOTS}/${args.shot || "execution"}.png`, fullPage: true });
     return result;
   },
 

@@ -1,7 +1,8 @@
 """The operator console in a real browser against `saga serve` on the local stack: the
 documented saga and its graph, a live timeline, compensation bars and the reason, retrying a
 failed compensation from the page, auth (asked for a token, a reader sees no actions), and a
-list of 1,000 executions paged and filtered by time."""
+list of 1,000 executions paged and filtered by time; a participant's typed refusal shown under
+its own type."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 import pytest
+from saga_participant import Refusal, Request
 
 from chalicelib.config import get_settings
 from chalicelib.demo import demo_data
@@ -106,6 +108,45 @@ def test_a_failed_execution_shows_its_compensation_and_reason(
         ("process-payment", "compensation", "succeeded")]
     assert any("SmtpDown" in bar["label"] for bar in result["bars"])
     assert all(bar["inside"] for bar in result["bars"]), result["bars"]  # drawn on the axis
+
+
+def test_a_participants_typed_refusal_shows_under_its_own_type(
+        console: Console, participant_server: Callable[..., str]) -> None:
+    # An HTTP participant (the SDK's, served by its pytest plugin) refuses the second step
+    # with Refusal("OutOfStock", ...): the step's error is recorded as OutOfStock, and the
+    # console shows that type for the step, on its failed bar and in the reason.
+    def act(request: Request) -> dict[str, Any]:
+        if request.step_id == "reserve-stock":
+            raise Refusal("OutOfStock", "only 2 left", {"sku": "sku-1", "available": 2})
+        return {"order_id": "O-1"}
+
+    url = participant_server(act, lambda request: {"undone": request.step_id})
+    steps = [{"id": step_id, "name": step_id, "description": f"The {step_id} participant",
+              "order": order, "action": f"{url}/{step_id}", "compensation": f"{url}/undo",
+              "max_retries": 0, "timeout": "10s"}
+             for order, step_id in enumerate(["create-order", "reserve-stock"], start=1)]
+    saga = {"id": f"typed-{uuid.uuid4().hex[:8]}", "name": "Typed refusal", "version": "1.0.0",
+            "description": "A participant refuses with its own error type", "steps": steps}
+    assert console.call("POST", "/sagas", saga)[0] == 201
+    status, started = console.call("POST", f"/sagas/{saga['id']}/execute", {"input": {}})
+    assert status == 202, started
+    execution = console.wait(started["id"])
+    assert execution["status"] == "COMPENSATED", execution
+    refused = next(s for s in execution["steps"] if s["step_id"] == "reserve-stock")
+    assert refused["error"]["type"] == "OutOfStock", refused  # what the API serves
+    result = run_scenario("compensation_bars", base=console.served.base,
+                          execution_id=started["id"], shot="typed-error")
+    # The message says who answered what: "<url> answered 422: only 2 left".
+    shown = result["errors"]["reserve-stock"]
+    assert shown["type"] == "OutOfStock", shown
+    assert shown["text"].startswith("OutOfStock: ") and shown["text"].endswith("only 2 left")
+    assert "create-order" not in result["errors"]  # it succeeded, then was undone
+    failed = [bar["label"] for bar in result["bars"]
+              if bar["step"] == "reserve-stock" and bar["outcome"] != "succeeded"]
+    assert failed and all("— OutOfStock: " in label for label in failed), failed
+    assert "reserve-stock" in result["reason"] and "OutOfStock" in result["reason"]
+    assert [(bar["step"], bar["phase"]) for bar in result["bars"]
+            if bar["phase"] == "compensation"] == [("create-order", "compensation")]
 
 
 def test_a_failed_compensation_is_retried_from_the_page(

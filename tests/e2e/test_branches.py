@@ -5,20 +5,25 @@ its own result when the saga does not complete, before the earlier steps are."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Api
+from chalicelib.demo import demo_data
+from chalicelib.roots import runtime
+from infra.stack.paths import PROJECT_ROOT
+from tests.e2e.conftest import Api, new_customer
 from tests.support.participants import ParticipantServer, Received, serving
 from tests.support.traces import outbox_events
 
 LINES = 12
+EXAMPLES = PROJECT_ROOT / "examples" / "order-branches"
 
 
 @dataclass
@@ -152,3 +157,110 @@ def test_a_tolerated_failure_completes_with_every_other_items_result(
     assert [e["data"]["step_id"] for e in skipped] == ["ship"]
     assert skipped[0]["data"]["condition"]["value"] is False
     assert skipped[0]["data"]["step"]["status"] == "SKIPPED"
+
+
+def test_definition_mistakes_are_refused_naming_the_step(
+        api: Api, warehouse: tuple[Warehouse, ParticipantServer]) -> None:
+    _, server = warehouse
+    url = server.url
+    steps = [_step("create", 1, url, "create", "cancel"),
+             _step("ship", 2, url, "ship", "unship", when="$.results.pay.ok == true"),
+             _step("reserve", 3, url, "reserve", "release", for_each="$.execution.id"),
+             {**_step("charge", 4, url, "charge", "refund", when="$.input.amount > 10"),
+              "kind": "pivot"}]
+    status, body = api.call("POST", "/sagas", {
+        "id": f"bad-{uuid.uuid4().hex[:8]}", "name": "Bad", "version": "1.0.0",
+        "description": "mistakes in branches", "steps": steps})
+    assert status == 400, body
+    found = {(v["field"], v["rule"]): v["message"] for v in body["error"]["violations"]}
+    assert "'ship'" in found[("steps[1].when", "reference")]
+    assert "no active step 'pay'" in found[("steps[1].when", "reference")]
+    assert "'reserve'" in found[("steps[2].for_each", "list")]
+    assert "not a list" in found[("steps[2].for_each", "list")]
+    assert "'charge' is the pivot" in found[("steps[3].when", "pivot")]
+    status, body = api.call("POST", "/sagas", {
+        "id": f"bad-{uuid.uuid4().hex[:8]}", "name": "Bad", "version": "1.0.0",
+        "description": "a condition that cannot hold", "steps": [
+            _step("ship", 1, url, "ship", "unship", when='$.input.total < "ten"  and 3')]})
+    assert status == 400, body
+    [violation] = body["error"]["violations"]
+    assert violation["field"] == "steps[0].when" and "'ship'" in violation["message"]
+
+
+def test_an_input_that_breaks_a_fanout_is_refused_at_execute(
+        api: Api, warehouse: tuple[Warehouse, ParticipantServer]) -> None:
+    _, server = warehouse
+    saga_id = _order_saga(api, server.url)
+    too_many = {"kind": "digital", "lines": [{"sku": f"s{n}", "qty": 1} for n in range(101)]}
+    for body, says in ((too_many, "has 101 items; a fan-out takes at most 100"),
+                       ({"kind": "digital", "lines": "sku-1"}, "is a string, not a list"),
+                       ({"kind": "digital"}, "which the input lacks")):
+        status, answer = api.call("POST", f"/sagas/{saga_id}/execute", {"input": body})
+        assert status == 400, answer
+        message = answer["error"]["message"]
+        assert says in message and "reserve" in message, answer
+    status, listed = api.call("GET", f"/executions?saga_id={saga_id}")
+    assert status == 200 and listed["items"] == [], listed
+
+
+def _example(api: Api) -> str:
+    definition = json.loads((EXAMPLES / "saga.json").read_text())
+    definition["id"] = f"branches-{uuid.uuid4().hex[:8]}"
+    return str(api.create_saga(definition)["id"])
+
+
+def _example_order(name: str, customer: str) -> tuple[dict[str, Any], str]:
+    """The example's order, its lines on a fresh SKU with 20 in stock."""
+    order = json.loads((EXAMPLES / name).read_text())
+    sku = f"SKU-{uuid.uuid4().hex[:6]}"
+    with runtime.container().connector.transaction() as cur:
+        demo_data.seed_stock(cur, sku, 20)
+    order["lines"] = [{**line, "sku": sku} for line in order["lines"]]
+    return {**order, "customer_id": customer, "amount": "30.00", "currency": "EUR"}, sku
+
+
+def test_the_example_ships_a_physical_order_and_undoes_every_line_when_the_charge_fails(
+        api: Api, demo: Callable[[], dict[str, Any]]) -> None:
+    saga_id = _example(api)
+    order, sku = _example_order("order.json", new_customer())
+    done = api.wait(api.execute(saga_id, input=order)["id"], timeout_s=90)
+    assert done["status"] == "COMPLETED", done
+    wanted = sum(line["quantity"] for line in order["lines"])
+    assert demo()["stock"][sku] == {"available": 20 - wanted, "reserved": wanted}
+    assert [item["reserved"] for item in done["output"]["reserved"]] == [
+        [{"sku": sku, "quantity": line["quantity"]}] for line in order["lines"]]
+    assert done["output"]["shipment"]
+    # The charge refused for good: each line's reservation, the shipment and the order undone.
+    failed = api.wait(api.execute(saga_id, input=order, faults=[
+        {"step_id": "charge", "error": "CardDeclined", "permanent": True}])["id"],
+        timeout_s=90)
+    assert failed["status"] == "COMPENSATED", failed
+    steps = _steps(failed)
+    assert {steps[f"reserve-lines[{n}]"]["status"] for n in range(len(order["lines"]))} == {
+        "COMPENSATED"}
+    assert steps["ship"]["status"] == "COMPENSATED"
+    after = demo()
+    assert after["stock"][sku] == {"available": 20 - wanted, "reserved": wanted}
+    assert not [r for r in after["reservations"] if r["execution_id"] == failed["id"]]
+    assert not [s for s in after["shipments"] if s["execution_id"] == failed["id"]]
+    # The undo ran every line before the shipment, and the shipment before the order.
+    events = [(e["type"], e["data"].get("step_id")) for e in outbox_events(failed["id"])
+              if e["type"] == "saga.step.compensated"]
+    undone = [step for _, step in events]
+    assert undone.index("ship") > max(undone.index(f"reserve-lines[{n}]")
+                                      for n in range(len(order["lines"])))
+    assert undone[-1] == "create-order"
+
+
+def test_the_example_skips_shipping_a_digital_order(
+        api: Api, demo: Callable[[], dict[str, Any]]) -> None:
+    saga_id = _example(api)
+    order, _ = _example_order("digital-order.json", new_customer())
+    done = api.wait(api.execute(saga_id, input=order)["id"], timeout_s=90)
+    assert done["status"] == "COMPLETED", done
+    steps = _steps(done)
+    assert steps["ship"]["status"] == "SKIPPED"
+    assert steps["ship"]["action_attempts"] == 0
+    assert "shipment" not in done["output"]  # a skipped step's result is left out
+    assert len(done["output"]["reserved"]) == 2
+    assert not [s for s in demo()["shipments"] if s["execution_id"] == done["id"]]

@@ -28,11 +28,13 @@ class Actions:
     ledger: InMemoryStepLedger
     calls: list[tuple[str, str, int, bool]] = field(default_factory=list)
     script: dict[str, Callable[[StepContext], None]] = field(default_factory=dict)
+    contexts: list[StepContext] = field(default_factory=list)
 
     def resolve(self, name: str) -> Callable[[StepContext], dict[str, Any]]:
         def run(ctx: StepContext) -> dict[str, Any]:
             # Whether the (row) locks were held while it ran.
             self.calls.append((name, ctx.phase, ctx.attempt, self.ledger.locked))
+            self.contexts.append(ctx)
             if name != PARTICIPANT:
                 ctx.cursor.execute("INSERT INTO effects VALUES (%s, %s)", (name, ctx.step_id))
             if name in self.script:

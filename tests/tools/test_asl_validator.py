@@ -1,7 +1,7 @@
 """Every kind of machine the compiler writes passes asl-validator (npm, run on node).
 
 The sagas are the compiler's unit-test cases (tests/unit/test_compiler*.py), drawn the same way,
-callbacks and timers included.
+callbacks, timers, conditions and fan-outs included.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from chalicelib.adapters.stepfunctions.compiler import (
 )
 from tests.support.asl_validator import AslValidator
 from tests.unit import test_compiler as flat
+from tests.unit import test_compiler_branches as branching
 from tests.unit import test_compiler_groups as grouped
 from tests.unit import test_compiler_waits as waiting
 
@@ -90,4 +91,31 @@ def test_generated_group_machines_pass_asl_validator(asl: AslValidator,
 def test_machines_with_callbacks_and_timers_pass_asl_validator(
         asl: AslValidator, sagas: list[waiting.Saga]) -> None:
     machines = [machine for saga in sagas for machine in waiting.machines(saga)]
+    assert asl.validate(machines) == [""] * len(machines)
+
+
+# asl-validator takes ~0.5 s for one of these machines.
+@settings(max_examples=2, deadline=None)
+@given(st.lists(branching.sagas(), min_size=8, max_size=8))
+def test_machines_with_conditions_and_fan_outs_pass_asl_validator(
+        asl: AslValidator, sagas: list[branching.Saga]) -> None:
+    machines = [machine for saga in sagas for machine in branching.machines(saga)]
+    machines += [compile_forward(saga.steps, branching.TARGETS,
+                                 CompileOptions(compensation_enabled=False, retry_enabled=False))
+                 for saga in sagas]
+    assert asl.validate(machines) == [""] * len(machines)
+
+
+def test_every_fan_out_and_condition_shape_passes_asl_validator(asl: AslValidator) -> None:
+    """A fan-out first, last, alone, after a conditional group and before a pivot; a
+    conditional callback, approval and timer; forward and compensation machines."""
+    shapes = [["fan-out"], ["group", "fan-out"], ["fan-out", "group"],
+              ["fan-out", "fan-out", "pivot", "group"], ["callback", "approval", "wait"],
+              ["group", "group", "fan-out", "callback", "pivot", "wait"]]
+    machines = []
+    for shape in shapes:
+        saga = branching.saga_of(shape, conditional=True)
+        machines += branching.machines(saga)
+        assert any(s["Type"] == "Map" for m in branching.machines(saga)
+                   for s in m["States"].values()) == ("fan-out" in shape)
     assert asl.validate(machines) == [""] * len(machines)

@@ -111,6 +111,24 @@ def test_localstack_drops_the_websocket_url_with_the_websocket_api(
     assert "WebsocketAPI" not in local["Resources"]
 
 
+def test_every_function_may_run_in_a_vpc_chosen_by_the_stacks_parameters(
+        template: dict[str, Any]) -> None:
+    from infra.deploy.template import IN_VPC, VPC_POLICY_NAME, functions
+
+    assert {"SubnetIds", "SecurityGroupIds"} <= set(template["Parameters"])
+    assert IN_VPC in template["Conditions"]
+    found = list(functions(template))
+    assert len(found) >= 18
+    for name, function in found:
+        properties = function["Properties"]
+        assert properties["VpcConfig"]["Fn::If"][0] == IN_VPC, name
+        role = template["Resources"][properties["Role"]["Fn::GetAtt"][0]]
+        assert [policy["Fn::If"][1]["PolicyName"] for policy in role["Properties"]["Policies"]
+                if "Fn::If" in policy] == [VPC_POLICY_NAME], name
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["SAGA__AWS__REGION"] == {"Ref": "AWS::Region"}
+
+
 def test_every_function_carries_the_participant_sdk(packaged_stage: Callable[[str], Path]) -> None:
     # chalicelib builds participant requests with saga_participant (sdk/python, not on PyPI):
     # vendored, it sits at the root of the one deployment package every function runs.

@@ -132,3 +132,56 @@ def test_the_report_is_a_table_and_junit_xml() -> None:
 
 def test_a_runs_budget_covers_every_attempt_timing_out() -> None:
     assert run_budget_s(STEPS, 5) > sum(3 * 25 for _ in STEPS)
+
+
+BRANCHES = Path(__file__).parents[2] / "examples" / "order-branches" / "saga.json"
+
+
+def _branch_cases() -> dict[str, Case]:
+    steps = [Step.of(StepDefinition.model_validate(s))
+             for s in json.loads(BRANCHES.read_text())["steps"]]
+    cases, skipped = plan(steps, retriable_max_attempts=5, task_timeout_margin_s=5)
+    assert skipped == []
+    return {case.name: case for case in cases}
+
+
+def _item(step_id: str, *, acted: bool, undone: int) -> dict[str, Any]:
+    attempts = ([{"phase": "action", "outcome": "succeeded"}] if acted else []) + [
+        {"phase": "compensation", "outcome": "succeeded"}] * undone
+    return {"step_id": step_id, "status": "COMPENSATED" if undone else "FAILED",
+            "attempts": attempts, "compensated_at": "2026-01-01T00:00:00+00:00"
+            if undone else None}
+
+
+def test_a_fanouts_faults_are_aimed_at_its_first_item() -> None:
+    cases = _branch_cases()
+    failing = cases["reserve-lines[0] fails for good"]
+    assert failing.faults == [{"step_id": "reserve-lines[0]", "phase": "action",
+                               "error": "VerifyInjected", "times": 1, "permanent": True}]
+    assert failing.undone == {"create-order", "ship"}
+    assert "reserve-lines" in failing.maybe_undone
+    assert "reserve-lines[0]'s compensation fails for good, then is retried" in cases
+
+
+def test_each_item_that_acted_is_undone_once_and_a_skipped_step_never() -> None:
+    case = _branch_cases()["reserve-lines[0] fails for good"]
+    run = {"status": "COMPENSATED", "steps": [
+        {"step_id": "create-order", "attempts": [{"phase": "compensation",
+                                                  "outcome": "succeeded"}],
+         "compensated_at": "2026-01-01T00:00:02+00:00"},
+        {"step_id": "ship", "status": "SKIPPED", "attempts": []},
+        {"step_id": "reserve-lines", "status": "FAILED", "fanout": {"items": 3},
+         "attempts": []},
+        _item("reserve-lines[0]", acted=False, undone=0),
+        _item("reserve-lines[1]", acted=True, undone=1),
+        _item("reserve-lines[2]", acted=True, undone=0)]}
+    assert problems(case, run, "COMPENSATED") == [
+        "reserve-lines[2] succeeded and was not compensated"]
+    run["steps"][-1] = _item("reserve-lines[2]", acted=True, undone=2)
+    assert problems(case, run, "COMPENSATED") == [
+        "reserve-lines[2] was compensated 2 times, at most once"]
+    # The shipment's own failure case under a digital order tested nothing: it says so.
+    ship = _branch_cases()["ship fails for good"]
+    run["steps"][-1] = _item("reserve-lines[2]", acted=True, undone=1)
+    assert any("ship was skipped by its condition" in p
+               for p in problems(ship, run, "COMPENSATED"))

@@ -56,7 +56,10 @@ function stepRow(step, items, view) {
   h("td", { class: "small", "data-wait": step.waiting ? step.waiting.kind : null },
     step.waiting ? waitText(step.waiting) : ""),
   h("td", { class: "small" }, branchCell(step, items, view)),
-  h("td", { class: "small" }, step.error ? `${step.error.type || ""}: ${step.error.message || ""}` : ""),
+  // The error's type first: a participant's own (OutOfStock, CardDeclined) is what an
+  // operator looks for.
+  h("td", { class: "small", "data-error-type": step.error ? step.error.type || "" : null },
+    step.error ? [h("strong", {}, step.error.type || "Error"), `: ${step.error.message || ""}`] : ""),
   h("td", {}, step.result ? h("details", {}, h("summary", {}, "result"), json(step.result)) : ""));
 }
 
