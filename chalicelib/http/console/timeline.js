@@ -91,8 +91,8 @@ export function timeline(execution, width, now = Date.now(), view = {}) {
   drawn.forEach(({ step, fanout }, row) => {
     const y = TOP + row * ROW + (ROW - BAR) / 2;
     svg.append(rowLabel(step, fanout, y, mark(step), view));
-    // Where the row's bars begin and end: a fan-out's counts go beside them.
-    let start = null, end = null;
+    // Where the row's bars begin (first) and end: a fan-out's counts go beside them.
+    let first = null, end = null;
     for (const a of step.attempts) {
       const start = time(a.started_at), stop = Math.max(time(a.ended_at), start);
       const failed = a.outcome !== "succeeded";
@@ -100,7 +100,7 @@ export function timeline(execution, width, now = Date.now(), view = {}) {
         `${span(a.duration_ms)}${a.error_type ? ` — ${a.error_type}: ${a.error_message || ""}` : ""}`;
       const left = x(start);
       const barWidth = Math.max(4, x(stop) - left);
-      start = Math.min(start ?? left, left);
+      first = Math.min(first ?? left, left);
       end = Math.max(end ?? 0, left + barWidth);
       svg.append(s("g", { class: `bar ${a.phase}${failed ? " failed" : ""}`, tabindex: 0,
         "data-phase": a.phase, "data-outcome": a.outcome, "data-step": step.step_id,
@@ -115,12 +115,12 @@ export function timeline(execution, width, now = Date.now(), view = {}) {
     if (STEP_AT_WORK.has(step.status)) {
       const last = step.attempts.length ? time(step.attempts[step.attempts.length - 1].ended_at)
         : time(step.started_at) || t0;
-      start = Math.min(start ?? x(last), x(last));
+      first = Math.min(first ?? x(last), x(last));
       end = Math.max(end ?? 0, x(t1));
       svg.append(s("rect", { x: x(last), y, width: Math.max(4, x(t1) - x(last)), height: BAR,
         rx: 3, class: "pending", "data-step": step.step_id }, s("title", {}, `${step.step_id}: ${step.status}`)));
     }
-    if (fanout) svg.append(itemsSummary(step, fanout, y, start, end, width - RIGHT));
+    if (fanout) svg.append(itemsSummary(step, fanout, y, first, end, width - RIGHT));
   });
   return svg;
 }
