@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from chalicelib.domain import event_types
-from chalicelib.domain.lifecycle import STATUS_OF_EVENT, ExecutionStatus, WaitKind
+from chalicelib.domain.fanout import split_run_id
+from chalicelib.domain.lifecycle import STATUS_OF_EVENT, ExecutionStatus, StepStatus, WaitKind
 from infra.api_client import ApiClient, ApiError
 from infra.exit_codes import Exit
 from infra.text_table import format_table
@@ -95,7 +96,8 @@ def sagas(args: argparse.Namespace, api: ApiClient) -> int:
         _emit(args, saga, f"{saga['id']} {saga['version']} (revision {saga['revision']}, "
                           f"{'active' if saga['active'] else 'inactive'})\n{saga['description']}\n"
               + format_table(steps, ["#", "STEP", "KIND", "ACTION", "COMPENSATION", "RETRIES",
-                                     "TIMEOUT", "ACTIVE"]))
+                                     "TIMEOUT", "ACTIVE"])
+              + "".join(f"\n{line}" for line in branch_lines(saga["steps"])))
     elif args.action == "delete":
         api.call("DELETE", f"/sagas/{_id(args)}")
         _emit(args, {"deleted": args.id}, f"deleted {args.id}")
@@ -104,6 +106,28 @@ def sagas(args: argparse.Namespace, api: ApiClient) -> int:
                         {"active": args.action == "activate"})
         _emit(args, saga, f"{saga['id']} is {'active' if saga['active'] else 'inactive'}")
     return Exit.OK
+
+
+def branch_lines(steps: list[dict[str, Any]]) -> list[str]:
+    """What a definition's steps that branch and fan out do, a line each (none for a line of
+    plain steps): `ship runs only when ...`, `reserve runs once per item of ...`."""
+    lines = []
+    for step in steps:
+        if step.get("when") is not None:
+            lines.append(f"  {step['id']} runs only when {step['when']} (else it is SKIPPED)")
+        if step.get("for_each") is not None:
+            lines.append(f"  {step['id']} runs once per item of {step['for_each']}"
+                         + _fanout_bounds(step.get("max_concurrency"),
+                                          step.get("tolerated_failures")))
+    return lines
+
+
+def _fanout_bounds(at_once: Any, tolerated: Any) -> str:
+    """", at most 4 at once, 1 may fail": a fan-out's bounds, as far as they are known."""
+    said = f", at most {at_once} at once" if at_once is not None else ""
+    if tolerated not in (None, 0, "0%"):
+        said += f", {tolerated} may fail"
+    return said
 
 
 def _or_dash(value: Any) -> Any:
@@ -138,12 +162,12 @@ def _follow(args: argparse.Namespace, api: ApiClient, start: Any, execution_id: 
     start()
     if not args.json:
         print(f"execution {execution_id}")
-    groups = GroupHeaders()
+    groups, items = GroupHeaders(), ItemTally()
     for event in events:
         if args.json:
             print(json.dumps(event), flush=True)
         else:
-            for line in (groups.header(event), describe(event)):
+            for line in (groups.header(event), describe(event), items.summary(event)):
                 if line:
                     print(line, flush=True)
         if event["type"] in FINAL:
@@ -196,14 +220,79 @@ class GroupHeaders:
         return f"  ∥ group {group}, {verb} in parallel: {', '.join(self.members[group])}"
 
 
+class ItemTally:
+    """While following: a fan-out's items by status as their events arrive, told in one line
+    when the fan-out itself ends ("⫴ reserve: 12 items: 11 succeeded, 1 failed")."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[int, str]] = {}  # fan-out step id -> index -> status
+
+    def summary(self, event: dict[str, Any]) -> str | None:
+        data = event.get("data", {})
+        step_id, record = data.get("step_id"), data.get("step") or {}
+        if not step_id:
+            return None
+        if event["type"] == event_types.STEP_FANNED_OUT:
+            count = int((data.get("fanout") or {}).get("items") or 0)
+            self.items[step_id] = dict.fromkeys(range(count), StepStatus.PENDING.value)
+            return None
+        of, index = split_run_id(step_id)
+        if index is not None and of in self.items and record.get("status"):
+            self.items[of][index] = record["status"]
+            return None
+        ended = event["type"] in (event_types.STEP_SUCCEEDED, event_types.STEP_FAILED) \
+            and data.get("phase", "action") == "action"
+        if index is None and ended and step_id in self.items:
+            statuses = self.items[step_id]
+            return f"  ⫴ {step_id}: {_items(len(statuses))}: {item_counts(statuses.values())}"
+        return None
+
+
+def _items(count: int) -> str:
+    return f"{count} item{'' if count == 1 else 's'}"
+
+
+def item_counts(statuses: Any) -> str:
+    """"11 succeeded, 1 failed": items by status, in the lifecycle's order of statuses."""
+    listed = list(statuses)
+    counts = [(status, listed.count(status.value)) for status in StepStatus]
+    return ", ".join(f"{n} {status.value.lower().replace('_', ' ')}"
+                     for status, n in counts if n) or "none"
+
+
+def _read(operands: dict[str, Any] | None) -> str:
+    """What a condition read: `$.input.kind = "digital", $.results.a.n = 3`."""
+    if not operands:
+        return "nothing it names was present"
+    return ", ".join(f"{reference} = {json.dumps(value, sort_keys=True)[:200]}"
+                     for reference, value in operands.items())
+
+
+def _skip_text(condition: dict[str, Any]) -> str:
+    """`when $.input.kind != "digital" was false; it read $.input.kind = "digital"`."""
+    value = json.dumps(condition.get("value", False))
+    return (f"when {condition.get('when')} was {value}; it read "
+            f"{_read(condition.get('operands'))}")
+
+
 def describe(event: dict[str, Any]) -> str | None:
-    """One line a person reads for an event (None for the ones not worth a line)."""
+    """One line a person reads for an event (None for the ones not worth a line); an item of a
+    fan-out's lines are indented under their step's."""
+    line = _describe(event)
+    step_id = (event.get("data") or {}).get("step_id")
+    if line and step_id and split_run_id(str(step_id))[1] is not None:
+        return f"  {line}"
+    return line
+
+
+def _describe(event: dict[str, Any]) -> str | None:
     data = event.get("data", {})
     step = data.get("step_id")
     attempt = f"attempt {data.get('attempt')}"
     error = data.get("error") or {}
     why = f"{error.get('type')}: {error.get('message')}" if error else ""
     took = f", {data['duration_ms']} ms" if data.get("duration_ms") is not None else ""
+    fanout = data.get("fanout") or {}
     lines = {
         "saga.execution.started": f"▶ {data.get('saga_id')} {data.get('version')}: "
                                   f"{len(data.get('steps', []))} steps"
@@ -225,6 +314,12 @@ def describe(event: dict[str, Any]) -> str | None:
                        f"retry it forward (`saga executions retry-forward {event.get('key')}`) "
                        "or resolve it",
         "saga.resumed": f"▶ retried forward by {data.get('by')}",
+        event_types.STEP_SKIPPED: f"  ⤼ {step} skipped: "
+                                  f"{_skip_text(data.get('condition') or {})}",
+        event_types.STEP_FANNED_OUT: f"  ⫴ {step} fans out over "
+                                     f"{_items(int(fanout.get('items') or 0))}"
+                                     + _fanout_bounds(fanout.get("max_concurrency"),
+                                                      fanout.get("tolerated")),
         **_wait_lines(step, data),
     }
     return lines.get(event["type"])
@@ -326,22 +421,61 @@ def _timeline(execution: dict[str, Any]) -> str:
         lines.append(f"  {_output_problem(execution['output_error'])}")
     if execution.get("resolution"):
         lines.append(f"  resolved by {execution['resolved_by']}: {execution['resolution']}")
+    items: dict[str, list[dict[str, Any]]] = {}  # a fan-out's items, under it
     for step in execution["steps"]:
+        if step.get("item"):
+            items.setdefault(step["item"]["of"], []).append(step)
+    for step in execution["steps"]:
+        if step.get("item"):
+            continue
         shape = f"group {step['group']}" if step.get("group") is not None else ""
         if step.get("kind") not in (None, "compensatable"):
             shape += f", {step['kind']}"
         lines.append(f"  {step['position']}. {step['step_id']:<24} {step['status']:<20} "
                      f"{shape}".rstrip())
+        if step.get("condition"):
+            lines.append(f"       skipped: {_skip_text(step['condition'])}")
+        if step.get("fanout") or step["step_id"] in items:
+            lines.append(f"       {_fanout_summary(step, items.get(step['step_id'], []))}")
         if step.get("result") is not None:
             lines.append(f"       result: {json.dumps(step['result'], sort_keys=True)[:500]}")
         if step.get("waiting"):
             lines.append(f"       {_wait_summary(step['waiting'])}")
-        for a in step["attempts"]:
-            outcome = a["outcome"] + (f" {a['error_type']}: {a['error_message']}"
-                                      if a.get("error_type") else "")
-            lines.append(f"       {a['phase']:<12} #{a['attempt']}  {outcome}  "
-                         f"({a.get('duration_ms', 0)} ms)")
+        lines += _attempt_lines(step, "       ")
+        for item in items.get(step["step_id"], []):
+            lines.append(f"       [{item['item']['index']}] {item['status']:<20} "
+                         f"{_item_detail(item)}".rstrip())
     return "\n".join(lines)
+
+
+def _attempt_lines(step: dict[str, Any], indent: str) -> list[str]:
+    lines = []
+    for a in step["attempts"]:
+        outcome = a["outcome"] + (f" {a['error_type']}: {a['error_message']}"
+                                  if a.get("error_type") else "")
+        lines.append(f"{indent}{a['phase']:<12} #{a['attempt']}  {outcome}  "
+                     f"({a.get('duration_ms', 0)} ms)")
+    return lines
+
+
+def _fanout_summary(step: dict[str, Any], items: list[dict[str, Any]]) -> str:
+    """fan-out: 12 items, at most 4 at once, 1 may fail: 11 succeeded, 1 failed."""
+    plan = step.get("fanout") or {}
+    count = plan.get("items", len(items))
+    return (f"fan-out: {_items(count)}"
+            + _fanout_bounds(plan.get("max_concurrency"), plan.get("tolerated"))
+            + f": {item_counts(item['status'] for item in items)}")
+
+
+def _item_detail(item: dict[str, Any]) -> str:
+    """An item on one line: its attempts (and undo), and why it failed."""
+    said = f"{item.get('action_attempts', 0)} attempt(s)"
+    if item.get("compensation_attempts"):
+        said += f" + {item['compensation_attempts']} undo"
+    error = item.get("error") or {}
+    if error:
+        said += f"  {error.get('type')}: {error.get('message')}"
+    return said
 
 
 def _wait_summary(wait: dict[str, Any]) -> str:
@@ -364,7 +498,9 @@ def stats(args: argparse.Namespace, api: ApiClient) -> int:
     if args.saga_id:
         body = api.call("GET", f"/sagas/{args.saga_id}/stats")
         runs = body.get("executions", {})
-        human = (f"{body['saga_id']} {body['version']}: {body['steps']} steps, "
+        human = (f"{body['saga_id']} {body['version']}: {body['steps']} steps "
+                 f"({body.get('conditional_steps', 0)} conditional, "
+                 f"{body.get('fanout_steps', 0)} fan-out), "
                  f"{body['versions']} version(s), {runs.get('executions', 0)} executions "
                  f"{runs.get('by_status', {})}, success rate {runs.get('success_rate')}")
     else:

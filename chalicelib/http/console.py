@@ -70,15 +70,18 @@ def lifecycle_data() -> dict[str, Any]:
     """What the console knows of the lifecycle, from chalicelib/domain/lifecycle.py: every
     execution status (in order), the final ones (it stops polling an execution there) and the
     statuses each operator action starts from (where it offers the action's button); every
-    step status, those with an attempt at work and the one of a step that waits (the
-    timeline's open and waiting bars), and the kinds of wait (what a waiting bar says)."""
+    step status (in order: a fan-out's items are counted by status in it), those with an
+    attempt at work, the one of a step that waits and the one of a step whose condition was
+    false (the timeline's open, waiting and skipped marks), and the kinds of wait (what a
+    waiting bar says)."""
     return {"statuses": [status.value for status in lifecycle.ExecutionStatus],
             "final": _ordered(lifecycle.FINAL),
             "actions": {name: _ordered(sources)
                         for name, sources in lifecycle.OPERATOR_ACTIONS.items()},
             "steps": {"statuses": [status.value for status in lifecycle.StepStatus],
                       "at_work": [status.value for status in _AT_WORK],
-                      "waiting": lifecycle.StepStatus.WAITING.value},
+                      "waiting": lifecycle.StepStatus.WAITING.value,
+                      "skipped": lifecycle.StepStatus.SKIPPED.value},
             "wait_kinds": {kind.name.lower(): kind.value for kind in lifecycle.WaitKind}}
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from chalicelib.config import SagaSettings
-from chalicelib.domain.lifecycle import ExecutionStatus, Phase, StepKind
+from chalicelib.domain.lifecycle import ExecutionStatus, Phase, StepKind, StepStatus, WaitKind
 from chalicelib.domain.storable import MAX_REQUEST_DEPTH
 from chalicelib.domain.validation import MAX_ORDER, NOT_FOR_RETRIABLE, SAFE_ID
 
@@ -35,7 +35,8 @@ def _string(rule: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return schema
 
 
-def _step_schema(rules: dict[str, Any], step_types: list[str]) -> dict[str, Any]:
+def _step_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
+    step_types = saga.supported_step_types
     retries = rules.get("max_retries", {})
     timeout = rules.get("timeout", {})
     required = [name for name, rule in rules.items() if rule.get("required")]
@@ -89,6 +90,7 @@ def _step_schema(rules: dict[str, Any], step_types: list[str]) -> dict[str, Any]
             "heartbeat": {"type": "string", "pattern": _DURATION_PATTERN, "description": (
                 "kind callback: the wait ends (an unknown outcome) unless a heartbeat arrives "
                 "at least this often; shorter than its timeout")},
+            **_branch_properties(saga),
             "active": {"type": "boolean", "default": True},
             "type": {"type": "string", "enum": step_types},
             "config": {"type": "object", "description": "settings for the action"},
@@ -115,6 +117,44 @@ def _step_schema(rules: dict[str, Any], step_types: list[str]) -> dict[str, Any]
     return schema
 
 
+# A percentage of a fan-out's items as tolerated_failures takes it: "0%" to "100%".
+_PERCENT_PATTERN = r"^(0?\d{1,2}|100)%$"
+
+
+def _branch_properties(saga: SagaSettings) -> dict[str, Any]:
+    """A step's fields that branch (when) and fan out (for_each and its bounds)."""
+    return {
+        "when": {"type": "string", "maxLength": 1000, "description": (
+            "a condition: the step runs only if it is true when the step's turn comes; "
+            "otherwise the step is SKIPPED (never run, never compensated; GET "
+            "/executions/{id} and the saga.step.skipped event record the condition, its "
+            "value and the values it read). References as in input ($.input.<path>, "
+            "$.results.<earlier step id>.<path>, $.execution.id) compared with JSON literals: "
+            "==, !=, <, <=, >, >=, in, not in, exists <reference>, combined with and, or, not "
+            "and parentheses, such as $.input.kind != \"digital\". An absent reference "
+            "equals nothing and counts as false. Never on the pivot")},
+        "for_each": {"type": "string", "description": (
+            "a fan-out: a reference to a list in the input or an earlier step's result, such "
+            "as $.input.lines; the step runs once per item (at most saga.max_fanout_items = "
+            f"{saga.max_fanout_items}), each item a run of its own named <step id>[<index>] "
+            "whose input may read $.item (the element) and $.item.<path>. Its result is "
+            "{\"items\": [...]}, each item's result in item order (null for an item that "
+            "failed within tolerated_failures). Only a compensatable step fans out, alone in "
+            "its group; every item that acted is undone with its own result")},
+        "max_concurrency": {"type": "integer", "minimum": 1,
+                            "maximum": saga.max_fanout_concurrency, "description": (
+                                "with for_each: how many items run at once, at most "
+                                "(default and ceiling: saga.max_fanout_concurrency)")},
+        "tolerated_failures": {
+            "oneOf": [{"type": "integer", "minimum": 0},
+                      {"type": "string", "pattern": _PERCENT_PATTERN}],
+            "description": (
+                "with for_each: how many items may fail for good before the step does: a "
+                "count, or a percentage of the items (\"10%\", rounded down). Default 0; "
+                "past it no new item starts and the step fails")},
+    }
+
+
 def _saga_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
     return {
         "type": "object",
@@ -136,6 +176,128 @@ def _saga_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
                 "(in GET /executions/{id}, the saga.completed event and the WebSocket push); "
                 "its keys follow the rule of a step's input")},
         },
+    }
+
+
+def _execution_step_schema() -> dict[str, Any]:
+    """A step of an execution as GET /executions/{id} shows it (chalicelib.domain.executions'
+    StepRun): a fan-out's items follow their step, each a step of its own."""
+    nullable_time = {"type": "string", "format": "date-time", "nullable": True}
+    return {
+        "type": "object",
+        "required": ["step_id", "position", "status", "attempts"],
+        "properties": {
+            "step_id": {"type": "string", "description": (
+                "the step's id; an item of a fan-out is <step id>[<index>]")},
+            "position": {"type": "integer", "description": (
+                "its place in the execution (an item shares its fan-out's)")},
+            "group": {"type": "integer", "nullable": True,
+                      "description": "the parallel group it runs in (its order)"},
+            "kind": {"type": "string", "nullable": True,
+                     "enum": [kind.value for kind in StepKind] + [None]},
+            "status": {"type": "string", "enum": [status.value for status in StepStatus],
+                       "description": (
+                           "SKIPPED: its when was false when its turn came (condition says "
+                           "why); it never ran and is never compensated. WAITING: a callback "
+                           "or a timer waits. OUTCOME_UNKNOWN: its action may have taken "
+                           "effect; it is compensated like a step that succeeded")},
+            "result": {"type": "object", "nullable": True, "description": (
+                "its action's result; a fan-out's is {\"items\": [...]}, each item's "
+                "result in item order (null for an item that failed within its tolerance)")},
+            "error": {"type": "object", "nullable": True,
+                      "properties": {"type": {"type": "string"},
+                                     "message": {"type": "string"}}},
+            "action_attempts": {"type": "integer"},
+            "compensation_attempts": {"type": "integer"},
+            "started_at": nullable_time,
+            "ended_at": nullable_time,
+            "compensated_at": nullable_time,
+            "attempts": {"type": "array", "items": {
+                "type": "object",
+                "required": ["phase", "attempt", "outcome", "started_at", "ended_at",
+                             "duration_ms"],
+                "properties": {
+                    "phase": {"type": "string", "enum": [phase.value for phase in Phase]},
+                    "attempt": {"type": "integer"},
+                    "outcome": {"type": "string"},
+                    "error_type": {"type": "string", "nullable": True},
+                    "error_message": {"type": "string", "nullable": True},
+                    "started_at": {"type": "string", "format": "date-time"},
+                    "ended_at": {"type": "string", "format": "date-time"},
+                    "duration_ms": {"type": "integer"}}}},
+            "waiting": {
+                "type": "object", "nullable": True,
+                "description": "a callback's or a timer's wait (kept once it ended)",
+                "required": ["kind", "since", "until"],
+                "properties": {
+                    "kind": {"type": "string", "enum": [kind.value for kind in WaitKind]},
+                    "since": {"type": "string", "format": "date-time"},
+                    "until": {"type": "string", "format": "date-time"},
+                    "callback_id": {"type": "string", "nullable": True},
+                    "heartbeat_at": nullable_time,
+                    "completed_by": {"type": "string", "nullable": True},
+                    "completed_at": nullable_time}},
+            "condition": {
+                "type": "object", "nullable": True,
+                "description": "a SKIPPED step's when as it was evaluated: null otherwise",
+                "required": ["when", "value", "operands"],
+                "properties": {
+                    "when": {"type": "string", "description": "the condition's text"},
+                    "value": {"type": "boolean", "description": "what it came to (false)"},
+                    "operands": {"type": "object", "description": (
+                        "each reference it read -> the value read (absent ones, and those "
+                        "not read once and/or had decided, are left out)")}}},
+            "fanout": {
+                "type": "object", "nullable": True,
+                "description": "a fan-out step's items, as they started (null before)",
+                "required": ["items", "max_concurrency", "tolerated"],
+                "properties": {
+                    "items": {"type": "integer", "description": "how many items it runs"},
+                    "max_concurrency": {"type": "integer",
+                                        "description": "at most this many at once"},
+                    "tolerated": {"type": "integer", "description": (
+                        "how many items may fail for good before the step does (its "
+                        "tolerated_failures as a count)")}}},
+            "item": {
+                "type": "object", "nullable": True,
+                "description": "an item of a fan-out: which step, and which element",
+                "required": ["of", "index"],
+                "properties": {
+                    "of": {"type": "string", "description": "the fan-out step's id"},
+                    "index": {"type": "integer", "description": "the element's index, from 0"}}},
+        },
+    }
+
+
+def _saga_stats_schema() -> dict[str, Any]:
+    """GET /sagas/{id}/stats: the latest version's shape (DefinitionService.saga_stats) and
+    its executions (the read model's summary)."""
+    count = {"type": "integer", "minimum": 0}
+    return {
+        "type": "object",
+        "required": ["saga_id", "version", "revision", "versions", "steps", "active_steps",
+                     "active", "groups", "parallel_groups", "kinds", "pivot",
+                     "conditional_steps", "fanout_steps", "executions"],
+        "properties": {
+            "saga_id": {"type": "string"}, "version": {"type": "string"},
+            "revision": {"type": "integer"}, "versions": count,
+            "steps": count, "active_steps": count, "active": {"type": "boolean"},
+            "groups": {**count, "description": "groups of active steps: run one after "
+                                               "another"},
+            "parallel_groups": {**count, "description": "groups of two or more steps, run "
+                                                        "side by side"},
+            "kinds": {"type": "object", "additionalProperties": count,
+                      "description": "active steps by kind"},
+            "pivot": {"type": "string", "nullable": True,
+                      "description": "the pivot step's id, if it has one"},
+            "conditional_steps": {**count, "description": (
+                "active steps with a when: each runs only if its condition holds, else it "
+                "is SKIPPED")},
+            "fanout_steps": {**count, "description": (
+                "active steps with a for_each: each runs once per item of a list")},
+            "executions": {"type": "object", "description": (
+                "its executions: how many, by status, running, success rate, the last "
+                "one's start")}},
     }
 
 
@@ -272,7 +434,9 @@ def _operations() -> dict[str, dict[str, Any]]:
                           "responses": {"200": _json_response("versions", {"type": "object"}),
                                         **_errors(404)}},
         "saga_stats": {"operationId": "sagaStats", "summary": "Statistics of one saga",
-                       "responses": {"200": statistics, **_errors(404)}},
+                       "responses": {"200": _json_response("its shape and its executions",
+                                                           _ref("SagaStats")),
+                                     **_errors(404)}},
         "set_saga_active": {
             "operationId": "setSagaActive", "summary": "Activate or deactivate a saga",
             "requestBody": _body({"type": "object", "additionalProperties": False,
@@ -489,8 +653,7 @@ def _document(saga: SagaSettings,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                "bearerFormat": "JWT"}},
             "schemas": {
-                "StepDefinition": _step_schema(rules.get("step", {}),
-                                               saga.supported_step_types),
+                "StepDefinition": _step_schema(rules.get("step", {}), saga),
                 "SagaDefinition": _saga_schema(rules.get("saga", {}), saga),
                 "Saga": stored,
                 "SagaPage": {"type": "object", "required": ["items", "next_cursor"],
@@ -577,7 +740,9 @@ def _document(saga: SagaSettings,
                                 "message": {"type": "string",
                                             "description": "first line only: no traceback, "
                                                            "no file paths"}}},
-                        "steps": {"type": "array", "items": {"type": "object"}}}},
+                        "steps": {"type": "array", "items": _ref("ExecutionStep")}}},
+                "ExecutionStep": _execution_step_schema(),
+                "SagaStats": _saga_stats_schema(),
             },
             "responses": {
                 f"Error{status}": _json_response(text, _ref("Error"))

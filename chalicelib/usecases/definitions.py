@@ -178,7 +178,11 @@ class DefinitionService:
                 # Its shape: groups run one after another, a group's steps side by side.
                 "groups": len(sizes), "parallel_groups": sum(1 for n in sizes.values() if n > 1),
                 "kinds": dict(sorted(Counter(step.kind.value for step in active).items())),
-                "pivot": pivot.id if pivot else None}
+                "pivot": pivot.id if pivot else None,
+                # Steps that branch: run only when their `when` holds (else SKIPPED), and
+                # fan-outs that run once per item of a list (for_each).
+                "conditional_steps": sum(1 for step in active if step.when is not None),
+                "fanout_steps": sum(1 for step in active if step.for_each is not None)}
 
     def all_stats(self) -> dict[str, Any]:
         totals = self.store.totals()

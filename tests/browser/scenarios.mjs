@@ -153,6 +153,83 @@ const scenarios = {
       live: await page.locator("#live").getAttribute("data-state") };
   },
 
+  // A saga that branches and fans out, watched live: the skipped step's mark says its
+  // condition and what it read; the fan-out's items are a collapsed group whose counts move as
+  // their events arrive (one item is held by the test's participant until args.release); the
+  // group opens with a click, stays open across live redraws, and closes from the keyboard.
+  // Then the saga's graph: the condition and the fan-out on their steps.
+  async branches({ page }) {
+    await page.goto(`${args.base}/console#/executions`);
+    await page.locator('#live[data-state="on"]').waitFor();
+    await page.evaluate(() => { window.loadedOnce = true; });
+    const t0 = Date.now();
+    const marks = {};
+    const started = await api("POST", `sagas/${args.saga_id}/execute`, args.execute);
+    await page.evaluate((id) => { location.hash = `#/executions/${id}`; }, started.id);
+    const timeline = '[data-testid="timeline"]';
+    const skip = page.locator(`${timeline} g.skip[data-step="${args.skipped}"]`);
+    await skip.waitFor();
+    marks.skip_shown = Date.now() - t0;
+    const skipped = { label: await skip.getAttribute("aria-label"), text: await skip.locator("text").textContent(),
+      status: await page.locator(`tr[data-step="${args.skipped}"] .badge`).getAttribute("data-status"),
+      cell: await page.locator(`td [data-condition="${args.skipped}"]`).textContent() };
+    const summary = `${timeline} g.items-summary[data-step="${args.fanout}"]`;
+    const counts = async () => JSON.parse(await page.locator(summary).getAttribute("data-counts"));
+    const toggle = page.locator(`${timeline} g.toggle[data-toggle="${args.fanout}"]`);
+    const items = page.locator(`${timeline} text.item-label`);
+    const seen = async () => ({ counts: await counts(), text: await page.locator(`${summary} text`).textContent(),
+      expanded: await toggle.getAttribute("aria-expanded"), item_rows: await items.count(),
+      table_rows: await page.locator("tr.item-row").count(),
+      status: await status(page) });
+    // Live: the first two items ended (one refused), the last one is held.
+    await page.waitForFunction((selector) => {
+      const node = document.querySelector(selector);
+      const got = node ? JSON.parse(node.dataset.counts) : {};
+      return got.SUCCEEDED === 1 && got.FAILED === 1;
+    }, summary);
+    marks.counts_shown = Date.now() - t0;
+    const during = await seen();
+    await toggle.click();
+    await items.nth(args.items - 1).waitFor();
+    const opened = await seen();
+    await fetch(args.release, { method: "POST", body: "{}", headers: { "Content-Type": "application/json" } });
+    await untilStatus(page, "COMPLETED");
+    marks.completed = Date.now() - t0;
+    await page.waitForFunction((selector) => JSON.parse(document.querySelector(selector).dataset.counts).SUCCEEDED === 2,
+      summary);
+    const ended = await seen();
+    ended.item_labels = await items.evaluateAll((nodes) => nodes.map((n) => n.lastChild.textContent));
+    ended.item_statuses = await page.locator("tr.item-row .badge").evaluateAll((nodes) =>
+      nodes.map((n) => n.dataset.status));
+    ended.item_bars = await page.locator(`${timeline} g.bar[data-step*="["]`).count();
+    await page.screenshot({ path: `${SHOTS}/branches.png`, fullPage: true });
+    await page.locator(`${timeline} g.toggle[data-toggle="${args.fanout}"]`).focus();
+    await page.keyboard.press("Enter");
+    await page.locator(`${timeline} g.toggle[data-toggle="${args.fanout}"][aria-expanded="false"]`).waitFor();
+    const closed = await seen();
+    closed.focused = await page.evaluate(() => document.activeElement && document.activeElement.dataset.toggle);
+    // The saga's page: its graph and its steps table.
+    await page.evaluate((id) => { location.hash = `#/sagas/${id}`; }, args.saga_id);
+    const graph = page.locator('[data-testid="saga-graph"] svg');
+    await graph.waitFor();
+    const node = (id) => graph.locator(`g.step[data-step="${id}"]`);
+    const drawn = {
+      when: await node(args.skipped).getAttribute("data-when"),
+      when_text: await node(args.skipped).locator("text.step-when").textContent(),
+      gates: await graph.locator("path.gate").count(),
+      for_each: await node(args.fanout).getAttribute("data-for-each"),
+      fanout_text: await node(args.fanout).locator("text.step-fanout").textContent(),
+      stacks: await node(args.fanout).locator("rect.stack").count(),
+      fanout_label: await node(args.fanout).getAttribute("aria-label"),
+      counts: await page.locator('[data-testid="step-counts"]').textContent(),
+    };
+    await page.screenshot({ path: `${SHOTS}/branches-graph.png`, fullPage: true });
+    marks.done = Date.now() - t0;
+    return { id: started.id, skipped, during, opened, ended, closed, drawn, marks,
+      same_document: await page.evaluate(() => window.loadedOnce === true),
+      live: await page.locator("#live").getAttribute("data-state") };
+  },
+
   // A failed execution: its reason, its failed attempts, its compensation bars, and each
   // step's error as the steps table shows it (its type and text).
   async compensation_bars({ page }) {

@@ -90,6 +90,9 @@ def test_the_page_carries_the_lifecycle_the_console_reads(client: Client) -> Non
     assert set(served["steps"]["at_work"]) < set(served["steps"]["statuses"])
     assert served["steps"]["waiting"] == lifecycle.StepStatus.WAITING.value
     assert served["steps"]["waiting"] not in served["steps"]["at_work"]
+    # A step whose condition was false (the timeline marks it skipped).
+    assert served["steps"]["skipped"] == lifecycle.StepStatus.SKIPPED.value
+    assert served["steps"]["skipped"] not in served["steps"]["at_work"]
     assert served["wait_kinds"] == {kind.value: kind.value for kind in lifecycle.WaitKind}
 
 
@@ -101,8 +104,8 @@ def test_the_modules_that_apply_the_lifecycle_spell_no_status() -> None:
         for status in lifecycle.ExecutionStatus:
             assert f'"{status.value}"' not in text, f"{name} spells {status.value}"
     # The timeline and the execution's page read a step's statuses and the kinds of wait
-    # from the page too.
-    for name in ("dom.js", "timeline.js", "execution.js"):
+    # from the page too (and count a fan-out's items in the lifecycle's order of them).
+    for name in ("dom.js", "timeline.js", "execution.js", "branches.js"):
         text = (FOLDER / name).read_text()
         for step_status in lifecycle.StepStatus:
             assert f'"{step_status.value}"' not in text, f"{name} spells {step_status.value}"

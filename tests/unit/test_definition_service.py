@@ -152,6 +152,24 @@ def test_reads_lists_and_stats() -> None:
         service.get("a", "9.9.9")
 
 
+def test_stats_count_the_steps_that_branch_and_fan_out() -> None:
+    service, _, _ = _service()
+    steps = json.loads(json.dumps(SEED["steps"]))
+    steps[1]["when"] = '$.input.kind != "digital"'
+    steps[2].update(for_each="$.input.lines", max_concurrency=2, tolerated_failures="10%",
+                    input={"line": "$.item"})
+    # An inactive step counts for neither: it never runs.
+    steps.append({**json.loads(json.dumps(SEED["steps"][0])), "id": "audit", "order": 4,
+                  "active": False, "when": "$.input.audit == true"})
+    service.create(_saga(id="branched", steps=steps), ACTOR)
+    stats = service.saga_stats("branched")
+    assert (stats["conditional_steps"], stats["fanout_steps"]) == (1, 1)
+    assert (stats["steps"], stats["active_steps"], stats["groups"]) == (4, 3, 3)
+    service.create(_saga(id="straight"), ACTOR)
+    plain = service.saga_stats("straight")
+    assert (plain["conditional_steps"], plain["fanout_steps"]) == (0, 0)
+
+
 @pytest.mark.parametrize("raw", ["0", "101", "x", "²", "-1"])
 def test_page_sizes_are_whole_numbers_in_range(raw: str) -> None:
     with pytest.raises(BadRequest):

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
 
 from app import app
 from chalicelib.config import load_settings
+from chalicelib.domain.executions import StepRun
+from chalicelib.domain.lifecycle import StepKind, StepStatus
+from chalicelib.domain.models import StepDefinition
+from chalicelib.domain.validation import parse_definition
 from chalicelib.http.openapi import OPENAPI_FILE, build_document
 
 COMMITTED = json.loads(OPENAPI_FILE.read_text())
@@ -83,3 +88,110 @@ def test_what_callers_send_is_documented_as_it_is_checked() -> None:
     assert body["required"] == ["execution_id"] and "{}" in compensate["description"]
     step = COMMITTED["components"]["schemas"]["StepDefinition"]["properties"]
     assert step["order"]["maximum"] == MAX_ORDER == 2**31 - 1
+
+
+def _json_schema(schema: Any) -> Any:
+    """OpenAPI 3.0's schema as JSON Schema: `nullable: true` is a type that also takes null."""
+    if isinstance(schema, list):
+        return [_json_schema(part) for part in schema]
+    if not isinstance(schema, dict):
+        return schema
+    converted = {key: _json_schema(value) for key, value in schema.items()
+                 if key != "nullable"}
+    if schema.get("nullable") and "type" in schema:
+        converted["type"] = [schema["type"], "null"]
+    return converted
+
+
+def _validator(name: str) -> Any:
+    """A JSON Schema validator of one of the document's schemas (its $refs resolved)."""
+    from jsonschema import Draft7Validator
+
+    schemas = _json_schema(COMMITTED["components"]["schemas"])
+    text = json.dumps({**schemas[name], "definitions": schemas})
+    return Draft7Validator(json.loads(text.replace("#/components/schemas/", "#/definitions/")))
+
+
+def test_steps_that_branch_and_fan_out_are_documented_with_their_bounds() -> None:
+    saga = load_settings(environ={}).saga
+    step = COMMITTED["components"]["schemas"]["StepDefinition"]["properties"]
+    for field in ("when", "for_each", "max_concurrency", "tolerated_failures"):
+        assert field in StepDefinition.model_fields
+        assert len(step[field].get("description", "")) > 40, field
+    assert "SKIPPED" in step["when"]["description"]
+    assert "<step id>[<index>]" in step["for_each"]["description"]
+    assert (step["max_concurrency"]["minimum"], step["max_concurrency"]["maximum"]) == (
+        1, saga.max_fanout_concurrency)
+    # A definition the service takes fits the document, and one it refuses does not.
+    definition = json.loads((OPENAPI_FILE.parents[2] / "tests" / "fixtures" /
+                             "payment-saga.json").read_text())
+    definition["steps"][1]["when"] = '$.input.kind != "digital"'
+    definition["steps"][2].update(for_each="$.input.lines", max_concurrency=4,
+                                  tolerated_failures="10%", input={"line": "$.item"})
+    parse_definition(definition)
+    assert list(_validator("SagaDefinition").iter_errors(definition)) == []
+    for tolerated, fits in [(0, True), (3, True), ("0%", True), ("100%", True),
+                            ("101%", False), ("10", False), (-1, False)]:
+        fanout = {**definition["steps"][2], "tolerated_failures": tolerated}
+        assert _validator("StepDefinition").is_valid(fanout) is fits, tolerated
+
+
+def test_an_execution_s_steps_are_documented_with_skips_and_items() -> None:
+    schemas = COMMITTED["components"]["schemas"]
+    assert schemas["Execution"]["properties"]["steps"]["items"] == {
+        "$ref": "#/components/schemas/ExecutionStep"}
+    step = schemas["ExecutionStep"]
+    # Exactly what GET /executions/{id} shows of a step (the model's fields, bookkeeping out).
+    shown = StepRun(step_id="s", position=1, status=StepStatus.PENDING).model_dump(mode="json")
+    assert set(step["properties"]) == set(shown)
+    assert step["properties"]["status"]["enum"] == [status.value for status in StepStatus]
+    assert "SKIPPED" in step["properties"]["status"]["enum"]
+    assert "SKIPPED" in step["properties"]["status"]["description"]
+    for field, keys in [("condition", {"when", "value", "operands"}),
+                        ("fanout", {"items", "max_concurrency", "tolerated"}),
+                        ("item", {"of", "index"})]:
+        documented = step["properties"][field]
+        assert documented["nullable"] is True and documented["description"], field
+        assert set(documented["properties"]) == set(documented["required"]) == keys, field
+        assert all(p.get("description") for p in documented["properties"].values()), field
+    # A skipped step, a fan-out and one of its items, as the API returns them, fit it.
+    runs = [StepRun(step_id="ship", position=2, group=2, kind=StepKind.COMPENSATABLE,
+                    status=StepStatus.SKIPPED, condition={
+                        "when": '$.input.kind != "digital"', "value": False,
+                        "operands": {"$.input.kind": "digital"}}),
+            StepRun(step_id="reserve", position=3, status=StepStatus.SUCCEEDED,
+                    result={"items": [{"r": 1}, None]},
+                    fanout={"items": 2, "max_concurrency": 2, "tolerated": 1}),
+            StepRun(step_id="reserve[1]", position=3, status=StepStatus.FAILED,
+                    error={"type": "OutOfStock", "message": "none left"},
+                    item={"of": "reserve", "index": 1})]
+    for run in runs:
+        assert list(_validator("ExecutionStep").iter_errors(run.model_dump(mode="json"))) == []
+
+
+def test_a_saga_s_stats_are_documented_as_the_service_counts_them() -> None:
+    from chalicelib.domain.validation import ValidationPolicy
+    from chalicelib.testing import (
+        InMemoryDefinitionStore,
+        InMemoryExecutionStore,
+        ScriptedEngine,
+    )
+    from chalicelib.usecases.definitions import DefinitionService, Limits
+    from chalicelib.usecases.ports import Actor
+
+    operation = COMMITTED["paths"]["/api/v1/saga/sagas/{saga_id}/stats"]["get"]
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/SagaStats"}
+    schema = COMMITTED["components"]["schemas"]["SagaStats"]
+    definitions = InMemoryDefinitionStore()
+    service = DefinitionService(definitions, ValidationPolicy(), Limits(5, 20),
+                                executions=InMemoryExecutionStore(definitions),
+                                engine=ScriptedEngine())
+    seed = json.loads((OPENAPI_FILE.parents[2] / "tests" / "fixtures" /
+                       "payment-saga.json").read_text())
+    service.create(parse_definition(seed), Actor("ops"))
+    counted = {**service.saga_stats(seed["id"]), "executions": {}}
+    assert set(schema["properties"]) == set(schema["required"]) == set(counted)
+    for field in ("conditional_steps", "fanout_steps"):
+        assert schema["properties"][field]["description"], field
+    assert list(_validator("SagaStats").iter_errors(counted)) == []

@@ -54,9 +54,12 @@ export const STATUSES = LIFECYCLE.statuses;
 export const FINAL = new Set(LIFECYCLE.final);
 // Operator action name -> the statuses it starts from.
 export const ACTION_SOURCES = LIFECYCLE.actions;
-// A step's statuses with an attempt at work, and the status of a step that waits.
+// A step's statuses (in the lifecycle's order), those with an attempt at work, the status of
+// a step that waits, and of one whose `when` was false.
+export const STEP_STATUSES = LIFECYCLE.steps.statuses;
 export const STEP_AT_WORK = new Set(LIFECYCLE.steps.at_work);
 export const STEP_WAITING = LIFECYCLE.steps.waiting;
+export const STEP_SKIPPED = LIFECYCLE.steps.skipped;
 // The kinds of wait: WAIT_KINDS.callback, WAIT_KINDS.timer.
 export const WAIT_KINDS = LIFECYCLE.wait_kinds;
 

@@ -2,6 +2,7 @@
 // timeline of every attempt, the steps with their results and errors, and the input.
 import { get } from "./api.js";
 import { actionBar } from "./actions.js";
+import { countsData, countsText, itemsByStep, planText, skipText } from "./branches.js";
 import { badge, FINAL, fill, h, json, problemBox, span, time, when } from "./dom.js";
 import { timeline, waitsOpen, waitText } from "./timeline.js";
 
@@ -29,25 +30,54 @@ function outputSection(execution) {
     execution.output != null ? h("div", { "data-testid": "output" }, json(execution.output)) : null];
 }
 
-function stepsTable(execution) {
+// What the "Condition / items" cell says: a skipped step's condition and what it read; a
+// fan-out's items by status, as a button that shows or hides them (as its timeline row does).
+function branchCell(step, items, view) {
+  if (step.condition) return h("span", { "data-condition": step.step_id }, skipText(step.condition));
+  if (!items && !step.fanout) return "";
+  const open = view.expanded.has(step.step_id);
+  const listed = items || [];
+  return [h("button", { type: "button", class: "items-toggle", "data-toggle": step.step_id,
+    "aria-expanded": String(open), "data-counts": countsData(listed),
+    onclick: () => view.toggle(step.step_id) },
+  `${open ? "▾" : "▸"} ${countsText(listed, step.fanout)}`),
+  step.fanout ? h("div", { class: "muted small" }, planText(step.fanout)) : null];
+}
+
+function stepRow(step, items, view) {
+  return h("tr", { "data-step": step.step_id, class: step.item ? "item-row" : null,
+    "data-item-of": step.item ? step.item.of : null },
+  h("td", {}, step.item ? `↳ ${step.step_id}` : step.step_id),
+  h("td", {}, badge(step.status)),
+  h("td", { class: "num" }, `${step.action_attempts}`,
+    step.compensation_attempts ? ` + ${step.compensation_attempts} undo` : ""),
+  h("td", {}, when(step.started_at)),
+  h("td", {}, when(step.compensated_at || step.ended_at)),
+  h("td", { class: "small", "data-wait": step.waiting ? step.waiting.kind : null },
+    step.waiting ? waitText(step.waiting) : ""),
+  h("td", { class: "small" }, branchCell(step, items, view)),
+  // The error's type first: a participant's own (OutOfStock, CardDeclined) is what an
+  // operator looks for.
+  h("td", { class: "small", "data-error-type": step.error ? step.error.type || "" : null },
+    step.error ? [h("strong", {}, step.error.type || "Error"), `: ${step.error.message || ""}`] : ""),
+  h("td", {}, step.result ? h("details", {}, h("summary", {}, "result"), json(step.result)) : ""));
+}
+
+function stepsTable(execution, view) {
   const steps = [...execution.steps].sort((a, b) => a.position - b.position);
+  const items = itemsByStep(steps);
+  const rows = [];
+  for (const step of steps) {
+    if (step.item) continue;
+    rows.push(stepRow(step, items.get(step.step_id), view));
+    if (view.expanded.has(step.step_id)) {
+      for (const item of items.get(step.step_id) || []) rows.push(stepRow(item, null, view));
+    }
+  }
   return h("div", { class: "scroll" }, h("table", { class: "list" },
-    h("thead", {}, h("tr", {}, ["Step", "Status", "Attempts", "Started", "Ended", "Waits for", "Error", "Result"]
-      .map((name) => h("th", { scope: "col" }, name)))),
-    h("tbody", {}, steps.map((step) => h("tr", { "data-step": step.step_id },
-      h("td", {}, step.step_id),
-      h("td", {}, badge(step.status)),
-      h("td", { class: "num" }, `${step.action_attempts}`,
-        step.compensation_attempts ? ` + ${step.compensation_attempts} undo` : ""),
-      h("td", {}, when(step.started_at)),
-      h("td", {}, when(step.compensated_at || step.ended_at)),
-      h("td", { class: "small", "data-wait": step.waiting ? step.waiting.kind : null },
-        step.waiting ? waitText(step.waiting) : ""),
-      // The error's type first: a participant's own (OutOfStock, CardDeclined) is what an
-      // operator looks for.
-      h("td", { class: "small", "data-error-type": step.error ? step.error.type || "" : null },
-        step.error ? [h("strong", {}, step.error.type || "Error"), `: ${step.error.message || ""}`] : ""),
-      h("td", {}, step.result ? h("details", {}, h("summary", {}, "result"), json(step.result)) : ""))))));
+    h("thead", {}, h("tr", {}, ["Step", "Status", "Attempts", "Started", "Ended", "Waits for",
+      "Condition / items", "Error", "Result"].map((name) => h("th", { scope: "col" }, name)))),
+    h("tbody", {}, rows)));
 }
 
 function attemptsList(execution) {
@@ -73,8 +103,15 @@ export async function executionPage(main, context, executionId) {
   let closed = false;
   let pending = null, polls = 0, poller = null, resize = null, ticker = null;
   let box = null, width = 0; // the timeline's container, and the width it is drawn at
+  // The fan-outs whose items are shown (collapsed by default): kept as events redraw the page.
+  const view = { expanded: new Set(), toggle: null };
+  const draw = () => timeline(execution, width, Date.now(), view);
 
   const render = () => {
+    // A redraw keeps the focus on a fan-out's toggle (the timeline's or the table's).
+    const focused = document.activeElement;
+    const toggled = focused && main.contains(focused) && focused.dataset ? focused.dataset.toggle : null;
+    const tag = toggled ? focused.tagName : null;
     const took = execution.ended_at ? span(time(execution.ended_at) - time(execution.started_at))
       : `${span(Date.now() - time(execution.started_at))} so far`;
     const style = getComputedStyle(main); // the content box: clientWidth includes the padding
@@ -83,8 +120,9 @@ export async function executionPage(main, context, executionId) {
     const legend = h("p", { class: "legend small" }, h("span", { class: "key action" }), " action ",
       h("span", { class: "key compensation" }), " compensation ", h("span", { class: "key failed" }),
       " failed attempt (✗) ", h("span", { class: "key waiting" }),
-      " waiting (│ last heartbeat) · hover or focus a bar for its details");
-    box = h("div", { class: "scroll", "data-testid": "timeline" }, timeline(execution, width));
+      " waiting (│ last heartbeat) · ⤼ skipped (its condition was false) · ▸ a fan-out: " +
+      "show its items · hover or focus a bar for its details");
+    box = h("div", { class: "scroll", "data-testid": "timeline" }, draw());
     fill(main, 
       h("p", { class: "crumbs" }, h("a", { href: "#/executions" }, "Executions"), " / ", execution.id),
       h("h1", {}, "Execution ", h("span", { "data-testid": "status" }, badge(execution.status))),
@@ -102,10 +140,20 @@ export async function executionPage(main, context, executionId) {
       h("h2", {}, "Timeline"), legend,
       box,
       attemptsList(execution),
-      h("h2", {}, "Steps"), stepsTable(execution),
+      h("h2", {}, "Steps"), stepsTable(execution, view),
       outputSection(execution),
       h("h2", {}, "Input"), json(execution.input),
       execution.faults && execution.faults.length ? [h("h2", {}, "Injected faults"), json(execution.faults)] : null);
+    if (toggled) {
+      const again = [...main.querySelectorAll("[data-toggle]")]
+        .find((node) => node.dataset.toggle === toggled && node.tagName === tag);
+      if (again) again.focus({ preventScroll: true });
+    }
+  };
+  view.toggle = (stepId) => {
+    if (view.expanded.has(stepId)) view.expanded.delete(stepId);
+    else view.expanded.add(stepId);
+    render();
   };
 
   // Events say something changed; the page reads the execution again (the push follows the
@@ -137,7 +185,7 @@ export async function executionPage(main, context, executionId) {
   // while the operator's focus is on one of its bars, which a redraw would take away).
   ticker = setInterval(() => {
     if (closed || !box || !waitsOpen(execution) || box.contains(document.activeElement)) return;
-    box.replaceChildren(timeline(execution, width));
+    box.replaceChildren(draw());
   }, TICK_MS);
 
   render();

@@ -1,10 +1,37 @@
 // A saga's steps drawn as a graph: start, the steps in order (steps sharing an order are a
 // parallel group, stacked), end; forward edges solid, compensation edges dashed and reversed
 // below, up to the pivot (retriable steps after it are never undone). Inactive steps are drawn
-// faint and the edges pass them by.
+// faint and the edges pass them by. A step that runs only when its condition holds has a ◇
+// gate on its left and says its `when`; a fan-out is drawn as a stack of boxes and says what
+// it runs once per item of, how many at once and how many may fail.
 import { s } from "./dom.js";
 
-const W = 190, H = 74, GAP_X = 56, GAP_Y = 18, PAD = 20, TERMINAL = 44;
+const W = 190, BASE_H = 74, LINE = 16, GAP_X = 56, GAP_Y = 18, PAD = 20, TERMINAL = 44;
+
+// The lines a step's box adds under its action and undo: its condition, its fan-out.
+function branchLines(step) {
+  const lines = [];
+  if (step.when != null) lines.push({ cls: "step-when", text: `◇ if ${clip(step.when, 25)}` });
+  if (step.for_each != null) {
+    const bounds = [step.max_concurrency != null ? `≤${step.max_concurrency}` : "",
+      step.tolerated_failures != null ? `tol ${step.tolerated_failures}` : ""].filter(Boolean);
+    lines.push({ cls: "step-fanout", text: `⫴ each ${clip(step.for_each, bounds.length ? 15 : 24)}` +
+      (bounds.length ? ` ${bounds.join(" ")}` : "") });
+  }
+  return lines;
+}
+
+// The step's condition and fan-out, in full, for its tooltip and label.
+function branchText(step) {
+  let text = "";
+  if (step.when != null) text += `\nruns only when: ${step.when} (else skipped)`;
+  if (step.for_each != null) {
+    text += `\nfor each item of: ${step.for_each}` +
+      (step.max_concurrency != null ? `, at most ${step.max_concurrency} at once` : "") +
+      (step.tolerated_failures != null ? `, ${step.tolerated_failures} may fail` : "");
+  }
+  return text;
+}
 
 function groups(steps) {
   const byOrder = new Map();
@@ -20,6 +47,7 @@ const arrowHead = (id, cls) => s("marker", { id, viewBox: "0 0 10 10", refX: 9, 
 s("path", { d: "M0,0 L10,5 L0,10 z", class: cls }));
 
 export function sagaGraph(saga) {
+  const H = BASE_H + LINE * Math.max(0, ...saga.steps.map((step) => branchLines(step).length));
   const columns = groups(saga.steps);
   const tallest = Math.max(1, ...columns.map((column) => column.length));
   const bodyHeight = tallest * H + (tallest - 1) * GAP_Y;
@@ -45,20 +73,32 @@ export function sagaGraph(saga) {
       const active = step.active !== false;
       const kind = step.kind || "compensatable";
       const undo = step.compensation ? `↩ ${clip(step.compensation, 26)}` : "↩ never: only forward";
-      const node = s("g", { class: `step kind-${kind}${active ? "" : " inactive"}`,
-        "data-step": step.id, "data-kind": kind,
+      const branches = branchText(step);
+      const fansOut = step.for_each != null;
+      const node = s("g", { class: `step kind-${kind}${active ? "" : " inactive"}` +
+          `${step.when != null ? " conditional" : ""}${fansOut ? " fanout" : ""}`,
+        "data-step": step.id, "data-kind": kind, "data-when": step.when ?? null,
+        "data-for-each": step.for_each ?? null,
         tabindex: 0, role: "img", "aria-label": `step ${step.order} ${step.id}: action ` +
           `${step.action}, compensation ${step.compensation ?? "none"}, ${kind}` +
-          `${active ? "" : " (inactive)"}` },
+          `${active ? "" : " (inactive)"}${branches.replaceAll("\n", "; ")}` },
       s("title", {}, `${step.name || step.id}\n${step.description || ""}\naction: ${step.action}` +
         `\ncompensation: ${step.compensation ?? "none"}\nkind: ${kind}\n` +
         `retries: ${step.max_retries ?? (kind === "retriable" ? "saga.retriable_max_attempts" : "default")}, ` +
-        `timeout: ${step.timeout ?? "default"}${step.type ? `\ntype: ${step.type}` : ""}`),
+        `timeout: ${step.timeout ?? "default"}${step.type ? `\ntype: ${step.type}` : ""}${branches}`),
+      // A fan-out: a stack of boxes, one per item.
+      fansOut ? s("rect", { x: x + 8, y: y + 8, width: W, height: H, rx: 8, class: "stack" }) : null,
+      fansOut ? s("rect", { x: x + 4, y: y + 4, width: W, height: H, rx: 8, class: "stack" }) : null,
       s("rect", { x, y, width: W, height: H, rx: 8 }),
       s("text", { x: x + 10, y: y + 19, class: "step-title" },
         `${step.order}. ${clip(step.name || step.id, 22)}`),
       s("text", { x: x + 10, y: y + 38, class: "step-action" }, `▶ ${clip(step.action, 26)}`),
       s("text", { x: x + 10, y: y + 55, class: "step-undo" }, undo),
+      branchLines(step).map((line, n) => s("text", { x: x + 10, y: y + 55 + LINE * (n + 1),
+        class: line.cls }, line.text)),
+      // A condition gates the step: the flow reaches it, and passes it by when it is false.
+      step.when != null ? s("path", { class: "gate",
+        d: `M${x - 7},${y + H / 2} L${x},${y + H / 2 - 7} L${x + 7},${y + H / 2} L${x},${y + H / 2 + 7} z` }) : null,
       // Above the box: the title keeps its width whatever the label's.
       s("text", { x: x + W - 4, y: y - 5, class: "step-kind", "text-anchor": "end" },
         active ? (kind === "compensatable" ? step.type || "" : kind) : "inactive"));
@@ -86,18 +126,21 @@ export function sagaGraph(saga) {
   const active = placed.map((column) => column.filter((node) => node.active))
     .filter((c) => c.length && c.every((node) => node.step.kind !== "retriable"));
   const base = PAD + bodyHeight + 14;
+  const bottom = (node) => node.y + H + (node.step.for_each != null ? 8 : 0); // below its stack
   for (let i = active.length - 1; i > 0; i -= 1) {
     // From the bottom of one group to the bottom of the one before: below every box.
     const from = active[i][active[i].length - 1], to = active[i - 1][active[i - 1].length - 1];
     const x1 = from.x + W / 2, x2 = to.x + W / 2;
     svg.append(s("path", { class: "undo", "marker-end": "url(#undo-arrow)",
-      d: `M${x1},${from.y + H} C${x1},${base + 34} ${x2},${base + 34} ${x2},${to.y + H + 4}` }));
+      d: `M${x1},${bottom(from)} C${x1},${base + 34} ${x2},${base + 34} ${x2},${bottom(to) + 4}` }));
   }
   if (active.length) {
     svg.append(s("text", { x: PAD, y: height - 8, class: "legend-text" },
       "solid: forward order (a column runs in parallel) · dashed: compensation, in reverse, " +
       "when a step fails for good" +
-      (saga.steps.some((step) => step.kind === "pivot") ? " · after the pivot: only forward" : "")));
+      (saga.steps.some((step) => step.kind === "pivot") ? " · after the pivot: only forward" : "") +
+      (saga.steps.some((step) => step.when != null) ? " · ◇ runs only when its condition holds" : "") +
+      (saga.steps.some((step) => step.for_each != null) ? " · stacked: once per item" : "")));
   }
   return svg;
 }

@@ -4,6 +4,11 @@ import { get, query } from "./api.js";
 import { fill, h, json, when } from "./dom.js";
 import { sagaGraph } from "./graph.js";
 
+// A fan-out's bounds as its definition sets them: "at most 4 at once, 10% may fail".
+const fanoutBounds = (step) => [
+  `at most ${step.max_concurrency ?? "saga.max_fanout_concurrency"} at once`,
+  `${step.tolerated_failures ?? 0} may fail`].join(", ");
+
 const rate = (value) => (value === null || value === undefined ? "—"
   : `${(value * 100).toFixed(1)} %`);
 
@@ -79,7 +84,10 @@ export async function sagaPage(main, context, sagaId, search) {
     h("dl", { class: "facts" },
       h("dt", {}, "Active"), h("dd", {}, saga.active ? "yes" : "no"),
       h("dt", {}, "Type"), h("dd", {}, saga.type || "—"),
-      h("dt", {}, "Steps"), h("dd", {}, `${stats.active_steps} active of ${stats.steps}`),
+      h("dt", {}, "Steps"), h("dd", { "data-testid": "step-counts" },
+        `${stats.active_steps} active of ${stats.steps}`,
+        stats.conditional_steps ? ` · ${stats.conditional_steps} conditional` : "",
+        stats.fanout_steps ? ` · ${stats.fanout_steps} fan-out` : ""),
       h("dt", {}, "Executions"), h("dd", {}, String(summary.executions ?? 0), " ",
         h("a", { href: `#/executions${query({ saga_id: saga.id })}` }, "list them")),
       h("dt", {}, "By status"), h("dd", {}, byStatus(summary)),
@@ -90,7 +98,7 @@ export async function sagaPage(main, context, sagaId, search) {
     h("div", { class: "scroll graph-box", "data-testid": "saga-graph" }, sagaGraph(saga)),
     h("div", { class: "scroll" }, h("table", { class: "list" },
       h("thead", {}, h("tr", {}, ["Order", "Step", "Kind", "Action", "Compensation", "Retries",
-        "Timeout", "Active"].map((name) => h("th", { scope: "col" }, name)))),
+        "Timeout", "Runs when", "For each", "Active"].map((name) => h("th", { scope: "col" }, name)))),
       h("tbody", {}, [...saga.steps].sort((a, b) => a.order - b.order).map((step) => h("tr", {},
         h("td", { class: "num" }, step.order), h("td", {}, step.name || step.id,
           h("div", { class: "muted small" }, step.id)),
@@ -99,6 +107,9 @@ export async function sagaPage(main, context, sagaId, search) {
         h("td", {}, step.compensation ? h("code", {}, step.compensation) : "none: only forward"),
         h("td", { class: "num" }, step.max_retries ?? (step.kind === "retriable"
           ? "saga.retriable_max_attempts" : "—")), h("td", {}, step.timeout ?? "—"),
+        h("td", { "data-when": step.id }, step.when != null ? h("code", {}, step.when) : "always"),
+        h("td", { "data-for-each": step.id }, step.for_each != null ? [h("code", {}, step.for_each),
+          h("div", { class: "muted small" }, fanoutBounds(step))] : "—"),
         h("td", {}, step.active === false ? "no" : "yes")))))),
     h("h2", {}, "Versions"),
     h("table", { class: "list narrow" }, h("thead", {}, h("tr", {},

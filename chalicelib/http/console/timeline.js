@@ -6,7 +6,12 @@
 // A step that waits (a callback, a timer) gets a waiting bar from the wait's start, growing
 // until it is completed: it says what it waits for, its last heartbeat (a tick on the bar)
 // and who completed it.
-import { clock, s, span, STEP_AT_WORK, time, WAIT_KINDS } from "./dom.js";
+// A step whose condition was false is marked ⤼ and gets a dashed mark where it was skipped,
+// saying its condition and the values it read. A fan-out's items are a group of rows under
+// their step, collapsed by default: the step's row says how many items are in each status,
+// and its label (a button) opens or closes the group.
+import { countsData, countsText, itemsByStep, planText, skipText } from "./branches.js";
+import { clock, s, span, STEP_AT_WORK, STEP_SKIPPED, time, WAIT_KINDS } from "./dom.js";
 
 const LABEL = 170, ROW = 30, BAR = 18, TOP = 28, RIGHT = 16;
 
@@ -37,15 +42,36 @@ export function waitText(wait) {
 export const waitsOpen = (execution) =>
   !execution.ended_at && (execution.steps || []).some((step) => step.waiting && !step.waiting.completed_at);
 
-export function timeline(execution, width, now = Date.now()) {
-  const steps = [...execution.steps].sort((a, b) => a.position - b.position);
+// The rows drawn: every step in order, a fan-out's items under it when its group is open.
+function rows(execution, expanded) {
+  const all = [...execution.steps].sort((a, b) => a.position - b.position);
+  const items = itemsByStep(all);
+  const out = [];
+  for (const step of all) {
+    if (step.item) continue;
+    const mine = items.get(step.step_id);
+    const fanout = mine || step.fanout ? { items: mine || [], open: expanded.has(step.step_id) } : null;
+    out.push({ step, fanout });
+    if (fanout && fanout.open) for (const item of fanout.items) out.push({ step: item, fanout: null });
+  }
+  return out;
+}
+
+const clipId = (id, n) => (id.length > n ? `${id.slice(0, n - 1)}…` : id);
+
+// view: { expanded: the fan-outs whose items are shown, toggle(stepId): open or close one }.
+export function timeline(execution, width, now = Date.now(), view = {}) {
+  const expanded = view.expanded || new Set();
+  const drawn = rows(execution, expanded);
+  const steps = drawn.map((row) => row.step);
   const sizes = new Map();
-  for (const step of steps) sizes.set(step.group, (sizes.get(step.group) || 0) + 1);
-  const mark = (step) => (step.group != null && sizes.get(step.group) > 1 ? "∥ " : "") +
-    ({ pivot: "◆ ", retriable: "↻ ", callback: "✉ ", wait: "◔ " }[step.kind] || "");
+  for (const step of steps) if (!step.item) sizes.set(step.group, (sizes.get(step.group) || 0) + 1);
+  const mark = (step) => (step.item ? "" : (step.group != null && sizes.get(step.group) > 1 ? "∥ " : "") +
+    (step.status === STEP_SKIPPED ? "⤼ " : "") +
+    ({ pivot: "◆ ", retriable: "↻ ", callback: "✉ ", wait: "◔ " }[step.kind] || ""));
   const t0 = time(execution.started_at);
   let t1 = execution.ended_at ? time(execution.ended_at) : now;
-  for (const step of steps) {
+  for (const step of execution.steps) {
     for (const a of step.attempts) t1 = Math.max(t1, time(a.ended_at));
     if (step.waiting && step.waiting.completed_at) t1 = Math.max(t1, time(step.waiting.completed_at));
   }
@@ -62,19 +88,20 @@ export function timeline(execution, width, now = Date.now()) {
     svg.append(s("line", { x1: x(t0 + t), x2: x(t0 + t), y1: TOP - 6, y2: height - 6, class: "tick" }),
       s("text", { x: x(t0 + t), y: TOP - 10, class: "tick-text", "text-anchor": "middle" }, span(t)));
   }
-  steps.forEach((step, row) => {
+  drawn.forEach(({ step, fanout }, row) => {
     const y = TOP + row * ROW + (ROW - BAR) / 2;
-    svg.append(s("text", { x: 4, y: y + BAR - 4, class: "row-label" },
-      s("title", {}, `${step.step_id}: ${step.status}` +
-        (step.group != null ? ` · group ${step.group}` : "") + (step.kind ? ` · ${step.kind}` : "")),
-      `${mark(step)}${step.step_id.length > 20 ? `${step.step_id.slice(0, 19)}…` : step.step_id}`));
+    svg.append(rowLabel(step, fanout, y, mark(step), view));
+    // Where the row's bars begin (first) and end: a fan-out's counts go beside them.
+    let first = null, end = null;
     for (const a of step.attempts) {
-      const start = time(a.started_at), end = Math.max(time(a.ended_at), start);
+      const start = time(a.started_at), stop = Math.max(time(a.ended_at), start);
       const failed = a.outcome !== "succeeded";
       const text = `${step.step_id}: ${a.phase} attempt ${a.attempt} ${a.outcome} in ` +
         `${span(a.duration_ms)}${a.error_type ? ` — ${a.error_type}: ${a.error_message || ""}` : ""}`;
       const left = x(start);
-      const barWidth = Math.max(4, x(end) - left);
+      const barWidth = Math.max(4, x(stop) - left);
+      first = Math.min(first ?? left, left);
+      end = Math.max(end ?? 0, left + barWidth);
       svg.append(s("g", { class: `bar ${a.phase}${failed ? " failed" : ""}`, tabindex: 0,
         "data-phase": a.phase, "data-outcome": a.outcome, "data-step": step.step_id,
         role: "img", "aria-label": text },
@@ -83,15 +110,78 @@ export function timeline(execution, width, now = Date.now()) {
       failed ? s("text", { x: left + barWidth + 2, y: y + BAR - 4, class: "mark" }, "✗") : null));
     }
     if (step.waiting) svg.append(waitBar(step, x, y, t1, width - RIGHT));
+    if (step.status === STEP_SKIPPED && step.condition) svg.append(skipMark(step, x, y, t0, width - RIGHT));
     // A step still going has an open bar up to now.
     if (STEP_AT_WORK.has(step.status)) {
       const last = step.attempts.length ? time(step.attempts[step.attempts.length - 1].ended_at)
         : time(step.started_at) || t0;
+      first = Math.min(first ?? x(last), x(last));
+      end = Math.max(end ?? 0, x(t1));
       svg.append(s("rect", { x: x(last), y, width: Math.max(4, x(t1) - x(last)), height: BAR,
         rx: 3, class: "pending", "data-step": step.step_id }, s("title", {}, `${step.step_id}: ${step.status}`)));
     }
+    if (fanout) svg.append(itemsSummary(step, fanout, y, first, end, width - RIGHT));
   });
   return svg;
+}
+
+// A row's label: the step's id with its marks; a fan-out's is a button that opens or closes
+// its items, an item's is indented under it.
+function rowLabel(step, fanout, y, mark, view) {
+  const about = `${step.step_id}: ${step.status}` + (step.group != null ? ` · group ${step.group}` : "") +
+    (step.kind ? ` · ${step.kind}` : "") + (step.condition ? ` · skipped: ${skipText(step.condition)}` : "");
+  if (step.item) {
+    return s("text", { x: 14, y: y + BAR - 4, class: "row-label item-label", "data-item": step.step_id },
+      s("title", {}, about), `↳ ${clipId(step.step_id, 20)}`);
+  }
+  const label = `${mark}${clipId(step.step_id, 20)}`;
+  if (!fanout) {
+    return s("text", { x: 4, y: y + BAR - 4,
+      class: `row-label${step.status === STEP_SKIPPED ? " skipped" : ""}` }, s("title", {}, about), label);
+  }
+  const n = fanout.items.length;
+  const toggle = () => view.toggle && view.toggle(step.step_id);
+  return s("g", { class: "toggle", role: "button", tabindex: 0, "data-toggle": step.step_id,
+    "aria-expanded": String(fanout.open),
+    "aria-label": `${fanout.open ? "hide" : "show"} the ${n} items of ${step.step_id}`,
+    onclick: toggle,
+    onkeydown: (event) => {
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); toggle(); }
+    } },
+  s("title", {}, `${about} · ${countsText(fanout.items, step.fanout)}`),
+  s("rect", { x: 1, y: y - 2, width: LABEL - 8, height: BAR + 4, rx: 3, class: "toggle-box" }),
+  s("text", { x: 4, y: y + BAR - 4, class: "row-label" }, `${fanout.open ? "▾" : "▸"} ${label}`));
+}
+
+// A fan-out's items by status: after its bars where there is room, else before them, else
+// over them.
+function itemsSummary(step, fanout, y, start, end, right) {
+  const said = countsText(fanout.items, step.fanout);
+  const needed = said.length * 6.2; // 11px text, roughly
+  let at = LABEL + 4, anchor = "start", over = false;
+  if (end !== null && right - end - 6 >= needed) at = end + 6;
+  else if (start !== null && start - LABEL - 6 >= needed) [at, anchor] = [start - 6, "end"];
+  else if (start !== null) [at, over] = [start + 4, true];
+  const plan = planText(step.fanout);
+  return s("g", { class: "items-summary", "data-step": step.step_id, "data-counts": countsData(fanout.items),
+    role: "img", "aria-label": `${step.step_id}: ${said}${plan ? ` (${plan})` : ""}` },
+  s("title", {}, `${said}${plan ? ` · ${plan}` : ""}`),
+  s("text", { x: at, y: y + BAR - 5, class: `items-text${over ? " over" : ""}`, "text-anchor": anchor }, said));
+}
+
+// Where a step was skipped: a dashed mark, and its condition beside it.
+function skipMark(step, x, y, t0, right) {
+  const at = x(time(step.ended_at || step.started_at) || t0);
+  const condition = step.condition;
+  const text = `${step.step_id}: skipped — ${skipText(condition)}`;
+  const said = `skipped: ${condition.when} → ${JSON.stringify(condition.value ?? false)}`;
+  const needed = said.length * 6.2;
+  const after = right - at - 14 >= needed || at - LABEL < needed;
+  return s("g", { class: "skip", tabindex: 0, role: "img", "aria-label": text, "data-step": step.step_id },
+    s("title", {}, text),
+    s("rect", { x: at - 5, y: y + 1, width: 10, height: BAR - 2, rx: 2 }),
+    s("text", { x: after ? at + 9 : at - 9, y: y + BAR - 5, class: "skip-text",
+      "text-anchor": after ? "start" : "end" }, said));
 }
 
 // The waiting bar: from the wait's start to its completion (or to the axis's end while it
