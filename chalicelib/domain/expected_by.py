@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from chalicelib.domain.lifecycle import LAMBDA_MAX_TIMEOUT_S
+from chalicelib.domain.lifecycle import LAMBDA_MAX_TIMEOUT_S, RETRIABLE_RETRY, RetryPolicy
 
 # No attempt runs longer than a Lambda may (a Task's timeout, its margin included, is capped
 # there), so nothing an attempt admitted earlier still needs lies further than this past the
@@ -54,3 +54,17 @@ def moved(current: datetime | None, at: datetime) -> datetime:
     if current is None or current <= at:
         return at
     return min(current, at + ATTEMPT_SPAN)
+
+
+# An Express run keeps no history, so nothing but the write model says it is alive. Between
+# two attempts of a step it waits out the retry's backoff without a word to the write model:
+# at most the longest backoff of a retry policy (lifecycle's).
+EXPRESS_RETRY_GAP = timedelta(seconds=max(RetryPolicy().max_delay_seconds,
+                                          RETRIABLE_RETRY.max_delay_seconds))
+
+
+def express_run_lost(expected: datetime, now: datetime, grace_s: float) -> bool:
+    """Whether an execution whose forward run is on Express, still RUNNING, has lost its run:
+    it should have moved by `expected`, and neither its grace nor a retry's longest backoff
+    explains the silence since."""
+    return now > expected + timedelta(seconds=grace_s) + EXPRESS_RETRY_GAP

@@ -109,6 +109,9 @@ class RunStatus(StrEnum):
     TIMED_OUT = "TIMED_OUT"
     ABORTED = "ABORTED"
     MISSING = "MISSING"
+    # The engine keeps no record of the run (an Express run): what happened to it is decided
+    # from the write model and the moment the execution was next expected to move.
+    UNKNOWN = "UNKNOWN"
 
 
 # Still going: the orchestration may move these; everything else is final.
@@ -364,6 +367,11 @@ class MachineEnd:
     status: ExecutionStatus
 
 
+# An Express forward run's end when a step failed: it started the Standard compensation run
+# and stops; that run records how the execution ended (never the Express run).
+HANDED_OFF = "Saga.HandedOff"
+# The error type the reconciler records when a run the engine keeps no record of was lost.
+RUN_LOST = "RunLost"
 ENDS: tuple[MachineEnd, ...] = (
     MachineEnd("Saga.Compensated", _S.COMPENSATED),
     MachineEnd("Saga.CompensationFailed", _S.COMPENSATION_FAILED),

@@ -77,6 +77,9 @@ class SagaDefinition(_Model):
     # What a COMPLETED execution produces: a mapping (chalicelib/domain/mapping.py) resolved
     # against the input and every step's result when it completes.
     output: dict[str, Any] | None = None
+    # standard (the default), express or auto: what runs the forward path
+    # (chalicelib/domain/workflow.py).
+    workflow: str | None = None
 
 
 # What a step gets when its definition leaves these out: applied once, by Step.of.
@@ -179,6 +182,14 @@ class StoredSaga(BaseModel):
     type: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     output: dict[str, Any] | None = None
+    # The workflow asked for, the one chosen when the version was stored (standard or
+    # express), why, the forward path's worst case in seconds (None: unbounded) and what the
+    # choice warns of.
+    workflow: str = "standard"
+    workflow_type: str = "standard"
+    workflow_reason: str = ""
+    forward_worst_case_s: int | None = None
+    warnings: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
     version_created_at: datetime

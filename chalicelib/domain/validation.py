@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from chalicelib.config import DEFAULT_MAX_WAIT
+from chalicelib.config import DEFAULT_MAX_WAIT, DEFAULT_RETRIABLE_MAX_ATTEMPTS
 from chalicelib.domain.action_refs import participant_kind, reference_problem
 from chalicelib.domain.branch_validation import BranchLimits, branch_problems
 from chalicelib.domain.errors import BadRequest, ErrorKind, SagaError
@@ -29,6 +29,7 @@ from chalicelib.domain.lifecycle import (
 from chalicelib.domain.mapping import MappingError, parse_reference, references
 from chalicelib.domain.models import SagaDefinition, StepDefinition
 from chalicelib.domain.storable import key_problem
+from chalicelib.domain.workflow import NOT_ON_EXPRESS, Workflow, WorstCaseLimits
 from chalicelib.durations import format_duration_ms, parse_duration_ms
 
 # Ids end up in state machine names, Lambda payloads, URLs and Kafka keys.
@@ -85,6 +86,14 @@ class ValidationPolicy:
     max_wait_s: int = parse_duration_ms(DEFAULT_MAX_WAIT) // 1000
     # saga.max_fanout_items and saga.max_fanout_concurrency.
     branches: BranchLimits = field(default_factory=BranchLimits)
+    # saga.retriable_max_attempts: part of how long a forward path may take (its workflow).
+    retriable_max_attempts: int = DEFAULT_RETRIABLE_MAX_ATTEMPTS
+
+    def worst_case_limits(self) -> WorstCaseLimits:
+        return WorstCaseLimits(task_timeout_margin_s=self.task_timeout_margin_s,
+                               retriable_max_attempts=self.retriable_max_attempts,
+                               max_fanout_items=self.branches.max_items,
+                               max_fanout_concurrency=self.branches.max_concurrency)
 
     @classmethod
     def from_settings(cls, saga_settings: Any,
@@ -100,6 +109,7 @@ class ValidationPolicy:
             max_wait_s=saga_settings.max_wait_s,
             branches=BranchLimits(max_items=saga_settings.max_fanout_items,
                                   max_concurrency=saga_settings.max_fanout_concurrency),
+            retriable_max_attempts=saga_settings.retriable_max_attempts,
         )
 
 
@@ -278,7 +288,26 @@ def _invariants(saga: SagaDefinition, policy: ValidationPolicy) -> list[Violatio
     found += _shape(saga)
     found += [Violation(p.field, p.rule, p.message, p.value)
               for p in branch_problems(saga, policy.branches)]
+    found += _workflow(saga)
     return found
+
+
+def _workflow(saga: SagaDefinition) -> list[Violation]:
+    """workflow names a kind the service runs; an Express machine cannot wait for a task
+    token, so `express` refuses callback steps (`auto` simply picks Standard for them)."""
+    if saga.workflow is None:
+        return []
+    if saga.workflow not in {w.value for w in Workflow}:
+        return [Violation("workflow", "enum", "must be one of "
+                          f"{', '.join(w.value for w in Workflow)}", saga.workflow)]
+    if saga.workflow != Workflow.EXPRESS:
+        return []
+    return [Violation(f"steps[{index}].kind", "workflow",
+                      f"a {step.kind} step waits for a partner, which an Express workflow "
+                      "cannot (it runs at most 5 minutes and takes no task token): use "
+                      "workflow standard or auto", step.kind)
+            for index, step in enumerate(saga.steps)
+            if step.active and step.kind in {kind.value for kind in NOT_ON_EXPRESS}]
 
 
 def _step_invariants(prefix: str, step: StepDefinition,

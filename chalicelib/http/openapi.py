@@ -17,6 +17,7 @@ from chalicelib.config import SagaSettings
 from chalicelib.domain.lifecycle import ExecutionStatus, Phase, StepKind, StepStatus, WaitKind
 from chalicelib.domain.storable import MAX_REQUEST_DEPTH
 from chalicelib.domain.validation import MAX_ORDER, NOT_FOR_RETRIABLE, SAFE_ID
+from chalicelib.domain.workflow import DEFAULT_WORKFLOW, Workflow
 
 # The committed document: what clients were promised.
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
@@ -175,6 +176,12 @@ def _saga_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
                 "resolved against the input and every step's result as the execution completes "
                 "(in GET /executions/{id}, the saga.completed event and the WebSocket push); "
                 "its keys follow the rule of a step's input")},
+            "workflow": {"type": "string", "enum": [w.value for w in Workflow],
+                         "default": DEFAULT_WORKFLOW.value, "description": (
+                             "what runs the forward path: a Standard workflow, an Express one "
+                             "(cheaper, at most 5 minutes, no callback steps; compensations "
+                             "still run on Standard), or auto (Express when the forward path "
+                             "surely fits in 4 minutes and no step waits)")},
         },
     }
 
@@ -639,7 +646,17 @@ def _document(saga: SagaSettings,
     stored["properties"] = {**stored["properties"], "revision": {"type": "integer"},
                             "created_at": {"type": "string", "format": "date-time"},
                             "updated_at": {"type": "string", "format": "date-time"},
-                            "version_created_at": {"type": "string", "format": "date-time"}}
+                            "version_created_at": {"type": "string", "format": "date-time"},
+                            "workflow_type": {"type": "string", "enum": [
+                                Workflow.STANDARD.value, Workflow.EXPRESS.value],
+                                "description": "the workflow chosen as the version was "
+                                               "stored"},
+                            "workflow_reason": {"type": "string"},
+                            "forward_worst_case_s": {
+                                "type": "integer", "nullable": True,
+                                "description": "the forward path's longest run, in seconds "
+                                               "(null: unbounded)"},
+                            "warnings": {"type": "array", "items": {"type": "string"}}}
     paths = _with_common_errors(_paths(routes))
     return {
         "openapi": "3.0.3",

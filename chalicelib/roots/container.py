@@ -176,7 +176,8 @@ class Container(Parts):
             grace_seconds = parse_duration_ms(saga.reconcile_after) / 1000
         return Reconciler(MySQLExecutionStore(self.connector), self.engine,
                           grace_seconds=grace_seconds,
-                          describe_budget=saga.reconcile_describe_budget)
+                          describe_budget=saga.reconcile_describe_budget,
+                          definitions=MySQLDefinitionStore(self.connector))
 
     @part
     def cleanup(self) -> Cleanup:

@@ -9,6 +9,7 @@ from typing import Any
 from chalicelib.domain import events
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.models import SagaDefinition, StoredSaga
+from chalicelib.domain.workflow import WorkflowChoice, stored_fields
 from chalicelib.testing.outbox import outbox_envelope
 from chalicelib.usecases.ports import Actor, Page, SagaFilter, Totals
 
@@ -42,7 +43,8 @@ class InMemoryDefinitionStore:
                                            sequence=sequence, at=now))
 
     def insert_version(self, saga: SagaDefinition, *, expected_revision: int | None,
-                       actor: Actor, action: str) -> StoredSaga:
+                       actor: Actor, action: str,
+                       workflow: WorkflowChoice | None = None) -> StoredSaga:
         assert saga.id and saga.version and saga.name and saga.description is not None
         current = self._latest.get(saga.id)
         if expected_revision is None and current is not None:
@@ -61,7 +63,7 @@ class InMemoryDefinitionStore:
         stored = StoredSaga(
             id=saga.id, name=saga.name, description=saga.description, version=saga.version,
             revision=len(history) + 1, steps=saga.steps, active=saga.active, type=saga.type,
-            metadata=saga.metadata, output=saga.output,
+            metadata=saga.metadata, output=saga.output, **stored_fields(workflow),
             created_at=current.created_at if current else now,
             updated_at=now, version_created_at=now)
         history.append(stored)
@@ -96,7 +98,8 @@ class InMemoryDefinitionStore:
             return []
         return [{"revision": v.revision, "version": v.version,
                  "created_at": v.version_created_at,
-                 "created_by": self._created_by.get((saga_id, v.revision))}
+                 "created_by": self._created_by.get((saga_id, v.revision)),
+                 "workflow_type": v.workflow_type}
                 for v in self._versions[saga_id] if v.version_created_at >= latest.created_at]
 
     def set_active(self, saga_id: str, active: bool, actor: Actor) -> StoredSaga | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from chalicelib.domain import semver
 from chalicelib.domain.errors import BadRequest, Conflict, LimitReached, NotFound
-from chalicelib.domain.models import SagaDefinition, StepDefinition, StoredSaga
+from chalicelib.domain.models import SagaDefinition, Step, StepDefinition, StoredSaga
 from chalicelib.domain.requests import ActiveRequest
 from chalicelib.domain.validation import (
     DefinitionInvalid,
@@ -18,6 +18,7 @@ from chalicelib.domain.validation import (
     check_definition,
     validate_definition,
 )
+from chalicelib.domain.workflow import DEFAULT_WORKFLOW, Workflow, WorkflowChoice, choose
 from chalicelib.usecases.ports import (
     Actor,
     DefinitionStore,
@@ -60,7 +61,8 @@ class DefinitionService:
         if existing is None:
             self._check_limits(new_sagas=1, added_steps=len(saga.steps))
             return self._with_machines(self.store.insert_version(
-                saga, expected_revision=None, actor=actor, action="create"))
+                saga, expected_revision=None, actor=actor, action="create",
+                workflow=self._workflow(saga)))
         if not semver.is_newer(saga.version, existing.version):
             raise Conflict(
                 f"saga {saga.id!r} already exists at version {existing.version}; to store a new "
@@ -116,7 +118,14 @@ class DefinitionService:
                            action: str) -> StoredSaga:
         self._check_limits(added_steps=len(saga.steps) - len(existing.steps))
         return self._with_machines(self.store.insert_version(
-            saga, expected_revision=existing.revision, actor=actor, action=action))
+            saga, expected_revision=existing.revision, actor=actor, action=action,
+            workflow=self._workflow(saga)))
+
+    def _workflow(self, saga: SagaDefinition) -> WorkflowChoice:
+        """The workflow the version runs its forward path on, chosen once as it is stored."""
+        steps = [Step.of(step) for step in saga.steps if step.active]
+        return choose(Workflow(saga.workflow or DEFAULT_WORKFLOW), steps,
+                      self.policy.worst_case_limits())
 
     def _with_machines(self, saga: StoredSaga) -> StoredSaga:
         # Machines are made when a version is stored; should Step Functions be down now,
@@ -133,7 +142,7 @@ class DefinitionService:
         return {"id": existing.id, "name": existing.name, "description": existing.description,
                 "version": semver.bump_patch(existing.version), "steps": steps,
                 "active": existing.active, "type": existing.type, "metadata": existing.metadata,
-                "output": existing.output}
+                "output": existing.output, "workflow": existing.workflow}
 
     def _check_limits(self, *, new_sagas: int = 0, added_steps: int = 0) -> None:
         totals = self.store.totals()

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
 from chalicelib.domain.lifecycle import RunStatus
 from chalicelib.domain.models import SagaDefinition, StoredSaga
+from chalicelib.domain.workflow import WorkflowChoice
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,11 @@ class DefinitionStore(Protocol):
     """The write model of saga definitions. Every mutation writes its audit row atomically."""
 
     def insert_version(self, saga: SagaDefinition, *, expected_revision: int | None,
-                       actor: Actor, action: str) -> StoredSaga:
+                       actor: Actor, action: str,
+                       workflow: WorkflowChoice | None = None) -> StoredSaga:
         """Store a new immutable version. expected_revision None means the saga must not
-        exist; otherwise the latest revision must still be that one (optimistic lock)."""
+        exist; otherwise the latest revision must still be that one (optimistic lock).
+        workflow: the workflow chosen for it, kept with it (None: Standard)."""
         ...
 
     def get(self, saga_id: str, version: str | None = None) -> StoredSaga | None: ...

@@ -9,11 +9,36 @@ nothing until its wait should have ended. Runs as a scheduled Lambda on AWS and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from chalicelib.domain.executions import Execution, ExecutionStatus, execution_error
-from chalicelib.domain.lifecycle import ACTIVE, END_BY_ERROR, EVENT_OF, TOOK_EFFECT, RunStatus
-from chalicelib.usecases.ports import Engine, ExecutionStore, RunRef, RunState
+from chalicelib.domain.executions import (
+    Execution,
+    ExecutionStatus,
+    execution_error,
+    failure_cause,
+)
+from chalicelib.domain.expected_by import express_run_lost
+from chalicelib.domain.lifecycle import (
+    ACTIVE,
+    END_BY_ERROR,
+    EVENT_OF,
+    NEVER_DONE,
+    RUN_LOST,
+    TOOK_EFFECT,
+    RunStatus,
+)
+from chalicelib.usecases.ports import (
+    DefinitionStore,
+    Engine,
+    ExecutionStore,
+    RunKind,
+    RunRef,
+    RunState,
+)
 
 
 @dataclass(frozen=True)
@@ -54,9 +79,15 @@ def _status_of(execution: Execution, run: RunState) -> tuple[ExecutionStatus, st
 
 class Reconciler:
     def __init__(self, executions: ExecutionStore, engine: Engine, *,
-                 grace_seconds: float, describe_budget: int = 100) -> None:
+                 grace_seconds: float, describe_budget: int = 100,
+                 definitions: DefinitionStore | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.executions = executions
         self.engine = engine
+        # The versions that ran, to compensate an execution whose Express run was lost (without
+        # them such an execution is left COMPENSATION_FAILED for an operator).
+        self.definitions = definitions
+        self.clock = clock
         self.grace_seconds = grace_seconds
         # Describing a run spends a quota shared with every other caller (on Step Functions
         # 15/s from a bucket of 300 per account): one run spends at most this many.
@@ -86,6 +117,10 @@ class Reconciler:
             # A ref without its run (started, the start not recorded): the engine finds the
             # forward run by its name.
             run = RunState(RunStatus.MISSING) if kept is None else self.engine.describe(kept)
+            if run.status is RunStatus.UNKNOWN:
+                if (repair := self._lost_run(execution)) is not None:
+                    repairs.append(repair)
+                continue
             found = verdict(execution, run)
             if found is None:
                 continue
@@ -98,3 +133,53 @@ class Reconciler:
             if moved is not None:
                 repairs.append(Repair(execution.id, execution.status, status, reason))
         return repairs
+
+    # -- runs the engine keeps no record of (Express) -------------------------------------------
+
+    def _lost_run(self, execution: Execution) -> Repair | None:
+        """An execution whose run the engine cannot describe: once its silence outlasts the
+        grace and a retry's longest backoff, the run is lost. Nothing done: it failed. Steps
+        that may have acted: compensated on the version's Standard compensation machine, as a
+        failure would have been. A lost compensation is left for an operator to retry."""
+        expected = execution.expected_by or execution.updated_at
+        if not express_run_lost(expected, self.clock(), self.grace_seconds):
+            return None
+        if execution.status is not ExecutionStatus.RUNNING:
+            return self._move(execution, ExecutionStatus.COMPENSATION_FAILED,
+                              "its compensation run was lost; retry the compensation")
+        if all(step.status in NEVER_DONE for step in execution.steps):
+            return self._move(execution, ExecutionStatus.FAILED,
+                              "its Express run was lost before any step did anything")
+        saga = (self.definitions.get_revision(execution.saga_id, execution.revision)
+                if self.definitions is not None else None)
+        if saga is None:
+            return self._move(execution, ExecutionStatus.COMPENSATION_FAILED,
+                              "its Express run was lost and its version cannot be read to "
+                              "compensate it; retry the compensation")
+        reason = "its Express run was lost; what its steps did is compensated"
+        repair = self._move(execution, ExecutionStatus.COMPENSATING, reason)
+        if repair is None:
+            return None
+        try:
+            run = self.engine.start(saga, execution.id, RunKind.COMPENSATION)
+        except Exception as error:  # the operator retries it; the reason says why
+            self._move(execution, ExecutionStatus.COMPENSATION_FAILED,
+                       f"its compensation could not be started: {type(error).__name__}",
+                       allowed={ExecutionStatus.COMPENSATING})
+            return repair
+        self.executions.mark_started(execution.id, run)
+        return repair
+
+    def _move(self, execution: Execution, status: ExecutionStatus, reason: str, *,
+              allowed: AbstractSet[ExecutionStatus] = frozenset(ACTIVE)) -> Repair | None:
+        error = (execution.error.model_dump() if execution.error else
+                 failure_cause(execution.steps) or execution_error(
+                     None, None, RUN_LOST, reason))
+        # A compensation it starts says who started it; an end it records, that it was
+        # reconciled (the events' own fields).
+        detail: dict[str, Any] = ({"reason": reason, "by": "reconciler"}
+                                  if status is ExecutionStatus.COMPENSATING
+                                  else {"reconciled": True, "reason": reason})
+        moved = self.executions.transition(execution.id, set(allowed), status, EVENT_OF[status],
+                                           detail, error=error)
+        return None if moved is None else Repair(execution.id, execution.status, status, reason)

@@ -15,6 +15,7 @@ from chalicelib.domain import events
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.executions import ExecutionStatus
 from chalicelib.domain.models import SagaDefinition, StoredSaga
+from chalicelib.domain.workflow import WorkflowChoice, stored_fields
 from chalicelib.usecases.ports import Actor, Page, SagaFilter, Totals
 
 _SELECT = """
@@ -40,7 +41,7 @@ def _row_to_saga(row: dict[str, Any]) -> StoredSaga:
         id=row["id"], name=row["name"], description=row["description"],
         version=row["version"], revision=row["revision"], steps=body["steps"],
         active=bool(row["active"]), type=row["type"], metadata=body.get("metadata", {}),
-        output=body.get("output"),
+        output=body.get("output"), **(body.get("workflow") or stored_fields(None)),
         created_at=_utc(row["created_at"]), updated_at=_utc(row["updated_at"]),
         version_created_at=_utc(row["version_created_at"]),
     )
@@ -66,14 +67,17 @@ class MySQLDefinitionStore:
     # -- writes ---------------------------------------------------------------------------
 
     def insert_version(self, saga: SagaDefinition, *, expected_revision: int | None,
-                       actor: Actor, action: str) -> StoredSaga:
+                       actor: Actor, action: str,
+                       workflow: WorkflowChoice | None = None) -> StoredSaga:
         # Concurrent creates of new ids contend for the same gap locks: InnoDB may pick this
         # transaction as a deadlock's victim, and then it runs again.
         return self._db.retrying(
-            lambda cur: self._insert_version(cur, saga, expected_revision, actor, action))
+            lambda cur: self._insert_version(cur, saga, expected_revision, actor, action,
+                                             workflow))
 
     def _insert_version(self, cur: Any, saga: SagaDefinition, expected_revision: int | None,
-                        actor: Actor, action: str) -> StoredSaga:
+                        actor: Actor, action: str,
+                        workflow: WorkflowChoice | None) -> StoredSaga:
         assert saga.id and saga.version and saga.name and saga.description is not None
         now = _now()
         cur.execute("SELECT latest_revision FROM sagas WHERE id = %s FOR UPDATE", (saga.id,))
@@ -100,7 +104,8 @@ class MySQLDefinitionStore:
                     "WHERE saga_id = %s", (saga.id,))
         revision = cur.fetchone()["r"] + 1
         body = json.dumps({"steps": [s.model_dump() for s in saga.steps],
-                           "metadata": saga.metadata, "output": saga.output})
+                           "metadata": saga.metadata, "output": saga.output,
+                           "workflow": stored_fields(workflow)})
         try:
             cur.execute(
                 "INSERT INTO saga_versions (saga_id, revision, version, name, description, "
@@ -237,7 +242,9 @@ class MySQLDefinitionStore:
 
     def versions(self, saga_id: str) -> list[dict[str, Any]]:
         with self._db.transaction() as cur:
-            cur.execute("SELECT v.revision, v.version, v.created_at, v.created_by "
+            cur.execute("SELECT v.revision, v.version, v.created_at, v.created_by, "
+                        "COALESCE(JSON_VALUE(v.definition, '$.workflow.workflow_type'), "
+                        "'standard') AS workflow_type "
                         "FROM saga_versions v JOIN sagas s ON s.id = v.saga_id "
                         "WHERE v.saga_id = %s AND v.created_at >= s.created_at "
                         "ORDER BY v.revision", (saga_id,))

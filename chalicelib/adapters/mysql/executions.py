@@ -359,7 +359,7 @@ def row_to_execution(row: dict[str, Any]) -> Execution:
         state_machine_arn=row["state_machine_arn"], sfn_execution_arn=row["sfn_execution_arn"],
         started_at=_utc(row["started_at"]), updated_at=_utc(row["updated_at"]),
         ended_at=_utc(row["ended_at"]), resolved_by=row["resolved_by"],
-        resolution=row["resolution"],
+        resolution=row["resolution"], expected_by=_utc(row.get("expected_by")),
         consistency={"source": "write_model", "sequence": row["last_sequence"]})
 
 

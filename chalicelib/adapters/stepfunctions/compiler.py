@@ -56,6 +56,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.adapters.stepfunctions.names import HANDOFF_SUFFIX
 from chalicelib.config import DEFAULT_RETRIABLE_MAX_ATTEMPTS
 from chalicelib.domain.lifecycle import (
     ANY_ERROR,
@@ -66,6 +67,7 @@ from chalicelib.domain.lifecycle import (
     DEFAULT_TASK_TIMEOUT_MARGIN_S,
     END_OF,
     FANOUT_FAILED,
+    HANDED_OFF,
     LAMBDA_SERVICE_ERRORS,
     NEVER_RETRIED,
     RETRIABLE_RETRY,
@@ -509,9 +511,43 @@ def _forward_task(step: Step, targets: MachineTargets, options: CompileOptions, 
     return task
 
 
+# Step Functions' optimised integration that starts another machine's run (request and
+# response: the only pattern an Express machine may use).
+START_RUN = "arn:aws:states:::states:startExecution"
+# What a hand-off's StartExecution raises when the run exists (a duplicate Express run's).
+RUN_EXISTS = "StepFunctions.ExecutionAlreadyExistsException"
+
+
+def _handoff_states(compensation_machine: str, options: CompileOptions
+                    ) -> dict[str, dict[str, Any]]:
+    """An Express run's way out when a step fails: start the version's Standard compensation
+    machine for the execution (one run per execution, named after it) and stop. That run
+    undoes every group that did something (skip_undone) and records the end."""
+    return {
+        "HandOff": {
+            "Type": "Task", "Resource": START_RUN,
+            "Parameters": {
+                "StateMachineArn": compensation_machine,
+                "Name.$": f"States.Format('{{}}{HANDOFF_SUFFIX}', $.execution_id)",
+                "Input": {"execution_id.$": "$.execution_id", "error.$": "$.error",
+                          "resume_at": ""}},
+            "ResultPath": None,
+            "Retry": [{"ErrorEquals": [RUN_EXISTS], "MaxAttempts": 0},
+                      _retrier([ANY_ERROR], options.lambda_retry_attempts,
+                               options.lambda_retry)],
+            "Catch": [{"ErrorEquals": [RUN_EXISTS], "ResultPath": None, "Next": "HandedOff"}],
+            "Next": "HandedOff"},
+        "HandedOff": {"Type": "Fail", "Error": HANDED_OFF,
+                      "Cause": "a step failed; the compensation runs on the version's "
+                               "Standard compensation machine"},
+    }
+
+
 def compile_forward(steps: Sequence[Step], targets: MachineTargets,
                     options: CompileOptions = CompileOptions(), *,
-                    comment: str = "") -> dict[str, Any]:
+                    comment: str = "", handoff_to: str | None = None) -> dict[str, Any]:
+    """The forward machine. handoff_to (an Express machine's): the compensation machine a
+    failure is handed to, in place of the undo chain."""
     groups = groups_of(steps)
     undoable, retriable = _split_at_pivot(groups)
     compensate = options.compensation_enabled
@@ -521,6 +557,10 @@ def compile_forward(steps: Sequence[Step], targets: MachineTargets,
         after = "RecordCompleted" if index == len(groups) - 1 else forward_name(groups[index + 1])
         previous = _undo_before(groups, index)
         own_undo = _undo_name(group) if _has_undo(group) else previous
+        if handoff_to is not None:
+            # Anything to undo is undone on Standard; nothing to undo fails here as always.
+            previous = previous if previous == "RecordFailed" else "HandOff"
+            own_undo = own_undo if own_undo == "RecordFailed" else "HandOff"
         if group in retriable:
             on_error = on_timeout = "RecordParked"
         elif compensate:
@@ -565,7 +605,10 @@ def compile_forward(steps: Sequence[Step], targets: MachineTargets,
             crash=on_timeout))
         for position, step in enumerate(group):
             states[failed[step.id]] = _failed_branch(position, step, on_error)
-    if compensate:
+    if compensate and handoff_to is not None:
+        states.update(_handoff_states(handoff_to, options))
+        cause = "the first step failed; there was nothing to compensate"
+    elif compensate:
         states.update(_undo_chain([g for g in undoable if _has_undo(g)], targets, options,
                                   skip_undone=False))
         cause = "the first step failed; there was nothing to compensate"

@@ -1,5 +1,6 @@
 """Step Functions as the Engine: one pair of state machines per saga revision (forward and
-compensation), runs named after their execution (names.py)."""
+compensation; on Express, an Express forward machine beside them), runs named after their
+execution (names.py)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,20 @@ from chalicelib.adapters.stepfunctions.compiler import (
 )
 from chalicelib.adapters.stepfunctions.machine_input import execution_input, resume_state
 from chalicelib.adapters.stepfunctions.names import (
+    EXPRESS,
+    EXPRESS_SUFFIX,
     FORWARD,
     UNDO,
+    UNDO_SUFFIX,
+    handoff_run_name,
+    is_express,
     machine_kind,
     machine_name,
     run_name,
 )
 from chalicelib.domain.lifecycle import Phase, RunStatus
 from chalicelib.domain.models import Step, StoredSaga
+from chalicelib.domain.workflow import Workflow
 from chalicelib.usecases.ports import RunKind, RunRef, RunState, WaitGone
 
 # What Step Functions answers to a task token whose Task no longer waits.
@@ -53,21 +60,32 @@ class StepFunctionsEngine:
         return self._arns.machine(machine_name(self._stage, saga_id, revision, kind))
 
     def prepare(self, saga: StoredSaga) -> None:
-        """Create (or bring up to date) the machines: when a version is stored, and at deploy."""
+        """Create (or bring up to date) the machines: when a version is stored, and at deploy.
+        A version on Express gets its Express forward machine, the Standard compensation
+        machine its failures are handed to, and (only if it can park) the Standard forward
+        machine a retry forward runs on."""
         comment = f"saga {saga.id} version {saga.version} (revision {saga.revision})"
         steps = saga.active_steps()
-        forward = compile_forward(steps, self._targets, self._options, comment=comment)
+        express = _on_express(saga)
+        if not express or saga.pivot() is not None:
+            forward = compile_forward(steps, self._targets, self._options, comment=comment)
+            self._ensure(machine_name(self._stage, saga.id, saga.revision, FORWARD), forward)
         undo = compile_compensation(steps, self._targets, self._options,
                                     comment=f"compensation of {comment}")
-        self._ensure(machine_name(self._stage, saga.id, saga.revision, FORWARD), forward)
         self._ensure(machine_name(self._stage, saga.id, saga.revision, UNDO), undo)
+        if express:
+            handoff_to = self._machine_arn(saga.id, saga.revision, UNDO)
+            self._ensure(machine_name(self._stage, saga.id, saga.revision, EXPRESS),
+                         compile_forward(steps, self._targets, self._options,
+                                         comment=f"{comment}, on Express",
+                                         handoff_to=handoff_to), express=True)
 
-    def _ensure(self, name: str, definition: dict[str, Any]) -> None:
+    def _ensure(self, name: str, definition: dict[str, Any], *, express: bool = False) -> None:
         text = json.dumps(definition)
         arn = self._arns.machine(name)
         try:
             self._sfn.create_state_machine(name=name, definition=text, roleArn=self._role_arn,
-                                           type="STANDARD")
+                                           type="EXPRESS" if express else "STANDARD")
         except ClientError as error:
             if error.response["Error"]["Code"] != "StateMachineAlreadyExists":
                 raise
@@ -78,7 +96,7 @@ class StepFunctionsEngine:
 
     def discard(self, saga_id: str, revisions: list[int]) -> None:
         for revision in revisions:
-            for kind in (FORWARD, UNDO):
+            for kind in (FORWARD, UNDO, EXPRESS):
                 try:
                     self._sfn.delete_state_machine(
                         stateMachineArn=self._machine_arn(saga_id, revision, kind))
@@ -88,12 +106,20 @@ class StepFunctionsEngine:
 
     # -- runs ---------------------------------------------------------------------------------
 
+    def _kind_of(self, saga: StoredSaga, kind: RunKind) -> str:
+        """The machine a run of that kind starts: an Express version's forward run on its
+        Express machine; every other run (compensations, retries forward) on Standard."""
+        if kind is RunKind.FORWARD and _on_express(saga):
+            return EXPRESS
+        return machine_kind(kind)
+
     def plan(self, saga: StoredSaga, execution_id: str) -> RunRef:
-        return RunRef(execution_id, self._machine_arn(saga.id, saga.revision, FORWARD))
+        return RunRef(execution_id, self._machine_arn(saga.id, saga.revision,
+                                                      self._kind_of(saga, RunKind.FORWARD)))
 
     def start(self, saga: StoredSaga, execution_id: str, kind: RunKind, *,
               at_step: str | None = None, parent: RunRef | None = None) -> RunRef:
-        machine_arn = self._machine_arn(saga.id, saga.revision, machine_kind(kind))
+        machine_arn = self._machine_arn(saga.id, saga.revision, self._kind_of(saga, kind))
         name = run_name(execution_id, kind)
         resume_at = resume_state(saga.active_steps(), at_step) if at_step else ""
         run_input = execution_input(execution_id, resume_at, _parent_input(parent))
@@ -119,9 +145,18 @@ class StepFunctionsEngine:
             raise
 
     def describe(self, run: RunRef) -> RunState:
+        if is_express(run.where):
+            # An Express run keeps no history: only the compensation it hands a failure to
+            # (a Standard run, named after the execution) can be asked about; without one,
+            # UNKNOWN leaves the verdict to the write model.
+            undo = run.where.removesuffix(EXPRESS_SUFFIX) + UNDO_SUFFIX
+            found = self._describe(self._arns.run(undo, handoff_run_name(run.execution_id)))
+            return RunState(RunStatus.UNKNOWN) if found.status is RunStatus.MISSING else found
         # A ref without its run: the forward run, found by its name (the execution's id).
-        run_arn = run.run or self._arns.run(run.where, run_name(run.execution_id,
-                                                                RunKind.FORWARD))
+        return self._describe(run.run or self._arns.run(
+            run.where, run_name(run.execution_id, RunKind.FORWARD)))
+
+    def _describe(self, run_arn: str) -> RunState:
         try:
             found = self._sfn.describe_execution(executionArn=run_arn)
         except ClientError as error:
@@ -149,6 +184,10 @@ class StepFunctionsEngine:
             if error.response["Error"]["Code"] in _GONE:
                 raise WaitGone(error.response["Error"].get("Message", "")) from error
             raise
+
+
+def _on_express(saga: StoredSaga) -> bool:
+    return saga.workflow_type == Workflow.EXPRESS
 
 
 def _parent_input(parent: RunRef | None) -> dict[str, str] | None:

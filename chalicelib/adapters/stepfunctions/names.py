@@ -12,9 +12,17 @@ from chalicelib.usecases.ports import RunKind
 
 # Step Functions names (machines and runs) are at most 80 characters.
 MAX_NAME = 80
-# The two machines of a version.
+# The machines of a version: forward and compensation; a version on Express runs its forward
+# path on an Express machine (a retry forward, rare, on the Standard forward one).
 FORWARD = "forward"
 UNDO = "compensation"  # a field name, not a phase
+EXPRESS = "express"
+UNDO_SUFFIX = "-undo"
+EXPRESS_SUFFIX = "-express"
+_MACHINE_SUFFIX = {FORWARD: "", UNDO: UNDO_SUFFIX, EXPRESS: EXPRESS_SUFFIX}
+# The compensation an Express run hands its failure to: one run per execution, named after it
+# (a duplicate Express run's hand-off is the same run).
+HANDOFF_SUFFIX = "-h"
 # A compensation run and a retry forward are each a new run of their execution, named after
 # it with one of these suffixes and 8 random hex digits.
 SUFFIX_OF: dict[RunKind, str] = {RunKind.COMPENSATION: "-c", RunKind.RESUME: "-f"}
@@ -29,11 +37,20 @@ def machine_name(stage: str, saga_id: str, revision: int, kind: str) -> str:
     The readable part maps '.' to '-' (Step Functions allows neither '.' nor long names), so
     on its own it is not injective (`a.b` and `a-b`); a hash of the exact, case-sensitive
     stage and id makes it so, and keeps the name derivable from the id alone."""
-    suffix = f"-r{revision}" + ("-undo" if kind == UNDO else "")
+    suffix = f"-r{revision}" + _MACHINE_SUFFIX[kind]
     digest = hashlib.sha256(f"{stage}\0{saga_id}".encode()).hexdigest()[:16]
     readable = _NAME_CHARS.sub("-", f"{stage}-{saga_id}")
     room = MAX_NAME - len(suffix) - len(digest) - 1
     return f"{readable[:room]}-{digest}{suffix}"
+
+
+def is_express(machine_arn: str) -> bool:
+    """Whether a machine (by its ARN or name) is a version's Express forward machine."""
+    return machine_arn.endswith(EXPRESS_SUFFIX)
+
+
+def handoff_run_name(execution_id: str) -> str:
+    return f"{execution_id}{HANDOFF_SUFFIX}"
 
 
 def machine_kind(run: RunKind) -> str:
