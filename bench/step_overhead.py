@@ -8,9 +8,9 @@ step's own work is measured: no Lambda, no Step Functions. A second pair measure
 action is a participant's HTTP endpoint (a server in this process answering at once): the step
 runtime's participant path (admitted and counted, called with no lock held and cut at its
 deadline, its answer judged and recorded) against the floor of the same POST made bare. SQL
-round trips and commits are read from MariaDB's session counters of the connection the
-runtime uses. Prints a table and
-writes bench/results/step_overhead.json.
+round trips and commits are the sum of MariaDB's session counters over every connection this
+process opened (the step runtime's pool and the container's), so other clients of a shared
+server do not count. Prints a table and writes bench/results/step_overhead.json.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("SAGA__SAGA__MONITORING_ENABLED", "false")
 
 from bench.results_io import save, table
+from bench.sessions import Sessions
 from chalicelib.adapters.mysql import connector as mysql
 from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
 from chalicelib.adapters.mysql.executions import insert_execution
@@ -55,6 +56,10 @@ from infra.stack.supervisor import Supervisor
 SEED = json.loads((Path(__file__).parents[1] / "tests" / "fixtures" /
                    "payment-saga.json").read_text())
 STEPS = ("validate-payment", "process-payment")
+# Every connection this process opens, kept for its counters (the step runtime's pool is not
+# the container's).
+SESSIONS = Sessions()
+mysql.connect = SESSIONS.recording(mysql.connect)
 
 
 def prepare(count: int) -> tuple[SagaDefinition, list[Execution]]:
@@ -97,13 +102,9 @@ def _stored_with_executions(definition: dict[str, Any], prefix: str, count: int,
 
 
 def counters() -> tuple[int, int]:
-    """(statements, commits) the server has run so far, from its global counters: the step
-    runtime's pool is not the one this process's container reads with, and nothing else
-    talks to the bench database while it runs."""
-    with runtime.container().connector.connection().cursor() as cur:
-        cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_commit')")
-        values = {row["Variable_name"]: int(row["Value"]) for row in cur.fetchall()}
-    return values["Questions"], values["Com_commit"]
+    """(statements, commits) this process's connections have run so far."""
+    totals = SESSIONS.totals(("Questions", "Com_commit"))
+    return totals["Questions"], totals["Com_commit"]
 
 
 def measure(run_one: Any, executions: list[Execution]) -> dict[str, Any]:
@@ -118,8 +119,7 @@ def measure(run_one: Any, executions: list[Execution]) -> dict[str, Any]:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     after = counters()
     steps = len(latencies)
-    # Each counters() call is one statement of its own: leave ours out.
-    statements = after[0] - before[0] - 1
+    statements = after[0] - before[0]
     return {"steps": steps, "statements_per_step": round(statements / steps, 2),
             "commits_per_step": round((after[1] - before[1]) / steps, 2),
             "p50_ms": round(statistics.median(latencies), 2),

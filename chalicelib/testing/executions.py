@@ -120,12 +120,16 @@ class InMemoryExecutionStore:
                       ExecutionQuery(limit=1, saga_id=saga_id, status=status)).items
         return self._view(found[0]) if found else None
 
-    def mark_started(self, execution_id: str, run: RunRef) -> None:
-        row = self._rows[execution_id]
-        row.state_machine_arn, row.sfn_execution_arn = run.where, run.run
-        row.updated_at = datetime.now(UTC)
-        self._emit(events.run_started(saga_id=row.saga_id, state_machine_arn=run.where,
-                                      run_arn=run.run), execution_id)
+    def mark_started(self, execution_id: str, run: RunRef) -> Execution | None:
+        with self._lock:
+            row = self._rows.get(execution_id)
+            if row is None:
+                return None
+            row.state_machine_arn, row.sfn_execution_arn = run.where, run.run
+            row.updated_at = datetime.now(UTC)
+            self._emit(events.run_started(saga_id=row.saga_id, state_machine_arn=run.where,
+                                          run_arn=run.run), execution_id, at=row.updated_at)
+            return self._view(row)
 
     def transition(self, execution_id: str, allowed_from: AbstractSet[ExecutionStatus],
                    to: ExecutionStatus, event_type: str, data: dict[str, Any],

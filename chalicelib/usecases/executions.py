@@ -90,20 +90,27 @@ class ExecutionService:
 
     def execute(self, saga_id: str, request: ExecuteRequest,
                 actor: Actor) -> tuple[Execution, bool]:
-        """Start an execution of the saga's latest version; (execution, created)."""
+        """Start an execution of the saga's latest version; (execution, created).
+
+        Three transactions at most: the saga read, the execution created with its first event
+        (or found, for a repeated request), and the run's start recorded. A refused request
+        writes nothing."""
         self._check_request(request)
         saga = self.definitions.get(saga_id)
         if saga is None:
             raise NotFound(f"saga {saga_id!r} does not exist", saga_id=saga_id)
         self._check_fault_steps(request.faults, saga)
         self._check_fanouts(request.input, saga)
-        execution_id = request.execution_id or str(uuid.uuid4())
-        existing = self.executions.get(execution_id)
-        if existing is not None:
-            return self._same_request(existing, saga_id), False
         if not saga.active:
+            # A repeated request for an execution started before the saga was switched off
+            # still gets it (an id the service makes up names none).
+            existing = (self.executions.get(request.execution_id)
+                        if request.execution_id else None)
+            if existing is not None:
+                return self._same_request(existing, saga_id), False
             raise Conflict(f"saga {saga_id!r} is not active; activate it to execute it",
                            saga_id=saga_id)
+        execution_id = request.execution_id or str(uuid.uuid4())
         # Stored before the start, so a run whose start was not recorded is still found.
         planned = self.engine.plan(saga, execution_id)
         now = datetime.now(UTC)
@@ -112,10 +119,9 @@ class ExecutionService:
             status=ExecutionStatus.RUNNING, input=request.input, faults=request.faults,
             state_machine_arn=planned.where, started_at=now, updated_at=now,
         ), [StepShape.of(step) for step in saga.active_steps()])
-        if not created:  # a concurrent request with the same id won the race
+        if not created:  # the id is taken: a repeated request, or one that raced this one
             return self._same_request(execution, saga_id), False
-        self._start(execution, saga, RunKind.FORWARD)
-        return self.executions.get(execution.id) or execution, True
+        return self._start(execution, saga, RunKind.FORWARD), True
 
     def _check_request(self, request: ExecuteRequest) -> None:
         """What this stage allows and every store can hold; checked before anything is
@@ -177,7 +183,9 @@ class ExecutionService:
 
     def _start(self, execution: Execution, saga: StoredSaga, kind: RunKind, *,
                at_step: str | None = None,
-               unstarted: ExecutionStatus = ExecutionStatus.FAILED) -> None:
+               unstarted: ExecutionStatus = ExecutionStatus.FAILED) -> Execution:
+        """Start the run, after the execution's change is committed, and record that it
+        started; the execution as it then is."""
         try:
             run = self.engine.start(saga, execution.id, kind, at_step=at_step)
         except Exception as error:
@@ -191,7 +199,7 @@ class ExecutionService:
             raise OrchestratorUnavailable(
                 f"the execution could not be started: {type(error).__name__}",
                 execution_id=execution.id) from error
-        self.executions.mark_started(execution.id, run)
+        return self.executions.mark_started(execution.id, run) or self._current(execution.id)
 
     # -- compensate, retry, resolve ----------------------------------------------------------
 
@@ -246,8 +254,7 @@ class ExecutionService:
                                            by_operator=True)
         if moved is None:
             raise self._refused(execution.id)
-        self._start(moved, saga, RunKind.COMPENSATION)
-        return self._current(execution.id)
+        return self._start(moved, saga, RunKind.COMPENSATION)
 
     def retry_forward(self, execution_id: str, actor: Actor) -> Execution:
         """A PARKED execution runs again from its parked group: that group's steps that did
@@ -268,9 +275,8 @@ class ExecutionService:
         moved = self.executions.resume(execution_id, unfinished, actor.name)
         if moved is None:
             raise self._refused(execution_id)
-        self._start(moved, saga, RunKind.RESUME, at_step=unfinished[0],
-                    unstarted=ExecutionStatus.PARKED)
-        return self._current(execution_id)
+        return self._start(moved, saga, RunKind.RESUME, at_step=unfinished[0],
+                           unstarted=ExecutionStatus.PARKED)
 
     def resolve(self, execution_id: str, request: ResolveRequest, actor: Actor) -> Execution:
         reason = request.reason

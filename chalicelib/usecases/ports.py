@@ -205,7 +205,8 @@ class ExecutionStore(Protocol):
 
     def create(self, execution: Execution,
                steps: Sequence[StepShape]) -> tuple[Execution, bool]:
-        """Insert with its steps and a started event; (existing, False) if the id is taken."""
+        """Insert with its steps and a started event, in one transaction, and return it as
+        stored (as `get` would read it); (existing, False) if the id is taken."""
         ...
 
     def resume(self, execution_id: str, steps: Sequence[str], by: str) -> Execution | None:
@@ -220,8 +221,10 @@ class ExecutionStore(Protocol):
 
     def latest(self, saga_id: str, status: ExecutionStatus | None = None) -> Execution | None: ...
 
-    def mark_started(self, execution_id: str, run: RunRef) -> None:
-        """Record that the execution's run started: the store keeps the ref's parts."""
+    def mark_started(self, execution_id: str, run: RunRef) -> Execution | None:
+        """Record that the execution's run started (the store keeps the ref's parts, and a
+        run started event), in one transaction, and return the execution as it now is, its
+        steps included; None if there is no such execution."""
         ...
 
     def transition(self, execution_id: str, allowed_from: AbstractSet[ExecutionStatus],

@@ -271,6 +271,8 @@ class StoreContract:
             for i, shape in enumerate(_shapes(saga), start=1)]
         assert created.started_at == at and created.input == {"sku": "A-1", "n": 2}
         assert [f.step_id for f in created.faults] == ["b"]
+        # Returned as stored, without a read of its own: what a read gives.
+        assert created == stores.executions.get(created.id)
         envelopes = stores.outbox(created.id)
         assert [(e["type"], e["sequence"], e["key"], e["subject"], e["time"])
                 for e in envelopes] == [(event_types.EXECUTION_STARTED, 1, created.id,
@@ -288,7 +290,7 @@ class StoreContract:
         first = _create(stores, saga)
         again, fresh = stores.executions.create(first.model_copy(update={"input": {}}),
                                                 _shapes(saga))
-        assert not fresh and again.id == first.id and again.input == first.input
+        assert not fresh and again == stores.executions.get(first.id) == first
         assert len(stores.outbox(first.id)) == 1
         with pytest.raises(NotFound):
             stores.executions.create(first.model_copy(update={"id": _id("x"),
@@ -340,11 +342,18 @@ class StoreContract:
     def test_mark_started_records_the_run_and_its_event(self, stores: Stores) -> None:
         saga = _store_saga(stores)
         created = _create(stores, saga)
-        stores.executions.mark_started(created.id, RunRef(created.id, "arn:machine:fwd",
-                                                          "arn:run:1"))
+        marked = stores.executions.mark_started(created.id, RunRef(
+            created.id, "arn:machine:fwd", "arn:run:1"))
         assert _last(stores, created.id) == (event_types.RUN_STARTED, {
             "saga_id": saga.id, "state_machine_arn": "arn:machine:fwd",
             "run_arn": "arn:run:1"})
+        # Returned as it now is, its steps included: what a read gives.
+        assert marked is not None and marked == stores.executions.get(created.id)
+        assert (marked.sfn_execution_arn, marked.consistency) == (
+            "arn:run:1", {"source": "write_model", "sequence": 2})
+        assert marked.updated_at >= created.updated_at
+        assert [s.step_id for s in marked.steps] == [s.step_id for s in created.steps]
+        assert stores.executions.mark_started(_id("none"), RunRef("x", "arn:m", "arn:r")) is None
 
     def test_an_operators_compensation_moves_the_execution_with_its_event(
             self, stores: Stores) -> None:

@@ -103,8 +103,19 @@ def test_execute_without_an_id_makes_one(world: World) -> None:
 def test_a_repeated_execute_is_the_same_execution_and_one_run(world: World) -> None:
     first, _ = world.service.execute("pay", ExecuteRequest(execution_id="e-1"), ACTOR)
     again, created = world.service.execute("pay", ExecuteRequest(execution_id="e-1"), ACTOR)
-    assert not created and again.id == first.id
+    assert not created and again == first == world.executions.get("e-1")
     assert len(world.engine.starts) == 1
+
+
+def test_a_repeated_execute_of_a_saga_switched_off_since_answers_its_execution(
+        world: World) -> None:
+    first, _ = world.service.execute("pay", ExecuteRequest(execution_id="e-1"), ACTOR)
+    world.definitions.set_active("pay", False, ACTOR)
+    again, created = world.service.execute("pay", ExecuteRequest(execution_id="e-1"), ACTOR)
+    assert not created and again == first
+    with pytest.raises(Conflict, match="not active"):  # a new one is refused
+        world.service.execute("pay", ExecuteRequest(execution_id="e-2"), ACTOR)
+    assert world.executions.get("e-2") is None and len(world.engine.starts) == 1
 
 
 def test_an_execution_id_taken_by_another_saga_is_a_conflict(world: World) -> None:

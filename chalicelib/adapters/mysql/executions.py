@@ -38,6 +38,8 @@ from chalicelib.domain.lifecycle import allowed_from as sources_of
 from chalicelib.domain.step_context import Cursor
 from chalicelib.usecases.ports import ExecutionPage, ExecutionQuery, RunRef
 
+# ER_DUP_ENTRY: an INSERT met a row with its key.
+DUPLICATE_ENTRY = 1062
 # The statuses of executions still going, as query parameters (an IN list of this size).
 _ACTIVE_VALUES = tuple(sorted(status.value for status in ACTIVE))
 _ACTIVE_MARKS = ", ".join(["%s"] * len(_ACTIVE_VALUES))
@@ -100,6 +102,14 @@ def record_event(cur: Cursor, event: events.Event, *, execution_id: str,
     return append_event(cur, event.type, execution_id=execution_id, data=event.data, at=at)
 
 
+def insert_execution_event(cur: Cursor, event: events.Event, *, execution_id: str,
+                           sequence: int, at: datetime) -> dict[str, Any]:
+    """An execution's event at the sequence the caller took from its row (locked, or inserted
+    in this transaction) and wrote back there itself: no read of it."""
+    return _insert_event(cur, event.type, key=execution_id, subject=f"execution/{execution_id}",
+                         sequence=sequence, data=event.data, at=at)
+
+
 def append_events(cur: Cursor, execution: dict[str, Any],
                   batch: list[tuple[events.Event, datetime]]) -> None:
     """Several events of one execution in two statements. The caller holds the execution's
@@ -138,22 +148,43 @@ def _insert_event(cur: Cursor, event_type: str, *, key: str, subject: str, seque
 
 # -- executions ----------------------------------------------------------------------
 
-def insert_execution(cur: Cursor, execution: Execution, steps: Sequence[StepShape]) -> None:
+# The executions columns a new row leaves at their default (NULL).
+_UNWRITTEN: dict[str, Any] = dict.fromkeys((
+    "error", "output", "output_error", "sfn_execution_arn", "ended_at", "resolved_by",
+    "resolution"))
+
+
+def insert_execution(cur: Cursor, execution: Execution, steps: Sequence[StepShape], *,
+                     last_sequence: int = 0) -> Execution:
+    """Insert the execution and its steps (PENDING, in one multi-row statement); return them
+    as written, which is what load_execution would read back. last_sequence: the events the
+    caller writes with it in this transaction (numbered 1 on)."""
     expected_by = (None if execution.status.is_final
                    else naive_utc(expected.at_start(execution.started_at)))
-    cur.execute(
-        "INSERT INTO executions (id, saga_id, revision, version, status, input, faults, "
-        "state_machine_arn, started_at, updated_at, expected_by) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (execution.id, execution.saga_id, execution.revision, execution.version,
-         execution.status.value, json.dumps(execution.input),
-         _json([f.model_dump() for f in execution.faults]), execution.state_machine_arn,
-         execution.started_at, execution.updated_at, expected_by))
-    for position, shape in enumerate(steps, start=1):
-        cur.execute("INSERT INTO step_runs (execution_id, step_id, position, status, "
+    written = {
+        "id": execution.id, "saga_id": execution.saga_id, "revision": execution.revision,
+        "version": execution.version, "status": execution.status.value,
+        "input": json.dumps(execution.input),
+        "faults": _json([f.model_dump() for f in execution.faults]),
+        "state_machine_arn": execution.state_machine_arn,
+        "started_at": naive_utc(execution.started_at),
+        "updated_at": naive_utc(execution.updated_at), "expected_by": expected_by,
+        "last_sequence": last_sequence}
+    cur.execute(f"INSERT INTO executions ({', '.join(written)}) "
+                f"VALUES ({', '.join(['%s'] * len(written))})", tuple(written.values()))
+    runs = [StepRun(step_id=shape.step_id, position=position, group=shape.group,
+                    kind=shape.kind, status=StepStatus.PENDING)
+            for position, shape in enumerate(steps, start=1)]
+    # executemany sends one multi-row INSERT.
+    cur.executemany("INSERT INTO step_runs (execution_id, step_id, position, status, "
                     "step_group, kind) VALUES (%s, %s, %s, %s, %s, %s)",
-                    (execution.id, shape.step_id, position, StepStatus.PENDING.value,
-                     shape.group, shape.kind.value))
+                    [(execution.id, run.step_id, run.position, run.status.value, run.group,
+                      run.kind.value if run.kind is not None else None) for run in runs])
+    # MySQL has no INSERT ... RETURNING (MariaDB has): the row is what the statement set,
+    # the columns it left out at their defaults.
+    inserted = row_to_execution({**_UNWRITTEN, **written})
+    inserted.steps = runs
+    return inserted
 
 
 def lock_execution(cur: Cursor, execution_id: str) -> dict[str, Any] | None:
@@ -211,11 +242,18 @@ def expect_by(cur: Cursor, execution_id: str, at: datetime,
                     f"AND status IN ({_ACTIVE_MARKS})", (kept, execution_id, *_ACTIVE_VALUES))
 
 
-def set_sfn_execution(cur: Cursor, execution_id: str, state_machine_arn: str,
-                      sfn_execution_arn: str, at: datetime) -> None:
+def set_run(cur: Cursor, row: dict[str, Any], state_machine_arn: str,
+            sfn_execution_arn: str | None, at: datetime) -> int:
+    """Keep a started run's ref on the execution's locked `row`, and take the sequence of the
+    event that says so (the caller writes it); `row` is brought up to date with what was
+    written, for the rest of the transaction."""
+    sequence = int(row["last_sequence"]) + 1
     cur.execute("UPDATE executions SET state_machine_arn = %s, sfn_execution_arn = %s, "
-                "updated_at = %s WHERE id = %s",
-                (state_machine_arn, sfn_execution_arn, at, execution_id))
+                "updated_at = %s, last_sequence = %s WHERE id = %s",
+                (state_machine_arn, sfn_execution_arn, at, sequence, row["id"]))
+    row.update(state_machine_arn=state_machine_arn, sfn_execution_arn=sfn_execution_arn,
+               updated_at=at, last_sequence=sequence)
+    return sequence
 
 
 def resolve_execution(cur: Cursor, execution_id: str, *, by: str, reason: str,
@@ -363,10 +401,13 @@ def row_to_execution(row: dict[str, Any]) -> Execution:
         consistency={"source": "write_model", "sequence": row["last_sequence"]})
 
 
-def load_execution(cur: Cursor, execution_id: str, *,
-                   with_steps: bool = True) -> Execution | None:
-    cur.execute("SELECT * FROM executions WHERE id = %s", (execution_id,))
-    row = cur.fetchone()
+def load_execution(cur: Cursor, execution_id: str, *, with_steps: bool = True,
+                   row: dict[str, Any] | None = None) -> Execution | None:
+    """row: the execution's row as this transaction holds it (locked and written), if it
+    does; only the steps are read then."""
+    if row is None:
+        cur.execute("SELECT * FROM executions WHERE id = %s", (execution_id,))
+        row = cur.fetchone()
     if row is None:
         return None
     execution = row_to_execution(row)
@@ -406,25 +447,30 @@ class MySQLExecutionStore:
 
     def create(self, execution: Execution,
                steps: Sequence[StepShape]) -> tuple[Execution, bool]:
-        try:
-            with self._db.transaction() as cur:
-                # Share-locks the saga row until this execution is committed, so a concurrent
-                # DELETE either sees it (and answers 409) or wins first (and this is a 404).
-                cur.execute("SELECT id FROM sagas WHERE id = %s LOCK IN SHARE MODE",
-                            (execution.saga_id,))
-                if cur.fetchone() is None:
-                    raise NotFound(f"saga {execution.saga_id!r} does not exist",
-                                   saga_id=execution.saga_id)
-                insert_execution(cur, execution, steps)
-                record_event(cur, events.execution_started(execution, steps),
-                             execution_id=execution.id,
-                             at=execution.started_at.replace(tzinfo=None))
-        except pymysql.IntegrityError:
-            existing = self.get(execution.id)
-            assert existing is not None
-            return existing, False
-        created = self.get(execution.id)
-        assert created is not None
+        # One transaction: the execution, its steps and its first event, returned as written;
+        # or the execution that holds the id, as it is.
+        with self._db.transaction() as cur:
+            # Share-locks the saga row until this execution is committed, so a concurrent
+            # DELETE either sees it (and answers 409) or wins first (and this is a 404).
+            cur.execute("SELECT id FROM sagas WHERE id = %s LOCK IN SHARE MODE",
+                        (execution.saga_id,))
+            if cur.fetchone() is None:
+                raise NotFound(f"saga {execution.saga_id!r} does not exist",
+                               saga_id=execution.saga_id)
+            try:
+                created = insert_execution(cur, execution, steps, last_sequence=1)
+            except pymysql.IntegrityError as error:
+                if error.args[0] != DUPLICATE_ENTRY:
+                    raise
+                # Only the failed statement was undone. The duplicate is reported once its
+                # holder committed, and no plain read came before (the saga's is a locking
+                # one), so the snapshot this read starts sees that row.
+                existing = load_execution(cur, execution.id)
+                assert existing is not None
+                return existing, False
+            insert_execution_event(cur, events.execution_started(execution, steps),
+                                   execution_id=execution.id, sequence=1,
+                                   at=naive_utc(execution.started_at))
         return created, True
 
     def get(self, execution_id: str) -> Execution | None:
@@ -474,17 +520,20 @@ class MySQLExecutionStore:
             row = cur.fetchone()
             return load_execution(cur, row["id"]) if row else None
 
-    def mark_started(self, execution_id: str, run: RunRef) -> None:
+    def mark_started(self, execution_id: str, run: RunRef) -> Execution | None:
         # The ref's parts are the row's state_machine_arn and sfn_execution_arn.
-        machine_arn, run_arn = run.where, run.run
         with self._db.transaction() as cur:
             row = lock_execution(cur, execution_id)
+            if row is None:
+                return None
             at = now()
-            set_sfn_execution(cur, execution_id, machine_arn, run_arn, at)
-            record_event(cur, events.run_started(saga_id=row["saga_id"] if row else None,
-                                                 state_machine_arn=machine_arn,
-                                                 run_arn=run_arn),
-                         execution_id=execution_id, at=at)
+            sequence = set_run(cur, row, run.where, run.run, at)
+            insert_execution_event(cur, events.run_started(saga_id=row["saga_id"],
+                                                           state_machine_arn=run.where,
+                                                           run_arn=run.run),
+                                   execution_id=execution_id, sequence=sequence, at=at)
+            # Its steps are read: the run may have moved its first one already.
+            return load_execution(cur, execution_id, row=row)
 
     def transition(self, execution_id: str, allowed_from: AbstractSet[ExecutionStatus],
                    to: ExecutionStatus, event_type: str, data: dict[str, Any],
