@@ -77,7 +77,10 @@ const scenarios = {
     const kinds = await graph.locator("g.step").evaluateAll((nodes) => nodes.map((n) => n.dataset.kind));
     const result = { ...load, listed, steps, kinds, edges: await graph.locator("path.edge").count(),
       undo_edges: await graph.locator("path.undo").count(),
-      title: await page.locator("h1").textContent() };
+      title: await page.locator("h1").textContent(),
+      workflow: await page.locator('[data-testid="workflow"]').textContent(),
+      version_workflows: await page.locator("td[data-workflow]").evaluateAll((nodes) =>
+        nodes.map((n) => n.dataset.workflow)) };
     await page.screenshot({ path: `${SHOTS}/${args.shot || "saga-graph"}.png`, fullPage: true });
     return result;
   },

@@ -52,6 +52,9 @@ def test_the_documented_saga_is_listed_and_drawn(console: Console, documented: s
     assert result["edges"] == len(SAGA["steps"]) + 1  # start -> 1 -> 2 -> 3 -> end
     assert result["undo_edges"] == len(SAGA["steps"]) - 1
     assert SAGA["name"] in result["title"]
+    # Standard, as asked (the default), with its forward path's worst case.
+    assert result["workflow"].startswith("standard · forward path at most ")
+    assert result["version_workflows"] == ["standard"]
     print(f"BROWSER first load: {result['bytes']} bytes in {result['requests']} responses")
     assert 0 < result["bytes"] < FIRST_LOAD_LIMIT
 
@@ -260,10 +263,18 @@ def test_a_shaped_saga_is_drawn_with_its_groups_and_kinds(console: Console) -> N
     example = json.loads((PROJECT_ROOT / "examples" / "order-fulfilment" / "saga.json")
                          .read_text())
     saga_id = f"fulfil-{uuid.uuid4().hex[:8]}"
-    status, body = console.call("POST", "/sagas", {**example, "id": saga_id})
+    # auto: Express when the forward path surely fits (the test stage's short margin and
+    # attempts make it so), the API's reason shown beside the choice.
+    status, body = console.call("POST", "/sagas", {**example, "id": saga_id,
+                                                   "workflow": "auto"})
     assert status == 201, body
+    assert body["workflow_type"] == "express", body
     result = run_scenario("saga_graph", base=console.served.base, saga_id=saga_id,
                           shot="order-fulfilment")
+    assert result["workflow"] == (
+        f"express (auto: {body['workflow_reason']}) · forward path at most "
+        f"{body['forward_worst_case_s']} s")
+    assert result["version_workflows"] == ["express"]
     assert result["steps"] == [step["id"] for step in example["steps"]]
     assert result["kinds"] == [step.get("kind", "compensatable") for step in example["steps"]]
     # start -> create -> both of the group -> capture -> both retriable -> end

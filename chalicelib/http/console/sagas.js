@@ -76,7 +76,8 @@ export async function sagaPage(main, context, sagaId, search) {
   const versionRows = versions.versions.map((v) => h("tr", {},
     h("td", {}, v.version === saga.version ? h("strong", {}, v.version)
       : h("a", { href: `#/sagas/${id}${query({ version: v.version })}` }, v.version)),
-    h("td", {}, v.revision ?? "—"), h("td", {}, when(v.created_at))));
+    h("td", {}, v.revision ?? "—"), h("td", { "data-workflow": v.workflow_type || "standard" },
+      v.workflow_type || "standard"), h("td", {}, when(v.created_at))));
   fill(main, 
     h("p", { class: "crumbs" }, h("a", { href: "#/sagas" }, "Sagas"), " / ", saga.id),
     h("h1", {}, saga.name, " ", h("span", { class: "muted" }, saga.version)),
@@ -84,6 +85,12 @@ export async function sagaPage(main, context, sagaId, search) {
     h("dl", { class: "facts" },
       h("dt", {}, "Active"), h("dd", {}, saga.active ? "yes" : "no"),
       h("dt", {}, "Type"), h("dd", {}, saga.type || "—"),
+      // Express or Standard, as chosen when the version was stored, and why.
+      h("dt", {}, "Workflow"), h("dd", { "data-testid": "workflow" }, saga.workflow_type || "standard",
+        saga.workflow && saga.workflow !== saga.workflow_type ? ` (${saga.workflow}: ${saga.workflow_reason})` : "",
+        saga.forward_worst_case_s != null ? h("span", { class: "muted small" },
+          ` · forward path at most ${saga.forward_worst_case_s} s`) : "",
+        ...(saga.warnings || []).map((text) => h("div", { class: "small warning" }, text))),
       h("dt", {}, "Steps"), h("dd", { "data-testid": "step-counts" },
         `${stats.active_steps} active of ${stats.steps}`,
         stats.conditional_steps ? ` · ${stats.conditional_steps} conditional` : "",
@@ -113,7 +120,7 @@ export async function sagaPage(main, context, sagaId, search) {
         h("td", {}, step.active === false ? "no" : "yes")))))),
     h("h2", {}, "Versions"),
     h("table", { class: "list narrow" }, h("thead", {}, h("tr", {},
-      ["Version", "Revision", "Stored"].map((name) => h("th", { scope: "col" }, name)))),
+      ["Version", "Revision", "Workflow", "Stored"].map((name) => h("th", { scope: "col" }, name)))),
     h("tbody", {}, versionRows)),
     h("details", {}, h("summary", {}, "Definition (JSON)"), json(saga)));
   main.focus({ preventScroll: true });
