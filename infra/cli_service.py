@@ -71,13 +71,24 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
 
 # -- sagas ----------------------------------------------------------------------
 
+def workflow_line(saga: dict[str, Any]) -> str:
+    """What runs the version's forward path, as chosen when it was stored, and why."""
+    chosen = saga.get("workflow_type", "standard")
+    asked = saga.get("workflow", chosen)
+    why = f" ({asked}: {saga.get('workflow_reason')})" if asked != chosen else ""
+    worst = saga.get("forward_worst_case_s")
+    bound = f", forward path at most {worst} s" if worst is not None else ""
+    return f"workflow: {chosen}{why}{bound}"
+
+
 def sagas(args: argparse.Namespace, api: ApiClient) -> int:
     if args.action == "create":
         if not args.file:
             raise ApiError(-2, "sagas create needs -f FILE (JSON or YAML; - for stdin)")
         saga = api.call("POST", "/sagas", _load(args.file))
         _emit(args, saga, f"stored {saga['id']} {saga['version']} (revision {saga['revision']},"
-                          f" {len(saga['steps'])} steps)")
+                          f" {len(saga['steps'])} steps)\n{workflow_line(saga)}"
+              + "".join(f"\nwarning: {text}" for text in saga.get("warnings", [])))
     elif args.action == "list":
         query = "&".join(f"{k}={v}" for k, v in (("active", args.active), ("type", args.type),
                                                    ("limit", args.limit)) if v)
@@ -95,6 +106,7 @@ def sagas(args: argparse.Namespace, api: ApiClient) -> int:
                  for s in saga["steps"]]
         _emit(args, saga, f"{saga['id']} {saga['version']} (revision {saga['revision']}, "
                           f"{'active' if saga['active'] else 'inactive'})\n{saga['description']}\n"
+                          f"{workflow_line(saga)}\n"
               + format_table(steps, ["#", "STEP", "KIND", "ACTION", "COMPENSATION", "RETRIES",
                                      "TIMEOUT", "ACTIVE"])
               + "".join(f"\n{line}" for line in branch_lines(saga["steps"])))

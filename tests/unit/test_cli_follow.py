@@ -242,6 +242,20 @@ def test_sagas_show_says_which_steps_branch_and_fan_out() -> None:
         "  notify runs once per item of $.results.reserve.items"]
 
 
+def test_a_saga_says_what_runs_its_forward_path_and_why() -> None:
+    from infra.cli_service import workflow_line
+
+    assert workflow_line({"workflow": "auto", "workflow_type": "express",
+                          "workflow_reason": "the forward path takes at most 30 s, within 240 s",
+                          "forward_worst_case_s": 30}) == (
+        "workflow: express (auto: the forward path takes at most 30 s, within 240 s), "
+        "forward path at most 30 s")
+    assert workflow_line({"workflow": "standard", "workflow_type": "standard",
+                          "forward_worst_case_s": None}) == "workflow: standard"
+    # A version stored before sagas had a workflow.
+    assert workflow_line({}) == "workflow: standard"
+
+
 def test_saga_stats_say_how_many_steps_branch_and_fan_out(
         capsys: Any) -> None:
     import argparse
