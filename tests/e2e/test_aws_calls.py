@@ -109,6 +109,24 @@ def test_execute_compensate_and_retry_make_no_control_plane_call(
         assert per_operation[operation]["stepfunctions.StartExecution"] == 1
 
 
+def test_an_express_execute_is_one_start_and_its_failure_none_from_the_api(
+        api: Api, calls: Counter[str], demo: Callable[[], dict[str, Any]]) -> None:
+    # Express's StartExecution refills at 6,000/s; the hand-off of a failure to the Standard
+    # compensation machine is the Express machine's own call, not the API's.
+    definition = seed_copy("calls-express", **{step["id"]: {"timeout": "10s", "max_retries": 1}
+                                                for step in SEED["steps"]})
+    saga = api.create_saga({**definition, "workflow": "express"})
+    assert saga["workflow_type"] == "express"
+    assert calls["stepfunctions.CreateStateMachine"] == 2  # compensation and Express forward
+    calls.clear()
+    execution = api.execute(saga["id"], input=_input(_customer()), faults=[
+        {"step_id": "send-notification", "error": "Boom", "permanent": True}])
+    assert _control(calls) == [] and calls["stepfunctions.StartExecution"] == 1
+    calls.clear()
+    assert api.wait(execution["id"])["status"] == "COMPENSATED"
+    assert _control(calls) == [] and calls["stepfunctions.StartExecution"] == 0
+
+
 def test_ids_one_character_apart_run_on_their_own_machines(
         api: Api, demo: Callable[[], dict[str, Any]]) -> None:
     suffix = uuid.uuid4().hex[:8]
