@@ -1,26 +1,23 @@
-"""The Chalice app: API Gateway routes and Lambda handlers. Parsing and calling only."""
+"""The Chalice app: API Gateway routes and Lambda handlers. Parsing and calling only.
+
+Loading it imports the routing, the edge and the settings, which every request needs, and no
+more: the Container (chalicelib/roots/container.py) imports each client and use case when a
+request first asks for it, and a handler imports what only it uses (request models, Kafka's
+consumer, the WebSocket filters, the health checks, the step runtime) when first called.
+`python -m bench.cold_start` measures what that saves.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import AuthResponse, Chalice, CORSConfig, Rate, Response
 from chalice.app import AuthRequest, WebsocketEvent
 
-from chalicelib.adapters.kafka.consumer import apply_all, msk_events
-from chalicelib.adapters.push.filters import FilterRefused, parse_connect
-from chalicelib.adapters.push.messages import handle_message
 from chalicelib.config import load_settings
-from chalicelib.domain.requests import (
-    ActiveRequest,
-    CompensateRequest,
-    FailRequest,
-    ResolveRequest,
-    SucceedRequest,
-)
 from chalicelib.http import console
 from chalicelib.http.api import (
     JSON,
@@ -45,13 +42,13 @@ from chalicelib.http.api import (
 from chalicelib.http.auth import Forbidden, Role, TokenRejected, Unauthenticated
 from chalicelib.http.http_errors import http_status
 from chalicelib.http.paths import API_PREFIX
-from chalicelib.roots import step_entry as entry
-from chalicelib.roots.health import check_health
+from chalicelib.roots import step_functions
 from chalicelib.roots.runtime import container
 from chalicelib.usecases.cleanup import cleanup_schedule_minutes
-from chalicelib.usecases.definitions import DefinitionService
-from chalicelib.usecases.executions import ExecutionService
-from chalicelib.usecases.ports import Actor
+
+if TYPE_CHECKING:
+    from chalicelib.usecases.definitions import DefinitionService
+    from chalicelib.usecases.executions import ExecutionService
 
 # What API Gateway is configured with when the app is packaged (whether routes carry the
 # authorizer, CORS, the cleanup schedule's rate): Chalice reads these as it loads the module.
@@ -128,6 +125,8 @@ def _query(name: str) -> str | None:
 # -- health -----------------------------------------------------------------------------------
 
 def _health_response() -> Response:
+    from chalicelib.roots.health import check_health
+
     settings = container().settings
     report = check_health(container())
     report.update(service=settings.saga.name, version=settings.saga.version, stage=settings.stage)
@@ -200,6 +199,8 @@ def saga_stats(saga_id: str) -> dict[str, Any]:
 
 @route(f"{API}/sagas/{{saga_id}}/active", "PUT", Role.ADMIN)
 def set_saga_active(saga_id: str) -> dict[str, Any]:
+    from chalicelib.domain.requests import ActiveRequest
+
     return _saga(_definitions().set_active(saga_id, body_as(app.current_request, ActiveRequest),
                                            actor(app.current_request)))
 
@@ -249,6 +250,8 @@ def execute_saga(saga_id: str) -> Response:
 
 @route(f"{API}/sagas/{{saga_id}}/compensate", "POST", Role.OPERATOR)
 def compensate_saga(saga_id: str) -> Response:
+    from chalicelib.domain.requests import CompensateRequest
+
     # No body at all: the latest COMPLETED execution; any body must name one.
     request = optional_request(app.current_request, CompensateRequest)
     execution = _executions().compensate(
@@ -293,6 +296,8 @@ def retry_forward(execution_id: str) -> Response:
 
 @route(f"{API}/executions/{{execution_id}}/resolve", "POST", Role.OPERATOR)
 def resolve_execution(execution_id: str) -> dict[str, Any]:
+    from chalicelib.domain.requests import ResolveRequest
+
     return _execution(_executions().resolve(
         execution_id, body_as(app.current_request, ResolveRequest), actor(app.current_request)))
 
@@ -318,6 +323,8 @@ def _callback_caller() -> Any:
 
 @callback_route("succeed")
 def succeed_callback(callback_id: str) -> dict[str, Any]:
+    from chalicelib.domain.requests import SucceedRequest
+
     caller = _callback_caller()  # who asks, before what they send
     request = optional_request(app.current_request, SucceedRequest) or SucceedRequest()
     return container().callback_service.succeed(callback_id, request, caller).as_dict()
@@ -325,6 +332,8 @@ def succeed_callback(callback_id: str) -> dict[str, Any]:
 
 @callback_route("fail")
 def fail_callback(callback_id: str) -> dict[str, Any]:
+    from chalicelib.domain.requests import FailRequest
+
     caller = _callback_caller()
     request = body_as(app.current_request, FailRequest)
     return container().callback_service.fail(callback_id, request, caller).as_dict()
@@ -376,10 +385,10 @@ def whoami() -> dict[str, Any]:
 # -- step Lambdas: one per action family, invoked by the state machines ---------------------------
 
 # Deployed with the handlers of chalicelib.roots.step_entry (see that module): declared here so
-# Chalice packages them, one per name of entry.HANDLERS (its families, then the recorder), with
-# the same code behind both names. Chalice's handler is `app.<name>`: each is a module attribute.
-for _name, _handler in entry.HANDLERS.items():
-    globals()[_name] = app.lambda_function(name=_name)(_handler)
+# Chalice packages them, one per name (the families, then the recorder), each a stand-in that
+# runs the same code when called. Chalice's handler is `app.<name>`: each is a module attribute.
+for _name in step_functions.FUNCTION_NAMES:
+    globals()[_name] = app.lambda_function(name=_name)(step_functions.deferred(_name))
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="reconciler")
@@ -392,6 +401,8 @@ def reconciler(event: Any) -> dict[str, Any]:
 @app.schedule(Rate(cleanup_schedule_minutes(DEPLOYED), unit=Rate.MINUTES), name="cleanup")
 def scheduled_cleanup(event: Any) -> dict[str, Any]:
     """POST /cleanup's work every saga.cleanup_interval (`saga serve` runs it on a timer)."""
+    from chalicelib.usecases.ports import Actor
+
     return container().cleanup.run(Actor(name="schedule"))
 
 
@@ -415,6 +426,8 @@ def outbox_relay(event: Any) -> dict[str, Any]:
 def projector(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Applies a batch from the Kafka (MSK) event source to the MongoDB read model, and pushes
     each applied event to its WebSocket subscribers."""
+    from chalicelib.adapters.kafka.consumer import apply_all, msk_events
+
     parts = container()
     applied = apply_all(parts.pushing_projector, msk_events(event), parts.dead_letters)
     parts.queued_pusher.drain()  # a frozen Lambda would hold its pushes until the next batch
@@ -427,6 +440,8 @@ def projector(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
     """Subscribes to ?saga_id= / ?execution_id= / ?all= if given, else to everything until
     the first subscribe message (chalicelib/adapters/push/filters.py)."""
+    from chalicelib.adapters.push.filters import FilterRefused, parse_connect
+
     raw = event.to_dict()
     try:
         caller = websocket_caller(raw, lambda header: container().token_verifier.verify(header))
@@ -443,6 +458,8 @@ def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
 
 @app.on_ws_message()
 def ws_message(event: WebsocketEvent) -> None:
+    from chalicelib.adapters.push.messages import handle_message
+
     handle_message(event.connection_id, event.body, container().subscriptions,
                    container().pusher)
 

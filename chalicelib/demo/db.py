@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Mapping
-
-import pymysql
+from typing import TYPE_CHECKING
 
 from chalicelib.domain.step_context import PermanentError
+
+if TYPE_CHECKING:
+    import pymysql
 
 _DUPLICATE_ENTRY = 1062
 _KEY_NAME = re.compile(r"for key '(?:[^'.]+\.)?([^']+)'")
@@ -22,9 +24,13 @@ def refuse_duplicates(messages: Mapping[str, str]) -> Iterator[None]:
     check-then-insert race. InnoDB undoes only the failed statement, and the runtime rolls back
     the whole transaction anyway. Duplicates on keys not named stay DB errors (retryable).
     """
+    # Imported here, not with the module: the API names the action families (this package)
+    # without loading the driver; a step's cursor has loaded it by now.
+    from pymysql.err import IntegrityError
+
     try:
         yield
-    except pymysql.err.IntegrityError as error:
+    except IntegrityError as error:
         key = duplicate_key(error)
         if key is not None and key in messages:
             raise PermanentError(messages[key]) from error

@@ -12,21 +12,18 @@ import functools
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from chalice import Response
 from chalice.app import Request
 
 from chalicelib.adapters.cursors import CursorSeal
-from chalicelib.adapters.mysql.connector import unavailable
 from chalicelib.adapters.mysql.rate_limit import RateLimited
 from chalicelib.config import Settings
 from chalicelib.domain.errors import BadRequest, ErrorKind, SagaError
-from chalicelib.domain.models import SagaDefinition, StepDefinition
-from chalicelib.domain.requests import ExecuteRequest, RequestModel, parse_request
 from chalicelib.domain.storable import nesting_depth
-from chalicelib.domain.validation import parse_definition, parse_step
 from chalicelib.http.auth import (
     ANONYMOUS_ADMIN,
     MISSING_TOKEN,
@@ -36,12 +33,19 @@ from chalicelib.http.auth import (
     role_named,
 )
 from chalicelib.http.http_errors import http_error
-from chalicelib.usecases.ports import Actor
-from chalicelib.usecases.steps.callbacks import Caller
+
+# The request models, the definitions' validation and the use cases' vocabulary are imported
+# by the helpers that need them, when a request first does: a cold start pays for what it
+# serves.
+if TYPE_CHECKING:
+    from chalicelib.domain.models import SagaDefinition, StepDefinition
+    from chalicelib.domain.requests import ExecuteRequest, RequestModel
+    from chalicelib.usecases.ports import Actor
+    from chalicelib.usecases.steps.callbacks import Caller
 
 logger = logging.getLogger(__name__)
 JSON = {"Content-Type": "application/json"}
-Model = TypeVar("Model", bound=RequestModel)
+Model = TypeVar("Model", bound="RequestModel")
 
 
 class EdgeParts(Protocol):
@@ -145,6 +149,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def body_as(request: Request, model: type[Model]) -> Model:
     """The JSON body as the request model `model`; 400 naming every wrong field."""
+    from chalicelib.domain.requests import parse_request
+
     return parse_request(model, json_body(request))
 
 
@@ -154,22 +160,30 @@ def optional_request(request: Request, model: type[Model],
     is the request, JSON's null and {} included: none of them is taken for "no body"."""
     if not request.raw_body:
         return None
+    from chalicelib.domain.requests import parse_request
+
     return parse_request(model, json_body(request), example)
 
 
 def execute_request(request: Request) -> ExecuteRequest:
     """POST .../execute's body; none at all (or null) starts with an empty input."""
+    from chalicelib.domain.requests import ExecuteRequest, parse_request
+
     body = json_body(request, required=False)
     return parse_request(ExecuteRequest, {} if body is None else body)
 
 
 def definition_body(request: Request) -> SagaDefinition:
     """A saga definition's body; DefinitionInvalid (400) lists every shape error."""
+    from chalicelib.domain.validation import parse_definition
+
     return parse_definition(json_body(request))
 
 
 def step_body(request: Request) -> StepDefinition:
     """A step to add; DefinitionInvalid (400) lists every shape error."""
+    from chalicelib.domain.validation import parse_step
+
     return parse_step(json_body(request))
 
 
@@ -240,6 +254,8 @@ def callback_caller(request: Request, verify: Callable[[str | None], Principal])
     (checked against it by the service) and needs no token, so these routes are deployed
     without the authorizer; without a secret, a bearer token whose role is approver or above
     (with auth off, anyone, as on every route)."""
+    from chalicelib.usecases.steps.callbacks import Caller
+
     secret = (request.query_params or {}).get("secret")
     if secret is not None:
         return Caller(secret=secret)
@@ -259,6 +275,8 @@ def _source(request: Request) -> str:
 
 def actor(request: Request) -> Actor:
     """Who asked, for the audit log: the token's subject, else the caller's address."""
+    from chalicelib.usecases.ports import Actor
+
     caller = principal(request)
     name = f"anonymous@{_source(request)}" if caller is ANONYMOUS_ADMIN else caller.subject
     return Actor(name=name, request_id=(request.context or {}).get("requestId"))
@@ -326,7 +344,8 @@ def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
         except SagaError as error:
             return kind_response(error.kind, error.message, **error.details)
         except Exception as error:
-            if unavailable(error):  # the connection was dropped; the next request gets a new one
+            # The connection was dropped; the next request gets a new one.
+            if _database_unavailable(error):
                 logger.warning("database error in %s: %r", view.__name__, error)
                 return kind_response(ErrorKind.DATABASE_UNAVAILABLE,
                                      "the database is unavailable; try again")
@@ -335,3 +354,13 @@ def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
                                  "the service failed; the error has been logged")
 
     return wrapper
+
+
+def _database_unavailable(error: BaseException) -> bool:
+    """Whether the error is the database's (a 503). Only pymysql raises those, and it is
+    imported with the first connection: before that, no error can be one."""
+    if "pymysql" not in sys.modules:
+        return False
+    from chalicelib.adapters.mysql.connector import unavailable
+
+    return unavailable(error)

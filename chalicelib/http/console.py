@@ -13,12 +13,14 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chalicelib.domain import lifecycle
 from chalicelib.domain.errors import NotFound
 from chalicelib.http.auth import Principal, Role
 from chalicelib.http.paths import API_PREFIX
+
+if TYPE_CHECKING:
+    from chalicelib.domain.lifecycle import ExecutionStatus
 
 FOLDER = Path(__file__).with_name("console")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}\.(html|js|css|svg)$")
@@ -62,10 +64,6 @@ PAGE = "index.html"
 LIFECYCLE_SLOT = '<script type="application/json" id="lifecycle"></script>'
 
 
-# A step with an attempt at work: the timeline draws it an open bar up to now.
-_AT_WORK = (lifecycle.StepStatus.RUNNING, lifecycle.StepStatus.COMPENSATING)
-
-
 def lifecycle_data() -> dict[str, Any]:
     """What the console knows of the lifecycle, from chalicelib/domain/lifecycle.py: every
     execution status (in order), the final ones (it stops polling an execution there) and the
@@ -74,19 +72,24 @@ def lifecycle_data() -> dict[str, Any]:
     attempt at work, the one of a step that waits and the one of a step whose condition was
     false (the timeline's open, waiting and skipped marks), and the kinds of wait (what a
     waiting bar says)."""
+    # Imported when the page is first served (once per process), not with the app.
+    from chalicelib.domain import lifecycle
+
+    # A step with an attempt at work: the timeline draws it an open bar up to now.
+    at_work = (lifecycle.StepStatus.RUNNING, lifecycle.StepStatus.COMPENSATING)
     return {"statuses": [status.value for status in lifecycle.ExecutionStatus],
-            "final": _ordered(lifecycle.FINAL),
-            "actions": {name: _ordered(sources)
+            "final": _ordered(lifecycle.ExecutionStatus, lifecycle.FINAL),
+            "actions": {name: _ordered(lifecycle.ExecutionStatus, sources)
                         for name, sources in lifecycle.OPERATOR_ACTIONS.items()},
             "steps": {"statuses": [status.value for status in lifecycle.StepStatus],
-                      "at_work": [status.value for status in _AT_WORK],
+                      "at_work": [status.value for status in at_work],
                       "waiting": lifecycle.StepStatus.WAITING.value,
                       "skipped": lifecycle.StepStatus.SKIPPED.value},
             "wait_kinds": {kind.name.lower(): kind.value for kind in lifecycle.WaitKind}}
 
 
-def _ordered(statuses: frozenset[lifecycle.ExecutionStatus]) -> list[str]:
-    return [status.value for status in lifecycle.ExecutionStatus if status in statuses]
+def _ordered(order: type[ExecutionStatus], statuses: frozenset[ExecutionStatus]) -> list[str]:
+    return [status.value for status in order if status in statuses]
 
 
 def _with_lifecycle(page: str) -> str:

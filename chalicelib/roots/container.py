@@ -12,55 +12,38 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config as BotoConfig
-from kafka import KafkaConsumer
-from pymongo import MongoClient
-
-from chalicelib.adapters import aws
-from chalicelib.adapters.cursors import CursorSeal, derive_key
-from chalicelib.adapters.kafka.publisher import KafkaPublisher
-from chalicelib.adapters.kafka.publisher import consumer as kafka_consumer
-from chalicelib.adapters.mongo.client import mongo_client, read_model
-from chalicelib.adapters.mongo.projector import Projector, ensure_indexes
-from chalicelib.adapters.mongo.read_model import MongoExecutionReadModel
-from chalicelib.adapters.mysql.cleanup import MySQLCleanup
-from chalicelib.adapters.mysql.connector import MySQLConnector
-from chalicelib.adapters.mysql.dead_letters import MySQLDeadLetters
-from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
-from chalicelib.adapters.mysql.executions import MySQLExecutionStore
-from chalicelib.adapters.mysql.migrate import migrate
-from chalicelib.adapters.mysql.rate_limit import MySQLRateLimiter
-from chalicelib.adapters.mysql.relay import OutboxRelay
-from chalicelib.adapters.mysql.step_ledger import MySQLStepLedger
-from chalicelib.adapters.push.pusher import Pusher
-from chalicelib.adapters.push.queued import QueuedPusher
-from chalicelib.adapters.push.subscriptions import Subscriptions
-from chalicelib.adapters.stepfunctions.arns import FunctionNames
-from chalicelib.adapters.stepfunctions.compiler import CompileOptions
-from chalicelib.adapters.stepfunctions.engine import StepFunctionsEngine
 from chalicelib.config import Settings, config_dir
-from chalicelib.demo import BUILTIN_ACTIONS, FAMILY_OF
-from chalicelib.domain.contract import CONTRACT_SCHEMA_FILE
-from chalicelib.domain.lifecycle import Phase
-from chalicelib.domain.models import Step
-from chalicelib.domain.validation import ValidationPolicy
-from chalicelib.durations import parse_duration_ms
-from chalicelib.http.auth import TokenVerifier
-from chalicelib.http.openapi import OPENAPI_FILE
 from chalicelib.roots.parts import Parts, part
-from chalicelib.roots.step_registry import RECORDER_FUNCTION, family_of, function_name
-from chalicelib.roots.step_wiring import faults_enabled
-from chalicelib.usecases.cleanup import Cleanup
-from chalicelib.usecases.definitions import DefinitionService, Limits
-from chalicelib.usecases.executions import ExecutionPolicy, ExecutionService
-from chalicelib.usecases.reconciler import Reconciler
-from chalicelib.usecases.steps.callbacks import CallbackService
-from chalicelib.usecases.steps.recording import OutcomeWriter
-from chalicelib.usecases.steps.revisions import StepDefinitions
+
+# Each part imports its adapters and use cases when it is first built, not here: the API
+# imports this module for every request, and a request pays only for the parts it uses (a
+# saga listing loads pymysql, never kafka-python or pymongo).
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer
+    from pymongo import MongoClient
+
+    from chalicelib.adapters.cursors import CursorSeal
+    from chalicelib.adapters.mongo.projector import Projector
+    from chalicelib.adapters.mysql.connector import MySQLConnector
+    from chalicelib.adapters.mysql.dead_letters import MySQLDeadLetters
+    from chalicelib.adapters.mysql.rate_limit import MySQLRateLimiter
+    from chalicelib.adapters.mysql.relay import OutboxRelay
+    from chalicelib.adapters.push.pusher import Pusher
+    from chalicelib.adapters.push.queued import QueuedPusher
+    from chalicelib.adapters.push.subscriptions import Subscriptions
+    from chalicelib.adapters.stepfunctions.arns import FunctionNames
+    from chalicelib.adapters.stepfunctions.engine import StepFunctionsEngine
+    from chalicelib.domain.lifecycle import Phase
+    from chalicelib.domain.models import Step
+    from chalicelib.domain.validation import ValidationPolicy
+    from chalicelib.http.tokens import TokenVerifier
+    from chalicelib.usecases.cleanup import Cleanup
+    from chalicelib.usecases.definitions import DefinitionService
+    from chalicelib.usecases.executions import ExecutionService
+    from chalicelib.usecases.reconciler import Reconciler
+    from chalicelib.usecases.steps.callbacks import CallbackService
 
 
 class Container(Parts):
@@ -78,6 +61,9 @@ class Container(Parts):
     def connector(self) -> MySQLConnector:
         """The process's MySQL pool; the schema is brought up to date once, when it is made
         (deploys and `saga db migrate` do it first; this covers a process that starts before)."""
+        from chalicelib.adapters.mysql.connector import MySQLConnector
+        from chalicelib.adapters.mysql.migrate import migrate
+
         connector = MySQLConnector(self.settings.database.mysql)
         migrate(connector.connection())
         return connector
@@ -88,11 +74,16 @@ class Container(Parts):
 
     @part
     def mongo(self) -> MongoClient:
+        from chalicelib.adapters.mongo.client import mongo_client
+
         return mongo_client(self.settings.database.mongodb)
 
     @part
     def function_names(self) -> FunctionNames:
         """The deployment's Lambda names and ARNs (the account asked of STS once, if unset)."""
+        from chalicelib.adapters import aws
+        from chalicelib.adapters.stepfunctions.arns import FunctionNames
+
         aws_settings = self.settings.aws
         account = aws_settings.account_id or str(
             aws.client("sts", aws_settings).get_caller_identity()["Account"])
@@ -101,6 +92,12 @@ class Container(Parts):
 
     @part
     def engine(self) -> StepFunctionsEngine:
+        from chalicelib.adapters import aws
+        from chalicelib.adapters.stepfunctions.compiler import CompileOptions
+        from chalicelib.adapters.stepfunctions.engine import StepFunctionsEngine
+        from chalicelib.demo import FAMILY_OF
+        from chalicelib.roots.step_names import RECORDER_FUNCTION, family_of, function_name
+
         settings, names = self.settings, self.function_names
 
         def function_for(step: Step, phase: Phase) -> str:
@@ -121,17 +118,26 @@ class Container(Parts):
 
     @part
     def token_verifier(self) -> TokenVerifier:
+        from chalicelib.http.tokens import TokenVerifier
+
         return TokenVerifier(self.settings.auth, config_dir())
 
     # -- services -------------------------------------------------------------------------------
 
     @part
     def validation_policy(self) -> ValidationPolicy:
+        from chalicelib.demo import BUILTIN_ACTIONS
+        from chalicelib.domain.validation import ValidationPolicy
+
         return ValidationPolicy.from_settings(self.settings.saga,
                                               actions=frozenset(BUILTIN_ACTIONS))
 
     @part
     def definition_service(self) -> DefinitionService:
+        from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
+        from chalicelib.adapters.mysql.executions import MySQLExecutionStore
+        from chalicelib.usecases.definitions import DefinitionService, Limits
+
         saga = self.settings.saga
         return DefinitionService(
             MySQLDefinitionStore(self.connector, auditing=saga.auditing_enabled),
@@ -140,6 +146,13 @@ class Container(Parts):
 
     @part
     def execution_service(self) -> ExecutionService:
+        from chalicelib.adapters.mongo.client import read_model
+        from chalicelib.adapters.mongo.read_model import MongoExecutionReadModel
+        from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
+        from chalicelib.adapters.mysql.executions import MySQLExecutionStore
+        from chalicelib.roots.step_wiring import faults_enabled
+        from chalicelib.usecases.executions import ExecutionPolicy, ExecutionService
+
         settings = self.settings
         return ExecutionService(
             MySQLDefinitionStore(self.connector, auditing=settings.saga.auditing_enabled),
@@ -152,6 +165,14 @@ class Container(Parts):
 
     @part
     def callback_service(self) -> CallbackService:
+        from datetime import UTC, datetime
+
+        from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
+        from chalicelib.adapters.mysql.step_ledger import MySQLStepLedger
+        from chalicelib.usecases.steps.callbacks import CallbackService
+        from chalicelib.usecases.steps.recording import OutcomeWriter
+        from chalicelib.usecases.steps.revisions import StepDefinitions
+
         saga = self.settings.saga
         ledger = MySQLStepLedger(self.connector)
         steps = StepDefinitions(MySQLDefinitionStore(self.connector),
@@ -171,6 +192,11 @@ class Container(Parts):
         """A reconciler of its own on this container's parts: one that repairs executions
         after `grace_seconds` of quiet instead of config saga.reconcile_after (None), as
         `saga reconcile --older-than` and tests that cannot wait ask for."""
+        from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
+        from chalicelib.adapters.mysql.executions import MySQLExecutionStore
+        from chalicelib.durations import parse_duration_ms
+        from chalicelib.usecases.reconciler import Reconciler
+
         saga = self.settings.saga
         if grace_seconds is None:
             grace_seconds = parse_duration_ms(saga.reconcile_after) / 1000
@@ -181,6 +207,11 @@ class Container(Parts):
 
     @part
     def cleanup(self) -> Cleanup:
+        from datetime import timedelta
+
+        from chalicelib.adapters.mysql.cleanup import MySQLCleanup
+        from chalicelib.usecases.cleanup import Cleanup
+
         return Cleanup(MySQLCleanup(self.connector, event_retention=timedelta(days=7)),
                        self.engine)
 
@@ -188,6 +219,8 @@ class Container(Parts):
     def cursor_seal(self) -> CursorSeal:
         """Seals the listings' cursors: with limits.cursor_secret, else with a key derived
         from the deployment's own secrets, which every container of it shares."""
+        from chalicelib.adapters.cursors import CursorSeal, derive_key
+
         settings = self.settings
         if settings.limits.cursor_secret:
             return CursorSeal(settings.limits.cursor_secret.encode())
@@ -199,6 +232,8 @@ class Container(Parts):
 
     @part
     def rate_limiter(self) -> MySQLRateLimiter:
+        from chalicelib.adapters.mysql.rate_limit import MySQLRateLimiter
+
         limits = self.settings.limits
         return MySQLRateLimiter(self.connector, requests=limits.rate_limit_requests,
                                 window_seconds=limits.rate_limit_window_seconds)
@@ -213,11 +248,16 @@ class Container(Parts):
     def new_relay(self) -> OutboxRelay:
         """A relay of its own (its producer, its counts) on this container's MySQL pool: for a
         worker thread that relays next to the process's other work."""
+        from chalicelib.adapters.kafka.publisher import KafkaPublisher
+        from chalicelib.adapters.mysql.relay import OutboxRelay
+
         kafka = self.settings.kafka
         return OutboxRelay(self.connector, KafkaPublisher(kafka), kafka.topic)
 
     @part
     def dead_letters(self) -> MySQLDeadLetters:
+        from chalicelib.adapters.mysql.dead_letters import MySQLDeadLetters
+
         return MySQLDeadLetters(self.connector)
 
     @part
@@ -235,6 +275,9 @@ class Container(Parts):
                       ) -> Projector:
         """A projector of its own on this container's MongoDB client, its indexes ensured now:
         after the read model was dropped, or to watch what it applies (`on_applied`)."""
+        from chalicelib.adapters.mongo.client import read_model
+        from chalicelib.adapters.mongo.projector import Projector, ensure_indexes
+
         database = read_model(self.mongo, self.settings.database.mongodb)
         ensure_indexes(database)
         return Projector(self.mongo, database, on_applied)
@@ -242,6 +285,8 @@ class Container(Parts):
     @part
     def projector_consumer(self) -> Callable[[], KafkaConsumer]:
         """Makes the projector's Kafka consumer (a new one each time it (re)connects)."""
+        from chalicelib.adapters.kafka.publisher import consumer as kafka_consumer
+
         kafka = self.settings.kafka
         return lambda: kafka_consumer(kafka, [kafka.topic],
                                       group_id=f"{kafka.group_id}-projector")
@@ -250,12 +295,18 @@ class Container(Parts):
 
     @part
     def subscriptions(self) -> Subscriptions:
+        from chalicelib.adapters.mongo.client import read_model
+        from chalicelib.adapters.push.subscriptions import Subscriptions
+
         return Subscriptions(read_model(self.mongo, self.settings.database.mongodb))
 
     @part
     def management_api(self) -> Any:
         """The API Gateway management API at the configured endpoint (the local gateway
         here)."""
+        import boto3
+        from botocore.config import Config as BotoConfig
+
         endpoint = self.settings.websocket.management_endpoint
         local = endpoint.startswith("http://")
         # A client that can't take a message within seconds is dropped, not waited on (or
@@ -268,11 +319,15 @@ class Container(Parts):
 
     @part
     def pusher(self) -> Pusher:
+        from chalicelib.adapters.push.pusher import Pusher
+
         return Pusher(self.management_api, self.subscriptions)
 
     @part
     def queued_pusher(self) -> QueuedPusher:
         """What the projector pushes through: it enqueues, per-connection senders deliver."""
+        from chalicelib.adapters.push.queued import QueuedPusher
+
         return QueuedPusher(self.pusher)
 
     # -- documents --------------------------------------------------------------------------------
@@ -280,9 +335,13 @@ class Container(Parts):
     @part
     def openapi_document(self) -> dict[str, Any]:
         """The committed document (what clients were promised), read once."""
+        from chalicelib.http.openapi import OPENAPI_FILE
+
         return json.loads(OPENAPI_FILE.read_text())  # type: ignore[no-any-return]
 
     @part
     def participant_contract(self) -> dict[str, Any]:
         """The committed JSON Schema of a participant request, read once."""
+        from chalicelib.domain.contract import CONTRACT_SCHEMA_FILE
+
         return json.loads(CONTRACT_SCHEMA_FILE.read_text())  # type: ignore[no-any-return]

@@ -1,8 +1,9 @@
 """The deployed handlers of the step Lambdas and the recorder.
 
-Chalice names every function's handler `app.<name>`, and importing app.py pulls in the whole
-API (routing, MongoDB, Kafka). The packaged template points these functions here instead
-(see infra/deploy/template.py), so a step's cold start imports only the step runtime.
+Chalice names every function's handler `app.<name>`, and importing app.py loads the API's
+routing and edge (app.py's own `app.<name>` are stand-ins that import this module when called:
+chalicelib/roots/step_functions.py). The packaged template points these functions here
+instead (see infra/deploy/template.py), so a step's cold start imports only the step runtime.
 """
 
 from __future__ import annotations
@@ -10,19 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.demo import FAMILIES as BUILTIN_FAMILIES
 from chalicelib.roots.step_handler import (
     handle_fanout,
     handle_outcome,
     handle_step,
     handle_timer,
 )
-from chalicelib.roots.step_registry import PARTICIPANT_FAMILIES, RECORDER_FUNCTION, function_name
+from chalicelib.roots.step_names import FAMILIES, RECORDER_FUNCTION, function_name
 
 StepHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
-# The one list of step Lambdas: the built-in action families (chalicelib.demo), then
-# the participants' ("lambda:NAME" and "http(s)://..."). app.py declares a function for each.
-FAMILIES: tuple[str, ...] = (*BUILTIN_FAMILIES, *PARTICIPANT_FAMILIES)
 
 
 def _for_family(family: str) -> StepHandler:

@@ -1,4 +1,4 @@
-"""Which function runs an action, and which Lambda (family) hosts it."""
+"""Which function runs an action (the Lambda hosting it: chalicelib/roots/step_names.py)."""
 
 from __future__ import annotations
 
@@ -10,26 +10,6 @@ from chalicelib.adapters.participants.lambdas import lambda_participant
 from chalicelib.config import DEFAULT_MAX_RESULT_BYTES
 from chalicelib.domain.action_refs import LAMBDA_PREFIX, participant_kind
 from chalicelib.domain.step_context import ActionFn, PermanentError
-
-# Participants' actions run in these Lambdas; built-in ones in step_<family>.
-PARTICIPANT_FAMILIES = ("lambda", "http")
-# The Lambda that records the ends no step reports (chalicelib.roots.step_entry).
-RECORDER_FUNCTION = "saga_recorder"
-
-
-def family_of(action: str, builtin_families: Mapping[str, str]) -> str:
-    kind = participant_kind(action)
-    if kind is not None:
-        return kind
-    try:
-        return builtin_families[action]
-    except KeyError:
-        raise PermanentError(f"unknown action {action!r}") from None
-
-
-def function_name(family: str) -> str:
-    """The Chalice function name of a family's step Lambda."""
-    return f"step_{family}"
 
 
 class ActionRegistry:

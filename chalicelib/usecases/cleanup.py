@@ -4,11 +4,14 @@ timer in `saga serve`), and how often it runs on its own (config saga.cleanup_in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import Settings
 from chalicelib.durations import parse_duration_ms
-from chalicelib.usecases.ports import Actor, CleanupStore, Engine
+
+# Named in signatures only: app.py reads the schedule's rate from here as it loads.
+if TYPE_CHECKING:
+    from chalicelib.usecases.ports import Actor, CleanupStore, Engine
 
 
 @dataclass

@@ -7,12 +7,16 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
 from chalicelib.domain.lifecycle import RunStatus
-from chalicelib.domain.models import SagaDefinition, StoredSaga
-from chalicelib.domain.workflow import WorkflowChoice
+
+# Named in signatures only: importing the ports (for Actor, say) builds none of the domain's
+# models, which a request that needs none of them would otherwise pay for.
+if TYPE_CHECKING:
+    from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
+    from chalicelib.domain.models import SagaDefinition, StoredSaga
+    from chalicelib.domain.workflow import WorkflowChoice
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,16 @@ app.py binds, the light entry handlers and the packaged Chalice settings are der
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 import app as app_module
 from chalicelib.demo import FAMILIES
 from chalicelib.domain.lifecycle import LAMBDA_MAX_TIMEOUT_S
 from chalicelib.roots import step_entry as entry
-from chalicelib.roots.step_registry import PARTICIPANT_FAMILIES, function_name
+from chalicelib.roots import step_functions
+from chalicelib.roots.step_names import PARTICIPANT_FAMILIES, function_name
 from infra.deploy.aws import chalice_config, packaged_chalice_config
 
 STEP_LAMBDAS = {function_name(family) for family in [*FAMILIES, *PARTICIPANT_FAMILIES]}
@@ -27,6 +32,22 @@ def test_the_entry_handlers_are_the_families_own() -> None:
     for name, handler in entry.HANDLERS.items():
         # Lambda resolves chalicelib.roots.step_entry.<name>.
         assert getattr(entry, name) is handler and handler.__name__ == name
+
+
+def test_the_apps_step_functions_are_stand_ins_that_run_the_entry_handlers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same names in the same order as the entry's, so Chalice packages the same functions.
+    assert tuple(entry.HANDLERS) == step_functions.FUNCTION_NAMES
+    calls: list[tuple[Any, ...]] = []
+
+    def payment(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        calls.append((event, context))
+        return {"ran": "step_payment"}
+
+    monkeypatch.setitem(entry.HANDLERS, "step_payment", payment)
+    context = object()
+    assert app_module.step_payment({"step_id": "s"}, context) == {"ran": "step_payment"}
+    assert calls == [({"step_id": "s"}, context)]
 
 
 def test_every_step_lambda_may_run_as_long_as_a_step_waits() -> None:

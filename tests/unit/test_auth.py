@@ -12,7 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chalicelib.config import AuthSettings
-from chalicelib.http.auth import Forbidden, Role, TokenVerifier, Unauthenticated, highest_role
+from chalicelib.http.auth import Forbidden, Role, Unauthenticated, highest_role
+from chalicelib.http.tokens import TokenVerifier
 
 SECRET = "unit-test-secret-of-32-bytes-or-more"
 
