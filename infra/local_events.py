@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass, field
 
 from chalicelib.adapters.kafka.consumer import run_projector
+from chalicelib.adapters.mongo.client import read_model
 from chalicelib.adapters.mongo.projector import EXECUTIONS, SUMMARIES
 from chalicelib.roots import runtime
 
@@ -46,10 +47,12 @@ class EventWorkers:
 
 
 def rebuild_read_model(batch: int = 1000) -> int:
-    """Drop the read model and replay every event the outbox holds, in order."""
+    """Drop the read model and replay every event the outbox holds, in order, a batch of
+    outbox rows at a time applied in bulk."""
     parts = runtime.container()
-    parts.projector.db[EXECUTIONS].drop()
-    parts.projector.db[SUMMARIES].drop()
+    db = read_model(parts.mongo, parts.settings.database.mongodb)
+    db[EXECUTIONS].drop()
+    db[SUMMARIES].drop()
     projector = parts.new_projector()  # the dropped collections' indexes made again
     applied, last_id = 0, 0
     for _ in range(10_000_000 // batch):  # bounded: far more than any outbox holds
@@ -59,7 +62,6 @@ def rebuild_read_model(batch: int = 1000) -> int:
             rows = cur.fetchall()
         if not rows:
             break
-        for row in rows:
-            applied += projector.apply(json.loads(row["envelope"]))
+        applied += projector.apply_batch([json.loads(row["envelope"]) for row in rows])
         last_id = rows[-1]["id"]
     return applied
