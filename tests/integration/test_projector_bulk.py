@@ -2,8 +2,9 @@
 end every way, run side by side by the real step runtime over the MySQL stores (their events
 interleaved in the outbox), relayed to Kafka and projected by the consumer in batches of many
 executions. The read model then equals the write model field by field, and the same events
-replayed from the topic's start by a second consumer group change nothing. And two projectors
-writing the same events at once, in batches cut differently, count every change once."""
+replayed from the topic's start by a second consumer group change nothing; a rebuild from the
+outbox gives it again. And two projectors writing the same events at once, in batches cut
+differently, count every change once."""
 
 from __future__ import annotations
 
@@ -32,11 +33,15 @@ from chalicelib.adapters.mysql.step_ledger import MySQLStepLedger
 from chalicelib.config import Settings
 from chalicelib.domain.projection import by_execution
 from chalicelib.domain.read_documents import APPLIED
+from chalicelib.roots import runtime
+from chalicelib.roots.container import Container
+from infra.local_events import rebuild_read_model
 from tests.support.databases import migrated_connector
 from tests.support.projection_streams import ENDINGS, Streams, written
 from tests.support.records import differences
 
 EXECUTIONS_RUN = 5 * len(ENDINGS)
+DATABASE = f"saga_db_test_bulk_{uuid.uuid4().hex[:8]}"
 
 
 class Watched:
@@ -65,7 +70,7 @@ class Watched:
 @pytest.fixture(scope="module")
 def in_mysql(settings: Settings) -> Iterator[tuple[MySQLConnector, list[str], list[dict]]]:
     """The executions written, their ids, and the whole outbox in order."""
-    with migrated_connector(settings, f"saga_db_test_bulk_{uuid.uuid4().hex[:8]}") as connector:
+    with migrated_connector(settings, DATABASE) as connector:
         streams = Streams(MySQLDefinitionStore(connector), MySQLExecutionStore(connector),
                           MySQLStepLedger(connector))
         ids = streams.run(EXECUTIONS_RUN)
@@ -107,6 +112,23 @@ def _project_from_the_start(settings: Settings, topic: str, watched: Watched,
     assert watched.seen >= until, f"{watched.seen} of {until} events consumed"
 
 
+def _same_as_written(connector: MySQLConnector, ids: list[str], read_model: Database) -> None:
+    """Every execution as the write model holds it, field by field; each saga's counters."""
+    reads = MongoExecutionReadModel(read_model)
+    statuses: Counter[tuple[str, str]] = Counter()
+    with connector.transaction() as cur:
+        for execution_id in ids:
+            write = load_execution(cur, execution_id)
+            assert write is not None
+            assert differences(write, reads.get(execution_id)) == [], execution_id
+            statuses[(write.saga_id, write.status.value)] += 1
+    for saga_id in {saga for saga, _ in statuses}:
+        summary = reads.summary(saga_id)
+        assert summary["by_status"] == {status: n for (saga, status), n in statuses.items()
+                                        if saga == saga_id}
+        assert summary["executions"] == sum(summary["by_status"].values())
+
+
 def test_interleaved_executions_are_projected_in_bulk_and_replayed_idempotently(
         settings: Settings, in_mysql: tuple[MySQLConnector, list[str], list[dict]],
         read_model: Database) -> None:
@@ -121,19 +143,7 @@ def test_interleaved_executions_are_projected_in_bulk_and_replayed_idempotently(
     assert first.applied == applicable
     assert first.widest >= 10, "the batches held few executions each"
 
-    reads = MongoExecutionReadModel(read_model)
-    statuses: Counter[tuple[str, str]] = Counter()
-    with connector.transaction() as cur:
-        for execution_id in ids:
-            write = load_execution(cur, execution_id)
-            assert write is not None
-            assert differences(write, reads.get(execution_id)) == [], execution_id
-            statuses[(write.saga_id, write.status.value)] += 1
-    for saga_id in {saga for saga, _ in statuses}:
-        summary = reads.summary(saga_id)
-        assert summary["by_status"] == {status: n for (saga, status), n in statuses.items()
-                                        if saga == saga_id}
-        assert summary["executions"] == sum(summary["by_status"].values())
+    _same_as_written(connector, ids, read_model)
 
     documents = {doc["_id"]: doc for doc in read_model[EXECUTIONS].find()}
     summaries = list(read_model[SUMMARIES].find())
@@ -169,4 +179,23 @@ def test_two_projectors_at_once_never_go_back_and_count_each_change_once(
     counted = Counter(run.write_view(i).status.value for i in run.ids)
     assert (reads.totals()["executions"], reads.totals()["by_status"]) == (
         len(run.ids), dict(counted))
+
+
+def test_a_rebuild_from_the_outbox_is_the_write_model(
+        settings: Settings, in_mysql: tuple[MySQLConnector, list[str], list[dict]],
+        read_model: Database) -> None:
+    connector, ids, outbox = in_mysql
+    database = settings.database.model_copy(update={
+        "mysql": settings.database.mysql.model_copy(update={"database": DATABASE}),
+        "mongodb": settings.database.mongodb.model_copy(update={"database": read_model.name})})
+    parts = Container(settings.model_copy(update={"database": database})).provide(
+        mongo=read_model.client)
+    runtime.use(parts)
+    try:
+        # Small batches: many of them, each read while the one before is written.
+        assert rebuild_read_model(batch=16) == sum(e["type"] in APPLIED for e in outbox)
+    finally:
+        runtime.use(None)
+        parts.connector.close()
+    _same_as_written(connector, ids, read_model)
 
