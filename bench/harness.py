@@ -43,13 +43,18 @@ FINAL = {status.value for status in lifecycle.FINAL}
 
 def prepare() -> Client:
     """Stack up, fresh bench database, Lambdas deployed for stage `bench`; the API client."""
+    prepare_database()
+    deploy_local(get_settings(), say=lambda line: None)
+    return Client(load_app(), stage_name="bench")
+
+
+def prepare_database() -> None:
+    """Stack up and a fresh bench database, nothing deployed."""
     settings = get_settings()
     Supervisor(settings, say=lambda line: None).up()
     mysql.recreate_database(settings.database.mysql, settings.database.mysql.database)
     runtime.use(None)
     migrate(runtime.container().connector.connection())
-    deploy_local(settings, say=lambda line: None)
-    return Client(load_app(), stage_name="bench")
 
 
 SEED = json.loads((Path(__file__).parents[1] / "tests" / "fixtures" /

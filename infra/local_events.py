@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from chalicelib.adapters.kafka.consumer import run_projector
+from chalicelib.adapters.mongo.client import read_model
 from chalicelib.adapters.mongo.projector import EXECUTIONS, SUMMARIES
+from chalicelib.adapters.mysql.connector import MySQLConnector
 from chalicelib.roots import runtime
 
 logger = logging.getLogger(__name__)
@@ -46,20 +50,32 @@ class EventWorkers:
 
 
 def rebuild_read_model(batch: int = 1000) -> int:
-    """Drop the read model and replay every event the outbox holds, in order."""
+    """Drop the read model and replay every event the outbox holds, in order, a batch of
+    outbox rows at a time applied in bulk."""
     parts = runtime.container()
-    parts.projector.db[EXECUTIONS].drop()
-    parts.projector.db[SUMMARIES].drop()
-    projector = parts.new_projector()  # the dropped collections' indexes made again
-    applied, last_id = 0, 0
-    for _ in range(10_000_000 // batch):  # bounded: far more than any outbox holds
-        with parts.connector.transaction() as cur:
-            cur.execute("SELECT id, envelope FROM outbox WHERE id > %s ORDER BY id LIMIT %s",
-                        (last_id, batch))
-            rows = cur.fetchall()
-        if not rows:
-            break
-        for row in rows:
-            applied += projector.apply(json.loads(row["envelope"]))
-        last_id = rows[-1]["id"]
+    db = read_model(parts.mongo, parts.settings.database.mongodb)
+    db[EXECUTIONS].drop()
+    db[SUMMARIES].drop()
+    applied = 0
+    with ThreadPoolExecutor(1) as reader:
+        # The outbox is read (and parsed) a batch ahead, while MongoDB makes the indexes and
+        # takes the batch before: the two servers work side by side.
+        pending = reader.submit(_outbox_batch, parts.connector, 0, batch)
+        projector = parts.new_projector()  # the dropped collections' indexes made again
+        for _ in range(10_000_000 // batch):  # bounded: far more than any outbox holds
+            last_id, events = pending.result()
+            if not events:
+                break
+            pending = reader.submit(_outbox_batch, parts.connector, last_id, batch)
+            applied += projector.apply_batch(events)
     return applied
+
+
+def _outbox_batch(connector: MySQLConnector, after_id: int,
+                  size: int) -> tuple[int, list[dict[str, Any]]]:
+    """The outbox's next `size` events after row `after_id`, and the last row's id."""
+    with connector.transaction() as cur:
+        cur.execute("SELECT id, envelope FROM outbox WHERE id > %s ORDER BY id LIMIT %s",
+                    (after_id, size))
+        rows = cur.fetchall()
+    return (rows[-1]["id"] if rows else after_id), [json.loads(row["envelope"]) for row in rows]

@@ -8,9 +8,10 @@ rules are tested in milliseconds. The suites against the real stack test the ada
 
 from chalicelib.testing.bus import InMemoryEventBus, RecordingPusher
 from chalicelib.testing.definitions import InMemoryDefinitionStore
-from chalicelib.testing.executions import InMemoryExecutionStore, InMemoryReadModel
+from chalicelib.testing.executions import InMemoryExecutionStore
 from chalicelib.testing.ledger import InMemoryStepLedger
 from chalicelib.testing.orchestrator import ScriptedEngine
+from chalicelib.testing.read_model import InMemoryReadModel
 
 __all__ = ["InMemoryDefinitionStore", "InMemoryEventBus", "InMemoryExecutionStore",
            "InMemoryReadModel", "InMemoryStepLedger", "RecordingPusher",

@@ -1,5 +1,5 @@
-"""Executions in memory: the write model (ExecutionStore) and the read model
-(ExecutionReadModel). The store keeps its events in `events`, the way the outbox would."""
+"""Executions in memory: the write model (ExecutionStore). The store keeps its events in
+`events`, the way the outbox would."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from chalicelib.domain.lifecycle import (
 )
 from chalicelib.testing.definitions import InMemoryDefinitionStore
 from chalicelib.testing.outbox import outbox_envelope
-from chalicelib.usecases.ports import ExecutionPage, ExecutionQuery, ReadModelUnavailable, RunRef
+from chalicelib.usecases.ports import ExecutionPage, ExecutionQuery, RunRef
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -49,7 +49,7 @@ def _matches(execution: Execution, query: ExecutionQuery) -> bool:
             and (query.started_before is None or execution.started_at < query.started_before))
 
 
-def _page(found: list[Execution], query: ExecutionQuery) -> ExecutionPage:
+def newest_first(found: list[Execution], query: ExecutionQuery) -> ExecutionPage:
     """Newest first; the cursor is the last id seen (the real ones encode time and id)."""
     items = sorted((e for e in found if _matches(e, query)),
                    key=lambda e: (e.started_at, e.id), reverse=True)
@@ -112,11 +112,11 @@ class InMemoryExecutionStore:
             return self._view(row) if row else None
 
     def list(self, query: ExecutionQuery) -> ExecutionPage:
-        page = _page(list(self._rows.values()), query)
+        page = newest_first(list(self._rows.values()), query)
         return ExecutionPage([self._view(e) for e in page.items], page.next_cursor)
 
     def latest(self, saga_id: str, status: ExecutionStatus | None = None) -> Execution | None:
-        found = _page(list(self._rows.values()),
+        found = newest_first(list(self._rows.values()),
                       ExecutionQuery(limit=1, saga_id=saga_id, status=status)).items
         return self._view(found[0]) if found else None
 
@@ -127,6 +127,7 @@ class InMemoryExecutionStore:
                 return None
             row.state_machine_arn, row.sfn_execution_arn = run.where, run.run
             row.updated_at = datetime.now(UTC)
+            # As MySQL: the row's change and its event at one moment.
             self._emit(events.run_started(saga_id=row.saga_id, state_machine_arn=run.where,
                                           run_arn=run.run), execution_id, at=row.updated_at)
             return self._view(row)
@@ -202,47 +203,3 @@ class InMemoryExecutionStore:
                if e.status in ACTIVE}
         overdue = sorted((at, execution_id) for execution_id, at in due.items() if at < cutoff)
         return [self._view(self._rows[execution_id]) for _, execution_id in overdue[:limit]]
-
-
-class InMemoryReadModel:
-    """The projected view: `project` copies executions in, `available = False` makes every
-    read raise ReadModelUnavailable, as an unreachable MongoDB does."""
-
-    def __init__(self) -> None:
-        self.available = True
-        self._docs: dict[str, Execution] = {}
-        self.summaries: dict[str, dict[str, Any]] = {}
-
-    def project(self, execution: Execution, sequence: int = 1) -> None:
-        self._docs[execution.id] = execution.model_copy(
-            update={"consistency": {"source": "read_model", "sequence": sequence}}, deep=True)
-
-    def _check(self) -> None:
-        if not self.available:
-            raise ReadModelUnavailable("the read model is down (test)")
-
-    def get(self, execution_id: str) -> Execution | None:
-        self._check()
-        return self._docs.get(execution_id)
-
-    def list(self, query: ExecutionQuery) -> ExecutionPage:
-        self._check()
-        return _page(list(self._docs.values()), query)
-
-    def latest(self, saga_id: str) -> Execution | None:
-        self._check()
-        found = _page(list(self._docs.values()), ExecutionQuery(limit=1, saga_id=saga_id)).items
-        return found[0] if found else None
-
-    def summary(self, saga_id: str) -> dict[str, Any]:
-        self._check()
-        mine = [e for e in self._docs.values() if e.saga_id == saga_id]
-        by_status: dict[str, int] = {}
-        for execution in mine:
-            by_status[execution.status.value] = by_status.get(execution.status.value, 0) + 1
-        return {"executions": len(mine), "by_status": by_status,
-                "running": sum(1 for e in mine if e.status in ACTIVE)}
-
-    def totals(self) -> dict[str, Any]:
-        self._check()
-        return {"executions": len(self._docs)}

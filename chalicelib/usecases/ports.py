@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -276,6 +276,21 @@ class ExecutionReadModel(Protocol):
     def summary(self, saga_id: str) -> dict[str, Any]: ...
 
     def totals(self) -> dict[str, Any]: ...
+
+
+class ReadModelProjector(Protocol):
+    """Keeps the read model: applies events (envelopes as the outbox holds them), idempotent by
+    each execution's sequence, so redelivered and replayed events change nothing. Events of
+    one execution come in order; those of different executions may interleave."""
+
+    def apply(self, event: Mapping[str, Any]) -> bool:
+        """One event; False when it changed nothing (seen already, or not for the read
+        model)."""
+        ...
+
+    def apply_batch(self, events: Iterable[Mapping[str, Any]]) -> int:
+        """A batch at once, all or nothing; how many of its events changed the read model."""
+        ...
 
 
 @dataclass(frozen=True)

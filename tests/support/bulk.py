@@ -35,18 +35,19 @@ def seed_completed(connector: MySQLConnector, mongo: MongoClient, mongo_settings
             insert_execution(cur, execution, shape)
         cur.execute("UPDATE executions SET last_sequence = 2, ended_at = updated_at "
                     "WHERE saga_id = %s", (saga["id"],))
-    projector = Projector(mongo, read_model(mongo, mongo_settings))
+    batch = []
     for execution in executions:
         key, subject = execution.id, f"execution/{execution.id}"
-        projector.apply(events.envelope(
+        batch.append(events.envelope(
             event_types.EXECUTION_STARTED, key=key, subject=subject, sequence=1,
             time=execution.started_at, data={
                 "saga_id": saga["id"], "version": execution.version, "revision": 1,
                 "steps": [s.step_id for s in shape], "input": {},
                 "shape": [s.model_dump(mode="json") for s in shape]}))
-        projector.apply(events.envelope(
+        batch.append(events.envelope(
             event_types.SAGA_COMPLETED, key=key, subject=subject, sequence=2,
             time=execution.updated_at,
             data={"saga_id": saga["id"], "status": ExecutionStatus.COMPLETED.value,
                   "execution_error": None, "output": None}))
+    Projector(mongo, read_model(mongo, mongo_settings)).apply_batch(batch)
     return [execution.id for execution in executions]

@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.adapters.mongo.projector import APPLIED
 from chalicelib.adapters.push.pusher import Pusher
 from chalicelib.adapters.push.subscriptions import ALL, topics_of
 from chalicelib.domain import event_types, events
 from chalicelib.domain.fanout import item_run_id
+from chalicelib.domain.read_documents import APPLIED
 
 T = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 

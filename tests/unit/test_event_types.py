@@ -6,9 +6,10 @@ lifecycle gives a status or a step's phase, plus an execution's start and its ow
 
 from __future__ import annotations
 
-from chalicelib.adapters.mongo.projector import APPLIED, Projector
+from chalicelib.adapters.mongo.projector import Projector
 from chalicelib.adapters.push.subscriptions import ALL, topics_of
 from chalicelib.domain import event_types, events
+from chalicelib.domain.read_documents import APPLIED
 
 # Every event type the service writes: domain/events.py's constants named "saga.<...>".
 TYPES = frozenset(value for name, value in vars(events).items()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytest
@@ -62,10 +62,14 @@ def test_what_fits_in_one_kafka_request_passes() -> None:
 
 
 class FakeProjector:
+    """Applies a batch all or nothing, as the real one does; `tries` counts each event's
+    attempts on its own, `batches` the batches it was given."""
+
     def __init__(self, fails: dict[str, BaseException]) -> None:
         self.fails = fails
         self.tries: dict[str, int] = {}
         self.applied: list[str] = []
+        self.batches: list[list[str]] = []
 
     def apply(self, event: Mapping[str, Any]) -> bool:
         self.tries[event["id"]] = self.tries.get(event["id"], 0) + 1
@@ -73,6 +77,15 @@ class FakeProjector:
             raise self.fails[event["id"]]
         self.applied.append(event["id"])
         return True
+
+    def apply_batch(self, events: Iterable[Mapping[str, Any]]) -> int:
+        ids = [event["id"] for event in events]
+        self.batches.append(ids)
+        for event_id in ids:
+            if event_id in self.fails:
+                raise self.fails[event_id]
+        self.applied += ids
+        return len(ids)
 
 
 class FakeSink:
@@ -84,24 +97,27 @@ class FakeSink:
         return len(self.letters)
 
 
-def test_a_poison_event_is_dead_lettered_after_three_attempts_and_the_next_applied() -> None:
-    projector = FakeProjector({"e2": InvalidDocument("key 'a\\x00' must not contain NUL")})
+def test_a_poison_event_is_dead_lettered_after_three_attempts_and_the_rest_applied() -> None:
+    projector = FakeProjector({"e5": InvalidDocument("key 'a\\x00' must not contain NUL")})
     sink = FakeSink()
-    applied = apply_all(projector, [{"id": "e1"}, {"id": "e2"}, {"id": "e3"}],  # type: ignore[arg-type]
-                        sink, pause_s=0)
-    assert applied == 2 and projector.applied == ["e1", "e3"]
-    assert projector.tries["e2"] == 3
+    batch = [{"id": f"e{n}"} for n in range(1, 9)]
+    applied = apply_all(projector, batch, sink, pause_s=0)  # type: ignore[arg-type]
+    assert applied == 7 and projector.applied == ["e1", "e2", "e3", "e4", "e6", "e7", "e8"]
+    # The failed batch halved, down to the poison; the rest still applied in bulk.
+    assert projector.batches == [[f"e{n}" for n in range(1, 9)], ["e1", "e2", "e3", "e4"],
+                                 ["e5", "e6", "e7", "e8"], ["e5", "e6"], ["e7", "e8"]]
+    assert projector.tries == {"e5": 3, "e6": 1}
     [(stage, envelope, reason, attempts)] = sink.letters
     assert (stage, attempts) == ("projector", 3)
-    assert "InvalidDocument" in reason and '"e2"' in envelope
+    assert "InvalidDocument" in reason and '"e5"' in envelope
 
 
 def test_mongodb_being_down_is_no_event_s_fault() -> None:
     projector = FakeProjector({"e1": AutoReconnect("connection refused")})
     sink = FakeSink()
     with pytest.raises(AutoReconnect):
-        apply_all(projector, [{"id": "e1"}], sink, pause_s=0)  # type: ignore[arg-type]
-    assert sink.letters == [] and projector.tries["e1"] == 1
+        apply_all(projector, [{"id": "e1"}, {"id": "e2"}], sink, pause_s=0)  # type: ignore[arg-type]
+    assert sink.letters == [] and projector.batches == [["e1", "e2"]] and projector.tries == {}
 
 
 def _nested(depth: int) -> dict[str, Any]:

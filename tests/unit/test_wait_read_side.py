@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
-from chalicelib.adapters.mongo.projector import APPLIED
 from chalicelib.adapters.mysql.executions import waiting_record
 from chalicelib.adapters.push.subscriptions import ALL, topics_of
 from chalicelib.domain import events
@@ -22,6 +21,7 @@ from chalicelib.domain.executions import (
     Waiting,
 )
 from chalicelib.domain.lifecycle import WAIT_EVENTS, WaitKind
+from chalicelib.domain.read_documents import APPLIED
 from chalicelib.testing.executions import step_record
 from tests.support.records import differences
 

@@ -1,9 +1,12 @@
-"""Feeds the projector from Kafka: a consumer group that commits offsets only after the
-events of a batch are in the read model, and starts over from the committed offsets after any
-failure (Kafka or MongoDB down), so an outage delays the read model and loses nothing.
+"""Feeds the projector from Kafka: a consumer group that applies each poll's events as one
+batch and commits offsets only after the batch is in the read model, and starts over from the
+committed offsets after any failure (Kafka or MongoDB down), so an outage delays the read model
+and loses nothing.
 
-An event that fails for a reason of its own (a document MongoDB refuses, a malformed
-envelope) is tried MAX_ATTEMPTS times, then becomes a dead letter and the projector moves on.
+A batch that fails for a reason of its own (a document MongoDB refuses, a malformed envelope)
+is applied again in halves, each failing half halved again (the projector writes a batch all or
+nothing), down to the event at fault: it is tried MAX_ATTEMPTS times on its own, then becomes a
+dead letter, and the projector moves on; the others are applied in bulk still.
 """
 
 from __future__ import annotations
@@ -20,56 +23,81 @@ from kafka import KafkaConsumer
 from pymongo.errors import ConnectionFailure
 
 from chalicelib.adapters import dead_letters
+from chalicelib.usecases.ports import ReadModelProjector
 
 logger = logging.getLogger(__name__)
-
-
-class Projector(Protocol):
-    """What the consumer feeds (the MongoDB projector): a Protocol, so the Kafka adapter does
-    not import the MongoDB one. True if the event changed the read model."""
-
-    def apply(self, event: Mapping[str, Any]) -> bool: ...
 
 
 class DeadLetterSink(Protocol):
     def add(self, stage: str, envelope: str | bytes, reason: str, attempts: int) -> int: ...
 
 
-def apply_all(projector: Projector, events: Iterable[Mapping[str, Any]],
+def apply_all(projector: ReadModelProjector, events: Iterable[Mapping[str, Any]],
               sink: DeadLetterSink | None = None, *,
               max_attempts: int = dead_letters.MAX_ATTEMPTS, pause_s: float = 0.05) -> int:
-    """Apply events in order; one that keeps failing goes to `sink` (when given) instead of
-    stopping the rest. MongoDB being unreachable is no event's fault: that raises."""
+    """Apply events as one batch; when it fails, in halves down to the event at fault, which
+    goes to `sink` (when given) once it keeps failing, instead of stopping the rest. MongoDB
+    being unreachable is no event's fault: that raises."""
+    batch = list(events)
+    try:
+        return projector.apply_batch(batch)
+    except ConnectionFailure:
+        raise
+    except Exception as error:
+        if sink is None:
+            raise
+        logger.warning("projector: a batch of %d events failed (%s: %s); applying it in "
+                       "parts", len(batch), type(error).__name__, error)
+    return _in_halves(projector, batch, sink, max_attempts, pause_s)
+
+
+def _in_halves(projector: ReadModelProjector, batch: list[Mapping[str, Any]],
+               sink: DeadLetterSink, max_attempts: int, pause_s: float) -> int:
+    """A failed batch applied again as two halves in order (an execution's events may be in
+    both), a failing half halved again, down to single events."""
     applied = 0
-    for event in events:
-        for attempt in range(1, max_attempts + 1):
-            try:
-                applied += bool(projector.apply(event))
-                break
-            except ConnectionFailure:
-                raise
-            except Exception as error:
-                if sink is None:
-                    raise
-                reason = f"{type(error).__name__}: {error}"
-                if attempt < max_attempts:
-                    logger.warning("projector: event %s failed (attempt %d of %d): %s",
-                                   _field(event, "id"), attempt, max_attempts, reason)
-                    time.sleep(pause_s * attempt)
-                    continue
-                letter_id = sink.add(PROJECTOR_STAGE, _envelope(event), reason, attempt)
-                dead_letters.report(PROJECTOR_STAGE, letter_id,
-                                    event if isinstance(event, Mapping) else None, reason,
-                                    attempt)
+    middle = len(batch) // 2
+    for part in (batch[:middle], batch[middle:]):
+        if len(part) == 1:
+            applied += _apply_one(projector, part[0], sink, max_attempts, pause_s)
+            continue
+        try:
+            applied += projector.apply_batch(part) if part else 0
+        except ConnectionFailure:
+            raise
+        except Exception:
+            applied += _in_halves(projector, part, sink, max_attempts, pause_s)
     return applied
 
 
+def _apply_one(projector: ReadModelProjector, event: Mapping[str, Any], sink: DeadLetterSink,
+               max_attempts: int, pause_s: float) -> bool:
+    for attempt in range(1, max_attempts + 1):
+        try:
+            return bool(projector.apply(event))
+        except ConnectionFailure:
+            raise
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            if attempt < max_attempts:
+                logger.warning("projector: event %s failed (attempt %d of %d): %s",
+                               _field(event, "id"), attempt, max_attempts, reason)
+                time.sleep(pause_s * attempt)
+                continue
+            letter_id = sink.add(PROJECTOR_STAGE, _envelope(event), reason, attempt)
+            dead_letters.report(PROJECTOR_STAGE, letter_id,
+                                event if isinstance(event, Mapping) else None, reason, attempt)
+    return False
+
+
 PROJECTOR_STAGE = "projector"
-# Events applied between two polls. A batch must be applied well within the consumer's
-# max_poll_interval_ms (60 s, chalicelib/adapters/kafka/publisher.py), or the group drops the
-# consumer, its commit fails and the same batch is applied again (read-model stalls of minutes
-# were seen in full runs on a loaded 2-core machine with 500); 100 stay far inside it.
-POLL_RECORDS = 100
+# Events applied between two polls, as one batch. A batch must be applied well within the
+# consumer's max_poll_interval_ms (60 s, chalicelib/adapters/kafka/publisher.py), or the group
+# drops the consumer, its commit fails and the same batch is applied again. In bulk, 500 take
+# tens of milliseconds; a failed one's halving adds some 2 x log2(500) = 18 smaller batches and
+# the poison's few retries. (Applied one event at a time, 500 once stalled the read model for
+# minutes on a loaded 2-core machine.)
+POLL_RECORDS = 500
 
 
 def _field(event: Any, name: str) -> Any:
@@ -83,7 +111,7 @@ def _envelope(event: Any) -> str:
         return json.dumps(repr(event))
 
 
-def run_projector(make_consumer: Callable[[], KafkaConsumer], projector: Projector,
+def run_projector(make_consumer: Callable[[], KafkaConsumer], projector: ReadModelProjector,
                   stop: threading.Event, *, deadline: float | None = None,
                   max_backoff_s: float = 5.0, sink: DeadLetterSink | None = None) -> None:
     backoff = 0.2
@@ -93,9 +121,10 @@ def run_projector(make_consumer: Callable[[], KafkaConsumer], projector: Project
             if consumer is None:
                 consumer = make_consumer()
             batches = consumer.poll(timeout_ms=200, max_records=POLL_RECORDS)
-            for records in batches.values():
-                apply_all(projector, (record.value for record in records), sink)
             if batches:
+                # Partitions together: an execution's events are all in one, in order.
+                apply_all(projector, [record.value for records in batches.values()
+                                      for record in records], sink)
                 consumer.commit()
             backoff = 0.2
         except Exception as error:

@@ -127,9 +127,9 @@ def consumer(
         session_timeout_ms=10_000,
         heartbeat_interval_ms=3_000,
         # Also the group's rebalance timeout (KIP-62): how long every member waits for one
-        # that stopped polling. The projector polls every 200 ms and applies at most 100
-        # events between polls (consumer.POLL_RECORDS), so a minute is ample, where Kafka's
-        # default is five.
+        # that stopped polling. The projector polls every 200 ms and applies at most 500
+        # events between polls, in bulk (consumer.POLL_RECORDS), so a minute is ample, where
+        # Kafka's default is five.
         max_poll_interval_ms=60_000,
     )
 

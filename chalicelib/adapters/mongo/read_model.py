@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from pymongo import DESCENDING
@@ -13,34 +13,13 @@ from pymongo.errors import PyMongoError
 
 from chalicelib.adapters.cursors import decode_time_cursor, encode_cursor
 from chalicelib.adapters.mongo.projector import EXECUTIONS, SUMMARIES
+from chalicelib.domain import read_views
 from chalicelib.domain.executions import Execution
-from chalicelib.domain.lifecycle import ACTIVE, ExecutionStatus
+from chalicelib.domain.read_views import to_execution, utc
 from chalicelib.usecases.ports import ExecutionPage, ExecutionQuery, ReadModelUnavailable
 
-_ACTIVE = tuple(status.value for status in ACTIVE)
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def _utc(value: Any) -> Any:
-    return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None \
-        else value
-
-
-def to_execution(doc: dict[str, Any]) -> Execution:
-    steps = [{**step, "attempts": [
-        {**attempt, "started_at": attempt.get("started_at") or attempt["ended_at"],
-         "duration_ms": attempt.get("duration_ms") or 0} for attempt in step["attempts"]]}
-        for step in doc["steps"]]
-    return Execution.model_validate({
-        **{key: _utc(value) for key, value in doc.items()
-           if key not in ("_id", "steps", "times")},
-        # Microseconds, as the write model has them (BSON dates stop at milliseconds).
-        **{key: value for key, value in (doc.get("times") or {}).items()
-           if key in doc and (value is not None or doc[key] is None)},
-        "id": doc["_id"], "steps": steps,
-        "consistency": {"source": "read_model", "sequence": doc["sequence"],
-                        "projected_at": _utc(doc["projected_at"])}})
 
 
 def _unavailable_on_failure(method: Callable[P, R]) -> Callable[P, R]:
@@ -93,7 +72,7 @@ class MongoExecutionReadModel:
         next_cursor = None
         if len(docs) > limit and items:
             last = docs[limit - 1]
-            next_cursor = encode_cursor(f"{_utc(last['started_at']).isoformat()}|{last['_id']}")
+            next_cursor = encode_cursor(f"{utc(last['started_at']).isoformat()}|{last['_id']}")
         return ExecutionPage(items, next_cursor)
 
     @_unavailable_on_failure
@@ -104,32 +83,13 @@ class MongoExecutionReadModel:
 
     @_unavailable_on_failure
     def summary(self, saga_id: str) -> dict[str, Any]:
-        return _summary(self._db[SUMMARIES].find_one({"_id": saga_id}) or {})
+        return read_views.summary(self._db[SUMMARIES].find_one({"_id": saga_id}) or {})
 
     @_unavailable_on_failure
     def totals(self) -> dict[str, Any]:
-        by_status: dict[str, int] = {}
-        executions = 0
-        for doc in self._db[SUMMARIES].find({}, {"by_status": 1, "executions": 1}):
-            executions += doc.get("executions", 0)
-            for status, count in doc.get("by_status", {}).items():
-                by_status[status] = by_status.get(status, 0) + count
-        return _summary({"executions": executions, "by_status": by_status})
-
-
-def _summary(doc: dict[str, Any]) -> dict[str, Any]:
-    by_status = {status: n for status, n in doc.get("by_status", {}).items() if n}
-    finished = sum(n for status, n in by_status.items() if status not in _ACTIVE)
-    return {"executions": doc.get("executions", 0), "by_status": by_status,
-            "running": sum(by_status.get(status, 0) for status in _ACTIVE),
-            "success_rate": round(by_status.get(ExecutionStatus.COMPLETED, 0) / finished, 4)
-            if finished else None,
-            "last_execution_at": _iso(doc.get("last_execution_at"))}
+        return read_views.totals(self._db[SUMMARIES].find({}, {"by_status": 1, "executions": 1}))
 
 
 def _to_millisecond(at: datetime) -> datetime:
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
-
-def _iso(value: Any) -> str | None:
-    return _utc(value).isoformat() if isinstance(value, datetime) else None

@@ -1,0 +1,163 @@
+"""The read model's contract, written once: a projector (ReadModelProjector) and the reads it
+keeps (ExecutionReadModel), fed the events of executions that end every way, run side by side
+through the in-memory stores (tests/support/projection_streams.py).
+
+A test module subclasses ProjectionContract and gives it a `read_side` fixture, fresh for each
+test (the in-memory fake in the unit suite, MongoDB in the integration suite), so the fake the
+services' unit tests run on is held to what the MongoDB projector does.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from chalicelib.adapters.kafka.consumer import apply_all
+from chalicelib.domain import event_types, events
+from chalicelib.domain.lifecycle import STATUS_OF_EVENT
+from chalicelib.domain.read_documents import APPLIED
+from chalicelib.usecases.ports import ExecutionReadModel, ReadModelProjector
+from tests.support.projection_streams import ENDINGS, Written, written
+from tests.support.records import differences
+
+
+@dataclass
+class ReadSide:
+    """One implementation: the projector, and the reads over what it keeps."""
+
+    projector: ReadModelProjector
+    reads: ExecutionReadModel
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.letters: list[tuple[str, str, str, int]] = []
+
+    def add(self, stage: str, envelope: str | bytes, reason: str, attempts: int) -> int:
+        self.letters.append((stage, str(envelope), reason, attempts))
+        return len(self.letters)
+
+
+def _started(execution_id: str, saga_input: dict[str, Any]) -> dict[str, Any]:
+    return events.envelope(event_types.EXECUTION_STARTED, key=execution_id,
+                           subject=f"execution/{execution_id}", sequence=1,
+                           data={"saga_id": "poison", "input": saga_input, "steps": ["a"]})
+
+
+class ProjectionContract:
+    """Every test runs on the `read_side` fixture its subclass provides."""
+
+    def _same_as_written(self, side: ReadSide, run: Written) -> None:
+        for execution_id in run.ids:
+            assert differences(run.write_view(execution_id),
+                               side.reads.get(execution_id)) == [], execution_id
+
+    def _views(self, side: ReadSide, run: Written) -> tuple[list[Any], list[Any]]:
+        sagas = sorted({run.write_view(i).saga_id for i in run.ids})
+        return ([side.reads.get(i) for i in run.ids],
+                [side.reads.summary(saga_id) for saga_id in sagas])
+
+    def test_one_batch_of_interleaved_executions_is_the_write_model_field_by_field(
+            self, read_side: ReadSide) -> None:
+        run = written()
+        assert read_side.projector.apply_batch(run.outbox) == len(run.applicable())
+        self._same_as_written(read_side, run)
+        views = [run.write_view(i) for i in run.ids]
+        for saga_id in {view.saga_id for view in views}:
+            mine = [view for view in views if view.saga_id == saga_id]
+            by_status = Counter(view.status.value for view in mine)
+            # When the last of its executions started or changed status.
+            last = max(datetime.fromisoformat(event["time"]) for event in run.outbox
+                       if event["key"] in {view.id for view in mine} and event["type"] in
+                       {event_types.EXECUTION_STARTED, *STATUS_OF_EVENT})
+            assert read_side.reads.summary(saga_id) == {
+                "executions": len(mine), "by_status": dict(by_status), "running": 0,
+                "success_rate": round(by_status["COMPLETED"] / len(mine), 4),
+                # BSON dates keep milliseconds.
+                "last_execution_at": last.replace(
+                    microsecond=last.microsecond // 1000 * 1000).isoformat()}
+        assert read_side.reads.totals()["executions"] == len(run.ids)
+
+    def test_batches_of_any_size_and_redelivered_events_give_the_same_read_model(
+            self, read_side: ReadSide) -> None:
+        run = written()
+        shuffled = random.Random(31)
+        applied, start = 0, 0
+        while start < len(run.outbox):
+            size = shuffled.choice([1, 2, 3, 7, 20])
+            # Each batch begins up to 3 events back: redelivered, as after a lost commit.
+            begin = max(0, start - shuffled.choice([0, 0, 1, 3]))
+            applied += read_side.projector.apply_batch(run.outbox[begin:start + size])
+            start += size
+        assert applied == len(run.applicable())
+        self._same_as_written(read_side, run)
+
+    def test_a_replayed_batch_changes_nothing(self, read_side: ReadSide) -> None:
+        run = written()
+        read_side.projector.apply_batch(run.outbox)
+        before = self._views(read_side, run)  # projected_at included: nothing rewritten
+        assert read_side.projector.apply_batch(run.outbox) == 0
+        assert read_side.projector.apply_batch(run.outbox[::-1]) == 0
+        assert [read_side.projector.apply(event) for event in run.outbox] == \
+            [False] * len(run.outbox)
+        assert self._views(read_side, run) == before
+
+    def test_an_executions_events_apply_in_sequence_order_and_never_go_back(
+            self, read_side: ReadSide) -> None:
+        run = written(1)
+        [execution_id] = run.ids
+        mine = [event for event in run.applicable() if event["key"] == execution_id]
+        start, rest = mine[0], mine[1:]
+        # Before its start nothing applies (a rebuild from the outbox brings it later).
+        assert read_side.projector.apply_batch(rest) == 0
+        assert read_side.reads.get(execution_id) is None
+        # Out of order within a batch: applied in sequence order all the same.
+        assert read_side.projector.apply_batch([*rest[:3][::-1], start]) == 4
+        # Older than what the read model holds: refused, in a batch or alone.
+        assert read_side.projector.apply_batch([rest[1], rest[0]]) == 0
+        assert read_side.projector.apply(start) is False
+        assert read_side.projector.apply_batch(rest[3:]) == len(rest) - 3
+        self._same_as_written(read_side, run)
+
+    def test_events_not_for_the_read_model_are_skipped(self, read_side: ReadSide) -> None:
+        run = written(1)
+        skipped = [event for event in run.outbox if event["type"] not in APPLIED]
+        assert skipped and all(e["type"] in event_types.DEFINITION_EVENTS for e in skipped)
+        unknown = {**run.applicable()[0], "type": "saga.step.unknown"}
+        assert read_side.projector.apply_batch([*skipped, unknown]) == 0
+        assert read_side.reads.get(run.ids[0]) is None
+        assert read_side.reads.totals()["executions"] == 0
+
+    def test_a_document_the_store_refuses_fails_its_batch_and_is_dead_lettered_alone(
+            self, read_side: ReadSide) -> None:
+        run = written(len(ENDINGS))
+        poison = _started("poison-1", {"bad\x00key": 1})
+        batch = [*run.outbox[:len(run.outbox) // 2], poison, *run.outbox[len(run.outbox) // 2:]]
+        with pytest.raises(Exception):  # noqa: B017  (each store refuses it its own way)
+            read_side.projector.apply_batch(batch)
+        assert all(read_side.reads.get(i) is None for i in run.ids)  # all or nothing
+        assert read_side.reads.totals()["executions"] == 0
+        sink = Sink()
+        assert apply_all(read_side.projector, batch, sink, pause_s=0) == len(run.applicable())
+        [(stage, envelope, _, attempts)] = sink.letters
+        assert (stage, attempts) == ("projector", 3) and "poison-1" in envelope
+        assert read_side.reads.get("poison-1") is None
+        self._same_as_written(read_side, run)
+        assert read_side.reads.summary("poison")["executions"] == 0
+
+    def test_counters_move_once_per_change_whatever_the_batches(
+            self, read_side: ReadSide) -> None:
+        run = written()
+        halves = (run.outbox[:len(run.outbox) // 2], run.outbox[len(run.outbox) // 2:])
+        for half in halves:
+            read_side.projector.apply_batch(half)
+            read_side.projector.apply_batch(half)  # again: counted once
+        counted = Counter(run.write_view(i).status.value for i in run.ids)
+        totals: Mapping[str, Any] = read_side.reads.totals()
+        assert (totals["executions"], totals["by_status"]) == (len(run.ids), dict(counted))
