@@ -19,7 +19,10 @@ NOT_COMPARED = {"consistency"}
 
 
 def _fields(model: type[BaseModel]) -> list[str]:
-    return [name for name in model.model_fields if name not in NOT_COMPARED]
+    # A field no view shows (exclude=True: the write model's own bookkeeping, such as
+    # expected_by) is not the read model's to hold.
+    return [name for name, field in model.model_fields.items()
+            if name not in NOT_COMPARED and not field.exclude]
 
 
 def differences(write: Execution | None, read: Execution | None) -> list[str]:
