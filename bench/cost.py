@@ -20,9 +20,10 @@ COMPLETED); a step's Lambda, its action attempt's started_at to ended_at; the re
 last attempt's end to the execution's end (an upper bound: it includes the engine's hand-off,
 which Lambda does not bill). Each is the median over --runs sequential runs through the API
 and the deployed Lambdas of the `bench` stage, after one run to warm them. No Step Functions
-history is read: an Express machine keeps none. The runs are on Standard machines; the forward
-path they time is the work an Express run of the same machine would bill, so Express's duration
-is priced from it (at 64 MB, the least Express bills). Every price is in bench/pricing.py, with
+history is read: an Express machine keeps none. The runs are on Express machines (the sagas are
+stored with `workflow: express`; `--workflow standard` times them on Standard), so the duration
+Express bills is its own run's (priced at 64 MB, the least Express bills); Standard's bill is
+by transitions, which the duration does not change. Every price is in bench/pricing.py, with
 its source; the Lambdas' memory is read from .chalice/config.json for the stage, per function.
 A cross-check follows the table: the same runs priced with each Lambda's duration as Lambda
 itself reported it (the REPORT line it logs per invocation, p50 per function), which shows how
@@ -61,7 +62,7 @@ from chalicelib.adapters.stepfunctions.compiler import compile_forward
 from chalicelib.demo import FAMILY_OF
 from chalicelib.domain.executions import Execution
 from chalicelib.roots import runtime
-from chalicelib.roots.step_registry import RECORDER_FUNCTION, family_of, function_name
+from chalicelib.roots.step_names import RECORDER_FUNCTION, family_of, function_name
 from tests.support import asl_walk
 
 ROOT = Path(__file__).parents[1]
@@ -339,6 +340,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20, help="timed runs per saga (sequential)")
+    parser.add_argument("--workflow", choices=["express", "standard"], default="express",
+                        help="what the timed runs run on (default: express)")
     parser.add_argument("--compiled", action="store_true",
                         help="no stack: the compiled counts with the durations given below")
     parser.add_argument("--run-ms", type=float, nargs="+", default=[1000.0],
@@ -366,6 +369,7 @@ def main() -> None:
     cases, checks = [], []
     for saga in chosen:
         shape = shape_of(saga.definition)
+        saga.definition["workflow"] = args.workflow
         durations, window = measure(client, saga, args.runs)
         cases.append((saga, shape, durations))
         checks.append((saga, shape, *reported(saga.definition, durations, window)))
@@ -373,7 +377,8 @@ def main() -> None:
     print(verdict(results, "measured"))
     print()
     checked = cross_check(checks, stage)
-    path = save("cost", {"sagas": results, "lambda_reported": checked, "runs": args.runs})
+    path = save("cost", {"sagas": results, "lambda_reported": checked, "runs": args.runs,
+                         "workflow": args.workflow})
     print(f"written to {path}")
 
 if __name__ == "__main__":
