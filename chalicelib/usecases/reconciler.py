@@ -30,6 +30,7 @@ from chalicelib.domain.lifecycle import (
     RUN_LOST,
     TOOK_EFFECT,
     RunStatus,
+    StepStatus,
 )
 from chalicelib.usecases.ports import (
     DefinitionStore,
@@ -75,6 +76,10 @@ def _status_of(execution: Execution, run: RunState) -> tuple[ExecutionStatus, st
     done = any(step.status in TOOK_EFFECT for step in execution.steps)
     reason = f"the run ended {run.status.value} ({run.error or 'no error name'})"
     return (ExecutionStatus.COMPENSATION_FAILED if done else ExecutionStatus.FAILED), reason
+
+
+# The statuses of a forward path that went all the way.
+FORWARD_DONE = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
 
 
 class Reconciler:
@@ -138,9 +143,10 @@ class Reconciler:
 
     def _lost_run(self, execution: Execution) -> Repair | None:
         """An execution whose run the engine cannot describe: once its silence outlasts the
-        grace and a retry's longest backoff, the run is lost. Nothing done: it failed. Steps
-        that may have acted: compensated on the version's Standard compensation machine, as a
-        failure would have been. A lost compensation is left for an operator to retry."""
+        grace and a retry's longest backoff, the run is lost. Nothing done: it failed. Every
+        step succeeded: it completed (its end went unrecorded). Steps that may have acted:
+        compensated on the version's Standard compensation machine, as a failure would have
+        been. A lost compensation is left for an operator to retry."""
         expected = execution.expected_by or execution.updated_at
         if not express_run_lost(expected, self.clock(), self.grace_seconds):
             return None
@@ -150,6 +156,11 @@ class Reconciler:
         if all(step.status in NEVER_DONE for step in execution.steps):
             return self._move(execution, ExecutionStatus.FAILED,
                               "its Express run was lost before any step did anything")
+        if all(step.status in FORWARD_DONE for step in execution.steps):
+            # Only the recording of its end was lost (as the Standard verdict for a run that
+            # succeeded unrecorded): nothing is undone.
+            return self._move(execution, ExecutionStatus.COMPLETED,
+                              "every step succeeded; its Express run's end was not recorded")
         saga = (self.definitions.get_revision(execution.saga_id, execution.revision)
                 if self.definitions is not None else None)
         if saga is None:

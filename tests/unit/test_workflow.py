@@ -236,6 +236,7 @@ def test_a_lost_express_run_fails_or_is_compensated_on_standard_from_the_write_m
     store, engine = InMemoryExecutionStore(), ScriptedEngine()
     _lost(store, engine, "idle", StepStatus.PENDING, StepStatus.PENDING)
     _lost(store, engine, "acted", StepStatus.SUCCEEDED, StepStatus.RUNNING)
+    _lost(store, engine, "unrecorded", StepStatus.SUCCEEDED, StepStatus.SKIPPED)
     reconciler = Reconciler(store, engine, grace_seconds=0,
                             definitions=_Definitions())  # type: ignore[arg-type]
     # Silent for less than a retry's longest backoff: not yet lost.
@@ -243,7 +244,8 @@ def test_a_lost_express_run_fails_or_is_compensated_on_standard_from_the_write_m
     assert reconciler.run() == []
     reconciler.clock = lambda: OLD + timedelta(seconds=61)
     repairs = {r.execution_id: r.now for r in reconciler.run()}
-    assert repairs == {"idle": ExecutionStatus.FAILED, "acted": ExecutionStatus.COMPENSATING}
+    assert repairs == {"idle": ExecutionStatus.FAILED, "acted": ExecutionStatus.COMPENSATING,
+                       "unrecorded": ExecutionStatus.COMPLETED}
     idle = store.get("idle")
     assert idle is not None and idle.error is not None and idle.error.type == "RunLost"
     started = [s for s in engine.starts if s.kind is RunKind.COMPENSATION]
