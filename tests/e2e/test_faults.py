@@ -512,8 +512,12 @@ def _participant_batch(api: Api, settings: Settings, url: str, inputs: list[dict
         "id": f"edge-{uuid.uuid4().hex[:10]}", "name": "Participants at the edges",
         "version": "1.0.0", "description": "participants answering late or oddly",
         "steps": [
+            # The first step of 40 sagas launched at once: LocalStack starts a Lambda
+            # environment for many of them, which can take longer than the tested step's 2 s
+            # plus margin. Its own timing is not under test, so it gets room.
             {**step, "id": "hold", "order": 1, "action": f"{url}/hold",
-             "compensation": f"{url}/release", "max_retries": 0, "input": {}},
+             "compensation": f"{url}/release", "max_retries": 0, "input": {},
+             "timeout": "30s"},
             {**step, "id": "book", "order": 2, "action": f"{url}/book",
              "compensation": f"{url}/cancel", "max_retries": max_retries}]})["id"]
     batch = Batch(saga_id=saga_id, kafka_since=_topic_end(settings))
