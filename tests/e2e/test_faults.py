@@ -423,9 +423,11 @@ def test_a_step_lambda_process_is_killed_mid_invocation(
     for run in batch.runs:
         if run.expected == {"COMPLETED", "COMPENSATED", "FAILED"} and \
                 writes[run.execution_id].status.value == "FAILED":
+            # Nothing took effect: the validation failed for good (FAILED when its runtime
+            # saw the failure; still PENDING when the kill cut the runtime itself short and
+            # the machine's catch ended the saga) and nothing after it ran.
             statuses = {step.step_id: step.status.value
                         for step in writes[run.execution_id].steps}
-            assert statuses[STEPS[0]] == "FAILED", statuses
             assert set(statuses.values()) <= {"FAILED", "PENDING"}, statuses
     print(f"killed {kills} step processes; {figures['endings']}")
 
