@@ -23,6 +23,9 @@ from tests.unit import test_compiler_branches as branching
 from tests.unit import test_compiler_groups as grouped
 from tests.unit import test_compiler_waits as waiting
 
+UNDO_MACHINE = ("arn:aws:states:us-east-1:000000000000:stateMachine:"
+                "test-saga-0123456789abcdef-r1-undo")
+
 
 @pytest.fixture(scope="module")
 def asl() -> AslValidator:
@@ -82,7 +85,9 @@ def test_generated_group_machines_pass_asl_validator(asl: AslValidator,
         machines += [compile_forward(shape.steps, grouped.TARGETS),
                      compile_compensation(shape.steps, grouped.TARGETS),
                      compile_forward(shape.steps, grouped.TARGETS,
-                                     CompileOptions(compensation_enabled=False))]
+                                     CompileOptions(compensation_enabled=False)),
+                     # On Express: failures handed to the Standard compensation machine.
+                     compile_forward(shape.steps, grouped.TARGETS, handoff_to=UNDO_MACHINE)]
     assert asl.validate(machines) == [""] * len(machines)
 
 
@@ -116,6 +121,7 @@ def test_every_fan_out_and_condition_shape_passes_asl_validator(asl: AslValidato
     for shape in shapes:
         saga = branching.saga_of(shape, conditional=True)
         machines += branching.machines(saga)
+        machines.append(compile_forward(saga.steps, branching.TARGETS, handoff_to=UNDO_MACHINE))
         assert any(s["Type"] == "Map" for m in branching.machines(saga)
                    for s in m["States"].values()) == ("fan-out" in shape)
     assert asl.validate(machines) == [""] * len(machines)
