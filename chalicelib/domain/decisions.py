@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from chalicelib.domain.fanout import item_run_id
 from chalicelib.domain.lifecycle import (
     FAILED_FOR_GOOD,
+    FORWARD_DONE,
     NEVER_DONE,
     UNDOING,
     ExecutionStatus,
@@ -90,7 +91,7 @@ def decide(request: StepRequest, step: StepStatus, execution: ExecutionStatus, *
     start a new attempt; a group's other steps finish the attempt they are in, but start no
     other (the run is about to compensate, or to park)."""
     if request.phase is Phase.ACTION:
-        if step in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
+        if step in FORWARD_DONE:
             return Decision(Verdict.DUPLICATE)
         if step in UNDOING:
             return Decision(Verdict.ABORT, "was compensated before it could run")

@@ -230,6 +230,9 @@ NEVER_DONE: frozenset[StepStatus] = frozenset({_T.PENDING, _T.FAILED, _T.SKIPPED
 # one never ran: no undo ever runs for them. A PENDING or RUNNING one in a forward run's undo
 # may be a timed-out attempt still at work, so only the compensation-only machine skips those.
 FAILED_FOR_GOOD: frozenset[StepStatus] = frozenset({_T.FAILED, _T.SKIPPED})
+# Steps whose action is settled forward: it succeeded, or its condition skipped it. Another
+# delivery of its action is a duplicate, and a forward path whose every step is here is done.
+FORWARD_DONE: frozenset[StepStatus] = frozenset({_T.SUCCEEDED, _T.SKIPPED})
 # Steps whose effect may still stand (the reconciler's "a person must look").
 TOOK_EFFECT: frozenset[StepStatus] = frozenset({_T.SUCCEEDED, _T.COMPENSATION_FAILED,
                                                _T.OUTCOME_UNKNOWN, _T.WAITING})

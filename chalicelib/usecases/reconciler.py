@@ -26,11 +26,11 @@ from chalicelib.domain.lifecycle import (
     ACTIVE,
     END_BY_ERROR,
     EVENT_OF,
+    FORWARD_DONE,
     NEVER_DONE,
     RUN_LOST,
     TOOK_EFFECT,
     RunStatus,
-    StepStatus,
 )
 from chalicelib.usecases.ports import (
     DefinitionStore,
@@ -76,10 +76,6 @@ def _status_of(execution: Execution, run: RunState) -> tuple[ExecutionStatus, st
     done = any(step.status in TOOK_EFFECT for step in execution.steps)
     reason = f"the run ended {run.status.value} ({run.error or 'no error name'})"
     return (ExecutionStatus.COMPENSATION_FAILED if done else ExecutionStatus.FAILED), reason
-
-
-# The statuses of a forward path that went all the way.
-FORWARD_DONE = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
 
 
 class Reconciler:
