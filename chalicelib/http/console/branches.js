@@ -41,6 +41,24 @@ export function itemsByStep(steps) {
   return found;
 }
 
+// The rows an execution's page shows, in order: each step with its fan-out ({items, open}:
+// its items so far and whether its group is shown; null for a step that does not fan out),
+// then an open group's items, each a row of its own. The timeline and the steps table both
+// draw these.
+export function visibleRows(execution, expanded) {
+  const all = [...execution.steps].sort((a, b) => a.position - b.position);
+  const items = itemsByStep(all);
+  const out = [];
+  for (const step of all) {
+    if (step.item) continue;
+    const mine = items.get(step.step_id);
+    const fanout = mine || step.fanout ? { items: mine || [], open: expanded.has(step.step_id) } : null;
+    out.push({ step, fanout });
+    if (fanout && fanout.open) for (const item of fanout.items) out.push({ step: item, fanout: null });
+  }
+  return out;
+}
+
 export const statusWord = (status) => status.toLowerCase().replaceAll("_", " ");
 
 // [[status, n], ...]: the statuses the items are in, in the lifecycle's order.

@@ -2,7 +2,7 @@
 // timeline of every attempt, the steps with their results and errors, and the input.
 import { get } from "./api.js";
 import { actionBar } from "./actions.js";
-import { countsData, countsText, itemsByStep, planText, skipText } from "./branches.js";
+import { countsData, countsText, planText, skipText, visibleRows } from "./branches.js";
 import { badge, FINAL, fill, h, json, problemBox, span, time, when } from "./dom.js";
 import { timeline, waitsOpen, waitText } from "./timeline.js";
 
@@ -32,11 +32,10 @@ function outputSection(execution) {
 
 // What the "Condition / items" cell says: a skipped step's condition and what it read; a
 // fan-out's items by status, as a button that shows or hides them (as its timeline row does).
-function branchCell(step, items, view) {
+function branchCell(step, fanout, view) {
   if (step.condition) return h("span", { "data-condition": step.step_id }, skipText(step.condition));
-  if (!items && !step.fanout) return "";
-  const open = view.expanded.has(step.step_id);
-  const listed = items || [];
+  if (!fanout) return "";
+  const { items: listed, open } = fanout;
   return [h("button", { type: "button", class: "items-toggle", "data-toggle": step.step_id,
     "aria-expanded": String(open), "data-counts": countsData(listed),
     onclick: () => view.toggle(step.step_id) },
@@ -44,7 +43,7 @@ function branchCell(step, items, view) {
   step.fanout ? h("div", { class: "muted small" }, planText(step.fanout)) : null];
 }
 
-function stepRow(step, items, view) {
+function stepRow(step, fanout, view) {
   return h("tr", { "data-step": step.step_id, class: step.item ? "item-row" : null,
     "data-item-of": step.item ? step.item.of : null },
   h("td", {}, step.item ? `↳ ${step.step_id}` : step.step_id),
@@ -55,7 +54,7 @@ function stepRow(step, items, view) {
   h("td", {}, when(step.compensated_at || step.ended_at)),
   h("td", { class: "small", "data-wait": step.waiting ? step.waiting.kind : null },
     step.waiting ? waitText(step.waiting) : ""),
-  h("td", { class: "small" }, branchCell(step, items, view)),
+  h("td", { class: "small" }, branchCell(step, fanout, view)),
   // The error's type first: a participant's own (OutOfStock, CardDeclined) is what an
   // operator looks for.
   h("td", { class: "small", "data-error-type": step.error ? step.error.type || "" : null },
@@ -64,16 +63,7 @@ function stepRow(step, items, view) {
 }
 
 function stepsTable(execution, view) {
-  const steps = [...execution.steps].sort((a, b) => a.position - b.position);
-  const items = itemsByStep(steps);
-  const rows = [];
-  for (const step of steps) {
-    if (step.item) continue;
-    rows.push(stepRow(step, items.get(step.step_id), view));
-    if (view.expanded.has(step.step_id)) {
-      for (const item of items.get(step.step_id) || []) rows.push(stepRow(item, null, view));
-    }
-  }
+  const rows = visibleRows(execution, view.expanded).map(({ step, fanout }) => stepRow(step, fanout, view));
   return h("div", { class: "scroll" }, h("table", { class: "list" },
     h("thead", {}, h("tr", {}, ["Step", "Status", "Attempts", "Started", "Ended", "Waits for",
       "Condition / items", "Error", "Result"].map((name) => h("th", { scope: "col" }, name)))),

@@ -10,7 +10,7 @@
 // saying its condition and the values it read. A fan-out's items are a group of rows under
 // their step, collapsed by default: the step's row says how many items are in each status,
 // and its label (a button) opens or closes the group.
-import { countsData, countsText, itemsByStep, planText, skipText } from "./branches.js";
+import { countsData, countsText, planText, skipText, visibleRows } from "./branches.js";
 import { clock, s, span, STEP_AT_WORK, STEP_SKIPPED, time, WAIT_KINDS } from "./dom.js";
 
 const LABEL = 170, ROW = 30, BAR = 18, TOP = 28, RIGHT = 16;
@@ -42,27 +42,12 @@ export function waitText(wait) {
 export const waitsOpen = (execution) =>
   !execution.ended_at && (execution.steps || []).some((step) => step.waiting && !step.waiting.completed_at);
 
-// The rows drawn: every step in order, a fan-out's items under it when its group is open.
-function rows(execution, expanded) {
-  const all = [...execution.steps].sort((a, b) => a.position - b.position);
-  const items = itemsByStep(all);
-  const out = [];
-  for (const step of all) {
-    if (step.item) continue;
-    const mine = items.get(step.step_id);
-    const fanout = mine || step.fanout ? { items: mine || [], open: expanded.has(step.step_id) } : null;
-    out.push({ step, fanout });
-    if (fanout && fanout.open) for (const item of fanout.items) out.push({ step: item, fanout: null });
-  }
-  return out;
-}
-
 const clipId = (id, n) => (id.length > n ? `${id.slice(0, n - 1)}…` : id);
 
 // view: { expanded: the fan-outs whose items are shown, toggle(stepId): open or close one }.
 export function timeline(execution, width, now = Date.now(), view = {}) {
   const expanded = view.expanded || new Set();
-  const drawn = rows(execution, expanded);
+  const drawn = visibleRows(execution, expanded);
   const steps = drawn.map((row) => row.step);
   const sizes = new Map();
   for (const step of steps) if (!step.item) sizes.set(step.group, (sizes.get(step.group) || 0) + 1);
