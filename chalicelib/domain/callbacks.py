@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from chalicelib.domain.errors import ErrorKind
 from chalicelib.domain.lifecycle import StepStatus
@@ -116,6 +119,16 @@ def refusal(callback: Callback | None, completion: Completion, *, step_status: S
         return Refusal(ErrorKind.CONFLICT, "this step takes no heartbeat (its definition "
                                            "sets none)")
     return None
+
+
+def decision_input(step_input: Mapping[str, Any], max_bytes: int) -> dict[str, Any] | None:
+    """What an approval's person decides on, as its wait keeps it (and every event of its
+    step carries it): the step's input as its mapping resolved, unless it is over `max_bytes`
+    once encoded (saga.max_result_bytes, a step's result's own bound), when None says to read
+    it from the execution. Bounded, so a mapping that copies the input or results several
+    times never makes an event too large to publish."""
+    size = len(json.dumps(step_input, separators=(",", ":"), ensure_ascii=False).encode())
+    return dict(step_input) if size <= max_bytes else None
 
 
 def completed_by(*, secret: bool, subject: str | None) -> str:

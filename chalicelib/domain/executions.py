@@ -71,20 +71,30 @@ class ExecutionError(BaseModel):
     # A failed compensation: every step whose compensation failed for good (parallel undos
     # of a group may fail side by side).
     failed_steps: list[str] | None = None
+    # Who gave this reason: a caller who completed a waiting callback as failed (a person
+    # rejecting an approval, a partner), as the step's waiting.completed_by says. Their
+    # words are theirs, kept as written (see execution_error); None for every other error.
+    by: str | None = None
 
     @model_serializer(mode="wrap")
     def _without_empty_lists(self, handler: Any) -> Any:
-        # Only a failed compensation lists its steps; other errors keep their four fields.
+        # Only a failed compensation lists its steps, only a caller's failure says who gave
+        # it; other errors keep their four fields.
         data = handler(self)
-        if isinstance(data, dict) and data.get("failed_steps") is None:
-            data.pop("failed_steps", None)
+        if isinstance(data, dict):
+            for optional in ("failed_steps", "by"):
+                if data.get(optional) is None:
+                    data.pop(optional, None)
         return data
 
     @model_validator(mode="before")
     @classmethod
     def _older_shapes(cls, value: Any) -> Any:
         # Rows written before errors had this shape (a machine's raw {"Error", "Cause"}, or
-        # an unsanitized message) are served in it, cleaned.
+        # an unsanitized message) are served in it, cleaned. A caller's reason (`by` set)
+        # is no machine's output: it is served as it was given.
+        if isinstance(value, dict) and value.get("by") and isinstance(value.get("type"), str):
+            return value
         if isinstance(value, dict):
             kind = value.get("type") or value.get("Error")
             message = value.get("message", value.get("Cause"))
@@ -114,11 +124,22 @@ def clean_error(error_type: str | None, message: str | None) -> dict[str, str]:
     return {"type": kind, "message": first}
 
 
+# A caller's reason is kept whole up to this (the /fail body's own limit).
+MAX_CALLER_REASON = 1000
+
+
 def execution_error(step_id: str | None, phase: str | None, error_type: str | None,
-                    message: str | None) -> dict[str, Any]:
+                    message: str | None, *, by: str | None = None) -> dict[str, Any]:
+    """Why an execution did not complete, as stored and served. A machine's or a
+    participant's error is cleaned (clean_error); a reason a caller gave when completing a
+    callback as failed (`by`: who) is kept as written, every line of it: a person's comment
+    such as "no: 50/50 split, see https://wiki/x?id=4" is not a traceback to scrub."""
     # A Phase is stored as its plain value (str() of a StrEnum member).
-    return {"step_id": step_id, "phase": None if phase is None else str(phase),
-            **clean_error(error_type, message)}
+    where = {"step_id": step_id, "phase": None if phase is None else str(phase)}
+    if by is not None:
+        return {**where, "type": str(error_type or "Error")[:100],
+                "message": str(message or "")[:MAX_CALLER_REASON], "by": by}
+    return {**where, **clean_error(error_type, message)}
 
 
 class OutputError(BaseModel):
@@ -175,6 +196,12 @@ class Waiting(BaseModel):
     # waiting.
     completed_by: str | None = None
     completed_at: datetime | None = None
+    # An approval (a callback step with no action): a person completes it through the API.
+    approval: bool = False
+    # What that person decides on: the step's input as its mapping resolved when it began to
+    # wait (the execution's input when it has none); None for other waits, and for an input
+    # too large to keep here (see chalicelib.domain.callbacks.decision_input).
+    input: dict[str, Any] | None = None
 
     def record(self) -> dict[str, Any]:
         """The wait as step records and events carry it: times ISO 8601 in UTC (a time

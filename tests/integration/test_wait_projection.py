@@ -22,6 +22,7 @@ from pymongo.database import Database
 
 from app import app
 from chalicelib.adapters.mongo.client import mongo_client
+from chalicelib.adapters.mongo.open_callbacks import MongoOpenCallbacks, open_rows
 from chalicelib.adapters.mongo.projector import EXECUTIONS, Projector, ensure_indexes
 from chalicelib.adapters.mongo.read_model import MongoExecutionReadModel
 from chalicelib.adapters.mysql.connector import MySQLConnector
@@ -34,6 +35,7 @@ from chalicelib.roots.container import Container
 from chalicelib.roots.parts import part
 from chalicelib.testing import InMemoryDefinitionStore, ScriptedEngine
 from chalicelib.usecases.executions import ExecutionPolicy, ExecutionService
+from chalicelib.usecases.ports import CallbackQuery
 from tests.support.databases import migrated_connector
 from tests.support.records import differences
 from tests.support.waits import WaitWriter
@@ -120,7 +122,7 @@ def test_a_callback_and_a_timer_are_projected_as_the_write_model_holds_them(
     read = views.same(x)
     waiting = {"kind": "callback", "since": _iso(answered), "until": _iso(until),
                "callback_id": "cb_7f3a", "heartbeat_at": None, "completed_by": None,
-               "completed_at": None}
+               "completed_at": None, "approval": False, "input": None}
     doc = views.doc_step(x, CALLBACK)
     assert (doc["status"], doc["waiting"], doc["result"], doc["attempts"]) == (
         StepStatus.WAITING.value, waiting, ticket, [])  # no attempt ended: it waits
@@ -172,6 +174,43 @@ def test_a_callback_and_a_timer_are_projected_as_the_write_model_holds_them(
     replay = views.outbox(x)
     assert [views.projector.apply(event) for event in replay] == [False] * len(replay)
     assert views.db[EXECUTIONS].find_one({"_id": x}, {"projected_at": 0}) == before
+
+
+def test_an_approval_is_projected_with_what_it_decides_on_and_listed_while_open(
+        views: Views) -> None:
+    writer = WaitWriter(views.connector, saga_id=f"approvals-{uuid.uuid4().hex[:8]}")
+    x = writer.create(T0)
+    decides_on = {"refund": {"amount": "25.00", "currency": "EUR"}, "lines": [1, 2],
+                  "note": "50/50 split"}
+    until = T0 + timedelta(hours=48)
+    wait = writer.wait(CALLBACK, T0 + timedelta(seconds=1), until=until,
+                       callback_id=f"cb_{x}", decides_on=decides_on)
+    assert views.project(x) == [event_types.STEP_WAITING]
+    read = views.same(x)  # approval and input included, field by field
+    assert _step(read, CALLBACK).waiting == wait
+    doc = views.doc_step(x, CALLBACK)
+    assert (doc["waiting"]["approval"], doc["waiting"]["input"]) == (True, decides_on)
+    callbacks = MongoOpenCallbacks(views.db)
+    now = T0 + timedelta(minutes=1)
+    query = CallbackQuery(limit=10, now=now, approval=True, saga_id=writer.saga_id)
+    [listed] = callbacks.open_callbacks(query).items
+    assert (listed.callback_id, listed.execution_id, listed.step_id, listed.approval,
+            listed.input, listed.since, listed.until) == (
+        f"cb_{x}", x, CALLBACK, True, decides_on, wait.since, until)
+    assert callbacks.count_open_callbacks(query) == 1
+    # The partial index of running executions can serve its query (a plan the planner
+    # weighs; which one wins on a handful of documents is its own choice).
+    plan = views.db.command("explain", {"aggregate": EXECUTIONS, "cursor": {},
+                                        "pipeline": open_rows(query)}, verbosity="queryPlanner")
+    assert "open_waits" in json.dumps(plan, default=str)
+    # Approved: its wait is kept, with who completed it, and it is no longer open.
+    done = T0 + timedelta(minutes=2)
+    writer.complete(CALLBACK, done, by="caller:alice", result={"approved": True})
+    views.project(x)
+    views.same(x)
+    assert views.doc_step(x, CALLBACK)["waiting"]["input"] == decides_on
+    assert callbacks.open_callbacks(query).items == []
+    assert callbacks.count_open_callbacks(query) == 0
 
 
 def test_a_late_waiting_event_is_refused_by_its_sequence(views: Views) -> None:

@@ -79,12 +79,15 @@ class WaitWriter:
 
     def wait(self, step_id: str, at: datetime, *, until: datetime,
              callback_id: str | None = None, answer: dict[str, Any] | None = None,
-             called: datetime | None = None) -> Waiting:
+             called: datetime | None = None,
+             decides_on: dict[str, Any] | None = None) -> Waiting:
         """The step starts waiting: for a callback (its call, made at `called`, answered
-        `answer`) or, without a callback id, a timer."""
+        `answer`), for an approval (a callback whose person `decides_on` its input) or,
+        without a callback id, a timer."""
         self.called[step_id] = called or at
         wait = Waiting(kind=WaitKind.CALLBACK if callback_id else WaitKind.TIMER, since=at,
-                       until=until, callback_id=callback_id)
+                       until=until, callback_id=callback_id, approval=decides_on is not None,
+                       input=decides_on)
         with self.connector.transaction() as cur:
             record = self._set(cur, step_id, wait, status=StepStatus.WAITING,
                                started=self.called[step_id], result=answer)

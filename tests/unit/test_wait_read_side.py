@@ -31,7 +31,7 @@ WAIT = Waiting(kind=WaitKind.CALLBACK, since=T, until=T + timedelta(minutes=5),
 RECORD = {"kind": "callback", "since": "2026-12-07T12:00:00.250000+00:00",
           "until": "2026-12-07T12:05:00.250000+00:00", "callback_id": "cb_1",
           "heartbeat_at": "2026-12-07T12:00:30.250000+00:00", "completed_by": None,
-          "completed_at": None}
+          "completed_at": None, "approval": False, "input": None}
 
 
 def test_the_projector_applies_and_so_pushes_every_wait_event() -> None:

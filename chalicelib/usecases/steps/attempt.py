@@ -80,6 +80,7 @@ from chalicelib.usecases.steps.revisions import StepDefinitions
 from chalicelib.usecases.steps.waits import (
     CallbackLinks,
     OpenedCallback,
+    approval_waiting,
     open_callback,
     start_waiting,
 )
@@ -269,14 +270,18 @@ class AttemptRunner:
             request.execution_id, request.step_id, phase=Phase.ACTION, deadline=deadline,
             expect_by=expected.attempt_bound(deadline, self.task_timeout_margin_s))
         opened = open_callback(tx, request, step, attempt, now, self.callback_links)
-        if target is None:  # an approval: someone completes it through the API
-            start_waiting(tx, execution, step, attempt, opened.waiting, started=started,
-                          now=now, margin_s=self.task_timeout_margin_s)
-            return Done({"status": StepStatus.WAITING.value, "callback_id": opened.callback.id})
         admitted = replace(verdict, attempt=attempt)
+        # What the participant is sent, or what an approval's person decides on: the step's
+        # input as its mapping resolves (an absent value fails the step for good either way).
         context = build_context(tx, request, step, execution, admitted, deadline,
                                 cursor=NO_TRANSACTION, eager_results=True,
                                 defaults=self.input_defaults)
+        if target is None:  # an approval: someone completes it through the API
+            waiting = approval_waiting(opened.waiting, context.saga_input,
+                                       self.max_result_bytes)
+            start_waiting(tx, execution, step, attempt, waiting, started=started,
+                          now=now, margin_s=self.task_timeout_margin_s)
+            return Done({"status": StepStatus.WAITING.value, "callback_id": opened.callback.id})
         return _Call(admitted, step, target, replace(context, callback=opened.info), opened)
 
     def _callback_ended(self, request: StepRequest, opened: OpenedCallback) -> Exception | None:

@@ -181,8 +181,9 @@ class CallbackService:
         record = tx.record_outcome(callback.execution_id, callback.step_id, status=move.target,
                                    phase=Phase.ACTION, at=now, started=callback.created_at,
                                    error=error, claimed=True)
+        # The caller's reason as they gave it (a rejected approval's comment), and who.
         why = execution_error(callback.step_id, Phase.ACTION, error["type"],
-                              error.get("message"))
+                              error.get("message"), by=by)
         tx.set_execution_error(callback.execution_id, why)
         tried = events.StepAttempt(saga_id=execution.saga_id, step_id=callback.step_id,
                                    attempt=callback.attempt, phase=Phase.ACTION,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +16,7 @@ from chalicelib.domain import events
 from chalicelib.domain import expected_by as expected
 from chalicelib.domain.callbacks import (
     Callback,
+    decision_input,
     new_callback_id,
     new_secret,
     secret_sha256,
@@ -86,6 +87,13 @@ def open_callback(tx: LedgerTransaction, request: StepRequest, step: Step, attem
             "heartbeat_url": urls["heartbeat"], "expires_at": expires,
             "heartbeat_seconds": heartbeat_s}
     return OpenedCallback(callback, waiting, info)
+
+
+def approval_waiting(waiting: dict[str, Any], step_input: Mapping[str, Any],
+                     max_bytes: int) -> dict[str, Any]:
+    """An approval's wait (a callback step with no action): marked as one, with what the
+    person decides on, the step's input as its mapping resolved (bounded by `max_bytes`)."""
+    return {**waiting, "approval": True, "input": decision_input(step_input, max_bytes)}
 
 
 def start_waiting(tx: LedgerTransaction, execution: LockedExecution, step: Step, attempt: int,
