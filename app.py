@@ -302,6 +302,24 @@ def resolve_execution(execution_id: str) -> dict[str, Any]:
         execution_id, body_as(app.current_request, ResolveRequest), actor(app.current_request)))
 
 
+# -- open callbacks: the waiting callback steps (approvals among them), oldest first ----------
+
+@route(f"{API}/callbacks", "GET", Role.READER,
+       params=("approval", "saga_id", "limit", "cursor"))
+def list_callbacks() -> dict[str, Any]:
+    listed = container().callback_listing.list(
+        approval=_query("approval"), saga_id=_query("saga_id"), limit=_query("limit"),
+        cursor=listing_cursor("callbacks", _query("cursor")))
+    return {**listed.model_dump(mode="json"),
+            "next_cursor": next_cursor("callbacks", listed.next_cursor)}
+
+
+@route(f"{API}/callbacks/count", "GET", Role.READER, params=("approval", "saga_id"))
+def count_callbacks() -> dict[str, Any]:
+    return container().callback_listing.count(
+        approval=_query("approval"), saga_id=_query("saga_id")).model_dump(mode="json")
+
+
 # -- completing waiting steps: a partner (the secret in its callback's links) or an approver --
 
 def callback_route(action: str) -> Callable[[Callable[..., Any]], Any]:

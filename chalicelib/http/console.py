@@ -41,6 +41,9 @@ ACTIONS = {
     "retry_forward": (f"{API}/executions/{{execution_id}}/retry-forward", "POST"),
     "resolve": (f"{API}/executions/{{execution_id}}/resolve", "POST"),
     "manage_definitions": (f"{API}/sagas", "POST"),
+    # An approval: approved (succeed) or rejected with a comment (fail).
+    "approve": (f"{API}/callbacks/{{callback_id}}/succeed", "POST"),
+    "reject": (f"{API}/callbacks/{{callback_id}}/fail", "POST"),
 }
 
 
@@ -71,9 +74,10 @@ def lifecycle_data() -> dict[str, Any]:
     step status (in order: a fan-out's items are counted by status in it), those with an
     attempt at work, the one of a step that waits and the one of a step whose condition was
     false (the timeline's open, waiting and skipped marks), and the kinds of wait (what a
-    waiting bar says)."""
+    waiting bar says); and the events after which the open approvals may differ (a wait
+    began or was completed, an execution's status moved: the header's count is read again)."""
     # Imported when the page is first served (once per process), not with the app.
-    from chalicelib.domain import lifecycle
+    from chalicelib.domain import event_types, lifecycle
 
     # A step with an attempt at work: the timeline draws it an open bar up to now.
     at_work = (lifecycle.StepStatus.RUNNING, lifecycle.StepStatus.COMPENSATING)
@@ -85,7 +89,10 @@ def lifecycle_data() -> dict[str, Any]:
                       "at_work": [status.value for status in at_work],
                       "waiting": lifecycle.StepStatus.WAITING.value,
                       "skipped": lifecycle.StepStatus.SKIPPED.value},
-            "wait_kinds": {kind.name.lower(): kind.value for kind in lifecycle.WaitKind}}
+            "wait_kinds": {kind.name.lower(): kind.value for kind in lifecycle.WaitKind},
+            "approval_events": sorted({event_types.STEP_WAITING,
+                                       event_types.STEP_CALLBACK_RECEIVED,
+                                       *lifecycle.STATUS_OF_EVENT})}
 
 
 def _ordered(order: type[ExecutionStatus], statuses: frozenset[ExecutionStatus]) -> list[str]:

@@ -18,6 +18,7 @@ from chalicelib.domain.lifecycle import ExecutionStatus, Phase, StepKind, StepSt
 from chalicelib.domain.storable import MAX_REQUEST_DEPTH
 from chalicelib.domain.validation import MAX_ORDER, NOT_FOR_RETRIABLE, SAFE_ID
 from chalicelib.domain.workflow import DEFAULT_WORKFLOW, Workflow
+from chalicelib.http.console import ACTIONS as CONSOLE_ACTIONS
 
 # The committed document: what clients were promised.
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
@@ -243,7 +244,14 @@ def _execution_step_schema() -> dict[str, Any]:
                     "callback_id": {"type": "string", "nullable": True},
                     "heartbeat_at": nullable_time,
                     "completed_by": {"type": "string", "nullable": True},
-                    "completed_at": nullable_time}},
+                    "completed_at": nullable_time,
+                    "approval": {"type": "boolean", "description": (
+                        "an approval: a callback step with no action, completed by a "
+                        "person (role approver or above)")},
+                    "input": {"type": "object", "nullable": True, "description": (
+                        "an approval's: what the person decides on, the step's input as its "
+                        "mapping resolved when it began to wait (null for other waits, or "
+                        "when over saga.max_result_bytes: see the execution's input)")}}},
             "condition": {
                 "type": "object", "nullable": True,
                 "description": "a SKIPPED step's when as it was evaluated: null otherwise",
@@ -343,6 +351,47 @@ _LIMIT = {"name": "limit", "in": "query",
           "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
 # No token needed: the health check, and the console, which asks for one itself.
 _PUBLIC: dict[str, Any] = {"security": []}
+
+
+_APPROVAL = {"name": "approval", "in": "query",
+             "schema": {"type": "string", "enum": ["true", "false"]},
+             "description": "true: approvals only; false: the other callbacks; absent: both"}
+_SAGA_ID = {"name": "saga_id", "in": "query", "schema": {"type": "string"}}
+
+
+def _open_callback_schemas() -> dict[str, Any]:
+    """GET /callbacks' item and page, and GET /callbacks/count's answer
+    (chalicelib.domain.open_callbacks' models)."""
+    time = {"type": "string", "format": "date-time"}
+    item = {
+        "type": "object",
+        "required": ["callback_id", "execution_id", "saga_id", "version", "revision",
+                     "step_id", "step_name", "step_description", "since", "until",
+                     "approval", "input"],
+        "properties": {
+            "callback_id": {"type": "string"}, "execution_id": {"type": "string"},
+            "saga_id": {"type": "string"}, "version": {"type": "string"},
+            "revision": {"type": "integer"}, "step_id": {"type": "string"},
+            "step_name": {"type": "string", "nullable": True},
+            "step_description": {"type": "string", "nullable": True},
+            "since": {**time, "description": "when the wait began"},
+            "until": {**time, "description": "the wait's deadline: a completion after it "
+                                             "is refused"},
+            "approval": {"type": "boolean", "description": "no action: a person (role "
+                                                           "approver or above) completes it"},
+            "input": {"type": "object", "nullable": True, "description": (
+                "an approval's: what the person decides on (null for other callbacks, or "
+                "when too large to keep with the wait)")}}}
+    return {"OpenCallback": item,
+            "OpenCallbackPage": {
+                "type": "object", "required": ["items", "next_cursor", "count", "total"],
+                "properties": {"items": {"type": "array", "items": _ref("OpenCallback")},
+                               "next_cursor": {"type": "string", "nullable": True},
+                               "count": {"type": "integer", "description": "on this page"},
+                               "total": {"type": "integer", "description": (
+                                   "every open callback the filters match")}}},
+            "OpenCallbackCount": {"type": "object", "required": ["total"],
+                                  "properties": {"total": {"type": "integer"}}}}
 
 
 _SECRET = {"name": "secret", "in": "query", "schema": {"type": "string"},
@@ -535,6 +584,27 @@ def _operations() -> dict[str, dict[str, Any]]:
                             "reason": {"type": "string", "maxLength": 1000}}}),
         "heartbeat_callback": _callback_operation(
             "heartbeatCallback", "Keep a waiting callback step with a heartbeat alive", None),
+        "list_callbacks": {
+            "operationId": "listCallbacks",
+            "summary": "The open callbacks, oldest first: waiting callback steps of RUNNING "
+                       "executions that may still be completed (approvals among them), each "
+                       "with its step's name and description, its deadline and, for an "
+                       "approval, what the person decides on; total counts every one the "
+                       "filters match",
+            "parameters": [_APPROVAL, _SAGA_ID, _LIMIT, _CURSOR],
+            "responses": {"200": _json_response("a page", _ref("OpenCallbackPage")),
+                          **_errors(400),
+                          "503": _json_response("the read model cannot be reached",
+                                                _ref("Error"))}},
+        "count_callbacks": {
+            "operationId": "countCallbacks",
+            "summary": "How many open callbacks the filters match (the console's count of "
+                       "open approvals: ?approval=true)",
+            "parameters": [_APPROVAL, _SAGA_ID],
+            "responses": {"200": _json_response("the count", _ref("OpenCallbackCount")),
+                          **_errors(400),
+                          "503": _json_response("the read model cannot be reached",
+                                                _ref("Error"))}},
         "resolve_execution": {
             "operationId": "resolveExecution",
             "summary": "Mark a failed or parked execution resolved, with a reason: a decision "
@@ -625,6 +695,7 @@ def build_document(saga: SagaSettings,
     document = _document(saga, routes)
     schemas = document["components"]["schemas"]
     schemas.update(_listing_schemas(schemas["Execution"]))
+    schemas.update(_open_callback_schemas())
     return document
 
 
@@ -691,10 +762,7 @@ def _document(saga: SagaSettings,
                                                  "admin"]},
                                "auth_enabled": {"type": "boolean"},
                                "actions": {"type": "array", "items": {
-                                   "type": "string",
-                                   "enum": ["compensate", "execute", "manage_definitions",
-                                            "resolve", "retry_compensation",
-                                            "retry_forward"]}},
+                                   "type": "string", "enum": sorted(CONSOLE_ACTIONS)}},
                                "websocket_url": {"type": "string"}}},
                 "ExecuteRequest": {
                     "type": "object", "additionalProperties": False,
@@ -756,7 +824,12 @@ def _document(saga: SagaSettings,
                                 "type": {"type": "string"},
                                 "message": {"type": "string",
                                             "description": "first line only: no traceback, "
-                                                           "no file paths"}}},
+                                                           "no file paths; a caller's reason "
+                                                           "(by set) as it was given"},
+                                "by": {"type": "string", "description": (
+                                    "present when a caller gave the reason, completing a "
+                                    "callback as failed (a rejected approval): who, as the "
+                                    "step's waiting.completed_by says")}}},
                         "steps": {"type": "array", "items": _ref("ExecutionStep")}}},
                 "ExecutionStep": _execution_step_schema(),
                 "SagaStats": _saga_stats_schema(),

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from chalicelib.usecases.cleanup import Cleanup
     from chalicelib.usecases.definitions import DefinitionService
     from chalicelib.usecases.executions import ExecutionService
+    from chalicelib.usecases.open_callbacks import CallbackListing
     from chalicelib.usecases.reconciler import Reconciler
     from chalicelib.usecases.steps.callbacks import CallbackService
 
@@ -182,6 +183,18 @@ class Container(Parts):
                                  retriable_max_attempts=saga.retriable_max_attempts)
         return CallbackService(ledger, self.engine, outcomes, steps,
                                task_timeout_margin_s=saga.task_timeout_margin_s)
+
+    @part
+    def callback_listing(self) -> CallbackListing:
+        """The open callbacks (approvals among them), from the read model."""
+        from chalicelib.adapters.mongo.client import read_model
+        from chalicelib.adapters.mongo.open_callbacks import MongoOpenCallbacks
+        from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
+        from chalicelib.usecases.open_callbacks import CallbackListing
+
+        return CallbackListing(
+            MongoOpenCallbacks(read_model(self.mongo, self.settings.database.mongodb)),
+            MySQLDefinitionStore(self.connector))
 
     @part
     def reconciler(self) -> Reconciler:

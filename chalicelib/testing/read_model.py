@@ -8,12 +8,27 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.adapters.cursors import decode_cursor, encode_cursor
 from chalicelib.domain import read_views
 from chalicelib.domain.executions import Execution
+from chalicelib.domain.open_callbacks import (
+    OpenCallback,
+    after_cursor,
+    cursor_text,
+    document_of,
+    open_waits,
+    sort_key,
+)
 from chalicelib.domain.projection import SummaryChange, by_execution, project
 from chalicelib.domain.read_views import to_execution
 from chalicelib.testing.executions import newest_first
-from chalicelib.usecases.ports import ExecutionPage, ExecutionQuery, ReadModelUnavailable
+from chalicelib.usecases.ports import (
+    CallbackPage,
+    CallbackQuery,
+    ExecutionPage,
+    ExecutionQuery,
+    ReadModelUnavailable,
+)
 
 
 class RefusedDocument(ValueError):
@@ -125,3 +140,31 @@ class InMemoryReadModel:
     def totals(self) -> dict[str, Any]:
         self._check()
         return read_views.totals(self.summaries.values())
+
+    # -- open callbacks (OpenCallbackReads) ------------------------------------------------------
+
+    def _open(self, query: CallbackQuery) -> list[tuple[dict[str, Any], Mapping[str, Any]]]:
+        """(document, step) of every open callback the query's filters match, in order."""
+        found = []
+        for execution in self._docs.values():
+            if query.saga_id is not None and execution.saga_id != query.saga_id:
+                continue
+            document = document_of(execution)
+            found += [(document, step) for step in open_waits(document, now=query.now,
+                                                               approval=query.approval)]
+        return sorted(found, key=lambda pair: sort_key(pair[1]))
+
+    def open_callbacks(self, query: CallbackQuery) -> CallbackPage:
+        self._check()
+        found = self._open(query)
+        if query.cursor:
+            after = after_cursor(decode_cursor(query.cursor))
+            found = [pair for pair in found if sort_key(pair[1]) > after]
+        page = found[:query.limit]
+        more = len(found) > query.limit and page
+        return CallbackPage([OpenCallback.of(document, step) for document, step in page],
+                            encode_cursor(cursor_text(page[-1][1])) if more else None)
+
+    def count_open_callbacks(self, query: CallbackQuery) -> int:
+        self._check()
+        return len(self._open(query))

@@ -16,6 +16,7 @@ from chalicelib.domain.lifecycle import RunStatus
 if TYPE_CHECKING:
     from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
     from chalicelib.domain.models import SagaDefinition, StoredSaga
+    from chalicelib.domain.open_callbacks import OpenCallback
     from chalicelib.domain.workflow import WorkflowChoice
 
 
@@ -276,6 +277,39 @@ class ExecutionReadModel(Protocol):
     def summary(self, saga_id: str) -> dict[str, Any]: ...
 
     def totals(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class CallbackQuery:
+    """Which open callbacks a listing returns (chalicelib.domain.open_callbacks): those open
+    at `now` (UTC-aware), oldest first, at most `limit` after `cursor`; only approvals (True),
+    only the others (False) or both (None); of one saga or any."""
+
+    limit: int
+    now: datetime
+    approval: bool | None = None
+    saga_id: str | None = None
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class CallbackPage:
+    """Open callbacks as the read model holds them (their steps' names are the definitions'),
+    and the cursor after the last one if more follow."""
+
+    items: list[OpenCallback]
+    next_cursor: str | None
+
+
+class OpenCallbackReads(Protocol):
+    """The read model's open callbacks. Every method raises ReadModelUnavailable when the
+    store cannot be reached, and ValueError for a cursor it did not hand out."""
+
+    def open_callbacks(self, query: CallbackQuery) -> CallbackPage: ...
+
+    def count_open_callbacks(self, query: CallbackQuery) -> int:
+        """How many match the query's filters and `now`, whatever its limit and cursor."""
+        ...
 
 
 class ReadModelProjector(Protocol):

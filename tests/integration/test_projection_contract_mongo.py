@@ -9,6 +9,7 @@ import pytest
 from pymongo import MongoClient
 
 from chalicelib.adapters.mongo.client import mongo_client
+from chalicelib.adapters.mongo.open_callbacks import MongoOpenCallbacks
 from chalicelib.adapters.mongo.projector import Projector, ensure_indexes
 from chalicelib.adapters.mongo.read_model import MongoExecutionReadModel
 from chalicelib.config import Settings
@@ -30,6 +31,7 @@ class TestMongoReadModel(ProjectionContract):
         db = client[f"projection_{unique}"]
         ensure_indexes(db)
         try:
-            yield ReadSide(Projector(client, db), MongoExecutionReadModel(db))
+            yield ReadSide(Projector(client, db), MongoExecutionReadModel(db),
+                           MongoOpenCallbacks(db))
         finally:
             client.drop_database(db.name)

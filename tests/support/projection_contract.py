@@ -13,7 +13,7 @@ import random
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,17 +22,25 @@ from chalicelib.adapters.kafka.consumer import apply_all
 from chalicelib.domain import event_types, events
 from chalicelib.domain.lifecycle import STATUS_OF_EVENT
 from chalicelib.domain.read_documents import APPLIED
-from chalicelib.usecases.ports import ExecutionReadModel, ReadModelProjector
+from chalicelib.usecases.ports import (
+    CallbackQuery,
+    ExecutionReadModel,
+    OpenCallbackReads,
+    ReadModelProjector,
+)
+from tests.support.callback_streams import Waits, moment_after, written_waits
 from tests.support.projection_streams import ENDINGS, Written, written
 from tests.support.records import differences
 
 
 @dataclass
 class ReadSide:
-    """One implementation: the projector, and the reads over what it keeps."""
+    """One implementation: the projector, and the reads over what it keeps (its executions,
+    and its open callbacks)."""
 
     projector: ReadModelProjector
     reads: ExecutionReadModel
+    callbacks: OpenCallbackReads
 
 
 class Sink:
@@ -161,3 +169,85 @@ class ProjectionContract:
         counted = Counter(run.write_view(i).status.value for i in run.ids)
         totals: Mapping[str, Any] = read_side.reads.totals()
         assert (totals["executions"], totals["by_status"]) == (len(run.ids), dict(counted))
+
+    # -- open callbacks ----------------------------------------------------------------------
+
+    def _listed(self, side: ReadSide, query: CallbackQuery) -> list[Any]:
+        """Every page of the listing, followed by its cursors."""
+        items, pages = [], 0
+        while True:
+            page = side.callbacks.open_callbacks(query)
+            items += page.items
+            pages += 1
+            assert pages < 20
+            if page.next_cursor is None:
+                return items
+            query = CallbackQuery(**{**query.__dict__, "cursor": page.next_cursor})
+
+    def _waits(self, side: ReadSide) -> Waits:
+        waits = written_waits()
+        side.projector.apply_batch(waits.outbox)
+        return waits
+
+    def test_open_callbacks_are_the_waiting_ones_of_running_executions_oldest_first(
+            self, read_side: ReadSide) -> None:
+        waits = self._waits(read_side)
+        now = moment_after(waits)
+        listed = read_side.callbacks.open_callbacks(CallbackQuery(limit=50, now=now)).items
+        expected = sorted([*waits.open_approvals, *waits.open_partner, *waits.quick],
+                          key=lambda x: waits.view(x).started_at)
+        assert [item.execution_id for item in listed] == expected
+        for item in listed:
+            view = waits.view(item.execution_id)
+            step_id = "confirm" if item.execution_id in waits.open_partner else "approve"
+            wait = waits.wait_of(item.execution_id, step_id)
+            assert item.model_dump() == {
+                "callback_id": wait.callback_id, "execution_id": view.id,
+                "saga_id": view.saga_id, "version": "1.2.0", "revision": view.revision,
+                "step_id": step_id, "step_name": None, "step_description": None,
+                "since": wait.since, "until": wait.until, "approval": wait.approval,
+                "input": wait.input}
+            assert item.approval is (step_id == "approve")
+        amounts = {item.execution_id: item.input for item in listed if item.approval}
+        assert amounts[waits.open_approvals[0]] == {"amount": "0.00",
+                                                    "reserved": "act.reserve"}
+        assert read_side.callbacks.count_open_callbacks(CallbackQuery(limit=1, now=now)) == \
+            len(expected)
+
+    def test_open_callbacks_filter_by_approval_and_saga_and_leave_out_ended_waits(
+            self, read_side: ReadSide) -> None:
+        waits = self._waits(read_side)
+        now = moment_after(waits)
+
+        def ids(**filters: Any) -> list[str]:
+            query = CallbackQuery(limit=50, now=filters.pop("now", now), **filters)
+            found = [item.execution_id for item in
+                     read_side.callbacks.open_callbacks(query).items]
+            assert read_side.callbacks.count_open_callbacks(query) == len(found)
+            return found
+
+        approvals = set(waits.open_approvals) | set(waits.quick)
+        assert set(ids(approval=True)) == approvals
+        assert ids(approval=False) == waits.open_partner
+        assert ids(saga_id=waits.sagas["partner"].id) == waits.open_partner
+        assert ids(saga_id=waits.sagas["approvals"].id, approval=False) == []
+        assert ids(saga_id="no-such-saga") == []
+        # Past the short wait's end: a completion would be refused, so it is not open.
+        later = now + timedelta(minutes=2)
+        assert set(ids(approval=True, now=later)) == set(waits.open_approvals)
+        assert not set(ids(now=later)) & set(waits.closed)
+
+    def test_open_callbacks_page_by_cursor_as_one_listing(self, read_side: ReadSide) -> None:
+        waits = self._waits(read_side)
+        now = moment_after(waits)
+        whole = read_side.callbacks.open_callbacks(CallbackQuery(limit=50, now=now)).items
+        for limit in (1, 2, 3):
+            paged = self._listed(read_side, CallbackQuery(limit=limit, now=now))
+            assert [item.callback_id for item in paged] == \
+                [item.callback_id for item in whole]
+        first = read_side.callbacks.open_callbacks(CallbackQuery(limit=len(whole), now=now))
+        assert first.next_cursor is None  # exactly one page: no cursor to an empty one
+        for forged in ("not-a-cursor", "eyJhZnRlciI6ICJ4In0="):  # {"after": "x"}
+            with pytest.raises(ValueError):
+                read_side.callbacks.open_callbacks(CallbackQuery(limit=2, now=now,
+                                                                 cursor=forged))

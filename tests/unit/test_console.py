@@ -55,10 +55,11 @@ def test_names_outside_the_folder_or_pattern_are_404(client: Client, name: str) 
 @pytest.mark.parametrize(("role", "actions"), [
     (Role.NONE, []),
     (Role.READER, []),
-    (Role.OPERATOR, ["compensate", "execute", "resolve", "retry_compensation",
-                     "retry_forward"]),
-    (Role.ADMIN, ["compensate", "execute", "manage_definitions", "resolve",
-                  "retry_compensation", "retry_forward"]),
+    (Role.APPROVER, ["approve", "reject"]),
+    (Role.OPERATOR, ["approve", "compensate", "execute", "reject", "resolve",
+                     "retry_compensation", "retry_forward"]),
+    (Role.ADMIN, ["approve", "compensate", "execute", "manage_definitions", "reject",
+                  "resolve", "retry_compensation", "retry_forward"]),
 ])
 def test_the_caller_view_follows_the_route_roles(role: Role, actions: list[str]) -> None:
     view = caller_view(Principal("ops@example", role), auth_enabled=True,
@@ -94,6 +95,14 @@ def test_the_page_carries_the_lifecycle_the_console_reads(client: Client) -> Non
     assert served["steps"]["skipped"] == lifecycle.StepStatus.SKIPPED.value
     assert served["steps"]["skipped"] not in served["steps"]["at_work"]
     assert served["wait_kinds"] == {kind.value: kind.value for kind in lifecycle.WaitKind}
+    # After these the open approvals may differ: the header's count is read again.
+    from chalicelib.domain import event_types
+
+    assert set(served["approval_events"]) == {event_types.STEP_WAITING,
+                                              event_types.STEP_CALLBACK_RECEIVED,
+                                              *lifecycle.STATUS_OF_EVENT}
+    assert {event_types.SAGA_COMPLETED, event_types.COMPENSATION_STARTED} <= set(
+        served["approval_events"])
 
 
 def test_the_modules_that_apply_the_lifecycle_spell_no_status() -> None:

@@ -16,4 +16,4 @@ class TestInMemoryReadModel(ProjectionContract):
     @pytest.fixture
     def read_side(self) -> ReadSide:
         fake = InMemoryReadModel()
-        return ReadSide(fake, fake)
+        return ReadSide(fake, fake, fake)

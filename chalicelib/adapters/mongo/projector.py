@@ -24,6 +24,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, MongoClient, R
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
+from chalicelib.domain.lifecycle import ExecutionStatus
 from chalicelib.domain.projection import Placed, Projection, by_execution, project
 
 EXECUTIONS = "executions"
@@ -36,7 +37,11 @@ def ensure_indexes(db: Database) -> None:
     db[EXECUTIONS].create_indexes([
         IndexModel([("saga_id", ASCENDING), ("started_at", DESCENDING), ("_id", DESCENDING)]),
         IndexModel([("status", ASCENDING), ("started_at", DESCENDING), ("_id", DESCENDING)]),
-        IndexModel([("started_at", DESCENDING), ("_id", DESCENDING)])])
+        IndexModel([("started_at", DESCENDING), ("_id", DESCENDING)]),
+        # GET /callbacks: running executions only (few, next to those that ended), by their
+        # steps' statuses (one WAITING: a wait), then saga.
+        IndexModel([("steps.status", ASCENDING), ("saga_id", ASCENDING)], name="open_waits",
+                   partialFilterExpression={"status": ExecutionStatus.RUNNING.value})])
 
 
 class Overtaken(RuntimeError):

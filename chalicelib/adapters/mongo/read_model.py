@@ -22,7 +22,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _unavailable_on_failure(method: Callable[P, R]) -> Callable[P, R]:
+def unavailable_on_failure(method: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
@@ -37,12 +37,12 @@ class MongoExecutionReadModel:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    @_unavailable_on_failure
+    @unavailable_on_failure
     def get(self, execution_id: str) -> Execution | None:
         doc = self._db[EXECUTIONS].find_one({"_id": execution_id})
         return to_execution(doc) if doc else None
 
-    @_unavailable_on_failure
+    @unavailable_on_failure
     def list(self, request: ExecutionQuery) -> ExecutionPage:
         limit = request.limit
         query: dict[str, Any] = {}
@@ -75,17 +75,17 @@ class MongoExecutionReadModel:
             next_cursor = encode_cursor(f"{utc(last['started_at']).isoformat()}|{last['_id']}")
         return ExecutionPage(items, next_cursor)
 
-    @_unavailable_on_failure
+    @unavailable_on_failure
     def latest(self, saga_id: str) -> Execution | None:
         doc = self._db[EXECUTIONS].find_one({"saga_id": saga_id},
                                            sort=[("started_at", DESCENDING), ("_id", DESCENDING)])
         return to_execution(doc) if doc else None
 
-    @_unavailable_on_failure
+    @unavailable_on_failure
     def summary(self, saga_id: str) -> dict[str, Any]:
         return read_views.summary(self._db[SUMMARIES].find_one({"_id": saga_id}) or {})
 
-    @_unavailable_on_failure
+    @unavailable_on_failure
     def totals(self) -> dict[str, Any]:
         return read_views.totals(self._db[SUMMARIES].find({}, {"by_status": 1, "executions": 1}))
 
