@@ -1,4 +1,4 @@
-"""`saga sagas|run|executions|stats`: driving the service from a terminal.
+"""`saga sagas|run|executions|callbacks|stats`: driving the service from a terminal.
 
 Exit codes (infra.exit_codes.Exit, shared with every `saga` command): 0 done (for `run`: the
 saga COMPLETED), 1 the saga did not complete, 2 the request was refused (4xx) or the command
@@ -17,56 +17,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from chalicelib.domain import event_types
 from chalicelib.domain.fanout import split_run_id
 from chalicelib.domain.lifecycle import STATUS_OF_EVENT, ExecutionStatus, StepStatus, WaitKind
 from infra.api_client import ApiClient, ApiError
+from infra.cli_callbacks import add_arguments as add_callback_arguments
+from infra.cli_callbacks import callbacks
+from infra.cli_io import emit as _emit
+from infra.cli_io import load as _load
 from infra.exit_codes import Exit
 from infra.text_table import format_table
 
 # The events that end an execution, and the status they bring.
 FINAL = {kind: status for kind, status in STATUS_OF_EVENT.items() if status.is_final}
-
-
-def _emit(args: argparse.Namespace, body: Any, human: str) -> None:
-    print(json.dumps(body, indent=2) if args.json else human)
-
-
-def _load(path: str) -> Any:
-    """A JSON or YAML file (by its suffix; - for stdin) as JSON data; a misuse error (exit 2)
-    naming the file and what is wrong with it."""
-    name = "stdin" if path == "-" else path
-    as_yaml = path.endswith((".yaml", ".yml"))
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ApiError(-2, f"cannot read {name}: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise ApiError(-2, f"{name} is not UTF-8 text") from None
-    try:
-        data = yaml.safe_load(text) if as_yaml else json.loads(text)
-    except yaml.YAMLError as error:
-        raise ApiError(-2, f"{name} is not valid YAML: {_yaml_problem(error)}") from None
-    except json.JSONDecodeError as error:
-        raise ApiError(-2, f"{name} is not valid JSON: {error.msg} (line {error.lineno}, "
-                           f"column {error.colno})") from None
-    try:  # YAML has more types than JSON (dates, sets) and may hold .nan
-        json.dumps(data, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise ApiError(-2, f"{name} holds a value JSON cannot carry ({error}); quote dates "
-                           "and times") from None
-    return data
-
-
-def _yaml_problem(error: yaml.YAMLError) -> str:
-    """What PyYAML found, and where (1-based), on one line."""
-    if isinstance(error, yaml.MarkedYAMLError):
-        mark = error.problem_mark or error.context_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        return f"{error.problem or error.context or 'malformed'}{where}"
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 # -- sagas ----------------------------------------------------------------------
@@ -605,6 +568,12 @@ def add_commands(commands: Any) -> None:
     parser.add_argument("--timeout", type=float, default=300.0)
     common(parser)
     parser.set_defaults(handler=_with_api(executions))
+
+    parser = commands.add_parser("callbacks", help="list the open callbacks (--approvals: "
+                                 "approvals only), succeed or fail one")
+    add_callback_arguments(parser)
+    common(parser)
+    parser.set_defaults(handler=_with_api(callbacks))
 
     parser = commands.add_parser(
         "verify", help="run a saga once per failure point (fault injection) and check that "
