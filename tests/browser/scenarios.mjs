@@ -156,6 +156,106 @@ const scenarios = {
       live: await page.locator("#live").getAttribute("data-state") };
   },
 
+  // Approvals decided by a person in the console: two executions wait on an approval; the
+  // approvals view lists both with what they decide on and the header counts them; the second
+  // one's own page offers the same buttons; the first is approved from the view with a comment
+  // and its page follows it to COMPLETED (its next step held until args.release); the second
+  // is rejected from the view (a comment is required) and its page follows it to
+  // COMPENSATED, the comment as its reason and the step before it undone. The header's count
+  // follows each decision live.
+  async approvals({ page }) {
+    const t0 = Date.now();
+    const marks = {};
+    await page.goto(`${args.base}/console#/approvals`);
+    await page.locator('#live[data-state="on"]').waitFor();
+    await page.evaluate(() => { window.loadedOnce = true; });
+    const rowOf = (id) => page.locator(`tr[data-execution="${id}"]`);
+    await rowOf(args.approve).waitFor();
+    await rowOf(args.reject).waitFor();
+    const badge = page.locator("#approvals-count");
+    const count = async () => Number(await badge.getAttribute("data-count"));
+    const countIs = (n) => page.waitForFunction((wanted) =>
+      document.getElementById("approvals-count").dataset.count === String(wanted), n);
+    await page.waitForFunction(() => document.getElementById("approvals-count").dataset.count !== "");
+    const before = { count: await count(), link: (await page.locator("#approvals-link").innerText()).trim(),
+      rows: await page.locator("tr[data-callback]").count() };
+    const decisions = (where) => where.locator("button[data-decision]").evaluateAll((buttons) =>
+      buttons.map((b) => ({ decision: b.dataset.decision, disabled: b.disabled })));
+    const listed = {};
+    for (const id of [args.approve, args.reject]) {
+      listed[id] = { step: (await rowOf(id).locator("td").nth(2).innerText()).trim(),
+        input: JSON.parse(await rowOf(id).locator(".decides-on pre").textContent()),
+        buttons: await decisions(rowOf(id)) };
+    }
+    marks.listed = Date.now() - t0;
+    await page.screenshot({ path: `${SHOTS}/approvals.png`, fullPage: true });
+
+    // The second one's own page offers the same decision on its waiting step.
+    await page.evaluate((id) => { location.hash = `#/executions/${id}`; }, args.reject);
+    const panel = page.locator(`[data-testid="approval"][data-step="${args.step}"]`);
+    await panel.waitFor();
+    const onPage = { buttons: await decisions(panel), input: JSON.parse(await panel.locator("pre").textContent()) };
+    await page.screenshot({ path: `${SHOTS}/approval-on-page.png`, fullPage: true });
+
+    // Approved from the view, with a comment.
+    const dialog = page.locator("dialog#confirm");
+    await page.evaluate(() => { location.hash = "#/approvals"; });
+    await rowOf(args.approve).locator('button[data-decision="approve"]').click();
+    await dialog.waitFor();
+    const asked = { title: await dialog.locator("#confirm-title").textContent(),
+      label: await dialog.locator("#confirm-reason-name").textContent() };
+    await dialog.locator("#confirm-reason").fill(args.approval_comment);
+    await dialog.locator("#confirm-ok").click();
+    const answer = page.locator('[data-testid="decision-answer"]');
+    await page.locator('[data-testid="decision-answer"][data-ok="true"]').waitFor();
+    const approved = { answer: await answer.textContent() };
+    await rowOf(args.approve).waitFor({ state: "detached" });
+    await countIs(before.count - 1);
+    approved.count = await count();
+    marks.approved = Date.now() - t0;
+
+    // Its page follows it: RUNNING while its next step is held, then COMPLETED, live.
+    await page.evaluate((id) => { location.hash = `#/executions/${id}`; }, args.approve);
+    const seenApproved = [];
+    await untilStatus(page, "RUNNING", seenApproved);
+    await fetch(args.release, { method: "POST", body: "{}", headers: { "Content-Type": "application/json" } });
+    await untilStatus(page, "COMPLETED", seenApproved);
+    approved.seen = seenApproved;
+    approved.wait = await page.locator(`tr[data-step="${args.step}"] td[data-wait]`).textContent();
+    marks.completed = Date.now() - t0;
+
+    // Rejected from the view: refused without a comment, then with one.
+    await page.evaluate(() => { location.hash = "#/approvals"; });
+    await rowOf(args.reject).locator('button[data-decision="reject"]').click();
+    await dialog.waitFor();
+    await dialog.locator("#confirm-ok").click();
+    const rejected = { without_comment: await dialog.locator("#confirm-problem").textContent(),
+      still_open: await dialog.evaluate((d) => d.open) };
+    await dialog.locator("#confirm-reason").fill(args.rejection_comment);
+    await dialog.locator("#confirm-ok").click();
+    await page.locator('[data-testid="decision-answer"][data-ok="true"]').waitFor();
+    rejected.answer = await answer.textContent();
+    await rowOf(args.reject).waitFor({ state: "detached" });
+    await countIs(before.count - 2);
+    rejected.count = await count();
+    rejected.badge_hidden = await badge.isHidden();
+
+    // Its page follows it to COMPENSATED: the comment is the reason, the step before undone.
+    await page.evaluate((id) => { location.hash = `#/executions/${id}`; }, args.reject);
+    const seenRejected = [];
+    await untilStatus(page, "COMPENSATED", seenRejected);
+    rejected.seen = seenRejected;
+    rejected.reason = await page.locator('[data-testid="reason"]').textContent();
+    rejected.bars = await page.locator('[data-testid="timeline"] g.bar').evaluateAll((nodes) =>
+      nodes.map((n) => ({ step: n.dataset.step, phase: n.dataset.phase, outcome: n.dataset.outcome })));
+    rejected.panels = await page.locator('[data-testid="approval"]').count();
+    marks.compensated = Date.now() - t0;
+    await page.screenshot({ path: `${SHOTS}/approval-rejected.png`, fullPage: true });
+    return { before, listed, on_page: onPage, asked, approved, rejected, marks,
+      same_document: await page.evaluate(() => window.loadedOnce === true),
+      live: await page.locator("#live").getAttribute("data-state") };
+  },
+
   // A saga that branches and fans out, watched live: the skipped step's mark says its
   // condition and what it read; the fan-out's items are a collapsed group whose counts move as
   // their events arrive (one item is held by the test's participant until args.release); the

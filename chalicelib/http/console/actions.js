@@ -22,22 +22,28 @@ const ACTIONS = [
     run: (e, reason) => call("POST", `executions/${encodeURIComponent(e.id)}/resolve`, { reason }) },
 ];
 
-function confirm(action) {
+// Asks before an action: its text, and a reason when it takes one (action.reason: true or
+// "required": at least 3 characters; "optional": may stay empty; action.reasonLabel names
+// it). Resolves to { reason } when confirmed, null when cancelled.
+export function confirm(action) {
   const dialog = document.getElementById("confirm");
   const reason = document.getElementById("confirm-reason");
   const problem = document.getElementById("confirm-problem");
+  const required = Boolean(action.reason) && action.reason !== "optional";
   document.getElementById("confirm-title").textContent = action.label.replace("…", "");
   document.getElementById("confirm-text").textContent = action.text;
   document.getElementById("confirm-ok").textContent = `Yes, ${action.label.replace("…", "").toLowerCase()}`;
   document.getElementById("confirm-reason-label").hidden = !action.reason;
+  document.getElementById("confirm-reason-name").textContent =
+    action.reasonLabel || "Reason (3 to 500 characters)";
   reason.value = "";
   problem.textContent = "";
   return new Promise((resolve) => {
     const ok = document.getElementById("confirm-ok");
     const check = (event) => {
-      if (action.reason && reason.value.trim().length < 3) {
+      if (required && reason.value.trim().length < 3) {
         event.preventDefault();
-        problem.textContent = "Give a reason of at least 3 characters.";
+        problem.textContent = action.reasonProblem || "Give a reason of at least 3 characters.";
         reason.focus();
       }
     };

@@ -1,14 +1,16 @@
 // The console's entry: who the caller is (GET /whoami), the token form when one is needed,
-// and a hash router over the views.
+// the header's count of open approvals, and a hash router over the views.
 import { ApiError, explain, get, token } from "./api.js";
 import { fill, h } from "./dom.js";
 import { Live } from "./live.js";
+import { approvalCount, approvalsPage } from "./approvals.js";
 import { executionPage } from "./execution.js";
 import { executionsPage } from "./executions.js";
 import { sagaPage, sagasPage } from "./sagas.js";
 
 const main = document.getElementById("main");
-const context = { me: null, live: null };
+// approvals: reads the header's count of open approvals again (soon).
+const context = { me: null, live: null, approvals: null };
 let cleanup = () => {};
 
 function signIn(reason) {
@@ -44,6 +46,7 @@ const ROUTES = [
   [/^#\/sagas\/?(?:\?(.*))?$/, sagasPage, "sagas"],
   [/^#\/executions\/([^/?]+)$/, executionPage, "executions"],
   [/^#\/executions\/?(?:\?(.*))?$/, executionsPage, "executions"],
+  [/^#\/approvals\/?(?:\?(.*))?$/, approvalsPage, "approvals"],
 ];
 
 async function route() {
@@ -84,6 +87,7 @@ async function start() {
     context.live = new Live(context.me.websocket_url, document.getElementById("live"));
     context.live.open();
   }
+  if (!context.approvals) context.approvals = approvalCount(context.live);
   window.onhashchange = route;
   await route();
 }

@@ -62,6 +62,8 @@ export const STEP_WAITING = LIFECYCLE.steps.waiting;
 export const STEP_SKIPPED = LIFECYCLE.steps.skipped;
 // The kinds of wait: WAIT_KINDS.callback, WAIT_KINDS.timer.
 export const WAIT_KINDS = LIFECYCLE.wait_kinds;
+// The events after which the open approvals may differ (the header's count is read again).
+export const APPROVAL_EVENTS = new Set(LIFECYCLE.approval_events);
 
 export const badge = (status) =>
   h("span", { class: "badge", "data-status": status }, status.replaceAll("_", " "));

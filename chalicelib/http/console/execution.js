@@ -1,7 +1,9 @@
-// An execution's page: status and why it did not complete, the operator's actions, a live
-// timeline of every attempt, the steps with their results and errors, and the input.
+// An execution's page: status and why it did not complete, the operator's actions (and a
+// waiting approval's Approve and Reject), a live timeline of every attempt, the steps with
+// their results and errors, and the input.
 import { get } from "./api.js";
 import { actionBar } from "./actions.js";
+import { approvalPanels } from "./approvals.js";
 import { countsData, countsText, planText, skipText, visibleRows } from "./branches.js";
 import { badge, FINAL, fill, h, json, problemBox, span, time, when } from "./dom.js";
 import { timeline, waitsOpen, waitText } from "./timeline.js";
@@ -16,7 +18,7 @@ function reason(execution) {
   const where = error.step_id ? `step ${error.step_id}${error.phase ? ` (${error.phase})` : ""}: ` : "";
   return h("div", { class: "reason", "data-testid": "reason", role: "note" },
     h("strong", {}, execution.status === "COMPLETED" ? "Note: " : "Did not complete: "),
-    `${where}${error.type}: ${error.message}`);
+    `${where}${error.type}: ${error.message}`, error.by ? ` (by ${error.by})` : "");
 }
 
 // A completed execution's output, or why its saga's output mapping gave none.
@@ -88,7 +90,7 @@ function attemptsList(execution) {
 
 export async function executionPage(main, context, executionId) {
   const id = encodeURIComponent(executionId);
-  const memo = {};
+  const memo = {}, decided = {}; // the last answers of an operator's action, of an approval
   let execution = await get(`executions/${id}`);
   let closed = false;
   let pending = null, polls = 0, poller = null, resize = null, ticker = null;
@@ -127,6 +129,10 @@ export async function executionPage(main, context, executionId) {
           `by ${execution.resolved_by}: ${execution.resolution}`)] : null),
       reason(execution),
       actionBar(execution, context.me, memo, () => refresh(0)),
+      approvalPanels(execution, context.me, decided, () => {
+        refresh(0);
+        if (context.approvals) context.approvals();
+      }),
       h("h2", {}, "Timeline"), legend,
       box,
       attemptsList(execution),
