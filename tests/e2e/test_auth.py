@@ -79,7 +79,9 @@ def test_the_roles_follow_the_contract() -> None:
     # Completing a waiting step: an approver (or a partner with the callback's own secret).
     for action in ("succeed", "fail", "heartbeat"):
         assert roles[(f"/callbacks/{{callback_id}}/{action}", "POST")] is Role.APPROVER
-    assert len(roles) == 27  # every route but /health and the console's files
+    # Listing and counting them: a reader.
+    assert roles[("/callbacks", "GET")] is roles[("/callbacks/count", "GET")] is Role.READER
+    assert len(roles) == 29  # every route but /health and the console's files
 
 
 def test_every_route_refuses_bad_tokens_and_too_small_roles(secured: Served) -> None:

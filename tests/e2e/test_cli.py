@@ -196,3 +196,72 @@ def test_a_shaped_saga_parks_and_is_retried_forward_from_the_terminal(
     assert resumed.stdout.splitlines()[-1].startswith("COMPLETED in ")
     timeline = saga("executions", "show", execution_id).stdout
     assert "group 3, pivot" in timeline and "group 4, retriable" in timeline
+
+
+def _approval_saga(tmp_path: Path) -> tuple[str, str]:
+    """A saga whose second step waits for a person: validate the payment, then approve."""
+    definition = {
+        "id": f"cli-approve-{uuid.uuid4().hex[:8]}", "name": "Refund with approval",
+        "version": "1.0.0", "description": "Validate the payment, then a manager approves",
+        "steps": [{**SEED["steps"][0], "max_retries": 0},
+                  {"id": "approve", "name": "Manager approval",
+                   "description": "A manager approves the refund", "order": 2,
+                   "kind": "callback", "timeout": "2m",
+                   "input": {"customer": "$.input.customer_id", "amount": "$.input.amount"}}]}
+    saga_file = tmp_path / "approval.json"
+    saga_file.write_text(json.dumps(definition))
+    return definition["id"], str(saga_file)
+
+
+def test_approvals_are_listed_approved_and_rejected_from_the_terminal(
+        saga: Any, tmp_path: Path, api: Api, demo: Callable[[], dict[str, Any]]) -> None:
+    saga_id, saga_file = _approval_saga(tmp_path)
+    assert saga("sagas", "create", "-f", saga_file).returncode == 0
+    customers = [new_customer(), new_customer()]
+
+    def approve_step(execution: dict[str, Any]) -> dict[str, Any]:
+        return next(s for s in execution["steps"] if s["step_id"] == "approve")
+
+    ids = []
+    for customer in customers:  # one after the other: the first waits longest
+        ids.append(api.execute(saga_id, input={"customer_id": customer, "amount": "4.00",
+                                               "currency": "EUR"})["id"])
+        api.wait(ids[-1], until=lambda e: approve_step(e)["status"] == "WAITING"
+                 and e["consistency"]["source"] == "read_model", timeout_s=60)
+
+    listed = saga("callbacks", "list", "--approvals", "--saga", saga_id)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["CALLBACK", "KIND", "SAGA", "EXECUTION", "STEP", "SINCE",
+                                "UNTIL", "INPUT"]
+    assert [line.split()[3] for line in lines[1:3]] == ids  # oldest first
+    assert all(" approval " in line and "approve (Manager approval)" in line
+               for line in lines[1:3])
+    assert f'{{"amount": "4.00", "customer": "{customers[0]}"}}' in lines[1]
+    assert lines[3] == "2 shown of 2 open approvals"
+    as_json = json.loads(saga("callbacks", "list", "--approvals", "--saga", saga_id,
+                              "--json").stdout)
+    assert as_json["total"] == 2 and [i["execution_id"] for i in as_json["items"]] == ids
+    assert as_json["items"][1]["input"] == {"customer": customers[1], "amount": "4.00"}
+    approved_cb, rejected_cb = (item["callback_id"] for item in as_json["items"])
+
+    approved = saga("callbacks", "succeed", approved_cb, "--comment", "within budget")
+    assert approved.returncode == 0, approved.stderr
+    assert approved.stdout.strip() == (f"{approved_cb}: step approve of execution {ids[0]} "
+                                       "is SUCCEEDED")
+    rejected = saga("callbacks", "fail", rejected_cb, "--reason", "over the 50/50 limit")
+    assert rejected.returncode == 0, rejected.stderr
+    assert rejected.stdout.strip().endswith(f"of execution {ids[1]} is FAILED")
+    again = saga("callbacks", "fail", rejected_cb, "--reason", "twice")
+    assert again.returncode == 2 and "already completed" in again.stderr
+
+    completed, compensated = (api.wait(execution_id, timeout_s=60) for execution_id in ids)
+    assert completed["status"] == "COMPLETED", completed
+    assert approve_step(completed)["result"] == {"approved": True, "comment": "within budget"}
+    assert compensated["status"] == "COMPENSATED", compensated
+    assert compensated["error"]["type"] == "Rejected"
+    assert compensated["error"]["message"] == "over the 50/50 limit"
+    assert compensated["error"]["by"] == approve_step(compensated)["waiting"]["completed_by"]
+    assert compensated["steps"][0]["status"] == "COMPENSATED"  # the payment check undone
+    after = saga("callbacks", "list", "--approvals", "--saga", saga_id)
+    assert after.returncode == 0 and after.stdout.strip() == "no open approvals"

@@ -1,6 +1,6 @@
 """`saga callbacks list|succeed|fail`: what each sends (the API's client stood in for), what it
 prints, and its misuses refused with exit 2 before anything is sent. (Against the local
-stack: tests/e2e/test_cli_callbacks.py.)"""
+stack: tests/e2e/test_cli.py.)"""
 
 from __future__ import annotations
 
