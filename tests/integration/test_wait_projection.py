@@ -180,6 +180,7 @@ def test_an_approval_is_projected_with_what_it_decides_on_and_listed_while_open(
         views: Views) -> None:
     writer = WaitWriter(views.connector, saga_id=f"approvals-{uuid.uuid4().hex[:8]}")
     x = writer.create(T0)
+    views.project(x)
     decides_on = {"refund": {"amount": "25.00", "currency": "EUR"}, "lines": [1, 2],
                   "note": "50/50 split"}
     until = T0 + timedelta(hours=48)
