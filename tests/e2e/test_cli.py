@@ -234,7 +234,7 @@ def test_approvals_are_listed_approved_and_rejected_from_the_terminal(
     lines = listed.stdout.splitlines()
     assert lines[0].split() == ["CALLBACK", "KIND", "SAGA", "EXECUTION", "STEP", "SINCE",
                                 "UNTIL", "INPUT"]
-    assert [line.split()[3] for line in lines[1:3]] == ids  # oldest first
+    assert [line.split()[4] for line in lines[1:3]] == ids  # oldest first
     assert all(" approval " in line and "approve (Manager approval)" in line
                for line in lines[1:3])
     assert f'{{"amount": "4.00", "customer": "{customers[0]}"}}' in lines[1]

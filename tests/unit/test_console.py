@@ -114,7 +114,7 @@ def test_the_modules_that_apply_the_lifecycle_spell_no_status() -> None:
             assert f'"{status.value}"' not in text, f"{name} spells {status.value}"
     # The timeline and the execution's page read a step's statuses and the kinds of wait
     # from the page too (and count a fan-out's items in the lifecycle's order of them).
-    for name in ("dom.js", "timeline.js", "execution.js", "branches.js"):
+    for name in ("dom.js", "timeline.js", "execution.js", "branches.js", "approvals.js"):
         text = (FOLDER / name).read_text()
         for step_status in lifecycle.StepStatus:
             assert f'"{step_status.value}"' not in text, f"{name} spells {step_status.value}"
