@@ -370,6 +370,26 @@ class MachineEnd:
     status: ExecutionStatus
 
 
+# A saga's deadline (its `deadline`, from the start of its forward run): the error type its
+# execution records when the deadline passed before it completed, and the machine's names for
+# the deadline branch's verdicts (chalicelib/usecases/steps/deadlines.py decides them). The
+# forward path runs beside the deadline's Wait in one Parallel state, which ends only when a
+# branch fails: the forward path ends with FORWARD_ENDED instead of succeeding, and the
+# deadline branch with DEADLINE_PASSED when what completed is to be compensated.
+DEADLINE = "Deadline"
+DEADLINE_PASSED = "Saga.DeadlinePassed"
+FORWARD_ENDED = "Saga.ForwardEnded"
+
+
+class DeadlineVerdict(StrEnum):
+    """What a deadline that passed makes of its execution."""
+
+    NONE = "none"  # it had already ended, or is compensating: the forward path carries on
+    COMPENSATE = "compensate"  # what completed is compensated (the in-flight step included)
+    PARK = "park"  # past the pivot: it parks, as a retriable failure does
+    FAIL = "fail"  # compensation is disabled: it fails with nothing undone
+
+
 # An Express forward run's end when a step failed: it started the Standard compensation run
 # and stops; that run records how the execution ended (never the Express run).
 HANDED_OFF = "Saga.HandedOff"

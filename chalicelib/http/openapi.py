@@ -182,6 +182,12 @@ def _saga_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
                              "(cheaper, at most 5 minutes, no callback steps; compensations "
                              "still run on Standard), or auto (Express when the forward path "
                              "surely fits in 4 minutes and no step waits)")},
+            "deadline": {"type": "string", "pattern": _DURATION_PATTERN, "description": (
+                "how long an execution may take to complete, from its start (such as 24h; "
+                f"at least 1s, at most saga.max_wait: {saga.max_wait}). When it passes, the "
+                "step at work is abandoned as an unknown outcome and what completed is "
+                "compensated (error type Deadline, reason deadline); past the pivot the "
+                "execution parks instead")},
         },
     }
 
