@@ -136,7 +136,12 @@ def _health_response() -> Response:
 
 @app.route("/health", methods=["GET"])
 def health() -> Response:
-    return _health_response()
+    """Liveness for load balancers, which call it often: answered from the process alone (no
+    server is asked); the component checks are GET /api/v1/saga/health."""
+    settings = container().settings
+    return Response(body={"status": "up", "service": settings.saga.name,
+                          "version": settings.saga.version, "stage": settings.stage},
+                    status_code=200, headers=JSON)
 
 
 @route(f"{API}/health", "GET", Role.READER)
