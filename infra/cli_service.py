@@ -89,7 +89,8 @@ def workflow_line(saga: dict[str, Any]) -> str:
     why = f" ({asked}: {saga.get('workflow_reason')})" if asked != chosen else ""
     worst = saga.get("forward_worst_case_s")
     bound = f", forward path at most {worst} s" if worst is not None else ""
-    return f"workflow: {chosen}{why}{bound}"
+    deadline = f"; deadline {saga['deadline']}" if saga.get("deadline") else ""
+    return f"workflow: {chosen}{why}{bound}{deadline}"
 
 
 def sagas(args: argparse.Namespace, api: ApiClient) -> int:

@@ -79,6 +79,7 @@ const scenarios = {
       undo_edges: await graph.locator("path.undo").count(),
       title: await page.locator("h1").textContent(),
       workflow: await page.locator('[data-testid="workflow"]').textContent(),
+      deadline: await page.locator('[data-testid="deadline"]').textContent(),
       version_workflows: await page.locator("td[data-workflow]").evaluateAll((nodes) =>
         nodes.map((n) => n.dataset.workflow)) };
     await page.screenshot({ path: `${SHOTS}/${args.shot || "saga-graph"}.png`, fullPage: true });

@@ -266,7 +266,7 @@ def test_a_shaped_saga_is_drawn_with_its_groups_and_kinds(console: Console) -> N
     # auto: Express when the forward path surely fits (the test stage's short margin and
     # attempts make it so), the API's reason shown beside the choice.
     status, body = console.call("POST", "/sagas", {**example, "id": saga_id,
-                                                   "workflow": "auto"})
+                                                   "workflow": "auto", "deadline": "24h"})
     assert status == 201, body
     assert body["workflow_type"] == "express", body
     result = run_scenario("saga_graph", base=console.served.base, saga_id=saga_id,
@@ -275,6 +275,8 @@ def test_a_shaped_saga_is_drawn_with_its_groups_and_kinds(console: Console) -> N
         f"express (auto: {body['workflow_reason']}) · forward path at most "
         f"{body['forward_worst_case_s']} s")
     assert result["version_workflows"] == ["express"]
+    assert result["deadline"] == (
+        "24h from the start (then compensated; parked past the pivot)")
     assert result["steps"] == [step["id"] for step in example["steps"]]
     assert result["kinds"] == [step.get("kind", "compensatable") for step in example["steps"]]
     # start -> create -> both of the group -> capture -> both retriable -> end

@@ -259,6 +259,9 @@ def test_a_saga_says_what_runs_its_forward_path_and_why() -> None:
                           "forward_worst_case_s": None}) == "workflow: standard"
     # A version stored before sagas had a workflow.
     assert workflow_line({}) == "workflow: standard"
+    # With a deadline for the whole saga.
+    assert workflow_line({"workflow_type": "standard", "deadline": "24h"}) == (
+        "workflow: standard; deadline 24h")
 
 
 def test_saga_stats_say_how_many_steps_branch_and_fan_out(

@@ -91,6 +91,9 @@ export async function sagaPage(main, context, sagaId, search) {
         saga.forward_worst_case_s != null ? h("span", { class: "muted small" },
           ` · forward path at most ${saga.forward_worst_case_s} s`) : "",
         ...(saga.warnings || []).map((text) => h("div", { class: "small warning" }, text))),
+      // The whole saga's bound: what completed is compensated when it passes.
+      h("dt", {}, "Deadline"), h("dd", { "data-testid": "deadline" },
+        saga.deadline ? `${saga.deadline} from the start (then compensated; parked past the pivot)` : "none"),
       h("dt", {}, "Steps"), h("dd", { "data-testid": "step-counts" },
         `${stats.active_steps} active of ${stats.steps}`,
         stats.conditional_steps ? ` · ${stats.conditional_steps} conditional` : "",
