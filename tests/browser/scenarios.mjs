@@ -322,6 +322,46 @@ const scenarios = {
   },
 
   // Auth on: asked for a token; a bad one explained; a reader sees no actions, an operator does.
+  // Start an execution from a saga's page (its input checked before sending), watch it end
+  // live; find it by id and its saga by id; a saga's per-status link keeps the saga filter.
+  async start_find({ page }) {
+    await page.goto(`${args.base}/console#/sagas/${encodeURIComponent(args.saga_id)}`);
+    const editor = page.locator("#start-input");
+    await editor.fill("{not json");
+    const refused = await page.locator('[data-testid="start-problem"]').textContent();
+    await editor.fill(JSON.stringify(args.input));
+    await page.locator('[data-testid="start-form"] button[type="submit"]').click();
+    await page.waitForURL(/#\/executions\/[^/?]+$/);
+    const executionId = decodeURIComponent(page.url().split("#/executions/")[1]);
+    const seen = [];
+    await untilStatus(page, "COMPLETED", seen);
+    await page.goto(`${args.base}/console#/executions`);
+    await page.locator('[data-testid="find"]').fill(executionId);
+    await page.keyboard.press("Enter");
+    await page.waitForURL(new RegExp(`#/executions/${executionId}$`));
+    await page.locator('[data-testid="status"] .badge').waitFor();
+    const found = await page.locator("main").textContent();
+    await page.goto(`${args.base}/console#/executions`);
+    await page.locator('[data-testid="find"]').fill("no-such-id-anywhere");
+    await page.keyboard.press("Enter");
+    const missing = page.locator('[data-testid="find-problem"]');
+    await page.waitForFunction(() => document.querySelector('[data-testid="find-problem"]').textContent);
+    const nothing = await missing.textContent();
+    await page.locator('[data-testid="find"]').fill(args.saga_id);
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/saga_id=/);
+    await page.goto(`${args.base}/console#/sagas/${encodeURIComponent(args.saga_id)}`);
+    const chip = page.locator('[data-testid="by-status"] a[data-status="COMPLETED"]');
+    await chip.click();
+    await page.waitForURL(/status=COMPLETED/);
+    await page.locator("tr[data-execution]").first().waitFor();
+    const sagasListed = await page.locator("tr[data-execution] td:nth-child(2) a").evaluateAll(
+      (links) => [...new Set(links.map((a) => a.textContent))]);
+    const started = await page.locator("tr[data-execution] td:nth-child(4)").first().textContent();
+    return { refused, execution_id: executionId, seen, found, nothing,
+      status_link: page.url().split("#")[1], sagas_listed: sagasListed, started };
+  },
+
   async auth_reader({ page }) {
     await page.goto(`${args.base}/console#/executions/${args.execution_id}`);
     const input = page.locator("input#token");
