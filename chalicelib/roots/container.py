@@ -285,11 +285,11 @@ class Container(Parts):
     @part
     def projector_consumer(self) -> Callable[[], KafkaConsumer]:
         """Makes the projector's Kafka consumer (a new one each time it (re)connects)."""
-        from chalicelib.adapters.kafka.publisher import consumer as kafka_consumer
+        from chalicelib.adapters.kafka.publisher import partition_reader
 
         kafka = self.settings.kafka
-        return lambda: kafka_consumer(kafka, [kafka.topic],
-                                      group_id=f"{kafka.group_id}-projector")
+        return lambda: partition_reader(kafka, kafka.topic,
+                                        group_id=f"{kafka.group_id}-projector")
 
     # -- pushes -----------------------------------------------------------------------------------
 

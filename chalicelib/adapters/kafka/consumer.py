@@ -111,11 +111,10 @@ def _envelope(event: Any) -> str:
         return json.dumps(repr(event))
 
 
-# How long a consumer may go without a known group coordinator before it is made anew. Longer
-# than a rebalance takes (the session timeout, 10 s); kafka-python 3.0 can lose its coordinator
-# for good (a lookup that never completes, after the broker dropped the member on a missed
-# heartbeat): it then polls on, fetching nothing, and the read model stops while the events
-# pile up in Kafka. A new consumer finds the coordinator and resumes from the committed offsets.
+# How long a consumer may go without a known group coordinator (where its offsets are
+# committed) before it is made anew: longer than a broker takes to elect one after a restart.
+# kafka-python 3.0 can keep a lookup of the coordinator pending for good; a new consumer
+# looks again, and resumes from the committed offsets.
 COORDINATOR_LOST_S = 15.0
 
 
