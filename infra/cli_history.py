@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import urllib.parse
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from infra.api_client import ApiClient
@@ -56,8 +56,10 @@ def history_table(items: list[dict[str, Any]]) -> str:
 
 
 def _when(value: str) -> str:
-    """The event's time with its zone, to the millisecond."""
-    return datetime.fromisoformat(value).isoformat(sep=" ", timespec="milliseconds")
+    """The event's time as the CLI writes times (ISO 8601 in UTC, with its zone), to the
+    millisecond: events of one second keep their order readable."""
+    at = datetime.fromisoformat(value).astimezone(UTC)
+    return f"{at.strftime('%Y-%m-%dT%H:%M:%S')}.{at.microsecond // 1000:03d}Z"
 
 
 def _why(item: dict[str, Any]) -> str:

@@ -3,7 +3,7 @@
 // The section is made once and kept across the page's redraws (its filter keeps its text and
 // focus); the page calls refresh() when its live events arrive.
 import { get, query } from "./api.js";
-import { h, json, problemBox } from "./dom.js";
+import { h, json, problemBox, time } from "./dom.js";
 
 const PAGE = 100;
 const MAX_PAGES = 20; // 2,000 events at most on a page
@@ -21,15 +21,11 @@ async function readAll(executionId) {
   return { items, more: true };
 }
 
-// The event's time with its zone offset, to the millisecond, in the browser's zone.
+// The event's time as the rest of the console writes times (ISO 8601 in UTC, with its zone),
+// to the millisecond: events of one second keep their order readable.
 function stamp(iso) {
-  const at = new Date(String(iso).replace(/(\.\d{3})\d+/, "$1"));
-  if (Number.isNaN(at.getTime())) return String(iso);
-  const pad = (n, width = 2) => String(Math.abs(n)).padStart(width, "0");
-  const offset = -at.getTimezoneOffset();
-  return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} ` +
-    `${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}.${pad(at.getMilliseconds(), 3)} ` +
-    `${offset < 0 ? "−" : "+"}${pad(Math.trunc(offset / 60))}:${pad(offset % 60)}`;
+  const t = time(iso);
+  return t === null || Number.isNaN(t) ? String(iso) : new Date(t).toISOString();
 }
 
 function why(item) {
