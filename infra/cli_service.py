@@ -24,6 +24,7 @@ from chalicelib.domain.fanout import split_run_id
 from chalicelib.domain.lifecycle import STATUS_OF_EVENT, ExecutionStatus, StepStatus, WaitKind
 from infra.api_client import ApiClient, ApiError
 from infra.cli_format import by_status, error_text, inline_json, more, rate, when
+from infra.cli_history import history
 from infra.exit_codes import Exit, exit_codes_help
 from infra.text_table import format_table
 
@@ -412,8 +413,9 @@ def executions(args: argparse.Namespace, api: ApiClient) -> int:
     if args.action == "list":
         query = urllib.parse.urlencode([(k, v) for k, v in (
             ("saga_id", args.saga), ("status", args.status), ("started_after", args.after),
-            ("started_before", args.before), ("limit", args.limit),
-            ("cursor", args.cursor)) if v])
+            ("started_before", args.before),
+            ("needs_attention", "true" if args.needs_attention else None),
+            ("limit", args.limit), ("cursor", args.cursor)) if v])
         page = api.call("GET", f"/executions?{query}")
         rows = [[e["id"], e["saga_id"], e["version"], e["status"], when(e["started_at"])]
                 for e in page["items"]]
@@ -422,6 +424,8 @@ def executions(args: argparse.Namespace, api: ApiClient) -> int:
         return Exit.OK
     if not args.id:
         raise ApiError(-2, f"executions {args.action} needs an execution id")
+    if args.action == "history":
+        return history(args, api)
     if args.action == "follow" or (args.action == "show" and args.follow):
         return _follow(args, api, lambda: _attached(args, api), args.id)
     if args.action == "show":
@@ -667,17 +671,21 @@ def add_commands(subcommands: Any) -> None:
     common(parser)
     parser.set_defaults(handler=_with_api(run))
 
-    parser = commands.add_parser("executions", help="list, show, follow, compensate, "
+    parser = commands.add_parser("executions", help="list, show, history, follow, compensate, "
                                  "retry-compensation, retry-forward, resolve")
-    parser.add_argument("action", choices=["list", "show", "follow", "compensate",
+    parser.add_argument("action", choices=["list", "show", "history", "follow", "compensate",
                                            "retry-compensation", "retry-forward", "resolve"])
     parser.add_argument("id", nargs="?")
     parser.add_argument("--saga")
     parser.add_argument("--status")
     parser.add_argument("--after", help="list: started at or after (ISO 8601 with a zone)")
     parser.add_argument("--before", help="list: started before (ISO 8601 with a zone)")
-    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--limit", type=int, default=50,
+                        help="list: executions shown; history: events shown")
     parser.add_argument("--cursor", help="list: the page after this one (the `more:` line)")
+    parser.add_argument("--needs-attention", action="store_true",
+                        help="list: only the triage queue (COMPENSATION_FAILED, PARKED or "
+                        "TIMED_OUT, not resolved)")
     parser.add_argument("--reason", help="resolve: why it is resolved")
     parser.add_argument("--follow", action="store_true",
                         help="show, compensate, retry-compensation, retry-forward: watch it "

@@ -150,6 +150,20 @@ def can_resolve(status: ExecutionStatus, resolved_by: str | None) -> bool:
     return status in RESOLVABLE and accepts_decision(resolved_by)
 
 
+# The triage queue: ends a person must look at (a compensation that failed, a parked forward
+# path, a run that timed out). A plain FAILED end undid what it did and needs no one.
+NEEDS_ATTENTION: frozenset[ExecutionStatus] = frozenset({ExecutionStatus.COMPENSATION_FAILED,
+                                                         ExecutionStatus.PARKED,
+                                                         ExecutionStatus.TIMED_OUT})
+
+
+def needs_attention(status: ExecutionStatus, resolved_by: str | None) -> bool:
+    """Whether an execution is in the triage queue: one of NEEDS_ATTENTION's ends, not yet
+    resolved. Every store's `needs_attention` filter is this rule (the SQL and MongoDB
+    queries get NEEDS_ATTENTION's names as parameters)."""
+    return status in NEEDS_ATTENTION and accepts_decision(resolved_by)
+
+
 @dataclass(frozen=True)
 class Transition:
     source: ExecutionStatus

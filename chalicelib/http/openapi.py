@@ -314,6 +314,26 @@ def _saga_stats_schema() -> dict[str, Any]:
     }
 
 
+def _history_page_schema() -> dict[str, Any]:
+    """A page of GET /executions/{id}/history (chalicelib.domain.history.HistoryEntry)."""
+    text = {"type": "string", "nullable": True}
+    entry = {"type": "object", "required": ["sequence", "type", "time", "data"],
+             "properties": {
+                 "sequence": {"type": "integer"}, "id": text, "type": {"type": "string"},
+                 "time": {"type": "string", "format": "date-time"}, "step_id": text,
+                 "attempt": {"type": "integer", "nullable": True}, "phase": text,
+                 "actor": {**text, "description": "who acted: an operator, or a callback's "
+                                                  "completer"},
+                 "reason": text,
+                 "error": {"type": "object", "nullable": True,
+                           "description": "the step's error, else the execution's"},
+                 "data": {"type": "object", "description": "the event's data as published"}}}
+    return {"type": "object", "required": ["execution_id", "items", "next_cursor"],
+            "properties": {"execution_id": {"type": "string"},
+                           "items": {"type": "array", "items": entry},
+                           "next_cursor": {"type": "string", "nullable": True}}}
+
+
 def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -508,9 +528,23 @@ def _operations() -> dict[str, dict[str, Any]]:
                 {"name": "started_before", "in": "query",
                  "description": "started before this time (ISO 8601 with its zone)",
                  "schema": {"type": "string", "format": "date-time"}},
+                {"name": "needs_attention", "in": "query",
+                 "description": "true: only the triage queue (COMPENSATION_FAILED, PARKED or "
+                                "TIMED_OUT, and not resolved); false: all others",
+                 "schema": {"type": "string", "enum": ["true", "false"]}},
+                {"name": "resolved", "in": "query",
+                 "description": "true: only executions an operator resolved; false: the others",
+                 "schema": {"type": "string", "enum": ["true", "false"]}},
                 _LIMIT, _CURSOR],
             "responses": {"200": _json_response("a page", _ref("ExecutionPage")),
                           **_errors(400)}},
+        "execution_history": {
+            "operationId": "executionHistory",
+            "summary": "An execution's history: every event it published, in sequence, with "
+                       "its step, attempt, phase, who acted and why, and its data",
+            "parameters": [_LIMIT, _CURSOR],
+            "responses": {"200": _json_response("a page of events", _ref("HistoryPage")),
+                          **_errors(400, 404)}},
         "get_execution": {
             "operationId": "getExecution",
             "summary": "An execution: status and a timeline of steps and attempts",
@@ -757,6 +791,8 @@ def _document(saga: SagaSettings,
                                                        "once, after which every operator "
                                                        "action on it is refused (409)"},
                         "resolution": {"type": "string", "nullable": True},
+                        "resolved_at": {"type": "string", "format": "date-time",
+                                        "nullable": True},
                         "error": {
                             "type": "object", "nullable": True,
                             "description": "why the execution did not complete; null while "
@@ -773,6 +809,7 @@ def _document(saga: SagaSettings,
                         "steps": {"type": "array", "items": _ref("ExecutionStep")}}},
                 "ExecutionStep": _execution_step_schema(),
                 "SagaStats": _saga_stats_schema(),
+                "HistoryPage": _history_page_schema(),
             },
             "responses": {
                 f"Error{status}": _json_response(text, _ref("Error"))

@@ -279,7 +279,7 @@ class Container(Parts):
         from chalicelib.adapters.mongo.projector import Projector, ensure_indexes
 
         database = read_model(self.mongo, self.settings.database.mongodb)
-        ensure_indexes(database)
+        ensure_indexes(database, self.settings.read_model.history_retention_s)
         return Projector(self.mongo, database, on_applied)
 
     @part

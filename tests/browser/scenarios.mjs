@@ -391,6 +391,35 @@ const scenarios = {
       buttons: await page.locator("button[data-action]").evaluateAll((b) => b.map((x) => x.dataset.action)) };
     return { asked, refusal, reader, operator };
   },
+
+  // The triage queue and an execution's history: a parked execution is listed under "Needs
+  // attention" (and counted on its nav link) until the scenario resolves it through the API;
+  // the list drops it live. Its page then lists its history with who acted and why, and the
+  // filter narrows the rows to a type.
+  async history_and_attention({ page }) {
+    await page.goto(`${args.base}/console#/attention`);
+    await page.locator('#live[data-state="on"]').waitFor();
+    const row = page.locator(`[data-testid="attention"] tr[data-execution="${args.execution_id}"]`);
+    await row.waitFor();
+    const counted = Number(await page.locator('[data-testid="attention-count"]').getAttribute("data-count"));
+    await api("POST", `executions/${args.execution_id}/resolve`, { reason: args.reason });
+    await row.waitFor({ state: "detached" }); // live: no reload
+    await page.goto(`${args.base}/console#/executions/${args.execution_id}`);
+    const history = page.locator('[data-testid="history"]');
+    await history.locator(`tr[data-type="${args.last_type}"]`).waitFor();
+    const rows = () => history.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => ({
+      type: tr.dataset.type, sequence: Number(tr.dataset.sequence),
+      actor: tr.querySelector("[data-actor]") ? tr.querySelector("[data-actor]").dataset.actor : null,
+      why: tr.querySelector("[data-why]").textContent })));
+    const all = await rows();
+    await page.locator('[data-testid="history-filter"]').fill(args.last_type);
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="history"] tbody tr').length < n,
+      all.length);
+    const filtered = await rows();
+    await page.screenshot({ path: `${SHOTS}/history.png`, fullPage: true });
+    return { counted, rows: all, filtered,
+      resolution: await page.locator('[data-testid="resolution"]').textContent() };
+  },
 };
 
 const { page, close } = await launch();

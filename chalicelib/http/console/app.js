@@ -5,6 +5,7 @@ import { fill, h } from "./dom.js";
 import { Live } from "./live.js";
 import { executionPage } from "./execution.js";
 import { executionsPage } from "./executions.js";
+import { attentionBadge, attentionPage } from "./attention.js";
 import { sagaPage, sagasPage } from "./sagas.js";
 
 const main = document.getElementById("main");
@@ -44,6 +45,7 @@ const ROUTES = [
   [/^#\/sagas\/?(?:\?(.*))?$/, sagasPage, "sagas"],
   [/^#\/executions\/([^/?]+)$/, executionPage, "executions"],
   [/^#\/executions\/?(?:\?(.*))?$/, executionsPage, "executions"],
+  [/^#\/attention\/?$/, attentionPage, "attention"],
 ];
 
 async function route() {
@@ -83,6 +85,7 @@ async function start() {
   if (!context.live) {
     context.live = new Live(context.me.websocket_url, document.getElementById("live"));
     context.live.open();
+    attentionBadge(context, document.querySelector('[data-nav="attention"]'));
   }
   window.onhashchange = route;
   await route();
