@@ -136,7 +136,12 @@ def _health_response() -> Response:
 
 @app.route("/health", methods=["GET"])
 def health() -> Response:
-    return _health_response()
+    """Liveness for load balancers, which call it often: answered from the process alone (no
+    server is asked); the component checks are GET /api/v1/saga/health."""
+    settings = container().settings
+    return Response(body={"status": "up", "service": settings.saga.name,
+                          "version": settings.saga.version, "stage": settings.stage},
+                    status_code=200, headers=JSON)
 
 
 @route(f"{API}/health", "GET", Role.READER)
@@ -265,11 +270,14 @@ def saga_status(saga_id: str) -> dict[str, Any]:
 
 
 @route(f"{API}/executions", "GET", Role.READER,
-       params=("saga_id", "status", "started_after", "started_before", "limit", "cursor"))
+       params=("saga_id", "status", "started_after", "started_before", "needs_attention",
+               "resolved", "limit", "cursor"))
 def list_executions() -> dict[str, Any]:
     page = _executions().list(saga_id=_query("saga_id"), status=_query("status"),
                               started_after=_query("started_after"),
-                              started_before=_query("started_before"), limit=_query("limit"),
+                              started_before=_query("started_before"),
+                              needs_attention=_query("needs_attention"),
+                              resolved=_query("resolved"), limit=_query("limit"),
                               cursor=listing_cursor("executions", _query("cursor")))
     # Items are light: no steps and no input (the read model does not load them);
     # GET /executions/{id} has both.
@@ -280,6 +288,16 @@ def list_executions() -> dict[str, Any]:
 @route(f"{API}/executions/{{execution_id}}", "GET", Role.READER)
 def get_execution(execution_id: str) -> dict[str, Any]:
     return _execution(_executions().get(execution_id))
+
+
+@route(f"{API}/executions/{{execution_id}}/history", "GET", Role.READER,
+       params=("limit", "cursor"))
+def execution_history(execution_id: str) -> dict[str, Any]:
+    page = _executions().history(execution_id, limit=_query("limit"),
+                                 cursor=listing_cursor("history", _query("cursor")))
+    return {"execution_id": execution_id,
+            "items": [item.model_dump(mode="json") for item in page.items],
+            "next_cursor": next_cursor("history", page.next_cursor)}
 
 
 @route(f"{API}/executions/{{execution_id}}/retry-compensation", "POST", Role.OPERATOR)

@@ -30,6 +30,11 @@ DEFAULT_RETRIABLE_MAX_ATTEMPTS = 5
 # state machine runs a year at most, so no setting goes past that.
 DEFAULT_MAX_WAIT = "30d"
 STANDARD_MAX_RUN_S = 365 * 24 * 3600
+# read_model.history_retention: how long the read model keeps an execution's history (its
+# events). Longer than the outbox keeps published events (7 days).
+DEFAULT_HISTORY_RETENTION = "90d"
+DEFAULT_HISTORY_RETENTION_S = 90 * 24 * 3600
+_HISTORY_RETENTION_BOUNDS_S = (3600, 10 * 365 * 24 * 3600)
 
 # In a checkout the file is configs/config.yaml; a Lambda package carries only app.py and
 # chalicelib/, so packaging bundles it, as JSON, at chalicelib/configs/config.json.
@@ -230,6 +235,26 @@ class SagaSettings(_Section):
         return parse_duration_ms(self.task_timeout_margin) // 1000
 
 
+class ReadModelSettings(_Section):
+    # How long an execution's history (GET /executions/{id}/history: its events, kept in
+    # MongoDB beside its document) is kept after each event: a TTL index removes older ones.
+    history_retention: str = DEFAULT_HISTORY_RETENTION
+
+    @field_validator("history_retention")
+    @classmethod
+    def _whole_seconds_within_bounds(cls, value: str) -> str:
+        ms = parse_duration_ms(value)
+        low, high = _HISTORY_RETENTION_BOUNDS_S
+        if ms % 1000 or not low * 1000 <= ms <= high * 1000:
+            raise ValueError("must be whole seconds from 1h to 3650d (a TTL index counts "
+                             "seconds)")
+        return value
+
+    @property
+    def history_retention_s(self) -> int:
+        return parse_duration_ms(self.history_retention) // 1000
+
+
 class AuthSettings(_Section):
     # Bearer tokens on every REST route but /health, and on WebSocket $connect.
     enabled: bool = False
@@ -273,6 +298,7 @@ class Settings(_Section):
     aws: AwsSettings = AwsSettings()
     websocket: WebsocketSettings = WebsocketSettings()
     saga: SagaSettings = SagaSettings()
+    read_model: ReadModelSettings = ReadModelSettings()
     auth: AuthSettings = AuthSettings()
     limits: LimitSettings = LimitSettings()
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from chalicelib.config import get_settings
 from infra.cli_service import add_commands as add_service_commands
-from infra.exit_codes import Exit
+from infra.exit_codes import Exit, exit_codes_help
 from infra.stack.process import StackError
 from infra.stack.supervisor import Supervisor
 
@@ -254,8 +254,20 @@ def _deploy_locally() -> int:
     return Exit.OK
 
 
+def _version() -> str:
+    """The installed package's version (the service's is in GET /health)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("saga-orchestrator")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="saga", description=__doc__)
+    parser = argparse.ArgumentParser(prog="saga", description=__doc__, epilog=exit_codes_help(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"saga {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     stack = commands.add_parser("stack", help="the local servers: MariaDB, MongoDB, Kafka "

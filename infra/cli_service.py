@@ -23,13 +23,25 @@ from chalicelib.domain.lifecycle import STATUS_OF_EVENT, ExecutionStatus, StepSt
 from infra.api_client import ApiClient, ApiError
 from infra.cli_callbacks import add_arguments as add_callback_arguments
 from infra.cli_callbacks import callbacks
+from infra.cli_format import by_status, error_text, inline_json, more, rate, when
+from infra.cli_history import history
 from infra.cli_io import emit as _emit
 from infra.cli_io import load as _load
-from infra.exit_codes import Exit
+from infra.exit_codes import Exit, exit_codes_help
 from infra.text_table import format_table
 
 # The events that end an execution, and the status they bring.
 FINAL = {kind: status for kind, status in STATUS_OF_EVENT.items() if status.is_final}
+
+
+def _input(value: str) -> Any:
+    """--input and --faults: inline JSON (a value starting with `{` or `[`), - for standard
+    input, or a JSON or YAML file's path."""
+    try:
+        inline = inline_json(value)
+    except ValueError as error:
+        raise ApiError(-2, str(error)) from None
+    return inline if inline is not None else _load(value)
 
 
 # -- sagas ----------------------------------------------------------------------
@@ -41,7 +53,8 @@ def workflow_line(saga: dict[str, Any]) -> str:
     why = f" ({asked}: {saga.get('workflow_reason')})" if asked != chosen else ""
     worst = saga.get("forward_worst_case_s")
     bound = f", forward path at most {worst} s" if worst is not None else ""
-    return f"workflow: {chosen}{why}{bound}"
+    deadline = f"; deadline {saga['deadline']}" if saga.get("deadline") else ""
+    return f"workflow: {chosen}{why}{bound}{deadline}"
 
 
 def sagas(args: argparse.Namespace, api: ApiClient) -> int:
@@ -53,12 +66,21 @@ def sagas(args: argparse.Namespace, api: ApiClient) -> int:
                           f" {len(saga['steps'])} steps)\n{workflow_line(saga)}"
               + "".join(f"\nwarning: {text}" for text in saga.get("warnings", [])))
     elif args.action == "list":
-        query = "&".join(f"{k}={v}" for k, v in (("active", args.active), ("type", args.type),
-                                                   ("limit", args.limit)) if v)
+        query = urllib.parse.urlencode([(k, v) for k, v in (
+            ("active", args.active), ("type", args.type), ("limit", args.limit),
+            ("cursor", args.cursor)) if v])
         page = api.call("GET", f"/sagas?{query}")
         rows = [[s["id"], s["version"], "yes" if s["active"] else "no", len(s["steps"]),
                  s.get("type") or "-"] for s in page["items"]]
-        _emit(args, page, format_table(rows, ["SAGA", "VERSION", "ACTIVE", "STEPS", "TYPE"]))
+        _emit(args, page, format_table(rows, ["SAGA", "VERSION", "ACTIVE", "STEPS", "TYPE"])
+              + more(page.get("next_cursor"), "saga sagas list"))
+    elif args.action == "versions":
+        listed = api.call("GET", f"/sagas/{_id(args)}/versions")
+        rows = [[v["version"], v["revision"], v.get("workflow_type") or "standard",
+                 when(v.get("created_at")), v.get("created_by") or "-"]
+                for v in listed["versions"]]
+        _emit(args, listed, format_table(rows, ["VERSION", "REVISION", "WORKFLOW", "CREATED",
+                                                "BY"]))
     elif args.action == "show":
         saga = api.call("GET", f"/sagas/{_id(args)}"
                         + (f"?version={args.version}" if args.version else ""))
@@ -118,10 +140,10 @@ def _id(args: argparse.Namespace) -> str:
 # -- run ----------------------------------------------------------------------
 
 def run(args: argparse.Namespace, api: ApiClient) -> int:
-    body: dict[str, Any] = {"input": _load(args.input) if args.input else {},
+    body: dict[str, Any] = {"input": _input(args.input) if args.input else {},
                             "execution_id": args.execution_id or str(uuid.uuid4())}
     if args.faults:
-        body["faults"] = _load(args.faults)
+        body["faults"] = _input(args.faults)
     if not args.follow:
         execution = api.call("POST", f"/sagas/{args.saga_id}/execute", body)
         _emit(args, execution, f"{execution['id']} {execution['status']}")
@@ -131,10 +153,17 @@ def run(args: argparse.Namespace, api: ApiClient) -> int:
 
 
 def _follow(args: argparse.Namespace, api: ApiClient, start: Any, execution_id: str) -> int:
+    """Subscribe, then start (or look at) the execution, then print its events until it ends.
+    start() answers the execution: one that has already ended (a repeated execution id, an
+    execution attached to after its end) is told at once, as `executions show` tells it."""
     started = time.monotonic()
     events = api.events(execution_id=execution_id, timeout_s=args.timeout)
     next(events)  # subscribed: from here on nothing of this execution can be missed
-    start()
+    execution = start()
+    status = ExecutionStatus((execution or {}).get("status") or ExecutionStatus.RUNNING)
+    if status.is_final:
+        _emit(args, execution, _timeline(execution))
+        return Exit.OK if status is ExecutionStatus.COMPLETED else Exit.FAILED
     if not args.json:
         print(f"execution {execution_id}")
     groups, items = GroupHeaders(), ItemTally()
@@ -347,17 +376,34 @@ def executions(args: argparse.Namespace, api: ApiClient) -> int:
     if args.action == "list":
         query = urllib.parse.urlencode([(k, v) for k, v in (
             ("saga_id", args.saga), ("status", args.status), ("started_after", args.after),
-            ("started_before", args.before), ("limit", args.limit)) if v])
+            ("started_before", args.before),
+            ("needs_attention", "true" if args.needs_attention else None),
+            ("limit", args.limit), ("cursor", args.cursor)) if v])
         page = api.call("GET", f"/executions?{query}")
-        rows = [[e["id"], e["saga_id"], e["version"], e["status"], e["started_at"][:19]]
+        rows = [[e["id"], e["saga_id"], e["version"], e["status"], when(e["started_at"])]
                 for e in page["items"]]
-        _emit(args, page, format_table(rows, ["EXECUTION", "SAGA", "VERSION", "STATUS", "STARTED"]))
+        _emit(args, page, format_table(rows, ["EXECUTION", "SAGA", "VERSION", "STATUS", "STARTED"])
+              + more(page.get("next_cursor"), "saga executions list"))
         return Exit.OK
     if not args.id:
         raise ApiError(-2, f"executions {args.action} needs an execution id")
+    if args.action == "history":
+        return history(args, api)
+    if args.action == "follow" or (args.action == "show" and args.follow):
+        return _follow(args, api, lambda: _attached(args, api), args.id)
     if args.action == "show":
         execution = api.call("GET", f"/executions/{args.id}")
         _emit(args, execution, _timeline(execution))
+        return Exit.OK
+    if args.action == "compensate":
+        # The API compensates by saga (its latest COMPLETED execution, or the one named).
+        saga_id = api.call("GET", f"/executions/{args.id}")["saga_id"]
+        path = f"/sagas/{urllib.parse.quote(saga_id, safe='')}/compensate"
+        body = {"execution_id": args.id}
+        if args.follow:
+            return _follow(args, api, lambda: api.call("POST", path, body), args.id)
+        execution = api.call("POST", path, body)
+        _emit(args, execution, f"{execution['id']} {execution['status']}")
         return Exit.OK
     if args.action in ("retry-compensation", "retry-forward"):
         path = f"/executions/{args.id}/{args.action}"
@@ -371,6 +417,14 @@ def executions(args: argparse.Namespace, api: ApiClient) -> int:
     execution = api.call("POST", f"/executions/{args.id}/resolve", {"reason": args.reason})
     _emit(args, execution, f"{execution['id']} resolved: {execution['resolution']}")
     return Exit.OK
+
+
+def _attached(args: argparse.Namespace, api: ApiClient) -> dict[str, Any]:
+    """Following an execution that already runs: where it is now, then its events."""
+    execution = dict(api.call("GET", f"/executions/{args.id}"))
+    if not args.json and not ExecutionStatus(execution["status"]).is_final:
+        print(_timeline(execution), flush=True)
+    return execution
 
 
 def _why(error: dict[str, Any] | None) -> str:
@@ -388,14 +442,22 @@ def _output_problem(error: dict[str, Any]) -> str:
 def _timeline(execution: dict[str, Any]) -> str:
     lines = [f"{execution['id']}  {execution['saga_id']} {execution['version']}  "
              f"{execution['status']}"]
+    lines.append(f"  started {when(execution.get('started_at'))}"
+                 + (f", ended {when(execution['ended_at'])}" if execution.get("ended_at")
+                    else "")
+                 + (f"; engine run {execution['sfn_execution_arn']}"
+                    if execution.get("sfn_execution_arn") else ""))
     if execution.get("error"):
-        lines.append(f"  error: {execution['error']}")
+        lines.append(f"  error: {error_text(execution['error'])}")
     if execution.get("output") is not None:
         lines.append(f"  output: {json.dumps(execution['output'], sort_keys=True)[:1000]}")
     if execution.get("output_error"):
         lines.append(f"  {_output_problem(execution['output_error'])}")
     if execution.get("resolution"):
-        lines.append(f"  resolved by {execution['resolved_by']}: {execution['resolution']}")
+        lines.append(f"  resolved by {execution['resolved_by']}"
+                     + (f" at {when(execution['resolved_at'])}"
+                        if execution.get("resolved_at") else "")
+                     + f": {execution['resolution']}")
     items: dict[str, list[dict[str, Any]]] = {}  # a fan-out's items, under it
     for step in execution["steps"]:
         if step.get("item"):
@@ -428,8 +490,8 @@ def _attempt_lines(step: dict[str, Any], indent: str) -> list[str]:
     for a in step["attempts"]:
         outcome = a["outcome"] + (f" {a['error_type']}: {a['error_message']}"
                                   if a.get("error_type") else "")
-        lines.append(f"{indent}{a['phase']:<12} #{a['attempt']}  {outcome}  "
-                     f"({a.get('duration_ms', 0)} ms)")
+        lines.append(f"{indent}{a['phase']:<12} #{a['attempt']}  {when(a.get('started_at'))}"
+                     f"  {outcome}  ({a.get('duration_ms', 0)} ms)")
     return lines
 
 
@@ -476,14 +538,16 @@ def stats(args: argparse.Namespace, api: ApiClient) -> int:
         human = (f"{body['saga_id']} {body['version']}: {body['steps']} steps "
                  f"({body.get('conditional_steps', 0)} conditional, "
                  f"{body.get('fanout_steps', 0)} fan-out), "
-                 f"{body['versions']} version(s), {runs.get('executions', 0)} executions "
-                 f"{runs.get('by_status', {})}, success rate {runs.get('success_rate')}")
+                 f"{body['versions']} version(s); {runs.get('executions', 0)} executions "
+                 f"({by_status(runs.get('by_status'))}), success rate "
+                 f"{rate(runs.get('success_rate'))}")
     else:
         body = api.call("GET", "/stats")
         runs, defs = body.get("executions", {}), body["definitions"]
         human = (f"{defs['sagas']} sagas ({defs['active_sagas']} active, {defs['steps']} "
-                 f"steps); {runs.get('executions', 0)} executions {runs.get('by_status', {})}, "
-                 f"{runs.get('running', 0)} running, success rate {runs.get('success_rate')}")
+                 f"steps); {runs.get('executions', 0)} executions "
+                 f"({by_status(runs.get('by_status'))}), {runs.get('running', 0)} running, "
+                 f"success rate {rate(runs.get('success_rate'))}")
     _emit(args, body, human)
     return Exit.OK
 
@@ -506,7 +570,7 @@ def verify(args: argparse.Namespace, api: ApiClient) -> int:
                                task_timeout_margin_s=margin_s)
     if args.case:
         cases = [c for c in cases if any(part in c.name for part in args.case)]
-    verifier = Verifier(api, args.saga_id, _load(args.input) if args.input else {},
+    verifier = Verifier(api, args.saga_id, _input(args.input) if args.input else {},
                         budget_s=plan.run_budget_s(steps, margin_s),
                         check=args.check)
     results = verifier.run_all(cases, args.concurrency)
@@ -520,7 +584,22 @@ def verify(args: argparse.Namespace, api: ApiClient) -> int:
 
 # -- wiring ----------------------------------------------------------------------
 
-def add_commands(commands: Any) -> None:
+class _WithExitCodes:
+    """Subcommands whose help ends with the exit codes."""
+
+    def __init__(self, commands: Any) -> None:
+        self._commands = commands
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = self._commands.add_parser(
+            name, epilog=exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+            **kwargs)
+        return parser
+
+
+def add_commands(subcommands: Any) -> None:
+    commands = _WithExitCodes(subcommands)
+
     def common(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--json", action="store_true", help="JSON output, for scripts")
         parser.add_argument("--api", help="API base URL (default $SAGA_API_URL or "
@@ -529,21 +608,24 @@ def add_commands(commands: Any) -> None:
                             "ws://127.0.0.1:8001/ws)")
 
     parser = commands.add_parser("sagas", help="create, list, show, delete, (de)activate sagas")
-    parser.add_argument("action", choices=["create", "list", "show", "delete", "activate",
-                                           "deactivate"])
+    parser.add_argument("action", choices=["create", "list", "show", "versions", "delete",
+                                           "activate", "deactivate"])
     parser.add_argument("id", nargs="?")
     parser.add_argument("-f", "--file", help="the definition (JSON or YAML; - for stdin)")
     parser.add_argument("--version", help="show: this version instead of the latest")
     parser.add_argument("--active", choices=["true", "false"])
     parser.add_argument("--type")
     parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--cursor", help="list: the page after this one (the `more:` line)")
     common(parser)
     parser.set_defaults(handler=_with_api(sagas))
 
     parser = commands.add_parser("run", help="execute a saga (--follow: watch it live)")
     parser.add_argument("saga_id")
-    parser.add_argument("--input", help="the execution's input (JSON or YAML file; - stdin)")
-    parser.add_argument("--faults", help="faults to inject (JSON or YAML list; local stages)")
+    parser.add_argument("--input", help="the execution's input: inline JSON ({...}), a JSON "
+                        "or YAML file, or - for stdin")
+    parser.add_argument("--faults", help="faults to inject (a JSON list inline, or a JSON or "
+                        "YAML file; local stages)")
     parser.add_argument("--execution-id")
     parser.add_argument("--follow", action="store_true",
                         help="show each step as it happens; exit 1 unless it COMPLETED")
@@ -552,19 +634,25 @@ def add_commands(commands: Any) -> None:
     common(parser)
     parser.set_defaults(handler=_with_api(run))
 
-    parser = commands.add_parser("executions", help="list, show, retry-compensation, "
-                                 "retry-forward, resolve")
-    parser.add_argument("action", choices=["list", "show", "retry-compensation",
-                                           "retry-forward", "resolve"])
+    parser = commands.add_parser("executions", help="list, show, history, follow, compensate, "
+                                 "retry-compensation, retry-forward, resolve")
+    parser.add_argument("action", choices=["list", "show", "history", "follow", "compensate",
+                                           "retry-compensation", "retry-forward", "resolve"])
     parser.add_argument("id", nargs="?")
     parser.add_argument("--saga")
     parser.add_argument("--status")
     parser.add_argument("--after", help="list: started at or after (ISO 8601 with a zone)")
     parser.add_argument("--before", help="list: started before (ISO 8601 with a zone)")
-    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--limit", type=int, default=50,
+                        help="list: executions shown; history: events shown")
+    parser.add_argument("--cursor", help="list: the page after this one (the `more:` line)")
+    parser.add_argument("--needs-attention", action="store_true",
+                        help="list: only the triage queue (COMPENSATION_FAILED, PARKED or "
+                        "TIMED_OUT, not resolved)")
     parser.add_argument("--reason", help="resolve: why it is resolved")
     parser.add_argument("--follow", action="store_true",
-                        help="retry-compensation, retry-forward: watch it")
+                        help="show, compensate, retry-compensation, retry-forward: watch it "
+                        "until it ends (exit 0 only if it COMPLETED)")
     parser.add_argument("--timeout", type=float, default=300.0)
     common(parser)
     parser.set_defaults(handler=_with_api(executions))

@@ -12,7 +12,7 @@ from typing import Any
 
 from chalicelib.adapters.kafka.consumer import run_projector
 from chalicelib.adapters.mongo.client import read_model
-from chalicelib.adapters.mongo.projector import EXECUTIONS, SUMMARIES
+from chalicelib.adapters.mongo.projector import EVENTS, EXECUTIONS, SUMMARIES
 from chalicelib.adapters.mysql.connector import MySQLConnector
 from chalicelib.roots import runtime
 
@@ -56,6 +56,7 @@ def rebuild_read_model(batch: int = 1000) -> int:
     db = read_model(parts.mongo, parts.settings.database.mongodb)
     db[EXECUTIONS].drop()
     db[SUMMARIES].drop()
+    db[EVENTS].drop()  # the history is made again from the events the outbox still holds
     applied = 0
     with ThreadPoolExecutor(1) as reader:
         # The outbox is read (and parsed) a batch ahead, while MongoDB makes the indexes and

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from tests.support import serial_ast  # noqa: F401  (on import: one thread parses at a time)
+
 # Before anything reads the settings (they are cached per process).
 os.environ["SAGA_STAGE"] = "test"
 os.environ.setdefault("SAGA__DATABASE__MYSQL__DATABASE", "saga_db_test")

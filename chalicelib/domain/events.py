@@ -187,9 +187,11 @@ def saga_parked(*, saga_id: str, status: str,
 
 
 def saga_resumed(*, saga_id: str, status: str, by: str,
-                 steps: Sequence[Mapping[str, Any]]) -> Event:
-    """steps: each reset step's step_id and its record as the write model holds it now."""
-    return _event(SAGA_RESUMED, saga_id=saga_id, status=str(status), by=by,
+                 steps: Sequence[Mapping[str, Any]],
+                 reason: str = "retry forward requested") -> Event:
+    """An operator's retry forward (by: who; reason: as an operator's compensation says
+    why). steps: each reset step's step_id and its record as the write model holds it now."""
+    return _event(SAGA_RESUMED, saga_id=saga_id, status=str(status), by=by, reason=reason,
                   execution_error=None, steps=[dict(step) for step in steps])
 
 

@@ -273,6 +273,8 @@ class Execution(BaseModel):
     ended_at: datetime | None = None
     resolved_by: str | None = None
     resolution: str | None = None
+    # When it was resolved (the resolution is its last change: its updated_at then).
+    resolved_at: datetime | None = None
     steps: list[StepRun] = Field(default_factory=list)
     # Where this view comes from and how fresh it is: {"source": "read_model", "sequence": n,
     # "projected_at": t}, n the execution's last event applied; or {"source": "write_model",

@@ -150,6 +150,20 @@ def can_resolve(status: ExecutionStatus, resolved_by: str | None) -> bool:
     return status in RESOLVABLE and accepts_decision(resolved_by)
 
 
+# The triage queue: ends a person must look at (a compensation that failed, a parked forward
+# path, a run that timed out). A plain FAILED end undid what it did and needs no one.
+NEEDS_ATTENTION: frozenset[ExecutionStatus] = frozenset({ExecutionStatus.COMPENSATION_FAILED,
+                                                         ExecutionStatus.PARKED,
+                                                         ExecutionStatus.TIMED_OUT})
+
+
+def needs_attention(status: ExecutionStatus, resolved_by: str | None) -> bool:
+    """Whether an execution is in the triage queue: one of NEEDS_ATTENTION's ends, not yet
+    resolved. Every store's `needs_attention` filter is this rule (the SQL and MongoDB
+    queries get NEEDS_ATTENTION's names as parameters)."""
+    return status in NEEDS_ATTENTION and accepts_decision(resolved_by)
+
+
 @dataclass(frozen=True)
 class Transition:
     source: ExecutionStatus
@@ -368,6 +382,26 @@ class MachineEnd:
 
     error: str
     status: ExecutionStatus
+
+
+# A saga's deadline (its `deadline`, from the start of its forward run): the error type its
+# execution records when the deadline passed before it completed, and the machine's names for
+# the deadline branch's verdicts (chalicelib/usecases/steps/deadlines.py decides them). The
+# forward path runs beside the deadline's Wait in one Parallel state, which ends only when a
+# branch fails: the forward path ends with FORWARD_ENDED instead of succeeding, and the
+# deadline branch with DEADLINE_PASSED when what completed is to be compensated.
+DEADLINE = "Deadline"
+DEADLINE_PASSED = "Saga.DeadlinePassed"
+FORWARD_ENDED = "Saga.ForwardEnded"
+
+
+class DeadlineVerdict(StrEnum):
+    """What a deadline that passed makes of its execution."""
+
+    NONE = "none"  # it had already ended, or is compensating: the forward path carries on
+    COMPENSATE = "compensate"  # what completed is compensated (the in-flight step included)
+    PARK = "park"  # past the pivot: it parks, as a retriable failure does
+    FAIL = "fail"  # compensation is disabled: it fails with nothing undone
 
 
 # An Express forward run's end when a step failed: it started the Standard compensation run

@@ -18,6 +18,7 @@ from chalicelib.domain.lifecycle import (
     is_compensated,
     needs_action,
 )
+from chalicelib.durations import parse_duration_ms
 
 
 class _Model(BaseModel):
@@ -80,6 +81,10 @@ class SagaDefinition(_Model):
     # standard (the default), express or auto: what runs the forward path
     # (chalicelib/domain/workflow.py).
     workflow: str | None = None
+    # How long the saga may take to complete ("24h"), from the start of its forward run, at
+    # most saga.max_wait: when it passes, what completed is compensated (past the pivot, the
+    # execution parks). See chalicelib/usecases/steps/deadlines.py.
+    deadline: str | None = None
 
 
 # What a step gets when its definition leaves these out: applied once, by Step.of.
@@ -182,6 +187,7 @@ class StoredSaga(BaseModel):
     type: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     output: dict[str, Any] | None = None
+    deadline: str | None = None
     # The workflow asked for, the one chosen when the version was stored (standard or
     # express), why, the forward path's worst case in seconds (None: unbounded) and what the
     # choice warns of.
@@ -198,6 +204,10 @@ class StoredSaga(BaseModel):
         """The steps that run, in order (a group's steps in the order the definition lists
         them)."""
         return sorted((Step.of(s) for s in self.steps if s.active), key=lambda s: s.order)
+
+    def deadline_s(self) -> int | None:
+        """Its deadline in whole seconds (None: it has none)."""
+        return None if self.deadline is None else parse_duration_ms(self.deadline) // 1000
 
     def pivot(self) -> Step | None:
         """Its pivot step, if it has one: past it the saga never compensates."""

@@ -59,6 +59,7 @@ def started_document(event: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "input": data.get("input", {}), "faults": data.get("faults", []),
         "state_machine_arn": data.get("state_machine_arn"),
         "sfn_execution_arn": None, "resolved_by": None, "resolution": None,
+        "resolved_at": None,
         "error": None, "output": None, "output_error": None,
         "steps": [_blank_step(step_id, i + 1, shape.get(step_id, {}).get("group"),
                               shape.get(step_id, {}).get("kind"))
@@ -66,7 +67,7 @@ def started_document(event: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "started_at": event_time(event), "updated_at": event_time(event), "ended_at": None,
         # BSON dates keep milliseconds: the exact times ride along for the API.
         "times": {"started_at": event["time"], "updated_at": event["time"],
-                  "ended_at": None},
+                  "ended_at": None, "resolved_at": None},
         "sequence": event["sequence"], "projected_at": now,
     }
 
@@ -104,7 +105,9 @@ def apply_event(doc: dict[str, Any], event: Mapping[str, Any], now: datetime) ->
     if "output_error" in data:  # saga.completed, when its output mapping failed
         doc["output_error"] = data["output_error"]
     if event["type"] == event_types.SAGA_RESOLVED:
-        doc.update(resolved_by=data.get("by"), resolution=data.get("reason"))
+        doc.update(resolved_by=data.get("by"), resolution=data.get("reason"),
+                   resolved_at=event_time(event))
+        _times(doc)["resolved_at"] = event["time"]
     if event["type"] == event_types.RUN_STARTED:
         doc.update(state_machine_arn=data.get("state_machine_arn"),
                    sfn_execution_arn=data.get("run_arn"))

@@ -289,6 +289,7 @@ def _invariants(saga: SagaDefinition, policy: ValidationPolicy) -> list[Violatio
     found += [Violation(p.field, p.rule, p.message, p.value)
               for p in branch_problems(saga, policy.branches)]
     found += _workflow(saga)
+    found += _wait_bound("deadline", saga.deadline, policy)
     return found
 
 

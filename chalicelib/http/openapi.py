@@ -183,6 +183,12 @@ def _saga_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
                              "(cheaper, at most 5 minutes, no callback steps; compensations "
                              "still run on Standard), or auto (Express when the forward path "
                              "surely fits in 4 minutes and no step waits)")},
+            "deadline": {"type": "string", "pattern": _DURATION_PATTERN, "description": (
+                "how long an execution may take to complete, from its start (such as 24h; "
+                f"at least 1s, at most saga.max_wait: {saga.max_wait}). When it passes, the "
+                "step at work is abandoned as an unknown outcome and what completed is "
+                "compensated (error type Deadline, reason deadline); past the pivot the "
+                "execution parks instead")},
         },
     }
 
@@ -316,6 +322,26 @@ def _saga_stats_schema() -> dict[str, Any]:
     }
 
 
+def _history_page_schema() -> dict[str, Any]:
+    """A page of GET /executions/{id}/history (chalicelib.domain.history.HistoryEntry)."""
+    text = {"type": "string", "nullable": True}
+    entry = {"type": "object", "required": ["sequence", "type", "time", "data"],
+             "properties": {
+                 "sequence": {"type": "integer"}, "id": text, "type": {"type": "string"},
+                 "time": {"type": "string", "format": "date-time"}, "step_id": text,
+                 "attempt": {"type": "integer", "nullable": True}, "phase": text,
+                 "actor": {**text, "description": "who acted: an operator, or a callback's "
+                                                  "completer"},
+                 "reason": text,
+                 "error": {"type": "object", "nullable": True,
+                           "description": "the step's error, else the execution's"},
+                 "data": {"type": "object", "description": "the event's data as published"}}}
+    return {"type": "object", "required": ["execution_id", "items", "next_cursor"],
+            "properties": {"execution_id": {"type": "string"},
+                           "items": {"type": "array", "items": entry},
+                           "next_cursor": {"type": "string", "nullable": True}}}
+
+
 def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -422,9 +448,10 @@ def _operations() -> dict[str, dict[str, Any]]:
     execution = _json_response("the execution with its steps and attempts", _ref("Execution"))
     statistics = _json_response("statistics", {"type": "object"})
     return {
-        "health": {"operationId": "health", "summary": "Service health", **_PUBLIC,
-                   "responses": {"200": _json_response("every component is up", _ref("Health")),
-                                 "503": _json_response("a component is down", _ref("Health"))}},
+        "health": {"operationId": "health",
+                   "summary": "Liveness, from the process alone (no server is asked)",
+                   **_PUBLIC,
+                   "responses": {"200": _json_response("the process is up", _ref("Liveness"))}},
         "detailed_health": {"operationId": "detailedHealth",
                             "summary": "Health with one check per component",
                             "responses": {"200": _json_response("up", _ref("Health")),
@@ -550,9 +577,23 @@ def _operations() -> dict[str, dict[str, Any]]:
                 {"name": "started_before", "in": "query",
                  "description": "started before this time (ISO 8601 with its zone)",
                  "schema": {"type": "string", "format": "date-time"}},
+                {"name": "needs_attention", "in": "query",
+                 "description": "true: only the triage queue (COMPENSATION_FAILED, PARKED or "
+                                "TIMED_OUT, and not resolved); false: all others",
+                 "schema": {"type": "string", "enum": ["true", "false"]}},
+                {"name": "resolved", "in": "query",
+                 "description": "true: only executions an operator resolved; false: the others",
+                 "schema": {"type": "string", "enum": ["true", "false"]}},
                 _LIMIT, _CURSOR],
             "responses": {"200": _json_response("a page", _ref("ExecutionPage")),
                           **_errors(400)}},
+        "execution_history": {
+            "operationId": "executionHistory",
+            "summary": "An execution's history: every event it published, in sequence, with "
+                       "its step, attempt, phase, who acted and why, and its data",
+            "parameters": [_LIMIT, _CURSOR],
+            "responses": {"200": _json_response("a page of events", _ref("HistoryPage")),
+                          **_errors(400, 404)}},
         "get_execution": {
             "operationId": "getExecution",
             "summary": "An execution: status and a timeline of steps and attempts",
@@ -748,6 +789,12 @@ def _document(saga: SagaSettings,
                              "properties": {"items": {"type": "array", "items": _ref("Saga")},
                                             "next_cursor": {"type": "string",
                                                             "nullable": True}}},
+                "Liveness": {"type": "object",
+                             "required": ["status", "service", "version", "stage"],
+                             "properties": {"status": {"type": "string", "enum": ["up"]},
+                                            "service": {"type": "string"},
+                                            "version": {"type": "string"},
+                                            "stage": {"type": "string"}}},
                 "Health": {"type": "object", "required": ["status", "components"],
                            "properties": {"status": {"type": "string", "enum": ["up", "down"]},
                                           "components": {"type": "object"}}},
@@ -812,6 +859,8 @@ def _document(saga: SagaSettings,
                                                        "once, after which every operator "
                                                        "action on it is refused (409)"},
                         "resolution": {"type": "string", "nullable": True},
+                        "resolved_at": {"type": "string", "format": "date-time",
+                                        "nullable": True},
                         "error": {
                             "type": "object", "nullable": True,
                             "description": "why the execution did not complete; null while "
@@ -833,6 +882,7 @@ def _document(saga: SagaSettings,
                         "steps": {"type": "array", "items": _ref("ExecutionStep")}}},
                 "ExecutionStep": _execution_step_schema(),
                 "SagaStats": _saga_stats_schema(),
+                "HistoryPage": _history_page_schema(),
             },
             "responses": {
                 f"Error{status}": _json_response(text, _ref("Error"))

@@ -292,17 +292,17 @@ class Container(Parts):
         from chalicelib.adapters.mongo.projector import Projector, ensure_indexes
 
         database = read_model(self.mongo, self.settings.database.mongodb)
-        ensure_indexes(database)
+        ensure_indexes(database, self.settings.read_model.history_retention_s)
         return Projector(self.mongo, database, on_applied)
 
     @part
     def projector_consumer(self) -> Callable[[], KafkaConsumer]:
         """Makes the projector's Kafka consumer (a new one each time it (re)connects)."""
-        from chalicelib.adapters.kafka.publisher import consumer as kafka_consumer
+        from chalicelib.adapters.kafka.publisher import partition_reader
 
         kafka = self.settings.kafka
-        return lambda: kafka_consumer(kafka, [kafka.topic],
-                                      group_id=f"{kafka.group_id}-projector")
+        return lambda: partition_reader(kafka, kafka.topic,
+                                        group_id=f"{kafka.group_id}-projector")
 
     # -- pushes -----------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.roots.step_handler import (
+    handle_deadline,
     handle_fanout,
     handle_outcome,
     handle_step,
@@ -34,11 +35,13 @@ def saga_recorder(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Records the ends no step reports (FAILED with nothing to undo, COMPENSATION_FAILED),
     and runs the steps that call nobody: a timer (set, fired) and an approval (a callback
     with no action, which only waits), and a fan-out's own Tasks (start, gather and undo its
-    items)."""
+    items), and decides what a saga's deadline that passed makes of its execution."""
     if "timer" in event:
         return handle_timer(event, context)
     if "fanout" in event:
         return handle_fanout(event, context)
+    if "deadline" in event:
+        return handle_deadline(event, context)
     if "step_id" in event:
         return handle_step(event, context, family="recorder")
     return handle_outcome(event, context)

@@ -72,6 +72,13 @@ def handle_fanout(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return result
 
 
+def handle_deadline(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    logger.set_correlation_id(str(event.get("execution_id")))
+    decided = wiring.PROCESS.get().deadline_keeper.passed(str(event["execution_id"]))
+    logger.info("saga deadline passed", extra={"verdict": decided.value})
+    return {"verdict": decided.value}
+
+
 def run_step(runner: AttemptRunner, event: Mapping[str, Any]) -> dict[str, Any]:
     """One delivery of a step's Task: its Parameters read, its outcome as the Task's result."""
     return step_response(runner.run(StepRequest.model_validate(event)))

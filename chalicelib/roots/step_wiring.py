@@ -20,6 +20,7 @@ from chalicelib.http.paths import callback_links
 from chalicelib.roots.parts import Parts, ProcessRoot, part
 from chalicelib.roots.step_registry import ActionRegistry
 from chalicelib.usecases.steps.attempt import AttemptRunner
+from chalicelib.usecases.steps.deadlines import DeadlineKeeper
 from chalicelib.usecases.steps.fanouts import FanOutRunner
 from chalicelib.usecases.steps.recorder import OutcomeRecorder
 from chalicelib.usecases.steps.waits import TimerRunner
@@ -96,6 +97,12 @@ class StepContainer(Parts):
     @part
     def outcome_recorder(self) -> OutcomeRecorder:
         return OutcomeRecorder(self.step_ledger, self.definitions)
+
+    @part
+    def deadline_keeper(self) -> DeadlineKeeper:
+        return DeadlineKeeper(self.step_ledger, self.definitions,
+                              compensation_enabled=self.settings.saga.compensation_enabled,
+                              clock=self.attempt_runner.clock)
 
 
 # The process's StepContainer: built from the settings on first use.

@@ -63,7 +63,8 @@ class InMemoryDefinitionStore:
         stored = StoredSaga(
             id=saga.id, name=saga.name, description=saga.description, version=saga.version,
             revision=len(history) + 1, steps=saga.steps, active=saga.active, type=saga.type,
-            metadata=saga.metadata, output=saga.output, **stored_fields(workflow),
+            metadata=saga.metadata, output=saga.output, deadline=saga.deadline,
+            **stored_fields(workflow),
             created_at=current.created_at if current else now,
             updated_at=now, version_created_at=now)
         history.append(stored)

@@ -21,6 +21,7 @@ from chalicelib.domain.lifecycle import (
     accepts_decision,
     can_resolve,
     can_transition,
+    needs_attention,
 )
 from chalicelib.testing.definitions import InMemoryDefinitionStore
 from chalicelib.testing.outbox import outbox_envelope
@@ -46,7 +47,11 @@ def _matches(execution: Execution, query: ExecutionQuery) -> bool:
     return ((query.saga_id is None or execution.saga_id == query.saga_id)
             and (query.status is None or execution.status == query.status)
             and (query.started_after is None or execution.started_at >= query.started_after)
-            and (query.started_before is None or execution.started_at < query.started_before))
+            and (query.started_before is None or execution.started_at < query.started_before)
+            and (query.needs_attention is None or query.needs_attention == needs_attention(
+                execution.status, execution.resolved_by))
+            and (query.resolved is None
+                 or query.resolved == (execution.resolved_by is not None)))
 
 
 def newest_first(found: list[Execution], query: ExecutionQuery) -> ExecutionPage:
@@ -184,7 +189,7 @@ class InMemoryExecutionStore:
                 return None
             # As MySQL: the decision's time is the row's last change (nothing moves it after).
             row.resolved_by, row.resolution = by, reason
-            row.updated_at = datetime.now(UTC)
+            row.updated_at = row.resolved_at = datetime.now(UTC)
             self._emit(events.saga_resolved(saga_id=row.saga_id, by=by, reason=reason),
                        execution_id, at=row.updated_at)
             return self.get(execution_id)

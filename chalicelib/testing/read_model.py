@@ -11,6 +11,7 @@ from typing import Any
 from chalicelib.adapters.cursors import decode_cursor, encode_cursor
 from chalicelib.domain import read_views
 from chalicelib.domain.executions import Execution
+from chalicelib.domain.history import entry, record
 from chalicelib.domain.open_callbacks import (
     OpenCallback,
     after_cursor,
@@ -27,6 +28,8 @@ from chalicelib.usecases.ports import (
     CallbackQuery,
     ExecutionPage,
     ExecutionQuery,
+    HistoryPage,
+    HistoryQuery,
     ReadModelUnavailable,
 )
 
@@ -71,6 +74,8 @@ class InMemoryReadModel:
         self._docs: dict[str, Execution] = {}
         self._documents: dict[str, dict[str, Any]] = {}
         self.summaries: dict[str, dict[str, Any]] = {}
+        # Each execution's history: its applied events' records, by sequence.
+        self.history_records: dict[str, dict[int, dict[str, Any]]] = {}
         self._lock = threading.Lock()  # a batch is applied as one, even from threads
 
     # -- the projector ------------------------------------------------------------------------
@@ -89,7 +94,14 @@ class InMemoryReadModel:
             stored = {key: _stored(projected.document)
                       for key, projected in projection.documents.items()}
             views = {key: to_execution(doc) for key, doc in stored.items()}
+            records = [_stored(record(event)) for event in projection.applied]
+            for kept in records:  # MongoDB's duplicate key: a record is never doubled
+                if kept["sequence"] in self.history_records.get(kept["execution_id"], {}):
+                    raise RuntimeError(f"history record {kept['_id']} exists already")
             self._documents.update(stored)
+            for kept in records:
+                self.history_records.setdefault(kept["execution_id"], {})[
+                    kept["sequence"]] = kept
             self._docs.update(views)
             for saga_id, change in projection.summaries.items():
                 self._count(saga_id, change)
@@ -140,6 +152,18 @@ class InMemoryReadModel:
     def totals(self) -> dict[str, Any]:
         self._check()
         return read_views.totals(self.summaries.values())
+
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        """The cursor is the last sequence seen (MongoDB's wraps it as its listings do)."""
+        self._check()
+        if query.cursor is not None and not query.cursor.isdigit():
+            raise ValueError("cursor is not one this listing gave out")
+        after = int(query.cursor or 0)
+        mine = self.history_records.get(query.execution_id, {})
+        found = [mine[sequence] for sequence in sorted(mine) if sequence > after]
+        items = [entry(kept) for kept in found[:query.limit]]
+        more = len(found) > query.limit and items
+        return HistoryPage(items, str(items[-1].sequence) if more else None)
 
     # -- open callbacks (OpenCallbackReads) ------------------------------------------------------
 

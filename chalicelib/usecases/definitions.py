@@ -142,7 +142,8 @@ class DefinitionService:
         return {"id": existing.id, "name": existing.name, "description": existing.description,
                 "version": semver.bump_patch(existing.version), "steps": steps,
                 "active": existing.active, "type": existing.type, "metadata": existing.metadata,
-                "output": existing.output, "workflow": existing.workflow}
+                "output": existing.output, "deadline": existing.deadline,
+                "workflow": existing.workflow}
 
     def _check_limits(self, *, new_sagas: int = 0, added_steps: int = 0) -> None:
         totals = self.store.totals()

@@ -47,6 +47,8 @@ from chalicelib.usecases.ports import (
     ExecutionQuery,
     ExecutionReadModel,
     ExecutionStore,
+    HistoryPage,
+    HistoryQuery,
     ReadModelUnavailable,
     RunKind,
 )
@@ -59,6 +61,12 @@ _STATUSES = {status.value for status in ExecutionStatus}
 
 class OrchestratorUnavailable(SagaError):
     kind = ErrorKind.ORCHESTRATOR_UNAVAILABLE
+
+
+class HistoryUnavailable(SagaError):
+    """An execution's history lives in the read model only: 503 while it cannot be reached."""
+
+    kind = ErrorKind.DATABASE_UNAVAILABLE
 
 
 class AlreadyResolved(Conflict):
@@ -371,9 +379,24 @@ class ExecutionService:
         except ReadModelUnavailable:
             return {"unavailable": "the read model cannot be reached"}
 
+    def history(self, execution_id: str, *, limit: str | None,
+                cursor: str | None) -> HistoryPage:
+        """Every event of the execution in sequence, a page at a time (404 for an unknown
+        execution; an execution whose first event is not projected yet has none yet)."""
+        query = HistoryQuery(execution_id, page_size(limit), cursor or None)
+        self.get(execution_id)
+        try:
+            return self.reads.history(query)
+        except ReadModelUnavailable as down:
+            raise HistoryUnavailable(f"the read model, which keeps the history, cannot be "
+                                     f"reached: {down}") from None
+        except ValueError as bad_cursor:
+            raise BadRequest(str(bad_cursor), value=cursor) from None
+
     def list(self, *, saga_id: str | None, status: str | None, limit: str | None,
              cursor: str | None, started_after: str | None = None,
-             started_before: str | None = None) -> ExecutionPage:
+             started_before: str | None = None, needs_attention: str | None = None,
+             resolved: str | None = None) -> ExecutionPage:
         if status and status not in _STATUSES:
             raise BadRequest(f"status must be one of {', '.join(sorted(_STATUSES))}",
                              value=status)
@@ -384,7 +407,9 @@ class ExecutionService:
                              value=started_after)
         query = ExecutionQuery(limit=page_size(limit), saga_id=saga_id or None,
                                status=status or None, started_after=after,
-                               started_before=before, cursor=cursor or None)
+                               started_before=before, cursor=cursor or None,
+                               needs_attention=_flag("needs_attention", needs_attention),
+                               resolved=_flag("resolved", resolved))
         try:
             try:
                 return self.reads.list(query)
@@ -407,6 +432,15 @@ def _instant(name: str, raw: str | None) -> datetime | None:
         raise BadRequest(f"{name} must be an ISO 8601 time with its zone, such as "
                          "2026-12-05T09:30:00Z", value=raw)
     return at.astimezone(UTC)
+
+
+def _flag(name: str, raw: str | None) -> bool | None:
+    """A query's true or false (absent or empty: no filter)."""
+    if not raw:
+        return None
+    if raw not in ("true", "false"):
+        raise BadRequest(f"{name} must be true or false", value=raw)
+    return raw == "true"
 
 
 def _require(execution: Execution, action: str, what: str) -> None:

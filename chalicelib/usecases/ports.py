@@ -15,6 +15,7 @@ from chalicelib.domain.lifecycle import RunStatus
 # models, which a request that needs none of them would otherwise pay for.
 if TYPE_CHECKING:
     from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
+    from chalicelib.domain.history import HistoryEntry
     from chalicelib.domain.models import SagaDefinition, StoredSaga
     from chalicelib.domain.open_callbacks import OpenCallback
     from chalicelib.domain.workflow import WorkflowChoice
@@ -203,6 +204,10 @@ class ExecutionQuery:
     started_after: datetime | None = None  # started at or after (UTC-aware)
     started_before: datetime | None = None  # started strictly before
     cursor: str | None = None
+    # The triage queue (lifecycle.needs_attention): only those in it (True), or not (False).
+    needs_attention: bool | None = None
+    # Resolved by an operator (True), or not (False).
+    resolved: bool | None = None
 
 
 class ExecutionStore(Protocol):
@@ -260,6 +265,21 @@ class ExecutionStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class HistoryQuery:
+    """One execution's events in sequence: at most `limit` after `cursor` (a store's own)."""
+
+    execution_id: str
+    limit: int
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    items: list[HistoryEntry]
+    next_cursor: str | None
+
+
 class ReadModelUnavailable(Exception):
     """The read model cannot be reached; reads fall back to the write model."""
 
@@ -277,6 +297,11 @@ class ExecutionReadModel(Protocol):
     def summary(self, saga_id: str) -> dict[str, Any]: ...
 
     def totals(self) -> dict[str, Any]: ...
+
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        """The execution's events in sequence order (none for one never projected); raises
+        ValueError for a cursor it did not give out."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ const scenarios = {
       undo_edges: await graph.locator("path.undo").count(),
       title: await page.locator("h1").textContent(),
       workflow: await page.locator('[data-testid="workflow"]').textContent(),
+      deadline: await page.locator('[data-testid="deadline"]').textContent(),
       version_workflows: await page.locator("td[data-workflow]").evaluateAll((nodes) =>
         nodes.map((n) => n.dataset.workflow)) };
     await page.screenshot({ path: `${SHOTS}/${args.shot || "saga-graph"}.png`, fullPage: true });
@@ -421,6 +422,46 @@ const scenarios = {
   },
 
   // Auth on: asked for a token; a bad one explained; a reader sees no actions, an operator does.
+  // Start an execution from a saga's page (its input checked before sending), watch it end
+  // live; find it by id and its saga by id; a saga's per-status link keeps the saga filter.
+  async start_find({ page }) {
+    await page.goto(`${args.base}/console#/sagas/${encodeURIComponent(args.saga_id)}`);
+    const editor = page.locator("#start-input");
+    await editor.fill("{not json");
+    const refused = await page.locator('[data-testid="start-problem"]').textContent();
+    await editor.fill(JSON.stringify(args.input));
+    await page.locator('[data-testid="start-form"] button[type="submit"]').click();
+    await page.waitForURL(/#\/executions\/[^/?]+$/);
+    const executionId = decodeURIComponent(page.url().split("#/executions/")[1]);
+    const seen = [];
+    await untilStatus(page, "COMPLETED", seen);
+    await page.goto(`${args.base}/console#/executions`);
+    await page.locator('[data-testid="find"]').fill(executionId);
+    await page.keyboard.press("Enter");
+    await page.waitForURL(new RegExp(`#/executions/${executionId}$`));
+    await page.locator('[data-testid="status"] .badge').waitFor();
+    const found = await page.locator("main").textContent();
+    await page.goto(`${args.base}/console#/executions`);
+    await page.locator('[data-testid="find"]').fill("no-such-id-anywhere");
+    await page.keyboard.press("Enter");
+    const missing = page.locator('[data-testid="find-problem"]');
+    await page.waitForFunction(() => document.querySelector('[data-testid="find-problem"]').textContent);
+    const nothing = await missing.textContent();
+    await page.locator('[data-testid="find"]').fill(args.saga_id);
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/saga_id=/);
+    await page.goto(`${args.base}/console#/sagas/${encodeURIComponent(args.saga_id)}`);
+    const chip = page.locator('[data-testid="by-status"] a[data-status="COMPLETED"]');
+    await chip.click();
+    await page.waitForURL(/status=COMPLETED/);
+    await page.locator("tr[data-execution]").first().waitFor();
+    const sagasListed = await page.locator("tr[data-execution] td:nth-child(2) a").evaluateAll(
+      (links) => [...new Set(links.map((a) => a.textContent))]);
+    const started = await page.locator("tr[data-execution] td:nth-child(4)").first().textContent();
+    return { refused, execution_id: executionId, seen, found, nothing,
+      status_link: page.url().split("#")[1], sagas_listed: sagasListed, started };
+  },
+
   async auth_reader({ page }) {
     await page.goto(`${args.base}/console#/executions/${args.execution_id}`);
     const input = page.locator("input#token");
@@ -449,6 +490,35 @@ const scenarios = {
     const operator = { who: await page.locator("#who").textContent(),
       buttons: await page.locator("button[data-action]").evaluateAll((b) => b.map((x) => x.dataset.action)) };
     return { asked, refusal, reader, operator };
+  },
+
+  // The triage queue and an execution's history: a parked execution is listed under "Needs
+  // attention" (and counted on its nav link) until the scenario resolves it through the API;
+  // the list drops it live. Its page then lists its history with who acted and why, and the
+  // filter narrows the rows to a type.
+  async history_and_attention({ page }) {
+    await page.goto(`${args.base}/console#/attention`);
+    await page.locator('#live[data-state="on"]').waitFor();
+    const row = page.locator(`[data-testid="attention"] tr[data-execution="${args.execution_id}"]`);
+    await row.waitFor();
+    const counted = Number(await page.locator('[data-testid="attention-count"]').getAttribute("data-count"));
+    await api("POST", `executions/${args.execution_id}/resolve`, { reason: args.reason });
+    await row.waitFor({ state: "detached" }); // live: no reload
+    await page.goto(`${args.base}/console#/executions/${args.execution_id}`);
+    const history = page.locator('[data-testid="history"]');
+    await history.locator(`tr[data-type="${args.last_type}"]`).waitFor();
+    const rows = () => history.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => ({
+      type: tr.dataset.type, sequence: Number(tr.dataset.sequence),
+      actor: tr.querySelector("[data-actor]") ? tr.querySelector("[data-actor]").dataset.actor : null,
+      why: tr.querySelector("[data-why]").textContent })));
+    const all = await rows();
+    await page.locator('[data-testid="history-filter"]').fill(args.last_type);
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="history"] tbody tr').length < n,
+      all.length);
+    const filtered = await rows();
+    await page.screenshot({ path: `${SHOTS}/history.png`, fullPage: true });
+    return { counted, rows: all, filtered,
+      resolution: await page.locator('[data-testid="resolution"]').textContent() };
   },
 };
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 import time
 import uuid
@@ -266,7 +267,7 @@ def test_a_shaped_saga_is_drawn_with_its_groups_and_kinds(console: Console) -> N
     # auto: Express when the forward path surely fits (the test stage's short margin and
     # attempts make it so), the API's reason shown beside the choice.
     status, body = console.call("POST", "/sagas", {**example, "id": saga_id,
-                                                   "workflow": "auto"})
+                                                   "workflow": "auto", "deadline": "24h"})
     assert status == 201, body
     assert body["workflow_type"] == "express", body
     result = run_scenario("saga_graph", base=console.served.base, saga_id=saga_id,
@@ -275,9 +276,29 @@ def test_a_shaped_saga_is_drawn_with_its_groups_and_kinds(console: Console) -> N
         f"express (auto: {body['workflow_reason']}) · forward path at most "
         f"{body['forward_worst_case_s']} s")
     assert result["version_workflows"] == ["express"]
+    assert result["deadline"] == (
+        "24h from the start (then compensated; parked past the pivot)")
     assert result["steps"] == [step["id"] for step in example["steps"]]
     assert result["kinds"] == [step.get("kind", "compensatable") for step in example["steps"]]
     # start -> create -> both of the group -> capture -> both retriable -> end
     assert result["edges"] == 1 + 2 + 2 + 2 + 2
     # Undone back to the pivot's group only: capture -> the group -> create.
     assert result["undo_edges"] == 2
+
+
+def test_an_execution_is_started_from_the_console_found_by_id_and_listed_by_its_saga(
+        console: Console) -> None:
+    saga = {**SAGA, "id": f"start-{uuid.uuid4().hex[:8]}"}
+    status, body = console.call("POST", "/sagas", saga)
+    assert status == 201, body
+    result = run_scenario("start_find", base=console.served.base, saga_id=saga["id"],
+                          input=_input(new_customer()))
+    assert result["refused"].startswith("Not JSON")
+    assert result["seen"][-1] == "COMPLETED", result["seen"]
+    assert console.wait(result["execution_id"])["input"]["amount"] == "25.00"
+    assert result["execution_id"] in result["found"]
+    assert result["nothing"] == "No execution and no saga has the id “no-such-id-anywhere”."
+    # The saga's COMPLETED link lists that saga's executions only, in that status.
+    assert result["status_link"] == f"/executions?saga_id={saga['id']}&status=COMPLETED"
+    assert result["sagas_listed"] == [saga["id"]]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", result["started"]), result["started"]

@@ -81,7 +81,7 @@ def test_the_roles_follow_the_contract() -> None:
         assert roles[(f"/callbacks/{{callback_id}}/{action}", "POST")] is Role.APPROVER
     # Listing and counting them: a reader.
     assert roles[("/callbacks", "GET")] is roles[("/callbacks/count", "GET")] is Role.READER
-    assert len(roles) == 29  # every route but /health and the console's files
+    assert len(roles) == 30  # every route but /health and the console's files
 
 
 def test_every_route_refuses_bad_tokens_and_too_small_roles(secured: Served) -> None:

@@ -198,6 +198,35 @@ def test_a_shaped_saga_parks_and_is_retried_forward_from_the_terminal(
     assert "group 3, pivot" in timeline and "group 4, retriable" in timeline
 
 
+def test_follow_attaches_to_a_running_execution_and_compensate_undoes_it(
+        saga: Any, tmp_path: Path, demo: Callable[[], dict[str, Any]]) -> None:
+    customer = new_customer()
+    saga_id, saga_file, _ = _files(tmp_path, customer)
+    assert saga("sagas", "create", "-f", saga_file).returncode == 0
+    versions = saga("sagas", "versions", saga_id)
+    assert versions.returncode == 0 and versions.stdout.splitlines()[1].split()[:3] == [
+        "1.0.0", "1", "standard"]
+    # Inline JSON input; the payment step takes 3 s, so the run is still going when we attach.
+    body = json.dumps({"customer_id": customer, "amount": "2.00", "currency": "EUR"})
+    faults = json.dumps([{"step_id": "process-payment", "delay": "3s", "times": 0}])
+    started = saga("run", saga_id, "--input", body, "--faults", faults, "--json")
+    assert started.returncode == 0, started.stderr
+    execution_id = json.loads(started.stdout)["id"]
+    attached = saga("executions", "follow", execution_id)
+    assert attached.returncode == 0, attached.stdout + attached.stderr
+    lines = attached.stdout.splitlines()
+    assert lines[0].startswith(f"{execution_id}  {saga_id} 1.0.0  RUNNING")
+    assert any("✓ process-payment succeeded" in line for line in lines)
+    assert lines[-1].startswith("COMPLETED in ")
+    # Attached after the end: told at once, with the end's exit code.
+    again = saga("executions", "show", execution_id, "--follow")
+    assert again.returncode == 0 and "COMPLETED" in again.stdout.splitlines()[0]
+    undone = saga("executions", "compensate", execution_id, "--follow")
+    assert undone.returncode == 1, undone.stdout + undone.stderr  # it did not complete
+    assert "↩ process-payment compensated" in undone.stdout
+    assert undone.stdout.splitlines()[-1].startswith("COMPENSATED in ")
+
+
 def _approval_saga(tmp_path: Path) -> tuple[str, str]:
     """A saga whose second step waits for a person: validate the payment, then approve."""
     definition = {

@@ -295,3 +295,60 @@ def test_hostile_completions_are_refused_and_change_nothing(
     # A failure for good did nothing: its own compensation never ran, the reservation's did.
     assert all(c["execution_id"] != second or c["step_id"] != "confirm"
                for c in partner.compensations)
+
+
+def _with_deadline(saga: dict[str, Any], deadline: str, *, pivot: bool) -> dict[str, Any]:
+    saga = {**saga, "deadline": deadline}
+    if pivot:  # reserve becomes the point of no return, confirm an approval after it
+        saga["steps"] = [{**saga["steps"][0], "kind": "pivot"},
+                         {"id": "approve", "name": "Approve", "order": 2, "kind": "callback",
+                          "description": "A person approves the shipment", "timeout": "60s"},
+                         {**{k: v for k, v in saga["steps"][2].items()
+                             if k not in ("compensation", "max_retries")},
+                          "kind": "retriable"}]
+    return saga
+
+
+def test_a_saga_deadline_compensates_while_a_later_step_waits_and_parks_past_the_pivot(
+        api: Api, webhooks: Served) -> None:
+    partner = Partner(webhooks.base)
+    with serving(partner.respond) as server:
+        # Both wait 60 s for their callback; the saga's deadline is 8 s.
+        undone = api.create_saga(_with_deadline(_saga(server, timeout="60s"), "8s",
+                                                pivot=False))
+        parked = api.create_saga(_with_deadline(_saga(server, timeout="60s"), "8s",
+                                                pivot=True))
+        assert undone["deadline"] == "8s"
+        compensate_id = api.execute(undone["id"], input={})["id"]
+        park_id = api.execute(parked["id"], input={})["id"]
+        waiting = api.wait(compensate_id, timeout_s=30,
+                           until=lambda e: _step(e, "confirm")["status"] == "WAITING")
+        assert waiting["status"] == "RUNNING"
+        done = api.wait(compensate_id, timeout_s=45)
+        held = api.wait(park_id, timeout_s=45)
+        # The callback link the partner holds is refused from now on.
+        status, body = partner.call(compensate_id, "succeed", {"result": {"late": True}})
+    assert done["status"] == "COMPENSATED", done
+    assert done["error"]["type"] == "Deadline" and done["error"]["step_id"] == "confirm"
+    started, ended = (datetime.fromisoformat(done[key]) for key in ("started_at", "ended_at"))
+    # At the deadline, while confirm still had 50 s to wait: not at its own timeout.
+    assert timedelta(seconds=8) <= ended - started < timedelta(seconds=40), done
+    assert [_step(done, s)["status"] for s in ("reserve", "confirm", "ship")] == [
+        "COMPENSATED", "COMPENSATED", "PENDING"]
+    # The abandoned step was compensated with what its call had answered.
+    undo = next(c for c in partner.compensations if c["execution_id"] == compensate_id)
+    assert undo["action_result"] == {"intent": f"pi-{compensate_id[:8]}", "accepted": True}
+    assert status == 409, body
+    events = _events(compensate_id)
+    compensating = next(e for e in events if e["type"] == event_types.COMPENSATION_STARTED)
+    assert compensating["data"]["reason"] == "deadline"
+    unknown = next(e for e in events if e["type"] == event_types.STEP_OUTCOME_UNKNOWN)
+    assert (unknown["data"]["step_id"], unknown["data"]["error"]["type"]) == (
+        "confirm", "Deadline")
+    # Past the pivot nothing is undone: the execution parks for an operator.
+    assert held["status"] == "PARKED", held
+    assert held["error"]["type"] == "Deadline" and held["error"]["step_id"] == "approve"
+    assert _step(held, "reserve")["status"] == "SUCCEEDED"
+    assert not [c for c in partner.compensations if c["execution_id"] == park_id]
+    parked_event = next(e for e in _events(park_id) if e["type"] == event_types.SAGA_PARKED)
+    assert parked_event["data"]["reason"] == "deadline"

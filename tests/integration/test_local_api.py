@@ -28,9 +28,16 @@ def _call(url: str, method: str = "GET") -> tuple[int, Any]:
         return error.code, json.loads(error.read() or b"null")
 
 
-@pytest.mark.parametrize("path", ["/health", "/api/v1/saga/health"])
-def test_health_answers_from_every_component(base_url: str, path: str) -> None:
-    status, body = _call(f"{base_url}{path}")
+def test_the_basic_health_answers_from_the_process_alone(base_url: str) -> None:
+    status, body = _call(f"{base_url}/health")
+    assert status == 200, body
+    assert body == {"status": "up", "service": body["service"], "version": body["version"],
+                    "stage": "test"}
+    assert "components" not in body
+
+
+def test_the_detailed_health_answers_from_every_component(base_url: str) -> None:
+    status, body = _call(f"{base_url}/api/v1/saga/health")
     assert status == 200, body
     assert set(body["components"]) == {"mysql", "mongodb", "kafka", "stepfunctions",
                                       "dead_letters"}

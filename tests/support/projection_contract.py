@@ -20,11 +20,13 @@ import pytest
 
 from chalicelib.adapters.kafka.consumer import apply_all
 from chalicelib.domain import event_types, events
-from chalicelib.domain.lifecycle import STATUS_OF_EVENT
+from chalicelib.domain.lifecycle import STATUS_OF_EVENT, needs_attention
 from chalicelib.domain.read_documents import APPLIED
 from chalicelib.usecases.ports import (
     CallbackQuery,
+    ExecutionQuery,
     ExecutionReadModel,
+    HistoryQuery,
     OpenCallbackReads,
     ReadModelProjector,
 )
@@ -169,6 +171,78 @@ class ProjectionContract:
         counted = Counter(run.write_view(i).status.value for i in run.ids)
         totals: Mapping[str, Any] = read_side.reads.totals()
         assert (totals["executions"], totals["by_status"]) == (len(run.ids), dict(counted))
+
+    # -- an execution's history, and the triage queue ----------------------------------------
+
+    def _history(self, side: ReadSide, execution_id: str, limit: int) -> list[Any]:
+        """Every page of the execution's history, following next_cursor."""
+        entries, cursor = [], None
+        for _ in range(1000):
+            page = side.reads.history(HistoryQuery(execution_id, limit, cursor))
+            assert len(page.items) <= limit
+            entries += page.items
+            if page.next_cursor is None:
+                return entries
+            cursor = page.next_cursor
+        raise AssertionError("the history's pages never ended")
+
+    def test_the_history_is_each_executions_events_field_by_field_never_doubled(
+            self, read_side: ReadSide) -> None:
+        run = written()
+        shuffled = random.Random(7)
+        start = 0
+        while start < len(run.outbox):  # redelivered batches, as after a lost commit
+            size = shuffled.choice([1, 4, 9])
+            read_side.projector.apply_batch(run.outbox[max(0, start - 2):start + size])
+            start += size
+        read_side.projector.apply_batch(run.outbox)  # the whole outbox replayed
+        for execution_id in run.ids:
+            published = [e for e in run.outbox if e["key"] == execution_id]
+            entries = self._history(read_side, execution_id, limit=4)
+            assert [(e.id, e.type, e.sequence, e.time, e.data) for e in entries] == [
+                (p["id"], p["type"], p["sequence"], datetime.fromisoformat(p["time"]),
+                 p["data"]) for p in published], execution_id
+            for got, event in zip(entries, published, strict=True):
+                data = event["data"]
+                assert (got.step_id, got.attempt, got.actor, got.reason) == (
+                    data.get("step_id"), data.get("attempt"), data.get("by"),
+                    data.get("reason")), event["type"]
+        assert read_side.reads.history(HistoryQuery("never-ran", 10)).items == []
+
+    def test_operator_decisions_carry_who_and_why_in_the_history(
+            self, read_side: ReadSide) -> None:
+        run = written(len(ENDINGS))
+        read_side.projector.apply_batch(run.outbox)
+        decided = {}
+        for execution_id in run.ids:
+            for got in self._history(read_side, execution_id, limit=100):
+                if got.type in (event_types.SAGA_RESOLVED, event_types.SAGA_RESUMED):
+                    decided[got.type] = (execution_id, got)
+        execution_id, resolved = decided[event_types.SAGA_RESOLVED]
+        assert resolved.actor and resolved.reason
+        view = read_side.reads.get(execution_id)
+        assert view is not None and view.resolved_at == resolved.time
+        assert (view.resolved_by, view.resolution) == (resolved.actor, resolved.reason)
+        resumed = decided[event_types.SAGA_RESUMED][1]
+        assert resumed.actor and resumed.reason
+
+    def test_needs_attention_and_resolved_filter_the_listing_as_the_lifecycle_says(
+            self, read_side: ReadSide) -> None:
+        run = written()
+        read_side.projector.apply_batch(run.outbox)
+        views = [run.write_view(i) for i in run.ids]
+
+        def listed(**flags: bool) -> set[str]:
+            return {e.id for e in read_side.reads.list(ExecutionQuery(limit=100, **flags)).items}
+
+        queue = {v.id for v in views if needs_attention(v.status, v.resolved_by)}
+        resolved = {v.id for v in views if v.resolved_by}
+        assert queue and resolved  # the streams end both ways
+        assert listed(needs_attention=True) == queue
+        assert listed(needs_attention=False) == set(run.ids) - queue
+        assert listed(resolved=True) == resolved
+        assert listed(resolved=False) == set(run.ids) - resolved
+        assert listed(needs_attention=True, resolved=True) == set()
 
     # -- open callbacks ----------------------------------------------------------------------
 

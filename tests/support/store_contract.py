@@ -429,6 +429,7 @@ class StoreContract:
                                   "execution_error": execution_error("b", Phase.ACTION,
                                                                      "Busy", "no")}),
             (event_types.SAGA_RESUMED, {"saga_id": saga.id, "status": "RUNNING", "by": "ops",
+                                   "reason": "retry forward requested",
                                    "execution_error": None, "steps": [{
                                        "step_id": "b", "status": "PENDING",
                                        "action_attempts": 1, "compensation_attempts": 0,

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from chalicelib.adapters.stepfunctions.compiler import (
     CompileOptions,
+    Deadline,
     compile_compensation,
     compile_forward,
 )
@@ -96,6 +97,13 @@ def test_generated_group_machines_pass_asl_validator(asl: AslValidator,
 def test_machines_with_callbacks_and_timers_pass_asl_validator(
         asl: AslValidator, sagas: list[waiting.Saga]) -> None:
     machines = [machine for saga in sagas for machine in waiting.machines(saga)]
+    # With a saga deadline: the forward path beside the deadline's Wait, as the Standard and
+    # the Express forward machines are compiled.
+    deadline = Deadline(30, UNDO_MACHINE)
+    machines += [compile_forward(saga.steps, waiting.TARGETS, deadline=deadline)
+                 for saga in sagas]
+    machines += [compile_forward(saga.steps, waiting.TARGETS, deadline=deadline,
+                                 handoff_to=UNDO_MACHINE) for saga in sagas[:3]]
     assert asl.validate(machines) == [""] * len(machines)
 
 

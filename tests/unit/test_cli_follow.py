@@ -208,6 +208,8 @@ def test_executions_show_a_skip_and_a_fan_out_with_an_item_a_line() -> None:
                                                      "outcome": "succeeded"}], **more}
 
     execution = {"id": "e-1", "saga_id": "order", "version": "1", "status": "COMPLETED",
+                 "started_at": "2026-12-07T14:31:20.882469+00:00",
+                 "ended_at": "2026-12-07T15:31:21", "sfn_execution_arn": "arn:run/e-1",
                  "steps": [
                      {"position": 2, "step_id": "ship", "status": "SKIPPED", "group": 2,
                       "kind": "compensatable", "condition": CONDITION, "attempts": []},
@@ -217,7 +219,10 @@ def test_executions_show_a_skip_and_a_fan_out_with_an_item_a_line() -> None:
                       "attempts": []},
                      item(0, "SUCCEEDED"),
                      item(1, "FAILED", error={"type": "OutOfStock", "message": "none"})]}
-    assert _timeline(execution).splitlines()[1:] == [
+    # Times in ISO 8601 with their zone (one without a zone is UTC), and the engine's run.
+    assert _timeline(execution).splitlines()[1] == (
+        "  started 2026-12-07T14:31:20Z, ended 2026-12-07T15:31:21Z; engine run arn:run/e-1")
+    assert _timeline(execution).splitlines()[2:] == [
         "  2. ship                     SKIPPED              group 2",
         '       skipped: when $.input.kind != "digital" was false; it read '
         '$.input.kind = "digital"',
@@ -254,6 +259,9 @@ def test_a_saga_says_what_runs_its_forward_path_and_why() -> None:
                           "forward_worst_case_s": None}) == "workflow: standard"
     # A version stored before sagas had a workflow.
     assert workflow_line({}) == "workflow: standard"
+    # With a deadline for the whole saga.
+    assert workflow_line({"workflow_type": "standard", "deadline": "24h"}) == (
+        "workflow: standard; deadline 24h")
 
 
 def test_saga_stats_say_how_many_steps_branch_and_fan_out(
@@ -272,5 +280,5 @@ def test_saga_stats_say_how_many_steps_branch_and_fan_out(
 
     assert stats(argparse.Namespace(saga_id="order", json=False), _Api()) == 0  # type: ignore[arg-type]
     assert capsys.readouterr().out == (
-        "order 1.0.0: 3 steps (1 conditional, 1 fan-out), 1 version(s), 2 executions "
-        "{'COMPLETED': 2}, success rate 1.0\n")
+        "order 1.0.0: 3 steps (1 conditional, 1 fan-out), 1 version(s); 2 executions "
+        "(2 COMPLETED), success rate 100.0 %\n")

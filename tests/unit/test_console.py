@@ -108,7 +108,7 @@ def test_the_page_carries_the_lifecycle_the_console_reads(client: Client) -> Non
 def test_the_modules_that_apply_the_lifecycle_spell_no_status() -> None:
     from chalicelib.domain import lifecycle
 
-    for name in ("dom.js", "actions.js"):
+    for name in ("dom.js", "actions.js", "history.js", "attention.js"):
         text = (FOLDER / name).read_text()
         for status in lifecycle.ExecutionStatus:
             assert f'"{status.value}"' not in text, f"{name} spells {status.value}"

@@ -197,6 +197,33 @@ def test_describe_asks_for_the_run_or_finds_the_forward_run_by_name(
     assert engine.keeps_history
 
 
+def test_a_run_that_handed_its_deadline_to_the_compensation_machine_is_described_by_it(
+        stubbed: tuple[StepFunctionsEngine, Stubber]) -> None:
+    engine, stub = stubbed
+    stub.add_response("describe_execution", {
+        "executionArn": "r", "stateMachineArn": FORWARD, "status": "FAILED", "startDate": AT,
+        "error": "Saga.HandedOff", "cause": "the deadline passed"},
+        {"executionArn": "recorded-run"})
+    stub.add_response("describe_execution", {
+        "executionArn": "h", "stateMachineArn": FORWARD + "-undo", "status": "RUNNING",
+        "startDate": AT}, {"executionArn": _run_arn(FORWARD + "-undo", "e-1-h")})
+    assert engine.describe(RunRef("e-1", FORWARD, "recorded-run")) == RunState(
+        RunStatus.RUNNING)
+
+
+def test_a_saga_with_a_deadline_gets_it_in_its_forward_machine() -> None:
+    client = _Recorder()
+    saga = _saga(SAGAS["payment-saga"]).model_copy(update={"deadline": "24h"})
+    _engine(client).prepare(saga)
+    forward, undo = (json.loads(made["definition"]) for made in client.created)
+    assert forward["StartAt"] == "Deadline"
+    wait = forward["States"]["Deadline"]["Branches"][1]["States"]["deadline:wait"]
+    assert wait["Seconds"] == 24 * 3600
+    handoff = forward["States"]["deadline:hand-off"]["Parameters"]
+    assert handoff["StateMachineArn"] == f"{PREFIX}:stateMachine:{client.created[1]['name']}"
+    assert "Deadline" not in undo["States"]
+
+
 def test_a_waiting_step_is_completed_failed_or_kept_alive_by_its_token(
         stubbed: tuple[StepFunctionsEngine, Stubber]) -> None:
     engine, stub = stubbed

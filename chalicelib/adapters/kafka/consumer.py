@@ -111,16 +111,45 @@ def _envelope(event: Any) -> str:
         return json.dumps(repr(event))
 
 
+# How long a consumer may go without a known group coordinator (where its offsets are
+# committed) before it is made anew: longer than a broker takes to elect one after a restart.
+# kafka-python 3.0 can keep a lookup of the coordinator pending for good; a new consumer
+# looks again, and resumes from the committed offsets.
+COORDINATOR_LOST_S = 15.0
+
+
+class CoordinatorLost(ConnectionError):
+    """The consumer has not known its group coordinator for COORDINATOR_LOST_S."""
+
+
+def coordinator_known(consumer: Any) -> bool:
+    """Whether the consumer knows its group's coordinator (kafka-python keeps that on its
+    ConsumerCoordinator; a consumer without one, such as a stand-in, always does)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    unknown = getattr(coordinator, "coordinator_unknown", None)
+    return unknown is None or not unknown()
+
+
 def run_projector(make_consumer: Callable[[], KafkaConsumer], projector: ReadModelProjector,
                   stop: threading.Event, *, deadline: float | None = None,
-                  max_backoff_s: float = 5.0, sink: DeadLetterSink | None = None) -> None:
+                  max_backoff_s: float = 5.0, sink: DeadLetterSink | None = None,
+                  coordinator_lost_s: float = COORDINATOR_LOST_S,
+                  clock: Callable[[], float] = time.monotonic) -> None:
     backoff = 0.2
     consumer: KafkaConsumer | None = None
+    lost_since: float | None = None
     while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
         try:
             if consumer is None:
                 consumer = make_consumer()
+                lost_since = None
             batches = consumer.poll(timeout_ms=200, max_records=POLL_RECORDS)
+            if coordinator_known(consumer):
+                lost_since = None
+            elif lost_since is None:
+                lost_since = clock()
+            elif clock() - lost_since > coordinator_lost_s:
+                raise CoordinatorLost(f"no group coordinator for {coordinator_lost_s:g} s")
             if batches:
                 # Partitions together: an execution's events are all in one, in order.
                 apply_all(projector, [record.value for records in batches.values()

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.serializer import Deserializer, Serializer
 
@@ -105,6 +105,38 @@ def producer_options(settings: KafkaSettings) -> dict[str, Any]:
 def producer(settings: KafkaSettings) -> KafkaProducer:
     """A producer of JSON values (tests and tools; the relay sends bytes it already has)."""
     return KafkaProducer(**producer_options(settings), value_serializer=JsonSerializer())
+
+
+class TopicNotReady(KafkaError):
+    """The topic has no partitions yet (no event was published to it since the broker
+    started empty): the reader is made again once it has."""
+
+
+def partition_reader(settings: KafkaSettings, topic: str, *, group_id: str,
+                     auto_offset_reset: str = "earliest") -> KafkaConsumer:
+    """A consumer of every partition of `topic`, assigned by hand: it resumes from the
+    group's committed offsets and commits there, but is no member of a consumer group, so it
+    never waits on a rebalance or a heartbeat. (kafka-python 3.0 can lose a group member's
+    coordinator for good after a missed heartbeat; the broker then drops the member and the
+    consumer fetches nothing, while the read model stops.) One process reads the topic
+    locally: two would each apply every event, which the projector tolerates (it applies an
+    execution's events by their sequence) but with pushes sent twice."""
+    reader = KafkaConsumer(
+        bootstrap_servers=settings.brokers,
+        api_version=settings.api_version_tuple(),
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset=auto_offset_reset,
+        consumer_timeout_ms=parse_duration_ms(settings.consumer_timeout),
+        value_deserializer=JsonDeserializer(),
+        key_deserializer=KeyDeserializer(),
+    )
+    partitions = reader.partitions_for_topic(topic)
+    if not partitions:
+        reader.close(autocommit=False)
+        raise TopicNotReady(f"topic {topic} has no partitions yet")
+    reader.assign([TopicPartition(topic, partition) for partition in sorted(partitions)])
+    return reader
 
 
 def consumer(

@@ -12,6 +12,13 @@ counters its events moved must change together, or a retry after a failure betwe
 writes would find the events applied already and never count them (and a concurrent writer of
 the same document would count them twice). One transaction per batch, not per event, is the
 price.
+
+Each applied event is also kept as a record of the execution's history (collection `events`,
+chalicelib.domain.history), inserted in the same transaction: only events the fold applied
+are inserted, so a re-applied event (its execution's sequence is past it) adds nothing. A
+record's _id is "<execution id>/<sequence, 12 digits>", so the _id index is the index for
+(execution_id, sequence) that the history's reads walk. A TTL index on its time removes it
+once config read_model.history_retention has passed.
 """
 
 from __future__ import annotations
@@ -23,17 +30,25 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, MongoClient, ReplaceOne, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
+from pymongo.errors import OperationFailure
 
+from chalicelib.config import DEFAULT_HISTORY_RETENTION_S
+from chalicelib.domain.history import record
 from chalicelib.domain.lifecycle import ExecutionStatus
 from chalicelib.domain.projection import Placed, Projection, by_execution, project
 
 EXECUTIONS = "executions"
 SUMMARIES = "saga_summaries"
+EVENTS = "events"
+_RETENTION_INDEX = "at_ttl"
+_INDEX_OPTIONS_CONFLICT = 85
 
 
-def ensure_indexes(db: Database) -> None:
-    """One index per query the API makes of the read model (one command: a rebuild makes
-    them again)."""
+def ensure_indexes(db: Database, history_retention_s: int = DEFAULT_HISTORY_RETENTION_S) -> None:
+    """One index per query the API makes of the read model (one command a collection: a
+    rebuild makes them again), and the history's retention (a TTL index: MongoDB removes a
+    record once `history_retention_s` has passed since its event; a new retention changes
+    the index in place)."""
     db[EXECUTIONS].create_indexes([
         IndexModel([("saga_id", ASCENDING), ("started_at", DESCENDING), ("_id", DESCENDING)]),
         IndexModel([("status", ASCENDING), ("started_at", DESCENDING), ("_id", DESCENDING)]),
@@ -42,6 +57,15 @@ def ensure_indexes(db: Database) -> None:
         # steps' statuses (one WAITING: a wait), then saga.
         IndexModel([("steps.status", ASCENDING), ("saga_id", ASCENDING)], name="open_waits",
                    partialFilterExpression={"status": ExecutionStatus.RUNNING.value})])
+    retention = IndexModel([("at", ASCENDING)], name=_RETENTION_INDEX,
+                           expireAfterSeconds=history_retention_s)
+    try:
+        db[EVENTS].create_indexes([retention])
+    except OperationFailure as error:
+        if error.code != _INDEX_OPTIONS_CONFLICT:
+            raise
+        db.command("collMod", EVENTS, index={"name": _RETENTION_INDEX,
+                                             "expireAfterSeconds": history_retention_s})
 
 
 class Overtaken(RuntimeError):
@@ -100,4 +124,9 @@ class Projector:
             for saga_id, change in projection.summaries.items()]
         if counters:
             self.db[SUMMARIES].bulk_write(counters, ordered=False, session=session)
+        if projection.applied:
+            # New to the history: each is past its document's sequence as read, and that
+            # document's write above holds it against any other writer until the commit.
+            self.db[EVENTS].insert_many([record(event) for event in projection.applied],
+                                        ordered=False, session=session)
         return projection

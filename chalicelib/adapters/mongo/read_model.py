@@ -7,16 +7,32 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from chalicelib.adapters.cursors import decode_time_cursor, encode_cursor
-from chalicelib.adapters.mongo.projector import EXECUTIONS, SUMMARIES
+from chalicelib.adapters.cursors import decode_cursor, decode_time_cursor, encode_cursor
+from chalicelib.adapters.mongo.projector import EVENTS, EXECUTIONS, SUMMARIES
 from chalicelib.domain import read_views
 from chalicelib.domain.executions import Execution
+from chalicelib.domain.history import entry, record_id
+from chalicelib.domain.lifecycle import NEEDS_ATTENTION
 from chalicelib.domain.read_views import to_execution, utc
-from chalicelib.usecases.ports import ExecutionPage, ExecutionQuery, ReadModelUnavailable
+from chalicelib.usecases.ports import (
+    ExecutionPage,
+    ExecutionQuery,
+    HistoryPage,
+    HistoryQuery,
+    ReadModelUnavailable,
+)
+
+# lifecycle.needs_attention as a query, and its negation.
+_NEEDS_ATTENTION: dict[str, Any] = {
+    "status": {"$in": sorted(status.value for status in NEEDS_ATTENTION)},
+    "resolved_by": None}
+_NO_ATTENTION: dict[str, Any] = {"$or": [
+    {"status": {"$nin": sorted(status.value for status in NEEDS_ATTENTION)}},
+    {"resolved_by": {"$ne": None}}]}
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,11 +75,18 @@ class MongoExecutionReadModel:
             started["$lt"] = _to_millisecond(request.started_before)
         if started:
             query["started_at"] = started
+        clauses: list[dict[str, Any]] = []
+        if request.needs_attention is not None:
+            clauses.append(_NEEDS_ATTENTION if request.needs_attention else _NO_ATTENTION)
+        if request.resolved is not None:
+            clauses.append({"resolved_by": {"$ne": None} if request.resolved else None})
         if request.cursor:
             # Newest first; the cursor holds "started_at|id" of the last item seen.
             at, last_id = decode_time_cursor(request.cursor)
-            query["$or"] = [{"started_at": {"$lt": at}},
-                            {"started_at": at, "_id": {"$lt": last_id}}]
+            clauses.append({"$or": [{"started_at": {"$lt": at}},
+                                    {"started_at": at, "_id": {"$lt": last_id}}]})
+        if clauses:
+            query["$and"] = clauses
         docs = list(self._db[EXECUTIONS].find(query, {"steps": 0, "input": 0})
                     .sort([("started_at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1))
         # Not loaded, for light pages: the empty input only fills the model; listings leave
@@ -88,6 +111,29 @@ class MongoExecutionReadModel:
     @unavailable_on_failure
     def totals(self) -> dict[str, Any]:
         return read_views.totals(self._db[SUMMARIES].find({}, {"by_status": 1, "executions": 1}))
+
+    @unavailable_on_failure
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        # Records' ids sort as (execution, sequence): the _id index walks one execution's.
+        after = _history_after(query.cursor)
+        execution_id = query.execution_id
+        docs = list(self._db[EVENTS].find(
+            {"_id": {"$gt": record_id(execution_id, after), "$lt": f"{execution_id}0"},
+             "execution_id": execution_id}, {"at": 0})
+            .sort([("_id", ASCENDING)]).limit(query.limit + 1))
+        items = [entry(doc) for doc in docs[:query.limit]]
+        more = len(docs) > query.limit and items
+        return HistoryPage(items, encode_cursor(str(items[-1].sequence)) if more else None)
+
+
+def _history_after(cursor: str | None) -> int:
+    """The sequence a history cursor holds (0: from the first event)."""
+    if cursor is None:
+        return 0
+    after = decode_cursor(cursor)
+    if not after.isdigit():
+        raise ValueError("cursor is not one this API returned")
+    return int(after)
 
 
 def _to_millisecond(at: datetime) -> datetime:

@@ -41,7 +41,8 @@ def _row_to_saga(row: dict[str, Any]) -> StoredSaga:
         id=row["id"], name=row["name"], description=row["description"],
         version=row["version"], revision=row["revision"], steps=body["steps"],
         active=bool(row["active"]), type=row["type"], metadata=body.get("metadata", {}),
-        output=body.get("output"), **(body.get("workflow") or stored_fields(None)),
+        output=body.get("output"), deadline=body.get("deadline"),
+        **(body.get("workflow") or stored_fields(None)),
         created_at=_utc(row["created_at"]), updated_at=_utc(row["updated_at"]),
         version_created_at=_utc(row["version_created_at"]),
     )
@@ -105,7 +106,7 @@ class MySQLDefinitionStore:
         revision = cur.fetchone()["r"] + 1
         body = json.dumps({"steps": [s.model_dump() for s in saga.steps],
                            "metadata": saga.metadata, "output": saga.output,
-                           "workflow": stored_fields(workflow)})
+                           "deadline": saga.deadline, "workflow": stored_fields(workflow)})
         try:
             cur.execute(
                 "INSERT INTO saga_versions (saga_id, revision, version, name, description, "

@@ -29,6 +29,7 @@ from chalicelib.domain.executions import (
 )
 from chalicelib.domain.lifecycle import (
     ACTIVE,
+    NEEDS_ATTENTION,
     RESOLVABLE,
     Phase,
     accepts_decision,
@@ -47,6 +48,10 @@ _RESOLVABLE_VALUES = tuple(sorted(status.value for status in RESOLVABLE))
 _RESOLVABLE_MARKS = ", ".join(["%s"] * len(_RESOLVABLE_VALUES))
 # lifecycle.accepts_decision in SQL: an operator's change never touches a resolved execution.
 _UNDECIDED = "resolved_by IS NULL"
+# lifecycle.needs_attention in SQL (the triage queue), and its negation.
+_ATTENTION_VALUES = tuple(sorted(status.value for status in NEEDS_ATTENTION))
+_NEEDS_ATTENTION = (f"(status IN ({', '.join(['%s'] * len(_ATTENTION_VALUES))}) "
+                    f"AND {_UNDECIDED})")
 
 
 def now() -> datetime:
@@ -397,7 +402,10 @@ def row_to_execution(row: dict[str, Any]) -> Execution:
         state_machine_arn=row["state_machine_arn"], sfn_execution_arn=row["sfn_execution_arn"],
         started_at=_utc(row["started_at"]), updated_at=_utc(row["updated_at"]),
         ended_at=_utc(row["ended_at"]), resolved_by=row["resolved_by"],
-        resolution=row["resolution"], expected_by=_utc(row.get("expected_by")),
+        resolution=row["resolution"],
+        # Nothing moves a resolved execution: its last change is the resolution.
+        resolved_at=_utc(row["updated_at"]) if row["resolved_by"] else None,
+        expected_by=_utc(row.get("expected_by")),
         consistency={"source": "write_model", "sequence": row["last_sequence"]})
 
 
@@ -492,6 +500,12 @@ class MySQLExecutionStore:
         if query.started_before:
             where.append("started_at < %s")
             args.append(naive_utc(query.started_before))
+        if query.needs_attention is not None:
+            where.append(_NEEDS_ATTENTION if query.needs_attention
+                         else f"NOT {_NEEDS_ATTENTION}")
+            args += _ATTENTION_VALUES
+        if query.resolved is not None:
+            where.append("resolved_by IS NOT NULL" if query.resolved else "resolved_by IS NULL")
         if query.cursor:
             # Newest first; the cursor holds "started_at|id" of the last item seen.
             started, last_id = decode_time_cursor(query.cursor)

@@ -64,15 +64,19 @@ from chalicelib.domain.lifecycle import (
     CALLBACK_NEVER_RETRIED,
     CALLBACK_UNDO_ITSELF,
     COMPENSATION_RETRY,
+    DEADLINE_PASSED,
     DEFAULT_TASK_TIMEOUT_MARGIN_S,
     END_OF,
+    ENDS,
     FANOUT_FAILED,
+    FORWARD_ENDED,
     HANDED_OFF,
     LAMBDA_SERVICE_ERRORS,
     NEVER_RETRIED,
     RETRIABLE_RETRY,
     STEP_SKIPPED,
     UNDO_ITSELF,
+    DeadlineVerdict,
     ExecutionStatus,
     Phase,
     RetryPolicy,
@@ -518,13 +522,15 @@ START_RUN = "arn:aws:states:::states:startExecution"
 RUN_EXISTS = "StepFunctions.ExecutionAlreadyExistsException"
 
 
-def _handoff_states(compensation_machine: str, options: CompileOptions
+def _handoff_states(compensation_machine: str, options: CompileOptions, *,
+                    name: str = "HandOff", ended: str = "HandedOff"
                     ) -> dict[str, dict[str, Any]]:
-    """An Express run's way out when a step fails: start the version's Standard compensation
-    machine for the execution (one run per execution, named after it) and stop. That run
-    undoes every group that did something (skip_undone) and records the end."""
+    """An Express run's way out when a step fails (and any run's when its deadline passes):
+    start the version's Standard compensation machine for the execution (one run per
+    execution, named after it) and stop. That run undoes every group that did something
+    (skip_undone) and records the end."""
     return {
-        "HandOff": {
+        name: {
             "Type": "Task", "Resource": START_RUN,
             "Parameters": {
                 "StateMachineArn": compensation_machine,
@@ -535,9 +541,9 @@ def _handoff_states(compensation_machine: str, options: CompileOptions
             "Retry": [{"ErrorEquals": [RUN_EXISTS], "MaxAttempts": 0},
                       _retrier([ANY_ERROR], options.lambda_retry_attempts,
                                options.lambda_retry)],
-            "Catch": [{"ErrorEquals": [RUN_EXISTS], "ResultPath": None, "Next": "HandedOff"}],
-            "Next": "HandedOff"},
-        "HandedOff": {"Type": "Fail", "Error": HANDED_OFF,
+            "Catch": [{"ErrorEquals": [RUN_EXISTS], "ResultPath": None, "Next": ended}],
+            "Next": ended},
+        ended: {"Type": "Fail", "Error": HANDED_OFF,
                       "Cause": "a step failed; the compensation runs on the version's "
                                "Standard compensation machine"},
     }
@@ -545,9 +551,11 @@ def _handoff_states(compensation_machine: str, options: CompileOptions
 
 def compile_forward(steps: Sequence[Step], targets: MachineTargets,
                     options: CompileOptions = CompileOptions(), *,
-                    comment: str = "", handoff_to: str | None = None) -> dict[str, Any]:
+                    comment: str = "", handoff_to: str | None = None,
+                    deadline: Deadline | None = None) -> dict[str, Any]:
     """The forward machine. handoff_to (an Express machine's): the compensation machine a
-    failure is handed to, in place of the undo chain."""
+    failure is handed to, in place of the undo chain. deadline: the saga's, run beside the
+    forward path (_deadline_states)."""
     groups = groups_of(steps)
     undoable, retriable = _split_at_pivot(groups)
     compensate = options.compensation_enabled
@@ -634,7 +642,92 @@ def compile_forward(steps: Sequence[Step], targets: MachineTargets,
             {"Variable": "$.resume_at", "StringEquals": forward_name(group),
              "Next": forward_name(group)} for group in retriable]}
         start = "Resume"
-    return {"Comment": comment or "saga", "StartAt": start, "States": _reachable(states, start)}
+    forward = _reachable(states, start)
+    if deadline is not None:
+        return {"Comment": comment or "saga", "StartAt": DEADLINE_STATE,
+                "States": _deadline_states(forward, start, deadline, targets, options)}
+    return {"Comment": comment or "saga", "StartAt": start, "States": forward}
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A saga's deadline as its forward machine runs it: how long from the run's start, and
+    the compensation machine what completed is handed to when it passes."""
+
+    seconds: int
+    compensation_machine: str
+
+
+DEADLINE_STATE = "Deadline"
+# The forward machine's ends, as the deadline's Parallel state passes them on.
+_ENDS_PASSED_ON = (*(end.error for end in ENDS), HANDED_OFF)
+
+
+def _deadline_states(forward: dict[str, dict[str, Any]], start: str, deadline: Deadline,
+                     targets: MachineTargets, options: CompileOptions
+                     ) -> dict[str, dict[str, Any]]:
+    """The forward path beside its deadline, in one Parallel state. A run's own
+    TimeoutSeconds cannot be caught (the run simply ends, nothing compensated), so the
+    deadline is a branch: a Wait of the deadline's length from the run's start, then the
+    recorder, which decides under the execution's lock (DeadlineVerdict) and, unless the
+    execution has already moved on, records it and fails the branch. A Parallel state stops
+    its other branch when one fails: the step at work is abandoned (its outcome unknown), and
+    what completed is handed to the compensation machine (or the execution parks, or fails).
+
+    A Parallel state succeeds only once both branches have, so the forward path never
+    succeeds inside it: its Completed state fails with FORWARD_ENDED, caught as the run's
+    success; its other ends are passed on as they are. A retry forward ($.resume_at set) runs
+    without the deadline: an operator decided to go on."""
+    inner = {**forward, "Completed": {"Type": "Fail", "Error": FORWARD_ENDED,
+                                      "Cause": "every step succeeded; its end is recorded"}}
+    verdict_error = {DeadlineVerdict.COMPENSATE: DEADLINE_PASSED,
+                     DeadlineVerdict.PARK: END_OF[ExecutionStatus.PARKED].error,
+                     DeadlineVerdict.FAIL: END_OF[ExecutionStatus.FAILED].error}
+    armed, wait, record, verdict, off = ("deadline:armed", "deadline:wait", "deadline:record",
+                                         "deadline:verdict", "deadline:not-now")
+    branch = {
+        armed: {"Type": "Choice", "Default": off, "Choices": [
+            {"Variable": "$.resume_at", "StringEquals": "", "Next": wait}]},
+        wait: {"Type": "Wait", "Seconds": deadline.seconds, "Next": record},
+        record: {"Type": "Task", "Resource": targets.recorder,
+                 "Parameters": {"execution_id.$": "$.execution_id", "deadline": True},
+                 "ResultSelector": {"verdict.$": "$.verdict"}, "ResultPath": "$.deadline",
+                 "TimeoutSeconds": 30,
+                 "Retry": [{"ErrorEquals": [ANY_ERROR], "IntervalSeconds": 1,
+                            "MaxAttempts": 5, "BackoffRate": 2.0}],
+                 # A recorder that cannot be reached must not end a healthy saga: the
+                 # forward path goes on (its steps' own timeouts still bound it).
+                 "Catch": [{"ErrorEquals": [ANY_ERROR], "ResultPath": None, "Next": off}],
+                 "Next": verdict},
+        verdict: {"Type": "Choice", "Default": off, "Choices": [
+            {"Variable": "$.deadline.verdict", "StringEquals": value.value,
+             "Next": f"deadline:{value.value}"} for value in verdict_error]},
+        off: {"Type": "Succeed"},
+        **{f"deadline:{value.value}": {"Type": "Fail", "Error": error,
+                                       "Cause": f"the saga's deadline passed ({value.value})"}
+           for value, error in verdict_error.items()},
+    }
+    ends = {error: f"end:{error}" for error in _ENDS_PASSED_ON}
+    handoff = _handoff_states(deadline.compensation_machine, options,
+                              name="deadline:hand-off", ended=ends[HANDED_OFF])
+    return {
+        DEADLINE_STATE: {
+            "Type": "Parallel",
+            "Branches": [{"StartAt": start, "States": inner},
+                         {"StartAt": armed, "States": branch}],
+            "ResultPath": None, "Next": "end:Completed",
+            "Catch": [{"ErrorEquals": [FORWARD_ENDED], "ResultPath": None,
+                       "Next": "end:Completed"},
+                      {"ErrorEquals": [DEADLINE_PASSED], "ResultPath": "$.error",
+                       "Next": "deadline:hand-off"},
+                      *({"ErrorEquals": [error], "ResultPath": None, "Next": state}
+                        for error, state in ends.items())]},
+        "end:Completed": {"Type": "Succeed"},
+        **handoff,
+        **{state: {"Type": "Fail", "Error": error,
+                   "Cause": "the forward path ended so (its record says why)"}
+           for error, state in ends.items() if state not in handoff},
+    }
 
 
 def _reachable(states: dict[str, dict[str, Any]], start: str) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from chalicelib.adapters.stepfunctions.arns import StatesArns
 from chalicelib.adapters.stepfunctions.compiler import (
     CompileOptions,
+    Deadline,
     MachineTargets,
     compile_compensation,
     compile_forward,
@@ -30,7 +31,7 @@ from chalicelib.adapters.stepfunctions.names import (
     machine_name,
     run_name,
 )
-from chalicelib.domain.lifecycle import Phase, RunStatus
+from chalicelib.domain.lifecycle import HANDED_OFF, Phase, RunStatus
 from chalicelib.domain.models import Step, StoredSaga
 from chalicelib.domain.workflow import Workflow
 from chalicelib.usecases.ports import RunKind, RunRef, RunState, WaitGone
@@ -67,18 +68,22 @@ class StepFunctionsEngine:
         comment = f"saga {saga.id} version {saga.version} (revision {saga.revision})"
         steps = saga.active_steps()
         express = _on_express(saga)
+        undo_arn = self._machine_arn(saga.id, saga.revision, UNDO)
+        seconds = saga.deadline_s()
+        deadline = None if seconds is None else Deadline(seconds, undo_arn)
         if not express or saga.pivot() is not None:
-            forward = compile_forward(steps, self._targets, self._options, comment=comment)
+            forward = compile_forward(steps, self._targets, self._options, comment=comment,
+                                      deadline=deadline)
             self._ensure(machine_name(self._stage, saga.id, saga.revision, FORWARD), forward)
         undo = compile_compensation(steps, self._targets, self._options,
                                     comment=f"compensation of {comment}")
         self._ensure(machine_name(self._stage, saga.id, saga.revision, UNDO), undo)
         if express:
-            handoff_to = self._machine_arn(saga.id, saga.revision, UNDO)
             self._ensure(machine_name(self._stage, saga.id, saga.revision, EXPRESS),
                          compile_forward(steps, self._targets, self._options,
                                          comment=f"{comment}, on Express",
-                                         handoff_to=handoff_to), express=True)
+                                         handoff_to=undo_arn, deadline=deadline),
+                         express=True)
 
     def _ensure(self, name: str, definition: dict[str, Any], *, express: bool = False) -> None:
         text = json.dumps(definition)
@@ -153,8 +158,18 @@ class StepFunctionsEngine:
             found = self._describe(self._arns.run(undo, handoff_run_name(run.execution_id)))
             return RunState(RunStatus.UNKNOWN) if found.status is RunStatus.MISSING else found
         # A ref without its run: the forward run, found by its name (the execution's id).
-        return self._describe(run.run or self._arns.run(
+        found = self._describe(run.run or self._arns.run(
             run.where, run_name(run.execution_id, RunKind.FORWARD)))
+        if found.status is RunStatus.FAILED and found.error == HANDED_OFF:
+            # Its deadline passed and what completed was handed to the compensation machine:
+            # that run says how the execution is doing.
+            undo = self._machine_arn_of_run(run.where)
+            return self._describe(self._arns.run(undo, handoff_run_name(run.execution_id)))
+        return found
+
+    @staticmethod
+    def _machine_arn_of_run(forward_machine: str) -> str:
+        return forward_machine + UNDO_SUFFIX
 
     def _describe(self, run_arn: str) -> RunState:
         try:

@@ -6,6 +6,7 @@ import { Live } from "./live.js";
 import { approvalCount, approvalsPage } from "./approvals.js";
 import { executionPage } from "./execution.js";
 import { executionsPage } from "./executions.js";
+import { attentionBadge, attentionPage } from "./attention.js";
 import { sagaPage, sagasPage } from "./sagas.js";
 
 const main = document.getElementById("main");
@@ -46,6 +47,7 @@ const ROUTES = [
   [/^#\/sagas\/?(?:\?(.*))?$/, sagasPage, "sagas"],
   [/^#\/executions\/([^/?]+)$/, executionPage, "executions"],
   [/^#\/executions\/?(?:\?(.*))?$/, executionsPage, "executions"],
+  [/^#\/attention\/?$/, attentionPage, "attention"],
   [/^#\/approvals\/?(?:\?(.*))?$/, approvalsPage, "approvals"],
 ];
 
@@ -86,6 +88,7 @@ async function start() {
   if (!context.live) {
     context.live = new Live(context.me.websocket_url, document.getElementById("live"));
     context.live.open();
+    attentionBadge(context, document.querySelector('[data-nav="attention"]'));
   }
   if (!context.approvals) context.approvals = approvalCount(context.live);
   window.onhashchange = route;

@@ -27,17 +27,19 @@ export function time(iso) {
   return Date.parse(String(iso).replace(/(\.\d{3})\d+/, "$1"));
 }
 
+// ISO 8601 in UTC to the second, with its zone (2026-12-07T14:31:20Z): the same text as the
+// API, the CLI and the logs, whatever the browser's locale.
 export function when(iso) {
   const t = time(iso);
-  return t === null || Number.isNaN(t) ? "—" : new Date(t).toLocaleString();
+  return t === null || Number.isNaN(t) ? "—" : new Date(t).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
-// A time of day (the page's locale and zone), with its date when it is not today.
+// A time of day in UTC (14:31:20Z), with its date when it is not today's.
 export function clock(iso) {
   const t = time(iso);
   if (t === null || Number.isNaN(t)) return "—";
-  const at = new Date(t);
-  return at.toDateString() === new Date().toDateString() ? at.toLocaleTimeString() : at.toLocaleString();
+  const full = when(iso);
+  return full.slice(0, 10) === new Date().toISOString().slice(0, 10) ? full.slice(11) : full;
 }
 
 export function span(ms) {

@@ -7,6 +7,7 @@ import { approvalPanels } from "./approvals.js";
 import { countsData, countsText, planText, skipText, visibleRows } from "./branches.js";
 import { badge, FINAL, fill, h, json, problemBox, span, time, when } from "./dom.js";
 import { timeline, waitsOpen, waitText } from "./timeline.js";
+import { historySection } from "./history.js";
 
 const POLL_MS = 3000; // only while the live connection is down
 const MAX_POLLS = 400;
@@ -97,6 +98,7 @@ export async function executionPage(main, context, executionId) {
   let box = null, width = 0; // the timeline's container, and the width it is drawn at
   // The fan-outs whose items are shown (collapsed by default): kept as events redraw the page.
   const view = { expanded: new Set(), toggle: null };
+  const history = historySection(execution.id); // kept across redraws
   const draw = () => timeline(execution, width, Date.now(), view);
 
   const render = () => {
@@ -115,6 +117,7 @@ export async function executionPage(main, context, executionId) {
       " waiting (│ last heartbeat) · ⤼ skipped (its condition was false) · ▸ a fan-out: " +
       "show its items · hover or focus a bar for its details");
     box = h("div", { class: "scroll", "data-testid": "timeline" }, draw());
+    const typing = history.focused();
     fill(main, 
       h("p", { class: "crumbs" }, h("a", { href: "#/executions" }, "Executions"), " / ", execution.id),
       h("h1", {}, "Execution ", h("span", { "data-testid": "status" }, badge(execution.status))),
@@ -126,7 +129,8 @@ export async function executionPage(main, context, executionId) {
         h("dt", {}, "Ended"), h("dd", {}, execution.ended_at ? when(execution.ended_at) : "—"),
         h("dt", {}, "Took"), h("dd", {}, took),
         execution.resolved_by ? [h("dt", {}, "Resolved"), h("dd", { "data-testid": "resolution" },
-          `by ${execution.resolved_by}: ${execution.resolution}`)] : null),
+          `by ${execution.resolved_by}${execution.resolved_at ? ` at ${when(execution.resolved_at)}` : ""}: ` +
+          `${execution.resolution}`)] : null),
       reason(execution),
       actionBar(execution, context.me, memo, () => refresh(0)),
       approvalPanels(execution, context.me, decided, () => {
@@ -136,10 +140,12 @@ export async function executionPage(main, context, executionId) {
       h("h2", {}, "Timeline"), legend,
       box,
       attemptsList(execution),
+      history.element,
       h("h2", {}, "Steps"), stepsTable(execution, view),
       outputSection(execution),
       h("h2", {}, "Input"), json(execution.input),
       execution.faults && execution.faults.length ? [h("h2", {}, "Injected faults"), json(execution.faults)] : null);
+    if (typing) history.focus();
     if (toggled) {
       const again = [...main.querySelectorAll("[data-toggle]")]
         .find((node) => node.dataset.toggle === toggled && node.tagName === tag);
@@ -188,7 +194,7 @@ export async function executionPage(main, context, executionId) {
   main.focus({ preventScroll: true });
   const stops = [];
   if (context.live) {
-    stops.push(context.live.subscribe(`execution:${execution.id}`, () => refresh()));
+    stops.push(context.live.subscribe(`execution:${execution.id}`, () => { refresh(); history.refresh(); }));
     stops.push(context.live.onState((state) => { if (state === "on") refresh(0); }));
     refresh(500); // whatever happened before the subscription took effect
   }
@@ -197,6 +203,7 @@ export async function executionPage(main, context, executionId) {
   window.addEventListener("resize", resize);
   return () => {
     closed = true;
+    history.stop();
     for (const stop of stops) stop();
     clearTimeout(pending);
     clearTimeout(poller);

@@ -2,6 +2,7 @@
 // the counts by status. The first page follows the live feed.
 import { get, query } from "./api.js";
 import { badge, fill, h, span, STATUSES, time, when } from "./dom.js";
+import { findForm } from "./find.js";
 
 const PAGE = 50;
 
@@ -30,9 +31,10 @@ export async function executionsPage(main, context, search) {
     const data = new FormData(event.target);
     location.hash = link(Object.fromEntries([...data.entries()].map(([k, v]) => [k, String(v)])));
   } },
-  h("label", {}, "Saga", h("select", { name: "saga_id" }, h("option", { value: "" }, "any"),
-    sagas.items.map((saga) => h("option", { value: saga.id, selected: saga.id === filters.saga_id },
-      saga.id)))),
+  // Any saga id may be typed; the first 100 are offered as suggestions.
+  h("label", {}, "Saga", h("input", { name: "saga_id", list: "saga-ids", value: filters.saga_id,
+    placeholder: "any", autocomplete: "off", spellcheck: "false", "data-testid": "saga-filter" }),
+  h("datalist", { id: "saga-ids" }, sagas.items.map((saga) => h("option", { value: saga.id })))),
   h("label", {}, "Status", h("select", { name: "status" }, h("option", { value: "" }, "any"),
     STATUSES.map((status) => h("option", { value: status, selected: status === filters.status },
       status)))),
@@ -59,7 +61,7 @@ export async function executionsPage(main, context, search) {
     h("td", { class: "small" }, e.error ? `${e.error.step_id || ""} ${e.error.type}` : "")));
   const backs = back ? back.split(",") : [];
   fill(main, 
-    h("h1", {}, "Executions"), form, chips,
+    h("h1", {}, "Executions"), findForm(), form, chips,
     rows.length ? h("div", { class: "scroll" }, h("table", { class: "list" },
       h("thead", {}, h("tr", {}, ["Execution", "Saga", "Status", "Started", "Took", "Error"]
         .map((name) => h("th", { scope: "col" }, name)))), h("tbody", {}, rows)))

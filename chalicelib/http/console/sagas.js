@@ -3,6 +3,7 @@
 import { get, query } from "./api.js";
 import { fill, h, json, when } from "./dom.js";
 import { sagaGraph } from "./graph.js";
+import { startForm } from "./start.js";
 
 // A fan-out's bounds as its definition sets them: "at most 4 at once, 10% may fail".
 const fanoutBounds = (step) => [
@@ -12,13 +13,14 @@ const fanoutBounds = (step) => [
 const rate = (value) => (value === null || value === undefined ? "—"
   : `${(value * 100).toFixed(1)} %`);
 
-function byStatus(summary) {
+// Each count links to that saga's executions in that status (the saga filter kept).
+function byStatus(summary, sagaId) {
   const counts = (summary && summary.by_status) || {};
   const items = Object.entries(counts).sort();
   if (!items.length) return h("span", { class: "muted" }, "none");
   return h("span", { class: "chips" }, items.map(([status, n]) =>
     h("a", { class: "chip", "data-status": status,
-      href: `#/executions${query({ status })}` }, `${status.replaceAll("_", " ")} ${n}`)));
+      href: `#/executions${query({ saga_id: sagaId, status })}` }, `${status.replaceAll("_", " ")} ${n}`)));
 }
 
 // At most `limit` requests in flight: a page of 100 sagas is 100 stats calls.
@@ -48,7 +50,7 @@ export async function sagasPage(main, context, search) {
       h("td", {}, saga.version),
       h("td", {}, saga.active ? "yes" : h("span", { class: "muted" }, "no")),
       h("td", {}, saga.type || "—"),
-      h("td", {}, byStatus(summary)),
+      h("td", {}, byStatus(summary, saga.id)),
       h("td", { class: "num" }, rate(summary && summary.success_rate)),
       h("td", {}, when(summary && summary.last_execution_at)));
   });
@@ -91,16 +93,20 @@ export async function sagaPage(main, context, sagaId, search) {
         saga.forward_worst_case_s != null ? h("span", { class: "muted small" },
           ` · forward path at most ${saga.forward_worst_case_s} s`) : "",
         ...(saga.warnings || []).map((text) => h("div", { class: "small warning" }, text))),
+      // The whole saga's bound: what completed is compensated when it passes.
+      h("dt", {}, "Deadline"), h("dd", { "data-testid": "deadline" },
+        saga.deadline ? `${saga.deadline} from the start (then compensated; parked past the pivot)` : "none"),
       h("dt", {}, "Steps"), h("dd", { "data-testid": "step-counts" },
         `${stats.active_steps} active of ${stats.steps}`,
         stats.conditional_steps ? ` · ${stats.conditional_steps} conditional` : "",
         stats.fanout_steps ? ` · ${stats.fanout_steps} fan-out` : ""),
       h("dt", {}, "Executions"), h("dd", {}, String(summary.executions ?? 0), " ",
         h("a", { href: `#/executions${query({ saga_id: saga.id })}` }, "list them")),
-      h("dt", {}, "By status"), h("dd", {}, byStatus(summary)),
+      h("dt", {}, "By status"), h("dd", { "data-testid": "by-status" }, byStatus(summary, saga.id)),
       h("dt", {}, "Running"), h("dd", {}, String(summary.running ?? 0)),
       h("dt", {}, "Success rate"), h("dd", {}, rate(summary.success_rate)),
       h("dt", {}, "Last run"), h("dd", {}, when(summary.last_execution_at))),
+    startForm(saga, context.me),
     h("h2", {}, "Steps"),
     h("div", { class: "scroll graph-box", "data-testid": "saga-graph" }, sagaGraph(saga)),
     h("div", { class: "scroll" }, h("table", { class: "list" },
@@ -132,8 +138,8 @@ export async function sagaPage(main, context, sagaId, search) {
       pending = null;
       try {
         const fresh = await get(`sagas/${id}/stats`);
-        const cell = main.querySelector(".facts dd:nth-of-type(5)");
-        if (cell) cell.replaceChildren(byStatus(fresh.executions));
+        const cell = main.querySelector('[data-testid="by-status"]');
+        if (cell) cell.replaceChildren(byStatus(fresh.executions, saga.id));
       } catch { /* the next event tries again */ }
     }, 2000);
   };

@@ -1,0 +1,31 @@
+// Find an execution by its id, or a saga's executions by the saga's id: the execution's page
+// when one has that id, else the list filtered by that saga, else say nothing matched.
+import { ApiError, explain, get } from "./api.js";
+import { h } from "./dom.js";
+
+async function exists(path) {
+  try { await get(path); return true; } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return false;
+    throw error;
+  }
+}
+
+export function findForm() {
+  const input = h("input", { type: "search", name: "find", required: true, spellcheck: "false",
+    autocomplete: "off", placeholder: "execution id or saga id", "data-testid": "find" });
+  const said = h("span", { class: "problem small", role: "status", "data-testid": "find-problem" });
+  return h("form", { class: "find", role: "search", onsubmit: async (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    said.textContent = "";
+    try {
+      if (await exists(`executions/${encodeURIComponent(text)}`)) {
+        location.hash = `#/executions/${encodeURIComponent(text)}`;
+      } else if (await exists(`sagas/${encodeURIComponent(text)}`)) {
+        location.hash = `#/executions?saga_id=${encodeURIComponent(text)}`;
+      } else {
+        said.textContent = `No execution and no saga has the id “${text}”.`;
+      }
+    } catch (error) { said.textContent = explain(error); }
+  } }, h("label", {}, "Find", input), h("button", { type: "submit" }, "Go"), said);
+}
