@@ -128,6 +128,9 @@ export async function executionPage(main, context, executionId) {
         h("dt", {}, "Started"), h("dd", {}, when(execution.started_at)),
         h("dt", {}, "Ended"), h("dd", {}, execution.ended_at ? when(execution.ended_at) : "—"),
         h("dt", {}, "Took"), h("dd", {}, took),
+        // The engine's run (the Step Functions execution ARN), for its own console and logs.
+        execution.sfn_execution_arn ? [h("dt", {}, "Engine run"), h("dd", { "data-testid": "engine-run" },
+          h("code", { title: execution.sfn_execution_arn }, execution.sfn_execution_arn.split(":").pop()))] : null,
         execution.resolved_by ? [h("dt", {}, "Resolved"), h("dd", { "data-testid": "resolution" },
           `by ${execution.resolved_by}${execution.resolved_at ? ` at ${when(execution.resolved_at)}` : ""}: ` +
           `${execution.resolution}`)] : null),
