@@ -11,7 +11,7 @@ from typing import Any
 from chalicelib.adapters.cursors import decode_cursor, encode_cursor
 from chalicelib.domain import read_views
 from chalicelib.domain.executions import Execution
-from chalicelib.domain.history import entry, record
+from chalicelib.domain.history import buckets, unwound
 from chalicelib.domain.open_callbacks import (
     OpenCallback,
     after_cursor,
@@ -74,8 +74,8 @@ class InMemoryReadModel:
         self._docs: dict[str, Execution] = {}
         self._documents: dict[str, dict[str, Any]] = {}
         self.summaries: dict[str, dict[str, Any]] = {}
-        # Each execution's history: its applied events' records, by sequence.
-        self.history_records: dict[str, dict[int, dict[str, Any]]] = {}
+        # Each execution's history: its buckets of applied events, by first sequence.
+        self.history_buckets: dict[str, dict[int, dict[str, Any]]] = {}
         self._lock = threading.Lock()  # a batch is applied as one, even from threads
 
     # -- the projector ------------------------------------------------------------------------
@@ -94,14 +94,14 @@ class InMemoryReadModel:
             stored = {key: _stored(projected.document)
                       for key, projected in projection.documents.items()}
             views = {key: to_execution(doc) for key, doc in stored.items()}
-            records = [_stored(record(event)) for event in projection.applied]
-            for kept in records:  # MongoDB's duplicate key: a record is never doubled
-                if kept["sequence"] in self.history_records.get(kept["execution_id"], {}):
-                    raise RuntimeError(f"history record {kept['_id']} exists already")
+            made = [_stored(bucket) for bucket in buckets(projection.applied)]
+            for bucket in made:  # MongoDB's duplicate key: a bucket is never doubled
+                if bucket["first"] in self.history_buckets.get(bucket["execution_id"], {}):
+                    raise RuntimeError(f"history bucket {bucket['_id']} exists already")
             self._documents.update(stored)
-            for kept in records:
-                self.history_records.setdefault(kept["execution_id"], {})[
-                    kept["sequence"]] = kept
+            for bucket in made:
+                self.history_buckets.setdefault(bucket["execution_id"], {})[
+                    bucket["first"]] = bucket
             self._docs.update(views)
             for saga_id, change in projection.summaries.items():
                 self._count(saga_id, change)
@@ -159,10 +159,8 @@ class InMemoryReadModel:
         if query.cursor is not None and not query.cursor.isdigit():
             raise ValueError("cursor is not one this listing gave out")
         after = int(query.cursor or 0)
-        mine = self.history_records.get(query.execution_id, {})
-        found = [mine[sequence] for sequence in sorted(mine) if sequence > after]
-        items = [entry(kept) for kept in found[:query.limit]]
-        more = len(found) > query.limit and items
+        mine = self.history_buckets.get(query.execution_id, {})
+        items, more = unwound((mine[first] for first in sorted(mine)), after, query.limit)
         return HistoryPage(items, str(items[-1].sequence) if more else None)
 
     # -- open callbacks (OpenCallbackReads) ------------------------------------------------------

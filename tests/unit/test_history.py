@@ -10,7 +10,7 @@ import pytest
 from chalicelib.domain import event_types, events
 from chalicelib.domain.errors import BadRequest, NotFound
 from chalicelib.domain.executions import Execution
-from chalicelib.domain.history import entry, record, record_id
+from chalicelib.domain.history import BUCKET_EVENTS, entry, record, record_id
 from chalicelib.domain.lifecycle import NEEDS_ATTENTION, ExecutionStatus, needs_attention
 from chalicelib.domain.requests import ResolveRequest
 from chalicelib.http.http_errors import http_status
@@ -21,7 +21,7 @@ from chalicelib.testing import (
     ScriptedEngine,
 )
 from chalicelib.usecases.executions import ExecutionPolicy, ExecutionService, HistoryUnavailable
-from chalicelib.usecases.ports import Actor
+from chalicelib.usecases.ports import Actor, HistoryQuery
 
 
 @pytest.mark.parametrize("status", list(ExecutionStatus))
@@ -134,3 +134,26 @@ def test_the_listing_filters_by_attention_and_resolution_from_either_model(
     assert resolved is not None and resolved.resolved_at == resolved.updated_at
     with pytest.raises(BadRequest, match="needs_attention must be true or false"):
         ids(needs_attention="yes")
+
+
+def test_a_long_batch_of_one_execution_is_bucketed_and_paged_across_its_buckets() -> None:
+    reads = InMemoryReadModel()
+    started = _envelope(events.Event(event_types.EXECUTION_STARTED, {
+        "saga_id": "pay", "version": "1.0.0", "revision": 1, "steps": []}), 1)
+    later = [_envelope(events.saga_resolved(saga_id="pay", by="ops", reason=f"r{n}"), n)
+             for n in range(2, 31)]
+    assert reads.apply_batch([*later[::-1], started]) == 30
+    made = reads.history_buckets["x1"]
+    assert [(b["first"], b["last"], len(b["events"])) for b in made.values()] == [
+        (1, BUCKET_EVENTS, BUCKET_EVENTS), (BUCKET_EVENTS + 1, 2 * BUCKET_EVENTS, BUCKET_EVENTS),
+        (2 * BUCKET_EVENTS + 1, 30, 30 - 2 * BUCKET_EVENTS)]
+    seen, cursor = [], None
+    for _ in range(10):
+        page = reads.history(HistoryQuery("x1", 5, cursor))
+        seen += [item.sequence for item in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == list(range(1, 31))
+    assert reads.apply_batch([started, *later]) == 0  # replayed: no bucket doubled
+    assert sum(len(b["events"]) for b in reads.history_buckets["x1"].values()) == 30

@@ -13,12 +13,13 @@ writes would find the events applied already and never count them (and a concurr
 the same document would count them twice). One transaction per batch, not per event, is the
 price.
 
-Each applied event is also kept as a record of the execution's history (collection `events`,
-chalicelib.domain.history), inserted in the same transaction: only events the fold applied
-are inserted, so a re-applied event (its execution's sequence is past it) adds nothing. A
-record's _id is "<execution id>/<sequence, 12 digits>", so the _id index is the index for
-(execution_id, sequence) that the history's reads walk. A TTL index on its time removes it
-once config read_model.history_retention has passed.
+The applied events are also kept as the executions' history (collection `events`,
+chalicelib.domain.history), inserted in the same transaction, an execution's events of the
+batch in one bucket document: only events the fold applied are inserted, so a re-applied
+event (its execution's sequence is past it) adds nothing. A bucket's _id is "<execution
+id>/<first sequence, 12 digits>", so the _id index is the index by (execution_id, sequence)
+that the history's reads walk. A TTL index on its last event's time removes it once config
+read_model.history_retention has passed.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
 from chalicelib.config import DEFAULT_HISTORY_RETENTION_S
-from chalicelib.domain.history import record
+from chalicelib.domain.history import buckets
 from chalicelib.domain.lifecycle import ExecutionStatus
 from chalicelib.domain.projection import Placed, Projection, by_execution, project
 
@@ -127,6 +128,6 @@ class Projector:
         if projection.applied:
             # New to the history: each is past its document's sequence as read, and that
             # document's write above holds it against any other writer until the commit.
-            self.db[EVENTS].insert_many([record(event) for event in projection.applied],
-                                        ordered=False, session=session)
+            self.db[EVENTS].insert_many(buckets(projection.applied), ordered=False,
+                                        session=session)
         return projection

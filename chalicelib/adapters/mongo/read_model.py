@@ -15,7 +15,7 @@ from chalicelib.adapters.cursors import decode_cursor, decode_time_cursor, encod
 from chalicelib.adapters.mongo.projector import EVENTS, EXECUTIONS, SUMMARIES
 from chalicelib.domain import read_views
 from chalicelib.domain.executions import Execution
-from chalicelib.domain.history import entry, record_id
+from chalicelib.domain.history import unwound
 from chalicelib.domain.lifecycle import NEEDS_ATTENTION
 from chalicelib.domain.read_views import to_execution, utc
 from chalicelib.usecases.ports import (
@@ -114,15 +114,16 @@ class MongoExecutionReadModel:
 
     @unavailable_on_failure
     def history(self, query: HistoryQuery) -> HistoryPage:
-        # Records' ids sort as (execution, sequence): the _id index walks one execution's.
+        # Buckets' ids sort as (execution, first sequence): the _id index walks one
+        # execution's, from the bucket holding the cursor's sequence on; read while needed.
         after = _history_after(query.cursor)
         execution_id = query.execution_id
-        docs = list(self._db[EVENTS].find(
-            {"_id": {"$gt": record_id(execution_id, after), "$lt": f"{execution_id}0"},
-             "execution_id": execution_id}, {"at": 0})
-            .sort([("_id", ASCENDING)]).limit(query.limit + 1))
-        items = [entry(doc) for doc in docs[:query.limit]]
-        more = len(docs) > query.limit and items
+        found = self._db[EVENTS].find(
+            {"_id": {"$gte": f"{execution_id}/", "$lt": f"{execution_id}0"},
+             "execution_id": execution_id, "last": {"$gt": after}}, {"events": 1},
+            sort=[("_id", ASCENDING)], batch_size=8)
+        with found:
+            items, more = unwound(found, after, query.limit)
         return HistoryPage(items, encode_cursor(str(items[-1].sequence)) if more else None)
 
 
