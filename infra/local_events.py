@@ -10,9 +10,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymongo.database import Database
+
 from chalicelib.adapters.kafka.consumer import run_projector
 from chalicelib.adapters.mongo.client import read_model
-from chalicelib.adapters.mongo.projector import EVENTS, EXECUTIONS, SUMMARIES
+from chalicelib.adapters.mongo.projector import (
+    EVENTS,
+    EXECUTIONS,
+    SUMMARIES,
+    Projector,
+    ensure_execution_indexes,
+    ensure_history_indexes,
+)
 from chalicelib.adapters.mysql.connector import MySQLConnector
 from chalicelib.roots import runtime
 
@@ -54,15 +63,18 @@ def rebuild_read_model(batch: int = 1000) -> int:
     outbox rows at a time applied in bulk."""
     parts = runtime.container()
     db = read_model(parts.mongo, parts.settings.database.mongodb)
-    db[EXECUTIONS].drop()
-    db[SUMMARIES].drop()
-    db[EVENTS].drop()  # the history is made again from the events the outbox still holds
     applied = 0
-    with ThreadPoolExecutor(1) as reader:
+    with ThreadPoolExecutor(2) as reader:
         # The outbox is read (and parsed) a batch ahead, while MongoDB makes the indexes and
-        # takes the batch before: the two servers work side by side.
+        # takes the batch before: the two servers work side by side. The history (made again
+        # from the events the outbox still holds) is dropped and indexed beside the rest.
         pending = reader.submit(_outbox_batch, parts.connector, 0, batch)
-        projector = parts.new_projector()  # the dropped collections' indexes made again
+        history = reader.submit(_new_history, db, parts.settings.read_model.history_retention_s)
+        db[EXECUTIONS].drop()
+        db[SUMMARIES].drop()
+        ensure_execution_indexes(db)
+        projector = Projector(parts.mongo, db)
+        history.result()
         for _ in range(10_000_000 // batch):  # bounded: far more than any outbox holds
             last_id, events = pending.result()
             if not events:
@@ -70,6 +82,11 @@ def rebuild_read_model(batch: int = 1000) -> int:
             pending = reader.submit(_outbox_batch, parts.connector, last_id, batch)
             applied += projector.apply_batch(events)
     return applied
+
+
+def _new_history(db: Database, retention_s: int) -> None:
+    db[EVENTS].drop()
+    ensure_history_indexes(db, retention_s)
 
 
 def _outbox_batch(connector: MySQLConnector, after_id: int,

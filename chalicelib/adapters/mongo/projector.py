@@ -50,6 +50,11 @@ def ensure_indexes(db: Database, history_retention_s: int = DEFAULT_HISTORY_RETE
     rebuild makes them again), and the history's retention (a TTL index: MongoDB removes a
     record once `history_retention_s` has passed since its event; a new retention changes
     the index in place)."""
+    ensure_execution_indexes(db)
+    ensure_history_indexes(db, history_retention_s)
+
+
+def ensure_execution_indexes(db: Database) -> None:
     db[EXECUTIONS].create_indexes([
         IndexModel([("saga_id", ASCENDING), ("started_at", DESCENDING), ("_id", DESCENDING)]),
         IndexModel([("status", ASCENDING), ("started_at", DESCENDING), ("_id", DESCENDING)]),
@@ -58,6 +63,10 @@ def ensure_indexes(db: Database, history_retention_s: int = DEFAULT_HISTORY_RETE
         # steps' statuses (one WAITING: a wait), then saga.
         IndexModel([("steps.status", ASCENDING), ("saga_id", ASCENDING)], name="open_waits",
                    partialFilterExpression={"status": ExecutionStatus.RUNNING.value})])
+
+
+def ensure_history_indexes(db: Database, history_retention_s: int) -> None:
+    """The history's retention: a TTL index on each bucket's last event's time."""
     retention = IndexModel([("at", ASCENDING)], name=_RETENTION_INDEX,
                            expireAfterSeconds=history_retention_s)
     try:
