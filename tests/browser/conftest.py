@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from chalicelib.demo import demo_data
 from chalicelib.domain import lifecycle
 from chalicelib.roots import runtime
 from infra.deploy.local import deploy_local
+from tests.support.participants import Received
 from tests.support.served import Served, http, served
 
 HERE = Path(__file__).parent
@@ -118,3 +120,20 @@ def console(browser_ready: None, deployed_stage: None) -> Iterator[Console]:
     """`saga serve` with its relay, projector and WebSocket gateway, auth off."""
     with served({}, events=True) as app:
         yield Console(app)
+
+
+class HeldParticipant:
+    """A participant whose actions hold their answer until /release is called (the scenario
+    calls it once the page has shown what it waits for): no timing decides what is seen.
+    Compensations answer at once."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+        self.released = threading.Event()
+
+    def respond(self, request: Received) -> tuple[int, Any]:
+        if request.path == "/release":
+            self.released.set()
+        elif request.body["phase"] == "action":
+            self.released.wait(timeout=60)
+        return 200, self.answer

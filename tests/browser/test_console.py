@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,9 +23,9 @@ from chalicelib.config import get_settings
 from chalicelib.demo import demo_data
 from chalicelib.roots import runtime
 from infra.stack.paths import PROJECT_ROOT
-from tests.browser.conftest import Console, new_customer, run_scenario
+from tests.browser.conftest import Console, HeldParticipant, new_customer, run_scenario
 from tests.support.bulk import seed_completed
-from tests.support.participants import Received, serving
+from tests.support.participants import serving
 from tests.support.served import served
 
 SAGA = json.loads((PROJECT_ROOT / "tests" / "fixtures" / "payment-saga.json").read_text())
@@ -64,16 +63,8 @@ def test_a_running_execution_reaches_completed_without_a_reload(
         console: Console, documented: str) -> None:
     # The middle step is a participant that holds its answer until the page has shown the
     # execution RUNNING (the scenario then lets it go): no timing decides what is seen.
-    held = threading.Event()
-
-    def respond(request: Received) -> tuple[int, Any]:
-        if request.path == "/release":
-            held.set()
-        elif request.body["phase"] == "action":
-            held.wait(timeout=60)
-        return 200, {"paid": True}
-
-    with serving(respond) as participant:
+    held = HeldParticipant({"paid": True})
+    with serving(held.respond) as participant:
         saga = copy.deepcopy(SAGA)
         saga["id"] = f"held-{uuid.uuid4().hex[:8]}"
         middle = saga["steps"][1]
@@ -84,7 +75,7 @@ def test_a_running_execution_reaches_completed_without_a_reload(
         result = run_scenario("live_timeline", base=console.served.base, saga_id=saga["id"],
                               execute={"input": _input(new_customer())},
                               release=f"{participant.url}/release")
-    assert held.is_set()
+    assert held.released.is_set()
     assert result["seen"][0] == "RUNNING" and result["seen"][-1] == "COMPLETED", result["seen"]
     assert result["same_document"]  # the page was never reloaded (a hash change is no load)
     assert result["live"] == "on"

@@ -8,14 +8,13 @@ the step before it undone. The count follows each decision from the live feed.""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from typing import Any
 
 from chalicelib.domain.lifecycle import ExecutionStatus, StepStatus
-from tests.browser.conftest import Console, new_customer, run_scenario
-from tests.support.participants import Received, serving
+from tests.browser.conftest import Console, HeldParticipant, new_customer, run_scenario
+from tests.support.participants import serving
 
 STEP = "approve"
 BEFORE = "validate-payment"
@@ -56,16 +55,8 @@ def _waiting(console: Console, execution_id: str, timeout_s: float = 60) -> dict
 
 def test_approvals_are_listed_counted_approved_and_rejected_in_the_console(
         console: Console) -> None:
-    held = threading.Event()
-
-    def respond(request: Received) -> tuple[int, Any]:
-        if request.path == "/release":
-            held.set()
-        elif request.body["phase"] == "action":
-            held.wait(timeout=60)
-        return 200, {"shipped": True}
-
-    with serving(respond) as participant:
+    held = HeldParticipant({"shipped": True})
+    with serving(held.respond) as participant:
         status, saga = console.call("POST", "/sagas", _saga(participant.url))
         assert status == 201, saga
         customers = [new_customer(), new_customer()]
