@@ -79,13 +79,14 @@ function attemptsList(execution) {
     for (const a of step.attempts) {
       rows.push(h("tr", { "data-phase": a.phase, "data-outcome": a.outcome },
         h("td", {}, step.step_id), h("td", {}, a.phase), h("td", { class: "num" }, a.attempt),
+        h("td", { "data-started": a.started_at }, when(a.started_at)),
         h("td", {}, a.outcome), h("td", { class: "num" }, span(a.duration_ms)),
         h("td", { class: "small" }, a.error_type ? `${a.error_type}: ${a.error_message || ""}` : "")));
     }
   }
   return h("details", { class: "attempts" }, h("summary", {}, `Every attempt (${rows.length})`),
     h("div", { class: "scroll" }, h("table", { class: "list" }, h("thead", {}, h("tr", {},
-      ["Step", "Phase", "#", "Outcome", "Took", "Error"].map((n) => h("th", { scope: "col" }, n)))),
+      ["Step", "Phase", "#", "Started", "Outcome", "Took", "Error"].map((n) => h("th", { scope: "col" }, n)))),
     h("tbody", {}, rows))));
 }
 
