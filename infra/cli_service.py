@@ -634,28 +634,47 @@ def add_commands(subcommands: Any) -> None:
     common(parser)
     parser.set_defaults(handler=_with_api(run))
 
-    parser = commands.add_parser("executions", help="list, show, history, follow, compensate, "
-                                 "retry-compensation, retry-forward, resolve")
-    parser.add_argument("action", choices=["list", "show", "history", "follow", "compensate",
-                                           "retry-compensation", "retry-forward", "resolve"])
-    parser.add_argument("id", nargs="?")
-    parser.add_argument("--saga")
-    parser.add_argument("--status")
-    parser.add_argument("--after", help="list: started at or after (ISO 8601 with a zone)")
-    parser.add_argument("--before", help="list: started before (ISO 8601 with a zone)")
-    parser.add_argument("--limit", type=int, default=50,
-                        help="list: executions shown; history: events shown")
-    parser.add_argument("--cursor", help="list: the page after this one (the `more:` line)")
-    parser.add_argument("--needs-attention", action="store_true",
-                        help="list: only the triage queue (COMPENSATION_FAILED, PARKED or "
-                        "TIMED_OUT, not resolved)")
-    parser.add_argument("--reason", help="resolve: why it is resolved")
-    parser.add_argument("--follow", action="store_true",
-                        help="show, compensate, retry-compensation, retry-forward: watch it "
-                        "until it ends (exit 0 only if it COMPLETED)")
-    parser.add_argument("--timeout", type=float, default=300.0)
-    common(parser)
-    parser.set_defaults(handler=_with_api(executions))
+    executions_parser = commands.add_parser(
+        "executions", help="list, show, history, follow, compensate, retry-compensation, "
+        "retry-forward, resolve")
+    actions = executions_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, help: str, *, watches: bool = False) -> argparse.ArgumentParser:
+        """One action of `executions`, with its own options only."""
+        sub: argparse.ArgumentParser = actions.add_parser(
+            name, help=help, epilog=exit_codes_help(),
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        if name != "list":
+            sub.add_argument("id", help="the execution's id")
+        if watches:
+            sub.add_argument("--follow", action="store_true", help="watch it until it ends "
+                             "(exit 0 only if it COMPLETED)")
+        if watches or name == "follow":
+            sub.add_argument("--timeout", type=float, default=300.0,
+                             help="give up after this many seconds without an event")
+        sub.set_defaults(handler=_with_api(executions), follow=False, timeout=300.0)
+        common(sub)
+        return sub
+
+    listing = action("list", "executions, newest first (filters, pages)")
+    listing.add_argument("--saga", help="only this saga's")
+    listing.add_argument("--status", help="only in this status")
+    listing.add_argument("--after", help="started at or after (ISO 8601 with a zone)")
+    listing.add_argument("--before", help="started before (ISO 8601 with a zone)")
+    listing.add_argument("--limit", type=int, default=50, help="executions shown")
+    listing.add_argument("--cursor", help="the page after this one (the `more:` line)")
+    listing.add_argument("--needs-attention", action="store_true",
+                         help="only the triage queue (COMPENSATION_FAILED, PARKED or TIMED_OUT, "
+                         "not resolved)")
+    action("show", "one execution: its steps, attempts, waits and result", watches=True)
+    action("history", "every event of an execution, in order").add_argument(
+        "--limit", type=int, default=50, help="events shown")
+    action("follow", "attach to a running execution and print each step as it happens")
+    action("compensate", "undo a COMPLETED execution, in reverse", watches=True)
+    action("retry-compensation", "run a failed compensation again", watches=True)
+    action("retry-forward", "run a PARKED execution on from its parked step", watches=True)
+    action("resolve", "record that a person handled a failed end").add_argument(
+        "--reason", required=True, help="why it is resolved")
 
     parser = commands.add_parser("callbacks", help="list the open callbacks (--approvals: "
                                  "approvals only), succeed or fail one")

@@ -155,3 +155,21 @@ def test_version_and_exit_codes_in_help(capsys: pytest.CaptureFixture[str]) -> N
     with pytest.raises(SystemExit):
         main(["executions", "--help"])
     assert "exit codes:\n  0    done" in capsys.readouterr().out
+
+
+def test_each_executions_action_lists_only_its_own_options(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def help_of(*argv: str) -> str:
+        with pytest.raises(SystemExit):
+            main([*argv, "--help"])
+        return capsys.readouterr().out.split("exit codes:")[0]  # the options, not the table
+
+    listing, showing, resolving = (help_of("executions", "list"), help_of("executions", "show"),
+                                   help_of("executions", "resolve"))
+    assert "--needs-attention" in listing and "--reason" not in listing
+    assert "--follow" in showing and "--saga" not in showing and "--reason" not in showing
+    assert "--reason" in resolving and "--follow" not in resolving
+    # A required option left out is a misuse: exit 2, before anything is sent.
+    with pytest.raises(SystemExit) as misused:
+        main(["executions", "resolve", "e-1", "--api", "http://127.0.0.1:9"])
+    assert misused.value.code == Exit.REFUSED
