@@ -607,18 +607,23 @@ def add_commands(subcommands: Any) -> None:
         parser.add_argument("--ws", help="WebSocket URL (default $SAGA_WS_URL or "
                             "ws://127.0.0.1:8001/ws)")
 
-    parser = commands.add_parser("sagas", help="create, list, show, delete, (de)activate sagas")
-    parser.add_argument("action", choices=["create", "list", "show", "versions", "delete",
-                                           "activate", "deactivate"])
-    parser.add_argument("id", nargs="?")
-    parser.add_argument("-f", "--file", help="the definition (JSON or YAML; - for stdin)")
-    parser.add_argument("--version", help="show: this version instead of the latest")
-    parser.add_argument("--active", choices=["true", "false"])
-    parser.add_argument("--type")
-    parser.add_argument("--limit", type=int, default=100)
-    parser.add_argument("--cursor", help="list: the page after this one (the `more:` line)")
-    common(parser)
-    parser.set_defaults(handler=_with_api(sagas))
+    saga_action = _actions(commands.add_parser(
+        "sagas", help="create, list, show, versions, delete, (de)activate sagas"),
+        _with_api(sagas), common, "the saga's id")
+    saga_action("create", "store a saga, or a higher version of one",
+                with_id=False).add_argument("-f", "--file", required=True,
+                                            help="the definition (JSON or YAML; - for stdin)")
+    listing = saga_action("list", "the latest version of each saga", with_id=False)
+    listing.add_argument("--active", choices=["true", "false"])
+    listing.add_argument("--type")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--cursor", help="the page after this one (the `more:` line)")
+    saga_action("show", "one saga: its steps, workflow and deadline").add_argument(
+        "--version", help="this version instead of the latest")
+    saga_action("versions", "every stored version, with its revision and workflow")
+    saga_action("delete", "remove a saga and its versions")
+    saga_action("activate", "let a saga be executed")
+    saga_action("deactivate", "refuse new executions of a saga")
 
     parser = commands.add_parser("run", help="execute a saga (--follow: watch it live)")
     parser.add_argument("saga_id")
@@ -634,29 +639,19 @@ def add_commands(subcommands: Any) -> None:
     common(parser)
     parser.set_defaults(handler=_with_api(run))
 
-    executions_parser = commands.add_parser(
+    action = _actions(commands.add_parser(
         "executions", help="list, show, history, follow, compensate, retry-compensation, "
-        "retry-forward, resolve")
-    actions = executions_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        "retry-forward, resolve"), _with_api(executions), common, "the execution's id",
+        follow=False, timeout=300.0)
 
-    def action(name: str, help: str, *, watches: bool = False) -> argparse.ArgumentParser:
-        """One action of `executions`, with its own options only."""
-        sub: argparse.ArgumentParser = actions.add_parser(
-            name, help=help, epilog=exit_codes_help(),
-            formatter_class=argparse.RawDescriptionHelpFormatter)
-        if name != "list":
-            sub.add_argument("id", help="the execution's id")
-        if watches:
+    def watching(sub: argparse.ArgumentParser, *, follow: bool = True) -> None:
+        if follow:
             sub.add_argument("--follow", action="store_true", help="watch it until it ends "
                              "(exit 0 only if it COMPLETED)")
-        if watches or name == "follow":
-            sub.add_argument("--timeout", type=float, default=300.0,
-                             help="give up after this many seconds without an event")
-        sub.set_defaults(handler=_with_api(executions), follow=False, timeout=300.0)
-        common(sub)
-        return sub
+        sub.add_argument("--timeout", type=float, default=300.0,
+                         help="give up after this many seconds without an event")
 
-    listing = action("list", "executions, newest first (filters, pages)")
+    listing = action("list", "executions, newest first (filters, pages)", with_id=False)
     listing.add_argument("--saga", help="only this saga's")
     listing.add_argument("--status", help="only in this status")
     listing.add_argument("--after", help="started at or after (ISO 8601 with a zone)")
@@ -666,13 +661,14 @@ def add_commands(subcommands: Any) -> None:
     listing.add_argument("--needs-attention", action="store_true",
                          help="only the triage queue (COMPENSATION_FAILED, PARKED or TIMED_OUT, "
                          "not resolved)")
-    action("show", "one execution: its steps, attempts, waits and result", watches=True)
+    watching(action("show", "one execution: its steps, attempts, waits and result"))
     action("history", "every event of an execution, in order").add_argument(
         "--limit", type=int, default=50, help="events shown")
-    action("follow", "attach to a running execution and print each step as it happens")
-    action("compensate", "undo a COMPLETED execution, in reverse", watches=True)
-    action("retry-compensation", "run a failed compensation again", watches=True)
-    action("retry-forward", "run a PARKED execution on from its parked step", watches=True)
+    watching(action("follow", "attach to a running execution and print each step as it "
+                    "happens"), follow=False)
+    watching(action("compensate", "undo a COMPLETED execution, in reverse"))
+    watching(action("retry-compensation", "run a failed compensation again"))
+    watching(action("retry-forward", "run a PARKED execution on from its parked step"))
     action("resolve", "record that a person handled a failed end").add_argument(
         "--reason", required=True, help="why it is resolved")
 
@@ -708,6 +704,25 @@ def add_commands(subcommands: Any) -> None:
     parser.add_argument("saga_id", nargs="?")
     common(parser)
     parser.set_defaults(handler=_with_api(stats))
+
+
+def _actions(parser: argparse.ArgumentParser, handler: Any, common: Any, id_help: str,
+             **defaults: Any) -> Any:
+    """A command whose actions are subcommands, each with its own options and help; returns
+    the factory that adds one (with the id it acts on unless with_id=False)."""
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, help: str, *, with_id: bool = True) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = actions.add_parser(
+            name, help=help, epilog=exit_codes_help(),
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        if with_id:
+            sub.add_argument("id", help=id_help)
+        sub.set_defaults(handler=handler, **defaults)
+        common(sub)
+        return sub
+
+    return action
 
 
 def _with_api(command: Any) -> Any:
