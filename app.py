@@ -271,13 +271,14 @@ def saga_status(saga_id: str) -> dict[str, Any]:
 
 @route(f"{API}/executions", "GET", Role.READER,
        params=("saga_id", "status", "started_after", "started_before", "needs_attention",
-               "resolved", "limit", "cursor"))
+               "resolved", "q", "limit", "cursor"))
 def list_executions() -> dict[str, Any]:
     page = _executions().list(saga_id=_query("saga_id"), status=_query("status"),
                               started_after=_query("started_after"),
                               started_before=_query("started_before"),
                               needs_attention=_query("needs_attention"),
-                              resolved=_query("resolved"), limit=_query("limit"),
+                              resolved=_query("resolved"), q=_query("q"),
+                              limit=_query("limit"),
                               cursor=listing_cursor("executions", _query("cursor")))
     # Items are light: no steps and no input (the read model does not load them);
     # GET /executions/{id} has both.

@@ -584,6 +584,11 @@ def _operations() -> dict[str, dict[str, Any]]:
                 {"name": "resolved", "in": "query",
                  "description": "true: only executions an operator resolved; false: the others",
                  "schema": {"type": "string", "enum": ["true", "false"]}},
+                {"name": "q", "in": "query",
+                 "description": "search: an execution's id or a saga's id, compared exactly: "
+                                "the execution with that id, and the executions of that saga",
+                 "schema": {"type": "string", "maxLength": 100},
+                 "example": "payment-saga"},
                 _LIMIT, _CURSOR],
             "responses": {"200": _json_response("a page", _ref("ExecutionPage")),
                           **_errors(400)}},

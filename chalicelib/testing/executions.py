@@ -51,7 +51,8 @@ def _matches(execution: Execution, query: ExecutionQuery) -> bool:
             and (query.needs_attention is None or query.needs_attention == needs_attention(
                 execution.status, execution.resolved_by))
             and (query.resolved is None
-                 or query.resolved == (execution.resolved_by is not None)))
+                 or query.resolved == (execution.resolved_by is not None))
+            and (query.q is None or query.q in (execution.id, execution.saga_id)))
 
 
 def newest_first(found: list[Execution], query: ExecutionQuery) -> ExecutionPage:

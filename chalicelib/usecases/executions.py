@@ -396,7 +396,7 @@ class ExecutionService:
     def list(self, *, saga_id: str | None, status: str | None, limit: str | None,
              cursor: str | None, started_after: str | None = None,
              started_before: str | None = None, needs_attention: str | None = None,
-             resolved: str | None = None) -> ExecutionPage:
+             resolved: str | None = None, q: str | None = None) -> ExecutionPage:
         if status and status not in _STATUSES:
             raise BadRequest(f"status must be one of {', '.join(sorted(_STATUSES))}",
                              value=status)
@@ -409,7 +409,7 @@ class ExecutionService:
                                status=status or None, started_after=after,
                                started_before=before, cursor=cursor or None,
                                needs_attention=_flag("needs_attention", needs_attention),
-                               resolved=_flag("resolved", resolved))
+                               resolved=_flag("resolved", resolved), q=_search(q))
         try:
             try:
                 return self.reads.list(query)
@@ -451,3 +451,17 @@ def _require(execution: Execution, action: str, what: str) -> None:
         names = " or ".join(status.value for status in sources)
         raise Conflict(f"execution {execution.id!r} is {execution.status.value}; only a "
                        f"{names} execution can {what}", execution_id=execution.id)
+
+
+# The longest text a search takes: an execution's id is at most 64 characters, a saga's 100.
+MAX_SEARCH = 100
+
+
+def _search(text: str | None) -> str | None:
+    """?q=: an execution's or a saga's id, compared exactly (no pattern: nothing to escape)."""
+    if text is None or not text.strip():
+        return None
+    if len(text) > MAX_SEARCH:
+        raise BadRequest(f"q is an execution's or a saga's id: at most {MAX_SEARCH} "
+                         "characters", value=text[:MAX_SEARCH])
+    return text.strip()

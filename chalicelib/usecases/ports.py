@@ -208,6 +208,9 @@ class ExecutionQuery:
     needs_attention: bool | None = None
     # Resolved by an operator (True), or not (False).
     resolved: bool | None = None
+    # An execution's id or a saga's id: the execution with that id, and the executions of
+    # the saga with that id (what an operator types in a search box).
+    q: str | None = None
 
 
 class ExecutionStore(Protocol):

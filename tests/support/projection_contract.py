@@ -244,6 +244,20 @@ class ProjectionContract:
         assert listed(resolved=False) == set(run.ids) - resolved
         assert listed(needs_attention=True, resolved=True) == set()
 
+    def test_a_search_finds_an_execution_by_its_id_and_a_sagas_executions_by_the_sagas(
+            self, read_side: ReadSide) -> None:
+        run = written()
+        read_side.projector.apply_batch(run.outbox)
+        views = [run.write_view(i) for i in run.ids]
+
+        def found(text: str) -> set[str]:
+            return {e.id for e in read_side.reads.list(ExecutionQuery(limit=100, q=text)).items}
+
+        one = views[0]
+        assert found(one.id) == {one.id}
+        assert found(one.saga_id) == {v.id for v in views if v.saga_id == one.saga_id}
+        assert found(one.id[:8]) == set()  # exact ids only: no prefix, no pattern
+
     # -- open callbacks ----------------------------------------------------------------------
 
     def _listed(self, side: ReadSide, query: CallbackQuery) -> list[Any]:

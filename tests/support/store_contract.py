@@ -334,6 +334,12 @@ class StoreContract:
             limit=5, saga_id=saga.id, started_after=now - timedelta(minutes=2),
             started_before=now - timedelta(minutes=1)))
         assert [e.id for e in window.items] == [made[1].id]
+        # A search: an execution's id, or its saga's id, compared exactly.
+        assert [e.id for e in stores.executions.list(
+            ExecutionQuery(limit=5, q=made[1].id)).items] == [made[1].id]
+        assert [e.id for e in stores.executions.list(
+            ExecutionQuery(limit=5, q=saga.id)).items] == newest_first
+        assert stores.executions.list(ExecutionQuery(limit=5, q=made[1].id[:8])).items == []
         running = stores.executions.latest(saga.id, ExecutionStatus.FAILED)
         assert running is not None and running.id == made[0].id
         assert stores.executions.latest(saga.id, ExecutionStatus.COMPLETED) is None

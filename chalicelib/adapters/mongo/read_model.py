@@ -80,6 +80,8 @@ class MongoExecutionReadModel:
             clauses.append(_NEEDS_ATTENTION if request.needs_attention else _NO_ATTENTION)
         if request.resolved is not None:
             clauses.append({"resolved_by": {"$ne": None} if request.resolved else None})
+        if request.q:
+            clauses.append({"$or": [{"_id": request.q}, {"saga_id": request.q}]})
         if request.cursor:
             # Newest first; the cursor holds "started_at|id" of the last item seen.
             at, last_id = decode_time_cursor(request.cursor)

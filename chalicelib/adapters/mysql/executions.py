@@ -506,6 +506,9 @@ class MySQLExecutionStore:
             args += _ATTENTION_VALUES
         if query.resolved is not None:
             where.append("resolved_by IS NOT NULL" if query.resolved else "resolved_by IS NULL")
+        if query.q:
+            where.append("(id = %s OR saga_id = %s)")
+            args += [query.q, query.q]
         if query.cursor:
             # Newest first; the cursor holds "started_at|id" of the last item seen.
             started, last_id = decode_time_cursor(query.cursor)

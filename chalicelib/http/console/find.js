@@ -1,6 +1,7 @@
-// Find an execution by its id, or a saga's executions by the saga's id: the execution's page
-// when one has that id, else the list filtered by that saga, else say nothing matched.
-import { ApiError, explain, get } from "./api.js";
+// Find an execution by its id, or a saga's executions by the saga's id (GET /executions?q=):
+// the execution's page when one has that id, else the list filtered by that saga, else say
+// nothing matched.
+import { ApiError, explain, get, query } from "./api.js";
 import { h } from "./dom.js";
 
 async function exists(path) {
@@ -19,9 +20,11 @@ export function findForm() {
     const text = input.value.trim();
     said.textContent = "";
     try {
-      if (await exists(`executions/${encodeURIComponent(text)}`)) {
+      // GET /executions?q=: the execution with that id, else that saga's executions.
+      const first = (await get(`executions${query({ q: text, limit: 1 })}`)).items[0];
+      if (first && first.id === text) {
         location.hash = `#/executions/${encodeURIComponent(text)}`;
-      } else if (await exists(`sagas/${encodeURIComponent(text)}`)) {
+      } else if (first || await exists(`sagas/${encodeURIComponent(text)}`)) {
         location.hash = `#/executions?saga_id=${encodeURIComponent(text)}`;
       } else {
         said.textContent = `No execution and no saga has the id “${text}”.`;
