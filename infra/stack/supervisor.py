@@ -205,6 +205,9 @@ class Supervisor:
             pid = process.owned_pid(pid_file, server.marker)
             if pid is not None:
                 killed = process.stop(pid, grace_seconds=server.stop_grace)
+                # Down means nothing listens any more: a process whose main thread has ended
+                # can hold its port while its other threads exit (a few seconds at most).
+                self._port_held(server)
                 stopped.append(server.name)
                 self.say(f"{server.name:<11} stopped (pid {pid}{', killed' if killed else ''})")
             pid_file.unlink(missing_ok=True)
