@@ -375,6 +375,8 @@ _CURSOR = {"name": "cursor", "in": "query", "schema": {"type": "string"},
                           "other (forged, altered, another listing's) is 400"}
 _LIMIT = {"name": "limit", "in": "query",
           "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
+# The listings served by the read model alone (no write-model fallback) when it is down.
+_READ_MODEL_DOWN = {"503": _json_response("the read model cannot be reached", _ref("Error"))}
 # No token needed: the health check, and the console, which asks for one itself.
 _PUBLIC: dict[str, Any] = {"security": []}
 
@@ -598,7 +600,7 @@ def _operations() -> dict[str, dict[str, Any]]:
                        "its step, attempt, phase, who acted and why, and its data",
             "parameters": [_LIMIT, _CURSOR],
             "responses": {"200": _json_response("a page of events", _ref("HistoryPage")),
-                          **_errors(400, 404)}},
+                          **_errors(400, 404), **_READ_MODEL_DOWN}},
         "get_execution": {
             "operationId": "getExecution",
             "summary": "An execution: status and a timeline of steps and attempts",
@@ -639,18 +641,14 @@ def _operations() -> dict[str, dict[str, Any]]:
                        "filters match",
             "parameters": [_APPROVAL, _SAGA_ID, _LIMIT, _CURSOR],
             "responses": {"200": _json_response("a page", _ref("OpenCallbackPage")),
-                          **_errors(400),
-                          "503": _json_response("the read model cannot be reached",
-                                                _ref("Error"))}},
+                          **_errors(400), **_READ_MODEL_DOWN}},
         "count_callbacks": {
             "operationId": "countCallbacks",
             "summary": "How many open callbacks the filters match (the console's count of "
                        "open approvals: ?approval=true)",
             "parameters": [_APPROVAL, _SAGA_ID],
             "responses": {"200": _json_response("the count", _ref("OpenCallbackCount")),
-                          **_errors(400),
-                          "503": _json_response("the read model cannot be reached",
-                                                _ref("Error"))}},
+                          **_errors(400), **_READ_MODEL_DOWN}},
         "resolve_execution": {
             "operationId": "resolveExecution",
             "summary": "Mark a failed or parked execution resolved, with a reason: a decision "
