@@ -59,8 +59,6 @@ def workflow_line(saga: dict[str, Any]) -> str:
 
 def sagas(args: argparse.Namespace, api: ApiClient) -> int:
     if args.action == "create":
-        if not args.file:
-            raise ApiError(-2, "sagas create needs -f FILE (JSON or YAML; - for stdin)")
         saga = api.call("POST", "/sagas", _load(args.file))
         _emit(args, saga, f"stored {saga['id']} {saga['version']} (revision {saga['revision']},"
                           f" {len(saga['steps'])} steps)\n{workflow_line(saga)}"
@@ -412,8 +410,6 @@ def executions(args: argparse.Namespace, api: ApiClient) -> int:
         execution = api.call("POST", path)
         _emit(args, execution, f"{execution['id']} {execution['status']}")
         return Exit.OK
-    if not args.reason:
-        raise ApiError(-2, "executions resolve needs --reason")
     execution = api.call("POST", f"/executions/{args.id}/resolve", {"reason": args.reason})
     _emit(args, execution, f"{execution['id']} resolved: {execution['resolution']}")
     return Exit.OK
