@@ -21,10 +21,9 @@ from chalicelib.adapters.stepfunctions.compiler import (
 from chalicelib.adapters.stepfunctions.machine_input import execution_input, resume_state
 from chalicelib.adapters.stepfunctions.names import (
     EXPRESS,
-    EXPRESS_SUFFIX,
     FORWARD,
     UNDO,
-    UNDO_SUFFIX,
+    compensation_machine_of,
     handoff_run_name,
     is_express,
     machine_kind,
@@ -154,8 +153,7 @@ class StepFunctionsEngine:
             # An Express run keeps no history: only the compensation it hands a failure to
             # (a Standard run, named after the execution) can be asked about; without one,
             # UNKNOWN leaves the verdict to the write model.
-            undo = run.where.removesuffix(EXPRESS_SUFFIX) + UNDO_SUFFIX
-            found = self._describe(self._arns.run(undo, handoff_run_name(run.execution_id)))
+            found = self._describe(self._handoff_run(run))
             return RunState(RunStatus.UNKNOWN) if found.status is RunStatus.MISSING else found
         # A ref without its run: the forward run, found by its name (the execution's id).
         found = self._describe(run.run or self._arns.run(
@@ -163,13 +161,14 @@ class StepFunctionsEngine:
         if found.status is RunStatus.FAILED and found.error == HANDED_OFF:
             # Its deadline passed and what completed was handed to the compensation machine:
             # that run says how the execution is doing.
-            undo = self._machine_arn_of_run(run.where)
-            return self._describe(self._arns.run(undo, handoff_run_name(run.execution_id)))
+            return self._describe(self._handoff_run(run))
         return found
 
-    @staticmethod
-    def _machine_arn_of_run(forward_machine: str) -> str:
-        return forward_machine + UNDO_SUFFIX
+    def _handoff_run(self, run: RunRef) -> str:
+        """The compensation run a forward run hands its execution to (Express failure,
+        deadline): one per execution, on the version's compensation machine."""
+        return self._arns.run(compensation_machine_of(run.where),
+                              handoff_run_name(run.execution_id))
 
     def _describe(self, run_arn: str) -> RunState:
         try:

@@ -49,6 +49,11 @@ def is_express(machine_arn: str) -> bool:
     return machine_arn.endswith(EXPRESS_SUFFIX)
 
 
+def compensation_machine_of(forward_machine: str) -> str:
+    """The compensation machine (ARN or name) of a version's forward or Express machine."""
+    return forward_machine.removesuffix(EXPRESS_SUFFIX) + UNDO_SUFFIX
+
+
 def handoff_run_name(execution_id: str) -> str:
     return f"{execution_id}{HANDOFF_SUFFIX}"
 
