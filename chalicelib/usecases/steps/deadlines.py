@@ -50,13 +50,11 @@ AT_WORK = (StepStatus.RUNNING, StepStatus.WAITING)
 REASON = "deadline"
 
 
-def verdict(saga: StoredSaga, statuses: dict[str, StepStatus], *,
-            compensation_enabled: bool) -> DeadlineVerdict:
+def verdict(pivot_status: StepStatus | None, *, compensation_enabled: bool) -> DeadlineVerdict:
     """What a deadline that passed while the execution was RUNNING makes of it: past a pivot
     that succeeded nothing is undone (it parks); else what completed is compensated, unless
     compensation is disabled."""
-    pivot = saga.pivot()
-    if pivot is not None and statuses.get(pivot.id) in FORWARD_DONE:
+    if pivot_status in FORWARD_DONE:
         return DeadlineVerdict.PARK
     return DeadlineVerdict.COMPENSATE if compensation_enabled else DeadlineVerdict.FAIL
 
@@ -84,9 +82,11 @@ class DeadlineKeeper:
             saga = self.definitions.get_revision(execution.saga_id, execution.revision)
             if saga is None or saga.deadline is None:
                 raise PermanentError(f"execution {execution_id!r} has no saga deadline")
-            statuses = {step.id: status for step in saga.active_steps()
-                        if (status := _status(tx, execution_id, step.id)) is not None}
-            decided = verdict(saga, statuses, compensation_enabled=self.compensation_enabled)
+            # Only the pivot's row is read (and locked: it cannot succeed under the verdict).
+            pivot = saga.pivot()
+            pivot_run = tx.lock_step(execution_id, pivot.id) if pivot is not None else None
+            decided = verdict(pivot_run.status if pivot_run is not None else None,
+                              compensation_enabled=self.compensation_enabled)
             at = self.clock()
             at_work = [step_id for status in AT_WORK for step_id in tx.steps_in(
                 execution_id, status)]
@@ -125,8 +125,3 @@ class DeadlineKeeper:
                                    attempt=attempt, phase=Phase.ACTION, started=at, ended=at)
         tx.append_events(execution.id, [(events.step_outcome_unknown(
             tried, error=detail, outcome=Outcome.UNKNOWN, step=record), at)])
-
-
-def _status(tx: LedgerTransaction, execution_id: str, step_id: str) -> StepStatus | None:
-    run = tx.lock_step(execution_id, step_id)
-    return None if run is None else run.status
