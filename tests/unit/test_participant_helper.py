@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.persistence.base import DataRecord
 from pydantic import ValidationError
 from saga_participant import (
@@ -36,6 +38,7 @@ from saga_participant import (
     parse,
     wsgi_app,
 )
+from saga_participant.participant import LEGACY_RECORD_NAMES, RECORD_PREFIX
 
 
 def _in(seconds: float) -> str:
@@ -522,3 +525,34 @@ def test_both_front_ends_give_the_same_answers() -> None:
     assert by_lambda == by_http
     assert [kind for kind, _ in by_lambda] == ["retry", "ok", "refused", "ok", "ok"]
     assert by_lambda[1][1] == NOTHING_TO_UNDO and by_lambda[4][1] == {"cancelled": "B-1"}
+
+
+def _written_by_an_earlier_helper(store: InMemoryPersistence, name: str, key: str,
+                                  result: dict[str, Any]) -> None:
+    """A completed record as an earlier version of the helper left it: Powertools named it
+    after the guarded function's module path then."""
+    store.configure(IdempotencyConfig(event_key_jmespath="idempotency_key"), function_name=name)
+    store.save_success(data={"idempotency_key": key}, result=result)
+
+
+@pytest.mark.parametrize("name", LEGACY_RECORD_NAMES)
+@pytest.mark.parametrize("front", FRONTS)
+def test_records_an_earlier_helper_wrote_still_count_after_an_upgrade(front: str,
+                                                                      name: str) -> None:
+    store = InMemoryPersistence()
+    desk = Desk()
+    desk.bookings["ex-1:flight:action"] = "B-0"  # booked by the earlier helper
+    _written_by_an_earlier_helper(store, name, "ex-1:flight:action", {"booking_id": "B-0"})
+    _written_by_an_earlier_helper(store, name, "ex-1:hotel:compensation", NOTHING_TO_UNDO)
+    answer = _front(front, desk.book, desk.cancel, persistence=store)
+    # The action's outcome reached nobody (action_result null): it is still undone.
+    assert answer(_unknown()) == ("ok", {"cancelled": "B-0"})
+    assert desk.cancelled == ["B-0"] and desk.bookings == {}
+    # A step compensated before the upgrade still refuses its late action.
+    kind, error = answer(_request(step="hotel"))
+    assert (kind, error["type"]) == ("refused", "AlreadyCompensated")
+    assert desk.book_calls == 0
+    # New records carry the helper's fixed prefix, not a module path that may move again.
+    names = sorted(key.split("#")[0] for key in store._records)
+    assert names == [RECORD_PREFIX] + [f"{os.getenv('AWS_LAMBDA_FUNCTION_NAME', 'test-func')}"
+                                       f".{name}"] * 2

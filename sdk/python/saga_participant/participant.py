@@ -77,6 +77,7 @@ one (any WSGI server, or a framework that mounts WSGI apps); `handle(...)` is th
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -159,6 +160,13 @@ class Request(ParticipantRequest):
                 details={"deadline": self.deadline.isoformat()})
 
 
+# Powertools names a record after the function it guards (module and qualified name), unless
+# given a prefix: a fixed one keeps the records found when this module moves. Records written by
+# earlier versions of the helper, under those names, are still read by the late-action checks.
+RECORD_PREFIX = "saga-participant"
+LEGACY_RECORD_NAMES = ("saga_participant.participant.Participant._once",
+                       "chalicelib.participant.Participant._once")
+
 # An action or a compensation: the request in, the result (a JSON object) out.
 Work = Callable[[Request], dict[str, Any]]
 
@@ -232,9 +240,6 @@ class Participant:
         self._work = {Phase.ACTION: action, Phase.COMPENSATION: compensation}
         self._store = persistence or InMemoryPersistence()
         self._expires_after_seconds = expires_after_seconds
-        # Powertools names a record after the function it guards; the helper reads the other
-        # phase's record under the same name.
-        self._function_name = f"{self._once.__module__}.{self._once.__qualname__}"
 
     def _config(self, context: Any = None) -> IdempotencyConfig:
         # One per call: Powertools keeps the (Lambda) context on the config, and concurrent
@@ -258,7 +263,7 @@ class Participant:
             self._refuse_if_compensated(parsed)
             parsed.check_deadline()
         run = idempotent_function(self._once, data_keyword_argument="request",
-                                  persistence_store=self._store,
+                                  persistence_store=self._store, key_prefix=RECORD_PREFIX,
                                   config=self._config(_UntilDeadline(parsed.deadline, context)))
         try:
             return dict(run(request=parsed.model_dump(mode="json")))
@@ -307,13 +312,24 @@ class Participant:
         return False
 
     def _record(self, request: Request, phase: Phase) -> Optional[DataRecord]:
-        """Powertools' record of one phase of this step, if there is one."""
-        self._store.configure(self._config(), self._function_name)
-        key = f"{request.execution_id}:{request.step_id}:{phase}"
+        """Powertools' record of one phase of this step, if there is one: under the helper's
+        prefix, else under a name an earlier version of the helper wrote it with (so an action
+        recorded before an upgrade is still undone, and still refused after its compensation)."""
+        key = {"idempotency_key": f"{request.execution_id}:{request.step_id}:{phase}"}
+        self._store.configure(self._config(), key_prefix=RECORD_PREFIX)
         try:
-            return self._store.get_record({"idempotency_key": key})
+            return self._store.get_record(key)
         except IdempotencyItemNotFoundError:
-            return None
+            pass
+        for name in LEGACY_RECORD_NAMES:
+            # A copy: the shared store's name is the one concurrent requests write under.
+            legacy = copy.copy(self._store)
+            legacy.configure(self._config(), function_name=name)
+            try:
+                return legacy.get_record(key)
+            except IdempotencyItemNotFoundError:
+                continue
+        return None
 
 
 class _UntilDeadline:
