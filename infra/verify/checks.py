@@ -13,6 +13,7 @@ from itertools import pairwise
 from typing import Any
 
 from chalicelib.domain.fanout import split_run_id
+from chalicelib.domain.lifecycle import ExecutionStatus, Outcome, Phase, StepStatus
 from infra.verify.plan import Case
 
 
@@ -24,20 +25,20 @@ def problems(case: Case, execution: dict[str, Any], expected_status: str) -> lis
     steps = {step["step_id"]: step for step in execution.get("steps", [])}
     for fault in case.faults:
         aimed = steps.get(split_run_id(fault["step_id"])[0]) or {}
-        if aimed.get("status") == "SKIPPED":
+        if aimed.get("status") == StepStatus.SKIPPED:
             found.append(f"{aimed['step_id']} was skipped by its condition under this input, so "
                          "the case tested nothing: verify with an input under which it runs")
     undone_times: dict[str, datetime] = {}
     for step_id, step in steps.items():
         undos = [a for a in step.get("attempts", [])
-                 if a.get("phase") == "compensation" and a.get("outcome") == "succeeded"]
+                 if a.get("phase") == Phase.COMPENSATION and a.get("outcome") == Outcome.SUCCEEDED]
         own_id, index = split_run_id(step_id)
         if index is not None:
             found += _item_problems(case, own_id, step, undos, undone_times,
-                                    compensated=status == "COMPENSATED")
+                                    compensated=status == ExecutionStatus.COMPENSATED)
             continue
-        if step.get("fanout") is not None or step.get("status") == "SKIPPED":
-            if step.get("status") == "SKIPPED" and undos:
+        if step.get("fanout") is not None or step.get("status") == StepStatus.SKIPPED:
+            if step.get("status") == StepStatus.SKIPPED and undos:
                 found.append(f"{step_id} was skipped by its condition, and compensated")
             continue  # a fan-out is undone through its items; a skipped step never
         if step_id in case.undone:
@@ -68,7 +69,7 @@ def _item_problems(case: Case, own_id: str, item: dict[str, Any], undos: list[An
         return [f"{step_id} was compensated, and must not be"] if undos else []
     if len(undos) > 1:
         return [f"{step_id} was compensated {len(undos)} times, at most once"]
-    acted = any(a.get("phase") == "action" and a.get("outcome") == "succeeded"
+    acted = any(a.get("phase") == Phase.ACTION and a.get("outcome") == Outcome.SUCCEEDED
                 for a in item.get("attempts", []))
     if acted and not undos and (own_id in case.undone or compensated):
         return [f"{step_id} succeeded and was not compensated"]

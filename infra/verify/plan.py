@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.domain.fanout import item_run_id
-from chalicelib.domain.lifecycle import COMPENSATION_RETRY, WAITING_KINDS, StepKind
+from chalicelib.domain.lifecycle import (
+    COMPENSATION_RETRY,
+    WAITING_KINDS,
+    ExecutionStatus,
+    Phase,
+    StepKind,
+)
 from chalicelib.domain.models import Step
 from chalicelib.durations import format_duration_ms, parse_duration_ms
 
@@ -76,8 +82,9 @@ def plan(steps: Sequence[Step], *, retriable_max_attempts: int,
             if pivot is not None and index > pivot:
                 cases.append(Case(
                     f"{step.id} fails until it parks, then is retried forward",
-                    [_fault(step.id, times=retriable_max_attempts)], "PARKED", frozenset(),
-                    then=(("retry-forward", "COMPLETED"),), groups=order))
+                    [_fault(step.id, times=retriable_max_attempts)], ExecutionStatus.PARKED,
+                    frozenset(),
+                    then=(("retry-forward", ExecutionStatus.COMPLETED),), groups=order))
                 continue
             before = {s.id for g in groups[:index] for s in g} & compensated
             # A sibling in a parallel group may not have started when this step failed (no
@@ -86,18 +93,19 @@ def plan(steps: Sequence[Step], *, retriable_max_attempts: int,
             if step.for_each is not None:
                 # Its other items may have acted (undone), or not (nothing to undo).
                 siblings |= {step.id}
-            ending = "COMPENSATED" if before else "FAILED"
+            ending = ExecutionStatus.COMPENSATED if before else ExecutionStatus.FAILED
             cases.append(Case(f"{_target(step)} fails for good",
                               [_fault(_target(step), permanent=True)],
                               ending, frozenset(before), groups=order,
                               maybe_undone=frozenset(siblings),
-                              instead=None if before or not siblings else "COMPENSATED"))
+                              instead=None if before or not siblings
+                              else ExecutionStatus.COMPENSATED))
             cases.append(Case(f"{_target(step)} times out",
                               [_fault(_target(step), times=0, delay=_past_timeout(
                                   step, task_timeout_margin_s))],
-                              "COMPENSATED", frozenset(before), groups=order,
+                              ExecutionStatus.COMPENSATED, frozenset(before), groups=order,
                               maybe_undone=frozenset(({step.id} | siblings) & compensated),
-                              instead=None if before else "FAILED"))
+                              instead=None if before else ExecutionStatus.FAILED))
     cases += _compensation_cases(groups, pivot, compensated, order)
     return cases, skipped
 
@@ -109,7 +117,7 @@ def _compensation_cases(groups: list[list[Step]], pivot: int | None, compensated
     completed run of a saga without one (every step is undone)."""
     if pivot is None:
         trigger: list[dict[str, Any]] = []
-        first, undone = "COMPLETED", frozenset(compensated)
+        first, undone = ExecutionStatus.COMPLETED, frozenset(compensated)
     else:
         pivot_id = groups[pivot][0].id
         trigger = [_fault(pivot_id, permanent=True)]
@@ -117,24 +125,24 @@ def _compensation_cases(groups: list[list[Step]], pivot: int | None, compensated
     cases = []
     for step in (s for g in groups for s in g if s.id in undone):
         target = _target(step)
-        once = [*trigger, _fault(target, phase="compensation", times=1)]
-        for_good = [*trigger, _fault(target, phase="compensation",
+        once = [*trigger, _fault(target, phase=Phase.COMPENSATION, times=1)]
+        for_good = [*trigger, _fault(target, phase=Phase.COMPENSATION,
                                      times=COMPENSATION_RETRY.retries + 1)]
         if pivot is None:
             cases += [
                 Case(f"{target}'s compensation fails once, then recovers", once, first,
-                     undone, then=(("compensate", "COMPENSATED"),), groups=order),
+                     undone, then=(("compensate", ExecutionStatus.COMPENSATED),), groups=order),
                 Case(f"{target}'s compensation fails for good, then is retried", for_good,
-                     first, undone, then=(("compensate", "COMPENSATION_FAILED"),
-                                          ("retry-compensation", "COMPENSATED")),
+                     first, undone, then=(("compensate", ExecutionStatus.COMPENSATION_FAILED),
+                                          ("retry-compensation", ExecutionStatus.COMPENSATED)),
                      groups=order)]
         else:
             cases += [
                 Case(f"{target}'s compensation fails once, then recovers", once,
-                     "COMPENSATED", undone, groups=order),
+                     ExecutionStatus.COMPENSATED, undone, groups=order),
                 Case(f"{target}'s compensation fails for good, then is retried", for_good,
-                     "COMPENSATION_FAILED", undone,
-                     then=(("retry-compensation", "COMPENSATED"),), groups=order)]
+                     ExecutionStatus.COMPENSATION_FAILED, undone,
+                     then=(("retry-compensation", ExecutionStatus.COMPENSATED),), groups=order)]
     return cases
 
 
@@ -153,7 +161,7 @@ def _groups(steps: list[Step]) -> list[list[Step]]:
     return groups
 
 
-def _fault(step_id: str, *, phase: str = "action", times: int = 1, permanent: bool = False,
+def _fault(step_id: str, *, phase: str = Phase.ACTION, times: int = 1, permanent: bool = False,
            delay: str | None = None) -> dict[str, Any]:
     fault: dict[str, Any] = {"step_id": step_id, "phase": phase, "error": INJECTED,
                              "times": times}

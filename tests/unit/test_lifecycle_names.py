@@ -17,7 +17,8 @@ import pytest
 from chalicelib.domain import lifecycle
 
 ROOT = Path(__file__).parents[2]
-SOURCES = sorted([ROOT / "app.py", *(ROOT / "chalicelib").rglob("*.py")])
+SOURCES = sorted([ROOT / "app.py", *(ROOT / "chalicelib").rglob("*.py"),
+                  *(ROOT / "infra" / "verify").rglob("*.py")])
 LIFECYCLE = ROOT / "chalicelib" / "domain" / "lifecycle.py"
 
 NAMES = frozenset(
