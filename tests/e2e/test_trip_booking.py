@@ -27,6 +27,7 @@ from chalicelib.config import Settings
 from chalicelib.domain.contract import CONTRACT_SCHEMA_FILE
 from chalicelib.domain.lifecycle import OUTCOME_UNKNOWN
 from chalicelib.roots import runtime
+from infra.cli_service import _timeline
 from infra.stack.paths import PROJECT_ROOT
 from tests.e2e.conftest import Api
 from tests.support.records import matching_views
@@ -176,6 +177,10 @@ def test_a_refused_flight_undoes_hotel_then_car_each_with_its_own_result_and_the
     flight = next(s for s in undone["steps"] if s["step_id"] == "flight")
     assert flight["error"]["type"] == "FlightFull" and undone["error"]["type"] == "FlightFull"
     assert [a["error_type"] for a in flight["attempts"]] == ["FlightFull"]  # never retried
+    # `saga executions show` tells the Lambda's type too, for the execution and its step.
+    shown = _timeline(undone)
+    assert "error: flight (action) FlightFull: " in shown, shown
+    assert shown.count("FlightFull") >= 2, shown
     assert services["car"].module.CARS.cancelled[-1] == results["car"]["booking_id"]
     # Undone in reverse order: the hotel's cancellation reached its service first.
     steps = {s["step_id"]: s for s in undone["steps"]}
