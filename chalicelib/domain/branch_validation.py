@@ -144,6 +144,9 @@ def _list_reference_problems(path: str, name: str, step: StepDefinition,
     if reference.root == "input" and not reference.path:
         return [Problem(path, "list", f"{name}: the saga input is an object, not a list: name "
                         "the list in it, such as $.input.lines", text)]
+    if reference.root == "results" and not reference.path:
+        return [Problem(path, "list", f"{name}: a step's result is an object, not a list: name "
+                        f"the list in it, such as {text}.items", text)]
     if message := _reference_problem(text, step, order):
         return [Problem(path, "reference", f"{name}: {message}", text)]
     return []

@@ -68,6 +68,7 @@ def test_conditions_and_fanouts_are_accepted_as_documented() -> None:
     ({"kind": "pivot", "when": "$.input.go"}, "when", "pivot", "'s2' is the pivot"),
     ({"for_each": "$.execution.id"}, "for_each", "list", "not a list"),
     ({"for_each": "$.input"}, "for_each", "list", "the saga input is an object"),
+    ({"for_each": "$.results.s1"}, "for_each", "list", "a step's result is an object"),
     ({"for_each": "lines"}, "for_each", "reference", "not a reference"),
     ({"for_each": "$.results.later.lines"}, "for_each", "reference", "no active step"),
     ({"for_each": "$.input.lines", "kind": "pivot"}, "for_each", "pivot", "cannot fan out"),
