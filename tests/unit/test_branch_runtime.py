@@ -167,5 +167,24 @@ def test_a_fanout_over_what_is_not_a_list_fails_for_good() -> None:
         _fanout(fanouts, "expand")
 
 
+def test_an_items_result_over_its_share_of_one_event_fails_the_item_for_good() -> None:
+    # So many items allowed that an item's even share of an event is 1 byte: the items' answer
+    # ({"by": ..., "attempt": ...}) is over it, while the same answer is fine for a plain step.
+    world = build_world(_saga(), saga_input={"kind": "digital", "lines": LINES},
+                        max_fanout_items=200_000)
+    fanouts = FanOutRunner(world.ledger, world.definitions, world.runtime.outcomes,
+                           world.clock.now, max_items=100, max_concurrency=40)
+    assert world.deliver("create")["status"] == "ok"
+    world.deliver("ship")
+    _fanout(fanouts, "expand")
+    with pytest.raises(PermanentError, match=r"reserve\[0\]'s result is \d+ bytes; the limit "
+                                             r"is 1 \(config saga.max_result_bytes, shared by "
+                                             r"saga.max_fanout_items items\)"):
+        world.deliver("reserve", item=0)
+    item = world.step("reserve[0]")
+    assert item.status is StepStatus.FAILED and item.result is None
+    assert world.step("create").result == {"by": "create_order", "attempt": 1}
+
+
 def _refuse(ctx: Any) -> None:
     raise PermanentError("no stock")

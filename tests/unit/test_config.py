@@ -150,3 +150,13 @@ def test_a_stage_section_for_no_known_stage_is_refused(tmp_path: Path) -> None:
     config.write_text("stages:\n  staging:\n    saga:\n      fault_injection_enabled: true\n")
     with pytest.raises(ValueError, match="stages"):
         load_settings(config, environ={})
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("MAX_FANOUT_ITEMS", "0"), ("MAX_FANOUT_ITEMS", "1001"),
+    # Inline Map runs at most 40 iterations at once.
+    ("MAX_FANOUT_CONCURRENCY", "0"), ("MAX_FANOUT_CONCURRENCY", "41")])
+def test_fan_out_limits_out_of_their_range_are_refused(key: str, value: str) -> None:
+    with pytest.raises(ValidationError, match=key.lower()):
+        load_settings(environ={f"SAGA__SAGA__{key}": value})
+    assert getattr(load_settings(environ={f"SAGA__SAGA__{key}": "7"}).saga, key.lower()) == 7
