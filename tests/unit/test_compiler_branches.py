@@ -522,6 +522,28 @@ def test_an_item_past_the_tolerance_stops_new_items_and_undoes_the_others_first(
     assert again.undone == [*(f"reserve[{i}]" for i in (0, 1, 2, 4, 5)), "ship", "create"]
 
 
+def _maps(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every Map state of a machine, nested ones (a group's branches) included."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, state in states.items():
+        if state.get("Type") == "Map":
+            found[name] = state
+        for inner in [*state.get("Branches", []), state.get("ItemProcessor") or {}]:
+            found |= _maps(inner.get("States", {}))
+    return found
+
+
+def test_a_fan_outs_items_are_undone_at_most_max_concurrency_at_once_as_they_ran() -> None:
+    steps = _order_saga()  # reserve: max_concurrency 4
+    forward = _maps(compile_forward(steps, TARGETS)["States"])
+    undo = _maps(compile_compensation(steps, TARGETS)["States"])
+    # The forward machine undoes a failed fan-out's items itself; the compensation machine
+    # undoes a completed one's.
+    assert {name.split(":")[0] for name in forward} == {"items", "undo-items"}
+    assert {name.split(":")[0] for name in undo} == {"undo-items"}
+    assert {m["MaxConcurrency"] for m in [*forward.values(), *undo.values()]} == {4}
+
+
 def machines(saga: Saga) -> list[dict[str, Any]]:
     """The saga's forward and compensation machines (asl-validator checks them)."""
     return [compile_forward(saga.steps, TARGETS), compile_compensation(saga.steps, TARGETS)]
