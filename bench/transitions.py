@@ -217,6 +217,11 @@ def compiled_rows() -> tuple[list[list[Any]], list[dict[str, Any]]]:
         # The condition is evaluated in the step's Lambda: the same states either way.
         record("conditional 3 steps", label, asl_walk.walk(machine, {}),
                compiled_floor(conditional))
+    # A failure after the condition's step: the step that ran before it is undone (a skipped
+    # step's undo state is entered too, and its Lambda answers that there is nothing to undo).
+    record("conditional 3 steps", "send-notification fails for good, 2 undone",
+           asl_walk.walk(machine, {"step:send-notification": "error"}),
+           compiled_floor(conditional))
 
     fanout = fanout_saga()
     steps = _steps(fanout)
@@ -236,6 +241,10 @@ def compiled_rows() -> tuple[list[list[Any]], list[dict[str, Any]]]:
                                           f"gather:{FANOUT}": "fanout-failed"},
                                 answers={**every, listed: {"items": done}})
             record(saga, f"item {item + 1} fails, {len(done)} items undone", run, floor)
+        if size > 1:
+            # Tolerated (tolerated_failures: 1): the same states, and gather completes the step.
+            run = asl_walk.walk(forward, {f"item:{FANOUT}[{size - 1}]": "error"}, answers=every)
+            record(saga, f"item {size} fails, 1 tolerated", run, floor)
         complete = asl_walk.walk(forward, {}, answers=every)
         assert complete.end == "Completed"
         record(saga, "compensate after complete",
