@@ -276,3 +276,34 @@ def test_an_execute_without_a_body_starts_with_an_empty_input(
     _saga(parts)
     status, body = _call(client, "POST", "/sagas/pay/execute", raw)
     assert (status, body["input"]) == (202, {}), body
+
+
+# -- workflow: what POST /sagas answers about Express ----------------------------------------------
+
+def test_an_express_saga_over_five_minutes_is_stored_with_a_warning_in_the_response(
+        client: Client) -> None:
+    status, saga = _call(client, "POST", "/sagas", json.dumps({**SEED, "workflow": "express"}))
+    assert status == 201, saga
+    assert (saga["workflow"], saga["workflow_type"]) == ("express", "express")
+    assert saga["forward_worst_case_s"] > 300
+    [warning] = saga["warnings"]
+    assert f"{saga['forward_worst_case_s']} s" in warning
+    status, shown = _call(client, "GET", f"/sagas/{SEED['id']}")
+    assert (status, shown["workflow_type"], shown["warnings"]) == (200, "express", [warning])
+
+
+def test_auto_runs_a_short_saga_on_express_and_one_that_waits_on_standard(
+        client: Client) -> None:
+    short = copy.deepcopy(SEED)
+    for step in short["steps"]:
+        step.update(timeout="5s", max_retries=0)
+    status, saga = _call(client, "POST", "/sagas",
+                         json.dumps({**short, "id": "short", "workflow": "auto"}))
+    assert (status, saga["workflow"], saga["workflow_type"], saga["warnings"]) == \
+        (201, "auto", "express", [])
+    timer = {"id": "cool-off", "name": "Cool off", "description": "a pause before paying",
+             "order": 99, "kind": "wait", "wait": "10s"}
+    status, saga = _call(client, "POST", "/sagas", json.dumps(
+        {**short, "id": "waits", "workflow": "auto", "steps": [*short["steps"], timer]}))
+    assert (status, saga["workflow_type"]) == (201, "standard"), saga
+    assert saga["workflow_reason"] == "step cool-off waits"
