@@ -251,6 +251,14 @@ class StepRun(BaseModel):
         return self
 
 
+def awaits_approval(step: StepRun) -> bool:
+    """An approval step still waiting for a person (the queue's other half besides the ends:
+    lifecycle.needs_attention)."""
+    wait = step.waiting
+    return (step.status is StepStatus.WAITING and wait is not None and wait.approval
+            and wait.completed_at is None)
+
+
 class Execution(BaseModel):
     id: str
     saga_id: str

@@ -151,16 +151,24 @@ def can_resolve(status: ExecutionStatus, resolved_by: str | None) -> bool:
 
 
 # The triage queue: ends a person must look at (a compensation that failed, a parked forward
-# path, a run that timed out). A plain FAILED end undid what it did and needs no one.
+# path, a run that timed out), and running executions that wait for a person's approval. A
+# plain FAILED end undid what it did and needs no one.
 NEEDS_ATTENTION: frozenset[ExecutionStatus] = frozenset({ExecutionStatus.COMPENSATION_FAILED,
                                                          ExecutionStatus.PARKED,
                                                          ExecutionStatus.TIMED_OUT})
+# The status of an execution whose approval step waits (it is in the queue until decided).
+AWAITING_APPROVAL = ExecutionStatus.RUNNING
 
 
-def needs_attention(status: ExecutionStatus, resolved_by: str | None) -> bool:
+def needs_attention(status: ExecutionStatus, resolved_by: str | None, *,
+                    awaiting_approval: bool = False) -> bool:
     """Whether an execution is in the triage queue: one of NEEDS_ATTENTION's ends, not yet
-    resolved. Every store's `needs_attention` filter is this rule (the SQL and MongoDB
-    queries get NEEDS_ATTENTION's names as parameters)."""
+    resolved, or a RUNNING one with an approval step waiting for a person
+    (awaiting_approval: chalicelib.domain.executions.awaits_approval). Every store's
+    `needs_attention` filter is this rule (the SQL and MongoDB queries get these names as
+    parameters)."""
+    if status is AWAITING_APPROVAL:
+        return awaiting_approval
     return status in NEEDS_ATTENTION and accepts_decision(resolved_by)
 
 

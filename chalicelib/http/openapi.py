@@ -581,7 +581,8 @@ def _operations() -> dict[str, dict[str, Any]]:
                  "schema": {"type": "string", "format": "date-time"}},
                 {"name": "needs_attention", "in": "query",
                  "description": "true: only the triage queue (COMPENSATION_FAILED, PARKED or "
-                                "TIMED_OUT, and not resolved); false: all others",
+                                "TIMED_OUT, and not resolved; or RUNNING with an approval "
+                                "step waiting for a person); false: all others",
                  "schema": {"type": "string", "enum": ["true", "false"]}},
                 {"name": "resolved", "in": "query",
                  "description": "true: only executions an operator resolved; false: the others",

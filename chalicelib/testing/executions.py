@@ -13,7 +13,7 @@ from chalicelib.domain import events
 from chalicelib.domain import expected_by as expected
 from chalicelib.domain.callbacks import Callback
 from chalicelib.domain.errors import NotFound
-from chalicelib.domain.executions import Execution, StepRun, StepShape
+from chalicelib.domain.executions import Execution, StepRun, StepShape, awaits_approval
 from chalicelib.domain.lifecycle import (
     ACTIVE,
     ExecutionStatus,
@@ -49,7 +49,8 @@ def _matches(execution: Execution, query: ExecutionQuery) -> bool:
             and (query.started_after is None or execution.started_at >= query.started_after)
             and (query.started_before is None or execution.started_at < query.started_before)
             and (query.needs_attention is None or query.needs_attention == needs_attention(
-                execution.status, execution.resolved_by))
+                execution.status, execution.resolved_by,
+                awaiting_approval=any(awaits_approval(step) for step in execution.steps)))
             and (query.resolved is None
                  or query.resolved == (execution.resolved_by is not None))
             and (query.q is None or query.q in (execution.id, execution.saga_id)))

@@ -25,8 +25,15 @@ from chalicelib.adapters.mysql.definitions import MySQLDefinitionStore
 from chalicelib.adapters.mysql.executions import MySQLExecutionStore
 from chalicelib.config import Settings
 from chalicelib.domain import event_types
-from chalicelib.domain.executions import Execution, ExecutionStatus, StepShape
-from chalicelib.domain.lifecycle import StepKind
+from chalicelib.domain.executions import (
+    Execution,
+    ExecutionStatus,
+    StepShape,
+    StepStatus,
+    Waiting,
+    awaits_approval,
+)
+from chalicelib.domain.lifecycle import StepKind, needs_attention
 from chalicelib.domain.models import SagaDefinition
 from chalicelib.usecases.ports import Actor, ExecutionQuery, HistoryQuery
 from tests.support.databases import migrated_connector
@@ -163,3 +170,39 @@ def test_the_retention_is_a_ttl_index_a_new_setting_changes_in_place(stores: Sto
     assert retention() == 3600
     assert sum("expireAfterSeconds" in i
                for i in stores.db[EVENTS].index_information().values()) == 1
+
+
+def test_a_running_execution_whose_approval_waits_is_in_the_write_models_queue(
+        stores: Stores) -> None:
+    MySQLDefinitionStore(stores.connector).insert_version(SagaDefinition.model_validate({
+        "id": "approve", "name": "approve", "description": "queue test", "version": "1.0.0",
+        "steps": [{"id": "ok", "order": 1, "kind": "callback", "timeout": "48h"}]}),
+        expected_revision=None, actor=Actor("test"), action="create")
+    since = T0 + timedelta(hours=1)
+    wait = Waiting(kind="callback", since=since, until=since + timedelta(hours=48),
+                   callback_id="cb_1", approval=True, input={"amount": "9.00"})
+    rows = {"waits": (StepStatus.WAITING, wait),
+            "decided": (StepStatus.SUCCEEDED,
+                        wait.model_copy(update={"completed_by": "callback:alice",
+                                                "completed_at": since})),
+            "partner": (StepStatus.WAITING, wait.model_copy(update={"approval": False})),
+            "not-yet": (StepStatus.PENDING, None)}
+    for n, (execution_id, (status, waiting)) in enumerate(rows.items()):
+        stores.writes.create(Execution(
+            id=execution_id, saga_id="approve", revision=1, version="1.0.0", status=_S.RUNNING,
+            input={}, started_at=since + timedelta(seconds=n), updated_at=since),
+            [StepShape(step_id="ok", group=1, kind=StepKind.CALLBACK)])
+        with stores.connector.transaction() as cur:
+            cur.execute("UPDATE step_runs SET status = %s, waiting = %s WHERE execution_id = %s",
+                        (status.value, None if waiting is None else json.dumps(waiting.record()),
+                         execution_id))
+    for flag, wanted in ((True, {"waits"}), (False, {"decided", "partner", "not-yet"})):
+        page = stores.writes.list(ExecutionQuery(limit=10, saga_id="approve",
+                                                 needs_attention=flag))
+        assert {e.id for e in page.items} == wanted, flag
+    # The rule the query spells: the lifecycle's, over the loaded records.
+    for execution_id in rows:
+        loaded = stores.writes.get(execution_id)
+        assert loaded is not None
+        assert needs_attention(loaded.status, loaded.resolved_by, awaiting_approval=any(
+            awaits_approval(step) for step in loaded.steps)) is (execution_id == "waits")

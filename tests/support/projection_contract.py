@@ -20,6 +20,7 @@ import pytest
 
 from chalicelib.adapters.kafka.consumer import apply_all
 from chalicelib.domain import event_types, events
+from chalicelib.domain.executions import awaits_approval
 from chalicelib.domain.lifecycle import STATUS_OF_EVENT, needs_attention
 from chalicelib.domain.read_documents import APPLIED
 from chalicelib.usecases.ports import (
@@ -276,6 +277,23 @@ class ProjectionContract:
         waits = written_waits()
         side.projector.apply_batch(waits.outbox)
         return waits
+
+    def test_the_triage_queue_holds_the_running_executions_whose_approval_waits(
+            self, read_side: ReadSide) -> None:
+        waits = self._waits(read_side)
+        sagas = [saga.id for saga in waits.sagas.values()]
+
+        def listed(flag: bool) -> set[str]:
+            return {e.id for saga_id in sagas for e in read_side.reads.list(ExecutionQuery(
+                limit=100, saga_id=saga_id, needs_attention=flag)).items}
+
+        queue = {*waits.open_approvals, *waits.quick}
+        assert listed(True) == queue
+        assert listed(False) == {*waits.open_partner, *waits.closed}
+        for execution_id in [*queue, *waits.open_partner, *waits.closed]:
+            view = waits.view(execution_id)  # the write model's, by the lifecycle's rule
+            assert needs_attention(view.status, view.resolved_by, awaiting_approval=any(
+                awaits_approval(step) for step in view.steps)) is (execution_id in queue)
 
     def test_open_callbacks_are_the_waiting_ones_of_running_executions_oldest_first(
             self, read_side: ReadSide) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.domain import event_types, events
 from chalicelib.domain.errors import BadRequest, NotFound
-from chalicelib.domain.executions import Execution
+from chalicelib.domain.executions import Execution, StepRun, StepStatus, Waiting, awaits_approval
 from chalicelib.domain.history import BUCKET_EVENTS, entry, record, record_id
 from chalicelib.domain.lifecycle import NEEDS_ATTENTION, ExecutionStatus, needs_attention
 from chalicelib.domain.requests import ResolveRequest
@@ -32,6 +32,30 @@ def test_needs_attention_is_a_stuck_or_failed_compensation_no_one_has_resolved(
     assert needs_attention(status, None) is stuck
     assert needs_attention(status, "ops") is False  # resolved: out of the queue
     assert (status in NEEDS_ATTENTION) is stuck
+
+
+@pytest.mark.parametrize("status", list(ExecutionStatus))
+def test_a_waiting_approval_puts_a_running_execution_and_only_a_running_one_in_the_queue(
+        status: ExecutionStatus) -> None:
+    waits = needs_attention(status, None, awaiting_approval=True)
+    assert waits is (status is ExecutionStatus.RUNNING or status in NEEDS_ATTENTION)
+    assert needs_attention(status, None, awaiting_approval=False) is (status in NEEDS_ATTENTION)
+
+
+def test_only_an_approval_still_waiting_awaits_a_person() -> None:
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    wait = Waiting(kind="callback", since=since, until=since, callback_id="cb", approval=True)
+
+    def step(status: StepStatus, waiting: Waiting | None) -> StepRun:
+        return StepRun(step_id="ok", position=1, status=status, waiting=waiting)
+
+    assert awaits_approval(step(StepStatus.WAITING, wait))
+    assert not awaits_approval(step(StepStatus.WAITING, wait.model_copy(
+        update={"approval": False})))  # a partner's callback
+    assert not awaits_approval(step(StepStatus.WAITING, wait.model_copy(
+        update={"completed_at": since})))  # decided, its step not yet moved on
+    assert not awaits_approval(step(StepStatus.OUTCOME_UNKNOWN, wait))  # abandoned
+    assert not awaits_approval(step(StepStatus.PENDING, None))
 
 
 def test_an_executions_record_ids_are_one_range_in_sequence_order() -> None:

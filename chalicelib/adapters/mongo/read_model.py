@@ -16,7 +16,7 @@ from chalicelib.adapters.mongo.projector import EVENTS, EXECUTIONS, SUMMARIES
 from chalicelib.domain import read_views
 from chalicelib.domain.executions import Execution
 from chalicelib.domain.history import unwound
-from chalicelib.domain.lifecycle import NEEDS_ATTENTION
+from chalicelib.domain.lifecycle import AWAITING_APPROVAL, NEEDS_ATTENTION, StepStatus
 from chalicelib.domain.read_views import to_execution, utc
 from chalicelib.usecases.ports import (
     ExecutionPage,
@@ -26,13 +26,15 @@ from chalicelib.usecases.ports import (
     ReadModelUnavailable,
 )
 
-# lifecycle.needs_attention as a query, and its negation.
-_NEEDS_ATTENTION: dict[str, Any] = {
-    "status": {"$in": sorted(status.value for status in NEEDS_ATTENTION)},
-    "resolved_by": None}
-_NO_ATTENTION: dict[str, Any] = {"$or": [
-    {"status": {"$nin": sorted(status.value for status in NEEDS_ATTENTION)}},
-    {"resolved_by": {"$ne": None}}]}
+# lifecycle.needs_attention as a query (an end to look at, not resolved, or a running execution
+# with an approval step waiting: domain.executions.awaits_approval), and its negation.
+_NEEDS_ATTENTION: dict[str, Any] = {"$or": [
+    {"status": {"$in": sorted(status.value for status in NEEDS_ATTENTION)},
+     "resolved_by": None},
+    {"status": AWAITING_APPROVAL.value, "steps": {"$elemMatch": {
+        "status": StepStatus.WAITING.value, "waiting.approval": True,
+        "waiting.completed_at": None}}}]}
+_NO_ATTENTION: dict[str, Any] = {"$nor": [_NEEDS_ATTENTION]}
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -29,6 +29,7 @@ from chalicelib.domain.executions import (
 )
 from chalicelib.domain.lifecycle import (
     ACTIVE,
+    AWAITING_APPROVAL,
     NEEDS_ATTENTION,
     RESOLVABLE,
     Phase,
@@ -48,10 +49,15 @@ _RESOLVABLE_VALUES = tuple(sorted(status.value for status in RESOLVABLE))
 _RESOLVABLE_MARKS = ", ".join(["%s"] * len(_RESOLVABLE_VALUES))
 # lifecycle.accepts_decision in SQL: an operator's change never touches a resolved execution.
 _UNDECIDED = "resolved_by IS NULL"
-# lifecycle.needs_attention in SQL (the triage queue), and its negation.
-_ATTENTION_VALUES = tuple(sorted(status.value for status in NEEDS_ATTENTION))
-_NEEDS_ATTENTION = (f"(status IN ({', '.join(['%s'] * len(_ATTENTION_VALUES))}) "
-                    f"AND {_UNDECIDED})")
+# lifecycle.needs_attention in SQL (the triage queue): an end to look at, not resolved, or a
+# running execution with an approval step waiting (domain.executions.awaits_approval).
+_ATTENTION_VALUES = (*sorted(status.value for status in NEEDS_ATTENTION),
+                     AWAITING_APPROVAL.value, StepStatus.WAITING.value)
+_NEEDS_ATTENTION = (f"((status IN ({', '.join(['%s'] * len(NEEDS_ATTENTION))}) "
+                    f"AND {_UNDECIDED}) OR (status = %s AND EXISTS (SELECT 1 FROM step_runs w "
+                    "WHERE w.execution_id = executions.id AND w.status = %s "
+                    "AND JSON_VALUE(w.waiting, '$.approval') = 'true' "
+                    "AND JSON_VALUE(w.waiting, '$.completed_at') IS NULL)))")
 
 
 def now() -> datetime:

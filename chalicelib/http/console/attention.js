@@ -10,9 +10,10 @@ const SETTLE_MS = 2000;
 
 const readQueue = () => get(`executions${query({ needs_attention: "true", limit: PAGE })}`);
 
-// An event that may move an execution in or out of the queue: it carries a status, or who
-// decided (a resolve, a retry).
-const moves = (event) => Boolean(event.data && (event.data.status || event.data.by));
+// An event that may move an execution in or out of the queue: it carries a status, who
+// decided (a resolve, a retry, a completed approval), or a step's wait (an approval begins).
+const moves = (event) => Boolean(event.data && (event.data.status || event.data.by ||
+  (event.data.step && event.data.step.waiting)));
 
 function followed(live, reload) {
   if (!live) return () => {};
@@ -55,8 +56,9 @@ export async function attentionPage(main, context) {
     fill(main,
       h("h1", {}, "Needs attention"),
       h("p", { class: "muted" }, "Executions whose compensation failed, that are parked past " +
-        "their pivot, or that timed out, and that no one has resolved yet. Open one to retry " +
-        "or resolve it; its history says who did what, and why."),
+        "their pivot, or that timed out, and that no one has resolved yet, and running ones " +
+        "whose approval step waits for a person. Open one to retry, resolve or decide it; its " +
+        "history says who did what, and why."),
       rows.length ? h("div", { class: "scroll" }, h("table", { class: "list", "data-testid": "attention" },
         h("thead", {}, h("tr", {}, ["Execution", "Saga", "Status", "Since", "Why"]
           .map((name) => h("th", { scope: "col" }, name)))), h("tbody", {}, rows)))
