@@ -49,3 +49,30 @@ def test_saga_verify_fails_the_test_with_each_failing_case(saga_verify: object, 
 def test_no_results_is_an_error_that_says_what_the_cli_printed(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="gave no results"):
         run_verify("orders", api="http://127.0.0.1:9", cli=f"{sys.executable} -c print(1/0)")
+
+
+def test_a_python_check_looks_at_each_case_and_fails_the_ones_it_finds_wrong(
+        saga_verify: object, cli: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAGA_CLI", cli)
+    # The participants' own state: a booking left for execution e-1, none for e-2.
+    left = {"e-1": ["B-7"], "e-2": []}
+    told: list[str] = []
+
+    def nothing_left_booked(result: dict[str, object]) -> list[str]:
+        told.append(str(result["execution_id"]))
+        return [f"{booking} still booked" for booking in left[str(result["execution_id"])]]
+
+    with pytest.raises(VerifyFailed) as failed:
+        saga_verify("orders", check=nothing_left_booked)  # type: ignore[operator]
+    assert "a fails for good: the check found: B-7 still booked" in str(failed.value)
+    assert told == ["e-1", "e-2"]
+    # Not passed on to the CLI as a command.
+    assert "--check" not in json.loads((tmp_path / "args.json").read_text())
+
+    def asserting(result: dict[str, object]) -> None:
+        assert result["status"] != "FAILED", "the run ended FAILED"
+
+    results = saga_verify("orders", check=asserting, expect_failures=True)  # type: ignore[operator]
+    assert [r["passed"] for r in results] == [False, False]
+    [problem] = results[0]["problems"]
+    assert problem.startswith("the check found: the run ended FAILED")

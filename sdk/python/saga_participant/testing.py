@@ -16,7 +16,8 @@ any WSGI app. `saga_api` is a `SagaApi` (`saga_participant.client`) for $SAGA_AP
 http://127.0.0.1:8000 (`make run`): `url`, `create_saga`, `execute`, `wait`, `run`.
 `saga_verify(saga_id, check=...)` runs `saga verify` (every failure point of the saga, each
 compensation path checked; the orchestrator's CLI, $SAGA_CLI or `saga`) and fails the test
-with the cases that fail.
+with the cases that fail; its check is a shell command or a Python function that looks at the
+participants' own state for each case's execution.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import json
 import socketserver
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
@@ -163,18 +164,43 @@ def run_verify(saga_id: str, *, api: str, saga_input: Optional[str] = None,
     return list(results)
 
 
+# A check in Python: told one case's result ({case, execution_id, status, ...}) once the runs
+# have ended, it looks at the participants' own state and returns what it finds wrong (or
+# raises AssertionError).
+Check = Callable[[dict[str, Any]], Optional[Iterable[str]]]
+
+
+def checked(results: list[dict[str, Any]], check: Check) -> list[dict[str, Any]]:
+    """The results with a Python check's findings added to each case's problems."""
+    for result in results:
+        try:
+            found = [str(problem) for problem in check(result) or ()]
+        except AssertionError as failed:
+            found = [str(failed) or "the check failed"]
+        if found:
+            result["problems"] = [*result.get("problems", []),
+                                  *(f"the check found: {problem}" for problem in found)]
+            result["passed"] = False
+    return results
+
+
 @pytest.fixture
 def saga_verify(saga_api: SagaApi) -> Callable[..., list[dict[str, Any]]]:
-    """`saga_verify(saga_id, input=FILE, check=CMD, cases=[...], expect_failures=False,
-    api=URL)`: runs `saga verify` against `saga_api` (or `api`) and, unless failures are
-    expected, fails the test with every failing case and its problems; returns the results
-    either way."""
+    """`saga_verify(saga_id, input=FILE, check=CMD or a function, cases=[...],
+    expect_failures=False, api=URL)`: runs `saga verify` against `saga_api` (or `api`) and,
+    unless failures are expected, fails the test with every failing case and its problems;
+    returns the results either way. A check given as a command is run by `saga verify` after
+    each case; one given as a function (see `Check`) is called with each case's result."""
 
-    def verify(saga_id: str, *, input: Optional[str] = None, check: Optional[str] = None,
-               cases: Iterable[str] = (), expect_failures: bool = False,
-               cli: Optional[str] = None, api: Optional[str] = None) -> list[dict[str, Any]]:
-        results = run_verify(saga_id, api=api or saga_api.url, saga_input=input, check=check,
-                             cases=cases, cli=cli)
+    def verify(saga_id: str, *, input: Optional[str] = None,
+               check: Union[str, Check, None] = None, cases: Iterable[str] = (),
+               expect_failures: bool = False, cli: Optional[str] = None,
+               api: Optional[str] = None) -> list[dict[str, Any]]:
+        results = run_verify(saga_id, api=api or saga_api.url, saga_input=input,
+                             check=check if isinstance(check, str) else None, cases=cases,
+                             cli=cli)
+        if check is not None and not isinstance(check, str):
+            results = checked(results, check)
         failed = [r for r in results if not r["passed"]]
         if failed and not expect_failures:
             raise VerifyFailed("\n".join(f"{r['case']}: {'; '.join(r['problems'])}"
