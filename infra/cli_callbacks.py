@@ -8,13 +8,12 @@ import json
 import urllib.parse
 from typing import Any
 
+from chalicelib.domain.callbacks import APPROVED
 from infra.api_client import ApiClient, ApiError
 from infra.cli_io import emit, load
 from infra.exit_codes import Exit
 from infra.text_table import format_table
 
-# What `succeed` completes a callback with when no --result is given: an approval approved.
-APPROVED: dict[str, Any] = {"approved": True}
 INPUT_SHOWN = 60  # characters of an approval's input in the table (--json has it whole)
 
 

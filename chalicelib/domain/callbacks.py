@@ -22,6 +22,10 @@ from typing import Any
 from chalicelib.domain.errors import ErrorKind
 from chalicelib.domain.lifecycle import StepStatus
 
+# An approval approved: what a person's "approve" completes it with when they add nothing (the
+# console's button, `saga callbacks succeed` without --result, `saga verify`).
+APPROVED: dict[str, Any] = {"approved": True}
+
 # 32 random bytes each, URL-safe: the id names a callback, the secret proves the caller was
 # given it. Neither can be guessed from the other or from the execution.
 _ID_BYTES = 24

@@ -11,8 +11,16 @@ with a compensation: its compensation fails once (its retry succeeds) or fails p
 retries (COMPENSATION_FAILED, then an operator's retry of the compensation ends it), under
 the pivot failing for good, or in a saga without one, an operator compensating the
 completed run. The pivot's own compensation runs only when its outcome is unknown (its
-timeout case). Callback and timer steps are left out (a run would wait for a completion or
-a clock).
+timeout case).
+
+Steps that wait run too. The runner completes every open callback as succeeded (an approval
+as approved) unless its case says otherwise. A callback step's cases: it is failed by its
+completion (it did nothing: the steps before it are undone), and, when its wait is at most
+SHORT_WAIT_S, it is never completed and its wait times out (its call's answer is undone, if it
+has a compensation). One with a call also fails for good like any step; its call is not timed
+out (its Task waits for the whole wait). A timer has nothing to fail or undo: it only adds its
+wait to the run's budget. A callback after the pivot gets no case of its own (its failure
+parks, and the retry forward would meet the same completion).
 
 A fan-out's faults are aimed at its first item (`<step id>[0]`): the item failing for good
 (the items that succeeded, and the steps before, are undone), timing out, and its
@@ -29,7 +37,6 @@ from typing import Any
 from chalicelib.domain.fanout import item_run_id
 from chalicelib.domain.lifecycle import (
     COMPENSATION_RETRY,
-    WAITING_KINDS,
     ExecutionStatus,
     Phase,
     StepKind,
@@ -39,6 +46,8 @@ from chalicelib.durations import format_duration_ms, parse_duration_ms
 
 # Injected faults carry this error name, so a run's record says what was injected.
 INJECTED = "VerifyInjected"
+# A callback whose wait is at most this long gets a case where it is never completed.
+SHORT_WAIT_S = 300
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,10 @@ class Case:
     # the ending the run may have instead when none of them did (nothing else to undo).
     maybe_undone: frozenset[str] = frozenset()
     instead: str | None = None
+    # Callback steps the runner completes as failed, and those it leaves to time out (every
+    # other open callback it completes as succeeded).
+    fail_callbacks: frozenset[str] = frozenset()
+    unanswered: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -68,10 +81,8 @@ def plan(steps: Sequence[Step], *, retriable_max_attempts: int,
          task_timeout_margin_s: int) -> tuple[list[Case], list[Skipped]]:
     """Every case of the saga's active steps, and the steps left out with why."""
     active = sorted((s for s in steps if s.active), key=lambda s: s.order)
-    skipped = [Skipped(s.id, f"a {s.kind.value} step waits for a completion or a clock")
-               for s in active if s.kind in WAITING_KINDS]
-    runnable = [s for s in active if s.kind not in WAITING_KINDS]
-    groups = _groups(runnable)
+    skipped: list[Skipped] = []
+    groups = _groups(active)
     order = tuple(tuple(s.id for s in group) for group in groups)
     pivot = next((i for i, g in enumerate(groups) if g[0].kind is StepKind.PIVOT), None)
     compensated = {s.id for g in groups[:len(groups) if pivot is None else pivot + 1]
@@ -79,6 +90,12 @@ def plan(steps: Sequence[Step], *, retriable_max_attempts: int,
     cases: list[Case] = []
     for index, group in enumerate(groups):
         for step in group:
+            if step.kind is StepKind.WAIT:
+                continue  # a timer: nothing fails, nothing to undo
+            if pivot is not None and index > pivot and step.kind is StepKind.CALLBACK:
+                skipped.append(Skipped(step.id, "a callback after the pivot: completed in "
+                                                "every run, no case of its own"))
+                continue
             if pivot is not None and index > pivot:
                 cases.append(Case(
                     f"{step.id} fails until it parks, then is retried forward",
@@ -94,6 +111,17 @@ def plan(steps: Sequence[Step], *, retriable_max_attempts: int,
                 # Its other items may have acted (undone), or not (nothing to undo).
                 siblings |= {step.id}
             ending = ExecutionStatus.COMPENSATED if before else ExecutionStatus.FAILED
+            if step.kind is StepKind.CALLBACK:
+                cases += _callback_cases(step, frozenset(before), frozenset(siblings), order)
+                if step.action is None:
+                    continue  # an approval makes no call to fail
+                cases.append(Case(f"{_target(step)} fails for good",
+                                  [_fault(_target(step), permanent=True)],
+                                  ending, frozenset(before), groups=order,
+                                  maybe_undone=frozenset(siblings),
+                                  instead=None if before or not siblings
+                                  else ExecutionStatus.COMPENSATED))
+                continue
             cases.append(Case(f"{_target(step)} fails for good",
                               [_fault(_target(step), permanent=True)],
                               ending, frozenset(before), groups=order,
@@ -108,6 +136,26 @@ def plan(steps: Sequence[Step], *, retriable_max_attempts: int,
                               instead=None if before else ExecutionStatus.FAILED))
     cases += _compensation_cases(groups, pivot, compensated, order)
     return cases, skipped
+
+
+def _callback_cases(step: Step, before: frozenset[str], siblings: frozenset[str],
+                    order: tuple[tuple[str, ...], ...]) -> list[Case]:
+    """A callback failed by its completion (it did nothing), and left to time out when its
+    wait is short (what its call did is undone: it answered before it waited)."""
+    what = "is rejected" if step.action is None else "is completed as failed"
+    cases = [Case(f"{step.id} {what}", [],
+                  ExecutionStatus.COMPENSATED if before else ExecutionStatus.FAILED, before,
+                  groups=order, maybe_undone=siblings, fail_callbacks=frozenset({step.id}),
+                  instead=None if before or not siblings else ExecutionStatus.COMPENSATED)]
+    if parse_duration_ms(step.timeout) <= SHORT_WAIT_S * 1000:
+        itself = frozenset({step.id}) if step.compensation is not None else frozenset()
+        cases.append(Case(
+            f"{step.id} is never completed: its wait times out", [],
+            ExecutionStatus.COMPENSATED if before | itself else ExecutionStatus.FAILED,
+            before | itself, groups=order, maybe_undone=siblings,
+            unanswered=frozenset({step.id}),
+            instead=None if before | itself or not siblings else ExecutionStatus.COMPENSATED))
+    return cases
 
 
 def _compensation_cases(groups: list[list[Step]], pivot: int | None, compensated: set[str],
@@ -182,7 +230,14 @@ def run_budget_s(steps: Sequence[Step], margin_s: int) -> float:
     too, plus the backoff between attempts; a run not ended by then is reported."""
     total = 60.0
     for step in steps:
+        if step.kind is StepKind.WAIT:
+            # A timer's wait (one until a moment in the data has no bound known here).
+            total += parse_duration_ms(step.wait) / 1000 if step.wait else 0
+            continue
         attempts = step.max_retries + 1
         per = parse_duration_ms(step.call_timeout_text) / 1000 + margin_s
         total += attempts * (per + 30) + 2 * per
+        if step.kind is StepKind.CALLBACK and parse_duration_ms(step.timeout) <= \
+                SHORT_WAIT_S * 1000:
+            total += parse_duration_ms(step.timeout) / 1000 + margin_s  # left to time out
     return total

@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.domain.lifecycle import FINAL
+from chalicelib.domain.callbacks import APPROVED
+from chalicelib.domain.lifecycle import FINAL, StepStatus
 from infra.api_client import ApiClient, ApiError
 from infra.verify.checks import problems
 from infra.verify.plan import Case
@@ -23,6 +25,8 @@ _ACTIONS = {"compensate": "/sagas/{saga_id}/compensate",
             "retry-compensation": "/executions/{execution_id}/retry-compensation"}
 # How long a check hook may run.
 CHECK_TIMEOUT_S = 120
+# The error a failed completion of the runner's carries.
+REJECTED = "VerifyRejected"
 
 
 @dataclass
@@ -58,7 +62,7 @@ class Verifier:
             execution = self.api.call("POST", f"/sagas/{self.saga_id}/execute",
                                       {"input": self.saga_input, "faults": case.faults})
             result.execution_id = execution["id"]
-            execution = self._until_final(result.execution_id, _sequence(execution))
+            execution = self._until_final(case, result.execution_id, _sequence(execution))
             expected = case.expected
             for action, then_expected in case.then:
                 if execution.get("status") != expected:
@@ -67,7 +71,7 @@ class Verifier:
                                                execution_id=result.execution_id)
                 body = {"execution_id": result.execution_id} if action == "compensate" else None
                 moved = self.api.call("POST", path, body)
-                execution = self._until_final(result.execution_id, _sequence(moved))
+                execution = self._until_final(case, result.execution_id, _sequence(moved))
                 expected = then_expected
             result.status = str(execution.get("status"))
             result.problems = problems(case, execution, expected)
@@ -80,20 +84,47 @@ class Verifier:
         result.seconds = time.monotonic() - started
         return result
 
-    def _until_final(self, execution_id: str, floor: int) -> dict[str, Any]:
+    def _until_final(self, case: Case, execution_id: str, floor: int) -> dict[str, Any]:
         """The execution once it is final (PARKED included) in a view newer than `floor`,
         the sequence of the write that started this leg (a read model behind it still shows
-        the status before); TimeoutError past the run's budget."""
+        the status before), its open callbacks completed as the case says on the way;
+        TimeoutError past the run's budget."""
         deadline = time.monotonic() + self.budget_s
+        answered: set[str] = set()
         while True:
             execution = self.api.call("GET", f"/executions/{execution_id}")
             status = execution.get("status")
             if status in _FINAL and _sequence(execution) > floor:
                 return dict(execution)
+            self._complete_callbacks(case, execution, answered)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"did not end within {self.budget_s:.0f} s (it is "
                                    f"{status})")
             self.sleep(0.5)
+
+    def _complete_callbacks(self, case: Case, execution: dict[str, Any],
+                            answered: set[str]) -> None:
+        """What a partner or a person would do: each open callback completed once, as
+        succeeded (an approval approved), failed, or left to time out, as the case says."""
+        for step in execution.get("steps", []):
+            wait = step.get("waiting") or {}
+            callback_id = wait.get("callback_id")
+            if (step.get("status") != StepStatus.WAITING or not callback_id
+                    or wait.get("completed_at") or callback_id in answered
+                    or step["step_id"] in case.unanswered):
+                continue
+            answered.add(callback_id)
+            path = f"/callbacks/{urllib.parse.quote(callback_id, safe='')}"
+            try:
+                if step["step_id"] in case.fail_callbacks:
+                    self.api.call("POST", f"{path}/fail", {
+                        "error": REJECTED, "reason": "saga verify fails this callback"})
+                else:
+                    self.api.call("POST", f"{path}/succeed", {"result": APPROVED
+                                                              if wait.get("approval") else {}})
+            except ApiError as error:
+                if error.status != 409:  # 409: it ended meanwhile (timed out, superseded)
+                    raise
 
     def _hook(self, case: Case, result: Result) -> list[str]:
         """The user's check: did the participants really undo what they did? Told the

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -98,3 +99,39 @@ def test_a_compensation_that_undoes_nothing_is_found_by_the_check_hook(
                for problem in results["c-c fails for good"]["problems"])
     # Where b never ran or failed for good, nothing of it needed undoing: those pass.
     assert results["a-a fails for good"]["passed"] and results["b-b fails for good"]["passed"]
+
+
+def test_callbacks_are_completed_failed_or_left_to_time_out_as_each_case_says(
+        api: Served, saga_verify: Callable[..., list[dict[str, Any]]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An approval and a partner's callback: `saga verify` completes them as each case says,
+    and a Python check (the SDK plugin's) reads the participant's own state."""
+    monkeypatch.setenv("SAGA_CLI", f"{sys.executable} -m infra.cli")
+    with state_participant() as participant:
+        saga_id = _create(api, {
+            "id": f"verify-waits-{uuid.uuid4().hex[:6]}", "name": "Waits",
+            "version": "1.0.0", "description": "reserve, an approval, a partner's callback",
+            "steps": [
+                {"id": "a-a", "name": "Reserve", "description": "the participant's work",
+                 "order": 1, "action": f"{participant.url}/do",
+                 "compensation": f"{participant.url}/undo", "max_retries": 0,
+                 "timeout": "5s"},
+                {"id": "ap-ap", "name": "Approve", "description": "a person decides",
+                 "order": 2, "kind": "callback", "timeout": "4s"},
+                {"id": "cb-cb", "name": "Confirm", "description": "the partner confirms",
+                 "order": 3, "kind": "callback", "action": f"{participant.url}/do",
+                 "compensation": f"{participant.url}/undo", "timeout": "48h",
+                 "call_timeout": "5s"}]})
+
+        def reserve_undone(result: dict[str, Any]) -> list[str]:
+            with urllib.request.urlopen(f"{participant.url}/state?execution="
+                                        f"{result['execution_id']}", timeout=10) as answer:
+                state = json.loads(answer.read())
+            return [] if state.get("a-a") == "undone" else [f"a-a not undone: {state}"]
+
+        results = {r["case"]: r for r in saga_verify(
+            saga_id, check=reserve_undone, api=api.base,
+            cases=["rejected", "completed as failed", "never completed"])}
+    assert sorted(results) == ["ap-ap is never completed: its wait times out",
+                               "ap-ap is rejected", "cb-cb is completed as failed"]
+    assert {r["status"] for r in results.values()} == {"COMPENSATED"}
