@@ -56,7 +56,7 @@ _ATTENTION_VALUES = (*sorted(status.value for status in NEEDS_ATTENTION),
 _NEEDS_ATTENTION = (f"((status IN ({', '.join(['%s'] * len(NEEDS_ATTENTION))}) "
                     f"AND {_UNDECIDED}) OR (status = %s AND EXISTS (SELECT 1 FROM step_runs w "
                     "WHERE w.execution_id = executions.id AND w.status = %s "
-                    "AND JSON_VALUE(w.waiting, '$.approval') = 'true' "
+                    "AND JSON_CONTAINS(w.waiting, 'true', '$.approval') "
                     "AND JSON_VALUE(w.waiting, '$.completed_at') IS NULL)))")
 
 
