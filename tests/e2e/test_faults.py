@@ -49,13 +49,15 @@ from tests.support.traces import NOTHING_LEFT
 pytestmark = pytest.mark.fault
 
 STEPS = [step["id"] for step in SEED["steps"]]
-# The server outages are tried under 40 sagas; faults that act on each execution alone (a step
-# delivered twice, its process killed, its compensation failing) under 30 at once, which covers
-# every fault of the mix (a cycle of 20) at least once; participants at the edges under 40.
-# LocalStack runs about 3 sagas a second here, so a case's length follows these counts.
-SAGAS_PER_CASE = int(os.environ.get("SAGA_FAULT_SAGAS", "40"))
-SAGAS_PER_EXECUTION_CASE = int(os.environ.get("SAGA_FAULT_EXECUTION_SAGAS", "30"))
-PARTICIPANT_SAGAS = int(os.environ.get("SAGA_FAULT_PARTICIPANT_SAGAS", "40"))
+# The server outages are tried under 28 sagas; faults that act on each execution alone (a step
+# delivered twice, its process killed, its compensation failing) under 20 at once, which runs
+# every fault of the mix (a cycle of 20) once; participants at the edges under 30 (each odd
+# answer and each timing around the deadline three times). LocalStack runs about 3 sagas a
+# second here, so a case's length follows these counts (raise them by environment for a
+# longer soak).
+SAGAS_PER_CASE = int(os.environ.get("SAGA_FAULT_SAGAS", "28"))
+SAGAS_PER_EXECUTION_CASE = int(os.environ.get("SAGA_FAULT_EXECUTION_SAGAS", "20"))
+PARTICIPANT_SAGAS = int(os.environ.get("SAGA_FAULT_PARTICIPANT_SAGAS", "30"))
 ENDED = {"COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "FAILED"}
 @dataclass
 class Run:
