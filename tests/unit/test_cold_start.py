@@ -37,6 +37,10 @@ API_LOADS_ON_USE = (
 )
 STEP_NEVER_LOADS = (
     "chalice", "kafka", "pymongo", "jwt",
+    # Only a `lambda:` participant's call needs boto3 (it imports it then); the participant
+    # SDK's helper (Powertools' idempotency) is a participant's, not the step runtime's.
+    "boto3", "saga_participant.participant",
+    "aws_lambda_powertools.utilities.idempotency",
     "chalicelib.http.api", "chalicelib.http.auth", "chalicelib.roots.container",
     "chalicelib.adapters.kafka", "chalicelib.adapters.mongo", "chalicelib.adapters.push",
 )

@@ -10,6 +10,8 @@ the typed errors and their wire forms, `saga_participant.participant` the helper
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from saga_participant.contract import (
     CONTRACT,
     CONTRACT_HEADER,
@@ -35,19 +37,36 @@ from saga_participant.errors import (
     Refuse,
     TryAgain,
 )
-from saga_participant.participant import (
-    NOTHING_TO_UNDO,
-    InMemoryPersistence,
-    Participant,
-    Request,
-    Work,
-    WsgiApp,
-    error_body,
-    handle,
-    lambda_handler,
-    parse,
-    wsgi_app,
-)
+
+if TYPE_CHECKING:
+    from saga_participant.participant import (
+        NOTHING_TO_UNDO,
+        InMemoryPersistence,
+        Participant,
+        Request,
+        Work,
+        WsgiApp,
+        error_body,
+        handle,
+        lambda_handler,
+        parse,
+        wsgi_app,
+    )
+
+# The helper's names are imported on first use: the helper loads Powertools' idempotency (and
+# with it boto3), which the contract's and the errors' users (the orchestrator's step Lambdas
+# among them) do not need to pay for at import.
+_HELPER = frozenset({"NOTHING_TO_UNDO", "InMemoryPersistence", "Participant", "Request", "Work",
+                     "WsgiApp", "error_body", "handle", "lambda_handler", "parse", "wsgi_app"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HELPER:
+        from saga_participant import participant
+
+        return getattr(participant, name)
+    raise AttributeError(f"module 'saga_participant' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
