@@ -1,7 +1,8 @@
 """An execution's history and the triage queue, end to end on the local stack: an execution
-parked, retried forward, parked again and resolved shows each operator decision with who and
-why in GET /executions/{id}/history and on its console page, and is listed as needing
-attention (the API's filter, the console's view and its count) until it is resolved."""
+parked, retried forward, parked again and resolved, and one whose compensation failed, was
+retried, failed again and was resolved, show each operator decision with who and why in
+GET /executions/{id}/history and on their console pages, and are listed as needing attention
+(the API's filter, the console's view and its count) until they are resolved."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from chalicelib.demo import demo_data
 from chalicelib.domain import event_types
+from chalicelib.domain.lifecycle import COMPENSATION_RETRY
 from chalicelib.roots import runtime
 from infra.stack.paths import PROJECT_ROOT
 from tests.browser.conftest import Console, new_customer, run_scenario
@@ -117,3 +119,48 @@ def test_each_decision_on_a_parked_execution_is_in_its_history_until_resolved(
     assert REASON in rows[event_types.SAGA_RESOLVED]["why"]
     assert [row["type"] for row in result["filtered"]] == [event_types.SAGA_RESOLVED]
     assert REASON in result["resolution"] and operator in result["resolution"]
+
+
+def test_a_compensation_that_fails_again_after_its_retry_is_resolved_with_who_and_why(
+        console: Console) -> None:
+    saga = json.loads((PROJECT_ROOT / "tests" / "fixtures" / "payment-saga.json").read_text())
+    saga_id = f"history-undo-{uuid.uuid4().hex[:8]}"
+    assert console.call("POST", "/sagas", {**saga, "id": saga_id})[0] == 201
+    customer = new_customer()
+    status, started = console.call("POST", f"/sagas/{saga_id}/execute", {
+        "input": {"customer_id": customer, "amount": "25.00", "currency": "EUR",
+                  "email": f"{customer}@example.com"},
+        # The refund fails past its retries (4 attempts a round), twice: the retry of the
+        # compensation fails too.
+        "faults": [{"step_id": "send-notification", "error": "Boom", "permanent": True},
+                   {"step_id": "process-payment", "phase": "compensation",
+                    "error": "LedgerGone", "times": 2 * (COMPENSATION_RETRY.retries + 1)}]})
+    assert status == 202, started
+    execution_id = started["id"]
+
+    def failed(times: int) -> Any:
+        return lambda items: _types(items).count(event_types.COMPENSATION_FAILED) == times
+
+    assert failed(1)(_until(console, execution_id, failed(1)))
+    assert _listed(console, execution_id, "needs_attention=true")
+    assert console.call("POST", f"/executions/{execution_id}/retry-compensation")[0] == 202
+    assert failed(2)(_until(console, execution_id, failed(2)))
+
+    reason = "refunded by hand from the ledger"
+    result = run_scenario("history_and_attention", base=console.served.base,
+                          execution_id=execution_id, reason=reason,
+                          last_type=event_types.SAGA_RESOLVED)
+    items = _until(console, execution_id,
+                   lambda items: event_types.SAGA_RESOLVED in _types(items))
+    operator = console.call("GET", f"/executions/{execution_id}")[1]["resolved_by"]
+    # The undo started by the step's failure names nobody; the retry names who asked.
+    retried = [(i["actor"], i["reason"]) for i in items
+               if i["type"] == event_types.COMPENSATION_STARTED and i["actor"]]
+    assert retried == [(operator, "compensation retried")], retried
+    resolved = next(i for i in items if i["type"] == event_types.SAGA_RESOLVED)
+    assert (resolved["actor"], resolved["reason"]) == (operator, reason)
+    rows = {row["type"]: row for row in result["rows"]}
+    assert rows[event_types.SAGA_RESOLVED]["actor"] == operator
+    assert reason in rows[event_types.SAGA_RESOLVED]["why"]
+    assert [row["sequence"] for row in result["rows"]] == [i["sequence"] for i in items]
+    assert not _listed(console, execution_id, "needs_attention=true")
