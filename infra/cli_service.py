@@ -470,6 +470,10 @@ def _timeline(execution: dict[str, Any]) -> str:
             lines.append(f"       skipped: {_skip_text(step['condition'])}")
         if step.get("fanout") or step["step_id"] in items:
             lines.append(f"       {_fanout_summary(step, items.get(step['step_id'], []))}")
+        sent = next((a["input"] for a in reversed(step.get("attempts") or [])
+                     if a.get("input") is not None), None)
+        if sent is not None:  # what its latest attempt was sent (its input mapping resolved)
+            lines.append(f"       sent: {json.dumps(sent, sort_keys=True)[:500]}")
         if step.get("result") is not None:
             lines.append(f"       result: {json.dumps(step['result'], sort_keys=True)[:500]}")
         if step.get("waiting"):

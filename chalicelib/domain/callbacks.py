@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 from chalicelib.domain.errors import ErrorKind
 from chalicelib.domain.lifecycle import StepStatus
+from chalicelib.domain.storable import MAX_WAIT_INPUT_DEPTH, kept_input
 
 # An approval approved: what a person's "approve" completes it with when they add nothing (the
 # console's button, `saga callbacks succeed` without --result, `saga verify`).
@@ -129,10 +129,8 @@ def decision_input(step_input: Mapping[str, Any], max_bytes: int) -> dict[str, A
     """What an approval's person decides on, as its wait keeps it (and every event of its
     step carries it): the step's input as its mapping resolved, unless it is over `max_bytes`
     once encoded (saga.max_result_bytes, a step's result's own bound), when None says to read
-    it from the execution. Bounded, so a mapping that copies the input or results several
-    times never makes an event too large to publish."""
-    size = len(json.dumps(step_input, separators=(",", ":"), ensure_ascii=False).encode())
-    return dict(step_input) if size <= max_bytes else None
+    it from the execution (or nested too deeply to be stored where the wait keeps it)."""
+    return kept_input(step_input, max_bytes=max_bytes, max_depth=MAX_WAIT_INPUT_DEPTH)
 
 
 def completed_by(*, secret: bool, subject: str | None) -> str:

@@ -228,11 +228,16 @@ class StepAttempt:
     phase: str
     started: datetime
     ended: datetime
+    # What the attempt was sent (executions.Attempt.input): carried only when kept.
+    input: dict[str, Any] | None = None
 
     def data(self) -> dict[str, Any]:
-        return {"saga_id": self.saga_id, "step_id": self.step_id, "attempt": self.attempt,
+        data = {"saga_id": self.saga_id, "step_id": self.step_id, "attempt": self.attempt,
                 "phase": str(self.phase), "started_at": _iso(self.started),
                 "duration_ms": int((self.ended - self.started).total_seconds() * 1000)}
+        if self.input is not None:
+            data["input"] = self.input
+        return data
 
 
 def step_started(attempt: StepAttempt) -> Event:

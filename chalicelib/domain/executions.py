@@ -162,6 +162,10 @@ class Attempt(BaseModel):
     started_at: datetime
     ended_at: datetime
     duration_ms: int
+    # The step's input as its mapping resolved for this attempt (what the participant was
+    # sent), kept when within storable.kept_input's bounds; None before it was resolved, for
+    # one over them, and for attempts recorded before inputs were kept.
+    input: dict[str, Any] | None = None
 
 
 class StepShape(BaseModel):

@@ -163,7 +163,7 @@ def _step_change(doc: dict[str, Any], step_id: str, event: Mapping[str, Any],
                "outcome": outcome.value,
                "error_type": error.get("type"), "error_message": error.get("message"),
                "started_at": data.get("started_at"), "ended_at": event["time"],
-               "duration_ms": data.get("duration_ms")}
+               "duration_ms": data.get("duration_ms"), "input": data.get("input")}
     fields: dict[str, Any] = {}
     record = data.get("step")
     if status is not None and isinstance(record, Mapping):

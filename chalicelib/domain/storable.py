@@ -72,6 +72,26 @@ def nesting_depth(value: Any, stop_above: int) -> int:
     return deepest
 
 
+# A step's input as an attempt was sent it sits where a result does ({"data": {"input": ...}}
+# of its events); an approval's, as its wait keeps it, four levels down
+# ({"data": {"step": {"waiting": {"input": ...}}}}).
+MAX_ATTEMPT_INPUT_DEPTH = MAX_RESULT_DEPTH
+WAIT_ENVELOPE_DEPTH = 4
+MAX_WAIT_INPUT_DEPTH = MYSQL_MAX_JSON_DEPTH - WAIT_ENVELOPE_DEPTH
+
+
+def kept_input(step_input: Mapping[str, Any], *, max_bytes: int,
+               max_depth: int) -> dict[str, Any] | None:
+    """A step's resolved input as a record keeps it, or None when it is over `max_bytes` once
+    encoded (saga.max_result_bytes, a result's own bound) or nested deeper than its place
+    allows: a mapping that copies the input or results several times never makes an event
+    too large to publish, nor a JSON column too deep to store."""
+    size = len(json.dumps(step_input, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > max_bytes or nesting_depth(step_input, max_depth) > max_depth:
+        return None
+    return dict(step_input)
+
+
 def check_result(result: Any, *, max_bytes: int, max_depth: int = MAX_RESULT_DEPTH) -> None:
     """NotStorable saying why a participant's answer cannot be recorded as a step's result:
     not a JSON object, NaN or an infinity, nested too deep, a key or string no store takes,

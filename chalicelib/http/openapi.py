@@ -238,7 +238,13 @@ def _execution_step_schema() -> dict[str, Any]:
                     "error_message": {"type": "string", "nullable": True},
                     "started_at": {"type": "string", "format": "date-time"},
                     "ended_at": {"type": "string", "format": "date-time"},
-                    "duration_ms": {"type": "integer"}}}},
+                    "duration_ms": {"type": "integer"},
+                    "input": {"type": "object", "nullable": True,
+                              "description": "the step's input as this attempt was sent it "
+                                             "(its mapping resolved); null when not kept: "
+                                             "over saga.max_result_bytes, failed before it "
+                                             "was resolved (an injected fault), or recorded "
+                                             "before inputs were kept"}}}},
             "waiting": {
                 "type": "object", "nullable": True,
                 "description": "a callback's or a timer's wait (kept once it ended)",

@@ -9,6 +9,7 @@ in `effects`, committed with the step's record or not at all.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -146,12 +147,13 @@ class InMemoryLedgerTransaction:
 
     def record_attempt(self, execution_id: str, step_id: str, *, phase: Phase, attempt: int,
                        outcome: Outcome, started: datetime, ended: datetime,
-                       error_type: str | None = None,
-                       error_message: str | None = None) -> None:
+                       error_type: str | None = None, error_message: str | None = None,
+                       sent: dict[str, Any] | None = None) -> None:
         self._step(execution_id, step_id).attempts.append(Attempt(
             phase=str(phase), attempt=attempt, outcome=str(outcome), error_type=error_type,
             error_message=(error_message or "")[:2000] or None, started_at=_aware(started),
-            ended_at=_aware(ended), duration_ms=int((ended - started).total_seconds() * 1000)))
+            ended_at=_aware(ended), duration_ms=int((ended - started).total_seconds() * 1000),
+            input=None if sent is None else copy.deepcopy(sent)))
 
     def claim_attempt(self, execution_id: str, step_id: str, *, phase: Phase,
                       deadline: datetime, expect_by: datetime | None = None) -> int:

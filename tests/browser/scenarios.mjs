@@ -517,7 +517,13 @@ const scenarios = {
       all.length);
     const filtered = await rows();
     await page.screenshot({ path: `${SHOTS}/history.png`, fullPage: true });
-    return { counted, rows: all, filtered,
+    // What each step was sent, as the steps table and the attempts list show it.
+    const sent = await page.locator("[data-input-of]").evaluateAll((nodes) =>
+      Object.fromEntries(nodes.map((node) => [node.dataset.inputOf,
+        node.querySelector("pre, code, .json") ? node.querySelector("pre, code, .json").textContent : node.textContent])));
+    const attemptInputs = await page.locator("[data-attempt-input]").evaluateAll((nodes) =>
+      nodes.map((node) => node.dataset.attemptInput));
+    return { counted, rows: all, filtered, sent, attemptInputs,
       resolution: await page.locator('[data-testid="resolution"]').textContent() };
   },
 };

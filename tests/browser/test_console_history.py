@@ -119,6 +119,17 @@ def test_each_decision_on_a_parked_execution_is_in_its_history_until_resolved(
     assert REASON in rows[event_types.SAGA_RESOLVED]["why"]
     assert [row["type"] for row in result["filtered"]] == [event_types.SAGA_RESOLVED]
     assert REASON in result["resolution"] and operator in result["resolution"]
+    # What each attempt was sent, recorded per attempt: the same in the API and on the page
+    # (ship's attempts failed by injection, before their input was resolved: none kept).
+    steps = {step["step_id"]: step for step in execution["steps"]}
+    sent = {step_id: [a["input"] for a in step["attempts"] if a["phase"] == "action"]
+            for step_id, step in steps.items()}
+    assert sent["create-order"] and sent["create-order"][0]["customer_id"] == customer
+    assert sent["ship"] and set(map(json.dumps, sent["ship"])) == {"null"}
+    assert {step_id: json.loads(text) for step_id, text in result["sent"].items()} == {
+        step_id: inputs[-1] for step_id, inputs in sent.items() if inputs and inputs[-1]}
+    assert "create-order#1" in result["attemptInputs"]
+    assert not any(name.startswith("ship#") for name in result["attemptInputs"])
 
 
 def test_a_compensation_that_fails_again_after_its_retry_is_resolved_with_who_and_why(

@@ -606,9 +606,13 @@ class StoreContract:
                     "compensated_at": T_ISO if compensated else None, "waiting": None,
                     "condition": None, "fanout": None, "item": None}
 
-        def base(step_id: str, attempt: int, phase: Phase = Phase.ACTION) -> dict[str, Any]:
+        def base(step_id: str, attempt: int, phase: Phase = Phase.ACTION, *,
+                 sent: bool = True) -> dict[str, Any]:
+            # sent: the attempt resolved its input (the execution's: no mapping), so its
+            # events carry it.
             return {"saga_id": saga.id, "step_id": step_id, "attempt": attempt,
-                    "phase": phase.value, "started_at": T_ISO, "duration_ms": 0}
+                    "phase": phase.value, "started_at": T_ISO, "duration_ms": 0,
+                    **({"input": {"sku": "A-1", "n": 2}} if sent else {})}
 
         busy = {"type": "RetryableError", "message": "busy"}
         failed_b = execution_error("b", Phase.ACTION, "RetryableError", "busy")
@@ -629,7 +633,7 @@ class StoreContract:
             (event_types.STEP_FAILED, {**base("b", 2), "error": busy, "outcome": "failed",
                                   "execution_error": failed_b,
                                   "step": record("b", "FAILED", 2, error=busy)}),
-            (event_types.STEP_ABORTED, {**base("c", 1), "error": {
+            (event_types.STEP_ABORTED, {**base("c", 1, sent=False), "error": {
                 "type": "StepAborted",
                 "message": "step c starts no new attempt: another step of its execution "
                            "failed for good"}}),

@@ -379,14 +379,16 @@ def _iso(value: datetime | None) -> str | None:
 
 def insert_attempt(cur: Cursor, execution_id: str, step_id: str, *, phase: str, attempt: int,
                    outcome: str, started: datetime, ended: datetime,
-                   error_type: str | None = None, error_message: str | None = None) -> None:
+                   error_type: str | None = None, error_message: str | None = None,
+                   sent: dict[str, Any] | None = None) -> None:
     cur.execute(
         "INSERT INTO step_attempts (execution_id, step_id, phase, attempt, outcome, error_type, "
-        "error_message, started_at, ended_at, duration_ms) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "error_message, started_at, ended_at, duration_ms, sent_input) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (execution_id, step_id, str(phase), attempt, str(outcome), error_type,
          (error_message or "")[:2000] or None, started, ended,
-         int((ended - started).total_seconds() * 1000)))
+         int((ended - started).total_seconds() * 1000),
+         None if sent is None else json.dumps(sent)))
 
 
 def step_results(cur: Cursor, execution_id: str) -> dict[str, dict[str, Any]]:
@@ -435,7 +437,7 @@ def load_execution(cur: Cursor, execution_id: str, *, with_steps: bool = True,
             phase=a["phase"], attempt=a["attempt"], outcome=a["outcome"],
             error_type=a["error_type"], error_message=a["error_message"],
             started_at=_utc(a["started_at"]), ended_at=_utc(a["ended_at"]),
-            duration_ms=a["duration_ms"]))
+            duration_ms=a["duration_ms"], input=_load(a.get("sent_input"))))
     # A fan-out's items follow it, in item order (NULL sorts first).
     cur.execute("SELECT * FROM step_runs WHERE execution_id = %s ORDER BY position, item_index",
                 (execution_id,))

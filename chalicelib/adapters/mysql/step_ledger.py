@@ -89,11 +89,11 @@ class MySQLLedgerTransaction:
 
     def record_attempt(self, execution_id: str, step_id: str, *, phase: Phase, attempt: int,
                        outcome: Outcome, started: datetime, ended: datetime,
-                       error_type: str | None = None,
-                       error_message: str | None = None) -> None:
+                       error_type: str | None = None, error_message: str | None = None,
+                       sent: dict[str, Any] | None = None) -> None:
         records.insert_attempt(self._cur, execution_id, step_id, phase=phase, attempt=attempt,
                                outcome=outcome, started=naive_utc(started), ended=naive_utc(ended),
-                               error_type=error_type, error_message=error_message)
+                               error_type=error_type, error_message=error_message, sent=sent)
 
     def claim_attempt(self, execution_id: str, step_id: str, *, phase: Phase,
                       deadline: datetime, expect_by: datetime | None = None) -> int:

@@ -1,6 +1,6 @@
 // An execution's page: status and why it did not complete, the operator's actions (and a
 // waiting approval's Approve and Reject), a live timeline of every attempt, the steps with
-// their results and errors, and the input.
+// what each was sent, their results and errors, and the input.
 import { get } from "./api.js";
 import { actionBar } from "./actions.js";
 import { approvalPanels } from "./approvals.js";
@@ -62,14 +62,22 @@ function stepRow(step, fanout, view) {
   // operator looks for.
   h("td", { class: "small", "data-error-type": step.error ? step.error.type || "" : null },
     step.error ? [h("strong", {}, step.error.type || "Error"), `: ${step.error.message || ""}`] : ""),
+  h("td", {}, sentInput(step)),
   h("td", {}, step.result ? h("details", {}, h("summary", {}, "result"), json(step.result)) : ""));
+}
+
+// What the step's latest attempt was sent (its input mapping resolved), as its record keeps it.
+function sentInput(step) {
+  const sent = [...step.attempts].reverse().find((a) => a.input != null);
+  return sent ? h("details", { "data-input-of": step.step_id }, h("summary", {}, "input"),
+    json(sent.input)) : "";
 }
 
 function stepsTable(execution, view) {
   const rows = visibleRows(execution, view.expanded).map(({ step, fanout }) => stepRow(step, fanout, view));
   return h("div", { class: "scroll" }, h("table", { class: "list" },
     h("thead", {}, h("tr", {}, ["Step", "Status", "Attempts", "Started", "Ended", "Waits for",
-      "Condition / items", "Error", "Result"].map((name) => h("th", { scope: "col" }, name)))),
+      "Condition / items", "Error", "Sent", "Result"].map((name) => h("th", { scope: "col" }, name)))),
     h("tbody", {}, rows)));
 }
 
@@ -81,12 +89,14 @@ function attemptsList(execution) {
         h("td", {}, step.step_id), h("td", {}, a.phase), h("td", { class: "num" }, a.attempt),
         h("td", { "data-started": a.started_at }, when(a.started_at)),
         h("td", {}, a.outcome), h("td", { class: "num" }, span(a.duration_ms)),
-        h("td", { class: "small" }, a.error_type ? `${a.error_type}: ${a.error_message || ""}` : "")));
+        h("td", { class: "small" }, a.error_type ? `${a.error_type}: ${a.error_message || ""}` : ""),
+        h("td", {}, a.input != null ? h("details", { "data-attempt-input": `${step.step_id}#${a.attempt}` },
+          h("summary", {}, "input"), json(a.input)) : "")));
     }
   }
   return h("details", { class: "attempts" }, h("summary", {}, `Every attempt (${rows.length})`),
     h("div", { class: "scroll" }, h("table", { class: "list" }, h("thead", {}, h("tr", {},
-      ["Step", "Phase", "#", "Started", "Outcome", "Took", "Error"].map((n) => h("th", { scope: "col" }, n)))),
+      ["Step", "Phase", "#", "Started", "Outcome", "Took", "Error", "Sent"].map((n) => h("th", { scope: "col" }, n)))),
     h("tbody", {}, rows))));
 }
 

@@ -178,9 +178,12 @@ class AttemptRunner:
             self._injected_delay(request)
         claimed: int | None = None
         admission: AttemptOutcome | _Wait | _Call | None = None
+        # What a built-in step's attempt was sent, once resolved (a participant's is its
+        # call's context): its record keeps it, failed or not.
+        sent: dict[str, Mapping[str, Any]] = {}
         try:
             for _ in range(_MAX_WAITS + 1):
-                admission = self._admit_delivery(request, started, received)
+                admission = self._admit_delivery(request, started, received, sent)
                 if not isinstance(admission, _Wait):
                     break
                 # The late-action rule: no compensation while its action may be in flight.
@@ -202,10 +205,13 @@ class AttemptRunner:
             if isinstance(admission, _Call) and admission.opened is not None and (
                     ended := self._callback_ended(request, admission.opened)) is not None:
                 raise ended from None
-            raise self.outcomes.failed(request, error, started, claimed) from None
+            if isinstance(admission, _Call):
+                sent["input"] = admission.context.saga_input
+            raise self.outcomes.failed(request, error, started, claimed,
+                                       sent=sent.get("input")) from None
 
-    def _admit_delivery(self, request: StepRequest, started: datetime,
-                        received: float) -> AttemptOutcome | _Wait | _Call:
+    def _admit_delivery(self, request: StepRequest, started: datetime, received: float,
+                        sent: dict[str, Mapping[str, Any]]) -> AttemptOutcome | _Wait | _Call:
         """Under the row locks: a built-in step runs whole; a participant's attempt is
         admitted (counted, its deadline kept) and what it is sent is read, or it is told to
         wait for its action's last deadline (a compensation), or answered at once."""
@@ -229,7 +235,7 @@ class AttemptRunner:
                 raise PermanentError(f"step {step.id} is retriable: it has no compensation")
             if participant_kind(target) is None:
                 return self._run_builtin(tx, request, step, target, execution, started,
-                                         received)
+                                         received, sent)
             verdict = self._admit(tx, request, step, execution, starting=True)
             if not isinstance(verdict, Admitted):
                 return verdict
@@ -319,7 +325,7 @@ class AttemptRunner:
 
     def _run_builtin(self, tx: LedgerTransaction, request: StepRequest, step: Step,
                      target: str, execution: LockedExecution, started: datetime,
-                     received: float) -> AttemptOutcome:
+                     received: float, sent: dict[str, Mapping[str, Any]]) -> AttemptOutcome:
         verdict = self._admit(tx, request, step, execution, starting=True)
         if not isinstance(verdict, Admitted):
             return verdict
@@ -327,6 +333,7 @@ class AttemptRunner:
         context = build_context(tx, request, step, execution, verdict, deadline,
                                 cursor=tx.cursor, eager_results=step.input is not None,
                                 defaults=self.input_defaults)
+        sent["input"] = context.saga_input
         result = self.resolve_action(target)(context)
         if request.phase is Phase.ACTION and outlived_timeout(step,
                                                              self.monotonic() - received):
@@ -336,7 +343,7 @@ class AttemptRunner:
                                  "effect was rolled back")
         self.outcomes.succeeded(tx, request, step, execution, result, started,
                                 attempt=verdict.attempts_so_far + 1,
-                                first=verdict.attempts_so_far == 0)
+                                first=verdict.attempts_so_far == 0, sent=context.saga_input)
         return Done(result)
 
     def _call_participant(self, request: StepRequest, call: _Call,
@@ -366,7 +373,8 @@ class AttemptRunner:
                                         context.deadline - step_timeout(step),
                                         attempt=attempt, first=attempt == 1,
                                         claimed=claimed is not None,
-                                        answered_by=context.deadline)
+                                        answered_by=context.deadline,
+                                        sent=context.saga_input)
         except StepAborted as aborted:
             if request.phase is Phase.ACTION:
                 # It succeeded after its run moved on (its step undone, the execution ended):

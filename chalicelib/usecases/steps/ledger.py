@@ -50,8 +50,10 @@ class LedgerTransaction(Protocol):
 
     def record_attempt(self, execution_id: str, step_id: str, *, phase: Phase, attempt: int,
                        outcome: Outcome, started: datetime, ended: datetime,
-                       error_type: str | None = None,
-                       error_message: str | None = None) -> None: ...
+                       error_type: str | None = None, error_message: str | None = None,
+                       sent: dict[str, Any] | None = None) -> None:
+        """sent: the step's input as the attempt was sent it (bounded: Attempt.input)."""
+        ...
 
     def claim_attempt(self, execution_id: str, step_id: str, *, phase: Phase,
                       deadline: datetime, expect_by: datetime | None = None) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,6 +39,7 @@ from chalicelib.domain.lifecycle import (
 from chalicelib.domain.models import Step
 from chalicelib.domain.step_context import OutcomeUnknown, PermanentError
 from chalicelib.domain.step_runs import EventBatch, LockedExecution
+from chalicelib.domain.storable import MAX_ATTEMPT_INPUT_DEPTH, kept_input
 from chalicelib.usecases.steps.failures import StepAborted, outcome_unknown
 from chalicelib.usecases.steps.ledger import LedgerTransaction, StepLedger
 from chalicelib.usecases.steps.revisions import StepDefinitions
@@ -80,16 +81,19 @@ class OutcomeWriter:
     def succeeded(self, tx: LedgerTransaction, request: StepRequest, step: Step,
                   execution: LockedExecution, result: dict[str, Any], started: datetime, *,
                   attempt: int, first: bool, claimed: bool = False,
-                  answered_by: datetime | None = None) -> None:
-        """answered_by: the deadline a participant's action answered by (see the ledger)."""
+                  answered_by: datetime | None = None,
+                  sent: Mapping[str, Any] | None = None) -> None:
+        """answered_by: the deadline a participant's action answered by (see the ledger);
+        sent: the step's input as the attempt was sent it."""
         at = self.clock()
         execution_id = request.execution_id
         step_id = step.id
+        kept = self.kept(sent)
         tx.record_attempt(execution_id, step_id, phase=request.phase, attempt=attempt,
-                          outcome=Outcome.SUCCEEDED, started=started, ended=at)
+                          outcome=Outcome.SUCCEEDED, started=started, ended=at, sent=kept)
         tried = events.StepAttempt(saga_id=execution.saga_id, step_id=step.id,
                                    attempt=attempt, phase=request.phase, started=started,
-                                   ended=at)
+                                   ended=at, input=kept)
         if request.phase is Phase.ACTION:
             size = len(json.dumps(result, default=str).encode())
             if size > (limit := self.result_limit(step)):
@@ -191,11 +195,21 @@ class OutcomeWriter:
             EVENT_OF[ended], saga_id=execution.saga_id, status=ended,
             execution_error=execution.error if skipped else events.ABSENT), at)])
 
+    def kept(self, sent: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """What an attempt's record keeps of the input it was sent (Attempt.input)."""
+        if sent is None:
+            return None
+        return kept_input(sent, max_bytes=self.max_result_bytes,
+                          max_depth=MAX_ATTEMPT_INPUT_DEPTH)
+
     def failed(self, request: StepRequest, error: Exception, started: datetime,
-               claimed: int | None = None) -> Exception:
+               claimed: int | None = None,
+               sent: Mapping[str, Any] | None = None) -> Exception:
         """Its own transaction: the attempt's work was rolled back (or, for an unknown
         outcome, may stand), its failure is kept. Returns what the Lambda raises: for an
-        action whose outcome is unknown, the machines' name for it, final or not."""
+        action whose outcome is unknown, the machines' name for it, final or not. sent: the
+        step's input as the attempt was sent it (None: it failed before it was resolved)."""
+        kept = self.kept(sent)
         unknown = request.phase is Phase.ACTION and isinstance(error, OutcomeUnknown)
         # Callers see the type and first line only; the handler logs the whole error.
         # A participant's own error type (its contract's {"error": {"type", ...}}) names the
@@ -223,14 +237,15 @@ class OutcomeWriter:
                 attempt = claimed or run.attempts(request.phase) + 1
                 tried = events.StepAttempt(saga_id=execution.saga_id,
                                            step_id=request.step_id, attempt=attempt,
-                                           phase=request.phase, started=started, ended=at)
+                                           phase=request.phase, started=started, ended=at,
+                                           input=kept)
                 if request.phase is Phase.ACTION and isinstance(error, StepAborted):
                     # The step stays as its compensation left it; the attempt is told.
                     tx.record_attempt(request.execution_id, request.step_id,
                                       phase=request.phase, attempt=attempt,
                                       outcome=Outcome.FAILED, started=started, ended=at,
                                       error_type=error_info["type"],
-                                      error_message=error_info["message"])
+                                      error_message=error_info["message"], sent=kept)
                     tx.append_events(request.execution_id, [(
                         events.step_aborted(tried, error=error_info), at)])
                     return raise_as
@@ -249,7 +264,7 @@ class OutcomeWriter:
                 tx.record_attempt(request.execution_id, request.step_id, phase=request.phase,
                                   attempt=attempt, outcome=outcome.outcome, started=started,
                                   ended=at, error_type=error_info["type"],
-                                  error_message=error_info["message"])
+                                  error_message=error_info["message"], sent=kept)
                 late_result = error.result if isinstance(error, OutcomeUnknown) else None
                 if outcome.outcome is Outcome.UNKNOWN and not unknown:
                     # This attempt failed plainly, an earlier one may have done the work: the
