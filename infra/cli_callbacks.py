@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.domain.callbacks import APPROVED
@@ -20,8 +21,6 @@ INPUT_SHOWN = 60  # characters of an approval's input in the table (--json has i
 def callbacks(args: argparse.Namespace, api: ApiClient) -> int:
     if args.action == "list":
         return _list(args, api)
-    if not args.id:
-        raise ApiError(-2, f"callbacks {args.action} needs a callback id (saga callbacks list)")
     path = f"/callbacks/{urllib.parse.quote(args.id, safe='')}/{args.action}"
     if args.action == "succeed":
         result = APPROVED if args.result is None else result_of(args.result)
@@ -29,9 +28,9 @@ def callbacks(args: argparse.Namespace, api: ApiClient) -> int:
             result = {**result, "comment": args.comment}
         answer = api.call("POST", path, {"result": result})
     else:
-        if not args.reason:
-            raise ApiError(-2, "callbacks fail needs --reason TEXT (why, in words: the "
-                               "execution's error carries it)")
+        if not args.reason.strip():
+            raise ApiError(-2, "callbacks fail needs a --reason in words (the execution's "
+                               "error carries it)")
         answer = api.call("POST", path, {"error": args.error, "reason": args.reason})
     emit(args, answer, f"{answer['callback_id']}: step {answer['step_id']} of execution "
                        f"{answer['execution_id']} is {answer['step_status']}")
@@ -89,17 +88,21 @@ def _input(item: dict[str, Any]) -> str:
     return text if len(text) <= INPUT_SHOWN else f"{text[:INPUT_SHOWN - 1]}…"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["list", "succeed", "fail"])
-    parser.add_argument("id", nargs="?", help="succeed, fail: the callback's id")
-    parser.add_argument("--approvals", action="store_true",
-                        help="list: approvals only (callback steps with no action)")
-    parser.add_argument("--saga", help="list: one saga's only")
-    parser.add_argument("--limit", type=int, default=50, help="list: at most this many "
-                        "(1 to 100, oldest first)")
-    parser.add_argument("--result", help="succeed: the step's result, a JSON object or "
-                        "@FILE (default {\"approved\": true})")
-    parser.add_argument("--comment", help="succeed: added to the result as \"comment\"")
-    parser.add_argument("--reason", help="fail: why (the execution's error says it)")
-    parser.add_argument("--error", default="Rejected",
-                        help="fail: the error's name (default Rejected)")
+def add_actions(action: Callable[..., argparse.ArgumentParser]) -> None:
+    """The command's actions, each a subcommand with its own options (`action` makes one,
+    with the callback's id unless with_id=False)."""
+    listing = action("list", "the open callbacks, oldest first", with_id=False)
+    listing.add_argument("--approvals", action="store_true",
+                         help="approvals only (callback steps with no action)")
+    listing.add_argument("--saga", help="one saga's only")
+    listing.add_argument("--limit", type=int, default=50,
+                         help="at most this many (1 to 100)")
+    succeed = action("succeed", "complete a waiting callback as succeeded (an approval: "
+                     "approve it)")
+    succeed.add_argument("--result", help="the step's result, a JSON object or @FILE "
+                         "(default {\"approved\": true})")
+    succeed.add_argument("--comment", help="added to the result as \"comment\"")
+    fail = action("fail", "complete it as failed: it did nothing (an approval: reject it)")
+    fail.add_argument("--reason", required=True,
+                      help="why, in words (the execution's error says it)")
+    fail.add_argument("--error", default="Rejected", help="the error's name (default Rejected)")

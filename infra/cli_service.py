@@ -21,7 +21,7 @@ from chalicelib.domain import event_types
 from chalicelib.domain.fanout import split_run_id
 from chalicelib.domain.lifecycle import STATUS_OF_EVENT, ExecutionStatus, StepStatus, WaitKind
 from infra.api_client import ApiClient, ApiError
-from infra.cli_callbacks import add_arguments as add_callback_arguments
+from infra.cli_callbacks import add_actions as add_callback_actions
 from infra.cli_callbacks import callbacks
 from infra.cli_format import by_status, error_text, inline_json, more, rate, when
 from infra.cli_history import history
@@ -672,11 +672,9 @@ def add_commands(subcommands: Any) -> None:
     action("resolve", "record that a person handled a failed end").add_argument(
         "--reason", required=True, help="why it is resolved")
 
-    parser = commands.add_parser("callbacks", help="list the open callbacks (--approvals: "
-                                 "approvals only), succeed or fail one")
-    add_callback_arguments(parser)
-    common(parser)
-    parser.set_defaults(handler=_with_api(callbacks))
+    add_callback_actions(_actions(commands.add_parser(
+        "callbacks", help="list the open callbacks (--approvals: approvals only), succeed or "
+        "fail one"), _with_api(callbacks), common, "the callback's id (saga callbacks list)"))
 
     parser = commands.add_parser(
         "verify", help="run a saga once per failure point (fault injection) and check that "

@@ -104,9 +104,23 @@ def test_fail_rejects_with_the_reason(sent: list[tuple[str, str, Any]],
 
 
 @pytest.mark.parametrize(("argv", "says"), [
-    (["callbacks", "succeed"], "callbacks succeed needs a callback id"),
-    (["callbacks", "fail", "cb_1"], "callbacks fail needs --reason"),
-    (["callbacks", "fail", "cb_1", "--reason", ""], "callbacks fail needs --reason"),
+    (["callbacks", "succeed"], "the following arguments are required: id"),
+    (["callbacks", "fail", "cb_1"], "the following arguments are required: --reason"),
+    # Each action lists only its own options.
+    (["callbacks", "succeed", "cb_1", "--reason", "x"], "unrecognized arguments: --reason"),
+    (["callbacks", "list", "--result", "{}"], "unrecognized arguments: --result"),
+])
+def test_what_argparse_refuses_exits_2_and_sends_nothing(
+        sent: list[tuple[str, str, Any]], capsys: pytest.CaptureFixture[str],
+        argv: list[str], says: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == Exit.REFUSED == 2
+    assert sent == [] and says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["callbacks", "fail", "cb_1", "--reason", " "], "callbacks fail needs a --reason"),
     (["callbacks", "succeed", "cb_1", "--result", "{not json"], "--result is not valid JSON"),
     (["callbacks", "succeed", "cb_1", "--result", "[1, 2]"],
      "--result must be a JSON object, not list"),
