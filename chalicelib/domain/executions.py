@@ -202,9 +202,10 @@ class Waiting(BaseModel):
     completed_at: datetime | None = None
     # An approval (a callback step with no action): a person completes it through the API.
     approval: bool = False
-    # What that person decides on: the step's input as its mapping resolved when it began to
-    # wait (the execution's input when it has none); None for other waits, and for an input
-    # too large to keep here (see chalicelib.domain.callbacks.decision_input).
+    # The step's input as its mapping resolved when it began to wait (the execution's input
+    # when it has none): what an approval's person decides on, what a partner's call was sent
+    # (its attempt, recorded when the callback is completed, keeps it); None for a timer, and
+    # for an input too large to keep here (see chalicelib.domain.callbacks.decision_input).
     input: dict[str, Any] | None = None
 
     def record(self) -> dict[str, Any]:

@@ -261,9 +261,10 @@ def _execution_step_schema() -> dict[str, Any]:
                         "an approval: a callback step with no action, completed by a "
                         "person (role approver or above)")},
                     "input": {"type": "object", "nullable": True, "description": (
-                        "an approval's: what the person decides on, the step's input as its "
-                        "mapping resolved when it began to wait (null for other waits, or "
-                        "when over saga.max_result_bytes: see the execution's input)")}}},
+                        "the step's input as its mapping resolved when it began to wait: "
+                        "what an approval's person decides on, what a partner's call was sent "
+                        "(null for a timer, or when over saga.max_result_bytes: see the "
+                        "execution's input)")}}},
             "condition": {
                 "type": "object", "nullable": True,
                 "description": "a SKIPPED step's when as it was evaluated: null otherwise",
@@ -414,8 +415,8 @@ def _open_callback_schemas() -> dict[str, Any]:
             "approval": {"type": "boolean", "description": "no action: a person (role "
                                                            "approver or above) completes it"},
             "input": {"type": "object", "nullable": True, "description": (
-                "an approval's: what the person decides on (null for other callbacks, or "
-                "when too large to keep with the wait)")}}}
+                "the step's input as its wait keeps it: an approval's is what the person "
+                "decides on (null when too large to keep with the wait)")}}}
     return {"OpenCallback": item,
             "OpenCallbackPage": {
                 "type": "object", "required": ["items", "next_cursor", "count", "total"],

@@ -81,7 +81,10 @@ def test_a_callback_with_an_action_is_no_approval() -> None:
     world.deliver("reserve")
     world.deliver("confirm", task_token=TOKEN)
     waiting = world.step("confirm").waiting
-    assert waiting is not None and (waiting.approval, waiting.input) == (False, None)
+    # Not an approval; its wait keeps what the call was sent (no mapping: the execution's
+    # input), for the attempt recorded when the callback is completed.
+    sent = dict(world.execution().input)
+    assert waiting is not None and (waiting.approval, waiting.input) == (False, sent)
 
 
 def test_an_approval_whose_mapping_cannot_resolve_fails_for_good() -> None:

@@ -120,10 +120,12 @@ def test_succeed_records_the_result_and_tells_the_engine(world: World) -> None:
     step = world.step("confirm")
     assert step.status is StepStatus.SUCCEEDED and step.result == {"payment_id": "p-1"}
     assert step.waiting is not None and step.waiting.completed_by == "callback-secret"
-    # One attempt, counted once.
+    # One attempt, counted once, keeping what its call was sent (the wait kept it).
     assert step.action_attempts == 1 and [a.attempt for a in step.attempts] == [1]
+    assert step.attempts[0].input == world.execution().input
     assert world.event_types()[-2:] == [event_types.STEP_CALLBACK_RECEIVED,
                                         event_types.STEP_SUCCEEDED]
+    assert world.store.events[-1]["data"]["input"] == world.execution().input
     assert world.store.callbacks[info["id"]].state is CallbackState.SUCCEEDED
 
 
@@ -165,6 +167,7 @@ def test_fail_is_a_failure_for_good_and_never_retried(world: World) -> None:
                                                                "message": "card declined"}
     execution = world.execution()
     assert execution.error is not None and execution.error.type == "PaymentDeclined"
+    assert [a.input for a in step.attempts] == [execution.input]  # what its call was sent
 
 
 @pytest.mark.parametrize("case", ["unknown", "wrong_secret", "other_secret", "reused",

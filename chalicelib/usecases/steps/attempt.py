@@ -32,7 +32,7 @@ from chalicelib.config import (
 )
 from chalicelib.domain import expected_by as expected
 from chalicelib.domain.action_refs import participant_kind
-from chalicelib.domain.callbacks import CallbackState
+from chalicelib.domain.callbacks import CallbackState, decision_input
 from chalicelib.domain.decisions import StepRequest
 from chalicelib.domain.executions import ExecutionStatus
 from chalicelib.domain.fanout import Tally, split_run_id, tolerated_count
@@ -410,7 +410,11 @@ class AttemptRunner:
             if not isinstance(verdict, Admitted):
                 return verdict
             started = call.context.deadline - step_timeout(call.step)
-            start_waiting(tx, execution, call.step, call.admitted.number, call.opened.waiting,
+            # The wait keeps what the call was sent: its attempt is recorded when the callback
+            # is completed, from the wait.
+            waiting = {**call.opened.waiting, "input": decision_input(
+                call.context.saga_input, self.max_result_bytes)}
+            start_waiting(tx, execution, call.step, call.admitted.number, waiting,
                           started=started, now=self.clock(), result=result,
                           margin_s=self.task_timeout_margin_s)
         return Done({"status": StepStatus.WAITING.value,

@@ -164,7 +164,8 @@ class CallbackService:
         # Before its call answered, the step has not said it started; it does now.
         self.outcomes.succeeded(tx, request, step, execution, result, callback.created_at,
                                 attempt=callback.attempt,
-                                first=run.status is not StepStatus.WAITING, claimed=True)
+                                first=run.status is not StepStatus.WAITING, claimed=True,
+                                sent=_sent(run))
         tx.close_callback(callback.id, CallbackState.SUCCEEDED, at=now, by=by)
         return StepStatus.SUCCEEDED
 
@@ -174,10 +175,11 @@ class CallbackService:
         compensates what came before (or parks, after the pivot)."""
         self._received(tx, execution, run, callback, Outcome.FAILED, by, now)
         move = after_failure(Phase.ACTION, 1, 0, permanent=True)
+        sent = self.outcomes.kept(_sent(run))
         tx.record_attempt(callback.execution_id, callback.step_id, phase=Phase.ACTION,
                           attempt=callback.attempt, outcome=move.outcome,
                           started=callback.created_at, ended=now, error_type=error["type"],
-                          error_message=error.get("message") or None)
+                          error_message=error.get("message") or None, sent=sent)
         record = tx.record_outcome(callback.execution_id, callback.step_id, status=move.target,
                                    phase=Phase.ACTION, at=now, started=callback.created_at,
                                    error=error, claimed=True)
@@ -187,7 +189,7 @@ class CallbackService:
         tx.set_execution_error(callback.execution_id, why)
         tried = events.StepAttempt(saga_id=execution.saga_id, step_id=callback.step_id,
                                    attempt=callback.attempt, phase=Phase.ACTION,
-                                   started=callback.created_at, ended=now)
+                                   started=callback.created_at, ended=now, input=sent)
         batch = [(events.step_started(tried), callback.created_at)] \
             if run.status is not StepStatus.WAITING else []
         batch.append((events.attempt_failed(move.event, tried, error=error,
@@ -236,3 +238,9 @@ class CallbackService:
                            "is compensated, with this completion's result when it succeeded",
                            callback_id=callback.id) from None
         return True
+
+
+def _sent(run: LockedStep) -> dict[str, Any] | None:
+    """What a callback step's attempt was sent, as its wait kept it (None when the callback
+    was completed before its call answered: the wait had not begun)."""
+    return run.waiting.input if run.waiting is not None else None
