@@ -69,6 +69,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    # A module imported by collection that sets another stage (bench.harness sets `bench`)
+    # would have the whole session deploy and use that stage's Lambdas, stack and databases.
+    if os.environ.get("SAGA_STAGE") != "test":
+        raise pytest.UsageError(
+            f"collecting the tests set SAGA_STAGE to {os.environ.get('SAGA_STAGE')!r}: a test "
+            "module imports something that chooses a stage (bench.harness does); the session "
+            "must run as stage 'test'")
     # What collection imported (modules, classes, strategies) lives until the end: frozen, the
     # garbage collector stops walking it in every full collection, and at exit.
     gc.collect()

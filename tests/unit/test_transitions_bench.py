@@ -3,7 +3,7 @@ walked through its compiled machine ends as its row says, never under its floor.
 
 from __future__ import annotations
 
-from bench.transitions import compiled_rows
+from bench.compiled_transitions import compiled_rows
 
 
 def test_every_compiled_case_ends_as_labelled_and_costs_at_least_its_floor() -> None:
