@@ -7,6 +7,7 @@ its own type."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import re
 import time
@@ -19,6 +20,7 @@ import jwt
 import pytest
 from saga_participant import Refusal, Request
 
+from chalicelib.adapters import aws
 from chalicelib.config import get_settings
 from chalicelib.demo import demo_data
 from chalicelib.roots import runtime
@@ -142,6 +144,52 @@ def test_a_participants_typed_refusal_shows_under_its_own_type(
     assert "reserve-stock" in result["reason"] and "OutOfStock" in result["reason"]
     assert [(bar["step"], bar["phase"]) for bar in result["bars"]
             if bar["phase"] == "compensation"] == [("create-order", "compensation")]
+
+
+def test_a_lambda_participants_typed_refusal_shows_under_its_own_type(
+        console: Console, participant_server: Callable[..., str]) -> None:
+    # The trip example's airline, a Lambda participant (the SDK's lambda_handler), refuses a
+    # full flight with Refusal("FlightFull", ...): the console shows that type, as for HTTP.
+    spec = importlib.util.spec_from_file_location(
+        "trip_deploy_flight", PROJECT_ROOT / "examples" / "trip-booking" / "deploy_flight.py")
+    assert spec is not None and spec.loader is not None
+    deploy_flight = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(deploy_flight)
+    lam = aws.client("lambda", get_settings().aws)
+    airline = deploy_flight.deploy(lam, f"console-flight-{uuid.uuid4().hex[:8]}")
+    try:
+        hotel = participant_server(lambda request: {"booking_id": "H-1"},
+                                   lambda request: {"cancelled": True})
+        saga = {"id": f"typed-lambda-{uuid.uuid4().hex[:8]}", "name": "Trip",
+                "version": "1.0.0", "description": "A Lambda participant refuses by type",
+                "steps": [
+                    {"id": "hotel", "name": "Hotel", "description": "a room for the trip",
+                     "order": 1,
+                     "action": f"{hotel}/book", "compensation": f"{hotel}/cancel",
+                     "max_retries": 0, "timeout": "10s"},
+                    {"id": "flight", "name": "Flight", "description": "a seat on the flight",
+                     "order": 2,
+                     "action": f"lambda:{airline}", "compensation": f"lambda:{airline}",
+                     "max_retries": 0, "timeout": "10s"}]}
+        stored = console.call("POST", "/sagas", saga)
+        assert stored[0] == 201, stored
+        status, started = console.call("POST", f"/sagas/{saga['id']}/execute", {"input": {
+            "route": "LIS-OPO", "seats_left": 0, "guest": "Ada"}})
+        assert status == 202, started
+        execution = console.wait(started["id"])
+        assert execution["status"] == "COMPENSATED", execution
+        result = run_scenario("compensation_bars", base=console.served.base,
+                              execution_id=started["id"], shot="typed-lambda-error")
+    finally:
+        lam.delete_function(FunctionName=airline)
+    shown = result["errors"]["flight"]
+    assert shown["type"] == "FlightFull", shown
+    # The message says which function answered what.
+    assert shown["text"].startswith(f"FlightFull: {airline}: ") and \
+        shown["text"].endswith("flight LIS-OPO is full"), shown
+    assert "flight" in result["reason"] and "FlightFull" in result["reason"]
+    assert [(bar["step"], bar["phase"]) for bar in result["bars"]
+            if bar["phase"] == "compensation"] == [("hotel", "compensation")]
 
 
 def test_a_failed_compensation_is_retried_from_the_page(
