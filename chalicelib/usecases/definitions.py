@@ -211,6 +211,15 @@ def page_size(raw: str | None) -> int:
     return int(raw)
 
 
+def query_flag(name: str, raw: str | None) -> bool | None:
+    """A listing's true-or-false filter, spelled exactly so (absent or empty: no filter)."""
+    if not raw:
+        return None
+    if raw not in ("true", "false"):
+        raise BadRequest(f"{name} must be true or false", value=raw[:100])
+    return raw == "true"
+
+
 def _boolean(name: str, raw: str | None) -> bool | None:
     if raw is None or raw == "":
         return None

@@ -38,7 +38,7 @@ from chalicelib.domain.models import StoredSaga
 from chalicelib.domain.requests import ExecuteRequest, ResolveRequest
 from chalicelib.domain.storable import KAFKA_MAX_REQUEST_BYTES, check_storable
 from chalicelib.domain.validation import SAFE_ID
-from chalicelib.usecases.definitions import page_size
+from chalicelib.usecases.definitions import page_size, query_flag
 from chalicelib.usecases.ports import (
     Actor,
     DefinitionStore,
@@ -49,6 +49,7 @@ from chalicelib.usecases.ports import (
     ExecutionStore,
     HistoryPage,
     HistoryQuery,
+    ReadModelDown,
     ReadModelUnavailable,
     RunKind,
 )
@@ -61,12 +62,6 @@ _STATUSES = {status.value for status in ExecutionStatus}
 
 class OrchestratorUnavailable(SagaError):
     kind = ErrorKind.ORCHESTRATOR_UNAVAILABLE
-
-
-class HistoryUnavailable(SagaError):
-    """An execution's history lives in the read model only: 503 while it cannot be reached."""
-
-    kind = ErrorKind.DATABASE_UNAVAILABLE
 
 
 class AlreadyResolved(Conflict):
@@ -388,7 +383,7 @@ class ExecutionService:
         try:
             return self.reads.history(query)
         except ReadModelUnavailable as down:
-            raise HistoryUnavailable(f"the read model, which keeps the history, cannot be "
+            raise ReadModelDown(f"the read model, which keeps the history, cannot be "
                                      f"reached: {down}") from None
         except ValueError as bad_cursor:
             raise BadRequest(str(bad_cursor), value=cursor) from None
@@ -408,8 +403,8 @@ class ExecutionService:
         query = ExecutionQuery(limit=page_size(limit), saga_id=saga_id or None,
                                status=status or None, started_after=after,
                                started_before=before, cursor=cursor or None,
-                               needs_attention=_flag("needs_attention", needs_attention),
-                               resolved=_flag("resolved", resolved), q=_search(q))
+                               needs_attention=query_flag("needs_attention", needs_attention),
+                               resolved=query_flag("resolved", resolved), q=_search(q))
         try:
             try:
                 return self.reads.list(query)
@@ -432,15 +427,6 @@ def _instant(name: str, raw: str | None) -> datetime | None:
         raise BadRequest(f"{name} must be an ISO 8601 time with its zone, such as "
                          "2026-12-05T09:30:00Z", value=raw)
     return at.astimezone(UTC)
-
-
-def _flag(name: str, raw: str | None) -> bool | None:
-    """A query's true or false (absent or empty: no filter)."""
-    if not raw:
-        return None
-    if raw not in ("true", "false"):
-        raise BadRequest(f"{name} must be true or false", value=raw)
-    return raw == "true"
 
 
 def _require(execution: Execution, action: str, what: str) -> None:

@@ -8,32 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from chalicelib.domain.errors import BadRequest, ErrorKind, SagaError
+from chalicelib.domain.errors import BadRequest
 from chalicelib.domain.open_callbacks import OpenCallback, OpenCallbackCount, OpenCallbackList
-from chalicelib.usecases.definitions import page_size
+from chalicelib.usecases.definitions import page_size, query_flag
 from chalicelib.usecases.ports import (
     CallbackQuery,
     DefinitionStore,
     OpenCallbackReads,
+    ReadModelDown,
     ReadModelUnavailable,
 )
-
-_FLAGS = {"true": True, "false": False}
-
-
-class ReadModelDown(SagaError):
-    """The listing has no other source: the write model keeps no index of open waits."""
-
-    kind = ErrorKind.DATABASE_UNAVAILABLE
-
-
-def approval_flag(raw: str | None) -> bool | None:
-    """?approval=: true (approvals only), false (the other callbacks), absent (both)."""
-    if raw is None or raw == "":
-        return None
-    if raw not in _FLAGS:
-        raise BadRequest("approval must be true or false", value=raw[:100])
-    return _FLAGS[raw]
 
 
 @dataclass
@@ -46,8 +30,8 @@ class CallbackListing:
              cursor: str | None) -> OpenCallbackList:
         """Oldest first; `total` counts every open callback its filters match."""
         query = CallbackQuery(limit=page_size(limit), now=self.clock(),
-                              approval=approval_flag(approval), saga_id=saga_id or None,
-                              cursor=cursor or None)
+                              approval=query_flag("approval", approval),
+                              saga_id=saga_id or None, cursor=cursor or None)
         try:
             page = self.reads.open_callbacks(query)
             total = self.reads.count_open_callbacks(query)
@@ -60,8 +44,8 @@ class CallbackListing:
                                 total=max(total, len(items)))
 
     def count(self, *, approval: str | None, saga_id: str | None) -> OpenCallbackCount:
-        query = CallbackQuery(limit=1, now=self.clock(), approval=approval_flag(approval),
-                              saga_id=saga_id or None)
+        query = CallbackQuery(limit=1, now=self.clock(),
+                              approval=query_flag("approval", approval), saga_id=saga_id or None)
         try:
             return OpenCallbackCount(total=self.reads.count_open_callbacks(query))
         except ReadModelUnavailable:

@@ -9,6 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chalicelib.domain.errors import ErrorKind, SagaError
 from chalicelib.domain.lifecycle import RunStatus
 
 # Named in signatures only: importing the ports (for Actor, say) builds none of the domain's
@@ -285,6 +286,13 @@ class HistoryPage:
 
 class ReadModelUnavailable(Exception):
     """The read model cannot be reached; reads fall back to the write model."""
+
+
+class ReadModelDown(SagaError):
+    """A read only the read model can answer (an execution's history, the open callbacks:
+    the write model keeps neither) while it cannot be reached: 503, try again."""
+
+    kind = ErrorKind.DATABASE_UNAVAILABLE
 
 
 class ExecutionReadModel(Protocol):

@@ -20,7 +20,9 @@ from chalicelib.roots import runtime
 from chalicelib.roots.container import Container
 from chalicelib.roots.parts import part
 from chalicelib.testing import InMemoryDefinitionStore, InMemoryReadModel
-from chalicelib.usecases.open_callbacks import CallbackListing, ReadModelDown, approval_flag
+from chalicelib.usecases.definitions import query_flag
+from chalicelib.usecases.open_callbacks import CallbackListing
+from chalicelib.usecases.ports import ReadModelDown
 from tests.support.callback_streams import Waits, moment_after, written_waits
 
 API = "/api/v1/saga"
@@ -89,13 +91,13 @@ def test_total_counts_every_page_and_a_gone_version_leaves_the_names_out(
 @pytest.mark.parametrize(("raw", "flag"), [(None, None), ("", None), ("true", True),
                                            ("false", False)])
 def test_approval_is_true_or_false(raw: str | None, flag: bool | None) -> None:
-    assert approval_flag(raw) is flag
+    assert query_flag("approval", raw) is flag
 
 
 @pytest.mark.parametrize("raw", ["yes", "1", "TRUE", "true ", "t"])
 def test_any_other_approval_is_refused(raw: str) -> None:
     with pytest.raises(BadRequest, match="approval must be true or false"):
-        approval_flag(raw)
+        query_flag("approval", raw)
 
 
 def test_a_bad_limit_or_cursor_is_a_bad_request_and_a_lost_read_model_is_unavailable(

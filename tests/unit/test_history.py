@@ -20,8 +20,8 @@ from chalicelib.testing import (
     InMemoryReadModel,
     ScriptedEngine,
 )
-from chalicelib.usecases.executions import ExecutionPolicy, ExecutionService, HistoryUnavailable
-from chalicelib.usecases.ports import Actor, HistoryQuery
+from chalicelib.usecases.executions import ExecutionPolicy, ExecutionService
+from chalicelib.usecases.ports import Actor, HistoryQuery, ReadModelDown
 
 
 @pytest.mark.parametrize("status", list(ExecutionStatus))
@@ -130,7 +130,7 @@ def test_history_pages_an_executions_events_and_refuses_what_it_cannot_answer(
         with pytest.raises(BadRequest):
             svc.history("x1", limit=limit, cursor=cursor)
     reads.available = False
-    with pytest.raises(HistoryUnavailable) as down:
+    with pytest.raises(ReadModelDown) as down:
         svc.history("x1", limit=None, cursor=None)
     assert http_status(down.value) == 503
 
