@@ -125,11 +125,12 @@ def refusal(callback: Callback | None, completion: Completion, *, step_status: S
     return None
 
 
-def decision_input(step_input: Mapping[str, Any], max_bytes: int) -> dict[str, Any] | None:
-    """What an approval's person decides on, as its wait keeps it (and every event of its
-    step carries it): the step's input as its mapping resolved, unless it is over `max_bytes`
-    once encoded (saga.max_result_bytes, a step's result's own bound), when None says to read
-    it from the execution (or nested too deeply to be stored where the wait keeps it)."""
+def wait_input(step_input: Mapping[str, Any], max_bytes: int) -> dict[str, Any] | None:
+    """A callback's input as its wait keeps it (and every event of its step carries it): what
+    an approval's person decides on, what a partner's call was sent. The step's input as its
+    mapping resolved, unless it is over `max_bytes` once encoded (saga.max_result_bytes, a
+    step's result's own bound), when None says to read it from the execution (or nested too
+    deeply to be stored where the wait keeps it)."""
     return kept_input(step_input, max_bytes=max_bytes, max_depth=MAX_WAIT_INPUT_DEPTH)
 
 

@@ -205,7 +205,7 @@ class Waiting(BaseModel):
     # The step's input as its mapping resolved when it began to wait (the execution's input
     # when it has none): what an approval's person decides on, what a partner's call was sent
     # (its attempt, recorded when the callback is completed, keeps it); None for a timer, and
-    # for an input too large to keep here (see chalicelib.domain.callbacks.decision_input).
+    # for an input too large to keep here (see chalicelib.domain.callbacks.wait_input).
     input: dict[str, Any] | None = None
 
     def record(self) -> dict[str, Any]:

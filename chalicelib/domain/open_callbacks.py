@@ -88,8 +88,8 @@ class OpenCallback(BaseModel):
     since: datetime  # when the wait began
     until: datetime  # the wait's deadline: a completion after it is refused
     approval: bool  # no action: a person (approver or above) completes it
-    # An approval's: what the person decides on (None for other callbacks, or an input too
-    # large for the wait to keep).
+    # The step's input as the wait keeps it: what an approval's person decides on, what a
+    # partner's call was sent (None for an input too large for the wait to keep).
     input: dict[str, Any] | None = None
 
     @classmethod

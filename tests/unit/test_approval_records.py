@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chalicelib.domain import event_types
-from chalicelib.domain.callbacks import decision_input
+from chalicelib.domain.callbacks import wait_input
 from chalicelib.domain.executions import Execution, ExecutionError, execution_error
 from chalicelib.domain.lifecycle import StepStatus
 from chalicelib.domain.requests import FailRequest, SucceedRequest
@@ -98,8 +98,8 @@ def test_an_approval_whose_mapping_cannot_resolve_fails_for_good() -> None:
 
 
 def test_an_input_too_large_to_carry_is_left_to_the_execution() -> None:
-    assert decision_input({"a": "x" * 10}, 100) == {"a": "x" * 10}
-    assert decision_input({"a": "x" * 100}, 100) is None
+    assert wait_input({"a": "x" * 10}, 100) == {"a": "x" * 10}
+    assert wait_input({"a": "x" * 100}, 100) is None
     world = build_world(_saga({"copy": "$.input", "again": "$.input"}),
                         saga_input={"blob": "y" * 3000}, max_result_bytes=4096)
     _waiting_approval(world)

@@ -32,7 +32,7 @@ from chalicelib.config import (
 )
 from chalicelib.domain import expected_by as expected
 from chalicelib.domain.action_refs import participant_kind
-from chalicelib.domain.callbacks import CallbackState, decision_input
+from chalicelib.domain.callbacks import CallbackState
 from chalicelib.domain.decisions import StepRequest
 from chalicelib.domain.executions import ExecutionStatus
 from chalicelib.domain.fanout import Tally, split_run_id, tolerated_count
@@ -80,7 +80,7 @@ from chalicelib.usecases.steps.revisions import StepDefinitions
 from chalicelib.usecases.steps.waits import (
     CallbackLinks,
     OpenedCallback,
-    approval_waiting,
+    callback_waiting,
     open_callback,
     start_waiting,
 )
@@ -283,8 +283,8 @@ class AttemptRunner:
                                 cursor=NO_TRANSACTION, eager_results=True,
                                 defaults=self.input_defaults)
         if target is None:  # an approval: someone completes it through the API
-            waiting = approval_waiting(opened.waiting, context.saga_input,
-                                       self.max_result_bytes)
+            waiting = callback_waiting(opened.waiting, context.saga_input,
+                                       self.max_result_bytes, approval=True)
             start_waiting(tx, execution, step, attempt, waiting, started=started,
                           now=now, margin_s=self.task_timeout_margin_s)
             return Done({"status": StepStatus.WAITING.value, "callback_id": opened.callback.id})
@@ -412,8 +412,8 @@ class AttemptRunner:
             started = call.context.deadline - step_timeout(call.step)
             # The wait keeps what the call was sent: its attempt is recorded when the callback
             # is completed, from the wait.
-            waiting = {**call.opened.waiting, "input": decision_input(
-                call.context.saga_input, self.max_result_bytes)}
+            waiting = callback_waiting(call.opened.waiting, call.context.saga_input,
+                                       self.max_result_bytes, approval=False)
             start_waiting(tx, execution, call.step, call.admitted.number, waiting,
                           started=started, now=self.clock(), result=result,
                           margin_s=self.task_timeout_margin_s)

@@ -16,10 +16,10 @@ from chalicelib.domain import events
 from chalicelib.domain import expected_by as expected
 from chalicelib.domain.callbacks import (
     Callback,
-    decision_input,
     new_callback_id,
     new_secret,
     secret_sha256,
+    wait_input,
 )
 from chalicelib.domain.decisions import StepRequest
 from chalicelib.domain.executions import Waiting
@@ -89,11 +89,12 @@ def open_callback(tx: LedgerTransaction, request: StepRequest, step: Step, attem
     return OpenedCallback(callback, waiting, info)
 
 
-def approval_waiting(waiting: dict[str, Any], step_input: Mapping[str, Any],
-                     max_bytes: int) -> dict[str, Any]:
-    """An approval's wait (a callback step with no action): marked as one, with what the
-    person decides on, the step's input as its mapping resolved (bounded by `max_bytes`)."""
-    return {**waiting, "approval": True, "input": decision_input(step_input, max_bytes)}
+def callback_waiting(waiting: dict[str, Any], step_input: Mapping[str, Any], max_bytes: int,
+                     *, approval: bool) -> dict[str, Any]:
+    """A callback's wait with the step's input as its mapping resolved (bounded by
+    `max_bytes`): what an approval's person decides on (an approval, a callback step with no
+    action, is marked as one), what a partner's call was sent."""
+    return {**waiting, "approval": approval, "input": wait_input(step_input, max_bytes)}
 
 
 def start_waiting(tx: LedgerTransaction, execution: LockedExecution, step: Step, attempt: int,
