@@ -142,7 +142,7 @@ def _callback_cases(step: Step, before: frozenset[str], siblings: frozenset[str]
                   ExecutionStatus.COMPENSATED if before else ExecutionStatus.FAILED, before,
                   groups=order, maybe_undone=siblings, fail_callbacks=frozenset({step.id}),
                   instead=None if before or not siblings else ExecutionStatus.COMPENSATED)]
-    if parse_duration_ms(step.timeout) <= SHORT_WAIT_S * 1000:
+    if _waits_briefly(step):
         itself = frozenset({step.id}) if step.compensation is not None else frozenset()
         cases.append(Case(
             f"{step.id} is never completed: its wait times out", [],
@@ -215,6 +215,12 @@ def _fault(step_id: str, *, phase: str = Phase.ACTION, times: int = 1, permanent
     return fault
 
 
+def _waits_briefly(step: Step) -> bool:
+    """A callback short enough to be left to time out in a case of its own (and its run's
+    budget counts that wait)."""
+    return parse_duration_ms(step.timeout) <= SHORT_WAIT_S * 1000
+
+
 def _past_timeout(step: Step, margin_s: int) -> str:
     """A delay every attempt outlives its Task with (the timeout, the margin and a second)."""
     return format_duration_ms(parse_duration_ms(step.timeout) + (margin_s + 1) * 1000)
@@ -232,7 +238,6 @@ def run_budget_s(steps: Sequence[Step], margin_s: int) -> float:
         attempts = step.max_retries + 1
         per = parse_duration_ms(step.call_timeout_text) / 1000 + margin_s
         total += attempts * (per + 30) + 2 * per
-        if step.kind is StepKind.CALLBACK and parse_duration_ms(step.timeout) <= \
-                SHORT_WAIT_S * 1000:
+        if step.kind is StepKind.CALLBACK and _waits_briefly(step):
             total += parse_duration_ms(step.timeout) / 1000 + margin_s  # left to time out
     return total
