@@ -307,7 +307,14 @@ const scenarios = {
       nodes.map((n) => n.dataset.status));
     ended.item_bars = await page.locator(`${timeline} g.bar[data-step*="["]`).count();
     await page.screenshot({ path: `${SHOTS}/branches.png`, fullPage: true });
-    await page.locator(`${timeline} g.toggle[data-toggle="${args.fanout}"]`).focus();
+    // A live redraw may replace the toggle between the locator finding it and focusing it
+    // (focus then lands on a detached node): focus until the page's own toggle has it (a
+    // redraw keeps the focus on a toggle once it has it), at most five times.
+    for (let tries = 0; tries < 5; tries += 1) {
+      await page.locator(`${timeline} g.toggle[data-toggle="${args.fanout}"]`).focus();
+      if (await page.evaluate((id) => Boolean(document.activeElement && document.activeElement.isConnected
+        && document.activeElement.dataset.toggle === id), args.fanout)) break;
+    }
     await page.keyboard.press("Enter");
     await page.locator(`${timeline} g.toggle[data-toggle="${args.fanout}"][aria-expanded="false"]`).waitFor();
     const closed = await seen();
