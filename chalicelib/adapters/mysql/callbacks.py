@@ -26,9 +26,16 @@ def insert(cur: Cursor, callback: Callback) -> None:
 
 
 def supersede_open(cur: Cursor, execution_id: str, step_id: str) -> None:
-    cur.execute("UPDATE step_callbacks SET state = %s WHERE execution_id = %s AND step_id = %s "
-                "AND state = %s", (CallbackState.SUPERSEDED.value, execution_id, step_id,
-                                   CallbackState.OPEN.value))
+    """The step's open callbacks become superseded. The caller holds the execution's row
+    lock, so no other writer touches them: they are found by a plain read and changed by
+    primary key. (An UPDATE searching callbacks_by_step would lock the index's gap up to the
+    next entry; two executions opening their first callbacks at once each held that gap and
+    waited for the other's insert into it: a deadlock between unrelated executions.)"""
+    cur.execute("SELECT id FROM step_callbacks WHERE execution_id = %s AND step_id = %s "
+                "AND state = %s", (execution_id, step_id, CallbackState.OPEN.value))
+    for row in cur.fetchall():
+        cur.execute("UPDATE step_callbacks SET state = %s WHERE id = %s AND state = %s",
+                    (CallbackState.SUPERSEDED.value, row["id"], CallbackState.OPEN.value))
 
 
 def lock(cur: Cursor, callback_id: str) -> Callback | None:
