@@ -24,6 +24,8 @@ from chalicelib.durations import parse_duration_ms
 DEFAULT_MAX_RESULT_BYTES = 64 * 1024
 # saga.max_fanout_items: the most items one fan-out step runs.
 DEFAULT_MAX_FANOUT_ITEMS = 100
+# saga.max_child_depth: how deep child sagas nest.
+DEFAULT_MAX_CHILD_DEPTH = 5
 # saga.retriable_max_attempts.
 DEFAULT_RETRIABLE_MAX_ATTEMPTS = 5
 # saga.max_wait: the longest a callback step may wait, or a timer run, by default; a Standard
@@ -197,6 +199,10 @@ class SagaSettings(_Section):
     # Items of one fan-out that run at once, at most (a step's max_concurrency may be lower;
     # Step Functions' inline Map runs at most 40 iterations at a time).
     max_fanout_concurrency: int = Field(default=40, ge=1, le=40)
+    # How deep child sagas may nest at run time: a top-level execution is depth 0, a child
+    # step starting a child deeper than this fails for good (definitions refuse cycles, but a
+    # later version of a called saga may make one).
+    max_child_depth: int = Field(default=DEFAULT_MAX_CHILD_DEPTH, ge=1, le=20)
     # DescribeExecution calls one reconciler run may spend (AWS: a bucket of 300, 15/s).
     reconcile_describe_budget: int = Field(default=100, ge=1, le=300)
     # Inputs the built-in (demo) actions fall back on when an execution gives none, so the

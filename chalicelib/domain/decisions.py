@@ -60,6 +60,11 @@ class StepRequest(BaseModel):
     # An item of a fan-out (its Map iteration's): the attempt runs the item's own run,
     # "<step id>[<index>]", which step_id becomes.
     item: int | None = Field(default=None, ge=0)
+    # A child step's recorder Tasks: make and start its child, settle the step on the child's
+    # end, start the child's undo, record it (chalicelib.usecases.steps.children); machine:
+    # the running machine's ARN (the child's machines are beside it).
+    child: Literal["start", "settle", "expired", "undo", "undone"] | None = None
+    machine: str | None = Field(default=None, max_length=2048)
 
     @model_validator(mode="after")
     def _item_run(self) -> StepRequest:

@@ -119,7 +119,11 @@ def execution_started(execution: Execution, shapes: Sequence[StepShape]) -> Even
                   revision=execution.revision, steps=[shape.step_id for shape in shapes],
                   shape=[shape.model_dump(mode="json") for shape in shapes],
                   input=execution.input, faults=[f.model_dump() for f in execution.faults],
-                  state_machine_arn=execution.state_machine_arn)
+                  state_machine_arn=execution.state_machine_arn,
+                  # A child's: its parent, and how deep it nests (absent at the top).
+                  parent=(execution.parent.model_dump() if execution.parent is not None
+                          else ABSENT),
+                  depth=execution.depth or ABSENT)
 
 
 def run_started(*, saga_id: str | None, state_machine_arn: str | None,

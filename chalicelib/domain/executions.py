@@ -241,6 +241,8 @@ class StepRun(BaseModel):
     fanout: dict[str, Any] | None = None
     # An item of a fan-out (its run is "<step id>[<index>]"): {"of": step id, "index": n}.
     item: dict[str, Any] | None = None
+    # A child step's child execution (chalicelib.domain.children), once it is made.
+    child: str | None = None
     # Action attempts before the current round (a retry forward starts one): bookkeeping of
     # the write model, not shown.
     retry_base: int = Field(default=0, exclude=True)
@@ -264,6 +266,13 @@ def awaits_approval(step: StepRun) -> bool:
             and wait.completed_at is None)
 
 
+class ParentRef(BaseModel):
+    """The execution and child step that started a child execution."""
+
+    execution_id: str
+    step_id: str
+
+
 class Execution(BaseModel):
     id: str
     saga_id: str
@@ -271,6 +280,10 @@ class Execution(BaseModel):
     version: str
     status: ExecutionStatus
     input: dict[str, Any]
+    # A child execution's parent (None: started through the API), and how deep it nests
+    # (0 at the top).
+    parent: ParentRef | None = None
+    depth: int = 0
     faults: list[Fault] = Field(default_factory=list)
     # Set whenever the status is not RUNNING or COMPLETED: why it did not complete.
     error: ExecutionError | None = None

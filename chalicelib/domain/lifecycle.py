@@ -375,6 +375,9 @@ FANOUT_FAILED = "Saga.FanOutFailed"
 # false: the step is recorded SKIPPED and the machine's Catch moves on to the next state (a
 # plain Task's skip is simply its success).
 STEP_SKIPPED = "Saga.StepSkipped"
+# A child step's child has not ended yet when its Task asks (chalicelib.domain.children):
+# its Tasks retry this with their own backoff.
+CHILD_RUNNING = "Saga.ChildRunning"
 CALLBACK_NEVER_RETRIED: tuple[str, ...] = (*NEVER_RETRIED, CALLBACK_FAILED, CALLBACK_COMPLETED)
 CALLBACK_UNDO_ITSELF: tuple[str, ...] = (*UNDO_ITSELF, HEARTBEAT_TIMEOUT)
 # Lambda's own throttling and service errors: the step never ran (or its outcome is recorded

@@ -64,6 +64,12 @@ class StepDefinition(_Model):
     for_each: str | None = None
     max_concurrency: int | None = None
     tolerated_failures: int | str | None = None
+    # A child step: runs another saga (its latest version, or saga_version) with the step's
+    # input as the child's input, and waits for it; the child's output is the step's result.
+    # No action or compensation: a completed child is undone as a whole (the child's own
+    # compensation). See chalicelib/domain/children.py.
+    saga: str | None = None
+    saga_version: str | None = None
 
 
 class SagaDefinition(_Model):
@@ -91,6 +97,8 @@ class SagaDefinition(_Model):
 DEFAULT_TIMEOUT = "30s"
 DEFAULT_MAX_RETRIES = 0
 DEFAULT_CALL_TIMEOUT = "30s"
+# A child step's timeout is its whole wait for the child's run.
+DEFAULT_CHILD_TIMEOUT = "1h"
 
 
 class Step(BaseModel):
@@ -124,6 +132,14 @@ class Step(BaseModel):
     # An item of a fan-out, as the step runtime runs it: its index (the step's id is then the
     # item's run, "<step id>[<index>]").
     item_index: int | None = None
+    # A child step's saga (and the version it is pinned to, if any).
+    saga: str | None = None
+    saga_version: str | None = None
+
+    @property
+    def calls_saga(self) -> bool:
+        """A child step: its work is another saga's run."""
+        return self.saga is not None
 
     @property
     def fans_out(self) -> bool:
@@ -149,11 +165,12 @@ class Step(BaseModel):
         """The runnable step of a definition that passed validation (whose invariants make
         id, order and action present, and a compensation for every step that is undone)."""
         kind = StepKind(definition.kind) if definition.kind else DEFAULT_KIND
-        has_action = bool(definition.action)
+        child = definition.saga is not None
+        has_action = bool(definition.action) or child
         if (definition.id is None or definition.order is None
                 or (needs_action(kind) and not has_action)
                 or (not definition.compensation and is_compensated(kind, has_action=has_action)
-                    and kind is not StepKind.CALLBACK)):
+                    and kind is not StepKind.CALLBACK and not child)):
             raise ValueError(f"step {definition.id!r} is not a validated definition: it needs "
                              "an id, an order, an action and a compensation")
         return cls(id=definition.id, order=definition.order, action=definition.action or None,
@@ -164,7 +181,10 @@ class Step(BaseModel):
                                  if kind is StepKind.CALLBACK else None),
                    max_retries=(DEFAULT_MAX_RETRIES if definition.max_retries is None
                                 else definition.max_retries),
-                   timeout=definition.timeout or DEFAULT_TIMEOUT, active=definition.active,
+                   timeout=definition.timeout or (DEFAULT_CHILD_TIMEOUT if child
+                                                  else DEFAULT_TIMEOUT),
+                   active=definition.active, saga=definition.saga,
+                   saga_version=definition.saga_version,
                    name=definition.name, type=definition.type, config=definition.config,
                    input=definition.input, when=definition.when,
                    for_each=definition.for_each,

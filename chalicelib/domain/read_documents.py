@@ -46,7 +46,7 @@ def _blank_step(step_id: str, position: int | None, group: int | None,
             "status": StepStatus.PENDING.value, "result": None, "error": None,
             "action_attempts": 0, "compensation_attempts": 0, "started_at": None,
             "ended_at": None, "compensated_at": None, "waiting": None, "condition": None,
-            "fanout": None, "item": None, "attempts": []}
+            "fanout": None, "item": None, "child": None, "attempts": []}
 
 
 def started_document(event: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -57,6 +57,7 @@ def started_document(event: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "_id": event["key"], "saga_id": data["saga_id"], "version": data.get("version"),
         "revision": data.get("revision"), "status": ExecutionStatus.RUNNING.value,
         "input": data.get("input", {}), "faults": data.get("faults", []),
+        "parent": data.get("parent"), "depth": data.get("depth") or 0,
         "state_machine_arn": data.get("state_machine_arn"),
         "sfn_execution_arn": None, "resolved_by": None, "resolution": None,
         "resolved_at": None,

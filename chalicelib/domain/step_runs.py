@@ -48,6 +48,8 @@ class LockedStep:
     action_deadline: datetime | None = None
     # A waiting kind's wait (what it waits for, until when), as recorded.
     waiting: Waiting | None = None
+    # A child step's child execution, once made.
+    child: str | None = None
 
     def attempts(self, phase: Phase) -> int:
         """Attempts of that phase recorded so far."""

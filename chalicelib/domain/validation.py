@@ -54,6 +54,16 @@ _CALLBACK_FIELDS = ("call_timeout", "heartbeat")
 # a group's Parallel state ("group:<order>"), which 10 digits keep well within 80 characters.
 MAX_ORDER = 2**31 - 1
 
+_CHILD_KINDS = (StepKind.COMPENSATABLE, StepKind.PIVOT, StepKind.RETRIABLE)
+_NOT_FOR_CHILDREN = {
+    "action": "a child step runs its saga: it takes no action",
+    "compensation": "a child step is undone by its saga's own compensation: it takes none",
+    "max_retries": "a child step runs its saga once (its own steps retry): leave max_retries "
+                   "out, or 0",
+    "for_each": "a child step does not fan out (yet): call the child saga from a step of "
+                "its own",
+}
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -199,6 +209,9 @@ def _rules_not_for(step: StepDefinition) -> frozenset[str]:
     compensation and no max_retries; a timer has no action, compensation, retries or timeout;
     a callback's timeout is its whole wait (saga.max_wait bounds it, call_timeout takes the
     configured timeout rule), and one with no action (an approval) has no compensation."""
+    if step.saga is not None:
+        # A child step: its saga does the work; its timeout is the whole wait for it.
+        return frozenset({*_NOT_FOR_CHILDREN, "timeout"})
     if step.kind == StepKind.RETRIABLE:
         return frozenset(NOT_FOR_RETRIABLE)
     if step.kind == StepKind.WAIT:
@@ -308,7 +321,12 @@ def _workflow(saga: SagaDefinition) -> list[Violation]:
                       "cannot (it runs at most 5 minutes and takes no task token): use "
                       "workflow standard or auto", step.kind)
             for index, step in enumerate(saga.steps)
-            if step.active and step.kind in {kind.value for kind in NOT_ON_EXPRESS}]
+            if step.active and step.kind in {kind.value for kind in NOT_ON_EXPRESS}] + [
+        Violation(f"steps[{index}].saga", "workflow",
+                  "a child step waits for its saga's run, which an Express workflow cannot "
+                  "(it runs at most 5 minutes and waits for no other run): use workflow "
+                  "standard or auto", step.saga)
+        for index, step in enumerate(saga.steps) if step.active and step.saga is not None]
 
 
 def _step_invariants(prefix: str, step: StepDefinition,
@@ -319,13 +337,20 @@ def _step_invariants(prefix: str, step: StepDefinition,
     elif not SAFE_ID.fullmatch(step.id):
         found.append(Violation(f"{prefix}id", "charset", _charset_message(), step.id))
     kind = step.kind
-    if not step.action and kind not in (StepKind.WAIT, StepKind.CALLBACK):
+    if step.saga is None and step.saga_version is not None:
+        found.append(Violation(f"{prefix}saga_version", "child",
+                               "only a child step (one with saga) takes saga_version",
+                               step.saga_version))
+    if not step.action and kind not in (StepKind.WAIT, StepKind.CALLBACK) \
+            and step.saga is None:
         found.append(Violation(f"{prefix}action", "required", "every step needs an action",
                                step.action))
     if kind is not None and kind not in {k.value for k in StepKind}:
         found.append(Violation(f"{prefix}kind", "supported", f"must be one of {KINDS}", kind))
     found += _kind_fields(prefix, step, policy)
-    if kind in (StepKind.WAIT, StepKind.CALLBACK):
+    if step.saga is not None:
+        found += _child_fields(prefix, step, policy)
+    elif kind in (StepKind.WAIT, StepKind.CALLBACK):
         pass  # their compensation rules are _kind_fields' and _shape's
     elif kind == StepKind.RETRIABLE:
         for name in NOT_FOR_RETRIABLE:
@@ -347,7 +372,9 @@ def _step_invariants(prefix: str, step: StepDefinition,
     if step.max_retries is not None and step.max_retries < 0:
         found.append(Violation(f"{prefix}max_retries", "min", "must not be negative",
                                step.max_retries))
-    if kind == StepKind.CALLBACK:
+    if step.saga is not None:
+        pass  # its timeout is _child_fields'
+    elif kind == StepKind.CALLBACK:
         # Its timeout is the whole wait: no Lambda runs meanwhile, saga.max_wait bounds it.
         found += _wait_bound(f"{prefix}timeout", step.timeout, policy)
         found += _call_bound(f"{prefix}call_timeout", step.call_timeout, policy)
@@ -366,6 +393,31 @@ def _step_invariants(prefix: str, step: StepDefinition,
         found.append(Violation(f"{prefix}type", "supported",
                                f"must be one of {', '.join(sorted(policy.step_types))}",
                                step.type))
+    return found
+
+
+def _child_fields(prefix: str, step: StepDefinition,
+                  policy: ValidationPolicy) -> list[Violation]:
+    """A child step (saga): a saga id, a semantic version if pinned, a kind that is undone
+    or retried (never a waiting kind), none of the fields its saga's steps have instead; its
+    timeout is its whole wait for the child's run (at most saga.max_wait). Whether the saga
+    exists, has a pivot or calls back is the definition service's (it reads the store)."""
+    found = []
+    assert step.saga is not None
+    if not step.saga or not SAFE_ID.fullmatch(step.saga):
+        found.append(Violation(f"{prefix}saga", "charset", _charset_message(), step.saga))
+    if step.saga_version is not None and not SEMVER.fullmatch(step.saga_version):
+        found.append(Violation(f"{prefix}saga_version", "format",
+                               "must be a semantic version such as 1.0.0", step.saga_version))
+    if step.kind is not None and step.kind not in {k.value for k in _CHILD_KINDS}:
+        found.append(Violation(f"{prefix}kind", "child",
+                               "a child step is compensatable, pivot or retriable; a "
+                               f"{step.kind} step cannot run a saga", step.kind))
+    for name, why in _NOT_FOR_CHILDREN.items():
+        value = getattr(step, name)
+        if value is not None and not (name == "max_retries" and value == 0):
+            found.append(Violation(f"{prefix}{name}", "child", why, value))
+    found += _wait_bound(f"{prefix}timeout", step.timeout, policy)
     return found
 
 
@@ -514,13 +566,14 @@ def _shape(saga: SagaDefinition) -> list[Violation]:
 
 
 def _waiting_alone(active: list[tuple[int, StepDefinition]]) -> list[Violation]:
-    """A callback or wait step runs alone in its group (its order is its own)."""
+    """A callback, wait or child step runs alone in its group (its order is its own)."""
     orders = Counter(step.order for _, step in active)
     return [Violation(f"steps[{index}].order", "waiting_alone",
-                      f"a {step.kind} step runs alone: no other active step may share its "
-                      f"order {step.order}", step.order)
+                      f"a {'child' if step.saga is not None else step.kind} step runs alone: "
+                      f"no other active step may share its order {step.order}", step.order)
             for index, step in active
-            if step.kind in {k.value for k in WAITING_KINDS} and orders[step.order] > 1]
+            if (step.kind in {k.value for k in WAITING_KINDS} or step.saga is not None)
+            and orders[step.order] > 1]
 
 
 def _callback_compensation(where: str, step: StepDefinition,

@@ -76,6 +76,8 @@ def step_worst_case_s(step: Step, limits: WorstCaseLimits) -> float | None:
     """How long a step may hold the forward path: every attempt to its Task's timeout, with
     the longest backoff between them; a fan-out's items in rounds of its concurrency."""
     margin = limits.task_timeout_margin_s
+    if step.calls_saga:  # its timeout is its whole wait for the child's run
+        return parse_duration_ms(step.timeout) / 1000 + margin
     if step.kind is StepKind.WAIT:
         if step.wait is None:
             return None
@@ -109,7 +111,8 @@ def forward_worst_case_s(steps: Sequence[Step], limits: WorstCaseLimits) -> int 
 
 def express_refusals(steps: Sequence[Step]) -> list[Step]:
     """The steps an Express machine cannot run."""
-    return [step for step in steps if step.active and step.kind in NOT_ON_EXPRESS]
+    return [step for step in steps
+            if step.active and (step.kind in NOT_ON_EXPRESS or step.calls_saga)]
 
 
 def _bound_text(worst: int | None) -> str:
@@ -134,7 +137,7 @@ def choose(requested: Workflow, steps: Sequence[Step], limits: WorstCaseLimits
                 "what it did; use workflow standard (or auto) for a path this long")
         return WorkflowChoice(requested, Workflow.EXPRESS, worst, "asked for", warnings)
     waits = [step.id for step in steps if step.active
-             and step.kind in (*NOT_ON_EXPRESS, StepKind.WAIT)]
+             and (step.kind in (*NOT_ON_EXPRESS, StepKind.WAIT) or step.calls_saga)]
     if waits:
         return WorkflowChoice(requested, Workflow.STANDARD, worst,
                               f"step {waits[0]} waits")

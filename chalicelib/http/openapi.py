@@ -154,6 +154,19 @@ def _branch_properties(saga: SagaSettings) -> dict[str, Any]:
                 "with for_each: how many items may fail for good before the step does: a "
                 "count, or a percentage of the items (\"10%\", rounded down). Default 0; "
                 "past it no new item starts and the step fails")},
+        "saga": {"type": "string", "description": (
+            "a child step: the id of another saga it runs (its latest active version, or "
+            "saga_version), with the step's input as the child's input; the step waits for "
+            "the child, and the child's output (its steps' results by id when its saga maps "
+            "none) is the step's result. No action, compensation or max_retries: when this "
+            "saga compensates, a completed child is compensated as a whole. The saga must "
+            "exist; a compensatable child's saga has no pivot; no saga may call this one back "
+            "(a cycle); children nest at most saga.max_child_depth = "
+            f"{saga.max_child_depth} deep. Its timeout is its whole wait for the child "
+            "(default 1h, at most saga.max_wait)")},
+        "saga_version": {"type": "string", "description": (
+            "with saga: the child saga's version to run (a semantic version); default its "
+            "latest")},
     }
 
 
@@ -293,6 +306,9 @@ def _execution_step_schema() -> dict[str, Any]:
                 "properties": {
                     "of": {"type": "string", "description": "the fan-out step's id"},
                     "index": {"type": "integer", "description": "the element's index, from 0"}}},
+            "child": {"type": "string", "nullable": True, "description": (
+                "a child step's child execution (GET /executions/{id}), once made; null "
+                "otherwise")},
         },
     }
 
@@ -850,6 +866,16 @@ def _document(saga: SagaSettings,
                         "id": {"type": "string"}, "saga_id": {"type": "string"},
                         "revision": {"type": "integer"}, "version": {"type": "string"},
                         "status": {"type": "string"}, "input": {"type": "object"},
+                        "parent": {
+                            "type": "object", "nullable": True,
+                            "description": "a child execution's parent: the execution and "
+                                           "its child step that started it; null for one "
+                                           "started through this API",
+                            "required": ["execution_id", "step_id"],
+                            "properties": {"execution_id": {"type": "string"},
+                                           "step_id": {"type": "string"}}},
+                        "depth": {"type": "integer", "minimum": 0, "description": (
+                            "how deep a child execution nests (0: started through this API)")},
                         "output": {"type": "object", "nullable": True,
                                    "description": "a COMPLETED execution's output: its saga's "
                                                   "output mapping, resolved as it completed"},

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.roots.step_handler import (
+    handle_child,
     handle_deadline,
     handle_fanout,
     handle_outcome,
@@ -34,8 +35,11 @@ def _for_family(family: str) -> StepHandler:
 def saga_recorder(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Records the ends no step reports (FAILED with nothing to undo, COMPENSATION_FAILED),
     and runs the steps that call nobody: a timer (set, fired) and an approval (a callback
-    with no action, which only waits), and a fan-out's own Tasks (start, gather and undo its
-    items), and decides what a saga's deadline that passed makes of its execution."""
+    with no action, which only waits), a fan-out's own Tasks (start, gather and undo its
+    items) and a child step's (make and settle its child, undo it), and decides what a saga's
+    deadline that passed makes of its execution."""
+    if "child" in event:
+        return handle_child(event, context)
     if "timer" in event:
         return handle_timer(event, context)
     if "fanout" in event:

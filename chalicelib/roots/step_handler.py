@@ -10,7 +10,7 @@ layer, which alone doubles a step's cold start; see BENCHMARKS.md.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -56,20 +56,27 @@ def handle_outcome(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return result
 
 
-def handle_timer(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def _recorder_task(event: dict[str, Any], kind: str,
+                   run: Callable[[StepRequest], dict[str, Any]]) -> dict[str, Any]:
+    """One of the recorder's Tasks for a step that calls nobody itself (kind: the event's
+    key naming the task: timer, fanout or child)."""
     logger.set_correlation_id(str(event.get("execution_id")))
-    logger.append_keys(step_id=event.get("step_id"), timer=event.get("timer"))
-    result = wiring.PROCESS.get().timer_runner.run(StepRequest.model_validate(event))
-    logger.info("timer step recorded", extra={"timer": event.get("timer")})
+    logger.append_keys(step_id=event.get("step_id"), **{kind: event.get(kind)})
+    result = run(StepRequest.model_validate(event))
+    logger.info(f"{kind} task recorded", extra={kind: event.get(kind)})
     return result
+
+
+def handle_timer(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _recorder_task(event, "timer", wiring.PROCESS.get().timer_runner.run)
 
 
 def handle_fanout(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    logger.set_correlation_id(str(event.get("execution_id")))
-    logger.append_keys(step_id=event.get("step_id"), fanout=event.get("fanout"))
-    result = wiring.PROCESS.get().fanout_runner.run(StepRequest.model_validate(event))
-    logger.info("fan-out task recorded", extra={"fanout": event.get("fanout")})
-    return result
+    return _recorder_task(event, "fanout", wiring.PROCESS.get().fanout_runner.run)
+
+
+def handle_child(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _recorder_task(event, "child", wiring.PROCESS.get().child_runner.run)
 
 
 def handle_deadline(event: dict[str, Any], context: Any) -> dict[str, Any]:

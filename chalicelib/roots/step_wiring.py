@@ -20,6 +20,7 @@ from chalicelib.http.paths import callback_links
 from chalicelib.roots.parts import Parts, ProcessRoot, part
 from chalicelib.roots.step_registry import ActionRegistry
 from chalicelib.usecases.steps.attempt import AttemptRunner
+from chalicelib.usecases.steps.children import ChildRunner
 from chalicelib.usecases.steps.deadlines import DeadlineKeeper
 from chalicelib.usecases.steps.fanouts import FanOutRunner
 from chalicelib.usecases.steps.recorder import OutcomeRecorder
@@ -93,6 +94,16 @@ class StepContainer(Parts):
                             max_items=saga.max_fanout_items,
                             max_concurrency=saga.max_fanout_concurrency,
                             cache_definitions=saga.caching_enabled)
+
+    @part
+    def child_runner(self) -> ChildRunner:
+        from chalicelib.adapters.stepfunctions.child_runs import StepFunctionsChildRuns
+
+        runner, saga = self.attempt_runner, self.settings.saga
+        return ChildRunner(self.step_ledger, self.definitions, runner.outcomes,
+                           StepFunctionsChildRuns(self.settings.stage), runner.clock,
+                           max_depth=saga.max_child_depth,
+                           cache_definitions=saga.caching_enabled)
 
     @part
     def outcome_recorder(self) -> OutcomeRecorder:

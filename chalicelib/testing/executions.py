@@ -40,7 +40,8 @@ def step_record(step: StepRun) -> dict[str, Any]:
             "started_at": _iso(step.started_at), "ended_at": _iso(step.ended_at),
             "compensated_at": _iso(step.compensated_at),
             "waiting": None if step.waiting is None else step.waiting.record(),
-            "condition": step.condition, "fanout": step.fanout, "item": step.item}
+            "condition": step.condition, "fanout": step.fanout, "item": step.item,
+            "child": step.child}
 
 
 def _matches(execution: Execution, query: ExecutionQuery) -> bool:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.domain import events
 from chalicelib.domain import expected_by as expected
 from chalicelib.domain.callbacks import Callback, CallbackState
 from chalicelib.domain.executions import (
@@ -25,6 +26,7 @@ from chalicelib.domain.executions import (
     ExecutionError,
     OutputError,
     StepRun,
+    StepShape,
     Waiting,
 )
 from chalicelib.domain.fanout import item_run_id
@@ -119,7 +121,7 @@ class InMemoryLedgerTransaction:
                           result=dict(step.result) if step.result is not None else None,
                           error=dict(step.error) if step.error is not None else None,
                           retry_base=step.retry_base, action_deadline=step.action_deadline,
-                          waiting=step.waiting)
+                          waiting=step.waiting, child=step.child)
 
     def load_execution(self, execution_id: str) -> Execution:
         row = self._row(execution_id)
@@ -196,9 +198,11 @@ class InMemoryLedgerTransaction:
         return step_record(step)
 
     def set_execution_status(self, execution_id: str, status: ExecutionStatus, *,
-                             at: datetime, error: dict[str, Any] | None = None) -> bool:
+                             at: datetime, error: dict[str, Any] | None = None,
+                             by_operator: bool = False) -> bool:
         row = self._row(execution_id)
-        if row is None or row.status not in allowed_from(status):
+        if row is None or row.status not in allowed_from(status, by_operator=by_operator) \
+                or (by_operator and row.resolved_by is not None):
             return False
         row.status, row.updated_at = status, _aware(at)
         row.ended_at = _aware(at) if status.is_final else None
@@ -233,6 +237,28 @@ class InMemoryLedgerTransaction:
         if row is not None and not row.status.is_final:
             row.expected_by = expected.moved(row.expected_by, _aware(at))
 
+
+    # -- child steps
+
+    def add_execution(self, execution: Execution, shapes: Sequence[StepShape]) -> bool:
+        if execution.id in self.rows or self._store.get(execution.id) is not None:
+            return False
+        steps = [StepRun(step_id=shape.step_id, position=i, group=shape.group, kind=shape.kind,
+                         status=StepStatus.PENDING) for i, shape in enumerate(shapes, start=1)]
+        self.rows[execution.id] = execution.model_copy(update={
+            "steps": steps, "expected_by": expected.at_start(execution.started_at)}, deep=True)
+        self.append_events(execution.id, [(events.execution_started(execution, shapes),
+                                           execution.started_at)])
+        return True
+
+    def start_child(self, execution_id: str, step_id: str, *, child_id: str,
+                    at: datetime) -> dict[str, Any]:
+        step = self._step(execution_id, step_id)
+        step.status = StepStatus.RUNNING
+        step.action_attempts += 1
+        step.child = child_id
+        step.started_at = step.started_at or _aware(at)
+        return step_record(step)
 
     # -- steps that wait
 

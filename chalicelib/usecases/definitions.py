@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.domain import semver
+from chalicelib.domain.children import child_problems
 from chalicelib.domain.errors import BadRequest, Conflict, LimitReached, NotFound
 from chalicelib.domain.models import SagaDefinition, Step, StepDefinition, StoredSaga
 from chalicelib.domain.requests import ActiveRequest
 from chalicelib.domain.validation import (
     DefinitionInvalid,
     ValidationPolicy,
+    Violation,
     check_definition,
     validate_definition,
 )
@@ -54,7 +56,7 @@ class DefinitionService:
     def create(self, saga: SagaDefinition, actor: Actor) -> StoredSaga:
         """Store a new saga, or a new version when the id exists and the version is higher.
         DefinitionInvalid lists every rule the definition breaks."""
-        if violations := validate_definition(saga, self.policy):
+        if violations := validate_definition(saga, self.policy) or self._child_problems(saga):
             raise DefinitionInvalid(violations)
         assert saga.id is not None and saga.version is not None
         existing = self.store.get(saga.id)
@@ -116,10 +118,27 @@ class DefinitionService:
 
     def _store_new_version(self, existing: StoredSaga, saga: SagaDefinition, actor: Actor,
                            action: str) -> StoredSaga:
+        if violations := self._child_problems(saga):
+            raise DefinitionInvalid(violations)
         self._check_limits(added_steps=len(saga.steps) - len(existing.steps))
         return self._with_machines(self.store.insert_version(
             saga, expected_revision=existing.revision, actor=actor, action=action,
             workflow=self._workflow(saga)))
+
+    def _child_problems(self, saga: SagaDefinition) -> list[Violation]:
+        """What only the store can tell of a valid definition's child steps: each calls a
+        saga (at the version it pins) that exists; a compensatable child's saga has no pivot
+        (past one it cannot be undone); and no saga calls this one back (a cycle)."""
+        return child_problems(saga, self._child_version, self._callees)
+
+    def _child_version(self, saga_id: str, version: str | None) -> StoredSaga | None:
+        return self.store.get(saga_id, version)
+
+    def _callees(self, saga_id: str) -> list[str]:
+        """The sagas a saga's latest version calls (what a child of it would run now)."""
+        found = self.store.get(saga_id)
+        return [] if found is None else [step.saga for step in found.steps
+                                         if step.active and step.saga is not None]
 
     def _workflow(self, saga: SagaDefinition) -> WorkflowChoice:
         """The workflow the version runs its forward path on, chosen once as it is stored."""

@@ -38,7 +38,8 @@ _ERRORS = {"error": "Step.Failed", "timeout": "States.Timeout",
            "unknown": "Saga.OutcomeUnknown", "unknown-final": "Saga.OutcomeUnknownFinal",
            "heartbeat": "States.HeartbeatTimeout", "callback-failed": "Saga.CallbackFailed",
            "completed-early": "Saga.CallbackCompleted", "skipped": "Saga.StepSkipped",
-           "fanout-failed": "Saga.FanOutFailed"}
+           "fanout-failed": "Saga.FanOutFailed", "child-running": "Saga.ChildRunning",
+           "permanent": "PermanentError"}
 # How Tasks end, and what their Lambdas answer: by state name, or asked as each one runs.
 Outcomes = Mapping[str, str] | Callable[[str, dict[str, Any]], str]
 Answers = Mapping[str, Any] | Callable[[str, dict[str, Any]], Any]
@@ -78,9 +79,10 @@ def set_path(data: Any, path: str | None, value: Any) -> Any:
 def context_of(name: str = "", item: tuple[int, Any] | None = None) -> dict[str, Any]:
     """The context object ($$) a state sees: its retry count is always 0 (retries are not
     walked); inside a Map iteration, the item's index and value."""
-    context: dict[str, Any] = {"Execution": {"Id": "e-1"}, "State": {"Name": name,
-                                                                      "RetryCount": 0},
-                               "Task": {"Token": f"token-of-{name}"}}
+    context: dict[str, Any] = {
+        "Execution": {"Id": "e-1"},
+        "StateMachine": {"Id": "arn:aws:states:us-east-1:000000000000:stateMachine:m"},
+        "State": {"Name": name, "RetryCount": 0}, "Task": {"Token": f"token-of-{name}"}}
     if item is not None:
         context["Map"] = {"Item": {"Index": item[0], "Value": item[1]}}
     return context
@@ -161,6 +163,12 @@ def _matches(rule: Mapping[str, Any], data: Any) -> bool:
         if not isinstance(value, str):
             raise AssertionError(f"StringEquals on a {type(value).__name__}")
         return bool(value == rule["StringEquals"])
+    if "BooleanEquals" in rule:
+        if not isinstance(value, bool):
+            raise AssertionError(f"BooleanEquals on a {type(value).__name__}")
+        return bool(value is rule["BooleanEquals"])
+    if "IsNull" in rule:
+        return (value is None) is bool(rule["IsNull"])
     raise AssertionError(f"unsupported Choice rule {rule}")
 
 

@@ -442,7 +442,8 @@ class StoreContract:
                                        "group": group, "kind": kind, "error": None,
                                        "started_at": T_ISO, "ended_at": None,
                                        "compensated_at": None, "waiting": None,
-                                       "condition": None, "fanout": None, "item": None}]})]
+                                       "condition": None, "fanout": None, "item": None,
+                    "child": None}]})]
         assert stores.executions.resume(created.id, ["b"], "ops") is None
 
     def test_a_failed_execution_is_resolved_once(self, stores: Stores) -> None:
@@ -538,7 +539,7 @@ class StoreContract:
                               "error": None, "started_at": T_ISO,
                               "ended_at": later.isoformat(), "compensated_at": None,
                               "waiting": None, "condition": None, "fanout": None,
-                              "item": None}
+                              "item": None, "child": None}
             assert tx.results(created.id) == {"a": {"id": 7}}
             assert tx.set_execution_status(created.id, ExecutionStatus.COMPLETED,
                                            at=later) is True
@@ -604,7 +605,8 @@ class StoreContract:
                     "compensation_attempts": compensation, "group": group, "kind": kind,
                     "error": error, "started_at": T_ISO, "ended_at": T_ISO if ended else None,
                     "compensated_at": T_ISO if compensated else None, "waiting": None,
-                    "condition": None, "fanout": None, "item": None}
+                    "condition": None, "fanout": None, "item": None,
+                    "child": None}
 
         def base(step_id: str, attempt: int, phase: Phase = Phase.ACTION, *,
                  sent: bool = True) -> dict[str, Any]:

@@ -133,3 +133,26 @@ def test_every_fan_out_and_condition_shape_passes_asl_validator(asl: AslValidato
         assert any(s["Type"] == "Map" for m in branching.machines(saga)
                    for s in m["States"].values()) == ("fan-out" in shape)
     assert asl.validate(machines) == [""] * len(machines)
+
+
+def test_machines_with_child_sagas_pass_asl_validator(asl: AslValidator) -> None:
+    """A child step first, between others, conditional, as the retriable step after a pivot,
+    and under a saga deadline; forward and compensation machines."""
+    from tests.unit import test_children as children
+
+    shapes = [
+        [children._child("pay", 1, "payment")],
+        [children._step("reserve", 1), children._child("pay", 2, "payment"),
+         children._step("ship", 3)],
+        [children._child("pay", 1, "payment", when="$.input.total > 0"),
+         children._step("ship", 2)],
+        [{**children._step("reserve", 1), "kind": "pivot"},
+         {**children._child("pay", 2, "payment"), "kind": "retriable"}]]
+    machines = []
+    for shape in shapes:
+        steps = children._steps(*shape)
+        machines += [compile_forward(steps, grouped.TARGETS),
+                     compile_compensation(steps, grouped.TARGETS),
+                     compile_forward(steps, grouped.TARGETS,
+                                     deadline=Deadline(30, UNDO_MACHINE))]
+    assert asl.validate(machines) == [""] * len(machines)

@@ -22,6 +22,7 @@ from chalicelib.domain.executions import (
     Attempt,
     Execution,
     ExecutionStatus,
+    ParentRef,
     StepRun,
     StepShape,
     StepStatus,
@@ -180,7 +181,9 @@ def insert_execution(cur: Cursor, execution: Execution, steps: Sequence[StepShap
         "state_machine_arn": execution.state_machine_arn,
         "started_at": naive_utc(execution.started_at),
         "updated_at": naive_utc(execution.updated_at), "expected_by": expected_by,
-        "last_sequence": last_sequence}
+        "last_sequence": last_sequence, "depth": execution.depth,
+        "parent_execution_id": execution.parent.execution_id if execution.parent else None,
+        "parent_step_id": execution.parent.step_id if execution.parent else None}
     cur.execute(f"INSERT INTO executions ({', '.join(written)}) "
                 f"VALUES ({', '.join(['%s'] * len(written))})", tuple(written.values()))
     runs = [StepRun(step_id=shape.step_id, position=position, group=shape.group,
@@ -336,7 +339,8 @@ def step_record(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any]:
     """A step's recorded state as events carry it, so the read model copies it exactly."""
     cur.execute("SELECT status, error, action_attempts, compensation_attempts, started_at, "
                 "ended_at, compensated_at, step_group, kind, waiting, step_condition, fanout, "
-                "item_of, item_index FROM step_runs WHERE execution_id = %s AND step_id = %s",
+                "item_of, item_index, child_execution_id FROM step_runs "
+                "WHERE execution_id = %s AND step_id = %s",
                 (execution_id, step_id))
     row = cur.fetchone() or {}
     return {**{key: row.get(key) for key in ("status", "action_attempts",
@@ -348,7 +352,8 @@ def step_record(cur: Cursor, execution_id: str, step_id: str) -> dict[str, Any]:
             "waiting": waiting_record(row.get("waiting")),
             "condition": _load(row.get("step_condition")),
             "fanout": _load(row.get("fanout")),
-            "item": item_record(row.get("item_of"), row.get("item_index"))}
+            "item": item_record(row.get("item_of"), row.get("item_index")),
+            "child": row.get("child_execution_id")}
 
 
 def item_record(of: str | None, index: int | None) -> dict[str, Any] | None:
@@ -414,6 +419,9 @@ def row_to_execution(row: dict[str, Any]) -> Execution:
         # Nothing moves a resolved execution: its last change is the resolution.
         resolved_at=_utc(row["updated_at"]) if row["resolved_by"] else None,
         expected_by=_utc(row.get("expected_by")),
+        parent=(None if row.get("parent_execution_id") is None else ParentRef(
+            execution_id=row["parent_execution_id"], step_id=row["parent_step_id"])),
+        depth=row.get("depth") or 0,
         consistency={"source": "write_model", "sequence": row["last_sequence"]})
 
 
@@ -450,7 +458,8 @@ def load_execution(cur: Cursor, execution_id: str, *, with_steps: bool = True,
         compensated_at=_utc(s["compensated_at"]), attempts=attempts.get(s["step_id"], []),
         waiting=waiting_record(s.get("waiting")),
         condition=_load(s.get("step_condition")), fanout=_load(s.get("fanout")),
-        item=item_record(s.get("item_of"), s.get("item_index")))
+        item=item_record(s.get("item_of"), s.get("item_index")),
+        child=s.get("child_execution_id"))
         for s in cur.fetchall()]
     return execution
 

@@ -4,17 +4,20 @@ transaction, and the write model's own statements (chalicelib.adapters.mysql.exe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+
+import pymysql
 
 from chalicelib.adapters.mysql import callbacks
 from chalicelib.adapters.mysql import executions as records
 from chalicelib.adapters.mysql.connector import MySQLConnector
 from chalicelib.adapters.mysql.executions import naive_utc
+from chalicelib.domain import events
 from chalicelib.domain.callbacks import Callback, CallbackState
-from chalicelib.domain.executions import Execution, Waiting
+from chalicelib.domain.executions import Execution, StepShape, Waiting
 from chalicelib.domain.fanout import item_run_id
 from chalicelib.domain.lifecycle import ExecutionStatus, Outcome, Phase, StepStatus
 from chalicelib.domain.step_context import Cursor
@@ -39,7 +42,8 @@ def _locked(run: dict[str, Any]) -> LockedStep:
                       retry_base=int(run.get("retry_base") or 0),
                       action_deadline=_aware(run.get("action_deadline")),
                       waiting=Waiting.model_validate(_error(run["waiting"]))
-                      if run.get("waiting") else None)
+                      if run.get("waiting") else None,
+                      child=run.get("child_execution_id"))
 
 
 class MySQLLedgerTransaction:
@@ -151,15 +155,37 @@ class MySQLLedgerTransaction:
                            execution_id, step_id))
         return records.step_record(self._cur, execution_id, step_id)
 
+    def add_execution(self, execution: Execution, shapes: Sequence[StepShape]) -> bool:
+        try:
+            records.insert_execution(self._cur, execution, shapes, last_sequence=1)
+        except pymysql.IntegrityError as error:
+            if error.args[0] != records.DUPLICATE_ENTRY:
+                raise
+            return False  # only the failed statement was undone
+        records.insert_execution_event(self._cur, events.execution_started(execution, shapes),
+                                       execution_id=execution.id, sequence=1,
+                                       at=naive_utc(execution.started_at))
+        return True
+
+    def start_child(self, execution_id: str, step_id: str, *, child_id: str,
+                    at: datetime) -> dict[str, Any]:
+        self._cur.execute("UPDATE step_runs SET status = %s, action_attempts = action_attempts "
+                          "+ 1, child_execution_id = %s, started_at = COALESCE(started_at, %s) "
+                          "WHERE execution_id = %s AND step_id = %s",
+                          (StepStatus.RUNNING.value, child_id, naive_utc(at), execution_id,
+                           step_id))
+        return records.step_record(self._cur, execution_id, step_id)
+
     def items_of(self, execution_id: str, step_id: str) -> list[LockedStep]:
         self._cur.execute("SELECT * FROM step_runs WHERE execution_id = %s AND item_of = %s "
                           "ORDER BY item_index", (execution_id, step_id))
         return [_locked(run) for run in self._cur.fetchall()]
 
     def set_execution_status(self, execution_id: str, status: ExecutionStatus, *,
-                             at: datetime, error: dict[str, Any] | None = None) -> bool:
+                             at: datetime, error: dict[str, Any] | None = None,
+                             by_operator: bool = False) -> bool:
         return records.set_execution_status(self._cur, execution_id, status, at=naive_utc(at),
-                                            error=error)
+                                            error=error, by_operator=by_operator)
 
     def set_execution_error(self, execution_id: str, error: dict[str, Any]) -> None:
         records.set_execution_error(self._cur, execution_id, error)

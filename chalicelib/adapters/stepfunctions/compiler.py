@@ -46,6 +46,22 @@ Steps that wait run alone in their group, and the engine does the waiting (no La
                            $.timer.until; a Wait state waits for it; the recorder records it
                            fired. Never compensated.
 
+A child step (one with `saga`) also runs alone, and the engine waits for the child's run:
+
+    forward    step:<id> -> child?:<id> -> child:<id> -> settle:<id>: the recorder makes the
+               child's execution (a derived id, the step's input) and answers its run; the
+               run starts with startExecution.sync:2, named by the child's id (a repeated
+               start is the same run) and waited for, its end caught whatever it was; the
+               recorder settles the step from the child's record: COMPLETED, its output is
+               the step's result; any other end fails the step (the child undid itself); not
+               ended yet, Saga.ChildRunning is retried. TimeoutSeconds is the step's timeout:
+               past it, expired:<id> settles the step as an unknown outcome, so its undo runs.
+    undo       undo:<id> -> undo-child?:<id> -> undo-child:<id> -> undone:<id>: the recorder
+               moves a COMPLETED child to COMPENSATING (a child still running is waited for
+               first: Saga.ChildRunning, retried) and answers its compensation machine's run,
+               which the engine runs and waits for; the recorder records the step compensated,
+               or its compensation failed with the child's.
+
 A step with nothing to undo (a timer, an approval) has no undo state: a failure after it goes
 to the undo of the last step before it that has one.
 """
@@ -63,6 +79,7 @@ from chalicelib.domain.lifecycle import (
     CALLBACK_COMPLETED,
     CALLBACK_NEVER_RETRIED,
     CALLBACK_UNDO_ITSELF,
+    CHILD_RUNNING,
     COMPENSATION_RETRY,
     DEADLINE_PASSED,
     DEFAULT_TASK_TIMEOUT_MARGIN_S,
@@ -75,6 +92,7 @@ from chalicelib.domain.lifecycle import (
     NEVER_RETRIED,
     RETRIABLE_RETRY,
     STEP_SKIPPED,
+    TASK_TIMEOUT,
     UNDO_ITSELF,
     DeadlineVerdict,
     ExecutionStatus,
@@ -231,7 +249,8 @@ def _undo_name(group: list[Step]) -> str:
 def _has_undo(group: list[Step]) -> bool:
     """Whether a failure later on undoes anything of the group (a timer and an approval,
     alone in their groups, did nothing to undo)."""
-    return any(is_compensated(step.kind, has_action=step.action is not None) for step in group)
+    return any(is_compensated(step.kind, has_action=step.action is not None or step.calls_saga)
+               for step in group)
 
 
 def _undo_before(groups: list[list[Step]], index: int) -> str:
@@ -321,8 +340,9 @@ def _undo_chain(groups: list[list[Step]], targets: MachineTargets,
     for index, group in enumerate(ordered):
         is_last = index == len(ordered) - 1
         name = _undo_name(group)
-        if group[0].fans_out:
-            states.update(_fanout_undo_states(
+        if group[0].fans_out or group[0].calls_saga:
+            build = _fanout_undo_states if group[0].fans_out else _child_undo_states
+            states.update(build(
                 group[0], targets, options, last=is_last, skip_undone=skip_undone,
                 after="Compensated" if is_last else _undo_name(ordered[index + 1])))
             continue
@@ -502,6 +522,93 @@ def _fanout_undo_states(step: Step, targets: MachineTargets, options: CompileOpt
     }
 
 
+# Step Functions' integration that starts another machine's run and waits for it to end, its
+# output as JSON (the child's machines end in a Fail state when it compensates, so every end is
+# caught, and the child's record says how it went).
+START_RUN_AND_WAIT = "arn:aws:states:::states:startExecution.sync:2"
+# A child that has not ended when its Task asks: waited for with backoff, up to about 5 minutes
+# (settling after its run ended) or about 50 minutes (undoing one still running).
+_CHILD_SETTLE_WAIT = RetryPolicy(interval_seconds=2, backoff_rate=2.0, max_delay_seconds=60)
+_CHILD_UNDO_WAIT = RetryPolicy(interval_seconds=5, backoff_rate=2.0, max_delay_seconds=300)
+
+
+def _child_task(step: Step, targets: MachineTargets, options: CompileOptions, task: str, *,
+                last: bool = False, skip_undone: bool = False) -> dict[str, Any]:
+    """One of a child step's recorder Tasks (start, settle, expired, undo, undone)."""
+    undoing = task in ("undo", "undone")
+    parameters: dict[str, Any] = {
+        "execution_id.$": "$.execution_id", "step_id": step.id,
+        "phase": (Phase.COMPENSATION if undoing else Phase.ACTION).value, "child": task,
+        "machine.$": "$$.StateMachine.Id", "last": last, "error.$": "$.error"}
+    if skip_undone:
+        parameters["skip_undone"] = True
+    waits = (_retrier([CHILD_RUNNING], 10, _CHILD_UNDO_WAIT) if undoing
+             else _retrier([CHILD_RUNNING], 8, _CHILD_SETTLE_WAIT))
+    retriers = _retriers(3, options.action_retry, options)
+    return {"Type": "Task", "Resource": targets.recorder, "Parameters": parameters,
+            "ResultPath": None, "TimeoutSeconds": 60,
+            "Retry": [*retriers[:2], waits, *retriers[2:]]}
+
+
+def _child_run(spec: str, *, timeout_s: int | None, after: str) -> dict[str, Any]:
+    """The child's run, started and waited for; every end of it goes on to `after`."""
+    state: dict[str, Any] = {
+        "Type": "Task", "Resource": START_RUN_AND_WAIT,
+        "Parameters": {"StateMachineArn.$": f"{spec}.machine", "Name.$": f"{spec}.name",
+                       "Input.$": f"{spec}.input"},
+        "ResultPath": None,
+        "Catch": [{"ErrorEquals": [ANY_ERROR], "ResultPath": None, "Next": after}],
+        "Next": after}
+    if timeout_s is not None:
+        state["TimeoutSeconds"] = timeout_s
+    return state
+
+
+def _child_states(step: Step, targets: MachineTargets, options: CompileOptions, *,
+                  after: str, on_error: str, on_unknown: str) -> dict[str, dict[str, Any]]:
+    """start -> (its run, if it has one to start) -> settle. A failure of start made no
+    child (on_error); past it, the child may have done its work (on_unknown: the step's own
+    undo, which waits for the child to end and undoes what it did)."""
+    start, choose, run, settle, expired = (_state_name(prefix, step) for prefix in (
+        "step:", "child?:", "child:", "settle:", "expired:"))
+    waited = _child_run("$.child.run", timeout_s=wait_task_timeout_s(
+        parse_duration_ms(step.timeout), options.task_timeout_margin_s), after=settle)
+    waited["Catch"] = [{"ErrorEquals": [TASK_TIMEOUT], "ResultPath": None, "Next": expired},
+                       *waited["Catch"]]
+    return {
+        start: {**_child_task(step, targets, options, "start"),
+                "ResultSelector": {"run.$": "$.run", "skipped.$": "$.skipped"},
+                "ResultPath": "$.child", "Catch": _catch_all(on_error), "Next": choose},
+        choose: {"Type": "Choice", "Default": settle, "Choices": [
+            {"Variable": "$.child.skipped", "BooleanEquals": True, "Next": after},
+            {"Variable": "$.child.run", "IsNull": False, "Next": run}]},
+        run: waited,
+        settle: {**_child_task(step, targets, options, "settle"),
+                 "Catch": _catch_all(on_unknown), "Next": after},
+        expired: {**_child_task(step, targets, options, "expired"),
+                  "Catch": _catch_all(on_unknown), "Next": after},
+    }
+
+
+def _child_undo_states(step: Step, targets: MachineTargets, options: CompileOptions, *,
+                       last: bool, skip_undone: bool, after: str) -> dict[str, dict[str, Any]]:
+    """undo (the child moved to COMPENSATING, once it has ended) -> its compensation run ->
+    undone (the step compensated; the chain's last undo ends the compensation)."""
+    undo, choose, run, undone = (_state_name(prefix, step) for prefix in (
+        "undo:", "undo-child?:", "undo-child:", "undone:"))
+    failed = _catch_all("RecordCompensationFailed")
+    return {
+        undo: {**_child_task(step, targets, options, "undo", skip_undone=skip_undone),
+               "ResultSelector": {"run.$": "$.run"}, "ResultPath": "$.child",
+               "Catch": failed, "Next": choose},
+        choose: {"Type": "Choice", "Default": undone, "Choices": [
+            {"Variable": "$.child.run", "IsNull": False, "Next": run}]},
+        run: _child_run("$.child.run", timeout_s=None, after=undone),
+        undone: {**_child_task(step, targets, options, "undone", last=last),
+                 "Catch": failed, "Next": after},
+    }
+
+
 def _forward_task(step: Step, targets: MachineTargets, options: CompileOptions, *,
                   last: bool) -> dict[str, Any]:
     retries = action_retries(step.kind, step.max_retries, options.retriable_max_attempts)
@@ -594,6 +701,10 @@ def compile_forward(steps: Sequence[Step], targets: MachineTargets,
         if group[0].fans_out:
             states.update(_fanout_states(group[0], targets, options, after=after,
                                          on_error=on_error, on_unknown=on_timeout))
+            continue
+        if group[0].calls_saga:
+            states.update(_child_states(group[0], targets, options, after=after,
+                                        on_error=on_error, on_unknown=on_timeout))
             continue
         if len(group) == 1:
             state = _forward_task(group[0], targets, options, last=after == "RecordCompleted")

@@ -23,6 +23,8 @@ _MACHINE_SUFFIX = {FORWARD: "", UNDO: UNDO_SUFFIX, EXPRESS: EXPRESS_SUFFIX}
 # The compensation an Express run hands its failure to: one run per execution, named after it
 # (a duplicate Express run's hand-off is the same run).
 HANDOFF_SUFFIX = "-h"
+# A child's compensation asked for by its parent's undo: one run per child, named after it.
+PARENT_UNDO_SUFFIX = "-u"
 # A compensation run and a retry forward are each a new run of their execution, named after
 # it with one of these suffixes and 8 random hex digits.
 SUFFIX_OF: dict[RunKind, str] = {RunKind.COMPENSATION: "-c", RunKind.RESUME: "-f"}

@@ -77,11 +77,7 @@ class FanOutRunner:
 
     def _locked(self, tx: LedgerTransaction,
                 request: StepRequest) -> tuple[LockedExecution, Step]:
-        execution = tx.lock_execution(request.execution_id)
-        if execution is None:
-            raise PermanentError(f"no execution {request.execution_id!r}")
-        step = self.steps.step(execution.saga_id, execution.revision, request.step_id)
-        return execution, step
+        return self.steps.locked(tx, request.execution_id, request.step_id)
 
     def expand(self, request: StepRequest) -> dict[str, Any]:
         """The items' indexes, [0, n): the Map's list (the items' values stay in MySQL)."""

@@ -9,12 +9,13 @@ Times are UTC.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib.domain.callbacks import Callback, CallbackState
-from chalicelib.domain.executions import Execution
+from chalicelib.domain.executions import Execution, StepShape
 from chalicelib.domain.lifecycle import ExecutionStatus, Outcome, Phase, StepStatus
 from chalicelib.domain.step_context import Cursor
 from chalicelib.domain.step_runs import EventBatch, LockedExecution, LockedStep
@@ -97,9 +98,11 @@ class LedgerTransaction(Protocol):
         ...
 
     def set_execution_status(self, execution_id: str, status: ExecutionStatus, *,
-                             at: datetime, error: dict[str, Any] | None = None) -> bool:
+                             at: datetime, error: dict[str, Any] | None = None,
+                             by_operator: bool = False) -> bool:
         """Move there if the lifecycle's transition table allows it from the current status;
-        False (nothing written) if not."""
+        False (nothing written) if not. by_operator: a move only an operator's action makes
+        (a parent compensating its completed child acts as the child's operator)."""
         ...
 
     def set_execution_error(self, execution_id: str, error: dict[str, Any]) -> None: ...
@@ -112,6 +115,19 @@ class LedgerTransaction(Protocol):
 
     def append_events(self, execution_id: str, batch: EventBatch) -> None:
         """The execution's next events, numbered on from its last (its row is locked)."""
+        ...
+
+    # -- child steps
+
+    def add_execution(self, execution: Execution, shapes: Sequence[StepShape]) -> bool:
+        """A child execution, its PENDING steps and its first event (execution started), as
+        the execution store's create writes them; False (nothing written) if its id exists."""
+        ...
+
+    def start_child(self, execution_id: str, step_id: str, *, child_id: str,
+                    at: datetime) -> dict[str, Any]:
+        """A child step starts (or starts again): RUNNING, one more action attempt counted,
+        its child named; returns the step's record."""
         ...
 
     # -- steps that wait

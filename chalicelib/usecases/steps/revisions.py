@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalicelib.domain.fanout import split_run_id
 from chalicelib.domain.models import Step, StoredSaga
 from chalicelib.domain.step_context import PermanentError
+from chalicelib.domain.step_runs import LockedExecution
 from chalicelib.usecases.ports import DefinitionStore
+
+if TYPE_CHECKING:
+    from chalicelib.usecases.steps.ledger import LedgerTransaction
 
 # A warm Lambda keeps at most this many revisions before it starts over.
 _MAX_KEPT = 256
@@ -19,6 +25,14 @@ class StepDefinitions:
         self.definitions = definitions
         self.cache = cache
         self._revisions: dict[tuple[str, int], StoredSaga] = {}
+
+    def locked(self, tx: LedgerTransaction, execution_id: str,
+               step_id: str) -> tuple[LockedExecution, Step]:
+        """The execution, locked in `tx`, and the step of the revision it runs."""
+        execution = tx.lock_execution(execution_id)
+        if execution is None:
+            raise PermanentError(f"no execution {execution_id!r}")
+        return execution, self.step(execution.saga_id, execution.revision, step_id)
 
     def step(self, saga_id: str, revision: int, step_id: str) -> Step:
         key = (saga_id, revision)
