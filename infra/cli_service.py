@@ -443,6 +443,11 @@ def _timeline(execution: dict[str, Any]) -> str:
                     else "")
                  + (f"; engine run {execution['sfn_execution_arn']}"
                     if execution.get("sfn_execution_arn") else ""))
+    if execution.get("parent"):  # a child execution: `saga executions show <parent>`
+        parent = execution["parent"]
+        lines.append(f"  child of {parent['execution_id']} (its step {parent['step_id']})"
+                     + (f", depth {execution['depth']}" if execution.get("depth", 0) > 1
+                        else ""))
     if execution.get("error"):
         lines.append(f"  error: {error_text(execution['error'])}")
     if execution.get("output") is not None:
@@ -468,6 +473,9 @@ def _timeline(execution: dict[str, Any]) -> str:
                      f"{shape}".rstrip())
         if step.get("condition"):
             lines.append(f"       skipped: {_skip_text(step['condition'])}")
+        if step.get("child"):  # a child step: its child's own timeline is one command away
+            lines.append(f"       child: {step['child']} (saga executions show "
+                         f"{step['child']})")
         if step.get("fanout") or step["step_id"] in items:
             lines.append(f"       {_fanout_summary(step, items.get(step['step_id'], []))}")
         sent = next((a["input"] for a in reversed(step.get("attempts") or [])

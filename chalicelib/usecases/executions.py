@@ -171,7 +171,13 @@ class ExecutionService:
         fan-out's item is aimed at as "<step id>[<index>]")."""
         fanouts = {step.id for step in saga.active_steps() if step.for_each is not None}
         step_ids = {step.id for step in saga.active_steps()}
+        children = {step.id: step.saga for step in saga.active_steps() if step.calls_saga}
         for index, fault in enumerate(faults):
+            if fault.step_id in children:
+                raise BadRequest(f"faults.{index}.step_id: step {fault.step_id!r} runs saga "
+                                 f"{children[fault.step_id]!r}, whose steps are its own: a "
+                                 "fault can only be aimed at this saga's participants",
+                                 value=fault.step_id)
             own_id, item = split_run_id(fault.step_id)
             if fault.step_id not in step_ids and not (item is not None and own_id in fanouts):
                 raise BadRequest(f"faults.{index}.step_id: saga {saga.id!r} has no active step "

@@ -86,12 +86,18 @@ def plan(steps: Sequence[Step], *, retriable_max_attempts: int,
     order = tuple(tuple(s.id for s in group) for group in groups)
     pivot = next((i for i, g in enumerate(groups) if g[0].kind is StepKind.PIVOT), None)
     compensated = {s.id for g in groups[:len(groups) if pivot is None else pivot + 1]
-                   for s in g if s.compensation is not None}
+                   for s in g if s.compensation is not None or s.calls_saga}
     cases: list[Case] = []
     for index, group in enumerate(groups):
         for step in group:
             if step.kind is StepKind.WAIT:
                 continue  # a timer: nothing fails, nothing to undo
+            if step.calls_saga:
+                # Faults reach only this saga's own participants; the child is undone like
+                # any step when a later one fails (the cases of the other steps check it).
+                skipped.append(Skipped(step.id, f"a child step: verify saga {step.saga} on "
+                                                "its own"))
+                continue
             if pivot is not None and index > pivot and step.kind is StepKind.CALLBACK:
                 skipped.append(Skipped(step.id, "a callback after the pivot: completed in "
                                                 "every run, no case of its own"))
@@ -166,7 +172,7 @@ def _compensation_cases(groups: list[list[Step]], pivot: int | None, compensated
         trigger = [_fault(pivot_id, permanent=True)]
         first, undone = "", frozenset(compensated - {pivot_id})
     cases = []
-    for step in (s for g in groups for s in g if s.id in undone):
+    for step in (s for g in groups for s in g if s.id in undone and not s.calls_saga):
         target = _target(step)
         once = [*trigger, _fault(target, phase=Phase.COMPENSATION, times=1)]
         for_good = [*trigger, _fault(target, phase=Phase.COMPENSATION,

@@ -86,6 +86,28 @@ const scenarios = {
     return result;
   },
 
+  // A parent whose child step ran another saga: the child's row in the timeline is a link to
+  // the child's execution (its own page names its parent), and back by the parent's link.
+  async child_link({ page }) {
+    await page.goto(`${args.base}/console#/executions/${args.execution_id}`);
+    await untilStatus(page, args.parent_status);
+    const link = page.locator(`[data-testid="timeline"] a.child-link[data-child-of="${args.step_id}"]`);
+    await link.waitFor();
+    const parentPage = { href: await link.getAttribute("href"),
+      label: await link.getAttribute("aria-label"),
+      cell: await page.locator(`a[data-child-link="${args.step_id}"]`).getAttribute("href") };
+    await link.click();
+    await page.locator('[data-testid="parent"]').waitFor();
+    await untilStatus(page, args.child_status);
+    const childPage = { hash: await page.evaluate(() => location.hash),
+      parent: await page.locator('[data-testid="parent"]').textContent(),
+      steps: await page.locator("tr[data-step]").evaluateAll((rows) => rows.map((r) => r.dataset.step)) };
+    await page.screenshot({ path: `${SHOTS}/child-execution.png`, fullPage: true });
+    await page.locator('[data-testid="parent"] a').click();
+    await untilStatus(page, args.parent_status);
+    return { parentPage, childPage, back: await page.evaluate(() => location.hash) };
+  },
+
   // An execution started through the API, watched from RUNNING to COMPLETED with no reload.
   async live_timeline({ page }) {
     let navigations = 0;

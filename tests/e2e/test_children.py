@@ -18,6 +18,7 @@ import pytest
 from chalicelib.adapters import aws
 from chalicelib.config import Settings
 from chalicelib.domain.children import child_execution_id
+from infra.cli_service import _timeline
 from tests.e2e.conftest import Api
 from tests.support.participants import ParticipantServer, Received, serving
 
@@ -111,6 +112,10 @@ def test_a_completed_child_is_compensated_in_reverse_when_its_parent_later_fails
     assert child["parent"] == {"execution_id": parent["id"], "step_id": "pay"}
     assert child["depth"] == 1 and child["input"] == {"amount": 42}
     assert child["error"]["type"] == "ParentCompensates"
+    # The CLI's timelines link them both ways.
+    assert f"       child: {child_id} (saga executions show {child_id})" in \
+        _timeline(parent).splitlines()
+    assert f"  child of {parent['id']} (its step pay)" in _timeline(child).splitlines()
     # The child's steps ran and were undone in reverse, between the parent's own.
     assert participants.paths(child_id) == ["/authorize", "/capture", "/undo-capture",
                                             "/undo-authorize"]

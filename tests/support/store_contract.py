@@ -19,7 +19,7 @@ import pytest
 
 from chalicelib.domain import event_types, events, expected_by
 from chalicelib.domain.errors import Conflict, NotFound
-from chalicelib.domain.executions import Execution, Fault, StepShape, execution_error
+from chalicelib.domain.executions import Execution, Fault, ParentRef, StepShape, execution_error
 from chalicelib.domain.lifecycle import OUTCOME_UNKNOWN, ExecutionStatus, Outcome, Phase, StepStatus
 from chalicelib.domain.models import SagaDefinition, StoredSaga
 from chalicelib.domain.step_context import (
@@ -562,6 +562,44 @@ class StoreContract:
         with stores.ledger.transaction() as tx:
             locked = tx.lock_step(created.id, "a")
             assert locked is not None and locked.action_deadline == later
+
+    def test_a_ledger_transaction_makes_a_child_once_and_names_it_on_its_step(
+            self, stores: Stores) -> None:
+        saga = _store_saga(stores)
+        parent = _create(stores, saga)
+        child_id = _id("child")
+        child = Execution(id=child_id, saga_id=saga.id, revision=saga.revision,
+                          version=saga.version, status=ExecutionStatus.RUNNING,
+                          input={"amount": 3}, started_at=T, updated_at=T,
+                          parent=ParentRef(execution_id=parent.id, step_id="a"), depth=2,
+                          state_machine_arn="arn:aws:states:r:1:stateMachine:m")
+        with stores.ledger.transaction() as tx:
+            tx.lock_execution(parent.id)
+            assert tx.add_execution(child, _shapes(saga)) is True
+            assert tx.add_execution(child, _shapes(saga)) is False  # its id exists
+            record = tx.start_child(parent.id, "a", child_id=child_id, at=T)
+            assert (record["status"], record["action_attempts"], record["child"],
+                    record["started_at"]) == ("RUNNING", 1, child_id, T_ISO)
+            locked = tx.lock_step(parent.id, "a")
+            assert locked is not None and locked.child == child_id
+            found = tx.lock_execution(child_id)
+            assert found is not None and found.status is ExecutionStatus.RUNNING
+        got = stores.executions.get(child_id)
+        assert got is not None
+        assert (got.parent, got.depth, got.input, got.state_machine_arn) == (
+            ParentRef(execution_id=parent.id, step_id="a"), 2, {"amount": 3},
+            "arn:aws:states:r:1:stateMachine:m")
+        assert [s.step_id for s in got.steps] == [s.step_id for s in _shapes(saga)]
+        assert all(s.status is StepStatus.PENDING for s in got.steps)
+        [(kind, data)] = _data(stores, child_id)
+        assert kind == event_types.EXECUTION_STARTED
+        assert (data["parent"], data["depth"], data["input"]) == (
+            {"execution_id": parent.id, "step_id": "a"}, 2, {"amount": 3})
+        step = next(s for s in stores.executions.get(parent.id).steps if s.step_id == "a")
+        assert (step.child, step.status) == (child_id, StepStatus.RUNNING)
+        # A top-level execution's started event says nothing of a parent.
+        [(_, top)] = _data(stores, parent.id)[:1]
+        assert "parent" not in top and "depth" not in top
 
     def test_a_ledger_transaction_appends_events_in_order_or_not_at_all(
             self, stores: Stores) -> None:

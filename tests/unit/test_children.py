@@ -479,3 +479,50 @@ def test_a_childs_failed_compensation_fails_the_steps() -> None:
     with pytest.raises(PermanentError, match="compensation failed"):
         family.task("undone")
     assert family.world.step("pay").status is StepStatus.COMPENSATION_FAILED
+
+
+# -- around the child: faults, verify ----------------------------------------------------
+
+def test_a_fault_aimed_at_a_child_step_is_refused() -> None:
+    from chalicelib.domain.errors import BadRequest
+    from chalicelib.domain.requests import ExecuteRequest
+    from chalicelib.testing import InMemoryReadModel
+    from chalicelib.usecases.executions import ExecutionPolicy, ExecutionService
+
+    store = InMemoryDefinitionStore()
+    for definition in (_saga("payment", [_step("authorize", 1)]),
+                       _saga("order", [_step("reserve", 1), _child("pay", 2, "payment")])):
+        store.insert_version(SagaDefinition.model_validate(definition), expected_revision=None,
+                             actor=ACTOR, action="create")
+    service = ExecutionService(store, InMemoryExecutionStore(store), ScriptedEngine(),
+                               ExecutionPolicy(faults_enabled=True, max_input_bytes=10_000),
+                               InMemoryReadModel())
+    with pytest.raises(BadRequest, match="runs saga 'payment'") as refused:
+        service.execute("order", ExecuteRequest.model_validate(
+            {"input": {}, "faults": [{"step_id": "pay", "error": "Boom"}]}), ACTOR)
+    assert "faults.0.step_id" in str(refused.value)
+
+
+def test_verify_leaves_a_child_step_to_its_own_saga_and_expects_it_undone() -> None:
+    from infra.verify.plan import plan
+
+    cases, skipped = plan(ORDER, retriable_max_attempts=3, task_timeout_margin_s=5)
+    assert [(s.step_id, s.reason) for s in skipped] == [
+        ("pay", "a child step: verify saga payment on its own")]
+    ship_fails = next(c for c in cases if c.name == "ship fails for good")
+    assert ship_fails.undone == frozenset({"reserve", "pay"})
+    assert not any("pay" in c.name for c in cases)
+
+
+@pytest.mark.parametrize("value", ["0", "21"])
+def test_saga_max_child_depth_out_of_range_is_refused_and_reaches_the_runner(value: str) -> None:
+    from pydantic import ValidationError
+
+    from chalicelib.config import load_settings
+    from chalicelib.roots.step_wiring import StepContainer
+
+    with pytest.raises(ValidationError, match="max_child_depth"):
+        load_settings(environ={"SAGA__SAGA__MAX_CHILD_DEPTH": value})
+    settings = load_settings(environ={"SAGA__SAGA__MAX_CHILD_DEPTH": "2"})
+    assert StepContainer(settings).child_runner.max_depth == 2
+    assert load_settings(environ={}).saga.max_child_depth == 5

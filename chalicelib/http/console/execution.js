@@ -49,7 +49,10 @@ function branchCell(step, fanout, view) {
 function stepRow(step, fanout, view) {
   return h("tr", { "data-step": step.step_id, class: step.item ? "item-row" : null,
     "data-item-of": step.item ? step.item.of : null },
-  h("td", {}, step.item ? `↳ ${step.step_id}` : step.step_id),
+  h("td", {}, step.item ? `↳ ${step.step_id}` : step.step_id,
+    // A child step: its child execution's page.
+    step.child ? [" ", h("a", { href: `#/executions/${encodeURIComponent(step.child)}`,
+      "data-child-link": step.step_id, title: step.child }, "child ↗")] : null),
   h("td", {}, badge(step.status)),
   h("td", { class: "num" }, `${step.action_attempts}`,
     step.compensation_attempts ? ` + ${step.compensation_attempts} undo` : ""),
@@ -136,6 +139,11 @@ export async function executionPage(main, context, executionId) {
         h("dt", {}, "Id"), h("dd", {}, h("code", {}, execution.id)),
         h("dt", {}, "Saga"), h("dd", {}, h("a", { href: `#/sagas/${encodeURIComponent(execution.saga_id)}` +
           `?version=${encodeURIComponent(execution.version)}` }, execution.saga_id), ` ${execution.version}`),
+        // A child execution: the parent execution and step that run it.
+        execution.parent ? [h("dt", {}, "Parent"), h("dd", { "data-testid": "parent" },
+          h("a", { href: `#/executions/${encodeURIComponent(execution.parent.execution_id)}` },
+            execution.parent.execution_id), ` step ${execution.parent.step_id}` +
+          (execution.depth > 1 ? ` (depth ${execution.depth})` : ""))] : null,
         h("dt", {}, "Started"), h("dd", {}, when(execution.started_at)),
         h("dt", {}, "Ended"), h("dd", {}, execution.ended_at ? when(execution.ended_at) : "—"),
         h("dt", {}, "Took"), h("dd", {}, took),

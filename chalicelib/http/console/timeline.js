@@ -120,6 +120,14 @@ function rowLabel(step, fanout, y, mark, view) {
       s("title", {}, about), `↳ ${clipId(step.step_id, 20)}`);
   }
   const label = `${mark}${clipId(step.step_id, 20)}`;
+  if (step.child) {
+    // A child step's row opens the child's own execution (its steps, its undo).
+    return s("a", { href: `#/executions/${encodeURIComponent(step.child)}`, class: "child-link",
+      "data-child-of": step.step_id, "aria-label": `${step.step_id}: ${step.status}; open its ` +
+        `child execution ${step.child}` },
+    s("text", { x: 4, y: y + BAR - 4, class: "row-label" },
+      s("title", {}, `${about} · child execution ${step.child}`), `${label} ↗`));
+  }
   if (!fanout) {
     return s("text", { x: 4, y: y + BAR - 4,
       class: `row-label${step.status === STEP_SKIPPED ? " skipped" : ""}` }, s("title", {}, about), label);
