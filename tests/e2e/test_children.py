@@ -180,3 +180,41 @@ def test_a_repeated_child_start_finds_the_same_child_and_runs_it_once(
                           "-saga_recorder", Payload=json.dumps(payload).encode())
     assert json.loads(response["Payload"].read())["run"] is None
     assert participants.paths(child_id) == ["/authorize", "/capture"]
+
+
+def test_a_cycle_of_three_sagas_and_a_compensatable_child_with_a_pivot_are_refused(
+        api: Api, teams: tuple[Teams, ParticipantServer]) -> None:
+    _, server = teams
+    tag = uuid.uuid4().hex[:8]
+    a, b, c = (f"{name}-{tag}" for name in "abc")
+
+    def saga(saga_id: str, *steps: dict[str, Any], version: str = "1.0.0") -> dict[str, Any]:
+        return {"id": saga_id, "name": saga_id, "version": version,
+                "description": "a saga in a chain of calls", "steps": list(steps)}
+
+    def child(step_id: str, order: int, saga_id: str, **extra: Any) -> dict[str, Any]:
+        return {"id": step_id, "name": step_id, "description": f"calls {saga_id}",
+                "order": order, "saga": saga_id, **extra}
+
+    api.create_saga(saga(c, _step("work", 1, server.url)))
+    api.create_saga(saga(b, child("call-c", 1, c)))
+    api.create_saga(saga(a, child("call-b", 1, b)))
+    status, refused = api.call("POST", "/sagas", saga(
+        c, _step("work", 1, server.url), child("call-a", 2, a), version="1.1.0"))
+    assert status == 400, refused
+    [cycle] = refused["error"]["violations"]
+    assert (cycle["field"], cycle["rule"]) == ("steps[1].saga", "cycle")
+    assert f"step call-a calls saga '{a}'" in cycle["message"]
+    assert f"{c} -> {a} -> {b} -> {c}" in cycle["message"]
+    # A saga past whose pivot nothing is undone cannot be a compensatable child.
+    pivoted = f"pivoted-{tag}"
+    api.create_saga(saga(pivoted, _step("hold", 1, server.url),
+                         {**_step("commit", 2, server.url), "kind": "pivot"}))
+    status, refused = api.call("POST", "/sagas", saga(f"d-{tag}", _step("first", 1, server.url),
+                                                      child("call-pivoted", 2, pivoted)))
+    assert status == 400, refused
+    [pivot] = refused["error"]["violations"]
+    assert (pivot["field"], pivot["rule"]) == ("steps[1].kind", "child_pivot")
+    assert "step call-pivoted" in pivot["message"] and "'commit'" in pivot["message"]
+    status, _ = api.call("GET", f"/sagas/d-{tag}")
+    assert status == 404  # nothing was stored
