@@ -158,8 +158,8 @@ def openapi() -> dict[str, Any]:
 
 @route(f"{API}/sagas", "POST", Role.ADMIN)
 def create_saga() -> Response:
-    saga = _definitions().create(definition_body(app.current_request),
-                                 actor(app.current_request))
+    definition, shape = definition_body(app.current_request)
+    saga = _definitions().create(definition, actor(app.current_request), shape=shape)
     return Response(body=_saga(saga), status_code=201,
                     headers={**JSON, "Location": f"{API}/sagas/{saga.id}?version={saga.version}"})
 
@@ -212,8 +212,8 @@ def set_saga_active(saga_id: str) -> dict[str, Any]:
 
 @route(f"{API}/sagas/{{saga_id}}/steps", "POST", Role.ADMIN)
 def add_saga_step(saga_id: str) -> Response:
-    saga = _definitions().add_step(saga_id, step_body(app.current_request),
-                                   actor(app.current_request))
+    step, shape = step_body(app.current_request)
+    saga = _definitions().add_step(saga_id, step, actor(app.current_request), shape=shape)
     return Response(body=_saga(saga), status_code=201, headers=JSON)
 
 

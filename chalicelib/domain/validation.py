@@ -8,13 +8,14 @@ machine compiler and the store depend on them.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from chalicelib.config import DEFAULT_MAX_WAIT, DEFAULT_RETRIABLE_MAX_ATTEMPTS
 from chalicelib.domain.action_refs import participant_kind, reference_problem
@@ -31,6 +32,8 @@ from chalicelib.domain.models import SagaDefinition, StepDefinition
 from chalicelib.domain.storable import key_problem
 from chalicelib.domain.workflow import NOT_ON_EXPRESS, Workflow, WorstCaseLimits
 from chalicelib.durations import format_duration_ms, parse_duration_ms
+
+M = TypeVar("M", bound=BaseModel)
 
 # Ids end up in state machine names, Lambda payloads, URLs and Kafka keys.
 SAFE_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
@@ -156,6 +159,65 @@ def parse_step(payload: Any) -> StepDefinition:
         raise DefinitionInvalid([_from_pydantic(e) for e in error.errors()]) from None
 
 
+def read_definition(payload: Any) -> tuple[SagaDefinition, list[Violation]]:
+    """The body as a SagaDefinition with every shape error (a wrong type, an unknown field)
+    listed, not raised: the offending values are left out of the definition, so its rules are
+    checked with the rest (merge_violations leaves out what those values would repeat). A body
+    that is not an object is refused at once."""
+    if not isinstance(payload, dict):
+        raise DefinitionInvalid([Violation("", "type", "the body must be a JSON object",
+                                           type(payload).__name__)])
+    return _lenient(SagaDefinition, payload)
+
+
+def read_step(payload: Any) -> tuple[StepDefinition, list[Violation]]:
+    """A step to add, as read_definition reads a saga (its fields named as in the step)."""
+    if not isinstance(payload, dict):
+        raise BadRequest("the body must be a JSON object describing one step")
+    return _lenient(StepDefinition, payload)
+
+
+def _lenient(model: type[M], payload: dict[str, Any]) -> tuple[M, list[Violation]]:
+    try:
+        return model.model_validate(payload), []
+    except ValidationError as error:
+        errors = error.errors()
+    pruned = copy.deepcopy(payload)
+    for found in errors:
+        _drop(pruned, found["loc"])
+    try:
+        parsed = model.model_validate(pruned)
+    except ValidationError:  # nothing usable was left: the shape errors say why
+        raise DefinitionInvalid([_from_pydantic(e) for e in errors]) from None
+    return parsed, [_from_pydantic(e) for e in errors]
+
+
+def _drop(payload: Any, loc: tuple[Any, ...]) -> None:
+    """Leave out the value at `loc` (a step that is not an object becomes an empty one)."""
+    *parents, last = loc if loc else ("",)
+    for part in parents:
+        try:
+            payload = payload[part]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(payload, dict):
+        payload.pop(last, None)
+    elif isinstance(payload, list) and isinstance(last, int) and last < len(payload):
+        payload[last] = {}
+
+
+def merge_violations(shape: Sequence[Violation],
+                     rules: Sequence[Violation]) -> list[Violation]:
+    """The shape errors, then each rule's violation not about a value a shape error already
+    names (its field, or within it): one violation per fault."""
+    named = [v.field for v in shape]
+
+    def repeats(field_name: str) -> bool:
+        return any(field_name == n or field_name.startswith((f"{n}.", f"{n}[")) for n in named)
+
+    return [*shape, *(v for v in rules if not repeats(v.field))]
+
+
 def _from_pydantic(error: Mapping[str, Any]) -> Violation:
     path = ""
     for part in error["loc"]:
@@ -195,9 +257,10 @@ def validate_definition(saga: SagaDefinition, policy: ValidationPolicy) -> list[
 
 
 def check_definition(payload: Any, policy: ValidationPolicy) -> SagaDefinition:
-    """Parse and validate in one go; DefinitionInvalid carries every violation."""
-    saga = parse_definition(payload)
-    if violations := validate_definition(saga, policy):
+    """Parse and validate in one go; DefinitionInvalid carries every violation, shape errors
+    and rules alike."""
+    saga, shape = read_definition(payload)
+    if violations := merge_violations(shape, validate_definition(saga, policy)):
         raise DefinitionInvalid(violations)
     return saga
 
@@ -683,4 +746,5 @@ def _charset_message() -> str:
 
 
 __all__ = ["DefinitionInvalid", "ValidationPolicy", "Violation", "check_definition",
-           "format_duration_ms", "parse_definition", "parse_step", "validate_definition"]
+           "format_duration_ms", "merge_violations", "parse_definition", "parse_step",
+           "read_definition", "read_step", "validate_definition"]

@@ -40,6 +40,7 @@ from chalicelib.http.http_errors import http_error
 if TYPE_CHECKING:
     from chalicelib.domain.models import SagaDefinition, StepDefinition
     from chalicelib.domain.requests import ExecuteRequest, RequestModel
+    from chalicelib.domain.validation import Violation
     from chalicelib.usecases.ports import Actor
     from chalicelib.usecases.steps.callbacks import Caller
 
@@ -173,18 +174,19 @@ def execute_request(request: Request) -> ExecuteRequest:
     return parse_request(ExecuteRequest, {} if body is None else body)
 
 
-def definition_body(request: Request) -> SagaDefinition:
-    """A saga definition's body; DefinitionInvalid (400) lists every shape error."""
-    from chalicelib.domain.validation import parse_definition
+def definition_body(request: Request) -> tuple[SagaDefinition, list[Violation]]:
+    """A saga definition's body and its shape errors (a wrong type, an unknown field): the
+    service reports them with every rule the rest breaks, in one 400."""
+    from chalicelib.domain.validation import read_definition
 
-    return parse_definition(json_body(request))
+    return read_definition(json_body(request))
 
 
-def step_body(request: Request) -> StepDefinition:
-    """A step to add; DefinitionInvalid (400) lists every shape error."""
-    from chalicelib.domain.validation import parse_step
+def step_body(request: Request) -> tuple[StepDefinition, list[Violation]]:
+    """A step to add and its shape errors, as definition_body."""
+    from chalicelib.domain.validation import read_step
 
-    return parse_step(json_body(request))
+    return read_step(json_body(request))
 
 
 def listing_cursor(listing: str, cursor: str | None) -> str | None:

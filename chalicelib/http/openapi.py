@@ -94,7 +94,8 @@ def _step_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
                 "at least this often; shorter than its timeout")},
             **_branch_properties(saga),
             "active": {"type": "boolean", "default": True},
-            "type": {"type": "string", "enum": step_types},
+            # Free-form unless the config lists the allowed types.
+            "type": {"type": "string", **({"enum": step_types} if step_types else {})},
             "config": {"type": "object", "description": "settings for the action"},
             "input": {"type": "object", "description": (
                 "what the step receives as its input: literals, and references "
@@ -115,6 +116,7 @@ def _step_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
         {"required": ["kind"], "properties": {"kind": {"enum": waiting}}},
         {"required": ["kind"], "properties": {"kind": {"enum": [StepKind.RETRIABLE.value]}},
          "allOf": [{"required": [n for n in others if n not in unless_retriable]}]},
+        {"required": ["saga"]},  # a child step: its saga does the work
         {"required": others}]
     return schema
 
@@ -183,7 +185,8 @@ def _saga_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
             "steps": {"type": "array", "minItems": 1, "maxItems": saga.max_steps_per_saga,
                       "items": {"$ref": "#/components/schemas/StepDefinition"}},
             "active": {"type": "boolean", "default": True},
-            "type": {"type": "string", "enum": saga.supported_saga_types},
+            "type": {"type": "string", **({"enum": saga.supported_saga_types}
+                                          if saga.supported_saga_types else {})},
             "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
             "output": {"type": "object", "description": (
                 "what a COMPLETED execution produces: a mapping in the steps' input language, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ from chalicelib.domain.validation import (
     ValidationPolicy,
     Violation,
     check_definition,
+    merge_violations,
+    read_definition,
     validate_definition,
 )
 from chalicelib.domain.workflow import DEFAULT_WORKFLOW, Workflow, WorkflowChoice, choose
@@ -53,10 +56,13 @@ class DefinitionService:
 
     # -- create and change ----------------------------------------------------------------
 
-    def create(self, saga: SagaDefinition, actor: Actor) -> StoredSaga:
+    def create(self, saga: SagaDefinition, actor: Actor,
+               shape: Sequence[Violation] = ()) -> StoredSaga:
         """Store a new saga, or a new version when the id exists and the version is higher.
-        DefinitionInvalid lists every rule the definition breaks."""
-        if violations := validate_definition(saga, self.policy) or self._child_problems(saga):
+        DefinitionInvalid lists every rule the definition breaks, with `shape` (what reading
+        the body found: values of the wrong type, unknown fields) first."""
+        if violations := merge_violations(shape, validate_definition(saga, self.policy)) \
+                or self._child_problems(saga):
             raise DefinitionInvalid(violations)
         assert saga.id is not None and saga.version is not None
         existing = self.store.get(saga.id)
@@ -72,15 +78,25 @@ class DefinitionService:
                 saga_id=saga.id, latest_version=existing.version)
         return self._store_new_version(existing, saga, actor, action="update")
 
-    def add_step(self, saga_id: str, step: StepDefinition, actor: Actor) -> StoredSaga:
+    def add_step(self, saga_id: str, step: StepDefinition, actor: Actor,
+                 shape: Sequence[Violation] = ()) -> StoredSaga:
         """A new version with `step` added: after the last group unless it names its order
-        (an order given as null is kept, and refused with the rest)."""
+        (an order given as null is kept, and refused with the rest). shape: what reading the
+        step found, reported with the rules the new version breaks."""
         existing = self.get(saga_id)
         if "order" not in step.model_fields_set:
             step = step.model_copy(update={
                 "order": max((s.order or 0 for s in existing.steps), default=0) + 1})
         body = self._as_payload(existing, [*[s.model_dump() for s in existing.steps],
                                            step.model_dump()])
+        if shape:
+            # Its shape errors keep the step's own names; the new version's rules name it
+            # steps[n] (n: where it joins), less what those errors already say.
+            at = f"steps[{len(existing.steps)}]."
+            named = [Violation(f"{at}{v.field}", v.rule, v.message, v.value) for v in shape]
+            saga, read = read_definition(body)
+            rules = merge_violations(named, [*read, *validate_definition(saga, self.policy)])
+            raise DefinitionInvalid([*shape, *rules[len(named):]])
         return self._store_new_version(existing, check_definition(body, self.policy), actor,
                                        action="add_step")
 

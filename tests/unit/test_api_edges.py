@@ -307,3 +307,45 @@ def test_auto_runs_a_short_saga_on_express_and_one_that_waits_on_standard(
         {**short, "id": "waits", "workflow": "auto", "steps": [*short["steps"], timer]}))
     assert (status, saga["workflow_type"]) == (201, "standard"), saga
     assert saga["workflow_reason"] == "step cool-off waits"
+
+
+# -- every violation of a definition in one 400 ---------------------------------------------
+
+def test_a_body_with_thirteen_faults_type_errors_included_gets_all_thirteen_at_once(
+        client: Client, parts: InMemoryContainer) -> None:
+    step = copy.deepcopy(SEED["steps"][0])
+    body = {**copy.deepcopy(SEED), "id": "bad id!", "name": "X", "version": "one",
+            "active": "yes", "metadata": "none"}
+    del body["description"]
+    body["steps"] = [{**step, "timeout": 30, "max_retries": "3", "description": "short"},
+                     {**copy.deepcopy(SEED["steps"][1]), "order": "2", "colour": "red"},
+                     {**copy.deepcopy(SEED["steps"][2]), "action": None}]
+    del body["steps"][0]["compensation"]
+    status, answer = _call(client, "POST", "/sagas", json.dumps(body))
+    assert status == 400, answer
+    found = sorted((v["field"], v["rule"]) for v in answer["error"]["violations"])
+    assert found == sorted([
+        ("id", "charset"), ("name", "min_length"), ("description", "required"),
+        ("version", "format"), ("active", "type"), ("metadata", "type"),
+        ("steps[0].timeout", "type"), ("steps[0].max_retries", "type"),
+        ("steps[0].description", "min_length"), ("steps[0].compensation", "required"),
+        ("steps[1].order", "type"), ("steps[1].colour", "unknown_field"),
+        ("steps[2].action", "required")])
+    assert len(found) == 13
+    assert answer["error"]["message"] == "the saga definition has 13 error(s)"
+    assert parts.definitions.get("bad id!") is None
+
+
+def test_a_long_https_action_and_a_teams_own_type_are_accepted_with_the_defaults(
+        client: Client, parts: InMemoryContainer) -> None:
+    url = "https://abcdefghij.execute-api.eu-west-1.amazonaws.com/prod/checkout/v2/" \
+          "reservations/hold"
+    url += "-" * (105 - len(url))
+    assert len(url) == 105
+    body = copy.deepcopy(SEED)
+    body.update(id="checkout", type="CheckoutSaga")
+    body["steps"][0].update(action=url, compensation=url + "/undo", type="CheckoutStep")
+    status, answer = _call(client, "POST", "/sagas", json.dumps(body))
+    assert status == 201, answer
+    assert answer["type"] == "CheckoutSaga"
+    assert answer["steps"][0]["action"] == url
