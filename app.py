@@ -405,6 +405,36 @@ def console_asset(name: str) -> Response:
     return _console_file(name)
 
 
+# -- the API's docs: Swagger UI over the OpenAPI document (no token: it holds no data) ----------
+
+def _docs_file(name: str) -> Response:
+    from chalicelib.http import docs_page
+
+    item = docs_page.asset(name)
+    headers = docs_page.headers(item)
+    if (app.current_request.headers or {}).get("if-none-match") == item.etag:
+        return Response(body="", status_code=304, headers=headers)
+    return Response(body=item.body, status_code=200, headers=headers)
+
+
+@app.route("/docs", methods=["GET"])
+@handles_errors
+def docs_page() -> Response:
+    return _docs_file("index.html")
+
+
+@app.route("/docs/openapi.json", methods=["GET"])
+@handles_errors
+def docs_document() -> Response:
+    return Response(body=container().openapi_document, status_code=200, headers=JSON)
+
+
+@app.route("/docs/{name}", methods=["GET"])
+@handles_errors
+def docs_asset(name: str) -> Response:
+    return _docs_file(name)
+
+
 @route(f"{API}/contracts/saga-participant-1.json", "GET", Role.READER)
 def participant_contract() -> dict[str, Any]:
     return container().participant_contract

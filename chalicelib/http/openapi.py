@@ -19,6 +19,7 @@ from chalicelib.domain.storable import MAX_REQUEST_DEPTH
 from chalicelib.domain.validation import MAX_ORDER, NOT_FOR_RETRIABLE, SAFE_ID
 from chalicelib.domain.workflow import DEFAULT_WORKFLOW, Workflow
 from chalicelib.http.console import ACTIONS as CONSOLE_ACTIONS
+from chalicelib.http.paths import API_PREFIX
 
 # The committed document: what clients were promised.
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
@@ -511,6 +512,28 @@ def _operations() -> dict[str, dict[str, Any]]:
                 "text/css": {"schema": {"type": "string"}}}},
                 "304": {"description": "unchanged (If-None-Match)"},
                 **_errors(404)}},
+        "docs_page": {
+            "operationId": "docs", "summary": "These docs: Swagger UI over this document "
+                                              "(HTML; no token needed)", **_PUBLIC,
+            "tags": ["docs"],
+            "responses": {"200": {"description": "the page",
+                                  "content": {"text/html": {"schema": {"type": "string"}}}},
+                          "304": {"description": "unchanged (If-None-Match)"}}},
+        "docs_document": {
+            "operationId": "docsDocument", "summary": "This OpenAPI document, for the docs "
+                                                      "page (no token needed)", **_PUBLIC,
+            "tags": ["docs"],
+            "responses": {"200": _json_response("OpenAPI 3.0", {"type": "object"})}},
+        "docs_asset": {
+            "operationId": "docsFile", "summary": "A file of the docs page (Swagger UI's "
+                                                  "script, style sheet, licence)", **_PUBLIC,
+            "tags": ["docs"],
+            "responses": {"200": {"description": "the file", "content": {
+                "text/javascript": {"schema": {"type": "string"}},
+                "text/css": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}}}},
+                "304": {"description": "unchanged (If-None-Match)"},
+                **_errors(404)}},
         "perform_cleanup": {
             "operationId": "cleanup",
             "summary": "Remove expired idempotency records, published events past retention, "
@@ -710,11 +733,32 @@ def _paths(routes: Mapping[str, Mapping[str, RouteEntry]]) -> dict[str, Any]:
                                  "in chalicelib/http/openapi.py")
             if entry.view_args:  # the same for every method of a path: shared by them
                 item["parameters"] = [_path_parameter(name) for name in entry.view_args]
-            item[method.lower()] = operations.pop(entry.view_name)
+            operation = operations.pop(entry.view_name)
+            operation.setdefault("tags", [_tag(path)])
+            item[method.lower()] = operation
         paths[path] = item
     if operations:
         raise ValueError(f"operations of views that have no route: {sorted(operations)}")
     return paths
+
+
+# Each path's tag: the resource it is under (what the docs page groups operations by).
+_TAGS = {"sagas": "sagas", "executions": "executions", "callbacks": "callbacks",
+         "console": "console", "docs": "docs", "stats": "statistics", "cleanup": "operations",
+         "contracts": "participants"}
+_TAG_DESCRIPTIONS = {
+    "sagas": "saga definitions: create, version, switch on and off, destroy; and executing one",
+    "executions": "executions: read, follow, compensate, retry, resolve; their history",
+    "callbacks": "steps that wait: a partner's callback or a person's approval completes them",
+    "participants": "what a participant (an HTTP endpoint or a Lambda) is sent",
+    "statistics": "counts of sagas and executions", "operations": "housekeeping",
+    "service": "health, the caller, this document", "console": "the operator console",
+    "docs": "this page"}
+
+
+def _tag(path: str) -> str:
+    parts = [p for p in path.removeprefix(API_PREFIX).split("/") if p and not p.startswith("{")]
+    return _TAGS.get(parts[0], "service") if parts else "service"
 
 
 _COMMON_ERRORS = [(401, "no valid bearer token (auth on)"),
@@ -760,6 +804,22 @@ def _listing_schemas(execution: dict[str, Any]) -> dict[str, Any]:
                                                              "nullable": True}}}}
 
 
+def stage_document(document: dict[str, Any], *, auth_enabled: bool,
+                   stage: str) -> dict[str, Any]:
+    """The committed document as a stage serves it: one without auth needs no token (no
+    security requirement), and says so."""
+    if auth_enabled:
+        return document
+    served = {**document, "security": [],
+              "info": {**document["info"], "description": document["info"]["description"]
+                       + f" Stage {stage} runs without auth: no token is needed."}}
+    served["paths"] = {path: {method: ({k: v for k, v in op.items() if k != "security"}
+                                       if isinstance(op, dict) else op)
+                              for method, op in item.items()}
+                       for path, item in document["paths"].items()}
+    return served
+
+
 def build_document(saga: SagaSettings,
                    routes: Mapping[str, Mapping[str, RouteEntry]]) -> dict[str, Any]:
     """The document of the app whose route table is `routes` (app.routes)."""
@@ -767,7 +827,50 @@ def build_document(saga: SagaSettings,
     schemas = document["components"]["schemas"]
     schemas.update(_listing_schemas(schemas["Execution"]))
     schemas.update(_open_callback_schemas())
+    for name, example in _examples().items():
+        schemas[name]["example"] = example
     return document
+
+
+def _examples() -> dict[str, Any]:
+    """What a definition, an execute and an execution look like, made with the domain's own
+    models (so an example cannot drift from what the service reads and returns); the unit
+    tests validate each against its schema."""
+    from datetime import UTC, datetime
+
+    from chalicelib.domain.executions import Attempt, Execution, StepRun
+
+    step = {"name": "Charge", "description": "charge the customer's card", "max_retries": 2,
+            "timeout": "30s"}
+    definition = {
+        "id": "checkout", "name": "Checkout", "version": "1.0.0", "type": "CheckoutSaga",
+        "description": "reserve stock, charge the card, then ship", "steps": [
+            {**step, "id": "reserve", "name": "Reserve", "description": "hold the stock",
+             "order": 1, "action": "https://stock.example.com/reserve",
+             "compensation": "https://stock.example.com/release",
+             "input": {"sku": "$.input.sku"}},
+            {**step, "id": "charge", "order": 2, "action": "lambda:payments-charge",
+             "compensation": "lambda:payments-refund", "input": {"amount": "$.input.amount"}}]}
+    at = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
+    later = datetime(2026, 12, 7, 12, 0, 1, 250000, tzinfo=UTC)
+    execution = Execution(
+        id="3f2c9a1e-7d4b-4c1a-9e0f-2b6d8a5c4e71", saga_id="checkout", revision=1,
+        version="1.0.0", status=ExecutionStatus.COMPLETED, input={"sku": "A-1", "amount": 42},
+        output=None, started_at=at, updated_at=later, ended_at=later,
+        state_machine_arn="arn:aws:states:eu-west-1:123456789012:stateMachine:prod-checkout-"
+                          "0123456789abcdef-r1",
+        steps=[StepRun(step_id=name, position=index, group=index, kind=StepKind.COMPENSATABLE,
+                       status=StepStatus.SUCCEEDED, result={"ok": True}, action_attempts=1,
+                       started_at=at, ended_at=later,
+                       attempts=[Attempt(phase=Phase.ACTION, attempt=1, outcome="succeeded",
+                                         started_at=at, ended_at=later, duration_ms=1250,
+                                         input={"sku": "A-1"})])
+               for index, name in enumerate(("reserve", "charge"), start=1)],
+        consistency={"source": "read_model", "sequence": 7,
+                     "projected_at": later.isoformat()})
+    return {"SagaDefinition": definition,
+            "ExecuteRequest": {"input": {"sku": "A-1", "amount": 42}},
+            "Execution": execution.model_dump(mode="json")}
 
 
 def _document(saga: SagaSettings,
@@ -805,8 +908,15 @@ def _document(saga: SagaSettings,
         "info": {"title": saga.name, "version": saga.version,
                  "description": "Register, version and run sagas: distributed transactions "
                  "whose completed steps are compensated in reverse order on failure."},
+        # Relative: the API Gateway stage's own URL on AWS, the local server's locally.
+        "servers": [{"url": "/", "description": "this service"}],
+        "tags": [{"name": name, "description": text} for name, text in sorted(
+            _TAG_DESCRIPTIONS.items()) if any(
+                name in o.get("tags", []) for item in paths.values()
+                for o in item.values() if isinstance(o, dict))],
         "paths": paths,
-        # Bearer tokens are checked when auth is on (the dev and prod stages).
+        # Bearer tokens are checked when auth is on (the dev and prod stages); a stage
+        # without auth serves the document with no security requirement (stage_document).
         "security": [{"bearerAuth": []}],
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
@@ -868,7 +978,9 @@ def _document(saga: SagaSettings,
                     "properties": {
                         "id": {"type": "string"}, "saga_id": {"type": "string"},
                         "revision": {"type": "integer"}, "version": {"type": "string"},
-                        "status": {"type": "string"}, "input": {"type": "object"},
+                        "status": {"type": "string",
+                                   "enum": [s.value for s in ExecutionStatus]},
+                        "input": {"type": "object"},
                         "parent": {
                             "type": "object", "nullable": True,
                             "description": "a child execution's parent: the execution and "

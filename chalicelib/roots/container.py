@@ -347,10 +347,13 @@ class Container(Parts):
 
     @part
     def openapi_document(self) -> dict[str, Any]:
-        """The committed document (what clients were promised), read once."""
-        from chalicelib.http.openapi import OPENAPI_FILE
+        """The committed document (what clients were promised), read once, as this stage
+        serves it (without auth: no token needed)."""
+        from chalicelib.http.openapi import OPENAPI_FILE, stage_document
 
-        return json.loads(OPENAPI_FILE.read_text())  # type: ignore[no-any-return]
+        return stage_document(json.loads(OPENAPI_FILE.read_text()),
+                              auth_enabled=self.settings.auth.enabled,
+                              stage=self.settings.stage)
 
     @part
     def participant_contract(self) -> dict[str, Any]:

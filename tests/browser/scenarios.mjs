@@ -108,6 +108,24 @@ const scenarios = {
     return { parentPage, childPage, back: await page.evaluate(() => location.hash) };
   },
 
+  // The API's docs page: Swagger UI from the service's own files, every operation listed.
+  async api_docs({ page }) {
+    const outside = [];
+    page.on("request", (request) => {
+      if (!request.url().startsWith(args.base)) outside.push(request.url());
+    });
+    await page.goto(`${args.base}/docs`);
+    await page.locator(".opblock").first().waitFor();
+    const operations = await page.locator(".opblock").evaluateAll((blocks) => blocks.map((b) => ({
+      method: [...b.classList].find((c) => c.startsWith("opblock-") && !c.includes("deprecated")
+        && c !== "opblock-summary").replace("opblock-", ""),
+      path: (b.querySelector(".opblock-summary-path") || {}).dataset.path })));
+    const title = await page.locator(".info .title").textContent();
+    await page.screenshot({ path: `${SHOTS}/api-docs.png` });
+    return { operations, title, outside,
+      tags: await page.locator(".opblock-tag").evaluateAll((n) => n.map((t) => t.dataset.tag)) };
+  },
+
   // An execution started through the API, watched from RUNNING to COMPLETED with no reload.
   async live_timeline({ page }) {
     let navigations = 0;
