@@ -344,7 +344,10 @@ def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             response.headers["Retry-After"] = str(limited.retry_after)
             return response
         except SagaError as error:
-            return kind_response(error.kind, error.message, **error.details)
+            response = kind_response(error.kind, error.message, **error.details)
+            if (retry_after := getattr(error, "retry_after", None)) is not None:
+                response.headers["Retry-After"] = str(retry_after)  # a busy orchestrator
+            return response
         except Exception as error:
             # The connection was dropped; the next request gets a new one.
             if _database_unavailable(error):

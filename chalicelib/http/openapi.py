@@ -119,7 +119,9 @@ def _step_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
          "allOf": [{"required": [n for n in others if n not in unless_retriable]}]},
         {"required": ["saga"]},  # a child step: its saga does the work
         {"required": others}]
-    return schema
+    from chalicelib.domain.models import StepDefinition
+
+    return _null_where_the_model_allows(schema, StepDefinition)
 
 
 # A percentage of a fan-out's items as tolerated_failures takes it: "0%" to "100%".
@@ -173,7 +175,29 @@ def _branch_properties(saga: SagaSettings) -> dict[str, Any]:
     }
 
 
+def _null_where_the_model_allows(schema: dict[str, Any], model: type[Any]) -> dict[str, Any]:
+    """Every property whose model field takes None (a definition's optional fields) as
+    nullable: the service reads null as "left out" and returns the field as null."""
+    import types
+    import typing
+
+    for name, field in model.model_fields.items():
+        prop = schema["properties"].get(name)
+        annotation = field.annotation
+        takes_none = type(None) in typing.get_args(annotation) or (
+            isinstance(annotation, types.UnionType) and type(None) in annotation.__args__)
+        if prop is not None and takes_none and name not in schema["required"]:
+            prop["nullable"] = True
+    return schema
+
+
 def _saga_schema(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
+    from chalicelib.domain.models import SagaDefinition
+
+    return _null_where_the_model_allows(_saga_properties(rules, saga), SagaDefinition)
+
+
+def _saga_properties(rules: dict[str, Any], saga: SagaSettings) -> dict[str, Any]:
     return {
         "type": "object",
         "additionalProperties": False,

@@ -133,6 +133,8 @@ class InMemoryExecutionStore:
             row = self._rows.get(execution_id)
             if row is None:
                 return None
+            if run.run is not None and row.sfn_execution_arn == run.run:
+                return self._view(row)  # the same run started again: recorded once
             row.state_machine_arn, row.sfn_execution_arn = run.where, run.run
             row.updated_at = datetime.now(UTC)
             # As MySQL: the row's change and its event at one moment.

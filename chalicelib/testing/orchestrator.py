@@ -14,7 +14,7 @@ from typing import Any
 
 from chalicelib.domain.lifecycle import RunStatus
 from chalicelib.domain.models import StoredSaga
-from chalicelib.usecases.ports import RunKind, RunRef, RunState, WaitGone
+from chalicelib.usecases.ports import EngineBusy, RunKind, RunRef, RunState, WaitGone
 
 _SUFFIX = {RunKind.COMPENSATION: "c", RunKind.RESUME: "f"}
 
@@ -61,6 +61,7 @@ class ScriptedEngine:
     default: RunState = field(default_factory=lambda: RunState(RunStatus.RUNNING))
     script: dict[str, RunState] = field(default_factory=dict)
     fail_start: int = 0  # this many starts raise
+    busy_start: int = 0  # this many starts are refused for the engine's rate (EngineBusy)
     fail_prepare: bool = False
     keeps_history: bool = True
     starts: list[Started] = field(default_factory=list)
@@ -91,6 +92,9 @@ class ScriptedEngine:
         if self.fail_start > 0:
             self.fail_start -= 1
             raise EngineDown("the engine is unreachable")
+        if self.busy_start > 0:
+            self.busy_start -= 1
+            raise EngineBusy("throttled")
         where = self.where(saga, kind)
         name = execution_id if kind is RunKind.FORWARD else \
             f"{execution_id}-{_SUFFIX[kind]}{len(self.starts) + 1}"

@@ -43,6 +43,7 @@ from chalicelib.usecases.ports import (
     Actor,
     DefinitionStore,
     Engine,
+    EngineBusy,
     ExecutionPage,
     ExecutionQuery,
     ExecutionReadModel,
@@ -62,6 +63,21 @@ _STATUSES = {status.value for status in ExecutionStatus}
 
 class OrchestratorUnavailable(SagaError):
     kind = ErrorKind.ORCHESTRATOR_UNAVAILABLE
+
+
+class OrchestratorBusy(SagaError):
+    """The engine is over its rate (AWS throttled the start beyond the client's retries): the
+    execution is kept, not started; the same request (its execution_id) starts it later."""
+
+    kind = ErrorKind.ORCHESTRATOR_UNAVAILABLE
+
+    def __init__(self, message: str, *, retry_after: int, **details: object) -> None:
+        super().__init__(message, retry_after_seconds=retry_after, **details)
+        self.retry_after = retry_after
+
+
+# How long a caller whose start was throttled is told to wait (StartExecution refills 300/s).
+BUSY_RETRY_AFTER_S = 1
 
 
 class AlreadyResolved(Conflict):
@@ -123,7 +139,13 @@ class ExecutionService:
             state_machine_arn=planned.where, started_at=now, updated_at=now,
         ), [StepShape.of(step) for step in saga.active_steps()])
         if not created:  # the id is taken: a repeated request, or one that raced this one
-            return self._same_request(execution, saga_id), False
+            same = self._same_request(execution, saga_id)
+            if same.status is ExecutionStatus.RUNNING and same.sfn_execution_arn is None \
+                    and request.execution_id is not None:
+                # Its start was refused for the engine's rate (or its answer lost): start it
+                # now. The run is named by the id, so a start that did land is the same run.
+                return self._start(same, saga, RunKind.FORWARD), True
+            return same, False
         return self._start(execution, saga, RunKind.FORWARD), True
 
     def _check_request(self, request: ExecuteRequest) -> None:
@@ -197,6 +219,14 @@ class ExecutionService:
         started; the execution as it then is."""
         try:
             run = self.engine.start(saga, execution.id, kind, at_step=at_step)
+        except EngineBusy:
+            # Nothing started: the execution waits for the same request again (with its
+            # execution_id); one never asked for again is failed by the reconciler once it is
+            # overdue ("its state machine run never started"), as a 503 promised nothing.
+            raise OrchestratorBusy(
+                "the orchestrator is over its rate; the execution is kept: send the same "
+                "request (its execution_id) again after Retry-After",
+                retry_after=BUSY_RETRY_AFTER_S, execution_id=execution.id) from None
         except Exception as error:
             # Nothing ran: the execution is `unstarted` (FAILED; a retry forward stays PARKED)
             # with the reason, and the caller hears 503.

@@ -120,6 +120,11 @@ class RunState:
         object.__setattr__(self, "status", RunStatus(self.status))
 
 
+class EngineBusy(Exception):
+    """The engine refused a call for its rate (AWS's throttling, after the client's own
+    retries): nothing took effect, the same call may be made again later."""
+
+
 class WaitGone(Exception):
     """The waiting step a completion names no longer waits (it ended, timed out, or the token
     is not the engine's): the completion came too late and changes nothing."""

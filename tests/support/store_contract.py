@@ -360,6 +360,11 @@ class StoreContract:
         assert marked.updated_at >= created.updated_at
         assert [s.step_id for s in marked.steps] == [s.step_id for s in created.steps]
         assert stores.executions.mark_started(_id("none"), RunRef("x", "arn:m", "arn:r")) is None
+        # The same run started again (repeats of a throttled execute) is recorded once.
+        again = stores.executions.mark_started(created.id, RunRef(
+            created.id, "arn:machine:fwd", "arn:run:1"))
+        assert again is not None and again.consistency == marked.consistency
+        assert len(_data(stores, created.id)) == 2
 
     def test_an_operators_compensation_moves_the_execution_with_its_event(
             self, stores: Stores) -> None:

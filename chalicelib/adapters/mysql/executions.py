@@ -560,6 +560,9 @@ class MySQLExecutionStore:
             row = lock_execution(cur, execution_id)
             if row is None:
                 return None
+            if run.run is not None and row["sfn_execution_arn"] == run.run:
+                # The same run started again (two repeats of a throttled execute): once.
+                return load_execution(cur, execution_id, row=row)
             at = now()
             sequence = set_run(cur, row, run.where, run.run, at)
             insert_execution_event(cur, events.run_started(saga_id=row["saga_id"],

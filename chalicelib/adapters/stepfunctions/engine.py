@@ -10,6 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.adapters.aws_errors import throttled
 from chalicelib.adapters.stepfunctions.arns import StatesArns
 from chalicelib.adapters.stepfunctions.compiler import (
     CompileOptions,
@@ -33,7 +34,7 @@ from chalicelib.adapters.stepfunctions.names import (
 from chalicelib.domain.lifecycle import HANDED_OFF, Phase, RunStatus
 from chalicelib.domain.models import Step, StoredSaga
 from chalicelib.domain.workflow import Workflow
-from chalicelib.usecases.ports import RunKind, RunRef, RunState, WaitGone
+from chalicelib.usecases.ports import EngineBusy, RunKind, RunRef, RunState, WaitGone
 
 # What Step Functions answers to a task token whose Task no longer waits.
 _GONE = frozenset({"TaskDoesNotExist", "TaskTimedOut", "InvalidToken"})
@@ -146,6 +147,9 @@ class StepFunctionsEngine:
             # A repeated start with the same name and input is the same run.
             if error.response["Error"]["Code"] == "ExecutionAlreadyExists":
                 return self._arns.run(machine_arn, name)
+            if throttled(error):  # still over the rate after the client's own retries
+                raise EngineBusy(f"Step Functions throttled StartExecution of {name}") \
+                    from error
             raise
 
     def describe(self, run: RunRef) -> RunState:
