@@ -87,13 +87,16 @@ class TokenBucket:
             return False
 
 
-class _Body(io.BytesIO):
+class ResponseBody(io.BytesIO):
+    """A canned response body, as botocore reads one."""
+
     def stream(self, **_: Any) -> Iterator[bytes]:
         yield self.getvalue()
 
 
 def _answer(url: str, status: int, headers: dict[str, str], body: bytes) -> AWSResponse:
-    return AWSResponse(url, status, {"x-amzn-RequestId": "throttled", **headers}, _Body(body))
+    return AWSResponse(url, status, {"x-amzn-RequestId": "throttled", **headers},
+                       ResponseBody(body))
 
 
 def _throttled(service: str, url: str) -> AWSResponse:

@@ -153,3 +153,22 @@ def test_a_throttled_execute_is_kept_unstarted_and_started_once_by_the_same_requ
     engine.busy_start = 1
     with pytest.raises(OrchestratorBusy, match="execution_id"):
         service.execute(saga.id, ExecuteRequest.model_validate({"input": {}}), Actor("c"))
+
+
+def test_the_modelled_ceiling_meets_250_per_second_and_names_what_binds() -> None:
+    from bench.ceiling import happy_path, limits, main
+
+    path = happy_path()
+    assert (path.transitions, path.invocations, path.steps) == (5, 4, 3)
+    standard = limits(path, workflow="standard", lambda_ms=60, api_ms=40, txn_ms=5,
+                      max_connections=1000, proxy=False)
+    assert standard["StartExecution"] == 300 and standard["StateTransition"] == 300
+    assert min(standard.values()) >= 250
+    # Slower Lambdas make Lambda concurrency (and, without a proxy, the connections) bind.
+    slow = limits(path, workflow="express", lambda_ms=600, api_ms=100, txn_ms=5,
+                  max_connections=1000, proxy=True)
+    assert min(slow, key=lambda name: slow[name]).startswith("Lambda concurrency")
+    results = main([])
+    assert {(r["workflow"], r["proxy"]): r["binding"] for r in results}[
+        ("standard", False)] == "StartExecution"
+    assert all(r["ceiling"] >= 250 for r in results)
