@@ -41,7 +41,7 @@ from tests.support.databases import own_database
 EXECUTES = 1000
 CALLERS = 16
 # A burst bucket far smaller than the burst, refilled slower than the API serves.
-BUCKET, REFILL = 40, 120.0
+BUCKET, REFILL = 40, 60.0
 MAX_TRIES = 60  # a caller's same request, at most (each after its Retry-After)
 
 

@@ -5,6 +5,9 @@ import { fill, h, json, when } from "./dom.js";
 import { sagaGraph } from "./graph.js";
 import { startForm } from "./start.js";
 
+const STATS_POLL_MS = 5000;
+const STATS_POLLS = 120; // ten minutes at most
+
 // A fan-out's bounds as its definition sets them: "at most 4 at once, 10% may fail".
 const fanoutBounds = (step) => [
   `at most ${step.max_concurrency ?? "saga.max_fanout_concurrency"} at once`,
@@ -144,5 +147,14 @@ export async function sagaPage(main, context, sagaId, search) {
     }, 2000);
   };
   const stop = context.live ? context.live.subscribe(`saga:${saga.id}`, refresh) : () => {};
-  return () => { stop(); clearTimeout(pending); };
+  // The counts come from the read model, which may still be projecting events the feed
+  // pushed before this page subscribed: read them again now and then (a bounded number of
+  // times), so a page opened just after a run ended does not show its counts without it.
+  let polls = 0;
+  const poller = setInterval(() => {
+    polls += 1;
+    if (polls > STATS_POLLS) clearInterval(poller);
+    else refresh();
+  }, STATS_POLL_MS);
+  return () => { stop(); clearTimeout(pending); clearInterval(poller); };
 }
