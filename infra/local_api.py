@@ -13,7 +13,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from chalice import local
 from chalice.cli.factory import CLIFactory
@@ -51,6 +51,8 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
 class _RequestHandler(local.ChaliceRequestHandler):
     # None: no compression (the stage sets no minimum_compression_size).
     minimum_compression_size: int | None = None
+    # The app's route table (path -> method -> entry): what a 405's Allow header lists.
+    handler_routes: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def _send_http_response_with_body(self, code: int, headers: Any,
                                       body: str | bytes) -> None:
@@ -76,8 +78,16 @@ class _RequestHandler(local.ChaliceRequestHandler):
     def send_error(self, code: int, message: str | None = None,
                    explain: str | None = None) -> None:
         if code == 501:  # a method no route has (TRACE, ...): API Gateway refuses it too
-            self._send_http_response(405, {"Content-Type": "application/json"}, _error(
-                "method_not_allowed", f"method {self.command} is not allowed"))
+            # Its body is read (and dropped): left on a kept-alive connection it would be
+            # read as the start of the next request.
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            allowed = allowed_methods(self.handler_routes, self.path.split("?", 1)[0])
+            self._send_http_response(405, {"Content-Type": "application/json",
+                                           **({"Allow": allowed} if allowed else {})},
+                                     _error("method_not_allowed",
+                                            f"method {self.command} is not allowed"))
             return
         super().send_error(code, message, explain)
 
@@ -121,7 +131,8 @@ def create_server(host: str = "127.0.0.1", port: int = 8000,
         app.__class__ = local.CustomLocalChalice
     size = config.minimum_compression_size
     handler = type("RequestHandler", (_RequestHandler,), {
-        "minimum_compression_size": int(size) if size not in (None, "") else None})
+        "minimum_compression_size": int(size) if size not in (None, "") else None,
+        "handler_routes": app.routes})
     return local.LocalDevServer(app, config, host, port, handler_cls=handler,
                                 server_cls=_Server)
 
@@ -138,3 +149,12 @@ def running(stage: str, port: int = 0) -> Iterator[str]:
         server.shutdown()
         server.server.server_close()
         thread.join(timeout=10)
+
+
+def allowed_methods(routes: dict[str, dict[str, Any]], path: str) -> str:
+    """What a 405 for `path` lists in its Allow header: its route's methods ("" for none)."""
+    try:
+        matched = local.RouteMatcher(list(routes)).match_route(path)
+    except ValueError:
+        return ""
+    return ", ".join(sorted(routes.get(matched.route, {})))

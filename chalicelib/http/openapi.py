@@ -433,7 +433,7 @@ _PUBLIC: dict[str, Any] = {"security": []}
 
 
 _APPROVAL = {"name": "approval", "in": "query",
-             "schema": {"type": "string", "enum": ["true", "false"]},
+             "schema": {"type": "string", "enum": ["true", "false", ""]},
              "description": "true: approvals only; false: the other callbacks; absent: both"}
 _SAGA_ID = {"name": "saga_id", "in": "query", "schema": {"type": "string"}}
 
@@ -480,7 +480,8 @@ _SECRET = {"name": "secret", "in": "query", "schema": {"type": "string"},
 
 
 def _callback_operation(operation_id: str, summary: str,
-                        body: dict[str, Any] | None) -> dict[str, Any]:
+                        body: dict[str, Any] | None, *,
+                        body_required: bool = False) -> dict[str, Any]:
     """A completion of a callback: single-use; unknown 404, a wrong secret 403, completed,
     superseded, past its wait or its execution moved on 409, each changing nothing."""
     operation: dict[str, Any] = {
@@ -489,7 +490,7 @@ def _callback_operation(operation_id: str, summary: str,
         "responses": {"200": _json_response("what the completion did", {"type": "object"}),
                       **_errors(400, 404, 409, 415)}}
     if body is not None:
-        operation["requestBody"] = {"required": False,
+        operation["requestBody"] = {"required": body_required,
                                     "content": {"application/json": {"schema": body}}}
     return operation
 
@@ -574,7 +575,7 @@ def _operations() -> dict[str, dict[str, Any]]:
                        "parameters": [
                            _LIMIT, _CURSOR,
                            {"name": "active", "in": "query",
-                            "schema": {"type": "string", "enum": ["true", "false"]}},
+                            "schema": {"type": "string", "enum": ["true", "false", ""]}},
                            {"name": "type", "in": "query", "schema": {"type": "string"}}],
                        "responses": {"200": _json_response("a page", _ref("SagaPage")),
                                      **_errors(400)}},
@@ -614,8 +615,9 @@ def _operations() -> dict[str, dict[str, Any]]:
         "execute_saga": {
             "operationId": "executeSaga",
             "summary": "Start an execution of the saga's latest version",
+            # No body, or null, starts it with an empty input.
             "requestBody": {"required": False, "content": {"application/json": {
-                "schema": _ref("ExecuteRequest")}}},
+                "schema": {"allOf": [_ref("ExecuteRequest")], "nullable": True}}}},
             "responses": {"202": _json_response("started", _ref("Execution")),
                           "200": _json_response("this execution id was started before",
                                                 _ref("Execution")),
@@ -648,18 +650,20 @@ def _operations() -> dict[str, dict[str, Any]]:
                 {"name": "started_after", "in": "query",
                  "description": "started at or after this time (ISO 8601 with its zone, e.g. "
                                 "2026-12-05T09:30:00Z)",
+                 "allowEmptyValue": True,
                  "schema": {"type": "string", "format": "date-time"}},
                 {"name": "started_before", "in": "query",
-                 "description": "started before this time (ISO 8601 with its zone)",
+                 "description": "started before this time (ISO 8601 with its zone; empty: no "
+                                "bound)", "allowEmptyValue": True,
                  "schema": {"type": "string", "format": "date-time"}},
                 {"name": "needs_attention", "in": "query",
                  "description": "true: only the triage queue (COMPENSATION_FAILED, PARKED or "
                                 "TIMED_OUT, and not resolved; or RUNNING with an approval "
                                 "step waiting for a person); false: all others",
-                 "schema": {"type": "string", "enum": ["true", "false"]}},
+                 "schema": {"type": "string", "enum": ["true", "false", ""]}},
                 {"name": "resolved", "in": "query",
                  "description": "true: only executions an operator resolved; false: the others",
-                 "schema": {"type": "string", "enum": ["true", "false"]}},
+                 "schema": {"type": "string", "enum": ["true", "false", ""]}},
                 {"name": "q", "in": "query",
                  "description": "search: an execution's id or a saga's id, compared exactly: "
                                 "the execution with that id, and the executions of that saga",
@@ -703,7 +707,8 @@ def _operations() -> dict[str, dict[str, Any]]:
             {"type": "object", "required": ["error"], "additionalProperties": False,
              "properties": {"error": {"type": "string", "minLength": 1, "maxLength": 100,
                                       "pattern": r"^[A-Za-z][A-Za-z0-9_.\-]*$"},
-                            "reason": {"type": "string", "maxLength": 1000}}}),
+                            "reason": {"type": "string", "maxLength": 1000}}},
+            body_required=True),
         "heartbeat_callback": _callback_operation(
             "heartbeatCallback", "Keep a waiting callback step with a heartbeat alive", None),
         "list_callbacks": {
@@ -785,7 +790,9 @@ def _tag(path: str) -> str:
     return _TAGS.get(parts[0], "service") if parts else "service"
 
 
-_COMMON_ERRORS = [(401, "no valid bearer token (auth on)"),
+_COMMON_ERRORS = [(400, "a malformed request: an unknown query parameter, a value of the "
+                       "wrong form, a body that is not JSON"),
+                  (401, "no valid bearer token (auth on)"),
                   (403, "the token's role does not allow this"),
                   (413, "the body is over the size limit"),
                   (429, "over the caller's rate limit; see Retry-After")]
@@ -800,7 +807,7 @@ def _with_common_errors(paths: dict[str, Any]) -> dict[str, Any]:
                 continue
             if operation.get("security") == []:  # no token needed
                 continue
-            statuses = [401, 403, 429] + ([413] if "requestBody" in operation else [])
+            statuses = [400, 401, 403, 429] + ([413] if "requestBody" in operation else [])
             for status in statuses:
                 operation["responses"].setdefault(
                     str(status), {"$ref": f"#/components/responses/Error{status}"})
@@ -985,7 +992,10 @@ def _document(saga: SagaSettings,
                                   "columns take inside its event), kept by the service and "
                                   "passed to steps by reference"},
                         "execution_id": {"type": "string", "maxLength": 64,
-                                         "pattern": _ID_PATTERN},
+                                         "pattern": _ID_PATTERN, "nullable": True,
+                                         "description": "your id for it, so a repeated "
+                                         "request is the same execution (null or absent: "
+                                         "the service makes one up)"},
                         "faults": {"type": "array", "maxItems": 50,
                                    "items": _ref("Fault")}}},
                 "Fault": {

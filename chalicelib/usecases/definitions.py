@@ -106,6 +106,11 @@ class DefinitionService:
         if len(remaining) == len(existing.steps):
             raise NotFound(f"saga {saga_id!r} has no step {step_id!r}", saga_id=saga_id,
                            step_id=step_id)
+        if not remaining:
+            # The request is well formed; the saga's state refuses it.
+            raise Conflict(f"step {step_id!r} is saga {saga_id!r}'s only step: a saga needs "
+                           "at least one; destroy the saga instead", saga_id=saga_id,
+                           step_id=step_id)
         body = self._as_payload(existing, remaining)
         return self._store_new_version(existing, check_definition(body, self.policy), actor,
                                        action="remove_step")
@@ -201,7 +206,7 @@ class DefinitionService:
 
     def list(self, *, limit: str | None = None, cursor: str | None = None,
              active: str | None = None, saga_type: str | None = None) -> Page:
-        filters = SagaFilter(active=_boolean("active", active), type=saga_type or None)
+        filters = SagaFilter(active=query_flag("active", active), type=saga_type or None)
         try:
             return self.store.list(page_size(limit), cursor or None, filters)
         except ValueError as bad_cursor:
@@ -247,20 +252,10 @@ def page_size(raw: str | None) -> int:
 
 
 def query_flag(name: str, raw: str | None) -> bool | None:
-    """A listing's true-or-false filter, spelled exactly so (absent or empty: no filter)."""
+    """A listing's true-or-false filter, spelled exactly so (absent or empty: no filter;
+    the document's enum says the same)."""
     if not raw:
         return None
     if raw not in ("true", "false"):
         raise BadRequest(f"{name} must be true or false", value=raw[:100])
     return raw == "true"
-
-
-def _boolean(name: str, raw: str | None) -> bool | None:
-    if raw is None or raw == "":
-        return None
-    if raw.lower() in ("true", "1"):
-        return True
-    if raw.lower() in ("false", "0"):
-        return False
-    raise BadRequest(f"{name} must be true or false", value=raw)
-

@@ -433,8 +433,8 @@ class ExecutionService:
                              value=status)
         after = _instant("started_after", started_after)
         before = _instant("started_before", started_before)
-        if after is not None and before is not None and after >= before:
-            raise BadRequest("started_after must be earlier than started_before",
+        if after is not None and before is not None and after > before:
+            raise BadRequest("started_after must not be later than started_before",
                              value=started_after)
         query = ExecutionQuery(limit=page_size(limit), saga_id=saga_id or None,
                                status=status or None, started_after=after,
