@@ -191,7 +191,9 @@ def test_removing_the_last_active_step_is_refused(client: Client) -> None:
     payload["steps"] = payload["steps"][:1]
     assert _post(client, f"{API}/sagas", payload).status_code == 201
     response = client.http.delete(f"{API}/sagas/lonely/steps/validate-payment")
-    assert response.status_code == 400
+    # A well-formed request the saga's state refuses: its only step.
+    assert response.status_code == 409
+    assert "only step" in _json(response)["error"]["message"]
     assert _json(client.http.get(f"{API}/sagas/lonely"))["revision"] == 1
 
 
@@ -304,11 +306,15 @@ def test_migrations_apply_once(settings: Settings, test_db: str) -> None:
 
 
 def test_the_service_serves_its_openapi_document(client: Client) -> None:
-    from chalicelib.http.openapi import OPENAPI_FILE
+    from chalicelib.http.openapi import OPENAPI_FILE, stage_document
 
     response = client.http.get(f"{API}/openapi.json")
     assert response.status_code == 200
-    assert _json(response) == json.loads(OPENAPI_FILE.read_text())
+    # The committed document, as a stage without auth serves it (no security requirement).
+    served = _json(response)
+    assert served == stage_document(json.loads(OPENAPI_FILE.read_text()), auth_enabled=False,
+                                    stage="test")
+    assert served["security"] == [] and "without auth" in served["info"]["description"]
 
 
 def test_ids_differing_only_in_case_are_two_sagas(client: Client) -> None:
