@@ -218,3 +218,26 @@ def test_a_cycle_of_three_sagas_and_a_compensatable_child_with_a_pivot_are_refus
     assert "step call-pivoted" in pivot["message"] and "'commit'" in pivot["message"]
     status, _ = api.call("GET", f"/sagas/d-{tag}")
     assert status == 404  # nothing was stored
+
+
+def test_a_child_on_express_completes_inside_its_parent_and_is_undone_on_standard(
+        api: Api, teams: tuple[Teams, ParticipantServer]) -> None:
+    participants, server = teams
+    tag = uuid.uuid4().hex[:8]
+    payment, order = f"express-payment-{tag}", f"express-order-{tag}"
+    stored = api.create_saga({"id": payment, "name": "Payment", "version": "1.0.0",
+                              "workflow": "express", "description": "a short payment saga",
+                              "steps": [_step("authorize", 1, server.url)]})
+    assert stored["workflow_type"] == "express"
+    api.create_saga({"id": order, "name": "Order", "version": "1.0.0",
+                     "description": "an order paid on Express", "steps": [
+                         {"id": "pay", "name": "Pay", "description": "the payment saga",
+                          "order": 1, "saga": payment},
+                         _step("ship", 2, server.url)]})
+    participants.refuse = {"/ship"}
+    parent = api.wait(api.execute(order, input={})["id"], timeout_s=120)
+    assert parent["status"] == "COMPENSATED", parent
+    child = api.wait(child_execution_id(parent["id"], "pay"), timeout_s=30)
+    assert child["status"] == "COMPENSATED"
+    assert child["state_machine_arn"].endswith("-express")
+    assert participants.paths(child["id"]) == ["/authorize", "/undo-authorize"]

@@ -53,10 +53,11 @@ def test_prod_routes_carry_the_token_authorizer_and_health_does_not(
             if method == "options":
                 continue
             secured = [name for entry in operation.get("security", []) for name in entry]
-            # The console's files load without a token (the page asks for one); a callback is
-            # completed by a partner holding its secret, not a token, so its routes check the
-            # secret or the token themselves (no authorizer in front). Listing them needs a token.
-            public = path == "/health" or path.startswith("/console") \
+            # The console's files load without a token (the page asks for one), and so do the
+            # API's docs (its document holds no data); a callback is completed by a partner
+            # holding its secret, not a token, so its routes check the secret or the token
+            # themselves (no authorizer in front). Listing them needs a token.
+            public = path == "/health" or path.startswith(("/console", "/docs")) \
                 or re.fullmatch(r"/api/v1/saga/callbacks/\{callback_id\}/(succeed|fail|heartbeat)",
                                 path) is not None
             assert secured == ([] if public else ["jwt_auth"]), (path, method)

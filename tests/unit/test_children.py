@@ -302,6 +302,13 @@ def test_the_child_runs_are_named_by_the_child_beside_the_parents_machine() -> N
     undo = runs.compensation(saga, "e1.pay.0123", beside=PARENT_MACHINE, error={"type": "X"})
     assert undo.machine == forward.machine + "-undo"
     assert undo.name == "e1.pay.0123-u" and undo.input["error"] == {"type": "X"}
+    # An Express version runs forward on its Express machine (it has no Standard one unless
+    # it can park); its compensation still runs on Standard.
+    express = saga.model_copy(update={"workflow_type": "express"})
+    assert runs.forward(express, "e1.pay.0123", beside=PARENT_MACHINE).machine == \
+        forward.machine + "-express"
+    assert runs.compensation(express, "e1.pay.0123", beside=PARENT_MACHINE,
+                             error={}).machine == undo.machine
 
 
 # -- the recorder's Tasks --------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 from chalicelib.adapters.stepfunctions.arns import StatesArns
 from chalicelib.adapters.stepfunctions.machine_input import execution_input
 from chalicelib.adapters.stepfunctions.names import (
+    EXPRESS,
     FORWARD,
     PARENT_UNDO_SUFFIX,
     UNDO,
@@ -16,6 +17,7 @@ from chalicelib.adapters.stepfunctions.names import (
     run_name,
 )
 from chalicelib.domain.models import StoredSaga
+from chalicelib.domain.workflow import Workflow
 from chalicelib.usecases.ports import RunKind
 from chalicelib.usecases.steps.children import RunSpec
 
@@ -33,10 +35,12 @@ class StepFunctionsChildRuns:
         return arns.machine(machine_name(self._stage, saga.id, saga.revision, kind))
 
     def forward(self, saga: StoredSaga, execution_id: str, *, beside: str) -> RunSpec:
-        """The child's forward run, on its Standard machine (the parent waits for it to end,
-        compensation included, which an Express run hands to another run); named by the
+        """The child's forward run, on the machine its version runs forward on (an Express
+        version has no Standard forward machine unless it can park; a failed Express run hands
+        its compensation to a Standard run, which the parent's settle waits for); named by the
         child's id, so a repeated start is the same run."""
-        return RunSpec(self._machine(beside, saga, FORWARD),
+        kind = EXPRESS if saga.workflow_type == Workflow.EXPRESS.value else FORWARD
+        return RunSpec(self._machine(beside, saga, kind),
                        run_name(execution_id, RunKind.FORWARD), execution_input(execution_id))
 
     def compensation(self, saga: StoredSaga, execution_id: str, *, beside: str,
