@@ -47,6 +47,7 @@ from chalicelib.roots.runtime import container
 from chalicelib.usecases.cleanup import cleanup_schedule_minutes
 
 if TYPE_CHECKING:
+    from chalicelib.http.static_files import StaticFiles
     from chalicelib.usecases.definitions import DefinitionService
     from chalicelib.usecases.executions import ExecutionService
 
@@ -385,9 +386,10 @@ def heartbeat_callback(callback_id: str) -> dict[str, Any]:
 
 # -- the operator console: static files (no token needed to load it; it asks for one) ----------
 
-def _console_file(name: str) -> Response:
-    item = console.asset(name)
-    headers = console.headers(item)
+def _static_file(files: StaticFiles, name: str) -> Response:
+    """A packaged file (the console's, the docs'), or 304 when the caller's copy is current."""
+    item = files.asset(name)
+    headers = files.headers(item)
     if (app.current_request.headers or {}).get("if-none-match") == item.etag:
         return Response(body="", status_code=304, headers=headers)
     return Response(body=item.body, status_code=200, headers=headers)
@@ -396,13 +398,13 @@ def _console_file(name: str) -> Response:
 @app.route("/console", methods=["GET"])
 @handles_errors
 def console_page() -> Response:
-    return _console_file("index.html")
+    return _static_file(console.FILES, "index.html")
 
 
 @app.route("/console/{name}", methods=["GET"])
 @handles_errors
 def console_asset(name: str) -> Response:
-    return _console_file(name)
+    return _static_file(console.FILES, name)
 
 
 # -- the API's docs: Swagger UI over the OpenAPI document (no token: it holds no data) ----------
@@ -410,11 +412,7 @@ def console_asset(name: str) -> Response:
 def _docs_file(name: str) -> Response:
     from chalicelib.http import docs_page
 
-    item = docs_page.asset(name)
-    headers = docs_page.headers(item)
-    if (app.current_request.headers or {}).get("if-none-match") == item.etag:
-        return Response(body="", status_code=304, headers=headers)
-    return Response(body=item.body, status_code=200, headers=headers)
+    return _static_file(docs_page.FILES, name)
 
 
 @app.route("/docs", methods=["GET"])

@@ -7,17 +7,14 @@ matching a strict pattern are served, so a request can never reach another path.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.domain.errors import NotFound
 from chalicelib.http.auth import Principal, Role
 from chalicelib.http.paths import API_PREFIX
+from chalicelib.http.static_files import StaticFiles
 
 if TYPE_CHECKING:
     from chalicelib.domain.lifecycle import ExecutionStatus
@@ -45,21 +42,6 @@ ACTIONS = {
     "approve": (f"{API}/callbacks/{{callback_id}}/succeed", "POST"),
     "reject": (f"{API}/callbacks/{{callback_id}}/fail", "POST"),
 }
-
-
-@dataclass(frozen=True)
-class Asset:
-    body: str
-    content_type: str
-    etag: str
-
-
-def asset(name: str) -> Asset:
-    """A console file by name; 404 for any name not in the folder."""
-    match = _NAME.fullmatch(name)
-    if match is None or not (FOLDER / name).is_file():
-        raise NotFound(f"the console has no file {name[:80]!r}", file=name[:80])
-    return _read(name, match.group(1))
 
 
 # Where the page carries the lifecycle's data (a JSON block, never run as a script).
@@ -109,21 +91,11 @@ def _with_lifecycle(page: str) -> str:
     return page.replace(LIFECYCLE_SLOT, LIFECYCLE_SLOT.replace("><", f">{data}<"))
 
 
-@functools.cache  # only names of files that exist reach it, so it stays small
-def _read(name: str, extension: str) -> Asset:
-    # Read once per process: the files change only with a deploy.
-    body = (FOLDER / name).read_text(encoding="utf-8")
-    if name == PAGE:
-        body = _with_lifecycle(body)
-    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:20] + '"'
-    return Asset(body=body, content_type=_TYPES[extension], etag=etag)
+def _prepare(name: str, body: str) -> str:
+    return _with_lifecycle(body) if name == PAGE else body
 
 
-def headers(item: Asset) -> dict[str, str]:
-    # no-cache: revalidated each load (ETag), so a deploy is seen at once.
-    return {"Content-Type": item.content_type, "Cache-Control": "no-cache", "ETag": item.etag,
-            "Content-Security-Policy": POLICY, "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer"}
+FILES = StaticFiles(FOLDER, "the console", _NAME, _TYPES, POLICY, _prepare)
 
 
 def caller_view(caller: Principal, *, auth_enabled: bool,

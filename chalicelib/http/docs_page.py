@@ -9,16 +9,12 @@ another path.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import re
 from pathlib import Path
 
-from chalicelib.domain.errors import NotFound
-from chalicelib.http.console import Asset
+from chalicelib.http.static_files import StaticFiles
 
 FOLDER = Path(__file__).with_name("docs")
-PAGE = "index.html"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}(\.[a-z]+)?\.(html|js|css|txt)$")
 _TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
           "css": "text/css; charset=utf-8", "txt": "text/plain; charset=utf-8"}
@@ -29,23 +25,4 @@ POLICY = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inlin
           "frame-ancestors 'none'")
 
 
-def asset(name: str) -> Asset:
-    """A docs file by name; 404 for any name not in the folder."""
-    match = _NAME.fullmatch(name)
-    if match is None or not (FOLDER / name).is_file():
-        raise NotFound(f"the docs have no file {name[:80]!r}", file=name[:80])
-    return _read(name, match.group(2))
-
-
-@functools.cache  # only names of files that exist reach it, so it stays small
-def _read(name: str, extension: str) -> Asset:
-    body = (FOLDER / name).read_text(encoding="utf-8")
-    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:20] + '"'
-    return Asset(body=body, content_type=_TYPES[extension], etag=etag)
-
-
-def headers(item: Asset) -> dict[str, str]:
-    # The files change only with a deploy: revalidated each load (ETag).
-    return {"Content-Type": item.content_type, "Cache-Control": "no-cache", "ETag": item.etag,
-            "Content-Security-Policy": POLICY, "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer"}
+FILES = StaticFiles(FOLDER, "the docs", _NAME, _TYPES, POLICY)
