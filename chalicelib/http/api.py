@@ -20,7 +20,6 @@ from chalice import Response
 from chalice.app import Request
 
 from chalicelib.adapters.cursors import CursorSeal
-from chalicelib.adapters.mysql.rate_limit import RateLimited
 from chalicelib.config import Settings
 from chalicelib.domain.errors import BadRequest, ErrorKind, SagaError
 from chalicelib.domain.storable import nesting_depth
@@ -339,14 +338,11 @@ def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return view(*args, **kwargs)
-        except RateLimited as limited:
-            response = kind_response(limited.kind, limited.message, **limited.details)
-            response.headers["Retry-After"] = str(limited.retry_after)
-            return response
         except SagaError as error:
             response = kind_response(error.kind, error.message, **error.details)
+            # A caller over its rate limit, or an orchestrator over AWS's: when to ask again.
             if (retry_after := getattr(error, "retry_after", None)) is not None:
-                response.headers["Retry-After"] = str(retry_after)  # a busy orchestrator
+                response.headers["Retry-After"] = str(retry_after)
             return response
         except Exception as error:
             # The connection was dropped; the next request gets a new one.

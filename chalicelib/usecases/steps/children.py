@@ -159,6 +159,7 @@ class ChildRunner:
             child = tx.lock_execution(child_id)
             saga = self._child_saga(step, child)
             move = on_start(None if child is None else child.status)
+            spec = self.runs.forward(saga, child_id, beside=beside)
             if child is None:
                 parent = tx.load_execution(execution.id)
                 depth = parent.depth + 1
@@ -167,7 +168,6 @@ class ChildRunner:
                         f"step {step.id} would start saga {saga.id!r} at depth {depth}; the "
                         f"limit is {self.max_depth} (config saga.max_child_depth)",
                         error_type=CHILD_DEPTH_TYPE)
-                spec = self.runs.forward(saga, child_id, beside=beside)
                 now = self.clock()
                 tx.add_execution(Execution(
                     id=child_id, saga_id=saga.id, revision=saga.revision, version=saga.version,
@@ -175,8 +175,6 @@ class ChildRunner:
                     parent=ParentRef(execution_id=execution.id, step_id=step.id), depth=depth,
                     state_machine_arn=spec.machine, started_at=now, updated_at=now,
                 ), [StepShape.of(s) for s in saga.active_steps()])
-            else:
-                spec = self.runs.forward(saga, child_id, beside=beside)
             if run.status is StepStatus.PENDING:
                 now = self.clock()
                 record = tx.start_child(execution.id, step.id, child_id=child_id, at=now)
