@@ -139,10 +139,12 @@ def _health_response() -> Response:
 def health() -> Response:
     """Liveness for load balancers, which call it often: answered from the process alone (no
     server is asked); the component checks are GET /api/v1/saga/health."""
+    from chalicelib.http.payloads import Liveness
+
     settings = container().settings
-    return Response(body={"status": "up", "service": settings.saga.name,
-                          "version": settings.saga.version, "stage": settings.stage},
-                    status_code=200, headers=JSON)
+    body = Liveness(status="up", service=settings.saga.name, version=settings.saga.version,
+                    stage=settings.stage)
+    return Response(body=body.model_dump(), status_code=200, headers=JSON)
 
 
 @route(f"{API}/health", "GET", Role.READER)
@@ -243,9 +245,6 @@ def _execution(execution: Any) -> dict[str, Any]:
     return execution.model_dump(mode="json")
 
 
-LISTED_WITHOUT = {"steps", "input"}
-
-
 @route(f"{API}/sagas/{{saga_id}}/execute", "POST", Role.OPERATOR)
 def execute_saga(saga_id: str) -> Response:
     execution, created = _executions().execute(
@@ -283,7 +282,10 @@ def list_executions() -> dict[str, Any]:
                               cursor=listing_cursor("executions", _query("cursor")))
     # Items are light: no steps and no input (the read model does not load them);
     # GET /executions/{id} has both.
-    return {"items": [e.model_dump(mode="json", exclude=LISTED_WITHOUT) for e in page.items],
+    from chalicelib.domain.executions import LISTED_WITHOUT
+
+    return {"items": [e.model_dump(mode="json", exclude=set(LISTED_WITHOUT))
+                      for e in page.items],
             "next_cursor": next_cursor("executions", page.next_cursor)}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -14,12 +14,14 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+from typing_extensions import TypedDict
 
 from chalicelib.domain.lifecycle import (  # noqa: F401  (re-exported: the domain's names)
     ExecutionStatus,
     Phase,
     StepKind,
     StepStatus,
+    WaitKind,
     allowed_from,
     can_transition,
 )
@@ -62,19 +64,24 @@ class Fault(BaseModel):
 class ExecutionError(BaseModel):
     """Why an execution did not complete: which step, in which phase, failed how."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Its serializer leaves out empty lists: documented by the fields it reads.
+    model_config = ConfigDict(extra="ignore", json_schema_mode_override="validation")
 
     step_id: str | None = None
-    phase: str | None = None
+    phase: str | None = Field(default=None, description="action or compensation")
     type: str
-    message: str
+    message: str = Field(description=(
+        "first line only: no traceback, no file paths; a caller's reason (by set) as it was "
+        "given"))
     # A failed compensation: every step whose compensation failed for good (parallel undos
     # of a group may fail side by side).
     failed_steps: list[str] | None = None
     # Who gave this reason: a caller who completed a waiting callback as failed (a person
     # rejecting an approval, a partner), as the step's waiting.completed_by says. Their
     # words are theirs, kept as written (see execution_error); None for every other error.
-    by: str | None = None
+    by: str | None = Field(default=None, description=(
+        "present when a caller gave the reason, completing a callback as failed (a rejected "
+        "approval): who, as the step's waiting.completed_by says"))
 
     @model_serializer(mode="wrap")
     def _without_empty_lists(self, handler: Any) -> Any:
@@ -154,18 +161,21 @@ class OutputError(BaseModel):
 
 
 class Attempt(BaseModel):
-    phase: str
-    attempt: int
-    outcome: str
+    """One try of a step's action or compensation, as it was recorded."""
+
+    phase: Phase
+    attempt: int = Field(description="its number within its phase, from 1")
+    outcome: str = Field(description="succeeded, failed, timed_out, late, ...")
     error_type: str | None = None
     error_message: str | None = None
     started_at: datetime
     ended_at: datetime
     duration_ms: int
-    # The step's input as its mapping resolved for this attempt (what the participant was
-    # sent), kept when within storable.kept_input's bounds; None before it was resolved, for
-    # one over them, and for attempts recorded before inputs were kept.
-    input: dict[str, Any] | None = None
+    # Kept when within storable.kept_input's bounds.
+    input: dict[str, Any] | None = Field(default=None, description=(
+        "the step's input as this attempt was sent it (its mapping resolved); null when not "
+        "kept: over saga.max_result_bytes, failed before it was resolved (an injected "
+        "fault), or recorded before inputs were kept"))
 
 
 class StepShape(BaseModel):
@@ -188,25 +198,27 @@ class Waiting(BaseModel):
     """What a waiting step waits for: a callback (completed through the API) or a timer.
     Kept after the wait ends, with who or what ended it."""
 
-    kind: str  # lifecycle.WaitKind
-    since: datetime
-    # A callback's deadline (its step's timeout from the attempt's start), or the timer's
-    # moment.
-    until: datetime
-    # The callback to complete (never its secret, never the engine's task token).
-    callback_id: str | None = None
+    kind: WaitKind
+    since: datetime = Field(description="when the wait began")
+    until: datetime = Field(description=(
+        "a callback's deadline (its step's timeout from the attempt's start: a completion "
+        "after it is refused), or the timer's moment"))
+    # Never its secret, never the engine's task token.
+    callback_id: str | None = Field(default=None, description="the callback to complete")
     heartbeat_at: datetime | None = None
-    # "callback:<how>" (a partner's secret or a caller's subject), "timer", or None while
-    # waiting.
-    completed_by: str | None = None
+    completed_by: str | None = Field(default=None, description=(
+        "callback:<how> (a partner's secret or a caller's subject), timer, or null while "
+        "waiting"))
     completed_at: datetime | None = None
-    # An approval (a callback step with no action): a person completes it through the API.
-    approval: bool = False
-    # The step's input as its mapping resolved when it began to wait (the execution's input
-    # when it has none): what an approval's person decides on, what a partner's call was sent
-    # (its attempt, recorded when the callback is completed, keeps it); None for a timer, and
-    # for an input too large to keep here (see chalicelib.domain.callbacks.wait_input).
-    input: dict[str, Any] | None = None
+    approval: bool = Field(default=False, description=(
+        "an approval: a callback step with no action, completed by a person (role approver "
+        "or above)"))
+    # The execution's input when the step has none; the attempt recorded when the callback
+    # is completed keeps it too (see chalicelib.domain.callbacks.wait_input).
+    input: dict[str, Any] | None = Field(default=None, description=(
+        "the step's input as its mapping resolved when it began to wait: what an approval's "
+        "person decides on, what a partner's call was sent (null for a timer, or when over "
+        "saga.max_result_bytes: see the execution's input)"))
 
     def record(self) -> dict[str, Any]:
         """The wait as step records and events carry it: times ISO 8601 in UTC (a time
@@ -218,31 +230,86 @@ class Waiting(BaseModel):
                 for name, value in self}
 
 
+class StepErrorRecord(TypedDict, total=False):
+    """How a step's action failed: its type and the first line of its message."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+
+    type: str
+    message: str
+
+
+class ConditionRecord(TypedDict):
+    """A SKIPPED step's when as it was evaluated."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+
+    when: Annotated[str, Field(description="the condition's text")]
+    value: Annotated[bool, Field(description="what it came to (false)")]
+    operands: Annotated[dict[str, Any], Field(description=(
+        "each reference it read -> the value read (absent ones, and those not read once "
+        "and/or had decided, are left out)"))]
+
+
+class FanoutRecord(TypedDict):
+    """A fan-out step's items, as they started."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+
+    items: Annotated[int, Field(description="how many items it runs")]
+    max_concurrency: Annotated[int, Field(description="at most this many at once")]
+    tolerated: Annotated[int, Field(description=(
+        "how many items may fail for good before the step does (its tolerated_failures as a "
+        "count)"))]
+
+
+class ItemRecord(TypedDict):
+    """An item of a fan-out: which step, and which element."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+
+    of: Annotated[str, Field(description="the fan-out step's id")]
+    index: Annotated[int, Field(description="the element's index, from 0")]
+
+
 class StepRun(BaseModel):
-    step_id: str
-    position: int
+    """A step of an execution as GET /executions/{id} shows it: a fan-out's items follow
+    their step, each a step of its own."""
+
+    step_id: str = Field(description="the step's id; an item of a fan-out is "
+                                     "<step id>[<index>]")
+    position: int = Field(description="its place in the execution (an item shares its "
+                                      "fan-out's)")
     # None for executions recorded before steps had a shape.
-    group: int | None = None
+    group: int | None = Field(default=None, description="the parallel group it runs in "
+                                                        "(its order)")
     kind: StepKind | None = None
-    status: StepStatus
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
+    status: StepStatus = Field(description=(
+        "SKIPPED: its when was false when its turn came (condition says why); it never ran "
+        "and is never compensated. WAITING: a callback or a timer waits. OUTCOME_UNKNOWN: "
+        "its action may have taken effect; it is compensated like a step that succeeded"))
+    result: dict[str, Any] | None = Field(default=None, description=(
+        "its action's result; a fan-out's is {\"items\": [...]}, each item's result in item "
+        "order (null for an item that failed within its tolerance)"))
+    error: StepErrorRecord | None = None
     action_attempts: int = 0
     compensation_attempts: int = 0
     started_at: datetime | None = None
     ended_at: datetime | None = None
     compensated_at: datetime | None = None
     attempts: list[Attempt] = Field(default_factory=list)
-    # A callback or timer step's wait (None for the other kinds, and before it starts).
-    waiting: Waiting | None = None
-    # A conditional step's `when` as evaluated: {"when", "value", "operands"}.
-    condition: dict[str, Any] | None = None
-    # A fan-out step's items as they started ({"items", "max_concurrency", "tolerated"}).
-    fanout: dict[str, Any] | None = None
-    # An item of a fan-out (its run is "<step id>[<index>]"): {"of": step id, "index": n}.
-    item: dict[str, Any] | None = None
-    # A child step's child execution (chalicelib.domain.children), once it is made.
-    child: str | None = None
+    # None for the other kinds, and before it starts.
+    waiting: Waiting | None = Field(default=None, description=(
+        "a callback's or a timer's wait (kept once it ended)"))
+    condition: ConditionRecord | None = Field(default=None, description=(
+        "a SKIPPED step's when as it was evaluated: null otherwise"))
+    fanout: FanoutRecord | None = Field(default=None, description=(
+        "a fan-out step's items, as they started (null before)"))
+    item: ItemRecord | None = Field(default=None, description=(
+        "an item of a fan-out: which step, and which element"))
+    # chalicelib.domain.children makes it.
+    child: str | None = Field(default=None, description=(
+        "a child step's child execution (GET /executions/{id}), once made; null otherwise"))
     # Action attempts before the current round (a retry forward starts one): bookkeeping of
     # the write model, not shown.
     retry_base: int = Field(default=0, exclude=True)
@@ -267,46 +334,63 @@ def awaits_approval(step: StepRun) -> bool:
 
 
 class ParentRef(BaseModel):
-    """The execution and child step that started a child execution."""
+    """A child execution's parent: the execution and its child step that started it."""
 
     execution_id: str
     step_id: str
 
 
+# What GET /executions leaves out of each execution it lists (GET /executions/{id} has them).
+LISTED_WITHOUT = frozenset({"steps", "input"})
+
+
 class Execution(BaseModel):
+    """An execution of a saga's version: its status, its input, its steps with their attempts,
+    and what it came to."""
+
     id: str
     saga_id: str
     revision: int
     version: str
     status: ExecutionStatus
     input: dict[str, Any]
-    # A child execution's parent (None: started through the API), and how deep it nests
-    # (0 at the top).
-    parent: ParentRef | None = None
-    depth: int = 0
-    faults: list[Fault] = Field(default_factory=list)
-    # Set whenever the status is not RUNNING or COMPLETED: why it did not complete.
-    error: ExecutionError | None = None
-    # A COMPLETED execution's output: its saga's output mapping, resolved when it completed.
-    output: dict[str, Any] | None = None
+    parent: ParentRef | None = Field(default=None, description=(
+        "a child execution's parent; null for one started through this API"))
+    depth: int = Field(default=0, ge=0, description=(
+        "how deep a child execution nests (0: started through this API)"))
+    faults: list[Fault] = Field(default_factory=list, description=(
+        "the failures injected into it (only where the stage enables fault injection)"))
+    # Set whenever the status is not RUNNING or COMPLETED.
+    error: ExecutionError | None = Field(default=None, description=(
+        "why the execution did not complete; null while running or once completed"))
+    output: dict[str, Any] | None = Field(default=None, description=(
+        "a COMPLETED execution's output: its saga's output mapping, resolved as it "
+        "completed"))
     # Set when that mapping could not be resolved (the output is then None): the execution
     # still completed, every step succeeded; the mapping is at fault, and this says where.
-    output_error: OutputError | None = None
+    output_error: OutputError | None = Field(default=None, description=(
+        "why a COMPLETED execution has no output: the first reference of its saga's output "
+        "mapping whose value was absent (the execution still completed); null otherwise"))
     state_machine_arn: str | None = None
     sfn_execution_arn: str | None = None
     started_at: datetime
     updated_at: datetime
     ended_at: datetime | None = None
-    resolved_by: str | None = None
+    resolved_by: str | None = Field(default=None, description=(
+        "who resolved it: a decision taken once, after which every operator action on it is "
+        "refused (409)"))
     resolution: str | None = None
-    # When it was resolved (the resolution is its last change: its updated_at then).
+    # The resolution is its last change: its updated_at then.
     resolved_at: datetime | None = None
     steps: list[StepRun] = Field(default_factory=list)
     # Where this view comes from and how fresh it is: {"source": "read_model", "sequence": n,
     # "projected_at": t}, n the execution's last event applied; or {"source": "write_model",
     # "sequence": n} (before the first projection, or while the read model is unreachable).
     # To read your own write, wait until the read model's sequence reaches the one it returned.
-    consistency: dict[str, Any] | None = None
+    consistency: dict[str, Any] | None = Field(default=None, description=(
+        "where this view comes from and how fresh it is: {source: read_model, sequence, "
+        "projected_at}, or {source: write_model, sequence}; to read your own write, wait "
+        "until the read model's sequence reaches the one a write returned"))
     # When it is next expected to move (chalicelib.domain.expected_by: the reconciler's cue),
     # None once it ended: bookkeeping of the write model, not shown (the in-memory store keeps
     # it here; the MySQL store's views leave it out).

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.domain.read_documents import event_time
 
@@ -76,19 +76,20 @@ class HistoryEntry(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    sequence: int
+    sequence: int = Field(description="its place in the execution's events, from 1")
     id: str | None
-    type: str
+    type: str = Field(description="the event's type, such as saga.step.succeeded")
     time: datetime
     step_id: str | None = None
     attempt: int | None = None
     phase: str | None = None
-    # Who acted: an operator (compensate, retries, resolve) or a callback's completer.
-    actor: str | None = None
+    # An operator acts through compensate, retries and resolve.
+    actor: str | None = Field(default=None, description=(
+        "who acted: an operator, or a callback's completer"))
     reason: str | None = None
-    # A step's error, else the execution's (why it will not complete).
-    error: dict[str, Any] | None = None
-    data: dict[str, Any]
+    error: dict[str, Any] | None = Field(default=None, description=(
+        "the step's error, else the execution's (why it will not complete)"))
+    data: dict[str, Any] = Field(description="the event's data as published")
 
 
 def entry(stored: Mapping[str, Any]) -> HistoryEntry:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from chalicelib.domain.executions import Execution
 from chalicelib.domain.lifecycle import ExecutionStatus, StepStatus, WaitKind
@@ -85,12 +85,14 @@ class OpenCallback(BaseModel):
     # From the definition version the execution runs (None if that version is gone).
     step_name: str | None = None
     step_description: str | None = None
-    since: datetime  # when the wait began
-    until: datetime  # the wait's deadline: a completion after it is refused
-    approval: bool  # no action: a person (approver or above) completes it
-    # The step's input as the wait keeps it: what an approval's person decides on, what a
-    # partner's call was sent (None for an input too large for the wait to keep).
-    input: dict[str, Any] | None = None
+    since: datetime = Field(description="when the wait began")
+    until: datetime = Field(description=(
+        "the wait's deadline: a completion after it is refused"))
+    approval: bool = Field(description=(
+        "no action: a person (role approver or above) completes it"))
+    input: dict[str, Any] | None = Field(default=None, description=(
+        "the step's input as its wait keeps it: an approval's is what the person decides on, "
+        "a partner's call what it was sent (null when too large to keep with the wait)"))
 
     @classmethod
     def of(cls, document: Mapping[str, Any], step: Mapping[str, Any]) -> OpenCallback:
@@ -109,8 +111,8 @@ class OpenCallbackList(BaseModel):
 
     items: list[OpenCallback]
     next_cursor: str | None
-    count: int
-    total: int
+    count: int = Field(description="on this page")
+    total: int = Field(description="every open callback the filters match")
 
 
 class OpenCallbackCount(BaseModel):

@@ -38,9 +38,14 @@ class ExecuteRequest(RequestModel):
 
     EXAMPLE: ClassVar[str] = '{"input": {...}}'
 
-    input: dict[str, Any] = Field(default_factory=dict)
-    execution_id: str | None = None
-    faults: list[Fault] = Field(default_factory=list, max_length=MAX_FAULTS)
+    input: dict[str, Any] = Field(default_factory=dict, description=(
+        "the saga's input: a JSON object of at most limits.max_input_bytes, kept by the "
+        "service and passed to steps by reference"))
+    execution_id: str | None = Field(default=None, description=(
+        "your id for it, so a repeated request is the same execution (null or absent: the "
+        "service makes one up)"))
+    faults: list[Fault] = Field(default_factory=list, max_length=MAX_FAULTS, description=(
+        "failures to inject (only where the stage enables fault injection)"))
 
 
 class CompensateRequest(RequestModel):
@@ -54,13 +59,22 @@ class CompensateRequest(RequestModel):
 
 
 
+# A resolution's reason, its surrounding spaces not counted (checked by the use case).
+MIN_REASON, MAX_REASON = 3, 500
+
+
 class ResolveRequest(RequestModel):
+    """Resolve a failed or parked execution: a decision taken once, with its reason."""
+
     EXAMPLE: ClassVar[str] = '{"reason": "..."}'
 
-    reason: str
+    reason: str = Field(description="why: what was done about it",
+                        json_schema_extra={"minLength": MIN_REASON, "maxLength": MAX_REASON})
 
 
 class ActiveRequest(RequestModel):
+    """Activate or deactivate a saga: an inactive saga cannot be executed."""
+
     EXAMPLE: ClassVar[str] = '{"active": true} or {"active": false}'
 
     active: bool
@@ -97,7 +111,7 @@ class SucceedRequest(RequestModel):
 
     EXAMPLE: ClassVar[str] = '{"result": {...}}'
 
-    result: dict[str, Any] = Field(default_factory=dict)
+    result: dict[str, Any] = Field(default_factory=dict, description="the step's result")
 
 
 class FailRequest(RequestModel):
@@ -106,6 +120,7 @@ class FailRequest(RequestModel):
 
     EXAMPLE: ClassVar[str] = '{"error": "PaymentDeclined", "reason": "..."}'
 
-    error: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_.\-]*$")
-    reason: str = Field(default="", max_length=1000)
+    error: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_.\-]*$",
+                       description="the error's type, as the step's error records it")
+    reason: str = Field(default="", max_length=1000, description="what happened, in words")
 

@@ -203,12 +203,18 @@ def next_cursor(listing: str, inner: str | None) -> str | None:
 
 
 def query_params(request: Request, allowed: frozenset[str]) -> dict[str, str]:
-    """The query string; 400 for a parameter the route does not take (as for body fields)."""
-    params = dict(request.query_params or {})
+    """The query string; 400 for a parameter the route does not take, or one given more than
+    once (as for body fields and keys: never one of several values picked silently)."""
+    query = request.query_params or {}
+    params = dict(query)
     if unknown := sorted(set(params) - allowed):
         accepted = ", ".join(sorted(allowed)) or "none"
         raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)} "
                          f"(accepted: {accepted})", parameters=unknown)
+    getlist = getattr(query, "getlist", None)  # Chalice's MultiDict: every value given
+    if getlist is not None and (repeated := sorted(n for n in params if len(getlist(n)) > 1)):
+        raise BadRequest(f"query parameter(s) given more than once: {', '.join(repeated)}",
+                         parameters=repeated)
     return params
 
 

@@ -101,11 +101,13 @@ FILES = StaticFiles(FOLDER, "the console", _NAME, _TYPES, POLICY, _prepare)
 def caller_view(caller: Principal, *, auth_enabled: bool,
                 route_roles: dict[tuple[str, str], Role], websocket_url: str) -> dict[str, Any]:
     """Who the caller is, their role, and which console actions it permits."""
+    from chalicelib.http.payloads import Caller
+
     permitted = {name: caller.role >= route_roles[route] for name, route in ACTIONS.items()}
-    return {"subject": caller.subject, "role": caller.role.name.lower(),
-            "auth_enabled": auth_enabled,
-            "actions": sorted(name for name, allowed in permitted.items() if allowed),
-            "websocket_url": websocket_url}
+    return Caller(subject=caller.subject, role=caller.role.name.lower(),
+                  auth_enabled=auth_enabled,
+                  actions=sorted(name for name, allowed in permitted.items() if allowed),
+                  websocket_url=websocket_url).model_dump()
 
 
 def websocket_url(configured: str, port: int) -> str:

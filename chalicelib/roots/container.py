@@ -347,13 +347,14 @@ class Container(Parts):
 
     @part
     def openapi_document(self) -> dict[str, Any]:
-        """The committed document (what clients were promised), read once, as this stage
-        serves it (without auth: no token needed)."""
+        """The committed document (what clients were promised), made once, as this stage
+        serves it: its schemas for the stage's validation rules and limits, and without auth
+        no token needed."""
         from chalicelib.http.openapi import OPENAPI_FILE, stage_document
 
         return stage_document(json.loads(OPENAPI_FILE.read_text()),
                               auth_enabled=self.settings.auth.enabled,
-                              stage=self.settings.stage)
+                              stage=self.settings.stage, saga=self.settings.saga)
 
     @part
     def participant_contract(self) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from chalicelib.domain.lifecycle import (
 )
 from chalicelib.domain.mapping import Scope, resolve, unresolved
 from chalicelib.domain.models import StoredSaga
-from chalicelib.domain.requests import ExecuteRequest, ResolveRequest
+from chalicelib.domain.requests import MAX_REASON, MIN_REASON, ExecuteRequest, ResolveRequest
 from chalicelib.domain.storable import KAFKA_MAX_REQUEST_BYTES, check_storable
 from chalicelib.domain.validation import SAFE_ID
 from chalicelib.usecases.definitions import page_size, query_flag
@@ -319,8 +319,8 @@ class ExecutionService:
 
     def resolve(self, execution_id: str, request: ResolveRequest, actor: Actor) -> Execution:
         reason = request.reason
-        if not 3 <= len(reason.strip()) <= 500:
-            raise BadRequest('the reason must have 3 to 500 characters')
+        if not MIN_REASON <= len(reason.strip()) <= MAX_REASON:
+            raise BadRequest(f"the reason must have {MIN_REASON} to {MAX_REASON} characters")
         execution = self._undecided(self._current(execution_id))
         if execution.status not in RESOLVABLE:
             raise self._unresolvable(execution)

@@ -122,7 +122,14 @@ const scenarios = {
       path: (b.querySelector(".opblock-summary-path") || {}).dataset.path })));
     const title = await page.locator(".info .title").textContent();
     await page.screenshot({ path: `${SHOTS}/api-docs.png` });
-    return { operations, title, outside,
+    // The schemas section (collapsed at first): one entry per component schema, drawn as
+    // JSON Schema 2020-12 (OpenAPI 3.1's dialect).
+    await page.locator("section.models .models-control").click();
+    const heads = page.locator('section.models article[data-json-schema-level="0"] ' +
+      "> .json-schema-2020-12-head .json-schema-2020-12__title");
+    await heads.first().waitFor();
+    const models = await heads.evaluateAll((n) => n.map((t) => t.textContent));
+    return { operations, title, outside, models,
       tags: await page.locator(".opblock-tag").evaluateAll((n) => n.map((t) => t.dataset.tag)) };
   },
 

@@ -19,3 +19,4 @@ def test_the_docs_page_lists_every_route_from_the_services_own_files(console: Co
     assert result["outside"] == []
     assert result["title"].startswith(document["info"]["title"])
     assert set(result["tags"]) == {tag["name"] for tag in document["tags"]}
+    assert sorted(result["models"]) == sorted(document["components"]["schemas"])

@@ -312,9 +312,14 @@ def test_the_service_serves_its_openapi_document(client: Client) -> None:
     assert response.status_code == 200
     # The committed document, as a stage without auth serves it (no security requirement).
     served = _json(response)
-    assert served == stage_document(json.loads(OPENAPI_FILE.read_text()), auth_enabled=False,
-                                    stage="test")
+    committed = json.loads(OPENAPI_FILE.read_text())
+    assert served == stage_document(committed, auth_enabled=False, stage="test",
+                                    saga=load_settings().saga)
     assert served["security"] == [] and "without auth" in served["info"]["description"]
+    # The committed paths, and schemas made for this stage's rules: its max_steps_per_saga.
+    assert served["paths"].keys() == committed["paths"].keys()
+    steps = served["components"]["schemas"]["SagaDefinition"]["properties"]["steps"]
+    assert steps["maxItems"] == load_settings().saga.max_steps_per_saga
 
 
 def test_ids_differing_only_in_case_are_two_sagas(client: Client) -> None:

@@ -57,14 +57,9 @@ def test_a_route_without_an_operation_or_an_operation_without_a_route_is_refused
 
 
 def test_the_seed_example_fits_the_documented_request_schema() -> None:
-    from jsonschema import Draft7Validator
-
-    schemas = COMMITTED["components"]["schemas"]
-    schema = {**schemas["SagaDefinition"], "definitions": schemas}
-    text = json.dumps(schema).replace("#/components/schemas/", "#/definitions/")
     example = json.loads((OPENAPI_FILE.parents[2] / "tests" / "fixtures" /
                           "payment-saga.json").read_text())
-    assert list(Draft7Validator(json.loads(text)).iter_errors(example)) == []
+    assert list(_validator("SagaDefinition").iter_errors(example)) == []
 
 
 def test_listed_executions_are_documented_without_input_or_steps() -> None:
@@ -85,31 +80,32 @@ def test_what_callers_send_is_documented_as_it_is_checked() -> None:
     compensate = COMMITTED["paths"]["/api/v1/saga/sagas/{saga_id}/compensate"]["post"]
     assert compensate["requestBody"]["required"] is False  # no body: the latest COMPLETED
     body = compensate["requestBody"]["content"]["application/json"]["schema"]
-    assert body["required"] == ["execution_id"] and "{}" in compensate["description"]
+    assert body == {"$ref": "#/components/schemas/CompensateRequest"}
+    assert COMMITTED["components"]["schemas"]["CompensateRequest"]["required"] == [
+        "execution_id"] and "{}" in compensate["description"]
     step = COMMITTED["components"]["schemas"]["StepDefinition"]["properties"]
     assert step["order"]["maximum"] == MAX_ORDER == 2**31 - 1
 
 
-def _json_schema(schema: Any) -> Any:
-    """OpenAPI 3.0's schema as JSON Schema: `nullable: true` is a type that also takes null."""
-    if isinstance(schema, list):
-        return [_json_schema(part) for part in schema]
-    if not isinstance(schema, dict):
-        return schema
-    converted = {key: _json_schema(value) for key, value in schema.items()
-                 if key != "nullable"}
-    if schema.get("nullable") and "type" in schema:
-        converted["type"] = [schema["type"], "null"]
-    return converted
-
-
 def _validator(name: str) -> Any:
-    """A JSON Schema validator of one of the document's schemas (its $refs resolved)."""
-    from jsonschema import Draft7Validator
+    """A JSON Schema (2020-12, OpenAPI 3.1's dialect) validator of one of the document's
+    schemas, its $refs resolved."""
+    from jsonschema import Draft202012Validator
 
-    schemas = _json_schema(COMMITTED["components"]["schemas"])
-    text = json.dumps({**schemas[name], "definitions": schemas})
-    return Draft7Validator(json.loads(text.replace("#/components/schemas/", "#/definitions/")))
+    schemas = COMMITTED["components"]["schemas"]
+    text = json.dumps({**schemas[name], "$defs": schemas})
+    return Draft202012Validator(json.loads(text.replace("#/components/schemas/", "#/$defs/")),
+                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def _value_schema(prop: dict[str, Any]) -> dict[str, Any]:
+    """A property that may be null: the schema of its values (its $ref followed)."""
+    branches = [b for b in prop.get("anyOf", [prop]) if b != {"type": "null"}]
+    assert len(branches) == 1, prop
+    branch = branches[0]
+    if "$ref" in branch:
+        return COMMITTED["components"]["schemas"][branch["$ref"].rsplit("/", 1)[-1]]
+    return branch
 
 
 def test_steps_that_branch_and_fan_out_are_documented_with_their_bounds() -> None:
@@ -120,8 +116,8 @@ def test_steps_that_branch_and_fan_out_are_documented_with_their_bounds() -> Non
         assert len(step[field].get("description", "")) > 40, field
     assert "SKIPPED" in step["when"]["description"]
     assert "<step id>[<index>]" in step["for_each"]["description"]
-    assert (step["max_concurrency"]["minimum"], step["max_concurrency"]["maximum"]) == (
-        1, saga.max_fanout_concurrency)
+    bounded = _value_schema(step["max_concurrency"])
+    assert (bounded["minimum"], bounded["maximum"]) == (1, saga.max_fanout_concurrency)
     # A definition the service takes fits the document, and one it refuses does not.
     definition = json.loads((OPENAPI_FILE.parents[2] / "tests" / "fixtures" /
                              "payment-saga.json").read_text())
@@ -144,14 +140,15 @@ def test_an_execution_s_steps_are_documented_with_skips_and_items() -> None:
     # Exactly what GET /executions/{id} shows of a step (the model's fields, bookkeeping out).
     shown = StepRun(step_id="s", position=1, status=StepStatus.PENDING).model_dump(mode="json")
     assert set(step["properties"]) == set(shown)
-    assert step["properties"]["status"]["enum"] == [status.value for status in StepStatus]
-    assert "SKIPPED" in step["properties"]["status"]["enum"]
+    assert _value_schema(step["properties"]["status"])["enum"] == [
+        status.value for status in StepStatus]
     assert "SKIPPED" in step["properties"]["status"]["description"]
     for field, keys in [("condition", {"when", "value", "operands"}),
                         ("fanout", {"items", "max_concurrency", "tolerated"}),
                         ("item", {"of", "index"})]:
-        documented = step["properties"][field]
-        assert documented["nullable"] is True and documented["description"], field
+        nullable = step["properties"][field]
+        assert {"type": "null"} in nullable["anyOf"] and nullable["description"], field
+        documented = _value_schema(nullable)
         assert set(documented["properties"]) == set(documented["required"]) == keys, field
         assert all(p.get("description") for p in documented["properties"].values()), field
     # A skipped step, a fan-out and one of its items, as the API returns them, fit it.
@@ -210,26 +207,26 @@ def _resolved(node: Any, document: dict[str, Any]) -> Any:
 
 
 def test_every_example_fits_its_schema_and_no_status_or_step_is_untyped() -> None:
-    from openapi_schema_validator import OAS30Validator
+    from openapi_schema_validator import OAS31Validator
 
     schemas = COMMITTED["components"]["schemas"]
-    examples = {name: schema["example"] for name, schema in schemas.items()
-                if "example" in schema}
+    examples = {name: schema["examples"][0] for name, schema in schemas.items()
+                if "examples" in schema}
     assert set(examples) >= {"SagaDefinition", "ExecuteRequest", "Execution"}
     for name, example in examples.items():
-        OAS30Validator(_resolved(schemas[name], COMMITTED)).validate(example)
+        OAS31Validator(_resolved(schemas[name], COMMITTED)).validate(example)
     # What the service returns and reads, fitted to the schema the other way round: a
     # mistaken example is refused.
     broken = {**examples["Execution"], "status": "DONE"}
-    assert not OAS30Validator(_resolved(schemas["Execution"], COMMITTED)).is_valid(broken)
+    assert not OAS31Validator(_resolved(schemas["Execution"], COMMITTED)).is_valid(broken)
     # A generated client gets a type for every status and every step.
     untyped: list[str] = []
 
     def walk(node: Any, where: str) -> None:
         if isinstance(node, dict):
             for key, value in (node.get("properties") or {}).items():
-                if key == "status" and isinstance(value, dict) and "enum" not in value \
-                        and "$ref" not in value:
+                if key == "status" and isinstance(value, dict) and not (
+                        {"enum", "const"} & set(_value_schema(value))):
                     untyped.append(f"{where}.{key}")
                 if key == "steps" and isinstance(value, dict) and \
                         value.get("type") == "array" and "$ref" not in (value.get("items") or {}):
@@ -242,3 +239,94 @@ def test_every_example_fits_its_schema_and_no_status_or_step_is_untyped() -> Non
 
     walk(schemas, "schemas")
     assert untyped == []
+
+
+def test_every_field_of_the_models_read_and_answered_is_documented() -> None:
+    """The schemas are the models': a field added to one is in the document, with its type."""
+    from chalicelib.http.schemas import ANSWER_MODELS, PUBLIC_NAMES, REQUEST_MODELS
+
+    schemas = COMMITTED["components"]["schemas"]
+    for model in (*REQUEST_MODELS, *ANSWER_MODELS):
+        name = PUBLIC_NAMES.get(model.__name__, model.__name__)
+        shown = {field for field, info in model.model_fields.items() if not info.exclude}
+        assert set(schemas[name]["properties"]) == shown, name
+    # What the service answers has every field it writes, nulls included.
+    execution = StepRun(step_id="s", position=1, status=StepStatus.PENDING)
+    assert set(schemas["ExecutionStep"]["required"]) == set(execution.model_dump(mode="json"))
+
+
+def test_the_document_follows_the_configured_validation_rules() -> None:
+    from chalicelib.config import SagaSettings
+
+    default = load_settings(environ={}).saga
+    rules = json.loads(json.dumps(default.validation_rules))
+    rules["step"]["action"]["max_length"] = 300
+    rules["step"]["max_retries"]["max"] = 4
+    rules["saga"]["name"]["required"] = False
+    configured = SagaSettings(**{**vars(default), "validation_rules": rules,
+                                 "supported_step_types": ["CheckoutStep"],
+                                 "max_steps_per_saga": 7, "max_fanout_concurrency": 3})
+    document = build_document(configured, app.routes)
+    step = document["components"]["schemas"]["StepDefinition"]
+    saga = document["components"]["schemas"]["SagaDefinition"]
+    assert _value_schema(step["properties"]["action"])["maxLength"] == 300
+    assert _value_schema(step["properties"]["max_retries"])["maximum"] == 4
+    assert _value_schema(step["properties"]["type"])["enum"] == ["CheckoutStep"]
+    assert _value_schema(step["properties"]["max_concurrency"])["maximum"] == 3
+    assert saga["properties"]["steps"]["maxItems"] == 7
+    assert "name" not in saga["required"] and "name" in COMMITTED["components"]["schemas"][
+        "SagaDefinition"]["required"]
+    # The committed document is the default configuration's.
+    assert _value_schema(COMMITTED["components"]["schemas"]["StepDefinition"]["properties"][
+        "type"]).get("enum") is None
+
+
+def test_a_stage_serves_the_document_for_its_own_rules() -> None:
+    from chalicelib.config import SagaSettings
+    from chalicelib.http.openapi import stage_document
+
+    default = load_settings(environ={}).saga
+    configured = SagaSettings(**{**vars(default), "supported_saga_types": ["CheckoutSaga"]})
+    served = stage_document(COMMITTED, auth_enabled=True, stage="prod", saga=configured)
+    saga = served["components"]["schemas"]["SagaDefinition"]["properties"]
+    assert _value_schema(saga["type"])["enum"] == ["CheckoutSaga"]
+    assert served["paths"] == COMMITTED["paths"] and served["security"] == COMMITTED["security"]
+    # The default rules serve exactly the committed document.
+    assert stage_document(COMMITTED, auth_enabled=True, stage="prod", saga=default) == COMMITTED
+
+
+def test_every_link_names_an_operation_and_fills_its_path_parameters() -> None:
+    """What a client (and the stateful fuzzing) follows from a resource made to the operations
+    on it: each link's target exists, each of its path parameters is filled, and each value
+    is read from a field the answer's (or the request's) schema has."""
+    schemas = COMMITTED["components"]["schemas"]
+    operations = {op["operationId"]: (path, item, op) for path, item in COMMITTED["paths"].items()
+                  for op in item.values() if isinstance(op, dict) and "operationId" in op}
+
+    def has_field(schema: dict[str, Any], pointer: str) -> bool:
+        for part in pointer.strip("/").split("/"):
+            while "$ref" in schema:
+                schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
+            if part.isdigit():
+                schema = schema["items"]
+                continue
+            if part not in schema.get("properties", {}):
+                return False
+            schema = schema["properties"][part]
+        return True
+
+    linked = 0
+    for source, (_, _, operation) in operations.items():
+        for status, response in operation["responses"].items():
+            for name, link in response.get("links", {}).items():
+                linked += 1
+                _, target_item, _ = operations[link["operationId"]]
+                wanted = {p["name"] for p in target_item.get("parameters", [])}
+                assert set(link["parameters"]) == wanted, (source, status, name)
+                for expression in link["parameters"].values():
+                    where, _, pointer = expression.partition("#")
+                    body = (response["content"]["application/json"]["schema"]
+                            if where == "$response.body" else
+                            operation["requestBody"]["content"]["application/json"]["schema"])
+                    assert has_field(body, pointer), (source, name, expression)
+    assert linked >= 20

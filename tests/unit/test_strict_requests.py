@@ -94,6 +94,17 @@ def test_unknown_query_parameters_are_named() -> None:
         query_params(_Request(b"", {"pgae": "2"}), frozenset({"limit"}))  # type: ignore[arg-type]
 
 
+def test_a_query_parameter_given_twice_is_refused_not_picked() -> None:
+    from chalice.app import MultiDict
+
+    once = MultiDict({"limit": ["2"], "type": ["a"]})
+    assert query_params(_Request(b"", once), frozenset({"limit", "type"})) == {  # type: ignore[arg-type]
+        "limit": "2", "type": "a"}
+    twice = MultiDict({"limit": ["2", "50"], "type": ["a"]})
+    with pytest.raises(BadRequest, match="more than once: limit"):
+        query_params(_Request(b"", twice), frozenset({"limit", "type"}))  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("raw", ["²", "\u0661", "0", "101", "1.0", " 1", "-1", "1" * 30])
 def test_a_page_size_is_ascii_digits_in_range(raw: str) -> None:
     with pytest.raises(BadRequest, match="whole number"):
