@@ -20,6 +20,7 @@ from chalice.app import AuthRequest, WebsocketEvent
 from chalicelib.config import load_settings
 from chalicelib.http import console
 from chalicelib.http.api import (
+    CALLBACK_PARAMS,
     JSON,
     actor,
     body_as,
@@ -91,6 +92,8 @@ CORS = (CORSConfig(allow_origin=DEPLOYED.limits.cors.allow_origin,
 # (path, method) -> the least role it needs. Built by a call: Chalice's policy analyzer cannot
 # read an annotated assignment at module level.
 ROUTE_ROLES = dict[tuple[str, str], Role]()
+# The query parameters each route takes (any other is 400): what the document lists.
+ROUTE_PARAMS = dict[tuple[str, str], frozenset[str]]()
 
 
 def route(path: str, method: str, role: Role,
@@ -100,6 +103,7 @@ def route(path: str, method: str, role: Role,
 
     def decorate(view: Callable[..., Any]) -> Any:
         ROUTE_ROLES[(path, method)] = role
+        ROUTE_PARAMS[(path, method)] = frozenset(params)
         guard = guarded(role, lambda: app.current_request, lambda: container().rate_limiter,
                         frozenset(params))
         return app.route(path, methods=[method], authorizer=AUTHORIZER, cors=CORS)(guard(view))
@@ -349,6 +353,7 @@ def callback_route(action: str) -> Callable[[Callable[..., Any]], Any]:
 
     def decorate(view: Callable[..., Any]) -> Any:
         ROUTE_ROLES[(path, "POST")] = Role.APPROVER
+        ROUTE_PARAMS[(path, "POST")] = CALLBACK_PARAMS
         guard = callback_guarded(lambda: app.current_request, lambda: container().rate_limiter)
         return app.route(path, methods=["POST"], cors=CORS)(guard(view))
 

@@ -202,6 +202,10 @@ def next_cursor(listing: str, inner: str | None) -> str | None:
     return _cursor_seal().seal(listing, inner)
 
 
+# A callback's completion takes its secret, and no other query parameter.
+CALLBACK_PARAMS = frozenset({"secret"})
+
+
 def query_params(request: Request, allowed: frozenset[str]) -> dict[str, str]:
     """The query string; 400 for a parameter the route does not take, or one given more than
     once (as for body fields and keys: never one of several values picked silently)."""
@@ -328,7 +332,7 @@ def callback_guarded(current_request: Callable[[], Request],
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             request = current_request()
             limiter().check(f"ip:{_source(request)}")
-            query_params(request, frozenset({"secret"}))
+            query_params(request, CALLBACK_PARAMS)
             return view(*args, **kwargs)
 
         return wrapper

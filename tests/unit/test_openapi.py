@@ -330,3 +330,15 @@ def test_every_link_names_an_operation_and_fills_its_path_parameters() -> None:
                             operation["requestBody"]["content"]["application/json"]["schema"])
                     assert has_field(body, pointer), (source, name, expression)
     assert linked >= 20
+
+
+def test_each_operation_documents_exactly_the_query_parameters_its_route_takes() -> None:
+    from app import ROUTE_PARAMS
+
+    checked = 0
+    for (path, method), taken in ROUTE_PARAMS.items():
+        operation = COMMITTED["paths"][path][method.lower()]
+        documented = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+        assert documented == taken, f"{method} {path}"
+        checked += 1
+    assert checked >= 25
