@@ -64,8 +64,7 @@ class Fault(BaseModel):
 class ExecutionError(BaseModel):
     """Why an execution did not complete: which step, in which phase, failed how."""
 
-    # Its serializer leaves out empty lists: documented by the fields it reads.
-    model_config = ConfigDict(extra="ignore", json_schema_mode_override="validation")
+    model_config = ConfigDict(extra="ignore")
 
     step_id: str | None = None
     phase: str | None = Field(default=None, description="action or compensation")
@@ -165,7 +164,9 @@ class Attempt(BaseModel):
 
     phase: Phase
     attempt: int = Field(description="its number within its phase, from 1")
-    outcome: str = Field(description="succeeded, failed, timed_out, late, ...")
+    outcome: str = Field(description=(
+        "succeeded, failed, or unknown (it may have taken effect: timed out, answered past "
+        "its deadline, or answered something that is not a result)"))
     error_type: str | None = None
     error_message: str | None = None
     started_at: datetime
@@ -207,8 +208,8 @@ class Waiting(BaseModel):
     callback_id: str | None = Field(default=None, description="the callback to complete")
     heartbeat_at: datetime | None = None
     completed_by: str | None = Field(default=None, description=(
-        "callback:<how> (a partner's secret or a caller's subject), timer, or null while "
-        "waiting"))
+        "callback-secret (a partner, with the callback's secret), caller:<subject> (a caller "
+        "with a token), timer, or null while waiting"))
     completed_at: datetime | None = None
     approval: bool = Field(default=False, description=(
         "an approval: a callback step with no action, completed by a person (role approver "

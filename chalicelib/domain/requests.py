@@ -59,7 +59,8 @@ class CompensateRequest(RequestModel):
 
 
 
-# A resolution's reason, its surrounding spaces not counted (checked by the use case).
+# A resolution's reason: at most MAX_REASON characters, at least MIN_REASON of them between
+# its first and last that are not spaces (checked by the use case).
 MIN_REASON, MAX_REASON = 3, 500
 
 
@@ -68,8 +69,12 @@ class ResolveRequest(RequestModel):
 
     EXAMPLE: ClassVar[str] = '{"reason": "..."}'
 
-    reason: str = Field(description="why: what was done about it",
-                        json_schema_extra={"minLength": MIN_REASON, "maxLength": MAX_REASON})
+    # At least three characters between its first and last that are not spaces.
+    reason: str = Field(description=(
+        f"why: what was done about it ({MIN_REASON} to {MAX_REASON} characters, surrounding "
+        "spaces not counted toward the minimum)"),
+        json_schema_extra={"minLength": MIN_REASON, "maxLength": MAX_REASON,
+                           "pattern": r"\S[\s\S]+\S"})
 
 
 class ActiveRequest(RequestModel):

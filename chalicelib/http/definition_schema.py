@@ -15,26 +15,28 @@ from chalicelib.config import SagaSettings
 from chalicelib.domain.conditions import MAX_CONDITION_LENGTH
 from chalicelib.domain.lifecycle import StepKind
 from chalicelib.domain.storable import MAX_REQUEST_DEPTH
-from chalicelib.domain.validation import MAX_ORDER, NOT_FOR_RETRIABLE, SAFE_ID
+from chalicelib.domain.validation import MAX_ORDER, NOT_FOR_RETRIABLE, SAFE_ID, SEMVER
 from chalicelib.domain.workflow import DEFAULT_WORKFLOW, Workflow
 from chalicelib.usecases.executions import MAX_EXECUTION_ID
 
 ID_PATTERN = f"^{SAFE_ID.pattern}$"
 DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
-SEMVER_PATTERN = (r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?"
-                  r"(\+[0-9A-Za-z.-]+)?$")
+SEMVER_PATTERN = f"^{SEMVER.pattern}$"
 # A percentage of a fan-out's items as tolerated_failures takes it: "0%" to "100%".
 PERCENT_PATTERN = r"^(0?\d{1,2}|100)%$"
 # The fields the definition rules name that are durations.
 _DURATIONS = ("timeout", "wait", "call_timeout", "heartbeat", "deadline")
-# What every step needs whatever its kind; the rest depends on it (_by_kind).
+# What every step needs whatever its kind; the rest depends on it (_by_kind). A step's id and
+# order are needed whatever the configured rules say (the engine names and orders by them).
 _ALWAYS = ("id", "order", "name", "description")
+_STRUCTURAL = ("id", "order")
 
 
 def constrain(schemas: dict[str, Any], saga: SagaSettings) -> None:
     """Lay the rules of `saga` (its validation rules and limits) over the document's
     schemas, in place."""
-    rules = saga.validation_rules
+    # validation.enabled false: the configured rules are not checked, only the invariants.
+    rules = saga.validation_rules if saga.validation_enabled else {}
     _constrain_step(schemas["StepDefinition"], rules.get("step", {}), saga)
     _constrain_saga(schemas["SagaDefinition"], rules.get("saga", {}), saga)
     _constrain_stored(schemas["Saga"])
@@ -44,7 +46,7 @@ def constrain(schemas: dict[str, Any], saga: SagaSettings) -> None:
 def _constrain_step(schema: dict[str, Any], rules: dict[str, Any], saga: SagaSettings) -> None:
     properties = schema["properties"]
     required = [name for name, rule in rules.items() if rule.get("required")]
-    schema["required"] = [name for name in _ALWAYS if name in required or name == "order"]
+    schema["required"] = [name for name in _ALWAYS if name in required or name in _STRUCTURAL]
     schema["anyOf"] = _by_kind([name for name in required if name not in _ALWAYS])
     # Only what every step needs is never null: null is "left out", which a timer may be.
     _not_null(properties, schema["required"])
@@ -55,7 +57,8 @@ def _constrain_step(schema: dict[str, Any], rules: dict[str, Any], saga: SagaSet
     value["kind"]["enum"] = [kind.value for kind in StepKind]
     properties["kind"]["default"] = StepKind.COMPENSATABLE.value
     retries = rules.get("max_retries", {})
-    value["max_retries"].update(minimum=retries.get("min", 0), maximum=retries.get("max", 10))
+    value["max_retries"].update({bound: retries[key] for bound, key in
+                                 (("minimum", "min"), ("maximum", "max")) if key in retries})
     timeout = rules.get("timeout", {})
     if "min" in timeout or "max" in timeout:
         properties["timeout"]["description"] += (
@@ -63,13 +66,13 @@ def _constrain_step(schema: dict[str, Any], rules: dict[str, Any], saga: SagaSet
     if saga.supported_step_types:  # free-form unless the config lists the allowed types
         value["type"]["enum"] = list(saga.supported_step_types)
     value["when"]["maxLength"] = MAX_CONDITION_LENGTH
-    properties["for_each"]["description"] += f" (here: {saga.max_fanout_items})"
+    _say(properties["for_each"], "saga.max_fanout_items", saga.max_fanout_items)
     value["max_concurrency"].update(minimum=1, maximum=saga.max_fanout_concurrency)
     properties["tolerated_failures"]["anyOf"] = [
         {"type": "integer", "minimum": 0}, {"type": "string", "pattern": PERCENT_PATTERN},
         {"type": "null"}]
     value["saga"]["pattern"] = ID_PATTERN
-    properties["saga"]["description"] += f" (here: {saga.max_child_depth})"
+    _say(properties["saga"], "saga.max_child_depth", saga.max_child_depth)
     value["saga_version"]["pattern"] = SEMVER_PATTERN
     _apply_durations(value)
 
@@ -102,7 +105,7 @@ def _constrain_saga(schema: dict[str, Any], rules: dict[str, Any], saga: SagaSet
         value["type"]["enum"] = list(saga.supported_saga_types)
     value["workflow"]["enum"] = [w.value for w in Workflow]
     properties["workflow"]["default"] = DEFAULT_WORKFLOW.value
-    properties["deadline"]["description"] += f" (here: {saga.max_wait})"
+    _say(properties["deadline"], "saga.max_wait", saga.max_wait)
     _apply_durations(value)
 
 
@@ -120,6 +123,11 @@ def _constrain_execute(execute: dict[str, Any], fault: dict[str, Any]) -> None:
         f", nesting at most {MAX_REQUEST_DEPTH} levels ({{}} is one: what MySQL's JSON "
         "columns take inside its event)")
     _values(fault["properties"])["delay"]["pattern"] = DURATION_PATTERN
+
+
+def _say(prop: dict[str, Any], key: str, value: Any) -> None:
+    """A description naming a config key also gives its value in this configuration."""
+    prop["description"] = prop["description"].replace(key, f"{key} = {value}", 1)
 
 
 def _apply_lengths(properties: dict[str, Any], rules: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
-from chalicelib.domain.executions import LISTED_WITHOUT, Execution
+from chalicelib.domain.executions import LISTED_WITHOUT, Execution, ExecutionError
 from chalicelib.domain.history import HistoryEntry
 from chalicelib.domain.models import SagaDefinition, StepDefinition, StoredSaga
 from chalicelib.domain.open_callbacks import OpenCallbackCount, OpenCallbackList
@@ -41,6 +41,10 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
 # excluded from dumps is left out).
 ANSWER_MODELS: tuple[type[BaseModel], ...] = (
     StoredSaga, Execution, HistoryEntry, OpenCallbackList, OpenCallbackCount, *RESPONSE_MODELS)
+
+# Answers whose serializer (which only leaves out empty values) hides their fields from
+# pydantic's serialization schema: documented by the fields they read.
+SHAPED_BY_SERIALIZER: tuple[type[BaseModel], ...] = (ExecutionError,)
 
 # A model's public name where its class's name says how it is kept, not what a client gets.
 PUBLIC_NAMES = {"StoredSaga": "Saga", "StepRun": "ExecutionStep",
@@ -79,6 +83,10 @@ def model_schemas() -> dict[str, Any]:
                 raise ValueError(f"{name} is read and written in different shapes: name them")
             continue
         schemas[name] = schema
+    for model in SHAPED_BY_SERIALIZER:
+        schemas[model.__name__] = model.model_json_schema(
+            mode="validation", ref_template=REF_PREFIX + "{model}",
+            schema_generator=DocumentSchema)
     schemas = _renamed(schemas)
     for schema in schemas.values():  # a docstring's lines, as one paragraph
         if "description" in schema:

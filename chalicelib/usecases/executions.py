@@ -319,7 +319,7 @@ class ExecutionService:
 
     def resolve(self, execution_id: str, request: ResolveRequest, actor: Actor) -> Execution:
         reason = request.reason
-        if not MIN_REASON <= len(reason.strip()) <= MAX_REASON:
+        if len(reason.strip()) < MIN_REASON or len(reason) > MAX_REASON:
             raise BadRequest(f"the reason must have {MIN_REASON} to {MAX_REASON} characters")
         execution = self._undecided(self._current(execution_id))
         if execution.status not in RESOLVABLE:

@@ -342,3 +342,27 @@ def test_each_operation_documents_exactly_the_query_parameters_its_route_takes()
         assert documented == taken, f"{method} {path}"
         checked += 1
     assert checked >= 25
+
+
+def test_the_document_refuses_what_the_server_refuses_at_its_edges() -> None:
+    """Where the review found the two apart: an execution's error typed, a version's grammar,
+    a resolution's trimmed reason, and rules that a stage turns off."""
+    from chalicelib.config import SagaSettings
+    from chalicelib.domain.executions import ExecutionError
+    from chalicelib.domain.validation import SEMVER
+
+    schemas = COMMITTED["components"]["schemas"]
+    assert set(schemas["ExecutionError"]["properties"]) == set(ExecutionError.model_fields)
+    version = _validator("SagaDefinition").schema["properties"]["version"]
+    for text in ("1.0.0", "1.0.0-rc.1+b.7", "1.0.0-01", "1.0.0-.", "1.0.0-a..b", "01.0.0"):
+        fits = _validator("SagaDefinition").evolve(schema=version).is_valid(text)
+        assert fits is bool(SEMVER.fullmatch(text)), text
+    reason = _validator("ResolveRequest")
+    assert reason.is_valid({"reason": "paid by hand"})
+    assert not reason.is_valid({"reason": "   a   "}) and not reason.is_valid({"reason": "ab"})
+    default = load_settings(environ={}).saga
+    unchecked = build_document(SagaSettings(**{**vars(default), "validation_enabled": False}),
+                               app.routes)["components"]["schemas"]
+    assert unchecked["SagaDefinition"]["required"] == ["steps"]
+    assert unchecked["StepDefinition"]["required"] == ["id", "order"]
+    assert "maxLength" not in _value_schema(unchecked["StepDefinition"]["properties"]["name"])
