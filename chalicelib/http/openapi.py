@@ -22,6 +22,7 @@ from chalicelib.http.console import ACTIONS as CONSOLE_ACTIONS
 from chalicelib.http.definition_schema import constrain
 from chalicelib.http.paths import API_PREFIX
 from chalicelib.http.schemas import model_schemas, ref
+from chalicelib.usecases.definitions import DEFAULT_PAGE, MAX_PAGE
 
 # The committed document: what clients were promised.
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
@@ -56,8 +57,9 @@ def _path_parameter(name: str) -> dict[str, Any]:
 _CURSOR = {"name": "cursor", "in": "query", "schema": {"type": "string"},
            "description": "the next_cursor of a page of this same listing, unchanged; any "
                           "other (forged, altered, another listing's) is 400"}
-_LIMIT = {"name": "limit", "in": "query",
-          "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
+_LIMIT = {"name": "limit", "in": "query", "allowEmptyValue": True,
+          "description": f"how many on a page (absent or empty: {DEFAULT_PAGE})",
+          "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}}
 # The listings served by the read model alone (no write-model fallback) when it is down.
 _READ_MODEL_DOWN = {"503": _json_response("the read model cannot be reached", _ref("Error"))}
 # No token needed: the health check, and the console, which asks for one itself.
@@ -238,8 +240,9 @@ def _operations() -> dict[str, dict[str, Any]]:
             "operationId": "listExecutions", "summary": "List executions, newest first",
             "parameters": [
                 {"name": "saga_id", "in": "query", "schema": {"type": "string"}},
-                {"name": "status", "in": "query", "schema": {
-                    "type": "string", "enum": [s.value for s in ExecutionStatus]}},
+                {"name": "status", "in": "query", "allowEmptyValue": True,
+                 "description": "in this status (absent or empty: any)", "schema": {
+                     "type": "string", "enum": [s.value for s in ExecutionStatus]}},
                 {"name": "started_after", "in": "query",
                  "description": "started at or after this time (ISO 8601 with its zone, e.g. "
                                 "2026-12-05T09:30:00Z)",
