@@ -20,6 +20,9 @@ from chalicelib.domain.errors import BadRequest
 from chalicelib.domain.executions import Fault
 
 MAX_FAULTS = 50
+# The engine names an execution's runs after its id: every engine must fit this many characters
+# and a suffix of its own.
+MAX_EXECUTION_ID = 64
 Request = TypeVar("Request", bound="RequestModel")
 
 

@@ -14,10 +14,10 @@ from typing import Any
 from chalicelib.config import SagaSettings
 from chalicelib.domain.conditions import MAX_CONDITION_LENGTH
 from chalicelib.domain.lifecycle import StepKind
+from chalicelib.domain.requests import MAX_EXECUTION_ID
 from chalicelib.domain.storable import MAX_REQUEST_DEPTH
 from chalicelib.domain.validation import MAX_ORDER, NOT_FOR_RETRIABLE, SAFE_ID, SEMVER
 from chalicelib.domain.workflow import DEFAULT_WORKFLOW, Workflow
-from chalicelib.usecases.executions import MAX_EXECUTION_ID
 
 ID_PATTERN = f"^{SAFE_ID.pattern}$"
 DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"

@@ -35,7 +35,13 @@ from chalicelib.domain.lifecycle import (
 )
 from chalicelib.domain.mapping import Scope, resolve, unresolved
 from chalicelib.domain.models import StoredSaga
-from chalicelib.domain.requests import MAX_REASON, MIN_REASON, ExecuteRequest, ResolveRequest
+from chalicelib.domain.requests import (
+    MAX_EXECUTION_ID,
+    MAX_REASON,
+    MIN_REASON,
+    ExecuteRequest,
+    ResolveRequest,
+)
 from chalicelib.domain.storable import KAFKA_MAX_REQUEST_BYTES, check_storable
 from chalicelib.domain.validation import SAFE_ID
 from chalicelib.usecases.definitions import page_size, query_flag
@@ -55,9 +61,6 @@ from chalicelib.usecases.ports import (
     RunKind,
 )
 
-# The engine names an execution's runs after its id: every engine must fit this many characters
-# and a suffix of its own.
-MAX_EXECUTION_ID = 64
 _STATUSES = {status.value for status in ExecutionStatus}
 
 

@@ -26,8 +26,8 @@ from chalicelib.adapters.stepfunctions.names import MAX_NAME, RUN_SUFFIX_LENGTH
 from chalicelib.demo import FAMILY_OF
 from chalicelib.domain.lifecycle import RunStatus
 from chalicelib.domain.models import StoredSaga
+from chalicelib.domain.requests import MAX_EXECUTION_ID
 from chalicelib.roots.step_names import family_of, function_name
-from chalicelib.usecases.executions import MAX_EXECUTION_ID
 from chalicelib.usecases.ports import RunKind, RunRef, RunState, WaitGone
 
 ROOT = Path(__file__).parents[2]
