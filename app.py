@@ -103,9 +103,9 @@ def route(path: str, method: str, role: Role,
 
     def decorate(view: Callable[..., Any]) -> Any:
         ROUTE_ROLES[(path, method)] = role
-        ROUTE_PARAMS[(path, method)] = frozenset(params)
+        taken = ROUTE_PARAMS[(path, method)] = frozenset(params)
         guard = guarded(role, lambda: app.current_request, lambda: container().rate_limiter,
-                        frozenset(params))
+                        taken)
         return app.route(path, methods=[method], authorizer=AUTHORIZER, cors=CORS)(guard(view))
 
     return decorate
@@ -288,8 +288,7 @@ def list_executions() -> dict[str, Any]:
     # GET /executions/{id} has both.
     from chalicelib.domain.executions import LISTED_WITHOUT
 
-    return {"items": [e.model_dump(mode="json", exclude=set(LISTED_WITHOUT))
-                      for e in page.items],
+    return {"items": [e.model_dump(mode="json", exclude=LISTED_WITHOUT) for e in page.items],
             "next_cursor": next_cursor("executions", page.next_cursor)}
 
 

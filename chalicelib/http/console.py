@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
 FOLDER = Path(__file__).with_name("console")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}\.(html|js|css|svg)$")
-_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
-          "css": "text/css; charset=utf-8", "svg": "image/svg+xml"}
 # Everything comes from the service itself; the WebSocket API may be on another host or port.
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
           "connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; "
@@ -95,7 +93,7 @@ def _prepare(name: str, body: str) -> str:
     return _with_lifecycle(body) if name == PAGE else body
 
 
-FILES = StaticFiles(FOLDER, "the console", _NAME, _TYPES, POLICY, _prepare)
+FILES = StaticFiles(FOLDER, "the console", _NAME, POLICY, _prepare)
 
 
 def caller_view(caller: Principal, *, auth_enabled: bool,

@@ -16,8 +16,6 @@ from chalicelib.http.static_files import StaticFiles
 
 FOLDER = Path(__file__).with_name("docs")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}(\.[a-z]+)?\.(html|js|css|txt)$")
-_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
-          "css": "text/css; charset=utf-8", "txt": "text/plain; charset=utf-8"}
 # Swagger UI sets inline styles on its own elements; scripts and everything else are the
 # service's own.
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -25,4 +23,4 @@ POLICY = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inlin
           "frame-ancestors 'none'")
 
 
-FILES = StaticFiles(FOLDER, "the docs", _NAME, _TYPES, POLICY)
+FILES = StaticFiles(FOLDER, "the docs", _NAME, POLICY)

@@ -21,13 +21,12 @@ from chalicelib.domain.lifecycle import ExecutionStatus, Phase, StepKind, StepSt
 from chalicelib.http.console import ACTIONS as CONSOLE_ACTIONS
 from chalicelib.http.definition_schema import constrain
 from chalicelib.http.paths import API_PREFIX
-from chalicelib.http.schemas import model_schemas, ref
+from chalicelib.http.schemas import model_schemas
+from chalicelib.http.schemas import ref as _ref
 from chalicelib.usecases.definitions import DEFAULT_PAGE, MAX_PAGE
 
 # The committed document: what clients were promised.
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
-
-_ref = ref
 
 
 def _json_response(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -37,11 +36,14 @@ def _json_response(description: str, schema: dict[str, Any] | None = None) -> di
     return response
 
 
+# The errors an operation lists as its own (the common ones are added to every operation).
+_ERROR_TEXTS = {400: "invalid request", 404: "not found", 409: "conflict",
+                415: "unsupported media type", 422: "a service limit is reached"}
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
-    text = {400: "invalid request", 404: "not found", 409: "conflict",
-            415: "unsupported media type", 422: "a service limit is reached"}
     return {str(s): {"$ref": f"#/components/responses/Error{s}"} for s in statuses
-            if s in text}
+            if s in _ERROR_TEXTS}
 
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -450,14 +452,13 @@ def _with_common_errors(paths: dict[str, Any]) -> dict[str, Any]:
 
 # What a listing's items leave out (app.LISTED_WITHOUT): GET /executions/{id} has them.
 def stage_document(document: dict[str, Any], *, auth_enabled: bool, stage: str,
-                   saga: SagaSettings | None = None) -> dict[str, Any]:
+                   saga: SagaSettings) -> dict[str, Any]:
     """The committed document as a stage serves it: its schemas made for the stage's own
     validation rules and limits (`saga`), and without auth no security requirement (no
     token is needed, and it says so). The paths are the committed ones: the route table is
     the same on every stage."""
-    served = dict(document)
-    if saga is not None:
-        served["components"] = {**document["components"], "schemas": component_schemas(saga)}
+    served = {**document, "components": {**document["components"],
+                                         "schemas": component_schemas(saga)}}
     if auth_enabled:
         return served
     served["security"] = []
@@ -468,13 +469,6 @@ def stage_document(document: dict[str, Any], *, auth_enabled: bool, stage: str,
                               for method, op in item.items()}
                        for path, item in document["paths"].items()}
     return served
-
-
-def build_document(saga: SagaSettings,
-                   routes: Mapping[str, Mapping[str, RouteEntry]]) -> dict[str, Any]:
-    """The document of the app whose route table is `routes` (app.routes), for the
-    validation rules and limits of `saga`."""
-    return _document(saga, routes)
 
 
 def component_schemas(saga: SagaSettings) -> dict[str, Any]:
@@ -528,8 +522,10 @@ def _examples() -> dict[str, Any]:
             "Execution": execution.model_dump(mode="json")}
 
 
-def _document(saga: SagaSettings,
-              routes: Mapping[str, Mapping[str, RouteEntry]]) -> dict[str, Any]:
+def build_document(saga: SagaSettings,
+                   routes: Mapping[str, Mapping[str, RouteEntry]]) -> dict[str, Any]:
+    """The document of the app whose route table is `routes` (app.routes), for the
+    validation rules and limits of `saga`."""
     paths = _with_common_errors(_paths(routes))
     return {
         "openapi": "3.1.0",
@@ -552,9 +548,7 @@ def _document(saga: SagaSettings,
             "schemas": component_schemas(saga),
             "responses": {
                 f"Error{status}": _json_response(text, _ref("Error"))
-                for status, text in [(400, "invalid request"), (404, "not found"),
-                                     (409, "conflict"), (415, "unsupported media type"),
-                                     (422, "a service limit is reached"), *_COMMON_ERRORS]
+                for status, text in {**_ERROR_TEXTS, **dict(_COMMON_ERRORS)}.items()
             },
         },
     }

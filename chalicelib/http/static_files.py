@@ -8,11 +8,16 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from chalicelib.domain.errors import NotFound
+
+# The Content-Type of each extension a folder may serve (its name pattern picks which).
+CONTENT_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
+                 "css": "text/css; charset=utf-8", "svg": "image/svg+xml",
+                 "txt": "text/plain; charset=utf-8"}
 
 
 @dataclass(frozen=True)
@@ -26,8 +31,7 @@ class Asset:
 class StaticFiles:
     folder: Path
     what: str  # how a 404 names the folder: "the console", "the docs"
-    names: re.Pattern[str]  # a whole name; its extension is one of `types`
-    types: Mapping[str, str]  # extension -> Content-Type
+    names: re.Pattern[str]  # a whole name; its extension is one of CONTENT_TYPES
     policy: str  # the Content-Security-Policy the files are served with
     # What a file's text becomes before it is served (the console fills its page's slot).
     prepare: Callable[[str, str], str] = lambda name, body: body
@@ -43,7 +47,7 @@ class StaticFiles:
                 body = self.prepare(name, (self.folder / name).read_text(encoding="utf-8"))
                 etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:20] + '"'
                 self._read[name] = Asset(body=body, etag=etag,
-                                         content_type=self.types[name.rsplit(".", 1)[1]])
+                                         content_type=CONTENT_TYPES[name.rsplit(".", 1)[1]])
             return self._read[name]
 
     def headers(self, item: Asset) -> dict[str, str]:
